@@ -1,0 +1,40 @@
+# R1 CDS developer commands. `make run` serves the API locally; `make test` is what CI runs.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install run test lint typecheck unit bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+# Local profile: loopback only, EHR authentication off (the API logs a warning at start), plain-http
+# FHIR servers allowed for fetch-back. Deployments set their own R1CDS_* variables (see README).
+run: $(STAMP)
+	R1CDS_AUTH_DISABLED=$${R1CDS_AUTH_DISABLED:-true} R1CDS_FHIR_ALLOW_HTTP=$${R1CDS_FHIR_ALLOW_HTTP:-true} \
+		$(BIN)/r1cds serve
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+test: lint typecheck
+	$(BIN)/python -m pytest -q
+
+unit: $(STAMP)
+	$(BIN)/python -m pytest -q -m unit
+
+bench: $(STAMP)
+	$(BIN)/python -m bench.hook_overhead
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info

@@ -1,0 +1,117 @@
+"""The ASGI application factory: settings in, a wired FastAPI app out; clients live in the lifespan."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from typing import Any
+
+import httpx
+import redis.asyncio as aioredis
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from starlette.middleware.cors import CORSMiddleware
+
+from cds_hooks.auth import EhrAuthenticator
+from cds_hooks.errors import install_error_handlers
+from cds_hooks.feedback_store import RedisFeedbackSink
+from cds_hooks.handlers import Authenticator, DiscoveryHandler, FeedbackHandler, HookHandler
+from cds_hooks.prefetch import PrefetchResolver
+from cds_hooks.replay import MemoryReplayStore, RedisReplayStore
+from cds_hooks.routes import WIRE_MODELS, router
+from cds_hooks.settings import Settings, load_settings
+from plugin.catalog import shipped_registry
+from plugin.feedback import FeedbackSink
+from plugin.services import ServiceRegistry
+
+log = logging.getLogger(__name__)
+
+
+def create_app(
+    settings: Settings | None = None,
+    registry: ServiceRegistry | None = None,
+    *,
+    http: httpx.AsyncClient | None = None,
+    redis: aioredis.Redis | None = None,
+    feedback_sink: FeedbackSink | None = None,
+) -> FastAPI:
+    """Build the app. Anything not injected is created in the lifespan from the settings."""
+    settings = settings or load_settings()
+    registry = registry or shipped_registry()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with AsyncExitStack() as stack:
+            client = http
+            if client is None:
+                client = await stack.enter_async_context(
+                    httpx.AsyncClient(
+                        follow_redirects=False,
+                        limits=httpx.Limits(max_connections=64, max_keepalive_connections=16),
+                        headers={"User-Agent": "r1-cds"},
+                    )
+                )
+            store = redis
+            if store is None:
+                # No client-side retries: on the hook path a Redis outage must cost one short timeout,
+                # after which callers degrade (memory replay store, 503 for feedback).
+                store = aioredis.Redis.from_url(
+                    settings.redis_url,
+                    socket_timeout=settings.redis_timeout_s,
+                    socket_connect_timeout=settings.redis_timeout_s,
+                    retry=Retry(NoBackoff(), 0),
+                )
+                stack.push_async_callback(store.aclose)
+            authenticator: Authenticator | None = None
+            if settings.auth_disabled:
+                log.warning("EHR authentication is DISABLED (R1CDS_AUTH_DISABLED): any caller is trusted")
+            else:
+                replay = RedisReplayStore(store, fallback=MemoryReplayStore())
+                authenticator = EhrAuthenticator(settings, client, replay)
+                if not settings.all_tenants():
+                    log.warning("no EHR tenants configured: every hook call will be refused with 401")
+            app.state.discovery = DiscoveryHandler(registry)
+            app.state.hooks = HookHandler(
+                settings, registry, authenticator, PrefetchResolver(settings, client)
+            )
+            app.state.feedback = FeedbackHandler(
+                settings, registry, authenticator, feedback_sink or RedisFeedbackSink(store)
+            )
+            yield
+
+    app = FastAPI(
+        title="R1 CDS",
+        version="0.1.0",
+        summary="CDS Hooks 2.0 service: rule cards at once, governed DeepSeek-R1 suggestions after review",
+        lifespan=lifespan,
+        docs_url="/docs",
+        redoc_url=None,
+    )
+    app.state.settings = settings
+    install_error_handlers(app)
+    app.include_router(router)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(settings.cors_origins),
+            allow_methods=["GET", "POST"],
+            allow_headers=["Authorization", "Content-Type"],
+            max_age=600,
+        )
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+    return app
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    if app.openapi_schema is None:
+        schema = get_openapi(title=app.title, version=app.version, summary=app.summary, routes=app.routes)
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        for model in WIRE_MODELS:
+            model_schema = model.model_json_schema(by_alias=True, ref_template="#/components/schemas/{model}")
+            components.update(model_schema.pop("$defs", {}))
+            components[model.__name__] = model_schema
+        app.openapi_schema = schema
+    return app.openapi_schema

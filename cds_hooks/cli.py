@@ -1,0 +1,134 @@
+"""The `r1cds` command: `serve` runs the API, `fire` sends a hook call built from a FHIR Bundle."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import httpx
+import orjson
+
+from cds_hooks.fire import (
+    ORDER_HOOKS,
+    FireError,
+    Signer,
+    build_context,
+    build_prefetch,
+    build_request,
+    load_bundle,
+    pick_patient,
+    service_templates,
+)
+from plugin.fhir_search import FhirStore
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from cds_hooks.app import create_app
+    from cds_hooks.settings import load_settings
+
+    overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
+    settings = load_settings(**overrides)
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level.lower(),
+        access_log=False,  # access lines carry query strings; the audit trail records calls instead
+    )
+    return 0
+
+
+def _fire(args: argparse.Namespace) -> int:
+    base = args.url.rstrip("/")
+    bundle = load_bundle(args.bundle)
+    store = FhirStore.from_bundles([bundle])
+    patient_id = pick_patient(store, args.patient)
+    draft_orders = orjson.loads(args.draft_orders.read_bytes()) if args.draft_orders else None
+    context = build_context(args.hook, store, patient_id, args.user, args.encounter, draft_orders)
+    with httpx.Client(timeout=args.timeout) as client:
+        prefetch = None
+        if args.prefetch != "none":
+            templates = service_templates(client, base, args.service, args.hook)
+            fhir_base = args.fhir_server or "https://bundle.r1cds-fire.invalid/fhir"
+            skip = args.omit or ()
+            prefetch = build_prefetch(templates, context, store, fhir_base, skip=skip)
+        request = build_request(args.hook, context, prefetch, args.fhir_server, args.access_token, patient_id)
+        endpoint = f"{base}/cds-services/{args.service}"
+        headers = {"Content-Type": "application/json"}
+        if args.key:
+            signer = Signer.from_file(args.key, issuer=args.iss, kid=args.kid, jku=args.jku)
+            headers["Authorization"] = f"Bearer {signer.token(args.aud or endpoint)}"
+        response = client.post(endpoint, content=orjson.dumps(request), headers=headers)
+    print(f"HTTP {response.status_code}", file=sys.stderr)
+    if response.content:
+        try:
+            print(orjson.dumps(response.json(), option=orjson.OPT_INDENT_2).decode())
+        except ValueError:
+            print(response.text)
+    return 0 if response.status_code == 200 else 1
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="r1cds", description="R1 CDS: CDS Hooks 2.0 decision support")
+    commands = top.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="run the CDS Hooks API (settings from R1CDS_* variables)")
+    serve.add_argument("--host")
+    serve.add_argument("--port", type=int)
+    serve.set_defaults(run=_serve)
+
+    fire = commands.add_parser("fire", help="send one hook call built from a FHIR Bundle file")
+    fire.add_argument("--url", default="http://127.0.0.1:8000", help="base URL of the CDS service")
+    fire.add_argument("--service", required=True, help="service id, e.g. r1-chart-review")
+    fire.add_argument("--hook", default="patient-view")
+    fire.add_argument("--bundle", type=Path, required=True, help="FHIR R4 Bundle holding the patient")
+    fire.add_argument("--patient", help="Patient id in the bundle (default: the only Patient)")
+    fire.add_argument("--user", default="Practitioner/r1cds-fire", help="context.userId")
+    fire.add_argument("--encounter", help="context.encounterId (default for encounter hooks: latest)")
+    fire.add_argument(
+        "--draft-orders",
+        type=Path,
+        help=f"Bundle or resource of draft orders ({', '.join(sorted(ORDER_HOOKS))})",
+    )
+    fire.add_argument(
+        "--prefetch",
+        choices=("all", "none"),
+        default="all",
+        help="'none' leaves every key out so the service fetches back from --fhir-server",
+    )
+    fire.add_argument("--omit", action="append", help="leave this prefetch key out (repeatable)")
+    fire.add_argument("--fhir-server", help="fhirServer to send, for fetch-back")
+    fire.add_argument("--access-token", help="bearer token for fhirAuthorization")
+    fire.add_argument(
+        "--key", type=Path, help="private key (JWK JSON or PEM) to sign the call, ES384 or RS384"
+    )
+    fire.add_argument("--iss", default="https://r1cds-fire.invalid", help="JWT issuer")
+    fire.add_argument("--kid", help="JWT kid (default: the JWK's kid or thumbprint)")
+    fire.add_argument("--jku", help="JWT jku header")
+    fire.add_argument("--aud", help="JWT audience (default: the service endpoint)")
+    fire.add_argument("--timeout", type=float, default=30.0)
+    fire.set_defaults(run=_fire)
+    return top
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        code: int = args.run(args)
+    except FireError as exc:
+        print(f"r1cds: {exc}", file=sys.stderr)
+        return 2
+    except httpx.HTTPError as exc:
+        print(f"r1cds: could not reach the service: {type(exc).__name__}", file=sys.stderr)
+        return 2
+    return code
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,90 @@
+"""CDS Hooks routes: each one line, delegating to a handler built at start-up."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request
+from starlette.responses import Response
+
+from cds_hooks.handlers import DiscoveryHandler, FeedbackHandler, HookHandler
+from cds_hooks.protocol import DiscoveryResponse, FeedbackRequest, HookRequest, HookResponse
+
+
+def _discovery(request: Request) -> DiscoveryHandler:
+    handler: DiscoveryHandler = request.app.state.discovery
+    return handler
+
+
+def _hooks(request: Request) -> HookHandler:
+    handler: HookHandler = request.app.state.hooks
+    return handler
+
+
+def _feedback(request: Request) -> FeedbackHandler:
+    handler: FeedbackHandler = request.app.state.feedback
+    return handler
+
+
+Discovery = Annotated[DiscoveryHandler, Depends(_discovery)]
+Hooks = Annotated[HookHandler, Depends(_hooks)]
+Feedback = Annotated[FeedbackHandler, Depends(_feedback)]
+
+
+def _body(model: str) -> dict[str, Any]:
+    # Handlers read the raw body themselves (size limit, one pydantic-core parse), so the schema is
+    # declared here for OpenAPI clients and fuzzers rather than inferred from a body parameter.
+    ref = {"$ref": f"#/components/schemas/{model}"}
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": ref}}}}
+
+
+def _outcome(status: int, why: str) -> dict[str, Any]:
+    return {"description": why, "content": {"application/fhir+json": {"schema": {"type": "object"}}}}
+
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    400: _outcome(400, "Malformed request or hook the service does not answer (OperationOutcome)"),
+    401: {"description": "Missing or invalid EHR JWT (empty body)"},
+    404: _outcome(404, "Unknown service (OperationOutcome)"),
+    413: _outcome(413, "Body over the size limit (OperationOutcome)"),
+    415: _outcome(415, "Body is not JSON (OperationOutcome)"),
+}
+WIRE_MODELS = (DiscoveryResponse, HookRequest, HookResponse, FeedbackRequest)
+
+router = APIRouter()
+
+
+@router.get(
+    "/cds-services",
+    responses={
+        200: {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/DiscoveryResponse"}}}}
+    },
+)
+async def discovery(handler: Discovery) -> Response:
+    return handler.handle()
+
+
+@router.post(
+    "/cds-services/{service_id}",
+    openapi_extra=_body("HookRequest"),
+    responses={
+        200: {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/HookResponse"}}}},
+        412: _outcome(412, "Required prefetch unobtainable (OperationOutcome)"),
+        **ERRORS,
+    },
+)
+async def call_service(service_id: str, request: Request, handler: Hooks) -> Response:
+    return await handler.handle(service_id, request)
+
+
+@router.post(
+    "/cds-services/{service_id}/feedback",
+    openapi_extra=_body("FeedbackRequest"),
+    responses={
+        200: {"description": "Feedback stored (idempotent)"},
+        503: _outcome(503, "Store down; retry"),
+        **ERRORS,
+    },
+)
+async def feedback(service_id: str, request: Request, handler: Feedback) -> Response:
+    return await handler.handle(service_id, request)

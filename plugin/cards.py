@@ -1,0 +1,73 @@
+"""Transport-neutral CDS cards as the core builds them; the HTTP edge maps them onto the wire."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+Indicator = Literal["info", "warning", "critical"]
+SelectionBehavior = Literal["at-most-one", "any"]
+ActionType = Literal["create", "update", "delete"]
+LinkType = Literal["absolute", "smart"]
+
+
+@dataclass(frozen=True, slots=True)
+class Coding:
+    code: str
+    system: str | None = None
+    display: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    label: str
+    url: str | None = None
+    icon: str | None = None
+    topic: Coding | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Action:
+    type: ActionType
+    description: str
+    resource: Mapping[str, Any] | None = None
+    resource_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Suggestion:
+    label: str
+    uuid: str | None = None
+    is_recommended: bool | None = None
+    actions: tuple[Action, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Link:
+    label: str
+    url: str
+    type: LinkType
+    app_context: str | None = None
+    autolaunchable: bool | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Card:
+    summary: str
+    indicator: Indicator
+    source: Source
+    uuid: str | None = None
+    detail: str | None = None
+    suggestions: tuple[Suggestion, ...] = ()
+    selection_behavior: SelectionBehavior | None = None
+    override_reasons: tuple[Coding, ...] = ()
+    links: tuple[Link, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceResult:
+    """What one service answers for one hook call."""
+
+    cards: tuple[Card, ...] = ()
+    system_actions: tuple[Action, ...] = field(default=())

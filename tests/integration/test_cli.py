@@ -1,0 +1,176 @@
+"""`r1cds serve` and `r1cds fire` as an integration tester runs them: real processes over loopback HTTP."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from plugin.catalog import CHART_REVIEW, ORDER_REVIEW
+from plugin.fhir_search import FhirStore
+from tests.integration.conftest import EHR_ISSUER, ServeApp
+from tests.support.asgi_server import unused_loopback_url
+from tests.support.fhir_server import running_fhir_server
+from tests.support.fixtures_paths import require_shared_fixtures, synthea_bundle_paths
+from tests.support.jwt_factory import SigningKey
+from tests.support.services import build_test_registry
+
+pytestmark = pytest.mark.integration
+
+R1CDS = [sys.executable, "-m", "cds_hooks.cli"]
+
+
+def fire(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*R1CDS, "fire", *args], capture_output=True, text=True, timeout=60, check=False)
+
+
+def private_jwk(key: SigningKey, path: Path) -> Path:
+    path.write_text(json.dumps({**key.key.as_dict(private=True), "kid": key.kid}))
+    return path
+
+
+@pytest.fixture
+def bundle_path() -> Path:
+    require_shared_fixtures()
+    return next(p for p in synthea_bundle_paths() if p.name.startswith("Clarine"))
+
+
+def test_serve_starts_the_api_and_serves_discovery() -> None:
+    port = unused_loopback_url().rsplit(":", 1)[1]
+    env = {**os.environ, "R1CDS_PORT": port, "R1CDS_AUTH_DISABLED": "true", "R1CDS_LOG_LEVEL": "WARNING"}
+    process = subprocess.Popen([*R1CDS, "serve"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                response = httpx.get(f"http://127.0.0.1:{port}/cds-services", timeout=1)
+                break
+            except httpx.TransportError:
+                assert process.poll() is None, process.stderr.read() if process.stderr else ""
+                assert time.monotonic() < deadline, "r1cds serve did not answer within 30 s"
+                time.sleep(0.1)
+    finally:
+        process.terminate()
+        _, stderr = process.communicate(timeout=10)
+    assert response.status_code == 200
+    ids = {(s["id"], s["hook"]) for s in response.json()["services"]}
+    assert ids == {(d.id, h) for d in (CHART_REVIEW, ORDER_REVIEW) for h in d.hooks} | {
+        ("r1-discharge-review", "encounter-discharge")
+    }
+    assert b"authentication is DISABLED" in stderr
+
+
+def test_fire_builds_prefetch_from_the_bundle_and_signs(
+    serve_app: ServeApp, ehr_keys: tuple[SigningKey, SigningKey], bundle_path: Path, tmp_path: Path
+) -> None:
+    registry, showcase, _ = build_test_registry()
+    for key in ehr_keys:
+        with serve_app(registry) as api:
+            done = fire(
+                "--url",
+                api.url,
+                "--service",
+                "showcase",
+                "--bundle",
+                str(bundle_path),
+                "--key",
+                str(private_jwk(key, tmp_path / f"{key.kid}.json")),
+                "--iss",
+                EHR_ISSUER,
+            )
+        assert done.returncode == 0, done.stderr
+        assert "HTTP 200" in done.stderr
+        cards = json.loads(done.stdout)["cards"]
+        patient_id = FhirStore.from_bundles([json.loads(bundle_path.read_bytes())]).search("Patient", [])[0][
+            "id"
+        ]
+        assert cards[0]["summary"] == f"Patient {patient_id} seen via patient-view"
+    assert showcase.calls[-1].prefetch["patient"]["id"] == patient_id  # type: ignore[index]
+
+
+def test_fire_unsigned_call_is_refused_when_auth_is_on(serve_app: ServeApp, bundle_path: Path) -> None:
+    registry, _, _ = build_test_registry()
+    with serve_app(registry) as api:
+        done = fire("--url", api.url, "--service", "showcase", "--bundle", str(bundle_path))
+    assert done.returncode == 1
+    assert "HTTP 401" in done.stderr
+
+
+def test_fire_without_prefetch_forces_fetch_back(serve_app: ServeApp, bundle_path: Path) -> None:
+    store = FhirStore.from_bundles([json.loads(bundle_path.read_bytes())])
+    registry, _, probe = build_test_registry()
+    with running_fhir_server(store) as fhir, serve_app(registry, auth_disabled=True) as api:
+        done = fire(
+            "--url",
+            api.url,
+            "--service",
+            "prefetch-probe",
+            "--bundle",
+            str(bundle_path),
+            "--prefetch",
+            "none",
+            "--fhir-server",
+            fhir.base_url,
+            "--access-token",
+            "t0k",
+        )
+        fetched = list(fhir.faults.requests)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == {"cards": []}
+    first_pages = [r for r in fetched if "_offset=" not in r]
+    assert len(first_pages) == len(probe.declaration.prefetch)  # later requests are next-page links
+    assert probe.calls[-1].prefetch_issues == ()
+
+
+def test_fire_order_hook_without_draft_orders_explains(serve_app: ServeApp, bundle_path: Path) -> None:
+    registry, _, _ = build_test_registry()
+    with serve_app(registry, auth_disabled=True) as api:
+        done = fire(
+            "--url", api.url, "--service", "showcase", "--hook", "order-sign", "--bundle", str(bundle_path)
+        )
+    assert done.returncode == 2
+    assert "needs draft orders" in done.stderr
+
+
+def test_fire_order_sign_with_draft_orders(serve_app: ServeApp, bundle_path: Path, tmp_path: Path) -> None:
+    draft = {
+        "resourceType": "MedicationRequest",
+        "id": "draft-ibuprofen",
+        "status": "draft",
+        "intent": "order",
+        "medicationCodeableConcept": {
+            "coding": [
+                {
+                    "system": "http://www.nlm.nih.gov/research/umls/rxnorm",
+                    "code": "197806",
+                    "display": "Ibuprofen 600 MG Oral Tablet",
+                }
+            ]
+        },
+    }
+    orders = tmp_path / "draft.json"
+    orders.write_text(json.dumps(draft))
+    registry, showcase, _ = build_test_registry()
+    with serve_app(registry, auth_disabled=True) as api:
+        done = fire(
+            "--url",
+            api.url,
+            "--service",
+            "showcase",
+            "--hook",
+            "order-select",
+            "--bundle",
+            str(bundle_path),
+            "--draft-orders",
+            str(orders),
+        )
+    assert done.returncode == 0, done.stderr
+    context = showcase.calls[-1].context
+    assert context["selections"] == ["MedicationRequest/draft-ibuprofen"]
+    assert context["draftOrders"]["entry"][0]["resource"] == draft

@@ -1,0 +1,1 @@
+"""Helpers shared by the test suites: fixture locations and loopback servers."""
