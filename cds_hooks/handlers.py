@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import logging
-from typing import Protocol
+from typing import Protocol, TypeVar
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -19,6 +19,8 @@ from plugin.feedback import FeedbackRecord, FeedbackSink
 from plugin.services import HookCall, ServiceRegistry
 
 log = logging.getLogger(__name__)
+
+Body = TypeVar("Body", bound=BaseModel)
 
 JSON = "application/json"
 
@@ -86,11 +88,22 @@ class _EdgeHandler:
         self._tenants = {t.name: t for t in settings.all_tenants()}
         self._base = settings.public_base
 
-    async def _caller(self, request: Request, audience: str) -> TenantSettings | None:
-        if self._authenticator is None:
-            return None
-        caller = await self._authenticator.authenticate(request.headers.get("authorization"), audience)
-        return self._tenants.get(caller.tenant)
+    async def _admit(
+        self, request: Request, service_id: str, path: str, model: type[Body], what: str
+    ) -> tuple[TenantSettings | None, Body]:
+        """The checks every POST shares, cheapest refusal first: media type, caller, service, body."""
+        _require_json(request)
+        tenant = None
+        if self._authenticator is not None:
+            audience = f"{self._base}/cds-services/{service_id}{path}"
+            caller = await self._authenticator.authenticate(request.headers.get("authorization"), audience)
+            tenant = self._tenants.get(caller.tenant)
+        self._registry.get(service_id)
+        body = await _read_body(request, self._settings.max_body_bytes)
+        try:
+            return tenant, model.model_validate_json(body)
+        except ValidationError as exc:
+            raise _malformed(exc, what) from None
 
 
 class HookHandler(_EdgeHandler):
@@ -105,14 +118,7 @@ class HookHandler(_EdgeHandler):
         self._resolver = resolver
 
     async def handle(self, service_id: str, request: Request) -> Response:
-        _require_json(request)
-        tenant = await self._caller(request, f"{self._base}/cds-services/{service_id}")
-        self._registry.get(service_id)
-        body = await _read_body(request, self._settings.max_body_bytes)
-        try:
-            hook_request = HookRequest.model_validate_json(body)
-        except ValidationError as exc:
-            raise _malformed(exc, "hook request") from None
+        tenant, hook_request = await self._admit(request, service_id, "", HookRequest, "hook request")
         service = self._registry.for_hook(service_id, hook_request.hook)
         resolved = await self._resolver.resolve(service.declaration, hook_request, tenant)
         call = HookCall(
@@ -141,14 +147,7 @@ class FeedbackHandler(_EdgeHandler):
         self._sink = sink
 
     async def handle(self, service_id: str, request: Request) -> Response:
-        _require_json(request)
-        tenant = await self._caller(request, f"{self._base}/cds-services/{service_id}/feedback")
-        self._registry.get(service_id)
-        body = await _read_body(request, self._settings.max_body_bytes)
-        try:
-            feedback = FeedbackRequest.model_validate_json(body)
-        except ValidationError as exc:
-            raise _malformed(exc, "feedback") from None
+        tenant, feedback = await self._admit(request, service_id, "/feedback", FeedbackRequest, "feedback")
         records = tuple(
             FeedbackRecord(
                 service_id=service_id,

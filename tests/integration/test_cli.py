@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -41,10 +42,19 @@ def bundle_path() -> Path:
     return next(p for p in synthea_bundle_paths() if p.name.startswith("Clarine"))
 
 
-def test_serve_starts_the_api_and_serves_discovery() -> None:
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.parametrize(
+    "command", [[*R1CDS, "serve"], ["make", "--no-print-directory", "run"]], ids=["r1cds-serve", "make-run"]
+)
+def test_serve_starts_the_api_and_serves_discovery(command: list[str]) -> None:
     port = unused_loopback_url().rsplit(":", 1)[1]
     env = {**os.environ, "R1CDS_PORT": port, "R1CDS_AUTH_DISABLED": "true", "R1CDS_LOG_LEVEL": "WARNING"}
-    process = subprocess.Popen([*R1CDS, "serve"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    # A session of its own, so that stopping `make` also stops the server it started, and nothing else.
+    process = subprocess.Popen(
+        command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True
+    )
     try:
         deadline = time.monotonic() + 30
         while True:
@@ -56,7 +66,7 @@ def test_serve_starts_the_api_and_serves_discovery() -> None:
                 assert time.monotonic() < deadline, "r1cds serve did not answer within 30 s"
                 time.sleep(0.1)
     finally:
-        process.terminate()
+        os.killpg(process.pid, signal.SIGTERM)
         _, stderr = process.communicate(timeout=10)
     assert response.status_code == 200
     ids = {(s["id"], s["hook"]) for s in response.json()["services"]}
