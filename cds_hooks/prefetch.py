@@ -89,18 +89,28 @@ def is_operation_outcome(value: Mapping[str, Any] | None) -> bool:
     return value is not None and value.get("resourceType") == "OperationOutcome"
 
 
+def _items(resource: Mapping[str, Any], member: str) -> list[dict[str, Any]]:
+    """The objects of a list member; anything else is ignored. Prefetch JSON is client input."""
+    value = resource.get(member)
+    return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []
+
+
 def _outcome_text(outcome: Mapping[str, Any]) -> str:
-    for issue in outcome.get("issue") or ():
-        if isinstance(issue, dict):
-            text = issue.get("diagnostics") or (issue.get("details") or {}).get("text") or issue.get("code")
+    for issue in _items(outcome, "issue"):
+        details = issue.get("details")
+        for text in (
+            issue.get("diagnostics"),
+            details.get("text") if isinstance(details, dict) else None,
+            issue.get("code"),
+        ):
             if isinstance(text, str):
                 return text[:200]
     return "OperationOutcome without diagnostics"
 
 
 def _next_link(bundle: Mapping[str, Any]) -> str | None:
-    for link in bundle.get("link") or ():
-        if isinstance(link, dict) and link.get("relation") == "next" and isinstance(link.get("url"), str):
+    for link in _items(bundle, "link"):
+        if link.get("relation") == "next" and isinstance(link.get("url"), str):
             return str(link["url"])
     return None
 
@@ -145,7 +155,12 @@ class FhirFetcher:
                 "GET", url, headers=self._headers, timeout=self._settings.fhir_timeout_s
             ) as response:
                 declared = response.headers.get("content-length")
-                if declared is not None and declared.isdigit() and int(declared) > limit:
+                if (
+                    declared is not None
+                    and declared.isascii()
+                    and declared.isdigit()
+                    and int(declared) > limit
+                ):
                     raise _FetchFailed("too-costly", "FHIR response larger than the configured limit")
                 chunks: list[bytes] = []
                 size = 0
@@ -176,7 +191,7 @@ class FhirFetcher:
         """Append the entries of every following page, up to the page limit."""
         pages = 1
         next_url = _next_link(bundle)
-        entries = list(bundle.get("entry") or ())
+        entries = _items(bundle, "entry")
         issue = None
         while next_url is not None:
             if pages >= self._settings.fhir_max_pages:
@@ -186,13 +201,13 @@ class FhirFetcher:
                 issue = ("security", "next link points outside the FHIR server; not followed")
                 break
             page = await self.get_json(next_url)
-            entries.extend(page.get("entry") or ())
+            entries.extend(_items(page, "entry"))
             pages += 1
             next_url = _next_link(page)
         completed = {
             **bundle,
             "entry": entries,
-            "link": [link for link in bundle.get("link") or () if link.get("relation") != "next"],
+            "link": [link for link in _items(bundle, "link") if link.get("relation") != "next"],
         }
         if issue is None:
             return completed, None

@@ -164,7 +164,10 @@ def _check_context(hook: str, context: dict[str, Any]) -> None:
         value = context.get(name)
         if not isinstance(value, dict) or value.get("resourceType") != "Bundle":
             raise ValueError(f"context.{name} must be a FHIR Bundle")
-        for entry in value.get("entry") or ():
+        entries = value.get("entry", [])
+        if not isinstance(entries, list):
+            raise ValueError(f"context.{name}.entry must be a list")
+        for entry in entries:
             resource = entry.get("resource") if isinstance(entry, dict) else None
             if not isinstance(resource, dict) or not isinstance(resource.get("resourceType"), str):
                 raise ValueError(f"every context.{name} entry must carry a FHIR resource")

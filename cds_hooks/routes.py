@@ -11,17 +11,19 @@ from cds_hooks.handlers import DiscoveryHandler, FeedbackHandler, HookHandler
 from cds_hooks.protocol import DiscoveryResponse, FeedbackRequest, HookRequest, HookResponse
 
 
-def _discovery(request: Request) -> DiscoveryHandler:
+# Dependencies are `async def` on purpose: FastAPI runs plain `def` dependencies on its thread pool,
+# which costs a thread hop per request and dominated the hook route's tail latency.
+async def _discovery(request: Request) -> DiscoveryHandler:
     handler: DiscoveryHandler = request.app.state.discovery
     return handler
 
 
-def _hooks(request: Request) -> HookHandler:
+async def _hooks(request: Request) -> HookHandler:
     handler: HookHandler = request.app.state.hooks
     return handler
 
 
-def _feedback(request: Request) -> FeedbackHandler:
+async def _feedback(request: Request) -> FeedbackHandler:
     handler: FeedbackHandler = request.app.state.feedback
     return handler
 

@@ -1,0 +1,1 @@
+"""Benchmarks of R1 CDS against floors measured in the same run on the same machine."""
