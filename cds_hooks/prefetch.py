@@ -5,6 +5,8 @@ For each key the service declares:
 - present as `null`: the EHR had nothing to send; no data, and no fetch;
 - present as an OperationOutcome: the EHR's prefetch failed; recorded, and fetched back if required;
 - absent: fetched back from `fhirServer` with the `fhirAuthorization` bearer token.
+Paging is followed to the end (within `fhir_max_pages`), except for templates that ask for both `_sort`
+and `_count`: those mean "the newest N", so their first page is the whole answer.
 A required key that ends without data fails the call with 412. Access tokens live only in the
 request headers of this call: never stored, logged or handed to the core.
 """
@@ -115,6 +117,12 @@ def _next_link(bundle: Mapping[str, Any]) -> str | None:
     return None
 
 
+def is_top_n(query: str) -> bool:
+    """A sorted query with a page size asks for the first N results, not for every page."""
+    params = {part.split("=", 1)[0] for part in query.partition("?")[2].split("&")}
+    return "_sort" in params and "_count" in params
+
+
 @dataclass(frozen=True, slots=True)
 class ResolvedPrefetch:
     values: dict[str, dict[str, Any] | None]
@@ -215,7 +223,7 @@ class FhirFetcher:
 
     async def fetch(self, relative_url: str) -> tuple[dict[str, Any], PrefetchIssue | None]:
         body = await self.get_json(f"{self._base}/{relative_url.lstrip('/')}")
-        if body.get("resourceType") == "Bundle" and _next_link(body):
+        if body.get("resourceType") == "Bundle" and _next_link(body) and not is_top_n(relative_url):
             return await self.complete_pages(body)
         return body, None
 
@@ -270,7 +278,7 @@ class PrefetchResolver:
                 values[key] = None
                 continue
             if value is not _ABSENT and not is_operation_outcome(value):
-                if value.get("resourceType") == "Bundle" and _next_link(value):
+                if value.get("resourceType") == "Bundle" and _next_link(value) and not is_top_n(template):
                     if fetcher is None:
                         issues.append(
                             PrefetchIssue(

@@ -110,6 +110,10 @@ def test_absent_keys_are_fetched_back_with_the_ehr_token(world: World) -> None:
             _ids(call.prefetch[key]) == world.expected(_rendered(world, key))[: len(_ids(call.prefetch[key]))]
         )
     assert _ids(call.prefetch["medications"]) == world.expected(_rendered(world, "medications"))
+    # Sorted templates with a page size want the newest N: one page, no paging walk.
+    encounter_requests = [r for r in world.fhir.faults.requests if r.startswith("Encounter")]
+    assert encounter_requests == [_rendered(world, "encounters")]
+    assert len(_ids(call.prefetch["encounters"])) == 10 < len(world.expected(_rendered(world, "encounters")))
     assert call.prefetch_issues == ()
 
 

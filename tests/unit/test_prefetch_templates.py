@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from cds_hooks.prefetch import TemplateUnrenderable, render_template
+from cds_hooks.prefetch import TemplateUnrenderable, is_top_n, render_template
 
 pytestmark = pytest.mark.unit
 
@@ -63,3 +63,17 @@ def test_injected_query_characters_are_escaped() -> None:
         render_template("Condition?patient={{context.patientId}}", context)
         == "Condition?patient=p1%26_include%3D%2A"
     )
+
+
+@pytest.mark.parametrize(
+    ("query", "top_n"),
+    [
+        ("Encounter?patient=1&_sort=-date&_count=10", True),
+        ("Observation?patient=1&_count=7", False),
+        ("Observation?patient=1&_sort=-date", False),
+        ("Patient/1", False),
+        ("Observation?patient=1&x_count=2&_sort=date", False),
+    ],
+)
+def test_sorted_queries_with_a_page_size_ask_for_the_first_page_only(query: str, top_n: bool) -> None:
+    assert is_top_n(query) is top_n

@@ -1,0 +1,769 @@
+"""Builds the de-identified `ClinicalContext` of one hook call from its resolved prefetch and draft orders.
+
+Cheap pre-selection happens on raw JSON (status, codes, dates) so that only resources we will use are
+validated; each validated resource becomes a fact, facts are put in a content order (never input order or
+ids, so the same chart always yields the same handles), and handles are assigned in that order.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import UTC, date, datetime
+from typing import Any
+
+from plugin.context import codes, deid
+from plugin.context.fhir_parse import USED_TYPES, ResourceRejected, validated
+from plugin.context.model import (
+    Allergy,
+    BuiltContext,
+    ClinicalContext,
+    Code,
+    Demographics,
+    Dosage,
+    DraftOrder,
+    Encounter,
+    HandleMap,
+    Immunization,
+    LabSeries,
+    Measurement,
+    Medication,
+    Pregnancy,
+    Problem,
+    Procedure,
+    Sex,
+    SkippedResource,
+    Trend,
+    UntrustedNote,
+)
+
+ACTIVE_CONDITION = frozenset({"active", "recurrence", "relapse"})
+CURRENT_MEDICATION_REQUEST = frozenset({"active", "on-hold"})
+CURRENT_MEDICATION_STATEMENT = frozenset({"active", "intended"})
+REFUTED = frozenset({"refuted", "entered-in-error"})
+DONE = frozenset({"completed"})
+OBSERVATION_USABLE = frozenset({"final", "amended", "corrected", "preliminary"})
+ORDER_TYPES = frozenset({"MedicationRequest", "ServiceRequest"})
+SEX: dict[str, Sex] = {"female": "female", "male": "male", "other": "other"}
+
+
+@dataclass(frozen=True, slots=True)
+class ContextOptions:
+    include_free_text: bool = False
+    measurements_per_analyte: int = 4
+    recent_encounters: int = 5
+    recent_procedures: int = 10
+    note_chars: int = 400
+
+
+@dataclass(slots=True)
+class _Facts:
+    """Facts with their source references, before handles exist."""
+
+    problems: list[tuple[Problem, str]] = field(default_factory=list)
+    medications: list[tuple[Medication, str]] = field(default_factory=list)
+    allergies: list[tuple[Allergy, str]] = field(default_factory=list)
+    # (measurement, reference, instant): the instant orders readings taken on the same day.
+    measurements: dict[str, list[tuple[Measurement, str, float]]] = field(
+        default_factory=lambda: defaultdict(list)
+    )
+    encounters: list[tuple[Encounter, str]] = field(default_factory=list)
+    immunizations: list[tuple[Immunization, str]] = field(default_factory=list)
+    procedures: list[tuple[Procedure, str]] = field(default_factory=list)
+    drafts: list[tuple[DraftOrder, str]] = field(default_factory=list)
+    notes: list[tuple[str, str]] = field(default_factory=list)  # (text, source reference)
+    skipped: list[SkippedResource] = field(default_factory=list)
+    pregnancy_signals: list[tuple[str, str, int | None]] = field(default_factory=list)  # (status, ref, days)
+
+
+# --- small readers over validated models ------------------------------------------------------
+
+
+def _to_date(value: Any) -> date | None:
+    if isinstance(value, datetime):
+        return (value if value.tzinfo else value.replace(tzinfo=UTC)).astimezone(UTC).date()
+    if isinstance(value, date):
+        return value
+    if isinstance(value, str):
+        match = re.match(r"(\d{4})(?:-(\d{2}))?(?:-(\d{2}))?", value)
+        if match:
+            year, month, day = match.groups()
+            try:
+                return date(int(year), int(month or 1), int(day or 1))
+            except ValueError:
+                return None
+    return None
+
+
+def _days_ago(now: date, *values: Any) -> int | None:
+    for value in values:
+        when = _to_date(value)
+        if when is not None:
+            return (now - when).days
+    return None
+
+
+def _clean(text: str | None) -> str:
+    # Synthea displays carry zero-width spaces; they would split tokens and defeat matching.
+    return " ".join((text or "").replace("\u200b", "").split())
+
+
+def _code(concept: Any) -> Code | None:
+    if concept is None:
+        return None
+    for coding in concept.coding or ():
+        if coding.code:
+            display = _clean(coding.display) or _clean(concept.text) or str(coding.code)
+            return Code(codes.system_name(coding.system), str(coding.code), display)
+    text = _clean(concept.text)
+    return Code("text", text.lower(), text) if text else None
+
+
+def _status(concept: Any) -> str | None:
+    if concept is None:
+        return None
+    for coding in concept.coding or ():
+        if coding.code:
+            return str(coding.code)
+    return None
+
+
+def _number(value: Any) -> str:
+    number = float(value)
+    return str(int(number)) if number.is_integer() else f"{number:g}"
+
+
+def _dosage(instructions: Iterable[Any]) -> Dosage:
+    for instruction in instructions:
+        dose = None
+        for dose_and_rate in instruction.doseAndRate or ():
+            quantity = dose_and_rate.doseQuantity
+            if quantity is not None and quantity.value is not None:
+                dose = " ".join(p for p in (_number(quantity.value), _clean(quantity.unit)) if p)
+                break
+        frequency = None
+        repeat = instruction.timing.repeat if instruction.timing is not None else None
+        if repeat is not None and repeat.frequency is not None and repeat.period is not None:
+            frequency = f"{repeat.frequency} per {_number(repeat.period)} {repeat.periodUnit or ''}".strip()
+        route = _code(instruction.route)
+        return Dosage(
+            dose=dose,
+            route=route.display if route else None,
+            frequency=frequency,
+            as_needed=bool(instruction.asNeededBoolean) or instruction.asNeededCodeableConcept is not None,
+        )
+    return Dosage()
+
+
+def _str(value: Any) -> str | None:
+    """A JSON member that must be a string; anything else reads as absent (client data is untyped)."""
+    return value if isinstance(value, str) else None
+
+
+def _instant(value: Any) -> float | None:
+    """Seconds since the epoch (UTC) of a FHIR date or dateTime, for ordering readings within a day."""
+    text = _str(value)
+    if text is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        day = _to_date(text)
+        return datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp() if day else None
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
+
+
+# --- collection -------------------------------------------------------------------------------
+
+
+def _resources(value: Mapping[str, Any] | None) -> Iterator[tuple[str | None, Mapping[str, Any]]]:
+    """(fullUrl, resource) of a Bundle's entries, or of the single resource."""
+    if value is None:
+        return
+    if value.get("resourceType") == "Bundle":
+        entries = value.get("entry")
+        for entry in entries if isinstance(entries, list) else ():
+            resource = entry.get("resource") if isinstance(entry, Mapping) else None
+            if isinstance(resource, Mapping):
+                yield _str(entry.get("fullUrl")), resource
+    else:
+        yield None, value
+
+
+def _code_of_raw(raw: Mapping[str, Any]) -> str | None:
+    code = raw.get("code")
+    if not isinstance(code, Mapping):
+        return None
+    codings = code.get("coding")
+    for coding in codings if isinstance(codings, list) else ():
+        if isinstance(coding, Mapping) and _str(coding.get("code")):
+            return str(coding["code"])
+    return _str(code.get("text"))
+
+
+def _raw_instant(raw: Mapping[str, Any]) -> float:
+    period = raw.get("effectivePeriod")
+    start = period.get("start") if isinstance(period, Mapping) else None
+    for value in (raw.get("effectiveDateTime"), start, raw.get("effectiveInstant"), raw.get("issued")):
+        instant = _instant(value)
+        if instant is not None:
+            return instant
+    return float("-inf")
+
+
+class _References:
+    """The reference each resource is known by: Type/id, else its fullUrl, else a unique local name."""
+
+    def __init__(self) -> None:
+        self._by_object: dict[int, str] = {}
+        self._anonymous = 0
+
+    def note(self, resource: Mapping[str, Any], full_url: str | None) -> str:
+        resource_id = _str(resource.get("id"))
+        if resource_id is not None:
+            reference = f"{resource.get('resourceType')}/{resource_id}"
+        elif full_url is not None:
+            reference = full_url
+        else:
+            self._anonymous += 1
+            reference = f"{resource.get('resourceType')}/#anonymous-{self._anonymous}"
+        self._by_object[id(resource)] = reference
+        return reference
+
+    def of(self, resource: Mapping[str, Any]) -> str:
+        return self._by_object.get(id(resource)) or self.note(resource, None)
+
+
+def _collect(
+    prefetch: Mapping[str, Mapping[str, Any] | None], references: _References
+) -> dict[str, list[tuple[str, Mapping[str, Any]]]]:
+    """Resources by type, each once (the same resource often arrives under several prefetch keys)."""
+    by_type: dict[str, list[tuple[str, Mapping[str, Any]]]] = defaultdict(list)
+    seen: set[str] = set()
+    for key in sorted(prefetch):
+        for full_url, resource in _resources(prefetch[key]):
+            resource_type = _str(resource.get("resourceType"))
+            if resource_type is None:
+                continue
+            identity = references.note(resource, full_url)
+            if identity in seen:
+                continue
+            seen.add(identity)
+            by_type[resource_type].append((key, resource))
+    return by_type
+
+
+class _Builder:
+    def __init__(self, now: datetime, options: ContextOptions) -> None:
+        self.today = (now if now.tzinfo else now.replace(tzinfo=UTC)).astimezone(UTC).date()
+        self.options = options
+        self.facts = _Facts()
+        self.medications_by_ref: dict[str, Any] = {}
+        self.identifying: frozenset[str] = frozenset()
+        self.references = _References()
+
+    def model(self, source: str, resource: Mapping[str, Any]) -> Any | None:
+        try:
+            return validated(resource)
+        except ResourceRejected as exc:
+            self.facts.skipped.append(SkippedResource(str(resource.get("resourceType")), source, exc.reason))
+            return None
+
+    def status(self, source: str, raw: Mapping[str, Any]) -> str | None:
+        """The raw status code, checked before validation so unwanted resources cost nothing to skip."""
+        value = raw.get("status")
+        if value is not None and not isinstance(value, str):
+            self.facts.skipped.append(
+                SkippedResource(str(raw.get("resourceType")), source, "status is not a code")
+            )
+            return None
+        return value
+
+    def note(self, model: Any, reference: str) -> None:
+        if not self.options.include_free_text:
+            return
+        for annotation in getattr(model, "note", None) or ():
+            if annotation.text:
+                self.facts.notes.append((deid.scrub(str(annotation.text), self.identifying), reference))
+
+    # Each reader takes the raw resource, decides cheaply whether it is wanted, then validates it.
+
+    def patient(self, candidates: list[tuple[str, Mapping[str, Any]]]) -> Demographics:
+        for source, raw in candidates:
+            patient = self.model(source, raw)
+            if patient is None:
+                continue
+            birth = _to_date(patient.birthDate)
+            age = None
+            if birth is not None:
+                age = (
+                    self.today.year
+                    - birth.year
+                    - ((self.today.month, self.today.day) < (birth.month, birth.day))
+                )
+                age = min(max(age, 0), 90)
+            deceased = bool(patient.deceasedBoolean) or patient.deceasedDateTime is not None
+            return Demographics(age_years=age, sex=SEX.get(str(patient.gender), "unknown"), deceased=deceased)
+        return Demographics(age_years=None, sex="unknown")
+
+    def condition(self, source: str, raw: Mapping[str, Any]) -> None:
+        model = self.model(source, raw)
+        if model is None:
+            return
+        status = _status(model.clinicalStatus) or "active"
+        code = _code(model.code)
+        if code is None:
+            self.facts.skipped.append(SkippedResource("Condition", source, "not coded"))
+            return
+        if status not in ACTIVE_CONDITION or _status(model.verificationStatus) in REFUTED:
+            return
+        reference = self.references.of(raw)
+        onset = _days_ago(
+            self.today,
+            model.onsetDateTime,
+            model.onsetPeriod.start if model.onsetPeriod else None,
+            model.recordedDate,
+        )
+        self.facts.problems.append((Problem("", code, status, onset), reference))
+        if codes.is_pregnancy_condition(code.system, code.code, code.display):
+            self.facts.pregnancy_signals.append(("pregnant", reference, onset))
+        self.note(model, reference)
+
+    def medication_code(self, model: Any) -> Code | None:
+        if model.medicationCodeableConcept is not None:
+            return _code(model.medicationCodeableConcept)
+        reference = model.medicationReference.reference if model.medicationReference else None
+        medication = self.medications_by_ref.get(reference or "")
+        return _code(medication.code) if medication is not None else None
+
+    def medication(self, source: str, raw: Mapping[str, Any]) -> None:
+        resource_type = raw.get("resourceType")
+        current = (
+            CURRENT_MEDICATION_REQUEST
+            if resource_type == "MedicationRequest"
+            else CURRENT_MEDICATION_STATEMENT
+        )
+        if self.status(source, raw) not in current:
+            return
+        model = self.model(source, raw)
+        if model is None:
+            return
+        code = self.medication_code(model)
+        if code is None:
+            self.facts.skipped.append(SkippedResource(str(resource_type), source, "medication not coded"))
+            return
+        product = codes.parse_product(code.display)
+        if resource_type == "MedicationRequest":
+            dosage, authored = _dosage(model.dosageInstruction or ()), _days_ago(self.today, model.authoredOn)
+        else:
+            period_start = model.effectivePeriod.start if model.effectivePeriod else None
+            dosage = _dosage(model.dosage or ())
+            authored = _days_ago(self.today, model.effectiveDateTime, period_start, model.dateAsserted)
+        reference = self.references.of(raw)
+        medication = Medication(
+            "",
+            code,
+            product.ingredients,
+            product.strength,
+            str(model.status),
+            dosage,
+            authored,
+            resource_type,  # type: ignore[arg-type]
+        )
+        self.facts.medications.append((medication, reference))
+        self.note(model, reference)
+
+    def allergy(self, source: str, raw: Mapping[str, Any]) -> None:
+        model = self.model(source, raw)
+        if model is None:
+            return
+        status = _status(model.clinicalStatus) or "active"
+        substance = _code(model.code)
+        if substance is None:
+            self.facts.skipped.append(SkippedResource("AllergyIntolerance", source, "substance not coded"))
+            return
+        if status != "active" or _status(model.verificationStatus) in REFUTED:
+            return
+        reactions = sorted(
+            {
+                manifestation.display
+                for reaction in model.reaction or ()
+                for concept in reaction.manifestation or ()
+                if (manifestation := _code(concept)) is not None
+            }
+        )
+        reference = self.references.of(raw)
+        allergy = Allergy(
+            "",
+            substance,
+            tuple(sorted(str(c) for c in model.category or ())),
+            str(model.criticality) if model.criticality else None,
+            status,
+            tuple(reactions),
+            str(model.type) if model.type else None,
+        )
+        self.facts.allergies.append((allergy, reference))
+        self.note(model, reference)
+
+    def observation_key(self, raw: Mapping[str, Any]) -> str | None:
+        """Which series a raw Observation could feed (an analyte, `bp-panel` or `pregnancy`), cheaply."""
+        if _str(raw.get("status")) not in OBSERVATION_USABLE:
+            return None
+        code = raw.get("code")
+        codings = code.get("coding") if isinstance(code, Mapping) else None
+        for coding in codings if isinstance(codings, list) else ():
+            if not isinstance(coding, Mapping) or coding.get("system") != "http://loinc.org":
+                continue
+            loinc = str(coding.get("code"))
+            if loinc == codes.PREGNANCY_STATUS_LOINC:
+                return "pregnancy"
+            if loinc in codes.BP_PANELS:
+                return "bp-panel"
+            analyte = codes.analyte_for_loinc(loinc)
+            if analyte is not None:
+                return analyte.key
+        return None
+
+    def observations(self, items: list[tuple[str, Mapping[str, Any]]]) -> None:
+        """Validate only the newest few of each series: the rest would be read and thrown away."""
+        by_key: dict[str, list[tuple[float, str, str, Mapping[str, Any]]]] = defaultdict(list)
+        for source, raw in items:
+            if self.status(source, raw) is None and "status" in raw:
+                continue
+            key = self.observation_key(raw)
+            if key is None:
+                if _code_of_raw(raw) is None:
+                    self.facts.skipped.append(SkippedResource("Observation", source, "not coded"))
+                continue
+            by_key[key].append((-_raw_instant(raw), self.references.of(raw), source, raw))
+        wanted = self.options.measurements_per_analyte
+        for key, candidates in by_key.items():
+            counted = "systolic_bp" if key == "bp-panel" else key
+            # Newest first by the full timestamp. Readings sharing the boundary instant are all read,
+            # so which of them is kept is decided on content later, never on ids or input order.
+            last_read: float | None = None
+            for negative_instant, _, source, raw in sorted(candidates, key=lambda c: (c[0], c[1])):
+                if key == "pregnancy":
+                    if self.observation(source, raw):
+                        break  # the newest readable pregnancy status decides
+                    continue
+                enough = len(self.facts.measurements.get(counted, ())) >= wanted
+                if enough and negative_instant != last_read:
+                    break
+                self.observation(source, raw)
+                last_read = negative_instant
+
+    def observation(self, source: str, raw: Mapping[str, Any]) -> bool:
+        loincs = [
+            c.get("code")
+            for c in (raw.get("code") or {}).get("coding") or ()
+            if isinstance(c, Mapping) and c.get("system") == "http://loinc.org"
+        ]
+        is_pregnancy = codes.PREGNANCY_STATUS_LOINC in loincs
+        is_panel = any(code in codes.BP_PANELS for code in loincs)
+        analyte = next((a for code in loincs if (a := codes.analyte_for_loinc(str(code))) is not None), None)
+        model = self.model(source, raw)
+        if model is None:
+            return False
+        reference = self.references.of(raw)
+        period_start = model.effectivePeriod.start if model.effectivePeriod else None
+        days = _days_ago(
+            self.today, model.effectiveDateTime, period_start, model.effectiveInstant, model.issued
+        )
+        interpretation = _status(model.interpretation[0]) if model.interpretation else None
+        if is_pregnancy:
+            value = _status(model.valueCodeableConcept)
+            if value in codes.PREGNANT_VALUES:
+                self.facts.pregnancy_signals.append(("pregnant", reference, days))
+            elif value in codes.NOT_PREGNANT_VALUES:
+                self.facts.pregnancy_signals.append(("not-pregnant", reference, days))
+            else:
+                return False
+            return True
+        parts: list[tuple[Any, Any]] = []
+        if analyte is not None:
+            parts.append((analyte, model.valueQuantity))
+        for component in model.component or () if is_panel or analyte is None else ():
+            component_code = next(
+                (c.code for c in component.code.coding or () if c.system == "http://loinc.org"), None
+            )
+            component_analyte = codes.analyte_for_loinc(str(component_code)) if component_code else None
+            if component_analyte is not None:
+                parts.append((component_analyte, component.valueQuantity))
+        for part_analyte, quantity in parts:
+            if quantity is None or quantity.value is None:
+                continue
+            normalised = codes.normalise_value(
+                part_analyte, float(quantity.value), quantity.unit, quantity.code
+            )
+            if normalised is None:
+                self.facts.skipped.append(
+                    SkippedResource("Observation", source, f"{part_analyte.key}: unit or value not usable")
+                )
+                continue
+            measurement = Measurement(
+                "", part_analyte.key, round(normalised, 2), part_analyte.unit, days, interpretation
+            )
+            self.facts.measurements[part_analyte.key].append((measurement, reference, _raw_instant(raw)))
+        self.note(model, reference)
+        return True
+
+    def encounter(self, source: str, raw: Mapping[str, Any]) -> None:
+        model = self.model(source, raw)
+        if model is None or str(model.status) in REFUTED:
+            return
+        kind = model.class_fhir.display or model.class_fhir.code if model.class_fhir is not None else None
+        reason = next((c.display for concept in model.reasonCode or () if (c := _code(concept))), None)
+        if reason is None:
+            reason = next((c.display for concept in model.type or () if (c := _code(concept))), None)
+        days = _days_ago(self.today, model.period.start if model.period else None)
+        self.facts.encounters.append(
+            (Encounter("", _encounter_kind(kind), reason, days), self.references.of(raw))
+        )
+
+    def immunization(self, source: str, raw: Mapping[str, Any]) -> None:
+        if self.status(source, raw) not in DONE:
+            return
+        model = self.model(source, raw)
+        vaccine = _code(model.vaccineCode) if model is not None else None
+        if model is None or vaccine is None:
+            return
+        days = _days_ago(self.today, model.occurrenceDateTime, model.occurrenceString)
+        self.facts.immunizations.append((Immunization("", vaccine, days), self.references.of(raw)))
+
+    def procedure(self, source: str, raw: Mapping[str, Any]) -> None:
+        if self.status(source, raw) not in DONE:
+            return
+        model = self.model(source, raw)
+        code = _code(model.code) if model is not None else None
+        if model is None or code is None:
+            return
+        start = model.performedPeriod.start if model.performedPeriod else None
+        days = _days_ago(self.today, model.performedDateTime, start)
+        self.facts.procedures.append((Procedure("", code, days), self.references.of(raw)))
+        self.note(model, self.references.of(raw))
+
+    def draft(self, raw: Mapping[str, Any]) -> None:
+        model = self.model("draftOrders", raw)
+        if model is None:
+            return
+        resource_type = str(raw.get("resourceType"))
+        if resource_type == "MedicationRequest":
+            code = self.medication_code(model)
+            dosage = _dosage(model.dosageInstruction or ())
+        else:
+            code = _code(getattr(model, "code", None))
+            dosage = Dosage()
+        if code is None:
+            self.facts.skipped.append(SkippedResource(resource_type, "draftOrders", "order not coded"))
+            return
+        product = codes.parse_product(code.display) if resource_type == "MedicationRequest" else None
+        draft = DraftOrder(
+            "",
+            resource_type,
+            code,
+            product.ingredients if product else (),
+            product.strength if product else None,
+            dosage,
+            str(getattr(model, "status", "") or "draft"),
+            str(getattr(model, "intent", "") or "order"),
+        )
+        self.facts.drafts.append((draft, self.references.of(raw)))
+        self.note(model, self.references.of(raw))
+
+
+def _encounter_kind(code: str | None) -> str:
+    kinds = {
+        "AMB": "ambulatory",
+        "EMER": "emergency",
+        "IMP": "inpatient",
+        "ACUTE": "inpatient",
+        "HH": "home",
+        "VR": "virtual",
+        "OBSENC": "observation",
+        "SS": "short stay",
+        "FLD": "field",
+    }
+    return kinds.get(code or "", (code or "unknown").lower())
+
+
+def _trend(values: list[float]) -> Trend | None:
+    """Newest vs the mean of the rest: a 10% change is a direction, less is stable."""
+    if len(values) < 2:
+        return None
+    baseline = sum(values[1:]) / len(values[1:])
+    if baseline == 0:
+        return None
+    change = (values[0] - baseline) / abs(baseline)
+    return "rising" if change > 0.1 else "falling" if change < -0.1 else "stable"
+
+
+def _age_key(days: int | None) -> int:
+    return days if days is not None else 1_000_000
+
+
+class _Handles:
+    def __init__(self) -> None:
+        self.map = HandleMap()
+        self._counters: dict[str, int] = defaultdict(int)
+
+    def assign(self, prefix: str, reference: str) -> str:
+        self._counters[prefix] += 1
+        handle = f"{prefix}{self._counters[prefix]}"
+        self.map.references[handle] = reference
+        return handle
+
+
+def build_context(
+    prefetch: Mapping[str, Mapping[str, Any] | None],
+    now: datetime,
+    draft_orders: Mapping[str, Any] | None = None,
+    options: ContextOptions | None = None,
+) -> BuiltContext:
+    """Never raises for bad data: unusable resources are listed in `context.skipped`."""
+    options = options or ContextOptions()
+    builder = _Builder(now, options)
+    by_type = _collect(prefetch, builder.references)
+    facts = builder.facts
+    for resource_type, items in by_type.items():
+        if resource_type not in USED_TYPES:
+            continue
+        if resource_type == "Medication":
+            for source, raw in items:
+                model = builder.model(source, raw)
+                if model is not None:
+                    builder.medications_by_ref[builder.references.of(raw)] = model
+    patients = by_type.get("Patient", [])
+    if options.include_free_text:
+        builder.identifying = deid.identifying_terms(patients[0][1] if patients else None)
+    demographics = builder.patient(patients)
+    readers = {
+        "Condition": builder.condition,
+        "MedicationRequest": builder.medication,
+        "MedicationStatement": builder.medication,
+        "AllergyIntolerance": builder.allergy,
+        "Encounter": builder.encounter,
+        "Immunization": builder.immunization,
+        "Procedure": builder.procedure,
+    }
+    for resource_type, read in readers.items():
+        for source, raw in by_type.get(resource_type, ()):
+            read(source, raw)
+    builder.observations(list(by_type.get("Observation", ())))
+    for full_url, raw in _resources(draft_orders):
+        builder.references.note(raw, full_url)
+        if _str(raw.get("resourceType")) in ORDER_TYPES:
+            builder.draft(raw)
+        else:
+            facts.skipped.append(
+                SkippedResource(str(raw.get("resourceType")), "draftOrders", "order type not reviewed")
+            )
+    return _finish(facts, demographics, options)
+
+
+def _finish(facts: _Facts, demographics: Demographics, options: ContextOptions) -> BuiltContext:
+    handles = _Handles()
+
+    def ordered(items: list[tuple[Any, str]], key: Any) -> list[tuple[Any, str]]:
+        # Content order, reference last only to break exact ties: handles must not depend on input order.
+        return sorted(items, key=lambda item: (key(item[0]), item[1]))
+
+    problems = tuple(
+        replace(p, handle=handles.assign("C", ref))
+        for p, ref in ordered(
+            facts.problems, lambda p: (p.code.system, p.code.code, _age_key(p.onset_days_ago))
+        )
+    )
+    medications = tuple(
+        replace(m, handle=handles.assign("M", ref))
+        for m, ref in ordered(
+            facts.medications, lambda m: (m.ingredients, m.code.code, _age_key(m.authored_days_ago))
+        )
+    )
+    allergies = tuple(
+        replace(a, handle=handles.assign("A", ref))
+        for a, ref in ordered(
+            facts.allergies, lambda a: (a.substance.system, a.substance.code, a.criticality or "")
+        )
+    )
+    labs: list[LabSeries] = []
+    observation_handles: dict[str, str] = {}
+
+    def observation_handle(reference: str) -> str:
+        # A blood-pressure panel yields two measurements from one resource: one handle serves both.
+        if reference not in observation_handles:
+            observation_handles[reference] = handles.assign("O", reference)
+        return observation_handles[reference]
+
+    for analyte in sorted(facts.measurements, key=lambda k: tuple(codes.ANALYTES).index(k)):
+        # Newest first; same-instant readings by value, so the choice never depends on ids or order.
+        newest = sorted(facts.measurements[analyte], key=lambda item: (-item[2], item[0].value, item[1]))
+        kept = newest[: options.measurements_per_analyte]
+        series = tuple(replace(m, handle=observation_handle(ref)) for m, ref, _ in kept)
+        labs.append(
+            LabSeries(analyte, codes.ANALYTES[analyte].label, series, _trend([m.value for m in series]))
+        )
+    encounters = tuple(
+        replace(e, handle=handles.assign("E", ref))
+        for e, ref in ordered(facts.encounters, lambda e: (_age_key(e.days_ago), e.kind, e.reason or ""))[
+            : options.recent_encounters
+        ]
+    )
+    latest_vaccines: dict[tuple[str, str], tuple[Immunization, str]] = {}
+    for immunization, ref in ordered(facts.immunizations, lambda i: (_age_key(i.days_ago), i.vaccine.code)):
+        latest_vaccines.setdefault(
+            (immunization.vaccine.system, immunization.vaccine.code), (immunization, ref)
+        )
+    immunizations = tuple(
+        replace(i, handle=handles.assign("I", ref))
+        for i, ref in ordered(list(latest_vaccines.values()), lambda i: (i.vaccine.system, i.vaccine.code))
+    )
+    procedures = tuple(
+        replace(p, handle=handles.assign("P", ref))
+        for p, ref in ordered(facts.procedures, lambda p: (_age_key(p.days_ago), p.code.code))[
+            : options.recent_procedures
+        ]
+    )
+    drafts = tuple(
+        replace(d, handle=handles.assign("D", ref))
+        for d, ref in ordered(
+            facts.drafts, lambda d: (d.resource_type, d.code.system, d.code.code, d.strength or "")
+        )
+    )
+    for _, reference, _ in facts.pregnancy_signals:
+        if reference.startswith("Observation/") or reference not in handles.map.references.values():
+            observation_handle(reference)
+    by_reference = {ref: h for h, ref in handles.map.references.items()}
+    pregnancy = Pregnancy("unknown")
+    if facts.pregnancy_signals:
+        # The newest signal decides; a dated "not pregnant" after a pregnancy diagnosis wins.
+        status, _, _ = min(facts.pregnancy_signals, key=lambda s: _age_key(s[2]))
+        evidence = tuple(
+            sorted(
+                by_reference[ref]
+                for s, ref, _ in facts.pregnancy_signals
+                if s == status and ref in by_reference
+            )
+        )
+        pregnancy = Pregnancy(status, evidence)  # type: ignore[arg-type]
+    notes = tuple(
+        UntrustedNote(handles.assign("N", ref), text[: options.note_chars])
+        for text, ref in sorted(facts.notes, key=lambda n: n[0])
+    )
+    context = ClinicalContext(
+        demographics=demographics,
+        problems=problems,
+        medications=medications,
+        allergies=allergies,
+        labs=tuple(labs),
+        encounters=encounters,
+        immunizations=immunizations,
+        procedures=procedures,
+        draft_orders=drafts,
+        pregnancy=pregnancy,
+        notes=notes,
+        skipped=tuple(sorted(facts.skipped, key=lambda s: (s.resource_type, s.source, s.reason))),
+    )
+    return BuiltContext(context, handles.map)

@@ -1,0 +1,193 @@
+"""De-identified clinical facts the rules, the prompt and the fingerprint are built from.
+
+Nothing here identifies the patient: no names, identifiers, addresses or absolute dates. Times are whole
+days before the hook fired (`days_ago`); every fact carries a short handle (C1, M3, O12, A1, D2...) that
+the model may cite, mapped back to the real FHIR reference only through `HandleMap`, which never leaves
+our side.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+Sex = Literal["female", "male", "other", "unknown"]
+PregnancyStatus = Literal["pregnant", "not-pregnant", "unknown"]
+Trend = Literal["rising", "falling", "stable"]
+
+
+@dataclass(frozen=True, slots=True)
+class Code:
+    system: str  # short system name: rxnorm, snomed, loinc, icd10, cvx, or the URI when unknown
+    code: str
+    display: str
+
+
+@dataclass(frozen=True, slots=True)
+class Demographics:
+    age_years: int | None  # None when the birth date is absent; capped at 90 (Safe Harbor)
+    sex: Sex
+    deceased: bool = False
+
+    @property
+    def age_label(self) -> str:
+        if self.age_years is None:
+            return "unknown"
+        return "90+" if self.age_years >= 90 else str(self.age_years)
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    handle: str
+    code: Code
+    clinical_status: str
+    onset_days_ago: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class Dosage:
+    dose: str | None = None  # "1 tablet", "5 mg"
+    route: str | None = None
+    frequency: str | None = None  # "2 per 1 d"
+    as_needed: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Medication:
+    handle: str
+    code: Code
+    ingredients: tuple[str, ...]  # lower-case generic names, e.g. ("hydrocodone", "acetaminophen")
+    strength: str | None  # from the product, e.g. "5 MG"
+    status: str
+    dosage: Dosage
+    authored_days_ago: int | None
+    source: Literal["MedicationRequest", "MedicationStatement"]
+
+
+@dataclass(frozen=True, slots=True)
+class Allergy:
+    handle: str
+    substance: Code
+    category: tuple[str, ...]  # food, medication, environment, biologic
+    criticality: str | None
+    clinical_status: str
+    reactions: tuple[str, ...]
+    kind: str | None  # allergy | intolerance
+
+
+@dataclass(frozen=True, slots=True)
+class Measurement:
+    """One value of a tracked analyte, in the analyte's canonical unit."""
+
+    handle: str
+    analyte: str  # catalog key: egfr, creatinine, potassium, ... (see plugin.context.codes)
+    value: float
+    unit: str
+    days_ago: int | None
+    interpretation: str | None = None  # H, L, HH, LL, N... as recorded
+
+
+@dataclass(frozen=True, slots=True)
+class LabSeries:
+    """The latest value of an analyte and the ones before it, newest first."""
+
+    analyte: str
+    label: str
+    measurements: tuple[Measurement, ...]
+    trend: Trend | None
+
+    @property
+    def latest(self) -> Measurement:
+        return self.measurements[0]
+
+
+@dataclass(frozen=True, slots=True)
+class Encounter:
+    handle: str
+    kind: str  # ambulatory, emergency, inpatient...
+    reason: str | None
+    days_ago: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class Immunization:
+    handle: str
+    vaccine: Code
+    days_ago: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class Procedure:
+    handle: str
+    code: Code
+    days_ago: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class DraftOrder:
+    handle: str
+    resource_type: str
+    code: Code
+    ingredients: tuple[str, ...]
+    strength: str | None
+    dosage: Dosage
+    status: str
+    intent: str
+
+
+@dataclass(frozen=True, slots=True)
+class Pregnancy:
+    status: PregnancyStatus
+    evidence: tuple[str, ...] = ()  # handles of the facts that say so
+
+
+@dataclass(frozen=True, slots=True)
+class SkippedResource:
+    """A resource we could not use, reported instead of failing the hook."""
+
+    resource_type: str
+    source: str  # the prefetch key or "draftOrders"
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class UntrustedNote:
+    """Free text from the chart, kept only when configured; always shown to the model as data."""
+
+    handle: str
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class ClinicalContext:
+    demographics: Demographics
+    problems: tuple[Problem, ...] = ()
+    medications: tuple[Medication, ...] = ()
+    allergies: tuple[Allergy, ...] = ()
+    labs: tuple[LabSeries, ...] = ()
+    encounters: tuple[Encounter, ...] = ()
+    immunizations: tuple[Immunization, ...] = ()
+    procedures: tuple[Procedure, ...] = ()
+    draft_orders: tuple[DraftOrder, ...] = ()
+    pregnancy: Pregnancy = Pregnancy("unknown")
+    notes: tuple[UntrustedNote, ...] = ()
+    skipped: tuple[SkippedResource, ...] = ()
+
+    def series(self, analyte: str) -> LabSeries | None:
+        return next((s for s in self.labs if s.analyte == analyte), None)
+
+
+@dataclass(slots=True)
+class HandleMap:
+    """Handle → original FHIR reference. Stays on our side; the model only ever sees handles."""
+
+    references: dict[str, str] = field(default_factory=dict)
+
+    def resolve(self, handle: str) -> str | None:
+        return self.references.get(handle)
+
+
+@dataclass(frozen=True, slots=True)
+class BuiltContext:
+    context: ClinicalContext
+    handles: HandleMap
