@@ -74,6 +74,23 @@ def _fire(args: argparse.Namespace) -> int:
     return 0 if response.status_code == 200 else 1
 
 
+def _rules_report(args: argparse.Namespace) -> int:
+    from cds_hooks.rules_report import format_rows, report
+    from plugin.catalog import shipped_registry
+
+    folder: Path = args.bundles
+    paths = sorted(folder.glob("*.json")) if folder.is_dir() else [folder]
+    if not paths:
+        raise FireError(f"no FHIR Bundle files in {folder}")
+    drafts = orjson.loads(args.draft_orders.read_bytes()) if args.draft_orders else None
+    rows = report(paths, shipped_registry(), drafts)
+    if args.json:
+        print(orjson.dumps(rows, option=orjson.OPT_INDENT_2).decode())
+    else:
+        print(format_rows(rows))
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="r1cds", description="R1 CDS: CDS Hooks 2.0 decision support")
     commands = top.add_subparsers(dest="command", required=True)
@@ -114,6 +131,22 @@ def parser() -> argparse.ArgumentParser:
     fire.add_argument("--aud", help="JWT audience (default: the service endpoint)")
     fire.add_argument("--timeout", type=float, default=30.0)
     fire.set_defaults(run=_fire)
+
+    rules = commands.add_parser(
+        "rules-report", help="list the rule cards the shipped services give per Bundle"
+    )
+    rules.add_argument(
+        "bundles",
+        type=Path,
+        nargs="?",
+        default=Path("../shared/fixtures/synthea"),
+        help="a Bundle file or a folder",
+    )
+    rules.add_argument(
+        "--draft-orders", type=Path, help="Bundle or resource of draft orders for the order hooks"
+    )
+    rules.add_argument("--json", action="store_true", help="JSON rows instead of a table")
+    rules.set_defaults(run=_rules_report)
     return top
 
 

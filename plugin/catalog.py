@@ -1,14 +1,22 @@
-"""The CDS services R1 CDS ships, declared once for discovery, routing and prefetch.
+"""The CDS services R1 CDS ships: declared once for discovery, routing and prefetch, answered by the rules.
 
-Cards come from the rule and AI layers; until those land the services answer with no cards,
-which the spec defines as a complete, valid answer ("nothing to say").
+Rule cards are returned synchronously. The AI review joins them when the worker layer lands.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal
 
 from plugin.cards import ServiceResult
+from plugin.context.build import build_context
+from plugin.knowledge import KnowledgeBase, load_knowledge_base
+from plugin.rules.cards import finding_card
+from plugin.rules.catalog import CARE_GAP_RULES, MEDICATION_RULES, Rule
+from plugin.rules.engine import run_rules
+from plugin.rules.model import RuleFacts
 from plugin.services import HookCall, ServiceDeclaration, ServiceRegistry
 
 _PATIENT = "{{context.patientId}}"
@@ -57,20 +65,69 @@ DISCHARGE_REVIEW = ServiceDeclaration(
     hooks=("encounter-discharge",),
     title="R1 CDS discharge review",
     description="Reviews the medication list and open monitoring at discharge.",
-    prefetch=CHART_PREFETCH,
+    prefetch=ORDER_PREFETCH,
     required_prefetch=frozenset({"patient"}),
 )
 
 
+Scope = Literal["chart", "orders", "discharge"]
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _selected(context: Mapping[str, Any]) -> frozenset[str] | None:
+    selections = context.get("selections")
+    return frozenset(s for s in selections if isinstance(s, str)) if isinstance(selections, list) else None
+
+
 @dataclass(frozen=True, slots=True)
-class DeclaredService:
-    """A shipped service whose card layers (rules, AI) have not been wired in yet."""
+class RuleService:
+    """A shipped service: builds the clinical context of the call and returns the rules' cards."""
 
     declaration: ServiceDeclaration
+    scope: Scope
+    knowledge: KnowledgeBase
+    rules: tuple[Rule, ...]
+    clock: Callable[[], datetime] = field(default=_utc_now)
 
     def evaluate(self, call: HookCall) -> ServiceResult:
-        return ServiceResult()
+        drafts = call.context.get("draftOrders") if self.scope == "orders" else None
+        built = build_context(
+            call.prefetch, self.clock(), draft_orders=drafts if isinstance(drafts, Mapping) else None
+        )
+        findings = run_rules(RuleFacts.of(built.context), self.rules)
+        if self.scope == "orders":
+            # Order hooks speak about the orders: order-select about the orders just selected,
+            # order-sign about every draft being signed.
+            selected = _selected(call.context) if call.hook == "order-select" else None
+            findings = tuple(
+                f
+                for f in findings
+                if f.proposed
+                and (selected is None or any(built.handles.resolve(h) in selected for h in f.proposed))
+            )
+        patient_id = call.context.get("patientId")
+        cards = tuple(
+            finding_card(
+                f,
+                built.context,
+                built.handles,
+                self.knowledge,
+                patient_id if isinstance(patient_id, str) else None,
+            )
+            for f in findings
+        )
+        return ServiceResult(cards=cards)
 
 
-def shipped_registry() -> ServiceRegistry:
-    return ServiceRegistry(DeclaredService(d) for d in (CHART_REVIEW, ORDER_REVIEW, DISCHARGE_REVIEW))
+def shipped_registry(knowledge: KnowledgeBase | None = None) -> ServiceRegistry:
+    knowledge = knowledge or load_knowledge_base()
+    return ServiceRegistry(
+        (
+            RuleService(CHART_REVIEW, "chart", knowledge, (*MEDICATION_RULES, *CARE_GAP_RULES)),
+            RuleService(ORDER_REVIEW, "orders", knowledge, MEDICATION_RULES),
+            RuleService(DISCHARGE_REVIEW, "discharge", knowledge, MEDICATION_RULES),
+        )
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -66,7 +67,8 @@ def test_serve_starts_the_api_and_serves_discovery(command: list[str]) -> None:
                 assert time.monotonic() < deadline, "r1cds serve did not answer within 30 s"
                 time.sleep(0.1)
     finally:
-        os.killpg(process.pid, signal.SIGTERM)
+        with contextlib.suppress(ProcessLookupError):  # the group is gone if the server died on start
+            os.killpg(process.pid, signal.SIGTERM)
         _, stderr = process.communicate(timeout=10)
     assert response.status_code == 200
     ids = {(s["id"], s["hook"]) for s in response.json()["services"]}

@@ -1,0 +1,1 @@
+"""Deterministic safety rules over a clinical context, and the cards they become."""

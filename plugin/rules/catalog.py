@@ -1,0 +1,676 @@
+"""The safety rules: table-driven drug pairs plus rules over labs, allergies, pregnancy, age and care gaps.
+
+Every rule is a pure function of `RuleFacts`; the same functions run on a proposed action (governance
+vetoes) by adding it to the facts as a proposed exposure. Summaries are options, never orders.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+
+from plugin.rules.model import Exposure, Finding, LabOrder, RuleFacts, Severity
+
+Rule = Callable[[RuleFacts], Iterator[Finding]]
+INR = LabOrder("6301-6", "INR in Platelet poor plasma by Coagulation assay")
+POTASSIUM = LabOrder("2823-3", "Potassium [Moles/volume] in Serum or Plasma")
+EGFR = LabOrder("33914-3", "Glomerular filtration rate/1.73 sq M.predicted")
+HBA1C = LabOrder("4548-4", "Hemoglobin A1c/Hemoglobin.total in Blood")
+
+
+def _names(exposures: Iterable[Exposure]) -> str:
+    seen: list[str] = []
+    for exposure in exposures:
+        name = " + ".join(exposure.ingredients) or exposure.label
+        if name not in seen:
+            seen.append(name)
+    return ", ".join(seen)
+
+
+def _proposed(*groups: Iterable[Exposure]) -> tuple[str, ...]:
+    return tuple(sorted({e.handle for group in groups for e in group if e.proposed}))
+
+
+def _handles(*groups: Iterable[Exposure]) -> tuple[str, ...]:
+    return tuple(sorted({e.handle for group in groups for e in group}))
+
+
+def _short(text: str, limit: int = 139) -> str:
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
+# --- drug pairs -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Interaction:
+    rule_id: str
+    left: frozenset[str]
+    right: frozenset[str]
+    severity: Severity
+    evidence: tuple[tuple[str, str], ...]  # (class the other drug must have, or "*"; knowledge-base id)
+    risk: str  # "raises bleeding risk"
+    option: str  # "consider an alternative analgesic or gastroprotection"
+    why: str  # one plain sentence of mechanism
+
+    def __call__(self, facts: RuleFacts) -> Iterator[Finding]:
+        left = facts.with_class(*self.left)
+        right = [e for e in facts.with_class(*self.right) if e not in left or self.left & self.right]
+        pairs = [(a, b) for a in left for b in right if a.handle != b.handle]
+        if not pairs:
+            return
+        lefts = [a for a, _ in pairs]
+        rights = [b for _, b in pairs]
+        summary = _short(f"{_names(lefts).capitalize()} with {_names(rights)} {self.risk}: {self.option}")
+        involved = frozenset().union(*(e.classes for e in (*lefts, *rights)))
+        evidence = tuple(kb for cls, kb in self.evidence if cls == "*" or cls in involved)
+        yield Finding(
+            rule_id=self.rule_id,
+            severity=self.severity,
+            summary=summary,
+            explanation=self.why,
+            evidence=evidence,
+            inputs=_handles(lefts, rights),
+            proposed=_proposed(lefts, rights),
+        )
+
+
+def _pair(
+    rule_id: str,
+    left: Iterable[str],
+    right: Iterable[str],
+    severity: Severity,
+    evidence: Iterable[str | tuple[str, str]],
+    risk: str,
+    option: str,
+    why: str,
+) -> Interaction:
+    cited = tuple(("*", e) if isinstance(e, str) else e for e in evidence)
+    return Interaction(rule_id, frozenset(left), frozenset(right), severity, cited, risk, option, why)
+
+
+INTERACTIONS: tuple[Interaction, ...] = (
+    _pair(
+        "rule.vka-nsaid",
+        ["vitamin-k-antagonist"],
+        ["nsaid", "cox2-inhibitor"],
+        "warning",
+        ["kb.warfarin-nsaid-bleeding"],
+        "raises bleeding risk",
+        "consider an alternative analgesic such as acetaminophen",
+        "NSAIDs injure the gastric mucosa and impair platelet function, adding to warfarin's anticoagulant effect.",
+    ),
+    _pair(
+        "rule.vka-antiplatelet",
+        ["vitamin-k-antagonist"],
+        ["antiplatelet", "salicylate"],
+        "warning",
+        ["kb.warfarin-antiplatelet-bleeding"],
+        "raises bleeding risk",
+        "consider whether both are still indicated",
+        "Combining an anticoagulant with antiplatelet therapy roughly doubles major bleeding unless both are needed.",
+    ),
+    _pair(
+        "rule.vka-azole",
+        ["vitamin-k-antagonist"],
+        ["azole-antifungal"],
+        "warning",
+        ["kb.warfarin-azole-antifungal"],
+        "can sharply raise the INR",
+        "consider an alternative or closer INR checks",
+        "Azole antifungals inhibit the enzymes that clear warfarin, so its effect and the INR rise.",
+    ),
+    _pair(
+        "rule.vka-macrolide",
+        ["vitamin-k-antagonist"],
+        ["macrolide"],
+        "warning",
+        ["kb.warfarin-macrolide"],
+        "can raise the INR",
+        "consider checking the INR within a week",
+        "Macrolides such as clarithromycin and erythromycin slow warfarin clearance and raise the INR.",
+    ),
+    _pair(
+        "rule.vka-fluoroquinolone",
+        ["vitamin-k-antagonist"],
+        ["fluoroquinolone"],
+        "warning",
+        ["kb.warfarin-fluoroquinolone"],
+        "can raise the INR",
+        "consider checking the INR within a week",
+        "Fluoroquinolones potentiate warfarin and raise the INR.",
+    ),
+    _pair(
+        "rule.doac-nsaid-antiplatelet",
+        ["doac"],
+        ["nsaid", "antiplatelet", "salicylate"],
+        "warning",
+        ["kb.doac-nsaid-antiplatelet-bleeding"],
+        "raises bleeding risk",
+        "consider whether the combination is needed",
+        "Direct oral anticoagulants bleed more when combined with NSAIDs or antiplatelet drugs.",
+    ),
+    _pair(
+        "rule.raas-potassium",
+        ["ace-inhibitor", "arb", "arni"],
+        [
+            "potassium-sparing-diuretic",
+            "mineralocorticoid-antagonist",
+            "potassium-supplement",
+            "trimethoprim",
+        ],
+        "warning",
+        [
+            ("potassium-sparing-diuretic", "kb.acei-arb-potassium-sparing-diuretic"),
+            ("mineralocorticoid-antagonist", "kb.acei-arb-potassium-sparing-diuretic"),
+            ("potassium-supplement", "kb.acei-arb-potassium-supplement"),
+            ("trimethoprim", "kb.acei-arb-trimethoprim"),
+        ],
+        "can cause hyperkalaemia",
+        "consider checking potassium within 1-2 weeks",
+        "Both lower potassium excretion, so serum potassium can climb to dangerous levels.",
+    ),
+    _pair(
+        "rule.digoxin-interacting",
+        ["cardiac-glycoside"],
+        ["non-dihydropyridine-ccb", "macrolide"],
+        "warning",
+        [
+            ("non-dihydropyridine-ccb", "kb.digoxin-verapamil-diltiazem"),
+            ("macrolide", "kb.digoxin-macrolide"),
+        ],
+        "can raise digoxin levels",
+        "consider a digoxin level and a lower dose",
+        "Verapamil, diltiazem and macrolides reduce digoxin clearance, risking toxicity and bradycardia.",
+    ),
+    _pair(
+        "rule.terfenadine-inhibitor",
+        ["qt-prolonging"],
+        ["macrolide", "azole-antifungal"],
+        "critical",
+        ["kb.terfenadine-macrolide-azole"],
+        "can prolong the QT interval",
+        "consider stopping one of them",
+        "Macrolides and azoles block the metabolism of QT-prolonging drugs such as terfenadine, risking torsades.",
+    ),
+    _pair(
+        "rule.methotrexate-nsaid",
+        ["methotrexate"],
+        ["nsaid", "salicylate"],
+        "warning",
+        ["kb.methotrexate-nsaid"],
+        "can raise methotrexate toxicity",
+        "consider monitoring blood counts and renal function",
+        "NSAIDs reduce renal clearance of methotrexate, raising the risk of marrow and kidney toxicity.",
+    ),
+    _pair(
+        "rule.methotrexate-antifolate",
+        ["methotrexate"],
+        ["trimethoprim", "sulfonamide-antibiotic"],
+        "critical",
+        ["kb.methotrexate-trimethoprim"],
+        "can cause marrow suppression",
+        "consider an antibiotic without antifolate action",
+        "Trimethoprim and sulfonamides add antifolate effect and slow methotrexate clearance.",
+    ),
+    _pair(
+        "rule.maoi-serotonergic",
+        ["maoi"],
+        ["ssri", "snri", "tca", "triptan", "serotonergic"],
+        "critical",
+        ["kb.ssri-snri-maoi-contraindicated"],
+        "can cause serotonin syndrome",
+        "consider avoiding the combination",
+        "MAO inhibitors with other serotonergic drugs can trigger life-threatening serotonin syndrome.",
+    ),
+    _pair(
+        "rule.opioid-sedative",
+        ["opioid"],
+        ["benzodiazepine", "z-drug"],
+        "warning",
+        ["kb.opioid-benzodiazepine-boxed-warning"],
+        "raises the risk of fatal respiratory depression",
+        "consider tapering one or offering naloxone",
+        "Opioids and benzodiazepines together depress breathing more than either alone (FDA boxed warning).",
+    ),
+)
+
+
+# --- rules over labs, allergies, pregnancy, age, care gaps -------------------------------------
+
+
+def renal_metformin(facts: RuleFacts) -> Iterator[Finding]:
+    metformin = facts.with_class("biguanide")
+    egfr = facts.latest("egfr")
+    if not metformin or egfr is None or egfr.value >= 45:
+        return
+    contraindicated = egfr.value < 30
+    summary = (
+        f"eGFR {egfr.value:g}: metformin is contraindicated below 30; consider stopping it"
+        if contraindicated
+        else f"eGFR {egfr.value:g}: consider whether metformin should be started or its dose reduced"
+    )
+    yield Finding(
+        "rule.metformin-egfr",
+        "critical" if contraindicated else "warning",
+        summary,
+        "Metformin is cleared by the kidneys and accumulates as eGFR falls, raising the risk of lactic acidosis.",
+        ("kb.metformin-egfr-thresholds",),
+        (*_handles(metformin), egfr.handle),
+        _proposed(metformin),
+    )
+
+
+def renal_nsaid(facts: RuleFacts) -> Iterator[Finding]:
+    nsaids = facts.with_class("nsaid", "cox2-inhibitor")
+    egfr = facts.latest("egfr")
+    low = egfr is not None and egfr.value < 60
+    ckd = facts.value_sets.get("ckd", ())
+    if not nsaids or not (low or ckd):
+        return
+    basis = f"eGFR {egfr.value:g}" if low and egfr is not None else "chronic kidney disease"
+    inputs = (*_handles(nsaids), *((egfr.handle,) if low and egfr else ()), *ckd)
+    yield Finding(
+        "rule.nsaid-ckd",
+        "warning",
+        _short(
+            f"{_names(nsaids).capitalize()} with {basis}: consider avoiding NSAIDs or limiting the course"
+        ),
+        "NSAIDs reduce kidney blood flow and can worsen chronic kidney disease.",
+        ("kb.nsaid-ckd",),
+        tuple(sorted(set(inputs))),
+        _proposed(nsaids),
+    )
+
+
+def triple_whammy(facts: RuleFacts) -> Iterator[Finding]:
+    nsaids = facts.with_class("nsaid", "cox2-inhibitor")
+    raas = facts.with_class("ace-inhibitor", "arb", "arni")
+    diuretics = facts.with_class("loop-diuretic", "thiazide")
+    if nsaids and raas and diuretics:
+        yield Finding(
+            "rule.triple-whammy",
+            "warning",
+            "NSAID with an ACE inhibitor or ARB and a diuretic risks acute kidney injury: consider stopping the NSAID",
+            "Together these three remove the kidney's defences of its filtration pressure.",
+            ("kb.nsaid-acei-arb-diuretic-triple-whammy",),
+            _handles(nsaids, raas, diuretics),
+            _proposed(nsaids, raas, diuretics),
+        )
+
+
+def renal_nitrofurantoin(facts: RuleFacts) -> Iterator[Finding]:
+    drug = facts.with_class("nitrofurantoin")
+    egfr = facts.latest("egfr")
+    if drug and egfr is not None and egfr.value < 30:
+        yield Finding(
+            "rule.nitrofurantoin-egfr",
+            "warning",
+            f"eGFR {egfr.value:g}: nitrofurantoin is best avoided below 30; consider another antibiotic",
+            "With low eGFR nitrofurantoin fails to reach the urine and its toxicity rises.",
+            ("kb.nitrofurantoin-renal-impairment", "kb.beers-nitrofurantoin-crcl-30"),
+            (*_handles(drug), egfr.handle),
+            _proposed(drug),
+        )
+
+
+def hyperkalaemia(facts: RuleFacts) -> Iterator[Finding]:
+    potassium = facts.latest("potassium")
+    raising = facts.with_class(
+        "ace-inhibitor",
+        "arb",
+        "arni",
+        "potassium-sparing-diuretic",
+        "mineralocorticoid-antagonist",
+        "potassium-supplement",
+    )
+    if potassium is None or potassium.value < 5.5 or not raising:
+        return
+    yield Finding(
+        "rule.hyperkalaemia-on-raising-drug",
+        "critical",
+        _short(
+            f"Potassium {potassium.value:g} mmol/L on {_names(raising)}: consider holding it and repeating potassium"
+        ),
+        "These drugs raise serum potassium, which is already high.",
+        ("kb.potassium-monitoring-raas", "kb.hyperkalaemia-ras-inhibitor-continue"),
+        (*_handles(raising), potassium.handle),
+        _proposed(raising),
+        POTASSIUM,
+    )
+
+
+def inr_monitoring(facts: RuleFacts) -> Iterator[Finding]:
+    warfarin = facts.with_class("vitamin-k-antagonist")
+    if not warfarin or facts.latest("inr", within_days=42) is not None:
+        return
+    last = facts.latest("inr")
+    when = f"last INR {last.days_ago} days ago" if last and last.days_ago is not None else "no INR on record"
+    yield Finding(
+        "rule.inr-monitoring",
+        "warning",
+        _short(f"On warfarin with {when}: consider checking the INR"),
+        "Warfarin needs INR checks at least every 4-12 weeks once stable, and more often after any change.",
+        ("kb.warfarin-inr-monitoring",),
+        _handles(warfarin) + ((last.handle,) if last else ()),
+        _proposed(warfarin),
+        INR,
+    )
+
+
+_ALLERGY_CLASSES: tuple[tuple[str, frozenset[str], frozenset[str]], ...] = (
+    # (allergy text, classes it forbids, classes with cross-reactivity)
+    ("penicillin", frozenset({"penicillin"}), frozenset({"cephalosporin", "carbapenem"})),
+    ("amoxicillin", frozenset({"penicillin"}), frozenset({"cephalosporin", "carbapenem"})),
+    ("cephalosporin", frozenset({"cephalosporin"}), frozenset({"penicillin", "carbapenem"})),
+    ("sulfonamide", frozenset({"sulfonamide-antibiotic"}), frozenset()),
+    ("sulfa", frozenset({"sulfonamide-antibiotic"}), frozenset()),
+    ("aspirin", frozenset({"salicylate"}), frozenset({"nsaid", "cox2-inhibitor"})),
+    ("nsaid", frozenset({"nsaid", "salicylate"}), frozenset({"cox2-inhibitor"})),
+    ("ibuprofen", frozenset({"nsaid"}), frozenset({"salicylate"})),
+    ("naproxen", frozenset({"nsaid"}), frozenset({"salicylate"})),
+)
+
+
+_PENICILLIN = ("kb.penicillin-allergy-penicillins", "kb.penicillin-allergy-cephalosporin")
+_NSAID = ("kb.nsaid-aspirin-hypersensitivity", "kb.nsaid-aspirin-hypersensitivity")
+# allergy word → (same-class evidence, cross-reactivity evidence)
+_ALLERGY_EVIDENCE: dict[str, tuple[str, str]] = {
+    "penicillin": _PENICILLIN,
+    "amoxicillin": _PENICILLIN,
+    "cephalosporin": ("kb.penicillin-allergy-cephalosporin", "kb.penicillin-allergy-cephalosporin"),
+    "sulfonamide": ("kb.sulfonamide-antibiotic-allergy", "kb.sulfonamide-non-antibiotic-cross-reactivity"),
+    "sulfa": ("kb.sulfonamide-antibiotic-allergy", "kb.sulfonamide-non-antibiotic-cross-reactivity"),
+    "aspirin": _NSAID,
+    "nsaid": _NSAID,
+    "ibuprofen": _NSAID,
+    "naproxen": _NSAID,
+}
+
+
+def _cross_evidence(word: str, related: list[Exposure]) -> tuple[str, ...]:
+    if any(e.has("carbapenem") for e in related):
+        return ("kb.penicillin-allergy-carbapenem", _ALLERGY_EVIDENCE[word][1])
+    return (_ALLERGY_EVIDENCE[word][1],)
+
+
+def allergy_conflict(facts: RuleFacts) -> Iterator[Finding]:
+    for allergy in facts.context.allergies:
+        text = allergy.substance.display.lower()
+        for word, direct, cross in _ALLERGY_CLASSES:
+            if word not in text:
+                continue
+            same = facts.with_class(*direct)
+            related = [e for e in facts.with_class(*cross) if e not in same]
+            if same:
+                yield Finding(
+                    "rule.allergy-same-class",
+                    "critical",
+                    _short(
+                        f"Recorded {allergy.substance.display} allergy and {_names(same)}: consider an alternative"
+                    ),
+                    "The drug belongs to the class the patient is recorded as allergic to.",
+                    (_ALLERGY_EVIDENCE[word][0],),
+                    (allergy.handle, *_handles(same)),
+                    _proposed(same),
+                )
+            if related:
+                yield Finding(
+                    "rule.allergy-cross-reactivity",
+                    "warning",
+                    _short(
+                        f"Recorded {allergy.substance.display} allergy and {_names(related)}: consider the cross-reactivity risk"
+                    ),
+                    "Related drug classes carry a small but real risk of cross-reacting in the allergic patient.",
+                    _cross_evidence(word, related),
+                    (allergy.handle, *_handles(related)),
+                    _proposed(related),
+                )
+            break
+
+
+_PREGNANCY_EVIDENCE: tuple[tuple[str, str], ...] = (
+    # (ingredient or class, knowledge-base id), most specific first
+    ("warfarin", "kb.warfarin-pregnancy"),
+    ("methotrexate", "kb.methotrexate-pregnancy"),
+    ("isotretinoin", "kb.isotretinoin-pregnancy"),
+    ("valproate", "kb.valproate-pregnancy"),
+    ("lithium", "kb.lithium-pregnancy"),
+    ("misoprostol", "kb.misoprostol-pregnancy"),
+    ("mycophenolate", "kb.mycophenolate-pregnancy"),
+    ("ace-inhibitor", "kb.acei-arb-pregnancy"),
+    ("arb", "kb.acei-arb-pregnancy"),
+    ("statin", "kb.statin-pregnancy"),
+    ("tetracycline", "kb.tetracycline-pregnancy"),
+)
+
+
+def _pregnancy_evidence(risky: tuple[Exposure, ...]) -> tuple[str, ...]:
+    cited = [
+        kb for key, kb in _PREGNANCY_EVIDENCE if any(key in e.ingredients or key in e.classes for e in risky)
+    ]
+    return tuple(dict.fromkeys(cited)) or ("kb.teratogen-contraception-counselling",)
+
+
+def pregnancy_teratogen(facts: RuleFacts) -> Iterator[Finding]:
+    if not facts.pregnant:
+        return
+    risky = facts.with_class("teratogen")
+    if risky:
+        yield Finding(
+            "rule.pregnancy-teratogen",
+            "critical" if any(e.proposed for e in risky) else "warning",
+            _short(f"Pregnant and on {_names(risky)}: consider a pregnancy-compatible alternative"),
+            "These drugs can harm the fetus; most have safer alternatives during pregnancy.",
+            _pregnancy_evidence(risky),
+            (*facts.context.pregnancy.evidence, *_handles(risky)),
+            _proposed(risky),
+        )
+
+
+_DUPLICATE_GROUPS: tuple[tuple[str, frozenset[str], str], ...] = (
+    ("NSAIDs", frozenset({"nsaid", "cox2-inhibitor"}), "kb.duplicate-nsaids"),
+    ("renin-angiotensin blockers", frozenset({"ace-inhibitor", "arb", "arni"}), "kb.duplicate-raas-blockade"),
+    ("anticoagulants", frozenset({"anticoagulant"}), "kb.duplicate-anticoagulants"),
+    ("SSRIs or SNRIs", frozenset({"ssri", "snri"}), "kb.duplicate-ssri-snri"),
+    ("opioids", frozenset({"opioid"}), "kb.duplicate-opioids"),
+)
+
+
+def duplicate_therapy(facts: RuleFacts) -> Iterator[Finding]:
+    for label, classes, evidence in _DUPLICATE_GROUPS:
+        members = facts.with_class(*classes)
+        if len(members) >= 2 and (any(e.proposed for e in members) or len({e.handle for e in members}) >= 2):
+            yield Finding(
+                "rule.duplicate-therapy",
+                "warning",
+                _short(f"Two {label} ({_names(members)}): consider whether both are intended"),
+                "Two drugs of one class add side effects without adding benefit.",
+                (evidence,),
+                _handles(members),
+                _proposed(members),
+            )
+
+
+def paediatric(facts: RuleFacts) -> Iterator[Finding]:
+    age = facts.age
+    if age is None or age >= 18:
+        return
+    aspirin = facts.with_class("salicylate")
+    if aspirin:
+        yield Finding(
+            "rule.paediatric-aspirin",
+            "warning",
+            f"Aspirin in a {age}-year-old risks Reye syndrome: consider acetaminophen or ibuprofen instead",
+            "Aspirin in children and teenagers with viral illness is linked to Reye syndrome.",
+            ("kb.aspirin-reye-syndrome-under-18",),
+            _handles(aspirin),
+            _proposed(aspirin),
+        )
+    codeine = facts.with_class("codeine-like-opioid")
+    if codeine and age < 12:
+        yield Finding(
+            "rule.paediatric-codeine-tramadol",
+            "critical",
+            _short(
+                f"{_names(codeine).capitalize()} is contraindicated under 12: consider a non-opioid analgesic"
+            ),
+            "Ultra-rapid CYP2D6 metabolisers turn codeine and tramadol into enough opioid to stop a child breathing.",
+            ("kb.codeine-tramadol-under-12",),
+            _handles(codeine),
+            _proposed(codeine),
+        )
+
+
+def asthma_saba_only(facts: RuleFacts) -> Iterator[Finding]:
+    saba = facts.with_class("saba")
+    if saba and not facts.with_class("ics"):
+        yield Finding(
+            "rule.asthma-saba-only",
+            "warning",
+            "Reliever inhaler without an inhaled corticosteroid: consider an ICS-containing treatment",
+            "SABA-only treatment raises the risk of severe asthma attacks; current guidance pairs relief with an ICS.",
+            ("kb.asthma-saba-only-not-recommended", "kb.asthma-ics-containing-treatment"),
+            (*_handles(saba), *facts.value_sets.get("asthma", ())),
+            _proposed(saba),
+        )
+
+
+def heart_failure_harm(facts: RuleFacts) -> Iterator[Finding]:
+    if not facts.has_condition("heart-failure"):
+        return
+    harmful = facts.with_class("nsaid", "cox2-inhibitor", "thiazolidinedione", "non-dihydropyridine-ccb")
+    if harmful:
+        yield Finding(
+            "rule.heart-failure-harmful-drug",
+            "warning",
+            _short(f"Heart failure and {_names(harmful)}: consider an alternative that does not worsen it"),
+            "NSAIDs and thiazolidinediones retain fluid, and verapamil or diltiazem depress a weak heart.",
+            tuple(
+                dict.fromkeys(
+                    kb
+                    for cls, kb in (
+                        ("nsaid", "kb.nsaid-heart-failure"),
+                        ("cox2-inhibitor", "kb.nsaid-heart-failure"),
+                        ("thiazolidinedione", "kb.thiazolidinedione-heart-failure"),
+                        ("non-dihydropyridine-ccb", "kb.non-dihydropyridine-ccb-hfref"),
+                    )
+                    if facts.with_class(cls)
+                )
+            ),
+            (*facts.value_sets["heart-failure"], *_handles(harmful)),
+            _proposed(harmful),
+        )
+
+
+def diabetes_hba1c(facts: RuleFacts) -> Iterator[Finding]:
+    if not facts.has_condition("diabetes") or facts.latest("hba1c", within_days=183) is not None:
+        return
+    last = facts.latest("hba1c")
+    when = (
+        f"last HbA1c {last.days_ago} days ago" if last and last.days_ago is not None else "no HbA1c on record"
+    )
+    yield Finding(
+        "rule.diabetes-hba1c-due",
+        "info",
+        f"Diabetes with {when}: consider checking HbA1c",
+        "HbA1c is checked at least twice a year in diabetes, quarterly when treatment changes or goals are missed.",
+        ("kb.ada-hba1c-testing-frequency",),
+        (*facts.value_sets["diabetes"], *((last.handle,) if last else ())),
+        (),
+        HBA1C,
+    )
+
+
+def diabetic_kidney_raas(facts: RuleFacts) -> Iterator[Finding]:
+    dkd = facts.value_sets.get("diabetic-kidney-disease", ())
+    if dkd and not facts.with_class("ace-inhibitor", "arb", "arni"):
+        yield Finding(
+            "rule.diabetic-kidney-disease-raas",
+            "info",
+            "Diabetic kidney disease without an ACE inhibitor or ARB: consider one if albuminuria is present",
+            "ACE inhibitors and ARBs slow kidney disease progression in diabetes with albuminuria.",
+            ("kb.diabetes-acei-arb-albuminuria",),
+            dkd,
+        )
+
+
+def beers_older_adult(facts: RuleFacts) -> Iterator[Finding]:
+    if facts.age is None or facts.age < 65:
+        return
+    risky = facts.with_class("sedating-antihistamine", "benzodiazepine", "z-drug")
+    if risky:
+        yield Finding(
+            "rule.beers-sedatives",
+            "warning",
+            _short(
+                f"Age {facts.context.demographics.age_label} on {_names(risky)}: consider a less sedating option"
+            ),
+            "In older adults these drugs cause confusion, falls and fractures (AGS Beers criteria).",
+            tuple(
+                kb
+                for cls, kb in (
+                    ("sedating-antihistamine", "kb.beers-first-generation-antihistamines"),
+                    ("benzodiazepine", "kb.beers-benzodiazepines"),
+                    ("z-drug", "kb.beers-z-drugs"),
+                )
+                if any(e.has(cls) for e in risky)
+            ),
+            _handles(risky),
+            _proposed(risky),
+        )
+
+
+def _vaccine_within(facts: RuleFacts, word: str, days: int | None) -> bool:
+    return any(
+        word in i.vaccine.display.lower()
+        and (days is None or (i.days_ago is not None and i.days_ago <= days))
+        for i in facts.context.immunizations
+    )
+
+
+def influenza_due(facts: RuleFacts) -> Iterator[Finding]:
+    if facts.age is None or facts.context.demographics.deceased or _vaccine_within(facts, "influenza", 365):
+        return
+    yield Finding(
+        "rule.influenza-vaccine-due",
+        "info",
+        "No influenza vaccine in the past year: consider offering this season's vaccine",
+        "Annual influenza vaccination is recommended for everyone aged 6 months and older without a contraindication.",
+        ("kb.acip-influenza-annual",),
+        tuple(i.handle for i in facts.context.immunizations if "influenza" in i.vaccine.display.lower()),
+    )
+
+
+def pneumococcal_due(facts: RuleFacts) -> Iterator[Finding]:
+    if facts.age is None or facts.age < 65 or facts.context.demographics.deceased:
+        return
+    if _vaccine_within(facts, "pneumococcal", None):
+        return
+    yield Finding(
+        "rule.pneumococcal-vaccine-due",
+        "info",
+        f"Age {facts.context.demographics.age_label} with no pneumococcal vaccine on record: consider offering one",
+        "Adults 65 and older (and 50 and older under the 2024 schedule) are advised a pneumococcal conjugate vaccine.",
+        ("kb.acip-pneumococcal-50-plus",),
+        (),
+    )
+
+
+MEDICATION_RULES: tuple[Rule, ...] = (
+    *INTERACTIONS,
+    renal_metformin,
+    renal_nsaid,
+    triple_whammy,
+    renal_nitrofurantoin,
+    hyperkalaemia,
+    inr_monitoring,
+    allergy_conflict,
+    pregnancy_teratogen,
+    duplicate_therapy,
+    paediatric,
+    asthma_saba_only,
+    heart_failure_harm,
+    beers_older_adult,
+)
+CARE_GAP_RULES: tuple[Rule, ...] = (diabetes_hba1c, diabetic_kidney_raas, influenza_due, pneumococcal_due)

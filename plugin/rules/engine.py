@@ -1,0 +1,29 @@
+"""Runs the rules over a context (or a context plus a proposed order) and orders what they find."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from plugin.context.model import ClinicalContext, Code
+from plugin.rules.catalog import CARE_GAP_RULES, MEDICATION_RULES, Rule
+from plugin.rules.model import SEVERITY_RANK, Finding, RuleFacts
+
+ALL_RULES: tuple[Rule, ...] = (*MEDICATION_RULES, *CARE_GAP_RULES)
+PROPOSAL_HANDLE = "X1"
+
+
+def run_rules(facts: RuleFacts, rules: Iterable[Rule] = ALL_RULES) -> tuple[Finding, ...]:
+    findings = [finding for rule in rules for finding in rule(facts)]
+    # Most severe first, then stable by rule and inputs, so the same chart always lists cards alike.
+    findings.sort(key=lambda f: (-SEVERITY_RANK[f.severity], f.rule_id, f.inputs))
+    return tuple(findings)
+
+
+def evaluate(context: ClinicalContext, rules: Iterable[Rule] = ALL_RULES) -> tuple[Finding, ...]:
+    return run_rules(RuleFacts.of(context), rules)
+
+
+def check_proposal(context: ClinicalContext, medication: Code) -> tuple[Finding, ...]:
+    """Findings a proposed medication would cause: the veto the governance layer applies to AI output."""
+    facts = RuleFacts.of(context, proposed=((PROPOSAL_HANDLE, medication),))
+    return tuple(f for f in run_rules(facts, MEDICATION_RULES) if PROPOSAL_HANDLE in f.proposed)

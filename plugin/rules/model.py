@@ -1,0 +1,102 @@
+"""What rules see (exposures and facts of one context) and what they say (findings)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from plugin import terminology
+from plugin.context.model import ClinicalContext, Code, LabSeries, Measurement
+
+Severity = Literal["info", "warning", "critical"]
+SEVERITY_RANK: dict[Severity, int] = {"info": 0, "warning": 1, "critical": 2}
+
+
+@dataclass(frozen=True, slots=True)
+class Exposure:
+    """A drug the patient takes (a current medication) or is about to take (a draft or proposed order)."""
+
+    handle: str
+    label: str
+    ingredients: tuple[str, ...]
+    classes: frozenset[str]
+    proposed: bool
+
+    def has(self, *classes: str) -> bool:
+        return not self.classes.isdisjoint(classes)
+
+
+@dataclass(frozen=True, slots=True)
+class LabOrder:
+    """A concrete monitoring step a card can offer as a FHIR ServiceRequest."""
+
+    loinc: str
+    display: str
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    rule_id: str
+    severity: Severity
+    summary: str  # under 140 characters, phrased as an option
+    explanation: str  # one plain sentence
+    evidence: tuple[str, ...]  # knowledge-base ids
+    inputs: tuple[str, ...]  # patient handles the finding rests on
+    proposed: tuple[str, ...] = ()  # handles of draft/proposed orders the finding is about
+    order_lab: LabOrder | None = None
+
+
+def _exposure(handle: str, code: Code, ingredients: tuple[str, ...], proposed: bool) -> Exposure:
+    rxnorm = code.code if code.system == "rxnorm" else None
+    names = terminology.ingredients_of(rxnorm, code.display) or ingredients
+    classes = frozenset().union(*(terminology.classes_of(name) for name in names)) if names else frozenset()
+    return Exposure(handle, code.display, names, classes, proposed)
+
+
+@dataclass(frozen=True, slots=True)
+class RuleFacts:
+    """A context digested once for all rules: exposures with drug classes, value sets, latest labs."""
+
+    context: ClinicalContext
+    exposures: tuple[Exposure, ...]
+    value_sets: dict[str, tuple[str, ...]] = field(default_factory=dict)  # name → problem handles
+
+    @classmethod
+    def of(cls, context: ClinicalContext, proposed: tuple[tuple[str, Code], ...] = ()) -> RuleFacts:
+        exposures = [_exposure(m.handle, m.code, m.ingredients, False) for m in context.medications]
+        exposures += [
+            _exposure(d.handle, d.code, d.ingredients, True)
+            for d in context.draft_orders
+            if d.resource_type == "MedicationRequest"
+        ]
+        exposures += [_exposure(handle, code, (), True) for handle, code in proposed]
+        value_sets: dict[str, list[str]] = {}
+        names = terminology.value_set_names()
+        for problem in context.problems:
+            for name in names:
+                if terminology.in_value_set(name, problem.code.system, problem.code.code):
+                    value_sets.setdefault(name, []).append(problem.handle)
+        return cls(context, tuple(exposures), {k: tuple(v) for k, v in value_sets.items()})
+
+    def with_class(self, *classes: str) -> tuple[Exposure, ...]:
+        return tuple(e for e in self.exposures if e.has(*classes))
+
+    def has_condition(self, value_set: str) -> bool:
+        return value_set in self.value_sets
+
+    def latest(self, analyte: str, within_days: int | None = None) -> Measurement | None:
+        series: LabSeries | None = self.context.series(analyte)
+        if series is None:
+            return None
+        latest = series.latest
+        if within_days is not None and (latest.days_ago is None or latest.days_ago > within_days):
+            return None
+        return latest
+
+    @property
+    def age(self) -> int | None:
+        return self.context.demographics.age_years
+
+    @property
+    def pregnant(self) -> bool:
+        return self.context.pregnancy.status == "pregnant"
