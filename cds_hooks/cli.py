@@ -6,6 +6,7 @@ import argparse
 import logging
 import sys
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -83,7 +84,8 @@ def _rules_report(args: argparse.Namespace) -> int:
     if not paths:
         raise FireError(f"no FHIR Bundle files in {folder}")
     drafts = orjson.loads(args.draft_orders.read_bytes()) if args.draft_orders else None
-    rows = report(paths, shipped_registry(), drafts)
+    registry = shipped_registry(clock=lambda: args.as_of) if args.as_of else shipped_registry()
+    rows = report(paths, registry, drafts)
     if args.json:
         print(orjson.dumps(rows, option=orjson.OPT_INDENT_2).decode())
     else:
@@ -146,6 +148,11 @@ def parser() -> argparse.ArgumentParser:
         "--draft-orders", type=Path, help="Bundle or resource of draft orders for the order hooks"
     )
     rules.add_argument("--json", action="store_true", help="JSON rows instead of a table")
+    rules.add_argument(
+        "--as-of",
+        type=lambda text: datetime.fromisoformat(text).replace(tzinfo=UTC),
+        help="evaluate as if the hook fired on this date (YYYY-MM-DD); default: now",
+    )
     rules.set_defaults(run=_rules_report)
     return top
 

@@ -13,7 +13,7 @@ from typing import Any, Literal
 from plugin.cards import ServiceResult
 from plugin.context.build import build_context
 from plugin.knowledge import KnowledgeBase, load_knowledge_base
-from plugin.rules.cards import finding_card
+from plugin.rules.cards import describe, finding_card
 from plugin.rules.catalog import CARE_GAP_RULES, MEDICATION_RULES, Rule
 from plugin.rules.engine import run_rules
 from plugin.rules.model import RuleFacts
@@ -97,6 +97,8 @@ class RuleService:
         built = build_context(
             call.prefetch, self.clock(), draft_orders=drafts if isinstance(drafts, Mapping) else None
         )
+        if built.context.demographics.deceased:
+            return ServiceResult()  # a deceased patient's chart: no care to advise on
         findings = run_rules(RuleFacts.of(built.context), self.rules)
         if self.scope == "orders":
             # Order hooks speak about the orders: order-select about the orders just selected,
@@ -109,6 +111,7 @@ class RuleService:
                 and (selected is None or any(built.handles.resolve(h) in selected for h in f.proposed))
             )
         patient_id = call.context.get("patientId")
+        described = describe(built.context)
         cards = tuple(
             finding_card(
                 f,
@@ -116,18 +119,21 @@ class RuleService:
                 built.handles,
                 self.knowledge,
                 patient_id if isinstance(patient_id, str) else None,
+                described,
             )
             for f in findings
         )
         return ServiceResult(cards=cards)
 
 
-def shipped_registry(knowledge: KnowledgeBase | None = None) -> ServiceRegistry:
+def shipped_registry(
+    knowledge: KnowledgeBase | None = None, clock: Callable[[], datetime] = _utc_now
+) -> ServiceRegistry:
     knowledge = knowledge or load_knowledge_base()
     return ServiceRegistry(
         (
-            RuleService(CHART_REVIEW, "chart", knowledge, (*MEDICATION_RULES, *CARE_GAP_RULES)),
-            RuleService(ORDER_REVIEW, "orders", knowledge, MEDICATION_RULES),
-            RuleService(DISCHARGE_REVIEW, "discharge", knowledge, MEDICATION_RULES),
+            RuleService(CHART_REVIEW, "chart", knowledge, (*MEDICATION_RULES, *CARE_GAP_RULES), clock),
+            RuleService(ORDER_REVIEW, "orders", knowledge, MEDICATION_RULES, clock),
+            RuleService(DISCHARGE_REVIEW, "discharge", knowledge, MEDICATION_RULES, clock),
         )
     )

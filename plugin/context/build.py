@@ -331,11 +331,21 @@ class _Builder:
             self.facts.pregnancy_signals.append(("pregnant", reference, onset))
         self.note(model, reference)
 
-    def medication_code(self, model: Any) -> Code | None:
+    def medication_code(self, model: Any, raw: Mapping[str, Any]) -> Code | None:
         if model.medicationCodeableConcept is not None:
             return _code(model.medicationCodeableConcept)
-        reference = model.medicationReference.reference if model.medicationReference else None
-        medication = self.medications_by_ref.get(reference or "")
+        reference = str(model.medicationReference.reference or "") if model.medicationReference else ""
+        if reference.startswith("#"):
+            # A contained Medication: read it from this resource, validated like any other.
+            contained = raw.get("contained")
+            for candidate in contained if isinstance(contained, list) else ():
+                if isinstance(candidate, Mapping) and candidate.get("id") == reference[1:]:
+                    try:
+                        return _code(validated(candidate).code)
+                    except ResourceRejected:
+                        return None
+            return None
+        medication = self.medications_by_ref.get(reference)
         return _code(medication.code) if medication is not None else None
 
     def medication(self, source: str, raw: Mapping[str, Any]) -> None:
@@ -350,7 +360,7 @@ class _Builder:
         model = self.model(source, raw)
         if model is None:
             return
-        code = self.medication_code(model)
+        code = self.medication_code(model, raw)
         if code is None:
             self.facts.skipped.append(SkippedResource(str(resource_type), source, "medication not coded"))
             return
@@ -551,7 +561,7 @@ class _Builder:
             return
         resource_type = str(raw.get("resourceType"))
         if resource_type == "MedicationRequest":
-            code = self.medication_code(model)
+            code = self.medication_code(model, raw)
             dosage = _dosage(model.dosageInstruction or ())
         else:
             code = _code(getattr(model, "code", None))

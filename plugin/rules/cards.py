@@ -102,8 +102,10 @@ def finding_card(
     handles: HandleMap,
     knowledge: KnowledgeBase,
     patient_id: str | None,
+    described: dict[str, str] | None = None,
 ) -> Card:
-    described = describe(context)
+    """`described` is `describe(context)`, passed in when one call renders several cards."""
+    described = described if described is not None else describe(context)
     entries = [e for e in (knowledge.get(i) for i in finding.evidence) if e is not None]
     inputs = "\n".join(f"- {described.get(h, h)}" for h in finding.inputs) or "- (no patient data)"
     evidence = "\n".join(

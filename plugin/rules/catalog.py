@@ -6,9 +6,11 @@ vetoes) by adding it to the facts as a proposed exposure. Summaries are options,
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
+from plugin import terminology
 from plugin.rules.model import Exposure, Finding, LabOrder, RuleFacts, Severity
 
 Rule = Callable[[RuleFacts], Iterator[Finding]]
@@ -52,18 +54,40 @@ class Interaction:
     risk: str  # "raises bleeding risk"
     option: str  # "consider an alternative analgesic or gastroprotection"
     why: str  # one plain sentence of mechanism
+    left_ingredients: frozenset[str] = frozenset()  # narrows the left side to these drugs
+    right_unless: frozenset[str] = frozenset()  # right-side drugs with these classes belong to another rule
+    right_unless_ingredients: frozenset[str] = frozenset()
+
+    def _left(self, facts: RuleFacts) -> tuple[Exposure, ...]:
+        left = facts.with_class(*self.left)
+        if self.left_ingredients:
+            left = tuple(e for e in left if not self.left_ingredients.isdisjoint(e.ingredients))
+        return left
+
+    def _right(self, facts: RuleFacts) -> tuple[Exposure, ...]:
+        return tuple(
+            e
+            for e in facts.with_class(*self.right)
+            if not e.has(*self.right_unless) and self.right_unless_ingredients.isdisjoint(e.ingredients)
+        )
 
     def __call__(self, facts: RuleFacts) -> Iterator[Finding]:
-        left = facts.with_class(*self.left)
-        right = [e for e in facts.with_class(*self.right) if e not in left or self.left & self.right]
-        pairs = [(a, b) for a in left for b in right if a.handle != b.handle]
+        pairs: list[tuple[Exposure, Exposure]] = []
+        seen: set[frozenset[str]] = set()
+        for a in self._left(facts):
+            for b in self._right(facts):
+                # Each pair once, however its drugs' classes place them on both sides.
+                key = frozenset((a.handle, b.handle))
+                if a.handle != b.handle and key not in seen:
+                    seen.add(key)
+                    pairs.append((a, b))
         if not pairs:
             return
         lefts = [a for a, _ in pairs]
         rights = [b for _, b in pairs]
         summary = _short(f"{_names(lefts).capitalize()} with {_names(rights)} {self.risk}: {self.option}")
         involved = frozenset().union(*(e.classes for e in (*lefts, *rights)))
-        evidence = tuple(kb for cls, kb in self.evidence if cls == "*" or cls in involved)
+        evidence = tuple(dict.fromkeys(kb for cls, kb in self.evidence if cls == "*" or cls in involved))
         yield Finding(
             rule_id=self.rule_id,
             severity=self.severity,
@@ -84,9 +108,25 @@ def _pair(
     risk: str,
     option: str,
     why: str,
+    *,
+    left_ingredients: Iterable[str] = (),
+    right_unless: Iterable[str] = (),
+    right_unless_ingredients: Iterable[str] = (),
 ) -> Interaction:
     cited = tuple(("*", e) if isinstance(e, str) else e for e in evidence)
-    return Interaction(rule_id, frozenset(left), frozenset(right), severity, cited, risk, option, why)
+    return Interaction(
+        rule_id,
+        frozenset(left),
+        frozenset(right),
+        severity,
+        cited,
+        risk,
+        option,
+        why,
+        frozenset(left_ingredients),
+        frozenset(right_unless),
+        frozenset(right_unless_ingredients),
+    )
 
 
 INTERACTIONS: tuple[Interaction, ...] = (
@@ -99,6 +139,7 @@ INTERACTIONS: tuple[Interaction, ...] = (
         "raises bleeding risk",
         "consider an alternative analgesic such as acetaminophen",
         "NSAIDs injure the gastric mucosa and impair platelet function, adding to warfarin's anticoagulant effect.",
+        right_unless=["antiplatelet"],  # aspirin is usually cardioprotective: the antiplatelet rule speaks
     ),
     _pair(
         "rule.vka-antiplatelet",
@@ -192,6 +233,9 @@ INTERACTIONS: tuple[Interaction, ...] = (
         "can prolong the QT interval",
         "consider stopping one of them",
         "Macrolides and azoles block the metabolism of QT-prolonging drugs such as terfenadine, risking torsades.",
+        # The drugs whose QT effect depends on CYP3A4 clearance; azithromycin barely inhibits CYP3A4.
+        left_ingredients=["terfenadine", "astemizole", "cisapride", "pimozide"],
+        right_unless_ingredients=["azithromycin"],
     ),
     _pair(
         "rule.methotrexate-nsaid",
@@ -248,7 +292,11 @@ def renal_metformin(facts: RuleFacts) -> Iterator[Finding]:
     summary = (
         f"eGFR {egfr.value:g}: metformin is contraindicated below 30; consider stopping it"
         if contraindicated
-        else f"eGFR {egfr.value:g}: consider whether metformin should be started or its dose reduced"
+        else (
+            f"eGFR {egfr.value:g}: consider not starting metformin below 45"
+            if any(e.proposed for e in metformin)
+            else f"eGFR {egfr.value:g}: consider reducing the metformin dose and reassessing its benefit"
+        )
     )
     yield Finding(
         "rule.metformin-egfr",
@@ -358,75 +406,97 @@ def inr_monitoring(facts: RuleFacts) -> Iterator[Finding]:
     )
 
 
-_ALLERGY_CLASSES: tuple[tuple[str, frozenset[str], frozenset[str]], ...] = (
-    # (allergy text, classes it forbids, classes with cross-reactivity)
-    ("penicillin", frozenset({"penicillin"}), frozenset({"cephalosporin", "carbapenem"})),
-    ("amoxicillin", frozenset({"penicillin"}), frozenset({"cephalosporin", "carbapenem"})),
-    ("cephalosporin", frozenset({"cephalosporin"}), frozenset({"penicillin", "carbapenem"})),
-    ("sulfonamide", frozenset({"sulfonamide-antibiotic"}), frozenset()),
-    ("sulfa", frozenset({"sulfonamide-antibiotic"}), frozenset()),
-    ("aspirin", frozenset({"salicylate"}), frozenset({"nsaid", "cox2-inhibitor"})),
-    ("nsaid", frozenset({"nsaid", "salicylate"}), frozenset({"cox2-inhibitor"})),
-    ("ibuprofen", frozenset({"nsaid"}), frozenset({"salicylate"})),
-    ("naproxen", frozenset({"nsaid"}), frozenset({"salicylate"})),
-)
-
-
-_PENICILLIN = ("kb.penicillin-allergy-penicillins", "kb.penicillin-allergy-cephalosporin")
-_NSAID = ("kb.nsaid-aspirin-hypersensitivity", "kb.nsaid-aspirin-hypersensitivity")
-# allergy word → (same-class evidence, cross-reactivity evidence)
-_ALLERGY_EVIDENCE: dict[str, tuple[str, str]] = {
-    "penicillin": _PENICILLIN,
-    "amoxicillin": _PENICILLIN,
-    "cephalosporin": ("kb.penicillin-allergy-cephalosporin", "kb.penicillin-allergy-cephalosporin"),
-    "sulfonamide": ("kb.sulfonamide-antibiotic-allergy", "kb.sulfonamide-non-antibiotic-cross-reactivity"),
-    "sulfa": ("kb.sulfonamide-antibiotic-allergy", "kb.sulfonamide-non-antibiotic-cross-reactivity"),
-    "aspirin": _NSAID,
-    "nsaid": _NSAID,
-    "ibuprofen": _NSAID,
-    "naproxen": _NSAID,
+# Allergy class → (cross-reactive classes, evidence for the same class, evidence for cross-reactivity).
+_ALLERGY_GROUPS: dict[str, tuple[frozenset[str], str, str]] = {
+    "penicillin": (
+        frozenset({"cephalosporin", "carbapenem"}),
+        "kb.penicillin-allergy-penicillins",
+        "kb.penicillin-allergy-cephalosporin",
+    ),
+    "cephalosporin": (
+        frozenset({"penicillin", "carbapenem"}),
+        "kb.penicillin-allergy-cephalosporin",
+        "kb.penicillin-allergy-cephalosporin",
+    ),
+    "sulfonamide-antibiotic": (
+        frozenset(),
+        "kb.sulfonamide-antibiotic-allergy",
+        "kb.sulfonamide-non-antibiotic-cross-reactivity",
+    ),
+    "salicylate": (
+        frozenset({"nsaid", "cox2-inhibitor"}),
+        "kb.nsaid-aspirin-hypersensitivity",
+        "kb.nsaid-aspirin-hypersensitivity",
+    ),
+    "nsaid": (
+        frozenset({"salicylate", "cox2-inhibitor"}),
+        "kb.nsaid-aspirin-hypersensitivity",
+        "kb.nsaid-aspirin-hypersensitivity",
+    ),
+}
+# Allergy records name classes as often as drugs ("Allergy to penicillin", "Sulfa drug allergy").
+_ALLERGY_WORDS = {
+    "penicillin": "penicillin",
+    "penicillins": "penicillin",
+    "cephalosporin": "cephalosporin",
+    "cephalosporins": "cephalosporin",
+    "sulfa": "sulfonamide-antibiotic",
+    "sulfonamide": "sulfonamide-antibiotic",
+    "sulfonamides": "sulfonamide-antibiotic",
+    "nsaid": "nsaid",
+    "nsaids": "nsaid",
+    "aspirin": "salicylate",
+    "salicylate": "salicylate",
 }
 
 
-def _cross_evidence(word: str, related: list[Exposure]) -> tuple[str, ...]:
-    if any(e.has("carbapenem") for e in related):
-        return ("kb.penicillin-allergy-carbapenem", _ALLERGY_EVIDENCE[word][1])
-    return (_ALLERGY_EVIDENCE[word][1],)
+def allergy_classes(display: str) -> frozenset[str]:
+    """Drug classes an allergy record names, from the substance's drug name or a class word."""
+    words = [w for w in re.split(r"[^a-z0-9-]+", display.lower()) if w]
+    # A word that names the allergy's class decides alone: "aspirin" is a salicylate allergy, for which
+    # other NSAIDs are cross-reactive, even though aspirin is itself classed as an NSAID too.
+    classes: set[str] = {_ALLERGY_WORDS[w] for w in words if w in _ALLERGY_WORDS}
+    if not classes:
+        for name in (display, *words):
+            classes.update(terminology.classes_of(name))
+    return frozenset(c for c in classes if c in _ALLERGY_GROUPS)
 
 
 def allergy_conflict(facts: RuleFacts) -> Iterator[Finding]:
     for allergy in facts.context.allergies:
-        text = allergy.substance.display.lower()
-        for word, direct, cross in _ALLERGY_CLASSES:
-            if word not in text:
-                continue
-            same = facts.with_class(*direct)
-            related = [e for e in facts.with_class(*cross) if e not in same]
-            if same:
-                yield Finding(
-                    "rule.allergy-same-class",
-                    "critical",
-                    _short(
-                        f"Recorded {allergy.substance.display} allergy and {_names(same)}: consider an alternative"
-                    ),
-                    "The drug belongs to the class the patient is recorded as allergic to.",
-                    (_ALLERGY_EVIDENCE[word][0],),
-                    (allergy.handle, *_handles(same)),
-                    _proposed(same),
-                )
-            if related:
-                yield Finding(
-                    "rule.allergy-cross-reactivity",
-                    "warning",
-                    _short(
-                        f"Recorded {allergy.substance.display} allergy and {_names(related)}: consider the cross-reactivity risk"
-                    ),
-                    "Related drug classes carry a small but real risk of cross-reacting in the allergic patient.",
-                    _cross_evidence(word, related),
-                    (allergy.handle, *_handles(related)),
-                    _proposed(related),
-                )
-            break
+        allergic_to = allergy_classes(allergy.substance.display)
+        if not allergic_to:
+            continue
+        cross = frozenset().union(*(_ALLERGY_GROUPS[c][0] for c in allergic_to)) - allergic_to
+        same = facts.with_class(*allergic_to)
+        related = [e for e in facts.with_class(*cross) if e not in same]
+        group = _ALLERGY_GROUPS[min(allergic_to)]
+        substance = allergy.substance.display
+        if same:
+            yield Finding(
+                "rule.allergy-same-class",
+                "critical",
+                _short(f"Recorded {substance} allergy and {_names(same)}: consider an alternative"),
+                "The drug belongs to the class the patient is recorded as allergic to.",
+                tuple(dict.fromkeys(_ALLERGY_GROUPS[c][1] for c in sorted(allergic_to))),
+                (allergy.handle, *_handles(same)),
+                _proposed(same),
+            )
+        if related:
+            evidence = [group[2]]
+            if any(e.has("carbapenem") for e in related):
+                evidence.insert(0, "kb.penicillin-allergy-carbapenem")
+            yield Finding(
+                "rule.allergy-cross-reactivity",
+                "warning",
+                _short(
+                    f"Recorded {substance} allergy and {_names(related)}: consider the cross-reactivity risk"
+                ),
+                "Related drug classes carry a small but real risk of cross-reacting in the allergic patient.",
+                tuple(dict.fromkeys(evidence)),
+                (allergy.handle, *_handles(related)),
+                _proposed(related),
+            )
 
 
 _PREGNANCY_EVIDENCE: tuple[tuple[str, str], ...] = (
@@ -524,7 +594,7 @@ def paediatric(facts: RuleFacts) -> Iterator[Finding]:
 
 def asthma_saba_only(facts: RuleFacts) -> Iterator[Finding]:
     saba = facts.with_class("saba")
-    if saba and not facts.with_class("ics"):
+    if saba and not facts.with_class("ics") and facts.has_condition("asthma"):
         yield Finding(
             "rule.asthma-saba-only",
             "warning",
@@ -596,7 +666,7 @@ def diabetic_kidney_raas(facts: RuleFacts) -> Iterator[Finding]:
 
 
 def beers_older_adult(facts: RuleFacts) -> Iterator[Finding]:
-    if facts.age is None or facts.age < 65:
+    if facts.age is None or facts.age < 65 or facts.context.demographics.deceased:
         return
     risky = facts.with_class("sedating-antihistamine", "benzodiazepine", "z-drug")
     if risky:
@@ -630,7 +700,10 @@ def _vaccine_within(facts: RuleFacts, word: str, days: int | None) -> bool:
 
 
 def influenza_due(facts: RuleFacts) -> Iterator[Finding]:
-    if facts.age is None or facts.context.demographics.deceased or _vaccine_within(facts, "influenza", 365):
+    # Age is kept in whole years, so under 1 we cannot tell whether the child is past 6 months: stay silent.
+    if facts.age is None or facts.age < 1 or facts.context.demographics.deceased:
+        return
+    if _vaccine_within(facts, "influenza", 365):
         return
     yield Finding(
         "rule.influenza-vaccine-due",

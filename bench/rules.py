@@ -1,0 +1,142 @@
+"""Rule engine latency on the largest fixture chart: all rules and the rule-card path against a trivial floor.
+
+The context of the Synthea chart with the largest raw prefetch (CHART_PREFETCH answered by its bundle) is
+built once; then, interleaved round by round so drift cancels out, each row runs `--runs` times after a
+warm-up:
+
+- floor: a trivial pass over the same context (reading every medication's handle);
+- facts: `RuleFacts.of(context)` alone;
+- all rules: `run_rules(RuleFacts.of(context), MEDICATION_RULES + CARE_GAP_RULES)`;
+- rule cards: the same plus `finding_card` for every finding (the synchronous card path without HTTP).
+
+    python -m bench.rules [--runs N] [--warmup N] [--rounds N] [--chart NAME-PREFIX]
+
+Exits non-zero only when the benchmark itself fails; a missed target is a FAIL line, not an exit status.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import math
+import sys
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from cds_hooks.prefetch import render_template
+from plugin.catalog import CHART_PREFETCH
+from plugin.context.build import build_context
+from plugin.context.model import BuiltContext
+from plugin.fhir_search import FhirStore
+from plugin.knowledge import load_knowledge_base
+from plugin.rules.cards import finding_card
+from plugin.rules.catalog import CARE_GAP_RULES, MEDICATION_RULES
+from plugin.rules.engine import run_rules
+from plugin.rules.model import RuleFacts
+
+SYNTHEA = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "synthea"
+FHIR_BASE = "https://ehr.bench.invalid/fhir/r4"
+RULES = (*MEDICATION_RULES, *CARE_GAP_RULES)
+# The tests' fixed clock (tests.support.charts.NOW): after every fixture record, so ages and days repeat.
+NOW = datetime(2026, 11, 25, 12, tzinfo=UTC)
+TARGET_P99_MS = 5.0
+
+
+def largest_chart(prefix: str = "") -> tuple[str, int, BuiltContext, str]:
+    """(file stem, raw prefetch bytes, built context, patient id) of the chart with the largest prefetch."""
+    best: tuple[int, str, dict[str, Any], str] | None = None
+    for path in sorted(SYNTHEA.glob("*.json")):
+        if not path.stem.startswith(prefix):
+            continue
+        store = FhirStore.from_bundles([orjson.loads(path.read_bytes())])
+        (patient,) = store.search("Patient", [])
+        patient_id = str(patient["id"])
+        hook = {"patientId": patient_id}
+        prefetch = {k: store.query(render_template(t, hook), FHIR_BASE) for k, t in CHART_PREFETCH.items()}
+        size = len(orjson.dumps(prefetch))
+        if best is None or size > best[0]:
+            best = (size, path.stem, prefetch, patient_id)
+    if best is None:
+        raise SystemExit(f"bench.rules: no Synthea bundle named {prefix}*.json under {SYNTHEA}")
+    size, stem, prefetch, patient_id = best
+    return stem, size, build_context(prefetch, NOW), patient_id
+
+
+def percentile(ordered: list[float], q: float) -> float:
+    return ordered[min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))]
+
+
+def measure(
+    rows: dict[str, Callable[[], object]], runs: int, warmup: int, rounds: int
+) -> dict[str, list[float]]:
+    samples: dict[str, list[float]] = {name: [] for name in rows}
+    names = list(rows)
+    for work in rows.values():
+        for _ in range(warmup):
+            work()
+    for round_no in range(rounds):
+        for name in names[round_no % len(names) :] + names[: round_no % len(names)]:
+            work = rows[name]
+            gc.collect()
+            for _ in range(math.ceil(runs / rounds)):
+                start = time.perf_counter_ns()
+                work()
+                samples[name].append((time.perf_counter_ns() - start) / 1e6)
+    return {name: sorted(values) for name, values in samples.items()}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.rules", description=__doc__.split("\n")[0])
+    parser.add_argument("--runs", type=int, default=2000, help="timed runs per row (default 2000)")
+    parser.add_argument("--warmup", type=int, default=200, help="untimed runs per row first (default 200)")
+    parser.add_argument("--rounds", type=int, default=4, help="interleaved rounds (default 4)")
+    parser.add_argument("--chart", default="", help="only charts whose file name starts with this")
+    args = parser.parse_args(argv)
+
+    stem, size, built, patient_id = largest_chart(args.chart)
+    context, handles, knowledge = built.context, built.handles, load_knowledge_base()
+
+    def floor() -> object:
+        return [m.handle for m in context.medications]
+
+    def all_rules() -> object:
+        return run_rules(RuleFacts.of(context), RULES)
+
+    def rule_cards() -> object:
+        findings = run_rules(RuleFacts.of(context), RULES)
+        return [finding_card(f, context, handles, knowledge, patient_id) for f in findings]
+
+    findings = run_rules(RuleFacts.of(context), RULES)
+    rows: dict[str, Callable[[], object]] = {
+        "floor": floor,
+        "facts": lambda: RuleFacts.of(context),
+        "all rules": all_rules,
+        "rule cards": rule_cards,
+    }
+    samples = measure(rows, args.runs, args.warmup, args.rounds)
+
+    print(
+        f"chart {stem}: {size / 1024:.0f} KiB raw prefetch, {len(context.medications)} medications, "
+        f"{len(context.problems)} problems, {sum(len(s.measurements) for s in context.labs)} lab values; "
+        f"{len(RULES)} rules, {len(findings)} findings; {len(samples['floor'])} runs per row, Python "
+        f"{sys.version.split()[0]}"
+    )
+    floor_p50 = percentile(samples["floor"], 0.5)
+    print(f"{'row':<12} {'p50 ms':>9} {'p99 ms':>9} {'max ms':>9} {'p50 / floor':>12}")
+    for name, values in samples.items():
+        p50, p99 = percentile(values, 0.5), percentile(values, 0.99)
+        ratio = p50 / floor_p50 if floor_p50 > 0 else math.inf
+        print(f"{name:<12} {p50:>9.4f} {p99:>9.4f} {values[-1]:>9.4f} {ratio:>11.1f}x")
+    p99 = percentile(samples["all rules"], 0.99)
+    verdict = "PASS" if p99 <= TARGET_P99_MS else "FAIL"
+    print(f"{verdict}: all rules p99 {p99:.3f} ms <= {TARGET_P99_MS:g} ms")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

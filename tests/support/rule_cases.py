@@ -1,0 +1,278 @@
+"""Small FHIR charts for the rule tests, dated relative to the fixed NOW and coded as EHRs send them."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Any
+
+import orjson
+
+from plugin.context.build import build_context
+from plugin.context.model import BuiltContext
+from tests.support.charts import (
+    BASE_URL,
+    LOINC,
+    NOW,
+    SNOMED,
+    UCUM,
+    JsonDict,
+    copy_json,
+    draft_orders,
+    medication_request,
+)
+from tests.support.fixtures_paths import SHARED_FIXTURES, require_shared_fixtures
+
+TODAY = NOW.date()
+PATIENT_ID = "rule-case"
+R4_EXAMPLES = SHARED_FIXTURES / "fhir-examples" / "r4-spec"
+CVX = "http://hl7.org/fhir/sid/cvx"
+OBSERVATION_CATEGORY = "http://terminology.hl7.org/CodeSystem/observation-category"
+ALLERGY_VERIFICATION = "http://terminology.hl7.org/CodeSystem/allergyintolerance-verification"
+
+# RxNorm clinical drugs (code, display) the way EHR prescriptions carry them.
+DRUGS: dict[str, tuple[str, str]] = {
+    "acetaminophen": ("313782", "Acetaminophen 325 MG Oral Tablet"),
+    "albuterol": ("745679", "200 ACTUAT Albuterol 0.09 MG/ACTUAT Metered Dose Inhaler"),
+    "amlodipine": ("197361", "Amlodipine 5 MG Oral Tablet"),
+    "amoxicillin": ("308191", "Amoxicillin 500 MG Oral Capsule"),
+    "apixaban": ("1364445", "apixaban 5 MG Oral Tablet"),
+    "aspirin": ("243670", "aspirin 81 MG Oral Tablet"),
+    "azithromycin": ("308460", "Azithromycin 250 MG Oral Tablet"),
+    "cefuroxime": ("309097", "Cefuroxime axetil 250 MG Oral Tablet"),
+    "celecoxib": ("205323", "celecoxib 200 MG Oral Capsule"),
+    "ciprofloxacin": ("197511", "Ciprofloxacin 500 MG Oral Tablet"),
+    "clarithromycin": ("197517", "clarithromycin 500 MG Oral Tablet"),
+    "clopidogrel": ("309362", "Clopidogrel 75 MG Oral Tablet"),
+    "codeine": ("993781", "Acetaminophen 300 MG / Codeine Phosphate 30 MG Oral Tablet"),
+    "co-trimoxazole": ("198335", "Sulfamethoxazole 800 MG / Trimethoprim 160 MG Oral Tablet"),
+    "digoxin": ("197604", "Digoxin 0.125 MG Oral Tablet"),
+    "diphenhydramine": ("1049630", "diphenhydrAMINE Hydrochloride 25 MG Oral Tablet"),
+    "fluconazole": ("197698", "Fluconazole 150 MG Oral Tablet"),
+    "fluticasone": ("895994", "120 ACTUAT Fluticasone propionate 0.044 MG/ACTUAT Metered Dose Inhaler"),
+    "furosemide": ("310429", "Furosemide 20 MG Oral Tablet"),
+    "hydrochlorothiazide": ("310798", "Hydrochlorothiazide 25 MG Oral Tablet"),
+    "ibuprofen": ("197806", "Ibuprofen 600 MG Oral Tablet"),
+    "ketoconazole": ("197985", "Ketoconazole 200 MG Oral Tablet"),
+    "linezolid": ("360206", "linezolid 600 MG Oral Tablet"),
+    "lisinopril": ("314076", "lisinopril 10 MG Oral Tablet"),
+    "loratadine": ("311372", "Loratadine 10 MG Oral Tablet"),
+    "lorazepam": ("197901", "Lorazepam 1 MG Oral Tablet"),
+    "losartan": ("979485", "losartan potassium 50 MG Oral Tablet"),
+    "metformin": ("860975", "24 HR Metformin hydrochloride 500 MG Extended Release Oral Tablet"),
+    "methotrexate": ("105585", "Methotrexate 2.5 MG Oral Tablet"),
+    "naproxen": ("198014", "Naproxen 500 MG Oral Tablet"),
+    "naproxen-sodium": ("849574", "Naproxen sodium 220 MG Oral Tablet"),
+    "nitrofurantoin": ("311989", "Nitrofurantoin 5 MG/ML Oral Suspension"),
+    "nystatin": ("312558", "Nystatin 100000 UNT/ML Oral Suspension"),
+    "oxycodone": ("1049621", "Oxycodone Hydrochloride 5 MG Oral Tablet"),
+    "oxycodone-apap": ("1049221", "Acetaminophen 325 MG / Oxycodone Hydrochloride 5 MG Oral Tablet"),
+    "potassium-chloride": ("628958", "Potassium Chloride 20 MEQ Extended Release Oral Tablet"),
+    "sertraline": ("312940", "sertraline 50 MG Oral Tablet"),
+    "spironolactone": ("313096", "spironolactone 25 MG Oral Tablet"),
+    "terfenadine": ("141918", "Terfenadine 60 MG Oral Tablet"),
+    "tramadol": ("835603", "tramadol hydrochloride 50 MG Oral Tablet"),
+    "trazodone": ("856377", "trazodone hydrochloride 50 MG Oral Tablet"),
+    "verapamil": ("897718", "Verapamil Hydrochloride 40 MG"),
+    "warfarin": ("855332", "Warfarin Sodium 5 MG Oral Tablet"),
+}
+
+# SNOMED CT problems (code, display) as Synthea and most EHR problem lists code them.
+PROBLEMS: dict[str, tuple[str, str]] = {
+    "asthma": ("195967001", "Asthma"),
+    "ckd-3": ("433144002", "Chronic kidney disease stage 3 (disorder)"),
+    "diabetes": ("44054006", "Diabetes mellitus type 2 (disorder)"),
+    "diabetic-kidney-disease": ("127013003", "Diabetic renal disease (disorder)"),
+    "heart-failure": ("88805009", "Chronic congestive heart failure (disorder)"),
+    "hypertension": ("38341003", "Hypertension"),
+    "pregnancy": ("72892002", "Normal pregnancy"),
+}
+
+# LOINC lab codes (code, display, UCUM unit).
+LABS: dict[str, tuple[str, str, str]] = {
+    "egfr": (
+        "33914-3",
+        "Glomerular filtration rate/1.73 sq M.predicted [Volume Rate/Area] in Serum or Plasma by Creatinine-based formula (MDRD)",
+        "mL/min/{1.73_m2}",
+    ),
+    "potassium": ("2823-3", "Potassium [Moles/volume] in Serum or Plasma", "mmol/L"),
+    "inr": ("6301-6", "INR in Platelet poor plasma by Coagulation assay", "{INR}"),
+    "hba1c": ("4548-4", "Hemoglobin A1c/Hemoglobin.total in Blood", "%"),
+}
+
+VACCINES: dict[str, tuple[str, str]] = {
+    "influenza": ("140", "Influenza, seasonal, injectable, preservative free"),
+    "pneumococcal": ("133", "Pneumococcal conjugate PCV 13"),
+}
+
+_PREFETCH_KEY = {
+    "Condition": "conditions",
+    "MedicationRequest": "medications",
+    "AllergyIntolerance": "allergies",
+    "Observation": "labs",
+    "Immunization": "immunizations",
+}
+
+
+def on(days_ago: int) -> str:
+    """The ISO date `days_ago` days before the fixed NOW."""
+    return (TODAY - timedelta(days=days_ago)).isoformat()
+
+
+def born(age: int) -> str:
+    """A birth date that makes the patient exactly `age` at NOW (birthday a month ago)."""
+    return (date(TODAY.year - age, TODAY.month, TODAY.day) - timedelta(days=30)).isoformat()
+
+
+def reference(resource: Mapping[str, Any]) -> str:
+    return f"{resource['resourceType']}/{resource['id']}"
+
+
+def patient(age: int = 50, gender: str = "female", deceased: bool = False) -> JsonDict:
+    resource: JsonDict = {
+        "resourceType": "Patient",
+        "id": PATIENT_ID,
+        "gender": gender,
+        "birthDate": born(age),
+    }
+    if deceased:
+        resource["deceasedDateTime"] = on(10)
+    return resource
+
+
+def med(drug: str, resource_id: str | None = None, status: str = "active", days_ago: int = 120) -> JsonDict:
+    """A current prescription of one of DRUGS (id defaults to the drug key)."""
+    rxnorm, display = DRUGS[drug]
+    return medication_request(
+        resource_id or drug, PATIENT_ID, rxnorm, display, status=status, authored=on(days_ago)
+    )
+
+
+def draft(drug: str, resource_id: str | None = None) -> JsonDict:
+    """A draft order of one of DRUGS (id defaults to `draft-<drug>`), as order-select/order-sign send it."""
+    rxnorm, display = DRUGS[drug]
+    return medication_request(resource_id or f"draft-{drug}", PATIENT_ID, rxnorm, display, status="draft")
+
+
+def problem(name: str, resource_id: str | None = None, onset_days_ago: int = 400) -> JsonDict:
+    code, display = PROBLEMS[name]
+    return {
+        "resourceType": "Condition",
+        "id": resource_id or name,
+        "clinicalStatus": {
+            "coding": [
+                {"system": "http://terminology.hl7.org/CodeSystem/condition-clinical", "code": "active"}
+            ]
+        },
+        "verificationStatus": {
+            "coding": [
+                {
+                    "system": "http://terminology.hl7.org/CodeSystem/condition-ver-status",
+                    "code": "confirmed",
+                }
+            ]
+        },
+        "code": {"coding": [{"system": SNOMED, "code": code, "display": display}], "text": display},
+        "subject": {"reference": f"Patient/{PATIENT_ID}"},
+        "onsetDateTime": on(onset_days_ago),
+    }
+
+
+def lab(analyte: str, value: float, days_ago: int = 7, resource_id: str | None = None) -> JsonDict:
+    loinc, display, unit = LABS[analyte]
+    return {
+        "resourceType": "Observation",
+        "id": resource_id or analyte,
+        "status": "final",
+        "category": [{"coding": [{"system": OBSERVATION_CATEGORY, "code": "laboratory"}]}],
+        "code": {"coding": [{"system": LOINC, "code": loinc, "display": display}], "text": display},
+        "subject": {"reference": f"Patient/{PATIENT_ID}"},
+        "effectiveDateTime": f"{on(days_ago)}T09:30:00Z",
+        "valueQuantity": {"value": value, "unit": unit, "system": UCUM, "code": unit},
+    }
+
+
+def vaccine(name: str, days_ago: int, resource_id: str | None = None) -> JsonDict:
+    cvx, display = VACCINES[name]
+    return {
+        "resourceType": "Immunization",
+        "id": resource_id or name,
+        "status": "completed",
+        "vaccineCode": {"coding": [{"system": CVX, "code": cvx, "display": display}], "text": display},
+        "patient": {"reference": f"Patient/{PATIENT_ID}"},
+        "occurrenceDateTime": f"{on(days_ago)}T10:00:00Z",
+        "primarySource": True,
+    }
+
+
+@functools.cache
+def _r4_example(name: str) -> bytes:
+    require_shared_fixtures()
+    return (R4_EXAMPLES / name).read_bytes()
+
+
+def penicillin_allergy(resource_id: str = "penicillin", verification: str | None = None) -> JsonDict:
+    """The R4 specification's medication allergy example (Penicillin G, hives), moved onto our patient."""
+    allergy: JsonDict = orjson.loads(_r4_example("AllergyIntolerance-medication.json"))
+    allergy["id"] = resource_id
+    allergy["patient"] = {"reference": f"Patient/{PATIENT_ID}"}
+    if verification is not None:
+        allergy["verificationStatus"] = {"coding": [{"system": ALLERGY_VERIFICATION, "code": verification}]}
+    return allergy
+
+
+def drug_allergy(resource_id: str, rxnorm: str, display: str) -> JsonDict:
+    """A medication AllergyIntolerance shaped like the R4 example, for another substance."""
+    allergy = penicillin_allergy(resource_id)
+    allergy["code"] = {
+        "coding": [
+            {"system": "http://www.nlm.nih.gov/research/umls/rxnorm", "code": rxnorm, "display": display}
+        ]
+    }
+    return allergy
+
+
+def r4_warfarin_request() -> JsonDict:
+    """The R4 specification's warfarin prescription (MedicationRequest/medrx0331, contained Medication)."""
+    request: JsonDict = orjson.loads(_r4_example("MedicationRequest-medrx0331.json"))
+    request["subject"] = {"reference": f"Patient/{PATIENT_ID}"}
+    return request
+
+
+def searchset(resources: list[JsonDict]) -> JsonDict:
+    return {
+        "resourceType": "Bundle",
+        "type": "searchset",
+        "total": len(resources),
+        "entry": [
+            {"fullUrl": f"{BASE_URL}/{reference(r)}", "resource": r, "search": {"mode": "match"}}
+            for r in resources
+        ],
+    }
+
+
+@dataclass(frozen=True)
+class Chart:
+    """A patient, the chart's resources, and the draft orders of the hook call (if any)."""
+
+    age: int = 50
+    gender: str = "female"
+    resources: tuple[JsonDict, ...] = ()
+    drafts: tuple[JsonDict, ...] = ()
+    deceased: bool = False
+
+    def prefetch(self) -> JsonDict:
+        grouped: dict[str, list[JsonDict]] = {key: [] for key in _PREFETCH_KEY.values()}
+        for resource in self.resources:
+            grouped[_PREFETCH_KEY[resource["resourceType"]]].append(copy_json(resource))
+        prefetch: JsonDict = {"patient": patient(self.age, self.gender, self.deceased)}
+        prefetch.update({key: searchset(items) for key, items in grouped.items()})
+        return prefetch
+
+    def draft_orders(self) -> JsonDict | None:
+        return draft_orders(*self.drafts) if self.drafts else None
+
+    def build(self) -> BuiltContext:
+        return build_context(self.prefetch(), NOW, draft_orders=self.draft_orders())

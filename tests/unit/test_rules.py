@@ -1,0 +1,1030 @@
+"""Every safety rule, positive and clinically similar negative cases, through real FHIR parsing and terminology."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, fields, is_dataclass
+from types import CodeType, FunctionType
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from plugin.context.build import build_context
+from plugin.context.model import BuiltContext, Code
+from plugin.knowledge import load_knowledge_base
+from plugin.rules import catalog
+from plugin.rules.catalog import CARE_GAP_RULES, INTERACTIONS, MEDICATION_RULES, Interaction, Rule
+from plugin.rules.engine import PROPOSAL_HANDLE, check_proposal, evaluate, run_rules
+from plugin.rules.model import Finding, RuleFacts, Severity
+from tests.support.charts import NOW, JsonDict, chart_path, chart_prefetch, draft_orders
+from tests.support.rule_cases import (
+    Chart,
+    draft,
+    drug_allergy,
+    lab,
+    med,
+    penicillin_allergy,
+    problem,
+    r4_warfarin_request,
+    reference,
+    vaccine,
+)
+
+pytestmark = pytest.mark.unit
+
+ALL_RULES: tuple[Rule, ...] = (*MEDICATION_RULES, *CARE_GAP_RULES)
+
+
+# --- what the catalog can say, read from the rule objects themselves ------------------------------------
+
+
+def _strings(value: object, seen: set[int]) -> Iterator[str]:
+    """Every string a rule object carries: its data, its code's constants and the catalog tables it reads."""
+    if id(value) in seen:
+        return
+    seen.add(id(value))
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, tuple | list | set | frozenset):
+        for item in value:
+            yield from _strings(item, seen)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _strings(key, seen)
+            yield from _strings(item, seen)
+    elif isinstance(value, CodeType):
+        for constant in value.co_consts:
+            yield from _strings(constant, seen)
+        for name in value.co_names:
+            if name in vars(catalog):
+                yield from _strings(vars(catalog)[name], seen)
+    elif isinstance(value, FunctionType):
+        if value.__module__ == catalog.__name__:
+            yield from _strings(value.__code__, seen)
+    elif is_dataclass(value) and not isinstance(value, type):
+        for field in fields(value):
+            yield from _strings(getattr(value, field.name), seen)
+
+
+def cited(rules: Iterable[Rule], prefix: str) -> frozenset[str]:
+    seen: set[int] = set()
+    return frozenset(s for rule in rules for s in _strings(rule, seen) if s.startswith(prefix))
+
+
+def rule_name(rule: Rule) -> str:
+    return rule.rule_id if isinstance(rule, Interaction) else getattr(rule, "__name__", repr(rule))
+
+
+@functools.cache
+def rule_ids(rule: Rule) -> frozenset[str]:
+    """The rule ids one rule object can emit."""
+    return frozenset({rule.rule_id}) if isinstance(rule, Interaction) else cited([rule], "rule.")
+
+
+# --- the case table -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Expected:
+    rule_id: str
+    severity: Severity
+    evidence: tuple[str, ...]
+    inputs: tuple[JsonDict, ...]  # the chart resources the finding must cite
+    proposed: tuple[JsonDict, ...] = ()  # the draft orders it is about
+    order_lab: str | None = None  # LOINC of the lab order the card offers
+    mentions: tuple[str, ...] = ()  # what the summary must say
+
+
+@dataclass(frozen=True)
+class Case:
+    id: str
+    rule: Rule
+    chart: Chart
+    expected: tuple[Expected, ...] = ()  # empty: a negative case
+
+
+def _interaction(rule_id: str) -> Interaction:
+    (found,) = [i for i in INTERACTIONS if i.rule_id == rule_id]
+    return found
+
+
+VKA_NSAID = _interaction("rule.vka-nsaid")
+VKA_ANTIPLATELET = _interaction("rule.vka-antiplatelet")
+VKA_AZOLE = _interaction("rule.vka-azole")
+VKA_MACROLIDE = _interaction("rule.vka-macrolide")
+VKA_FLUOROQUINOLONE = _interaction("rule.vka-fluoroquinolone")
+DOAC = _interaction("rule.doac-nsaid-antiplatelet")
+RAAS_POTASSIUM = _interaction("rule.raas-potassium")
+DIGOXIN = _interaction("rule.digoxin-interacting")
+TERFENADINE = _interaction("rule.terfenadine-inhibitor")
+MTX_NSAID = _interaction("rule.methotrexate-nsaid")
+MTX_ANTIFOLATE = _interaction("rule.methotrexate-antifolate")
+MAOI = _interaction("rule.maoi-serotonergic")
+OPIOID_SEDATIVE = _interaction("rule.opioid-sedative")
+
+WARFARIN = med("warfarin")
+NAPROXEN = med("naproxen")
+NAPROXEN_SODIUM = med("naproxen-sodium")
+ACETAMINOPHEN = med("acetaminophen")
+CLOPIDOGREL = med("clopidogrel")
+CLARITHROMYCIN = med("clarithromycin")
+CIPROFLOXACIN = med("ciprofloxacin")
+LISINOPRIL = med("lisinopril")
+LOSARTAN = med("losartan")
+DIGOXIN_MED = med("digoxin")
+VERAPAMIL = med("verapamil")
+AMLODIPINE = med("amlodipine")
+TERFENADINE_MED = med("terfenadine")
+METHOTREXATE = med("methotrexate")
+SERTRALINE = med("sertraline")
+OXYCODONE = med("oxycodone")
+LORAZEPAM = med("lorazepam")
+METFORMIN = med("metformin")
+IBUPROFEN = med("ibuprofen")
+FUROSEMIDE = med("furosemide")
+NITROFURANTOIN = med("nitrofurantoin")
+ALBUTEROL = med("albuterol")
+DIPHENHYDRAMINE = med("diphenhydramine")
+APIXABAN = med("apixaban")
+
+FLUCONAZOLE_DRAFT = draft("fluconazole")
+IBUPROFEN_DRAFT = draft("ibuprofen")
+AMOXICILLIN_DRAFT = draft("amoxicillin")
+CEFUROXIME_DRAFT = draft("cefuroxime")
+AZITHROMYCIN_DRAFT = draft("azithromycin")
+WARFARIN_DRAFT = draft("warfarin")
+LINEZOLID_DRAFT = draft("linezolid")
+KETOCONAZOLE_DRAFT = draft("ketoconazole")
+CO_TRIMOXAZOLE_DRAFT = draft("co-trimoxazole")
+POTASSIUM_DRAFT = draft("potassium-chloride")
+
+PENICILLIN = penicillin_allergy()
+ASPIRIN_ALLERGY = drug_allergy("aspirin-allergy", "1191", "Aspirin")
+PREGNANCY = problem("pregnancy")
+HEART_FAILURE = problem("heart-failure")
+ASTHMA = problem("asthma")
+DIABETES = problem("diabetes")
+DKD = problem("diabetic-kidney-disease")
+CKD = problem("ckd-3")
+OLD_FLU_SHOT = vaccine("influenza", days_ago=400)
+
+
+def egfr(value: float) -> JsonDict:
+    return lab("egfr", value)
+
+
+def potassium(value: float) -> JsonDict:
+    return lab("potassium", value, days_ago=2)
+
+
+def inr(days_ago: int) -> JsonDict:
+    return lab("inr", 2.4, days_ago=days_ago)
+
+
+def hba1c(days_ago: int) -> JsonDict:
+    return lab("hba1c", 7.4, days_ago=days_ago)
+
+
+def chart(*resources: JsonDict, drafts: tuple[JsonDict, ...] = (), age: int = 50) -> Chart:
+    return Chart(age=age, resources=resources, drafts=drafts)
+
+
+CASES: tuple[Case, ...] = (
+    # warfarin + NSAID
+    Case(
+        "vka-nsaid/warfarin+naproxen",
+        VKA_NSAID,
+        chart(WARFARIN, NAPROXEN, inr(10)),
+        (
+            Expected(
+                "rule.vka-nsaid",
+                "warning",
+                ("kb.warfarin-nsaid-bleeding",),
+                (WARFARIN, NAPROXEN),
+                mentions=("Warfarin", "naproxen", "acetaminophen"),
+            ),
+        ),
+    ),
+    Case(
+        "vka-nsaid/warfarin+celecoxib-draft",
+        VKA_NSAID,
+        chart(WARFARIN, drafts=(draft("celecoxib"),)),
+        (
+            Expected(
+                "rule.vka-nsaid",
+                "warning",
+                ("kb.warfarin-nsaid-bleeding",),
+                (WARFARIN, draft("celecoxib")),
+                proposed=(draft("celecoxib"),),
+            ),
+        ),
+    ),
+    Case("vka-nsaid/warfarin+acetaminophen", VKA_NSAID, chart(WARFARIN, ACETAMINOPHEN)),
+    # warfarin + antiplatelet
+    Case(
+        "vka-antiplatelet/warfarin+clopidogrel",
+        VKA_ANTIPLATELET,
+        chart(WARFARIN, CLOPIDOGREL),
+        (
+            Expected(
+                "rule.vka-antiplatelet",
+                "warning",
+                ("kb.warfarin-antiplatelet-bleeding",),
+                (WARFARIN, CLOPIDOGREL),
+            ),
+        ),
+    ),
+    Case(
+        "vka-antiplatelet/stopped-warfarin+clopidogrel",
+        VKA_ANTIPLATELET,
+        chart(med("warfarin", status="stopped"), CLOPIDOGREL),
+    ),
+    # warfarin + azole
+    Case(
+        "vka-azole/warfarin+fluconazole-draft",
+        VKA_AZOLE,
+        chart(WARFARIN, drafts=(FLUCONAZOLE_DRAFT,)),
+        (
+            Expected(
+                "rule.vka-azole",
+                "warning",
+                ("kb.warfarin-azole-antifungal",),
+                (WARFARIN, FLUCONAZOLE_DRAFT),
+                proposed=(FLUCONAZOLE_DRAFT,),
+                mentions=("INR",),
+            ),
+        ),
+    ),
+    Case("vka-azole/warfarin+nystatin-draft", VKA_AZOLE, chart(WARFARIN, drafts=(draft("nystatin"),))),
+    # warfarin + macrolide
+    Case(
+        "vka-macrolide/warfarin+clarithromycin",
+        VKA_MACROLIDE,
+        chart(WARFARIN, CLARITHROMYCIN),
+        (Expected("rule.vka-macrolide", "warning", ("kb.warfarin-macrolide",), (WARFARIN, CLARITHROMYCIN)),),
+    ),
+    Case("vka-macrolide/warfarin+amoxicillin", VKA_MACROLIDE, chart(WARFARIN, med("amoxicillin"))),
+    # warfarin + fluoroquinolone
+    Case(
+        "vka-fluoroquinolone/warfarin+ciprofloxacin",
+        VKA_FLUOROQUINOLONE,
+        chart(WARFARIN, CIPROFLOXACIN),
+        (
+            Expected(
+                "rule.vka-fluoroquinolone",
+                "warning",
+                ("kb.warfarin-fluoroquinolone",),
+                (WARFARIN, CIPROFLOXACIN),
+            ),
+        ),
+    ),
+    Case(
+        "vka-fluoroquinolone/warfarin+nitrofurantoin",
+        VKA_FLUOROQUINOLONE,
+        chart(WARFARIN, NITROFURANTOIN),
+    ),
+    # DOAC + NSAID or antiplatelet
+    Case(
+        "doac/apixaban+ibuprofen",
+        DOAC,
+        chart(APIXABAN, IBUPROFEN),
+        (
+            Expected(
+                "rule.doac-nsaid-antiplatelet",
+                "warning",
+                ("kb.doac-nsaid-antiplatelet-bleeding",),
+                (APIXABAN, IBUPROFEN),
+            ),
+        ),
+    ),
+    Case("doac/apixaban+acetaminophen", DOAC, chart(APIXABAN, ACETAMINOPHEN)),
+    # RAAS blocker + potassium-raising drug
+    Case(
+        "raas-potassium/lisinopril+potassium-chloride-draft",
+        RAAS_POTASSIUM,
+        chart(LISINOPRIL, drafts=(POTASSIUM_DRAFT,)),
+        (
+            Expected(
+                "rule.raas-potassium",
+                "warning",
+                ("kb.acei-arb-potassium-supplement",),
+                (LISINOPRIL, POTASSIUM_DRAFT),
+                proposed=(POTASSIUM_DRAFT,),
+            ),
+        ),
+    ),
+    Case(
+        "raas-potassium/losartan+co-trimoxazole-draft",
+        RAAS_POTASSIUM,
+        chart(LOSARTAN, drafts=(CO_TRIMOXAZOLE_DRAFT,)),
+        (
+            Expected(
+                "rule.raas-potassium",
+                "warning",
+                ("kb.acei-arb-trimethoprim",),
+                (LOSARTAN, CO_TRIMOXAZOLE_DRAFT),
+                proposed=(CO_TRIMOXAZOLE_DRAFT,),
+            ),
+        ),
+    ),
+    Case(
+        "raas-potassium/lisinopril+hydrochlorothiazide",
+        RAAS_POTASSIUM,
+        chart(LISINOPRIL, med("hydrochlorothiazide")),
+    ),
+    # digoxin + verapamil or macrolide
+    Case(
+        "digoxin/digoxin+verapamil",
+        DIGOXIN,
+        chart(DIGOXIN_MED, VERAPAMIL),
+        (
+            Expected(
+                "rule.digoxin-interacting",
+                "warning",
+                ("kb.digoxin-verapamil-diltiazem",),
+                (DIGOXIN_MED, VERAPAMIL),
+            ),
+        ),
+    ),
+    Case(
+        "digoxin/digoxin+clarithromycin",
+        DIGOXIN,
+        chart(DIGOXIN_MED, CLARITHROMYCIN),
+        (
+            Expected(
+                "rule.digoxin-interacting",
+                "warning",
+                ("kb.digoxin-macrolide",),
+                (DIGOXIN_MED, CLARITHROMYCIN),
+            ),
+        ),
+    ),
+    Case("digoxin/digoxin+amlodipine", DIGOXIN, chart(DIGOXIN_MED, AMLODIPINE)),
+    # terfenadine + CYP3A4 inhibitor
+    Case(
+        "terfenadine/terfenadine+ketoconazole-draft",
+        TERFENADINE,
+        chart(TERFENADINE_MED, drafts=(KETOCONAZOLE_DRAFT,)),
+        (
+            Expected(
+                "rule.terfenadine-inhibitor",
+                "critical",
+                ("kb.terfenadine-macrolide-azole",),
+                (TERFENADINE_MED, KETOCONAZOLE_DRAFT),
+                proposed=(KETOCONAZOLE_DRAFT,),
+                mentions=("QT",),
+            ),
+        ),
+    ),
+    Case(
+        "terfenadine/terfenadine+amoxicillin-draft",
+        TERFENADINE,
+        chart(TERFENADINE_MED, drafts=(AMOXICILLIN_DRAFT,)),
+    ),
+    # methotrexate + NSAID
+    Case(
+        "methotrexate-nsaid/methotrexate+naproxen",
+        MTX_NSAID,
+        chart(METHOTREXATE, NAPROXEN),
+        (
+            Expected(
+                "rule.methotrexate-nsaid", "warning", ("kb.methotrexate-nsaid",), (METHOTREXATE, NAPROXEN)
+            ),
+        ),
+    ),
+    Case("methotrexate-nsaid/methotrexate+acetaminophen", MTX_NSAID, chart(METHOTREXATE, ACETAMINOPHEN)),
+    # methotrexate + antifolate antibiotic
+    Case(
+        "methotrexate-antifolate/methotrexate+co-trimoxazole-draft",
+        MTX_ANTIFOLATE,
+        chart(METHOTREXATE, drafts=(CO_TRIMOXAZOLE_DRAFT,)),
+        (
+            Expected(
+                "rule.methotrexate-antifolate",
+                "critical",
+                ("kb.methotrexate-trimethoprim",),
+                (METHOTREXATE, CO_TRIMOXAZOLE_DRAFT),
+                proposed=(CO_TRIMOXAZOLE_DRAFT,),
+            ),
+        ),
+    ),
+    Case(
+        "methotrexate-antifolate/methotrexate+nitrofurantoin-draft",
+        MTX_ANTIFOLATE,
+        chart(METHOTREXATE, drafts=(draft("nitrofurantoin"),)),
+    ),
+    # MAOI + serotonergic
+    Case(
+        "maoi/linezolid-draft+sertraline",
+        MAOI,
+        chart(SERTRALINE, drafts=(LINEZOLID_DRAFT,)),
+        (
+            Expected(
+                "rule.maoi-serotonergic",
+                "critical",
+                ("kb.ssri-snri-maoi-contraindicated",),
+                (LINEZOLID_DRAFT, SERTRALINE),
+                proposed=(LINEZOLID_DRAFT,),
+                mentions=("serotonin syndrome",),
+            ),
+        ),
+    ),
+    Case("maoi/sertraline+trazodone", MAOI, chart(SERTRALINE, med("trazodone"))),
+    # opioid + benzodiazepine
+    Case(
+        "opioid-sedative/oxycodone+lorazepam",
+        OPIOID_SEDATIVE,
+        chart(OXYCODONE, LORAZEPAM),
+        (
+            Expected(
+                "rule.opioid-sedative",
+                "warning",
+                ("kb.opioid-benzodiazepine-boxed-warning",),
+                (OXYCODONE, LORAZEPAM),
+            ),
+        ),
+    ),
+    Case("opioid-sedative/oxycodone-acetaminophen", OPIOID_SEDATIVE, chart(med("oxycodone-apap"))),
+    # metformin and eGFR: none at 45 and above, warning 30-44, critical below 30
+    Case("metformin-egfr/46", catalog.renal_metformin, chart(METFORMIN, egfr(46))),
+    Case("metformin-egfr/45", catalog.renal_metformin, chart(METFORMIN, egfr(45))),
+    Case(
+        "metformin-egfr/44",
+        catalog.renal_metformin,
+        chart(METFORMIN, egfr(44)),
+        (
+            Expected(
+                "rule.metformin-egfr",
+                "warning",
+                ("kb.metformin-egfr-thresholds",),
+                (METFORMIN, egfr(44)),
+                mentions=("eGFR 44",),
+            ),
+        ),
+    ),
+    Case(
+        "metformin-egfr/29",
+        catalog.renal_metformin,
+        chart(METFORMIN, egfr(29)),
+        (
+            Expected(
+                "rule.metformin-egfr",
+                "critical",
+                ("kb.metformin-egfr-thresholds",),
+                (METFORMIN, egfr(29)),
+                mentions=("eGFR 29", "contraindicated"),
+            ),
+        ),
+    ),
+    Case("metformin-egfr/no-egfr", catalog.renal_metformin, chart(METFORMIN)),
+    # NSAID with low eGFR or CKD
+    Case(
+        "nsaid-ckd/naproxen+egfr-55",
+        catalog.renal_nsaid,
+        chart(NAPROXEN, egfr(55)),
+        (
+            Expected(
+                "rule.nsaid-ckd", "warning", ("kb.nsaid-ckd",), (NAPROXEN, egfr(55)), mentions=("eGFR 55",)
+            ),
+        ),
+    ),
+    Case(
+        "nsaid-ckd/naproxen+ckd-condition",
+        catalog.renal_nsaid,
+        chart(NAPROXEN, CKD),
+        (
+            Expected(
+                "rule.nsaid-ckd",
+                "warning",
+                ("kb.nsaid-ckd",),
+                (NAPROXEN, CKD),
+                mentions=("chronic kidney disease",),
+            ),
+        ),
+    ),
+    Case("nsaid-ckd/naproxen+egfr-75", catalog.renal_nsaid, chart(NAPROXEN, egfr(75))),
+    Case("nsaid-ckd/acetaminophen+egfr-40", catalog.renal_nsaid, chart(ACETAMINOPHEN, egfr(40))),
+    # NSAID + RAAS blocker + diuretic
+    Case(
+        "triple-whammy/ibuprofen+lisinopril+furosemide",
+        catalog.triple_whammy,
+        chart(LISINOPRIL, FUROSEMIDE, drafts=(IBUPROFEN_DRAFT,)),
+        (
+            Expected(
+                "rule.triple-whammy",
+                "warning",
+                ("kb.nsaid-acei-arb-diuretic-triple-whammy",),
+                (IBUPROFEN_DRAFT, LISINOPRIL, FUROSEMIDE),
+                proposed=(IBUPROFEN_DRAFT,),
+            ),
+        ),
+    ),
+    Case("triple-whammy/ibuprofen+lisinopril", catalog.triple_whammy, chart(IBUPROFEN, LISINOPRIL)),
+    # nitrofurantoin below eGFR 30
+    Case(
+        "nitrofurantoin-egfr/25",
+        catalog.renal_nitrofurantoin,
+        chart(NITROFURANTOIN, egfr(25)),
+        (
+            Expected(
+                "rule.nitrofurantoin-egfr",
+                "warning",
+                ("kb.nitrofurantoin-renal-impairment", "kb.beers-nitrofurantoin-crcl-30"),
+                (NITROFURANTOIN, egfr(25)),
+            ),
+        ),
+    ),
+    Case("nitrofurantoin-egfr/35", catalog.renal_nitrofurantoin, chart(NITROFURANTOIN, egfr(35))),
+    # potassium on a potassium-raising drug
+    Case("hyperkalaemia/5.4-on-lisinopril", catalog.hyperkalaemia, chart(LISINOPRIL, potassium(5.4))),
+    Case(
+        "hyperkalaemia/5.6-on-lisinopril",
+        catalog.hyperkalaemia,
+        chart(LISINOPRIL, potassium(5.6)),
+        (
+            Expected(
+                "rule.hyperkalaemia-on-raising-drug",
+                "critical",
+                ("kb.potassium-monitoring-raas", "kb.hyperkalaemia-ras-inhibitor-continue"),
+                (LISINOPRIL, potassium(5.6)),
+                order_lab="2823-3",
+                mentions=("Potassium 5.6",),
+            ),
+        ),
+    ),
+    Case("hyperkalaemia/5.8-on-amlodipine", catalog.hyperkalaemia, chart(AMLODIPINE, potassium(5.8))),
+    # INR monitoring on warfarin: due after 42 days
+    Case("inr-monitoring/30-days", catalog.inr_monitoring, chart(WARFARIN, inr(30))),
+    Case(
+        "inr-monitoring/60-days",
+        catalog.inr_monitoring,
+        chart(WARFARIN, inr(60)),
+        (
+            Expected(
+                "rule.inr-monitoring",
+                "warning",
+                ("kb.warfarin-inr-monitoring",),
+                (WARFARIN, inr(60)),
+                order_lab="6301-6",
+                mentions=("60 days ago",),
+            ),
+        ),
+    ),
+    Case(
+        "inr-monitoring/no-inr",
+        catalog.inr_monitoring,
+        chart(WARFARIN),
+        (
+            Expected(
+                "rule.inr-monitoring",
+                "warning",
+                ("kb.warfarin-inr-monitoring",),
+                (WARFARIN,),
+                order_lab="6301-6",
+                mentions=("no INR on record",),
+            ),
+        ),
+    ),
+    Case("inr-monitoring/apixaban", catalog.inr_monitoring, chart(APIXABAN)),
+    # drug allergies (the R4 example's penicillin allergy)
+    Case(
+        "allergy/penicillin+amoxicillin-draft",
+        catalog.allergy_conflict,
+        chart(PENICILLIN, drafts=(AMOXICILLIN_DRAFT,)),
+        (
+            Expected(
+                "rule.allergy-same-class",
+                "critical",
+                ("kb.penicillin-allergy-penicillins",),
+                (PENICILLIN, AMOXICILLIN_DRAFT),
+                proposed=(AMOXICILLIN_DRAFT,),
+                mentions=("Penicillin G", "amoxicillin"),
+            ),
+        ),
+    ),
+    Case(
+        "allergy/penicillin+cefuroxime-draft",
+        catalog.allergy_conflict,
+        chart(PENICILLIN, drafts=(CEFUROXIME_DRAFT,)),
+        (
+            Expected(
+                "rule.allergy-cross-reactivity",
+                "warning",
+                ("kb.penicillin-allergy-cephalosporin",),
+                (PENICILLIN, CEFUROXIME_DRAFT),
+                proposed=(CEFUROXIME_DRAFT,),
+                mentions=("cross-reactivity",),
+            ),
+        ),
+    ),
+    Case(
+        "allergy/penicillin+azithromycin-draft",
+        catalog.allergy_conflict,
+        chart(PENICILLIN, drafts=(AZITHROMYCIN_DRAFT,)),
+    ),
+    Case(
+        "allergy/refuted-penicillin+amoxicillin-draft",
+        catalog.allergy_conflict,
+        chart(penicillin_allergy(verification="refuted"), drafts=(AMOXICILLIN_DRAFT,)),
+    ),
+    Case(
+        "allergy/aspirin+ibuprofen-draft",
+        catalog.allergy_conflict,
+        chart(ASPIRIN_ALLERGY, drafts=(IBUPROFEN_DRAFT,)),
+        (
+            Expected(
+                "rule.allergy-cross-reactivity",
+                "warning",
+                ("kb.nsaid-aspirin-hypersensitivity",),
+                (ASPIRIN_ALLERGY, IBUPROFEN_DRAFT),
+                proposed=(IBUPROFEN_DRAFT,),
+            ),
+        ),
+    ),
+    # pregnancy
+    Case(
+        "pregnancy/pregnant+warfarin-draft",
+        catalog.pregnancy_teratogen,
+        chart(PREGNANCY, drafts=(WARFARIN_DRAFT,)),
+        (
+            Expected(
+                "rule.pregnancy-teratogen",
+                "critical",
+                ("kb.warfarin-pregnancy",),
+                (PREGNANCY, WARFARIN_DRAFT),
+                proposed=(WARFARIN_DRAFT,),
+            ),
+        ),
+    ),
+    Case(
+        "pregnancy/pregnant+current-lisinopril",
+        catalog.pregnancy_teratogen,
+        chart(PREGNANCY, LISINOPRIL),
+        (
+            Expected(
+                "rule.pregnancy-teratogen", "warning", ("kb.acei-arb-pregnancy",), (PREGNANCY, LISINOPRIL)
+            ),
+        ),
+    ),
+    Case(
+        "pregnancy/not-pregnant+warfarin-draft",
+        catalog.pregnancy_teratogen,
+        chart(drafts=(WARFARIN_DRAFT,)),
+    ),
+    Case(
+        "pregnancy/pregnant+acetaminophen-draft",
+        catalog.pregnancy_teratogen,
+        chart(PREGNANCY, drafts=(draft("acetaminophen"),)),
+    ),
+    # duplicate therapy
+    Case(
+        "duplicate/two-naproxen-products",
+        catalog.duplicate_therapy,
+        chart(NAPROXEN, NAPROXEN_SODIUM),
+        (
+            Expected(
+                "rule.duplicate-therapy",
+                "warning",
+                ("kb.duplicate-nsaids",),
+                (NAPROXEN, NAPROXEN_SODIUM),
+                mentions=("NSAIDs",),
+            ),
+        ),
+    ),
+    Case(
+        "duplicate/lisinopril+losartan",
+        catalog.duplicate_therapy,
+        chart(LISINOPRIL, LOSARTAN),
+        (
+            Expected(
+                "rule.duplicate-therapy", "warning", ("kb.duplicate-raas-blockade",), (LISINOPRIL, LOSARTAN)
+            ),
+        ),
+    ),
+    Case("duplicate/naproxen+acetaminophen", catalog.duplicate_therapy, chart(NAPROXEN, ACETAMINOPHEN)),
+    # children
+    Case(
+        "paediatric/aspirin-age-17",
+        catalog.paediatric,
+        chart(med("aspirin"), age=17),
+        (
+            Expected(
+                "rule.paediatric-aspirin",
+                "warning",
+                ("kb.aspirin-reye-syndrome-under-18",),
+                (med("aspirin"),),
+                mentions=("17-year-old", "Reye"),
+            ),
+        ),
+    ),
+    Case("paediatric/aspirin-age-18", catalog.paediatric, chart(med("aspirin"), age=18)),
+    Case(
+        "paediatric/codeine-age-11",
+        catalog.paediatric,
+        chart(drafts=(draft("codeine"),), age=11),
+        (
+            Expected(
+                "rule.paediatric-codeine-tramadol",
+                "critical",
+                ("kb.codeine-tramadol-under-12",),
+                (draft("codeine"),),
+                proposed=(draft("codeine"),),
+                mentions=("under 12",),
+            ),
+        ),
+    ),
+    Case("paediatric/tramadol-age-12", catalog.paediatric, chart(drafts=(draft("tramadol"),), age=12)),
+    # asthma relievers
+    Case(
+        "saba-only/asthma+albuterol",
+        catalog.asthma_saba_only,
+        chart(ASTHMA, ALBUTEROL),
+        (
+            Expected(
+                "rule.asthma-saba-only",
+                "warning",
+                ("kb.asthma-saba-only-not-recommended", "kb.asthma-ics-containing-treatment"),
+                (ALBUTEROL, ASTHMA),
+            ),
+        ),
+    ),
+    Case(
+        "saba-only/asthma+albuterol+fluticasone",
+        catalog.asthma_saba_only,
+        chart(ASTHMA, ALBUTEROL, med("fluticasone")),
+    ),
+    # heart failure
+    Case(
+        "heart-failure/verapamil",
+        catalog.heart_failure_harm,
+        chart(HEART_FAILURE, VERAPAMIL),
+        (
+            Expected(
+                "rule.heart-failure-harmful-drug",
+                "warning",
+                ("kb.non-dihydropyridine-ccb-hfref",),
+                (HEART_FAILURE, VERAPAMIL),
+            ),
+        ),
+    ),
+    Case("heart-failure/amlodipine", catalog.heart_failure_harm, chart(HEART_FAILURE, AMLODIPINE)),
+    # older adults
+    Case(
+        "beers/diphenhydramine-age-65",
+        catalog.beers_older_adult,
+        chart(DIPHENHYDRAMINE, age=65),
+        (
+            Expected(
+                "rule.beers-sedatives",
+                "warning",
+                ("kb.beers-first-generation-antihistamines",),
+                (DIPHENHYDRAMINE,),
+                mentions=("Age 65", "diphenhydramine"),
+            ),
+        ),
+    ),
+    Case("beers/diphenhydramine-age-64", catalog.beers_older_adult, chart(DIPHENHYDRAMINE, age=64)),
+    Case("beers/loratadine-age-80", catalog.beers_older_adult, chart(med("loratadine"), age=80)),
+    # care gaps
+    Case(
+        "hba1c/diabetes-200-days",
+        catalog.diabetes_hba1c,
+        chart(DIABETES, hba1c(200)),
+        (
+            Expected(
+                "rule.diabetes-hba1c-due",
+                "info",
+                ("kb.ada-hba1c-testing-frequency",),
+                (DIABETES, hba1c(200)),
+                order_lab="4548-4",
+                mentions=("200 days ago",),
+            ),
+        ),
+    ),
+    Case("hba1c/diabetes-90-days", catalog.diabetes_hba1c, chart(DIABETES, hba1c(90))),
+    Case(
+        "dkd-raas/without-acei",
+        catalog.diabetic_kidney_raas,
+        chart(DKD, METFORMIN),
+        (
+            Expected(
+                "rule.diabetic-kidney-disease-raas", "info", ("kb.diabetes-acei-arb-albuminuria",), (DKD,)
+            ),
+        ),
+    ),
+    Case("dkd-raas/on-lisinopril", catalog.diabetic_kidney_raas, chart(DKD, LISINOPRIL)),
+    Case(
+        "influenza/last-400-days-ago",
+        catalog.influenza_due,
+        chart(OLD_FLU_SHOT),
+        (Expected("rule.influenza-vaccine-due", "info", ("kb.acip-influenza-annual",), (OLD_FLU_SHOT,)),),
+    ),
+    Case(
+        "influenza/none-on-record",
+        catalog.influenza_due,
+        chart(),
+        (Expected("rule.influenza-vaccine-due", "info", ("kb.acip-influenza-annual",), ()),),
+    ),
+    Case("influenza/100-days-ago", catalog.influenza_due, chart(vaccine("influenza", days_ago=100))),
+    Case("influenza/deceased", catalog.influenza_due, Chart(deceased=True)),
+    Case(
+        "pneumococcal/age-70-none",
+        catalog.pneumococcal_due,
+        chart(age=70),
+        (
+            Expected(
+                "rule.pneumococcal-vaccine-due",
+                "info",
+                ("kb.acip-pneumococcal-50-plus",),
+                (),
+                mentions=("Age 70",),
+            ),
+        ),
+    ),
+    Case(
+        "pneumococcal/age-70-vaccinated",
+        catalog.pneumococcal_due,
+        chart(vaccine("pneumococcal", days_ago=2000), age=70),
+    ),
+    Case("pneumococcal/age-60", catalog.pneumococcal_due, chart(age=60)),
+)
+
+
+# --- running a case ------------------------------------------------------------------------------------
+
+
+def _references(built: BuiltContext, handles: Iterable[str]) -> set[str | None]:
+    return {built.handles.resolve(h) for h in handles}
+
+
+def _order(findings: Iterable[Finding], built: BuiltContext) -> list[Finding]:
+    return sorted(findings, key=lambda f: (f.rule_id, sorted(str(r) for r in _references(built, f.inputs))))
+
+
+def check_finding(finding: Finding, expected: Expected, built: BuiltContext) -> None:
+    knowledge = load_knowledge_base()
+    assert (finding.rule_id, finding.severity) == (expected.rule_id, expected.severity)
+    assert finding.evidence == expected.evidence
+    assert all(kb in knowledge for kb in finding.evidence), finding.evidence
+    assert _references(built, finding.inputs) == {reference(r) for r in expected.inputs}
+    assert _references(built, finding.proposed) == {reference(r) for r in expected.proposed}
+    assert set(finding.proposed) <= set(finding.inputs)
+    assert (finding.order_lab.loinc if finding.order_lab else None) == expected.order_lab
+    assert len(finding.summary) < 140 and "consider" in finding.summary.lower(), finding.summary
+    assert all(word in finding.summary for word in expected.mentions), finding.summary
+    assert finding.explanation.endswith(".")
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_rule_case(case: Case) -> None:
+    built = case.chart.build()
+    assert built.context.skipped == ()
+    found = _order(case.rule(RuleFacts.of(built.context)), built)
+    assert [f.rule_id for f in found] == sorted(e.rule_id for e in case.expected)
+    expected = sorted(case.expected, key=lambda e: (e.rule_id, sorted(reference(r) for r in e.inputs)))
+    for finding, wanted in zip(found, expected, strict=True):
+        check_finding(finding, wanted, built)
+    # The engine over the whole catalog says the same about this rule as the rule alone.
+    through_engine = [f for f in evaluate(built.context) if f.rule_id in rule_ids(case.rule)]
+    assert _order(through_engine, built) == found
+
+
+def test_every_rule_has_a_positive_and_a_negative_case() -> None:
+    names = {rule_name(r) for r in ALL_RULES}
+    assert len(names) == len(ALL_RULES)
+    assert {rule_name(c.rule) for c in CASES if c.expected} == names
+    assert {rule_name(c.rule) for c in CASES if not c.expected} == names
+
+
+def test_positive_cases_fire_every_rule_id_the_catalog_can_produce() -> None:
+    fired = {
+        f.rule_id
+        for case in CASES
+        if case.expected
+        for f in case.rule(RuleFacts.of(case.chart.build().context))
+    }
+    producible = {i.rule_id for i in INTERACTIONS} | cited(
+        [r for r in ALL_RULES if not isinstance(r, Interaction)], "rule."
+    )
+    assert len(producible) >= len(ALL_RULES)
+    assert fired == producible
+
+
+def test_every_cited_knowledge_id_exists() -> None:
+    knowledge = load_knowledge_base()
+    scanned = cited(ALL_RULES, "kb.")
+    # The scan reaches tables and helpers, not only literals in the rule bodies.
+    assert {
+        "kb.penicillin-allergy-carbapenem",
+        "kb.duplicate-opioids",
+        "kb.tetracycline-pregnancy",
+    } <= scanned
+    assert sorted(kb for kb in scanned if kb not in knowledge) == []
+    emitted = {
+        kb for case in CASES for finding in evaluate(case.chart.build().context) for kb in finding.evidence
+    }
+    assert emitted <= scanned
+
+
+def test_rule_ids_are_namespaced_and_distinct_between_rules() -> None:
+    owners: dict[str, str] = {}
+    for rule in ALL_RULES:
+        for rule_id in rule_ids(rule):
+            assert rule_id.startswith("rule.") and rule_id == rule_id.lower()
+            assert owners.setdefault(rule_id, rule_name(rule)) == rule_name(rule), rule_id
+
+
+# --- proposals (the governance veto) -----------------------------------------------------------------
+
+
+IBUPROFEN_CODE = Code("rxnorm", "5640", "Ibuprofen")
+ACETAMINOPHEN_CODE = Code("rxnorm", "161", "Acetaminophen")
+
+
+def test_proposing_ibuprofen_to_a_warfarin_patient_is_vetoed() -> None:
+    built = chart(WARFARIN, inr(14)).build()
+    (finding,) = check_proposal(built.context, IBUPROFEN_CODE)
+    assert (finding.rule_id, finding.severity) == ("rule.vka-nsaid", "warning")
+    assert finding.proposed == (PROPOSAL_HANDLE,)
+    assert PROPOSAL_HANDLE in finding.inputs
+    assert _references(built, set(finding.inputs) - {PROPOSAL_HANDLE}) == {reference(WARFARIN)}
+    assert "ibuprofen" in finding.summary
+
+
+def test_proposing_acetaminophen_to_a_warfarin_patient_is_not() -> None:
+    built = chart(WARFARIN, inr(14)).build()
+    assert check_proposal(built.context, ACETAMINOPHEN_CODE) == ()
+
+
+def test_a_proposal_only_reports_findings_about_itself() -> None:
+    """Derek Becker takes warfarin with naproxen: every veto of ibuprofen names it; acetaminophen stays clear."""
+    prefetch, _, _ = chart_prefetch(chart_path("Derek_Becker"))
+    context = build_context_now(prefetch)
+    assert "rule.vka-nsaid" in {f.rule_id for f in evaluate(context.context)}
+    vetoes = check_proposal(context.context, IBUPROFEN_CODE)
+    assert {f.rule_id for f in vetoes} == {"rule.vka-nsaid", "rule.duplicate-therapy"}
+    assert all(PROPOSAL_HANDLE in f.proposed for f in vetoes)
+    assert check_proposal(context.context, ACETAMINOPHEN_CODE) == ()
+
+
+def build_context_now(prefetch: JsonDict, drafts: JsonDict | None = None) -> BuiltContext:
+    return build_context(prefetch, NOW, draft_orders=drafts)
+
+
+# --- thresholds as properties ---------------------------------------------------------------------------
+
+
+@settings(derandomize=True, max_examples=60, deadline=None)
+@given(value=st.integers(min_value=0, max_value=12000).map(lambda n: n / 100))
+def test_metformin_severity_follows_the_egfr_thresholds(value: float) -> None:
+    built = chart(METFORMIN, egfr(value)).build()
+    severities = [f.severity for f in catalog.renal_metformin(RuleFacts.of(built.context))]
+    assert severities == ([] if value >= 45 else ["warning"] if value >= 30 else ["critical"])
+
+
+@settings(derandomize=True, max_examples=40, deadline=None)
+@given(days=st.integers(min_value=0, max_value=400))
+def test_inr_is_due_only_after_six_weeks(days: int) -> None:
+    built = chart(WARFARIN, inr(days)).build()
+    fired = [f.rule_id for f in catalog.inr_monitoring(RuleFacts.of(built.context))]
+    assert fired == ([] if days <= 42 else ["rule.inr-monitoring"])
+
+
+# --- fixture charts and known defects -------------------------------------------------------------------
+
+
+def test_derek_becker_warfarin_with_naproxen() -> None:
+    prefetch, _, _ = chart_prefetch(chart_path("Derek_Becker"))
+    built = build_context_now(prefetch)
+    (finding,) = [f for f in evaluate(built.context) if f.rule_id == "rule.vka-nsaid"]
+    displays = {m.handle: m.code.display for m in built.context.medications}
+    assert sorted(displays[h] for h in finding.inputs) == [
+        "Naproxen sodium 220 MG Oral Tablet",
+        "Warfarin Sodium 5 MG Oral Tablet",
+    ]
+    assert finding.proposed == ()
+
+
+def test_ima_reinger_terfenadine_with_a_clarithromycin_draft_is_critical() -> None:
+    prefetch, _, patient_id = chart_prefetch(chart_path("Ima_Reinger"))
+    clarithromycin = draft("clarithromycin")
+    clarithromycin["subject"] = {"reference": f"Patient/{patient_id}"}
+    built = build_context_now(prefetch, draft_orders(clarithromycin))
+    found = [f for f in run_rules(RuleFacts.of(built.context)) if f.rule_id == "rule.terfenadine-inhibitor"]
+    assert [f.severity for f in found] == ["critical"]
+    assert _references(built, found[0].proposed) == {reference(clarithromycin)}
+
+
+def test_a_finding_never_cites_one_entry_twice() -> None:
+    built = chart(LISINOPRIL, drafts=(draft("spironolactone"),)).build()
+    (finding,) = RAAS_POTASSIUM(RuleFacts.of(built.context))
+    assert len(set(finding.evidence)) == len(finding.evidence), finding.evidence
+
+
+def test_warfarin_prescribed_with_a_contained_medication_is_seen() -> None:
+    built = Chart(resources=(r4_warfarin_request(),)).build()
+    assert built.context.skipped == ()
+    (finding,) = catalog.inr_monitoring(RuleFacts.of(built.context))
+    assert _references(built, finding.inputs) == {"MedicationRequest/medrx0331"}
