@@ -25,6 +25,7 @@ from cds_hooks.replay import MemoryReplayStore, RedisReplayStore
 from cds_hooks.routes import WIRE_MODELS, router
 from cds_hooks.settings import Settings, load_settings
 from plugin.catalog import shipped_registry
+from plugin.context.build import ContextOptions
 from plugin.feedback import FeedbackSink
 from plugin.services import ServiceRegistry
 
@@ -41,7 +42,9 @@ def create_app(
 ) -> FastAPI:
     """Build the app. Anything not injected is created in the lifespan from the settings."""
     settings = settings or load_settings()
-    registry = registry or shipped_registry()
+    registry = registry or shipped_registry(
+        context_options=ContextOptions(include_free_text=settings.context_include_free_text)
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -96,6 +99,7 @@ def create_app(
         redoc_url=None,
     )
     app.state.settings = settings
+    app.state.registry = registry
     install_error_handlers(app)
     app.include_router(router)
     if settings.cors_origins:

@@ -61,6 +61,10 @@ class Settings(BaseSettings):
     fhir_allow_http: bool = False  # plain-http FHIR servers only for loopback testing
     fhir_server_allowlist: tuple[str, ...] = ()  # URL prefixes any tenant may name; empty means any
 
+    # Chart notes are scrubbed of the patient's identifiers and dates, then shown to the model only as
+    # delimited, untrusted data. Off by default: free text is where PHI and injected instructions hide.
+    context_include_free_text: bool = False
+
     @field_validator("cors_origins", mode="before")
     @classmethod
     def _split_origins(cls, value: object) -> object:

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from plugin.cards import ServiceResult
-from plugin.context.build import build_context
+from plugin.context.build import ContextOptions, build_context
 from plugin.knowledge import KnowledgeBase, load_knowledge_base
 from plugin.rules.cards import describe, finding_card
 from plugin.rules.catalog import CARE_GAP_RULES, MEDICATION_RULES, Rule
@@ -91,11 +91,15 @@ class RuleService:
     knowledge: KnowledgeBase
     rules: tuple[Rule, ...]
     clock: Callable[[], datetime] = field(default=_utc_now)
+    context_options: ContextOptions = field(default_factory=ContextOptions)
 
     def evaluate(self, call: HookCall) -> ServiceResult:
         drafts = call.context.get("draftOrders") if self.scope == "orders" else None
         built = build_context(
-            call.prefetch, self.clock(), draft_orders=drafts if isinstance(drafts, Mapping) else None
+            call.prefetch,
+            self.clock(),
+            draft_orders=drafts if isinstance(drafts, Mapping) else None,
+            options=self.context_options,
         )
         if built.context.demographics.deceased:
             return ServiceResult()  # a deceased patient's chart: no care to advise on
@@ -127,13 +131,18 @@ class RuleService:
 
 
 def shipped_registry(
-    knowledge: KnowledgeBase | None = None, clock: Callable[[], datetime] = _utc_now
+    knowledge: KnowledgeBase | None = None,
+    clock: Callable[[], datetime] = _utc_now,
+    context_options: ContextOptions | None = None,
 ) -> ServiceRegistry:
     knowledge = knowledge or load_knowledge_base()
+    options = context_options or ContextOptions()
     return ServiceRegistry(
         (
-            RuleService(CHART_REVIEW, "chart", knowledge, (*MEDICATION_RULES, *CARE_GAP_RULES), clock),
-            RuleService(ORDER_REVIEW, "orders", knowledge, MEDICATION_RULES, clock),
-            RuleService(DISCHARGE_REVIEW, "discharge", knowledge, MEDICATION_RULES, clock),
+            RuleService(
+                CHART_REVIEW, "chart", knowledge, (*MEDICATION_RULES, *CARE_GAP_RULES), clock, options
+            ),
+            RuleService(ORDER_REVIEW, "orders", knowledge, MEDICATION_RULES, clock, options),
+            RuleService(DISCHARGE_REVIEW, "discharge", knowledge, MEDICATION_RULES, clock, options),
         )
     )
