@@ -1,0 +1,267 @@
+"""The model's answer after its reasoning: the pydantic model, its JSON schema, re-validated by governance."""
+
+# Design decisions (DESIGN §4, §5):
+#
+# - Every object forbids unknown keys and every field is required (nullable where absent is meaningful),
+#   so a constrained decoder emits each field, in declaration order, and our validation sees no defaults.
+# - Field order puts ``abstain`` before ``suggestions``: the model commits to abstaining before it writes
+#   anything it would then have to take back.
+# - The model cites, it never links: patient facts by handle (``M3``), knowledge by id
+#   (``kb.warfarin-nsaid-bleeding``); any free-text field holding ``://`` or ``www.`` is rejected, and we map
+#   ids to URLs ourselves. Reasoning tags (``<think>``) in an answer field are rejected too: the rationale is
+#   plain language for the clinician, not the reasoning.
+# - Allowed actions are deliberately few. ``MedicationRequest`` (RxNorm, or CVX for a vaccine order) and
+#   ``ServiceRequest`` (LOINC for a test, SNOMED CT for a procedure or referral) are orders a clinician
+#   reviews and signs; both are drafts the EHR shows as such. Left out on purpose: ``Immunization`` and
+#   ``Procedure`` (records of things done: a model must never write history), ``ImmunizationRecommendation``
+#   (a forecast EHRs do not accept as a suggestion), ``Appointment`` (needs scheduling data the model lacks),
+#   and anything touching allergies or problems. ``create`` proposes a new draft; ``update`` changes a
+#   current medication (``M``) or a draft order (``D``); ``delete`` withdraws a draft order (``D``) only:
+#   stopping an existing medication is an ``update``; ``none`` is advice with no order attached.
+# - ``confidence`` is the model's own rating; the confidence shown on cards is sample agreement (k/n).
+#
+# The JSON schema (`suggestion_json_schema`) is the one handed to SGLang's ``response_format``. It is
+# self-contained: every ``$ref`` is inlined (there is no recursion), titles are dropped, and it uses only
+# keywords that xgrammar, llguidance and llama.cpp's grammar converter all implement: ``type``,
+# ``properties``, ``required``, ``additionalProperties: false``, ``enum``, ``anyOf`` (for null),
+# ``items``, ``minItems``/``maxItems``, ``minLength``/``maxLength`` and ``pattern``. Patterns are anchored
+# and use only literals, ``[...]`` classes, groups and ``{m,n}`` counts: no ``\d`` (Unicode digits in some
+# engines), no look-around, no back-references. What the schema cannot say (no URLs, code syntax per
+# system, the pairing of action type, resource type and target, unique citations, abstain versus
+# suggestions) is checked by the validators below, so the schema is a superset of what validates.
+
+from __future__ import annotations
+
+import functools
+import json
+import re
+from typing import Annotated, Any, Final, Literal, Self
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+__all__ = [
+    "ACTION_TYPES",
+    "ALLOWED_SYSTEMS",
+    "CODE_SYSTEMS",
+    "HANDLE_PATTERN",
+    "KNOWLEDGE_ID_PATTERN",
+    "MAX_SUGGESTIONS",
+    "MAX_SUMMARY",
+    "RESOURCE_TYPES",
+    "ActionCode",
+    "ActionType",
+    "AiSuggestion",
+    "Citations",
+    "CodeSystem",
+    "Confidence",
+    "ProposedAction",
+    "ResourceType",
+    "SuggestionSet",
+    "suggestion_json_schema",
+    "suggestion_json_schema_text",
+]
+
+ActionType = Literal["create", "update", "delete", "none"]
+ResourceType = Literal["MedicationRequest", "ServiceRequest"]
+CodeSystem = Literal["rxnorm", "loinc", "snomed", "cvx"]
+Confidence = Literal["low", "medium", "high"]
+
+ACTION_TYPES: Final[tuple[ActionType, ...]] = ("create", "update", "delete", "none")
+RESOURCE_TYPES: Final[tuple[ResourceType, ...]] = ("MedicationRequest", "ServiceRequest")
+CODE_SYSTEMS: Final[tuple[CodeSystem, ...]] = ("rxnorm", "loinc", "snomed", "cvx")
+# Which code systems may name the subject of each resource type.
+ALLOWED_SYSTEMS: Final[dict[ResourceType, frozenset[CodeSystem]]] = {
+    "MedicationRequest": frozenset({"rxnorm", "cvx"}),
+    "ServiceRequest": frozenset({"loinc", "snomed"}),
+}
+# Which handle prefixes an update may target per resource type (delete: drafts only).
+_UPDATE_TARGETS: Final[dict[ResourceType, frozenset[str]]] = {
+    "MedicationRequest": frozenset({"M", "D"}),
+    "ServiceRequest": frozenset({"D"}),
+}
+
+MAX_SUGGESTIONS: Final = 5
+MAX_SUMMARY: Final = 139  # DESIGN §5.9: summary < 140 characters (CDS Hooks: SHOULD be < 140)
+MAX_RATIONALE: Final = 1200
+MAX_DISPLAY: Final = 200
+MAX_REASON: Final = 300
+MAX_PATIENT_CITATIONS: Final = 20
+MAX_KNOWLEDGE_CITATIONS: Final = 8
+
+HANDLE_PATTERN: Final = r"^[A-Z][0-9]{1,3}$"
+TARGET_PATTERN: Final = r"^[MD][0-9]{1,3}$"
+KNOWLEDGE_ID_PATTERN: Final = r"^kb\.[a-z0-9]+(-[a-z0-9]+)*$"
+LANGUAGE_PATTERN: Final = r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8}){0,3}$"  # BCP 47 language[-region|script|...]
+CODE_PATTERN: Final = r"^[0-9]{1,18}(-[0-9])?$"  # the union of the per-system forms below
+_CODE_FORMS: Final[dict[CodeSystem, re.Pattern[str]]] = {
+    "rxnorm": re.compile(r"[0-9]{1,10}"),
+    "loinc": re.compile(r"[0-9]{1,7}-[0-9]"),
+    "snomed": re.compile(r"[1-9][0-9]{5,17}"),
+    "cvx": re.compile(r"[0-9]{1,3}"),
+}
+
+_URL: Final = re.compile(r"://|www\.", re.IGNORECASE)
+_REASONING_TAG: Final = re.compile(r"</?think>", re.IGNORECASE)
+_CONTROL: Final = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def _plain_text(value: str) -> str:
+    # Messages never quote the value: errors travel into logs and audit records.
+    if not value.strip():
+        raise ValueError("must not be blank")
+    if _URL.search(value):
+        raise ValueError("must not contain a URL or web address; cite knowledge-base ids instead")
+    if _REASONING_TAG.search(value):
+        raise ValueError("must not contain reasoning tags")
+    if _CONTROL.search(value):
+        raise ValueError("must not contain control characters")
+    return value
+
+
+Summary = Annotated[str, StringConstraints(min_length=1, max_length=MAX_SUMMARY), AfterValidator(_plain_text)]
+Rationale = Annotated[
+    str, StringConstraints(min_length=1, max_length=MAX_RATIONALE), AfterValidator(_plain_text)
+]
+Display = Annotated[str, StringConstraints(min_length=1, max_length=MAX_DISPLAY), AfterValidator(_plain_text)]
+Reason = Annotated[str, StringConstraints(min_length=1, max_length=MAX_REASON), AfterValidator(_plain_text)]
+Handle = Annotated[str, StringConstraints(pattern=HANDLE_PATTERN)]
+Target = Annotated[str, StringConstraints(pattern=TARGET_PATTERN)]
+KnowledgeId = Annotated[str, StringConstraints(max_length=80, pattern=KNOWLEDGE_ID_PATTERN)]
+Language = Annotated[str, StringConstraints(max_length=35, pattern=LANGUAGE_PATTERN)]
+CodeValue = Annotated[str, StringConstraints(pattern=CODE_PATTERN)]
+
+
+class _Strict(BaseModel):
+    # strict: no coercion ("true" is not a boolean), exactly as the JSON schema reads.
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+class ActionCode(_Strict):
+    """The standard code of what the proposed order is for."""
+
+    system: CodeSystem
+    code: CodeValue
+    display: Display
+
+    @model_validator(mode="after")
+    def _code_matches_system(self) -> Self:
+        if not _CODE_FORMS[self.system].fullmatch(self.code):
+            raise ValueError(f"code is not a well-formed {self.system} code")
+        return self
+
+
+class ProposedAction(_Strict):
+    """The order a suggestion proposes; type none is advice without an order."""
+
+    type: ActionType = Field(
+        description="create a new draft order; update a current medication or draft; "
+        "delete (withdraw) a draft order; none for advice without an order"
+    )
+    resource_type: ResourceType | None = Field(description="null when type is none")
+    code: ActionCode | None = Field(description="required for create and update; null for none")
+    target: Target | None = Field(
+        description="patient handle of the medication (M) or draft order (D) to update or delete; "
+        "null for create and none"
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        if self.type == "none":
+            if self.resource_type is not None or self.code is not None or self.target is not None:
+                raise ValueError("an action of type none has no resource_type, code or target")
+            return self
+        if self.resource_type is None:
+            raise ValueError(f"an action of type {self.type} needs a resource_type")
+        if self.code is not None and self.code.system not in ALLOWED_SYSTEMS[self.resource_type]:
+            allowed = ", ".join(sorted(ALLOWED_SYSTEMS[self.resource_type]))
+            raise ValueError(f"a {self.resource_type} is coded in {allowed}, not {self.code.system}")
+        if self.type == "create":
+            if self.code is None:
+                raise ValueError("an action of type create needs a code")
+            if self.target is not None:
+                raise ValueError("an action of type create has no target")
+            return self
+        if self.target is None:
+            raise ValueError(f"an action of type {self.type} needs a target handle")
+        if self.type == "update":
+            if self.code is None:
+                raise ValueError("an action of type update needs the code of the changed order")
+            if self.target[0] not in _UPDATE_TARGETS[self.resource_type]:
+                raise ValueError(f"an update of a {self.resource_type} targets a handle of another kind")
+        elif self.target[0] != "D":
+            raise ValueError(
+                "delete only withdraws a draft order (a D handle); stopping a medication is update"
+            )
+        return self
+
+
+class Citations(_Strict):
+    """What the suggestion rests on: handles of this patient's facts, ids of the given passages."""
+
+    patient: list[Handle] = Field(max_length=MAX_PATIENT_CITATIONS)
+    knowledge: list[KnowledgeId] = Field(min_length=1, max_length=MAX_KNOWLEDGE_CITATIONS)
+
+    @model_validator(mode="after")
+    def _unique(self) -> Self:
+        if len(set(self.patient)) != len(self.patient):
+            raise ValueError("patient citations repeat a handle")
+        if len(set(self.knowledge)) != len(self.knowledge):
+            raise ValueError("knowledge citations repeat an id")
+        return self
+
+
+class AiSuggestion(_Strict):
+    """One option for the clinician, phrased as an option ("Consider ..."), never as an order."""
+
+    summary: Summary = Field(description="one line, an option not an order, e.g. 'Consider ...'")
+    rationale: Rationale = Field(description="plain-language why, for the clinician; not the reasoning")
+    action: ProposedAction
+    citations: Citations
+    confidence: Confidence
+
+
+class SuggestionSet(_Strict):
+    """Suggestions for this patient, or an explicit abstention."""
+
+    language: Language = Field(description="BCP 47 tag of the language the text fields are written in")
+    abstain: bool = Field(description="true when unsure or when nothing can be grounded in the passages")
+    abstain_reason: Reason | None = Field(description="why, when abstain is true; null otherwise")
+    suggestions: list[AiSuggestion] = Field(max_length=MAX_SUGGESTIONS)
+
+    @model_validator(mode="after")
+    def _abstention(self) -> Self:
+        if self.abstain:
+            if self.suggestions:
+                raise ValueError("an abstaining answer carries no suggestions")
+            if self.abstain_reason is None:
+                raise ValueError("an abstaining answer gives its reason")
+        elif self.abstain_reason is not None:
+            raise ValueError("abstain_reason is only given when abstain is true")
+        return self
+
+
+def _inline(node: Any, defs: dict[str, Any]) -> Any:
+    if isinstance(node, dict):
+        if "$ref" in node:
+            name = node["$ref"].removeprefix("#/$defs/")
+            siblings = {k: v for k, v in node.items() if k != "$ref"}
+            return _inline({**defs[name], **siblings}, defs)
+        return {k: _inline(v, defs) for k, v in node.items() if k != "title"}
+    if isinstance(node, list):
+        return [_inline(item, defs) for item in node]
+    return node
+
+
+@functools.cache
+def suggestion_json_schema_text() -> str:
+    """The schema as compact JSON in declaration order: the exact text the prompt embeds."""
+    raw = SuggestionSet.model_json_schema()
+    defs = raw.pop("$defs", {})
+    schema = _inline(raw, defs)
+    return json.dumps(schema, ensure_ascii=False, separators=(",", ":"))
+
+
+def suggestion_json_schema() -> dict[str, Any]:
+    """A fresh copy of the self-contained JSON schema of `SuggestionSet` (generated once per process)."""
+    schema: dict[str, Any] = json.loads(suggestion_json_schema_text())
+    return schema
