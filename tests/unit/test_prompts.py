@@ -43,7 +43,7 @@ from tests.support.charts import (
     shuffle_entries,
     walk_json,
 )
-from tests.unit.test_context_phi import identifying, leaks
+from tests.support.phi import identifying, leaks
 
 pytestmark = pytest.mark.unit
 

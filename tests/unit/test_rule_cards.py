@@ -30,8 +30,8 @@ from tests.support.charts import (
     medication_request,
     raw_bundle,
 )
+from tests.support.phi import identifying, leaks
 from tests.support.rule_cases import DRUGS, penicillin_allergy
-from tests.unit.test_context_phi import identifying, leaks
 
 pytestmark = pytest.mark.unit
 
