@@ -29,6 +29,9 @@ typecheck: $(STAMP)
 
 test: lint typecheck
 	$(BIN)/python -m pytest -q
+	# Governance is what stands between a model and a clinician: every branch of it is exercised.
+	$(BIN)/python -m pytest -q tests/unit/test_governance*.py --cov=plugin/governance \
+		--cov-branch --cov-report=term-missing:skip-covered --cov-fail-under=100
 
 unit: $(STAMP)
 	$(BIN)/python -m pytest -q -m unit

@@ -1,0 +1,219 @@
+"""Runs every governance step over n parsed samples and decides which AI suggestions reach a card."""
+
+# Decision rules (DESIGN §5):
+#
+# - Each sample first passes the schema step (the parser's outcome must be "ok"); each suggestion of an ok,
+#   non-abstaining sample then runs grounding, untrusted-text, language, phrasing, support, safety and
+#   actions (steps.py) and stops at the first failure, which becomes its Rejection. Every step run is logged.
+# - With an empty retrieval set nothing is grounded: every suggestion is rejected with empty-retrieval.
+# - Consistency: suggestions that passed are clustered by normalised action, (type, resource type, code
+#   system, code, target), or for advice without an order by its summary's key terms. Agreement k/n counts
+#   the samples holding the cluster over all n samples given (failed and abstaining samples included, so
+#   they count against agreement). k/n below `min_agreement` rejects every member with below-agreement;
+#   otherwise the member of the lowest (sample, index) represents the cluster.
+# - Severity: info, raised to warning only when a rule already firing on this chart (warning or critical)
+#   cites one of the suggestion's knowledge ids and rests on one of its patient handles. The model's text
+#   never sets severity, critical is never given (that level is the rule cards'), and a suggestion a rule
+#   objects to was already dropped by the safety step.
+# - Abstention: nothing accepted. The reason is empty-retrieval, no-valid-output (no sample parsed),
+#   model-abstained (no parsed sample offered a suggestion) or nothing-passed, in that order.
+# Deterministic: no clock, no randomness, iteration only in input or sorted order.
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from plugin.context.model import ClinicalContext
+from plugin.governance import steps, text
+from plugin.governance.model import (
+    AbstainReason,
+    Decision,
+    GovernancePolicy,
+    GovernedSuggestion,
+    ParsedOutput,
+    Reason,
+    Rejection,
+    Severity,
+    Step,
+    StepRecord,
+)
+from plugin.governance.steps import Chart, Verdict
+from plugin.knowledge import KnowledgeBase
+from plugin.rules.engine import evaluate
+from plugin.rules.model import Finding
+from plugin.suggestions import AiSuggestion
+
+__all__ = ["cluster_key", "govern"]
+
+ClusterKey = tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class _Candidate:
+    sample: int
+    index: int
+    suggestion: AiSuggestion
+    resource: dict[str, Any] | None
+
+
+def cluster_key(suggestion: AiSuggestion) -> ClusterKey:
+    """The normalised action two samples must share to agree."""
+    action = suggestion.action
+    if action.type == "none" or action.code is None:
+        return ("advice", action.type, action.target or "", *sorted(text.key_terms((suggestion.summary,))))
+    return (
+        "order",
+        action.type,
+        action.resource_type or "",
+        action.code.system,
+        action.code.code,
+        action.target or "",
+    )
+
+
+class _Run:
+    """Mutable state of one govern call: the log and the rejections, appended in order."""
+
+    def __init__(self, chart: Chart, policy: GovernancePolicy, patient_reference: str | None) -> None:
+        self.chart = chart
+        self.policy = policy
+        self.patient_reference = patient_reference
+        self.log: list[StepRecord] = []
+        self.rejected: list[Rejection] = []
+
+    def record(self, step: Step, sample: int, index: int | None, verdict: Verdict) -> bool:
+        self.log.append(StepRecord(step, sample, index, verdict.passed, verdict.reason, verdict.detail))
+        if verdict.reason is not None:
+            self.rejected.append(Rejection(sample, index, verdict.reason, verdict.detail))
+        return verdict.passed
+
+    def suggestion(
+        self, sample: int, index: int, suggestion: AiSuggestion, declared: str
+    ) -> _Candidate | None:
+        chart, policy = self.chart, self.policy
+        # One check after another, stopping at the first failure: the costlier ones come last.
+        if not self.record("grounding", sample, index, steps.check_grounding(suggestion, chart, policy)):
+            return None
+        if not self.record("untrusted-text", sample, index, steps.check_untrusted(suggestion, chart, policy)):
+            return None
+        if not self.record("language", sample, index, steps.check_language(suggestion, declared, policy)):
+            return None
+        if not self.record("phrasing", sample, index, steps.check_phrasing(suggestion, policy)):
+            return None
+        if not self.record("support", sample, index, steps.check_support(suggestion, chart, policy)):
+            return None
+        if not self.record("safety", sample, index, steps.check_safety(suggestion, chart, policy)):
+            return None
+        verdict, resource = steps.check_actions(suggestion, chart, policy, self.patient_reference)
+        if not self.record("actions", sample, index, verdict):
+            return None
+        return _Candidate(sample, index, suggestion, resource)
+
+
+def _severity(suggestion: AiSuggestion, findings: tuple[Finding, ...]) -> tuple[Severity, tuple[str, ...]]:
+    cited_knowledge = set(suggestion.citations.knowledge)
+    cited_patient = set(suggestion.citations.patient)
+    backing = tuple(
+        dict.fromkeys(
+            f.rule_id
+            for f in findings
+            if f.severity != "info"
+            and cited_knowledge.intersection(f.evidence)
+            and cited_patient.intersection(f.inputs)
+        )
+    )
+    return ("warning" if backing else "info"), backing
+
+
+def govern(
+    outputs: Sequence[ParsedOutput],
+    context: ClinicalContext,
+    retrieved_ids: frozenset[str],
+    knowledge: KnowledgeBase,
+    policy: GovernancePolicy,
+    patient_reference: str | None = None,
+) -> Decision:
+    """Govern n parsed samples of one request; pure and deterministic (see the module notes)."""
+    run = _Run(Chart.of(context, knowledge, retrieved_ids), policy, patient_reference)
+    n = len(outputs)
+    empty = not retrieved_ids
+    run.log.append(
+        StepRecord(
+            "retrieval",
+            None,
+            None,
+            not empty,
+            Reason.EMPTY_RETRIEVAL if empty else None,
+            f"{len(retrieved_ids)} passage(s) retrieved",
+        )
+    )
+    parsed = offered = 0
+    candidates: list[_Candidate] = []
+    for sample, output in enumerate(outputs):
+        value = output.value
+        if output.outcome != "ok" or value is None:
+            run.record(
+                "schema", sample, None, Verdict(Reason.NOT_OK_OUTPUT, f"{output.outcome}: {output.detail}")
+            )
+            continue
+        parsed += 1
+        what = "abstained" if value.abstain else f"{len(value.suggestions)} suggestion(s)"
+        run.record("schema", sample, None, Verdict(None, what))
+        for index, suggestion in enumerate(value.suggestions):
+            offered += 1
+            if empty:
+                run.record(
+                    "retrieval", sample, index, Verdict(Reason.EMPTY_RETRIEVAL, "no passage to ground on")
+                )
+                continue
+            candidate = run.suggestion(sample, index, suggestion, value.language)
+            if candidate is not None:
+                candidates.append(candidate)
+
+    clusters: dict[ClusterKey, list[_Candidate]] = {}
+    for candidate in candidates:
+        clusters.setdefault(cluster_key(candidate.suggestion), []).append(candidate)
+    findings: tuple[Finding, ...] | None = None
+    accepted: list[GovernedSuggestion] = []
+    for members in clusters.values():
+        k = len({m.sample for m in members})
+        agreed = k >= policy.min_agreement * n - 1e-9
+        detail = f"{k}/{n} samples agree (threshold {policy.min_agreement:g})"
+        for member in members:
+            outcome = Verdict(None if agreed else Reason.BELOW_AGREEMENT, detail)
+            run.record("consistency", member.sample, member.index, outcome)
+        if not agreed:
+            continue
+        first = members[0]
+        if findings is None:
+            findings = evaluate(context)  # once per call, and only when something is accepted
+        severity, backing = _severity(first.suggestion, findings)
+        accepted.append(
+            GovernedSuggestion(
+                suggestion=first.suggestion,
+                agreement=(k, n),
+                severity=severity,
+                patient_handles=tuple(first.suggestion.citations.patient),
+                knowledge_ids=tuple(first.suggestion.citations.knowledge),
+                sample=first.sample,
+                index=first.index,
+                members=tuple((m.sample, m.index) for m in members),
+                backing_rules=backing,
+                resource=first.resource,
+            )
+        )
+    accepted.sort(key=lambda g: (-g.agreement[0], g.sample, g.index))
+
+    abstain: AbstainReason | None = None
+    if not accepted:
+        if empty:
+            abstain = "empty-retrieval"
+        elif parsed == 0:
+            abstain = "no-valid-output"
+        elif offered == 0:
+            abstain = "model-abstained"
+        else:
+            abstain = "nothing-passed"
+    return Decision(tuple(accepted), tuple(run.rejected), not accepted, abstain, tuple(run.log))

@@ -1,0 +1,441 @@
+"""The per-suggestion checks of governance: each takes a suggestion and returns a pass or a reason."""
+
+# Exact rules (DESIGN §5), in the order `govern` runs them:
+#
+# grounding       every cited patient handle is a fact of this context; every cited knowledge id is in the
+#                 knowledge base (else unknown-knowledge-id) and in the retrieved set (else
+#                 knowledge-not-retrieved); no text field (summary, rationale, code display) holds a URL.
+# untrusted-text  the text repeats no instruction phrase and no `injection_run_words`-word run of a chart
+#                 note (injection-echo), and holds no identifier (identifier-echo; text.py lists the forms).
+# language        the set's declared language and the detected language of summary + rationale are the
+#                 policy's language; undetectable (short) text passes on the declaration alone.
+# phrasing        summary no longer than `max_summary`; it does not open with a directive (DIRECTIVES) and
+#                 nowhere says "must", "do not", "don't" or "immediately": options, not orders.
+# support         the key terms of summary + rationale + action display share at least `min_shared_terms`
+#                 with the evidence (cited passages' title, statement and applies_to; cited facts' codes,
+#                 displays, ingredients and lab labels; never note text, which is untrusted), and the action's
+#                 code, ingredient or class appears in that evidence. Numbers: a number followed by a
+#                 measurement unit (MEASUREMENT_UNITS) or preceded, within three words, by a lab name
+#                 (analyte key or label) must equal a value of a cited measurement (of that lab, when one is
+#                 named) within ±`number_tolerance` relative, or within half a unit of its last written
+#                 digit (so "1.3" matches 1.25); a number written in a cited passage's statement (a
+#                 threshold such as "below 30") passes too. Anything else is number-mismatch.
+# safety          a create or update of a MedicationRequest runs `check_proposal`; any finding vetoes. For an
+#                 update the target is taken out of the chart first: it is being replaced, not duplicated.
+# actions         action and resource types are allow-listed; an update or delete targets an M or D handle of
+#                 this context of the same resource type; the resource a create or update would make is built
+#                 and validated with fhir.resources (R4B).
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from pydantic import ValidationError
+
+from plugin import terminology
+from plugin.context.codes import ANALYTES
+from plugin.context.model import ClinicalContext, Code, Measurement
+from plugin.governance import text
+from plugin.governance.model import GovernancePolicy, Reason
+from plugin.knowledge import KnowledgeBase, KnowledgeEntry
+from plugin.rules.engine import check_proposal
+from plugin.rules.model import Finding
+from plugin.suggestions import AiSuggestion, ProposedAction
+
+__all__ = [
+    "DIRECTIVES",
+    "MEASUREMENT_UNITS",
+    "SYSTEM_URIS",
+    "Chart",
+    "Verdict",
+    "build_resource",
+    "check_actions",
+    "check_grounding",
+    "check_language",
+    "check_phrasing",
+    "check_safety",
+    "check_support",
+    "check_untrusted",
+]
+
+SYSTEM_URIS: Final[dict[str, str]] = {
+    "rxnorm": "http://www.nlm.nih.gov/research/umls/rxnorm",
+    "cvx": "http://hl7.org/fhir/sid/cvx",
+    "loinc": "http://loinc.org",
+    "snomed": "http://snomed.info/sct",
+}
+# Openers that make a summary an order; options start "Consider", "Review", "Discuss", "Check whether"...
+DIRECTIVES: Final = frozenset(
+    {
+        "stop",
+        "start",
+        "give",
+        "discontinue",
+        "prescribe",
+        "order",
+        "increase",
+        "decrease",
+        "administer",
+        "must",
+        "hold",
+        "withhold",
+        "cease",
+        "begin",
+        "initiate",
+        "commence",
+        "switch",
+        "reduce",
+        "titrate",
+        "add",
+        "remove",
+        "avoid",
+        "never",
+        "always",
+        "immediately",
+        "urgently",
+        "you",
+        "do not",
+        "don't",
+        "dont",
+    }
+)
+_DIRECTIVE_ANYWHERE: Final = re.compile(r"\b(?:must|do not|don't|immediately)\b", re.IGNORECASE)
+MEASUREMENT_UNITS: Final = (
+    r"%|mmol/l|mmol/mol|µmol/l|umol/l|mg/dl|g/dl|g/l|meq/l|ml/min(?:/1\.73\s?m(?:2|²))?|mmhg|bpm|"
+    r"kg/m2|kg/m²|iu/l|u/l|ng/ml|pg/ml|x10\^9/l|10\^9/l|mosm/kg"
+)
+_NUMBER: Final = re.compile(
+    r"(?<![\w.\-/])(?P<number>[0-9]+(?:\.[0-9]+)?)(?![\w\-]|\.[0-9])(?P<unit>\s*(?:"
+    + MEASUREMENT_UNITS
+    + r")(?!\w))?",
+    re.IGNORECASE,
+)
+_LOOK_BACK_WORDS: Final = 3
+_LAB_NAMES: Final[dict[str, str]] = {
+    **{key.lower(): key for key in ANALYTES},
+    **{analyte.label.lower(): key for key, analyte in ANALYTES.items()},
+}
+_LAB_NAME: Final = re.compile(
+    r"\b(?:" + "|".join(re.escape(name) for name in sorted(_LAB_NAMES, key=len, reverse=True)) + r")\b",
+    re.IGNORECASE,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """A check's answer: reason None is a pass; detail is short and quotes no more than a fragment."""
+
+    reason: Reason | None
+    detail: str
+
+    @property
+    def passed(self) -> bool:
+        return self.reason is None
+
+
+def _ok(detail: str) -> Verdict:
+    return Verdict(None, detail)
+
+
+@dataclass(slots=True)
+class Chart:
+    """One context digested once per `govern` call: handles, evidence terms, and memoised rule checks."""
+
+    context: ClinicalContext
+    knowledge: KnowledgeBase
+    retrieved: frozenset[str]
+    facts: dict[str, tuple[str, ...]] = field(default_factory=dict)  # handle → evidence texts
+    codes: dict[str, tuple[str, ...]] = field(default_factory=dict)  # handle → codes it carries
+    measurements: dict[str, Measurement] = field(default_factory=dict)
+    order_types: dict[str, str] = field(default_factory=dict)  # M/D handle → resource type
+    note_words: tuple[list[str], ...] = ()
+    _vetoes: dict[tuple[str, str, str, str | None], tuple[Finding, ...]] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, context: ClinicalContext, knowledge: KnowledgeBase, retrieved: frozenset[str]) -> Chart:
+        chart = cls(context, knowledge, retrieved)
+        for problem in context.problems:
+            chart._add(problem.handle, problem.code, ())
+        for med in context.medications:
+            chart._add(med.handle, med.code, med.ingredients)
+            chart.order_types[med.handle] = "MedicationRequest"
+        for allergy in context.allergies:
+            chart._add(allergy.handle, allergy.substance, ())
+        for series in context.labs:
+            loincs = tuple(sorted(ANALYTES[series.analyte].loinc)) if series.analyte in ANALYTES else ()
+            for measurement in series.measurements:
+                texts = (series.label, series.analyte, measurement.unit, *loincs)
+                chart.facts[measurement.handle] = chart.facts.get(measurement.handle, ()) + texts
+                chart.codes[measurement.handle] = chart.codes.get(measurement.handle, ()) + loincs
+                chart.measurements.setdefault(measurement.handle, measurement)
+        for encounter in context.encounters:
+            chart.facts[encounter.handle] = (encounter.kind, encounter.reason or "")
+        for immunization in context.immunizations:
+            chart._add(immunization.handle, immunization.vaccine, ())
+        for procedure in context.procedures:
+            chart._add(procedure.handle, procedure.code, ())
+        for draft in context.draft_orders:
+            chart._add(draft.handle, draft.code, draft.ingredients)
+            chart.order_types[draft.handle] = draft.resource_type
+        for handle in context.pregnancy.evidence:
+            chart.facts.setdefault(handle, ("pregnancy",))
+        for note in context.notes:
+            chart.facts[note.handle] = ()  # citable, but untrusted text is never evidence
+        chart.note_words = tuple(text.words(note.text) for note in context.notes)
+        return chart
+
+    def _add(self, handle: str, code: Code, ingredients: tuple[str, ...]) -> None:
+        self.facts[handle] = (code.display, code.code, *ingredients)
+        self.codes[handle] = (code.code,)
+
+    def veto(self, action: ProposedAction) -> tuple[Finding, ...]:
+        """Rule findings the proposed medication would cause, memoised per code and target."""
+        assert action.code is not None  # guaranteed by the caller: only create/update reach here
+        key = (action.code.system, action.code.code, action.code.display, action.target)
+        if key not in self._vetoes:
+            context = self.context
+            if action.target is not None:
+                target = action.target
+                context = dataclasses.replace(
+                    context,
+                    medications=tuple(m for m in context.medications if m.handle != target),
+                    draft_orders=tuple(d for d in context.draft_orders if d.handle != target),
+                )
+            code = Code(action.code.system, action.code.code, action.code.display)
+            self._vetoes[key] = check_proposal(context, code)
+        return self._vetoes[key]
+
+
+def _texts(suggestion: AiSuggestion) -> tuple[str, ...]:
+    code = suggestion.action.code
+    return (suggestion.summary, suggestion.rationale, *((code.display,) if code is not None else ()))
+
+
+def check_grounding(suggestion: AiSuggestion, chart: Chart, policy: GovernancePolicy) -> Verdict:
+    unknown = [h for h in suggestion.citations.patient if h not in chart.facts]
+    if unknown:
+        return Verdict(Reason.UNKNOWN_PATIENT_HANDLE, f"not in this context: {', '.join(unknown)}")
+    missing = [k for k in suggestion.citations.knowledge if k not in chart.knowledge]
+    if missing:
+        return Verdict(Reason.UNKNOWN_KNOWLEDGE_ID, f"not in the knowledge base: {', '.join(missing)}")
+    unretrieved = [k for k in suggestion.citations.knowledge if k not in chart.retrieved]
+    if unretrieved:
+        return Verdict(
+            Reason.KNOWLEDGE_NOT_RETRIEVED, f"not among the passages given: {', '.join(unretrieved)}"
+        )
+    for value in _texts(suggestion):
+        found = text.find_url(value)
+        if found is not None:
+            return Verdict(Reason.URL_IN_OUTPUT, f"URL-like text {found[:40]!r}")
+    return _ok(
+        f"{len(suggestion.citations.patient)} patient and {len(suggestion.citations.knowledge)} knowledge citations"
+    )
+
+
+def check_untrusted(suggestion: AiSuggestion, chart: Chart, policy: GovernancePolicy) -> Verdict:
+    joined = " ".join(_texts(suggestion))
+    if text.find_injection_phrase(joined):
+        return Verdict(Reason.INJECTION_ECHO, "instruction-like phrase in the output")
+    output_words = text.words(joined)
+    for note, note_words in zip(chart.context.notes, chart.note_words, strict=True):
+        if text.copied_run(output_words, note_words, policy.injection_run_words):
+            return Verdict(Reason.INJECTION_ECHO, f"repeats a run of untrusted note {note.handle}")
+    allowed = frozenset(code for h in suggestion.citations.patient for code in chart.codes.get(h, ()))
+    if suggestion.action.code is not None:
+        allowed |= {suggestion.action.code.code}
+    kind = text.find_identifier(joined, allowed)
+    if kind is not None:
+        return Verdict(Reason.IDENTIFIER_ECHO, f"looks like an identifier: {kind}")
+    return _ok("no echoed instruction or identifier")
+
+
+def check_language(suggestion: AiSuggestion, declared: str, policy: GovernancePolicy) -> Verdict:
+    primary = declared.split("-")[0].lower()
+    if primary != policy.language:
+        return Verdict(Reason.WRONG_LANGUAGE, f"declared {declared}, configured {policy.language}")
+    detected = text.detect_language(f"{suggestion.summary} {suggestion.rationale}")
+    if detected is not None and detected != policy.language:
+        return Verdict(Reason.WRONG_LANGUAGE, f"detected {detected}, configured {policy.language}")
+    return _ok(f"declared {declared}, detected {detected or 'undetermined'}")
+
+
+def check_phrasing(suggestion: AiSuggestion, policy: GovernancePolicy) -> Verdict:
+    summary = suggestion.summary.strip()
+    if len(summary) > policy.max_summary:
+        return Verdict(Reason.SUMMARY_TOO_LONG, f"{len(summary)} characters, limit {policy.max_summary}")
+    opening = text.words(summary)[:2]
+    first_two = " ".join(opening)
+    if (opening and opening[0] in DIRECTIVES) or first_two in DIRECTIVES:
+        return Verdict(Reason.DIRECTIVE_PHRASING, f"opens with the directive {first_two!r}")
+    anywhere = _DIRECTIVE_ANYWHERE.search(summary)
+    if anywhere is not None:
+        return Verdict(Reason.DIRECTIVE_PHRASING, f"says {anywhere.group(0).lower()!r}")
+    return _ok("phrased as an option")
+
+
+def _entry_texts(entry: KnowledgeEntry) -> tuple[str, ...]:
+    applies = entry.applies_to
+    return (
+        entry.title,
+        entry.statement,
+        *applies.ingredients,
+        *applies.classes,
+        *applies.snomed,
+        *applies.icd10,
+        *applies.loinc,
+        *applies.value_sets,
+    )
+
+
+def _action_terms(action: ProposedAction) -> frozenset[str]:
+    if action.code is None:
+        return frozenset()
+    names: tuple[str, ...] = ()
+    if action.code.system in ("rxnorm", "cvx"):
+        rxnorm = action.code.code if action.code.system == "rxnorm" else None
+        names = terminology.ingredients_of(rxnorm, action.code.display)
+    classes = frozenset().union(*(terminology.classes_of(n) for n in names)) if names else frozenset()
+    return frozenset({action.code.code, *names, *classes})
+
+
+def _matches(written: str, value: float, tolerance: float) -> bool:
+    number = float(written)
+    decimals = len(written.split(".")[1]) if "." in written else 0
+    half_digit: float = 0.5 / 10**decimals
+    return abs(number - value) <= max(abs(value) * tolerance, half_digit)
+
+
+def _check_numbers(
+    suggestion: AiSuggestion, chart: Chart, entries: list[KnowledgeEntry], policy: GovernancePolicy
+) -> Verdict | None:
+    cited = [chart.measurements[h] for h in suggestion.citations.patient if h in chart.measurements]
+    passage_numbers = {m.group("number") for e in entries for m in _NUMBER.finditer(e.statement)}
+    for claim in (suggestion.summary, suggestion.rationale):
+        for match in _NUMBER.finditer(claim):
+            before = " ".join(claim[: match.start()].split()[-_LOOK_BACK_WORDS:])
+            labs = _LAB_NAME.findall(before)
+            if match.group("unit") is None and not labs:
+                continue
+            written = match.group("number")
+            pool = cited
+            if labs:
+                analyte = _LAB_NAMES[labs[-1].lower()]
+                pool = [m for m in cited if m.analyte == analyte]
+            if any(_matches(written, m.value, policy.number_tolerance) for m in pool):
+                continue
+            if written in passage_numbers:
+                continue
+            return Verdict(
+                Reason.NUMBER_MISMATCH, f"{written} matches no cited measurement or passage figure"
+            )
+    return None
+
+
+def check_support(suggestion: AiSuggestion, chart: Chart, policy: GovernancePolicy) -> Verdict:
+    entries = [e for k in suggestion.citations.knowledge if (e := chart.knowledge.get(k)) is not None]
+    evidence_texts = [t for e in entries for t in _entry_texts(e)]
+    evidence_texts += [t for h in suggestion.citations.patient for t in chart.facts.get(h, ())]
+    evidence = text.key_terms(evidence_texts)
+    claim = text.key_terms(_texts(suggestion))
+    shared = claim & evidence
+    if len(shared) < policy.min_shared_terms:
+        return Verdict(
+            Reason.UNSUPPORTED_CLAIM,
+            f"shares {len(shared)} key term(s) with its citations, needs {policy.min_shared_terms}",
+        )
+    action_terms = _action_terms(suggestion.action)
+    if action_terms and not (text.key_terms(action_terms) & evidence):
+        return Verdict(Reason.UNSUPPORTED_CLAIM, "the proposed code is not in the cited passages or facts")
+    numbers = _check_numbers(suggestion, chart, entries, policy)
+    if numbers is not None:
+        return numbers
+    return _ok(f"{len(shared)} shared key terms: {', '.join(sorted(shared)[:6])}")
+
+
+def check_safety(suggestion: AiSuggestion, chart: Chart, policy: GovernancePolicy) -> Verdict:
+    action = suggestion.action
+    if action.type not in ("create", "update") or action.resource_type != "MedicationRequest":
+        return _ok(f"no medication proposed ({action.type})")
+    findings = chart.veto(action)
+    if findings:
+        rules = ", ".join(dict.fromkeys(f.rule_id for f in findings))
+        return Verdict(Reason.SAFETY_VETO, f"conflicts with {rules}")
+    return _ok("no rule finding for the proposed medication")
+
+
+def build_resource(action: ProposedAction, patient_reference: str | None) -> dict[str, Any] | None:
+    """The draft FHIR resource a create or update would put before the clinician; None otherwise."""
+    if action.type not in ("create", "update") or action.code is None or action.resource_type is None:
+        return None
+    concept = {
+        "coding": [
+            {
+                "system": SYSTEM_URIS[action.code.system],
+                "code": action.code.code,
+                "display": action.code.display,
+            }
+        ],
+        "text": action.code.display,
+    }
+    # Without a reference the subject is a display-only placeholder: the card layer binds the patient.
+    subject = {"reference": patient_reference} if patient_reference is not None else {"display": "Patient"}
+    resource: dict[str, Any] = {
+        "resourceType": action.resource_type,
+        "status": "draft",
+        "intent": "proposal",
+        "subject": subject,
+    }
+    if action.resource_type == "MedicationRequest":
+        resource["medicationCodeableConcept"] = concept
+    else:
+        resource["code"] = concept
+    return resource
+
+
+def _validator(resource_type: str) -> Callable[[dict[str, Any]], object]:
+    # Imported on first use: fhir.resources' model modules are large and only this step needs them.
+    if resource_type == "MedicationRequest":
+        from fhir.resources.R4B.medicationrequest import MedicationRequest
+
+        return MedicationRequest.model_validate
+    from fhir.resources.R4B.servicerequest import ServiceRequest
+
+    return ServiceRequest.model_validate
+
+
+def check_actions(
+    suggestion: AiSuggestion, chart: Chart, policy: GovernancePolicy, patient_reference: str | None
+) -> tuple[Verdict, dict[str, Any] | None]:
+    action = suggestion.action
+    if action.type not in policy.allowed_action_types:
+        return Verdict(Reason.ACTION_NOT_ALLOWED, f"action type {action.type} is not allowed"), None
+    if action.resource_type is None:
+        return _ok("advice without an order"), None
+    if action.resource_type not in policy.allowed_resource_types:
+        return Verdict(
+            Reason.ACTION_NOT_ALLOWED, f"resource type {action.resource_type} is not allowed"
+        ), None
+    if action.target is not None:
+        kind = chart.order_types.get(action.target)
+        if kind is None:
+            return Verdict(
+                Reason.ACTION_NOT_ALLOWED, f"target {action.target} is not an order of this context"
+            ), None
+        if kind != action.resource_type:
+            return Verdict(
+                Reason.ACTION_NOT_ALLOWED, f"target {action.target} is a {kind}, not a {action.resource_type}"
+            ), None
+    resource = build_resource(action, patient_reference)
+    if resource is None:
+        return _ok(f"{action.type} of {action.target}"), None
+    try:
+        _validator(action.resource_type)(resource)
+    except ValidationError as exc:
+        return Verdict(
+            Reason.INVALID_RESOURCE, f"{action.resource_type}: {exc.error_count()} validation error(s)"
+        ), None
+    return _ok(f"valid draft {action.resource_type}"), resource

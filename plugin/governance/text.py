@@ -1,0 +1,472 @@
+"""Text screens governance shares: key terms, numbers, URLs, identifiers, injected phrases and language."""
+
+# Rules, exactly:
+#
+# - Key terms: the text lower-cased and split on anything but letters, digits, "." inside a number and "-"
+#   inside a word or code (so "6301-6", "2.5" and "vitamin-k-antagonist" stay whole), minus STOP_WORDS, a
+#   trailing plural "s" dropped from words of five or more letters, and tokens of one character dropped.
+#   Each word that names an ingredient (terminology) adds the ingredient's class keys too, and each class
+#   key adds its hyphen-separated parts, so "ibuprofen" meets a passage about "NSAIDs".
+# - URLs: the schema already refuses "://" and "www."; here any host-like word ending in a common top-level
+#   domain ("uptodate.com/x", "dailymed.nlm.nih.gov") counts too. Knowledge ids ("kb.x-y") are not hosts.
+# - Identifiers: e-mail addresses, phone numbers (3-3-4 digit groups, or "+" and 8 or more digits), ISO or
+#   slashed dates, US SSN shapes and any run of 6 or more digits (MRN-like) that is not a code the
+#   suggestion may legitimately name.
+# - Injected instructions: a fixed list of instruction phrases, or any run of `run_words` consecutive words
+#   copied from an untrusted chart note.
+# - Language: no detection library is installed, so a stop-word ratio detector: Devanagari letters make up
+#   over 30% of letters → "hi"; other non-Latin letters over 30% → "und-script"; otherwise the language
+#   whose stop-word list has the most hits, when it has at least 2 and strictly more than any other;
+#   otherwise None (too little text to tell, which does not reject).
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Iterable
+from typing import Final
+
+from plugin import terminology
+from plugin.terminology import CLASS_KEYS
+
+__all__ = [
+    "INJECTION_PHRASES",
+    "STOP_WORDS",
+    "copied_run",
+    "detect_language",
+    "find_identifier",
+    "find_injection_phrase",
+    "find_url",
+    "key_terms",
+    "words",
+]
+
+STOP_WORDS: Final = frozenset(
+    [
+        "a",
+        "about",
+        "above",
+        "after",
+        "again",
+        "against",
+        "all",
+        "also",
+        "an",
+        "and",
+        "any",
+        "are",
+        "as",
+        "at",
+        "be",
+        "because",
+        "been",
+        "before",
+        "being",
+        "below",
+        "between",
+        "both",
+        "but",
+        "by",
+        "can",
+        "could",
+        "did",
+        "do",
+        "does",
+        "doing",
+        "during",
+        "each",
+        "either",
+        "for",
+        "from",
+        "further",
+        "had",
+        "has",
+        "have",
+        "having",
+        "he",
+        "her",
+        "here",
+        "hers",
+        "him",
+        "his",
+        "how",
+        "i",
+        "if",
+        "in",
+        "into",
+        "is",
+        "it",
+        "its",
+        "itself",
+        "may",
+        "might",
+        "more",
+        "most",
+        "no",
+        "nor",
+        "not",
+        "now",
+        "of",
+        "off",
+        "on",
+        "once",
+        "only",
+        "or",
+        "other",
+        "our",
+        "out",
+        "over",
+        "own",
+        "per",
+        "same",
+        "she",
+        "should",
+        "so",
+        "some",
+        "such",
+        "than",
+        "that",
+        "the",
+        "their",
+        "them",
+        "then",
+        "there",
+        "these",
+        "they",
+        "this",
+        "those",
+        "through",
+        "to",
+        "too",
+        "under",
+        "until",
+        "up",
+        "very",
+        "was",
+        "we",
+        "were",
+        "what",
+        "when",
+        "where",
+        "whether",
+        "which",
+        "while",
+        "who",
+        "whom",
+        "why",
+        "will",
+        "with",
+        "within",
+        "without",
+        "would",
+        "you",
+        "your",
+        "yet",
+        "via",
+        "vs",
+        "consider",
+        "considering",
+        "review",
+        "reviewing",
+        "discuss",
+        "discussing",
+        "check",
+        "checking",
+        "whether",
+        "patient",
+        "patients",
+        "current",
+        "currently",
+        "recent",
+        "recently",
+        "note",
+        "noted",
+        "suggest",
+        "suggests",
+        "suggested",
+        "option",
+        "options",
+        "possible",
+        "possibly",
+        "use",
+        "used",
+        "using",
+        "given",
+        "take",
+        "taking",
+        "taken",
+        "need",
+        "needs",
+        "needed",
+        "appropriate",
+        "based",
+    ]
+)
+
+_TOKEN: Final = re.compile(r"[^\W_]+(?:[.-][^\W_]+)*", re.UNICODE)
+_NUMBER_ONLY: Final = re.compile(r"^[0-9]+(?:\.[0-9]+)?$")
+_KB_ID: Final = re.compile(r"\bkb\.[a-z0-9]+(?:-[a-z0-9]+)*", re.IGNORECASE)
+_URL: Final = re.compile(
+    r"://|\bwww\.|\b(?:https?|ftp|mailto):|\b[a-z0-9-]+(?:\.[a-z0-9-]+)*\."
+    r"(?:com|org|net|gov|edu|int|mil|info|biz|io|ai|app|dev|health|med|eu|uk|us|ca|au|de|fr|es|it|nl|ch|in)"
+    r"\b(?!-)",
+    re.IGNORECASE,
+)
+_EMAIL: Final = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+_PHONE: Final = re.compile(r"(?<![\w.])(?:\(?\d{3}\)?[\s.-]\d{3}[\s.-]\d{4}|\+\d(?:[\s.-]?\d){7,})(?![\w.])")
+_DATE: Final = re.compile(r"(?<!\d)(?:\d{4}-\d{1,2}-\d{1,2}|\d{1,2}/\d{1,2}/\d{2,4})(?!\d)")
+_SSN: Final = re.compile(r"(?<!\d)\d{3}-\d{2}-\d{4}(?!\d)")
+_DIGIT_RUN: Final = re.compile(r"(?<!\d)\d{6,}(?!\d)")
+_WORD: Final = re.compile(r"[^\W\d_]+(?:'[^\W\d_]+)?", re.UNICODE)
+
+INJECTION_PHRASES: Final = re.compile(
+    r"\b(?:ignore|disregard|forget|override)\s+(?:all\s+|any\s+)?(?:the\s+)?(?:previous|prior|above|earlier|"
+    r"preceding|your|safety)\s+(?:instructions|rules|prompts?|guidelines|messages)"
+    r"|\bsystem\s+prompt\b|\bdeveloper\s+(?:mode|message)\b|\bnew\s+instructions\b|\byou\s+are\s+now\b"
+    r"|\bjailbreak|\bprompt\s+injection\b|\bact\s+as\s+(?:an?\s+)?(?:unrestricted|different)\b",
+    re.IGNORECASE,
+)
+
+_LANGUAGE_STOP_WORDS: Final[dict[str, frozenset[str]]] = {
+    "en": frozenset(
+        [
+            "the",
+            "and",
+            "of",
+            "to",
+            "is",
+            "in",
+            "for",
+            "with",
+            "on",
+            "this",
+            "that",
+            "be",
+            "are",
+            "was",
+            "it",
+            "as",
+            "or",
+            "by",
+            "from",
+            "not",
+            "an",
+            "at",
+            "should",
+        ]
+    ),
+    "fr": frozenset(
+        [
+            "le",
+            "la",
+            "les",
+            "des",
+            "du",
+            "et",
+            "est",
+            "une",
+            "dans",
+            "pour",
+            "avec",
+            "sur",
+            "ce",
+            "cette",
+            "sont",
+            "pas",
+            "au",
+            "aux",
+            "ou",
+            "qui",
+            "chez",
+            "être",
+        ]
+    ),
+    "es": frozenset(
+        [
+            "el",
+            "la",
+            "los",
+            "las",
+            "del",
+            "y",
+            "es",
+            "una",
+            "en",
+            "para",
+            "con",
+            "por",
+            "que",
+            "este",
+            "esta",
+            "son",
+            "un",
+            "al",
+            "o",
+            "se",
+            "como",
+        ]
+    ),
+    "de": frozenset(
+        [
+            "der",
+            "die",
+            "das",
+            "und",
+            "ist",
+            "ein",
+            "eine",
+            "nicht",
+            "mit",
+            "für",
+            "auf",
+            "den",
+            "dem",
+            "des",
+            "zu",
+            "bei",
+            "von",
+            "sich",
+            "oder",
+            "im",
+        ]
+    ),
+    "it": frozenset(
+        [
+            "il",
+            "lo",
+            "la",
+            "gli",
+            "le",
+            "di",
+            "e",
+            "è",
+            "una",
+            "un",
+            "per",
+            "con",
+            "che",
+            "del",
+            "della",
+            "dei",
+            "non",
+            "nel",
+            "sono",
+        ]
+    ),
+    "pt": frozenset(
+        [
+            "o",
+            "a",
+            "os",
+            "as",
+            "do",
+            "da",
+            "dos",
+            "das",
+            "e",
+            "é",
+            "um",
+            "uma",
+            "para",
+            "com",
+            "que",
+            "em",
+            "não",
+            "no",
+            "na",
+            "por",
+            "ao",
+        ]
+    ),
+}
+_SCRIPT_SHARE: Final = 0.3
+_MIN_HITS: Final = 2
+
+
+def words(text: str) -> list[str]:
+    """Lower-case words (letters only) in order, for copied-run detection and the language detector."""
+    return [w.lower() for w in _WORD.findall(text)]
+
+
+@functools.cache
+def _expansions(token: str) -> frozenset[str]:
+    found: set[str] = set()
+    classes = terminology.classes_of(token) if not _NUMBER_ONLY.match(token) else frozenset()
+    if token in CLASS_KEYS:
+        classes = classes | {token}
+    for key in classes:
+        found.add(key)
+        found.update(part for part in key.split("-") if len(part) > 1 and part not in STOP_WORDS)
+    return frozenset(found)
+
+
+def _stem(token: str) -> str:
+    # Plural and singular must meet ("NSAIDs" in the claim, "NSAID" in the passage).
+    if len(token) >= 5 and token.endswith("s") and not token.endswith("ss") and token.isalpha():
+        return token[:-1]
+    return token
+
+
+def key_terms(texts: Iterable[str]) -> frozenset[str]:
+    """Normalised key terms of some texts, with drug classes added for ingredient names (see above)."""
+    terms: set[str] = set()
+    for text in texts:
+        for raw in _TOKEN.findall(text.lower()):
+            if raw in STOP_WORDS or len(raw) < 2:
+                continue
+            token = _stem(raw)
+            terms.add(token)
+            terms.update(_expansions(token))
+            if token != raw:
+                terms.update(_expansions(raw))
+    return frozenset(terms)
+
+
+def find_url(text: str) -> str | None:
+    """The first URL-like fragment of a text, knowledge ids excepted."""
+    match = _URL.search(_KB_ID.sub(" ", text))
+    return match.group(0) if match else None
+
+
+def find_identifier(text: str, allowed_codes: frozenset[str]) -> str | None:
+    """The kind of the first identifier-like fragment, or None; digit runs in `allowed_codes` pass."""
+    for kind, pattern in (("e-mail", _EMAIL), ("date", _DATE), ("SSN", _SSN), ("phone number", _PHONE)):
+        if pattern.search(text):
+            return kind
+    for match in _DIGIT_RUN.finditer(text):
+        if match.group(0) not in allowed_codes:
+            return "MRN-like digit run"
+    return None
+
+
+def find_injection_phrase(text: str) -> bool:
+    return INJECTION_PHRASES.search(text) is not None
+
+
+def copied_run(output_words: list[str], note_words: list[str], run: int) -> bool:
+    """Whether `run` consecutive words of a note appear, in order, in the output."""
+    if len(output_words) < run or len(note_words) < run:
+        return False
+    grams = {tuple(note_words[i : i + run]) for i in range(len(note_words) - run + 1)}
+    return any(tuple(output_words[i : i + run]) in grams for i in range(len(output_words) - run + 1))
+
+
+def detect_language(text: str) -> str | None:
+    """A language code, "und-script" for an unsupported script, or None when the text is too short."""
+    letters = [c for c in text if c.isalpha()]
+    if letters:
+        devanagari = sum(1 for c in letters if "\u0900" <= c <= "\u097f")
+        other = sum(1 for c in letters if ord(c) > 0x024F) - devanagari
+        if devanagari / len(letters) > _SCRIPT_SHARE:
+            return "hi"
+        if other / len(letters) > _SCRIPT_SHARE:
+            return "und-script"
+    tokens = [t.split("'")[-1] for t in words(text)]
+    scores = sorted(
+        ((sum(1 for t in tokens if t in stop), code) for code, stop in _LANGUAGE_STOP_WORDS.items()),
+        key=lambda pair: (-pair[0], pair[1]),
+    )
+    (best, code), (second, _) = scores[0], scores[1]
+    if best >= _MIN_HITS and best > second:
+        return code
+    return None
