@@ -1,4 +1,4 @@
-"""The `r1cds` command: `serve` runs the API, `fire` sends a hook call built from a FHIR Bundle."""
+"""The `r1cds` command: `serve` runs the API, `fire` sends a hook call, `replay` governs recorded output."""
 
 from __future__ import annotations
 
@@ -93,6 +93,38 @@ def _rules_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _replay(args: argparse.Namespace) -> int:
+    # The console command is the composition root, the one place where edges are wired together
+    # (tests/unit/test_layering.py names it as the exception); the replay logic itself stays edge-free.
+    from cds_hooks.recorded_replay import replay
+    from inference import recorded
+
+    try:
+        samples = recorded.load_samples(args.model_output)
+        hook_context = orjson.loads(args.context.read_bytes()) if args.context else None
+        drafts = orjson.loads(args.draft_orders.read_bytes()) if args.draft_orders else None
+    except (OSError, ValueError) as exc:
+        raise FireError(str(exc)) from exc
+    if hook_context is not None and not isinstance(hook_context, dict):
+        raise FireError("the --context file must hold a JSON object")
+    document = replay(
+        args.bundle,
+        args.hook,
+        samples,
+        recorded.RecordedModel(samples, args.model),
+        recorded.PROMPTS,
+        recorded.PARSER,
+        args.as_of or datetime.now(UTC),
+        model_id=args.model,
+        service_id=args.service,
+        hook_context=hook_context,
+        patient_id=args.patient,
+        draft_orders=drafts,
+    )
+    print(orjson.dumps(document, option=orjson.OPT_INDENT_2).decode())
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="r1cds", description="R1 CDS: CDS Hooks 2.0 decision support")
     commands = top.add_subparsers(dest="command", required=True)
@@ -154,6 +186,32 @@ def parser() -> argparse.ArgumentParser:
         help="evaluate as if the hook fired on this date (YYYY-MM-DD); default: now",
     )
     rules.set_defaults(run=_rules_report)
+
+    replay = commands.add_parser(
+        "replay", help="govern recorded model output for a hook built from a FHIR Bundle; print cards and log"
+    )
+    replay.add_argument("--bundle", type=Path, required=True, help="FHIR R4 Bundle holding the patient")
+    replay.add_argument("--hook", required=True, help="patient-view, order-sign, encounter-discharge, ...")
+    replay.add_argument("--service", help="AI review service id (default: the one serving --hook)")
+    replay.add_argument("--context", type=Path, help="JSON hook context to use instead of building one")
+    replay.add_argument(
+        "--model-output",
+        type=Path,
+        action="append",
+        required=True,
+        help='one recorded sample: the answer text, or {"content": ..., "reasoning": ...} (repeatable)',
+    )
+    replay.add_argument("--model", default="recorded", help="model id the recording came from")
+    replay.add_argument("--patient", help="Patient id in the bundle (default: the only Patient)")
+    replay.add_argument(
+        "--as-of",
+        type=lambda text: datetime.fromisoformat(text).replace(tzinfo=UTC),
+        help="build the context as if the hook fired on this date (YYYY-MM-DD); default: now",
+    )
+    replay.add_argument(
+        "--draft-orders", type=Path, help="Bundle or resource of draft orders for the order hooks"
+    )
+    replay.set_defaults(run=_replay)
     return top
 
 

@@ -1,0 +1,97 @@
+"""Retrieval: code-selected candidates ranked by BM25, deterministic, cached per knowledge-base version."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from plugin import retrieval
+from plugin.context.build import build_context
+from plugin.context.model import ClinicalContext, Demographics
+from plugin.knowledge import load_knowledge_base
+from plugin.retrieval import retrieve
+from tests.support import governance_corpus as corpus
+
+pytestmark = pytest.mark.unit
+
+NAPROXEN = {
+    "resourceType": "MedicationRequest",
+    "id": "naproxen",
+    "status": "active",
+    "intent": "order",
+    "subject": {"reference": corpus.PATIENT},
+    "medicationCodeableConcept": {
+        "coding": [
+            {"system": corpus.RXNORM, "code": "849574", "display": "Naproxen sodium 220 MG Oral Tablet"}
+        ]
+    },
+    "authoredOn": "2026-11-01",
+}
+
+
+def warfarin_nsaid_chart() -> ClinicalContext:
+    prefetch = corpus.prefetch()
+    prefetch["medications"]["entry"].append({"resource": NAPROXEN})
+    return build_context(prefetch, corpus.NOW).context
+
+
+def test_warfarin_nsaid_chart_retrieves_the_interaction_before_unrelated_entries() -> None:
+    kb = load_knowledge_base()
+    found = retrieve(warfarin_nsaid_chart(), kb, limit=len(kb))
+    ids = list(found.ids)
+    assert "kb.warfarin-nsaid-bleeding" in retrieve(warfarin_nsaid_chart(), kb).ids  # within the default 12
+    assert {"warfarin", "naproxen", "nsaid"} <= set(found.query_terms)
+    # Entries about other drugs share only a class (teratogen, nsaid) or a lab with this chart: they may be
+    # candidates, but they rank below the interaction and stay out of the default passages.
+    unrelated = [i for i in ids if i.startswith(("kb.methotrexate", "kb.lithium", "kb.asthma"))]
+    assert unrelated
+    assert all(ids.index("kb.warfarin-nsaid-bleeding") < ids.index(i) for i in unrelated)
+    assert not set(unrelated) & set(retrieve(warfarin_nsaid_chart(), kb).ids)
+    assert ids.index("kb.warfarin-nsaid-bleeding") < ids.index("kb.rivaroxaban-renal-dose")
+    assert found.candidate_count == len(ids)
+
+
+def test_order_is_score_descending_then_id_and_deterministic() -> None:
+    kb = load_knowledge_base()
+    first = retrieve(warfarin_nsaid_chart(), kb, limit=len(kb))
+    again = retrieve(warfarin_nsaid_chart(), kb, limit=len(kb))
+    assert first == again
+    keys = [(-score, entry.id) for score, entry in zip(first.scores, first.entries, strict=True)]
+    assert keys == sorted(keys)
+
+
+def test_limit_caps_the_result_and_is_a_prefix_of_the_full_ranking() -> None:
+    kb = load_knowledge_base()
+    full = retrieve(warfarin_nsaid_chart(), kb, limit=len(kb))
+    assert len(retrieve(warfarin_nsaid_chart(), kb).entries) == retrieval.DEFAULT_LIMIT
+    assert retrieve(warfarin_nsaid_chart(), kb, limit=3).ids == full.ids[:3]
+    assert retrieve(warfarin_nsaid_chart(), kb, limit=0).entries == ()
+    with pytest.raises(ValueError, match="limit"):
+        retrieve(warfarin_nsaid_chart(), kb, limit=-1)
+
+
+def test_index_is_built_once_per_knowledge_base_version() -> None:
+    kb = load_knowledge_base()
+    retrieval._cache.clear()
+    retrieve(warfarin_nsaid_chart(), kb)
+    index = retrieval._cache[(kb.name, kb.version)]
+    retrieve(corpus.context(), kb)
+    assert retrieval._cache[(kb.name, kb.version)] is index
+    assert len(retrieval._cache) == 1
+
+
+def test_population_entries_follow_age_and_sex() -> None:
+    kb = load_knowledge_base()
+    woman = retrieve(ClinicalContext(Demographics(50, "female")), kb, limit=len(kb)).ids
+    man = retrieve(ClinicalContext(Demographics(50, "male")), kb, limit=len(kb)).ids
+    assert "kb.uspstf-breast-cancer-screening-40-74" in woman
+    assert "kb.uspstf-breast-cancer-screening-40-74" not in man
+    assert retrieve(ClinicalContext(Demographics(None, "unknown")), kb).entries == ()
+
+
+def test_empty_chart_retrieves_nothing_and_is_recorded() -> None:
+    found = retrieve(build_context({}, datetime(2026, 1, 1, tzinfo=UTC)).context, load_knowledge_base())
+    assert found.entries == ()
+    assert found.query_terms == ()
+    assert found.candidate_count == 0
