@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, Final, Literal, Protocol
+from typing import Any, Final, Literal, Protocol, get_args
 
 from plugin.errors import PluginError
 from plugin.suggestions import (
@@ -47,18 +47,7 @@ Step = Literal[
 ]
 # The order each suggestion goes through: cheap textual screens before the term and number checks, the
 # rule engine and FHIR validation (the costly ones) last, and agreement across samples at the very end.
-STEPS: Final[tuple[Step, ...]] = (
-    "retrieval",
-    "schema",
-    "grounding",
-    "untrusted-text",
-    "language",
-    "phrasing",
-    "support",
-    "safety",
-    "actions",
-    "consistency",
-)
+STEPS: Final[tuple[Step, ...]] = get_args(Step)
 AbstainReason = Literal["empty-retrieval", "no-valid-output", "model-abstained", "nothing-passed"]
 
 
