@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import math
 import re
 import sys
 import time
@@ -16,6 +15,7 @@ from typing import Any
 
 import orjson
 
+from bench.stats import percentile
 from cds_hooks.prefetch import is_top_n, render_template
 from plugin.catalog import CHART_PREFETCH
 from plugin.context import codes
@@ -166,10 +166,6 @@ def _samples_ms(work: Callable[[], object], repeat: int) -> list[float]:
     return sorted(samples)
 
 
-def _percentile(ordered: list[float], q: float) -> float:
-    return ordered[min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))]
-
-
 def measure(label: str, store: FhirStore, patient_id: str, repeat: int, budget: int) -> PatientRow:
     # As an EHR fills the chart-review service's prefetch: each template rendered, run on its FHIR server.
     context = {"patientId": patient_id}
@@ -193,9 +189,9 @@ def measure(label: str, store: FhirStore, patient_id: str, repeat: int, budget: 
         summary_bytes=summary_bytes,
         summary_tokens=summary.estimated_tokens,
         reduction=len(raw) / summary_bytes,
-        parse_p50_ms=_percentile(parse, 0.5),
-        build_p50_ms=_percentile(build, 0.5),
-        build_p99_ms=_percentile(build, 0.99),
+        parse_p50_ms=percentile(parse, 0.5),
+        build_p50_ms=percentile(build, 0.5),
+        build_p99_ms=percentile(build, 0.99),
         safety_expected=len(expected),
         safety_missing=missing_items(summary.text, expected),
         over_budget=summary.over_budget,

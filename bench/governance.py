@@ -18,12 +18,12 @@ from __future__ import annotations
 
 import argparse
 import gc
-import math
 import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from bench.stats import percentile
 from plugin.governance import Decision, GovernancePolicy, govern
 from plugin.suggestions import AiSuggestion, SuggestionSet
 from tests.support import governance_corpus as corpus
@@ -74,11 +74,6 @@ def _samples() -> list[_Parsed]:
     return samples
 
 
-def _percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, math.ceil(q * len(ordered)) - 1)]
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=300)
@@ -119,8 +114,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(f"{'row':<8}{'p50 ms':>10}{'p99 ms':>10}")
     for name, values in timings.items():
-        print(f"{name:<8}{_percentile(values, 0.5):>10.3f}{_percentile(values, 0.99):>10.3f}")
-    p99 = _percentile(timings["govern"], 0.99)
+        print(f"{name:<8}{percentile(values, 0.5):>10.3f}{percentile(values, 0.99):>10.3f}")
+    p99 = percentile(timings["govern"], 0.99)
     verdict = "PASS" if p99 <= TARGET_P99_MS else "FAIL"
     print(f"{verdict}: govern p99 {p99:.3f} ms (target ≤ {TARGET_P99_MS:g} ms)")
     return 0

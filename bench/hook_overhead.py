@@ -48,6 +48,7 @@ from typing import Any
 import orjson
 from fastapi import FastAPI, Request, Response
 
+from bench.stats import percentile
 from plugin.cards import ServiceResult
 from plugin.services import HookCall, ServiceDeclaration
 
@@ -515,10 +516,6 @@ async def _sample_cpu(server_pid: int, window: tuple[float, float]) -> tuple[flo
     return server, (client_after - client_before) / wall
 
 
-def _percentile(ordered: list[float], q: float) -> float:
-    return ordered[min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))]
-
-
 async def _generate_load(spec: dict[str, Any], body: bytes, tokens: list[bytes] | None) -> dict[str, Any]:
     port: int = spec["port"]
     head = (
@@ -559,8 +556,8 @@ async def _generate_load(spec: dict[str, Any], body: bytes, tokens: list[bytes] 
         "completed": len(ordered),
         "measured_s": measured_s,
         "rps": len(ordered) / measured_s,
-        "p50_ms": _percentile(ordered, 0.50) * 1000 if ordered else math.nan,
-        "p99_ms": _percentile(ordered, 0.99) * 1000 if ordered else math.nan,
+        "p50_ms": percentile(ordered, 0.50) * 1000 if ordered else math.nan,
+        "p99_ms": percentile(ordered, 0.99) * 1000 if ordered else math.nan,
         "mean_ms": statistics.fmean(ordered) * 1000 if ordered else math.nan,
         "errors": dict(stats.errors),
         "server_cpu": server_cpu,

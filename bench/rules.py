@@ -28,6 +28,7 @@ from typing import Any
 
 import orjson
 
+from bench.stats import percentile
 from cds_hooks.prefetch import render_template
 from plugin.catalog import CHART_PREFETCH
 from plugin.context.build import build_context
@@ -65,10 +66,6 @@ def largest_chart(prefix: str = "") -> tuple[str, int, BuiltContext, str]:
         raise SystemExit(f"bench.rules: no Synthea bundle named {prefix}*.json under {SYNTHEA}")
     size, stem, prefetch, patient_id = best
     return stem, size, build_context(prefetch, NOW), patient_id
-
-
-def percentile(ordered: list[float], q: float) -> float:
-    return ordered[min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))]
 
 
 def measure(
