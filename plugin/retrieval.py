@@ -9,15 +9,27 @@
 #    and the patient's known age falls inside it (preventive care). Entries whose population excludes the
 #    patient are never candidates. Codes select, text never does: BM25 only orders what the chart's codes
 #    already justify, so an entry cannot be retrieved because a word happens to match.
-# 2. Ranking by BM25 (rank-bm25's Okapi variant) over each entry's title and statement, against a query of
+# 2. Ranking in four tiers, each ordered by score:
+#    0. entries a deterministic rule (plugin.rules) cites about a draft order: the order being written is
+#       what order review is for, and what the safety layer found about it comes first;
+#    1. other entries about a draft order's drug;
+#    2. entries a rule cites about the rest of the chart (warfarin with naproxen, an overdue INR): the model
+#       must see what the rule cards say, so that it neither contradicts nor merely repeats them;
+#    3. the rest.
+#    The score is BM25 (rank-bm25's Okapi variant) over each entry's title and statement, against a query of
 #    the medication ingredients and drug classes, the problem displays and the draft orders, plus a code
 #    coverage bonus: CODE_WEIGHT times the share of the entry's drug classes the chart has (of its
 #    ingredients when it names no class), plus the share of its value sets (of its SNOMED CT and ICD-10
-#    codes when it names none), plus half the share of its LOINC analytes measured in the chart. Text alone ranks an entry by how many query words it repeats, which buries the entry
-#    most specific to one drug ("INR monitoring on warfarin" shares one word with a warfarin chart's
-#    query) under entries that merely mention several of the chart's drugs; coverage puts back what the
-#    codes say. Order: score descending (rounded, so float noise cannot reorder ties), then id ascending;
-#    at most `limit`.
+#    codes when it names none), plus half the share of its LOINC analytes measured in the chart. Text alone
+#    ranks an entry by how many query words it repeats, which buries the entry most specific to one drug
+#    ("INR monitoring on warfarin" shares one word with a warfarin chart's query) under entries that merely
+#    mention several of the chart's drugs; coverage puts back what the codes say. Within a tier: score
+#    descending (rounded, so float noise cannot reorder ties), then id ascending; at most `limit`.
+#
+#    The limit is small on purpose (DEFAULT_LIMIT): each passage costs ~90 prompt tokens that no other
+#    patient shares, and SGLang's radix cache only saves the prefix common to all patients of a service
+#    (bench/prompt_prefix measures the share). Six well-ranked passages leave the fixed instructions the
+#    larger part of the prompt.
 #
 # The BM25 index covers the whole knowledge base and is built on first use per knowledge-base version,
 # never at import (the knowledge base itself loads lazily too); a small cache keeps the last few versions.
@@ -36,11 +48,12 @@ from rank_bm25 import BM25Okapi  # type: ignore[import-untyped]
 from plugin.context import codes
 from plugin.context.model import ClinicalContext
 from plugin.knowledge import KnowledgeBase, KnowledgeEntry
+from plugin.rules.engine import run_rules
 from plugin.rules.model import RuleFacts
 
 __all__ = ["CODE_WEIGHT", "DEFAULT_LIMIT", "Retrieval", "query_terms", "retrieve", "tokenize"]
 
-DEFAULT_LIMIT: Final = 12
+DEFAULT_LIMIT: Final = 6
 CODE_WEIGHT: Final = 10.0
 _CACHE_SIZE: Final = 4
 _SCORE_DIGITS: Final = 9
@@ -67,7 +80,8 @@ class Retrieval:
     entries: tuple[KnowledgeEntry, ...]
     query_terms: tuple[str, ...]
     candidate_count: int  # candidates selected by code, before the limit
-    scores: tuple[float, ...] = ()  # BM25 score of each entry, same order
+    scores: tuple[float, ...] = ()  # BM25 plus coverage score of each entry, same order
+    tiers: tuple[int, ...] = ()  # see the module notes; same order
 
     @property
     def ids(self) -> tuple[str, ...]:
@@ -210,9 +224,14 @@ def retrieve(context: ClinicalContext, knowledge: KnowledgeBase, limit: int = DE
     index = _index(knowledge)
     facts = RuleFacts.of(context)
     chart = _Chart.of(context, facts)
+    findings = run_rules(facts)
+    cited_about_drafts = {kb_id for f in findings if f.proposed for kb_id in f.evidence}
+    cited = {kb_id for f in findings for kb_id in f.evidence}
+    draft_ingredients = {name for e in facts.exposures if e.proposed for name in e.ingredients}
+    draft_classes = {key for e in facts.exposures if e.proposed for key in e.classes}
     terms = query_terms(context, facts)
     text_scores = index.bm25.get_scores(list(terms)) if terms else None
-    ranked: list[tuple[float, str, KnowledgeEntry]] = []
+    ranked: list[tuple[int, float, str, KnowledgeEntry]] = []
     for entry in knowledge:
         if entry.population is not None and not entry.population.includes(chart.age, chart.sex):
             continue
@@ -220,12 +239,23 @@ def retrieve(context: ClinicalContext, knowledge: KnowledgeBase, limit: int = DE
         if coverage is None:
             continue
         text = float(text_scores[index.position[entry.id]]) if text_scores is not None else 0.0
-        ranked.append((round(text + CODE_WEIGHT * coverage, _SCORE_DIGITS), entry.id, entry))
-    ranked.sort(key=lambda item: (-item[0], item[1]))
+        about_draft = bool(
+            draft_ingredients.intersection(entry.applies_to.ingredients)
+            or draft_classes.intersection(entry.applies_to.classes)
+        )
+        if entry.id in cited_about_drafts:
+            tier = 0
+        elif about_draft:
+            tier = 1
+        else:
+            tier = 2 if entry.id in cited else 3
+        ranked.append((tier, round(text + CODE_WEIGHT * coverage, _SCORE_DIGITS), entry.id, entry))
+    ranked.sort(key=lambda item: (item[0], -item[1], item[2]))
     kept = ranked[:limit]
     return Retrieval(
-        entries=tuple(item[2] for item in kept),
+        entries=tuple(item[3] for item in kept),
         query_terms=terms,
         candidate_count=len(ranked),
-        scores=tuple(item[0] for item in kept),
+        scores=tuple(item[1] for item in kept),
+        tiers=tuple(item[0] for item in kept),
     )

@@ -6,6 +6,9 @@
 # parser live in `inference` (`inference.prompts.build_prompt` and `inference.parsing.parse_sample` fit these
 # protocols as they are), the model behind plugin.model_port.LanguageModel.
 #
+# Token budget (inference.budget documents the defaults per model size): samples that finish with
+# "length" before any answer are asked again once with the retry budget (`_retry_truncated`).
+#
 # Governance is given the ids of the passages the prompt actually carried, so a citation of anything the
 # model was not shown is rejected as not retrieved.
 
@@ -13,7 +16,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Final, Protocol
 
 from plugin.context.model import BuiltContext
@@ -25,6 +28,7 @@ from plugin.model_port import (
     ModelError,
     ModelIdentity,
     ModelRequest,
+    ModelResponse,
     Sample,
     SamplingParameters,
     Usage,
@@ -46,6 +50,19 @@ __all__ = [
 ]
 
 DEFAULT_MAX_COMPLETION_TOKENS: Final = 8192  # inference.budget's budget for an unknown model
+TRUNCATED: Final = "truncated_in_reasoning"  # the parser's outcome for a budget spent before the answer
+
+
+def _added(first: Usage, second: Usage) -> Usage:
+    def both(a: int | None, b: int | None) -> int | None:
+        return None if a is None and b is None else (a or 0) + (b or 0)
+
+    return Usage(
+        prompt_tokens=first.prompt_tokens + second.prompt_tokens,
+        completion_tokens=first.completion_tokens + second.completion_tokens,
+        reasoning_tokens=both(first.reasoning_tokens, second.reasoning_tokens),
+        cached_tokens=both(first.cached_tokens, second.cached_tokens),
+    )
 
 
 class PromptText(Protocol):
@@ -82,10 +99,17 @@ class OutputParser(Protocol):
 
 
 class CompletionBudget(Protocol):
-    """The completion-token budget for reasoning and answer; inference.budget.TokenBudget fits."""
+    """The completion-token budget for reasoning and answer; inference.budget.TokenBudget fits.
+
+    A sample truncated while still reasoning is asked again once with `retry_max_completion_tokens`;
+    when that equals the first budget there is no retry.
+    """
 
     @property
     def max_completion_tokens(self) -> int: ...
+
+    @property
+    def retry_max_completion_tokens(self) -> int: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -288,9 +312,8 @@ class ReviewService:
             True,
             f"{len(response.samples)} sample(s) from {response.identity.model} in {response.latency_s:.2f} s",
         )
-        decision, outcomes = self._govern(
-            service_id, context, patient_reference, prepared, response.samples, trace
-        )
+        samples, usage = await self._retry_truncated(request, response, trace)
+        decision, outcomes = self._govern(service_id, context, patient_reference, prepared, samples, trace)
         return ReviewOutcome(
             service_id=service_id,
             failed=False,
@@ -298,11 +321,45 @@ class ReviewService:
             retrieval=prepared.retrieval,
             prompt=prepared.record,
             model=response.identity,
-            usage=response.usage,
+            usage=usage,
             request_id=response.request_id,
             samples=outcomes,
             steps=tuple(trace.steps),
         )
+
+    async def _retry_truncated(
+        self, request: ModelRequest, response: ModelResponse, trace: _Trace
+    ) -> tuple[tuple[Sample, ...], Usage]:
+        """Asks once more, with the retry budget, for the samples that ran out of tokens while reasoning.
+
+        The retried samples replace the truncated ones in place; a second truncation stands (the case is
+        too hard for this model at this budget), and so does a failed retry: the samples that did answer
+        are governed either way.
+        """
+        samples = list(response.samples)
+        truncated = [n for n, sample in enumerate(samples) if self._parser(sample).outcome == TRUNCATED]
+        retry_budget = self._completion.retry_max_completion_tokens if self._completion is not None else 0
+        if not truncated or retry_budget <= request.sampling.max_completion_tokens:
+            return response.samples, response.usage
+        again = replace(
+            request,
+            sampling=replace(request.sampling, n=len(truncated), max_completion_tokens=retry_budget),
+        )
+        try:
+            retried = await self._model.generate(again)
+        except ModelError as exc:
+            trace.done(
+                "retry", False, f"{len(truncated)} truncated sample(s); retry failed: {type(exc).__name__}"
+            )
+            return response.samples, response.usage
+        for n, sample in zip(truncated, retried.samples, strict=False):
+            samples[n] = sample
+        trace.done(
+            "retry",
+            True,
+            f"{len(truncated)} sample(s) truncated in reasoning asked again with {retry_budget} tokens",
+        )
+        return tuple(samples), _added(response.usage, retried.usage)
 
     def review_recorded(
         self,

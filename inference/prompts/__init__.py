@@ -1,12 +1,12 @@
-"""Versioned DeepSeek-R1 prompt templates (one user turn, no system prompt) and code-based passage selection."""
+"""Versioned DeepSeek-R1 prompt templates: one user turn, no system prompt, laid out for prefix caching."""
 
 # Every prompt is laid out fixed-first, so that SGLang's radix cache reuses the longest possible prefix:
 #
 #   1. instructions.txt: the same for every service and patient, ending with the output JSON schema
 #      (compact, from plugin.suggestions);
 #   2. the service's task paragraph and the answer language: the same for every patient of a service;
-#   3. the knowledge-base passages selected for the patient (id, title, statement, organisation and
-#      version, never URLs);
+#   3. the knowledge-base passages plugin.retrieval chose for the patient (id, title, organisation,
+#      statement; never versions or URLs, which the card shows);
 #   4. the de-identified patient summary, last.
 #
 # R1 practice (DESIGN §4): no system prompt; all instructions live in the single user turn.
@@ -20,31 +20,20 @@
 # $instructions, $language, $passages and $patient_summary, each exactly once. A template's version is
 # bumped by hand with its text; `content_hash` (the first 12 hex digits of a SHA-256 of the text) changes
 # with any edit, so the review fingerprint should carry the hash of the composed service template.
-#
-# Passage selection here is deliberately simple and deterministic: an entry is selected when its
-# applies_to names an ingredient or drug class of a current medication or draft order, or a value set of
-# an active problem (pregnancy included); LOINC codes of labs in the chart add weight but never select an
-# entry alone (renal-dose entries name creatinine, which almost every chart has). Entries whose
-# population excludes the patient's age or sex are skipped. Order: entries about a draft order first
-# (order hooks review the drafts), then by number of matches, then by id. Allergies, SNOMED CT and ICD-10
-# codes and free-text similarity are left to the BM25 retrieval that replaces this.
 
 from __future__ import annotations
 
 import functools
 import hashlib
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from string import Template
 from typing import Final
 
 from plugin.catalog import CHART_REVIEW, DISCHARGE_REVIEW, ORDER_REVIEW
-from plugin.context import codes
-from plugin.context.model import ClinicalContext
 from plugin.knowledge import KnowledgeEntry
-from plugin.rules.model import RuleFacts
 from plugin.suggestions import LANGUAGE_PATTERN, suggestion_json_schema_text
 
 __all__ = [
@@ -57,15 +46,14 @@ __all__ = [
     "content_hash",
     "fixed_prefix",
     "load_template",
-    "select_passages",
     "service_template",
 ]
 
 INSTRUCTIONS: Final = "instructions"
 # name → (file in this package, version); bump the version with every edit of the file.
 _FILES: Final[dict[str, tuple[str, str]]] = {
-    INSTRUCTIONS: ("instructions.txt", "1"),
-    "chart-review": ("chart_review.txt", "1"),
+    INSTRUCTIONS: ("instructions.txt", "2"),
+    "chart-review": ("chart_review.txt", "2"),
     "order-review": ("order_review.txt", "1"),
     "discharge-review": ("discharge_review.txt", "1"),
 }
@@ -168,8 +156,9 @@ def _check_language(language: str) -> None:
 
 
 def _passage(entry: KnowledgeEntry) -> str:
-    source = f"{entry.source.organisation}, {entry.source.version}"
-    text = f"[{entry.id}] {entry.title} ({source})\n{entry.statement}"
+    # The organisation tells the model how much weight a passage carries (a label, a guideline); the version
+    # and link are the clinician's, shown on the card.
+    text = f"[{entry.id}] {entry.title} ({entry.source.organisation})\n{entry.statement}"
     if _URL.search(text):
         # The model must never see a URL it could copy; knowledge entries carry theirs in source.url only.
         raise PromptTemplateError(f"knowledge entry {entry.id} has a URL in its title, statement or source")
@@ -209,48 +198,3 @@ def build_prompt(
         template_hash=template.content_hash,
         passage_ids=tuple(entry.id for entry in unique),
     )
-
-
-def _analyte_keys(loinc: Iterable[str]) -> set[str]:
-    found: set[str] = set()
-    for code in loinc:
-        analyte = codes.analyte_for_loinc(code)
-        found.add(analyte.key if analyte is not None else f"loinc:{code}")
-    return found
-
-
-def select_passages(
-    context: ClinicalContext, knowledge: Iterable[KnowledgeEntry], limit: int = 12
-) -> tuple[KnowledgeEntry, ...]:
-    """Entries whose codes match the chart, most relevant first (see the module notes); at most `limit`."""
-    if limit < 0:
-        raise ValueError("limit must not be negative")
-    facts = RuleFacts.of(context)
-    ingredients = {name for e in facts.exposures for name in e.ingredients}
-    classes = {key for e in facts.exposures for key in e.classes}
-    proposed_ingredients = {name for e in facts.exposures if e.proposed for name in e.ingredients}
-    proposed_classes = {key for e in facts.exposures if e.proposed for key in e.classes}
-    value_sets = set(facts.value_sets) | ({"pregnancy"} if facts.pregnant else set())
-    analytes = {series.analyte for series in context.labs}
-    age = facts.age
-    sex = context.demographics.sex if context.demographics.sex in ("female", "male") else None
-    ranked: list[tuple[bool, int, str, KnowledgeEntry]] = []
-    for entry in knowledge:
-        if entry.population is not None and not entry.population.includes(age, sex):
-            continue
-        applies = entry.applies_to
-        selecting = (
-            len(ingredients.intersection(applies.ingredients))
-            + len(classes.intersection(applies.classes))
-            + len(value_sets.intersection(applies.value_sets))
-        )
-        if selecting == 0:
-            continue
-        weight = len(analytes & _analyte_keys(applies.loinc))
-        about_draft = bool(
-            proposed_ingredients.intersection(applies.ingredients)
-            or proposed_classes.intersection(applies.classes)
-        )
-        ranked.append((not about_draft, -(selecting + weight), entry.id, entry))
-    ranked.sort(key=lambda item: item[:3])
-    return tuple(item[3] for item in ranked[:limit])

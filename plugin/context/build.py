@@ -548,7 +548,7 @@ class _Builder:
             return
         model = self.model(source, raw)
         code = _code(model.code) if model is not None else None
-        if model is None or code is None:
+        if model is None or code is None or (code.system, code.code) in codes.ADMINISTRATIVE_PROCEDURES:
             return
         start = model.performedPeriod.start if model.performedPeriod else None
         days = _days_ago(self.today, model.performedDateTime, start)

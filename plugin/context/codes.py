@@ -271,6 +271,14 @@ ANALYTES: dict[str, Analyte] = {
 
 # Blood pressure panels: the values sit in components coded 8480-6 (systolic) and 8462-4 (diastolic).
 BP_PANELS = frozenset({"85354-9", "55284-4"})
+# Procedures that record paperwork, not care: they say nothing about the patient and would crowd the ten
+# most recent procedures out of the summary (Synthea writes one at nearly every visit).
+ADMINISTRATIVE_PROCEDURES = frozenset(
+    {
+        ("snomed", "428191000124101"),  # Documentation of current medications
+        ("snomed", "430193006"),  # Medication reconciliation
+    }
+)
 
 _BY_LOINC: dict[str, Analyte] = {code: a for a in ANALYTES.values() for code in a.loinc}
 

@@ -1,4 +1,4 @@
-"""Prompt templates and passage selection: layout for prefix caching, grounding, no URLs, no identifiers."""
+"""Prompt templates: layout for prefix caching, grounding, no URLs, no identifiers."""
 
 from __future__ import annotations
 
@@ -21,14 +21,14 @@ from inference.prompts import (
     content_hash,
     fixed_prefix,
     load_template,
-    select_passages,
     service_template,
 )
 from plugin.catalog import CHART_REVIEW, DISCHARGE_REVIEW, ORDER_REVIEW
 from plugin.context.build import build_context
-from plugin.context.model import ClinicalContext, Code, Demographics, Dosage, DraftOrder, Medication, Problem
+from plugin.context.model import ClinicalContext
 from plugin.context.render import NOTE_CLOSE, NOTE_OPEN, render
-from plugin.knowledge import AppliesTo, KnowledgeBase, KnowledgeEntry, Population, Source, load_knowledge_base
+from plugin.knowledge import AppliesTo, KnowledgeBase, KnowledgeEntry, Source, load_knowledge_base
+from plugin.retrieval import retrieve
 from plugin.suggestions import suggestion_json_schema_text
 from tests.support.charts import (
     NOW,
@@ -60,8 +60,8 @@ ROLE_MARKERS = re.compile(
 URL = re.compile(r"://|www\.", re.IGNORECASE)
 # Template file versions and content hashes: edit a file, bump its version in inference/prompts, re-pin.
 PINNED = {
-    INSTRUCTIONS: ("1", "765315b61703"),
-    "chart-review": ("1", "104bd1760621"),
+    INSTRUCTIONS: ("2", "790759387239"),
+    "chart-review": ("2", "d05ff4d32149"),
     "order-review": ("1", "9068b8ae81fe"),
     "discharge-review": ("1", "db38ceef8a6f"),
 }
@@ -87,7 +87,7 @@ def chart_case(name: str, service_id: str) -> tuple[Case, Mapping[str, Any]]:
     drafts = draft_orders(ibuprofen_draft(patient_id)) if service_id == ORDER_REVIEW.id else None
     context = build_context(prefetch, NOW, draft_orders=drafts).context
     summary = render(context).text
-    passages = select_passages(context, knowledge())
+    passages = retrieve(context, knowledge()).entries
     return Case(context, summary, build_prompt(service_id, summary, passages), passages), raw_bundle(path)
 
 
@@ -145,7 +145,7 @@ def test_content_hash_is_stable_and_follows_the_text() -> None:
 
 def test_composed_hash_covers_instructions_and_schema() -> None:
     composed = service_template(CHART_REVIEW.id)
-    assert composed.version == "chart-review/1+instructions/1"
+    assert composed.version == "chart-review/2+instructions/2"
     assert suggestion_json_schema_text() in composed.text.replace("$$", "$")
     assert load_template(INSTRUCTIONS).text.split("$schema")[0] in composed.text
     assert composed.slots == {"language", "passages", "patient_summary"}
@@ -250,7 +250,7 @@ def test_prompt_ignores_entry_order_and_resource_ids() -> None:
     for variant in (prefetch, shuffle_entries(prefetch, rng), rename_ids(prefetch, rng)[0]):
         context = build_context(variant, NOW).context
         prompts.add(
-            build_prompt(CHART_REVIEW.id, render(context).text, select_passages(context, knowledge())).text
+            build_prompt(CHART_REVIEW.id, render(context).text, retrieve(context, knowledge()).entries).text
         )
     assert len(prompts) == 1
 
@@ -277,87 +277,8 @@ def entry(entry_id: str, statement: str = "A statement.", **applies: Any) -> Kno
 
 def test_passages_show_source_but_never_its_url() -> None:
     prompt = build_prompt(CHART_REVIEW.id, "PATIENT:", [entry("kb.a")])
-    assert "[kb.a] Title of kb.a (Org, 2024)\nA statement." in prompt.text
+    assert "[kb.a] Title of kb.a (Org)\nA statement." in prompt.text
+    assert "2024" not in prompt.text, "the version is the card's, not the model's"
     assert "example.org" not in prompt.text
     with pytest.raises(PromptTemplateError):
         build_prompt(CHART_REVIEW.id, "PATIENT:", [entry("kb.b", "See https://example.org.")])
-
-
-# --- passage selection ------------------------------------------------------------------------------------------
-
-
-def _med(handle: str, rxnorm: str, display: str, ingredient: str) -> Medication:
-    return Medication(
-        handle,
-        Code("rxnorm", rxnorm, display),
-        (ingredient,),
-        None,
-        "active",
-        Dosage(),
-        10,
-        "MedicationRequest",
-    )
-
-
-def _context(age: int = 70, sex: Any = "female", drafts: tuple[DraftOrder, ...] = ()) -> ClinicalContext:
-    return ClinicalContext(
-        demographics=Demographics(age, sex),
-        problems=(Problem("C1", Code("snomed", "49436004", "Atrial fibrillation"), "active", 100),),
-        medications=(
-            _med("M1", "855332", "Warfarin Sodium 5 MG Oral Tablet", "warfarin"),
-            _med("M2", "197604", "Digoxin 0.125 MG Oral Tablet", "digoxin"),
-        ),
-        draft_orders=drafts,
-    )
-
-
-IBUPROFEN = DraftOrder(
-    "D1",
-    "MedicationRequest",
-    Code("rxnorm", "197806", "Ibuprofen 600 MG Oral Tablet"),
-    ("ibuprofen",),
-    "600 MG",
-    Dosage(),
-    "draft",
-    "order",
-)
-
-
-def test_selection_by_matches_then_id() -> None:
-    entries = [
-        entry("kb.z-both", ingredients=["warfarin", "digoxin"], classes=["vitamin-k-antagonist"]),
-        entry("kb.b-one", ingredients=["warfarin"]),
-        entry("kb.a-one", classes=["cardiac-glycoside"]),
-        entry("kb.c-problem", value_sets=["atrial-fibrillation"]),
-        entry("kb.d-unrelated", ingredients=["lithium"]),
-        entry("kb.e-lab-only", loinc=["2160-0"]),
-    ]
-    chosen = [e.id for e in select_passages(_context(), entries)]
-    assert chosen == ["kb.z-both", "kb.a-one", "kb.b-one", "kb.c-problem"]
-    assert [e.id for e in select_passages(_context(), entries, limit=2)] == ["kb.z-both", "kb.a-one"]
-    assert select_passages(_context(), entries, limit=0) == ()
-    with pytest.raises(ValueError, match="limit"):
-        select_passages(_context(), entries, limit=-1)
-
-
-def test_draft_orders_come_first_and_population_filters() -> None:
-    entries = [
-        entry("kb.a-warfarin", ingredients=["warfarin", "digoxin"], classes=["vitamin-k-antagonist"]),
-        entry("kb.z-nsaid", classes=["nsaid"]),
-        entry("kb.m-children", ingredients=["warfarin"], population=Population(max_age=12)),
-        entry("kb.n-men", ingredients=["warfarin"], population=Population(sex="male")),
-    ]
-    chosen = [e.id for e in select_passages(_context(drafts=(IBUPROFEN,)), entries)]
-    assert chosen == ["kb.z-nsaid", "kb.a-warfarin"]
-    unknown = [e.id for e in select_passages(_context(sex="unknown"), entries)]
-    assert "kb.n-men" in unknown, "an unknown sex does not exclude"
-
-
-def test_selection_on_the_real_knowledge_base() -> None:
-    context = _context(drafts=(IBUPROFEN,))
-    chosen = select_passages(context, knowledge())
-    assert 0 < len(chosen) <= 12
-    first = chosen[0].applies_to
-    assert "ibuprofen" in first.ingredients or "nsaid" in first.classes, "entries about the draft lead"
-    assert "kb.warfarin-nsaid-bleeding" in {e.id for e in chosen}
-    assert select_passages(context, knowledge()) == chosen

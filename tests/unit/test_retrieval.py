@@ -12,6 +12,7 @@ from plugin.context.model import ClinicalContext, Demographics
 from plugin.knowledge import load_knowledge_base
 from plugin.retrieval import retrieve
 from tests.support import governance_corpus as corpus
+from tests.support.charts import NOW, chart_path, chart_prefetch, draft_orders, ibuprofen_draft
 
 pytestmark = pytest.mark.unit
 
@@ -40,7 +41,9 @@ def test_warfarin_nsaid_chart_retrieves_the_interaction_before_unrelated_entries
     kb = load_knowledge_base()
     found = retrieve(warfarin_nsaid_chart(), kb, limit=len(kb))
     ids = list(found.ids)
-    assert "kb.warfarin-nsaid-bleeding" in retrieve(warfarin_nsaid_chart(), kb).ids  # within the default 12
+    assert (
+        "kb.warfarin-nsaid-bleeding" in retrieve(warfarin_nsaid_chart(), kb).ids
+    )  # within the default limit
     assert {"warfarin", "naproxen", "nsaid"} <= set(found.query_terms)
     # Entries about other drugs share only a class (teratogen, nsaid) or a lab with this chart: they may be
     # candidates, but they rank below the interaction and stay out of the default passages.
@@ -52,13 +55,17 @@ def test_warfarin_nsaid_chart_retrieves_the_interaction_before_unrelated_entries
     assert found.candidate_count == len(ids)
 
 
-def test_order_is_score_descending_then_id_and_deterministic() -> None:
+def test_order_is_tier_then_score_descending_then_id_and_deterministic() -> None:
     kb = load_knowledge_base()
     first = retrieve(warfarin_nsaid_chart(), kb, limit=len(kb))
     again = retrieve(warfarin_nsaid_chart(), kb, limit=len(kb))
     assert first == again
-    keys = [(-score, entry.id) for score, entry in zip(first.scores, first.entries, strict=True)]
+    keys = [
+        (tier, -score, entry.id)
+        for tier, score, entry in zip(first.tiers, first.scores, first.entries, strict=True)
+    ]
     assert keys == sorted(keys)
+    assert first.tiers[0] == 2 and first.ids[0] == "kb.warfarin-nsaid-bleeding", "the rule's passage leads"
 
 
 def test_limit_caps_the_result_and_is_a_prefix_of_the_full_ranking() -> None:
@@ -95,3 +102,32 @@ def test_empty_chart_retrieves_nothing_and_is_recorded() -> None:
     assert found.entries == ()
     assert found.query_terms == ()
     assert found.candidate_count == 0
+
+
+def _order_review_chart(name: str) -> ClinicalContext:
+    prefetch, _, patient_id = chart_prefetch(chart_path(name))
+    return build_context(prefetch, NOW, draft_orders=draft_orders(ibuprofen_draft(patient_id))).context
+
+
+def test_order_review_puts_what_the_rules_say_about_the_draft_first() -> None:
+    # Derek Becker takes warfarin and naproxen; the draft adds ibuprofen.
+    kb = load_knowledge_base()
+    found = retrieve(_order_review_chart("Derek_Becker"), kb, limit=len(kb))
+    assert list(found.tiers) == sorted(found.tiers)
+    leading = {i for i, tier in zip(found.ids, found.tiers, strict=True) if tier == 0}
+    assert leading == {"kb.warfarin-nsaid-bleeding", "kb.duplicate-nsaids"}
+    about_draft = [e for e, tier in zip(found.entries, found.tiers, strict=True) if tier == 1]
+    assert about_draft
+    assert all(
+        {"ibuprofen", "nsaid"} & {*e.applies_to.ingredients, *e.applies_to.classes} for e in about_draft
+    )
+
+
+def test_chart_review_leads_with_what_the_rules_cite_then_ranks_the_rest() -> None:
+    # Christin Stiedemann takes digoxin with verapamil, and warfarin with no INR on record.
+    prefetch, _, _ = chart_prefetch(chart_path("Christin_Stiedemann"))
+    found = retrieve(build_context(prefetch, NOW).context, load_knowledge_base())
+    assert set(found.tiers) <= {2, 3}, "no draft order, no draft tiers"
+    cited = {i for i, tier in zip(found.ids, found.tiers, strict=True) if tier == 2}
+    assert {"kb.digoxin-verapamil-diltiazem", "kb.warfarin-inr-monitoring"} <= cited
+    assert found.ids[: len(cited)] == tuple(i for i in found.ids if i in cited)

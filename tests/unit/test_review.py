@@ -144,3 +144,54 @@ def test_recorded_sample_files(tmp_path: Path) -> None:
         load_sample(bad)
     with pytest.raises(ValueError, match="at least one"):
         RecordedModel([])
+
+
+async def test_samples_truncated_in_reasoning_are_asked_again_once_with_the_retry_budget() -> None:
+    good = text(corpus.answer(corpus.clean_inr()))
+    model = ScriptedModel(
+        [
+            ScriptedModel.answer(good, "", "", reasoning="thinking", finish="length"),
+            ScriptedModel.answer(good, good),
+        ]
+    )
+    outcome = await review(model, samples=3)
+    first, retry = model.requests
+    assert (first.sampling.n, first.sampling.max_completion_tokens) == (3, 1024)
+    assert (retry.sampling.n, retry.sampling.max_completion_tokens) == (2, 2048)
+    assert retry.prompt == first.prompt
+    assert [s.outcome for s in outcome.samples] == ["ok", "ok", "ok"]
+    assert outcome.decision is not None and outcome.decision.accepted[0].agreement == (3, 3)
+    assert [s.name for s in outcome.steps] == ["retrieval", "prompt", "model", "retry", "parse", "govern"]
+    assert outcome.usage is not None and outcome.usage.completion_tokens == 150 + 100
+
+
+async def test_a_second_truncation_or_a_failed_retry_stands() -> None:
+    good = text(corpus.answer(corpus.clean_inr()))
+    cut = ScriptedModel.answer("", reasoning="thinking", finish="length")
+    twice = ScriptedModel([ScriptedModel.answer(good, "", reasoning="", finish="length"), cut])
+    outcome = await review(twice, samples=2)
+    assert len(twice.requests) == 2, "one retry, never a second"
+    assert twice.requests[1].sampling.n == 1, "only the truncated sample is asked again"
+    assert [s.outcome for s in outcome.samples] == ["ok", "truncated_in_reasoning"]
+    failing = ScriptedModel(
+        [ScriptedModel.answer("", "", reasoning="", finish="length"), ModelTimeout("slow")]
+    )
+    outcome = await review(failing, samples=2)
+    assert not outcome.failed, "the first answer stands when its retry fails"
+    assert [s.outcome for s in outcome.samples] == ["truncated_in_reasoning"] * 2
+    assert outcome.steps[3].name == "retry" and not outcome.steps[3].ok
+
+
+async def test_no_retry_when_the_budget_has_no_room_to_grow() -> None:
+    model = ScriptedModel([ScriptedModel.answer("", reasoning="", finish="length")])
+    outcome = await ReviewService(
+        model,
+        build_prompt,
+        parse_sample,
+        corpus.knowledge(),
+        GovernancePolicy(),
+        samples=1,
+        completion=TokenBudget(2048, 2048),
+    ).review(SERVICE, corpus.built(), corpus.PATIENT)
+    assert len(model.requests) == 1
+    assert outcome.decision is not None and outcome.decision.abstained

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from inference.budget import TokenBudget, budget_for, parameters_in_billions, retry_after_truncation
-from plugin.model_port import SamplingParameters
+from inference.budget import TokenBudget, budget_for, parameters_in_billions
 
 pytestmark = pytest.mark.unit
 
@@ -26,16 +25,6 @@ pytestmark = pytest.mark.unit
 def test_default_budget_by_model_size(model_id: str, billions: float | None, budget: TokenBudget) -> None:
     assert parameters_in_billions(model_id) == billions
     assert budget_for(model_id) == budget
-
-
-def test_truncation_earns_exactly_one_larger_retry() -> None:
-    budget = budget_for("deepseek-ai/DeepSeek-R1")
-    first = SamplingParameters(max_completion_tokens=budget.max_completion_tokens, n=5)
-    retry = retry_after_truncation(first, budget)
-    assert retry is not None
-    assert retry.max_completion_tokens == 32768
-    assert (retry.n, retry.temperature, retry.top_p) == (5, 0.6, 0.95)
-    assert retry_after_truncation(retry, budget) is None
 
 
 def test_budgets_must_be_coherent() -> None:
