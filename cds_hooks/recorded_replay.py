@@ -5,6 +5,8 @@
 # plugin.review.ReviewService.review_recorded runs retrieval, the prompt and governance over the recorded
 # samples without calling a model. Cards go through cds_hooks.render, so they are the wire cards an EHR
 # would receive. The prompt builder and output parser are injected: this edge does not import `inference`.
+# Chart notes enter the context as the service's own setting says (R1CDS_CONTEXT_INCLUDE_FREE_TEXT, off by
+# default), so a replay governs the context the service would have built, injected note text included.
 # (The module is not called replay.py: that name is the JWT jti replay store.)
 
 from __future__ import annotations
@@ -15,11 +17,15 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Final
 
+from pydantic import ValidationError
+
 from cds_hooks import render
 from cds_hooks.fire import FireError, build_context, build_prefetch, load_bundle, pick_patient
+from cds_hooks.settings import load_settings
 from plugin.ai_cards import ai_cards
 from plugin.cards import ServiceResult
 from plugin.catalog import CHART_REVIEW, DISCHARGE_REVIEW, ORDER_REVIEW
+from plugin.context.build import ContextOptions
 from plugin.context.build import build_context as build_clinical_context
 from plugin.fhir_search import FhirStore
 from plugin.governance import Decision, GovernancePolicy
@@ -113,8 +119,12 @@ def replay(
     draft_orders: Mapping[str, Any] | None = None,
     knowledge: KnowledgeBase | None = None,
     policy: GovernancePolicy | None = None,
+    context_options: ContextOptions | None = None,
 ) -> dict[str, Any]:
-    """Govern `samples` for `hook` on the patient in `bundle`; returns the printable JSON document."""
+    """Govern `samples` for `hook` on the patient in `bundle`; returns the printable JSON document.
+
+    Without `context_options`, the context is built with the options the service reads from its settings.
+    """
     service_id = service_id or DEFAULT_SERVICES.get(hook)
     if service_id is None:
         raise FireError(f"no AI review for hook {hook!r}; known: {sorted(DEFAULT_SERVICES)}")
@@ -135,8 +145,17 @@ def replay(
         patient = pick_patient(store, given)
     prefetch = build_prefetch(declaration.prefetch, context, store, BASE_URL)
     drafts = context.get("draftOrders") if service_id == ORDER_REVIEW.id else None
+    if context_options is None:
+        try:
+            settings = load_settings()
+        except ValidationError as exc:
+            raise FireError(f"invalid R1CDS_* settings: {exc}") from exc
+        context_options = ContextOptions(include_free_text=settings.context_include_free_text)
     built = build_clinical_context(
-        prefetch, now, draft_orders=drafts if isinstance(drafts, Mapping) else None
+        prefetch,
+        now,
+        draft_orders=drafts if isinstance(drafts, Mapping) else None,
+        options=context_options,
     )
     knowledge = knowledge or load_knowledge_base()
     policy = policy or GovernancePolicy()

@@ -14,17 +14,29 @@
 #   suggestion may legitimately name.
 # - Injected instructions: a fixed list of instruction phrases, or any run of `run_words` consecutive words
 #   copied from an untrusted chart note.
-# - Language: no detection library is installed, so a stop-word ratio detector: Devanagari letters make up
-#   over 30% of letters → "hi"; other non-Latin letters over 30% → "und-script"; otherwise the language
-#   whose stop-word list has the most hits, when it has at least 2 and strictly more than any other;
-#   otherwise None (too little text to tell, which does not reject).
+# - Language: py3langid (the maintained fork of langid.py: naive Bayes over byte n-grams, its model inside
+#   the wheel, no network, deterministic) with normalised probabilities. Text entirely in capitals is
+#   lower-cased first. Words that are evidence of no language are masked before classifying: any Latin-script
+#   token holding a digit ("CHA2DS2", "6301", "T4"), a capital after its first letter (acronyms: "INR",
+#   "eGFR", "NSAIDs") or naming an ingredient or drug class (terminology); drug names and acronyms are shared
+#   across languages and mislead a detector on text this short; so are the runs left without a letter
+#   (punctuation, units' slashes). What is left decides:
+#   - no letters, or the model's "zxx" (no linguistic content) → None;
+#   - over half of the letters outside the Latin script → the top language at any confidence (whatever it
+#     is, it is not a Latin-script language);
+#   - otherwise fewer than 3 words, or a top probability under 0.5 → None (too little text to tell, which
+#     does not reject); else the top language.
+#   Codes are ISO 639-1, or ISO 639-3 for the few languages of the model that have no two-letter code. The
+#   model is loaded (about half a second) on first use, not at import.
 
 from __future__ import annotations
 
 import functools
 import re
 from collections.abc import Iterable
-from typing import Final
+from typing import Final, Protocol
+
+from py3langid.langid import MODEL_FILE, LanguageIdentifier
 
 from plugin import terminology
 from plugin.terminology import CLASS_KEYS
@@ -227,164 +239,17 @@ INJECTION_PHRASES: Final = re.compile(
     re.IGNORECASE,
 )
 
-_LANGUAGE_STOP_WORDS: Final[dict[str, frozenset[str]]] = {
-    "en": frozenset(
-        [
-            "the",
-            "and",
-            "of",
-            "to",
-            "is",
-            "in",
-            "for",
-            "with",
-            "on",
-            "this",
-            "that",
-            "be",
-            "are",
-            "was",
-            "it",
-            "as",
-            "or",
-            "by",
-            "from",
-            "not",
-            "an",
-            "at",
-            "should",
-        ]
-    ),
-    "fr": frozenset(
-        [
-            "le",
-            "la",
-            "les",
-            "des",
-            "du",
-            "et",
-            "est",
-            "une",
-            "dans",
-            "pour",
-            "avec",
-            "sur",
-            "ce",
-            "cette",
-            "sont",
-            "pas",
-            "au",
-            "aux",
-            "ou",
-            "qui",
-            "chez",
-            "être",
-        ]
-    ),
-    "es": frozenset(
-        [
-            "el",
-            "la",
-            "los",
-            "las",
-            "del",
-            "y",
-            "es",
-            "una",
-            "en",
-            "para",
-            "con",
-            "por",
-            "que",
-            "este",
-            "esta",
-            "son",
-            "un",
-            "al",
-            "o",
-            "se",
-            "como",
-        ]
-    ),
-    "de": frozenset(
-        [
-            "der",
-            "die",
-            "das",
-            "und",
-            "ist",
-            "ein",
-            "eine",
-            "nicht",
-            "mit",
-            "für",
-            "auf",
-            "den",
-            "dem",
-            "des",
-            "zu",
-            "bei",
-            "von",
-            "sich",
-            "oder",
-            "im",
-        ]
-    ),
-    "it": frozenset(
-        [
-            "il",
-            "lo",
-            "la",
-            "gli",
-            "le",
-            "di",
-            "e",
-            "è",
-            "una",
-            "un",
-            "per",
-            "con",
-            "che",
-            "del",
-            "della",
-            "dei",
-            "non",
-            "nel",
-            "sono",
-        ]
-    ),
-    "pt": frozenset(
-        [
-            "o",
-            "a",
-            "os",
-            "as",
-            "do",
-            "da",
-            "dos",
-            "das",
-            "e",
-            "é",
-            "um",
-            "uma",
-            "para",
-            "com",
-            "que",
-            "em",
-            "não",
-            "no",
-            "na",
-            "por",
-            "ao",
-        ]
-    ),
-}
-_SCRIPT_SHARE: Final = 0.3
-_MIN_HITS: Final = 2
+_LANGUAGE_MIN_WORDS: Final = 3
+_LANGUAGE_MIN_CONFIDENCE: Final = 0.5
+_NO_LANGUAGE: Final = "zxx"  # the model's label for text with no linguistic content
+_LATIN_TOKEN: Final = re.compile(r"[0-9A-Za-z\u00c0-\u00d6\u00d8-\u00f6\u00f8-\u024f]+")
+_LETTER: Final = re.compile(r"[^\W\d_]")
+_OTHER_SCRIPT: Final = re.compile(r"[^\W\d_\x00-\u024f]")  # a letter outside the Latin script
+_WITH_LETTER: Final = re.compile(r"\S*[^\W\d_]\S*")  # a whitespace-delimited run holding a letter
 
 
 def words(text: str) -> list[str]:
-    """Lower-case words (letters only) in order, for copied-run detection and the language detector."""
+    """Lower-case words (letters only) in order, for copied-run detection."""
     return [w.lower() for w in _WORD.findall(text)]
 
 
@@ -451,22 +316,49 @@ def copied_run(output_words: list[str], note_words: list[str], run: int) -> bool
     return any(tuple(output_words[i : i + run]) in grams for i in range(len(output_words) - run + 1))
 
 
-def detect_language(text: str) -> str | None:
-    """A language code, "und-script" for an unsupported script, or None when the text is too short."""
-    letters = [c for c in text if c.isalpha()]
-    if letters:
-        devanagari = sum(1 for c in letters if "\u0900" <= c <= "\u097f")
-        other = sum(1 for c in letters if ord(c) > 0x024F) - devanagari
-        if devanagari / len(letters) > _SCRIPT_SHARE:
-            return "hi"
-        if other / len(letters) > _SCRIPT_SHARE:
-            return "und-script"
-    tokens = [t.split("'")[-1] for t in words(text)]
-    scores = sorted(
-        ((sum(1 for t in tokens if t in stop), code) for code, stop in _LANGUAGE_STOP_WORDS.items()),
-        key=lambda pair: (-pair[0], pair[1]),
+class _Identifier(Protocol):
+    def classify(self, text: str) -> tuple[str, float]: ...
+
+
+@functools.cache
+def _identifier() -> _Identifier:
+    identifier: _Identifier = LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
+    return identifier
+
+
+def _names_a_drug(word: str) -> bool:
+    return (
+        word in CLASS_KEYS
+        or word in terminology.terminology().unclassified
+        or bool(terminology.classes_of(word))
     )
-    (best, code), (second, _) = scores[0], scores[1]
-    if best >= _MIN_HITS and best > second:
-        return code
-    return None
+
+
+@functools.lru_cache(maxsize=8192)
+def _no_evidence(token: str) -> bool:
+    if any(c.isdigit() for c in token) or any(c.isupper() for c in token[1:]):
+        return True
+    word = token.lower()
+    return _names_a_drug(word) or _names_a_drug(_stem(word))
+
+
+def _masked(match: re.Match[str]) -> str:
+    token = match.group(0)
+    return " " if _no_evidence(token) else token
+
+
+def detect_language(text: str) -> str | None:
+    """The language of a text as a code ("en", "fr", "hi"), or None when there is too little to tell."""
+    if text.isupper():
+        text = text.lower()
+    kept = _WITH_LETTER.findall(_LATIN_TOKEN.sub(_masked, text))
+    if not kept:
+        return None
+    evidence = " ".join(kept)
+    other_script = len(_OTHER_SCRIPT.findall(evidence)) * 2 > len(_LETTER.findall(evidence))
+    if not other_script and len(_WORD.findall(evidence)) < _LANGUAGE_MIN_WORDS:
+        return None
+    code, probability = _identifier().classify(evidence)
+    if code == _NO_LANGUAGE or (not other_script and probability < _LANGUAGE_MIN_CONFIDENCE):
+        return None
+    return code

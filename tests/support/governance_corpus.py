@@ -1,4 +1,12 @@
-"""An adversarial corpus for governance: one small chart and model answers that each break one rule."""
+"""An adversarial corpus for governance: one small chart and model answers that each break one rule.
+
+`cases()` each end in exactly one rejection (tests/unit/test_governance.py); `all_cases()` adds the outcomes
+that are not a single rejection (schema refusals, disagreement, clean output, abstention). Every case also
+runs through `r1cds replay` (tests/integration/test_replay_cli.py) over `bundle()`, the same chart as one FHIR
+Bundle. In process, governance is handed RETRIEVED; the command line retrieves for itself, and the chart
+alone does not bring in the passages a proposed drug cites, so those cases carry the draft order under
+which the order review retrieves them (`Case.drafts`, replayed as order-sign).
+"""
 
 from __future__ import annotations
 
@@ -45,6 +53,16 @@ def _observation(resource_id: str, loinc: str, display: str, value: float, unit:
         "id": resource_id,
         "status": "final",
         "code": {"coding": [{"system": LOINC, "code": loinc, "display": display}]},
+        "category": [
+            {
+                "coding": [
+                    {
+                        "system": "http://terminology.hl7.org/CodeSystem/observation-category",
+                        "code": "laboratory",
+                    }
+                ]
+            }
+        ],
         "subject": {"reference": PATIENT},
         "effectiveDateTime": day,
         "valueQuantity": {"value": value, "unit": unit, "system": "http://unitsofmeasure.org", "code": unit},
@@ -130,9 +148,49 @@ def prefetch() -> dict[str, JsonDict]:
     }
 
 
+def bundle() -> JsonDict:
+    """The chart of `prefetch()` as one FHIR Bundle, for `r1cds replay --bundle`."""
+    resources: list[JsonDict] = []
+    for value in prefetch().values():
+        if value["resourceType"] == "Bundle":
+            resources.extend(entry["resource"] for entry in value["entry"])
+        else:
+            resources.append(value)
+    return {"resourceType": "Bundle", "type": "collection", "entry": [{"resource": r} for r in resources]}
+
+
+def draft_order(code: str, display: str) -> JsonDict:
+    """A draft MedicationRequest as an EHR sends it in order-sign's draftOrders."""
+    return {
+        "resourceType": "MedicationRequest",
+        "id": f"draft-{code}",
+        "status": "draft",
+        "intent": "proposal",
+        "subject": {"reference": PATIENT},
+        "medicationCodeableConcept": {
+            "coding": [{"system": RXNORM, "code": code, "display": display}],
+            "text": display,
+        },
+    }
+
+
+def drafts_bundle(drafts: Sequence[JsonDict]) -> JsonDict:
+    return {"resourceType": "Bundle", "type": "collection", "entry": [{"resource": d} for d in drafts]}
+
+
+def build(drafts: Sequence[JsonDict] = ()) -> BuiltContext:
+    """The context the service builds for the chart, with these draft orders (order review) if any."""
+    return build_context(
+        prefetch(),
+        NOW,
+        draft_orders=drafts_bundle(drafts) if drafts else None,
+        options=ContextOptions(include_free_text=True),
+    )
+
+
 @functools.cache
 def built() -> BuiltContext:
-    return build_context(prefetch(), NOW, options=ContextOptions(include_free_text=True))
+    return build()
 
 
 def context() -> ClinicalContext:
@@ -211,13 +269,31 @@ def clean_inr() -> JsonDict:
     )
 
 
+AMOXICILLIN = ("308191", "Amoxicillin 500 MG Oral Capsule")
+IBUPROFEN = ("197805", "Ibuprofen 400 MG Oral Tablet")
+METFORMIN = ("861007", "Metformin hydrochloride 500 MG Oral Tablet")
+ACETAMINOPHEN = ("313782", "Acetaminophen 325 MG Oral Tablet")
+
+
 @dataclass(frozen=True, slots=True)
 class Case:
-    """One adversarial case: the samples and the reason code governance must give."""
+    """One case: the samples and the outcome governance must give.
+
+    `reason` is the reason code of each of the `rejections` rejections ("" when there are none),
+    `agreements` the k/n of each accepted suggestion in order; `drafts` see the module notes.
+    """
 
     name: str
     samples: tuple[JsonDict, ...]
     reason: str
+    rejections: int = 1
+    agreements: tuple[tuple[int, int], ...] = ()
+    abstain_reason: str | None = "nothing-passed"
+    drafts: tuple[JsonDict, ...] = ()
+
+    @property
+    def rejected_reasons(self) -> list[str]:
+        return [self.reason] * self.rejections
 
 
 def cases() -> tuple[Case, ...]:
@@ -279,13 +355,14 @@ def cases() -> tuple[Case, ...]:
                     suggestion(
                         "Consider amoxicillin for the chest infection",
                         "Amoxicillin is a penicillin commonly given for chest infections.",
-                        medication("308191", "Amoxicillin 500 MG Oral Capsule"),
+                        medication(*AMOXICILLIN),
                         [allergy],
                         ["kb.penicillin-allergy-penicillins"],
                     )
                 ),
             ),
             "safety-veto",
+            drafts=(draft_order(*AMOXICILLIN),),
         ),
         Case(
             "interacting-drug",
@@ -294,13 +371,14 @@ def cases() -> tuple[Case, ...]:
                     suggestion(
                         "Consider ibuprofen for the knee pain",
                         "Ibuprofen is an NSAID that relieves pain; warfarin bleeding risk applies.",
-                        medication("197805", "Ibuprofen 400 MG Oral Tablet"),
+                        medication(*IBUPROFEN),
                         [warfarin],
                         ["kb.warfarin-nsaid-bleeding"],
                     )
                 ),
             ),
             "safety-veto",
+            drafts=(draft_order(*IBUPROFEN),),
         ),
         Case(
             "renal-contraindication",
@@ -309,13 +387,14 @@ def cases() -> tuple[Case, ...]:
                     suggestion(
                         "Consider metformin for glucose control",
                         "Metformin is first-line; kidney function and eGFR thresholds were reviewed.",
-                        medication("861007", "Metformin hydrochloride 500 MG Oral Tablet"),
+                        medication(*METFORMIN),
                         [egfr],
                         ["kb.metformin-egfr-thresholds"],
                     )
                 ),
             ),
             "safety-veto",
+            drafts=(draft_order(*METFORMIN),),
         ),
         Case(
             "number-contradicts-lab",
@@ -331,6 +410,7 @@ def cases() -> tuple[Case, ...]:
                 ),
             ),
             "number-mismatch",
+            drafts=(draft_order(*METFORMIN),),
         ),
         Case(
             "directive",
@@ -389,5 +469,54 @@ def cases() -> tuple[Case, ...]:
                 ),
             ),
             "identifier-echo",
+        ),
+    )
+
+
+def all_cases() -> tuple[Case, ...]:
+    """`cases()` and the outcomes that are not one rejection: schema refusals, disagreement, success."""
+    critical = answer(clean_inr())
+    critical["suggestions"][0]["indicator"] = "critical"
+    system_actions = {**answer(clean_inr()), "systemActions": [{"type": "create"}]}
+    acetaminophen = [
+        answer(
+            suggestion(
+                "Consider acetaminophen for pain",
+                "Acetaminophen avoids the bleeding risk of NSAIDs; keep under the daily maximum.",
+                medication(code, display),
+                knowledge_ids=["kb.acetaminophen-daily-maximum"],
+            )
+        )
+        for code, display in (
+            ACETAMINOPHEN,
+            ("198440", "Acetaminophen 500 MG Oral Tablet"),
+            ("1148399", "Acetaminophen 650 MG Extended Release Oral Tablet"),
+        )
+    ]
+    return (
+        *cases(),
+        Case("critical-indicator", (critical,), "not-ok-output", abstain_reason="no-valid-output"),
+        Case("system-actions", (system_actions,), "not-ok-output", abstain_reason="no-valid-output"),
+        Case(
+            "disagreeing-samples",
+            tuple(acetaminophen),
+            "below-agreement",
+            rejections=3,
+            drafts=(draft_order(*ACETAMINOPHEN),),
+        ),
+        Case(
+            "clean-outputs",
+            (answer(clean_inr()),) * 3,
+            "",
+            rejections=0,
+            agreements=((3, 3),),
+            abstain_reason=None,
+        ),
+        Case(
+            "model-abstained",
+            (abstention(), abstention()),
+            "",
+            rejections=0,
+            abstain_reason="model-abstained",
         ),
     )

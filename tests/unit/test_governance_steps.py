@@ -239,20 +239,6 @@ def test_info_severity_without_a_backing_rule() -> None:
     assert cluster_key(decision.accepted[0].suggestion)[0] == "advice"
 
 
-@pytest.mark.parametrize(
-    ("sample", "expected"),
-    [
-        ("परीक्षण की समीक्षा करें", "hi"),
-        ("Проверьте МНО у пациента", "und-script"),
-        ("1234 5678", None),
-        ("INR", None),
-        ("Der Wert ist nicht mit dem Befund vereinbar", "de"),
-    ],
-)
-def test_detect_language(sample: str, expected: str | None) -> None:
-    assert text.detect_language(sample) == expected
-
-
 def test_text_helpers() -> None:
     assert text.find_url("cite kb.nsaid-ckd and kb.co-trimoxazole") is None
     assert text.find_url("see dailymed.nlm.nih.gov") == "dailymed.nlm.nih.gov"
