@@ -16,11 +16,12 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-# Local profile: loopback only, EHR authentication off (the API logs a warning at start), plain-http
-# FHIR servers allowed for fetch-back. Deployments set their own R1CDS_* variables (see README).
+# The embedded stack (redis-server, model server, worker, API; see cds_hooks/stack.py) in the local
+# profile: loopback only, EHR authentication off (the API logs a warning at start), plain-http FHIR
+# servers allowed for fetch-back. Deployments set their own R1CDS_* variables (see README).
 run: $(STAMP)
 	R1CDS_AUTH_DISABLED=$${R1CDS_AUTH_DISABLED:-true} R1CDS_FHIR_ALLOW_HTTP=$${R1CDS_FHIR_ALLOW_HTTP:-true} \
-		$(BIN)/r1cds serve
+		$(BIN)/r1cds up
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

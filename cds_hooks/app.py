@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import gc
 import logging
-from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack, asynccontextmanager
+from collections.abc import AsyncIterator, Sequence
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from typing import Any
 
 import httpx
@@ -19,11 +19,12 @@ from starlette.middleware.cors import CORSMiddleware
 from cds_hooks.auth import EhrAuthenticator
 from cds_hooks.errors import install_error_handlers
 from cds_hooks.feedback_store import RedisFeedbackSink
-from cds_hooks.handlers import Authenticator, DiscoveryHandler, FeedbackHandler, HookHandler
+from cds_hooks.handlers import Authenticator, DiscoveryHandler, EvidenceHandler, FeedbackHandler, HookHandler
 from cds_hooks.prefetch import PrefetchResolver
 from cds_hooks.replay import MemoryReplayStore, RedisReplayStore
 from cds_hooks.routes import WIRE_MODELS, router
 from cds_hooks.settings import Settings, load_settings
+from plugin.ai_review import ReviewBroker
 from plugin.catalog import shipped_registry
 from plugin.context.build import ContextOptions
 from plugin.feedback import FeedbackSink
@@ -39,8 +40,16 @@ def create_app(
     http: httpx.AsyncClient | None = None,
     redis: aioredis.Redis | None = None,
     feedback_sink: FeedbackSink | None = None,
+    review_broker: ReviewBroker | None = None,
+    resources: Sequence[AbstractAsyncContextManager[object]] = (),
+    sync_budget_s: float = 2.5,
 ) -> FastAPI:
-    """Build the app. Anything not injected is created in the lifespan from the settings."""
+    """Build the app. Anything not injected is created in the lifespan from the settings.
+
+    The AI review path arrives assembled by the composition root (cds_hooks.cli): the registry's services
+    carry it, `review_broker` serves the review status pages, and `resources` (its notification listener
+    and clients) are entered for the app's lifetime.
+    """
     settings = settings or load_settings()
     registry = registry or shipped_registry(
         context_options=ContextOptions(include_free_text=settings.context_include_free_text)
@@ -49,6 +58,8 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with AsyncExitStack() as stack:
+            for resource in resources:
+                await stack.enter_async_context(resource)
             client = http
             if client is None:
                 client = await stack.enter_async_context(
@@ -79,8 +90,9 @@ def create_app(
                     log.warning("no EHR tenants configured: every hook call will be refused with 401")
             app.state.discovery = DiscoveryHandler(registry)
             app.state.hooks = HookHandler(
-                settings, registry, authenticator, PrefetchResolver(settings, client)
+                settings, registry, authenticator, PrefetchResolver(settings, client), sync_budget_s
             )
+            app.state.evidence = EvidenceHandler(review_broker)
             app.state.feedback = FeedbackHandler(
                 settings, registry, authenticator, feedback_sink or RedisFeedbackSink(store)
             )

@@ -1,4 +1,4 @@
-"""The `r1cds` command: `serve` runs the API, `fire` sends a hook call, `replay` governs recorded output."""
+"""The `r1cds` command: `serve` (API), `worker`, `up` (whole stack), `fire`, `rules-report`, `replay`."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
 import orjson
@@ -26,23 +27,53 @@ from cds_hooks.fire import (
 from plugin.fhir_search import FhirStore
 
 
-def _serve(args: argparse.Namespace) -> int:
+def _uvicorn(app: Any, settings: Any) -> None:
     import uvicorn
 
-    from cds_hooks.app import create_app
-    from cds_hooks.settings import load_settings
-
-    overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
-    settings = load_settings(**overrides)
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     uvicorn.run(
-        create_app(settings),
+        app,
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level.lower(),
         access_log=False,  # access lines carry query strings; the audit trail records calls instead
     )
+
+
+def _settings(args: argparse.Namespace) -> tuple[Any, Any]:
+    from cds_hooks.settings import load_settings
+    from workers.settings import load_review_settings
+
+    overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
+    settings = load_settings(**overrides)
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    return settings, load_review_settings()
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from cds_hooks.stack import build_app
+
+    settings, review = _settings(args)
+    _uvicorn(build_app(settings, review), settings)
     return 0
+
+
+def _worker(args: argparse.Namespace) -> int:
+    from cds_hooks.stack import run_worker
+    from workers.settings import load_review_settings
+
+    logging.basicConfig(level="INFO", format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    return run_worker(load_review_settings(), args.pool)
+
+
+def _up(args: argparse.Namespace) -> int:
+    from cds_hooks.stack import StackError, run_up
+
+    settings, review = _settings(args)
+    try:
+        return run_up(settings, review, _uvicorn)
+    except StackError as exc:
+        print(f"r1cds up: {exc}", file=sys.stderr)
+        return 2
 
 
 def _fire(args: argparse.Namespace) -> int:
@@ -133,6 +164,21 @@ def parser() -> argparse.ArgumentParser:
     serve.add_argument("--host")
     serve.add_argument("--port", type=int)
     serve.set_defaults(run=_serve)
+
+    worker = commands.add_parser(
+        "worker", help="run a review worker (Celery) on every queue, most urgent first"
+    )
+    worker.add_argument(
+        "--pool", choices=("prefork", "threads", "solo"), help="Celery pool (default prefork)"
+    )
+    worker.set_defaults(run=_worker)
+
+    up = commands.add_parser(
+        "up", help="run the whole stack on this machine: redis-server, model server, worker and API"
+    )
+    up.add_argument("--host")
+    up.add_argument("--port", type=int)
+    up.set_defaults(run=_up)
 
     fire = commands.add_parser("fire", help="send one hook call built from a FHIR Bundle file")
     fire.add_argument("--url", default="http://127.0.0.1:8000", help="base URL of the CDS service")

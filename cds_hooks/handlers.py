@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import html
 import logging
-from typing import Protocol, TypeVar
+import time
+from collections.abc import Callable
+from typing import Final, Protocol, TypeVar
 
 import orjson
 from pydantic import BaseModel, ValidationError
@@ -15,6 +18,7 @@ from cds_hooks.errors import MalformedRequest, PayloadTooLarge, UnsupportedMedia
 from cds_hooks.prefetch import PrefetchResolver
 from cds_hooks.protocol import DiscoveryResponse, FeedbackRequest, HookRequest
 from cds_hooks.settings import Settings, TenantSettings
+from plugin.ai_review import BrokerUnavailable, ReviewBroker, ReviewStatus
 from plugin.cards import Coding
 from plugin.feedback import FeedbackRecord, FeedbackSink
 from plugin.services import HookCall, ServiceRegistry
@@ -24,6 +28,8 @@ log = logging.getLogger(__name__)
 Body = TypeVar("Body", bound=BaseModel)
 
 JSON = "application/json"
+HTML: Final = "text/html; charset=utf-8"
+ANSWER_MARGIN_S: Final = 0.05  # kept back from the sync budget to render and send the answer
 
 
 class Caller(Protocol):
@@ -121,11 +127,16 @@ class HookHandler(_EdgeHandler):
         registry: ServiceRegistry,
         authenticator: Authenticator | None,
         resolver: PrefetchResolver,
+        sync_budget_s: float = 2.5,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         super().__init__(settings, registry, authenticator)
         self._resolver = resolver
+        self._budget_s = sync_budget_s
+        self._clock = clock
 
     async def handle(self, service_id: str, request: Request) -> Response:
+        started = self._clock()
         tenant, hook_request = await self._admit(request, service_id, "", HookRequest, "hook request")
         service = self._registry.for_hook(service_id, hook_request.hook)
         resolved = await self._resolver.resolve(service.declaration, hook_request, tenant)
@@ -139,7 +150,13 @@ class HookHandler(_EdgeHandler):
             fhir_server=hook_request.fhir_server,
             tenant=tenant.name if tenant else None,
         )
-        result = service.evaluate(call)
+        answer = getattr(service, "answer", None)
+        if answer is None:
+            result = service.evaluate(call)
+        else:
+            # What is left of the budget, less a margin for rendering and writing the answer.
+            wait_s = self._budget_s - (self._clock() - started) - ANSWER_MARGIN_S
+            result = await answer(call, max(0.0, wait_s))
         return Response(render.response(result).dump(), media_type=JSON)
 
 
@@ -175,3 +192,69 @@ class FeedbackHandler(_EdgeHandler):
         )
         await self._sink.record(records)
         return Response(status_code=200)
+
+
+class EvidenceHandler:
+    """The review status page a pending card links to: the state of one review, refreshed while pending.
+
+    The id in the URL is the unguessable review id the broker issued. The page shows the state and the
+    governed decision's counts only; the full evidence (inputs, citations, rationale) is the audit work's.
+    """
+
+    REFRESH_S: Final = 5
+
+    def __init__(self, broker: ReviewBroker | None) -> None:
+        self._broker = broker
+
+    async def handle(self, review_id: str) -> Response:
+        status: ReviewStatus | None = None
+        if self._broker is not None and 8 <= len(review_id) <= 64:
+            try:
+                status = await self._broker.status(review_id)
+            except BrokerUnavailable:
+                return _page(
+                    "Review status unavailable", "The review store cannot be reached; try again shortly.", 503
+                )
+        if status is None:
+            return _page("Review not found", "This review is unknown or has expired.", 404)
+        if status.state in ("pending", "busy"):
+            return _page(
+                "AI review in progress",
+                "The AI review of this chart is running. This page refreshes until the result lands.",
+                200,
+                refresh=self.REFRESH_S,
+            )
+        outcome = status.outcome
+        if status.state == "failed" or outcome is None or outcome.decision is None:
+            return _page(
+                "AI review unavailable",
+                "The model could not complete this review. The rule cards are unaffected.",
+                200,
+            )
+        decision = outcome.decision
+        if decision.abstained:
+            text = f"The review abstained ({decision.abstain_reason}): no AI suggestion is shown."
+        else:
+            text = (
+                f"{len(decision.accepted)} suggestion(s) passed governance and "
+                f"{len(decision.rejected)} were rejected. Reopen the chart or order to see the cards."
+            )
+        return _page("AI review complete", text, 200)
+
+
+def _page(title: str, text: str, status: int, refresh: int | None = None) -> Response:
+    # Plain server-rendered HTML with no external assets: it must work in an EHR's embedded browser.
+    meta = f'<meta http-equiv="refresh" content="{refresh}">' if refresh else ""
+    body = (
+        '<!doctype html><html lang="en"><head><meta charset="utf-8">'
+        f'<meta name="viewport" content="width=device-width, initial-scale=1">{meta}'
+        f"<title>{html.escape(title)} - R1 CDS</title>"
+        "<style>body{font-family:system-ui,sans-serif;max-width:40rem;margin:2rem auto;padding:0 1rem}</style>"
+        f"</head><body><h1>{html.escape(title)}</h1><p>{html.escape(text)}</p></body></html>"
+    )
+    headers = {
+        "Cache-Control": "no-store",
+        "X-Content-Type-Options": "nosniff",
+        "Referrer-Policy": "no-referrer",
+    }
+    return Response(body, status_code=status, media_type=HTML, headers=headers)

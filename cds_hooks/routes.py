@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response
 
-from cds_hooks.handlers import DiscoveryHandler, FeedbackHandler, HookHandler
+from cds_hooks.handlers import DiscoveryHandler, EvidenceHandler, FeedbackHandler, HookHandler
 from cds_hooks.protocol import DiscoveryResponse, FeedbackRequest, HookRequest, HookResponse
 
 
@@ -28,7 +28,13 @@ async def _feedback(request: Request) -> FeedbackHandler:
     return handler
 
 
+async def _evidence(request: Request) -> EvidenceHandler:
+    handler: EvidenceHandler = request.app.state.evidence
+    return handler
+
+
 Discovery = Annotated[DiscoveryHandler, Depends(_discovery)]
+Evidence = Annotated[EvidenceHandler, Depends(_evidence)]
 Hooks = Annotated[HookHandler, Depends(_hooks)]
 Feedback = Annotated[FeedbackHandler, Depends(_feedback)]
 
@@ -90,3 +96,8 @@ async def call_service(service_id: str, request: Request, handler: Hooks) -> Res
 )
 async def feedback(service_id: str, request: Request, handler: Feedback) -> Response:
     return await handler.handle(service_id, request)
+
+
+@router.get("/evidence/{review_id}", response_class=Response, include_in_schema=False)
+async def evidence(review_id: str, handler: Evidence) -> Response:
+    return await handler.handle(review_id)

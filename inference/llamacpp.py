@@ -24,7 +24,7 @@ import httpx
 
 from inference.budget import TokenBudget, budget_for
 from inference.openai_compat import MODELS_PATH, AdapterConfig, OpenAICompatibleModel, _plain
-from plugin.model_port import ModelIdentity, ModelRejected, ModelRequest, ModelResponse, ModelUnavailable
+from plugin.model_port import ModelIdentity, ModelRequest, ModelResponse, ModelUnavailable, Usage
 
 logger = logging.getLogger(__name__)
 
@@ -470,8 +470,8 @@ class LlamaCppModel(OpenAICompatibleModel):
     - raw control characters inside the answer's JSON strings are escaped (`escape_control_characters`):
       the server's grammar lets them through, JSON does not;
     - request ids are bare UUIDs (not `r1cds-<hex>`): the server refuses any other `X-Request-Id`;
-    - one sample per request: the server ignores `n`, so n > 1 is refused (`ModelRejected`, 400) rather
-      than answered with fewer samples than asked for;
+    - one sample per request: the server ignores `n`, so n samples are n requests, one after another (the
+      server decodes one sequence at a time anyway); usage and latency are summed;
     - identity names the model by its file name; details carry `model_path` as the server reports it
       (the path it was started with) and, for the packaged gemma 3 270m, `clinical_use`.
     """
@@ -496,8 +496,29 @@ class LlamaCppModel(OpenAICompatibleModel):
         return body
 
     async def generate(self, request: ModelRequest) -> ModelResponse:
-        if request.sampling.n != 1:
-            raise ModelRejected(400, f"llama.cpp answers one sample per request; n={request.sampling.n}")
+        if request.sampling.n > 1:
+            # A fixed seed would give n identical samples: each request gets its own, derived from it.
+            seed = request.sampling.seed
+            parts = [
+                await self.generate(
+                    replace(
+                        request,
+                        sampling=replace(request.sampling, n=1, seed=None if seed is None else seed + i),
+                    )
+                )
+                for i in range(request.sampling.n)
+            ]
+            return replace(
+                parts[0],
+                samples=tuple(s for part in parts for s in part.samples),
+                usage=Usage(
+                    prompt_tokens=sum(p.usage.prompt_tokens for p in parts),
+                    completion_tokens=sum(p.usage.completion_tokens for p in parts),
+                    reasoning_tokens=parts[0].usage.reasoning_tokens,
+                    cached_tokens=parts[0].usage.cached_tokens,
+                ),
+                latency_s=sum(p.latency_s for p in parts),
+            )
         response = await super().generate(request)
         samples = tuple(
             replace(sample, content=escape_control_characters(sample.content)) for sample in response.samples

@@ -8,16 +8,20 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from plugin.cards import ServiceResult
 from plugin.context.build import ContextOptions, build_context
+from plugin.context.model import BuiltContext
 from plugin.knowledge import KnowledgeBase, load_knowledge_base
 from plugin.rules.cards import describe, finding_card
 from plugin.rules.catalog import CARE_GAP_RULES, MEDICATION_RULES, Rule
 from plugin.rules.engine import run_rules
 from plugin.rules.model import RuleFacts
 from plugin.services import HookCall, ServiceDeclaration, ServiceRegistry
+
+if TYPE_CHECKING:
+    from plugin.ai_review import AiReview
 
 _PATIENT = "{{context.patientId}}"
 
@@ -93,7 +97,25 @@ class RuleService:
     clock: Callable[[], datetime] = field(default=_utc_now)
     context_options: ContextOptions = field(default_factory=ContextOptions)
 
+    ai: AiReview | None = None  # the governed AI review, when a broker is configured
+
     def evaluate(self, call: HookCall) -> ServiceResult:
+        """The rule cards alone, at once."""
+        return self._assess(call)[1]
+
+    async def answer(self, call: HookCall, wait_s: float) -> ServiceResult:
+        """The rule cards plus the AI review's cards (or its pending card) as they stand after wait_s."""
+        built, result = self._assess(call)
+        if self.ai is None or built.context.demographics.deceased:
+            return result
+        if self.scope == "orders" and not built.context.draft_orders:
+            return result  # nothing being ordered, nothing for the order review to review
+        patient_id = call.context.get("patientId")
+        patient = f"Patient/{patient_id}" if isinstance(patient_id, str) else None
+        ai_cards = await self.ai.cards(self.declaration.id, call.hook, built, patient, wait_s)
+        return ServiceResult(cards=result.cards + ai_cards, system_actions=result.system_actions)
+
+    def _assess(self, call: HookCall) -> tuple[BuiltContext, ServiceResult]:
         drafts = call.context.get("draftOrders") if self.scope == "orders" else None
         built = build_context(
             call.prefetch,
@@ -102,7 +124,7 @@ class RuleService:
             options=self.context_options,
         )
         if built.context.demographics.deceased:
-            return ServiceResult()  # a deceased patient's chart: no care to advise on
+            return built, ServiceResult()  # a deceased patient's chart: no care to advise on
         findings = run_rules(RuleFacts.of(built.context), self.rules)
         if self.scope == "orders":
             # Order hooks speak about the orders: order-select about the orders just selected,
@@ -127,22 +149,23 @@ class RuleService:
             )
             for f in findings
         )
-        return ServiceResult(cards=cards)
+        return built, ServiceResult(cards=cards)
 
 
 def shipped_registry(
     knowledge: KnowledgeBase | None = None,
     clock: Callable[[], datetime] = _utc_now,
     context_options: ContextOptions | None = None,
+    ai: AiReview | None = None,
 ) -> ServiceRegistry:
     knowledge = knowledge or load_knowledge_base()
     options = context_options or ContextOptions()
     return ServiceRegistry(
         (
             RuleService(
-                CHART_REVIEW, "chart", knowledge, (*MEDICATION_RULES, *CARE_GAP_RULES), clock, options
+                CHART_REVIEW, "chart", knowledge, (*MEDICATION_RULES, *CARE_GAP_RULES), clock, options, ai
             ),
-            RuleService(ORDER_REVIEW, "orders", knowledge, MEDICATION_RULES, clock, options),
-            RuleService(DISCHARGE_REVIEW, "discharge", knowledge, MEDICATION_RULES, clock, options),
+            RuleService(ORDER_REVIEW, "orders", knowledge, MEDICATION_RULES, clock, options, ai),
+            RuleService(DISCHARGE_REVIEW, "discharge", knowledge, MEDICATION_RULES, clock, options, ai),
         )
     )

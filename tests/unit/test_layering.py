@@ -52,9 +52,10 @@ def test_core_imports_no_edge() -> None:
     assert {k: v for k, v in offenders.items() if v} == {}
 
 
-# The console command wires the edges together (replay runs inference's prompt builder and parser);
-# it is the composition root and the only module allowed to do so.
-COMPOSITION_ROOTS = {ROOT / "cds_hooks" / "cli.py"}
+# The console command wires the edges together (replay runs inference's prompt builder and parser; serve,
+# worker and up assemble the API, the review path and the worker in cds_hooks/stack.py): those two modules
+# are the composition root and the only ones allowed to do so.
+COMPOSITION_ROOTS = {ROOT / "cds_hooks" / "cli.py", ROOT / "cds_hooks" / "stack.py"}
 
 
 def test_edges_do_not_import_each_other() -> None:

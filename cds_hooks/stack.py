@@ -1,0 +1,220 @@
+"""Composition root for running processes: the API with its AI review path, a worker, and `r1cds up`.
+
+`r1cds up` runs the embedded stack on one machine and owns everything it starts:
+
+    redis-server     on a free loopback port, unless R1CDS_REDIS_URL is set (apt-installed when missing,
+                     if we are root and apt-get exists; otherwise a clear message)
+    model server     the llama.cpp backend with the packaged demo model (or R1CDS_MODEL_NAME as a GGUF
+                     path), unless R1CDS_MODEL_URL names a running server (SGLang, any OpenAI-compatible)
+    worker           `r1cds worker` as a child process, told where Redis and the model are
+    API              in this process, in the foreground
+
+On Ctrl-C or SIGTERM everything is stopped in reverse order, each child by its own pid.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any, Final
+
+from fastapi import FastAPI
+
+from cds_hooks.app import create_app
+from cds_hooks.settings import Settings
+from inference.llamacpp import LlamaCppServer, ServerConfig, packaged_model_path
+from plugin.catalog import shipped_registry
+from plugin.context.build import ContextOptions
+from plugin.knowledge import load_knowledge_base
+from workers import keys
+from workers.app import create_celery
+from workers.settings import ReviewSettings
+from workers.wiring import api_review_path
+
+log = logging.getLogger(__name__)
+
+LLAMACPP_CONTEXT: Final = 8192  # prompts run ~3,000 tokens plus the completion budget
+STOP_GRACE_S: Final = 10.0
+
+
+class StackError(Exception):
+    """Something `r1cds up` needs is missing; the message says what to do."""
+
+
+def build_app(settings: Settings, review: ReviewSettings) -> FastAPI:
+    """The API with the AI review path when enabled, rule cards only otherwise."""
+    options = ContextOptions(include_free_text=settings.context_include_free_text)
+    if not review.ai_enabled:
+        return create_app(settings, shipped_registry(context_options=options))
+    knowledge = load_knowledge_base()
+    path = api_review_path(review, settings.public_base, knowledge)
+    registry = shipped_registry(knowledge, context_options=options, ai=path.ai)
+    return create_app(
+        settings,
+        registry,
+        review_broker=path.broker,
+        resources=[path.running()],
+        sync_budget_s=path.budget_s,
+    )
+
+
+@contextlib.contextmanager
+def local_model(review: ReviewSettings) -> Iterator[ReviewSettings]:
+    """Settings pointing at a model server: the configured one, or a llama.cpp server we start and stop."""
+    if review.model_url is not None or review.model_backend != "llamacpp":
+        yield review
+        return
+    named = review.model_name not in ("", "default")
+    model_path = Path(review.model_name) if named else packaged_model_path()
+    if named:
+        log.info("llama.cpp backend with %s", model_path.name)
+    else:
+        log.warning(
+            "AI backend: the packaged gemma 3 270m DEMO model on llama.cpp; its answers are not clinically "
+            "meaningful and its cards say so. Set R1CDS_MODEL_URL to use SGLang (DeepSeek-R1)."
+        )
+    with LlamaCppServer(ServerConfig(model_path=model_path, n_ctx=LLAMACPP_CONTEXT)) as server:
+        yield review.model_copy(update={"model_url": server.base_url, "model_name": str(model_path)})
+
+
+def run_worker(review: ReviewSettings, pool: str | None = None) -> int:
+    """A Celery worker on every review queue, most urgent first; blocks until stopped."""
+    with local_model(review) as ready:
+        app = create_celery(ready)
+        argv = [
+            "worker",
+            "--loglevel",
+            "INFO",
+            "--queues",
+            ",".join(name for _, name in keys.QUEUES),
+            "--concurrency",
+            str(ready.worker_concurrency),
+            "--hostname",
+            f"r1cds-{os.getpid()}@%h",
+            "--without-gossip",
+            "--without-mingle",
+        ]
+        if pool:
+            argv += ["--pool", pool]
+        app.worker_main(argv)
+    return 0
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def redis_server_binary() -> str:
+    found = shutil.which("redis-server")
+    if found:
+        return found
+    apt = shutil.which("apt-get")
+    if apt and os.geteuid() == 0:
+        log.warning("redis-server is missing; installing it with apt-get")
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        subprocess.run([apt, "update", "-qq"], check=True, env=env)  # noqa: S603
+        subprocess.run([apt, "install", "-y", "-qq", "redis-server"], check=True, env=env)  # noqa: S603
+        found = shutil.which("redis-server")
+        if found:
+            return found
+    raise StackError(
+        "redis-server is not installed. Install it (Debian/Ubuntu: sudo apt-get install redis-server) "
+        "or point R1CDS_REDIS_URL at a running Redis."
+    )
+
+
+@contextlib.contextmanager
+def local_redis() -> Iterator[str]:
+    """A private redis-server on a free loopback port, without persistence; its URL."""
+    port = _free_port()
+    directory = tempfile.mkdtemp(prefix="r1cds-redis-")
+    process = subprocess.Popen(  # noqa: S603 - our own argv
+        [
+            redis_server_binary(),
+            "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+            "--dir", directory, "--protected-mode", "yes",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        _wait_for_port(port, process)
+        log.info("redis-server pid %d on 127.0.0.1:%d", process.pid, port)
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        _stop(process)
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def _wait_for_port(port: int, process: subprocess.Popen[bytes], timeout_s: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise StackError(f"redis-server exited with status {process.returncode} while starting")
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.2):
+            return
+        time.sleep(0.05)
+    raise StackError(f"redis-server did not listen on port {port} within {timeout_s:.0f} s")
+
+
+def _stop(process: subprocess.Popen[Any]) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=STOP_GRACE_S)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@contextlib.contextmanager
+def worker_process(env: Mapping[str, str]) -> Iterator[subprocess.Popen[bytes]]:
+    process = subprocess.Popen([sys.executable, "-m", "cds_hooks.cli", "worker"], env={**os.environ, **env})
+    log.info("worker pid %d started", process.pid)
+    try:
+        yield process
+    finally:
+        _stop(process)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def run_up(settings: Settings, review: ReviewSettings, serve: Any) -> int:
+    """The embedded stack; `serve(app, settings)` runs the API in the foreground until it stops."""
+    # SIGTERM unwinds like Ctrl-C, so every `finally` below stops what it started (uvicorn installs its
+    # own handlers while it serves, and returns when told to stop).
+    signal.signal(signal.SIGTERM, _interrupt)
+    with contextlib.ExitStack() as stack:
+        redis_url = review.redis_url
+        if "R1CDS_REDIS_URL" not in os.environ:
+            redis_url = stack.enter_context(local_redis())
+        review = review.model_copy(update={"redis_url": redis_url})
+        settings = settings.model_copy(update={"redis_url": redis_url})
+        if review.ai_enabled:
+            review = stack.enter_context(local_model(review))
+            env = {
+                "R1CDS_REDIS_URL": redis_url,
+                "R1CDS_MODEL_BACKEND": review.model_backend,
+                "R1CDS_MODEL_NAME": review.model_name,
+                "R1CDS_MODEL_URL": review.model_url or "",
+            }
+            if review.model_backend == "llamacpp":
+                env["R1CDS_MODEL_SLOTS"] = "1"  # one llama.cpp server decodes one sequence at a time
+            stack.enter_context(worker_process(env))
+        with contextlib.suppress(KeyboardInterrupt):
+            serve(build_app(settings, review), settings)
+    return 0

@@ -1,0 +1,234 @@
+"""The AI half of a hook call: the governed review of this chart from the review broker, within a budget.
+
+The broker (a port; `workers.broker.RedisReviewBroker` in production, `MemoryReviewBroker` beside it for
+unit tests) owns the queue and the result store. This module decides what a clinician sees for each state:
+
+    ready, accepted suggestions   their governed AI cards (patient bound here, never in the shared result)
+    ready, abstained or nothing   no AI card: governance found nothing it could stand behind
+    pending                       one info card, "AI review in progress", linking to the review's page
+    busy (queue full)             the same pending card; nothing more was enqueued
+    failed (model down, errors)   one info card, "AI review unavailable"
+    broker unreachable (Redis)    no AI card at all: the rule cards answer alone, still 200
+
+Results are keyed by the review fingerprint (de-identified facts plus service, prompt, model and
+knowledge-base versions), so two charts with the same facts share one result. That is why the stored
+outcome never carries a patient reference or a FHIR reference: this module maps handles back to the
+caller's own references and binds the caller's patient when it renders cards.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Final, Literal, Protocol
+
+from plugin.ai_cards import ai_cards
+from plugin.cards import Card, Coding, Link, Source
+from plugin.context.fingerprint import ReviewVersion, fingerprint
+from plugin.context.model import BuiltContext, ClinicalContext
+from plugin.errors import PluginError
+from plugin.knowledge import KnowledgeBase
+from plugin.review import ReviewOutcome
+
+__all__ = [
+    "PENDING_SUMMARY",
+    "UNAVAILABLE_SUMMARY",
+    "URGENCY",
+    "AiReview",
+    "BrokerUnavailable",
+    "MemoryReviewBroker",
+    "ReviewBroker",
+    "ReviewState",
+    "ReviewStatus",
+    "ReviewTicket",
+    "Urgency",
+]
+
+Urgency = Literal["order-sign", "order-select", "encounter", "patient-view"]
+# Queue per hook: a clinician signing an order waits on it now; a chart just opened can wait longest.
+URGENCY: Final[Mapping[str, Urgency]] = {
+    "order-sign": "order-sign",
+    "order-select": "order-select",
+    "encounter-start": "encounter",
+    "encounter-discharge": "encounter",
+    "patient-view": "patient-view",
+}
+ReviewState = Literal["ready", "pending", "busy", "failed"]
+PENDING_SUMMARY: Final = "AI review in progress"
+UNAVAILABLE_SUMMARY: Final = "AI review unavailable"
+REVIEW_SYSTEM: Final = "urn:r1cds:ai-review-status"
+# A demo model (the packaged 270m base model) says so on every card it produces.
+_NOT_CLINICAL_KEY: Final = "clinical_use"
+
+
+class BrokerUnavailable(PluginError):
+    """The queue or result store cannot be reached; the hook answers with its rule cards alone."""
+
+
+@dataclass(frozen=True, slots=True)
+class ReviewTicket:
+    """What a worker needs to run one review: ids and de-identified facts, never references or tokens."""
+
+    fingerprint: str
+    service_id: str
+    urgency: Urgency
+    context: ClinicalContext
+
+
+@dataclass(frozen=True, slots=True)
+class ReviewStatus:
+    state: ReviewState
+    review_id: str  # unguessable id of this review's status page; empty when none was issued
+    outcome: ReviewOutcome | None = None  # set when state is ready or failed
+
+
+class ReviewBroker(Protocol):
+    async def obtain(self, ticket: ReviewTicket, wait_s: float) -> ReviewStatus:
+        """The review's state: the cached result, or start it (once per fingerprint) and wait up to wait_s.
+
+        Raises BrokerUnavailable when the store or queue cannot be reached.
+        """
+        ...
+
+    async def status(self, review_id: str) -> ReviewStatus | None:
+        """The state behind a status-page id, or None when it is unknown or expired."""
+        ...
+
+
+class ReviewRunner(Protocol):
+    async def __call__(self, ticket: ReviewTicket) -> ReviewOutcome: ...
+
+
+@dataclass
+class MemoryReviewBroker:
+    """A fake beside the port: runs reviews in-process on asyncio tasks, single-flight by fingerprint.
+
+    For unit tests only; `requests` counts reviews started, as the SGLang stand-in counts model calls.
+    """
+
+    runner: ReviewRunner
+    unavailable: bool = False
+    requests: int = 0
+    _tasks: dict[str, asyncio.Task[ReviewOutcome]] = field(default_factory=dict)
+    _ids: dict[str, str] = field(default_factory=dict)
+
+    async def obtain(self, ticket: ReviewTicket, wait_s: float) -> ReviewStatus:
+        if self.unavailable:
+            raise BrokerUnavailable("memory broker marked unavailable")
+        task = self._tasks.get(ticket.fingerprint)
+        if task is None:
+            self.requests += 1
+            task = asyncio.ensure_future(self.runner(ticket))
+            self._tasks[ticket.fingerprint] = task
+            self._ids[f"review-{len(self._ids) + 1}"] = ticket.fingerprint
+        review_id = next(k for k, v in self._ids.items() if v == ticket.fingerprint)
+        done, _ = await asyncio.wait({task}, timeout=max(0.0, wait_s))
+        if not done:
+            return ReviewStatus("pending", review_id)
+        outcome = task.result()
+        return ReviewStatus("failed" if outcome.failed else "ready", review_id, outcome)
+
+    async def status(self, review_id: str) -> ReviewStatus | None:
+        fp = self._ids.get(review_id)
+        if fp is None:
+            return None
+        task = self._tasks[fp]
+        if not task.done():
+            return ReviewStatus("pending", review_id)
+        outcome = task.result()
+        return ReviewStatus("failed" if outcome.failed else "ready", review_id, outcome)
+
+
+def _model_label(outcome: ReviewOutcome) -> str:
+    if outcome.model is None:
+        return "unknown model"
+    label = outcome.model.model
+    if _NOT_CLINICAL_KEY in outcome.model.details:
+        label += ", demo model: not clinically meaningful"
+    return label
+
+
+@dataclass(frozen=True, slots=True)
+class AiReview:
+    """Turns a hook call's built context into its AI cards, asking the broker within the time left."""
+
+    broker: ReviewBroker
+    knowledge: KnowledgeBase
+    version: Callable[[str], ReviewVersion]  # service id → prompt, model and knowledge-base versions
+    status_url: Callable[[str], str]  # review id → absolute URL of its status page
+
+    def ticket(self, service_id: str, hook: str, context: ClinicalContext) -> ReviewTicket:
+        key = fingerprint(context, self.version(service_id))
+        return ReviewTicket(key, service_id, URGENCY.get(hook, "patient-view"), context)
+
+    async def cards(
+        self,
+        service_id: str,
+        hook: str,
+        built: BuiltContext,
+        patient_reference: str | None,
+        wait_s: float,
+    ) -> tuple[Card, ...]:
+        if built.context.demographics.deceased:
+            return ()
+        ticket = self.ticket(service_id, hook, built.context)
+        try:
+            status = await self.broker.obtain(ticket, wait_s)
+        except BrokerUnavailable:
+            return ()
+        return self.render(status, ticket, built, patient_reference)
+
+    def render(
+        self,
+        status: ReviewStatus,
+        ticket: ReviewTicket,
+        built: BuiltContext,
+        patient_reference: str | None,
+    ) -> tuple[Card, ...]:
+        outcome = status.outcome
+        if status.state in ("pending", "busy"):
+            return (self._status_card(ticket.service_id, status, PENDING_SUMMARY),)
+        if outcome is None or outcome.failed or outcome.decision is None:
+            return (self._status_card(ticket.service_id, status, UNAVAILABLE_SUMMARY),)
+        return ai_cards(
+            outcome.decision.accepted,
+            ticket.service_id,
+            built.context,
+            built.handles,
+            self.knowledge,
+            _model_label(outcome),
+            patient_reference,
+            fingerprint=ticket.fingerprint,
+        )
+
+    def _status_card(self, service_id: str, status: ReviewStatus, summary: str) -> Card:
+        if summary == PENDING_SUMMARY:
+            detail = (
+                "The rule checks on this chart are complete and shown. An AI review (DeepSeek-R1, checked "
+                "by R1 CDS governance before anything is shown) is still running; its suggestions appear "
+                "the next time this chart or order is opened, or on the review page."
+            )
+            if status.state == "busy":
+                detail += " Many reviews are queued: it may take longer than usual."
+        else:
+            detail = (
+                "The AI review of this chart could not be completed (the model server did not answer "
+                "or its answers failed). The rule checks are unaffected and complete. No AI suggestion "
+                "is shown rather than an unchecked one."
+            )
+        links = (
+            (Link(label="AI review status", url=self.status_url(status.review_id), type="absolute"),)
+            if status.review_id
+            else ()
+        )
+        return Card(
+            summary=summary,
+            indicator="info",
+            source=Source(
+                label="R1 CDS AI review",
+                topic=Coding(status.state, REVIEW_SYSTEM, summary),
+            ),
+            detail=detail,
+            links=links,
+        )

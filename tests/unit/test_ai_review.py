@@ -1,0 +1,154 @@
+"""What a clinician sees for each state of an AI review, through the memory broker beside the port."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+
+import pytest
+
+from inference.parsing import parse_sample
+from inference.prompts import build_prompt
+from plugin.ai_review import (
+    PENDING_SUMMARY,
+    UNAVAILABLE_SUMMARY,
+    AiReview,
+    MemoryReviewBroker,
+    ReviewTicket,
+)
+from plugin.catalog import CHART_REVIEW, ORDER_REVIEW, shipped_registry
+from plugin.context.fingerprint import ReviewVersion
+from plugin.context.model import BuiltContext, HandleMap
+from plugin.governance import GovernancePolicy
+from plugin.model_port import ModelIdentity, ModelTimeout, ModelUnavailable, ScriptedModel
+from plugin.review import ReviewOutcome, ReviewService
+from plugin.services import HookCall
+from tests.support import governance_corpus as corpus
+
+pytestmark = pytest.mark.unit
+
+CLEAN = json.dumps(corpus.answer(corpus.clean_inr()))
+
+
+def version(service_id: str) -> ReviewVersion:
+    return ReviewVersion(service_id, "prompt-1", "scripted", corpus.knowledge().version)
+
+
+def runner(model: ScriptedModel, gate: asyncio.Event | None = None):  # type: ignore[no-untyped-def]
+    service = ReviewService(
+        model, build_prompt, parse_sample, corpus.knowledge(), GovernancePolicy(), samples=2
+    )
+
+    async def run(ticket: ReviewTicket) -> ReviewOutcome:
+        if gate is not None:
+            await gate.wait()
+        # As a worker does: the stored context only, no references, no patient.
+        return await service.review(ticket.service_id, BuiltContext(ticket.context, HandleMap()), None)
+
+    return run
+
+
+def reviewer(broker: MemoryReviewBroker) -> AiReview:
+    return AiReview(
+        broker, corpus.knowledge(), version, lambda rid: f"https://cds.test.invalid/evidence/{rid}"
+    )
+
+
+async def test_ready_review_gives_governed_cards_bound_to_the_callers_patient() -> None:
+    broker = MemoryReviewBroker(runner(ScriptedModel([ScriptedModel.answer(CLEAN, CLEAN)])))
+    cards = await reviewer(broker).cards(CHART_REVIEW.id, "patient-view", corpus.built(), corpus.PATIENT, 5.0)
+    [card] = cards
+    assert card.summary == "Consider checking the INR"
+    assert card.indicator in ("info", "warning")
+    [suggestion] = card.suggestions
+    assert suggestion.actions[0].resource is not None
+    assert suggestion.actions[0].resource["subject"] == {"reference": corpus.PATIENT}
+    assert broker.requests == 1
+
+
+async def test_pending_review_gives_one_info_card_linking_to_its_status_page() -> None:
+    gate = asyncio.Event()
+    broker = MemoryReviewBroker(runner(ScriptedModel([ScriptedModel.answer(CLEAN, CLEAN)]), gate))
+    review = reviewer(broker)
+    [card] = await review.cards(CHART_REVIEW.id, "patient-view", corpus.built(), corpus.PATIENT, 0.01)
+    assert (card.summary, card.indicator) == (PENDING_SUMMARY, "info")
+    [link] = card.links
+    assert link.url == "https://cds.test.invalid/evidence/review-1"
+    status = await broker.status("review-1")
+    assert status is not None and status.state == "pending"
+    # The same chart again joins the review in flight; when it lands, the card replaces the pending one.
+    [again] = await review.cards(CHART_REVIEW.id, "patient-view", corpus.built(), corpus.PATIENT, 0.01)
+    assert again.summary == PENDING_SUMMARY
+    gate.set()
+    [done] = await review.cards(CHART_REVIEW.id, "patient-view", corpus.built(), corpus.PATIENT, 5.0)
+    assert done.summary == "Consider checking the INR"
+    assert broker.requests == 1
+    assert await broker.status("unknown") is None
+
+
+@pytest.mark.parametrize("error", [ModelUnavailable("down"), ModelTimeout("slow")])
+async def test_model_failure_gives_the_unavailable_card(error: Exception) -> None:
+    broker = MemoryReviewBroker(runner(ScriptedModel([error])))  # type: ignore[list-item]
+    [card] = await reviewer(broker).cards(CHART_REVIEW.id, "patient-view", corpus.built(), None, 5.0)
+    assert (card.summary, card.indicator) == (UNAVAILABLE_SUMMARY, "info")
+    status = await broker.status("review-1")
+    assert status is not None and status.state == "failed"
+
+
+async def test_unreachable_broker_gives_no_ai_card_at_all() -> None:
+    broker = MemoryReviewBroker(runner(ScriptedModel()), unavailable=True)
+    assert await reviewer(broker).cards(CHART_REVIEW.id, "patient-view", corpus.built(), None, 1.0) == ()
+
+
+async def test_abstention_gives_no_card() -> None:
+    abstain = json.dumps(corpus.abstention())
+    broker = MemoryReviewBroker(runner(ScriptedModel([ScriptedModel.answer(abstain, abstain)])))
+    assert await reviewer(broker).cards(CHART_REVIEW.id, "patient-view", corpus.built(), None, 5.0) == ()
+
+
+async def test_demo_model_cards_say_they_are_not_clinical() -> None:
+    model = ScriptedModel([ScriptedModel.answer(CLEAN, CLEAN)])
+    inner = runner(model)
+
+    async def demo(ticket: ReviewTicket) -> ReviewOutcome:
+        outcome = await inner(ticket)
+        identity = ModelIdentity(
+            "llamacpp", "gemma-3-270m.gguf", {"clinical_use": "not clinically meaningful"}
+        )
+        return dataclasses.replace(outcome, model=identity)
+
+    [card] = await reviewer(MemoryReviewBroker(demo)).cards(
+        CHART_REVIEW.id, "patient-view", corpus.built(), None, 5.0
+    )
+    assert "demo model: not clinically meaningful" in card.source.label
+
+
+def test_tickets_share_a_key_across_order_hooks_and_queue_by_urgency() -> None:
+    review = reviewer(MemoryReviewBroker(runner(ScriptedModel())))
+    context = corpus.build([corpus.draft_order(*corpus.IBUPROFEN)]).context
+    select = review.ticket(ORDER_REVIEW.id, "order-select", context)
+    sign = review.ticket(ORDER_REVIEW.id, "order-sign", context)
+    assert select.fingerprint == sign.fingerprint
+    assert (select.urgency, sign.urgency) == ("order-select", "order-sign")
+    assert review.ticket(CHART_REVIEW.id, "encounter-start", context).urgency == "encounter"
+    assert review.ticket(CHART_REVIEW.id, "patient-view", context).fingerprint != sign.fingerprint
+
+
+async def test_services_answer_rules_plus_ai_and_skip_order_review_without_drafts() -> None:
+    broker = MemoryReviewBroker(runner(ScriptedModel([ScriptedModel.answer(CLEAN, CLEAN)])))
+    registry = shipped_registry(clock=lambda: corpus.NOW, ai=reviewer(broker))
+    prefetch = corpus.prefetch()
+    call = HookCall(
+        CHART_REVIEW.id, "patient-view", "h-1", {"patientId": "gov-1", "userId": "Practitioner/1"}, prefetch
+    )
+    service = registry.get(CHART_REVIEW.id)
+    rules_only = service.evaluate(call)
+    answered = await service.answer(call, 5.0)  # type: ignore[attr-defined]
+    assert answered.cards[: len(rules_only.cards)] == rules_only.cards
+    assert [c.summary for c in answered.cards[len(rules_only.cards) :]] == ["Consider checking the INR"]
+    order_call = HookCall(
+        ORDER_REVIEW.id, "order-sign", "h-2", {"patientId": "gov-1", "userId": "Practitioner/1"}, prefetch
+    )
+    await registry.get(ORDER_REVIEW.id).answer(order_call, 5.0)  # type: ignore[attr-defined]
+    assert broker.requests == 1, "no draft orders: the order review has nothing to review"

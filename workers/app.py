@@ -1,0 +1,59 @@
+"""The Celery app factory: one configuration for the API (which only sends) and the workers (which run)."""
+
+# Choices, each for a failure the EHR must never see:
+# - JSON only, on the wire and for results: a task carries two ids, never a pickled object.
+# - acks_late + reject_on_worker_lost: a task is acknowledged after it finished, so a worker killed
+#   mid-review (SIGKILL, OOM) gives it back; reviews are idempotent (a stored result ends a rerun at once).
+# - prefetch multiplier 1: a worker holds only the task it runs; the rest wait where any worker can take them.
+# - queues by urgency, consumed in order ("priority" queue order of kombu's Redis transport): order-sign,
+#   order-select, encounter, patient-view.
+# - visibility timeout (Redis): how long before a task held by a dead worker is handed out again.
+# - no Celery result backend: results go to our own store (workers.keys) under the review fingerprint.
+# - publishing never retries for long: the API sends inside a hook's time budget.
+
+from __future__ import annotations
+
+from celery import Celery
+from kombu import Queue  # type: ignore[attr-defined]
+
+from workers import keys
+from workers.settings import ReviewSettings
+
+
+def create_celery(settings: ReviewSettings, *, main: str = "r1cds") -> Celery:
+    app = Celery(main, broker=settings.redis_url, include=["workers.tasks"])
+    app.conf.update(
+        task_serializer="json",
+        accept_content=["json"],
+        result_serializer="json",
+        result_backend=None,
+        task_ignore_result=True,
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        task_soft_time_limit=settings.task_soft_limit_s,
+        task_time_limit=settings.task_hard_limit_s,
+        task_queues=[Queue(name, routing_key=name) for _, name in keys.QUEUES],  # type: ignore[no-untyped-call]
+        task_default_queue=keys.QUEUE_OF["patient-view"],
+        task_create_missing_queues=False,
+        broker_transport_options={
+            "visibility_timeout": settings.visibility_timeout_s,
+            # Sweep for tasks whose worker died about twice per visibility timeout (kombu's default is a
+            # scan every 100 s, whatever the timeout).
+            "unacked_restore_interval": max(1, min(60, settings.visibility_timeout_s // 2)),
+            "unacked_restore_throttle": 1,
+            "queue_order_strategy": "priority",
+            "socket_timeout": 5,
+            "socket_connect_timeout": 2,
+        },
+        broker_connection_retry_on_startup=True,
+        broker_connection_timeout=2,
+        task_publish_retry=True,
+        task_publish_retry_policy={"max_retries": 1, "interval_start": 0, "interval_step": 0.1},
+        worker_concurrency=settings.worker_concurrency,
+        worker_hijack_root_logger=False,
+        worker_send_task_events=False,
+        enable_utc=True,
+    )
+    app.conf.r1cds_settings = settings
+    return app

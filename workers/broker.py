@@ -1,0 +1,179 @@
+"""The API side of the review queue: cached results, single-flight enqueue and an asynchronous wait, over Redis."""
+
+# obtain(ticket, wait_s), in order:
+#   1. register interest in the fingerprint's "ready" notification (before looking, so none is missed);
+#   2. a stored result answers at once (ready, or failed while its short TTL lasts);
+#   3. SET NX the fingerprint's lock with a fresh review id: the winner checks the queue depth (over the
+#      limit it drops the lock and answers busy), stores the context and enqueues one task; a loser
+#      reads the winner's review id and joins the wait;
+#   4. wait for the notification, at most wait_s, never blocking the event loop; then read the result.
+# Any Redis or broker failure raises BrokerUnavailable: the hook answers with its rule cards alone.
+#
+# Notifications arrive on one pub/sub channel per process (ReadyListener), dispatched to waiting futures
+# by fingerprint; the listener reconnects by itself after a Redis outage.
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+from collections import defaultdict
+from collections.abc import Awaitable, Callable
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from plugin import codec
+from plugin.ai_review import BrokerUnavailable, ReviewState, ReviewStatus, ReviewTicket
+from workers import keys
+from workers.settings import ReviewSettings
+
+log = logging.getLogger(__name__)
+
+Enqueue = Callable[[str, str, str], Awaitable[None]]  # (fingerprint, service id, queue) → task sent
+
+
+class ReadyListener:
+    """One pub/sub subscription per process; futures keyed by fingerprint resolve when a result lands."""
+
+    def __init__(self, redis: aioredis.Redis, reconnect_s: float = 0.5) -> None:
+        self._redis = redis
+        self._reconnect_s = reconnect_s
+        self._waiters: defaultdict[str, set[asyncio.Future[None]]] = defaultdict(set)
+        self._task: asyncio.Task[None] | None = None
+        self.connected = asyncio.Event()
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="r1cds-ready-listener")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    def register(self, fingerprint: str) -> asyncio.Future[None]:
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters[fingerprint].add(future)
+        return future
+
+    def discard(self, fingerprint: str, future: asyncio.Future[None]) -> None:
+        waiting = self._waiters.get(fingerprint)
+        if waiting is not None:
+            waiting.discard(future)
+            if not waiting:
+                del self._waiters[fingerprint]
+
+    def _notify(self, fingerprint: str) -> None:
+        for future in self._waiters.pop(fingerprint, ()):
+            if not future.done():
+                future.set_result(None)
+
+    async def _run(self) -> None:
+        while True:
+            pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
+            try:
+                await pubsub.subscribe(keys.READY_CHANNEL)
+                self.connected.set()
+                while True:
+                    message = await pubsub.get_message(timeout=1.0)
+                    if message is not None and message.get("type") == "message":
+                        data = message["data"]
+                        self._notify(data.decode() if isinstance(data, bytes) else str(data))
+            except (RedisError, OSError) as exc:
+                self.connected.clear()
+                log.warning("review notifications interrupted (%s); reconnecting", type(exc).__name__)
+                await asyncio.sleep(self._reconnect_s)
+            finally:
+                with contextlib.suppress(RedisError, OSError):
+                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+
+
+class RedisReviewBroker:
+    """plugin.ai_review.ReviewBroker over Redis and Celery; see the module notes for the protocol."""
+
+    def __init__(
+        self,
+        redis: aioredis.Redis,
+        listener: ReadyListener,
+        enqueue: Enqueue,
+        settings: ReviewSettings,
+    ) -> None:
+        self._redis = redis
+        self._listener = listener
+        self._enqueue = enqueue
+        self._settings = settings
+
+    async def obtain(self, ticket: ReviewTicket, wait_s: float) -> ReviewStatus:
+        fp = ticket.fingerprint
+        ready = self._listener.register(fp)
+        try:
+            found = await self._stored(fp)
+            if found is not None:
+                return found
+            review_id, state = await self._start(ticket)
+            if state == "busy":
+                return ReviewStatus("busy", review_id)
+            if wait_s > 0:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(asyncio.shield(ready), timeout=wait_s)
+            found = await self._stored(fp)
+            return found if found is not None else ReviewStatus("pending", review_id)
+        except (RedisError, OSError) as exc:
+            raise BrokerUnavailable(f"review store unreachable: {type(exc).__name__}") from None
+        finally:
+            self._listener.discard(fp, ready)
+
+    async def status(self, review_id: str) -> ReviewStatus | None:
+        try:
+            fp = await self._redis.get(keys.review_key(review_id))
+            if fp is None:
+                return None
+            fingerprint = fp.decode() if isinstance(fp, bytes) else str(fp)
+            found = await self._stored(fingerprint)
+        except (RedisError, OSError) as exc:
+            raise BrokerUnavailable(f"review store unreachable: {type(exc).__name__}") from None
+        return found if found is not None else ReviewStatus("pending", review_id)
+
+    async def _stored(self, fingerprint: str) -> ReviewStatus | None:
+        record = await self._redis.hmget(keys.result_key(fingerprint), ["outcome", "review_id"])
+        raw, review_id = record
+        if not isinstance(raw, bytes):
+            return None
+        try:
+            outcome = codec.decode_outcome(raw)
+        except codec.CodecError:
+            log.error("unreadable stored review result; treating it as absent")
+            return None
+        rid = review_id.decode() if isinstance(review_id, bytes) else str(review_id or "")
+        state: ReviewState = "failed" if outcome.failed else "ready"
+        return ReviewStatus(state, rid, outcome)
+
+    async def _start(self, ticket: ReviewTicket) -> tuple[str, ReviewState]:
+        """Enqueue the review unless someone already did; (review id, pending or busy)."""
+        fp = ticket.fingerprint
+        review_id = secrets.token_urlsafe(18)
+        won = await self._redis.set(keys.lock_key(fp), review_id, nx=True, ex=self._settings.lock_ttl_s)
+        if not won:
+            held = await self._redis.get(keys.lock_key(fp))
+            return (held.decode() if isinstance(held, bytes) else str(held or "")), "pending"
+        queue = keys.QUEUE_OF[ticket.urgency]
+        if await self._redis.llen(queue) >= self._settings.queue_max_depth:
+            await self._redis.delete(keys.lock_key(fp))
+            log.warning("review queue %s is full; not enqueueing", queue)
+            return "", "busy"
+        ttl = self._settings.result_ttl_s
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.set(keys.context_key(fp), codec.encode_context(ticket.context), ex=self._settings.lock_ttl_s)
+            pipe.set(keys.review_key(review_id), fp, ex=ttl)
+            await pipe.execute()
+        try:
+            await self._enqueue(fp, ticket.service_id, queue)
+        except Exception as exc:
+            # The task never left: free the fingerprint so the next hook can try again.
+            await self._redis.delete(keys.lock_key(fp))
+            raise BrokerUnavailable(f"could not enqueue the review: {type(exc).__name__}") from None
+        return review_id, "pending"

@@ -1,0 +1,47 @@
+"""The Redis key layout shared by the API (enqueue, wait, read) and the workers (run, store, notify)."""
+
+# All keys carry a layout version, so a deployment that changes the layout never reads the old one:
+#
+#   r1cds:v1:context:<fingerprint>   de-identified context (plugin.codec), written once per enqueue, TTL
+#   r1cds:v1:result:<fingerprint>    hash {outcome: plugin.codec bytes, review_id}, TTL (short if failed)
+#   r1cds:v1:lock:<fingerprint>      single-flight lock; its value is the review id; SET NX with a TTL
+#   r1cds:v1:review:<review id>      fingerprint behind a status-page id, TTL
+#   r1cds:v1:model-slots             sorted set of slot holders scored by lease expiry (semaphore)
+#   r1cds:v1:ready                   pub/sub channel; each message is the fingerprint of a stored result
+#
+# Queue names are the Celery queues (Redis lists of the same name) the API checks for depth.
+
+from __future__ import annotations
+
+from typing import Final
+
+from plugin.ai_review import Urgency
+
+PREFIX: Final = "r1cds:v1"
+READY_CHANNEL: Final = f"{PREFIX}:ready"
+MODEL_SLOTS: Final = f"{PREFIX}:model-slots"
+# Most urgent first: a worker consumes its queues in this order (kombu's "priority" queue order).
+QUEUES: Final[tuple[tuple[Urgency, str], ...]] = (
+    ("order-sign", "r1cds.order-sign"),
+    ("order-select", "r1cds.order-select"),
+    ("encounter", "r1cds.encounter"),
+    ("patient-view", "r1cds.patient-view"),
+)
+QUEUE_OF: Final[dict[Urgency, str]] = dict(QUEUES)
+REVIEW_TASK: Final = "r1cds.review"
+
+
+def context_key(fingerprint: str) -> str:
+    return f"{PREFIX}:context:{fingerprint}"
+
+
+def result_key(fingerprint: str) -> str:
+    return f"{PREFIX}:result:{fingerprint}"
+
+
+def lock_key(fingerprint: str) -> str:
+    return f"{PREFIX}:lock:{fingerprint}"
+
+
+def review_key(review_id: str) -> str:
+    return f"{PREFIX}:review:{review_id}"

@@ -1,0 +1,166 @@
+"""What one review task does in a worker process: load the context, hold a model slot, review, store, notify."""
+
+# The task (workers.tasks) stays thin; this is the body, built once per worker process (after the fork).
+# Idempotent: a stored result ends a rerun at once, so a task redelivered after a worker died, or sent
+# twice, costs no second model request. The worker never sees a FHIR reference or a patient id: it reviews
+# the de-identified context with patient_reference=None, and the API binds its own patient when it renders.
+#
+# A failed review (model down, timeouts, server errors) is retried with backoff while the error is
+# transient and retries remain; the last failure is stored with a short TTL, so hooks show "AI review
+# unavailable" for a minute and then try again: recovery needs no restart.
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass
+from typing import Final, Literal
+
+import httpx
+import redis
+
+from inference.budget import budget_for
+from inference.llamacpp import LlamaCppModel
+from inference.openai_compat import AdapterConfig, OpenAICompatibleModel
+from inference.parsing import parse_sample
+from inference.prompts import build_prompt
+from inference.sglang import SGLangModel
+from plugin import codec
+from plugin.context.model import BuiltContext, HandleMap
+from plugin.governance import GovernancePolicy
+from plugin.knowledge import KnowledgeBase, load_knowledge_base
+from plugin.model_port import LanguageModel
+from plugin.review import ReviewOutcome, ReviewService
+from workers import keys
+from workers.errors import ContextMissing, SlotTimeout
+from workers.semaphore import ModelSlots
+from workers.settings import ReviewSettings
+
+log = logging.getLogger(__name__)
+
+FAILED_RESULT_TTL_S: Final = 60  # how long "AI review unavailable" stands before hooks try again
+ModelFactory = Callable[[], AbstractAsyncContextManager[LanguageModel]]
+
+
+@dataclass(frozen=True, slots=True)
+class TaskResult:
+    state: Literal["stored", "cached", "expired", "retry"]
+    retry_in_s: float | None = None
+
+
+def model_factory(settings: ReviewSettings) -> ModelFactory:
+    """A fresh adapter (and HTTP client) per review: each task runs its own event loop."""
+    if settings.model_url is None:
+        raise ValueError("the worker needs R1CDS_MODEL_URL (r1cds up sets it for the llama.cpp backend)")
+    model_cls: type[OpenAICompatibleModel] = {
+        "sglang": SGLangModel,
+        "openai": OpenAICompatibleModel,
+        "llamacpp": LlamaCppModel,
+    }[settings.model_backend]
+    config = AdapterConfig(
+        base_url=settings.model_url,
+        model=settings.model_name,
+        api_key=settings.model_api_key,
+        read_timeout_s=settings.model_timeout_s,
+        total_timeout_s=settings.task_soft_limit_s * 0.9,
+    )
+
+    @asynccontextmanager
+    async def open_model() -> AsyncIterator[LanguageModel]:
+        async with httpx.AsyncClient() as client:
+            yield model_cls(client, config)
+
+    return open_model
+
+
+class ReviewRuntime:
+    def __init__(
+        self,
+        settings: ReviewSettings,
+        client: redis.Redis,
+        models: ModelFactory,
+        knowledge: KnowledgeBase | None = None,
+    ) -> None:
+        self.settings = settings
+        self._redis = client
+        self._models = models
+        self._knowledge = knowledge or load_knowledge_base()
+        self._slots = ModelSlots(client, settings.model_slots)
+        self._policy = GovernancePolicy(
+            min_agreement=settings.review_min_agreement, language=settings.card_language
+        )
+        self._holder_prefix = f"{socket.gethostname()}:{os.getpid()}"
+
+    def run(self, fingerprint: str, service_id: str, task_id: str, attempt: int) -> TaskResult:
+        if self._redis.exists(keys.result_key(fingerprint)):
+            self._redis.delete(keys.lock_key(fingerprint))
+            return TaskResult("cached")
+        try:
+            context = self._context(fingerprint)
+        except ContextMissing:
+            log.warning("review context expired before the task ran; dropping it")
+            self._redis.delete(keys.lock_key(fingerprint))
+            return TaskResult("expired")
+        try:
+            with self._slots.hold(
+                f"{self._holder_prefix}:{task_id}",
+                lease_s=self.settings.task_hard_limit_s,
+                wait_s=self.settings.task_soft_limit_s / 2,
+            ):
+                outcome = asyncio.run(self._review(service_id, context))
+        except SlotTimeout:
+            if attempt < self.settings.task_max_retries:
+                return TaskResult("retry", _backoff(attempt))
+            raise
+        if outcome.failed and outcome.transient and attempt < self.settings.task_max_retries:
+            log.warning("review failed (%s), retry %d", outcome.error, attempt + 1)
+            return TaskResult("retry", _backoff(attempt))
+        self._store(fingerprint, outcome)
+        return TaskResult("stored")
+
+    def release(self, fingerprint: str) -> None:
+        self._redis.delete(keys.lock_key(fingerprint))
+
+    def _context(self, fingerprint: str) -> BuiltContext:
+        raw = self._redis.get(keys.context_key(fingerprint))
+        if not isinstance(raw, bytes):
+            raise ContextMissing(fingerprint)
+        # Handles stay handles: the HandleMap (handle → FHIR reference) never leaves the API.
+        return BuiltContext(codec.decode_context(raw), HandleMap())
+
+    async def _review(self, service_id: str, built: BuiltContext) -> ReviewOutcome:
+        async with self._models() as model:
+            identity = await model.identity() if self.settings.model_backend == "llamacpp" else None
+            name = identity.model if identity is not None else self.settings.model_name
+            service = ReviewService(
+                model,
+                build_prompt,
+                parse_sample,
+                self._knowledge,
+                self._policy,
+                samples=self.settings.review_samples,
+                completion=budget_for(name),
+            )
+            return await service.review(service_id, built, None)
+
+    def _store(self, fingerprint: str, outcome: ReviewOutcome) -> None:
+        review_id = self._redis.get(keys.lock_key(fingerprint)) or b""
+        ttl = FAILED_RESULT_TTL_S if outcome.failed else self.settings.result_ttl_s
+        pipe = self._redis.pipeline(transaction=True)
+        pipe.hset(
+            keys.result_key(fingerprint),
+            mapping={"outcome": codec.encode_outcome(outcome), "review_id": review_id},
+        )
+        pipe.expire(keys.result_key(fingerprint), ttl)
+        pipe.delete(keys.lock_key(fingerprint))
+        pipe.delete(keys.context_key(fingerprint))
+        pipe.publish(keys.READY_CHANNEL, fingerprint)
+        pipe.execute()
+
+
+def _backoff(attempt: int) -> float:
+    return float(min(2**attempt, 30))

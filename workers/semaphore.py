@@ -1,0 +1,80 @@
+"""A cross-worker cap on in-flight model requests: a Redis semaphore whose slots are leases that expire."""
+
+# Slots are members of one sorted set scored by lease expiry. Acquiring (one Lua script, so atomic):
+# drop expired leases, then add ours if fewer than `limit` remain. A worker that dies holding a slot
+# (SIGKILL, a lost machine) leaks it only until its lease expires; a live holder can renew. Releasing
+# removes our member. The server's clock (TIME) scores leases, so worker clocks need not agree.
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable, Iterator
+from typing import Final
+
+import redis
+
+from workers import keys
+from workers.errors import SlotTimeout
+
+_ACQUIRE: Final = """
+local now = redis.call('TIME')
+local now_ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+local lease = tonumber(ARGV[3])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now_ms)
+local held = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if not held and redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[2]) then
+  return 0
+end
+redis.call('ZADD', KEYS[1], now_ms + lease, ARGV[1])
+if redis.call('PTTL', KEYS[1]) < lease then
+  redis.call('PEXPIRE', KEYS[1], lease)
+end
+return 1
+"""
+
+
+class ModelSlots:
+    def __init__(
+        self,
+        client: redis.Redis,
+        limit: int,
+        *,
+        key: str = keys.MODEL_SLOTS,
+        poll_s: float = 0.05,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if limit < 1:
+            raise ValueError("limit must be at least 1")
+        self._client = client
+        self._limit = limit
+        self._key = key
+        self._poll_s = poll_s
+        self._sleep = sleep
+        self._clock = clock
+        self._acquire = client.register_script(_ACQUIRE)
+
+    def try_acquire(self, holder: str, lease_s: float) -> bool:
+        """Take (or renew) a slot for `holder` for lease_s seconds; False when all slots are taken."""
+        return bool(self._acquire(keys=[self._key], args=[holder, self._limit, int(lease_s * 1000)]))
+
+    def release(self, holder: str) -> None:
+        self._client.zrem(self._key, holder)
+
+    def in_use(self) -> int:
+        now_ms = int(self._client.time()[0]) * 1000
+        return int(self._client.zcount(self._key, now_ms, "+inf"))
+
+    @contextlib.contextmanager
+    def hold(self, holder: str, lease_s: float, wait_s: float) -> Iterator[None]:
+        """Wait up to wait_s for a slot, hold it for the block, always give it back; SlotTimeout if none."""
+        deadline = self._clock() + wait_s
+        while not self.try_acquire(holder, lease_s):
+            if self._clock() >= deadline:
+                raise SlotTimeout(f"no model slot free within {wait_s:.0f} s (limit {self._limit})")
+            self._sleep(self._poll_s)
+        try:
+            yield
+        finally:
+            self.release(holder)

@@ -1,0 +1,63 @@
+"""Settings of the AI review path (queue, result store, model backend, worker), read from R1CDS_* variables.
+
+The API process and the worker processes read the same class, so both agree on the model id (part of
+every review fingerprint), the Redis keys and the queue limits. `R1CDS_REDIS_URL` is shared with the
+API's own settings (cds_hooks.settings), which use it for JWT replay protection and feedback.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+Backend = Literal["sglang", "openai", "llamacpp"]
+
+
+class ReviewSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="R1CDS_", extra="ignore", frozen=True)
+
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    redis_timeout_s: float = Field(default=0.25, gt=0)
+    ai_enabled: bool = True  # off: rule cards only, no queue, no model
+
+    # The whole hook answer, rules and AI wait together, within this many seconds (DESIGN §2.6).
+    sync_budget_s: float = Field(default=2.5, gt=0, le=30)
+    result_ttl_s: int = Field(default=24 * 3600, ge=60)
+    queue_max_depth: int = Field(default=200, ge=1)  # beyond it, hooks get the pending card, no new task
+
+    model_backend: Backend = "llamacpp"
+    model_url: str | None = None  # server root, e.g. http://sglang:30000; llamacpp: started by us when unset
+    model_name: str = "default"  # the served model id; for llamacpp the GGUF path ("" = the packaged demo)
+    model_api_key: str | None = Field(default=None, repr=False)
+    model_slots: int = Field(default=4, ge=1)  # in-flight model requests across all workers
+    model_timeout_s: float = Field(default=600.0, gt=0)
+    review_samples: int = Field(default=5, ge=1, le=16)
+    review_min_agreement: float = Field(default=0.6, gt=0, le=1)
+    card_language: str = "en"
+
+    worker_concurrency: int = Field(default=4, ge=1)
+    task_soft_limit_s: int = Field(default=900, ge=1)
+    task_hard_limit_s: int = Field(default=960, ge=2)
+    task_max_retries: int = Field(default=3, ge=0)
+    # Redis broker: a task a dead worker had taken is handed out again after this long. Keep it above the
+    # hard limit, or a slow task is handed to a second worker while the first still runs it.
+    visibility_timeout_s: int = Field(default=1800, ge=1)
+
+    @model_validator(mode="after")
+    def _coherent(self) -> ReviewSettings:
+        if self.task_hard_limit_s <= self.task_soft_limit_s:
+            raise ValueError("R1CDS_TASK_HARD_LIMIT_S must exceed R1CDS_TASK_SOFT_LIMIT_S")
+        if self.model_backend in ("sglang", "openai") and not self.model_url:
+            raise ValueError(f"R1CDS_MODEL_BACKEND={self.model_backend} needs R1CDS_MODEL_URL")
+        return self
+
+    @property
+    def lock_ttl_s(self) -> int:
+        """How long one fingerprint's single-flight lock lives: every attempt at its hard limit, plus slack."""
+        return self.task_hard_limit_s * (self.task_max_retries + 1) + 60
+
+
+def load_review_settings(**overrides: Any) -> ReviewSettings:
+    return ReviewSettings(**overrides)

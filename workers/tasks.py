@@ -1,0 +1,52 @@
+"""The review task: two ids in, one governed review stored under the fingerprint (workers.runtime does it)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+import redis
+from celery import Task, shared_task
+
+from workers import keys
+from workers.runtime import ReviewRuntime, model_factory
+from workers.settings import ReviewSettings
+
+log = logging.getLogger(__name__)
+
+_runtime: ReviewRuntime | None = None
+_runtime_lock = threading.Lock()
+
+
+def runtime_for(task: Task) -> ReviewRuntime:
+    """The process's runtime, built on first use (after the worker forked), from the app's settings."""
+    global _runtime
+    with _runtime_lock:
+        if _runtime is None:
+            settings: ReviewSettings = task.app.conf.r1cds_settings
+            client = redis.Redis.from_url(settings.redis_url, socket_timeout=10, socket_connect_timeout=5)
+            _runtime = ReviewRuntime(settings, client, model_factory(settings))
+        return _runtime
+
+
+@shared_task(  # type: ignore[untyped-decorator]
+    name=keys.REVIEW_TASK, bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=None
+)
+def review(self: Task, fingerprint: str, service_id: str) -> str:
+    runtime = runtime_for(self)
+    try:
+        result = runtime.run(fingerprint, service_id, self.request.id or "", self.request.retries)
+    except Exception:
+        # A bug, not a model failure: free the fingerprint so the next hook can enqueue it again.
+        log.exception("review task failed")
+        runtime.release(fingerprint)
+        raise
+    if result.retry_in_s is not None:
+        raise self.retry(countdown=result.retry_in_s)
+    return result.state
+
+
+def send_review(app: Any, fingerprint: str, service_id: str, queue: str) -> None:
+    """Publish one review task (blocking network I/O: the API calls it from a thread)."""
+    app.send_task(keys.REVIEW_TASK, args=[fingerprint, service_id], queue=queue, routing_key=queue)

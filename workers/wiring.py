@@ -1,0 +1,85 @@
+"""Assembles the API process's side of the AI review: Redis clients, notifications, the Celery sender, the broker."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import redis.asyncio as aioredis
+from celery import Celery
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+
+from inference.prompts import service_template
+from plugin.ai_review import AiReview
+from plugin.context.fingerprint import ReviewVersion
+from plugin.knowledge import KnowledgeBase
+from workers.app import create_celery
+from workers.broker import ReadyListener, RedisReviewBroker
+from workers.settings import ReviewSettings
+from workers.tasks import send_review
+
+
+def review_version(settings: ReviewSettings, knowledge: KnowledgeBase, service_id: str) -> ReviewVersion:
+    """Everything besides the chart that decides a review's answer: part of its fingerprint."""
+    template = service_template(service_id)
+    return ReviewVersion(
+        service_id=service_id,
+        prompt_version=f"{template.version}#{template.content_hash}",
+        model_id=f"{settings.model_backend}:{settings.model_name}",
+        knowledge_base_version=knowledge.version,
+    )
+
+
+@dataclass
+class ApiReviewPath:
+    ai: AiReview
+    broker: RedisReviewBroker
+    budget_s: float
+    celery: Celery
+    _redis: aioredis.Redis
+    _listener_redis: aioredis.Redis
+    _listener: ReadyListener
+
+    @contextlib.asynccontextmanager
+    async def running(self) -> AsyncIterator[None]:
+        """Listen for results while the app runs; close every client on the way out."""
+        self._listener.start()
+        try:
+            yield
+        finally:
+            await self._listener.stop()
+            await self._redis.aclose()
+            await self._listener_redis.aclose()
+            await asyncio.to_thread(self.celery.close)
+
+
+def api_review_path(settings: ReviewSettings, public_base: str, knowledge: KnowledgeBase) -> ApiReviewPath:
+    # Hook-path commands get the short timeout and no retries: an outage costs one timeout, then rules only.
+    store = aioredis.Redis.from_url(
+        settings.redis_url,
+        socket_timeout=settings.redis_timeout_s,
+        socket_connect_timeout=settings.redis_timeout_s,
+        retry=Retry(NoBackoff(), 0),
+    )
+    # The listener blocks on its subscription; it needs no read timeout, only a connect timeout.
+    listener_redis = aioredis.Redis.from_url(
+        settings.redis_url, socket_connect_timeout=settings.redis_timeout_s, health_check_interval=15
+    )
+    listener = ReadyListener(listener_redis)
+    celery = create_celery(settings, main="r1cds-api")
+
+    async def enqueue(fingerprint: str, service_id: str, queue: str) -> None:
+        await asyncio.to_thread(send_review, celery, fingerprint, service_id, queue)
+
+    broker = RedisReviewBroker(store, listener, enqueue, settings)
+    base = public_base.rstrip("/")
+    ai = AiReview(
+        broker=broker,
+        knowledge=knowledge,
+        version=lambda service_id: review_version(settings, knowledge, service_id),
+        status_url=lambda review_id: f"{base}/evidence/{review_id}",
+    )
+    return ApiReviewPath(ai, broker, settings.sync_budget_s, celery, store, listener_redis, listener)
