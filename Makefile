@@ -45,6 +45,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.rules
 	$(BIN)/python -m bench.governance
 	$(BIN)/python -m bench.prompt_prefix
+	$(BIN)/python -m bench.queue
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info

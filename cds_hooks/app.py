@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gc
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from typing import Any
 
@@ -16,10 +16,12 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from starlette.middleware.cors import CORSMiddleware
 
+from cds_hooks.about import router as about_router
 from cds_hooks.auth import EhrAuthenticator
 from cds_hooks.errors import install_error_handlers
 from cds_hooks.feedback_store import RedisFeedbackSink
 from cds_hooks.handlers import Authenticator, DiscoveryHandler, EvidenceHandler, FeedbackHandler, HookHandler
+from cds_hooks.health import HealthHandler, ReadinessCheck
 from cds_hooks.prefetch import PrefetchResolver
 from cds_hooks.replay import MemoryReplayStore, RedisReplayStore
 from cds_hooks.routes import WIRE_MODELS, router
@@ -43,12 +45,14 @@ def create_app(
     review_broker: ReviewBroker | None = None,
     resources: Sequence[AbstractAsyncContextManager[object]] = (),
     sync_budget_s: float = 2.5,
+    readiness: Mapping[str, ReadinessCheck] | None = None,
 ) -> FastAPI:
     """Build the app. Anything not injected is created in the lifespan from the settings.
 
     The AI review path arrives assembled by the composition root (cds_hooks.cli): the registry's services
     carry it, `review_broker` serves the review status pages, and `resources` (its notification listener
-    and clients) are entered for the app's lifetime.
+    and clients) are entered for the app's lifetime. `readiness` adds named probes to /readyz (Redis is
+    always one).
     """
     settings = settings or load_settings()
     registry = registry or shipped_registry(
@@ -88,11 +92,16 @@ def create_app(
                 authenticator = EhrAuthenticator(settings, client, replay)
                 if not settings.all_tenants():
                     log.warning("no EHR tenants configured: every hook call will be refused with 401")
-            app.state.discovery = DiscoveryHandler(registry)
+            app.state.discovery = DiscoveryHandler(registry, f"{settings.public_base}/about")
             app.state.hooks = HookHandler(
                 settings, registry, authenticator, PrefetchResolver(settings, client), sync_budget_s
             )
             app.state.evidence = EvidenceHandler(review_broker)
+
+            async def redis_ready() -> bool:
+                return bool(await store.ping())
+
+            app.state.health = HealthHandler({"redis": redis_ready, **(readiness or {})})
             app.state.feedback = FeedbackHandler(
                 settings, registry, authenticator, feedback_sink or RedisFeedbackSink(store)
             )
@@ -114,6 +123,7 @@ def create_app(
     app.state.registry = registry
     install_error_handlers(app)
     app.include_router(router)
+    app.include_router(about_router)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,

@@ -1,4 +1,4 @@
-"""The `r1cds` command: `serve` (API), `worker`, `up` (whole stack), `fire`, `rules-report`, `replay`."""
+"""The `r1cds` command: `serve` (API), `worker`, `up` (whole stack), `fire`, `rules-report`, `replay`, `audit`."""
 
 from __future__ import annotations
 
@@ -156,6 +156,84 @@ def _replay(args: argparse.Namespace) -> int:
     return 0
 
 
+def _audit_url(args: argparse.Namespace) -> str:
+    from workers.audit_store import database_url
+
+    if args.database_url:
+        return str(args.database_url)
+    from pydantic import ValidationError
+
+    from workers.settings import load_review_settings
+
+    try:
+        return database_url(load_review_settings().audit_database_url)
+    except ValidationError as exc:
+        raise FireError(f"settings: {exc}") from exc
+
+
+def _audit_store(args: argparse.Namespace) -> Any:
+    """The store behind the configured URL, without creating a database that is not there."""
+    from workers.audit_store import AuditStore, sqlite_path
+
+    url = _audit_url(args)
+    path = sqlite_path(url)
+    if path is not None and not path.is_file():
+        raise FireError(f"no audit database at {path}")
+    store = AuditStore(url)
+    if not store.has_schema():
+        store.close()
+        raise FireError("the audit database has no audit tables yet: run `r1cds audit migrate`")
+    return store
+
+
+def _audit_migrate(args: argparse.Namespace) -> int:
+    from workers.audit_store import migrate
+
+    migrate(_audit_url(args))
+    print("audit database at the newest schema")
+    return 0
+
+
+def _audit_verify(args: argparse.Namespace) -> int:
+    with _audit_store(args) as store:
+        result = store.verify()
+    if result.broken is not None:
+        print(
+            f"audit chain BROKEN at {result.broken.describe()}; {result.count} record(s) before it verify",
+            file=sys.stderr,
+        )
+        return 1
+    print(f"audit chain intact: {result.count} record(s), head seq {result.head_seq} hash {result.head_hash}")
+    return 0
+
+
+def _since(text: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not YYYY-MM-DD[THH:MM]: {text!r}") from exc
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def _audit_export(args: argparse.Namespace) -> int:
+    from plugin.audit import fhir_export
+
+    count = 0
+    with _audit_store(args) as store:
+        out = args.out.open("wb") if args.out else sys.stdout.buffer
+        try:
+            for resource in fhir_export(store.records(args.since)):
+                out.write(orjson.dumps(resource) + b"\n")
+                count += 1
+        finally:
+            if args.out:
+                out.close()
+            else:
+                out.flush()
+    print(f"exported {count} resource(s)", file=sys.stderr)
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="r1cds", description="R1 CDS: CDS Hooks 2.0 decision support")
     commands = top.add_subparsers(dest="command", required=True)
@@ -258,6 +336,38 @@ def parser() -> argparse.ArgumentParser:
         "--draft-orders", type=Path, help="Bundle or resource of draft orders for the order hooks"
     )
     replay.set_defaults(run=_replay)
+
+    audit = commands.add_parser("audit", help="the audit chain: verify it, export it as FHIR, migrate it")
+    audit_commands = audit.add_subparsers(dest="audit_command", required=True)
+    database = argparse.ArgumentParser(add_help=False)
+    database.add_argument(
+        "--database-url", help="audit database URL (default: R1CDS_AUDIT_DATABASE_URL or the data-dir file)"
+    )
+    verify = audit_commands.add_parser(
+        "verify",
+        parents=[database],
+        help="check every link of the chain; exit 1 naming the first broken record",
+    )
+    verify.set_defaults(run=_audit_verify)
+    export = audit_commands.add_parser(
+        "export",
+        parents=[database],
+        help="NDJSON of FHIR R4 AuditEvent (per hook call) and Provenance (per AI card) resources",
+    )
+    export.add_argument(
+        "--since",
+        type=_since,
+        required=True,
+        help="records at or after this time, YYYY-MM-DD[THH:MM] (UTC unless an offset is given)",
+    )
+    export.add_argument("--out", type=Path, help="write to this file instead of standard output")
+    export.set_defaults(run=_audit_export)
+    migrate = audit_commands.add_parser(
+        "migrate",
+        parents=[database],
+        help="create or upgrade the audit tables (the services do this at start)",
+    )
+    migrate.set_defaults(run=_audit_migrate)
     return top
 
 

@@ -14,6 +14,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from cds_hooks import render
+from cds_hooks.answer_cache import AnswerCache
 from cds_hooks.errors import MalformedRequest, PayloadTooLarge, UnsupportedMediaType
 from cds_hooks.prefetch import PrefetchResolver
 from cds_hooks.protocol import DiscoveryResponse, FeedbackRequest, HookRequest
@@ -77,9 +78,11 @@ def _malformed(exc: ValidationError, what: str) -> MalformedRequest:
 
 
 class DiscoveryHandler:
-    def __init__(self, registry: ServiceRegistry) -> None:
+    def __init__(self, registry: ServiceRegistry, about_url: str | None = None) -> None:
         # Discovery never changes while the process runs: serialise it once.
-        services = [d for service in registry for d in render.service_definitions(service.declaration)]
+        services = [
+            d for service in registry for d in render.service_definitions(service.declaration, about_url)
+        ]
         self._body = DiscoveryResponse(services=services).dump()
 
     def handle(self) -> Response:
@@ -134,6 +137,12 @@ class HookHandler(_EdgeHandler):
         self._resolver = resolver
         self._budget_s = sync_budget_s
         self._clock = clock
+        self._about_url = f"{settings.public_base}/about"
+        self._answers = (
+            AnswerCache(settings.answer_cache_size, settings.answer_cache_ttl_s)
+            if settings.answer_cache_size > 0
+            else None
+        )
 
     async def handle(self, service_id: str, request: Request) -> Response:
         started = self._clock()
@@ -150,6 +159,9 @@ class HookHandler(_EdgeHandler):
             fhir_server=hook_request.fhir_server,
             tenant=tenant.name if tenant else None,
         )
+        key = self._answers.key(call) if self._answers is not None else None
+        if key is not None and self._answers is not None and (cached := self._answers.get(key)) is not None:
+            return Response(cached, media_type=JSON)
         answer = getattr(service, "answer", None)
         if answer is None:
             result = service.evaluate(call)
@@ -157,7 +169,11 @@ class HookHandler(_EdgeHandler):
             # What is left of the budget, less a margin for rendering and writing the answer.
             wait_s = self._budget_s - (self._clock() - started) - ANSWER_MARGIN_S
             result = await answer(call, max(0.0, wait_s))
-        return Response(render.response(result).dump(), media_type=JSON)
+        # Every card's source opens the model card; the knowledge-base sources stay in its links and detail.
+        body = render.response(result, self._about_url).dump()
+        if key is not None and self._answers is not None and result.final:
+            self._answers.put(key, body)
+        return Response(body, media_type=JSON)
 
 
 class FeedbackHandler(_EdgeHandler):

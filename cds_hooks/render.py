@@ -42,8 +42,16 @@ def _link(link: core.Link) -> wire.Link:
     )
 
 
-def card(card: core.Card) -> wire.Card:
+AI_TOPIC_SYSTEM = "urn:r1cds:ai-review"  # plugin.ai_cards.AI_SYSTEM: cards whose text a model wrote
+
+
+def card(card: core.Card, about_url: str | None = None) -> wire.Card:
+    """The wire card; with `about_url`, source.url opens the published model card (HTI-1 source attributes)."""
     source = card.source
+    url = source.url
+    if about_url is not None:
+        is_ai = source.topic is not None and source.topic.system == AI_TOPIC_SYSTEM
+        url = f"{about_url}#model" if is_ai else about_url
     return wire.Card(
         # Feedback names cards by uuid, so every card gets one even when the core left it open.
         uuid=card.uuid or str(uuid.uuid4()),
@@ -52,7 +60,7 @@ def card(card: core.Card) -> wire.Card:
         detail=card.detail,
         source=wire.Source(
             label=source.label,
-            url=source.url,
+            url=url,
             icon=source.icon,
             topic=_coding(source.topic) if source.topic else None,
         ),
@@ -67,21 +75,29 @@ def card(card: core.Card) -> wire.Card:
     )
 
 
-def response(result: core.ServiceResult) -> wire.HookResponse:
+def response(result: core.ServiceResult, about_url: str | None = None) -> wire.HookResponse:
     return wire.HookResponse(
-        cards=[card(c) for c in result.cards],
+        cards=[card(c, about_url) for c in result.cards],
         system_actions=[_action(a) for a in result.system_actions] or None,
     )
 
 
-def service_definitions(declaration: ServiceDeclaration) -> list[wire.ServiceDefinition]:
-    """One discovery entry per hook: the spec's way for one service id to answer several hooks."""
+def service_definitions(
+    declaration: ServiceDeclaration, about_url: str | None = None
+) -> list[wire.ServiceDefinition]:
+    """One discovery entry per hook: the spec's way for one service id to answer several hooks.
+
+    Discovery has no link field; the model card's address goes at the end of the description.
+    """
+    description = declaration.description
+    if about_url is not None:
+        description = f"{description} Model card and source attributes: {about_url}"
     return [
         wire.ServiceDefinition(
             hook=hook,
             id=declaration.id,
             title=declaration.title,
-            description=declaration.description,
+            description=description,
             prefetch=dict(declaration.prefetch) or None,
             usage_requirements=declaration.usage_requirements,
         )

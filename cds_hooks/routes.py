@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response
 
 from cds_hooks.handlers import DiscoveryHandler, EvidenceHandler, FeedbackHandler, HookHandler
+from cds_hooks.health import HealthHandler
 from cds_hooks.protocol import DiscoveryResponse, FeedbackRequest, HookRequest, HookResponse
 
 
@@ -33,7 +34,13 @@ async def _evidence(request: Request) -> EvidenceHandler:
     return handler
 
 
+async def _health(request: Request) -> HealthHandler:
+    handler: HealthHandler = request.app.state.health
+    return handler
+
+
 Discovery = Annotated[DiscoveryHandler, Depends(_discovery)]
+Health = Annotated[HealthHandler, Depends(_health)]
 Evidence = Annotated[EvidenceHandler, Depends(_evidence)]
 Hooks = Annotated[HookHandler, Depends(_hooks)]
 Feedback = Annotated[FeedbackHandler, Depends(_feedback)]
@@ -101,3 +108,13 @@ async def feedback(service_id: str, request: Request, handler: Feedback) -> Resp
 @router.get("/evidence/{review_id}", response_class=Response, include_in_schema=False)
 async def evidence(review_id: str, handler: Evidence) -> Response:
     return await handler.handle(review_id)
+
+
+@router.get("/healthz", response_class=Response, include_in_schema=False)
+async def healthz(handler: Health) -> Response:
+    return handler.live()
+
+
+@router.get("/readyz", response_class=Response, include_in_schema=False)
+async def readyz(handler: Health) -> Response:
+    return await handler.ready()

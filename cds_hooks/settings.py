@@ -65,6 +65,10 @@ class Settings(BaseSettings):
     # delimited, untrusted data. Off by default: free text is where PHI and injected instructions hide.
     context_include_free_text: bool = False
 
+    # Final answers (review landed, nothing pending or failed) reused for identical calls in this process.
+    answer_cache_size: int = Field(default=2048, ge=0)  # entries; 0 turns the cache off
+    answer_cache_ttl_s: float = Field(default=60.0, gt=0)
+
     @field_validator("cors_origins", mode="before")
     @classmethod
     def _split_origins(cls, value: object) -> object:

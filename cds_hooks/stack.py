@@ -33,9 +33,11 @@ from fastapi import FastAPI
 from cds_hooks.app import create_app
 from cds_hooks.settings import Settings
 from inference.llamacpp import LlamaCppServer, ServerConfig, packaged_model_path
+from inference.prompts import SERVICE_TEMPLATES, service_template
 from plugin.catalog import shipped_registry
 from plugin.context.build import ContextOptions
 from plugin.knowledge import load_knowledge_base
+from plugin.model_card import ModelCardInputs
 from workers import keys
 from workers.app import create_celery
 from workers.settings import ReviewSettings
@@ -55,16 +57,38 @@ def build_app(settings: Settings, review: ReviewSettings) -> FastAPI:
     """The API with the AI review path when enabled, rule cards only otherwise."""
     options = ContextOptions(include_free_text=settings.context_include_free_text)
     if not review.ai_enabled:
-        return create_app(settings, shipped_registry(context_options=options))
-    knowledge = load_knowledge_base()
-    path = api_review_path(review, settings.public_base, knowledge)
-    registry = shipped_registry(knowledge, context_options=options, ai=path.ai)
-    return create_app(
-        settings,
-        registry,
-        review_broker=path.broker,
-        resources=[path.running()],
-        sync_budget_s=path.budget_s,
+        app = create_app(settings, shipped_registry(context_options=options))
+    else:
+        knowledge = load_knowledge_base()
+        path = api_review_path(review, settings.public_base, knowledge)
+        registry = shipped_registry(knowledge, context_options=options, ai=path.ai)
+        app = create_app(
+            settings,
+            registry,
+            review_broker=path.broker,
+            resources=[path.running()],
+            sync_budget_s=path.budget_s,
+            readiness={"model": path.model_ready},
+        )
+    app.state.model_card_inputs = model_card_inputs(settings, review)
+    return app
+
+
+def model_card_inputs(settings: Settings, review: ReviewSettings) -> ModelCardInputs:
+    """What /about publishes about this deployment: model, prompt versions, governance thresholds."""
+    return ModelCardInputs(
+        backend=review.model_backend,
+        model=review.model_name,
+        prompt_versions={
+            service_id: f"{template.version}#{template.content_hash}"
+            for service_id in SERVICE_TEMPLATES
+            for template in (service_template(service_id),)
+        },
+        ai_enabled=review.ai_enabled,
+        samples=review.review_samples,
+        min_agreement=review.review_min_agreement,
+        card_language=review.card_language,
+        free_text=settings.context_include_free_text,
     )
 
 
@@ -138,11 +162,12 @@ def redis_server_binary() -> str:
 @contextlib.contextmanager
 def local_redis() -> Iterator[str]:
     """A private redis-server on a free loopback port, without persistence; its URL."""
+    binary = redis_server_binary()  # before anything is created: a missing binary leaves nothing behind
     port = _free_port()
     directory = tempfile.mkdtemp(prefix="r1cds-redis-")
     process = subprocess.Popen(  # noqa: S603 - our own argv
         [
-            redis_server_binary(),
+            binary,
             "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
             "--dir", directory, "--protected-mode", "yes",
         ],

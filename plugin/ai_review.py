@@ -170,14 +170,25 @@ class AiReview:
         patient_reference: str | None,
         wait_s: float,
     ) -> tuple[Card, ...]:
+        return (await self.review(service_id, hook, built, patient_reference, wait_s))[0]
+
+    async def review(
+        self,
+        service_id: str,
+        hook: str,
+        built: BuiltContext,
+        patient_reference: str | None,
+        wait_s: float,
+    ) -> tuple[tuple[Card, ...], bool]:
+        """The AI cards, and whether they are final (the review landed: nothing pending, failed or down)."""
         if built.context.demographics.deceased:
-            return ()
+            return (), True
         ticket = self.ticket(service_id, hook, built.context)
         try:
             status = await self.broker.obtain(ticket, wait_s)
         except BrokerUnavailable:
-            return ()
-        return self.render(status, ticket, built, patient_reference)
+            return (), False
+        return self.render(status, ticket, built, patient_reference), status.state == "ready"
 
     def render(
         self,

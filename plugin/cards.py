@@ -71,3 +71,6 @@ class ServiceResult:
 
     cards: tuple[Card, ...] = ()
     system_actions: tuple[Action, ...] = field(default=())
+    # True when the same call would get the same answer until the day changes: no review is pending and
+    # nothing failed or was unreachable. Only a final answer may be reused for an identical call.
+    final: bool = True

@@ -14,7 +14,7 @@
 from __future__ import annotations
 
 from celery import Celery
-from kombu import Queue  # type: ignore[attr-defined]
+from kombu import Exchange, Queue  # type: ignore[attr-defined]
 
 from workers import keys
 from workers.settings import ReviewSettings
@@ -33,7 +33,7 @@ def create_celery(settings: ReviewSettings, *, main: str = "r1cds") -> Celery:
         worker_prefetch_multiplier=1,
         task_soft_time_limit=settings.task_soft_limit_s,
         task_time_limit=settings.task_hard_limit_s,
-        task_queues=[Queue(name, routing_key=name) for _, name in keys.QUEUES],  # type: ignore[no-untyped-call]
+        task_queues=[Queue(name, Exchange(name, type="direct"), routing_key=name) for _, name in keys.QUEUES],  # type: ignore[no-untyped-call]
         task_default_queue=keys.QUEUE_OF["patient-view"],
         task_create_missing_queues=False,
         broker_transport_options={

@@ -3,9 +3,10 @@
 # obtain(ticket, wait_s), in order:
 #   1. register interest in the fingerprint's "ready" notification (before looking, so none is missed);
 #   2. a stored result answers at once (ready, or failed while its short TTL lasts);
-#   3. SET NX the fingerprint's lock with a fresh review id: the winner checks the queue depth (over the
-#      limit it drops the lock and answers busy), stores the context and enqueues one task; a loser
-#      reads the winner's review id and joins the wait;
+#   3. SET NX the fingerprint's lock with a fresh review id: the winner looks for a result once more (one
+#      may have landed since step 2, its lock already gone), checks the queue depth (over the limit it
+#      drops the lock and answers busy), stores the context and enqueues one task; a loser reads the
+#      winner's review id and joins the wait;
 #   4. wait for the notification, at most wait_s, never blocking the event loop; then read the result.
 # Any Redis or broker failure raises BrokerUnavailable: the hook answers with its rule cards alone.
 #
@@ -20,6 +21,7 @@ import logging
 import secrets
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
+from typing import Literal
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
@@ -32,6 +34,7 @@ from workers.settings import ReviewSettings
 log = logging.getLogger(__name__)
 
 Enqueue = Callable[[str, str, str], Awaitable[None]]  # (fingerprint, service id, queue) → task sent
+MAX_RECONNECT_S = 5.0
 
 
 class ReadyListener:
@@ -73,20 +76,24 @@ class ReadyListener:
                 future.set_result(None)
 
     async def _run(self) -> None:
+        delay = self._reconnect_s
         while True:
             pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
             try:
                 await pubsub.subscribe(keys.READY_CHANNEL)
                 self.connected.set()
+                delay = self._reconnect_s
                 while True:
                     message = await pubsub.get_message(timeout=1.0)
                     if message is not None and message.get("type") == "message":
                         data = message["data"]
                         self._notify(data.decode() if isinstance(data, bytes) else str(data))
             except (RedisError, OSError) as exc:
+                if self.connected.is_set():
+                    log.warning("review notifications interrupted (%s); reconnecting", type(exc).__name__)
                 self.connected.clear()
-                log.warning("review notifications interrupted (%s); reconnecting", type(exc).__name__)
-                await asyncio.sleep(self._reconnect_s)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, MAX_RECONNECT_S)  # an outage costs a few attempts, not a log flood
             finally:
                 with contextlib.suppress(RedisError, OSError):
                     await pubsub.aclose()  # type: ignore[no-untyped-call]
@@ -117,6 +124,10 @@ class RedisReviewBroker:
             review_id, state = await self._start(ticket)
             if state == "busy":
                 return ReviewStatus("busy", review_id)
+            if state == "landed":  # the result arrived between our first look and the lock
+                found = await self._stored(fp)
+                if found is not None:
+                    return found
             if wait_s > 0:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(asyncio.shield(ready), timeout=wait_s)
@@ -146,20 +157,25 @@ class RedisReviewBroker:
         try:
             outcome = codec.decode_outcome(raw)
         except codec.CodecError:
-            log.error("unreadable stored review result; treating it as absent")
+            # Another codec version (a rollback) or damage: drop it, so the review runs again.
+            log.error("unreadable stored review result; discarding it")
+            await self._redis.delete(keys.result_key(fingerprint))
             return None
         rid = review_id.decode() if isinstance(review_id, bytes) else str(review_id or "")
         state: ReviewState = "failed" if outcome.failed else "ready"
         return ReviewStatus(state, rid, outcome)
 
-    async def _start(self, ticket: ReviewTicket) -> tuple[str, ReviewState]:
-        """Enqueue the review unless someone already did; (review id, pending or busy)."""
+    async def _start(self, ticket: ReviewTicket) -> tuple[str, ReviewState | Literal["landed"]]:
+        """Enqueue the review unless someone already did; (review id, pending, busy or landed)."""
         fp = ticket.fingerprint
         review_id = secrets.token_urlsafe(18)
         won = await self._redis.set(keys.lock_key(fp), review_id, nx=True, ex=self._settings.lock_ttl_s)
         if not won:
             held = await self._redis.get(keys.lock_key(fp))
             return (held.decode() if isinstance(held, bytes) else str(held or "")), "pending"
+        if await self._stored(fp) is not None:
+            await self._redis.delete(keys.lock_key(fp))
+            return review_id, "landed"
         queue = keys.QUEUE_OF[ticket.urgency]
         if await self._redis.llen(queue) >= self._settings.queue_max_depth:
             await self._redis.delete(keys.lock_key(fp))

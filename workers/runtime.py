@@ -12,9 +12,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import socket
+import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
@@ -32,13 +34,14 @@ from inference.sglang import SGLangModel
 from plugin import codec
 from plugin.context.model import BuiltContext, HandleMap
 from plugin.governance import GovernancePolicy
+from plugin.governance.text import warm_up as warm_up_language_model
 from plugin.knowledge import KnowledgeBase, load_knowledge_base
 from plugin.model_port import LanguageModel
 from plugin.review import ReviewOutcome, ReviewService
 from workers import keys
 from workers.errors import ContextMissing, SlotTimeout
 from workers.semaphore import ModelSlots
-from workers.settings import ReviewSettings
+from workers.settings import RETRY_BACKOFF_MAX_S, ReviewSettings
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +56,7 @@ class TaskResult:
 
 
 def model_factory(settings: ReviewSettings) -> ModelFactory:
-    """A fresh adapter (and HTTP client) per review: each task runs its own event loop."""
+    """An adapter with its own HTTP client, open for as long as the context lasts."""
     if settings.model_url is None:
         raise ValueError("the worker needs R1CDS_MODEL_URL (r1cds up sets it for the llama.cpp backend)")
     model_cls: type[OpenAICompatibleModel] = {
@@ -94,10 +97,30 @@ class ReviewRuntime:
             min_agreement=settings.review_min_agreement, language=settings.card_language
         )
         self._holder_prefix = f"{socket.gethostname()}:{os.getpid()}"
+        self._threads = threading.local()
+        # Loaded now, once, rather than by the first reviews of several threads at the same moment.
+        warm_up_language_model()
+
+    def _thread_model(self) -> tuple[asyncio.Runner, LanguageModel]:
+        """This thread's event loop and model adapter, kept for the thread's life.
+
+        A task runs synchronously in a pool thread (or a prefork child), so each thread keeps one loop and
+        one adapter: its HTTP connections, TLS context and the server identity it read stay warm between
+        reviews instead of being rebuilt for every task.
+        """
+        local = self._threads
+        if getattr(local, "runner", None) is None:
+            runner = asyncio.Runner()
+            stack = contextlib.AsyncExitStack()
+            model = runner.run(stack.enter_async_context(self._models()))
+            local.runner, local.stack, local.model = runner, stack, model
+        return local.runner, local.model
 
     def run(self, fingerprint: str, service_id: str, task_id: str, attempt: int) -> TaskResult:
-        if self._redis.exists(keys.result_key(fingerprint)):
+        if self._cached(fingerprint):
+            # A hook may be waiting on this fingerprint (it enqueued just as the result landed): tell it.
             self._redis.delete(keys.lock_key(fingerprint))
+            self._redis.publish(keys.READY_CHANNEL, fingerprint)
             return TaskResult("cached")
         try:
             context = self._context(fingerprint)
@@ -111,7 +134,8 @@ class ReviewRuntime:
                 lease_s=self.settings.task_hard_limit_s,
                 wait_s=self.settings.task_soft_limit_s / 2,
             ):
-                outcome = asyncio.run(self._review(service_id, context))
+                runner, model = self._thread_model()
+                outcome = runner.run(self._review(model, service_id, context))
         except SlotTimeout:
             if attempt < self.settings.task_max_retries:
                 return TaskResult("retry", _backoff(attempt))
@@ -121,6 +145,19 @@ class ReviewRuntime:
             return TaskResult("retry", _backoff(attempt))
         self._store(fingerprint, outcome)
         return TaskResult("stored")
+
+    def _cached(self, fingerprint: str) -> bool:
+        """A readable stored result ends the task; an unreadable one (another codec version) is replaced."""
+        raw = self._redis.hget(keys.result_key(fingerprint), "outcome")
+        if not isinstance(raw, bytes):
+            return False
+        try:
+            codec.decode_outcome(raw)
+        except codec.CodecError:
+            log.warning("unreadable stored review result; reviewing again")
+            self._redis.delete(keys.result_key(fingerprint))
+            return False
+        return True
 
     def release(self, fingerprint: str) -> None:
         self._redis.delete(keys.lock_key(fingerprint))
@@ -132,20 +169,19 @@ class ReviewRuntime:
         # Handles stay handles: the HandleMap (handle → FHIR reference) never leaves the API.
         return BuiltContext(codec.decode_context(raw), HandleMap())
 
-    async def _review(self, service_id: str, built: BuiltContext) -> ReviewOutcome:
-        async with self._models() as model:
-            identity = await model.identity() if self.settings.model_backend == "llamacpp" else None
-            name = identity.model if identity is not None else self.settings.model_name
-            service = ReviewService(
-                model,
-                build_prompt,
-                parse_sample,
-                self._knowledge,
-                self._policy,
-                samples=self.settings.review_samples,
-                completion=budget_for(name),
-            )
-            return await service.review(service_id, built, None)
+    async def _review(self, model: LanguageModel, service_id: str, built: BuiltContext) -> ReviewOutcome:
+        identity = await model.identity() if self.settings.model_backend == "llamacpp" else None
+        name = identity.model if identity is not None else self.settings.model_name
+        service = ReviewService(
+            model,
+            build_prompt,
+            parse_sample,
+            self._knowledge,
+            self._policy,
+            samples=self.settings.review_samples,
+            completion=budget_for(name),
+        )
+        return await service.review(service_id, built, None)
 
     def _store(self, fingerprint: str, outcome: ReviewOutcome) -> None:
         review_id = self._redis.get(keys.lock_key(fingerprint)) or b""
@@ -163,4 +199,4 @@ class ReviewRuntime:
 
 
 def _backoff(attempt: int) -> float:
-    return float(min(2**attempt, 30))
+    return float(min(2**attempt, RETRY_BACKOFF_MAX_S))

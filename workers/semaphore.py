@@ -63,8 +63,10 @@ class ModelSlots:
         self._client.zrem(self._key, holder)
 
     def in_use(self) -> int:
-        now_ms = int(self._client.time()[0]) * 1000
-        return int(self._client.zcount(self._key, now_ms, "+inf"))
+        seconds, micros = self._client.time()
+        now_ms = int(seconds) * 1000 + int(micros) // 1000
+        # Exclusive, as in the acquire script: a lease scored now_ms or earlier has expired.
+        return int(self._client.zcount(self._key, f"({now_ms}", "+inf"))
 
     @contextlib.contextmanager
     def hold(self, holder: str, lease_s: float, wait_s: float) -> Iterator[None]:

@@ -7,12 +7,13 @@ API's own settings (cds_hooks.settings), which use it for JWT replay protection 
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 Backend = Literal["sglang", "openai", "llamacpp"]
+RETRY_BACKOFF_MAX_S: Final = 30  # the longest wait between two attempts of a review task (workers.runtime)
 
 
 class ReviewSettings(BaseSettings):
@@ -44,6 +45,9 @@ class ReviewSettings(BaseSettings):
     # Redis broker: a task a dead worker had taken is handed out again after this long. Keep it above the
     # hard limit, or a slow task is handed to a second worker while the first still runs it.
     visibility_timeout_s: int = Field(default=1800, ge=1)
+    # The audit chain (workers.audit_store): sqlite:///path or postgresql://...; unset, a SQLite file in
+    # the user's data directory ($XDG_DATA_HOME/r1cds/audit.sqlite3).
+    audit_database_url: str | None = Field(default=None, repr=False)
 
     @model_validator(mode="after")
     def _coherent(self) -> ReviewSettings:
@@ -55,8 +59,10 @@ class ReviewSettings(BaseSettings):
 
     @property
     def lock_ttl_s(self) -> int:
-        """How long one fingerprint's single-flight lock lives: every attempt at its hard limit, plus slack."""
-        return self.task_hard_limit_s * (self.task_max_retries + 1) + 60
+        """How long one fingerprint's single-flight lock lives: every attempt at its hard limit, the longest
+        backoff before each retry, plus slack."""
+        retries = self.task_max_retries
+        return self.task_hard_limit_s * (retries + 1) + RETRY_BACKOFF_MAX_S * retries + 60
 
 
 def load_review_settings(**overrides: Any) -> ReviewSettings:

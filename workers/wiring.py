@@ -18,6 +18,7 @@ from plugin.context.fingerprint import ReviewVersion
 from plugin.knowledge import KnowledgeBase
 from workers.app import create_celery
 from workers.broker import ReadyListener, RedisReviewBroker
+from workers.runtime import model_factory
 from workers.settings import ReviewSettings
 from workers.tasks import send_review
 
@@ -38,10 +39,18 @@ class ApiReviewPath:
     ai: AiReview
     broker: RedisReviewBroker
     budget_s: float
+    settings: ReviewSettings
     celery: Celery
     _redis: aioredis.Redis
     _listener_redis: aioredis.Redis
     _listener: ReadyListener
+
+    async def model_ready(self) -> bool:
+        """The model server answers its health probe (readiness); False when none is configured."""
+        if self.settings.model_url is None:
+            return False
+        async with model_factory(self.settings)() as model:
+            return await model.ready()
 
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator[None]:
@@ -82,4 +91,6 @@ def api_review_path(settings: ReviewSettings, public_base: str, knowledge: Knowl
         version=lambda service_id: review_version(settings, knowledge, service_id),
         status_url=lambda review_id: f"{base}/evidence/{review_id}",
     )
-    return ApiReviewPath(ai, broker, settings.sync_budget_s, celery, store, listener_redis, listener)
+    return ApiReviewPath(
+        ai, broker, settings.sync_budget_s, settings, celery, store, listener_redis, listener
+    )

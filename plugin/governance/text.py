@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import functools
 import re
+import threading
 from collections.abc import Iterable
 from typing import Final, Protocol
 
@@ -320,10 +321,23 @@ class _Identifier(Protocol):
     def classify(self, text: str) -> tuple[str, float]: ...
 
 
-@functools.cache
+_identifier_lock = threading.Lock()
+_loaded: list[_Identifier] = []
+
+
 def _identifier() -> _Identifier:
-    identifier: _Identifier = LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
-    return identifier
+    # Loaded once per process under a lock: functools.cache lets concurrent first callers (a worker's
+    # threads) each load the model, half a second and ~100 MB apiece.
+    if not _loaded:
+        with _identifier_lock:
+            if not _loaded:
+                _loaded.append(LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True))
+    return _loaded[0]
+
+
+def warm_up() -> None:
+    """Load the language model now (worker start) rather than on the first review."""
+    _identifier()
 
 
 def _names_a_drug(word: str) -> bool:

@@ -88,6 +88,7 @@ def test_cold_hook_answers_in_budget_then_the_cached_ai_card(stack: Stack) -> No
     [card] = ai_cards(body)
     assert card["summary"] == "Consider checking the INR"
     assert "deepseek-r1-test" in card["source"]["label"]
+    assert card["source"]["url"] == f"{stack.api_url}/about#model"
     assert PENDING_SUMMARY not in summaries(body)
     assert RULE_TOPIC in topics(body)
     assert stack.model.chat_requests == 1
@@ -177,3 +178,19 @@ def test_redis_down_gives_rule_cards_and_the_ai_path_resumes_when_it_returns(sta
             40,
             "the AI path to resume",
         )
+
+
+def test_liveness_and_readiness_name_what_is_down(stack: Stack) -> None:
+    ready = stack.client.get(f"{stack.api_url}/readyz")
+    assert ready.status_code == 200
+    assert ready.json() == {"status": "ready", "checks": {"model": "ok", "redis": "ok"}}
+    stack.model.healthy = False
+    down = stack.client.get(f"{stack.api_url}/readyz")
+    assert down.status_code == 503
+    assert down.json()["checks"] == {"model": "failed", "redis": "ok"}
+    stack.model.healthy = True
+    stack.redis.stop()
+    down = stack.client.get(f"{stack.api_url}/readyz")
+    assert down.status_code == 503 and down.json()["checks"]["redis"] == "failed"
+    live = stack.client.get(f"{stack.api_url}/healthz")
+    assert (live.status_code, live.json()) == (200, {"status": "ok"}), "rule cards still answer: alive"

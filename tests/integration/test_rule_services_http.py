@@ -51,7 +51,14 @@ def test_patient_view_returns_the_charts_rule_cards(serve_app: ServeApp) -> None
         httpx.Client(timeout=30) as client,
     ):
         body = post_hook(client, api.url, "r1-chart-review", "patient-view", "Derek_Becker")
+        discovery = client.get(f"{api.url}/cds-services").json()
     cards = topics(body)
+    # Every card's source opens the published model card; discovery names it too (it has no link field).
+    assert {card["source"]["url"] for card in body["cards"]} == {f"{api.url}/about"}
+    assert all(
+        s["description"].endswith(f"Model card and source attributes: {api.url}/about")
+        for s in discovery["services"]
+    )
     assert {"rule.vka-nsaid", "rule.digoxin-interacting", "rule.inr-monitoring"} <= set(cards)
     bleeding = cards["rule.vka-nsaid"]
     assert bleeding["indicator"] == "warning"

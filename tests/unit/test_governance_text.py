@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import pytest
 
 from plugin.governance import GovernancePolicy, Reason, steps, text
@@ -130,3 +132,30 @@ def test_language_step_rejects_detected_languages_and_passes_english() -> None:
         verdict = steps.check_language(_suggestion(summary, rationale), "en", POLICY)
         assert verdict.reason is Reason.WRONG_LANGUAGE
         assert verdict.detail == f"detected {code}, configured en"
+
+
+def test_the_language_model_loads_once_even_when_threads_race_for_it() -> None:
+    from plugin.governance import text as module
+
+    text.warm_up()
+    loaded = module._identifier()
+    saved = module._loaded
+
+    class LoadedWhileWaiting(list):  # type: ignore[type-arg]
+        """Empty to the first look, loaded to the second: another thread loaded it while we waited."""
+
+        looks = 0
+
+        def __len__(self) -> int:
+            self.looks += 1
+            return 0 if self.looks == 1 else super().__len__()
+
+    try:
+        module._loaded = LoadedWhileWaiting([loaded])
+        assert module._identifier() is loaded, "the waiter takes the model the other thread loaded"
+        module._loaded = []
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            identities = set(pool.map(lambda _: id(module._identifier()), range(8)))
+        assert len(identities) == 1 and len(module._loaded) == 1, "eight racing threads, one load"
+    finally:
+        module._loaded = saved

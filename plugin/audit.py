@@ -1,0 +1,800 @@
+"""The audit trail's records, their hash chain, the sink port, and FHIR R4 AuditEvent/Provenance builders.
+
+Three kinds of record, each a frozen pydantic model with a `kind` discriminator:
+
+    hook-call   one CDS Hooks call answered (or refused): hook instance, service, hook, tenant, review
+                fingerprint, timings in ms, HTTP status, outcome, and the uuids of the cards issued
+    ai-run      one AI review: fingerprint, service, model identity, prompt template name/version/hash,
+                knowledge-base version, sampling parameters, token usage (reasoning and cached included),
+                per-sample outcome codes, retrieved passage ids, and the governance decision summary
+                (each accepted suggestion with its card uuid; each rejection with its reason code)
+    feedback    what a clinician did with a card: card uuid, service, accepted/overridden, the override
+                reason code, the accepted suggestion uuids, the user's reference when the EHR gave one
+
+**References and ids only.** A record never holds a PHI payload or a secret: no FHIR resource, no patient
+or resource id, no name, date of birth, address or identifier value, no prompt or model text (summaries,
+rationales, reasoning), no free-text detail of a parser or governance check, no feedback comment, no JWT,
+no `fhirAuthorization` token. It holds our own ids (fingerprints, card and hook-instance uuids,
+knowledge-base ids), the de-identified context's pseudonymous handles (`M3`, meaningless without the
+per-context mapping that stays in the result store with its TTL), codes (reason codes, RxNorm/LOINC codes
+of a proposed order) and counts. The field types enforce it where a type can: ids are token-shaped (no
+spaces), a user is a FHIR relative reference, the only free strings are the tenant's configured name and
+the model server's identity. Linking an audit record to a patient is the EHR's job, through the hook
+instance and card uuids it logged; tests/unit/test_audit.py scans records built from fixture charts with
+the PHI scanner.
+
+**Chain.** A record's canonical form is its JSON with sorted keys and no whitespace (timestamps as
+`YYYY-MM-DDTHH:MM:SS.ffffffZ`, floats rounded to 3 decimals, UTF-8). The store keeps that text as written
+and links records in order: record n carries `prev_hash` (record n-1's hash; 64 zeros for the first) and
+`hash = sha256(prev_hash + canonical(record))`, hex. Verification hashes the stored text, never a
+re-serialisation, so it does not depend on how a later version of this module or of pydantic would write
+the same record. An edit, deletion, reordering or insertion anywhere breaks the chain at that point;
+rewriting the whole suffix after an edit does not (anchor the head hash elsewhere to catch that).
+
+**Port.** `AuditSink.append` is async: its callers are the async hook path and the worker's async review,
+and the SQL store it is built for takes a database write lock, which must never block an event loop (the
+store runs the write on a thread). Synchronous callers (the command line, tests) use the store directly.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import re
+import uuid
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any, Final, Literal, Protocol
+
+import orjson
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    StringConstraints,
+    TypeAdapter,
+)
+
+from plugin.ai_cards import card_uuid
+from plugin.feedback import FeedbackRecord
+from plugin.model_port import ModelIdentity, SamplingParameters, Usage
+from plugin.review import ReviewOutcome
+from plugin.suggestions import HANDLE_PATTERN, KNOWLEDGE_ID_PATTERN
+
+__all__ = [
+    "GENESIS",
+    "AcceptedSuggestion",
+    "AiRunRecord",
+    "AuditRecord",
+    "AuditSink",
+    "BreakReason",
+    "CardFeedbackRecord",
+    "ChainBreak",
+    "ChainVerifier",
+    "DecisionSummary",
+    "HookCallRecord",
+    "HookOutcome",
+    "MemoryAuditSink",
+    "ModelInfo",
+    "OverrideReason",
+    "PromptInfo",
+    "RejectionCode",
+    "RunOutcome",
+    "SampleCode",
+    "SamplingInfo",
+    "StoredRecord",
+    "UsageInfo",
+    "ai_run_record",
+    "audit_event",
+    "canonical",
+    "chain_hash",
+    "feedback_audit_record",
+    "fhir_export",
+    "find_break",
+    "link",
+    "parse_record",
+    "provenance",
+    "provenances",
+    "timestamp_text",
+    "verify_chain",
+]
+
+GENESIS: Final = "0" * 64  # the prev_hash of the first record
+
+# Identifier systems of our own ids in the FHIR resources.
+HOOK_INSTANCE_SYSTEM: Final = "urn:r1cds:hook-instance"
+FINGERPRINT_SYSTEM: Final = "urn:r1cds:review-fingerprint"
+TENANT_SYSTEM: Final = "urn:r1cds:tenant"
+SERVICE_SYSTEM: Final = "urn:r1cds:cds-service"
+MODEL_SYSTEM: Final = "urn:r1cds:model"
+KNOWLEDGE_SYSTEM: Final = "urn:r1cds:knowledge-base"
+CARD_SYSTEM: Final = "urn:r1cds:card"
+HOOK_SYSTEM: Final = "urn:r1cds:cds-hook"
+URI_SYSTEM: Final = "urn:ietf:rfc:3986"
+EXPORT_NAMESPACE: Final = uuid.uuid5(uuid.NAMESPACE_URL, "urn:r1cds:audit-export")
+
+_AUDIT_EVENT_TYPE: Final = "http://terminology.hl7.org/CodeSystem/audit-event-type"
+_DICOM: Final = "http://dicom.nema.org/resources/ontology/DCM"
+_SOURCE_TYPE: Final = "http://terminology.hl7.org/CodeSystem/security-source-type"
+_ENTITY_TYPE: Final = "http://terminology.hl7.org/CodeSystem/audit-entity-type"
+_PARTICIPANT_TYPE: Final = "http://terminology.hl7.org/CodeSystem/provenance-participant-type"
+_DATA_OPERATION: Final = "http://terminology.hl7.org/CodeSystem/v3-DataOperation"
+_UUID: Final = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+
+
+# --- field types ------------------------------------------------------------------------------------------
+
+
+def _utc(value: datetime) -> datetime:
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError("audit timestamps must carry a time zone")
+    return value.astimezone(UTC)
+
+
+def timestamp_text(value: datetime) -> str:
+    """The canonical text of a timestamp: UTC, microseconds, `Z` (sorts as it compares)."""
+    return _utc(value).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _rounded(value: float) -> float:
+    if not math.isfinite(value):
+        raise ValueError("must be a finite number")
+    return round(value, 3)
+
+
+Timestamp = Annotated[datetime, AfterValidator(_utc), PlainSerializer(timestamp_text, return_type=str)]
+# Our ids, EHR hook instances and card uuids: no spaces, so no sentence (or name and address) fits in one.
+Token = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/+\-]{0,127}$")]
+Sha256 = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
+Label = Annotated[str, StringConstraints(min_length=1, max_length=500, pattern=r"^[^\x00-\x1f\x7f]+$")]
+FhirReference = Annotated[str, StringConstraints(pattern=r"^[A-Z][A-Za-z]{1,63}/[A-Za-z0-9\-.]{1,64}$")]
+KnowledgeId = Annotated[str, StringConstraints(pattern=KNOWLEDGE_ID_PATTERN)]
+Handle = Annotated[str, StringConstraints(pattern=HANDLE_PATTERN)]
+SystemCode = Annotated[str, StringConstraints(pattern=r"^[a-z0-9]{1,16}\|[A-Za-z0-9.\-]{1,64}$")]
+Millis = Annotated[float, Field(ge=0, allow_inf_nan=False), AfterValidator(_rounded)]
+Ratio = Annotated[float, Field(ge=0, allow_inf_nan=False), AfterValidator(_rounded)]
+Count = Annotated[int, Field(ge=0)]
+
+HookOutcome = Literal["rules-only", "ai-pending", "ai-ready", "ai-unavailable", "error"]
+RunOutcome = Literal["accepted", "abstained", "failed"]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+# --- records ----------------------------------------------------------------------------------------------
+
+
+class HookCallRecord(_Frozen):
+    """One hook call. `at` is when it was received; `timings_ms["total"]` is how long the answer took."""
+
+    kind: Literal["hook-call"] = "hook-call"
+    v: Literal[1] = 1
+    at: Timestamp
+    hook_instance: Token
+    service_id: Token
+    hook: Token
+    tenant: Label | None  # the EHR's configured name; None when authentication is off
+    fingerprint: Sha256 | None  # the review key, when an AI review applies to this call
+    timings_ms: dict[Token, Millis] = Field(default_factory=dict)  # e.g. total, prefetch, rules, ai_wait
+    http_status: Annotated[int, Field(ge=100, le=599)]
+    outcome: HookOutcome
+    card_uuids: tuple[Token, ...] = ()  # every card issued, rule and AI, in answer order
+
+
+class ModelInfo(_Frozen):
+    backend: Token
+    model: Label
+    details: dict[Token, Label] = Field(default_factory=dict)
+
+    @classmethod
+    def of(cls, identity: ModelIdentity) -> ModelInfo:
+        return cls(backend=identity.backend, model=identity.model, details=dict(identity.details))
+
+
+class PromptInfo(_Frozen):
+    template_name: Token
+    template_version: Token
+    template_hash: Token
+
+
+class SamplingInfo(_Frozen):
+    temperature: Ratio
+    top_p: Ratio
+    max_completion_tokens: Count
+    n: Count
+    seed: int | None = None
+
+    @classmethod
+    def of(cls, sampling: SamplingParameters) -> SamplingInfo:
+        return cls(
+            temperature=sampling.temperature,
+            top_p=sampling.top_p,
+            max_completion_tokens=sampling.max_completion_tokens,
+            n=sampling.n,
+            seed=sampling.seed,
+        )
+
+
+class UsageInfo(_Frozen):
+    prompt_tokens: Count
+    completion_tokens: Count
+    reasoning_tokens: Count | None
+    cached_tokens: Count | None
+
+    @classmethod
+    def of(cls, usage: Usage) -> UsageInfo:
+        return cls(
+            prompt_tokens=usage.prompt_tokens,
+            completion_tokens=usage.completion_tokens,
+            reasoning_tokens=usage.reasoning_tokens,
+            cached_tokens=usage.cached_tokens,
+        )
+
+
+class SampleCode(_Frozen):
+    """One model sample: how it finished and the parser's outcome code (its free-text detail is left out)."""
+
+    index: Count
+    finish_reason: Token
+    outcome: Token
+
+
+class AcceptedSuggestion(_Frozen):
+    """An accepted suggestion and the card it became; the card's text is derived, so it is not stored."""
+
+    card_uuid: Token
+    agreement: tuple[Count, Count]  # k of n samples
+    severity: Literal["info", "warning"]
+    action_type: Literal["create", "update", "delete", "none"]
+    resource_type: Token | None
+    action_code: SystemCode | None  # "<system>|<code>", e.g. "rxnorm|308191"; None for advice
+    knowledge_ids: tuple[KnowledgeId, ...]
+    patient_handles: tuple[Handle, ...]  # pseudonymous, per context
+    backing_rules: tuple[Token, ...] = ()
+
+
+class RejectionCode(_Frozen):
+    """A dropped sample (suggestion None) or suggestion, with the reason code of its first failed check."""
+
+    sample: Count
+    suggestion: Count | None
+    reason: Token
+
+
+class DecisionSummary(_Frozen):
+    accepted: tuple[AcceptedSuggestion, ...]
+    abstain_reason: Token | None
+    rejections: tuple[RejectionCode, ...]
+
+    @property
+    def accepted_count(self) -> int:
+        return len(self.accepted)
+
+    @property
+    def card_uuids(self) -> tuple[str, ...]:
+        return tuple(a.card_uuid for a in self.accepted)
+
+
+class AiRunRecord(_Frozen):
+    """One AI review as run (or replayed): what asked what of which model, and what governance let through."""
+
+    kind: Literal["ai-run"] = "ai-run"
+    v: Literal[1] = 1
+    at: Timestamp  # when the review finished
+    fingerprint: Sha256
+    service_id: Token
+    outcome: RunOutcome
+    error: Token | None = None  # the ModelError class name when failed
+    transient: bool | None = None
+    recorded: bool = False  # replayed samples, the model was not called
+    model: ModelInfo | None  # None when the model never answered
+    request_id: Label | None = None
+    prompt: PromptInfo | None
+    knowledge_base_version: Label
+    sampling: SamplingInfo
+    usage: UsageInfo | None
+    samples: tuple[SampleCode, ...] = ()
+    passage_ids: tuple[KnowledgeId, ...] = ()
+    decision: DecisionSummary | None  # None exactly when the review failed before governance
+    timings_ms: dict[Token, Millis] = Field(default_factory=dict)
+
+    @property
+    def card_uuids(self) -> tuple[str, ...]:
+        return self.decision.card_uuids if self.decision is not None else ()
+
+
+class OverrideReason(_Frozen):
+    system: Label | None
+    code: Label
+
+
+class CardFeedbackRecord(_Frozen):
+    """CDS Hooks feedback on one card. The EHR's free-text comment is not kept."""
+
+    kind: Literal["feedback"] = "feedback"
+    v: Literal[1] = 1
+    at: Timestamp  # when we received it
+    service_id: Token
+    card_uuid: Token
+    outcome: Literal["accepted", "overridden"]
+    outcome_timestamp: Timestamp  # the EHR's; a time without zone is read as UTC
+    override_reason: OverrideReason | None = None
+    accepted_suggestions: tuple[Token, ...] = ()
+    user: FhirReference | None = None  # e.g. Practitioner/123, when the EHR said who
+    tenant: Label | None = None
+
+
+AuditRecord = HookCallRecord | AiRunRecord | CardFeedbackRecord
+_RECORD: Final[TypeAdapter[AuditRecord]] = TypeAdapter(Annotated[AuditRecord, Field(discriminator="kind")])
+
+
+def canonical(record: AuditRecord) -> str:
+    """Sorted keys, no whitespace, UTF-8 text: the exact text that is hashed and stored."""
+    return orjson.dumps(record.model_dump(mode="json"), option=orjson.OPT_SORT_KEYS).decode()
+
+
+def parse_record(body: str | bytes) -> AuditRecord:
+    """A stored body back into its record; raises pydantic.ValidationError when it is not one."""
+    return _RECORD.validate_json(body)
+
+
+# --- builders from the core's own results ------------------------------------------------------------------
+
+
+def _ms(seconds: Mapping[str, float]) -> dict[str, float]:
+    return {name: seconds_ * 1000.0 for name, seconds_ in seconds.items()}
+
+
+def ai_run_record(
+    outcome: ReviewOutcome,
+    *,
+    fingerprint: str,
+    knowledge_base_version: str,
+    sampling: SamplingParameters,
+    at: datetime,
+    identity: ModelIdentity | None = None,
+) -> AiRunRecord:
+    """The record of one review. Card uuids are those `ai_cards(..., fingerprint=fingerprint)` gives.
+
+    `identity` stands in for the model when the outcome has none (the model failed before answering).
+    """
+    decision = outcome.decision
+    summary = None
+    if decision is not None:
+        accepted = tuple(
+            AcceptedSuggestion(
+                card_uuid=card_uuid(outcome.service_id, g, fingerprint),
+                agreement=g.agreement,
+                severity=g.severity,
+                action_type=g.suggestion.action.type,
+                resource_type=g.suggestion.action.resource_type,
+                action_code=(
+                    f"{g.suggestion.action.code.system}|{g.suggestion.action.code.code}"
+                    if g.suggestion.action.code is not None
+                    else None
+                ),
+                knowledge_ids=g.knowledge_ids,
+                patient_handles=g.patient_handles,
+                backing_rules=g.backing_rules,
+            )
+            for g in decision.accepted
+        )
+        rejections = tuple(
+            RejectionCode(sample=r.sample, suggestion=r.suggestion, reason=str(r.reason))
+            for r in decision.rejected
+        )
+        summary = DecisionSummary(
+            accepted=accepted, abstain_reason=decision.abstain_reason, rejections=rejections
+        )
+    model = outcome.model or identity
+    prompt = outcome.prompt
+    if outcome.failed:
+        status: RunOutcome = "failed"
+    else:
+        status = "accepted" if summary is not None and summary.accepted else "abstained"
+    return AiRunRecord(
+        at=at,
+        fingerprint=fingerprint,
+        service_id=outcome.service_id,
+        outcome=status,
+        error=outcome.error,
+        transient=outcome.transient,
+        recorded=outcome.recorded,
+        model=ModelInfo.of(model) if model is not None else None,
+        request_id=outcome.request_id,
+        prompt=(
+            PromptInfo(
+                template_name=prompt.template_name,
+                template_version=prompt.template_version,
+                template_hash=prompt.template_hash,
+            )
+            if prompt is not None
+            else None
+        ),
+        knowledge_base_version=knowledge_base_version,
+        sampling=SamplingInfo.of(sampling),
+        usage=UsageInfo.of(outcome.usage) if outcome.usage is not None else None,
+        samples=tuple(
+            SampleCode(index=s.index, finish_reason=s.finish_reason, outcome=s.outcome)
+            for s in outcome.samples
+        ),
+        passage_ids=prompt.passage_ids if prompt is not None else outcome.retrieval.ids,
+        decision=summary,
+        timings_ms=_ms(outcome.timings),
+    )
+
+
+def _as_utc(text: str) -> datetime:
+    moment = datetime.fromisoformat(text)
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def feedback_audit_record(
+    item: FeedbackRecord, *, at: datetime, user: str | None = None
+) -> CardFeedbackRecord:
+    """The record of one feedback item; its free-text comment is dropped."""
+    reason = item.override_reason
+    return CardFeedbackRecord(
+        at=at,
+        service_id=item.service_id,
+        card_uuid=item.card_uuid,
+        outcome=item.outcome,
+        outcome_timestamp=_as_utc(item.outcome_timestamp),
+        override_reason=OverrideReason(system=reason.system, code=reason.code) if reason else None,
+        accepted_suggestions=item.accepted_suggestions,
+        user=user,
+        tenant=item.tenant,
+    )
+
+
+# --- the chain --------------------------------------------------------------------------------------------
+
+
+def chain_hash(prev_hash: str, body: str) -> str:
+    return hashlib.sha256((prev_hash + body).encode()).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class StoredRecord:
+    """A record as the chain holds it: its position, its link to the previous one, its canonical text."""
+
+    seq: int  # 1, 2, 3, ... without gaps
+    prev_hash: str
+    hash: str
+    body: str  # canonical(record), exactly as hashed
+
+    @property
+    def record(self) -> AuditRecord:
+        return parse_record(self.body)
+
+
+def link(record: AuditRecord, previous: StoredRecord | None) -> StoredRecord:
+    """The next link after `previous` (None: the first record of a chain)."""
+    seq, prev_hash = (previous.seq + 1, previous.hash) if previous is not None else (1, GENESIS)
+    body = canonical(record)
+    return StoredRecord(seq, prev_hash, chain_hash(prev_hash, body), body)
+
+
+BreakReason = Literal["seq", "prev-hash", "hash", "unreadable", "index", "head"]
+_EXPLAINED: Final[Mapping[BreakReason, str]] = {
+    "seq": "its position is not the next one (a record is missing, inserted or moved)",
+    "prev-hash": "it does not link to the record before it (one was removed, inserted or moved)",
+    "hash": "its content does not match its hash (the record was edited)",
+    "unreadable": "its content is not a valid audit record",
+    "index": "its stored time or kind columns do not match its content",
+    "head": "the chain head does not match the last record (records were removed at the end)",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class ChainBreak:
+    position: int  # 0-based index in what was verified
+    seq: int | None  # the stored seq of the record found there
+    reason: BreakReason
+
+    def describe(self) -> str:
+        where = f"record seq {self.seq}" if self.seq is not None else f"position {self.position}"
+        return f"{where} ({self.reason}): {_EXPLAINED[self.reason]}"
+
+
+@dataclass(slots=True)
+class ChainVerifier:
+    """Checks links one at a time (so a store can stream millions); stops counting at the first break."""
+
+    expected_seq: int = 1
+    last_hash: str = GENESIS
+    position: int = 0
+    broken: ChainBreak | None = field(default=None)
+
+    def feed(self, stored: StoredRecord) -> ChainBreak | None:
+        if self.broken is not None:
+            return self.broken
+        reason: BreakReason | None = None
+        if stored.prev_hash != self.last_hash:
+            reason = "prev-hash"
+        elif stored.seq != self.expected_seq:
+            reason = "seq"
+        elif chain_hash(stored.prev_hash, stored.body) != stored.hash:
+            reason = "hash"
+        if reason is not None:
+            self.broken = ChainBreak(self.position, stored.seq, reason)
+            return self.broken
+        self.expected_seq += 1
+        self.last_hash = stored.hash
+        self.position += 1
+        return None
+
+    def fail(self, position: int, seq: int | None, reason: BreakReason) -> ChainBreak:
+        """Records a break found by a check beyond the links (content, index columns, head); first one wins."""
+        if self.broken is None:
+            self.broken = ChainBreak(position, seq, reason)
+        return self.broken
+
+    @property
+    def count(self) -> int:
+        """Records verified so far (before the break, if any)."""
+        return self.position
+
+
+def find_break(
+    records: Iterable[StoredRecord], *, after_seq: int = 0, after_hash: str = GENESIS
+) -> ChainBreak | None:
+    """The first broken link, or None; `after_*` start the check after a trusted record (default: genesis)."""
+    verifier = ChainVerifier(expected_seq=after_seq + 1, last_hash=after_hash)
+    for stored in records:
+        found = verifier.feed(stored)
+        if found is not None:
+            return found
+    return None
+
+
+def verify_chain(records: Iterable[StoredRecord]) -> int | None:
+    """The 0-based position of the first record that breaks the chain from genesis, or None when intact.
+
+    An edit breaks the edited record (hash); a deletion, insertion or move breaks the first record after
+    it whose `prev_hash` no longer names its predecessor.
+    """
+    found = find_break(records)
+    return found.position if found is not None else None
+
+
+# --- the port ---------------------------------------------------------------------------------------------
+
+
+class AuditSink(Protocol):
+    async def append(self, record: AuditRecord) -> None:
+        """Store the record at the end of the chain; raise if it cannot be stored."""
+        ...
+
+
+class MemoryAuditSink:
+    """A fake beside the port: one in-process chain, for unit tests and single-process demos."""
+
+    def __init__(self) -> None:
+        self.chain: list[StoredRecord] = []
+
+    async def append(self, record: AuditRecord) -> None:
+        self.write(record)
+
+    def write(self, record: AuditRecord) -> StoredRecord:
+        stored = link(record, self.chain[-1] if self.chain else None)
+        self.chain.append(stored)
+        return stored
+
+    @property
+    def records(self) -> list[AuditRecord]:
+        return [stored.record for stored in self.chain]
+
+
+# --- FHIR R4 AuditEvent and Provenance --------------------------------------------------------------------
+
+
+def _instant(moment: datetime) -> str:
+    return _utc(moment).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _identifier(system: str, value: str) -> dict[str, str]:
+    return {"system": system, "value": value}
+
+
+def _device(system: str, value: str, display: str) -> dict[str, Any]:
+    return {"type": "Device", "identifier": _identifier(system, value), "display": display}
+
+
+def _card_reference(uuid_text: str) -> dict[str, Any]:
+    if re.fullmatch(_UUID, uuid_text):
+        return {"identifier": _identifier(URI_SYSTEM, f"urn:uuid:{uuid_text}"), "display": "CDS card"}
+    return {"identifier": _identifier(CARD_SYSTEM, uuid_text), "display": "CDS card"}
+
+
+def _event_outcome(record: HookCallRecord) -> str:
+    """AuditEvent.outcome: 0 success, 4 minor failure (the call was refused), 8 serious failure (ours)."""
+    if record.outcome == "error" or record.http_status >= 500:
+        return "8"
+    if record.http_status >= 400:
+        return "4"
+    return "0"
+
+
+def audit_event(
+    record: HookCallRecord,
+    *,
+    resource_id: str | None = None,
+    product: str = "R1 CDS",
+    site: str | None = None,
+) -> dict[str, Any]:
+    """One FHIR R4 AuditEvent for one hook call (RESTful operation, action E, the EHR as requestor)."""
+    service = _device(SERVICE_SYSTEM, record.service_id, f"{product} service {record.service_id}")
+    requestor: dict[str, Any] = (
+        {"type": "Device", "identifier": _identifier(TENANT_SYSTEM, record.tenant), "display": record.tenant}
+        if record.tenant is not None
+        else {"display": "unauthenticated caller (authentication off)"}
+    )
+    details = [
+        {"type": "hook", "valueString": record.hook},
+        {"type": "http-status", "valueString": str(record.http_status)},
+    ]
+    details += [
+        {"type": f"timing-ms.{name}", "valueString": f"{ms:g}"}
+        for name, ms in sorted(record.timings_ms.items())
+    ]
+    details += [{"type": "card", "valueString": card} for card in record.card_uuids]
+    entities: list[dict[str, Any]] = [
+        {
+            "what": {"identifier": _identifier(HOOK_INSTANCE_SYSTEM, record.hook_instance)},
+            "type": {"system": _ENTITY_TYPE, "code": "2", "display": "System Object"},
+            "name": "hookInstance",
+            "detail": details,
+        }
+    ]
+    if record.fingerprint is not None:
+        entities.append(
+            {
+                "what": {"identifier": _identifier(FINGERPRINT_SYSTEM, record.fingerprint)},
+                "type": {"system": _ENTITY_TYPE, "code": "2", "display": "System Object"},
+                "name": "review fingerprint (de-identified context)",
+            }
+        )
+    event: dict[str, Any] = {"resourceType": "AuditEvent"}
+    if resource_id is not None:
+        event["id"] = resource_id
+    event |= {
+        "type": {"system": _AUDIT_EVENT_TYPE, "code": "rest", "display": "RESTful Operation"},
+        "subtype": [{"system": HOOK_SYSTEM, "code": record.hook, "display": f"CDS Hooks {record.hook}"}],
+        "action": "E",
+        "recorded": _instant(record.at),
+        "outcome": _event_outcome(record),
+        "outcomeDesc": record.outcome,
+        "agent": [
+            {
+                "type": {"coding": [{"system": _DICOM, "code": "110153", "display": "Source Role ID"}]},
+                "who": requestor,
+                "requestor": True,
+            },
+            {
+                "type": {"coding": [{"system": _DICOM, "code": "110152", "display": "Destination Role ID"}]},
+                "who": service,
+                "requestor": False,
+            },
+        ],
+        "source": {
+            "observer": service,
+            "type": [{"system": _SOURCE_TYPE, "code": "4", "display": "Application Server"}],
+        },
+        "entity": entities,
+    }
+    if site is not None:
+        event["source"]["site"] = site
+    total = record.timings_ms.get("total")
+    if total is not None:
+        end = record.at + timedelta(milliseconds=total)
+        event["period"] = {"start": _instant(record.at), "end": _instant(end)}
+    return event
+
+
+def provenance(
+    card: str,
+    *,
+    recorded: datetime,
+    model: ModelInfo | ModelIdentity,
+    service_id: str,
+    knowledge_ids: Sequence[str],
+    inputs: Sequence[str] = (),
+    fingerprint: str | None = None,
+    knowledge_base_version: str | None = None,
+    prompt: PromptInfo | None = None,
+    resource_id: str | None = None,
+    product: str = "R1 CDS",
+) -> dict[str, Any]:
+    """One FHIR R4 Provenance for one AI card: the model authored it, our service assembled it.
+
+    `inputs` are FHIR references the caller holds (the patient, the resources the card cites); the audit
+    records never do, so an export passes none and names the de-identified context by `fingerprint`.
+    """
+    entities: list[dict[str, Any]] = [{"role": "source", "what": {"reference": ref}} for ref in inputs]
+    if fingerprint is not None:
+        entities.append(
+            {
+                "role": "source",
+                "what": {
+                    "identifier": _identifier(FINGERPRINT_SYSTEM, fingerprint),
+                    "display": "de-identified clinical context",
+                },
+            }
+        )
+    suffix = f" (knowledge base {knowledge_base_version})" if knowledge_base_version else ""
+    entities += [
+        {
+            "role": "source",
+            "what": {"identifier": _identifier(KNOWLEDGE_SYSTEM, kb), "display": f"{kb}{suffix}"},
+        }
+        for kb in knowledge_ids
+    ]
+    resource: dict[str, Any] = {"resourceType": "Provenance"}
+    if resource_id is not None:
+        resource["id"] = resource_id
+    resource |= {
+        "target": [_card_reference(card)],
+        "recorded": _instant(recorded),
+        "activity": {"coding": [{"system": _DATA_OPERATION, "code": "CREATE", "display": "create"}]},
+        "agent": [
+            {
+                "type": {"coding": [{"system": _PARTICIPANT_TYPE, "code": "author", "display": "Author"}]},
+                "who": _device(MODEL_SYSTEM, model.model, model.model),
+            },
+            {
+                "type": {
+                    "coding": [{"system": _PARTICIPANT_TYPE, "code": "assembler", "display": "Assembler"}]
+                },
+                "who": _device(SERVICE_SYSTEM, service_id, f"{product} service {service_id} (governance)"),
+            },
+        ],
+    }
+    if prompt is not None:
+        resource["policy"] = [
+            f"urn:r1cds:prompt-template:{prompt.template_name}:{prompt.template_version}:{prompt.template_hash}"
+        ]
+    if entities:
+        resource["entity"] = entities
+    return resource
+
+
+def provenances(run: AiRunRecord, *, id_seed: str | None = None) -> list[dict[str, Any]]:
+    """A Provenance per accepted card of a run, from the record alone (no patient references)."""
+    if run.decision is None or run.model is None:
+        return []
+    return [
+        provenance(
+            accepted.card_uuid,
+            recorded=run.at,
+            model=run.model,
+            service_id=run.service_id,
+            knowledge_ids=accepted.knowledge_ids,
+            fingerprint=run.fingerprint,
+            knowledge_base_version=run.knowledge_base_version,
+            prompt=run.prompt,
+            resource_id=(
+                str(uuid.uuid5(EXPORT_NAMESPACE, f"{id_seed}/{accepted.card_uuid}")) if id_seed else None
+            ),
+        )
+        for accepted in run.decision.accepted
+    ]
+
+
+def fhir_export(chain: Iterable[StoredRecord]) -> Iterator[dict[str, Any]]:
+    """AuditEvent per hook call and Provenance per AI card, in chain order, with ids stable across exports.
+
+    Feedback records have no resource here: a CDS Hooks feedback call could be one more AuditEvent, but the
+    records' own form is the reference for them.
+    """
+    for stored in chain:
+        record = stored.record
+        if isinstance(record, HookCallRecord):
+            yield audit_event(record, resource_id=str(uuid.uuid5(EXPORT_NAMESPACE, stored.hash)))
+        elif isinstance(record, AiRunRecord):
+            yield from provenances(record, id_seed=stored.hash)

@@ -1,0 +1,1 @@
+"""Revisions of the audit store schema, oldest first (Alembic skips this file)."""
