@@ -21,6 +21,7 @@ install: $(STAMP)
 # servers allowed for fetch-back. Deployments set their own R1CDS_* variables (see README).
 run: $(STAMP)
 	R1CDS_AUTH_DISABLED=$${R1CDS_AUTH_DISABLED:-true} R1CDS_FHIR_ALLOW_HTTP=$${R1CDS_FHIR_ALLOW_HTTP:-true} \
+		R1CDS_LOG_FORMAT=$${R1CDS_LOG_FORMAT:-text} \
 		$(BIN)/r1cds up
 
 lint: $(STAMP)

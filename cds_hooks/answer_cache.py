@@ -8,6 +8,10 @@ answer is made from: service, hook, tenant, the whole hook context, the resolved
 fetch-back) and the UTC day (relative dates and ages change with it). Only final answers are kept
 (`ServiceResult.final`: no review pending, nothing failed or unreachable), for at most `ttl_s`, in a
 bounded LRU. The cache is per process and in memory only.
+
+What it keeps per key is the caller's choice (`AnswerCache[V]`): the hook handler keeps the body with what
+the audit trail records of the answer (its outcome, review fingerprint and card uuids), so that a call
+answered from the cache is audited as the answer it was served.
 """
 
 from __future__ import annotations
@@ -18,13 +22,16 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Generic, TypeVar
 
 import orjson
 
 from plugin.services import HookCall
 
+V = TypeVar("V")
 
-class AnswerCache:
+
+class AnswerCache(Generic[V]):
     def __init__(
         self,
         size: int,
@@ -36,7 +43,7 @@ class AnswerCache:
         self._ttl_s = ttl_s
         self._clock = clock
         self._today = today
-        self._entries: OrderedDict[bytes, tuple[float, bytes]] = OrderedDict()
+        self._entries: OrderedDict[bytes, tuple[float, V]] = OrderedDict()
         self._lock = threading.Lock()
 
     def key(self, call: HookCall) -> bytes:
@@ -51,21 +58,21 @@ class AnswerCache:
         ]
         return hashlib.sha256(orjson.dumps(document, option=orjson.OPT_SORT_KEYS)).digest()
 
-    def get(self, key: bytes) -> bytes | None:
+    def get(self, key: bytes) -> V | None:
         with self._lock:
             found = self._entries.get(key)
             if found is None:
                 return None
-            stored_at, body = found
+            stored_at, value = found
             if self._clock() - stored_at > self._ttl_s:
                 del self._entries[key]
                 return None
             self._entries.move_to_end(key)
-            return body
+            return value
 
-    def put(self, key: bytes, body: bytes) -> None:
+    def put(self, key: bytes, value: V) -> None:
         with self._lock:
-            self._entries[key] = (self._clock(), body)
+            self._entries[key] = (self._clock(), value)
             self._entries.move_to_end(key)
             while len(self._entries) > self._size:
                 self._entries.popitem(last=False)

@@ -20,13 +20,21 @@ from cds_hooks.about import router as about_router
 from cds_hooks.auth import EhrAuthenticator
 from cds_hooks.errors import install_error_handlers
 from cds_hooks.feedback_store import RedisFeedbackSink
-from cds_hooks.handlers import Authenticator, DiscoveryHandler, EvidenceHandler, FeedbackHandler, HookHandler
+from cds_hooks.handlers import (
+    AuditTrail,
+    Authenticator,
+    DiscoveryHandler,
+    EvidenceHandler,
+    FeedbackHandler,
+    HookHandler,
+)
 from cds_hooks.health import HealthHandler, ReadinessCheck
 from cds_hooks.prefetch import PrefetchResolver
 from cds_hooks.replay import MemoryReplayStore, RedisReplayStore
 from cds_hooks.routes import WIRE_MODELS, router
 from cds_hooks.settings import Settings, load_settings
 from plugin.ai_review import ReviewBroker
+from plugin.audit import AuditSink
 from plugin.catalog import shipped_registry
 from plugin.context.build import ContextOptions
 from plugin.feedback import FeedbackSink
@@ -46,13 +54,15 @@ def create_app(
     resources: Sequence[AbstractAsyncContextManager[object]] = (),
     sync_budget_s: float = 2.5,
     readiness: Mapping[str, ReadinessCheck] | None = None,
+    audit: AuditSink | None = None,
 ) -> FastAPI:
     """Build the app. Anything not injected is created in the lifespan from the settings.
 
     The AI review path arrives assembled by the composition root (cds_hooks.cli): the registry's services
     carry it, `review_broker` serves the review status pages, and `resources` (its notification listener
     and clients) are entered for the app's lifetime. `readiness` adds named probes to /readyz (Redis is
-    always one).
+    always one). `audit` receives the audit trail of hook calls and feedback (cds_hooks.handlers.AuditTrail
+    writes to it after each answer); None writes none. The composition root owns it (opens, closes it).
     """
     settings = settings or load_settings()
     registry = registry or shipped_registry(
@@ -84,6 +94,9 @@ def create_app(
                     retry=Retry(NoBackoff(), 0),
                 )
                 stack.push_async_callback(store.aclose)
+            # Entered after the resources, so left before them: what is queued is written before they close.
+            trail = await stack.enter_async_context(AuditTrail(audit)) if audit is not None else None
+            app.state.audit_trail = trail
             authenticator: Authenticator | None = None
             if settings.auth_disabled:
                 log.warning("EHR authentication is DISABLED (R1CDS_AUTH_DISABLED): any caller is trusted")
@@ -94,7 +107,12 @@ def create_app(
                     log.warning("no EHR tenants configured: every hook call will be refused with 401")
             app.state.discovery = DiscoveryHandler(registry, f"{settings.public_base}/about")
             app.state.hooks = HookHandler(
-                settings, registry, authenticator, PrefetchResolver(settings, client), sync_budget_s
+                settings,
+                registry,
+                authenticator,
+                PrefetchResolver(settings, client),
+                sync_budget_s,
+                audit=trail,
             )
             app.state.evidence = EvidenceHandler(review_broker)
 
@@ -103,7 +121,7 @@ def create_app(
 
             app.state.health = HealthHandler({"redis": redis_ready, **(readiness or {})})
             app.state.feedback = FeedbackHandler(
-                settings, registry, authenticator, feedback_sink or RedisFeedbackSink(store)
+                settings, registry, authenticator, feedback_sink or RedisFeedbackSink(store), audit=trail
             )
             # Start-up objects (models, schemas, handlers) are permanent: freezing them keeps full GC
             # passes, which took ~50 ms on this heap, off the request path.

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -24,6 +23,7 @@ from cds_hooks.fire import (
     pick_patient,
     service_templates,
 )
+from cds_hooks.logs import configure_logging
 from plugin.fhir_search import FhirStore
 
 
@@ -36,6 +36,7 @@ def _uvicorn(app: Any, settings: Any) -> None:
         port=settings.port,
         log_level=settings.log_level.lower(),
         access_log=False,  # access lines carry query strings; the audit trail records calls instead
+        log_config=None,  # uvicorn logs through our root handler (cds_hooks.logs), JSON included
     )
 
 
@@ -45,7 +46,7 @@ def _settings(args: argparse.Namespace) -> tuple[Any, Any]:
 
     overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
     settings = load_settings(**overrides)
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    configure_logging(settings.log_level, settings.log_format)
     return settings, load_review_settings()
 
 
@@ -58,10 +59,12 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _worker(args: argparse.Namespace) -> int:
+    from cds_hooks.settings import load_settings
     from cds_hooks.stack import run_worker
     from workers.settings import load_review_settings
 
-    logging.basicConfig(level="INFO", format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    settings = load_settings()
+    configure_logging(settings.log_level, settings.log_format)
     return run_worker(load_review_settings(), args.pool)
 
 

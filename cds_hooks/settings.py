@@ -40,6 +40,7 @@ class Settings(BaseSettings):
     # The base URL EHRs use to reach us; JWT `aud` must equal base + "/cds-services/{id}".
     public_base_url: AnyHttpUrl = AnyHttpUrl("http://127.0.0.1:8000")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["json", "text"] = "json"  # json: one object per line, exception types and frames only
 
     auth_disabled: bool = False
     tenants: tuple[TenantSettings, ...] = ()

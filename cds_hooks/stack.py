@@ -8,6 +8,8 @@
                      path), unless R1CDS_MODEL_URL names a running server (SGLang, any OpenAI-compatible)
     worker           `r1cds worker` as a child process, told where Redis and the model are
     API              in this process, in the foreground
+    audit chain      R1CDS_AUDIT_DATABASE_URL, or the SQLite file in the user's data directory
+                     (workers.audit_store); the API and the worker both append to it
 
 On Ctrl-C or SIGTERM everything is stopped in reverse order, each child by its own pid.
 """
@@ -24,7 +26,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping
 from pathlib import Path
 from typing import Any, Final
 
@@ -40,6 +42,7 @@ from plugin.knowledge import load_knowledge_base
 from plugin.model_card import ModelCardInputs
 from workers import keys
 from workers.app import create_celery
+from workers.audit_store import AuditStore, AuditStoreError, database_url, migrate
 from workers.settings import ReviewSettings
 from workers.wiring import api_review_path
 
@@ -54,10 +57,16 @@ class StackError(Exception):
 
 
 def build_app(settings: Settings, review: ReviewSettings) -> FastAPI:
-    """The API with the AI review path when enabled, rule cards only otherwise."""
+    """The API with the AI review path when enabled, rule cards only otherwise; audited either way."""
     options = ContextOptions(include_free_text=settings.context_include_free_text)
+    audit = open_audit_store(review)
     if not review.ai_enabled:
-        app = create_app(settings, shipped_registry(context_options=options))
+        app = create_app(
+            settings,
+            shipped_registry(context_options=options),
+            resources=[_closing(audit)],
+            audit=audit,
+        )
     else:
         knowledge = load_knowledge_base()
         path = api_review_path(review, settings.public_base, knowledge)
@@ -66,12 +75,40 @@ def build_app(settings: Settings, review: ReviewSettings) -> FastAPI:
             settings,
             registry,
             review_broker=path.broker,
-            resources=[path.running()],
+            resources=[_closing(audit), path.running()],
             sync_budget_s=path.budget_s,
             readiness={"model": path.model_ready},
+            audit=audit,
         )
     app.state.model_card_inputs = model_card_inputs(settings, review)
     return app
+
+
+def open_audit_store(review: ReviewSettings) -> AuditStore:
+    """The deployment's audit chain (R1CDS_AUDIT_DATABASE_URL, or the data-dir SQLite file), migrated.
+
+    An unusable URL (another database kind) stops the start: it is a configuration error. A database
+    that cannot be reached does not: hooks are answered without it, and each batch of records that
+    cannot be written is logged (cds_hooks.handlers.AuditTrail) until it can.
+    """
+    url = database_url(review.audit_database_url)
+    store = AuditStore(url)  # raises AuditStoreError for an unsupported URL
+    try:
+        migrate(url)
+    except AuditStoreError:
+        store.close()
+        raise
+    except Exception as exc:
+        log.warning("the audit database could not be migrated at start (%s)", type(exc).__name__)
+    return store
+
+
+@contextlib.asynccontextmanager
+async def _closing(store: AuditStore) -> AsyncIterator[AuditStore]:
+    try:
+        yield store
+    finally:
+        store.close()
 
 
 def model_card_inputs(settings: Settings, review: ReviewSettings) -> ModelCardInputs:

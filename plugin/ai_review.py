@@ -35,6 +35,7 @@ __all__ = [
     "PENDING_SUMMARY",
     "UNAVAILABLE_SUMMARY",
     "URGENCY",
+    "AiAnswer",
     "AiReview",
     "BrokerUnavailable",
     "MemoryReviewBroker",
@@ -74,6 +75,18 @@ class ReviewTicket:
     service_id: str
     urgency: Urgency
     context: ClinicalContext
+
+
+@dataclass(frozen=True, slots=True)
+class AiAnswer:
+    """The AI part of one hook answer: its cards, whether they are final, and for the audit trail the
+    review's fingerprint and the state it was found in ("unreachable": the broker could not be asked).
+    Fingerprint and state are None when no review applies (a deceased patient's chart)."""
+
+    cards: tuple[Card, ...]
+    final: bool
+    fingerprint: str | None = None
+    state: ReviewState | Literal["unreachable"] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,7 +183,7 @@ class AiReview:
         patient_reference: str | None,
         wait_s: float,
     ) -> tuple[Card, ...]:
-        return (await self.review(service_id, hook, built, patient_reference, wait_s))[0]
+        return (await self.review(service_id, hook, built, patient_reference, wait_s)).cards
 
     async def review(
         self,
@@ -179,16 +192,17 @@ class AiReview:
         built: BuiltContext,
         patient_reference: str | None,
         wait_s: float,
-    ) -> tuple[tuple[Card, ...], bool]:
+    ) -> AiAnswer:
         """The AI cards, and whether they are final (the review landed: nothing pending, failed or down)."""
         if built.context.demographics.deceased:
-            return (), True
+            return AiAnswer((), True)
         ticket = self.ticket(service_id, hook, built.context)
         try:
             status = await self.broker.obtain(ticket, wait_s)
         except BrokerUnavailable:
-            return (), False
-        return self.render(status, ticket, built, patient_reference), status.state == "ready"
+            return AiAnswer((), False, ticket.fingerprint, "unreachable")
+        cards = self.render(status, ticket, built, patient_reference)
+        return AiAnswer(cards, status.state == "ready", ticket.fingerprint, status.state)
 
     def render(
         self,

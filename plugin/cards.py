@@ -74,3 +74,7 @@ class ServiceResult:
     # True when the same call would get the same answer until the day changes: no review is pending and
     # nothing failed or was unreachable. Only a final answer may be reused for an identical call.
     final: bool = True
+    # The AI review behind this answer, for the audit trail: its fingerprint, and its state as the answer
+    # saw it ("ready", "pending", "busy", "failed", "unreachable"); both None when no AI review applied.
+    fingerprint: str | None = None
+    ai_state: str | None = None

@@ -112,8 +112,14 @@ class RuleService:
             return result  # nothing being ordered, nothing for the order review to review
         patient_id = call.context.get("patientId")
         patient = f"Patient/{patient_id}" if isinstance(patient_id, str) else None
-        ai_cards, final = await self.ai.review(self.declaration.id, call.hook, built, patient, wait_s)
-        return ServiceResult(cards=result.cards + ai_cards, system_actions=result.system_actions, final=final)
+        ai = await self.ai.review(self.declaration.id, call.hook, built, patient, wait_s)
+        return ServiceResult(
+            cards=result.cards + ai.cards,
+            system_actions=result.system_actions,
+            final=ai.final,
+            fingerprint=ai.fingerprint,
+            ai_state=ai.state,
+        )
 
     def _assess(self, call: HookCall) -> tuple[BuiltContext, ServiceResult]:
         drafts = call.context.get("draftOrders") if self.scope == "orders" else None

@@ -8,6 +8,12 @@
 # A failed review (model down, timeouts, server errors) is retried with backoff while the error is
 # transient and retries remain; the last failure is stored with a short TTL, so hooks show "AI review
 # unavailable" for a minute and then try again: recovery needs no restart.
+#
+# Every stored review (accepted, abstained or failed for good) appends one ai-run record to the audit
+# chain (plugin.audit.ai_run_record), after the result is stored and published: the hook waiting on it
+# never waits on the audit database. A write that fails is logged (its exception class only) and the task
+# goes on: the review is stored, and the chain misses that run. A cached result or a retried attempt runs
+# no review of its own, so it writes none.
 
 from __future__ import annotations
 
@@ -20,7 +26,8 @@ import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
-from typing import Final, Literal
+from datetime import UTC, datetime
+from typing import Final, Literal, Protocol
 
 import httpx
 import redis
@@ -32,11 +39,12 @@ from inference.parsing import parse_sample
 from inference.prompts import build_prompt
 from inference.sglang import SGLangModel
 from plugin import codec
+from plugin.audit import AuditRecord, ai_run_record
 from plugin.context.model import BuiltContext, HandleMap
 from plugin.governance import GovernancePolicy
 from plugin.governance.text import warm_up as warm_up_language_model
 from plugin.knowledge import KnowledgeBase, load_knowledge_base
-from plugin.model_port import LanguageModel
+from plugin.model_port import LanguageModel, ModelIdentity, SamplingParameters
 from plugin.review import ReviewOutcome, ReviewService
 from workers import keys
 from workers.errors import ContextMissing, SlotTimeout
@@ -47,6 +55,21 @@ log = logging.getLogger(__name__)
 
 FAILED_RESULT_TTL_S: Final = 60  # how long "AI review unavailable" stands before hooks try again
 ModelFactory = Callable[[], AbstractAsyncContextManager[LanguageModel]]
+
+
+class AuditWriter(Protocol):
+    """Appends one record to the audit chain, synchronously (workers.audit_store.AuditStore)."""
+
+    def write(self, record: AuditRecord) -> object: ...
+
+
+@dataclass(frozen=True, slots=True)
+class _Run:
+    """One review as run: its outcome, and what the audit record says it was asked with."""
+
+    outcome: ReviewOutcome
+    sampling: SamplingParameters
+    identity: ModelIdentity
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,10 +110,12 @@ class ReviewRuntime:
         client: redis.Redis,
         models: ModelFactory,
         knowledge: KnowledgeBase | None = None,
+        audit: AuditWriter | None = None,
     ) -> None:
         self.settings = settings
         self._redis = client
         self._models = models
+        self._audit = audit
         self._knowledge = knowledge or load_knowledge_base()
         self._slots = ModelSlots(client, settings.model_slots)
         self._policy = GovernancePolicy(
@@ -135,15 +160,17 @@ class ReviewRuntime:
                 wait_s=self.settings.task_soft_limit_s / 2,
             ):
                 runner, model = self._thread_model()
-                outcome = runner.run(self._review(model, service_id, context))
+                run = runner.run(self._review(model, service_id, context))
         except SlotTimeout:
             if attempt < self.settings.task_max_retries:
                 return TaskResult("retry", _backoff(attempt))
             raise
+        outcome = run.outcome
         if outcome.failed and outcome.transient and attempt < self.settings.task_max_retries:
             log.warning("review failed (%s), retry %d", outcome.error, attempt + 1)
             return TaskResult("retry", _backoff(attempt))
         self._store(fingerprint, outcome)
+        self._record(fingerprint, run)
         return TaskResult("stored")
 
     def _cached(self, fingerprint: str) -> bool:
@@ -169,9 +196,10 @@ class ReviewRuntime:
         # Handles stay handles: the HandleMap (handle → FHIR reference) never leaves the API.
         return BuiltContext(codec.decode_context(raw), HandleMap())
 
-    async def _review(self, model: LanguageModel, service_id: str, built: BuiltContext) -> ReviewOutcome:
+    async def _review(self, model: LanguageModel, service_id: str, built: BuiltContext) -> _Run:
         identity = await model.identity() if self.settings.model_backend == "llamacpp" else None
         name = identity.model if identity is not None else self.settings.model_name
+        completion = budget_for(name)
         service = ReviewService(
             model,
             build_prompt,
@@ -179,9 +207,31 @@ class ReviewRuntime:
             self._knowledge,
             self._policy,
             samples=self.settings.review_samples,
-            completion=budget_for(name),
+            completion=completion,
         )
-        return await service.review(service_id, built, None)
+        outcome = await service.review(service_id, built, None)
+        # As ReviewService asks the model (a truncated sample's one retry with a larger budget aside).
+        sampling = SamplingParameters(
+            n=self.settings.review_samples, max_completion_tokens=completion.max_completion_tokens
+        )
+        return _Run(outcome, sampling, identity or ModelIdentity(self.settings.model_backend, name))
+
+    def _record(self, fingerprint: str, run: _Run) -> None:
+        """The run's audit record; a failure to write it is logged and never fails the task."""
+        if self._audit is None:
+            return
+        try:
+            record = ai_run_record(
+                run.outcome,
+                fingerprint=fingerprint,
+                knowledge_base_version=self._knowledge.version,
+                sampling=run.sampling,
+                at=datetime.now(UTC),
+                identity=run.identity,
+            )
+            self._audit.write(record)
+        except Exception as exc:
+            log.warning("review stored, but its audit record was not written (%s)", type(exc).__name__)
 
     def _store(self, fingerprint: str, outcome: ReviewOutcome) -> None:
         review_id = self._redis.get(keys.lock_key(fingerprint)) or b""

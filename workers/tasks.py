@@ -10,6 +10,7 @@ import redis
 from celery import Task, shared_task
 
 from workers import keys
+from workers.audit_store import AuditStore, database_url, migrate
 from workers.runtime import ReviewRuntime, model_factory
 from workers.settings import ReviewSettings
 
@@ -26,8 +27,28 @@ def runtime_for(task: Task) -> ReviewRuntime:
         if _runtime is None:
             settings: ReviewSettings = task.app.conf.r1cds_settings
             client = redis.Redis.from_url(settings.redis_url, socket_timeout=10, socket_connect_timeout=5)
-            _runtime = ReviewRuntime(settings, client, model_factory(settings))
+            _runtime = ReviewRuntime(settings, client, model_factory(settings), audit=audit_store(settings))
         return _runtime
+
+
+def audit_store(settings: ReviewSettings) -> AuditStore | None:
+    """The audit chain this process appends its runs to, migrated once (here, once per process).
+
+    None, with a warning, when the URL is unusable: the reviews go on without their audit records. A
+    database that is down at start is kept: each write that fails is logged, and the writes resume when
+    it is back (migrated by whichever process reaches it first, or `r1cds audit migrate`).
+    """
+    url = database_url(settings.audit_database_url)
+    try:
+        store = AuditStore(url)
+    except Exception as exc:
+        log.warning("audit store unusable; reviews run without audit records (%s)", type(exc).__name__)
+        return None
+    try:
+        migrate(url)
+    except Exception as exc:
+        log.warning("the audit database could not be migrated at start (%s)", type(exc).__name__)
+    return store
 
 
 @shared_task(  # type: ignore[untyped-decorator]

@@ -76,6 +76,9 @@ def test_serve_starts_the_api_and_serves_discovery(command: list[str]) -> None:
         ("r1-discharge-review", "encounter-discharge")
     }
     assert b"authentication is DISABLED" in stderr
+    if command[-1] == "serve":  # JSON logs by default (make run asks for text)
+        lines = [json.loads(line) for line in stderr.decode().splitlines() if line.strip()]
+        assert lines and all({"ts", "level", "logger", "msg", "pid"} <= set(line) for line in lines)
 
 
 def test_fire_builds_prefetch_from_the_bundle_and_signs(

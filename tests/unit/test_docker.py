@@ -212,8 +212,8 @@ def test_api_and_worker_environments_load_and_agree_on_review_settings(
     variant: str,
 ) -> None:
     chosen = services if variant == "default" else r1_services
-    _, api_review = _load_settings(monkeypatch, environment(chosen["api"], {}))
-    _, worker_review = _load_settings(monkeypatch, environment(chosen["worker"], {}))
+    _, api_review = _load_settings(monkeypatch, environment(chosen["api"], SHELL))
+    _, worker_review = _load_settings(monkeypatch, environment(chosen["worker"], SHELL))
     # The model id is part of every fingerprint and the task limits size the API's lock: one value each.
     shared = set(ReviewSettings.model_fields) - {"worker_concurrency"}
     api_values = {k: getattr(api_review, k) for k in shared}
@@ -237,11 +237,13 @@ def test_production_safety() -> None:
 def test_api_settings_load_and_fail_closed(
     monkeypatch: pytest.MonkeyPatch, services: dict[str, dict[str, Any]]
 ) -> None:
-    settings, _ = _load_settings(monkeypatch, environment(services["api"], {}))
+    settings, _ = _load_settings(monkeypatch, environment(services["api"], SHELL))
     assert not settings.auth_disabled
     assert settings.all_tenants() == ()  # until the operator names tenants, no caller is trusted
     tenants = '[{"name": "ehr", "issuer": "https://ehr.example.org", "jku_allowlist": ["https://ehr.example.org/jwks"]}]'
-    settings, _ = _load_settings(monkeypatch, environment(services["api"], {"R1CDS_TENANTS": tenants}))
+    settings, _ = _load_settings(
+        monkeypatch, environment(services["api"], {**SHELL, "R1CDS_TENANTS": tenants})
+    )
     assert [t.name for t in settings.tenants] == ["ehr"]
 
 
@@ -261,7 +263,7 @@ def test_health_checks(services: dict[str, dict[str, Any]]) -> None:
     assert "ping" in _health(services["redis"])
     assert "pg_isready" in _health(services["postgres"])
     assert any("/health" in part for part in _health(services["sglang"]))
-    assert any("/cds-services" in part for part in _health(services["api"]))
+    assert any("/healthz" in part for part in _health(services["api"]))
     assert any("/health" in part for part in _health(services["router"]))
     # The image's check asks the API port; the worker serves no HTTP and must not turn unhealthy for it.
     assert services["worker"]["healthcheck"] == {"disable": True}
@@ -288,7 +290,7 @@ def _check_sglang(services: dict[str, dict[str, Any]], *, gpus: int) -> list[str
     assert args[:3] == ["python3", "-m", "sglang.launch_server"]
     assert option(args, "--reasoning-parser") == "deepseek-r1"
     assert option(args, "--host") == ANY_INTERFACE
-    review = environment(services["worker"], {})
+    review = environment(services["worker"], SHELL)
     model_url = review["R1CDS_MODEL_URL"]
     assert urlsplit(model_url).hostname == "sglang"
     assert int(option(args, "--port")) == _port(model_url)
@@ -326,7 +328,9 @@ def test_router_profile_fronts_sglang(services: dict[str, dict[str, Any]]) -> No
     assert option(args, "--worker-urls") == f"http://sglang:{sglang_port}"
     assert option(args, "--host") == ANY_INTERFACE
     # SGLANG_URL=http://router:<port> sends the review path through it.
-    routed = environment(services["worker"], {"SGLANG_URL": f"http://router:{option(args, '--port')}"})
+    routed = environment(
+        services["worker"], {**SHELL, "SGLANG_URL": f"http://router:{option(args, '--port')}"}
+    )
     assert _port(routed["R1CDS_MODEL_URL"]) == int(option(args, "--port"))
 
 
@@ -362,7 +366,7 @@ def test_dockerfile_runs_r1cds_as_a_non_root_user() -> None:
     assert "serve" in _subcommands()
     assert values["USER"] not in ("root", "0")
     assert values["EXPOSE"] == "8000"
-    assert "/cds-services" in values["HEALTHCHECK"]
+    assert "/healthz" in values["HEALTHCHECK"]
     assert "curl" not in values["HEALTHCHECK"]  # not in slim images
     env = _dockerfile_env()
     assert env["R1CDS_HOST"] == ANY_INTERFACE
