@@ -30,6 +30,8 @@ from collections.abc import AsyncIterator, Iterator, Mapping
 from pathlib import Path
 from typing import Any, Final
 
+import redis
+import redis.asyncio as aioredis
 from fastapi import FastAPI
 
 from cds_hooks.app import create_app
@@ -42,8 +44,10 @@ from plugin.knowledge import load_knowledge_base
 from plugin.model_card import ModelCardInputs
 from workers import keys
 from workers.app import create_celery
+from workers.audit_relay import AuditRelayConsumer, RedisAuditRelay
 from workers.audit_store import AuditStore, AuditStoreError, database_url, migrate
 from workers.settings import ReviewSettings
+from workers.tasks import audit_store as worker_audit_store
 from workers.wiring import api_review_path
 
 log = logging.getLogger(__name__)
@@ -71,14 +75,19 @@ def build_app(settings: Settings, review: ReviewSettings) -> FastAPI:
         knowledge = load_knowledge_base()
         path = api_review_path(review, settings.public_base, knowledge)
         registry = shipped_registry(knowledge, context_options=options, ai=path.ai)
+        # Workers run with the AI path: the API hands its records to them through Redis (a pipelined
+        # stream append per batch) rather than writing SQL on the request path's process.
+        relay_client = aioredis.Redis.from_url(
+            review.redis_url, socket_connect_timeout=review.redis_timeout_s
+        )
         app = create_app(
             settings,
             registry,
             review_broker=path.broker,
-            resources=[_closing(audit), path.running()],
+            resources=[_closing(audit), path.running(), _closing_redis(relay_client)],
             sync_budget_s=path.budget_s,
             readiness={"model": path.model_ready},
-            audit=audit,
+            audit=RedisAuditRelay(relay_client, fallback=audit),
         )
     app.state.model_card_inputs = model_card_inputs(settings, review)
     return app
@@ -109,6 +118,14 @@ async def _closing(store: AuditStore) -> AsyncIterator[AuditStore]:
         yield store
     finally:
         store.close()
+
+
+@contextlib.asynccontextmanager
+async def _closing_redis(client: aioredis.Redis) -> AsyncIterator[aioredis.Redis]:
+    try:
+        yield client
+    finally:
+        await client.aclose()
 
 
 def model_card_inputs(settings: Settings, review: ReviewSettings) -> ModelCardInputs:
@@ -167,8 +184,24 @@ def run_worker(review: ReviewSettings, pool: str | None = None) -> int:
         ]
         if pool:
             argv += ["--pool", pool]
-        app.worker_main(argv)
+        relay = _audit_relay(ready)
+        try:
+            app.worker_main(argv)
+        finally:
+            if relay is not None:
+                relay.stop()
     return 0
+
+
+def _audit_relay(review: ReviewSettings) -> AuditRelayConsumer | None:
+    """The worker's thread that appends the API's relayed audit records to the chain."""
+    store = worker_audit_store(review)
+    if store is None:
+        return None
+    client = redis.Redis.from_url(review.redis_url, socket_timeout=10, socket_connect_timeout=5)
+    consumer = AuditRelayConsumer(client, store)
+    consumer.start()
+    return consumer
 
 
 def _free_port() -> int:

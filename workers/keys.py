@@ -8,6 +8,7 @@
 #   r1cds:v1:review:<review id>      fingerprint behind a status-page id, TTL
 #   r1cds:v1:model-slots             sorted set of slot holders scored by lease expiry (semaphore)
 #   r1cds:v1:ready                   pub/sub channel; each message is the fingerprint of a stored result
+#   r1cds:v1:audit                   stream of audit records on their way to the chain (workers.audit_relay)
 #
 # Queue names are the Celery queues (Redis lists of the same name) the API checks for depth.
 
@@ -20,6 +21,7 @@ from plugin.ai_review import Urgency
 PREFIX: Final = "r1cds:v1"
 READY_CHANNEL: Final = f"{PREFIX}:ready"
 MODEL_SLOTS: Final = f"{PREFIX}:model-slots"
+AUDIT_STREAM: Final = f"{PREFIX}:audit"
 # Most urgent first: a worker consumes its queues in this order (kombu's "priority" queue order).
 QUEUES: Final[tuple[tuple[Urgency, str], ...]] = (
     ("order-sign", "r1cds.order-sign"),

@@ -1,0 +1,111 @@
+"""The audit relay: the API's records through a Redis stream into the chain, at least once, in order."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+import redis
+import redis.asyncio as aioredis
+
+from plugin.audit import HookCallRecord, canonical
+from tests.support.redis_server import RedisHandle, running_redis
+from workers import keys
+from workers.audit_relay import AuditRelayConsumer, RedisAuditRelay
+from workers.audit_store import AuditStore, migrate
+
+pytestmark = pytest.mark.integration
+
+
+def record(n: int) -> HookCallRecord:
+    return HookCallRecord(
+        at=datetime(2026, 11, 25, 12, 0, n % 60, tzinfo=UTC),
+        hook_instance=f"instance-{n}",
+        service_id="r1-chart-review",
+        hook="patient-view",
+        tenant="ehr",
+        fingerprint=None,
+        timings_ms={"total": 1.0},
+        http_status=200,
+        outcome="rules-only",
+        card_uuids=(),
+    )
+
+
+@pytest.fixture
+def server() -> Iterator[RedisHandle]:
+    with running_redis() as handle:
+        yield handle
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[AuditStore]:
+    url = f"sqlite:///{tmp_path / 'audit.sqlite3'}"
+    migrate(url)
+    with AuditStore(url) as opened:
+        yield opened
+
+
+def instances(store: AuditStore) -> list[str]:
+    return [s.record.hook_instance for s in store.records() if isinstance(s.record, HookCallRecord)]
+
+
+async def test_relayed_records_reach_the_chain_in_order(server: RedisHandle, store: AuditStore) -> None:
+    client = aioredis.Redis.from_url(server.url)
+    try:
+        await RedisAuditRelay(client, fallback=None).append_many([record(n) for n in range(120)])
+    finally:
+        await client.aclose()
+    sync = redis.Redis.from_url(server.url)
+    consumer = AuditRelayConsumer(sync, store, block_ms=100)
+    while consumer.drain_once():
+        pass
+    assert instances(store) == [f"instance-{n}" for n in range(120)]
+    assert store.verify().intact
+    assert sync.xlen(keys.AUDIT_STREAM) == 0, "acknowledged entries leave the stream"
+
+
+async def test_redis_down_writes_straight_to_the_chain(server: RedisHandle, store: AuditStore) -> None:
+    client = aioredis.Redis.from_url(server.url, socket_connect_timeout=0.2)
+    server.stop()
+    try:
+        await RedisAuditRelay(client, fallback=store).append_many([record(1), record(2)])
+    finally:
+        await client.aclose()
+    assert instances(store) == ["instance-1", "instance-2"]
+
+
+async def test_entries_a_dead_consumer_took_are_claimed_by_another(
+    server: RedisHandle, store: AuditStore
+) -> None:
+    client = aioredis.Redis.from_url(server.url)
+    try:
+        await RedisAuditRelay(client, fallback=None).append_many([record(n) for n in range(3)])
+    finally:
+        await client.aclose()
+    sync = redis.Redis.from_url(server.url)
+
+    class Dying:
+        def write_many(self, batch: object) -> None:
+            raise RuntimeError("the worker died before its transaction committed")
+
+    with pytest.raises(RuntimeError):
+        AuditRelayConsumer(sync, Dying(), name="dead", block_ms=100).drain_once()
+    assert instances(store) == []
+    survivor = AuditRelayConsumer(sync, store, name="alive", block_ms=100, claim_idle_ms=200)
+    assert survivor.drain_once() == 0, "not idle long enough yet: still the dead consumer's"
+    await asyncio.sleep(0.3)
+    assert survivor.drain_once() == 3
+    assert instances(store) == ["instance-0", "instance-1", "instance-2"]
+
+
+def test_the_thread_stops_and_writes_what_is_left(server: RedisHandle, store: AuditStore) -> None:
+    sync = redis.Redis.from_url(server.url)
+    consumer = AuditRelayConsumer(sync, store, block_ms=100)
+    consumer.start()
+    sync.xadd(keys.AUDIT_STREAM, {b"r": canonical(record(7))})
+    consumer.stop()
+    assert "instance-7" in instances(store)
