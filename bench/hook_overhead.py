@@ -25,21 +25,15 @@ errors during the load); a missed target is a FAIL line in the output, not an ex
 from __future__ import annotations
 
 import argparse
-import asyncio
-import contextlib
-import importlib.util
 import json
 import math
 import os
 import random
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,13 +42,31 @@ from typing import Any
 import orjson
 from fastapi import FastAPI, Request, Response
 
-from bench.stats import percentile
+from bench.load import (
+    LOOPBACK,
+    REPO_ROOT,
+    BenchError,
+    RequestsExhausted,
+    Server,
+    clean_env,
+    closed_loop,
+    fastest,
+    finite,
+    loopback_client,
+    percent,
+    positive,
+    post_head,
+    progress,
+    round_medians,
+    run_fastest,
+    run_loadgen,
+    start_uvicorn,
+    verdict,
+)
 from plugin.cards import ServiceResult
 from plugin.services import HookCall, ServiceDeclaration
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 SYNTHEA = REPO_ROOT.parent / "shared" / "fixtures" / "synthea"
-LOOPBACK = "127.0.0.1"
 CONFIG_ENV = "HOOK_BENCH_CONFIG"
 ISSUER = "https://ehr.bench.invalid"
 FHIR_BASE = "https://ehr.bench.invalid/fhir/r4"  # .invalid never resolves: nothing can be fetched back
@@ -84,10 +96,6 @@ class TrivialService:
 
     def evaluate(self, call: HookCall) -> ServiceResult:
         return ServiceResult()
-
-
-class BenchError(RuntimeError):
-    """The benchmark could not measure what it claims to: reported, and the exit status is 1."""
 
 
 # --- the request ------------------------------------------------------------------------------------
@@ -311,92 +319,17 @@ def hook_app(config: dict[str, Any]) -> Any:
     return create_app(settings, ServiceRegistry([TrivialService()]))
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind((LOOPBACK, 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-def _fastest(module: str, fallback: str) -> str:
-    return module if importlib.util.find_spec(module) is not None else fallback
-
-
-@dataclass
-class Server:
-    kind: str
-    port: int
-    process: subprocess.Popen[bytes]
-    log: Path
-
-    @property
-    def url(self) -> str:
-        return f"http://{LOOPBACK}:{self.port}"
-
-    def stop(self) -> None:
-        """SIGTERM to this pid, SIGKILL if it has not exited in 5 s; idempotent."""
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=5)
-
-    def log_tail(self, lines: int = 15) -> str:
-        with contextlib.suppress(OSError):
-            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
-        return "(no log)"
-
-
-def _loopback_client() -> Any:
-    import httpx
-
-    # trust_env=False: an HTTP(S)_PROXY in the environment must not route loopback calls elsewhere.
-    return httpx.Client(trust_env=False, timeout=10.0)
-
-
 def start_server(kind: str, extra: dict[str, Any], workdir: Path, stack: ExitStack) -> Server:
     """Start one uvicorn process and wait until it answers HTTP; retried on another port if it dies.
 
     The process is registered on `stack` to be stopped by pid however the benchmark ends.
     """
-    import httpx
 
-    loop, http = _fastest("uvloop", "asyncio"), _fastest("httptools", "h11")
-    # R1CDS_* in the caller's environment would change the settings under test: the overrides are the
-    # whole configuration here.
-    env = {name: value for name, value in os.environ.items() if not name.startswith("R1CDS_")}
-    failure = "(not started)"
-    for attempt in range(3):
-        port = _free_port()
-        env[CONFIG_ENV] = json.dumps({"kind": kind, "public_base": f"http://{LOOPBACK}:{port}", **extra})
-        log = workdir / f"{kind}-{attempt}.log"
-        command = [
-            sys.executable, "-m", "uvicorn", "--factory", "bench.hook_overhead:app_from_env",
-            "--host", LOOPBACK, "--port", str(port), "--workers", "1", "--loop", loop, "--http", http,
-            "--no-access-log", "--log-level", "warning", "--lifespan", "on",
-            "--timeout-graceful-shutdown", "2",
-        ]  # fmt: skip
-        with log.open("wb") as log_file:
-            process = subprocess.Popen(
-                command, cwd=REPO_ROOT, env=env, stdin=subprocess.DEVNULL, stdout=log_file, stderr=log_file
-            )
-        server = Server(kind, port, process, log)
-        stack.callback(server.stop)
-        deadline = time.monotonic() + 30
-        with _loopback_client() as client:
-            while time.monotonic() < deadline and process.poll() is None:
-                try:
-                    client.get(f"{server.url}/", timeout=1.0)  # any answer, even 404, means it is serving
-                    return server
-                except httpx.TransportError:
-                    time.sleep(0.1)
-        server.stop()
-        failure = server.log_tail()
-        if time.monotonic() >= deadline:
-            break  # slow, not a port taken meanwhile: another port would not help
-    raise BenchError(f"the {kind} server did not start:\n{failure}")
+    def env_for_port(port: int) -> dict[str, str]:
+        config = {"kind": kind, "public_base": f"http://{LOOPBACK}:{port}", **extra}
+        return clean_env({CONFIG_ENV: json.dumps(config)})
+
+    return start_uvicorn(kind, "bench.hook_overhead:app_from_env", env_for_port, workdir, stack, grace_s=5.0)
 
 
 def preflight(row: Row, body: bytes, token: str | None = None) -> None:
@@ -404,124 +337,21 @@ def preflight(row: Row, body: bytes, token: str | None = None) -> None:
     headers = {"content-type": "application/json"}
     if token is not None:
         headers["authorization"] = f"Bearer {token}"
-    with _loopback_client() as client:
+    with loopback_client() as client:
         response = client.post(f"{row.server.url}{row.path}", content=body, headers=headers)
     if response.status_code != 200 or response.content != row.expected:
         raise BenchError(
             f"{row.label}: expected 200 with {row.expected[:60]!r}, got {response.status_code} "
-            f"{response.content[:300]!r}\n{row.server.log_tail()}"
+            f"{response.content[:300]!r}\n{row.server.child.log_tail(15)}"
         )
 
 
 # --- the load generator (its own process) -----------------------------------------------------------
 
 
-class _TokensExhausted(Exception):
-    pass
-
-
-@dataclass
-class _Stats:
-    latencies: list[float] = field(default_factory=list)
-    errors: Counter[str] = field(default_factory=Counter)
-    exhausted_at: float | None = None
-
-
-async def _read_response(reader: asyncio.StreamReader) -> tuple[int, bytes]:
-    head = await reader.readuntil(b"\r\n\r\n")
-    status = int(head[9:12])
-    marker = head.lower().find(b"\r\ncontent-length:")
-    if marker < 0:
-        raise ValueError("response without Content-Length")
-    length = int(head[marker + 17 : head.index(b"\r\n", marker + 2)])
-    return status, await reader.readexactly(length)
-
-
-async def _client(
-    port: int,
-    next_request: Callable[[], bytes],
-    expected: bytes,
-    window: tuple[float, float],
-    stats: _Stats,
-) -> None:
-    """One keep-alive connection in a closed loop: send, read the whole answer, check it, repeat."""
-    measure_from, measure_until = window
-    reader: asyncio.StreamReader | None = None
-    writer: asyncio.StreamWriter | None = None
-    try:
-        while time.perf_counter() < measure_until:
-            try:
-                request = next_request()
-            except _TokensExhausted:
-                stats.exhausted_at = min(stats.exhausted_at or math.inf, time.perf_counter())
-                return
-            try:
-                if reader is None or writer is None:
-                    reader, writer = await asyncio.open_connection(LOOPBACK, port)
-                started = time.perf_counter()
-                writer.write(request)
-                status, payload = await _read_response(reader)
-                finished = time.perf_counter()
-            except (
-                OSError,
-                EOFError,
-                asyncio.IncompleteReadError,
-                asyncio.LimitOverrunError,
-                ValueError,
-            ) as exc:
-                stats.errors[type(exc).__name__] += 1
-                if writer is not None:
-                    writer.close()
-                reader = writer = None
-                await asyncio.sleep(0.01)
-                continue
-            if status != 200:
-                stats.errors[f"HTTP {status}"] += 1
-            elif payload != expected:
-                stats.errors["unexpected body"] += 1
-            if measure_from <= started and finished <= measure_until:
-                stats.latencies.append(finished - started)
-    finally:
-        if writer is not None:
-            writer.close()
-            with contextlib.suppress(OSError):
-                await writer.wait_closed()
-
-
-def _cpu_seconds(pid: int) -> float | None:
-    """User plus system CPU time of a process, from /proc (Linux); None elsewhere."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except (OSError, IndexError):
-        return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-async def _sample_cpu(server_pid: int, window: tuple[float, float]) -> tuple[float | None, float]:
-    """Share of one core the server and this client used during the measured window."""
-    await asyncio.sleep(max(0.0, window[0] - time.perf_counter()))
-    server_before, client_before, wall_before = (
-        _cpu_seconds(server_pid),
-        time.process_time(),
-        time.perf_counter(),
-    )
-    await asyncio.sleep(max(0.0, window[1] - time.perf_counter()))
-    server_after, client_after, wall_after = (
-        _cpu_seconds(server_pid),
-        time.process_time(),
-        time.perf_counter(),
-    )
-    wall = wall_after - wall_before
-    server = None if server_before is None or server_after is None else (server_after - server_before) / wall
-    return server, (client_after - client_before) / wall
-
-
 async def _generate_load(spec: dict[str, Any], body: bytes, tokens: list[bytes] | None) -> dict[str, Any]:
     port: int = spec["port"]
-    head = (
-        f"POST {spec['path']} HTTP/1.1\r\nHost: {LOOPBACK}:{port}\r\n"
-        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
-    ).encode()
+    head = post_head(spec["path"], port, len(body))
     if tokens is None:
         fixed = head + b"\r\n" + body
 
@@ -533,35 +363,33 @@ async def _generate_load(spec: dict[str, Any], body: bytes, tokens: list[bytes] 
         def next_request() -> bytes:
             token = next(pool, None)
             if token is None:
-                raise _TokensExhausted
+                raise RequestsExhausted
             return head + b"Authorization: Bearer " + token + b"\r\n\r\n" + body
 
-    stats = _Stats()
-    start = time.perf_counter()
-    window = (start + spec["warmup_s"], start + spec["warmup_s"] + spec["duration_s"])
-    # A hung server must not hang the benchmark: everything ends a fixed time after the window.
-    async with asyncio.timeout(spec["warmup_s"] + spec["duration_s"] + 30):
-        sampler = asyncio.create_task(_sample_cpu(spec["server_pid"], window))
-        clients = [
-            _client(port, next_request, spec["expected"].encode("latin-1"), window, stats)
-            for _ in range(spec["concurrency"])
-        ]
-        await asyncio.gather(*clients)
-        server_cpu, client_cpu = await sampler
+    expected = spec["expected"].encode("latin-1")
+    measured = await closed_loop(
+        port,
+        next_request,
+        lambda payload: payload == expected,
+        concurrency=spec["concurrency"],
+        warmup_s=spec["warmup_s"],
+        duration_s=spec["duration_s"],
+        server_pid=spec["server_pid"],
+    )
+    stats = measured.stats
     measured_s = spec["duration_s"]
     if stats.exhausted_at is not None:
-        measured_s = max(1e-3, min(measured_s, stats.exhausted_at - window[0]))
-    ordered = sorted(stats.latencies)
+        measured_s = max(1e-3, min(measured_s, stats.exhausted_at - measured.window[0]))
     return {
-        "completed": len(ordered),
+        "completed": len(stats.latencies),
         "measured_s": measured_s,
-        "rps": len(ordered) / measured_s,
-        "p50_ms": percentile(ordered, 0.50) * 1000 if ordered else math.nan,
-        "p99_ms": percentile(ordered, 0.99) * 1000 if ordered else math.nan,
-        "mean_ms": statistics.fmean(ordered) * 1000 if ordered else math.nan,
+        "rps": len(stats.latencies) / measured_s,
+        "p50_ms": measured.latency_ms(0.50),
+        "p99_ms": measured.latency_ms(0.99),
+        "mean_ms": statistics.fmean(stats.latencies) * 1000 if stats.latencies else math.nan,
         "errors": dict(stats.errors),
-        "server_cpu": server_cpu,
-        "client_cpu": client_cpu,
+        "server_cpu": measured.server_cpu,
+        "client_cpu": measured.client_cpu,
         "tokens_exhausted": stats.exhausted_at is not None,
     }
 
@@ -582,13 +410,7 @@ def loadgen_main(spec_path: Path) -> int:
     body = Path(spec["body_file"]).read_bytes()
     # Minted before the clock starts, so signing costs the client nothing during the window.
     tokens = _mint_tokens(spec["auth"]) if spec.get("auth") else None
-    loop_factory = None
-    if importlib.util.find_spec("uvloop") is not None:
-        import uvloop
-
-        loop_factory = uvloop.new_event_loop
-    with asyncio.Runner(loop_factory=loop_factory) as runner:
-        result = runner.run(_generate_load(spec, body, tokens))
+    result = run_fastest(_generate_load(spec, body, tokens))
     result["tokens_minted"] = len(tokens or ())
     sys.stdout.write(json.dumps(result))
     return 0
@@ -619,26 +441,13 @@ def run_load(
         "concurrency": args.concurrency,
         "warmup_s": args.warmup,
         "duration_s": args.duration,
-        "server_pid": row.server.process.pid,
+        "server_pid": row.server.child.process.pid,
     }
     if row.auth is not None:
         spec["auth"] = {**row.auth, "count": tokens}
     spec_file = workdir / f"load-{row.key}-{len(row.rounds)}.json"
     # It holds the bench tenant's throwaway private key; the temporary directory is private (0700).
-    spec_file.write_text(json.dumps(spec))
-    command = [sys.executable, "-m", "bench.hook_overhead", "--loadgen", str(spec_file)]
-    limit = args.warmup + args.duration + 90
-    try:
-        done = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, timeout=limit, check=False)
-    except subprocess.TimeoutExpired:
-        # subprocess.run has already killed and reaped the load generator.
-        raise BenchError(f"{row.label}: the load generator ran past {limit} s") from None
-    if done.returncode != 0:
-        raise BenchError(
-            f"{row.label}: the load generator failed:\n{done.stderr.decode(errors='replace')[-2000:]}"
-        )
-    result: dict[str, Any] = json.loads(done.stdout)
-    return result
+    return run_loadgen("bench.hook_overhead", row.label, spec, spec_file, args.warmup + args.duration + 90)
 
 
 def _token_budget(rows: list[Row], args: argparse.Namespace) -> int:
@@ -649,11 +458,6 @@ def _token_budget(rows: list[Row], args: argparse.Namespace) -> int:
     floor_rates = [result["rps"] for result in rows[0].rounds]
     rate = max(hook_rates or floor_rates or [4000.0])
     return int(rate * (args.warmup + args.duration) * 1.3) + 500
-
-
-def _median(values: list[float]) -> float:
-    finite = [v for v in values if v is not None and not math.isnan(v)]
-    return statistics.median(finite) if finite else math.nan
 
 
 @dataclass
@@ -673,32 +477,14 @@ def summarise(rows: list[Row]) -> list[Summary]:
     floor = rows[0]
     out = []
     for row in rows:
-        pairs = list(zip(row.rounds, floor.rounds, strict=True))
-        out.append(
-            Summary(
-                row=row,
-                rps=_median([r["rps"] for r in row.rounds]),
-                p50_ms=_median([r["p50_ms"] for r in row.rounds]),
-                p99_ms=_median([r["p99_ms"] for r in row.rounds]),
-                # Ratios round by round, then the median: each pair ran back to back, so drift cancels.
-                throughput_ratio=_median([r["rps"] / f["rps"] for r, f in pairs if f["rps"]]),
-                p99_ratio=_median([r["p99_ms"] / f["p99_ms"] for r, f in pairs if f["p99_ms"]]),
-                errors=sum(sum(r["errors"].values()) for r in row.rounds),
-                server_cpu=_median([r["server_cpu"] for r in row.rounds]),
-                client_cpu=_median([r["client_cpu"] for r in row.rounds]),
-            )
-        )
+        out.append(Summary(row=row, **round_medians(row.rounds, floor.rounds)))
     return out
-
-
-def _percent(value: float) -> str:
-    return "n/a" if math.isnan(value) else f"{value * 100:.0f}%"
 
 
 def render(
     summaries: list[Summary], body: RequestBody, args: argparse.Namespace, notes: list[str]
 ) -> list[str]:
-    loop, http = _fastest("uvloop", "asyncio"), _fastest("httptools", "h11")
+    loop, http = fastest("uvloop", "asyncio"), fastest("httptools", "h11")
     counts = ", ".join(f"{n} {kind}" for kind, n in body.counts.items())
     lines = [
         f"R1 CDS hook overhead: {len(body.data) / 1024:.1f} KB patient-view request ({counts}) from {body.source}",
@@ -713,7 +499,7 @@ def render(
     for s in summaries:
         lines.append(
             f"{s.row.label:<28} {s.rps:>8.0f} {s.p50_ms:>8.2f} {s.p99_ms:>8.2f} {s.throughput_ratio:>14.2f}x "
-            f"{s.p99_ratio:>12.2f}x {s.errors:>7} {_percent(s.server_cpu):>11} {_percent(s.client_cpu):>11}"
+            f"{s.p99_ratio:>12.2f}x {s.errors:>7} {percent(s.server_cpu):>11} {percent(s.client_cpu):>11}"
         )
     lines.append("")
     lines.append("per round, req/s: " + "; ".join(
@@ -727,22 +513,22 @@ def render(
             lines += [
                 f"INFO  {s.row.label}: throughput {s.throughput_ratio:.2f}x floor, p99 {s.p99_ratio:.2f}x floor "
                 "(the floor does no signature check)",
-                _verdict(
+                verdict(
                     s.p99_ms <= DESIGN_P99_MS,
                     f"{s.row.label}: DESIGN §9 cache-path p99 {s.p99_ms:.1f} ms (target <= {DESIGN_P99_MS:g} ms)",
                 ),
             ]
             continue
         lines += [
-            _verdict(
+            verdict(
                 s.throughput_ratio >= TARGET_THROUGHPUT_RATIO,
                 f"{s.row.label}: throughput {s.throughput_ratio:.2f}x floor (target >= {TARGET_THROUGHPUT_RATIO}x)",
             ),
-            _verdict(
+            verdict(
                 s.p99_ratio <= TARGET_P99_RATIO,
                 f"{s.row.label}: p99 {s.p99_ratio:.2f}x floor (target <= {TARGET_P99_RATIO:g}x)",
             ),
-            _verdict(
+            verdict(
                 s.p99_ms <= DESIGN_P99_MS,
                 f"{s.row.label}: DESIGN §9 cache-path p99 {s.p99_ms:.1f} ms (target <= {DESIGN_P99_MS:g} ms)",
             ),
@@ -752,23 +538,15 @@ def render(
             failures = Counter[str]()
             for r in s.row.rounds:
                 failures.update(r["errors"])
-            lines.append(_verdict(False, f"{s.row.label}: {s.errors} failed responses {dict(failures)}"))
+            lines.append(verdict(False, f"{s.row.label}: {s.errors} failed responses {dict(failures)}"))
     floor = summaries[0]
     if not math.isnan(floor.server_cpu) and floor.server_cpu < SATURATED_CPU:
         notes.append(
-            f"the floor server used {_percent(floor.server_cpu)} of a core: it was not saturated (client-bound "
+            f"the floor server used {percent(floor.server_cpu)} of a core: it was not saturated (client-bound "
             "or a busy machine), so the ratios may understate R1 CDS's overhead"
         )
     lines += [f"note: {note}" for note in notes]
     return lines
-
-
-def _verdict(passed: bool, text: str) -> str:
-    return f"{'PASS' if passed else 'FAIL'}  {text}"
-
-
-def _progress(text: str) -> None:
-    print(text, file=sys.stderr, flush=True)
 
 
 def _start_rows(
@@ -807,7 +585,7 @@ def _start_rows(
         auth={"kid": key.kid, "private_jwk": key.key.as_dict(private=True), "audience": audience},
     )
     # Auth must really be on, or this row would measure the previous one again.
-    with _loopback_client() as client:
+    with loopback_client() as client:
         response = client.post(f"{server.url}{HOOK_PATH}", content=body.data)
     if response.status_code != 401:
         raise BenchError(f"{row.label}: a call without a token answered {response.status_code}, not 401")
@@ -840,7 +618,7 @@ def orchestrate(args: argparse.Namespace) -> int:
             for row in order:
                 result = run_load(row, args, body_file, workdir, _token_budget(rows, args))
                 row.rounds.append(result)
-                _progress(
+                progress(
                     f"round {round_index + 1}/{args.rounds} {row.key:<9} {result['rps']:8.0f} req/s "
                     f"p99 {result['p99_ms']:7.2f} ms errors {sum(result['errors'].values())}"
                 )
@@ -868,8 +646,8 @@ def _write_json(
             "rounds": args.rounds,
             "concurrency": args.concurrency,
             "cpus": os.cpu_count(),
-            "loop": _fastest("uvloop", "asyncio"),
-            "http": _fastest("httptools", "h11"),
+            "loop": fastest("uvloop", "asyncio"),
+            "http": fastest("httptools", "h11"),
         },
         "request": {"bytes": len(body.data), "source": body.source, "resources": body.counts},
         "targets": {
@@ -895,28 +673,7 @@ def _write_json(
         ],
         "report": lines,
     }
-    path.write_text(json.dumps(_finite(document), indent=2, allow_nan=False) + "\n")
-
-
-def _finite(value: Any) -> Any:
-    """NaN (a row with no completed request) as JSON null: NaN is not JSON."""
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    if isinstance(value, dict):
-        return {key: _finite(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_finite(item) for item in value]
-    return value
-
-
-def _positive(kind: type[float] | type[int]) -> Callable[[str], Any]:
-    def parse(text: str) -> Any:
-        value = kind(text)
-        if value <= 0:
-            raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
-        return value
-
-    return parse
+    path.write_text(json.dumps(finite(document), indent=2, allow_nan=False) + "\n")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -924,14 +681,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         prog="python -m bench.hook_overhead", description=__doc__.splitlines()[0]
     )
     parser.add_argument(
-        "--duration", type=_positive(float), default=5.0, help="measured seconds per row and round"
+        "--duration", type=positive(float), default=5.0, help="measured seconds per row and round"
     )
-    parser.add_argument("--warmup", type=_positive(float), default=1.0, help="unmeasured seconds before each")
-    parser.add_argument("--concurrency", type=_positive(int), default=16, help="keep-alive connections")
+    parser.add_argument("--warmup", type=positive(float), default=1.0, help="unmeasured seconds before each")
+    parser.add_argument("--concurrency", type=positive(int), default=16, help="keep-alive connections")
     parser.add_argument(
-        "--rounds", type=_positive(int), default=3, help="interleaved rounds; medians reported"
+        "--rounds", type=positive(int), default=3, help="interleaved rounds; medians reported"
     )
-    parser.add_argument("--body-kb", type=_positive(float), default=30.0, help="request size to fill up to")
+    parser.add_argument("--body-kb", type=positive(float), default=30.0, help="request size to fill up to")
     parser.add_argument("--no-auth", action="store_true", help="skip the hook + JWT row")
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument("--loadgen", type=Path, help=argparse.SUPPRESS)  # internal: the load process

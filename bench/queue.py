@@ -49,16 +49,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import importlib.util
 import itertools
 import json
 import logging
 import math
 import os
 import secrets
-import signal
-import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -73,12 +69,31 @@ import orjson
 import redis
 from celery import Task, shared_task
 
+from bench.load import (
+    LOOPBACK,
+    BenchError,
+    Child,
+    Server,
+    clean_env,
+    closed_loop,
+    fastest,
+    finite,
+    loopback_client,
+    percent,
+    positive,
+    post_head,
+    progress,
+    round_medians,
+    run_fastest,
+    run_loadgen,
+    spawn,
+    start_uvicorn,
+    verdict,
+)
 from bench.stats import percentile
 from workers import keys
 from workers.settings import ReviewSettings
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-LOOPBACK = "127.0.0.1"
 CONFIG_ENV = "QUEUE_BENCH_CONFIG"
 HOOK_SERVICE = "r1-chart-review"
 HOOK_PATH = f"/cds-services/{HOOK_SERVICE}"
@@ -102,40 +117,6 @@ RAW_LIST = "r1cds:bench:raw"
 RAW_STOP = "stop"
 RESPONDER_IDLE_S = 120.0  # the raw responder exits by itself after this long without a request
 WORKER_READY_S = 60.0
-
-
-class BenchError(RuntimeError):
-    """The benchmark could not measure what it claims to: reported, and the exit status is 1."""
-
-
-def _progress(text: str) -> None:
-    print(text, file=sys.stderr, flush=True)
-
-
-def _verdict(passed: bool, text: str) -> str:
-    return f"{'PASS' if passed else 'FAIL'}  {text}"
-
-
-def _median(values: list[float]) -> float:
-    finite = [v for v in values if v is not None and not math.isnan(v)]
-    return statistics.median(finite) if finite else math.nan
-
-
-def _fastest(module: str, fallback: str) -> str:
-    return module if importlib.util.find_spec(module) is not None else fallback
-
-
-def _free_port() -> int:
-    from tests.support.redis_server import free_port
-
-    return free_port()
-
-
-def _clean_env(extra: dict[str, str]) -> dict[str, str]:
-    # R1CDS_* in the caller's environment would change the settings under test: `extra` is the whole
-    # configuration of a child process.
-    env = {name: value for name, value in os.environ.items() if not name.startswith("R1CDS_")}
-    return {**env, **extra, "PYTHONPATH": str(REPO_ROOT)}
 
 
 def _settings_env(settings: ReviewSettings) -> dict[str, str]:
@@ -165,48 +146,6 @@ def _bench_settings(
 # --- child processes ----------------------------------------------------------------------------------
 
 
-@dataclass
-class Child:
-    """A child process of the bench in its own session, its output in a private log; stopped by its pid."""
-
-    name: str
-    process: subprocess.Popen[bytes]
-    log_path: Path
-
-    def stop(self) -> None:
-        """SIGTERM, then SIGKILL to its process group (a prefork worker's children) after 10 s; idempotent."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait(timeout=10)
-
-    def log_tail(self, lines: int = 20) -> str:
-        with contextlib.suppress(OSError):
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        return "(no log)"
-
-
-def _spawn(name: str, command: list[str], env: dict[str, str], workdir: Path, stack: ExitStack) -> Child:
-    log_path = workdir / f"{name}-{secrets.token_hex(3)}.log"
-    with log_path.open("wb") as log_file:
-        process = subprocess.Popen(
-            command,
-            cwd=REPO_ROOT,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=log_file,
-            stderr=log_file,
-            start_new_session=True,  # its own process group, so the SIGKILL fallback reaches its children
-        )
-    child = Child(name, process, log_path)
-    stack.callback(child.stop)
-    return child
-
-
 def start_worker(
     settings: ReviewSettings, pool: str, workdir: Path, stack: ExitStack, *, echo: bool = False
 ) -> Child:
@@ -214,7 +153,7 @@ def start_worker(
     command = [sys.executable, "-m", "bench.queue", "--echo-worker", pool] if echo else [
         sys.executable, "-m", "cds_hooks.cli", "worker", "--pool", pool,
     ]  # fmt: skip
-    child = _spawn("worker", command, _clean_env(_settings_env(settings)), workdir, stack)
+    child = spawn("worker", command, clean_env(_settings_env(settings)), workdir, stack)
     deadline = time.monotonic() + WORKER_READY_S
     while time.monotonic() < deadline:
         if child.process.poll() is not None:
@@ -225,48 +164,14 @@ def start_worker(
     raise BenchError(f"the worker was not ready within {WORKER_READY_S:g} s:\n{child.log_tail()}")
 
 
-@dataclass
-class Server:
-    kind: str
-    port: int
-    child: Child
-
-    @property
-    def url(self) -> str:
-        return f"http://{LOOPBACK}:{self.port}"
-
-
 def start_server(kind: str, extra: dict[str, str], workdir: Path, stack: ExitStack) -> Server:
     """One uvicorn process serving `app_from_env` for `kind`; waits until it answers HTTP."""
-    import httpx
 
-    loop, http = _fastest("uvloop", "asyncio"), _fastest("httptools", "h11")
-    failure = "(not started)"
-    for _attempt in range(3):
-        port = _free_port()
-        env = _clean_env(
-            {**extra, CONFIG_ENV: json.dumps({"kind": kind, "public_base": f"http://{LOOPBACK}:{port}"})}
-        )
-        command = [
-            sys.executable, "-m", "uvicorn", "--factory", "bench.queue:app_from_env",
-            "--host", LOOPBACK, "--port", str(port), "--workers", "1", "--loop", loop, "--http", http,
-            "--no-access-log", "--log-level", "warning", "--lifespan", "on",
-            "--timeout-graceful-shutdown", "2",
-        ]  # fmt: skip
-        server = Server(kind, port, _spawn(kind, command, env, workdir, stack))
-        deadline = time.monotonic() + 30
-        with httpx.Client(trust_env=False, timeout=1.0) as client:
-            while time.monotonic() < deadline and server.child.process.poll() is None:
-                try:
-                    client.get(f"{server.url}/")  # any answer, even 404, means it is serving
-                    return server
-                except httpx.TransportError:
-                    time.sleep(0.1)
-        server.child.stop()
-        failure = server.child.log_tail()
-        if time.monotonic() >= deadline:
-            break  # slow, not a port taken meanwhile: another port would not help
-    raise BenchError(f"the {kind} server did not start:\n{failure}")
+    def env_for_port(port: int) -> dict[str, str]:
+        config = {"kind": kind, "public_base": f"http://{LOOPBACK}:{port}"}
+        return clean_env({**extra, CONFIG_ENV: json.dumps(config)})
+
+    return start_uvicorn(kind, "bench.queue:app_from_env", env_for_port, workdir, stack)
 
 
 def app_from_env() -> Any:
@@ -289,22 +194,6 @@ def app_from_env() -> Any:
 # --- measure 1: the cached hook against the floor ----------------------------------------------------
 
 
-@dataclass
-class _LoadStats:
-    latencies: list[float] = field(default_factory=list)
-    errors: Counter[str] = field(default_factory=Counter)
-
-
-async def _read_response(reader: asyncio.StreamReader) -> tuple[int, bytes]:
-    head = await reader.readuntil(b"\r\n\r\n")
-    status = int(head[9:12])
-    marker = head.lower().find(b"\r\ncontent-length:")
-    if marker < 0:
-        raise ValueError("response without Content-Length")
-    length = int(head[marker + 17 : head.index(b"\r\n", marker + 2)])
-    return status, await reader.readexactly(length)
-
-
 def _answer_check(kind: str, expected: bytes) -> Callable[[bytes], bool]:
     """The floor's answer must be the expected bytes; the hook's, a cache hit shaped like the expected one.
 
@@ -316,110 +205,34 @@ def _answer_check(kind: str, expected: bytes) -> Callable[[bytes], bool]:
     return lambda payload: len(payload) == len(expected) and AI_LABEL in payload and PENDING not in payload
 
 
-async def _client(
-    port: int,
-    request: bytes,
-    check: Callable[[bytes], bool],
-    window: tuple[float, float],
-    stats: _LoadStats,
-) -> None:
-    """One keep-alive connection in a closed loop: send, read the whole answer, check it, repeat."""
-    measure_from, measure_until = window
-    reader: asyncio.StreamReader | None = None
-    writer: asyncio.StreamWriter | None = None
-    try:
-        while time.perf_counter() < measure_until:
-            try:
-                if reader is None or writer is None:
-                    reader, writer = await asyncio.open_connection(LOOPBACK, port)
-                started = time.perf_counter()
-                writer.write(request)
-                status, payload = await _read_response(reader)
-                finished = time.perf_counter()
-            except (
-                OSError,
-                EOFError,
-                asyncio.IncompleteReadError,
-                asyncio.LimitOverrunError,
-                ValueError,
-            ) as exc:
-                stats.errors[type(exc).__name__] += 1
-                if writer is not None:
-                    writer.close()
-                reader = writer = None
-                await asyncio.sleep(0.01)
-                continue
-            if status != 200:
-                stats.errors[f"HTTP {status}"] += 1
-            elif not check(payload):
-                stats.errors["unexpected body"] += 1
-            if measure_from <= started and finished <= measure_until:
-                stats.latencies.append(finished - started)
-    finally:
-        if writer is not None:
-            writer.close()
-            with contextlib.suppress(OSError):
-                await writer.wait_closed()
-
-
-def _cpu_seconds(pid: int) -> float | None:
-    """User plus system CPU time of a process, from /proc (Linux); None elsewhere."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except (OSError, IndexError):
-        return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 async def _generate_load(spec: dict[str, Any], body: bytes) -> dict[str, Any]:
     port: int = spec["port"]
-    request = (
-        f"POST {spec['path']} HTTP/1.1\r\nHost: {LOOPBACK}:{port}\r\n"
-        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
-    ).encode() + body
-    check = _answer_check(spec["check"], spec["expected"].encode("latin-1"))
-    stats = _LoadStats()
-    start = time.perf_counter()
-    window = (start + spec["warmup_s"], start + spec["warmup_s"] + spec["duration_s"])
-
-    async def sample_cpu() -> tuple[float | None, float]:
-        await asyncio.sleep(max(0.0, window[0] - time.perf_counter()))
-        server0, client0, wall0 = _cpu_seconds(spec["server_pid"]), time.process_time(), time.perf_counter()
-        await asyncio.sleep(max(0.0, window[1] - time.perf_counter()))
-        server1, client1, wall1 = _cpu_seconds(spec["server_pid"]), time.process_time(), time.perf_counter()
-        wall = wall1 - wall0
-        server = None if server0 is None or server1 is None else (server1 - server0) / wall
-        return server, (client1 - client0) / wall
-
-    # A hung server must not hang the benchmark: everything ends a fixed time after the window.
-    async with asyncio.timeout(spec["warmup_s"] + spec["duration_s"] + 30):
-        sampler = asyncio.create_task(sample_cpu())
-        await asyncio.gather(
-            *(_client(port, request, check, window, stats) for _ in range(spec["concurrency"]))
-        )
-        server_cpu, client_cpu = await sampler
-    ordered = sorted(stats.latencies)
+    request = post_head(spec["path"], port, len(body)) + b"\r\n" + body
+    measured = await closed_loop(
+        port,
+        lambda: request,
+        _answer_check(spec["check"], spec["expected"].encode("latin-1")),
+        concurrency=spec["concurrency"],
+        warmup_s=spec["warmup_s"],
+        duration_s=spec["duration_s"],
+        server_pid=spec["server_pid"],
+    )
+    completed = len(measured.stats.latencies)
     return {
-        "completed": len(ordered),
-        "rps": len(ordered) / spec["duration_s"],
-        "p50_ms": percentile(ordered, 0.50) * 1000 if ordered else math.nan,
-        "p99_ms": percentile(ordered, 0.99) * 1000 if ordered else math.nan,
-        "errors": dict(stats.errors),
-        "server_cpu": server_cpu,
-        "client_cpu": client_cpu,
+        "completed": completed,
+        "rps": completed / spec["duration_s"],
+        "p50_ms": measured.latency_ms(0.50),
+        "p99_ms": measured.latency_ms(0.99),
+        "errors": dict(measured.stats.errors),
+        "server_cpu": measured.server_cpu,
+        "client_cpu": measured.client_cpu,
     }
 
 
 def loadgen_main(spec_path: Path) -> int:
     spec = json.loads(spec_path.read_text())
     body = Path(spec["body_file"]).read_bytes()
-    loop_factory = None
-    if importlib.util.find_spec("uvloop") is not None:
-        import uvloop
-
-        loop_factory = uvloop.new_event_loop
-    with asyncio.Runner(loop_factory=loop_factory) as runner:
-        result = runner.run(_generate_load(spec, body))
+    result = run_fastest(_generate_load(spec, body))
     sys.stdout.write(json.dumps(result))
     return 0
 
@@ -447,25 +260,11 @@ def _run_load(row: HookRow, args: argparse.Namespace, body_file: Path, workdir: 
         "server_pid": row.server.child.process.pid,
     }
     spec_file = workdir / f"load-{row.key}-{len(row.rounds)}.json"
-    spec_file.write_text(json.dumps(spec))
-    command = [sys.executable, "-m", "bench.queue", "--loadgen", str(spec_file)]
-    limit = args.warmup + args.duration + 90
-    try:
-        done = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, timeout=limit, check=False)
-    except subprocess.TimeoutExpired:
-        raise BenchError(f"{row.label}: the load generator ran past {limit:g} s") from None
-    if done.returncode != 0:
-        raise BenchError(
-            f"{row.label}: the load generator failed:\n{done.stderr.decode(errors='replace')[-2000:]}"
-        )
-    result: dict[str, Any] = json.loads(done.stdout)
-    return result
+    return run_loadgen("bench.queue", row.label, spec, spec_file, args.warmup + args.duration + 90)
 
 
 def _post(url: str, body: bytes) -> tuple[int, bytes]:
-    import httpx
-
-    with httpx.Client(trust_env=False, timeout=10.0) as client:
+    with loopback_client() as client:
         response = client.post(url, content=body, headers={"content-type": "application/json"})
     return response.status_code, response.content
 
@@ -535,7 +334,7 @@ def measure_hook(args: argparse.Namespace, workdir: Path) -> tuple[list[HookSumm
             for row in rows[index % 2 :] + rows[: index % 2]:
                 result = _run_load(row, args, body_file, workdir)
                 row.rounds.append(result)
-                _progress(
+                progress(
                     f"[1] round {index + 1}/{args.rounds} {row.key:<6} {result['rps']:7.0f} req/s "
                     f"p99 {result['p99_ms']:6.2f} ms errors {sum(result['errors'].values())}"
                 )
@@ -543,20 +342,9 @@ def measure_hook(args: argparse.Namespace, workdir: Path) -> tuple[list[HookSumm
     floor_row = rows[0]
     summaries = []
     for row in rows:
-        pairs = list(zip(row.rounds, floor_row.rounds, strict=True))
         summaries.append(
             HookSummary(
-                key=row.key,
-                label=row.label,
-                rps=_median([r["rps"] for r in row.rounds]),
-                p50_ms=_median([r["p50_ms"] for r in row.rounds]),
-                p99_ms=_median([r["p99_ms"] for r in row.rounds]),
-                throughput_ratio=_median([r["rps"] / f["rps"] for r, f in pairs if f["rps"]]),
-                p99_ratio=_median([r["p99_ms"] / f["p99_ms"] for r, f in pairs if f["p99_ms"]]),
-                errors=sum(sum(r["errors"].values()) for r in row.rounds),
-                server_cpu=_median([r["server_cpu"] for r in row.rounds]),
-                client_cpu=_median([r["client_cpu"] for r in row.rounds]),
-                rounds=row.rounds,
+                key=row.key, label=row.label, **round_medians(row.rounds, floor_row.rounds), rounds=row.rounds
             )
         )
     facts = {
@@ -567,12 +355,8 @@ def measure_hook(args: argparse.Namespace, workdir: Path) -> tuple[list[HookSumm
     return summaries, facts
 
 
-def _percent(value: float) -> str:
-    return "n/a" if value is None or math.isnan(value) else f"{value * 100:.0f}%"
-
-
 def render_hook(summaries: list[HookSummary], facts: dict[str, Any], args: argparse.Namespace) -> list[str]:
-    loop, http = _fastest("uvloop", "asyncio"), _fastest("httptools", "h11")
+    loop, http = fastest("uvloop", "asyncio"), fastest("httptools", "h11")
     lines = [
         f"[1] cached hook vs floor: patient-view for the governance corpus chart, {facts['request_bytes']} B "
         f"request, {facts['answer_bytes']} B cached answer (rule cards + AI card)",
@@ -586,16 +370,16 @@ def render_hook(summaries: list[HookSummary], facts: dict[str, Any], args: argpa
     for s in summaries:
         lines.append(
             f"{s.label:<28} {s.rps:>8.0f} {s.p50_ms:>8.2f} {s.p99_ms:>8.2f} {s.throughput_ratio:>14.2f}x "
-            f"{s.p99_ratio:>12.2f}x {s.errors:>7} {_percent(s.server_cpu):>11} {_percent(s.client_cpu):>11}"
+            f"{s.p99_ratio:>12.2f}x {s.errors:>7} {percent(s.server_cpu):>11} {percent(s.client_cpu):>11}"
         )
     hook = summaries[1]
     lines += [
         "",
-        _verdict(
+        verdict(
             hook.throughput_ratio >= TARGET_THROUGHPUT_RATIO,
             f"[1] cached hook throughput {hook.throughput_ratio:.2f}x floor (target >= {TARGET_THROUGHPUT_RATIO}x)",
         ),
-        _verdict(
+        verdict(
             hook.p99_ms <= TARGET_HOOK_P99_MS,
             f"[1] cached hook p99 {hook.p99_ms:.1f} ms (target <= {TARGET_HOOK_P99_MS:g} ms)",
         ),
@@ -607,16 +391,16 @@ def render_hook(summaries: list[HookSummary], facts: dict[str, Any], args: argpa
             failures: Counter[str] = Counter()
             for r in s.rounds:
                 failures.update(r["errors"])
-            lines.append(_verdict(False, f"[1] {s.label}: {s.errors} failed responses {dict(failures)}"))
+            lines.append(verdict(False, f"[1] {s.label}: {s.errors} failed responses {dict(failures)}"))
     floor = summaries[0]
     if not math.isnan(floor.server_cpu) and floor.server_cpu < SATURATED_CPU:
         lines.append(
-            f"note: the floor server used {_percent(floor.server_cpu)} of a core: not saturated (a busy machine "
+            f"note: the floor server used {percent(floor.server_cpu)} of a core: not saturated (a busy machine "
             "or a client-bound load), so its throughput, and the hook's ratio to it, are less certain"
         )
     if facts["model_requests"] != 1:
         lines.append(
-            _verdict(False, f"[1] {facts['model_requests']} model requests; one expected (cache hits)")
+            verdict(False, f"[1] {facts['model_requests']} model requests; one expected (cache hits)")
         )
     return lines
 
@@ -730,10 +514,10 @@ def measure_enqueue(args: argparse.Namespace, workdir: Path) -> tuple[list[Enque
         # No model is called; the URL only satisfies the settings' validation.
         settings = _bench_settings(workdir, served.url, f"http://{LOOPBACK}:9", "bench-echo")
         start_worker(settings, args.pool, workdir, stack, echo=True)
-        responder = _spawn(
+        responder = spawn(
             "raw-responder",
             [sys.executable, "-m", "bench.queue", "--raw-responder"],
-            _clean_env({"R1CDS_REDIS_URL": served.url, "QUEUE_BENCH_CHANNEL": channel}),
+            clean_env({"R1CDS_REDIS_URL": served.url, "QUEUE_BENCH_CHANNEL": channel}),
             workdir,
             stack,
         )
@@ -777,7 +561,7 @@ def measure_enqueue(args: argparse.Namespace, workdir: Path) -> tuple[list[Enque
         for index in range(args.rounds):
             for row in rows[index % 3 :] + rows[: index % 3]:
                 row.samples += runners[row.key](args.samples)
-            _progress(
+            progress(
                 f"[2] round {index + 1}/{args.rounds} "
                 + " ".join(f"{row.key} p50 {row.p(0.5):.2f} ms" for row in rows)
             )
@@ -857,11 +641,11 @@ def render_enqueue(rows: list[EnqueueRow], facts: dict[str, Any], args: argparse
     ratio = celery.p(0.5) / raw.p(0.5)
     lines += [
         "",
-        _verdict(
+        verdict(
             celery.p(0.5) <= TARGET_ENQUEUE_P50_MS,
             f"[2] Celery enqueue → result p50 {celery.p(0.5):.2f} ms (target <= {TARGET_ENQUEUE_P50_MS:g} ms)",
         ),
-        _verdict(
+        verdict(
             ratio <= TARGET_ENQUEUE_RAW_RATIO,
             f"[2] Celery enqueue → result p50 {ratio:.2f}x the raw Redis round trip "
             f"(target <= {TARGET_ENQUEUE_RAW_RATIO:g}x)",
@@ -987,7 +771,7 @@ def measure_scaling(args: argparse.Namespace, workdir: Path) -> list[SlotRow]:
             if rows:
                 row.speedup = row.throughput / rows[-1].throughput
             rows.append(row)
-            _progress(
+            progress(
                 f"[3] slots {slots}: {row.reviews} reviews in {row.seconds:.2f} s = {row.throughput:.2f}/s "
                 f"(ideal {row.ideal:.2f}/s), {row.model_requests} model requests"
             )
@@ -1012,7 +796,7 @@ def render_scaling(rows: list[SlotRow]) -> list[str]:
     lines.append("")
     for previous, row in itertools.pairwise(rows):
         lines.append(
-            _verdict(
+            verdict(
                 row.speedup >= TARGET_DOUBLING,
                 f"[3] slots {previous.slots} → {row.slots}: {row.speedup:.2f}x throughput "
                 f"(target >= {TARGET_DOUBLING}x per doubling)",
@@ -1021,7 +805,7 @@ def render_scaling(rows: list[SlotRow]) -> list[str]:
     for row in rows:
         if row.model_requests != row.reviews or row.ready != row.reviews:
             lines.append(
-                _verdict(
+                verdict(
                     False,
                     f"[3] slots {row.slots}: {row.model_requests} model requests and {row.ready} ready "
                     f"for {row.reviews} reviews",
@@ -1042,8 +826,8 @@ def orchestrate(args: argparse.Namespace) -> int:
         }
         | {
             "cpus": os.cpu_count(),
-            "loop": _fastest("uvloop", "asyncio"),
-            "http": _fastest("httptools", "h11"),
+            "loop": fastest("uvloop", "asyncio"),
+            "http": fastest("httptools", "h11"),
         },
         "targets": {
             "hook_throughput_ratio_min": TARGET_THROUGHPUT_RATIO,
@@ -1091,42 +875,19 @@ def orchestrate(args: argparse.Namespace) -> int:
     if args.json is not None:
         document["report"] = lines
         document["passed"] = not failed
-        args.json.write_text(json.dumps(_finite(document), indent=2, allow_nan=False) + "\n")
+        args.json.write_text(json.dumps(finite(document), indent=2, allow_nan=False) + "\n")
     return 1 if failed else 0
-
-
-def _finite(value: Any) -> Any:
-    """NaN as JSON null: NaN is not JSON."""
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    if isinstance(value, dict):
-        return {key: _finite(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_finite(item) for item in value]
-    return value
-
-
-def _positive(kind: type[float] | type[int]) -> Callable[[str], Any]:
-    def parse(text: str) -> Any:
-        value = kind(text)
-        if value <= 0:
-            raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
-        return value
-
-    return parse
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.queue", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a smaller run (about half the time)")
-    parser.add_argument(
-        "--duration", type=_positive(float), help="[1] measured seconds per row and round (5)"
-    )
-    parser.add_argument("--warmup", type=_positive(float), help="[1] unmeasured seconds before each (1)")
-    parser.add_argument("--concurrency", type=_positive(int), default=16, help="[1] keep-alive connections")
-    parser.add_argument("--rounds", type=_positive(int), help="[1] and [2] interleaved rounds (3)")
-    parser.add_argument("--samples", type=_positive(int), help="[2] round trips per row and round (300)")
-    parser.add_argument("--reviews", type=_positive(int), help="[3] reviews per slot setting (16)")
+    parser.add_argument("--duration", type=positive(float), help="[1] measured seconds per row and round (5)")
+    parser.add_argument("--warmup", type=positive(float), help="[1] unmeasured seconds before each (1)")
+    parser.add_argument("--concurrency", type=positive(int), default=16, help="[1] keep-alive connections")
+    parser.add_argument("--rounds", type=positive(int), help="[1] and [2] interleaved rounds (3)")
+    parser.add_argument("--samples", type=positive(int), help="[2] round trips per row and round (300)")
+    parser.add_argument("--reviews", type=positive(int), help="[3] reviews per slot setting (16)")
     parser.add_argument(
         "--pool", choices=("threads", "prefork", "solo"), default="threads", help="[2] worker pool"
     )

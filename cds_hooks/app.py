@@ -29,6 +29,8 @@ from cds_hooks.handlers import (
     HookHandler,
 )
 from cds_hooks.health import HealthHandler, ReadinessCheck
+from cds_hooks.metrics import CollectExtra
+from cds_hooks.metrics import router as metrics_router
 from cds_hooks.prefetch import PrefetchResolver
 from cds_hooks.replay import MemoryReplayStore, RedisReplayStore
 from cds_hooks.routes import WIRE_MODELS, router
@@ -55,6 +57,7 @@ def create_app(
     sync_budget_s: float = 2.5,
     readiness: Mapping[str, ReadinessCheck] | None = None,
     audit: AuditSink | None = None,
+    collect_extra: CollectExtra | None = None,
 ) -> FastAPI:
     """Build the app. Anything not injected is created in the lifespan from the settings.
 
@@ -63,6 +66,8 @@ def create_app(
     and clients) are entered for the app's lifetime. `readiness` adds named probes to /readyz (Redis is
     always one). `audit` receives the audit trail of hook calls and feedback (cds_hooks.handlers.AuditTrail
     writes to it after each answer); None writes none. The composition root owns it (opens, closes it).
+    `collect_extra` adds gauges read at scrape time (queue depth, in-flight model requests) to /metrics,
+    which serves the metrics directory the composition root enabled (cds_hooks.metrics).
     """
     settings = settings or load_settings()
     registry = registry or shipped_registry(
@@ -139,9 +144,11 @@ def create_app(
     )
     app.state.settings = settings
     app.state.registry = registry
+    app.state.collect_extra = collect_extra
     install_error_handlers(app)
     app.include_router(router)
     app.include_router(about_router)
+    app.include_router(metrics_router)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,

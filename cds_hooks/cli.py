@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import signal
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -51,11 +53,20 @@ def _settings(args: argparse.Namespace) -> tuple[Any, Any]:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from cds_hooks.stack import build_app
+    from cds_hooks.stack import build_app, metrics_dir
 
     settings, review = _settings(args)
-    _uvicorn(build_app(settings, review), settings)
+    # uvicorn re-raises SIGTERM once it has shut down: as in `r1cds up`, it unwinds like Ctrl-C instead of
+    # killing the process, so that the private metrics directory is removed.
+    signal.signal(signal.SIGTERM, _interrupt)
+    # R1CDS_METRICS_DIR, shared with the workers; unset, a private directory for this process's own metrics.
+    with metrics_dir(review, empty=False) as review, contextlib.suppress(KeyboardInterrupt):
+        _uvicorn(build_app(settings, review), settings)
     return 0
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def _worker(args: argparse.Namespace) -> int:

@@ -27,7 +27,7 @@ from pydantic import BaseModel, ValidationError
 from starlette.requests import Request
 from starlette.responses import Response
 
-from cds_hooks import render
+from cds_hooks import metrics, render
 from cds_hooks.answer_cache import AnswerCache
 from cds_hooks.errors import MalformedRequest, PayloadTooLarge, UnsupportedMediaType
 from cds_hooks.prefetch import PrefetchResolver
@@ -330,8 +330,11 @@ class HookHandler(_EdgeHandler):
         )
         key = self._answers.key(call) if self._answers is not None else None
         if key is not None and self._answers is not None and (cached := self._answers.get(key)) is not None:
+            metrics.count_answer_cache(hit=True)
             self._record(call, received, cached, {"prefetch": prefetched - admitted}, started)
             return Response(cached.body, media_type=JSON)
+        if key is not None:
+            metrics.count_answer_cache(hit=False)
         answer = getattr(service, "answer", None)
         asked = self._clock()
         if answer is None:
@@ -370,10 +373,12 @@ class HookHandler(_EdgeHandler):
         phases_s: Mapping[str, float],
         started: float,
     ) -> None:
-        """Submit the call's audit record; it is built and written after the answer has gone."""
+        """Count the call (cds_hooks.metrics) and submit its audit record, built and written after the answer."""
+        total_s = self._clock() - started
+        metrics.observe_hook(call.service_id, call.hook, answer.outcome, total_s)
         if self._audit is None:
             return
-        timings_s = {"total": self._clock() - started, **phases_s}
+        timings_s = {"total": total_s, **phases_s}
         # Ids only: the closure waits in the backlog, and the call and the answer hold the prefetch and body.
         instance, service_id, hook, tenant = call.hook_instance, call.service_id, call.hook, call.tenant
         outcome, fingerprint, cards = answer.outcome, answer.fingerprint, answer.card_uuids
@@ -433,8 +438,10 @@ class FeedbackHandler(_EdgeHandler):
         # One item at a time, so that only what the sink newly stored is audited: an EHR's retry of the
         # same feedback is stored once (FeedbackRecord.identity) and so audited once.
         for record in records:
-            if await self._sink.record((record,)) and self._audit is not None:
-                self._audit.submit(_feedback_builder(record, received))
+            if await self._sink.record((record,)):
+                metrics.count_feedback(service_id, record.outcome)
+                if self._audit is not None:
+                    self._audit.submit(_feedback_builder(record, received))
         return Response(status_code=200)
 
 

@@ -10,12 +10,16 @@
     API              in this process, in the foreground
     audit chain      R1CDS_AUDIT_DATABASE_URL, or the SQLite file in the user's data directory
                      (workers.audit_store); the API and the worker both append to it
+    metrics          R1CDS_METRICS_DIR (or PROMETHEUS_MULTIPROC_DIR), emptied at start, or a private
+                     temporary directory; the API and the worker count into it, the API's /metrics
+                     serves it (cds_hooks.metrics, workers.metrics)
 
 On Ctrl-C or SIGTERM everything is stopped in reverse order, each child by its own pid.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import os
@@ -34,6 +38,7 @@ import redis
 import redis.asyncio as aioredis
 from fastapi import FastAPI
 
+from cds_hooks import metrics as api_metrics
 from cds_hooks.app import create_app
 from cds_hooks.settings import Settings
 from inference.llamacpp import LlamaCppServer, ServerConfig, packaged_model_path
@@ -43,9 +48,11 @@ from plugin.context.build import ContextOptions
 from plugin.knowledge import load_knowledge_base
 from plugin.model_card import ModelCardInputs
 from workers import keys
+from workers import metrics as worker_metrics
 from workers.app import create_celery
 from workers.audit_relay import AuditRelayConsumer, RedisAuditRelay
 from workers.audit_store import AuditStore, AuditStoreError, database_url, migrate
+from workers.semaphore import ModelSlots
 from workers.settings import ReviewSettings
 from workers.tasks import audit_store as worker_audit_store
 from workers.wiring import api_review_path
@@ -54,6 +61,8 @@ log = logging.getLogger(__name__)
 
 LLAMACPP_CONTEXT: Final = 8192  # prompts run ~3,000 tokens plus the completion budget
 STOP_GRACE_S: Final = 10.0
+MULTIPROC_ENV: Final = "PROMETHEUS_MULTIPROC_DIR"  # prometheus_client's multiprocess directory
+GAUGE_REDIS_TIMEOUT_S: Final = 1.0  # a scrape waits this long for the queue and slot counts, then omits them
 
 
 class StackError(Exception):
@@ -63,6 +72,9 @@ class StackError(Exception):
 def build_app(settings: Settings, review: ReviewSettings) -> FastAPI:
     """The API with the AI review path when enabled, rule cards only otherwise; audited either way."""
     options = ContextOptions(include_free_text=settings.context_include_free_text)
+    directory = use_metrics_dir(review.metrics_dir)
+    if directory is not None:
+        api_metrics.enable(directory)
     audit = open_audit_store(review)
     if not review.ai_enabled:
         app = create_app(
@@ -80,17 +92,106 @@ def build_app(settings: Settings, review: ReviewSettings) -> FastAPI:
         relay_client = aioredis.Redis.from_url(
             review.redis_url, socket_connect_timeout=review.redis_timeout_s
         )
+        gauges_client = redis.Redis.from_url(
+            review.redis_url,
+            socket_timeout=GAUGE_REDIS_TIMEOUT_S,
+            socket_connect_timeout=GAUGE_REDIS_TIMEOUT_S,
+        )
         app = create_app(
             settings,
             registry,
             review_broker=path.broker,
-            resources=[_closing(audit), path.running(), _closing_redis(relay_client)],
+            resources=[
+                _closing(audit),
+                path.running(),
+                _closing_redis(relay_client),
+                _closing_sync_redis(gauges_client),
+            ],
             sync_budget_s=path.budget_s,
             readiness={"model": path.model_ready},
             audit=RedisAuditRelay(relay_client, fallback=audit),
+            collect_extra=review_gauges(gauges_client, review.model_slots),
         )
     app.state.model_card_inputs = model_card_inputs(settings, review)
     return app
+
+
+def use_metrics_dir(directory: str | None) -> str | None:
+    """Point this process's Prometheus metrics at `directory`, else PROMETHEUS_MULTIPROC_DIR; None: neither.
+
+    prometheus_client chooses multiprocess mode when its `values` module is imported, from
+    PROMETHEUS_MULTIPROC_DIR, and a process keeps the directory its first metric wrote to. Our metric
+    modules import it only when enabled, after this has set the variable (child processes inherit it).
+    Were it imported earlier without the variable (by a library, or a test), the mode is chosen again
+    now: no metric of ours exists yet, so none is left in the wrong mode. A second, different directory
+    in a process whose metrics already exist is refused with a warning: they keep the first.
+    """
+    current = os.environ.get(MULTIPROC_ENV) or None
+    in_use = api_metrics.enabled() or worker_metrics.enabled()
+    if in_use and current is not None and directory is not None and directory != current:
+        log.warning(
+            "metrics already go to %s in this process; R1CDS_METRICS_DIR=%s is not used", current, directory
+        )
+        directory = current
+    directory = directory or current
+    if directory is None:
+        return None
+    Path(directory).mkdir(parents=True, exist_ok=True)
+    os.environ[MULTIPROC_ENV] = directory
+    values = sys.modules.get("prometheus_client.values")
+    if values is not None and not getattr(getattr(values, "ValueClass", None), "_multiprocess", False):
+        values.ValueClass = values.get_value_class()  # type: ignore[attr-defined]
+    return directory
+
+
+@contextlib.contextmanager
+def metrics_dir(review: ReviewSettings, *, empty: bool) -> Iterator[ReviewSettings]:
+    """The review settings with the metrics directory of a process tree: the configured one (R1CDS_METRICS_DIR,
+    else PROMETHEUS_MULTIPROC_DIR), its counts of an earlier run deleted when `empty`, or a private
+    temporary one, removed afterwards. `r1cds up` owns every process that counts into its directory, so it
+    empties it, as prometheus_client asks, before any starts; `r1cds serve` may share its directory with
+    workers already running, so it leaves it as it is (empty it when the deployment starts).
+    """
+    configured = review.metrics_dir or os.environ.get(MULTIPROC_ENV) or None
+    if configured is not None:
+        if empty:
+            for stale in Path(configured).glob("*.db"):
+                stale.unlink(missing_ok=True)
+        yield review.model_copy(update={"metrics_dir": configured})
+        return
+    private = tempfile.mkdtemp(prefix="r1cds-metrics-")
+    try:
+        yield review.model_copy(update={"metrics_dir": private})
+    finally:
+        shutil.rmtree(private, ignore_errors=True)
+
+
+def review_gauges(client: redis.Redis, model_slots: int) -> api_metrics.CollectExtra:
+    """The scrape-time gauges of the review path: depth of each Celery queue, model requests in flight."""
+    slots = ModelSlots(client, model_slots)
+
+    def read() -> list[api_metrics.ExtraGauge]:
+        pipe = client.pipeline(transaction=False)
+        for _, name in keys.QUEUES:
+            pipe.llen(name)
+        depths = pipe.execute()
+        return [
+            (
+                api_metrics.QUEUE_DEPTH,
+                "Review tasks waiting in each Celery queue",
+                [((name,), float(depth)) for (_, name), depth in zip(keys.QUEUES, depths, strict=True)],
+            ),
+            (
+                api_metrics.MODEL_IN_FLIGHT,
+                "Model requests in flight across all workers",
+                [((), float(slots.in_use()))],
+            ),
+        ]
+
+    async def collect() -> list[api_metrics.ExtraGauge]:
+        return await asyncio.to_thread(read)  # a blocking client, on a thread: scrapes are rare
+
+    return collect
 
 
 def open_audit_store(review: ReviewSettings) -> AuditStore:
@@ -118,6 +219,14 @@ async def _closing(store: AuditStore) -> AsyncIterator[AuditStore]:
         yield store
     finally:
         store.close()
+
+
+@contextlib.asynccontextmanager
+async def _closing_sync_redis(client: redis.Redis) -> AsyncIterator[redis.Redis]:
+    try:
+        yield client
+    finally:
+        client.close()
 
 
 @contextlib.asynccontextmanager
@@ -167,6 +276,11 @@ def local_model(review: ReviewSettings) -> Iterator[ReviewSettings]:
 
 def run_worker(review: ReviewSettings, pool: str | None = None) -> int:
     """A Celery worker on every review queue, most urgent first; blocks until stopped."""
+    directory = use_metrics_dir(review.metrics_dir)
+    if directory is not None:
+        worker_metrics.enable(directory)
+    else:
+        log.info("no metrics directory (R1CDS_METRICS_DIR): this worker's reviews are not counted")
     with local_model(review) as ready:
         app = create_celery(ready)
         argv = [
@@ -299,9 +413,11 @@ def run_up(settings: Settings, review: ReviewSettings, serve: Any) -> int:
             redis_url = stack.enter_context(local_redis())
         review = review.model_copy(update={"redis_url": redis_url})
         settings = settings.model_copy(update={"redis_url": redis_url})
+        review = stack.enter_context(metrics_dir(review, empty=True))
         if review.ai_enabled:
             review = stack.enter_context(local_model(review))
             env = {
+                "R1CDS_METRICS_DIR": review.metrics_dir or "",
                 "R1CDS_REDIS_URL": redis_url,
                 "R1CDS_MODEL_BACKEND": review.model_backend,
                 "R1CDS_MODEL_NAME": review.model_name,

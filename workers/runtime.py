@@ -46,7 +46,7 @@ from plugin.governance.text import warm_up as warm_up_language_model
 from plugin.knowledge import KnowledgeBase, load_knowledge_base
 from plugin.model_port import LanguageModel, ModelIdentity, SamplingParameters
 from plugin.review import ReviewOutcome, ReviewService
-from workers import keys
+from workers import keys, metrics
 from workers.errors import ContextMissing, SlotTimeout
 from workers.semaphore import ModelSlots
 from workers.settings import RETRY_BACKOFF_MAX_S, ReviewSettings
@@ -170,6 +170,7 @@ class ReviewRuntime:
             log.warning("review failed (%s), retry %d", outcome.error, attempt + 1)
             return TaskResult("retry", _backoff(attempt))
         self._store(fingerprint, outcome)
+        metrics.record_review(outcome)
         self._record(fingerprint, run)
         return TaskResult("stored")
 

@@ -48,6 +48,10 @@ class ReviewSettings(BaseSettings):
     # The audit chain (workers.audit_store): sqlite:///path or postgresql://...; unset, a SQLite file in
     # the user's data directory ($XDG_DATA_HOME/r1cds/audit.sqlite3).
     audit_database_url: str | None = Field(default=None, repr=False)
+    # Prometheus multiprocess directory shared by the API and the workers (cds_hooks.metrics, workers.metrics,
+    # set up by cds_hooks.stack.use_metrics_dir); unset: PROMETHEUS_MULTIPROC_DIR, else a private one
+    # per `r1cds up` / `r1cds serve`, and no metrics in a worker started on its own.
+    metrics_dir: str | None = None
 
     @model_validator(mode="after")
     def _coherent(self) -> ReviewSettings:
