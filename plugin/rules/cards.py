@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import re
-from typing import Any
+import uuid
+from typing import Any, Final
 
 from fhir.resources.R4B.servicerequest import ServiceRequest
 
@@ -96,6 +98,22 @@ def _suggestions(
     return tuple(suggestions)
 
 
+RULE_CARD_NAMESPACE: Final = uuid.uuid5(uuid.NAMESPACE_URL, "urn:r1cds:rule-card")
+
+
+def rule_card_uuid(
+    finding: Finding, handles: HandleMap, patient_id: str | None, knowledge_version: str
+) -> str:
+    """Stable for the same rule, patient, resources and knowledge base, so feedback can be joined to it.
+
+    The same finding about the same chart keeps its uuid from call to call (as AI cards do); another
+    patient, other resources or a new knowledge-base version give another.
+    """
+    references = sorted(handles.resolve(h) or h for h in (*finding.inputs, *finding.proposed))
+    basis = [finding.rule_id, patient_id or "", references, finding.summary, knowledge_version]
+    return str(uuid.uuid5(RULE_CARD_NAMESPACE, json.dumps(basis, separators=(",", ":"))))
+
+
 def finding_card(
     finding: Finding,
     context: ClinicalContext,
@@ -125,6 +143,7 @@ def finding_card(
     return Card(
         summary=finding.summary,
         indicator=finding.severity,
+        uuid=rule_card_uuid(finding, handles, patient_id, knowledge.version),
         source=Source(
             label="R1 CDS safety rules",
             url=entries[0].source.url if entries else None,

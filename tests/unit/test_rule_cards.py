@@ -257,3 +257,16 @@ def test_chart_and_discharge_review_never_speak_about_drafts(service_id: str, ho
         assert not delete_targets(card)
         assert "draft" not in card_text(card).lower()
         assert "ibuprofen" not in card_text(card).lower() and "amoxicillin" not in card_text(card).lower()
+
+
+def test_a_rule_cards_uuid_is_stable_for_its_chart_so_feedback_can_be_joined() -> None:
+    first, _ = derek_order_call("order-sign")
+    again, _ = derek_order_call("order-sign")
+    assert [c.uuid for c in first.cards] == [c.uuid for c in again.cards]
+    assert len({c.uuid for c in first.cards}) == len(first.cards), "one uuid per card"
+    # The card order-select shows for one draft is the card order-sign shows for it: one uuid.
+    selected, _ = derek_order_call("order-select", [IBUPROFEN_REF])
+    by_topic = {c.source.topic.code: c.uuid for c in first.cards if c.source.topic is not None}
+    for card in selected.cards:
+        assert card.source.topic is not None
+        assert card.uuid == by_topic[card.source.topic.code]
