@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import logging
 import os
 import shutil
@@ -30,7 +31,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, Final
 
@@ -80,7 +81,7 @@ def build_app(settings: Settings, review: ReviewSettings) -> FastAPI:
         app = create_app(
             settings,
             shipped_registry(context_options=options),
-            resources=[_closing(audit)],
+            resources=[_closing(audit.close)],
             audit=audit,
         )
     else:
@@ -102,10 +103,10 @@ def build_app(settings: Settings, review: ReviewSettings) -> FastAPI:
             registry,
             review_broker=path.broker,
             resources=[
-                _closing(audit),
+                _closing(audit.close),
                 path.running(),
-                _closing_redis(relay_client),
-                _closing_sync_redis(gauges_client),
+                _closing(relay_client.aclose),
+                _closing(gauges_client.close),
             ],
             sync_budget_s=path.budget_s,
             readiness={"model": path.model_ready},
@@ -214,27 +215,14 @@ def open_audit_store(review: ReviewSettings) -> AuditStore:
 
 
 @contextlib.asynccontextmanager
-async def _closing(store: AuditStore) -> AsyncIterator[AuditStore]:
+async def _closing(close: Callable[[], object]) -> AsyncIterator[None]:
+    """A resource for the app's lifespan that calls `close` (awaiting it when it is a coroutine) at the end."""
     try:
-        yield store
+        yield
     finally:
-        store.close()
-
-
-@contextlib.asynccontextmanager
-async def _closing_sync_redis(client: redis.Redis) -> AsyncIterator[redis.Redis]:
-    try:
-        yield client
-    finally:
-        client.close()
-
-
-@contextlib.asynccontextmanager
-async def _closing_redis(client: aioredis.Redis) -> AsyncIterator[aioredis.Redis]:
-    try:
-        yield client
-    finally:
-        await client.aclose()
+        closed = close()
+        if inspect.isawaitable(closed):
+            await closed
 
 
 def model_card_inputs(settings: Settings, review: ReviewSettings) -> ModelCardInputs:

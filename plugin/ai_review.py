@@ -175,16 +175,6 @@ class AiReview:
         key = fingerprint(context, self.version(service_id))
         return ReviewTicket(key, service_id, URGENCY.get(hook, "patient-view"), context)
 
-    async def cards(
-        self,
-        service_id: str,
-        hook: str,
-        built: BuiltContext,
-        patient_reference: str | None,
-        wait_s: float,
-    ) -> tuple[Card, ...]:
-        return (await self.review(service_id, hook, built, patient_reference, wait_s)).cards
-
     async def review(
         self,
         service_id: str,

@@ -57,7 +57,9 @@ def reviewer(broker: MemoryReviewBroker) -> AiReview:
 
 async def test_ready_review_gives_governed_cards_bound_to_the_callers_patient() -> None:
     broker = MemoryReviewBroker(runner(ScriptedModel([ScriptedModel.answer(CLEAN, CLEAN)])))
-    cards = await reviewer(broker).cards(CHART_REVIEW.id, "patient-view", corpus.built(), corpus.PATIENT, 5.0)
+    cards = (
+        await reviewer(broker).review(CHART_REVIEW.id, "patient-view", corpus.built(), corpus.PATIENT, 5.0)
+    ).cards
     [card] = cards
     assert card.summary == "Consider checking the INR"
     assert card.indicator in ("info", "warning")
@@ -71,17 +73,21 @@ async def test_pending_review_gives_one_info_card_linking_to_its_status_page() -
     gate = asyncio.Event()
     broker = MemoryReviewBroker(runner(ScriptedModel([ScriptedModel.answer(CLEAN, CLEAN)]), gate))
     review = reviewer(broker)
-    [card] = await review.cards(CHART_REVIEW.id, "patient-view", corpus.built(), corpus.PATIENT, 0.01)
+    [card] = (
+        await review.review(CHART_REVIEW.id, "patient-view", corpus.built(), corpus.PATIENT, 0.01)
+    ).cards
     assert (card.summary, card.indicator) == (PENDING_SUMMARY, "info")
     [link] = card.links
     assert link.url == "https://cds.test.invalid/evidence/review-1"
     status = await broker.status("review-1")
     assert status is not None and status.state == "pending"
     # The same chart again joins the review in flight; when it lands, the card replaces the pending one.
-    [again] = await review.cards(CHART_REVIEW.id, "patient-view", corpus.built(), corpus.PATIENT, 0.01)
+    [again] = (
+        await review.review(CHART_REVIEW.id, "patient-view", corpus.built(), corpus.PATIENT, 0.01)
+    ).cards
     assert again.summary == PENDING_SUMMARY
     gate.set()
-    [done] = await review.cards(CHART_REVIEW.id, "patient-view", corpus.built(), corpus.PATIENT, 5.0)
+    [done] = (await review.review(CHART_REVIEW.id, "patient-view", corpus.built(), corpus.PATIENT, 5.0)).cards
     assert done.summary == "Consider checking the INR"
     assert broker.requests == 1
     assert await broker.status("unknown") is None
@@ -90,7 +96,7 @@ async def test_pending_review_gives_one_info_card_linking_to_its_status_page() -
 @pytest.mark.parametrize("error", [ModelUnavailable("down"), ModelTimeout("slow")])
 async def test_model_failure_gives_the_unavailable_card(error: Exception) -> None:
     broker = MemoryReviewBroker(runner(ScriptedModel([error])))  # type: ignore[list-item]
-    [card] = await reviewer(broker).cards(CHART_REVIEW.id, "patient-view", corpus.built(), None, 5.0)
+    [card] = (await reviewer(broker).review(CHART_REVIEW.id, "patient-view", corpus.built(), None, 5.0)).cards
     assert (card.summary, card.indicator) == (UNAVAILABLE_SUMMARY, "info")
     status = await broker.status("review-1")
     assert status is not None and status.state == "failed"
@@ -98,13 +104,17 @@ async def test_model_failure_gives_the_unavailable_card(error: Exception) -> Non
 
 async def test_unreachable_broker_gives_no_ai_card_at_all() -> None:
     broker = MemoryReviewBroker(runner(ScriptedModel()), unavailable=True)
-    assert await reviewer(broker).cards(CHART_REVIEW.id, "patient-view", corpus.built(), None, 1.0) == ()
+    assert (
+        await reviewer(broker).review(CHART_REVIEW.id, "patient-view", corpus.built(), None, 1.0)
+    ).cards == ()
 
 
 async def test_abstention_gives_no_card() -> None:
     abstain = json.dumps(corpus.abstention())
     broker = MemoryReviewBroker(runner(ScriptedModel([ScriptedModel.answer(abstain, abstain)])))
-    assert await reviewer(broker).cards(CHART_REVIEW.id, "patient-view", corpus.built(), None, 5.0) == ()
+    assert (
+        await reviewer(broker).review(CHART_REVIEW.id, "patient-view", corpus.built(), None, 5.0)
+    ).cards == ()
 
 
 async def test_demo_model_cards_say_they_are_not_clinical() -> None:
@@ -118,9 +128,11 @@ async def test_demo_model_cards_say_they_are_not_clinical() -> None:
         )
         return dataclasses.replace(outcome, model=identity)
 
-    [card] = await reviewer(MemoryReviewBroker(demo)).cards(
-        CHART_REVIEW.id, "patient-view", corpus.built(), None, 5.0
-    )
+    [card] = (
+        await reviewer(MemoryReviewBroker(demo)).review(
+            CHART_REVIEW.id, "patient-view", corpus.built(), None, 5.0
+        )
+    ).cards
     assert "demo model: not clinically meaningful" in card.source.label
 
 

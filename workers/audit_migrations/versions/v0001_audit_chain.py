@@ -108,5 +108,9 @@ def upgrade() -> None:
         op.execute(sa.text(statement))
 
 
+class AppendOnly(RuntimeError):
+    """Raised by `downgrade`: a hash-chained, append-only trail is never migrated backwards."""
+
+
 def downgrade() -> None:
-    raise NotImplementedError("the audit trail is append-only: there is no downgrade")
+    raise AppendOnly("the audit trail is append-only: there is no downgrade")
