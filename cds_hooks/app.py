@@ -40,6 +40,7 @@ from plugin.audit import AuditSink
 from plugin.catalog import shipped_registry
 from plugin.context.build import ContextOptions
 from plugin.feedback import FeedbackSink
+from plugin.knowledge import load_knowledge_base
 from plugin.services import ServiceRegistry
 
 log = logging.getLogger(__name__)
@@ -119,7 +120,7 @@ def create_app(
                 sync_budget_s,
                 audit=trail,
             )
-            app.state.evidence = EvidenceHandler(review_broker)
+            app.state.evidence = EvidenceHandler(review_broker, load_knowledge_base())
 
             async def redis_ready() -> bool:
                 return bool(await store.ping())

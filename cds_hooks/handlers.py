@@ -13,7 +13,6 @@ returns. One task builds and writes the records in submission order, in batches 
 from __future__ import annotations
 
 import asyncio
-import html
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -27,13 +26,13 @@ from pydantic import BaseModel, ValidationError
 from starlette.requests import Request
 from starlette.responses import Response
 
-from cds_hooks import metrics, render
+from cds_hooks import evidence_page, metrics, render
 from cds_hooks.answer_cache import AnswerCache
 from cds_hooks.errors import MalformedRequest, PayloadTooLarge, UnsupportedMediaType
 from cds_hooks.prefetch import PrefetchResolver
 from cds_hooks.protocol import DiscoveryResponse, FeedbackRequest, HookRequest
 from cds_hooks.settings import Settings, TenantSettings
-from plugin.ai_review import BrokerUnavailable, ReviewBroker, ReviewStatus
+from plugin.ai_review import BrokerUnavailable, Evidence, ReviewBroker
 from plugin.audit import (
     AuditRecord,
     AuditSink,
@@ -44,6 +43,7 @@ from plugin.audit import (
 )
 from plugin.cards import Coding, ServiceResult
 from plugin.feedback import FeedbackRecord, FeedbackSink
+from plugin.knowledge import KnowledgeBase
 from plugin.services import HookCall, ServiceRegistry
 
 log = logging.getLogger(__name__)
@@ -450,66 +450,29 @@ def _feedback_builder(item: FeedbackRecord, received: datetime) -> Callable[[], 
 
 
 class EvidenceHandler:
-    """The review status page a pending card links to: the state of one review, refreshed while pending.
+    """The evidence page an AI card (or the pending card) links to; see cds_hooks.evidence_page.
 
-    The id in the URL is the unguessable review id the broker issued. The page shows the state and the
-    governed decision's counts only; the full evidence (inputs, citations, rationale) is the audit work's.
+    The token in the URL is the unguessable one the broker issued for one hook call; it expires with the
+    review's result.
     """
 
-    REFRESH_S: Final = 5
-
-    def __init__(self, broker: ReviewBroker | None) -> None:
+    def __init__(self, broker: ReviewBroker | None, knowledge: KnowledgeBase) -> None:
         self._broker = broker
+        self._knowledge = knowledge
 
-    async def handle(self, review_id: str) -> Response:
-        status: ReviewStatus | None = None
-        if self._broker is not None and 8 <= len(review_id) <= 64:
+    async def handle(self, token: str) -> Response:
+        evidence: Evidence | None = None
+        if self._broker is not None and 8 <= len(token) <= 64:
             try:
-                status = await self._broker.status(review_id)
+                evidence = await self._broker.evidence(token)
             except BrokerUnavailable:
-                return _page(
-                    "Review status unavailable", "The review store cannot be reached; try again shortly.", 503
-                )
-        if status is None:
-            return _page("Review not found", "This review is unknown or has expired.", 404)
-        if status.state in ("pending", "busy"):
-            return _page(
-                "AI review in progress",
-                "The AI review of this chart is running. This page refreshes until the result lands.",
-                200,
-                refresh=self.REFRESH_S,
-            )
-        outcome = status.outcome
-        if status.state == "failed" or outcome is None or outcome.decision is None:
-            return _page(
-                "AI review unavailable",
-                "The model could not complete this review. The rule cards are unaffected.",
-                200,
-            )
-        decision = outcome.decision
-        if decision.abstained:
-            text = f"The review abstained ({decision.abstain_reason}): no AI suggestion is shown."
-        else:
-            text = (
-                f"{len(decision.accepted)} suggestion(s) passed governance and "
-                f"{len(decision.rejected)} were rejected. Reopen the chart or order to see the cards."
-            )
-        return _page("AI review complete", text, 200)
+                text = "The review store cannot be reached; try again shortly."
+                return _page(evidence_page.render_message("Review evidence unavailable", text), 503)
+        if evidence is None:
+            text = "This review is unknown or has expired."
+            return _page(evidence_page.render_message("Review not found", text), 404)
+        return _page(evidence_page.render_evidence(evidence, self._knowledge), 200)
 
 
-def _page(title: str, text: str, status: int, refresh: int | None = None) -> Response:
-    # Plain server-rendered HTML with no external assets: it must work in an EHR's embedded browser.
-    meta = f'<meta http-equiv="refresh" content="{refresh}">' if refresh else ""
-    body = (
-        '<!doctype html><html lang="en"><head><meta charset="utf-8">'
-        f'<meta name="viewport" content="width=device-width, initial-scale=1">{meta}'
-        f"<title>{html.escape(title)} - R1 CDS</title>"
-        "<style>body{font-family:system-ui,sans-serif;max-width:40rem;margin:2rem auto;padding:0 1rem}</style>"
-        f"</head><body><h1>{html.escape(title)}</h1><p>{html.escape(text)}</p></body></html>"
-    )
-    headers = {
-        "Cache-Control": "no-store",
-        "X-Content-Type-Options": "nosniff",
-        "Referrer-Policy": "no-referrer",
-    }
-    return Response(body, status_code=status, media_type=HTML, headers=headers)
+def _page(body: str, status: int) -> Response:
+    return Response(body, status_code=status, media_type=HTML, headers=evidence_page.HEADERS)

@@ -105,9 +105,9 @@ async def feedback(service_id: str, request: Request, handler: Feedback) -> Resp
     return await handler.handle(service_id, request)
 
 
-@router.get("/evidence/{review_id}", response_class=Response, include_in_schema=False)
-async def evidence(review_id: str, handler: Evidence) -> Response:
-    return await handler.handle(review_id)
+@router.get("/evidence/{token}", response_class=Response, include_in_schema=False)
+async def evidence(token: str, handler: Evidence) -> Response:
+    return await handler.handle(token)
 
 
 @router.get("/healthz", response_class=Response, include_in_schema=False)

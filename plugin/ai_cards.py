@@ -137,6 +137,7 @@ def ai_card(
     *,
     fingerprint: str | None = None,
     described: Mapping[str, str] | None = None,
+    evidence_url: str | None = None,
 ) -> Card:
     """One card for one accepted suggestion; `described` is describe(context), passed in for several."""
     described = described if described is not None else describe(context)
@@ -158,6 +159,15 @@ def ai_card(
     links = tuple(
         Link(label=f"Source: {e.source.document}", url=e.source.url, type="absolute") for e in entries[:2]
     )
+    if evidence_url is not None:
+        # The page with everything this card stands on: inputs, evidence, governance, model and prompt.
+        links += (
+            Link(
+                label="Evidence and governance review",
+                url=f"{evidence_url}#card-{identifier}",
+                type="absolute",
+            ),
+        )
     return Card(
         summary=suggestion.summary,
         # Governance only ever gives info or warning; the guard keeps a card from saying more if it changed.
@@ -186,6 +196,7 @@ def ai_cards(
     patient_reference: str | None = None,
     *,
     fingerprint: str | None = None,
+    evidence_url: str | None = None,
 ) -> tuple[Card, ...]:
     """Cards for a decision's accepted suggestions, in the decision's order."""
     described = describe(context)
@@ -200,6 +211,7 @@ def ai_cards(
             patient_reference,
             fingerprint=fingerprint,
             described=described,
+            evidence_url=evidence_url,
         )
         for g in accepted
     )

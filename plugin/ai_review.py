@@ -38,6 +38,8 @@ __all__ = [
     "AiAnswer",
     "AiReview",
     "BrokerUnavailable",
+    "Evidence",
+    "EvidenceLink",
     "MemoryReviewBroker",
     "ReviewBroker",
     "ReviewState",
@@ -96,6 +98,29 @@ class ReviewStatus:
     outcome: ReviewOutcome | None = None  # set when state is ready or failed
 
 
+@dataclass(frozen=True, slots=True)
+class EvidenceLink:
+    """What one hook call's evidence page needs besides the shared review: this caller's references.
+
+    The review is shared by every chart with the same de-identified facts, so the handle → reference map
+    of this call (which FHIR resources the handles stood for) is kept per call, under its own token.
+    """
+
+    review_id: str
+    service_id: str
+    fingerprint: str
+    references: Mapping[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class Evidence:
+    """Everything the evidence page shows: the link, the review's state, and the facts it was run on."""
+
+    link: EvidenceLink
+    status: ReviewStatus
+    context: ClinicalContext | None  # the de-identified facts; None until the review lands (or expired)
+
+
 class ReviewBroker(Protocol):
     async def obtain(self, ticket: ReviewTicket, wait_s: float) -> ReviewStatus:
         """The review's state: the cached result, or start it (once per fingerprint) and wait up to wait_s.
@@ -106,6 +131,17 @@ class ReviewBroker(Protocol):
 
     async def status(self, review_id: str) -> ReviewStatus | None:
         """The state behind a status-page id, or None when it is unknown or expired."""
+        ...
+
+    async def link_evidence(self, link: EvidenceLink) -> str:
+        """Keep one call's evidence link for as long as the review's result lives; its unguessable token.
+
+        Raises BrokerUnavailable when the store cannot be reached.
+        """
+        ...
+
+    async def evidence(self, token: str) -> Evidence | None:
+        """The evidence behind a token, or None when it is unknown or expired."""
         ...
 
 
@@ -125,6 +161,8 @@ class MemoryReviewBroker:
     requests: int = 0
     _tasks: dict[str, asyncio.Task[ReviewOutcome]] = field(default_factory=dict)
     _ids: dict[str, str] = field(default_factory=dict)
+    _contexts: dict[str, ClinicalContext] = field(default_factory=dict)
+    _links: dict[str, EvidenceLink] = field(default_factory=dict)
 
     async def obtain(self, ticket: ReviewTicket, wait_s: float) -> ReviewStatus:
         if self.unavailable:
@@ -135,6 +173,7 @@ class MemoryReviewBroker:
             task = asyncio.ensure_future(self.runner(ticket))
             self._tasks[ticket.fingerprint] = task
             self._ids[f"review-{len(self._ids) + 1}"] = ticket.fingerprint
+            self._contexts[ticket.fingerprint] = ticket.context
         review_id = next(k for k, v in self._ids.items() if v == ticket.fingerprint)
         done, _ = await asyncio.wait({task}, timeout=max(0.0, wait_s))
         if not done:
@@ -151,6 +190,21 @@ class MemoryReviewBroker:
             return ReviewStatus("pending", review_id)
         outcome = task.result()
         return ReviewStatus("failed" if outcome.failed else "ready", review_id, outcome)
+
+    async def link_evidence(self, link: EvidenceLink) -> str:
+        if self.unavailable:
+            raise BrokerUnavailable("memory broker marked unavailable")
+        token = f"evidence-{len(self._links) + 1}"
+        self._links[token] = link
+        return token
+
+    async def evidence(self, token: str) -> Evidence | None:
+        link = self._links.get(token)
+        status = await self.status(link.review_id) if link is not None else None
+        if link is None or status is None:
+            return None
+        context = self._contexts.get(link.fingerprint) if status.outcome is not None else None
+        return Evidence(link, status, context)
 
 
 def _model_label(outcome: ReviewOutcome) -> str:
@@ -189,10 +243,23 @@ class AiReview:
         ticket = self.ticket(service_id, hook, built.context)
         try:
             status = await self.broker.obtain(ticket, wait_s)
+            evidence_url = await self._evidence_url(status, ticket, built)
         except BrokerUnavailable:
             return AiAnswer((), False, ticket.fingerprint, "unreachable")
-        cards = self.render(status, ticket, built, patient_reference)
+        cards = self.render(status, ticket, built, patient_reference, evidence_url)
         return AiAnswer(cards, status.state == "ready", ticket.fingerprint, status.state)
+
+    async def _evidence_url(
+        self, status: ReviewStatus, ticket: ReviewTicket, built: BuiltContext
+    ) -> str | None:
+        """The page showing this call's review; none for an answer without AI cards or a review id."""
+        decision = status.outcome.decision if status.outcome is not None else None
+        if not status.review_id or (decision is not None and not decision.accepted):
+            return None
+        link = EvidenceLink(
+            status.review_id, ticket.service_id, ticket.fingerprint, dict(built.handles.references)
+        )
+        return self.status_url(await self.broker.link_evidence(link))
 
     def render(
         self,
@@ -200,12 +267,13 @@ class AiReview:
         ticket: ReviewTicket,
         built: BuiltContext,
         patient_reference: str | None,
+        evidence_url: str | None = None,
     ) -> tuple[Card, ...]:
         outcome = status.outcome
         if status.state in ("pending", "busy"):
-            return (self._status_card(ticket.service_id, status, PENDING_SUMMARY),)
+            return (self._status_card(ticket.service_id, status, PENDING_SUMMARY, evidence_url),)
         if outcome is None or outcome.failed or outcome.decision is None:
-            return (self._status_card(ticket.service_id, status, UNAVAILABLE_SUMMARY),)
+            return (self._status_card(ticket.service_id, status, UNAVAILABLE_SUMMARY, evidence_url),)
         return ai_cards(
             outcome.decision.accepted,
             ticket.service_id,
@@ -215,9 +283,12 @@ class AiReview:
             _model_label(outcome),
             patient_reference,
             fingerprint=ticket.fingerprint,
+            evidence_url=evidence_url,
         )
 
-    def _status_card(self, service_id: str, status: ReviewStatus, summary: str) -> Card:
+    def _status_card(
+        self, service_id: str, status: ReviewStatus, summary: str, evidence_url: str | None
+    ) -> Card:
         if summary == PENDING_SUMMARY:
             detail = (
                 "The rule checks on this chart are complete and shown. An AI review (DeepSeek-R1, checked "
@@ -232,11 +303,7 @@ class AiReview:
                 "or its answers failed). The rule checks are unaffected and complete. No AI suggestion "
                 "is shown rather than an unchecked one."
             )
-        links = (
-            (Link(label="AI review status", url=self.status_url(status.review_id), type="absolute"),)
-            if status.review_id
-            else ()
-        )
+        links = (Link(label="AI review status", url=evidence_url, type="absolute"),) if evidence_url else ()
         return Card(
             summary=summary,
             indicator="info",

@@ -23,11 +23,19 @@ from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from typing import Literal
 
+import orjson
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from plugin import codec
-from plugin.ai_review import BrokerUnavailable, ReviewState, ReviewStatus, ReviewTicket
+from plugin.ai_review import (
+    BrokerUnavailable,
+    Evidence,
+    EvidenceLink,
+    ReviewState,
+    ReviewStatus,
+    ReviewTicket,
+)
 from workers import keys
 from workers.settings import ReviewSettings
 
@@ -148,6 +156,47 @@ class RedisReviewBroker:
         except (RedisError, OSError) as exc:
             raise BrokerUnavailable(f"review store unreachable: {type(exc).__name__}") from None
         return found if found is not None else ReviewStatus("pending", review_id)
+
+    async def link_evidence(self, link: EvidenceLink) -> str:
+        token = secrets.token_urlsafe(18)  # 144 bits: the token is the only key to the page
+        body = orjson.dumps(
+            {
+                "review_id": link.review_id,
+                "service_id": link.service_id,
+                "fingerprint": link.fingerprint,
+                "references": dict(link.references),
+            }
+        )
+        try:
+            await self._redis.set(keys.evidence_key(token), body, ex=self._settings.result_ttl_s)
+        except (RedisError, OSError) as exc:
+            raise BrokerUnavailable(f"review store unreachable: {type(exc).__name__}") from None
+        return token
+
+    async def evidence(self, token: str) -> Evidence | None:
+        try:
+            raw = await self._redis.get(keys.evidence_key(token))
+            if raw is None:
+                return None
+            stored = orjson.loads(raw)
+            link = EvidenceLink(
+                stored["review_id"], stored["service_id"], stored["fingerprint"], stored["references"]
+            )
+            status = await self.status(link.review_id)
+            if status is None:
+                return None
+            context = None
+            if status.outcome is not None:
+                encoded = await self._redis.hget(keys.result_key(link.fingerprint), "context")
+                if isinstance(encoded, bytes):
+                    with contextlib.suppress(codec.CodecError):
+                        context = codec.decode_context(encoded)
+        except (RedisError, OSError) as exc:
+            raise BrokerUnavailable(f"review store unreachable: {type(exc).__name__}") from None
+        except (orjson.JSONDecodeError, KeyError, TypeError):
+            log.error("unreadable evidence link; treating it as expired")
+            return None
+        return Evidence(link, status, context)
 
     async def _stored(self, fingerprint: str) -> ReviewStatus | None:
         record = await self._redis.hmget(keys.result_key(fingerprint), ["outcome", "review_id"])

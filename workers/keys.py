@@ -3,9 +3,10 @@
 # All keys carry a layout version, so a deployment that changes the layout never reads the old one:
 #
 #   r1cds:v1:context:<fingerprint>   de-identified context (plugin.codec), written once per enqueue, TTL
-#   r1cds:v1:result:<fingerprint>    hash {outcome: plugin.codec bytes, review_id}, TTL (short if failed)
+#   r1cds:v1:result:<fingerprint>    hash {outcome, context: plugin.codec bytes; review_id}, TTL (short if failed)
 #   r1cds:v1:lock:<fingerprint>      single-flight lock; its value is the review id; SET NX with a TTL
-#   r1cds:v1:review:<review id>      fingerprint behind a status-page id, TTL
+#   r1cds:v1:review:<review id>      fingerprint behind a review id, TTL
+#   r1cds:v1:evidence:<token>        one call's evidence link (JSON: review id, service, handle → reference), TTL
 #   r1cds:v1:model-slots             sorted set of slot holders scored by lease expiry (semaphore)
 #   r1cds:v1:ready                   pub/sub channel; each message is the fingerprint of a stored result
 #   r1cds:v1:audit                   stream of audit records on their way to the chain (workers.audit_relay)
@@ -47,3 +48,7 @@ def lock_key(fingerprint: str) -> str:
 
 def review_key(review_id: str) -> str:
     return f"{PREFIX}:review:{review_id}"
+
+
+def evidence_key(token: str) -> str:
+    return f"{PREFIX}:evidence:{token}"

@@ -40,7 +40,7 @@ from inference.prompts import build_prompt
 from inference.sglang import SGLangModel
 from plugin import codec
 from plugin.audit import AuditRecord, ai_run_record
-from plugin.context.model import BuiltContext, HandleMap
+from plugin.context.model import BuiltContext, ClinicalContext, HandleMap
 from plugin.governance import GovernancePolicy
 from plugin.governance.text import warm_up as warm_up_language_model
 from plugin.knowledge import KnowledgeBase, load_knowledge_base
@@ -169,7 +169,7 @@ class ReviewRuntime:
         if outcome.failed and outcome.transient and attempt < self.settings.task_max_retries:
             log.warning("review failed (%s), retry %d", outcome.error, attempt + 1)
             return TaskResult("retry", _backoff(attempt))
-        self._store(fingerprint, outcome)
+        self._store(fingerprint, outcome, context.context)
         metrics.record_review(outcome)
         self._record(fingerprint, run)
         return TaskResult("stored")
@@ -234,13 +234,18 @@ class ReviewRuntime:
         except Exception as exc:
             log.warning("review stored, but its audit record was not written (%s)", type(exc).__name__)
 
-    def _store(self, fingerprint: str, outcome: ReviewOutcome) -> None:
+    def _store(self, fingerprint: str, outcome: ReviewOutcome, context: ClinicalContext) -> None:
         review_id = self._redis.get(keys.lock_key(fingerprint)) or b""
         ttl = FAILED_RESULT_TTL_S if outcome.failed else self.settings.result_ttl_s
         pipe = self._redis.pipeline(transaction=True)
+        # The de-identified facts stay beside the result: the evidence page shows the values it was run on.
         pipe.hset(
             keys.result_key(fingerprint),
-            mapping={"outcome": codec.encode_outcome(outcome), "review_id": review_id},
+            mapping={
+                "outcome": codec.encode_outcome(outcome),
+                "context": codec.encode_context(context),
+                "review_id": review_id,
+            },
         )
         pipe.expire(keys.result_key(fingerprint), ttl)
         pipe.delete(keys.lock_key(fingerprint))

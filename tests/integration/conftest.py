@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
 import pytest
+from playwright.sync_api import Browser
 
 from cds_hooks.app import create_app
 from cds_hooks.settings import Settings, TenantSettings, load_settings
 from plugin.services import ServiceRegistry
 from tests.support.asgi_server import ServedApp, serve_asgi
+from tests.support.browser import chromium_available, headless_chromium
 from tests.support.jwt_factory import SigningKey, es384_key, jwks, rs384_key
 from tests.support.redis_server import RedisHandle, running_redis
 
@@ -22,6 +25,17 @@ EHR_ISSUER = "https://ehr.test.invalid"
 def redis_server() -> Iterator[RedisHandle]:
     with running_redis() as handle:
         yield handle
+
+
+@pytest.fixture(scope="session")
+def chromium() -> Iterator[Browser]:
+    """One headless Debian chromium for the session's page tests; each test opens its own context."""
+    if not chromium_available():
+        if os.environ.get("R1CDS_REQUIRE_CHROMIUM") == "1":
+            pytest.fail("R1CDS_REQUIRE_CHROMIUM=1 but Debian's chromium is not installed")
+        pytest.skip("Debian's chromium is not installed (apt-get install -y chromium chromium-driver)")
+    with headless_chromium() as browser:
+        yield browser
 
 
 @pytest.fixture(scope="session")

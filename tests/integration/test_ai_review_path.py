@@ -83,7 +83,7 @@ def test_cold_hook_answers_in_budget_then_the_cached_ai_card(stack: Stack) -> No
     assert page.status_code == 200 and "AI review in progress" in page.text
     assert 'http-equiv="refresh"' in page.text
 
-    wait_for(lambda: "AI review complete" in stack.client.get(status_url).text, 30, "the review to land")
+    wait_for(lambda: "Review complete." in stack.client.get(status_url).text, 30, "the review to land")
     body, elapsed = post(stack.client, stack.api_url, service, hook_request("patient-view")[1])
     [card] = ai_cards(body)
     assert card["summary"] == "Consider checking the INR"

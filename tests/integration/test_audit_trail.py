@@ -115,7 +115,7 @@ def test_a_session_leaves_one_verified_phi_free_audit_trail(tmp_path: Path) -> N
             cold, _ = post(client, api.url, SERVICE, patient_view(bundle))
             [pending] = [c for c in cold["cards"] if c["summary"] == PENDING_SUMMARY]
             status_url = pending["links"][0]["url"]
-            wait_for(lambda: "AI review complete" in client.get(status_url).text, 30, "the review to land")
+            wait_for(lambda: "Review complete." in client.get(status_url).text, 30, "the review to land")
 
             ready, _ = post(client, api.url, SERVICE, patient_view(bundle))
             [ai_card] = [c for c in ready["cards"] if c["source"]["label"].startswith(AI_LABEL)]

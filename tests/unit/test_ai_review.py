@@ -78,9 +78,13 @@ async def test_pending_review_gives_one_info_card_linking_to_its_status_page() -
     ).cards
     assert (card.summary, card.indicator) == (PENDING_SUMMARY, "info")
     [link] = card.links
-    assert link.url == "https://cds.test.invalid/evidence/review-1"
+    assert link.url == "https://cds.test.invalid/evidence/evidence-1"
     status = await broker.status("review-1")
     assert status is not None and status.state == "pending"
+    evidence = await broker.evidence("evidence-1")
+    assert evidence is not None and evidence.status.state == "pending" and evidence.context is None
+    # The link keeps this caller's own references, which the shared review never holds.
+    assert dict(evidence.link.references) == corpus.built().handles.references
     # The same chart again joins the review in flight; when it lands, the card replaces the pending one.
     [again] = (
         await review.review(CHART_REVIEW.id, "patient-view", corpus.built(), corpus.PATIENT, 0.01)
