@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -30,6 +31,7 @@ from cds_hooks import evidence_page, metrics, render
 from cds_hooks.answer_cache import AnswerCache
 from cds_hooks.errors import MalformedRequest, PayloadTooLarge, UnsupportedMediaType
 from cds_hooks.prefetch import PrefetchResolver
+from cds_hooks.protocol import Coding as WireCoding
 from cds_hooks.protocol import DiscoveryResponse, FeedbackRequest, HookRequest
 from cds_hooks.settings import Settings, TenantSettings
 from plugin.ai_review import BrokerUnavailable, Evidence, ReviewBroker
@@ -44,6 +46,7 @@ from plugin.audit import (
 from plugin.cards import Coding, ServiceResult
 from plugin.feedback import FeedbackRecord, FeedbackSink
 from plugin.knowledge import KnowledgeBase
+from plugin.rules.cards import RULE_SYSTEM
 from plugin.services import HookCall, ServiceRegistry
 
 log = logging.getLogger(__name__)
@@ -52,6 +55,7 @@ Body = TypeVar("Body", bound=BaseModel)
 
 JSON = "application/json"
 HTML: Final = "text/html; charset=utf-8"
+CLINICIAN_REFERENCE: Final = re.compile(r"(Practitioner|PractitionerRole)/[A-Za-z0-9\-.]{1,64}")
 ANSWER_MARGIN_S: Final = 0.05  # kept back from the sync budget to render and send the answer
 # The AI review's state, as the service saw it (ServiceResult.ai_state), as the audit trail names it.
 AI_OUTCOMES: Final[Mapping[str, HookOutcome]] = {
@@ -193,6 +197,7 @@ class _Answer:
     outcome: HookOutcome
     fingerprint: str | None
     card_uuids: tuple[str, ...]
+    card_kinds: tuple[str, ...]
 
 
 class Caller(Protocol):
@@ -347,11 +352,13 @@ class HookHandler(_EdgeHandler):
         # Every card's source opens the model card; the knowledge-base sources stay in its links and detail.
         wire = render.response(result, self._about_url)
         body = wire.dump()
+        issued_cards = [card for card in wire.cards if card.uuid]
         issued = _Answer(
             body,
             hook_outcome(result),
             result.fingerprint,
-            tuple(card.uuid for card in wire.cards if card.uuid),
+            tuple(card.uuid for card in issued_cards if card.uuid),
+            tuple(_card_kind(card.source.topic) for card in issued_cards),
         )
         if key is not None and self._answers is not None and result.final:
             self._answers.put(key, issued)
@@ -381,7 +388,13 @@ class HookHandler(_EdgeHandler):
         timings_s = {"total": total_s, **phases_s}
         # Ids only: the closure waits in the backlog, and the call and the answer hold the prefetch and body.
         instance, service_id, hook, tenant = call.hook_instance, call.service_id, call.hook, call.tenant
-        outcome, fingerprint, cards = answer.outcome, answer.fingerprint, answer.card_uuids
+        outcome, fingerprint, cards, kinds = (
+            answer.outcome,
+            answer.fingerprint,
+            answer.card_uuids,
+            answer.card_kinds,
+        )
+        user = _clinician(call.context.get("userId"))
 
         def build() -> HookCallRecord:
             return HookCallRecord(
@@ -395,6 +408,8 @@ class HookHandler(_EdgeHandler):
                 http_status=200,
                 outcome=outcome,
                 card_uuids=cards,
+                card_kinds=kinds,
+                user=user,
             )
 
         self._audit.submit(build)
@@ -447,6 +462,20 @@ class FeedbackHandler(_EdgeHandler):
 
 def _feedback_builder(item: FeedbackRecord, received: datetime) -> Callable[[], CardFeedbackRecord]:
     return lambda: feedback_audit_record(item, at=received)
+
+
+def _card_kind(topic: WireCoding | None) -> str:
+    """The rule id for a rule card (its topic code), "ai" for anything else: feedback is joined on it."""
+    if topic is not None and topic.system == RULE_SYSTEM and topic.code:
+        return topic.code
+    return "ai"
+
+
+def _clinician(user_id: object) -> str | None:
+    # A patient-facing app sends Patient/... as userId: that is the patient's id and is not recorded.
+    if isinstance(user_id, str) and user_id.startswith(("Practitioner/", "PractitionerRole/")):
+        return user_id if CLINICIAN_REFERENCE.fullmatch(user_id) else None
+    return None
 
 
 class EvidenceHandler:

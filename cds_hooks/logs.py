@@ -42,8 +42,19 @@ class JsonFormatter(logging.Formatter):
         return ""  # never the message: `format` above writes the type and frames instead
 
 
+# httpx logs every request line at INFO, and a FHIR fetch-back URL names the patient
+# (`Condition?patient=<id>`): those loggers say warnings and errors only, whatever the root level.
+URL_LOGGERS = ("httpx", "httpcore")
+
+
+def quiet_url_loggers() -> None:
+    for name in URL_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
 def configure_logging(level: str, fmt: LogFormat) -> None:
     """Root handler on stderr for this process; uvicorn and Celery log through it."""
+    quiet_url_loggers()
     handler = logging.StreamHandler()
     handler.setFormatter(JsonFormatter() if fmt == "json" else logging.Formatter(TEXT_FORMAT))
     root = logging.getLogger()

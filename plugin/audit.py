@@ -184,6 +184,10 @@ class HookCallRecord(_Frozen):
     http_status: Annotated[int, Field(ge=100, le=599)]
     outcome: HookOutcome
     card_uuids: tuple[Token, ...] = ()  # every card issued, rule and AI, in answer order
+    # What issued each card of card_uuids, same order: the rule id ("rule.inr-monitoring") or "ai".
+    card_kinds: tuple[Token, ...] = ()
+    # context.userId when it names a clinician (Practitioner or PractitionerRole); never a patient's id.
+    user: FhirReference | None = None
 
 
 class ModelInfo(_Frozen):
@@ -333,9 +337,20 @@ AuditRecord = HookCallRecord | AiRunRecord | CardFeedbackRecord
 _RECORD: Final[TypeAdapter[AuditRecord]] = TypeAdapter(Annotated[AuditRecord, Field(discriminator="kind")])
 
 
+# Fields added to a record kind after chains were already written, with their empty value: left out of the
+# canonical text when empty, so a record without them reads back to exactly the text that was hashed.
+_ADDED_FIELDS: Final[Mapping[str, Mapping[str, object]]] = {
+    "hook-call": {"card_kinds": [], "user": None},
+}
+
+
 def canonical(record: AuditRecord) -> str:
     """Sorted keys, no whitespace, UTF-8 text: the exact text that is hashed and stored."""
-    return orjson.dumps(record.model_dump(mode="json"), option=orjson.OPT_SORT_KEYS).decode()
+    dumped = record.model_dump(mode="json")
+    for name, empty in _ADDED_FIELDS.get(record.kind, {}).items():
+        if dumped.get(name) == empty:
+            del dumped[name]
+    return orjson.dumps(dumped, option=orjson.OPT_SORT_KEYS).decode()
 
 
 def parse_record(body: str | bytes) -> AuditRecord:

@@ -42,26 +42,13 @@ from tests.support.review_stack import (
     stand_in,
     wait_for,
 )
+from tests.support.suite_phi import IDENTIFYING_PATIENT, keep_artifact
 from workers.audit_store import AuditStore
 
 pytestmark = pytest.mark.integration
 
 SERVICE = "r1-chart-review"
 AI_LABEL = "R1 CDS AI review ("
-# What an EHR's chart says about its patient and the de-identified review never uses: the audit records
-# must not hold any of it either.
-IDENTIFYING_PATIENT: dict[str, Any] = {
-    "name": [{"use": "official", "family": "Quimbyfield", "given": ["Harriet", "Ottoline"]}],
-    "identifier": [
-        {"system": "urn:oid:1.2.36.146.595.217.0.1", "value": "MRN-77310942"},
-        {"system": "http://hl7.org/fhir/sid/us-ssn", "value": "532-41-9087"},
-    ],
-    "address": [{"line": ["42 Wallaby Crescent"], "city": "Fernhollow", "postalCode": "02474"}],
-    "telecom": [
-        {"system": "phone", "value": "+1-617-555-0142"},
-        {"system": "email", "value": "harriet.q@example.org"},
-    ],
-}
 
 
 def chart() -> dict[str, Any]:
@@ -192,3 +179,30 @@ def test_a_session_leaves_one_verified_phi_free_audit_trail(tmp_path: Path) -> N
     assert {"+1-617-555-0142", "harriet.q@example.org"} <= phi.literals
     assert leaks(out.read_text(), phi) == []
     assert leaks("\n".join(s.body for s in stored), phi) == []
+
+    # Feedback joined to the cards: every card of the answers has its kind, the rule cards their rule id.
+    kinds = dict(zip(calls[1].card_uuids, calls[1].card_kinds, strict=True))
+    assert kinds[ai_card["uuid"]] == "ai"
+    rule_cards = [c for c in ready["cards"] if c["source"]["label"] == "R1 CDS safety rules"]
+    assert rule_cards and all(kinds[c["uuid"]] == c["source"]["topic"]["code"] for c in rule_cards)
+    assert "rule.inr-monitoring" in {kinds[c["uuid"]] for c in rule_cards}
+    assert all(c.user == USER for c in calls)
+    exported_feedback = tmp_path / "feedback.csv"
+    rates = r1cds_audit(url, "feedback", "--format", "json", "--export", str(exported_feedback))
+    assert rates.returncode == 0, rates.stderr
+    table = {(row["grouping"], row["key"]): row for row in json.loads(rates.stdout)}
+    assert table[("service", SERVICE)]["accepted"] == 1
+    assert table[("service", SERVICE)]["cards_issued"] == len({u for c in calls for u in c.card_uuids})
+    assert table[("ai-kind", "create ServiceRequest")]["acceptance_rate"] == 1.0
+    assert table[("rule", "rule.inr-monitoring")]["cards_with_feedback"] == 0
+    lines = exported_feedback.read_text().splitlines()
+    assert (
+        lines[0]
+        == "date,intervention,service_id,intervention_kind,ai_suggestion_kind,action_taken,accepted_suggestions,feedback,user,location"
+    )
+    [event] = lines[1:]  # the EHR's retry is one event
+    assert f"{ai_card['uuid']},{SERVICE},ai,create ServiceRequest,accepted" in event
+    assert USER in event and "patient-view" in event
+    assert leaks(exported_feedback.read_text(), phi) == []
+    keep_artifact(out)
+    keep_artifact(exported_feedback)

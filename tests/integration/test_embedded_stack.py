@@ -20,6 +20,7 @@ from plugin.ai_review import PENDING_SUMMARY
 from tests.support import sglang_stand_in as sglang
 from tests.support.redis_server import free_port
 from tests.support.review_stack import REPO, clean_answer, hook_request, post, stand_in
+from tests.support.suite_phi import keep_log
 
 pytestmark = pytest.mark.integration
 
@@ -180,6 +181,7 @@ def test_up_serves_rules_then_the_ai_card_and_sigterm_stops_everything(
         while (left := [proc for proc in started if alive(proc)]) and time.monotonic() < deadline:
             time.sleep(0.1)
         assert not left, [command_line(proc) for proc in left]
+        keep_log("r1cds-up.log", log.read_text(errors="replace"))  # the whole stack's log, PHI-scanned
     finally:
         # Only by pid, and only processes this test saw `up` start (or `up` itself).
         if up.poll() is None:

@@ -24,6 +24,7 @@ from plugin.fhir_search import FhirStore
 from tests.support import governance_corpus as corpus
 from tests.support.asgi_server import ServedApp, serve_asgi
 from tests.support.sglang_stand_in import SGLangStandIn
+from tests.support.suite_phi import keep_log
 from workers.settings import ReviewSettings
 
 REPO = Path(__file__).resolve().parents[2]
@@ -119,6 +120,7 @@ class WorkerProcess:
         if self._log is not None:
             self._log.close()
         if self.log_path is not None:
+            keep_log("workers.log", self.log_path.read_text(errors="replace"))  # for the suite's PHI scan
             self.log_path.unlink(missing_ok=True)
 
 

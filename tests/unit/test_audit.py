@@ -143,6 +143,16 @@ def test_canonical_form_is_fixed() -> None:
     assert chain_hash(GENESIS, text) == "f0ef64412339264e54ccc8b180f1c0372348cce04ab471f3c3f5ad5a0d538474"
 
 
+def test_fields_added_later_are_in_the_text_only_when_set() -> None:
+    """Chains written before card_kinds and user existed still read back to the text that was hashed."""
+    bare = hook_call(card_uuids=("card-1",))
+    assert '"card_kinds"' not in canonical(bare) and '"user"' not in canonical(bare)
+    full = hook_call(card_uuids=("card-1",), card_kinds=("rule.inr-monitoring",), user="Practitioner/p-1")
+    text = canonical(full)
+    assert '"card_kinds":["rule.inr-monitoring"]' in text and '"user":"Practitioner/p-1"' in text
+    assert canonical(parse_record(text)) == text and parse_record(canonical(bare)) == bare
+
+
 async def test_canonical_form_round_trips_for_every_kind() -> None:
     run, _, _ = await accepted_run()
     for record in (hook_call(), run, feedback()):

@@ -7,7 +7,9 @@ import logging
 
 import pytest
 
+from cds_hooks.app import create_app
 from cds_hooks.logs import JsonFormatter
+from cds_hooks.settings import load_settings
 
 pytestmark = pytest.mark.unit
 
@@ -33,3 +35,13 @@ def test_an_exception_keeps_its_type_and_frames_but_not_its_message() -> None:
     assert line["exc_type"] == "ValueError"
     assert any("test_logs.py" in frame for frame in line["frames"])
     assert "Jane" not in text and "1962" not in text
+
+
+def test_request_urls_are_not_logged_even_at_info(caplog: pytest.LogCaptureFixture) -> None:
+    """A FHIR fetch-back URL names the patient; httpx would log it at INFO (the app quiets it at start)."""
+    create_app(load_settings(auth_disabled=True))
+    caplog.set_level(logging.INFO)
+    logging.getLogger("httpx").info("HTTP Request: GET http://fhir.invalid/Condition?patient=p-1")
+    logging.getLogger("cds_hooks.test").info("an ordinary line")
+    assert "patient=p-1" not in caplog.text and "an ordinary line" in caplog.text
+    assert logging.getLogger("httpcore").getEffectiveLevel() == logging.WARNING

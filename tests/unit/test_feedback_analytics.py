@@ -1,0 +1,158 @@
+"""Feedback joined to the cards issued: rates per service, rule and AI suggestion kind, and the export rows."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from plugin.audit import (
+    AcceptedSuggestion,
+    AiRunRecord,
+    AuditRecord,
+    CardFeedbackRecord,
+    DecisionSummary,
+    HookCallRecord,
+    OverrideReason,
+    SamplingInfo,
+)
+from plugin.feedback_analytics import analyse
+
+pytestmark = pytest.mark.unit
+
+T0 = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)
+FP = "a" * 64
+CHART, ORDERS = "r1-chart-review", "r1-order-review"
+INR, NSAID = "rule.inr-monitoring", "rule.anticoagulant-nsaid"
+OVERRIDE = OverrideReason(system="http://snomed.info/sct", code="428119001")
+
+
+def call(
+    n: int, service: str, cards: dict[str, str], minutes: int = 0, tenant: str = "ehr-a"
+) -> HookCallRecord:
+    return HookCallRecord(
+        at=T0 + timedelta(minutes=minutes),
+        hook_instance=f"call-{n}",
+        service_id=service,
+        hook="patient-view" if service == CHART else "order-sign",
+        tenant=tenant,
+        fingerprint=FP,
+        http_status=200,
+        outcome="ai-ready",
+        card_uuids=tuple(cards),
+        card_kinds=tuple(cards.values()),
+        user="Practitioner/doc-1",
+    )
+
+
+def feedback(card: str, outcome: str, minutes: int, service: str = CHART) -> CardFeedbackRecord:
+    return CardFeedbackRecord(
+        at=T0 + timedelta(minutes=minutes, seconds=5),
+        service_id=service,
+        card_uuid=card,
+        outcome=outcome,  # type: ignore[arg-type]
+        outcome_timestamp=T0 + timedelta(minutes=minutes),
+        override_reason=OVERRIDE if outcome == "overridden" else None,
+        tenant="ehr-a",
+    )
+
+
+def ai_run(card: str, action: str, resource: str | None) -> AiRunRecord:
+    suggestion = AcceptedSuggestion(
+        card_uuid=card,
+        agreement=(3, 3),
+        severity="info",
+        action_type=action,  # type: ignore[arg-type]
+        resource_type=resource,
+        action_code=None,
+        knowledge_ids=("kb.warfarin-inr-monitoring",),
+        patient_handles=("M1",),
+    )
+    return AiRunRecord(
+        at=T0,
+        fingerprint=FP,
+        service_id=CHART,
+        outcome="accepted",
+        model=None,
+        prompt=None,
+        knowledge_base_version="kb-1",
+        sampling=SamplingInfo(temperature=0.6, top_p=0.95, max_completion_tokens=4096, n=3),
+        usage=None,
+        decision=DecisionSummary(accepted=(suggestion,), abstain_reason=None, rejections=()),
+    )
+
+
+def scenario() -> list[AuditRecord]:
+    inr_card, ai_lab, ai_advice, nsaid_card = "card-inr", "card-ai-lab", "card-ai-advice", "card-nsaid"
+    first = call(1, CHART, {inr_card: INR, ai_lab: "ai", ai_advice: "ai"})
+    return [
+        first,
+        first,  # the audit relay delivered it twice
+        ai_run(ai_lab, "create", "ServiceRequest"),
+        ai_run(ai_advice, "none", None),
+        call(2, CHART, {inr_card: INR, ai_lab: "ai", ai_advice: "ai"}, minutes=5),  # same cards again
+        call(3, ORDERS, {nsaid_card: NSAID}, minutes=6),
+        feedback(inr_card, "overridden", 10),
+        feedback(inr_card, "overridden", 10),  # an EHR retry
+        feedback(ai_lab, "accepted", 11),
+        feedback(nsaid_card, "overridden", 12, ORDERS),
+        feedback(nsaid_card, "accepted", 13, ORDERS),  # the clinician changed their mind: latest counts
+        feedback("card-from-elsewhere", "accepted", 14),
+    ]
+
+
+def test_rates_per_service_rule_and_ai_kind_match_the_hand_count() -> None:
+    rows = {(r.grouping, r.key): r for r in analyse(scenario()).rates()}
+    chart = rows[("service", CHART)]
+    # Issued: inr, ai-lab, ai-advice (shown twice, counted once); the unknown card was never issued here.
+    assert (chart.cards_issued, chart.cards_with_feedback, chart.accepted, chart.overridden) == (3, 3, 2, 1)
+    assert chart.acceptance_rate == pytest.approx(2 / 3) and chart.override_rate == pytest.approx(1 / 3)
+    assert chart.response_rate == pytest.approx(1.0)  # 3 fed back of 3 issued (the stray one is extra)
+    orders = rows[("service", ORDERS)]
+    assert (orders.cards_issued, orders.accepted, orders.overridden) == (1, 1, 0)
+    inr = rows[("rule", INR)]
+    assert (inr.cards_issued, inr.cards_with_feedback, inr.accepted, inr.overridden) == (1, 1, 0, 1)
+    assert inr.top_override_reasons == (("http://snomed.info/sct|428119001", 1),)
+    lab = rows[("ai-kind", "create ServiceRequest")]
+    assert (lab.cards_issued, lab.accepted, lab.acceptance_rate) == (1, 1, 1.0)
+    advice = rows[("ai-kind", "advice")]
+    assert (advice.cards_issued, advice.cards_with_feedback, advice.acceptance_rate) == (1, 0, None)
+    assert advice.response_rate == 0.0
+    assert [k for k, _ in rows] == ["service"] * 2 + ["rule"] * 2 + ["ai-kind"] * 2
+
+
+def test_export_has_one_row_per_distinct_feedback_event_with_user_and_location() -> None:
+    rows = list(analyse(scenario()).export())
+    assert [(r.intervention, r.action_taken) for r in rows] == [
+        ("card-inr", "overridden"),
+        ("card-ai-lab", "accepted"),
+        ("card-nsaid", "overridden"),
+        ("card-nsaid", "accepted"),
+        ("card-from-elsewhere", "accepted"),
+    ]
+    inr = rows[0]
+    assert inr.intervention_kind == INR and inr.feedback == "http://snomed.info/sct|428119001"
+    assert inr.user == "Practitioner/doc-1" and inr.location == "ehr-a / patient-view"
+    assert inr.date == "2026-11-25T09:10:00.000000Z"
+    assert rows[1].ai_suggestion_kind == "create ServiceRequest" and rows[1].feedback is None
+    assert rows[4].intervention_kind == "unknown" and rows[4].user is None
+    assert set(rows[0].as_dict()) == {
+        "date",
+        "intervention",
+        "service_id",
+        "intervention_kind",
+        "ai_suggestion_kind",
+        "action_taken",
+        "accepted_suggestions",
+        "feedback",
+        "user",
+        "location",
+    }
+
+
+def test_since_keeps_the_join_but_counts_only_the_window() -> None:
+    rows = {(r.grouping, r.key): r for r in analyse(scenario(), since=T0 + timedelta(minutes=12)).rates()}
+    # Cards issued before the window keep their rule; only the NSAID card's two feedbacks are inside it.
+    nsaid = rows[("rule", NSAID)]
+    assert (nsaid.cards_issued, nsaid.accepted, nsaid.overridden) == (0, 1, 0)
+    assert rows[("rule", INR)].cards_with_feedback == 0
