@@ -47,6 +47,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    bindparam,
     create_engine,
     event,
     insert,
@@ -100,6 +101,10 @@ head = Table(
     Column("id", Integer(), primary_key=True, autoincrement=False),
     Column("seq", BigInteger(), nullable=False),
     Column("hash", String(64), nullable=False),
+)
+_INSERT_RECORD: Final = insert(records)
+_ADVANCE_HEAD: Final = (
+    update(head).where(head.c.id == 1).values(seq=bindparam("new_seq"), hash=bindparam("new_hash"))
 )
 
 
@@ -255,17 +260,20 @@ class AuditStore:
             for record in batch:
                 body = canonical(record)
                 seq, digest = seq + 1, chain_hash(prev_hash, body)
+                # Prebuilt statements with bound parameters: building them per record cost ~6x the SQL.
                 connection.execute(
-                    insert(records).values(
-                        seq=seq,
-                        at=timestamp_text(record.at),
-                        kind=record.kind,
-                        prev_hash=prev_hash,
-                        hash=digest,
-                        body=body,
-                    )
+                    _INSERT_RECORD,
+                    {
+                        "seq": seq,
+                        "at": timestamp_text(record.at),
+                        "kind": record.kind,
+                        "prev_hash": prev_hash,
+                        "hash": digest,
+                        "body": body,
+                    },
                 )
-                connection.execute(update(head).where(head.c.id == 1).values(seq=seq, hash=digest))
+                # The head advances record by record: the database's triggers check every link (migrations).
+                connection.execute(_ADVANCE_HEAD, {"new_seq": seq, "new_hash": digest})
                 written.append(StoredRecord(seq, prev_hash, digest, body))
                 prev_hash = digest
         return written
