@@ -29,7 +29,13 @@ from starlette.responses import Response
 
 from cds_hooks import evidence_page, metrics, render
 from cds_hooks.answer_cache import AnswerCache
-from cds_hooks.errors import MalformedRequest, PayloadTooLarge, UnsupportedMediaType
+from cds_hooks.errors import (
+    CdsHooksError,
+    MalformedRequest,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    from_plugin_error,
+)
 from cds_hooks.prefetch import PrefetchResolver
 from cds_hooks.protocol import Coding as WireCoding
 from cds_hooks.protocol import DiscoveryResponse, FeedbackRequest, HookRequest
@@ -44,6 +50,7 @@ from plugin.audit import (
     feedback_audit_record,
 )
 from plugin.cards import Coding, ServiceResult
+from plugin.errors import PluginError
 from plugin.feedback import FeedbackRecord, FeedbackSink
 from plugin.knowledge import KnowledgeBase
 from plugin.rules.cards import RULE_SYSTEM
@@ -319,9 +326,17 @@ class HookHandler(_EdgeHandler):
         started = self._clock()
         received = self._now()
         tenant, hook_request = await self._admit(request, service_id, "", HookRequest, "hook request")
-        service = self._registry.for_hook(service_id, hook_request.hook)
-        admitted = self._clock()
-        resolved = await self._resolver.resolve(service.declaration, hook_request, tenant)
+        try:
+            service = self._registry.for_hook(service_id, hook_request.hook)
+            admitted = self._clock()
+            resolved = await self._resolver.resolve(service.declaration, hook_request, tenant)
+        except (CdsHooksError, PluginError) as exc:
+            # An authenticated, well-formed call that could not be answered (a hook the service does not
+            # take, prefetch that cannot be had) is part of the trail; the error mapping answers it.
+            mapped = exc if isinstance(exc, CdsHooksError) else from_plugin_error(exc)
+            status = mapped.status_code
+            self._record_refusal(service_id, hook_request, tenant, received, status, started)
+            raise
         prefetched = self._clock()
         call = HookCall(
             service_id=service_id,
@@ -371,6 +386,38 @@ class HookHandler(_EdgeHandler):
             started,
         )
         return Response(body, media_type=JSON)
+
+    def _record_refusal(
+        self,
+        service_id: str,
+        hook_request: HookRequest,
+        tenant: TenantSettings | None,
+        received: datetime,
+        status: int,
+        started: float,
+    ) -> None:
+        total_s = self._clock() - started
+        metrics.observe_hook(service_id, hook_request.hook, "error", total_s)
+        if self._audit is None:
+            return
+        instance, hook, name = hook_request.hook_instance, hook_request.hook, tenant.name if tenant else None
+        user = _clinician(hook_request.context.get("userId"))
+
+        def build() -> HookCallRecord:
+            return HookCallRecord(
+                at=received,
+                hook_instance=instance,
+                service_id=service_id,
+                hook=hook,
+                tenant=name,
+                fingerprint=None,
+                timings_ms={"total": max(0.0, total_s) * 1000.0},
+                http_status=status,
+                outcome="error",
+                user=user,
+            )
+
+        self._audit.submit(build)
 
     def _record(
         self,

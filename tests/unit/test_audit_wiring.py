@@ -156,6 +156,31 @@ async def test_rules_only_answers_are_recorded_without_a_fingerprint() -> None:
     assert call.tenant is None  # authentication is off
 
 
+async def test_refused_calls_that_passed_admission_are_recorded_with_their_status() -> None:
+    """A hook the service does not take (400) is in the trail; a malformed body (never admitted) is not."""
+    sink = MemoryAuditSink()
+    app = app_with(sink)
+    async with running(app) as client:
+        wrong_hook = {**hook_body("instance-400"), "hook": "encounter-discharge"}
+        wrong_hook["context"] = {**wrong_hook["context"], "encounterId": "enc-1"}
+        refused = await client.post(f"/cds-services/{SERVICE}", json=wrong_hook)
+        assert refused.status_code == 400 and refused.json()["resourceType"] == "OperationOutcome"
+        malformed = await client.post(
+            f"/cds-services/{SERVICE}", content=b"{", headers={"Content-Type": "application/json"}
+        )
+        assert malformed.status_code == 400
+        await app.state.audit_trail.flush()
+    [call] = sink.records
+    assert isinstance(call, HookCallRecord)
+    assert (call.hook_instance, call.hook, call.http_status, call.outcome) == (
+        "instance-400",
+        "encounter-discharge",
+        400,
+        "error",
+    )
+    assert call.card_uuids == () and call.fingerprint is None and call.timings_ms["total"] > 0
+
+
 @pytest.mark.parametrize(
     ("state", "outcome"),
     [
