@@ -29,9 +29,11 @@ from cds_hooks.handlers import (
     HookHandler,
 )
 from cds_hooks.health import HealthHandler, ReadinessCheck
+from cds_hooks.logs import quiet_url_loggers
 from cds_hooks.metrics import CollectExtra
 from cds_hooks.metrics import router as metrics_router
 from cds_hooks.prefetch import PrefetchResolver
+from cds_hooks.preview import PreviewKey, enable_preview, install_preview
 from cds_hooks.replay import MemoryReplayStore, RedisReplayStore
 from cds_hooks.routes import WIRE_MODELS, router
 from cds_hooks.settings import Settings, load_settings
@@ -71,6 +73,11 @@ def create_app(
     which serves the metrics directory the composition root enabled (cds_hooks.metrics).
     """
     settings = settings or load_settings()
+    quiet_url_loggers()  # also when embedded in a process that configured logging its own way
+    # The preview's key becomes a tenant only here, only when enabled: off, nothing it signs is trusted.
+    preview_key: PreviewKey | None = None
+    if settings.preview_enabled:
+        settings, preview_key = enable_preview(settings)
     registry = registry or shipped_registry(
         context_options=ContextOptions(include_free_text=settings.context_include_free_text)
     )
@@ -149,6 +156,8 @@ def create_app(
     install_error_handlers(app)
     app.include_router(router)
     app.include_router(about_router)
+    if preview_key is not None:
+        install_preview(app, settings, registry, preview_key)
     app.include_router(metrics_router)
     if settings.cors_origins:
         app.add_middleware(

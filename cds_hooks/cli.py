@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import csv
 import signal
 import sys
 from collections.abc import Sequence
@@ -26,6 +27,7 @@ from cds_hooks.fire import (
     service_templates,
 )
 from cds_hooks.logs import configure_logging
+from plugin.feedback_analytics import EXPORT_FIELDS
 from plugin.fhir_search import FhirStore
 
 
@@ -248,6 +250,45 @@ def _audit_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _write_feedback_export(path: Path, rows: Sequence[dict[str, object]]) -> None:
+    with path.open("w", encoding="utf-8", newline="") as out:
+        if path.suffix != ".csv":
+            out.writelines(orjson.dumps(row).decode() + "\n" for row in rows)
+            return
+        writer = csv.DictWriter(out, fieldnames=list(EXPORT_FIELDS))
+        writer.writeheader()
+        for row in rows:
+            suggestions = row["accepted_suggestions"]
+            joined = " ".join(str(s) for s in suggestions) if isinstance(suggestions, list) else ""
+            writer.writerow({**row, "accepted_suggestions": joined})
+
+
+def _audit_feedback(args: argparse.Namespace) -> int:
+    from plugin.audit import parse_record
+    from plugin.feedback_analytics import analyse
+
+    with _audit_store(args) as store:
+        analytics = analyse((parse_record(r.body) for r in store.records()), since=args.since)
+    if args.export is not None:
+        events = [event.as_dict() for event in analytics.export()]
+        _write_feedback_export(args.export, events)
+        print(f"exported {len(events)} feedback event(s) to {args.export}", file=sys.stderr)
+    table = analytics.rates()
+    if args.format == "json":
+        print(orjson.dumps([row.as_dict() for row in table], option=orjson.OPT_INDENT_2).decode())
+        return 0
+    print(
+        f"{'by':<8} {'key':<40} {'issued':>6} {'fed back':>8} {'accepted':>8} {'overridden':>10} {'accept %':>8}"
+    )
+    for row in table:
+        rate = "-" if row.acceptance_rate is None else f"{100 * row.acceptance_rate:.0f}%"
+        print(
+            f"{row.grouping:<8} {row.key:<40} {row.cards_issued:>6} {row.cards_with_feedback:>8} "
+            f"{row.accepted:>8} {row.overridden:>10} {rate:>8}"
+        )
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="r1cds", description="R1 CDS: CDS Hooks 2.0 decision support")
     commands = top.add_subparsers(dest="command", required=True)
@@ -376,12 +417,30 @@ def parser() -> argparse.ArgumentParser:
     )
     export.add_argument("--out", type=Path, help="write to this file instead of standard output")
     export.set_defaults(run=_audit_export)
+    feedback = audit_commands.add_parser(
+        "feedback",
+        parents=[database],
+        help="acceptance and override rates per service, rule and AI suggestion kind; --export the events",
+    )
+    feedback.add_argument("--since", type=_since, help="count calls and feedback at or after this time")
+    feedback.add_argument("--format", choices=("table", "json"), default="table")
+    feedback.add_argument(
+        "--export",
+        type=Path,
+        help="write every feedback event (intervention, action taken, feedback, user, date, location): "
+        "CSV when the name ends in .csv, else NDJSON",
+    )
+    feedback.set_defaults(run=_audit_feedback)
     migrate = audit_commands.add_parser(
         "migrate",
         parents=[database],
         help="create or upgrade the audit tables (the services do this at start)",
     )
     migrate.set_defaults(run=_audit_migrate)
+
+    from evals.cli import add_commands as add_eval_commands
+
+    add_eval_commands(commands)
     return top
 
 

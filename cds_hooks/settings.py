@@ -70,6 +70,13 @@ class Settings(BaseSettings):
     answer_cache_size: int = Field(default=2048, ge=0)  # entries; 0 turns the cache off
     answer_cache_ttl_s: float = Field(default=60.0, gt=0)
 
+    # The card preview page (/preview) and the signing key it calls the hook endpoints with
+    # (cds_hooks.preview). Off by default: it lets anyone who reaches the service fire hooks, send
+    # feedback, and have the service fetch from FHIR servers they name (R1CDS_FHIR_SERVER_ALLOWLIST holds).
+    # `r1cds up` turns it on unless R1CDS_PREVIEW_ENABLED says otherwise.
+    # Uploaded Bundle files are held to max_body_bytes, like hook calls.
+    preview_enabled: bool = False
+
     @field_validator("cors_origins", mode="before")
     @classmethod
     def _split_origins(cls, value: object) -> object:

@@ -7,7 +7,8 @@
     model server     the llama.cpp backend with the packaged demo model (or R1CDS_MODEL_NAME as a GGUF
                      path), unless R1CDS_MODEL_URL names a running server (SGLang, any OpenAI-compatible)
     worker           `r1cds worker` as a child process, told where Redis and the model are
-    API              in this process, in the foreground
+    API              in this process, in the foreground, with the card preview at /preview (its URL is
+                     printed at start; R1CDS_PREVIEW_ENABLED=false turns it off)
     audit chain      R1CDS_AUDIT_DATABASE_URL, or the SQLite file in the user's data directory
                      (workers.audit_store); the API and the worker both append to it
     metrics          R1CDS_METRICS_DIR (or PROMETHEUS_MULTIPROC_DIR), emptied at start, or a private
@@ -82,6 +83,7 @@ def build_app(settings: Settings, review: ReviewSettings) -> FastAPI:
             settings,
             shipped_registry(context_options=options),
             resources=[_closing(audit.close)],
+            readiness={"audit": audit.ready},
             audit=audit,
         )
     else:
@@ -109,7 +111,7 @@ def build_app(settings: Settings, review: ReviewSettings) -> FastAPI:
                 _closing(gauges_client.close),
             ],
             sync_budget_s=path.budget_s,
-            readiness={"model": path.model_ready},
+            readiness={"model": path.model_ready, "audit": audit.ready},
             audit=RedisAuditRelay(relay_client, fallback=audit),
             collect_extra=review_gauges(gauges_client, review.model_slots),
         )
@@ -414,6 +416,12 @@ def run_up(settings: Settings, review: ReviewSettings, serve: Any) -> int:
             if review.model_backend == "llamacpp":
                 env["R1CDS_MODEL_SLOTS"] = "1"  # one llama.cpp server decodes one sequence at a time
             stack.enter_context(worker_process(env))
+        if "R1CDS_PREVIEW_ENABLED" not in os.environ:
+            # The embedded stack is for trying the service out: the card preview is on unless told otherwise.
+            settings = settings.model_copy(update={"preview_enabled": True})
+        app = build_app(settings, review)
+        if settings.preview_enabled:
+            print(f"R1 CDS card preview: {settings.public_base}/preview", flush=True)
         with contextlib.suppress(KeyboardInterrupt):
-            serve(build_app(settings, review), settings)
+            serve(app, settings)
     return 0

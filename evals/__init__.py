@@ -1,1 +1,1 @@
-"""Evaluation harness: model-level and end-to-end suites run by `r1cds eval` (filled in by issue 9)."""
+"""Evaluation harness: model-level and end-to-end suites, run by `r1cds eval`."""

@@ -234,6 +234,14 @@ class AuditStore:
         names = set(inspect(self._engine).get_table_names())
         return {"audit_records", "audit_chain_head"} <= names
 
+    async def ready(self) -> bool:
+        """Readiness: the chain head can be read (the database answers and is migrated)."""
+        return await asyncio.to_thread(self._head_readable)
+
+    def _head_readable(self) -> bool:
+        with self._reading() as connection:
+            return connection.execute(select(head.c.seq).where(head.c.id == 1)).one_or_none() is not None
+
     # --- writing ----------------------------------------------------------------------------------------
 
     async def append(self, record: AuditRecord) -> None:

@@ -27,9 +27,13 @@ def redis_server() -> Iterator[RedisHandle]:
         yield handle
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def chromium() -> Iterator[Browser]:
-    """One headless Debian chromium for the session's page tests; each test opens its own context."""
+    """One headless Debian chromium per page-test module; each test opens its own context.
+
+    Module scope, not session: Playwright's sync API keeps an event loop running in this thread while it
+    is open, and pytest-asyncio cannot run the async tests of later modules beside it.
+    """
     if not chromium_available():
         if os.environ.get("R1CDS_REQUIRE_CHROMIUM") == "1":
             pytest.fail("R1CDS_REQUIRE_CHROMIUM=1 but Debian's chromium is not installed")

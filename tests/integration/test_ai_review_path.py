@@ -183,11 +183,11 @@ def test_redis_down_gives_rule_cards_and_the_ai_path_resumes_when_it_returns(sta
 def test_liveness_and_readiness_name_what_is_down(stack: Stack) -> None:
     ready = stack.client.get(f"{stack.api_url}/readyz")
     assert ready.status_code == 200
-    assert ready.json() == {"status": "ready", "checks": {"model": "ok", "redis": "ok"}}
+    assert ready.json() == {"status": "ready", "checks": {"audit": "ok", "model": "ok", "redis": "ok"}}
     stack.model.healthy = False
     down = stack.client.get(f"{stack.api_url}/readyz")
     assert down.status_code == 503
-    assert down.json()["checks"] == {"model": "failed", "redis": "ok"}
+    assert down.json()["checks"] == {"audit": "ok", "model": "failed", "redis": "ok"}
     stack.model.healthy = True
     stack.redis.stop()
     down = stack.client.get(f"{stack.api_url}/readyz")

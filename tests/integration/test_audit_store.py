@@ -28,6 +28,7 @@ from typing import Any
 import pytest
 from fhir.resources.R4B.auditevent import AuditEvent
 from fhir.resources.R4B.provenance import Provenance
+from sqlalchemy.exc import OperationalError
 
 from inference.parsing import parse_sample
 from inference.prompts import build_prompt
@@ -430,3 +431,14 @@ def test_postgresql_concurrent_writers_migrations_and_tampering() -> None:
         result = r1cds(url, "verify")
         assert result.returncode == 1
         assert "record seq 17 (hash)" in result.stderr
+
+
+async def test_readiness_needs_a_migrated_database(tmp_path: Path) -> None:
+    migrated = tmp_path / "ready.sqlite3"
+    migrate(sqlite_url(migrated))
+    with AuditStore(sqlite_url(migrated)) as store:
+        assert await store.ready() is True
+    # A database nobody migrated (or another one behind the URL) is not ready: the probe fails, it never
+    # creates the tables.
+    with AuditStore(sqlite_url(tmp_path / "empty.sqlite3")) as store, pytest.raises(OperationalError):
+        await store.ready()

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from cds_hooks.settings import Settings
+from evals.settings import EvalSettings
 from workers.settings import ReviewSettings
 
 pytestmark = pytest.mark.unit
@@ -16,8 +17,12 @@ pytestmark = pytest.mark.unit
 README = Path(__file__).resolve().parents[2] / "README.md"
 VARIABLE = re.compile(r"`R1CDS_([A-Z0-9_]+)`")
 
-# The API's settings and the AI review path's; R1CDS_REDIS_URL and R1CDS_REDIS_TIMEOUT_S are fields of both.
-SETTINGS = {name.upper() for name in (*Settings.model_fields, *ReviewSettings.model_fields)}
+# The API's, the AI review path's and the evaluation harness's; R1CDS_REDIS_URL and R1CDS_REDIS_TIMEOUT_S
+# are fields of the first two.
+SETTINGS = {
+    name.upper()
+    for name in (*Settings.model_fields, *ReviewSettings.model_fields, *EvalSettings.model_fields)
+}
 
 
 def _table_rows() -> list[str]:
