@@ -197,6 +197,40 @@ class AuditTrail:
 
 
 @dataclass(frozen=True, slots=True)
+class HookCallFacts:
+    """What the audit record of one hook call is built from, after the answer: ids, codes and timings."""
+
+    at: datetime
+    hook_instance: str
+    service_id: str
+    hook: str
+    tenant: str | None
+    user: str | None
+    timings_s: Mapping[str, float]
+    http_status: int
+    outcome: HookOutcome
+    fingerprint: str | None = None
+    card_uuids: tuple[str, ...] = ()
+    card_kinds: tuple[str, ...] = ()
+
+    def record(self) -> HookCallRecord:
+        return HookCallRecord(
+            at=self.at,
+            hook_instance=self.hook_instance,
+            service_id=self.service_id,
+            hook=self.hook,
+            tenant=self.tenant,
+            fingerprint=self.fingerprint,
+            timings_ms={name: max(0.0, s) * 1000.0 for name, s in self.timings_s.items()},
+            http_status=self.http_status,
+            outcome=self.outcome,
+            card_uuids=self.card_uuids,
+            card_kinds=self.card_kinds,
+            user=self.user,
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class _Answer:
     """A final answer as the answer cache keeps it: the body served, and what its audit record says."""
 
@@ -227,7 +261,8 @@ def _require_json(request: Request) -> None:
         raise UnsupportedMediaType(f"expected {JSON}, got {media or 'nothing'}")
 
 
-async def _read_body(request: Request, limit: int) -> bytes:
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request body, refused with 413 as soon as it is known to pass `limit` bytes."""
     declared = request.headers.get("content-length")
     # isascii: "²".isdigit() is true but int("²") raises.
     if declared is not None and declared.isascii() and declared.isdigit() and int(declared) > limit:
@@ -284,7 +319,7 @@ class _EdgeHandler:
             caller = await self._authenticator.authenticate(request.headers.get("authorization"), audience)
             tenant = self._tenants.get(caller.tenant)
         self._registry.get(service_id)
-        body = await _read_body(request, self._settings.max_body_bytes)
+        body = await read_body(request, self._settings.max_body_bytes)
         # orjson then python-mode validation: half the cost of pydantic's own JSON parser on a 30 KB
         # prefetch, because `context` and `prefetch` values are kept as parsed rather than rebuilt.
         try:
@@ -398,26 +433,19 @@ class HookHandler(_EdgeHandler):
     ) -> None:
         total_s = self._clock() - started
         metrics.observe_hook(service_id, hook_request.hook, "error", total_s)
-        if self._audit is None:
-            return
-        instance, hook, name = hook_request.hook_instance, hook_request.hook, tenant.name if tenant else None
-        user = _clinician(hook_request.context.get("userId"))
-
-        def build() -> HookCallRecord:
-            return HookCallRecord(
+        self._submit(
+            HookCallFacts(
                 at=received,
-                hook_instance=instance,
+                hook_instance=hook_request.hook_instance,
                 service_id=service_id,
-                hook=hook,
-                tenant=name,
-                fingerprint=None,
-                timings_ms={"total": max(0.0, total_s) * 1000.0},
+                hook=hook_request.hook,
+                tenant=tenant.name if tenant else None,
+                user=_clinician(hook_request.context.get("userId")),
+                timings_s={"total": total_s},
                 http_status=status,
                 outcome="error",
-                user=user,
             )
-
-        self._audit.submit(build)
+        )
 
     def _record(
         self,
@@ -430,36 +458,27 @@ class HookHandler(_EdgeHandler):
         """Count the call (cds_hooks.metrics) and submit its audit record, built and written after the answer."""
         total_s = self._clock() - started
         metrics.observe_hook(call.service_id, call.hook, answer.outcome, total_s)
-        if self._audit is None:
-            return
-        timings_s = {"total": total_s, **phases_s}
-        # Ids only: the closure waits in the backlog, and the call and the answer hold the prefetch and body.
-        instance, service_id, hook, tenant = call.hook_instance, call.service_id, call.hook, call.tenant
-        outcome, fingerprint, cards, kinds = (
-            answer.outcome,
-            answer.fingerprint,
-            answer.card_uuids,
-            answer.card_kinds,
-        )
-        user = _clinician(call.context.get("userId"))
-
-        def build() -> HookCallRecord:
-            return HookCallRecord(
+        self._submit(
+            HookCallFacts(
                 at=received,
-                hook_instance=instance,
-                service_id=service_id,
-                hook=hook,
-                tenant=tenant,
-                fingerprint=fingerprint,
-                timings_ms={name: max(0.0, s) * 1000.0 for name, s in timings_s.items()},
+                hook_instance=call.hook_instance,
+                service_id=call.service_id,
+                hook=call.hook,
+                tenant=call.tenant,
+                user=_clinician(call.context.get("userId")),
+                timings_s={"total": total_s, **phases_s},
                 http_status=200,
-                outcome=outcome,
-                card_uuids=cards,
-                card_kinds=kinds,
-                user=user,
+                outcome=answer.outcome,
+                fingerprint=answer.fingerprint,
+                card_uuids=answer.card_uuids,
+                card_kinds=answer.card_kinds,
             )
+        )
 
-        self._audit.submit(build)
+    def _submit(self, facts: HookCallFacts) -> None:
+        # Ids only: the closure waits in the backlog, where the call and the answer (prefetch, body) must not.
+        if self._audit is not None:
+            self._audit.submit(facts.record)
 
 
 class FeedbackHandler(_EdgeHandler):

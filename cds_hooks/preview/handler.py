@@ -30,7 +30,8 @@ from pydantic import BaseModel, ValidationError
 from starlette.requests import Request
 from starlette.responses import Response
 
-from cds_hooks.errors import MalformedRequest, PayloadTooLarge
+from cds_hooks.errors import MalformedRequest
+from cds_hooks.handlers import read_body
 from cds_hooks.preview import calls, demo
 from cds_hooks.preview.key import PreviewKey
 from cds_hooks.settings import Settings
@@ -191,14 +192,14 @@ class PreviewHandler:
 
     async def bundle(self, request: Request) -> Response:
         _require_header(request)
-        raw = await _read(request, self._limit)
+        raw = await read_body(request, self._limit)
         bundle = calls.parse_bundle(raw, self._limit)
         patients = calls.patients_of(bundle)
         return _json({"patients": patients, "entries": len(bundle.get("entry") or ())})
 
     async def _admit(self, request: Request, model: type[Model], limit: int) -> Model:
         _require_header(request)
-        raw = await _read(request, limit)
+        raw = await read_body(request, limit)
         try:
             return model.model_validate_json(raw)
         except ValidationError as exc:
@@ -213,17 +214,3 @@ class PreviewHandler:
 def _require_header(request: Request) -> None:
     if request.headers.get(CSRF_HEADER) != "1":
         raise MalformedRequest("preview API calls need the X-R1CDS-Preview: 1 header")
-
-
-async def _read(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isascii() and declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLarge(f"request body over the {limit}-byte limit")
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLarge(f"request body over the {limit}-byte limit")
-        chunks.append(chunk)
-    return b"".join(chunks)

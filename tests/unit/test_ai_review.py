@@ -8,8 +8,6 @@ import json
 
 import pytest
 
-from inference.parsing import parse_sample
-from inference.prompts import build_prompt
 from plugin.ai_review import (
     PENDING_SUMMARY,
     UNAVAILABLE_SUMMARY,
@@ -18,35 +16,18 @@ from plugin.ai_review import (
     ReviewTicket,
 )
 from plugin.catalog import CHART_REVIEW, ORDER_REVIEW, shipped_registry
-from plugin.context.fingerprint import ReviewVersion
-from plugin.context.model import BuiltContext, HandleMap
-from plugin.governance import GovernancePolicy
 from plugin.model_port import ModelIdentity, ModelTimeout, ModelUnavailable, ScriptedModel
-from plugin.review import ReviewOutcome, ReviewService
+from plugin.review import ReviewOutcome
 from plugin.services import HookCall
 from tests.support import governance_corpus as corpus
+from tests.support.memory_review import scripted_runner, version
 
 pytestmark = pytest.mark.unit
 
 CLEAN = json.dumps(corpus.answer(corpus.clean_inr()))
 
 
-def version(service_id: str) -> ReviewVersion:
-    return ReviewVersion(service_id, "prompt-1", "scripted", corpus.knowledge().version)
-
-
-def runner(model: ScriptedModel, gate: asyncio.Event | None = None):  # type: ignore[no-untyped-def]
-    service = ReviewService(
-        model, build_prompt, parse_sample, corpus.knowledge(), GovernancePolicy(), samples=2
-    )
-
-    async def run(ticket: ReviewTicket) -> ReviewOutcome:
-        if gate is not None:
-            await gate.wait()
-        # As a worker does: the stored context only, no references, no patient.
-        return await service.review(ticket.service_id, BuiltContext(ticket.context, HandleMap()), None)
-
-    return run
+runner = scripted_runner
 
 
 def reviewer(broker: MemoryReviewBroker) -> AiReview:

@@ -10,38 +10,20 @@ import re
 import pytest
 
 from cds_hooks.evidence_page import REASON_TEXT, render_evidence
-from inference.parsing import parse_sample
-from inference.prompts import build_prompt
-from plugin.ai_review import AiReview, MemoryReviewBroker, ReviewTicket
+from plugin.ai_review import AiReview, MemoryReviewBroker
 from plugin.catalog import CHART_REVIEW
-from plugin.context.fingerprint import ReviewVersion
-from plugin.context.model import BuiltContext, HandleMap
-from plugin.governance import GovernancePolicy
 from plugin.governance.model import Reason
 from plugin.model_port import ModelUnavailable, ScriptedModel
-from plugin.review import ReviewOutcome, ReviewService
 from tests.support import governance_corpus as corpus
+from tests.support.memory_review import scripted_runner, version
 
 pytestmark = pytest.mark.unit
 
 BASE = "https://cds.test.invalid/evidence/"
 
 
-def version(service_id: str) -> ReviewVersion:
-    return ReviewVersion(service_id, "prompt-1", "scripted", corpus.knowledge().version)
-
-
 def broker_for(model: ScriptedModel, gate: asyncio.Event | None = None) -> MemoryReviewBroker:
-    service = ReviewService(
-        model, build_prompt, parse_sample, corpus.knowledge(), GovernancePolicy(), samples=2
-    )
-
-    async def run(ticket: ReviewTicket) -> ReviewOutcome:
-        if gate is not None:
-            await gate.wait()
-        return await service.review(ticket.service_id, BuiltContext(ticket.context, HandleMap()), None)
-
-    return MemoryReviewBroker(run)
+    return MemoryReviewBroker(scripted_runner(model, gate))
 
 
 async def page_for(broker: MemoryReviewBroker, wait_s: float = 5.0) -> tuple[str, list[str]]:
