@@ -118,10 +118,18 @@ class AuditTrail:
     BATCH: Final = 500
     MAX_BACKLOG: Final = 20_000
     FLUSH_S: Final = 10.0
+    COALESCE_S: Final = 0.005
 
-    def __init__(self, sink: AuditSink, max_backlog: int = MAX_BACKLOG, flush_s: float = FLUSH_S) -> None:
+    def __init__(
+        self,
+        sink: AuditSink,
+        max_backlog: int = MAX_BACKLOG,
+        flush_s: float = FLUSH_S,
+        coalesce_s: float = COALESCE_S,
+    ) -> None:
         self._sink = sink
         self._flush_s = flush_s
+        self._coalesce_s = coalesce_s
         self._append_many = sink.append_many if isinstance(sink, AsyncBatchAuditWriter) else None
         self._write_many = sink.write_many if isinstance(sink, BatchAuditWriter) else None
         self._queue: asyncio.Queue[Callable[[], AuditRecord]] = asyncio.Queue(max_backlog)
@@ -158,6 +166,10 @@ class AuditTrail:
     async def _drain(self) -> None:
         while True:
             builds = [await self._queue.get()]
+            if self._coalesce_s > 0:
+                # A few milliseconds' wait gathers a busy API's records into one write: each write
+                # (a Redis round trip, or a transaction) costs far more than the records in it.
+                await asyncio.sleep(self._coalesce_s)
             while len(builds) < self.BATCH and not self._queue.empty():
                 builds.append(self._queue.get_nowait())
             try:

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -36,6 +37,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Final
 
+import orjson
 from pydantic import ValidationError
 from sqlalchemy import (
     BigInteger,
@@ -73,6 +75,7 @@ from plugin.audit import (
 __all__ = [
     "AuditStore",
     "AuditStoreError",
+    "ChainEntry",
     "Verification",
     "database_url",
     "default_database_url",
@@ -81,6 +84,8 @@ __all__ = [
 ]
 
 BUSY_TIMEOUT_S: Final = 30.0
+RECORD_KINDS: Final = frozenset({"hook-call", "ai-run", "feedback"})
+_TIMESTAMP: Final = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z")
 MIGRATION_LOCK: Final = 0x7231_6364_7341_7564  # "r1cdsAud": pg_advisory_xact_lock key of migrate()
 _WRITE: Final = "r1cds_audit_write"  # execution option: this transaction writes (SQLite: BEGIN IMMEDIATE)
 
@@ -106,6 +111,34 @@ _INSERT_RECORD: Final = insert(records)
 _ADVANCE_HEAD: Final = (
     update(head).where(head.c.id == 1).values(seq=bindparam("new_seq"), hash=bindparam("new_hash"))
 )
+
+
+@dataclass(frozen=True, slots=True)
+class ChainEntry:
+    """One record as the chain stores it: its canonical text (hashed as is) and its indexed columns."""
+
+    at: str  # timestamp_text of the record's time
+    kind: str
+    body: str
+
+    @classmethod
+    def of(cls, record: AuditRecord) -> ChainEntry:
+        return cls(timestamp_text(record.at), record.kind, canonical(record))
+
+    @classmethod
+    def from_canonical(cls, body: bytes) -> ChainEntry | None:
+        """An entry from canonical text another process built; None unless it is a JSON record of a known
+        kind with a time (the check that lets the columns be filled; the body is hashed exactly as sent)."""
+        try:
+            document = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            return None
+        if not isinstance(document, dict):
+            return None
+        kind, at = document.get("kind"), document.get("at")
+        if kind not in RECORD_KINDS or not isinstance(at, str) or not _TIMESTAMP.fullmatch(at):
+            return None
+        return cls(at, kind, body.decode())
 
 
 class AuditStoreError(RuntimeError):
@@ -255,8 +288,12 @@ class AuditStore:
 
     def write_many(self, batch: Sequence[AuditRecord]) -> list[StoredRecord]:
         """Append records in order in one transaction (one lock, one commit): all or none are stored."""
+        return self.write_entries([ChainEntry.of(record) for record in batch])
+
+    def write_entries(self, entries: Sequence[ChainEntry]) -> list[StoredRecord]:
+        """`write_many` for records already in their canonical text (the audit relay's, from the API)."""
         written: list[StoredRecord] = []
-        if not batch:
+        if not entries:
             return written
         with _writing(self._engine) as connection:
             row = connection.execute(
@@ -265,24 +302,23 @@ class AuditStore:
             if row is None:
                 raise AuditStoreError("the audit chain head is missing: run migrate() on this database")
             seq, prev_hash = int(row.seq), str(row.hash)
-            for record in batch:
-                body = canonical(record)
-                seq, digest = seq + 1, chain_hash(prev_hash, body)
+            for entry in entries:
+                seq, digest = seq + 1, chain_hash(prev_hash, entry.body)
                 # Prebuilt statements with bound parameters: building them per record cost ~6x the SQL.
                 connection.execute(
                     _INSERT_RECORD,
                     {
                         "seq": seq,
-                        "at": timestamp_text(record.at),
-                        "kind": record.kind,
+                        "at": entry.at,
+                        "kind": entry.kind,
                         "prev_hash": prev_hash,
                         "hash": digest,
-                        "body": body,
+                        "body": entry.body,
                     },
                 )
                 # The head advances record by record: the database's triggers check every link (migrations).
                 connection.execute(_ADVANCE_HEAD, {"new_seq": seq, "new_hash": digest})
-                written.append(StoredRecord(seq, prev_hash, digest, body))
+                written.append(StoredRecord(seq, prev_hash, digest, entry.body))
                 prev_hash = digest
         return written
 

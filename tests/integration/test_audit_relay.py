@@ -92,6 +92,9 @@ async def test_entries_a_dead_consumer_took_are_claimed_by_another(
         def write_many(self, batch: object) -> None:
             raise RuntimeError("the worker died before its transaction committed")
 
+        def write_entries(self, entries: object) -> None:
+            raise RuntimeError("the worker died before its transaction committed")
+
     with pytest.raises(RuntimeError):
         AuditRelayConsumer(sync, Dying(), name="dead", block_ms=100).drain_once()
     assert instances(store) == []
@@ -109,3 +112,16 @@ def test_the_thread_stops_and_writes_what_is_left(server: RedisHandle, store: Au
     sync.xadd(keys.AUDIT_STREAM, {b"r": canonical(record(7))})
     consumer.stop()
     assert "instance-7" in instances(store)
+
+
+def test_an_unreadable_stream_entry_is_skipped_and_the_rest_written(
+    server: RedisHandle, store: AuditStore
+) -> None:
+    sync = redis.Redis.from_url(server.url)
+    good = canonical(record(7))
+    not_a_record = b'{"kind": "diary", "at": "2026-11-25T12:00:00.000000Z"}'
+    sync.xadd(keys.AUDIT_STREAM, {b"r": b"\n".join([b"not json", not_a_record, good.encode()])})
+    assert AuditRelayConsumer(sync, store, name="reader", block_ms=100).drain_once() == 1
+    [stored] = list(store.records())
+    assert stored.body == good, "hashed exactly as the API sent it"
+    assert store.verify().broken is None
