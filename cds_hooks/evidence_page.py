@@ -140,7 +140,14 @@ def _summary(decision: Decision) -> str:
             f"{len(decision.accepted)} suggestion(s) passed governance and are shown as cards; "
             f"{len(decision.rejected)} sample or suggestion finding(s) were dropped (listed below)."
         )
-    return f'<div class="state ready" id="review-state" data-state="ready"><strong>Review complete.</strong> {text}</div>'
+    # Machine-readable too (the evaluation harness and integration testers read the decision from here).
+    counts = f'data-accepted="{len(decision.accepted)}" data-rejected="{len(decision.rejected)}"'
+    if decision.abstained:
+        counts += f' data-abstain-reason="{_e(decision.abstain_reason)}"'
+    return (
+        f'<div class="state ready" id="review-state" data-state="ready" {counts}>'
+        f"<strong>Review complete.</strong> {text}</div>"
+    )
 
 
 def _cards(evidence: Evidence, outcome: ReviewOutcome, decision: Decision, knowledge: KnowledgeBase) -> str:

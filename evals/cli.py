@@ -117,6 +117,14 @@ def add_commands(commands: Any) -> None:
             help="folder of FHIR patient Bundles (default ../shared/fixtures/synthea)",
         )
         pipeline.add_argument("--wait", type=float, default=900.0, help="seconds to wait for each AI review")
+        pipeline.add_argument(
+            "--key",
+            type=Path,
+            help="with --url: private key (JWK JSON or PEM, ES384 or RS384) signing each hook call as an EHR",
+        )
+        pipeline.add_argument("--iss", default="https://r1cds-eval.invalid", help="with --key: JWT issuer")
+        pipeline.add_argument("--kid", help="with --key: key id (default: the JWK's kid or its thumbprint)")
+        pipeline.add_argument("--jku", help="with --key: JWK set URL to name in the JWT header")
         pipeline.set_defaults(run=run, eval_run=_cds if name == "cds" else _injection)
 
     report = suites.add_parser("report", help="HTML report comparing finished runs side by side")
@@ -240,8 +248,24 @@ def _pipeline(args: argparse.Namespace, suite: str) -> int:
         wait_s=args.wait,
         backend=_backend(args),
         samples=args.samples,
+        signer=_signer(args),
     )
     return _finish(run_pipeline_suite(suite, options, pipeline))
+
+
+def _signer(args: argparse.Namespace) -> Any:
+    if args.key is None:
+        return None
+    if args.url is None:
+        raise EvalError(
+            "--key signs calls to a deployment: it needs --url (the embedded stack trusts the harness)"
+        )
+    from cds_hooks.fire import Signer
+
+    try:
+        return Signer.from_file(args.key, issuer=args.iss, kid=args.kid, jku=args.jku)
+    except (OSError, ValueError) as exc:
+        raise EvalError(f"cannot read the signing key {args.key}: {type(exc).__name__}") from None
 
 
 def _cds(args: argparse.Namespace) -> int:

@@ -80,8 +80,9 @@ POLL_S: Final = 1.0
 AUDIT_SETTLE_S: Final = 15.0  # the API's hook-call records reach the chain through the worker's relay
 WORKER_READY_S: Final = 60.0
 _URL: Final = re.compile(r"https?://[^\s)\]>\"']+")
-_ABSTAINED: Final = re.compile(r"abstained \(([a-z\-]+)\)")
-_COUNTS: Final = re.compile(r"(\d+) suggestion\(s\) passed governance and (\d+) were rejected")
+# The evidence page's #review-state element carries the decision as data attributes.
+_ABSTAINED: Final = re.compile(r'data-abstain-reason="([a-z\-]+)"')
+_COUNTS: Final = re.compile(r'data-accepted="(\d+)" data-rejected="(\d+)"')
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,6 +157,7 @@ class PipelineOptions:
     backend: BackendConfig
     samples: int | None = None  # the review's n; None: the deployment's own (R1CDS_REVIEW_SAMPLES)
     request_timeout_s: float = 30.0
+    signer: fire.Signer | None = None  # signs each hook call for a deployment that authenticates EHRs
 
 
 # ---------------------------------------------------------------------------------------------- the stack
@@ -336,10 +338,13 @@ class _Visit:
 class Driver:
     """Sends the hook calls of one patient and follows the review to its result."""
 
-    def __init__(self, client: httpx.Client, base: str, wait_s: float) -> None:
+    def __init__(
+        self, client: httpx.Client, base: str, wait_s: float, signer: fire.Signer | None = None
+    ) -> None:
         self._client = client
         self._base = base.rstrip("/")
         self._wait_s = wait_s
+        self._signer = signer
         self._templates: dict[str, str] | None = None
 
     def _request(self, bundle: Mapping[str, Any]) -> dict[str, Any]:
@@ -352,7 +357,9 @@ class Driver:
         return fire.build_request(HOOK, context, prefetch, None)
 
     def _post(self, request: Mapping[str, Any]) -> dict[str, Any]:
-        response = self._client.post(f"{self._base}/cds-services/{SERVICE}", json=dict(request))
+        endpoint = f"{self._base}/cds-services/{SERVICE}"
+        headers = {"Authorization": f"Bearer {self._signer.token(endpoint)}"} if self._signer else {}
+        response = self._client.post(endpoint, json=dict(request), headers=headers)
         if response.status_code != 200:
             raise PipelineError(f"the service answered HTTP {response.status_code} to {HOOK}")
         body: dict[str, Any] = response.json()
@@ -385,13 +392,13 @@ class Driver:
         page = ""
         while time.perf_counter() - started < self._wait_s:
             page = self._client.get(link).text
-            if "AI review in progress" not in page:
+            if 'data-state="pending"' not in page:
                 break
             time.sleep(POLL_S)
         else:
             return _Visit(instances, first_latency, None, "timeout", rule_cards, [], page)
         ai_latency = time.perf_counter() - started
-        if "AI review unavailable" in page:
+        if 'data-state="failed"' in page:
             return _Visit(instances, first_latency, ai_latency, "failed", rule_cards, [], page)
         again = self._request(bundle)
         instances.append(str(again["hookInstance"]))
@@ -649,7 +656,7 @@ def _run(
     )
     folder = RunFolder.open(options.output, spec, options.run_name)
     client = stack.enter_context(httpx.Client(timeout=pipeline.request_timeout_s))
-    driver = Driver(client, deployment.url, pipeline.wait_s)
+    driver = Driver(client, deployment.url, pipeline.wait_s, pipeline.signer)
     audit = AuditReader(deployment.audit_database_url) if deployment.audit_database_url else None
     if audit is not None:
         stack.callback(audit.close)

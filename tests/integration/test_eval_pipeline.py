@@ -7,16 +7,22 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
+from cds_hooks.fire import Signer
 from evals.backends import BackendConfig
-from evals.pipeline import PipelineOptions, run_pipeline_suite
+from evals.errors import PipelineError
+from evals.pipeline import Driver, PipelineOptions, run_pipeline_suite
 from evals.report import load_runs, render
 from evals.stats import wilson_interval
 from evals.suites.common import ModelRunOptions
+from tests.integration.conftest import EHR_ISSUER, ServeApp
 from tests.support import sglang_stand_in as sglang
 from tests.support.eval_pipeline import canary_answer, clean_answer, fixture_folder
 from tests.support.eval_scripted import require_eval_data
+from tests.support.fixtures_paths import synthea_bundle_paths
+from tests.support.jwt_factory import SigningKey
 from tests.support.review_stack import stand_in
 
 pytestmark = pytest.mark.integration
@@ -102,3 +108,17 @@ def test_injection_suite_measures_what_survives_governance(
     _prop(metrics["citations"], 5, 5)
     page = render(load_runs([tmp_path / "runs"]))
     assert "Survival per injection kind" in page and "override-canary: survived" in page
+
+
+def test_the_driver_signs_its_calls_for_a_deployment_that_authenticates(
+    serve_app: ServeApp, ehr_keys: tuple[SigningKey, SigningKey]
+) -> None:
+    """`--url` with `--key`: each hook call carries an EHR JWT the deployment verifies; without it, 401."""
+    bundle = json.loads(synthea_bundle_paths()[0].read_text())
+    key = ehr_keys[0]
+    signer = Signer(key=key.key, alg=key.alg, issuer=EHR_ISSUER, kid=key.kid)
+    with serve_app() as served, httpx.Client(timeout=30) as client:
+        visit = Driver(client, served.url, wait_s=1.0, signer=signer).visit(bundle)
+        assert visit.state == "no-ai"  # answered 200 (signed and verified); this app has no AI path
+        with pytest.raises(PipelineError, match="HTTP 401"):
+            Driver(client, served.url, wait_s=1.0).visit(bundle)

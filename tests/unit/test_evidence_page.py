@@ -43,7 +43,8 @@ async def test_ready_page_shows_the_card_its_inputs_evidence_rationale_and_confi
     [url] = urls
     anchor = url.split("#")[1]
     assert anchor.startswith("card-") and f'id="{anchor}"' in page
-    assert 'data-state="ready"' in page and "Consider checking the INR" in page
+    assert 'data-state="ready" data-accepted="1" data-rejected="0"' in page
+    assert "Consider checking the INR" in page
     # The input: the handle the model saw, the caller's original reference, and the value shown.
     warfarin = corpus.handle_of("MedicationRequest/warfarin")
     row = re.search(rf'<tr data-handle="{warfarin}">(.*?)</tr>', page)
