@@ -223,7 +223,7 @@ class AiReview:
     broker: ReviewBroker
     knowledge: KnowledgeBase
     version: Callable[[str], ReviewVersion]  # service id → prompt, model and knowledge-base versions
-    status_url: Callable[[str], str]  # review id → absolute URL of its status page
+    evidence_url: Callable[[str], str]  # evidence token → absolute URL of its evidence page
 
     def ticket(self, service_id: str, hook: str, context: ClinicalContext) -> ReviewTicket:
         key = fingerprint(context, self.version(service_id))
@@ -259,7 +259,7 @@ class AiReview:
         link = EvidenceLink(
             status.review_id, ticket.service_id, ticket.fingerprint, dict(built.handles.references)
         )
-        return self.status_url(await self.broker.link_evidence(link))
+        return self.evidence_url(await self.broker.link_evidence(link))
 
     def render(
         self,

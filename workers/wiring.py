@@ -89,7 +89,7 @@ def api_review_path(settings: ReviewSettings, public_base: str, knowledge: Knowl
         broker=broker,
         knowledge=knowledge,
         version=lambda service_id: review_version(settings, knowledge, service_id),
-        status_url=lambda review_id: f"{base}/evidence/{review_id}",
+        evidence_url=lambda token: f"{base}/evidence/{token}",
     )
     return ApiReviewPath(
         ai, broker, settings.sync_budget_s, settings, celery, store, listener_redis, listener
