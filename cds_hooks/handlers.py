@@ -16,11 +16,11 @@ import asyncio
 import logging
 import re
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import TracebackType
-from typing import Final, Protocol, TypeVar, runtime_checkable
+from typing import Any, Final, Protocol, TypeVar, runtime_checkable
 
 import orjson
 from pydantic import BaseModel, ValidationError
@@ -48,6 +48,7 @@ from plugin.audit import (
     HookCallRecord,
     HookOutcome,
     feedback_audit_record,
+    timestamp_text,
 )
 from plugin.cards import Coding, ServiceResult
 from plugin.errors import PluginError
@@ -89,6 +90,14 @@ class BatchAuditWriter(Protocol):
 
 
 @runtime_checkable
+class DocumentAuditWriter(Protocol):
+    """A sink that takes records as JSON-shaped fields and validates them elsewhere (the audit relay:
+    the workers validate and canonicalise, off the API's event loop)."""
+
+    async def append_documents(self, documents: Sequence[Mapping[str, Any]]) -> None: ...
+
+
+@runtime_checkable
 class AsyncBatchAuditWriter(Protocol):
     """A sink that hands a batch off without blocking the loop (workers.audit_relay.RedisAuditRelay)."""
 
@@ -99,11 +108,12 @@ class AuditTrail:
     """Audit records written after the answer, never in its way, in the order they were submitted.
 
     `submit` takes a function that builds the record and returns at once: it never waits and never
-    raises. One task (started by `async with`) drains the backlog: it builds every record waiting (up to
-    BATCH) and writes them together: with the sink's `append_many` when it has one (the Redis relay the
-    composition root uses whenever workers run: one pipelined round trip, the chain written by the workers),
-    else its `write_many` on a thread (one transaction, one write lock, one commit for the batch), else
-    `append` by `append`. A task per call,
+    raises. One task (started by `async with`) drains the backlog, a few milliseconds' worth at a time (up
+    to BATCH), and writes it together: with the sink's `append_documents` when it has one (the Redis relay
+    the composition root uses whenever workers run: one round trip; hook-call facts go unbuilt and the
+    workers validate them and write the chain), else it builds the records and uses `write_many` on a
+    thread (one transaction, one write lock, one commit for the batch), else `append` by `append`. The
+    hook path submits HookCallFacts, which build their record on demand. A task per call,
     each its own transaction (~0.5 ms on SQLite with synchronous=FULL), measured 0.26x the floor in
     `bench.queue --only hook` with its pending tasks growing without bound; batched SQL on a thread, 0.42x
     (0.56x with no audit), falling behind at saturation; handed to the Redis relay, 0.45x with nothing
@@ -130,6 +140,7 @@ class AuditTrail:
         self._sink = sink
         self._flush_s = flush_s
         self._coalesce_s = coalesce_s
+        self._append_documents = sink.append_documents if isinstance(sink, DocumentAuditWriter) else None
         self._append_many = sink.append_many if isinstance(sink, AsyncBatchAuditWriter) else None
         self._write_many = sink.write_many if isinstance(sink, BatchAuditWriter) else None
         self._queue: asyncio.Queue[Callable[[], AuditRecord]] = asyncio.Queue(max_backlog)
@@ -179,6 +190,9 @@ class AuditTrail:
                     self._queue.task_done()
 
     async def _write(self, builds: list[Callable[[], AuditRecord]]) -> None:
+        if self._append_documents is not None:
+            await self._hand_off(builds, self._append_documents)
+            return
         batch: list[AuditRecord] = []
         for build in builds:
             try:
@@ -199,6 +213,27 @@ class AuditTrail:
                     written += 1
         except Exception as exc:
             self._lost(len(batch) - written, type(exc).__name__)
+
+    async def _hand_off(
+        self,
+        builds: list[Callable[[], AuditRecord]],
+        append: Callable[[Sequence[Mapping[str, Any]]], Awaitable[None]],
+    ) -> None:
+        # Hook-call facts go as plain fields (validated by the workers); anything else is built here.
+        documents: list[Mapping[str, Any]] = []
+        for build in builds:
+            try:
+                documents.append(
+                    build.document() if isinstance(build, HookCallFacts) else build().model_dump(mode="json")
+                )
+            except Exception as exc:
+                self._lost(1, type(exc).__name__)
+        if not documents:
+            return
+        try:
+            await append(documents)
+        except Exception as exc:
+            self._lost(len(documents), type(exc).__name__)
 
     def _lost(self, count: int, why: str) -> None:
         first = self.dropped == 0
@@ -224,6 +259,28 @@ class HookCallFacts:
     fingerprint: str | None = None
     card_uuids: tuple[str, ...] = ()
     card_kinds: tuple[str, ...] = ()
+
+    def __call__(self) -> HookCallRecord:
+        return self.record()
+
+    def document(self) -> dict[str, Any]:
+        """The record's fields as JSON, unvalidated: the audit relay's workers validate them."""
+        return {
+            "kind": "hook-call",
+            "v": 1,
+            "at": timestamp_text(self.at),
+            "hook_instance": self.hook_instance,
+            "service_id": self.service_id,
+            "hook": self.hook,
+            "tenant": self.tenant,
+            "fingerprint": self.fingerprint,
+            "timings_ms": {name: max(0.0, s) * 1000.0 for name, s in self.timings_s.items()},
+            "http_status": self.http_status,
+            "outcome": self.outcome,
+            "card_uuids": list(self.card_uuids),
+            "card_kinds": list(self.card_kinds),
+            "user": self.user,
+        }
 
     def record(self) -> HookCallRecord:
         return HookCallRecord(
@@ -490,7 +547,7 @@ class HookHandler(_EdgeHandler):
     def _submit(self, facts: HookCallFacts) -> None:
         # Ids only: the closure waits in the backlog, where the call and the answer (prefetch, body) must not.
         if self._audit is not None:
-            self._audit.submit(facts.record)
+            self._audit.submit(facts)
 
 
 class FeedbackHandler(_EdgeHandler):

@@ -358,6 +358,11 @@ def parse_record(body: str | bytes) -> AuditRecord:
     return _RECORD.validate_json(body)
 
 
+def record_from_document(document: Mapping[str, Any]) -> AuditRecord:
+    """A record from its JSON-shaped fields (as another process sent them); raises ValidationError."""
+    return _RECORD.validate_python(document)
+
+
 # --- builders from the core's own results ------------------------------------------------------------------
 
 

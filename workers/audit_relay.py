@@ -14,6 +14,9 @@ in one transaction and acknowledges it:
   chain gets it either way.
 - the stream is capped (approximately) at MAX_STREAM entries (batches), so a deployment with no worker
   cannot fill Redis.
+- what travels: the API's hook-call records as plain JSON fields (field `d`), which the consumer validates
+  and canonicalises, so the per-call cost of building the record is the workers', not the event loop's;
+  other records as canonical text (field `r`), checked and hashed as sent.
 """
 
 from __future__ import annotations
@@ -23,14 +26,15 @@ import logging
 import os
 import socket
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Final, Protocol
 
+import orjson
 import redis
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError, ResponseError
 
-from plugin.audit import AuditRecord, canonical
+from plugin.audit import AuditRecord, canonical, record_from_document
 from workers import keys
 from workers.audit_store import ChainEntry
 
@@ -44,7 +48,8 @@ CLAIM_IDLE_MS: Final = 60_000
 # round trips then carry a busy API's records of that time, instead of each handful its own.
 COALESCE_S: Final = 0.05
 FULL_BATCH: Final = 500
-_FIELD: Final = b"r"
+_FIELD: Final = b"r"  # canonical record text, one per line
+_DOCUMENTS: Final = b"d"  # records as JSON fields, one per line, validated and canonicalised here
 
 
 class ChainWriter(Protocol):
@@ -62,6 +67,19 @@ class RedisAuditRelay:
 
     async def append(self, record: AuditRecord) -> None:
         await self.append_many([record])
+
+    async def append_documents(self, documents: Sequence[Mapping[str, Any]]) -> None:
+        """Records as plain fields (the API's hook-call facts): the workers validate them, off the loop."""
+        lines = b"\n".join(orjson.dumps(document) for document in documents)
+        try:
+            await self._redis.xadd(
+                keys.AUDIT_STREAM, {_DOCUMENTS: lines}, maxlen=MAX_STREAM, approximate=True
+            )
+        except (RedisError, OSError):
+            if self._fallback is None:
+                raise
+            records = [record for record in map(_validated, documents) if record is not None]
+            await asyncio.to_thread(self._fallback.write_many, records)
 
     async def append_many(self, batch: Sequence[AuditRecord]) -> None:
         # One stream entry per batch: canonical bodies, one per line (canonical JSON has no raw newline).
@@ -121,18 +139,7 @@ class AuditRelayConsumer:
         if not entries:
             return 0
         ids = [entry_id for entry_id, _ in entries]
-        batch = []
-        for _, fields in entries:
-            lines = fields.get(_FIELD) if fields else None  # None: an entry trimmed before it was claimed
-            for body in lines.split(b"\n") if isinstance(lines, bytes) else [b""]:
-                # The API built and validated each record and sent its canonical text: it is hashed as
-                # sent, after a check that it is a record at all (parsing it again cost the workers as
-                # much CPU as the SQL, on machines they share with the API).
-                entry = ChainEntry.from_canonical(body)
-                if entry is None:
-                    log.error("audit relay: an unreadable record in the stream was skipped")
-                else:
-                    batch.append(entry)
+        batch = [entry for _, fields in entries for entry in _entries(fields)]
         if batch:
             self._store.write_entries(batch)
         pipe = self._redis.pipeline(transaction=False)
@@ -174,3 +181,37 @@ class AuditRelayConsumer:
             except Exception as exc:  # Redis or the store is down: keep the entries, try again shortly
                 log.warning("audit relay paused (%s)", type(exc).__name__)
                 self._stop.wait(self._retry_s)
+
+
+def _validated(document: Mapping[str, Any]) -> AuditRecord | None:
+    try:
+        return record_from_document(document)
+    except ValueError:  # pydantic's ValidationError: a malformed id from the EHR, say
+        log.error("audit relay: an invalid record was skipped")
+        return None
+
+
+def _entries(fields: Mapping[bytes, bytes] | None) -> list[ChainEntry]:
+    """The chain entries of one stream entry; what is not a record is skipped with an error line."""
+    entries: list[ChainEntry] = []
+    documents = fields.get(_DOCUMENTS) if fields else None
+    if isinstance(documents, bytes):
+        for line in documents.split(b"\n"):
+            try:
+                record = _validated(orjson.loads(line))
+            except orjson.JSONDecodeError:
+                record = None
+                log.error("audit relay: an unreadable record in the stream was skipped")
+            if record is not None:
+                entries.append(ChainEntry.of(record))
+        return entries
+    lines = fields.get(_FIELD) if fields else None  # None: an entry trimmed before it was claimed
+    for body in lines.split(b"\n") if isinstance(lines, bytes) else [b""]:
+        # Canonical text another process built from a validated record is hashed as sent, after a check
+        # that it is a record at all.
+        entry = ChainEntry.from_canonical(body)
+        if entry is None:
+            log.error("audit relay: an unreadable record in the stream was skipped")
+        else:
+            entries.append(entry)
+    return entries

@@ -125,3 +125,40 @@ def test_an_unreadable_stream_entry_is_skipped_and_the_rest_written(
     [stored] = list(store.records())
     assert stored.body == good, "hashed exactly as the API sent it"
     assert store.verify().broken is None
+
+
+def document(n: int, hook_instance: str | None = None) -> dict[str, object]:
+    """A hook-call record as the API relays it: plain fields, not yet validated."""
+    fields = record(n).model_dump(mode="json")
+    if hook_instance is not None:
+        fields["hook_instance"] = hook_instance
+    return fields
+
+
+async def test_relayed_documents_are_validated_by_the_worker(
+    server: RedisHandle, store: AuditStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    client = aioredis.Redis.from_url(server.url)
+    try:
+        # The middle one carries an EHR hookInstance with spaces, which no record may hold.
+        relay = RedisAuditRelay(client, fallback=None)
+        await relay.append_documents([document(1), document(2, "Jane Doe 1970"), document(3)])
+    finally:
+        await client.aclose()
+    sync = redis.Redis.from_url(server.url)
+    assert AuditRelayConsumer(sync, store, block_ms=100).drain_once() == 2
+    assert instances(store) == ["instance-1", "instance-3"]
+    assert [s.body for s in store.records()] == [canonical(record(1)), canonical(record(3))]
+    assert "an invalid record was skipped" in caplog.text and "Jane" not in caplog.text
+
+
+async def test_documents_go_straight_to_the_chain_when_redis_is_down(
+    server: RedisHandle, store: AuditStore
+) -> None:
+    client = aioredis.Redis.from_url(server.url, socket_connect_timeout=0.2)
+    server.stop()
+    try:
+        await RedisAuditRelay(client, fallback=store).append_documents([document(4), document(5, "a b")])
+    finally:
+        await client.aclose()
+    assert instances(store) == ["instance-4"]

@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 import redis
 from fastapi import FastAPI
@@ -28,6 +29,8 @@ from plugin.audit import (
     HookCallRecord,
     MemoryAuditSink,
     StoredRecord,
+    canonical,
+    record_from_document,
 )
 from plugin.cards import ServiceResult
 from plugin.catalog import CHART_REVIEW, shipped_registry
@@ -422,3 +425,33 @@ async def test_a_failing_audit_write_never_fails_the_review_task(caplog: pytest.
     with caplog.at_level(logging.WARNING, logger="workers"):
         runtime(Down())._record("b" * 64, run)
     assert "ConnectionRefusedError" in caplog.text and "hunter2" not in caplog.text
+
+
+async def test_a_relay_gets_hook_call_facts_unbuilt_and_they_validate_to_the_same_record() -> None:
+    """The API hands hook-call facts to the relay as fields; the workers' validation gives the record the
+    API would have built, and other records travel as their fields too."""
+
+    class DocumentSink:
+        def __init__(self) -> None:
+            self.documents: list[Mapping[str, Any]] = []
+
+        async def append(self, record: AuditRecord) -> None:
+            raise AssertionError("a document sink is written in batches of documents")
+
+        async def append_documents(self, documents: Sequence[Mapping[str, Any]]) -> None:
+            self.documents.extend(documents)
+
+    sink = DocumentSink()
+    app = app_with(sink)
+    async with running(app) as client:
+        answer = await hook(client, "instance-doc")
+        await app.state.audit_trail.flush()
+    [document] = sink.documents
+    record = record_from_document(document)
+    assert isinstance(record, HookCallRecord)
+    assert (record.hook_instance, record.card_uuids, record.user) == (
+        "instance-doc",
+        uuids(answer),
+        "Practitioner/1",
+    )
+    assert canonical(record_from_document(orjson.loads(orjson.dumps(document)))) == canonical(record)
