@@ -117,7 +117,8 @@ class AuditTrail:
     each its own transaction (~0.5 ms on SQLite with synchronous=FULL), measured 0.26x the floor in
     `bench.queue --only hook` with its pending tasks growing without bound; batched SQL on a thread, 0.42x
     (0.56x with no audit), falling behind at saturation; handed to the Redis relay, 0.45x with nothing
-    dropped (the workers' SQL then shares this 2-core machine's CPUs with the API).
+    dropped; relayed as unbuilt facts, gathered for 5 ms, with the workers' writes on the driver's cursor,
+    0.53x (the workers share this 2-core machine's CPUs with the API).
 
     A store that is down, or a record that cannot be built, costs those records and never an answer: a
     warning names the exception class and the count, never a record's content. So does a full backlog
