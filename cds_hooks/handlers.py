@@ -97,13 +97,6 @@ class DocumentAuditWriter(Protocol):
     async def append_documents(self, documents: Sequence[Mapping[str, Any]]) -> None: ...
 
 
-@runtime_checkable
-class AsyncBatchAuditWriter(Protocol):
-    """A sink that hands a batch off without blocking the loop (workers.audit_relay.RedisAuditRelay)."""
-
-    async def append_many(self, batch: Sequence[AuditRecord]) -> None: ...
-
-
 class AuditTrail:
     """Audit records written after the answer, never in its way, in the order they were submitted.
 
@@ -142,7 +135,6 @@ class AuditTrail:
         self._flush_s = flush_s
         self._coalesce_s = coalesce_s
         self._append_documents = sink.append_documents if isinstance(sink, DocumentAuditWriter) else None
-        self._append_many = sink.append_many if isinstance(sink, AsyncBatchAuditWriter) else None
         self._write_many = sink.write_many if isinstance(sink, BatchAuditWriter) else None
         self._queue: asyncio.Queue[Callable[[], AuditRecord]] = asyncio.Queue(max_backlog)
         self._task: asyncio.Task[None] | None = None
@@ -204,9 +196,7 @@ class AuditTrail:
             return
         written = 0
         try:
-            if self._append_many is not None:
-                await self._append_many(batch)  # one pipelined hand-off; the workers write the chain
-            elif self._write_many is not None:
+            if self._write_many is not None:
                 await asyncio.to_thread(self._write_many, batch)  # all or none
             else:
                 for record in batch:
@@ -284,20 +274,7 @@ class HookCallFacts:
         }
 
     def record(self) -> HookCallRecord:
-        return HookCallRecord(
-            at=self.at,
-            hook_instance=self.hook_instance,
-            service_id=self.service_id,
-            hook=self.hook,
-            tenant=self.tenant,
-            fingerprint=self.fingerprint,
-            timings_ms={name: max(0.0, s) * 1000.0 for name, s in self.timings_s.items()},
-            http_status=self.http_status,
-            outcome=self.outcome,
-            card_uuids=self.card_uuids,
-            card_kinds=self.card_kinds,
-            user=self.user,
-        )
+        return HookCallRecord.model_validate(self.document())
 
 
 @dataclass(frozen=True, slots=True)

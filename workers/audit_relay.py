@@ -15,9 +15,8 @@ in one transaction and acknowledges it:
   chain gets it either way.
 - the stream is capped (approximately) at MAX_STREAM entries (batches), so a deployment with no worker
   cannot fill Redis.
-- what travels: the API's hook-call records as plain JSON fields (field `d`), which the consumer validates
-  and canonicalises, so the per-call cost of building the record is the workers', not the event loop's;
-  other records as canonical text (field `r`), checked and hashed as sent.
+- what travels: records as plain JSON fields (field `d`), which the consumer validates and canonicalises,
+  so the per-call cost of building a hook-call record is the workers', not the API's event loop's.
 """
 
 from __future__ import annotations
@@ -35,7 +34,7 @@ import redis
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError, ResponseError
 
-from plugin.audit import AuditRecord, canonical, record_from_document
+from plugin.audit import AuditRecord, record_from_document
 from workers import keys
 from workers.audit_store import ChainEntry
 
@@ -49,7 +48,6 @@ CLAIM_IDLE_MS: Final = 60_000
 # round trips then carry a busy API's records of that time, instead of each handful its own.
 COALESCE_S: Final = 0.05
 FULL_BATCH: Final = 500
-_FIELD: Final = b"r"  # canonical record text, one per line
 _DOCUMENTS: Final = b"d"  # records as JSON fields, one per line, validated and canonicalised here
 
 
@@ -67,7 +65,7 @@ class RedisAuditRelay:
         self._fallback = fallback
 
     async def append(self, record: AuditRecord) -> None:
-        await self.append_many([record])
+        await self.append_documents([record.model_dump(mode="json")])
 
     async def append_documents(self, documents: Sequence[Mapping[str, Any]]) -> None:
         """Records as plain fields (the API's hook-call facts): the workers validate them, off the loop."""
@@ -81,16 +79,6 @@ class RedisAuditRelay:
                 raise
             records = [record for record in map(_validated, documents) if record is not None]
             await asyncio.to_thread(self._fallback.write_many, records)
-
-    async def append_many(self, batch: Sequence[AuditRecord]) -> None:
-        # One stream entry per batch: canonical bodies, one per line (canonical JSON has no raw newline).
-        lines = "\n".join(canonical(record) for record in batch)
-        try:
-            await self._redis.xadd(keys.AUDIT_STREAM, {_FIELD: lines}, maxlen=MAX_STREAM, approximate=True)
-        except (RedisError, OSError):
-            if self._fallback is None:
-                raise
-            await asyncio.to_thread(self._fallback.write_many, batch)
 
 
 class AuditRelayConsumer:
@@ -195,24 +183,13 @@ def _validated(document: Mapping[str, Any]) -> AuditRecord | None:
 def _entries(fields: Mapping[bytes, bytes] | None) -> list[ChainEntry]:
     """The chain entries of one stream entry; what is not a record is skipped with an error line."""
     entries: list[ChainEntry] = []
-    documents = fields.get(_DOCUMENTS) if fields else None
-    if isinstance(documents, bytes):
-        for line in documents.split(b"\n"):
-            try:
-                record = _validated(orjson.loads(line))
-            except orjson.JSONDecodeError:
-                record = None
-                log.error("audit relay: an unreadable record in the stream was skipped")
-            if record is not None:
-                entries.append(ChainEntry.of(record))
-        return entries
-    lines = fields.get(_FIELD) if fields else None  # None: an entry trimmed before it was claimed
-    for body in lines.split(b"\n") if isinstance(lines, bytes) else [b""]:
-        # Canonical text another process built from a validated record is hashed as sent, after a check
-        # that it is a record at all.
-        entry = ChainEntry.from_canonical(body)
-        if entry is None:
+    documents = fields.get(_DOCUMENTS) if fields else None  # None: an entry trimmed before it was claimed
+    for line in documents.split(b"\n") if isinstance(documents, bytes) else [b""]:
+        try:
+            record = _validated(orjson.loads(line))
+        except orjson.JSONDecodeError:
+            record = None
             log.error("audit relay: an unreadable record in the stream was skipped")
-        else:
-            entries.append(entry)
+        if record is not None:
+            entries.append(ChainEntry.of(record))
     return entries

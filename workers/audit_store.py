@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -37,7 +36,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Final
 
-import orjson
 from pydantic import ValidationError
 from sqlalchemy import (
     BigInteger,
@@ -84,8 +82,6 @@ __all__ = [
 ]
 
 BUSY_TIMEOUT_S: Final = 30.0
-RECORD_KINDS: Final = frozenset({"hook-call", "ai-run", "feedback"})
-_TIMESTAMP: Final = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z")
 MIGRATION_LOCK: Final = 0x7231_6364_7341_7564  # "r1cdsAud": pg_advisory_xact_lock key of migrate()
 _WRITE: Final = "r1cds_audit_write"  # execution option: this transaction writes (SQLite: BEGIN IMMEDIATE)
 
@@ -138,21 +134,6 @@ class ChainEntry:
     @classmethod
     def of(cls, record: AuditRecord) -> ChainEntry:
         return cls(timestamp_text(record.at), record.kind, canonical(record))
-
-    @classmethod
-    def from_canonical(cls, body: bytes) -> ChainEntry | None:
-        """An entry from canonical text another process built; None unless it is a JSON record of a known
-        kind with a time (the check that lets the columns be filled; the body is hashed exactly as sent)."""
-        try:
-            document = orjson.loads(body)
-        except orjson.JSONDecodeError:
-            return None
-        if not isinstance(document, dict):
-            return None
-        kind, at = document.get("kind"), document.get("at")
-        if kind not in RECORD_KINDS or not isinstance(at, str) or not _TIMESTAMP.fullmatch(at):
-            return None
-        return cls(at, kind, body.decode())
 
 
 class AuditStoreError(RuntimeError):

@@ -35,6 +35,14 @@ def record(n: int) -> HookCallRecord:
     )
 
 
+def document(n: int, hook_instance: str | None = None) -> dict[str, object]:
+    """A hook-call record as the API relays it: plain fields, not yet validated."""
+    fields = record(n).model_dump(mode="json")
+    if hook_instance is not None:
+        fields["hook_instance"] = hook_instance
+    return fields
+
+
 @pytest.fixture
 def server() -> Iterator[RedisHandle]:
     with running_redis() as handle:
@@ -56,7 +64,7 @@ def instances(store: AuditStore) -> list[str]:
 async def test_relayed_records_reach_the_chain_in_order(server: RedisHandle, store: AuditStore) -> None:
     client = aioredis.Redis.from_url(server.url)
     try:
-        await RedisAuditRelay(client, fallback=None).append_many([record(n) for n in range(120)])
+        await RedisAuditRelay(client, fallback=None).append_documents([document(n) for n in range(120)])
     finally:
         await client.aclose()
     sync = redis.Redis.from_url(server.url)
@@ -72,7 +80,9 @@ async def test_redis_down_writes_straight_to_the_chain(server: RedisHandle, stor
     client = aioredis.Redis.from_url(server.url, socket_connect_timeout=0.2)
     server.stop()
     try:
-        await RedisAuditRelay(client, fallback=store).append_many([record(1), record(2)])
+        relay = RedisAuditRelay(client, fallback=store)
+        await relay.append(record(1))
+        await relay.append_documents([document(2)])
     finally:
         await client.aclose()
     assert instances(store) == ["instance-1", "instance-2"]
@@ -83,7 +93,7 @@ async def test_entries_a_dead_consumer_took_are_claimed_by_another(
 ) -> None:
     client = aioredis.Redis.from_url(server.url)
     try:
-        await RedisAuditRelay(client, fallback=None).append_many([record(n) for n in range(3)])
+        await RedisAuditRelay(client, fallback=None).append_documents([document(n) for n in range(3)])
     finally:
         await client.aclose()
     sync = redis.Redis.from_url(server.url)
@@ -109,7 +119,7 @@ def test_the_thread_stops_and_writes_what_is_left(server: RedisHandle, store: Au
     sync = redis.Redis.from_url(server.url)
     consumer = AuditRelayConsumer(sync, store, block_ms=100)
     consumer.start()
-    sync.xadd(keys.AUDIT_STREAM, {b"r": canonical(record(7))})
+    sync.xadd(keys.AUDIT_STREAM, {b"d": canonical(record(7))})
     consumer.stop()
     assert "instance-7" in instances(store)
 
@@ -120,19 +130,11 @@ def test_an_unreadable_stream_entry_is_skipped_and_the_rest_written(
     sync = redis.Redis.from_url(server.url)
     good = canonical(record(7))
     not_a_record = b'{"kind": "diary", "at": "2026-11-25T12:00:00.000000Z"}'
-    sync.xadd(keys.AUDIT_STREAM, {b"r": b"\n".join([b"not json", not_a_record, good.encode()])})
+    sync.xadd(keys.AUDIT_STREAM, {b"d": b"\n".join([b"not json", not_a_record, good.encode()])})
     assert AuditRelayConsumer(sync, store, name="reader", block_ms=100).drain_once() == 1
     [stored] = list(store.records())
-    assert stored.body == good, "hashed exactly as the API sent it"
+    assert stored.body == good, "validated, then stored in its canonical text"
     assert store.verify().broken is None
-
-
-def document(n: int, hook_instance: str | None = None) -> dict[str, object]:
-    """A hook-call record as the API relays it: plain fields, not yet validated."""
-    fields = record(n).model_dump(mode="json")
-    if hook_instance is not None:
-        fields["hook_instance"] = hook_instance
-    return fields
 
 
 async def test_relayed_documents_are_validated_by_the_worker(

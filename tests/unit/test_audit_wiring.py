@@ -21,7 +21,7 @@ from cds_hooks.handlers import AuditTrail, hook_outcome
 from cds_hooks.settings import load_settings
 from inference.parsing import parse_sample
 from inference.prompts import build_prompt
-from plugin.ai_review import PENDING_SUMMARY, AiReview, MemoryReviewBroker, ReviewTicket
+from plugin.ai_review import PENDING_SUMMARY, AiReview, MemoryReviewBroker
 from plugin.audit import (
     AiRunRecord,
     AuditRecord,
@@ -34,15 +34,14 @@ from plugin.audit import (
 )
 from plugin.cards import ServiceResult
 from plugin.catalog import CHART_REVIEW, shipped_registry
-from plugin.context.fingerprint import ReviewVersion
-from plugin.context.model import BuiltContext, HandleMap
 from plugin.feedback import MemoryFeedbackSink
 from plugin.governance import GovernancePolicy
 from plugin.model_port import ModelIdentity, SamplingParameters, ScriptedModel
-from plugin.review import ReviewOutcome, ReviewService
+from plugin.review import ReviewService
 from plugin.services import ServiceRegistry
 from tests.support import governance_corpus as corpus
 from tests.support.asgi_server import unused_loopback_url
+from tests.support.memory_review import scripted_runner, version
 from workers.runtime import ReviewRuntime, _Run
 from workers.settings import ReviewSettings
 
@@ -63,29 +62,13 @@ def hook_body(instance: str = "d1577c69-dfbe-44ad-ba6d-3e05e953b2ea") -> dict[st
 
 
 def reviewer(broker: MemoryReviewBroker) -> AiReview:
-    def version(service_id: str) -> ReviewVersion:
-        return ReviewVersion(service_id, "prompt-1", "scripted", corpus.knowledge().version)
-
     return AiReview(
-        broker, corpus.knowledge(), version, lambda rid: f"https://cds.test.invalid/evidence/{rid}"
+        broker, corpus.knowledge(), version, lambda token: f"https://cds.test.invalid/evidence/{token}"
     )
 
 
 def gated_broker(gate: asyncio.Event) -> MemoryReviewBroker:
-    service = ReviewService(
-        ScriptedModel([ScriptedModel.answer(CLEAN, CLEAN)]),
-        build_prompt,
-        parse_sample,
-        corpus.knowledge(),
-        GovernancePolicy(),
-        samples=2,
-    )
-
-    async def run(ticket: ReviewTicket) -> ReviewOutcome:
-        await gate.wait()
-        return await service.review(ticket.service_id, BuiltContext(ticket.context, HandleMap()), None)
-
-    return MemoryReviewBroker(run)
+    return MemoryReviewBroker(scripted_runner(ScriptedModel([ScriptedModel.answer(CLEAN, CLEAN)]), gate))
 
 
 def app_with(audit: Any, registry: ServiceRegistry | None = None, sync_budget_s: float = 2.5) -> FastAPI:
