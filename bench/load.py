@@ -350,6 +350,19 @@ def cpu_seconds(pid: int) -> float | None:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def tree_cpu_seconds(pid: int) -> float | None:
+    """cpu_seconds of a process and its live descendants (a prefork worker's children, say)."""
+    own = cpu_seconds(pid)
+    if own is None:
+        return None
+    children: list[int] = []
+    with contextlib.suppress(OSError):
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            with contextlib.suppress(OSError):
+                children += [int(child) for child in (task / "children").read_text().split()]
+    return own + sum(filter(None, (tree_cpu_seconds(child) for child in children)))
+
+
 async def sample_cpu(server_pid: int, window: tuple[float, float]) -> tuple[float | None, float]:
     """Share of one core the server and this client used during the measured window."""
     await asyncio.sleep(max(0.0, window[0] - time.perf_counter()))

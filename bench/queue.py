@@ -6,13 +6,14 @@ DESIGN §9 budgets, one run, one machine, real processes (redis-server, a Celery
    (the AI card rendered from the stored result) against the floor, a bare FastAPI `POST /echo` that
    parses the same JSON body with orjson and answers it back (bench.hook_overhead's floor). Targets:
    at least 0.5x the floor's throughput, p99 at most 50 ms.
-2. enqueue → result: one task through the real Celery configuration (workers.app.create_celery: JSON,
-   acks_late, prefetch 1, the four urgency queues, the Redis transport options) and a real worker
-   process started the way `r1cds worker` starts it (cds_hooks.stack.run_worker), against a raw Redis
-   round trip (LPUSH by the sender, BRPOP by a second process). The task does no model work: it stores
-   a result and PUBLISHes its id in one MULTI pipeline, the commands ReviewRuntime._store sends; the raw
-   responder sends the same pipeline. The sender times send → the pub/sub message, one request at a
-   time. Targets: p50 at most 5 ms and at most 3x the raw round trip.
+2. enqueue → result: one task as the API sends it (workers.publish: Celery's protocol-2 message, one LPUSH)
+   through the real Celery configuration (workers.app.create_celery: JSON, acks_late, prefetch 1, the four
+   urgency queues, the Redis transport and its options) and a real worker process started the way
+   `r1cds worker` starts it (cds_hooks.stack.run_worker), against a raw Redis round trip (LPUSH by the
+   sender, BRPOP by a second process). The task does no model work: it stores a result and PUBLISHes its
+   id in one MULTI pipeline, the commands ReviewRuntime._store sends; the raw responder sends the same
+   pipeline. The sender times send → the pub/sub message, one request at a time. Targets: p50 at most
+   5 ms and at most 3x the raw round trip. Celery's own send_task is measured beside it (INFO).
 3. slot scaling: the stand-in answers every request after a fixed 2 s; one worker with 8 threads runs
    N distinct reviews (the governance corpus chart, its potassium varied so every fingerprint differs,
    one sample per review so one review is one model request) with model_slots = 2, 4 and 8, the worker
@@ -30,9 +31,9 @@ Method notes:
   taken round by round, so drift on a noisy machine cancels out.
 - (2) interleaves its rows in rounds as well; percentiles are over every sample of a row. Each round
   trip is split in three by stamps on one clock (CLOCK_MONOTONIC, shared by every process): the send
-  call, sent → the task began, began → the sender was notified. Its INFO row, "celery, API-style", is
-  the sender as the API runs it (asyncio, send_task on a thread, the ReadyListener's future, then HMGET
-  of the result): reported, not judged. `--pool` picks the worker pool (threads, as the review stack
+  call, sent → the task began, began → the sender was notified. Its INFO rows: Celery's send_task in
+  place of the API's publisher, and "API-style", the sender as the API runs it (asyncio, TaskPublisher
+  on the hook path's client, the ReadyListener's future, then HMGET of the result). `--pool` picks the worker pool (threads, as the review stack
   runs it; `r1cds worker` defaults to prefork).
 - (3) reports reviews/s = N / (last result's notification - first obtain), and "ideal" = slots / 2 s.
   Before the timed batch, one review answered at once warms each fresh worker (imports, governance's
@@ -88,10 +89,12 @@ from bench.load import (
     run_loadgen,
     spawn,
     start_uvicorn,
+    tree_cpu_seconds,
     verdict,
 )
 from bench.stats import percentile
 from workers import keys
+from workers.publish import TaskMessages, TaskPublisher
 from workers.settings import ReviewSettings
 
 CONFIG_ENV = "QUEUE_BENCH_CONFIG"
@@ -493,6 +496,11 @@ class EnqueueRow:
     label: str
     judged: bool
     samples: list[Trip] = field(default_factory=list)
+    server_cpu_s: float = 0.0  # the answering process's CPU (worker or raw responder) over the samples
+
+    @property
+    def cpu_per_trip_us(self) -> float:
+        return self.server_cpu_s / len(self.samples) * 1e6 if self.samples else math.nan
 
     def p(self, q: float, part: int = 0) -> float:
         return percentile([t[part] for t in self.samples], q) * 1000 if self.samples else math.nan
@@ -507,13 +515,14 @@ def measure_enqueue(args: argparse.Namespace, workdir: Path) -> tuple[list[Enque
     rows = [
         EnqueueRow("celery", f"celery ({args.pool} pool)", True),
         EnqueueRow("raw", "raw: LPUSH → BRPOP → publish", False),
+        EnqueueRow("send_task", "celery, send_task (INFO)", False),
         EnqueueRow("api", "celery, API-style (INFO)", False),
     ]
     with ExitStack() as stack:
         served = stack.enter_context(running_redis())
         # No model is called; the URL only satisfies the settings' validation.
         settings = _bench_settings(workdir, served.url, f"http://{LOOPBACK}:9", "bench-echo")
-        start_worker(settings, args.pool, workdir, stack, echo=True)
+        worker = start_worker(settings, args.pool, workdir, stack, echo=True)
         responder = spawn(
             "raw-responder",
             [sys.executable, "-m", "bench.queue", "--raw-responder"],
@@ -524,7 +533,7 @@ def measure_enqueue(args: argparse.Namespace, workdir: Path) -> tuple[list[Enque
         client = redis.Redis.from_url(served.url, socket_timeout=10)
         stack.callback(client.close)
         stack.callback(_stop_responder, client)
-        app = create_celery(settings, main="r1cds-api")  # the API's sender
+        app = create_celery(settings, main="r1cds-api")  # Celery's own sender, for comparison
         stack.callback(app.close)
         pubsub = client.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
         pubsub.subscribe(channel)
@@ -544,23 +553,35 @@ def measure_enqueue(args: argparse.Namespace, workdir: Path) -> tuple[list[Enque
             done = time.monotonic()
             return done - started, sent - started, began - sent, done - began
 
-        def celery_send(token: str) -> object:
+        messages = TaskMessages()
+
+        def celery_send(token: str) -> object:  # the API's publisher, workers.publish, over a sync client
+            return client.lpush(queue, messages.build(ECHO_TASK, [token, channel, True], queue))
+
+        def send_task(token: str) -> object:
             return app.send_task(ECHO_TASK, args=[token, channel, True], queue=queue, routing_key=queue)
 
         def raw_send(token: str) -> object:
             return client.lpush(RAW_LIST, token)
 
-        api_round = _api_style(settings, app, queue)
+        api_round = _api_style(settings, queue)
         runners: dict[str, Callable[[int], list[Trip]]] = {
             "celery": lambda n: [trip(celery_send) for _ in range(n)],
             "raw": lambda n: [trip(raw_send) for _ in range(n)],
+            "send_task": lambda n: [trip(send_task) for _ in range(n)],
             "api": api_round,
         }
         for key in runners:
             runners[key](args.samples // 10 + 5)  # warm-up: connections, imports, first-task costs
+
+        def answering_cpu(row: EnqueueRow) -> float:
+            return tree_cpu_seconds((responder if row.key == "raw" else worker).process.pid) or math.nan
+
         for index in range(args.rounds):
-            for row in rows[index % 3 :] + rows[: index % 3]:
+            for row in rows[index % len(rows) :] + rows[: index % len(rows)]:
+                before = answering_cpu(row)
                 row.samples += runners[row.key](args.samples)
+                row.server_cpu_s += answering_cpu(row) - before
             progress(
                 f"[2] round {index + 1}/{args.rounds} "
                 + " ".join(f"{row.key} p50 {row.p(0.5):.2f} ms" for row in rows)
@@ -576,8 +597,8 @@ def _celery_version() -> str:
     return f"celery {celery.__version__}, kombu {kombu.__version__}, redis-py {redis.__version__}"
 
 
-def _api_style(settings: ReviewSettings, app: Any, queue: str) -> Callable[[int], list[Trip]]:
-    """The API's way: asyncio, send_task on a thread, the ReadyListener's future, then HMGET the result."""
+def _api_style(settings: ReviewSettings, queue: str) -> Callable[[int], list[Trip]]:
+    """The API's way: asyncio, TaskPublisher on the store's client, the ReadyListener's future, HMGET."""
     import redis.asyncio as aioredis
 
     from workers.broker import ReadyListener
@@ -587,6 +608,7 @@ def _api_style(settings: ReviewSettings, app: Any, queue: str) -> Callable[[int]
             store = aioredis.Redis.from_url(settings.redis_url, socket_timeout=settings.redis_timeout_s)
             listener_redis = aioredis.Redis.from_url(settings.redis_url)
             listener = ReadyListener(listener_redis)
+            publisher = TaskPublisher(store)
             listener.start()
             try:
                 await asyncio.wait_for(listener.connected.wait(), 5)
@@ -595,13 +617,7 @@ def _api_style(settings: ReviewSettings, app: Any, queue: str) -> Callable[[int]
                     token = secrets.token_hex(8)
                     started = time.monotonic()
                     ready = listener.register(token)
-                    await asyncio.to_thread(
-                        app.send_task,
-                        ECHO_TASK,
-                        args=[token, keys.READY_CHANNEL],
-                        queue=queue,
-                        routing_key=queue,
-                    )
+                    await publisher.send(ECHO_TASK, [token, keys.READY_CHANNEL], queue)
                     await asyncio.wait_for(ready, 10)
                     await store.hmget(f"{ECHO_PREFIX}:result:{token}", ["outcome", "review_id"])
                     out.append((time.monotonic() - started, math.nan, math.nan, math.nan))
@@ -622,20 +638,23 @@ def render_enqueue(rows: list[EnqueueRow], facts: dict[str, Any], args: argparse
         f"[2] enqueue → result: one at a time, {args.rounds} interleaved rounds x {args.samples} per row; "
         f"queue {facts['queue']}; {facts['celery']}",
         "    the task and the raw responder both answer with HSET+EXPIRE+DEL+DEL+PUBLISH in one MULTI; parts are",
-        "    p50s of: the send call (send_task / LPUSH), sent → task began (broker + worker pickup), began → notified",
+        "    p50s of: the send call (send_task / LPUSH), sent → task began (broker + worker pickup), began → notified;",
+        "    CPU µs/trip: user + system CPU of the answering process (the worker with any children, or the raw",
+        "    responder) per round trip, what one-at-a-time trips on a small machine are bound by",
         "",
         f"{'row':<30} {'n':>6} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8} {'p50 vs raw':>11} {'p99 vs raw':>11}"
-        f" {'send':>7} {'pickup':>7} {'notify':>7}",
+        f" {'send':>7} {'pickup':>7} {'notify':>7} {'CPU µs/trip':>12}",
     ]
     for row in rows:
         parts = (
             " ".join(f"{row.p(0.5, part):>7.3f}" for part in (1, 2, 3))
-            if row.key != "api"
+            if row.key in ("celery", "raw", "send_task")
             else f"{'':>7} {'':>7} {'':>7}"
         )
         lines.append(
             f"{row.label:<30} {len(row.samples):>6} {row.p(0.5):>8.3f} {row.p(0.9):>8.3f} {row.p(0.99):>8.3f} "
-            f"{row.p(0.5) / raw.p(0.5):>10.2f}x {row.p(0.99) / raw.p(0.99):>10.2f}x {parts}"
+            f"{row.p(0.5) / raw.p(0.5):>10.2f}x {row.p(0.99) / raw.p(0.99):>10.2f}x {parts} "
+            f"{row.cpu_per_trip_us:>12.0f}"
         )
     celery = next(row for row in rows if row.judged)
     ratio = celery.p(0.5) / raw.p(0.5)
@@ -861,6 +880,7 @@ def orchestrate(args: argparse.Namespace) -> int:
                         "send_p50_ms": row.p(0.5, 1) if row.key != "api" else None,
                         "pickup_p50_ms": row.p(0.5, 2) if row.key != "api" else None,
                         "notify_p50_ms": row.p(0.5, 3) if row.key != "api" else None,
+                        "answering_cpu_us_per_trip": row.cpu_per_trip_us,
                     }
                     for row in enqueue
                 ],

@@ -271,6 +271,9 @@ def run_worker(review: ReviewSettings, pool: str | None = None) -> int:
         worker_metrics.enable(directory)
     else:
         log.info("no metrics directory (R1CDS_METRICS_DIR): this worker's reviews are not counted")
+    # Celery's per-task "received" line is formatted and written between a task arriving and the task
+    # starting; the "succeeded"/"failed"/"retry" line after it stays, and the audit trail has each review.
+    logging.getLogger("celery.worker.strategy").setLevel(logging.WARNING)
     with local_model(review) as ready:
         app = create_celery(ready)
         argv = [

@@ -9,15 +9,23 @@
 #   order-select, encounter, patient-view.
 # - visibility timeout (Redis): how long before a task held by a dead worker is handed out again.
 # - no Celery result backend: results go to our own store (workers.keys) under the review fingerprint.
+# - kombu's Redis transport with one shared client per channel (workers.transport): the stock one builds a
+#   Redis client per command, CPU spent between a task arriving and the task starting.
 # - publishing never retries for long: the API sends inside a hook's time budget.
 
 from __future__ import annotations
+
+from urllib.parse import urlsplit
 
 from celery import Celery
 from kombu import Exchange, Queue  # type: ignore[attr-defined]
 
 from workers import keys
 from workers.settings import ReviewSettings
+from workers.transport import Transport
+
+# URL schemes kombu serves with its plain Redis transport (others, e.g. sentinel://, keep kombu's choice).
+_REDIS_SCHEMES = frozenset({"redis", "rediss"})
 
 
 def create_celery(settings: ReviewSettings, *, main: str = "r1cds") -> Celery:
@@ -43,9 +51,13 @@ def create_celery(settings: ReviewSettings, *, main: str = "r1cds") -> Celery:
             "unacked_restore_interval": max(1, min(60, settings.visibility_timeout_s // 2)),
             "unacked_restore_throttle": 1,
             "queue_order_strategy": "priority",
+            # Every task is sent at priority 0 (workers.publish): one list per queue, so BRPOP watches 4
+            # keys, not kombu's default 4 x 4 priority steps, and the queue-depth check is one LLEN.
+            "priority_steps": [0],
             "socket_timeout": 5,
             "socket_connect_timeout": 2,
         },
+        broker_transport=Transport if urlsplit(settings.redis_url).scheme in _REDIS_SCHEMES else None,
         broker_connection_retry_on_startup=True,
         broker_connection_timeout=2,
         task_publish_retry=True,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Any
 
 import redis
 from celery import Task, shared_task
@@ -66,8 +65,3 @@ def review(self: Task, fingerprint: str, service_id: str) -> str:
     if result.retry_in_s is not None:
         raise self.retry(countdown=result.retry_in_s)
     return result.state
-
-
-def send_review(app: Any, fingerprint: str, service_id: str, queue: str) -> None:
-    """Publish one review task (blocking network I/O: the API calls it from a thread)."""
-    app.send_task(keys.REVIEW_TASK, args=[fingerprint, service_id], queue=queue, routing_key=queue)

@@ -1,14 +1,12 @@
-"""Assembles the API process's side of the AI review: Redis clients, notifications, the Celery sender, the broker."""
+"""Assembles the API process's side of the AI review: Redis clients, notifications, the task publisher, the broker."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import redis.asyncio as aioredis
-from celery import Celery
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
@@ -16,11 +14,11 @@ from inference.prompts import service_template
 from plugin.ai_review import AiReview
 from plugin.context.fingerprint import ReviewVersion
 from plugin.knowledge import KnowledgeBase
-from workers.app import create_celery
+from workers import keys
 from workers.broker import ReadyListener, RedisReviewBroker
+from workers.publish import TaskPublisher
 from workers.runtime import model_factory
 from workers.settings import ReviewSettings
-from workers.tasks import send_review
 
 
 def review_version(settings: ReviewSettings, knowledge: KnowledgeBase, service_id: str) -> ReviewVersion:
@@ -40,7 +38,6 @@ class ApiReviewPath:
     broker: RedisReviewBroker
     budget_s: float
     settings: ReviewSettings
-    celery: Celery
     _redis: aioredis.Redis
     _listener_redis: aioredis.Redis
     _listener: ReadyListener
@@ -62,7 +59,6 @@ class ApiReviewPath:
             await self._listener.stop()
             await self._redis.aclose()
             await self._listener_redis.aclose()
-            await asyncio.to_thread(self.celery.close)
 
 
 def api_review_path(settings: ReviewSettings, public_base: str, knowledge: KnowledgeBase) -> ApiReviewPath:
@@ -78,10 +74,10 @@ def api_review_path(settings: ReviewSettings, public_base: str, knowledge: Knowl
         settings.redis_url, socket_connect_timeout=settings.redis_timeout_s, health_check_interval=15
     )
     listener = ReadyListener(listener_redis)
-    celery = create_celery(settings, main="r1cds-api")
+    publisher = TaskPublisher(store)  # the hook path's client: short timeout, no retries
 
     async def enqueue(fingerprint: str, service_id: str, queue: str) -> None:
-        await asyncio.to_thread(send_review, celery, fingerprint, service_id, queue)
+        await publisher.send(keys.REVIEW_TASK, [fingerprint, service_id], queue)
 
     broker = RedisReviewBroker(store, listener, enqueue, settings)
     base = public_base.rstrip("/")
@@ -91,6 +87,4 @@ def api_review_path(settings: ReviewSettings, public_base: str, knowledge: Knowl
         version=lambda service_id: review_version(settings, knowledge, service_id),
         evidence_url=lambda token: f"{base}/evidence/{token}",
     )
-    return ApiReviewPath(
-        ai, broker, settings.sync_budget_s, settings, celery, store, listener_redis, listener
-    )
+    return ApiReviewPath(ai, broker, settings.sync_budget_s, settings, store, listener_redis, listener)

@@ -11,6 +11,7 @@ from workers import keys
 from workers.app import create_celery
 from workers.runtime import _backoff
 from workers.settings import ReviewSettings, load_review_settings
+from workers.transport import Transport as SharedClientTransport
 
 pytestmark = pytest.mark.unit
 
@@ -143,6 +144,7 @@ def test_celery_app_configuration() -> None:
     assert conf.task_create_missing_queues is False
     options = conf.broker_transport_options
     assert options["queue_order_strategy"] == "priority"
+    assert options["priority_steps"] == [0]  # every task is sent at priority 0: one list per queue
     assert options["visibility_timeout"] == 123
     # The broker is the configured Redis; results go to our own store, never a Celery backend.
     assert conf.broker_url == "redis://127.0.0.1:6399/3"
@@ -150,6 +152,21 @@ def test_celery_app_configuration() -> None:
     assert conf.task_ignore_result is True
     assert conf.r1cds_settings is settings
     assert "workers.tasks" in conf.include
+
+
+@pytest.mark.parametrize(
+    ("url", "shared_client"),
+    [
+        ("redis://127.0.0.1:6399/3", True),
+        ("rediss://cache.example.org:6380/0", True),
+        ("sentinel://127.0.0.1:26379", False),  # kombu's own choice of transport stays
+    ],
+)
+def test_redis_urls_use_the_transport_with_one_shared_client(url: str, shared_client: bool) -> None:
+    conf = create_celery(ReviewSettings(redis_url=url)).conf
+    assert (conf.broker_transport is SharedClientTransport) is shared_client
+    if not shared_client:
+        assert conf.broker_transport is None
 
 
 def test_visibility_timeout_defaults_above_the_hard_limit() -> None:
