@@ -31,10 +31,12 @@ Method notes:
   taken round by round, so drift on a noisy machine cancels out.
 - (2) interleaves its rows in rounds as well; percentiles are over every sample of a row. Each round
   trip is split in three by stamps on one clock (CLOCK_MONOTONIC, shared by every process): the send
-  call, sent → the task began, began → the sender was notified. Its INFO rows: Celery's send_task in
-  place of the API's publisher, and "API-style", the sender as the API runs it (asyncio, TaskPublisher
-  on the hook path's client, the ReadyListener's future, then HMGET of the result). `--pool` picks the worker pool (threads, as the review stack
-  runs it; `r1cds worker` defaults to prefork).
+  call, sent → the task began, began → the sender was notified. Its INFO rows: "raw, held until done",
+  the raw round trip plus the bookkeeping any at-least-once consumer on Redis pays (kombu's: the token
+  recorded as unacked before the work, released after; one more round trip each); Celery's send_task in
+  place of the API's publisher; and "API-style", the sender as the API runs it (asyncio, TaskPublisher on
+  the hook path's client, the ReadyListener's future, then HMGET of the result). `--pool` picks the
+  worker pool (threads, as the review stack runs it; `r1cds worker` defaults to prefork).
 - (3) reports reviews/s = N / (last result's notification - first obtain), and "ideal" = slots / 2 s.
   Before the timed batch, one review answered at once warms each fresh worker (imports, governance's
   language model): the cold first review is shown as "warm-up s" but is not what slot scaling is about.
@@ -117,6 +119,8 @@ SCALING_THREADS = 8  # worker concurrency: the cap beyond which more slots canno
 ECHO_TASK = "r1cds.bench.echo"
 ECHO_PREFIX = "r1cds:bench:echo"
 RAW_LIST = "r1cds:bench:raw"
+RAW_HELD_LIST = "r1cds:bench:raw-held"  # answered with kombu's unacked bookkeeping around the work
+RAW_UNACKED, RAW_UNACKED_INDEX = "r1cds:bench:unacked", "r1cds:bench:unacked_index"
 RAW_STOP = "stop"
 RESPONDER_IDLE_S = 120.0  # the raw responder exits by itself after this long without a request
 WORKER_READY_S = 60.0
@@ -451,19 +455,34 @@ def echo_worker_main(pool: str) -> int:
 
 
 def raw_responder_main() -> int:
-    """BRPOP a token, answer it with the same pipeline the echo task sends; stops on RAW_STOP or idleness."""
+    """BRPOP a token, answer it with the same pipeline the echo task sends; stops on RAW_STOP or idleness.
+
+    A token from RAW_HELD_LIST is held the way kombu's Redis transport holds a task for at-least-once
+    delivery: recorded as unacked (ZADD + HSET in one MULTI) before the work, released (ZREM + HDEL) after.
+    """
     client = redis.Redis.from_url(os.environ["R1CDS_REDIS_URL"], socket_timeout=10, socket_connect_timeout=5)
     channel = os.environ["QUEUE_BENCH_CHANNEL"]
     idle_since = time.monotonic()
     print("ready.", flush=True)
     while time.monotonic() - idle_since < RESPONDER_IDLE_S:
-        item = client.brpop([RAW_LIST], timeout=1)
+        item = client.brpop([RAW_LIST, RAW_HELD_LIST], timeout=1)
         if item is None:
             continue
-        token = item[1].decode() if isinstance(item[1], bytes) else str(item[1])
+        source, token = (part.decode() if isinstance(part, bytes) else str(part) for part in item)
         if token == RAW_STOP:
             break
+        held = source == RAW_HELD_LIST
+        if held:
+            hold = client.pipeline()
+            hold.zadd(RAW_UNACKED_INDEX, {token: time.time()})
+            hold.hset(RAW_UNACKED, token, token)
+            hold.execute()
         _store_and_publish(client, token, channel, stamp=True)
+        if held:
+            release = client.pipeline()
+            release.zrem(RAW_UNACKED_INDEX, token)
+            release.hdel(RAW_UNACKED, token)
+            release.execute()
         idle_since = time.monotonic()
     return 0
 
@@ -515,6 +534,7 @@ def measure_enqueue(args: argparse.Namespace, workdir: Path) -> tuple[list[Enque
     rows = [
         EnqueueRow("celery", f"celery ({args.pool} pool)", True),
         EnqueueRow("raw", "raw: LPUSH → BRPOP → publish", False),
+        EnqueueRow("raw_held", "raw, held until done (INFO)", False),
         EnqueueRow("send_task", "celery, send_task (INFO)", False),
         EnqueueRow("api", "celery, API-style (INFO)", False),
     ]
@@ -564,10 +584,14 @@ def measure_enqueue(args: argparse.Namespace, workdir: Path) -> tuple[list[Enque
         def raw_send(token: str) -> object:
             return client.lpush(RAW_LIST, token)
 
+        def raw_held_send(token: str) -> object:
+            return client.lpush(RAW_HELD_LIST, token)
+
         api_round = _api_style(settings, queue)
         runners: dict[str, Callable[[int], list[Trip]]] = {
             "celery": lambda n: [trip(celery_send) for _ in range(n)],
             "raw": lambda n: [trip(raw_send) for _ in range(n)],
+            "raw_held": lambda n: [trip(raw_held_send) for _ in range(n)],
             "send_task": lambda n: [trip(send_task) for _ in range(n)],
             "api": api_round,
         }
@@ -575,7 +599,8 @@ def measure_enqueue(args: argparse.Namespace, workdir: Path) -> tuple[list[Enque
             runners[key](args.samples // 10 + 5)  # warm-up: connections, imports, first-task costs
 
         def answering_cpu(row: EnqueueRow) -> float:
-            return tree_cpu_seconds((responder if row.key == "raw" else worker).process.pid) or math.nan
+            answering = responder if row.key.startswith("raw") else worker
+            return tree_cpu_seconds(answering.process.pid) or math.nan
 
         for index in range(args.rounds):
             for row in rows[index % len(rows) :] + rows[: index % len(rows)]:
@@ -648,7 +673,7 @@ def render_enqueue(rows: list[EnqueueRow], facts: dict[str, Any], args: argparse
     for row in rows:
         parts = (
             " ".join(f"{row.p(0.5, part):>7.3f}" for part in (1, 2, 3))
-            if row.key in ("celery", "raw", "send_task")
+            if row.key != "api"
             else f"{'':>7} {'':>7} {'':>7}"
         )
         lines.append(
