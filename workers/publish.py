@@ -1,7 +1,7 @@
 """Tasks for the workers as Celery protocol-2 messages in kombu's Redis envelope, sent with one LPUSH."""
 
 # Why the API does not call Celery's send_task: kombu's publish is blocking I/O (the API had to run it on
-# a thread) and costs ~0.5 ms of CPU per task, more than the Redis round trip it ends in. The message
+# a thread) and takes 0.3-0.4 ms per task in bench.queue, several Redis round trips' worth. The message
 # below is the one Celery's producer writes for send_task(name, args, queue=q) with no result backend,
 # no eta/expiry and priority 0: the same headers and properties, the body base64-encoded JSON, pushed to
 # the list kombu's Redis transport keeps for the queue (the list is named after the queue; priority 0 has

@@ -5,7 +5,7 @@
 # ack after it ran. Building one costs ~50 µs of CPU (redis-py assembles its callback tables each time),
 # and on a worker that CPU sits between a task arriving and the task starting. The client is only a
 # handle on the channel's connection pool and safe to share between threads, so one per pool is enough:
-# it is rebuilt whenever kombu replaces the pool (after a fork, after a connection error).
+# it is rebuilt whenever kombu replaces the pool (after a fork); a reconnect opens a new channel anyway.
 
 from __future__ import annotations
 
