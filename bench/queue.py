@@ -600,7 +600,8 @@ def measure_enqueue(args: argparse.Namespace, workdir: Path) -> tuple[list[Enque
 
         def answering_cpu(row: EnqueueRow) -> float:
             answering = responder if row.key.startswith("raw") else worker
-            return tree_cpu_seconds(answering.process.pid) or math.nan
+            seconds = tree_cpu_seconds(answering.process.pid)
+            return math.nan if seconds is None else seconds
 
         for index in range(args.rounds):
             for row in rows[index % len(rows) :] + rows[: index % len(rows)]:
