@@ -37,11 +37,14 @@ Method notes:
   place of the API's publisher; and "API-style", the sender as the API runs it (asyncio, TaskPublisher on
   the hook path's client, the ReadyListener's future, then HMGET of the result). `--pool` picks the
   worker pool (threads, as the review stack runs it; `r1cds worker` defaults to prefork).
+  `--unacked-in-memory` is a diagnostic run of (2), never judged: the worker keeps kombu's unacked
+  bookkeeping in memory only (not at-least-once: never a product setting), which takes the at-least-once
+  floor out of the Celery row and leaves Celery's own share of the round trip.
 - (3) reports reviews/s = N / (last result's notification - first obtain), and "ideal" = slots / 2 s.
   Before the timed batch, one review answered at once warms each fresh worker (imports, governance's
   language model): the cold first review is shown as "warm-up s" but is not what slot scaling is about.
 
-    python -m bench.queue [--quick] [--duration S] [--rounds N] [--samples N] [--reviews N] [--json PATH]
+    python -m bench.queue [--quick] [--only hook,enqueue,scaling] [--pool P] [--unacked-in-memory] [--json PATH]
 
 Prints one table per measure with PASS/FAIL lines; exits 1 when a target fails or the bench cannot
 measure (a server that does not start, a wrong answer, errors under load).
@@ -114,6 +117,17 @@ TARGET_DOUBLING = 1.8
 SATURATED_CPU = 0.85  # below this share of a core, the floor server was not the bottleneck
 MODEL_DELAY_S = 2.0
 SLOT_STEPS = (2, 4, 8)
+CONFIG_KEYS = (
+    "duration",
+    "warmup",
+    "rounds",
+    "concurrency",
+    "samples",
+    "reviews",
+    "pool",
+    "quick",
+    "unacked_in_memory",
+)
 SCALING_THREADS = 8  # worker concurrency: the cap beyond which more slots cannot help
 
 ECHO_TASK = "r1cds.bench.echo"
@@ -154,12 +168,20 @@ def _bench_settings(
 
 
 def start_worker(
-    settings: ReviewSettings, pool: str, workdir: Path, stack: ExitStack, *, echo: bool = False
+    settings: ReviewSettings,
+    pool: str,
+    workdir: Path,
+    stack: ExitStack,
+    *,
+    echo: bool = False,
+    unacked_in_memory: bool = False,
 ) -> Child:
     """`r1cds worker --pool POOL` (or the same with the echo task registered) until it says "ready."."""
     command = [sys.executable, "-m", "bench.queue", "--echo-worker", pool] if echo else [
         sys.executable, "-m", "cds_hooks.cli", "worker", "--pool", pool,
     ]  # fmt: skip
+    if unacked_in_memory:
+        command.append("--unacked-in-memory")
     child = spawn("worker", command, clean_env(_settings_env(settings)), workdir, stack)
     deadline = time.monotonic() + WORKER_READY_S
     while time.monotonic() < deadline:
@@ -446,10 +468,33 @@ def echo(self: Task, token: str, channel: str, stamp: bool = False) -> str:
     return "stored"
 
 
-def echo_worker_main(pool: str) -> int:
+def _keep_unacked_in_memory() -> None:
+    """Diagnostic only: this process's worker keeps kombu's unacked bookkeeping in memory, not in Redis.
+
+    Not at-least-once (a worker that dies loses what it held), so never a product setting: it removes the
+    at-least-once floor ("raw, held until done" measures it) from the worker, leaving Celery's own share.
+    """
+    from kombu.transport import redis as kombu_redis
+    from kombu.transport import virtual
+
+    from workers import transport
+
+    class MemoryOnlyQoS(kombu_redis.QoS):
+        def append(self, message: Any, delivery_tag: str) -> None:
+            virtual.QoS.append(self, message, delivery_tag)  # type: ignore[no-untyped-call]
+
+        def ack(self, delivery_tag: str) -> None:
+            virtual.QoS.ack(self, delivery_tag)  # type: ignore[no-untyped-call]
+
+    transport.Channel.QoS = MemoryOnlyQoS
+
+
+def echo_worker_main(pool: str, unacked_in_memory: bool = False) -> int:
     """`r1cds worker` itself (cds_hooks.stack.run_worker), with the echo task registered beside review."""
     from cds_hooks.stack import run_worker
 
+    if unacked_in_memory:
+        _keep_unacked_in_memory()
     logging.basicConfig(level="INFO", format="%(asctime)s %(levelname)s %(name)s %(message)s")
     return run_worker(ReviewSettings(), pool)
 
@@ -532,7 +577,13 @@ def measure_enqueue(args: argparse.Namespace, workdir: Path) -> tuple[list[Enque
     channel = f"{ECHO_PREFIX}:ready"
     queue = keys.QUEUE_OF["order-sign"]  # any product queue: the worker consumes all four, as in production
     rows = [
-        EnqueueRow("celery", f"celery ({args.pool} pool)", True),
+        EnqueueRow(
+            "celery",
+            f"celery ({args.pool} pool)"
+            if not args.unacked_in_memory
+            else f"celery ({args.pool}, acks in memory)",
+            not args.unacked_in_memory,
+        ),
         EnqueueRow("raw", "raw: LPUSH → BRPOP → publish", False),
         EnqueueRow("raw_held", "raw, held until done (INFO)", False),
         EnqueueRow("send_task", "celery, send_task (INFO)", False),
@@ -542,7 +593,9 @@ def measure_enqueue(args: argparse.Namespace, workdir: Path) -> tuple[list[Enque
         served = stack.enter_context(running_redis())
         # No model is called; the URL only satisfies the settings' validation.
         settings = _bench_settings(workdir, served.url, f"http://{LOOPBACK}:9", "bench-echo")
-        worker = start_worker(settings, args.pool, workdir, stack, echo=True)
+        worker = start_worker(
+            settings, args.pool, workdir, stack, echo=True, unacked_in_memory=args.unacked_in_memory
+        )
         responder = spawn(
             "raw-responder",
             [sys.executable, "-m", "bench.queue", "--raw-responder"],
@@ -668,7 +721,7 @@ def render_enqueue(rows: list[EnqueueRow], facts: dict[str, Any], args: argparse
         "    CPU µs/trip: user + system CPU of the answering process (the worker with any children, or the raw",
         "    responder) per round trip, what one-at-a-time trips on a small machine are bound by",
         "",
-        f"{'row':<30} {'n':>6} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8} {'p50 vs raw':>11} {'p99 vs raw':>11}"
+        f"{'row':<33} {'n':>6} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8} {'p50 vs raw':>11} {'p99 vs raw':>11}"
         f" {'send':>7} {'pickup':>7} {'notify':>7} {'CPU µs/trip':>12}",
     ]
     for row in rows:
@@ -678,12 +731,19 @@ def render_enqueue(rows: list[EnqueueRow], facts: dict[str, Any], args: argparse
             else f"{'':>7} {'':>7} {'':>7}"
         )
         lines.append(
-            f"{row.label:<30} {len(row.samples):>6} {row.p(0.5):>8.3f} {row.p(0.9):>8.3f} {row.p(0.99):>8.3f} "
+            f"{row.label:<33} {len(row.samples):>6} {row.p(0.5):>8.3f} {row.p(0.9):>8.3f} {row.p(0.99):>8.3f} "
             f"{row.p(0.5) / raw.p(0.5):>10.2f}x {row.p(0.99) / raw.p(0.99):>10.2f}x {parts} "
             f"{row.cpu_per_trip_us:>12.0f}"
         )
-    celery = next(row for row in rows if row.judged)
+    celery = next(row for row in rows if row.key == "celery")
     ratio = celery.p(0.5) / raw.p(0.5)
+    if not celery.judged:
+        return [
+            *lines,
+            "",
+            f"INFO  [2] diagnostic run, not judged: the worker kept its unacked bookkeeping in memory (not "
+            f"at-least-once); Celery's own share: p50 {celery.p(0.5):.2f} ms, {ratio:.2f}x the raw round trip",
+        ]
     lines += [
         "",
         verdict(
@@ -865,10 +925,7 @@ def render_scaling(rows: list[SlotRow]) -> list[str]:
 def orchestrate(args: argparse.Namespace) -> int:
     started = time.monotonic()
     document: dict[str, Any] = {
-        "config": {
-            key: getattr(args, key)
-            for key in ("duration", "warmup", "rounds", "concurrency", "samples", "reviews", "pool", "quick")
-        }
+        "config": {key: getattr(args, key) for key in CONFIG_KEYS}
         | {
             "cpus": os.cpu_count(),
             "loop": fastest("uvloop", "asyncio"),
@@ -940,6 +997,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--only", default="hook,enqueue,scaling", help="comma-separated measures: hook, enqueue, scaling"
     )
+    parser.add_argument(
+        "--unacked-in-memory",
+        action="store_true",
+        help="[2] diagnostic: the worker keeps kombu's unacked bookkeeping in memory only (not at-least-once), "
+        "to show Celery's own share; nothing in [2] is judged",
+    )
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument("--loadgen", type=Path, help=argparse.SUPPRESS)  # internal: the load process
     parser.add_argument("--echo-worker", help=argparse.SUPPRESS)  # internal: the echo worker, its pool
@@ -963,7 +1026,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.loadgen is not None:
         return loadgen_main(args.loadgen)
     if args.echo_worker is not None:
-        return echo_worker_main(args.echo_worker)
+        return echo_worker_main(args.echo_worker, args.unacked_in_memory)
     if args.raw_responder:
         return raw_responder_main()
     try:
