@@ -181,6 +181,8 @@ def start_worker(
         sys.executable, "-m", "cds_hooks.cli", "worker", "--pool", pool,
     ]  # fmt: skip
     if unacked_in_memory:
+        if not echo:
+            raise BenchError("--unacked-in-memory is a diagnostic of the echo worker only")
         command.append("--unacked-in-memory")
     child = spawn("worker", command, clean_env(_settings_env(settings)), workdir, stack)
     deadline = time.monotonic() + WORKER_READY_S
