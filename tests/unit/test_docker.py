@@ -379,15 +379,20 @@ def test_dockerfile_runs_r1cds_as_a_non_root_user() -> None:
     )
 
 
-def test_dockerfile_installs_the_project_without_extras() -> None:
+def test_dockerfile_installs_the_project_without_extras_from_the_runtime_lock() -> None:
     installs = [rest for keyword, rest in _instructions() if keyword == "RUN" and re.search(r"\bpip\b", rest)]
-    assert len(installs) == 2  # build the wheels, install them
+    assert len(installs) == 3  # wheels of the locked dependencies, the project's wheel, install them
     for command in installs:
         # `.[cpu]`, `r1-cds[dev,cpu]`, ...: production talks to SGLang over HTTP and needs neither.
         assert not re.search(r"\[[^\]]*\b(cpu|dev)\b", command), f"an extra is installed: {command}"
         assert "llama" not in command and "gguf" not in command, command
-    assert installs[0].split()[-1] == "."
-    assert installs[1].split()[-1] == "r1-cds"
+    dependencies, project, install = installs
+    assert "--require-hashes" in dependencies and "-r requirements/runtime.txt" in dependencies
+    assert project.split()[-1] == "." and "--no-deps" in project
+    assert "--require-hashes -r /wheels/runtime.txt" in install
+    assert install.split()[-1] == "r1-cds" and "--no-deps" in install
+    locked = (ROOT / "requirements" / "runtime.txt").read_text(encoding="utf-8")
+    assert "llama-cpp-python" not in locked and "pytest" not in locked
 
 
 def test_build_context_keeps_what_the_image_needs() -> None:
