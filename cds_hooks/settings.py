@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 from typing import Annotated, Any, Literal
 
@@ -37,8 +38,9 @@ class Settings(BaseSettings):
 
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
-    # The base URL EHRs use to reach us; JWT `aud` must equal base + "/cds-services/{id}".
-    public_base_url: AnyHttpUrl = AnyHttpUrl("http://127.0.0.1:8000")
+    # The base URL EHRs use to reach us; JWT `aud` must equal base + "/cds-services/{id}". Unset, it follows
+    # host and port (see `public_base`); behind TLS or a proxy it must be set to what EHRs actually call.
+    public_base_url: AnyHttpUrl | None = None
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["json", "text"] = "json"  # json: one object per line, exception types and frames only
 
@@ -84,6 +86,26 @@ class Settings(BaseSettings):
             return tuple(part.strip() for part in value.split(",") if part.strip())
         return value
 
+    @field_validator("public_base_url", mode="before")
+    @classmethod
+    def _empty_base_is_unset(cls, value: object) -> object:
+        # `R1CDS_PUBLIC_BASE_URL=` in an env file means "not set", not "an invalid URL".
+        if isinstance(value, str) and not value.strip():
+            return None
+        return value
+
+    @model_validator(mode="after")
+    def _derived_base_is_a_url(self) -> Settings:
+        # Fail at start-up, not at the first request that builds a link, when host cannot be part of a URL.
+        if self.public_base_url is None:
+            try:
+                AnyHttpUrl(self.public_base)
+            except ValueError:
+                raise ValueError(
+                    f"R1CDS_HOST={self.host!r} gives no usable URL; set R1CDS_PUBLIC_BASE_URL"
+                ) from None
+        return self
+
     @model_validator(mode="after")
     def _refuse_wildcard_cors_with_auth(self) -> Settings:
         if "*" in self.cors_origins and not self.auth_disabled:
@@ -93,7 +115,10 @@ class Settings(BaseSettings):
 
     @property
     def public_base(self) -> str:
-        return str(self.public_base_url).rstrip("/")
+        """The base of every link we hand out: R1CDS_PUBLIC_BASE_URL as set, else derived from host and port."""
+        if self.public_base_url is not None:
+            return str(self.public_base_url).rstrip("/")
+        return derived_base(self.host, self.port)
 
     def all_tenants(self) -> tuple[TenantSettings, ...]:
         if not self.trust_cds_hooks_sandbox:
@@ -102,6 +127,24 @@ class Settings(BaseSettings):
             name="cds-hooks-sandbox", issuer=SANDBOX_ISSUER, jku_allowlist=(SANDBOX_JKU,)
         )
         return (*self.tenants, sandbox)
+
+
+def derived_base(host: str, port: int) -> str:
+    """`http://{host}:{port}` for a service reached where it listens: the default public base URL."""
+    try:
+        address = ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        # A name (or the empty wildcard); names are used as they are.
+        return f"http://{host or '127.0.0.1'}:{port}"
+    if address.is_unspecified:
+        # 0.0.0.0 or :: listens everywhere but is no address a browser or EHR can call; loopback is one
+        # of the interfaces it covers.
+        return f"http://127.0.0.1:{port}"
+    if address.version == 6:
+        # RFC 3986 brackets an IPv6 literal. One with a zone id (fe80::1%eth0) is no URL browsers take:
+        # the settings validator refuses it and asks for R1CDS_PUBLIC_BASE_URL.
+        return f"http://[{address}]:{port}"
+    return f"http://{address}:{port}"
 
 
 def load_settings(**overrides: Any) -> Settings:
