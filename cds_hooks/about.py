@@ -49,8 +49,10 @@ _HEADERS: Final = {
     "Cache-Control": "no-cache",
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
-    # Nothing to load but the inline stylesheet; links still work. No frame-ancestors: EHRs embed it.
-    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'",
+    # Nothing to load but the inline stylesheet and the icon; links still work. No frame-ancestors: EHRs embed it.
+    "Content-Security-Policy": (
+        "default-src 'none'; style-src 'unsafe-inline'; img-src 'self'; base-uri 'none'; form-action 'none'"
+    ),
 }
 _STATUS_LABELS: Final = {
     "provided": "Provided",
@@ -244,7 +246,8 @@ def render_html(card: ModelCard) -> str:
     return (
         '<!doctype html><html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>{_e(title)}</title><style>{_STYLE}</style></head><body>"
+        f'<title>{_e(title)}</title><link rel="icon" href="/favicon.ico" type="image/svg+xml">'
+        f"<style>{_STYLE}</style></head><body>"
         f"<header><h1>{_e(title)}</h1>{alert_html}"
         f'<p class="note"><strong>Validation status:</strong> {_e(card.validation_summary)}</p>'
         f'<dl>{facts}</dl><p><a href="about.json">This card as JSON</a></p></header>'

@@ -5,30 +5,45 @@ from __future__ import annotations
 import argparse
 import contextlib
 import csv
+import re
 import signal
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import httpx
 import orjson
+from pydantic import ValidationError
+from pydantic_settings import BaseSettings, SettingsError
 
 from cds_hooks.fire import (
     ORDER_HOOKS,
     FireError,
+    ServiceError,
     Signer,
     build_context,
     build_prefetch,
     build_request,
     load_bundle,
+    load_draft_orders,
+    origin,
+    os_reason,
     pick_patient,
+    read_json,
     service_templates,
+    service_url,
+    transport_reason,
 )
 from cds_hooks.logs import configure_logging
 from plugin.feedback_analytics import EXPORT_FIELDS
 from plugin.fhir_search import FhirStore
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from plugin.model_port import Sample
 
 
 def _uvicorn(app: Any, settings: Any) -> None:
@@ -88,31 +103,53 @@ def _up(args: argparse.Namespace) -> int:
     try:
         return run_up(settings, review, _uvicorn)
     except StackError as exc:
-        print(f"r1cds up: {exc}", file=sys.stderr)
-        return 2
+        raise FireError(str(exc)) from exc
+
+
+def _signer(args: argparse.Namespace) -> Signer | None:
+    if not args.key:
+        return None
+    from joserfc.errors import JoseError
+
+    try:
+        return Signer.from_file(args.key, issuer=args.iss, kid=args.kid, jku=args.jku)
+    except OSError as exc:
+        raise FireError(f"cannot read the --key file {args.key}: {os_reason(exc)}") from None
+    except (ValueError, TypeError, KeyError, JoseError):
+        # The key's own text is never echoed: it is a private key.
+        raise FireError(f"{args.key} is not a private key (JWK JSON or PEM, EC or RSA)") from None
 
 
 def _fire(args: argparse.Namespace) -> int:
-    base = args.url.rstrip("/")
-    bundle = load_bundle(args.bundle)
+    # Everything given is checked before the first request, so that a typo costs no round trip.
+    base = service_url(args.url)
+    if args.fhir_server:
+        service_url(args.fhir_server, "--fhir-server")
+    bundle = load_bundle(args.bundle, "the --bundle file")
     store = FhirStore.from_bundles([bundle])
     patient_id = pick_patient(store, args.patient)
-    draft_orders = orjson.loads(args.draft_orders.read_bytes()) if args.draft_orders else None
+    draft_orders = load_draft_orders(args.draft_orders) if args.draft_orders else None
     context = build_context(args.hook, store, patient_id, args.user, args.encounter, draft_orders)
-    with httpx.Client(timeout=args.timeout) as client:
-        prefetch = None
-        if args.prefetch != "none":
-            templates = service_templates(client, base, args.service, args.hook)
-            fhir_base = args.fhir_server or "https://bundle.r1cds-fire.invalid/fhir"
-            skip = args.omit or ()
-            prefetch = build_prefetch(templates, context, store, fhir_base, skip=skip)
-        request = build_request(args.hook, context, prefetch, args.fhir_server, args.access_token, patient_id)
-        endpoint = f"{base}/cds-services/{args.service}"
-        headers = {"Content-Type": "application/json"}
-        if args.key:
-            signer = Signer.from_file(args.key, issuer=args.iss, kid=args.kid, jku=args.jku)
-            headers["Authorization"] = f"Bearer {signer.token(args.aud or endpoint)}"
-        response = client.post(endpoint, content=orjson.dumps(request), headers=headers)
+    signer = _signer(args)
+    try:
+        with httpx.Client(timeout=args.timeout) as client:
+            prefetch = None
+            if args.prefetch != "none":
+                templates = service_templates(client, base, args.service, args.hook)
+                fhir_base = args.fhir_server or "https://bundle.r1cds-fire.invalid/fhir"
+                skip = args.omit or ()
+                prefetch = build_prefetch(templates, context, store, fhir_base, skip=skip)
+            request = build_request(
+                args.hook, context, prefetch, args.fhir_server, args.access_token, patient_id
+            )
+            endpoint = f"{base}/cds-services/{args.service}"
+            headers = {"Content-Type": "application/json"}
+            if signer is not None:
+                headers["Authorization"] = f"Bearer {signer.token(args.aud or endpoint)}"
+            response = client.post(endpoint, content=orjson.dumps(request), headers=headers)
+    except httpx.TransportError as exc:
+        reason = transport_reason(exc, args.timeout)
+        raise ServiceError(f"could not reach the CDS service at {origin(base)}: {reason}") from None
     print(f"HTTP {response.status_code}", file=sys.stderr)
     if response.content:
         try:
@@ -130,7 +167,7 @@ def _rules_report(args: argparse.Namespace) -> int:
     paths = sorted(folder.glob("*.json")) if folder.is_dir() else [folder]
     if not paths:
         raise FireError(f"no FHIR Bundle files in {folder}")
-    drafts = orjson.loads(args.draft_orders.read_bytes()) if args.draft_orders else None
+    drafts = load_draft_orders(args.draft_orders) if args.draft_orders else None
     registry = shipped_registry(clock=lambda: args.as_of) if args.as_of else shipped_registry()
     rows = report(paths, registry, drafts)
     if args.json:
@@ -146,12 +183,9 @@ def _replay(args: argparse.Namespace) -> int:
     from cds_hooks.recorded_replay import replay
     from inference import recorded
 
-    try:
-        samples = recorded.load_samples(args.model_output)
-        hook_context = orjson.loads(args.context.read_bytes()) if args.context else None
-        drafts = orjson.loads(args.draft_orders.read_bytes()) if args.draft_orders else None
-    except (OSError, ValueError) as exc:
-        raise FireError(str(exc)) from exc
+    samples = tuple(_recorded_sample(recorded.load_sample, path) for path in args.model_output)
+    hook_context = read_json(args.context, "the --context file") if args.context else None
+    drafts = load_draft_orders(args.draft_orders) if args.draft_orders else None
     if hook_context is not None and not isinstance(hook_context, dict):
         raise FireError("the --context file must hold a JSON object")
     document = replay(
@@ -172,19 +206,24 @@ def _replay(args: argparse.Namespace) -> int:
     return 0
 
 
+def _recorded_sample(load: Callable[[Path], Sample], path: Path) -> Sample:
+    try:
+        return load(path)
+    except OSError as exc:
+        raise FireError(f"cannot read the --model-output file {path}: {os_reason(exc)}") from None
+    except ValueError as exc:  # a malformed sample document, or a file that is not UTF-8 text
+        text = str(exc)
+        raise FireError(text if text.startswith(str(path)) else f"{path}: {text}") from None
+
+
 def _audit_url(args: argparse.Namespace) -> str:
     from workers.audit_store import database_url
 
     if args.database_url:
         return str(args.database_url)
-    from pydantic import ValidationError
-
     from workers.settings import load_review_settings
 
-    try:
-        return database_url(load_review_settings().audit_database_url)
-    except ValidationError as exc:
-        raise FireError(f"settings: {exc}") from exc
+    return database_url(load_review_settings().audit_database_url)
 
 
 def _audit_store(args: argparse.Namespace) -> Any:
@@ -192,20 +231,50 @@ def _audit_store(args: argparse.Namespace) -> Any:
     from workers.audit_store import AuditStore, sqlite_path
 
     url = _audit_url(args)
-    path = sqlite_path(url)
-    if path is not None and not path.is_file():
-        raise FireError(f"no audit database at {path}")
-    store = AuditStore(url)
-    if not store.has_schema():
+    with _audit_database():
+        path = sqlite_path(url)
+        if path is not None and not path.is_file():
+            raise FireError(f"no audit database at {path}")
+        store = AuditStore(url)
+        try:
+            schema = store.has_schema()
+        except Exception:
+            store.close()
+            raise
+    if not schema:
         store.close()
         raise FireError("the audit database has no audit tables yet: run `r1cds audit migrate`")
     return store
 
 
+@contextlib.contextmanager
+def _audit_database() -> Any:
+    """SQLAlchemy's and the store's refusals as one-line errors that never repeat the URL (it may hold a
+    password)."""
+    from sqlalchemy.exc import ArgumentError, OperationalError
+
+    from workers.audit_store import AuditStoreError
+
+    try:
+        yield
+    except ArgumentError:
+        raise FireError(
+            "the audit database URL (--database-url or R1CDS_AUDIT_DATABASE_URL) is not a URL"
+        ) from None
+    except AuditStoreError as exc:
+        raise FireError(str(exc)) from None
+    except OperationalError as exc:
+        lines = str(exc.orig if exc.orig is not None else exc).strip().splitlines()
+        reason = lines[0] if lines else type(exc).__name__
+        raise ServiceError(f"cannot open the audit database: {reason}") from None
+
+
 def _audit_migrate(args: argparse.Namespace) -> int:
     from workers.audit_store import migrate
 
-    migrate(_audit_url(args))
+    url = _audit_url(args)
+    with _audit_database():
+        migrate(url)
     print("audit database at the newest schema")
     return 0
 
@@ -273,6 +342,18 @@ def _audit_feedback(args: argparse.Namespace) -> int:
         events = [event.as_dict() for event in analytics.export()]
         _write_feedback_export(args.export, events)
         print(f"exported {len(events)} feedback event(s) to {args.export}", file=sys.stderr)
+    status = analytics.status_cards()
+    if status:
+        # On stderr, so that the table and the JSON stay the interventions alone.
+        by_code = ", ".join(f"{group.code} {group.cards_shown}" for group in status if group.cards_shown)
+        shown = sum(group.cards_shown for group in status)
+        set_aside = sum(group.feedback_events for group in status)
+        print(
+            f"not counted: {shown} AI review status card(s) shown"
+            + (f" ({by_code})" if by_code else "")
+            + f", {set_aside} feedback event(s) on them set aside",
+            file=sys.stderr,
+        )
     table = analytics.rates()
     if args.format == "json":
         print(orjson.dumps([row.as_dict() for row in table], option=orjson.OPT_INDENT_2).decode())
@@ -289,13 +370,35 @@ def _audit_feedback(args: argparse.Namespace) -> int:
     return 0
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse whose usage errors are one line, like every other error of the command."""
+
+    def error(self, message: str) -> NoReturn:
+        # Sub-parsers are made with the parent's class, so `r1cds fire` and `r1cds eval qa` say this too.
+        self.exit(2, f"r1cds: error: {message} (see `{self.prog} --help`)\n")
+
+
+def _port(text: str) -> int:
+    port = int(text) if text.isdigit() else 0
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"not a TCP port (1-65535): {text!r}")
+    return port
+
+
+def _as_of(text: str) -> datetime:
+    try:
+        return datetime.fromisoformat(text).replace(tzinfo=UTC)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not YYYY-MM-DD: {text!r}") from None
+
+
 def parser() -> argparse.ArgumentParser:
-    top = argparse.ArgumentParser(prog="r1cds", description="R1 CDS: CDS Hooks 2.0 decision support")
+    top = _Parser(prog="r1cds", description="R1 CDS: CDS Hooks 2.0 decision support")
     commands = top.add_subparsers(dest="command", required=True)
 
     serve = commands.add_parser("serve", help="run the CDS Hooks API (settings from R1CDS_* variables)")
     serve.add_argument("--host")
-    serve.add_argument("--port", type=int)
+    serve.add_argument("--port", type=_port)
     serve.set_defaults(run=_serve)
 
     worker = commands.add_parser(
@@ -310,7 +413,7 @@ def parser() -> argparse.ArgumentParser:
         "up", help="run the whole stack on this machine: redis-server, model server, worker and API"
     )
     up.add_argument("--host")
-    up.add_argument("--port", type=int)
+    up.add_argument("--port", type=_port)
     up.set_defaults(run=_up)
 
     fire = commands.add_parser("fire", help="send one hook call built from a FHIR Bundle file")
@@ -361,7 +464,7 @@ def parser() -> argparse.ArgumentParser:
     rules.add_argument("--json", action="store_true", help="JSON rows instead of a table")
     rules.add_argument(
         "--as-of",
-        type=lambda text: datetime.fromisoformat(text).replace(tzinfo=UTC),
+        type=_as_of,
         help="evaluate as if the hook fired on this date (YYYY-MM-DD); default: now",
     )
     rules.set_defaults(run=_rules_report)
@@ -384,7 +487,7 @@ def parser() -> argparse.ArgumentParser:
     replay.add_argument("--patient", help="Patient id in the bundle (default: the only Patient)")
     replay.add_argument(
         "--as-of",
-        type=lambda text: datetime.fromisoformat(text).replace(tzinfo=UTC),
+        type=_as_of,
         help="build the context as if the hook fired on this date (YYYY-MM-DD); default: now",
     )
     replay.add_argument(
@@ -394,7 +497,7 @@ def parser() -> argparse.ArgumentParser:
 
     audit = commands.add_parser("audit", help="the audit chain: verify it, export it as FHIR, migrate it")
     audit_commands = audit.add_subparsers(dest="audit_command", required=True)
-    database = argparse.ArgumentParser(add_help=False)
+    database = _Parser(add_help=False)
     database.add_argument(
         "--database-url", help="audit database URL (default: R1CDS_AUDIT_DATABASE_URL or the data-dir file)"
     )
@@ -444,16 +547,71 @@ def parser() -> argparse.ArgumentParser:
     return top
 
 
+def _one_line(text: str) -> str:
+    return "; ".join(line.strip() for line in text.strip().splitlines() if line.strip())
+
+
+def _settings_classes() -> set[str]:
+    names: set[str] = set()
+    todo: list[type[BaseSettings]] = [BaseSettings]
+    while todo:
+        for subclass in todo.pop().__subclasses__():
+            names.add(subclass.__name__)
+            todo.append(subclass)
+    return names
+
+
+def settings_problem(exc: ValidationError) -> str:
+    """Which R1CDS_ variable is wrong and why, on one line, never repeating the value (it may be a secret)."""
+    problems = []
+    for error in exc.errors(include_url=False, include_context=False, include_input=False):
+        message = error["msg"].removeprefix("Value error, ")
+        location = error["loc"]
+        if not location:
+            problems.append(message)  # a check across variables, whose message names them
+            continue
+        inner = ".".join(str(part) for part in location[1:])
+        problems.append(f"R1CDS_{str(location[0]).upper()}{f' ({inner})' if inner else ''}: {message}")
+    return "invalid R1CDS_* settings: " + "; ".join(problems)
+
+
+def user_error(exc: Exception) -> tuple[str, int] | None:
+    """The one-line message and exit status for a failure the user can cause and fix; None for a bug."""
+    if isinstance(exc, FireError):
+        cause = exc.__cause__
+        if isinstance(cause, ValidationError) and cause.title in _settings_classes():
+            return settings_problem(cause), exc.exit_code  # cds_hooks.recorded_replay wraps these
+        return _one_line(str(exc)), exc.exit_code
+    if isinstance(exc, ValidationError):
+        return (settings_problem(exc), 2) if exc.title in _settings_classes() else None
+    if isinstance(exc, SettingsError):
+        # pydantic-settings names the field, not the variable: 'error parsing value for field "tenants" ...'
+        field = re.search(r'field "([^"]+)"', str(exc))
+        if field is None:
+            return f"invalid R1CDS_* settings: {_one_line(str(exc))}", 2
+        return f"invalid R1CDS_* settings: R1CDS_{field.group(1).upper()} is not valid JSON", 2
+    if isinstance(exc, httpx.TransportError):
+        try:
+            where = origin(str(exc.request.url))
+        except RuntimeError:  # raised without a request
+            where = "the server"
+        return f"could not reach {where}: {transport_reason(exc)}", 1
+    if isinstance(exc, OSError) and exc.filename is not None:
+        return f"{exc.filename}: {os_reason(exc)}", 2
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         code: int = args.run(args)
-    except FireError as exc:
-        print(f"r1cds: {exc}", file=sys.stderr)
-        return 2
-    except httpx.HTTPError as exc:
-        print(f"r1cds: could not reach the service: {type(exc).__name__}", file=sys.stderr)
-        return 2
+    except Exception as exc:
+        problem = user_error(exc)
+        if problem is None:
+            raise  # a bug: its traceback is what a report needs
+        message, status = problem
+        print(f"r1cds: error: {message}", file=sys.stderr)
+        return status
     return code
 
 

@@ -15,8 +15,10 @@ de-identified context (relative days, no names), references are the caller's own
 from __future__ import annotations
 
 import html
+import re
 from collections import Counter
 from collections.abc import Iterable, Mapping
+from pathlib import PurePosixPath, PureWindowsPath
 from typing import Final
 
 from plugin.ai_cards import card_uuid
@@ -24,13 +26,71 @@ from plugin.ai_review import Evidence
 from plugin.governance import GovernedSuggestion
 from plugin.governance.model import Decision, Reason
 from plugin.knowledge import KnowledgeBase
+from plugin.model_port import ModelIdentity
 from plugin.review import ReviewOutcome
 from plugin.rules.cards import describe
 
-__all__ = ["REASON_TEXT", "REFRESH_S", "render_evidence", "render_message"]
+__all__ = [
+    "ABSTAIN_TEXT",
+    "DETAIL_LABELS",
+    "REASON_TEXT",
+    "REFRESH_S",
+    "SCRIPTED_NOTICE",
+    "render_evidence",
+    "render_message",
+]
 
 REFRESH_S: Final = 5
 ABOUT_PATH: Final = "/about"
+ICON_PATH: Final = "/favicon.ico"
+SCRIPTED_NOTICE: Final = "Scripted demonstration output, not a model"
+
+# Why a review shows no suggestion (Decision.abstain_reason), for a reader who has not read plugin/governance.
+ABSTAIN_TEXT: Final[Mapping[str, str]] = {
+    "empty-retrieval": "No knowledge-base passage applies to this chart, so nothing the model said could be "
+    "backed by evidence.",
+    "no-valid-output": "None of the model's answers was readable in the required format.",
+    "model-abstained": "The model's answers offered no suggestion for this chart.",
+    "nothing-passed": "The model made suggestions, but governance dropped every one of them.",
+}
+
+# What the model's identity details are called on the page (keys from inference/: sglang, openai_compat,
+# llamacpp, scripted); a key not listed here is shown with its underscores as spaces.
+DETAIL_LABELS: Final[Mapping[str, str]] = {
+    "clinical_use": "Clinical use",
+    "model_path": "Model weights",
+    "script_version": "Script version",
+    "is_generation": "Generative model",
+    "weight_version": "Weight version",
+    "model_type": "Model type",
+    "architectures": "Architectures",
+    "server_info": "Server information",
+    "sglang_version": "SGLang version",
+    "served_model_name": "Served model name",
+    "tp_size": "Tensor-parallel size",
+    "dp_size": "Data-parallel size",
+    "context_length": "Context length (tokens)",
+    "max_model_len": "Context length (tokens)",
+    "reasoning_parser": "Reasoning parser",
+    "quantization": "Quantization",
+    "dtype": "Weight data type",
+    "kv_cache_dtype": "KV cache data type",
+    "grammar_backend": "Grammar backend",
+    "speculative_algorithm": "Speculative decoding",
+    "enable_cache_report": "Cache report enabled",
+    "owned_by": "Owned by",
+    "root": "Base model",
+}
+_BACKENDS: Final[Mapping[str, str]] = {
+    "sglang": "on SGLang",
+    "openai": "on an OpenAI-compatible server",
+    "llamacpp": "on llama.cpp",
+    "scripted": "scripted demonstration, not a model",
+    "recorded": "replayed from recorded samples",
+}
+# A server's file system path: absolute, home-relative, Windows, file: URL, or explicitly relative.
+_PATH: Final = re.compile(r"^(?:/|~|\\|[A-Za-z]:[\\/]|file:|\.{1,2}[\\/])")
+_WEIGHTS_FILE: Final = re.compile(r"\.(?:gguf|ggml|bin|safetensors|pt|pth|onnx)$", re.IGNORECASE)
 
 # What each governance reason means, for a reader who has not read plugin/governance.
 REASON_TEXT: Final[Mapping[str, str]] = {
@@ -69,6 +129,8 @@ _STYLE: Final = (
     ".state{padding:.6rem .8rem;border-left:4px solid;margin:1rem 0}"
     ".state.pending{border-color:#1d4ed8;background:#eff6ff}.state.ready{border-color:#15803d;"
     "background:#f0fdf4}.state.failed{border-color:#b91c1c;background:#fef2f2}"
+    ".state.nothing{border-color:#6b7280;background:#f3f4f6}.state p,.state ul{margin:.4rem 0 0}"
+    ".notice{border:2px solid #b45309;background:#fffbeb;padding:.6rem .8rem;margin:1rem 0;font-size:1.05rem}"
     "dl{display:grid;grid-template-columns:max-content 1fr;gap:.2rem 1rem}dt{font-weight:600}dd{margin:0}"
     "ol.evidence li{margin-bottom:.4rem}.muted{color:#555;font-size:.9rem}"
 )
@@ -76,7 +138,9 @@ HEADERS: Final = {
     "Cache-Control": "no-store",  # the page changes when the review lands; never serve a stale pending
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",  # the token is in the URL: evidence links must not carry it away
-    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'",
+    "Content-Security-Policy": (
+        "default-src 'none'; style-src 'unsafe-inline'; img-src 'self'; base-uri 'none'; form-action 'none'"
+    ),
 }
 
 
@@ -89,7 +153,8 @@ def _document(title: str, body: str, refresh: bool = False) -> str:
     return (
         '<!doctype html><html lang="en"><head><meta charset="utf-8">'
         f'<meta name="viewport" content="width=device-width, initial-scale=1">{meta}'
-        f"<title>{_e(title)} - R1 CDS</title><style>{_STYLE}</style></head><body>"
+        f'<title>{_e(title)} - R1 CDS</title><link rel="icon" href="{ICON_PATH}" type="image/svg+xml">'
+        f"<style>{_STYLE}</style></head><body>"
         f"<h1>{_e(title)}</h1>{body}"
         f'<p class="muted">About the model, its intended use and its limits: <a href="{ABOUT_PATH}">model card'
         "</a>. This page is reachable only through its link and expires with the review.</p></body></html>"
@@ -115,7 +180,7 @@ def render_evidence(evidence: Evidence, knowledge: KnowledgeBase) -> str:
     outcome = status.outcome
     if outcome is None or outcome.failed or outcome.decision is None:
         error = f" ({_e(outcome.error)})" if outcome is not None and outcome.error else ""
-        body = (
+        body = _model_notice(outcome.model if outcome is not None else None) + (
             '<div class="state failed" id="review-state" data-state="failed"><strong>The AI review could not '
             f"be completed{error}.</strong> No AI suggestion is shown rather than an unchecked one; the rule "
             "cards are unaffected.</div>"
@@ -124,29 +189,60 @@ def render_evidence(evidence: Evidence, knowledge: KnowledgeBase) -> str:
             body += _provenance(outcome, knowledge)
         return _document("AI review unavailable", body)
     decision = outcome.decision
-    body = _summary(decision) + _cards(evidence, outcome, decision, knowledge)
+    body = _model_notice(outcome.model) + _summary(decision) + _cards(evidence, outcome, decision, knowledge)
     body += _dropped(decision) + _provenance(outcome, knowledge)
-    return _document("AI review evidence", body)
+    return _document("AI review evidence" if decision.accepted else "AI review: no suggestion", body)
+
+
+def _model_notice(model: ModelIdentity | None) -> str:
+    """Says at the top when what answered is not a real model (scripted) or is a demonstration model."""
+    if model is None:
+        return ""
+    if model.backend == "scripted":
+        return (
+            f'<p class="notice" id="model-notice" data-backend="scripted"><strong>{SCRIPTED_NOTICE}.</strong> '
+            "The answers were written in advance for the demonstration patients and went through governance "
+            "like a model's would; no language model was called.</p>"
+        )
+    clinical_use = model.details.get("clinical_use")
+    if clinical_use:
+        return (
+            f'<p class="notice" id="model-notice" data-backend="{_e(model.backend)}"><strong>Demonstration '
+            f"model ({_e(_public(model.model))}): {_e(clinical_use)}.</strong> It shows how the service works, "
+            "not what a clinical model would suggest.</p>"
+        )
+    return ""
 
 
 def _summary(decision: Decision) -> str:
-    if decision.abstained:
-        text = (
-            f"No suggestion is shown: the review abstained ({_e(decision.abstain_reason)}). "
-            "Governance found nothing it could stand behind."
-        )
-    else:
-        text = (
-            f"{len(decision.accepted)} suggestion(s) passed governance and are shown as cards; "
-            f"{len(decision.rejected)} sample or suggestion finding(s) were dropped (listed below)."
-        )
     # Machine-readable too (the evaluation harness and integration testers read the decision from here).
     counts = f'data-accepted="{len(decision.accepted)}" data-rejected="{len(decision.rejected)}"'
     if decision.abstained:
         counts += f' data-abstain-reason="{_e(decision.abstain_reason)}"'
+    if decision.accepted:
+        text = (
+            f"{len(decision.accepted)} suggestion(s) passed governance and are shown as cards; "
+            f"{len(decision.rejected)} sample or suggestion finding(s) were dropped (listed below)."
+        )
+        return (
+            f'<div class="state ready" id="review-state" data-state="ready" {counts}>'
+            f"<strong>Review complete.</strong> {text}</div>"
+        )
+    # Finished, but with nothing to show: neutral, not the green of a result, and says why.
+    reason = decision.abstain_reason or ""
+    why = ABSTAIN_TEXT.get(reason, f"The review gave no reason ({reason})." if reason else "")
+    dropped = Counter(r.reason for r in decision.rejected)
+    if dropped:
+        items = "".join(
+            f"<li>{count} × {_e(REASON_TEXT.get(r, r))}</li>" for r, count in dropped.most_common()
+        )
+        what = f"<p>What governance dropped (each one is listed below):</p><ul>{items}</ul>"
+    else:
+        what = "<p>Governance dropped nothing: there was no suggestion to check.</p>"
     return (
-        f'<div class="state ready" id="review-state" data-state="ready" {counts}>'
-        f"<strong>Review complete.</strong> {text}</div>"
+        f'<div class="state nothing" id="review-state" data-state="ready" {counts}>'
+        "<strong>The AI review found nothing it could stand behind.</strong> No AI suggestion is shown; "
+        f'the rule cards are unaffected.<p id="abstain-why">Why: {_e(why)}</p>{what}</div>'
     )
 
 
@@ -253,11 +349,31 @@ def _dropped(decision: Decision) -> str:
     )
 
 
+def _public(value: str) -> str:
+    """A value fit to show: a file system path on the model server becomes its file name."""
+    if _PATH.match(value) or _WEIGHTS_FILE.search(value):
+        windows = "\\" in value
+        return (PureWindowsPath(value) if windows else PurePosixPath(value)).name or value
+    return value
+
+
+def _label(key: str) -> str:
+    return DETAIL_LABELS.get(key) or key.replace("_", " ").capitalize()
+
+
+def _model_name(model: ModelIdentity) -> str:
+    backend = _BACKENDS.get(model.backend, f"on {model.backend}")
+    return f"{_public(model.model)} ({backend})"
+
+
 def _provenance(outcome: ReviewOutcome, knowledge: KnowledgeBase) -> str:
     model = outcome.model
     rows = [
-        ("Model", f"{model.model} ({model.backend})" if model else "no answer from the model"),
-        *((f"Model {key}", value) for key, value in sorted((model.details if model else {}).items())),
+        ("Model", _model_name(model) if model else "no answer from the model"),
+        *(
+            (_label(key), _public(value))
+            for key, value in sorted((model.details if model else {}).items(), key=lambda kv: _label(kv[0]))
+        ),
     ]
     prompt = outcome.prompt
     if prompt is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 import uuid
 from collections.abc import Mapping, Sequence
@@ -23,6 +24,60 @@ ENCOUNTER_HOOKS = frozenset({"encounter-start", "encounter-discharge"})
 
 class FireError(Exception):
     """The hook call cannot be built from what was given; the message says what is missing."""
+
+    exit_code = 2  # the command line's status for it: what the user gave is wrong (argparse's convention)
+
+
+class ServiceError(FireError):
+    """The CDS service could not be reached or did not answer as one; the message says which and why."""
+
+    exit_code = 1
+
+
+def os_reason(exc: OSError) -> str:
+    """The OS's words, e.g. 'No such file or directory', without the errno and path str() adds."""
+    return exc.strerror or type(exc).__name__
+
+
+def read_json(path: Path, what: str) -> Any:
+    """The JSON document in `path`; FireError naming the file (`what` says which option gave it) otherwise."""
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise FireError(f"cannot read {what} {path}: {os_reason(exc)}") from None
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        # orjson's message gives the position only, never the text around it (which may be a chart's).
+        raise FireError(f"{what} {path} is not valid JSON: {exc}") from None
+
+
+def service_url(text: str, option: str = "--url") -> str:
+    """An http(s) URL with a host, without its trailing slash; FireError saying which option is wrong."""
+    try:
+        url = httpx.URL(text)
+    except httpx.InvalidURL:
+        url = None
+    if url is None or url.scheme not in ("http", "https") or not url.host:
+        # The value is not echoed: a URL may carry a password or a token in its query.
+        raise FireError(f"{option} must be an http:// or https:// URL with a host name")
+    return text.rstrip("/")
+
+
+def origin(url: str) -> str:
+    """scheme://host:port of a URL, for messages: no user name, password, path or query."""
+    parsed = httpx.URL(url)
+    port = f":{parsed.port}" if parsed.port else ""
+    return f"{parsed.scheme}://{parsed.host}{port}"
+
+
+def transport_reason(exc: httpx.HTTPError, timeout_s: float | None = None) -> str:
+    """Why a request got no answer, in words ("connection refused", "timed out after 30 s")."""
+    if isinstance(exc, httpx.TimeoutException):
+        return f"timed out after {timeout_s:g} s" if timeout_s else "timed out"
+    lines = str(exc).strip().splitlines()
+    # "[Errno 111] Connection refused" reads as "Connection refused"
+    return re.sub(r"^\[Errno -?\d+\]\s*", "", lines[0]) if lines else type(exc).__name__
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,11 +125,48 @@ class Signer:
         return jwt.encode(header, claims, self.key, algorithms=[self.alg])
 
 
-def load_bundle(path: Path) -> dict[str, Any]:
-    data = orjson.loads(path.read_bytes())
+def load_bundle(path: Path, what: str = "the Bundle file") -> dict[str, Any]:
+    """A FHIR Bundle from a JSON file, checked enough that loading it cannot fail half-way."""
+    data = read_json(path, what)
     if not isinstance(data, dict) or data.get("resourceType") != "Bundle":
-        raise FireError(f"{path} is not a FHIR Bundle")
+        raise FireError(f'{path} is not a FHIR Bundle (no "resourceType": "Bundle")')
+    problem = _bundle_problem(data)
+    if problem is not None:
+        raise FireError(f"{path} is not a valid FHIR Bundle: {problem}")
     return data
+
+
+def load_draft_orders(path: Path) -> dict[str, Any]:
+    """Draft orders for the order hooks: a Bundle of them, or one resource."""
+    data = read_json(path, "the --draft-orders file")
+    if not isinstance(data, dict) or not isinstance(data.get("resourceType"), str):
+        raise FireError(f"{path} is not a FHIR resource or Bundle (no resourceType)")
+    if data["resourceType"] == "Bundle":
+        problem = _bundle_problem(data)
+        if problem is not None:
+            raise FireError(f"{path} is not a valid FHIR Bundle: {problem}")
+    elif not isinstance(data.get("id", ""), str):
+        raise FireError(f"{path}: the resource's id must be a string")
+    return data
+
+
+def _bundle_problem(bundle: Mapping[str, Any]) -> str | None:
+    entries = bundle.get("entry")
+    if entries is None:
+        return None
+    if not isinstance(entries, list):
+        return '"entry" must be a list'
+    for number, entry in enumerate(entries, start=1):
+        if not isinstance(entry, dict):
+            return f"entry {number} is not an object"
+        resource = entry.get("resource")
+        if resource is None:
+            continue
+        if not isinstance(resource, dict) or not isinstance(resource.get("resourceType"), str):
+            return f"entry {number} has a resource without a resourceType"
+        if not isinstance(resource.get("id", ""), str):
+            return f"entry {number}'s resource id is not a string"
+    return None
 
 
 def pick_patient(store: FhirStore, patient_id: str | None) -> str:
@@ -143,9 +235,19 @@ def build_prefetch(
 
 
 def service_templates(client: httpx.Client, base_url: str, service_id: str, hook: str) -> dict[str, str]:
-    response = client.get(f"{base_url.rstrip('/')}/cds-services")
-    response.raise_for_status()
-    for service in response.json().get("services", []):
+    discovery = f"{base_url.rstrip('/')}/cds-services"
+    response = client.get(discovery)
+    if response.status_code != 200:
+        raise ServiceError(f"discovery at {origin(discovery)} answered HTTP {response.status_code}")
+    try:
+        services = response.json().get("services")
+    except (ValueError, AttributeError):
+        services = None
+    if not isinstance(services, list):
+        raise ServiceError(f"{origin(discovery)} did not answer /cds-services with a discovery document")
+    for service in services:
+        if not isinstance(service, dict):
+            continue
         if service.get("id") == service_id and service.get("hook") == hook:
             return dict(service.get("prefetch") or {})
     raise FireError(f"discovery at {base_url} lists no service {service_id!r} for hook {hook!r}")

@@ -47,6 +47,7 @@ from plugin.audit import (
     CardFeedbackRecord,
     HookCallRecord,
     HookOutcome,
+    card_kind,
     feedback_audit_record,
     timestamp_text,
 )
@@ -54,7 +55,6 @@ from plugin.cards import Coding, ServiceResult
 from plugin.errors import PluginError
 from plugin.feedback import FeedbackRecord, FeedbackSink
 from plugin.knowledge import KnowledgeBase
-from plugin.rules.cards import RULE_SYSTEM
 from plugin.services import HookCall, ServiceRegistry
 
 log = logging.getLogger(__name__)
@@ -578,10 +578,8 @@ def _feedback_builder(item: FeedbackRecord, received: datetime) -> Callable[[], 
 
 
 def _card_kind(topic: WireCoding | None) -> str:
-    """The rule id for a rule card (its topic code), "ai" for anything else: feedback is joined on it."""
-    if topic is not None and topic.system == RULE_SYSTEM and topic.code:
-        return topic.code
-    return "ai"
+    """What issued a card (plugin.audit.card_kind): feedback is joined on it, status cards are not counted."""
+    return card_kind(topic.system, topic.code) if topic is not None else card_kind(None, None)
 
 
 def _clinician(user_id: object) -> str | None:

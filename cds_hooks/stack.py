@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib.util
 import inspect
 import logging
 import os
@@ -251,6 +252,12 @@ def local_model(review: ReviewSettings) -> Iterator[ReviewSettings]:
     if review.model_url is not None or review.model_backend != "llamacpp":
         yield review
         return
+    if importlib.util.find_spec("llama_cpp") is None:
+        raise StackError(
+            "the llamacpp backend needs the cpu extra, which is not installed: `make install-cpu` builds "
+            "llama.cpp once (about 4 minutes on 2 cores; needs gcc, g++ and cmake). Or run without a model "
+            "server: R1CDS_MODEL_BACKEND=scripted (scripted demonstration output, not a model)."
+        )
     named = review.model_name not in ("", "default")
     model_path = Path(review.model_name) if named else packaged_model_path()
     if named:

@@ -5,10 +5,13 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import re
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
+
+import httpx
 
 from evals.backends import BACKENDS, BackendConfig, open_backend
 from evals.data import LANGUAGES, QA_DATASETS
@@ -17,17 +20,35 @@ from evals.report import load_runs, write_report
 from evals.runner import RunFolder, run_sync
 from evals.settings import load_eval_settings
 from evals.suites.common import ModelRunOptions
-from plugin.model_port import LanguageModel
+from plugin.model_port import LanguageModel, ModelError
 
 __all__ = ["add_commands"]
 
 log = logging.getLogger(__name__)
 
 
+class _Unreachable(Exception):
+    """A server the run needs does not answer; exit status 1, not a usage error."""
+
+
 def _positive(text: str) -> int:
-    value = int(text)
+    value = int(text) if text.isdigit() else 0
     if value < 1:
-        raise argparse.ArgumentTypeError("must be a positive integer")
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
+    return value
+
+
+def _http_url(value: str | None, option: str) -> str | None:
+    """`value` unchanged when it is an http(s) URL with a host; EvalError naming the option otherwise."""
+    if value is None:
+        return None
+    try:
+        url: httpx.URL | None = httpx.URL(value)
+    except httpx.InvalidURL:
+        url = None
+    if url is None or url.scheme not in ("http", "https") or not url.host:
+        # Not echoed: a URL may carry credentials.
+        raise EvalError(f"{option} must be an http:// or https:// URL with a host name")
     return value
 
 
@@ -161,7 +182,7 @@ def _options(args: argparse.Namespace) -> ModelRunOptions:
 def _backend(args: argparse.Namespace) -> BackendConfig:
     return BackendConfig(
         kind=args.backend,
-        url=args.model_url,
+        url=_http_url(args.model_url, "--model-url"),
         model=args.model_name,
         api_key=os.environ.get("R1CDS_MODEL_API_KEY") or None,
         timeout_s=args.timeout,
@@ -206,7 +227,10 @@ def _safety(args: argparse.Namespace) -> int:
     judge = None
     if args.judge_backend:
         judge = BackendConfig(
-            kind=args.judge_backend, url=args.judge_url, model=args.judge_model, timeout_s=args.timeout
+            kind=args.judge_backend,
+            url=_http_url(args.judge_url, "--judge-url"),
+            model=args.judge_model,
+            timeout_s=args.timeout,
         )
 
     async def suite(model: LanguageModel, options: ModelRunOptions) -> RunFolder:
@@ -241,6 +265,7 @@ def _pipeline(args: argparse.Namespace, suite: str) -> int:
 
     options = _options(args)
     fixtures = args.fixtures or options.data_dir.parent / "fixtures" / "synthea"
+    _check_deployment(_http_url(args.url, "--url"))
     pipeline = PipelineOptions(
         url=args.url,
         audit_database_url=args.audit_database_url,
@@ -251,6 +276,31 @@ def _pipeline(args: argparse.Namespace, suite: str) -> int:
         signer=_signer(args),
     )
     return _finish(run_pipeline_suite(suite, options, pipeline))
+
+
+def _check_deployment(url: str | None) -> None:
+    """Fail at once on a deployment that does not answer, rather than after recording every item as failed."""
+    if url is None:
+        return
+    discovery = f"{url.rstrip('/')}/cds-services"
+    try:
+        response = httpx.get(discovery, timeout=10.0)
+    except httpx.TransportError as exc:
+        raise _Unreachable(f"could not reach the CDS service at {_origin(url)}: {_reason(exc)}") from None
+    if response.status_code != 200:
+        raise _Unreachable(f"discovery at {_origin(url)} answered HTTP {response.status_code}")
+
+
+def _origin(url: str) -> str:
+    parsed = httpx.URL(url)
+    return f"{parsed.scheme}://{parsed.host}{f':{parsed.port}' if parsed.port else ''}"
+
+
+def _reason(exc: httpx.TransportError) -> str:
+    if isinstance(exc, httpx.TimeoutException):
+        return "timed out"
+    lines = str(exc).strip().splitlines()
+    return re.sub(r"^\[Errno -?\d+\]\s*", "", lines[0]) if lines else type(exc).__name__
 
 
 def _signer(args: argparse.Namespace) -> Any:
@@ -284,11 +334,30 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _failure(exc: Exception) -> tuple[str, int] | None:
+    """The one-line message and exit status of a failure the user can fix; None for a bug."""
+    if isinstance(exc, EvalError):
+        return str(exc), 2
+    if isinstance(exc, _Unreachable | ModelError):
+        return str(exc), 1  # the model server or the deployment, not what was typed
+    if "workers.audit_store" in sys.modules:  # --audit-database-url is read only by the pipeline suites
+        from workers.audit_store import AuditStoreError
+
+        if isinstance(exc, AuditStoreError):
+            return f"--audit-database-url: {exc}", 2
+    return None
+
+
 def run(args: argparse.Namespace) -> int:
-    """Run the sub-command, mapping the harness's own failures to exit status 2 with a message."""
+    """Run the sub-command, mapping the harness's own failures to one line on stderr and a status."""
     try:
         code: int = args.eval_run(args)
-    except EvalError as exc:
-        print(f"r1cds eval: {exc}", file=sys.stderr)
-        return 2
+    except Exception as exc:
+        failure = _failure(exc)
+        if failure is None:
+            raise  # anything else reaches cds_hooks.cli.main, which knows settings and file errors
+        message, status = failure
+        lines = [line.strip() for line in message.strip().splitlines() if line.strip()]
+        print(f"r1cds: error: {'; '.join(lines)}", file=sys.stderr)
+        return status
     return code

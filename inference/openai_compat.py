@@ -106,6 +106,27 @@ class AdapterConfig:
             raise ValueError("timeouts must be positive")
 
 
+# ------------------------------------------------------------------------------------------ health probe
+
+# What one health probe says of a model server, before anyone decides whether that is busy or down:
+#   up           it answered healthy
+#   overloaded   it answered that it is up but saturated: 429, or 503 with Retry-After (RFC 9110 15.6.4)
+#   silent       it took the connection (or was slow to) but gave no answer within the probe's time
+#   unreachable  no connection: refused, DNS, connect timeout, TLS, or dropped before any answer
+#   failing      it answered, but not healthy: any other status, or a body that is not what it should be
+# Whether "silent" means busy depends on whether our own model requests are in flight at the time
+# (workers.wiring decides, from workers.semaphore's count).
+ProbeResult = Literal["up", "overloaded", "silent", "unreachable", "failing"]
+
+
+def probe_status(response: httpx.Response) -> ProbeResult:
+    """What a health answer other than 200 says: overloaded for 429 or 503 with Retry-After, else failing."""
+    status = response.status_code
+    if status == 429 or (status == 503 and "retry-after" in response.headers):
+        return "overloaded"
+    return "failing"
+
+
 # ---------------------------------------------------------------------------------------------- parsing
 
 
@@ -409,12 +430,30 @@ class OpenAICompatibleModel:
         return await self._load_identity(retry=True)
 
     async def ready(self) -> bool:
-        """True when `GET /v1/models` answers 200 with a model list; never raises."""
+        """True when `probe()` finds the server up; never raises."""
+        return await self.probe() == "up"
+
+    async def probe(self, timeout_s: float | None = None) -> ProbeResult:
+        """`GET /v1/models` once, classified (see `ProbeResult`); never raises.
+
+        Up is a 200 with a model list. The servers behind this adapter answer the listing from their HTTP
+        front end while they decode (vLLM, Ollama, llama.cpp's own llama-server), except llama-cpp-python,
+        which lists its models behind the lock its completions hold: while it decodes the probe waits, so
+        "silent". None of them answers 429 or 503 for load on this path; a gateway or an API provider in
+        front of them does (rate limits, "overloaded" with Retry-After): "overloaded". Older llama-server
+        builds answer 503 "Loading model" without Retry-After while the model loads: "failing" (current
+        ones list the model during the load, so this probe cannot see it).
+        """
+        answer = await self._probe_get(MODELS_PATH, "application/json", timeout_s)
+        if isinstance(answer, str):
+            return answer
+        if answer.status_code != 200:
+            return probe_status(answer)
         try:
-            payload = await self._get_json(MODELS_PATH, retry=False)
-        except ModelError:
-            return False
-        return isinstance(payload, dict) and isinstance(payload.get("data"), list)
+            payload = orjson.loads(answer.content)
+        except orjson.JSONDecodeError:
+            return "failing"
+        return "up" if isinstance(payload, dict) and isinstance(payload.get("data"), list) else "failing"
 
     # --------------------------------------------------------------------------------- request shapes
 
@@ -453,6 +492,31 @@ class OpenAICompatibleModel:
         if self.config.api_key:
             headers["Authorization"] = f"Bearer {self.config.api_key}"
         return headers
+
+    async def _probe_get(
+        self, path: str, accept: str, timeout_s: float | None
+    ) -> httpx.Response | ProbeResult:
+        """One GET of a health path within `timeout_s` (default `probe_timeout_s`) in all: its response,
+        or what its failure says of the server ("silent" or "unreachable")."""
+        budget = self.config.probe_timeout_s if timeout_s is None else timeout_s
+        # The connect phase gets at most half: a connection that is not made at all must read as
+        # unreachable before the whole budget runs out and reads as silent.
+        timeout = httpx.Timeout(budget, connect=min(self.config.connect_timeout_s, budget / 2))
+        try:
+            async with asyncio.timeout(budget):
+                return await self._client.get(
+                    self._base + path,
+                    headers=self._headers(self._new_request_id(), accept),
+                    timeout=timeout,
+                )
+        except TimeoutError:
+            return "silent"  # connected (or slow to), then no answer within the budget
+        except httpx.ConnectTimeout:
+            return "unreachable"
+        except httpx.TimeoutException:
+            return "silent"
+        except httpx.HTTPError:
+            return "unreachable"  # refused, DNS, TLS, or the connection dropped before an answer
 
     def _timeout(self, read_s: float) -> httpx.Timeout:
         config = self.config

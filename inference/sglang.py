@@ -6,9 +6,7 @@ import logging
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-import httpx
-
-from inference.openai_compat import OpenAICompatibleModel
+from inference.openai_compat import OpenAICompatibleModel, ProbeResult, probe_status
 from plugin.model_port import ModelError, ModelIdentity, ModelRejected, ModelUnavailable
 
 logger = logging.getLogger(__name__)
@@ -75,23 +73,29 @@ class SGLangModel(OpenAICompatibleModel):
     - `identity()` reads /model_info and /server_info once (falling back to /get_model_info and
       /get_server_info on older servers) and caches the result; if /server_info cannot be read the
       identity says so in its details and answers carry it, but `identity()` tries again next time;
-    - `ready()` is `GET /health` answering 200. SGLang's /health may run a one-token generation and
-      answer after a second or more, so `probe_timeout_s` should stay at several seconds.
+    - `ready()` is `GET /health` answering 200 (`probe()` says more). SGLang's /health may run a
+      one-token generation and answers after a second or more, so `probe_timeout_s` should stay at
+      several seconds, and a readiness probe should give it well over one.
     """
 
     backend: ClassVar[str] = "sglang"
     request_id_field: ClassVar[str | None] = "rid"
 
-    async def ready(self) -> bool:
-        try:
-            response = await self._client.get(
-                self._base + HEALTH_PATH,
-                headers=self._headers(self._new_request_id(), "*/*"),
-                timeout=self._timeout(self.config.probe_timeout_s),
-            )
-        except httpx.HTTPError:
-            return False
-        return response.status_code == 200
+    async def probe(self, timeout_s: float | None = None) -> ProbeResult:
+        """`GET /health` once, classified (see `ProbeResult`); `ready()` is this being "up". Never raises.
+
+        What SGLang 0.5.x does on /health: 503 while it starts, while it shuts down, and when its
+        scheduler has sent nothing back for SGLANG_HEALTH_CHECK_TIMEOUT (20 s): all "failing", never
+        load. Otherwise it answers 200 on the first of its once-a-second checks that finds any output
+        since the probe came in: under load that is the running requests' own output, at about 1 s. It
+        has no overload answer here (no 429); one from a gateway in front of it reads as "overloaded".
+        Silence within the probe's time means the scheduler produced nothing for that long: a long
+        prefill under load, or a wedged server (the caller tells them apart by requests in flight).
+        """
+        answer = await self._probe_get(HEALTH_PATH, "*/*", timeout_s)
+        if isinstance(answer, str):
+            return answer
+        return "up" if answer.status_code == 200 else probe_status(answer)
 
     async def _first_found(self, paths: tuple[str, ...], *, retry: bool) -> dict[str, Any]:
         """The JSON object of the first path the server knows (404 moves on to the next name)."""

@@ -104,6 +104,7 @@ def _detail(
     knowledge: KnowledgeBase,
     model_id: str,
     described: Mapping[str, str],
+    notice: str | None = None,
 ) -> str:
     suggestion = governed.suggestion
     entries = [e for e in (knowledge.get(i) for i in governed.knowledge_ids) if e is not None]
@@ -114,8 +115,10 @@ def _detail(
         for n, e in enumerate(entries, start=1)
     )
     k, n = governed.agreement
+    # A demo model's or the scripted backend's own words about what it is come first, before the advice.
+    heading = f"**{notice[:1].upper()}{notice[1:]}.**\n\n" if notice else ""
     return (
-        f"{suggestion.summary}\n\n**Patient data used**\n{inputs}\n\n**Evidence**\n{evidence}\n\n"
+        f"{heading}{suggestion.summary}\n\n**Patient data used**\n{inputs}\n\n**Evidence**\n{evidence}\n\n"
         f"**Rationale**\n{suggestion.rationale}\n\n"
         f"**Confidence:** {k} of {n} independent model samples proposed this "
         f"(the model rated its own confidence {suggestion.confidence}).\n\n"
@@ -138,6 +141,7 @@ def ai_card(
     fingerprint: str | None = None,
     described: Mapping[str, str] | None = None,
     evidence_url: str | None = None,
+    notice: str | None = None,
 ) -> Card:
     """One card for one accepted suggestion; `described` is describe(context), passed in for several."""
     described = described if described is not None else describe(context)
@@ -178,7 +182,7 @@ def ai_card(
             topic=Coding(service_id, AI_SYSTEM, f"AI review by {model_id}"),
         ),
         uuid=identifier,
-        detail=_detail(governed, context, knowledge, model_id, described),
+        detail=_detail(governed, context, knowledge, model_id, described, notice),
         suggestions=suggestions,
         selection_behavior="at-most-one" if suggestions else None,
         override_reasons=OVERRIDE_REASONS,
@@ -197,8 +201,9 @@ def ai_cards(
     *,
     fingerprint: str | None = None,
     evidence_url: str | None = None,
+    notice: str | None = None,
 ) -> tuple[Card, ...]:
-    """Cards for a decision's accepted suggestions, in the decision's order."""
+    """Cards for a decision's accepted suggestions, in the decision's order; `notice` heads each detail."""
     described = describe(context)
     return tuple(
         ai_card(
@@ -212,6 +217,7 @@ def ai_cards(
             fingerprint=fingerprint,
             described=described,
             evidence_url=evidence_url,
+            notice=notice,
         )
         for g in accepted
     )

@@ -4,7 +4,9 @@ The broker (a port; `workers.broker.RedisReviewBroker` in production, `MemoryRev
 unit tests) owns the queue and the result store. This module decides what a clinician sees for each state:
 
     ready, accepted suggestions   their governed AI cards (patient bound here, never in the shared result)
-    ready, abstained or nothing   no AI card: governance found nothing it could stand behind
+    ready, abstained or nothing   one info card, "AI review found nothing it could stand behind", linking to
+                                  the review's page, in the first answer that finds it so (once per review,
+                                  across processes: the broker's claim_notice); none after that
     pending                       one info card, "AI review in progress", linking to the review's page
     busy (queue full)             the same pending card; nothing more was enqueued
     failed (model down, errors)   one info card, "AI review unavailable"
@@ -32,6 +34,7 @@ from plugin.knowledge import KnowledgeBase
 from plugin.review import ReviewOutcome
 
 __all__ = [
+    "NOTHING_SUMMARY",
     "PENDING_SUMMARY",
     "UNAVAILABLE_SUMMARY",
     "URGENCY",
@@ -60,9 +63,13 @@ URGENCY: Final[Mapping[str, Urgency]] = {
 ReviewState = Literal["ready", "pending", "busy", "failed"]
 PENDING_SUMMARY: Final = "AI review in progress"
 UNAVAILABLE_SUMMARY: Final = "AI review unavailable"
+NOTHING_SUMMARY: Final = "AI review found nothing it could stand behind"
+NOTHING_CODE: Final = "abstained"  # its status-card topic code (the others are the review states)
 REVIEW_SYSTEM: Final = "urn:r1cds:ai-review-status"
-# A demo model (the packaged 270m base model) says so on every card it produces.
+# A demo model (the packaged 270m base model) and the scripted backend say what they are, in their identity's
+# `clinical_use` detail, on every card they produce.
 _NOT_CLINICAL_KEY: Final = "clinical_use"
+_SCRIPTED_BACKEND: Final = "scripted"
 
 
 class BrokerUnavailable(PluginError):
@@ -81,7 +88,8 @@ class ReviewTicket:
 
 @dataclass(frozen=True, slots=True)
 class AiAnswer:
-    """The AI part of one hook answer: its cards, whether they are final, and for the audit trail the
+    """The AI part of one hook answer: its cards, whether they are final (the same call may be answered the
+    same way again: nothing pending, failed or shown once), and for the audit trail the
     review's fingerprint and the state it was found in ("unreachable": the broker could not be asked).
     Fingerprint and state are None when no review applies (a deceased patient's chart)."""
 
@@ -144,6 +152,14 @@ class ReviewBroker(Protocol):
         """The evidence behind a token, or None when it is unknown or expired."""
         ...
 
+    async def claim_notice(self, review_id: str) -> bool:
+        """True the first time it is asked for this review, False after (across processes): the answer
+        that gets True shows the one "found nothing" card.
+
+        Raises BrokerUnavailable when the store cannot be reached.
+        """
+        ...
+
 
 class ReviewRunner(Protocol):
     async def __call__(self, ticket: ReviewTicket) -> ReviewOutcome: ...
@@ -163,6 +179,7 @@ class MemoryReviewBroker:
     _ids: dict[str, str] = field(default_factory=dict)
     _contexts: dict[str, ClinicalContext] = field(default_factory=dict)
     _links: dict[str, EvidenceLink] = field(default_factory=dict)
+    _notices: set[str] = field(default_factory=set)
 
     async def obtain(self, ticket: ReviewTicket, wait_s: float) -> ReviewStatus:
         if self.unavailable:
@@ -206,14 +223,42 @@ class MemoryReviewBroker:
         context = self._contexts.get(link.fingerprint) if status.outcome is not None else None
         return Evidence(link, status, context)
 
+    async def claim_notice(self, review_id: str) -> bool:
+        if self.unavailable:
+            raise BrokerUnavailable("memory broker marked unavailable")
+        first = review_id not in self._notices
+        self._notices.add(review_id)
+        return first
+
+
+def _notice(outcome: ReviewOutcome) -> str | None:
+    """What a demo model or the scripted backend says of itself; None for a model that says nothing."""
+    if outcome.model is None:
+        return None
+    note = outcome.model.details.get(_NOT_CLINICAL_KEY)
+    if not note:
+        return None
+    return note if outcome.model.backend == _SCRIPTED_BACKEND else f"demo model: {note}"
+
 
 def _model_label(outcome: ReviewOutcome) -> str:
     if outcome.model is None:
         return "unknown model"
-    label = outcome.model.model
-    if _NOT_CLINICAL_KEY in outcome.model.details:
-        label += ", demo model: not clinically meaningful"
-    return label
+    notice = _notice(outcome)
+    return outcome.model.model if notice is None else f"{outcome.model.model}, {notice}"
+
+
+def _nothing_to_show(status: ReviewStatus) -> bool:
+    """The review landed and governance let nothing through (abstained, nothing to add, all rejected)."""
+    outcome = status.outcome
+    return (
+        status.state == "ready"
+        and bool(status.review_id)
+        and outcome is not None
+        and not outcome.failed
+        and outcome.decision is not None
+        and not outcome.decision.accepted
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -224,6 +269,9 @@ class AiReview:
     knowledge: KnowledgeBase
     version: Callable[[str], ReviewVersion]  # service id → prompt, model and knowledge-base versions
     evidence_url: Callable[[str], str]  # evidence token → absolute URL of its evidence page
+    # How the pending card names the configured model ("DeepSeek-R1 on SGLang", "the scripted demonstration
+    # backend, not a model"): the workers' settings decide it, not a fixed name.
+    model_label: str = "the configured model"
 
     def ticket(self, service_id: str, hook: str, context: ClinicalContext) -> ReviewTicket:
         key = fingerprint(context, self.version(service_id))
@@ -243,18 +291,22 @@ class AiReview:
         ticket = self.ticket(service_id, hook, built.context)
         try:
             status = await self.broker.obtain(ticket, wait_s)
-            evidence_url = await self._evidence_url(status, ticket, built)
+            notice_due = _nothing_to_show(status) and await self.broker.claim_notice(status.review_id)
+            evidence_url = await self._evidence_url(status, ticket, built, notice_due=notice_due)
         except BrokerUnavailable:
             return AiAnswer((), False, ticket.fingerprint, "unreachable")
-        cards = self.render(status, ticket, built, patient_reference, evidence_url)
-        return AiAnswer(cards, status.state == "ready", ticket.fingerprint, status.state)
+        cards = self.render(status, ticket, built, patient_reference, evidence_url, notice_due=notice_due)
+        # An answer carrying the once-only notice is not final: repeated as it is (the answer cache), the
+        # notice would be shown again; the next call gets the review's lasting answer, without it.
+        final = status.state == "ready" and not notice_due
+        return AiAnswer(cards, final, ticket.fingerprint, status.state)
 
     async def _evidence_url(
-        self, status: ReviewStatus, ticket: ReviewTicket, built: BuiltContext
+        self, status: ReviewStatus, ticket: ReviewTicket, built: BuiltContext, *, notice_due: bool = False
     ) -> str | None:
         """The page showing this call's review; none for an answer without AI cards or a review id."""
         decision = status.outcome.decision if status.outcome is not None else None
-        if not status.review_id or (decision is not None and not decision.accepted):
+        if not status.review_id or (decision is not None and not decision.accepted and not notice_due):
             return None
         link = EvidenceLink(
             status.review_id, ticket.service_id, ticket.fingerprint, dict(built.handles.references)
@@ -268,12 +320,18 @@ class AiReview:
         built: BuiltContext,
         patient_reference: str | None,
         evidence_url: str | None = None,
+        *,
+        notice_due: bool = False,
     ) -> tuple[Card, ...]:
         outcome = status.outcome
         if status.state in ("pending", "busy"):
             return (self._status_card(ticket.service_id, status, PENDING_SUMMARY, evidence_url),)
         if outcome is None or outcome.failed or outcome.decision is None:
             return (self._status_card(ticket.service_id, status, UNAVAILABLE_SUMMARY, evidence_url),)
+        if not outcome.decision.accepted:
+            if not notice_due:
+                return ()
+            return (self._status_card(ticket.service_id, status, NOTHING_SUMMARY, evidence_url, outcome),)
         return ai_cards(
             outcome.decision.accepted,
             ticket.service_id,
@@ -284,32 +342,49 @@ class AiReview:
             patient_reference,
             fingerprint=ticket.fingerprint,
             evidence_url=evidence_url,
+            notice=_notice(outcome),
         )
 
     def _status_card(
-        self, service_id: str, status: ReviewStatus, summary: str, evidence_url: str | None
+        self,
+        service_id: str,
+        status: ReviewStatus,
+        summary: str,
+        evidence_url: str | None,
+        outcome: ReviewOutcome | None = None,
     ) -> Card:
+        code: str = status.state
         if summary == PENDING_SUMMARY:
             detail = (
-                "The rule checks on this chart are complete and shown. An AI review (DeepSeek-R1, checked "
-                "by R1 CDS governance before anything is shown) is still running; its suggestions appear "
-                "the next time this chart or order is opened, or on the review page."
+                f"The rule checks on this chart are complete and shown. An AI review by {self.model_label}, "
+                "checked by R1 CDS governance before anything is shown, is still running; its suggestions "
+                "appear the next time this chart or order is opened, or on the review page."
             )
             if status.state == "busy":
                 detail += " Many reviews are queued: it may take longer than usual."
+        elif summary == NOTHING_SUMMARY:
+            code = NOTHING_CODE
+            by = _model_label(outcome) if outcome is not None else self.model_label
+            detail = (
+                f"The AI review of this chart ({by}) has finished, and R1 CDS governance let none of its "
+                "suggestions through: the model abstained, had nothing to add, or every suggestion failed a "
+                "check. No AI suggestion is shown rather than an unsupported one; the rule checks are "
+                "complete. The review page shows what was considered and why it was dropped."
+            )
         else:
             detail = (
                 "The AI review of this chart could not be completed (the model server did not answer "
                 "or its answers failed). The rule checks are unaffected and complete. No AI suggestion "
                 "is shown rather than an unchecked one."
             )
-        links = (Link(label="AI review status", url=evidence_url, type="absolute"),) if evidence_url else ()
+        label = "What the AI review considered" if code == NOTHING_CODE else "AI review status"
+        links = (Link(label=label, url=evidence_url, type="absolute"),) if evidence_url else ()
         return Card(
             summary=summary,
             indicator="info",
             source=Source(
                 label="R1 CDS AI review",
-                topic=Coding(status.state, REVIEW_SYSTEM, summary),
+                topic=Coding(code, REVIEW_SYSTEM, summary),
             ),
             detail=detail,
             links=links,

@@ -3,7 +3,8 @@
 Three kinds of record, each a frozen pydantic model with a `kind` discriminator:
 
     hook-call   one CDS Hooks call answered (or refused): hook instance, service, hook, tenant, review
-                fingerprint, timings in ms, HTTP status, outcome, and the uuids of the cards issued
+                fingerprint, timings in ms, HTTP status, outcome, the uuids of the cards issued and what
+                issued each (`card_kind`: a rule, a governed AI suggestion, or an AI review status card)
     ai-run      one AI review: fingerprint, service, model identity, prompt template name/version/hash,
                 knowledge-base version, sampling parameters, token usage (reasoning and cached included),
                 per-sample outcome codes, retrieved passage ids, and the governance decision summary
@@ -59,13 +60,17 @@ from pydantic import (
 )
 
 from plugin.ai_cards import card_uuid
+from plugin.ai_review import REVIEW_SYSTEM
 from plugin.feedback import FeedbackRecord
 from plugin.model_port import ModelIdentity, SamplingParameters, Usage
 from plugin.review import ReviewOutcome
+from plugin.rules.cards import RULE_SYSTEM
 from plugin.suggestions import HANDLE_PATTERN, KNOWLEDGE_ID_PATTERN
 
 __all__ = [
+    "AI_CARD_KIND",
     "GENESIS",
+    "STATUS_CARD_KIND_PREFIX",
     "AcceptedSuggestion",
     "AiRunRecord",
     "AuditRecord",
@@ -90,6 +95,7 @@ __all__ = [
     "ai_run_record",
     "audit_event",
     "canonical",
+    "card_kind",
     "chain_hash",
     "feedback_audit_record",
     "fhir_export",
@@ -184,7 +190,9 @@ class HookCallRecord(_Frozen):
     http_status: Annotated[int, Field(ge=100, le=599)]
     outcome: HookOutcome
     card_uuids: tuple[Token, ...] = ()  # every card issued, rule and AI, in answer order
-    # What issued each card of card_uuids, same order: the rule id ("rule.inr-monitoring") or "ai".
+    # What issued each card of card_uuids, same order (`card_kind`): the rule id ("rule.inr-monitoring"),
+    # "ai", or "ai-status.<code>" for an AI review status card ("ai-status.pending"). Records written
+    # before status cards were named say "ai" for those too.
     card_kinds: tuple[Token, ...] = ()
     # context.userId when it names a clinician (Practitioner or PractitionerRole); never a patient's id.
     user: FhirReference | None = None
@@ -335,6 +343,26 @@ class CardFeedbackRecord(_Frozen):
 
 AuditRecord = HookCallRecord | AiRunRecord | CardFeedbackRecord
 _RECORD: Final[TypeAdapter[AuditRecord]] = TypeAdapter(Annotated[AuditRecord, Field(discriminator="kind")])
+
+
+AI_CARD_KIND: Final = "ai"
+# A status card tells where the AI review stands ("AI review in progress", "unavailable", "found nothing
+# it could stand behind"): nothing to accept or override, so no intervention. Named by its topic system,
+# so that a status added later is one without anyone listing it here.
+STATUS_CARD_KIND_PREFIX: Final = "ai-status."
+_STATUS_CODE: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._\-]{0,63}")
+
+
+def card_kind(topic_system: str | None, topic_code: str | None) -> str:
+    """What `card_kinds` says of a card with this source topic: the rule id of a rule card,
+    "ai-status.<code>" for an AI review status card (topic system `urn:r1cds:ai-review-status`; "unknown"
+    for a code that is no token), "ai" for anything else (a governed AI suggestion card)."""
+    if topic_system == RULE_SYSTEM and topic_code:
+        return topic_code
+    if topic_system == REVIEW_SYSTEM:
+        code = topic_code if topic_code and _STATUS_CODE.fullmatch(topic_code) else "unknown"
+        return STATUS_CARD_KIND_PREFIX + code
+    return AI_CARD_KIND
 
 
 # Fields added to a record kind after chains were already written, with their empty value: left out of the

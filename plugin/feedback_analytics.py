@@ -15,6 +15,17 @@ a card shown on ten chart openings is one intervention. A card's latest feedback
     override rate   = overridden cards / cards with feedback
     response rate   = cards with feedback / cards issued
 
+Only interventions are counted: cards a clinician can act on, rule cards and governed AI suggestion cards.
+An AI review status card ("AI review in progress", "unavailable", "found nothing it could stand behind",
+and any status added later) is not one: shown on every chart opening while a review runs, it would swamp
+the counts. The hook-call record names it `ai-status.<code>` (plugin.audit.card_kind, from its topic
+system). Records written before that say "ai" for status and suggestion cards alike; there an AI card
+counts only when an ai-run record lists it among the suggestions governance accepted, which a status card
+never is (a run whose record was lost takes its cards out of the counts with it). Status cards are left
+out of the issued counts, the rates and the export; feedback an EHR sends on one is set aside and
+reported apart (`status_cards()`: cards shown and feedback events per status code, "unknown" for the
+older records), never counted as an acceptance or an override.
+
 Feedback on a card the chain never saw issued (an older chain, another deployment) still counts under its
 service, with kind "unknown". With `since`, every record is still read for the join (a card issued last
 month and overridden today keeps its rule), but only calls and feedback at or after `since` are counted.
@@ -28,9 +39,17 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Final, Literal
 
-from plugin.audit import AiRunRecord, AuditRecord, CardFeedbackRecord, HookCallRecord, timestamp_text
+from plugin.audit import (
+    AI_CARD_KIND,
+    STATUS_CARD_KIND_PREFIX,
+    AiRunRecord,
+    AuditRecord,
+    CardFeedbackRecord,
+    HookCallRecord,
+    timestamp_text,
+)
 
-__all__ = ["EXPORT_FIELDS", "ExportRow", "FeedbackAnalytics", "RateRow", "analyse"]
+__all__ = ["EXPORT_FIELDS", "ExportRow", "FeedbackAnalytics", "RateRow", "StatusCards", "analyse"]
 
 UNKNOWN: Final = "unknown"
 EXPORT_FIELDS: Final = (
@@ -51,8 +70,9 @@ Grouping = Literal["service", "rule", "ai-kind"]
 @dataclass
 class _Card:
     service_id: str
-    kind: str = UNKNOWN  # rule id, or "ai"
+    kind: str = UNKNOWN  # rule id, "ai", or "ai-status.<code>"
     ai_kind: str | None = None
+    governed: bool = False  # an ai-run record lists it among the suggestions governance accepted
     tenant: str | None = None
     hook: str | None = None
     user: str | None = None
@@ -100,6 +120,18 @@ class RateRow:
 
 
 @dataclass(frozen=True, slots=True)
+class StatusCards:
+    """AI review status cards of one status code: not interventions, so counted here and nowhere else."""
+
+    code: str  # the status card's topic code ("pending", "failed", "abstained", ...), or "unknown"
+    cards_shown: int  # distinct cards shown in the window
+    feedback_events: int  # distinct feedback events on them, set aside
+
+    def as_dict(self) -> dict[str, object]:
+        return {"code": self.code, "cards_shown": self.cards_shown, "feedback_events": self.feedback_events}
+
+
+@dataclass(frozen=True, slots=True)
 class ExportRow:
     """One feedback event in the export HTI-1 asks for: intervention, action taken, feedback, user, date,
     location. Location is where the card was shown as far as the service knows: the EHR tenant and hook."""
@@ -132,7 +164,7 @@ class ExportRow:
 
 @dataclass
 class FeedbackAnalytics:
-    """The join, built by `analyse`; read it with `rates()` and `export()`."""
+    """The join, built by `analyse`; read it with `rates()`, `export()` and `status_cards()`."""
 
     since: datetime | None = None
     cards: dict[str, _Card] = field(default_factory=dict)
@@ -171,17 +203,35 @@ class FeedbackAnalytics:
         if record.decision is None:
             return
         for accepted in record.decision.accepted:
-            card = self.cards.setdefault(accepted.card_uuid, _Card(record.service_id, kind="ai"))
+            card = self.cards.setdefault(accepted.card_uuid, _Card(record.service_id, kind=AI_CARD_KIND))
+            card.governed = True
             card.ai_kind = (
                 "advice"
                 if accepted.action_type == "none"
                 else f"{accepted.action_type} {accepted.resource_type}"
             )
 
+    def _status_code(self, uuid: str) -> str | None:
+        """The status code of an AI review status card; None for an intervention (or a card never seen)."""
+        card = self.cards.get(uuid)
+        if card is None:
+            return None
+        if card.kind.startswith(STATUS_CARD_KIND_PREFIX):
+            return card.kind[len(STATUS_CARD_KIND_PREFIX) :]
+        if card.kind == AI_CARD_KIND and not card.governed:
+            return UNKNOWN  # an older record's "ai": no review vouches for it as a suggestion
+        return None
+
+    def _interventions(self) -> Iterator[tuple[str, _Card]]:
+        return ((uuid, card) for uuid, card in self.cards.items() if self._status_code(uuid) is None)
+
+    def _intervention_feedback(self) -> Iterator[CardFeedbackRecord]:
+        return (record for record in self.feedback.values() if self._status_code(record.card_uuid) is None)
+
     def _outcomes(self) -> dict[str, CardFeedbackRecord]:
-        """Each card's latest feedback (by the EHR's timestamp, then by arrival)."""
+        """Each intervention's latest feedback (by the EHR's timestamp, then by arrival)."""
         latest: dict[str, CardFeedbackRecord] = {}
-        for record in self.feedback.values():
+        for record in self._intervention_feedback():
             held = latest.get(record.card_uuid)
             if held is None or (record.outcome_timestamp, record.at) >= (held.outcome_timestamp, held.at):
                 latest[record.card_uuid] = record
@@ -191,11 +241,11 @@ class FeedbackAnalytics:
         """Rows per service, per rule and per AI suggestion kind, each group sorted by key."""
         outcomes = self._outcomes()
         groups: dict[tuple[Grouping, str], list[str]] = {}
-        for uuid, card in self.cards.items():
+        for uuid, card in self._interventions():
             groups.setdefault(("service", card.service_id), []).append(uuid)
             if card.kind.startswith("rule."):
                 groups.setdefault(("rule", card.kind), []).append(uuid)
-            elif card.kind == "ai" or card.ai_kind is not None:
+            elif card.kind == AI_CARD_KIND or card.ai_kind is not None:
                 groups.setdefault(("ai-kind", card.ai_kind or UNKNOWN), []).append(uuid)
         order: dict[Grouping, int] = {"service": 0, "rule": 1, "ai-kind": 2}
         rows = []
@@ -220,9 +270,26 @@ class FeedbackAnalytics:
             )
         return rows
 
+    def status_cards(self) -> list[StatusCards]:
+        """AI review status cards shown in the window and the feedback set aside on them, by code."""
+        shown: Counter[str] = Counter()
+        fed_back: Counter[str] = Counter()
+        for uuid, card in self.cards.items():
+            code = self._status_code(uuid)
+            if code is not None and card.times_shown > 0:
+                shown[code] += 1
+        for record in self.feedback.values():
+            code = self._status_code(record.card_uuid)
+            if code is not None:
+                fed_back[code] += 1
+        return [
+            StatusCards(code, shown[code], fed_back[code]) for code in sorted(shown.keys() | fed_back.keys())
+        ]
+
     def export(self) -> Iterator[ExportRow]:
-        """Every distinct feedback event, oldest first by the EHR's timestamp."""
-        for record in sorted(self.feedback.values(), key=lambda r: (r.outcome_timestamp, r.at, r.card_uuid)):
+        """Every distinct feedback event on an intervention, oldest first by the EHR's timestamp."""
+        events = sorted(self._intervention_feedback(), key=lambda r: (r.outcome_timestamp, r.at, r.card_uuid))
+        for record in events:
             card = self.cards.get(record.card_uuid, _Card(record.service_id))
             tenant = record.tenant or card.tenant
             location = " / ".join(part for part in (tenant, card.hook) if part) or None

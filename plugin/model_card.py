@@ -54,7 +54,7 @@ __all__ = [
 
 Status = Literal["provided", "not-disclosed-by-developer", "not-applicable", "not-yet-measured"]
 STATUSES: Final[tuple[Status, ...]] = get_args(Status)
-ModelFamily = Literal["deepseek-r1", "deepseek-r1-distill", "demo", "unreported", "other"]
+ModelFamily = Literal["deepseek-r1", "deepseek-r1-distill", "demo", "scripted", "unreported", "other"]
 _FAMILIES: Final[tuple[ModelFamily, ...]] = get_args(ModelFamily)
 
 DISTRIBUTION: Final = "r1-cds"
@@ -248,6 +248,8 @@ def model_family(backend: str, model: str) -> ModelFamily:
     name = model.strip().lower().replace("_", "-")
     if backend == "llamacpp" and (name in _DEMO_NAMES or "270m" in name):
         return "demo"
+    if backend == "scripted":
+        return "scripted"
     if "r1-distill" in name:
         return "deepseek-r1-distill"
     if "deepseek-r1" in name:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Final, Protocol
+from typing import Any, Final, Protocol
 
 from plugin.context.model import BuiltContext
 from plugin.context.render import render
@@ -34,12 +34,13 @@ from plugin.model_port import (
     Usage,
 )
 from plugin.retrieval import DEFAULT_LIMIT, Retrieval, retrieve
-from plugin.suggestions import suggestion_json_schema
+from plugin.suggestions import MAX_RATIONALE, MAX_SUGGESTIONS, grounded_json_schema, suggestion_json_schema
 
 __all__ = [
     "DEFAULT_MAX_COMPLETION_TOKENS",
     "CompletionBudget",
     "OutputParser",
+    "OutputShape",
     "PromptBuilder",
     "PromptRecord",
     "PromptText",
@@ -180,10 +181,27 @@ class _Trace:
 
 
 @dataclass(frozen=True, slots=True)
+class OutputShape:
+    """The schema the model's answer is held to: the generic one, or one grounded in this review.
+
+    Grounded (plugin.suggestions.grounded_json_schema): citations from this summary's handles and this
+    prompt's passages, actions only in valid pairings, fewer suggestions and a shorter rationale. A large
+    model rarely needs it; a small CPU model fails on form without it (the compact review profile,
+    workers.settings).
+    """
+
+    grounded: bool = False
+    max_suggestions: int = MAX_SUGGESTIONS
+    max_rationale: int = MAX_RATIONALE
+    max_citations: int | None = None  # citation lists as enumerated distinct lists (grounded_json_schema)
+
+
+@dataclass(frozen=True, slots=True)
 class _Prepared:
     retrieval: Retrieval
     prompt: PromptText
     record: PromptRecord
+    handles: tuple[str, ...] = ()
 
 
 class ReviewService:
@@ -201,6 +219,7 @@ class ReviewService:
         *,
         completion: CompletionBudget | None = None,
         passages: int = DEFAULT_LIMIT,
+        output: OutputShape | None = None,
         clock: Callable[[], float] = time.perf_counter,
     ) -> None:
         if samples < 1:
@@ -216,6 +235,7 @@ class ReviewService:
         self._budget_tokens = budget_tokens  # the de-identified summary's share of the prompt
         self._completion = completion
         self._passages = passages
+        self._output = output or OutputShape()
         self._clock = clock
 
     def _prepare(self, service_id: str, built: BuiltContext, trace: _Trace) -> _Prepared:
@@ -238,7 +258,7 @@ class ReviewService:
             summary_over_budget=summary.over_budget,
         )
         trace.done("prompt", True, f"{prompt.template_version} #{prompt.template_hash}")
-        return _Prepared(found, prompt, record)
+        return _Prepared(found, prompt, record, tuple(summary.handles))
 
     def _govern(
         self,
@@ -285,7 +305,7 @@ class ReviewService:
         )
         request = ModelRequest(
             prompt=prepared.prompt.text,
-            output_schema=suggestion_json_schema(),
+            output_schema=self._output_schema(prepared),
             sampling=SamplingParameters(n=self._samples, max_completion_tokens=budget),
         )
         try:
@@ -325,6 +345,18 @@ class ReviewService:
             request_id=response.request_id,
             samples=outcomes,
             steps=tuple(trace.steps),
+        )
+
+    def _output_schema(self, prepared: _Prepared) -> dict[str, Any]:
+        if not self._output.grounded:
+            return suggestion_json_schema()
+        return grounded_json_schema(
+            prepared.handles,
+            prepared.record.passage_ids,
+            self._policy.language,
+            max_suggestions=self._output.max_suggestions,
+            max_rationale=self._output.max_rationale,
+            max_citations=self._output.max_citations,
         )
 
     async def _retry_truncated(

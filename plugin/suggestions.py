@@ -33,8 +33,10 @@
 from __future__ import annotations
 
 import functools
+import itertools
 import json
 import re
+from collections.abc import Sequence
 from typing import Annotated, Any, Final, Literal, Self
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
@@ -45,6 +47,7 @@ __all__ = [
     "CODE_SYSTEMS",
     "HANDLE_PATTERN",
     "KNOWLEDGE_ID_PATTERN",
+    "MAX_CITATION_LISTS",
     "MAX_SUGGESTIONS",
     "MAX_SUMMARY",
     "RESOURCE_TYPES",
@@ -57,6 +60,7 @@ __all__ = [
     "ProposedAction",
     "ResourceType",
     "SuggestionSet",
+    "grounded_json_schema",
     "suggestion_json_schema",
     "suggestion_json_schema_text",
 ]
@@ -265,3 +269,151 @@ def suggestion_json_schema() -> dict[str, Any]:
     """A fresh copy of the self-contained JSON schema of `SuggestionSet` (generated once per process)."""
     schema: dict[str, Any] = json.loads(suggestion_json_schema_text())
     return schema
+
+
+def _null() -> dict[str, Any]:
+    return {"type": "null"}
+
+
+def _enum(values: Sequence[str]) -> dict[str, Any]:
+    return {"type": "string", "enum": list(values)}
+
+
+def _action_variants(schema: dict[str, Any], handles: Sequence[str]) -> list[dict[str, Any]]:
+    """One object schema per valid (type, resource_type, code system, target) pairing of ProposedAction."""
+    action = schema["properties"]["suggestions"]["items"]["properties"]["action"]
+    code = next(v for v in action["properties"]["code"]["anyOf"] if v.get("type") == "object")
+    description = action.get("description")
+
+    def variant(
+        kind: str, resource: str | None, systems: Sequence[CodeSystem] | None, targets: Sequence[str] | None
+    ) -> dict[str, Any]:
+        coded: dict[str, Any] | None = None
+        if systems is not None:
+            # One code object per system, so that the code's form follows its system (_CODE_FORMS).
+            coded = {
+                "anyOf": [
+                    {
+                        **code,
+                        "properties": {
+                            **code["properties"],
+                            "system": _enum([system]),
+                            "code": {"type": "string", "pattern": f"^{_CODE_FORMS[system].pattern}$"},
+                        },
+                    }
+                    for system in systems
+                ]
+            }
+        return {
+            "type": "object",
+            **({"description": description} if description else {}),
+            "properties": {
+                "type": _enum([kind]),
+                "resource_type": _null() if resource is None else _enum([resource]),
+                "code": _null() if coded is None else coded,
+                "target": _null() if targets is None else _enum(targets),
+            },
+            "required": ["type", "resource_type", "code", "target"],
+            "additionalProperties": False,
+        }
+
+    variants = [variant("none", None, None, None)]
+    for resource in RESOURCE_TYPES:
+        systems = sorted(ALLOWED_SYSTEMS[resource])
+        variants.append(variant("create", resource, systems, None))
+        updatable = [h for h in handles if h[0] in _UPDATE_TARGETS[resource]]
+        if updatable:
+            variants.append(variant("update", resource, systems, updatable))
+        drafts = [h for h in handles if h[0] == "D"]
+        if drafts:
+            variants.append(variant("delete", resource, None, drafts))
+    return variants
+
+
+MAX_CITATION_LISTS: Final = 1000
+
+
+def _distinct_lists(values: Sequence[str], least: int, most: int) -> list[list[str]]:
+    """Every list of `least` to `most` distinct values in their given order; `most` is lowered until there
+    are at most MAX_CITATION_LISTS lists (never below `least`, or 1)."""
+    most = max(most, least, 1)
+    while True:
+        lists = [list(c) for k in range(least, most + 1) for c in itertools.combinations(values, k)]
+        if len(lists) <= MAX_CITATION_LISTS or most <= max(least, 1):
+            return lists
+        most -= 1
+
+
+def grounded_json_schema(
+    handles: Sequence[str],
+    knowledge_ids: Sequence[str],
+    language: str,
+    *,
+    max_suggestions: int = MAX_SUGGESTIONS,
+    max_rationale: int = MAX_RATIONALE,
+    max_citations: int | None = None,
+) -> dict[str, Any]:
+    """`suggestion_json_schema` narrowed to one review, for constrained decoders that a small model needs.
+
+    What the validators check after the fact becomes the grammar itself: citations are drawn from this
+    summary's handles and the passages this prompt carried, each action is one of the valid pairings of
+    type, resource type, code system and target (only this chart's M and D handles), the language is the
+    answer language, and abstaining or answering are two shapes (an abstention carries its reason and no
+    suggestions; an answer has a null reason). Every output it admits still goes through governance, which
+    checks meaning; this only stops a model from failing on form. Without any passage there is nothing
+    to cite, so only an abstention or an empty answer fits. `max_suggestions` and `max_rationale` can only
+    tighten the model's limits: a compact profile keeps a small model's answer within its token budget.
+
+    With `max_citations`, each citation list is one of the lists of at most that many distinct handles (or
+    ids) in summary order, spelled out as JSON values: a grammar cannot say "no repeats" otherwise, and a
+    small model does repeat itself ("E1", "E1", ...), which the validator rejects. The count of such lists
+    grows fast, so the limit is lowered until there are at most MAX_CITATION_LISTS of them.
+    """
+    if not (1 <= max_suggestions <= MAX_SUGGESTIONS and 1 <= max_rationale <= MAX_RATIONALE):
+        raise ValueError("max_suggestions and max_rationale can only tighten the answer's limits")
+    schema = suggestion_json_schema()
+    props = schema["properties"]
+    suggestions = props["suggestions"]
+    suggestions["maxItems"] = max_suggestions
+    item = suggestions["items"]
+    item["properties"]["rationale"]["maxLength"] = max_rationale
+    citations = item["properties"]["citations"]["properties"]
+    patient_handles = [h for h in dict.fromkeys(handles) if re.fullmatch(HANDLE_PATTERN, h)]
+    if patient_handles:
+        citations["patient"]["items"] = _enum(patient_handles)
+    else:
+        citations["patient"]["maxItems"] = 0
+    kb_ids = [k for k in dict.fromkeys(knowledge_ids) if re.fullmatch(KNOWLEDGE_ID_PATTERN, k)]
+    if kb_ids:
+        citations["knowledge"]["items"] = _enum(kb_ids)
+        citations["knowledge"]["maxItems"] = min(len(kb_ids), MAX_KNOWLEDGE_CITATIONS)
+    if max_citations is not None:
+        citations["patient"] = {"enum": _distinct_lists(patient_handles, 0, max_citations)}
+        if kb_ids:
+            citations["knowledge"] = {"enum": _distinct_lists(kb_ids, 1, max_citations)}
+    item["properties"]["action"] = {"anyOf": _action_variants(schema, patient_handles)}
+    reason = next(v for v in props["abstain_reason"]["anyOf"] if v.get("type") == "string")
+    common = {"language": _enum([language])}
+    answering = {
+        "type": "object",
+        "properties": {
+            **common,
+            "abstain": {"type": "boolean", "enum": [False]},
+            "abstain_reason": _null(),
+            "suggestions": suggestions if kb_ids else {"type": "array", "items": item, "maxItems": 0},
+        },
+        "required": ["language", "abstain", "abstain_reason", "suggestions"],
+        "additionalProperties": False,
+    }
+    abstaining = {
+        "type": "object",
+        "properties": {
+            **common,
+            "abstain": {"type": "boolean", "enum": [True]},
+            "abstain_reason": reason,
+            "suggestions": {"type": "array", "items": item, "maxItems": 0},
+        },
+        "required": ["language", "abstain", "abstain_reason", "suggestions"],
+        "additionalProperties": False,
+    }
+    return {"anyOf": [answering, abstaining]}

@@ -104,7 +104,7 @@ class ReadyListener:
                 delay = min(delay * 2, MAX_RECONNECT_S)  # an outage costs a few attempts, not a log flood
             finally:
                 with contextlib.suppress(RedisError, OSError):
-                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+                    await pubsub.aclose()
 
 
 class RedisReviewBroker:
@@ -197,6 +197,15 @@ class RedisReviewBroker:
             log.error("unreadable evidence link; treating it as expired")
             return None
         return Evidence(link, status, context)
+
+    async def claim_notice(self, review_id: str) -> bool:
+        try:
+            first = await self._redis.set(
+                keys.notice_key(review_id), b"1", nx=True, ex=self._settings.result_ttl_s
+            )
+        except (RedisError, OSError) as exc:
+            raise BrokerUnavailable(f"review store unreachable: {type(exc).__name__}") from None
+        return bool(first)
 
     async def _stored(self, fingerprint: str) -> ReviewStatus | None:
         record = await self._redis.hmget(keys.result_key(fingerprint), ["outcome", "review_id"])

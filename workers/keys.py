@@ -52,3 +52,8 @@ def review_key(review_id: str) -> str:
 
 def evidence_key(token: str) -> str:
     return f"{PREFIX}:evidence:{token}"
+
+
+def notice_key(review_id: str) -> str:
+    """Set once the "found nothing" card of this review was shown (plugin.ai_review: once per review)."""
+    return f"{PREFIX}:notice:{review_id}"

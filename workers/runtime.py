@@ -32,11 +32,12 @@ from typing import Final, Literal, Protocol
 import httpx
 import redis
 
-from inference.budget import budget_for
+from inference.budget import TokenBudget, budget_for
 from inference.llamacpp import LlamaCppModel
 from inference.openai_compat import AdapterConfig, OpenAICompatibleModel
 from inference.parsing import parse_sample
 from inference.prompts import build_prompt
+from inference.scripted import ScriptedDemoModel
 from inference.sglang import SGLangModel
 from plugin import codec
 from plugin.audit import AuditRecord, ai_run_record
@@ -45,7 +46,7 @@ from plugin.governance import GovernancePolicy
 from plugin.governance.text import warm_up as warm_up_language_model
 from plugin.knowledge import KnowledgeBase, load_knowledge_base
 from plugin.model_port import LanguageModel, ModelIdentity, SamplingParameters
-from plugin.review import ReviewOutcome, ReviewService
+from plugin.review import OutputShape, ReviewOutcome, ReviewService
 from workers import keys, metrics
 from workers.errors import ContextMissing, SlotTimeout
 from workers.semaphore import ModelSlots
@@ -54,6 +55,11 @@ from workers.settings import RETRY_BACKOFF_MAX_S, ReviewSettings
 log = logging.getLogger(__name__)
 
 FAILED_RESULT_TTL_S: Final = 60  # how long "AI review unavailable" stands before hooks try again
+# The compact review profile (workers.settings.ReviewProfile), sized for a small model on CPU.
+COMPACT_BUDGET: Final = TokenBudget(768, 1024)
+COMPACT_SUMMARY_TOKENS: Final = 1200
+COMPACT_PASSAGES: Final = 3
+COMPACT_OUTPUT: Final = OutputShape(grounded=True, max_suggestions=2, max_rationale=400, max_citations=3)
 ModelFactory = Callable[[], AbstractAsyncContextManager[LanguageModel]]
 
 
@@ -80,13 +86,21 @@ class TaskResult:
 
 def model_factory(settings: ReviewSettings) -> ModelFactory:
     """An adapter with its own HTTP client, open for as long as the context lasts."""
+    if settings.model_backend == "scripted":
+
+        @asynccontextmanager
+        async def open_scripted() -> AsyncIterator[LanguageModel]:
+            yield ScriptedDemoModel()
+
+        return open_scripted
     if settings.model_url is None:
         raise ValueError("the worker needs R1CDS_MODEL_URL (r1cds up sets it for the llama.cpp backend)")
-    model_cls: type[OpenAICompatibleModel] = {
+    adapters: dict[str, type[OpenAICompatibleModel]] = {
         "sglang": SGLangModel,
         "openai": OpenAICompatibleModel,
         "llamacpp": LlamaCppModel,
-    }[settings.model_backend]
+    }
+    model_cls = adapters[settings.model_backend]
     config = AdapterConfig(
         base_url=settings.model_url,
         model=settings.model_name,
@@ -101,6 +115,44 @@ def model_factory(settings: ReviewSettings) -> ModelFactory:
             yield model_cls(client, config)
 
     return open_model
+
+
+def review_service(
+    settings: ReviewSettings,
+    model: LanguageModel,
+    knowledge: KnowledgeBase,
+    policy: GovernancePolicy,
+    model_name: str,
+) -> tuple[ReviewService, SamplingParameters]:
+    """The review as the settings' profile sizes it, and the sampling it asks for (as the audit records it:
+    a truncated sample's one retry with a larger budget aside)."""
+    if settings.compact_review:
+        service = ReviewService(
+            model,
+            build_prompt,
+            parse_sample,
+            knowledge,
+            policy,
+            samples=1,
+            budget_tokens=COMPACT_SUMMARY_TOKENS,
+            completion=COMPACT_BUDGET,
+            passages=COMPACT_PASSAGES,
+            output=COMPACT_OUTPUT,
+        )
+        return service, SamplingParameters(n=1, max_completion_tokens=COMPACT_BUDGET.max_completion_tokens)
+    completion = budget_for(model_name)
+    service = ReviewService(
+        model,
+        build_prompt,
+        parse_sample,
+        knowledge,
+        policy,
+        samples=settings.review_samples,
+        completion=completion,
+    )
+    return service, SamplingParameters(
+        n=settings.review_samples, max_completion_tokens=completion.max_completion_tokens
+    )
 
 
 class ReviewRuntime:
@@ -198,23 +250,12 @@ class ReviewRuntime:
         return BuiltContext(codec.decode_context(raw), HandleMap())
 
     async def _review(self, model: LanguageModel, service_id: str, built: BuiltContext) -> _Run:
-        identity = await model.identity() if self.settings.model_backend == "llamacpp" else None
+        # Backends whose identity carries details the cards repeat (the demo model's, the scripted one's).
+        local = self.settings.model_backend in ("llamacpp", "scripted")
+        identity = await model.identity() if local else None
         name = identity.model if identity is not None else self.settings.model_name
-        completion = budget_for(name)
-        service = ReviewService(
-            model,
-            build_prompt,
-            parse_sample,
-            self._knowledge,
-            self._policy,
-            samples=self.settings.review_samples,
-            completion=completion,
-        )
+        service, sampling = review_service(self.settings, model, self._knowledge, self._policy, name)
         outcome = await service.review(service_id, built, None)
-        # As ReviewService asks the model (a truncated sample's one retry with a larger budget aside).
-        sampling = SamplingParameters(
-            n=self.settings.review_samples, max_completion_tokens=completion.max_completion_tokens
-        )
         return _Run(outcome, sampling, identity or ModelIdentity(self.settings.model_backend, name))
 
     def _record(self, fingerprint: str, run: _Run) -> None:

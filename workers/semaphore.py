@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 from typing import Final
 
 import redis
+import redis.asyncio as aioredis
 
 from workers import keys
 from workers.errors import SlotTimeout
@@ -32,6 +33,20 @@ if redis.call('PTTL', KEYS[1]) < lease then
 end
 return 1
 """
+
+
+def _live_from(server_time: tuple[int, int]) -> str:
+    """The lowest score of a live lease at the server time (seconds, microseconds), as a ZCOUNT bound."""
+    seconds, micros = server_time
+    now_ms = int(seconds) * 1000 + int(micros) // 1000
+    # Exclusive, as in the acquire script: a lease scored now_ms or earlier has expired.
+    return f"({now_ms}"
+
+
+async def in_flight(client: aioredis.Redis, key: str = keys.MODEL_SLOTS) -> int:
+    """Model requests in flight across all workers (live leases), read-only, over an asyncio client."""
+    server_time = await client.time()
+    return int(await client.zcount(key, _live_from(server_time), "+inf"))
 
 
 class ModelSlots:
@@ -63,10 +78,7 @@ class ModelSlots:
         self._client.zrem(self._key, holder)
 
     def in_use(self) -> int:
-        seconds, micros = self._client.time()
-        now_ms = int(seconds) * 1000 + int(micros) // 1000
-        # Exclusive, as in the acquire script: a lease scored now_ms or earlier has expired.
-        return int(self._client.zcount(self._key, f"({now_ms}", "+inf"))
+        return int(self._client.zcount(self._key, _live_from(self._client.time()), "+inf"))
 
     @contextlib.contextmanager
     def hold(self, holder: str, lease_s: float, wait_s: float) -> Iterator[None]:

@@ -7,12 +7,20 @@ API's own settings (cds_hooks.settings), which use it for JWT replay protection 
 
 from __future__ import annotations
 
+from pathlib import PurePath
 from typing import Any, Final, Literal
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-Backend = Literal["sglang", "openai", "llamacpp"]
+# scripted: hand-written demonstration answers for the demo patients (inference.scripted), not a model.
+Backend = Literal["sglang", "openai", "llamacpp", "scripted"]
+# standard: the review as DESIGN §5 describes it (R1CDS_REVIEW_SAMPLES samples, the generic output schema).
+# compact: sized for a small model on CPU (llama.cpp): one sample, fewer passages and a shorter summary, at
+# most 2 suggestions with rationales of at most 400 characters, held to the schema grounded in this review
+# (plugin.suggestions.grounded_json_schema), within 768 completion tokens (1024 on a truncation retry).
+# auto: compact for the llamacpp backend, standard otherwise.
+ReviewProfile = Literal["auto", "standard", "compact"]
 RETRY_BACKOFF_MAX_S: Final = 30  # the longest wait between two attempts of a review task (workers.runtime)
 
 
@@ -36,6 +44,7 @@ class ReviewSettings(BaseSettings):
     model_timeout_s: float = Field(default=600.0, gt=0)
     review_samples: int = Field(default=5, ge=1, le=16)
     review_min_agreement: float = Field(default=0.6, gt=0, le=1)
+    review_profile: ReviewProfile = "auto"
     card_language: str = "en"
 
     worker_concurrency: int = Field(default=4, ge=1)
@@ -62,11 +71,31 @@ class ReviewSettings(BaseSettings):
         return self
 
     @property
+    def compact_review(self) -> bool:
+        """Whether reviews run the compact profile (see ReviewProfile)."""
+        if self.review_profile == "auto":
+            return self.model_backend == "llamacpp"
+        return self.review_profile == "compact"
+
+    @property
     def lock_ttl_s(self) -> int:
         """How long one fingerprint's single-flight lock lives: every attempt at its hard limit, the longest
         backoff before each retry, plus slack."""
         retries = self.task_max_retries
         return self.task_hard_limit_s * (retries + 1) + RETRY_BACKOFF_MAX_S * retries + 60
+
+
+def model_label(settings: ReviewSettings) -> str:
+    """How cards name the configured model before its review lands (the pending card)."""
+    name = settings.model_name
+    if settings.model_backend == "scripted":
+        return "the scripted demonstration backend (scripted demonstration output, not a model)"
+    if settings.model_backend == "llamacpp" and name in ("", "default"):
+        return "the packaged Gemma 3 270m demo model on llama.cpp (not clinically meaningful)"
+    if settings.model_backend == "llamacpp":
+        return f"{PurePath(name).name} on llama.cpp"  # a GGUF path: its file name, never the server's path
+    server = "SGLang" if settings.model_backend == "sglang" else "an OpenAI-compatible server"
+    return f"the model served by {server}" if name in ("", "default") else f"{name} on {server}"
 
 
 def load_review_settings(**overrides: Any) -> ReviewSettings:

@@ -1,24 +1,135 @@
 """Assembles the API process's side of the AI review: Redis clients, notifications, the task publisher, the broker."""
 
+# Readiness of the model server (the "model" check of /readyz) is ok, busy or down. Busy is up but
+# saturated: /readyz stays 200 (hooks answer with their rule cards and the pending card, and the review runs
+# when the server frees up); down is 503. Each check probes the server once (`probe()` of the adapter,
+# within MODEL_PROBE_TIMEOUT_S, under /readyz's own limit per check) and, only when it was silent, counts
+# the model requests in flight across all workers (workers.semaphore.in_flight):
+#
+#     probe                                         requests in flight     model
+#     up                                            any                    ok
+#     overloaded (429, or 503 with Retry-After)     any                    busy
+#     silent (no answer within the time)            one or more            busy
+#     silent                                        none, or unreadable    down
+#     unreachable (refused, DNS), failing (5xx...)  any                    down
+#
+# What each backend's server does, which the table is built on:
+# - llama.cpp (llama-cpp-python, the demo model): decodes one sequence at a time and serves GET /v1/models
+#   behind the lock its completions hold, so while it decodes the probe gets no answer. With a review in
+#   flight that silence is busy; with none it is a hung server. It answers no 429 or 503 of its own.
+# - SGLang: GET /health answers 200 at its first once-a-second check that sees any output since the probe
+#   came in, under load too (about 1 s); 503 while it starts, shuts down or when its scheduler has sent
+#   nothing for 20 s, which is down, never load. Silence while our requests run: the scheduler held by a
+#   long prefill, busy.
+# - OpenAI-compatible (vLLM, Ollama, llama.cpp's llama-server, hosted APIs): GET /v1/models comes from the
+#   HTTP front end and answers under load. A 429 (rate limit) or a 503 with Retry-After, from a gateway or
+#   an API provider, is their overload answer: busy. Older llama-server builds answer 503 "Loading model"
+#   (no Retry-After) while the model loads: down. Silence while our requests run: busy, as for the others.
+# The count is ours only: a server silent under another client's load, with none of ours in flight, reads
+# as down. A worker killed mid-request leaves its lease live until it expires (the task's hard limit), so a
+# server that hung with it can read as busy that long.
+
 from __future__ import annotations
 
+import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from typing import Final, Literal
 
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
+from redis.exceptions import RedisError
 
+from inference.openai_compat import OpenAICompatibleModel, ProbeResult
 from inference.prompts import service_template
+from inference.scripted import load_script_book
 from plugin.ai_review import AiReview
 from plugin.context.fingerprint import ReviewVersion
 from plugin.knowledge import KnowledgeBase
+from plugin.model_port import LanguageModel
 from workers import keys
 from workers.broker import ReadyListener, RedisReviewBroker
 from workers.publish import TaskPublisher
 from workers.runtime import model_factory
-from workers.settings import ReviewSettings
+from workers.semaphore import in_flight
+from workers.settings import ReviewSettings, model_label
+
+ModelState = Literal["ok", "busy", "down"]  # cds_hooks.health's check states
+# /readyz gives each check 2 s (cds_hooks.health.CHECK_TIMEOUT_S): the probe and the count fit inside it, so
+# the answer is classified here rather than cut off there. SGLang's /health needs about 1 s.
+MODEL_PROBE_TIMEOUT_S: Final = 1.5
+IN_FLIGHT_TIMEOUT_S: Final = 0.3
+
+
+def model_state(probed: ProbeResult, requests_in_flight: int | None) -> ModelState:
+    """The table above: what a probe result means, given our model requests in flight (None: unknown)."""
+    if probed == "up":
+        return "ok"
+    if probed == "overloaded" or (probed == "silent" and requests_in_flight):
+        return "busy"
+    return "down"
+
+
+@dataclass(frozen=True, slots=True)
+class ModelReadiness:
+    """The "model" readiness check: ok, busy or down (see the table above). `probe` None: no model server."""
+
+    probe: Callable[[float], Awaitable[ProbeResult]] | None
+    in_flight: Callable[[], Awaitable[int]]
+    probe_timeout_s: float = MODEL_PROBE_TIMEOUT_S
+    in_flight_timeout_s: float = IN_FLIGHT_TIMEOUT_S
+
+    async def __call__(self) -> ModelState:
+        if self.probe is None:
+            return "down"
+        try:
+            async with asyncio.timeout(self.probe_timeout_s):
+                probed = await self.probe(self.probe_timeout_s)
+        except TimeoutError:
+            probed = "silent"
+        if probed != "silent":
+            return model_state(probed, None)
+        try:
+            async with asyncio.timeout(self.in_flight_timeout_s):
+                count = await self.in_flight()
+        except (TimeoutError, RedisError, OSError):
+            count = None  # nothing shows the silence is load
+        return model_state(probed, count)
+
+
+def model_readiness(settings: ReviewSettings, client: aioredis.Redis) -> ModelReadiness:
+    """The check for the configured backend, counting requests in flight over `client`."""
+
+    async def count() -> int:
+        return await in_flight(client)
+
+    try:
+        models = model_factory(settings)
+    except ValueError:  # no model server configured (R1CDS_MODEL_URL unset) or a malformed URL
+        return ModelReadiness(None, count)
+
+    async def probe(timeout_s: float) -> ProbeResult:
+        async with models() as model:
+            return await probe_model(model, timeout_s)
+
+    return ModelReadiness(probe, count)
+
+
+async def probe_model(model: LanguageModel, timeout_s: float) -> ProbeResult:
+    """The adapter's classified probe; a backend without a server to probe says only whether it answers."""
+    if isinstance(model, OpenAICompatibleModel):
+        return await model.probe(timeout_s)
+    return "up" if await model.ready() else "failing"
+
+
+def model_id(settings: ReviewSettings) -> str:
+    """The model part of a review's fingerprint: backend and model, the script book's version for the scripted
+    backend (new scripts are new answers), and the compact profile when it runs (a different review)."""
+    name = load_script_book().version if settings.model_backend == "scripted" else settings.model_name
+    profile = "+compact" if settings.compact_review else ""
+    return f"{settings.model_backend}:{name}{profile}"
 
 
 def review_version(settings: ReviewSettings, knowledge: KnowledgeBase, service_id: str) -> ReviewVersion:
@@ -27,7 +138,7 @@ def review_version(settings: ReviewSettings, knowledge: KnowledgeBase, service_i
     return ReviewVersion(
         service_id=service_id,
         prompt_version=f"{template.version}#{template.content_hash}",
-        model_id=f"{settings.model_backend}:{settings.model_name}",
+        model_id=model_id(settings),
         knowledge_base_version=knowledge.version,
     )
 
@@ -42,12 +153,9 @@ class ApiReviewPath:
     _listener_redis: aioredis.Redis
     _listener: ReadyListener
 
-    async def model_ready(self) -> bool:
-        """The model server answers its health probe (readiness); False when none is configured."""
-        if self.settings.model_url is None:
-            return False
-        async with model_factory(self.settings)() as model:
-            return await model.ready()
+    async def model_ready(self) -> ModelState:
+        """The model server's readiness: ok, busy (up but saturated) or down; down when none is configured."""
+        return await model_readiness(self.settings, self._redis)()
 
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator[None]:
@@ -86,5 +194,6 @@ def api_review_path(settings: ReviewSettings, public_base: str, knowledge: Knowl
         knowledge=knowledge,
         version=lambda service_id: review_version(settings, knowledge, service_id),
         evidence_url=lambda token: f"{base}/evidence/{token}",
+        model_label=model_label(settings),
     )
     return ApiReviewPath(ai, broker, settings.sync_budget_s, settings, store, listener_redis, listener)

@@ -187,10 +187,10 @@ def test_liveness_and_readiness_name_what_is_down(stack: Stack) -> None:
     stack.model.healthy = False
     down = stack.client.get(f"{stack.api_url}/readyz")
     assert down.status_code == 503
-    assert down.json()["checks"] == {"audit": "ok", "model": "failed", "redis": "ok"}
+    assert down.json()["checks"] == {"audit": "ok", "model": "down", "redis": "ok"}
     stack.model.healthy = True
     stack.redis.stop()
     down = stack.client.get(f"{stack.api_url}/readyz")
-    assert down.status_code == 503 and down.json()["checks"]["redis"] == "failed"
+    assert down.status_code == 503 and down.json()["checks"]["redis"] == "down"
     live = stack.client.get(f"{stack.api_url}/healthz")
     assert (live.status_code, live.json()) == (200, {"status": "ok"}), "rule cards still answer: alive"

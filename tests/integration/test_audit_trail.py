@@ -192,7 +192,9 @@ def test_a_session_leaves_one_verified_phi_free_audit_trail(tmp_path: Path) -> N
     assert rates.returncode == 0, rates.stderr
     table = {(row["grouping"], row["key"]): row for row in json.loads(rates.stdout)}
     assert table[("service", SERVICE)]["accepted"] == 1
-    assert table[("service", SERVICE)]["cards_issued"] == len({u for c in calls for u in c.card_uuids})
+    issued = {u for c in calls for u in c.card_uuids} - {pending["uuid"]}
+    assert table[("service", SERVICE)]["cards_issued"] == len(issued), "the pending card is no intervention"
+    assert "not counted: 1 AI review status card(s) shown" in rates.stderr
     assert table[("ai-kind", "create ServiceRequest")]["acceptance_rate"] == 1.0
     assert table[("rule", "rule.inr-monitoring")]["cards_with_feedback"] == 0
     lines = exported_feedback.read_text().splitlines()

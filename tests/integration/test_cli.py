@@ -189,3 +189,79 @@ def test_fire_order_sign_with_draft_orders(serve_app: ServeApp, bundle_path: Pat
     context = showcase.calls[-1].context
     assert context["selections"] == ["MedicationRequest/draft-ibuprofen"]
     assert context["draftOrders"]["entry"][0]["resource"] == draft
+
+
+# --- errors a newcomer can cause: one line on stderr, no traceback ------------------------------------------
+
+
+def r1cds(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*R1CDS, *args], capture_output=True, text=True, timeout=60, check=False, env={**os.environ, **env}
+    )
+
+
+def one_error_line(done: subprocess.CompletedProcess[str]) -> str:
+    """The only line on stderr, which must be `r1cds: error: ...`; nothing on stdout."""
+    lines = done.stderr.splitlines()
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith("r1cds: error: "), done.stderr
+    assert done.stdout == ""
+    return lines[0]
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["fire", "--service", "r1-chart-review", "--bundle", "{missing}"],
+        ["rules-report", "{missing}"],
+        ["replay", "--bundle", "{missing}", "--hook", "patient-view", "--model-output", "{missing}"],
+    ],
+    ids=["fire", "rules-report", "replay"],
+)
+def test_a_missing_file_is_one_line_and_status_2(command: list[str], tmp_path: Path) -> None:
+    missing = str(tmp_path / "no-such-bundle.json")
+    done = r1cds(*(part.format(missing=missing) for part in command))
+    assert done.returncode == 2
+    line = one_error_line(done)
+    assert missing in line and "No such file or directory" in line
+
+
+def test_a_file_that_is_not_json_or_not_a_bundle_is_named(tmp_path: Path) -> None:
+    broken = tmp_path / "broken.json"
+    broken.write_text('{"resourceType": "Bundle", ')
+    done = fire("--service", "r1-chart-review", "--bundle", str(broken))
+    assert done.returncode == 2
+    assert f"{broken} is not valid JSON" in one_error_line(done)
+
+    observation = tmp_path / "observation.json"
+    observation.write_text(json.dumps({"resourceType": "Bundle", "entry": [{"resource": {"id": "x"}}]}))
+    done = fire("--service", "r1-chart-review", "--bundle", str(observation))
+    assert done.returncode == 2
+    assert "entry 1 has a resource without a resourceType" in one_error_line(done)
+
+
+def test_a_bad_url_is_a_usage_error_and_an_unreachable_service_status_1(bundle_path: Path) -> None:
+    done = fire("--url", "localhost:8000", "--service", "r1-chart-review", "--bundle", str(bundle_path))
+    assert done.returncode == 2
+    assert "--url must be an http:// or https:// URL" in one_error_line(done)
+
+    nobody = unused_loopback_url()
+    done = fire("--url", nobody, "--service", "r1-chart-review", "--bundle", str(bundle_path))
+    assert done.returncode == 1
+    assert f"could not reach the CDS service at {nobody}" in one_error_line(done)
+
+
+def test_bad_settings_name_the_variable_and_never_echo_its_value() -> None:
+    done = r1cds("serve", R1CDS_PORT="s3cret-looking-port")
+    assert done.returncode == 2
+    line = one_error_line(done)
+    assert "invalid R1CDS_* settings: R1CDS_PORT:" in line
+    assert "s3cret-looking-port" not in line
+
+
+def test_argument_errors_are_one_line_too() -> None:
+    done = r1cds("fire", "--bundle", "chart.json")
+    assert done.returncode == 2
+    line = one_error_line(done)
+    assert "the following arguments are required: --service" in line
+    assert "r1cds fire --help" in line

@@ -216,7 +216,7 @@ def test_up_without_redis_server_or_apt_exits_2_naming_redis_server(tmp_path: Pa
         R1CDS_UP, cwd=REPO, env=env, capture_output=True, text=True, timeout=60, check=False
     )
     assert result.returncode == 2, result.stderr
-    assert "r1cds up: redis-server is not installed" in result.stderr
+    assert "r1cds: error: redis-server is not installed" in result.stderr
     assert "R1CDS_REDIS_URL" in result.stderr  # and says how to do without it
     assert "Traceback" not in result.stderr
     assert list(scratch.iterdir()) == [], "nothing left behind in the temporary directory"

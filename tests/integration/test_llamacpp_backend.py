@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
 import os
 import subprocess
@@ -29,6 +30,7 @@ from inference.llamacpp import (
 )
 from plugin.model_port import ModelRequest, SamplingParameters
 from plugin.suggestions import suggestion_json_schema
+from workers.wiring import ModelReadiness
 
 pytestmark = pytest.mark.integration
 
@@ -158,6 +160,38 @@ async def test_generate_returns_json_valid_against_the_sent_schema(
     assert jsonschema_rs.validator_for(sent_schema).is_valid(document), sample.content
     assert response.identity.backend == "llamacpp"
     assert response.usage.completion_tokens > 0
+
+
+async def test_readiness_reads_a_decoding_server_as_busy_only_with_a_review_in_flight(
+    model: LlamaCppModel, server: LlamaCppServer
+) -> None:
+    """The reported case: the server decodes one sequence at a time and its /v1/models waits behind it."""
+    probe_s = 0.2
+    assert await model.probe(probe_s) == "up"
+    async with httpx.AsyncClient() as client:
+        # A base model asked to count keeps counting: a decode long enough to probe during it.
+        decoding = asyncio.create_task(
+            client.post(
+                server.base_url + "/v1/completions",
+                json={"prompt": "Count from 1 to 1000: 1, 2, 3, 4,", "max_tokens": 128, "temperature": 0},
+                timeout=300,
+            )
+        )
+
+        async def one() -> int:
+            return 1
+
+        async def none() -> int:
+            return 0
+
+        while (probed := await model.probe(probe_s)) != "silent":
+            assert probed == "up" and not decoding.done(), "the decode ended before it was seen"
+        busy = await ModelReadiness(model.probe, one, probe_timeout_s=probe_s)()
+        hung = await ModelReadiness(model.probe, none, probe_timeout_s=probe_s)()
+        assert not decoding.done(), "the decode ended during the checks: raise max_tokens"
+        assert (busy, hung) == ("busy", "down")
+        assert (await decoding).status_code == 200
+    assert await ModelReadiness(model.probe, one, probe_timeout_s=probe_s)() == "ok"
 
 
 def test_server_is_stopped_when_the_block_raises(model_path: Path) -> None:

@@ -156,7 +156,7 @@ def test_replay_refuses_invalid_settings(tmp_path: Path) -> None:
         context_include_free_text="perhaps",
     )  # fmt: skip
     assert result.returncode == 2
-    assert "r1cds: invalid R1CDS_* settings" in result.stderr
+    assert "r1cds: error: invalid R1CDS_* settings: R1CDS_CONTEXT_INCLUDE_FREE_TEXT" in result.stderr
 
 
 # The corpus through the command line: one subprocess per case, started from one fixture and run side by

@@ -66,11 +66,17 @@ class HostileService:
 
 
 @contextmanager
-def preview_page(browser: Browser, url: str) -> Iterator[Page]:
-    """The preview page loaded and its script ready, in a fresh browser context closed afterwards."""
+def preview_page(browser: Browser, url: str, *, clock: bool = False) -> Iterator[Page]:
+    """The preview page loaded and its script ready, in a fresh browser context closed afterwards.
+
+    With `clock`, the page's timers and clock are Playwright's fake ones (`page.clock.run_for` moves them),
+    so that minutes of refreshing take no real time.
+    """
     context = browser.new_context(viewport={"width": 1360, "height": 900})
     try:
         page = context.new_page()
+        if clock:
+            page.clock.install()
         errors: list[str] = []
         page.on("pageerror", lambda exc: errors.append(str(exc)))
         page.goto(f"{url}/preview")

@@ -9,6 +9,7 @@ import json
 import pytest
 
 from plugin.ai_review import (
+    NOTHING_SUMMARY,
     PENDING_SUMMARY,
     UNAVAILABLE_SUMMARY,
     AiReview,
@@ -94,12 +95,41 @@ async def test_unreachable_broker_gives_no_ai_card_at_all() -> None:
     ).cards == ()
 
 
-async def test_abstention_gives_no_card() -> None:
+async def test_abstention_leaves_one_info_card_once_per_review() -> None:
     abstain = json.dumps(corpus.abstention())
     broker = MemoryReviewBroker(runner(ScriptedModel([ScriptedModel.answer(abstain, abstain)])))
-    assert (
-        await reviewer(broker).review(CHART_REVIEW.id, "patient-view", corpus.built(), None, 5.0)
-    ).cards == ()
+    first = await reviewer(broker).review(CHART_REVIEW.id, "patient-view", corpus.built(), None, 5.0)
+    (card,) = first.cards
+    assert (card.summary, card.indicator) == (NOTHING_SUMMARY, "info")
+    assert card.source.topic is not None and card.source.topic.code == "abstained"
+    assert card.detail is not None and "has finished" in card.detail
+    (link,) = card.links
+    assert link.url.startswith("https://cds.test.invalid/evidence/")
+    token = link.url.rsplit("/", 1)[1]
+    evidence = await broker.evidence(token)
+    assert evidence is not None and evidence.status.state == "ready"
+    assert not first.final  # an answer that must not be repeated as it is (the answer cache)
+    # The same review asked again (another opening of the chart): the notice is not repeated.
+    again = await reviewer(broker).review(CHART_REVIEW.id, "patient-view", corpus.built(), None, 5.0)
+    assert again.cards == () and again.final
+    assert broker.requests == 1
+
+
+async def test_pending_card_names_the_configured_model() -> None:
+    never = asyncio.Event()
+
+    async def slow(ticket: ReviewTicket) -> ReviewOutcome:
+        await never.wait()
+        raise AssertionError("never reached")
+
+    broker = MemoryReviewBroker(slow)
+    review = dataclasses.replace(reviewer(broker), model_label="DeepSeek-R1 on SGLang")
+    answer = await review.review(CHART_REVIEW.id, "patient-view", corpus.built(), None, 0.01)
+    (card,) = answer.cards
+    assert card.summary == PENDING_SUMMARY
+    assert card.detail is not None and "DeepSeek-R1 on SGLang" in card.detail
+    for task in broker._tasks.values():
+        task.cancel()
 
 
 async def test_demo_model_cards_say_they_are_not_clinical() -> None:

@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import html
 import json
 import re
 
 import pytest
 
-from cds_hooks.evidence_page import REASON_TEXT, render_evidence
+from cds_hooks.evidence_page import ABSTAIN_TEXT, REASON_TEXT, SCRIPTED_NOTICE, render_evidence
 from plugin.ai_review import AiReview, MemoryReviewBroker
 from plugin.catalog import CHART_REVIEW
 from plugin.governance.model import Reason
-from plugin.model_port import ModelUnavailable, ScriptedModel
+from plugin.model_port import ModelIdentity, ModelUnavailable, ScriptedModel
 from tests.support import governance_corpus as corpus
 from tests.support.memory_review import scripted_runner, version
 
@@ -90,9 +91,92 @@ def test_every_governance_reason_is_explained() -> None:
     assert set(REASON_TEXT) == set(Reason)
 
 
-async def test_abstained_review_links_no_evidence_page() -> None:
+async def test_abstained_review_links_its_page_from_the_one_notice_card_only() -> None:
     abstain = json.dumps(corpus.abstention())
     broker = broker_for(ScriptedModel([ScriptedModel.answer(abstain, abstain)]))
+    page, urls = await page_for(broker)
+    assert len(urls) == 1
+    assert "found nothing it could stand behind" in page and 'data-state="ready"' in page
+    # Later answers for the same review show no card, and link no further evidence page.
     review = AiReview(broker, corpus.knowledge(), version, lambda token: BASE + token)
-    answer = await review.review(CHART_REVIEW.id, "patient-view", corpus.built(), corpus.PATIENT, 5.0)
-    assert answer.cards == () and await broker.evidence("evidence-1") is None
+    again = await review.review(CHART_REVIEW.id, "patient-view", corpus.built(), corpus.PATIENT, 5.0)
+    assert again.cards == () and await broker.evidence("evidence-2") is None
+
+
+async def settled_page_for(model: ScriptedModel) -> str:
+    """The page of a review that finished after the hook answered: reached from the pending card's link."""
+    gate = asyncio.Event()
+    broker = broker_for(model, gate)
+    review = AiReview(broker, corpus.knowledge(), version, lambda token: BASE + token)
+    answer = await review.review(CHART_REVIEW.id, "patient-view", corpus.built(), corpus.PATIENT, 0.01)
+    [token] = [
+        link.url.removeprefix(BASE)
+        for card in answer.cards
+        for link in card.links
+        if link.url.startswith(BASE)
+    ]
+    gate.set()
+    for _ in range(500):
+        evidence = await broker.evidence(token)
+        assert evidence is not None
+        if evidence.status.state not in ("pending", "busy"):
+            return render_evidence(evidence, corpus.knowledge())
+        await asyncio.sleep(0.01)
+    raise AssertionError("the review did not land")
+
+
+def state_box(page: str) -> str:
+    found = re.search(r'<div class="state [a-z]+" id="review-state".*?</div>', page, re.DOTALL)
+    assert found is not None
+    return found.group(0)
+
+
+async def test_an_abstained_review_says_it_found_nothing_and_why_not_review_complete() -> None:
+    abstain = json.dumps(corpus.abstention())
+    page = await settled_page_for(ScriptedModel([ScriptedModel.answer(abstain, abstain)]))
+    box = state_box(page)
+    assert box.startswith('<div class="state nothing" id="review-state" data-state="ready"')
+    assert 'data-accepted="0"' in box and 'data-abstain-reason="model-abstained"' in box
+    assert "Review complete" not in page and 'class="state ready"' not in page
+    assert "found nothing it could stand behind" in box
+    assert html.escape(ABSTAIN_TEXT["model-abstained"]) in box
+    assert "Governance dropped nothing" in box
+    assert "<title>AI review: no suggestion - R1 CDS</title>" in page
+
+
+async def test_when_governance_dropped_everything_the_page_lists_what_and_why() -> None:
+    directive = json.dumps(corpus.answer(dict(corpus.clean_inr(), summary="Order an INR test today")))
+    page = await settled_page_for(ScriptedModel([ScriptedModel.answer(directive, directive)]))
+    box = state_box(page)
+    assert 'class="state nothing"' in box and 'data-abstain-reason="nothing-passed"' in box
+    assert html.escape(ABSTAIN_TEXT["nothing-passed"]) in box
+    assert f"2 × {html.escape(REASON_TEXT[Reason.DIRECTIVE_PHRASING])}" in box
+    assert '<table id="dropped">' in page  # and each dropped finding below, as before
+
+
+async def test_scripted_output_is_announced_at_the_top() -> None:
+    clean = json.dumps(corpus.answer(corpus.clean_inr()))
+    page = await settled_page_for(ScriptedModel([ScriptedModel.answer(clean, clean)]))
+    notice = page.find(SCRIPTED_NOTICE)
+    assert notice != -1 and notice < page.find('id="review-state"')
+    assert 'id="model-notice" data-backend="scripted"' in page
+
+
+async def test_model_details_have_labels_and_no_server_path() -> None:
+    gguf = "/root/.cache/huggingface/hub/models--r1cds--demo/snapshots/0123/gemma-3-270m-it-Q4_K_M.gguf"
+    identity = ModelIdentity(
+        "llamacpp",
+        "gemma-3-270m-it-Q4_K_M.gguf",
+        {"model_path": gguf, "clinical_use": "not clinically meaningful", "kv_cache_dtype": "q8_0"},
+    )
+    clean = json.dumps(corpus.answer(corpus.clean_inr()))
+    response = dataclasses.replace(ScriptedModel.answer(clean, clean), identity=identity)
+    page = await settled_page_for(ScriptedModel([response]))
+    provenance = page[page.index('<dl id="provenance">') :]
+    assert "<dt>Clinical use</dt><dd>not clinically meaningful</dd>" in provenance
+    assert "<dt>Model weights</dt><dd>gemma-3-270m-it-Q4_K_M.gguf</dd>" in provenance
+    assert "<dt>KV cache data type</dt>" in provenance
+    assert "/root/" not in page and ".cache" not in page
+    assert not re.search(r"<dt>[^<]*_[^<]*</dt>", page), "a raw field name is shown"
+    assert "Demonstration model (gemma-3-270m-it-Q4_K_M.gguf): not clinically meaningful" in page
+    assert SCRIPTED_NOTICE not in page

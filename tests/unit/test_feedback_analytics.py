@@ -6,6 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from plugin.ai_cards import AI_SYSTEM
+from plugin.ai_review import REVIEW_SYSTEM
 from plugin.audit import (
     AcceptedSuggestion,
     AiRunRecord,
@@ -13,10 +15,16 @@ from plugin.audit import (
     CardFeedbackRecord,
     DecisionSummary,
     HookCallRecord,
+    MemoryAuditSink,
     OverrideReason,
     SamplingInfo,
+    canonical,
+    card_kind,
+    parse_record,
+    verify_chain,
 )
 from plugin.feedback_analytics import EXPORT_FIELDS, analyse
+from plugin.rules.cards import RULE_SYSTEM
 
 pytestmark = pytest.mark.unit
 
@@ -147,3 +155,118 @@ def test_since_keeps_the_join_but_counts_only_the_window() -> None:
     nsaid = rows[("rule", NSAID)]
     assert (nsaid.cards_issued, nsaid.accepted, nsaid.overridden) == (0, 1, 0)
     assert rows[("rule", INR)].cards_with_feedback == 0
+
+
+# ------------------------------------------------------------------------ AI review status cards
+
+
+PENDING, FAILED = card_kind(REVIEW_SYSTEM, "pending"), card_kind(REVIEW_SYSTEM, "failed")
+
+
+def status_call(n: int, card: str, kind: str, minutes: int, outcome: str = "ai-pending") -> HookCallRecord:
+    """A chart opening while the review runs: the INR rule card again, and a fresh status card."""
+    return call(n, CHART, {"card-inr": INR, card: kind}, minutes=minutes).model_copy(
+        update={"outcome": outcome}
+    )
+
+
+def busy_day(status_kind: str) -> list[AuditRecord]:
+    """200 chart openings with a pending card each, then the review's two AI cards, one rule card,
+    feedback on three real cards and on two status cards (EHRs send it)."""
+    records: list[AuditRecord] = [
+        status_call(n, f"status-{n}", status_kind, minutes=n % 50) for n in range(200)
+    ]
+    records.append(status_call(200, "status-failed", FAILED, 55, outcome="ai-unavailable"))
+    records += [
+        ai_run("card-ai-lab", "create", "ServiceRequest"),
+        ai_run("card-ai-advice", "none", None),
+        call(201, CHART, {"card-inr": INR, "card-ai-lab": "ai", "card-ai-advice": "ai"}, minutes=60),
+        feedback("card-inr", "overridden", 61),
+        feedback("card-ai-lab", "accepted", 62),
+        feedback("card-ai-advice", "accepted", 63),
+        feedback("status-7", "overridden", 64),
+        feedback("status-failed", "accepted", 65),
+    ]
+    return records
+
+
+@pytest.mark.parametrize("status_kind", [PENDING, "ai"], ids=["status-named", "older-record-says-ai"])
+def test_status_cards_are_no_interventions(status_kind: str) -> None:
+    analytics = analyse(busy_day(status_kind))
+    rows = {(r.grouping, r.key): r for r in analytics.rates()}
+    chart = rows[("service", CHART)]
+    # Issued: the INR card and the two AI cards, not 201 status cards.
+    assert (chart.cards_issued, chart.cards_with_feedback, chart.accepted, chart.overridden) == (3, 3, 2, 1)
+    assert chart.response_rate == pytest.approx(1.0)
+    assert chart.acceptance_rate == pytest.approx(2 / 3) and chart.override_rate == pytest.approx(1 / 3)
+    assert rows[("rule", INR)].cards_issued == 1
+    assert rows[("ai-kind", "create ServiceRequest")].acceptance_rate == 1.0
+    assert rows[("ai-kind", "advice")].cards_issued == 1
+    assert [k for k, _ in rows] == ["service", "rule", "ai-kind", "ai-kind"]
+    assert [r.intervention for r in analytics.export()] == ["card-inr", "card-ai-lab", "card-ai-advice"]
+    # Set aside, not lost: the status cards shown and the feedback the EHR sent on them.
+    code = "pending" if status_kind == PENDING else "unknown"
+    assert [s.as_dict() for s in analytics.status_cards()] == [
+        {"code": "failed", "cards_shown": 1, "feedback_events": 1},
+        {"code": code, "cards_shown": 200, "feedback_events": 1},
+    ]
+
+
+def test_any_status_code_is_set_aside_by_its_topic_system_alone() -> None:
+    # "abstained" ("AI review found nothing it could stand behind") lands with the review, in an
+    # ai-ready answer; a code nobody has thought of yet is set aside all the same.
+    records: list[AuditRecord] = [
+        status_call(1, "nothing", card_kind(REVIEW_SYSTEM, "abstained"), 0, outcome="ai-ready"),
+        status_call(2, "later", card_kind(REVIEW_SYSTEM, "rate-limited"), 1, outcome="ai-ready"),
+        feedback("nothing", "overridden", 2),
+    ]
+    analytics = analyse(records)
+    assert [(r.key, r.cards_issued, r.cards_with_feedback) for r in analytics.rates()] == [
+        (CHART, 1, 0),
+        (INR, 1, 0),
+    ]
+    assert list(analytics.export()) == []
+    assert {s.code: (s.cards_shown, s.feedback_events) for s in analytics.status_cards()} == {
+        "abstained": (1, 1),
+        "rate-limited": (1, 0),
+    }
+
+
+def test_since_counts_status_cards_of_the_window_only() -> None:
+    analytics = analyse(busy_day(PENDING), since=T0 + timedelta(minutes=55))
+    chart = {(r.grouping, r.key): r for r in analytics.rates()}[("service", CHART)]
+    assert (chart.cards_issued, chart.cards_with_feedback) == (3, 3)
+    assert {s.code: (s.cards_shown, s.feedback_events) for s in analytics.status_cards()} == {
+        "failed": (1, 1),
+        "pending": (0, 1),  # shown before the window; its feedback came inside it
+    }
+
+
+def test_a_chain_of_older_records_still_verifies_and_analyses() -> None:
+    sink = MemoryAuditSink()
+    for record in busy_day("ai"):
+        sink.write(record)
+    assert verify_chain(sink.chain) is None
+    reread = [parse_record(stored.body) for stored in sink.chain]
+    assert [canonical(r) for r in reread] == [stored.body for stored in sink.chain]
+    rows = {(r.grouping, r.key): r for r in analyse(reread).rates()}
+    assert rows[("service", CHART)].cards_issued == 3
+
+
+@pytest.mark.parametrize(
+    ("system", "code", "kind"),
+    [
+        (RULE_SYSTEM, INR, INR),
+        (REVIEW_SYSTEM, "pending", "ai-status.pending"),
+        (REVIEW_SYSTEM, "abstained", "ai-status.abstained"),
+        (REVIEW_SYSTEM, "no token, a sentence", "ai-status.unknown"),
+        (REVIEW_SYSTEM, None, "ai-status.unknown"),
+        (AI_SYSTEM, CHART, "ai"),
+        (None, None, "ai"),
+    ],
+)
+def test_card_kind_names_status_cards_by_their_topic_system(
+    system: str | None, code: str | None, kind: str
+) -> None:
+    assert card_kind(system, code) == kind
+    assert call(1, CHART, {"card-1": kind}).card_kinds == (kind,), "it fits the record's token field"

@@ -167,7 +167,7 @@ def test_demo_model_is_not_clinically_meaningful() -> None:
         ("llamacpp", "", "demo"),
         ("llamacpp", "default", "demo"),
         ("llamacpp", "/home/u/.cache/r1cds/gemma-3-270m-Q4_K_M.gguf", "demo"),
-        ("scripted", "scripted", "other"),
+        ("scripted", "r1cds-scripted-demo", "scripted"),
         ("unreported", "unreported", "unreported"),
     ],
 )

@@ -7,16 +7,20 @@
   const OPTIONS = JSON.parse(document.getElementById("preview-options").textContent);
   const RANK = { critical: 0, warning: 1, info: 2 };
   const ORDER_HOOKS = new Set(["order-select", "order-sign"]);
-  const REFRESH_MS = 2000;
-  const REFRESH_LIMIT = 90; // three minutes of refreshes, then the tester fires again by hand
+  // While an AI review is pending the page calls again: soon at first (a GPU model answers in seconds),
+  // then less and less often (a CPU model takes 8-12 minutes), and it gives up only after half an hour,
+  // saying so and offering to go on.
+  const REFRESH_FIRST_MS = 2000;
+  const REFRESH_MAX_MS = 30000;
+  const REFRESH_WINDOW_MS = 30 * 60 * 1000;
   const PREVIEW_HEADERS = { "Content-Type": "application/json", "X-R1CDS-Preview": "1" };
 
   const state = {
     drafts: [],
     bundleText: null,
-    refreshTimer: null,
-    refreshes: 0,
-    lastBody: null, // the last prepare request, repeated by refreshes
+    // The hook call the tester fired last, refreshed while its answer has a pending AI review card:
+    // { body: its prepare request, entry: its Calls panel entry, refreshes, firedAt, windowStart, delay, timer }
+    poll: null,
     generation: 0, // bumps on every manual fire, so a stale refresh never overwrites newer cards
   };
 
@@ -180,8 +184,9 @@
     return answer;
   }
 
-  // A CDS Hooks call as an EHR sends it; recorded in the calls panel whatever the outcome.
-  async function cdsCall(label, path, url, authorization, payload, extra) {
+  // A CDS Hooks call as an EHR sends it; recorded in the calls panel whatever the outcome. With `poll`,
+  // the call is that hook call sent again, and its existing entry shows the latest exchange.
+  async function cdsCall(label, path, url, authorization, payload, extra, poll) {
     const started = performance.now();
     let status = 0;
     let answer = null;
@@ -199,7 +204,7 @@
       failure = String(e);
     }
     const elapsed = performance.now() - started;
-    recordCall({ label, url, authorization, payload, status, answer, elapsed, failure, extra });
+    recordCall({ label, url, authorization, payload, status, answer, elapsed, failure, extra }, poll);
     if (failure) throw new CallError(failure);
     if (status < 200 || status > 299) {
       throw new CallError(status === 401 ? "401: the service refused the call's JWT" : diagnostics(answer, status));
@@ -220,15 +225,22 @@
     return copy;
   }
 
-  function recordCall(call) {
+  function times(n) {
+    return n === 1 ? "once" : n + " times";
+  }
+
+  function recordCall(call, poll) {
     const ok = call.status >= 200 && call.status < 300;
     const when = new Date().toLocaleTimeString();
+    const refreshes = poll ? poll.refreshes : 0;
+    const firedAt = poll && poll.entry ? poll.firedAt : when;
     const head = el(
       "summary",
       {},
-      when + "  POST " + new URL(call.url).pathname + "  ",
+      firedAt + "  POST " + new URL(call.url).pathname + "  ",
       el("span", { class: ok ? "code-ok" : "code-bad", text: call.failure ? "network error" : String(call.status) }),
       "  " + call.elapsed.toFixed(0) + " ms  " + call.label,
+      refreshes ? el("span", { class: "refreshes", text: "  · refreshed " + times(refreshes) + ", last at " + when }) : null,
     );
     const timings = el("table", {}, el("tr", {}, el("td", { text: "Round trip" }), el("td", { text: call.elapsed.toFixed(1) + " ms" })));
     for (const [name, value] of Object.entries(call.extra || {})) {
@@ -237,6 +249,13 @@
     const body = el(
       "div",
       { class: "body" },
+      refreshes
+        ? el("p", {
+            class: "refresh-note",
+            text: "Fired at " + firedAt + ", then sent again " + times(refreshes) + " while the AI review was pending" +
+              " (last at " + when + "). The latest exchange is shown.",
+          })
+        : null,
       el("h4", { text: "Timings" }),
       timings,
       el("h4", { text: "Request" }),
@@ -251,7 +270,19 @@
         text: call.failure ? call.failure : "HTTP " + call.status + "\n\n" + (typeof call.answer === "string" ? call.answer : JSON.stringify(call.answer, null, 2)),
       }),
     );
+    if (poll && poll.entry) {
+      // The same hook call: its one entry is brought up to date, open or closed as the tester left it.
+      poll.entry.replaceChildren(head, body);
+      poll.entry.dataset.status = String(call.status);
+      poll.entry.dataset.refreshes = String(refreshes);
+      return;
+    }
     const details = el("details", { class: "call", "data-status": call.status, "data-label": call.label }, head, body);
+    if (poll) {
+      details.dataset.refreshes = "0";
+      poll.entry = details;
+      poll.firedAt = when;
+    }
     $("calls").prepend(details);
   }
 
@@ -561,8 +592,50 @@
   }
 
   function stopRefresh() {
-    if (state.refreshTimer !== null) clearTimeout(state.refreshTimer);
-    state.refreshTimer = null;
+    const poll = state.poll;
+    if (poll && poll.timer !== null) clearTimeout(poll.timer);
+    if (poll) poll.timer = null;
+  }
+
+  function minutes(ms) {
+    const m = Math.round(ms / 60000);
+    return m === 1 ? "1 minute" : m + " minutes";
+  }
+
+  // The answer still has a pending AI review card: call again after the current delay, then double it.
+  function scheduleRefresh(poll, text) {
+    const elapsed = Date.now() - poll.windowStart;
+    if (elapsed + poll.delay > REFRESH_WINDOW_MS) {
+      offerResume(text + ". The AI review was still in progress after " + minutes(elapsed) +
+        ", so the page stopped calling again; the review itself goes on.");
+      return;
+    }
+    const done = poll.refreshes ? " (sent again " + times(poll.refreshes) + " so far)" : "";
+    setSummary(text + ". AI review in progress: calling again in " + poll.delay / 1000 + " s" + done +
+      ", less often as time goes on (up to every " + REFRESH_MAX_MS / 1000 + " s), until it lands.", true);
+    const delay = poll.delay;
+    poll.delay = Math.min(poll.delay * 2, REFRESH_MAX_MS);
+    poll.timer = setTimeout(() => {
+      poll.timer = null;
+      poll.refreshes++;
+      fire(true);
+    }, delay);
+  }
+
+  function offerResume(text) {
+    setSummary(text, false);
+    const box = $("summary");
+    box.dataset.state = "stopped";
+    box.append(" ", el("button", { type: "button", id: "resume-refresh", onclick: resumeRefresh }, "Resume refreshing"));
+  }
+
+  function resumeRefresh() {
+    const poll = state.poll;
+    if (!poll || poll.timer !== null) return;
+    poll.windowStart = Date.now();
+    poll.delay = REFRESH_FIRST_MS;
+    poll.refreshes++;
+    fire(true);
   }
 
   async function fire(isRefresh) {
@@ -570,47 +643,49 @@
     stopRefresh();
     if (!isRefresh) {
       state.generation++;
-      state.refreshes = 0;
+      state.poll = null; // a new hook call: the previous one is no longer refreshed
     }
     const generation = state.generation;
-    const hook = $("hook").value;
     const button = $("fire");
-    button.disabled = true;
+    if (!isRefresh) button.disabled = true;
     try {
       const started = performance.now();
+      let poll = state.poll;
+      if (!isRefresh || poll === null) {
+        const hook = $("hook").value;
+        const body = {
+          source: sourcePayload(),
+          hook,
+          draftOrders: ORDER_HOOKS.has(hook) ? state.drafts.slice() : [],
+        };
+        poll = { body, entry: null, refreshes: 0, firedAt: null, windowStart: Date.now(), delay: REFRESH_FIRST_MS, timer: null };
+        state.poll = poll;
+      }
       // A refresh repeats the pending call as it was sent, whatever the controls say by now.
-      const body = isRefresh && state.lastBody ? state.lastBody : {
-        source: sourcePayload(),
-        hook,
-        draftOrders: ORDER_HOOKS.has(hook) ? state.drafts.slice() : [],
-      };
-      state.lastBody = body;
+      const body = poll.body;
       const prepared = await previewApi("/preview/api/prepare", body);
       const prepareMs = performance.now() - started;
-      const label = body.hook + " → " + prepared.serviceId + (isRefresh ? " (refresh " + state.refreshes + ")" : "");
+      const label = body.hook + " → " + prepared.serviceId;
       const answer = await cdsCall(label, prepared.path, prepared.url, prepared.authorization, prepared.request, {
         "Building the request (preview)": prepareMs.toFixed(1) + " ms",
-      });
+      }, poll);
       if (generation !== state.generation) return;
       const cards = renderCards(answer, prepared);
       const counts = ["critical", "warning", "info"].map((i) => cards.filter((c) => c.indicator === i).length);
       const text = body.hook + " for " + prepared.patientId + ": " + cards.length + " card(s) (" + counts[0] + " critical, " + counts[1] + " warning, " + counts[2] + " info)";
-      if (cards.some(isPending) && state.refreshes < REFRESH_LIMIT) {
-        setSummary(text + ". AI review in progress: calling again every " + REFRESH_MS / 1000 + " s until it lands.", true);
-        state.refreshTimer = setTimeout(() => {
-          state.refreshes++;
-          fire(true);
-        }, REFRESH_MS);
+      if (cards.some(isPending)) {
+        scheduleRefresh(poll, text);
       } else {
-        setSummary(text + (state.refreshes ? " after " + state.refreshes + " refresh(es)." : "."), false);
+        setSummary(text + (poll.refreshes ? " after sending it again " + times(poll.refreshes) + "." : "."), false);
       }
     } catch (e) {
       if (generation === state.generation) {
         showError(e.message);
-        setSummary("The call failed: " + e.message, false);
+        if (isRefresh) offerResume("Calling again failed: " + e.message + ". The AI review may still be running.");
+        else setSummary("The call failed: " + e.message, false);
       }
     } finally {
-      button.disabled = false;
+      if (!isRefresh) button.disabled = false;
     }
   }
 
