@@ -81,6 +81,8 @@ AUDIT_SETTLE_S: Final = 15.0  # the API's hook-call records reach the chain thro
 WORKER_READY_S: Final = 60.0
 _URL: Final = re.compile(r"https?://[^\s)\]>\"']+")
 # The evidence page's #review-state element carries the decision as data attributes.
+_PENDING_CODES: Final = frozenset({"pending", "busy"})
+_NOTHING_CODE: Final = "abstained"  # plugin.ai_review's status card for a review that kept nothing
 _ABSTAINED: Final = re.compile(r'data-abstain-reason="([a-z\-]+)"')
 _COUNTS: Final = re.compile(r'data-accepted="(\d+)" data-rejected="(\d+)"')
 
@@ -373,7 +375,13 @@ class Driver:
         instances = [str(request["hookInstance"])]
         rule_cards = sum(1 for c in first if _system(c) not in (AI_SYSTEM,) and not _status(c))
         ai = [c for c in first if _system(c) == AI_SYSTEM]
-        pending = [c for c in first if _status(c)]
+        statuses = [c for c in first if _status(c)]
+        pending = [c for c in statuses if _status_code(c) in _PENDING_CODES]
+        if not pending and (notice := [c for c in statuses if _status_code(c) == _NOTHING_CODE]):
+            # The review landed within the hook's budget and governance let nothing through: its page says why.
+            link = _link(notice[0])
+            page = self._client.get(link).text if link is not None else ""
+            return _Visit(instances, first_latency, first_latency, "ready", rule_cards, [], page)
         if ai or not pending:
             return _Visit(
                 instances,
@@ -384,9 +392,7 @@ class Driver:
                 ai,
                 "",
             )
-        link = next(
-            (str(x.get("url")) for x in pending[0].get("links", []) or [] if isinstance(x, Mapping)), None
-        )
+        link = _link(pending[0])
         if pending[0].get("summary") != PENDING_SUMMARY or link is None:
             return _Visit(instances, first_latency, None, "failed", rule_cards, [], "")
         page = ""
@@ -409,6 +415,15 @@ class Driver:
 
 def _status(card: Mapping[str, Any]) -> bool:
     return _system(card) == "urn:r1cds:ai-review-status"
+
+
+def _status_code(card: Mapping[str, Any]) -> str:
+    topic = card.get("source", {}).get("topic") or {}
+    return str(topic.get("code", "")) if isinstance(topic, Mapping) else ""
+
+
+def _link(card: Mapping[str, Any]) -> str | None:
+    return next((str(x.get("url")) for x in card.get("links", []) or [] if isinstance(x, Mapping)), None)
 
 
 def _page_decision(page: str) -> dict[str, Any]:

@@ -99,9 +99,12 @@ def test_page_is_self_contained_and_locked_down(serve_app: ServeApp) -> None:
             r"<(?:script|img|iframe)[^>]*\ssrc=\"([^\"]*)\"|<link[^>]*\shref=\"([^\"]*)\"", page.text
         )
         assert sorted(a or b for a, b in loaded) == [
+            "/favicon.ico",
             "/preview/static/preview.css",
             "/preview/static/preview.js",
         ]
+        icon = client.get(f"{served.url}/favicon.ico")
+        assert icon.status_code == 200 and icon.headers["content-type"].startswith("image/svg+xml")
         for name, kind in (("preview.js", "text/javascript"), ("preview.css", "text/css")):
             asset = client.get(f"{served.url}/preview/static/{name}")
             assert asset.status_code == 200 and asset.headers["content-type"].startswith(kind)
