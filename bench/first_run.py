@@ -88,7 +88,7 @@ def _first_run(work: Path, env: dict[str, str], port: int) -> tuple[float, float
             check=True, capture_output=True, text=True, cwd=clone,
         )  # fmt: skip
         first_hook = time.perf_counter() - fired
-        body = json.loads(answer.stdout.split("\n", 1)[1])
+        body = json.loads(answer.stdout)  # the status line goes to stderr
         scripted = sum(1 for card in body["cards"] if SCRIPTED in card["source"]["label"])
         return to_preview, first_hook, scripted
     finally:
