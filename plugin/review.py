@@ -38,6 +38,7 @@ from plugin.suggestions import MAX_RATIONALE, MAX_SUGGESTIONS, grounded_json_sch
 
 __all__ = [
     "DEFAULT_MAX_COMPLETION_TOKENS",
+    "DEFAULT_SUMMARY_TOKENS",
     "CompletionBudget",
     "OutputParser",
     "OutputShape",
@@ -50,6 +51,7 @@ __all__ = [
     "SampleOutcome",
 ]
 
+DEFAULT_SUMMARY_TOKENS: Final = 2000  # the de-identified summary's share of the prompt
 DEFAULT_MAX_COMPLETION_TOKENS: Final = 8192  # inference.budget's budget for an unknown model
 TRUNCATED: Final = "truncated_in_reasoning"  # the parser's outcome for a budget spent before the answer
 
@@ -215,7 +217,7 @@ class ReviewService:
         knowledge: KnowledgeBase,
         policy: GovernancePolicy,
         samples: int = 5,
-        budget_tokens: int = 2000,
+        budget_tokens: int = DEFAULT_SUMMARY_TOKENS,
         *,
         completion: CompletionBudget | None = None,
         passages: int = DEFAULT_LIMIT,

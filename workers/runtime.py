@@ -46,7 +46,8 @@ from plugin.governance import GovernancePolicy
 from plugin.governance.text import warm_up as warm_up_language_model
 from plugin.knowledge import KnowledgeBase, load_knowledge_base
 from plugin.model_port import LanguageModel, ModelIdentity, SamplingParameters
-from plugin.review import OutputShape, ReviewOutcome, ReviewService
+from plugin.retrieval import DEFAULT_LIMIT
+from plugin.review import DEFAULT_SUMMARY_TOKENS, OutputShape, ReviewOutcome, ReviewService
 from workers import keys, metrics
 from workers.errors import ContextMissing, SlotTimeout
 from workers.semaphore import ModelSlots
@@ -126,33 +127,22 @@ def review_service(
 ) -> tuple[ReviewService, SamplingParameters]:
     """The review as the settings' profile sizes it, and the sampling it asks for (as the audit records it:
     a truncated sample's one retry with a larger budget aside)."""
-    if settings.compact_review:
-        service = ReviewService(
-            model,
-            build_prompt,
-            parse_sample,
-            knowledge,
-            policy,
-            samples=1,
-            budget_tokens=COMPACT_SUMMARY_TOKENS,
-            completion=COMPACT_BUDGET,
-            passages=COMPACT_PASSAGES,
-            output=COMPACT_OUTPUT,
-        )
-        return service, SamplingParameters(n=1, max_completion_tokens=COMPACT_BUDGET.max_completion_tokens)
-    completion = budget_for(model_name)
+    compact = settings.compact_review
+    samples = 1 if compact else settings.review_samples
+    completion = COMPACT_BUDGET if compact else budget_for(model_name)
     service = ReviewService(
         model,
         build_prompt,
         parse_sample,
         knowledge,
         policy,
-        samples=settings.review_samples,
+        samples=samples,
+        budget_tokens=COMPACT_SUMMARY_TOKENS if compact else DEFAULT_SUMMARY_TOKENS,
         completion=completion,
+        passages=COMPACT_PASSAGES if compact else DEFAULT_LIMIT,
+        output=COMPACT_OUTPUT if compact else None,
     )
-    return service, SamplingParameters(
-        n=settings.review_samples, max_completion_tokens=completion.max_completion_tokens
-    )
+    return service, SamplingParameters(n=samples, max_completion_tokens=completion.max_completion_tokens)
 
 
 class ReviewRuntime:

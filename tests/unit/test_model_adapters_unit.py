@@ -95,19 +95,6 @@ class Sleeps:
         self.delays.append(delay)
 
 
-@pytest.fixture
-async def client_for() -> AsyncIterator[Callable[[Handler], httpx.AsyncClient]]:
-    clients: list[httpx.AsyncClient] = []
-
-    def make(handler: Handler) -> httpx.AsyncClient:
-        clients.append(httpx.AsyncClient(transport=httpx.MockTransport(handler)))
-        return clients[-1]
-
-    yield make
-    for client in clients:
-        await client.aclose()
-
-
 # ------------------------------------------------------------------------------------ error bodies
 
 

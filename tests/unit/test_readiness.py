@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, get_args
 
 import httpx
@@ -89,19 +89,6 @@ def raises(exc: Exception) -> Handler:
         raise exc
 
     return handler
-
-
-@pytest.fixture
-async def client_for() -> AsyncIterator[Callable[[Handler], httpx.AsyncClient]]:
-    clients: list[httpx.AsyncClient] = []
-
-    def make(handler: Handler) -> httpx.AsyncClient:
-        clients.append(httpx.AsyncClient(transport=httpx.MockTransport(handler)))
-        return clients[-1]
-
-    yield make
-    for client in clients:
-        await client.aclose()
 
 
 # ------------------------------------------------------------------------------------------ /readyz itself
