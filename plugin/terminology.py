@@ -247,6 +247,13 @@ def classes_of(ingredient: str) -> frozenset[str]:
     return terminology().classes.get(_canonical(ingredient), frozenset())
 
 
+def is_known_ingredient(ingredient: str) -> bool:
+    """Whether a name (any spelling) is a reviewed ingredient, classed or not."""
+    data = terminology()
+    name = _canonical(ingredient)
+    return name in data.classes or name in data.unclassified
+
+
 def ingredients_of(rxnorm_code: str | None, display: str) -> tuple[str, ...]:
     """Canonical ingredients of a product: the curated RxNorm map first, the parsed display otherwise."""
     data = terminology()

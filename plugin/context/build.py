@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from typing import Any
 
+from plugin import allergens
 from plugin.context import codes, deid
 from plugin.context.fhir_parse import USED_TYPES, ResourceRejected, validated
 from plugin.context.model import (
@@ -408,7 +409,7 @@ class _Builder:
         allergy = Allergy(
             "",
             substance,
-            tuple(sorted(str(c) for c in model.category or ())),
+            allergens.categories(substance, tuple(sorted({str(c) for c in model.category or ()}))),
             str(model.criticality) if model.criticality else None,
             status,
             tuple(reactions),

@@ -6,11 +6,12 @@ vetoes) by adding it to the facts as a proposed exposure. Summaries are options,
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from typing import Final
 
-from plugin import terminology
+from plugin import allergens
+from plugin.context.model import Code
 from plugin.rules.model import Exposure, Finding, LabOrder, RuleFacts, Severity
 
 Rule = Callable[[RuleFacts], Iterator[Finding]]
@@ -285,7 +286,7 @@ INTERACTIONS: tuple[Interaction, ...] = (
 
 def renal_metformin(facts: RuleFacts) -> Iterator[Finding]:
     metformin = facts.with_class("biguanide")
-    egfr = facts.latest("egfr")
+    egfr = facts.current("egfr")
     if not metformin or egfr is None or egfr.value >= 45:
         return
     contraindicated = egfr.value < 30
@@ -311,7 +312,7 @@ def renal_metformin(facts: RuleFacts) -> Iterator[Finding]:
 
 def renal_nsaid(facts: RuleFacts) -> Iterator[Finding]:
     nsaids = facts.with_class("nsaid", "cox2-inhibitor")
-    egfr = facts.latest("egfr")
+    egfr = facts.current("egfr")
     low = egfr is not None and egfr.value < 60
     ckd = facts.value_sets.get("ckd", ())
     if not nsaids or not (low or ckd):
@@ -349,7 +350,7 @@ def triple_whammy(facts: RuleFacts) -> Iterator[Finding]:
 
 def renal_nitrofurantoin(facts: RuleFacts) -> Iterator[Finding]:
     drug = facts.with_class("nitrofurantoin")
-    egfr = facts.latest("egfr")
+    egfr = facts.current("egfr")
     if drug and egfr is not None and egfr.value < 30:
         yield Finding(
             "rule.nitrofurantoin-egfr",
@@ -363,15 +364,8 @@ def renal_nitrofurantoin(facts: RuleFacts) -> Iterator[Finding]:
 
 
 def hyperkalaemia(facts: RuleFacts) -> Iterator[Finding]:
-    potassium = facts.latest("potassium")
-    raising = facts.with_class(
-        "ace-inhibitor",
-        "arb",
-        "arni",
-        "potassium-sparing-diuretic",
-        "mineralocorticoid-antagonist",
-        "potassium-supplement",
-    )
+    potassium = facts.current("potassium")
+    raising = facts.with_class(*POTASSIUM_RAISING)
     if potassium is None or potassium.value < 5.5 or not raising:
         return
     yield Finding(
@@ -388,9 +382,88 @@ def hyperkalaemia(facts: RuleFacts) -> Iterator[Finding]:
     )
 
 
+POTASSIUM_RAISING: Final = (
+    "ace-inhibitor",
+    "arb",
+    "arni",
+    "potassium-sparing-diuretic",
+    "mineralocorticoid-antagonist",
+    "potassium-supplement",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Recheck:
+    """A lab a drug's safety depends on, asked for again when the chart has no current value (freshness)."""
+
+    rule_id: str
+    analyte: str
+    label: str
+    order: LabOrder
+    # (drug classes, knowledge-base id, the stale value is alarming when it is below / at or above this)
+    dependants: tuple[tuple[tuple[str, ...], str, float | None, float | None], ...]
+
+    def __call__(self, facts: RuleFacts) -> Iterator[Finding]:
+        if facts.current(self.analyte) is not None:
+            return
+        stale = facts.stale(self.analyte)
+        drugs: list[Exposure] = []
+        evidence: list[str] = []
+        alarming = False
+        for classes, kb, below, at_or_above in self.dependants:
+            found = [e for e in facts.with_class(*classes) if e not in drugs]
+            if not found:
+                continue
+            drugs += found
+            evidence.append(kb)
+            if stale is not None:
+                alarming |= (below is not None and stale.value < below) or (
+                    at_or_above is not None and stale.value >= at_or_above
+                )
+        if not drugs:
+            return
+        if stale is None:
+            when = f"no {self.label} on record"
+        elif stale.days_ago is None:
+            when = f"an undated {self.label} of {stale.value:g}"
+        else:
+            when = f"the last {self.label} ({stale.value:g}) {stale.days_ago} days old"
+        yield Finding(
+            self.rule_id,
+            "warning" if alarming else "info",
+            _short(f"On {_names(drugs)} with {when}: consider checking {self.label}"),
+            f"These drugs are dosed or stopped by {self.label}, and the chart has no value recent enough to "
+            "decide on; an old value is shown, not used.",
+            tuple(dict.fromkeys(evidence)),
+            (*_handles(drugs), *((stale.handle,) if stale is not None else ())),
+            _proposed(drugs),
+            self.order,
+        )
+
+
+# Rechecks for the labs the threshold rules read: what would have fired on a current value asks for one.
+EGFR_RECHECK = Recheck(
+    "rule.egfr-recheck",
+    "egfr",
+    "eGFR",
+    EGFR,
+    (
+        (("biguanide",), "kb.metformin-renal-monitoring", 45.0, None),
+        (("nitrofurantoin",), "kb.nitrofurantoin-renal-impairment", 30.0, None),
+    ),
+)
+POTASSIUM_RECHECK = Recheck(
+    "rule.potassium-recheck",
+    "potassium",
+    "potassium",
+    POTASSIUM,
+    ((POTASSIUM_RAISING, "kb.potassium-monitoring-raas", None, 5.5),),
+)
+
+
 def inr_monitoring(facts: RuleFacts) -> Iterator[Finding]:
     warfarin = facts.with_class("vitamin-k-antagonist")
-    if not warfarin or facts.latest("inr", within_days=42) is not None:
+    if not warfarin or facts.current("inr") is not None:
         return
     last = facts.latest("inr")
     when = f"last INR {last.days_ago} days ago" if last and last.days_ago is not None else "no INR on record"
@@ -434,37 +507,16 @@ _ALLERGY_GROUPS: dict[str, tuple[frozenset[str], str, str]] = {
         "kb.nsaid-aspirin-hypersensitivity",
     ),
 }
-# Allergy records name classes as often as drugs ("Allergy to penicillin", "Sulfa drug allergy").
-_ALLERGY_WORDS = {
-    "penicillin": "penicillin",
-    "penicillins": "penicillin",
-    "cephalosporin": "cephalosporin",
-    "cephalosporins": "cephalosporin",
-    "sulfa": "sulfonamide-antibiotic",
-    "sulfonamide": "sulfonamide-antibiotic",
-    "sulfonamides": "sulfonamide-antibiotic",
-    "nsaid": "nsaid",
-    "nsaids": "nsaid",
-    "aspirin": "salicylate",
-    "salicylate": "salicylate",
-}
 
 
-def allergy_classes(display: str) -> frozenset[str]:
-    """Drug classes an allergy record names, from the substance's drug name or a class word."""
-    words = [w for w in re.split(r"[^a-z0-9-]+", display.lower()) if w]
-    # A word that names the allergy's class decides alone: "aspirin" is a salicylate allergy, for which
-    # other NSAIDs are cross-reactive, even though aspirin is itself classed as an NSAID too.
-    classes: set[str] = {_ALLERGY_WORDS[w] for w in words if w in _ALLERGY_WORDS}
-    if not classes:
-        for name in (display, *words):
-            classes.update(terminology.classes_of(name))
-    return frozenset(c for c in classes if c in _ALLERGY_GROUPS)
+def allergy_classes(substance: Code) -> frozenset[str]:
+    """Checked drug classes an allergy record names, by code, class word or abbreviation, or drug name."""
+    return frozenset(c for c in allergens.resolve(substance).classes if c in _ALLERGY_GROUPS)
 
 
 def allergy_conflict(facts: RuleFacts) -> Iterator[Finding]:
     for allergy in facts.context.allergies:
-        allergic_to = allergy_classes(allergy.substance.display)
+        allergic_to = allergy_classes(allergy.substance)
         if not allergic_to:
             continue
         cross = frozenset().union(*(_ALLERGY_GROUPS[c][0] for c in allergic_to)) - allergic_to
@@ -497,6 +549,28 @@ def allergy_conflict(facts: RuleFacts) -> Iterator[Finding]:
                 (allergy.handle, *_handles(related)),
                 _proposed(related),
             )
+
+
+def allergy_unresolved(facts: RuleFacts) -> Iterator[Finding]:
+    # Fail closed: a drug allergy no checked class covers is shown, never read as "no allergy".
+    for allergy in facts.context.allergies:
+        match = allergens.resolve(allergy.substance)
+        if match.none_known or match.classes & _ALLERGY_GROUPS.keys():
+            continue
+        recorded = set(allergy.category)
+        named_other = bool(recorded) or match.non_drug is not None
+        if "medication" not in recorded and not match.drug and named_other:
+            continue  # a food, environmental or biologic allergy, not an unchecked drug
+        yield Finding(
+            "rule.allergy-unresolved",
+            "info",
+            # The display is shortened, not the sentence, so the option always survives.
+            f"Allergy '{_short(allergy.substance.display, 34)}' could not be matched to a drug class, "
+            "so its checks are incomplete: consider checking by hand",
+            "Drug-allergy checks only cover allergies they can resolve to a drug class; check new orders against this one by hand.",
+            ("kb.allergy-record-unresolved",),
+            (allergy.handle,),
+        )
 
 
 _PREGNANCY_EVIDENCE: tuple[tuple[str, str], ...] = (
@@ -634,7 +708,7 @@ def heart_failure_harm(facts: RuleFacts) -> Iterator[Finding]:
 
 
 def diabetes_hba1c(facts: RuleFacts) -> Iterator[Finding]:
-    if not facts.has_condition("diabetes") or facts.latest("hba1c", within_days=183) is not None:
+    if not facts.has_condition("diabetes") or facts.current("hba1c") is not None:
         return
     last = facts.latest("hba1c")
     when = (
@@ -737,8 +811,11 @@ MEDICATION_RULES: tuple[Rule, ...] = (
     triple_whammy,
     renal_nitrofurantoin,
     hyperkalaemia,
+    EGFR_RECHECK,
+    POTASSIUM_RECHECK,
     inr_monitoring,
     allergy_conflict,
+    allergy_unresolved,
     pregnancy_teratogen,
     duplicate_therapy,
     paediatric,

@@ -7,6 +7,7 @@ from typing import Literal
 
 from plugin import terminology
 from plugin.context.model import ClinicalContext, Code, LabSeries, Measurement
+from plugin.rules.freshness import lab_windows
 
 Severity = Literal["info", "warning", "critical"]
 SEVERITY_RANK: dict[Severity, int] = {"info": 0, "warning": 1, "critical": 2}
@@ -90,6 +91,23 @@ class RuleFacts:
             return None
         latest = series.latest
         if within_days is not None and (latest.days_ago is None or latest.days_ago > within_days):
+            return None
+        return latest
+
+    def current(self, analyte: str) -> Measurement | None:
+        """The latest value when it is recent enough to act on (plugin.rules.freshness); None when there is
+        none or it is stale: a stale value is unknown, and `stale` hands it to the rules that ask for a recheck."""
+        latest = self.latest(analyte)
+        window = lab_windows().get(analyte)
+        if latest is None or window is None or window.current(latest.days_ago):
+            return latest
+        return None
+
+    def stale(self, analyte: str) -> Measurement | None:
+        """The latest value when it is older than its validity window (or undated); None otherwise."""
+        latest = self.latest(analyte)
+        window = lab_windows().get(analyte)
+        if latest is None or window is None or window.current(latest.days_ago):
             return None
         return latest
 

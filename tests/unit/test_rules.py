@@ -74,7 +74,9 @@ def cited(rules: Iterable[Rule], prefix: str) -> frozenset[str]:
 
 
 def rule_name(rule: Rule) -> str:
-    return rule.rule_id if isinstance(rule, Interaction) else getattr(rule, "__name__", repr(rule))
+    if isinstance(rule, Interaction | catalog.Recheck):
+        return rule.rule_id
+    return getattr(rule, "__name__", repr(rule))
 
 
 @functools.cache
@@ -162,6 +164,7 @@ POTASSIUM_DRAFT = draft("potassium-chloride")
 
 PENICILLIN = penicillin_allergy()
 ASPIRIN_ALLERGY = drug_allergy("aspirin-allergy", "1191", "Aspirin")
+DOXYCYCLINE_ALLERGY = drug_allergy("doxycycline-allergy", "3640", "Doxycycline")
 PREGNANCY = problem("pregnancy")
 HEART_FAILURE = problem("heart-failure")
 ASTHMA = problem("asthma")
@@ -171,12 +174,12 @@ CKD = problem("ckd-3")
 OLD_FLU_SHOT = vaccine("influenza", days_ago=400)
 
 
-def egfr(value: float) -> JsonDict:
-    return lab("egfr", value)
+def egfr(value: float, days_ago: int = 7) -> JsonDict:
+    return lab("egfr", value, days_ago=days_ago)
 
 
-def potassium(value: float) -> JsonDict:
-    return lab("potassium", value, days_ago=2)
+def potassium(value: float, days_ago: int = 2) -> JsonDict:
+    return lab("potassium", value, days_ago=days_ago)
 
 
 def inr(days_ago: int) -> JsonDict:
@@ -479,6 +482,70 @@ CASES: tuple[Case, ...] = (
         ),
     ),
     Case("metformin-egfr/no-egfr", catalog.renal_metformin, chart(METFORMIN)),
+    # Freshness (knowledge/lab_validity.json: eGFR 365 days): a value of exactly a year still decides, one a
+    # day older is unknown and decides nothing (rule.egfr-recheck asks for a new one instead).
+    Case(
+        "metformin-egfr/29-365-days-old",
+        catalog.renal_metformin,
+        chart(METFORMIN, egfr(29, days_ago=365)),
+        (
+            Expected(
+                "rule.metformin-egfr",
+                "critical",
+                ("kb.metformin-egfr-thresholds",),
+                (METFORMIN, egfr(29, days_ago=365)),
+                mentions=("eGFR 29",),
+            ),
+        ),
+    ),
+    Case("metformin-egfr/29-366-days-old", catalog.renal_metformin, chart(METFORMIN, egfr(29, days_ago=366))),
+    # eGFR recheck: metformin or nitrofurantoin with no current eGFR (absent, or older than 365 days)
+    Case("egfr-recheck/metformin+egfr-365-days-old", catalog.EGFR_RECHECK, chart(METFORMIN, egfr(29, 365))),
+    Case(
+        "egfr-recheck/metformin+egfr-366-days-old",
+        catalog.EGFR_RECHECK,
+        chart(METFORMIN, egfr(29, days_ago=366)),
+        (
+            Expected(
+                "rule.egfr-recheck",
+                "warning",  # the old value would have been contraindicated: the recheck is urgent
+                ("kb.metformin-renal-monitoring",),
+                (METFORMIN, egfr(29, days_ago=366)),
+                order_lab="33914-3",
+                mentions=("eGFR (29) 366 days old", "consider checking eGFR"),
+            ),
+        ),
+    ),
+    Case(
+        "egfr-recheck/metformin+old-normal-egfr",
+        catalog.EGFR_RECHECK,
+        chart(METFORMIN, egfr(45, days_ago=800)),
+        (
+            Expected(
+                "rule.egfr-recheck",
+                "info",  # 45 is at the threshold, not below it: nothing alarming in the old value
+                ("kb.metformin-renal-monitoring",),
+                (METFORMIN, egfr(45, days_ago=800)),
+                order_lab="33914-3",
+            ),
+        ),
+    ),
+    Case(
+        "egfr-recheck/nitrofurantoin+no-egfr",
+        catalog.EGFR_RECHECK,
+        chart(NITROFURANTOIN),
+        (
+            Expected(
+                "rule.egfr-recheck",
+                "info",
+                ("kb.nitrofurantoin-renal-impairment",),
+                (NITROFURANTOIN,),
+                order_lab="33914-3",
+                mentions=("no eGFR on record",),
+            ),
+        ),
+    ),
+    Case("egfr-recheck/acetaminophen+no-egfr", catalog.EGFR_RECHECK, chart(ACETAMINOPHEN)),
     # NSAID with low eGFR or CKD
     Case(
         "nsaid-ckd/naproxen+egfr-55",
@@ -555,6 +622,58 @@ CASES: tuple[Case, ...] = (
         ),
     ),
     Case("hyperkalaemia/5.8-on-amlodipine", catalog.hyperkalaemia, chart(AMLODIPINE, potassium(5.8))),
+    # Freshness (potassium 90 days): at 90 days a high potassium still decides, at 91 it is unknown.
+    Case(
+        "hyperkalaemia/5.6-90-days-old",
+        catalog.hyperkalaemia,
+        chart(LISINOPRIL, potassium(5.6, days_ago=90)),
+        (
+            Expected(
+                "rule.hyperkalaemia-on-raising-drug",
+                "critical",
+                ("kb.potassium-monitoring-raas", "kb.hyperkalaemia-ras-inhibitor-continue"),
+                (LISINOPRIL, potassium(5.6, days_ago=90)),
+                order_lab="2823-3",
+            ),
+        ),
+    ),
+    Case(
+        "hyperkalaemia/5.6-91-days-old", catalog.hyperkalaemia, chart(LISINOPRIL, potassium(5.6, days_ago=91))
+    ),
+    Case(
+        "potassium-recheck/lisinopril+5.6-91-days-old",
+        catalog.POTASSIUM_RECHECK,
+        chart(LISINOPRIL, potassium(5.6, days_ago=91)),
+        (
+            Expected(
+                "rule.potassium-recheck",
+                "warning",
+                ("kb.potassium-monitoring-raas",),
+                (LISINOPRIL, potassium(5.6, days_ago=91)),
+                order_lab="2823-3",
+                mentions=("potassium (5.6) 91 days old",),
+            ),
+        ),
+    ),
+    Case(
+        "potassium-recheck/lisinopril+no-potassium",
+        catalog.POTASSIUM_RECHECK,
+        chart(LISINOPRIL),
+        (
+            Expected(
+                "rule.potassium-recheck",
+                "info",
+                ("kb.potassium-monitoring-raas",),
+                (LISINOPRIL,),
+                order_lab="2823-3",
+            ),
+        ),
+    ),
+    Case(
+        "potassium-recheck/lisinopril+4.5-90-days-old",
+        catalog.POTASSIUM_RECHECK,
+        chart(LISINOPRIL, potassium(4.5, 90)),
+    ),
     # INR monitoring on warfarin: due after 42 days
     Case("inr-monitoring/30-days", catalog.inr_monitoring, chart(WARFARIN, inr(30))),
     Case(
@@ -643,6 +762,21 @@ CASES: tuple[Case, ...] = (
             ),
         ),
     ),
+    Case(
+        "allergy-unresolved/doxycycline",
+        catalog.allergy_unresolved,
+        chart(DOXYCYCLINE_ALLERGY),
+        (
+            Expected(
+                "rule.allergy-unresolved",
+                "info",
+                ("kb.allergy-record-unresolved",),
+                (DOXYCYCLINE_ALLERGY,),
+                mentions=("'Doxycycline'", "incomplete"),
+            ),
+        ),
+    ),
+    Case("allergy-unresolved/penicillin", catalog.allergy_unresolved, chart(PENICILLIN)),
     # pregnancy
     Case(
         "pregnancy/pregnant+warfarin-draft",

@@ -22,7 +22,7 @@ CHART, ORDERS, DISCHARGE = "r1-chart-review", "r1-order-review", "r1-discharge-r
 # Reviewed against ../shared/fixtures/SOURCES.md with the clock at tests.support.charts.NOW (2026-11-25):
 # the fixture records end in 2020-2021, so nobody has had a flu shot in the past year; the deceased patient
 # (Parker Casper) gets no cards at all, no HbA1c is recent, and no INR exists at all. Order hooks give no rows without draft orders.
-PINNED_TOTAL = 113
+PINNED_TOTAL = 116
 PINNED: dict[tuple[str, str, str], int] = {
     (CHART, "encounter-start", "rule.beers-sedatives"): 1,
     (CHART, "encounter-start", "rule.diabetes-hba1c-due"): 4,
@@ -31,7 +31,7 @@ PINNED: dict[tuple[str, str, str], int] = {
     (CHART, "encounter-start", "rule.duplicate-therapy"): 1,
     (CHART, "encounter-start", "rule.influenza-vaccine-due"): 19,
     (CHART, "encounter-start", "rule.inr-monitoring"): 5,
-    (CHART, "encounter-start", "rule.metformin-egfr"): 2,
+    (CHART, "encounter-start", "rule.egfr-recheck"): 3,
     (CHART, "encounter-start", "rule.methotrexate-nsaid"): 1,
     (CHART, "encounter-start", "rule.nsaid-ckd"): 1,
     (CHART, "encounter-start", "rule.pneumococcal-vaccine-due"): 3,
@@ -44,7 +44,7 @@ PINNED: dict[tuple[str, str, str], int] = {
     (CHART, "patient-view", "rule.duplicate-therapy"): 1,
     (CHART, "patient-view", "rule.influenza-vaccine-due"): 19,
     (CHART, "patient-view", "rule.inr-monitoring"): 5,
-    (CHART, "patient-view", "rule.metformin-egfr"): 2,
+    (CHART, "patient-view", "rule.egfr-recheck"): 3,
     (CHART, "patient-view", "rule.methotrexate-nsaid"): 1,
     (CHART, "patient-view", "rule.nsaid-ckd"): 1,
     (CHART, "patient-view", "rule.pneumococcal-vaccine-due"): 3,
@@ -54,7 +54,7 @@ PINNED: dict[tuple[str, str, str], int] = {
     (DISCHARGE, "encounter-discharge", "rule.digoxin-interacting"): 5,
     (DISCHARGE, "encounter-discharge", "rule.duplicate-therapy"): 1,
     (DISCHARGE, "encounter-discharge", "rule.inr-monitoring"): 5,
-    (DISCHARGE, "encounter-discharge", "rule.metformin-egfr"): 2,
+    (DISCHARGE, "encounter-discharge", "rule.egfr-recheck"): 3,
     (DISCHARGE, "encounter-discharge", "rule.methotrexate-nsaid"): 1,
     (DISCHARGE, "encounter-discharge", "rule.nsaid-ckd"): 1,
     (DISCHARGE, "encounter-discharge", "rule.vka-antiplatelet"): 2,
@@ -73,12 +73,12 @@ PATIENT_VIEW: dict[str, list[str]] = {
         "rule.inr-monitoring:warning",
         "rule.pneumococcal-vaccine-due:info",
     ],
-    "Clarine_O'Keefe": [  # warfarin + digoxin + verapamil + metformin, eGFR 40.89
+    "Clarine_O'Keefe": [  # warfarin + digoxin + verapamil + metformin; eGFR 40.89, but 2068 days old
         "rule.diabetes-hba1c-due:info",
         "rule.digoxin-interacting:warning",
+        "rule.egfr-recheck:warning",
         "rule.influenza-vaccine-due:info",
         "rule.inr-monitoring:warning",
-        "rule.metformin-egfr:warning",
     ],
     "Claudie_Walsh": ["rule.influenza-vaccine-due:info"],
     "Cruz_Halvorson": [  # warfarin + clopidogrel, digoxin + verapamil
@@ -96,14 +96,18 @@ PATIENT_VIEW: dict[str, list[str]] = {
     ],
     "Gerardo_Botello": ["rule.influenza-vaccine-due:info"],
     "Ima_Reinger": ["rule.influenza-vaccine-due:info"],  # terfenadine without an interacting drug
-    "Isaiah_Schaden": [  # diabetic renal disease, metformin with eGFR 41.59, no ACE inhibitor or ARB
+    "Isaiah_Schaden": [  # diabetic renal disease, metformin (eGFR 41.59, 2260 days old), no ACE inhibitor/ARB
         "rule.diabetes-hba1c-due:info",
         "rule.diabetic-kidney-disease-raas:info",
+        "rule.egfr-recheck:warning",
         "rule.influenza-vaccine-due:info",
-        "rule.metformin-egfr:warning",
     ],
     "Lonnie_Von": ["rule.influenza-vaccine-due:info"],
-    "Margery_Gibson": ["rule.diabetes-hba1c-due:info", "rule.influenza-vaccine-due:info"],
+    "Margery_Gibson": [  # metformin, last eGFR 72.85 from 2144 days ago
+        "rule.diabetes-hba1c-due:info",
+        "rule.egfr-recheck:info",
+        "rule.influenza-vaccine-due:info",
+    ],
     "Martina_Murazik": ["rule.influenza-vaccine-due:info"],  # heart failure on furosemide + metoprolol only
     "Mathilda_O'Keefe": ["rule.influenza-vaccine-due:info"],
     "Nereida_Rogahn": ["rule.influenza-vaccine-due:info"],  # pregnant, no teratogen

@@ -1,0 +1,73 @@
+"""How old a lab value may be for a rule to read it as current: the versioned windows in knowledge/lab_validity.json."""
+
+# A value within its window (days_ago <= max_age_days) is current; an older or undated one is stale, and a
+# stale value is unknown, never absent and never today's: the rules that need it ask for a recheck
+# (plugin.rules.catalog, rule.egfr-recheck and rule.potassium-recheck) and the threshold rules do not
+# decide on it. An analyte without a window is read as current whatever its age (none of the rules' own
+# labs: tests/unit/test_lab_freshness.py checks that every lab a rule reads has one).
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from importlib import resources
+from typing import Final
+
+from plugin.errors import PluginError
+
+__all__ = ["LabWindow", "LabWindowError", "lab_windows", "parse_windows", "validity_version"]
+
+_DATA: Final = "knowledge/lab_validity.json"
+
+
+class LabWindowError(PluginError):
+    """knowledge/lab_validity.json is malformed."""
+
+
+@dataclass(frozen=True, slots=True)
+class LabWindow:
+    analyte: str  # plugin.context.codes.ANALYTES key
+    max_age_days: int
+    basis: str  # the knowledge-base entry whose monitoring interval sets it
+    rationale: str
+
+    def current(self, days_ago: int | None) -> bool:
+        return days_ago is not None and 0 <= days_ago <= self.max_age_days
+
+
+def parse_windows(raw: object) -> tuple[str, Mapping[str, LabWindow]]:
+    """The version and the windows of lab_validity.json's content; LabWindowError when malformed."""
+    if (
+        not isinstance(raw, dict)
+        or not isinstance(raw.get("version"), str)
+        or not isinstance(raw.get("windows"), list)
+    ):
+        raise LabWindowError(f"{_DATA}: needs a version and a list of windows")
+    windows: dict[str, LabWindow] = {}
+    for item in raw["windows"]:
+        try:
+            window = LabWindow(
+                str(item["analyte"]), int(item["max_age_days"]), str(item["basis"]), str(item["rationale"])
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise LabWindowError(f"{_DATA}: a window lacks or misstates {exc}") from None
+        if window.max_age_days < 1 or window.analyte in windows:
+            raise LabWindowError(f"{_DATA}: {window.analyte}: a positive window, once per analyte")
+        windows[window.analyte] = window
+    return raw["version"], windows
+
+
+@functools.cache
+def _load() -> tuple[str, Mapping[str, LabWindow]]:
+    return parse_windows(json.loads(resources.files("plugin").joinpath(_DATA).read_text(encoding="utf-8")))
+
+
+def lab_windows() -> Mapping[str, LabWindow]:
+    """Analyte key → its validity window."""
+    return _load()[1]
+
+
+def validity_version() -> str:
+    return _load()[0]
