@@ -1,0 +1,1 @@
+"""Gold sets the benchmarks score the product against (versioned data beside a typed loader)."""
