@@ -26,6 +26,7 @@ CLASS_KEYS: frozenset[str] = frozenset(
         "cox2-inhibitor",
         "azole-antifungal",
         "macrolide",
+        "strong-cyp3a4-inhibitor",
         "fluoroquinolone",
         "penicillin",
         "cephalosporin",

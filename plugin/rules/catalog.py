@@ -6,6 +6,7 @@ vetoes) by adding it to the facts as a proposed exposure. Summaries are options,
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Final
@@ -51,7 +52,8 @@ class Interaction:
     left: frozenset[str]
     right: frozenset[str]
     severity: Severity
-    evidence: tuple[tuple[str, str], ...]  # (class the other drug must have, or "*"; knowledge-base id)
+    # (class or ingredient the pair must include, or "*"; knowledge-base id)
+    evidence: tuple[tuple[str, str], ...]
     risk: str  # "raises bleeding risk"
     option: str  # "consider an alternative analgesic or gastroprotection"
     why: str  # one plain sentence of mechanism
@@ -87,7 +89,7 @@ class Interaction:
         lefts = [a for a, _ in pairs]
         rights = [b for _, b in pairs]
         summary = _short(f"{_names(lefts).capitalize()} with {_names(rights)} {self.risk}: {self.option}")
-        involved = frozenset().union(*(e.classes for e in (*lefts, *rights)))
+        involved = frozenset().union(*(e.classes | frozenset(e.ingredients) for e in (*lefts, *rights)))
         evidence = tuple(dict.fromkeys(kb for cls, kb in self.evidence if cls == "*" or cls in involved))
         yield Finding(
             rule_id=self.rule_id,
@@ -236,6 +238,23 @@ INTERACTIONS: tuple[Interaction, ...] = (
         "Macrolides and azoles block the metabolism of QT-prolonging drugs such as terfenadine, risking torsades.",
         # The drugs whose QT effect depends on CYP3A4 clearance; azithromycin barely inhibits CYP3A4.
         left_ingredients=["terfenadine", "astemizole", "cisapride", "pimozide"],
+        right_unless_ingredients=["azithromycin"],
+    ),
+    _pair(
+        "rule.statin-strong-cyp3a4",
+        ["statin"],
+        ["strong-cyp3a4-inhibitor", "macrolide"],
+        "critical",
+        [
+            ("simvastatin", "kb.simvastatin-strong-cyp3a4-inhibitors"),
+            ("lovastatin", "kb.lovastatin-strong-cyp3a4-inhibitors"),
+        ],
+        "is contraindicated (rhabdomyolysis)",
+        "consider holding it or a non-CYP3A4 statin",
+        "Strong CYP3A4 inhibitors multiply simvastatin and lovastatin levels, and muscle breakdown can follow.",
+        # Only these two statins depend on CYP3A4 enough to be contraindicated. Both labels list erythromycin
+        # among the contraindicated inhibitors although FDA's table calls it moderate; azithromycin is not.
+        left_ingredients=["simvastatin", "lovastatin"],
         right_unless_ingredients=["azithromycin"],
     ),
     _pair(
@@ -612,28 +631,108 @@ def pregnancy_teratogen(facts: RuleFacts) -> Iterator[Finding]:
         )
 
 
-_DUPLICATE_GROUPS: tuple[tuple[str, frozenset[str], str], ...] = (
-    ("NSAIDs", frozenset({"nsaid", "cox2-inhibitor"}), "kb.duplicate-nsaids"),
-    ("renin-angiotensin blockers", frozenset({"ace-inhibitor", "arb", "arni"}), "kb.duplicate-raas-blockade"),
-    ("anticoagulants", frozenset({"anticoagulant"}), "kb.duplicate-anticoagulants"),
-    ("SSRIs or SNRIs", frozenset({"ssri", "snri"}), "kb.duplicate-ssri-snri"),
-    ("opioids", frozenset({"opioid"}), "kb.duplicate-opioids"),
+_SAME_CLASS = "Two drugs of one class add side effects without adding benefit."
+# (what the summary calls them, classes that count as one group, knowledge-base id, explanation)
+_DUPLICATE_GROUPS: tuple[tuple[str, frozenset[str], str, str], ...] = (
+    ("NSAIDs", frozenset({"nsaid", "cox2-inhibitor"}), "kb.duplicate-nsaids", _SAME_CLASS),
+    (
+        "renin-angiotensin blockers",
+        frozenset({"ace-inhibitor", "arb", "arni"}),
+        "kb.duplicate-raas-blockade",
+        _SAME_CLASS,
+    ),
+    ("anticoagulants", frozenset({"anticoagulant"}), "kb.duplicate-anticoagulants", _SAME_CLASS),
+    ("SSRIs or SNRIs", frozenset({"ssri", "snri"}), "kb.duplicate-ssri-snri", _SAME_CLASS),
+    ("opioids", frozenset({"opioid"}), "kb.duplicate-opioids", _SAME_CLASS),
+    # One group for both subclasses: two dihydropyridines duplicate each other, and verapamil or diltiazem
+    # with a dihydropyridine adds its effects and raises the dihydropyridine's levels (amlodipine label).
+    (
+        "calcium-channel blockers",
+        frozenset({"dihydropyridine-ccb", "non-dihydropyridine-ccb"}),
+        "kb.duplicate-calcium-channel-blockers",
+        "Two calcium-channel blockers add hypotension and oedema, and verapamil or diltiazem also slow the heart.",
+    ),
 )
 
 
 def duplicate_therapy(facts: RuleFacts) -> Iterator[Finding]:
-    for label, classes, evidence in _DUPLICATE_GROUPS:
+    for label, classes, evidence, why in _DUPLICATE_GROUPS:
         members = facts.with_class(*classes)
         if len(members) >= 2 and (any(e.proposed for e in members) or len({e.handle for e in members}) >= 2):
             yield Finding(
                 "rule.duplicate-therapy",
                 "warning",
                 _short(f"Two {label} ({_names(members)}): consider whether both are intended"),
-                "Two drugs of one class add side effects without adding benefit.",
+                why,
                 (evidence,),
                 _handles(members),
                 _proposed(members),
             )
+
+
+# Simvastatin label: the highest daily dose (mg) with drugs that raise its levels.
+SIMVASTATIN_CAPS: Final[dict[str, int]] = {
+    "verapamil": 10,
+    "diltiazem": 10,
+    "dronedarone": 10,
+    "amiodarone": 20,
+    "amlodipine": 20,
+    "ranolazine": 20,
+}
+# A strength in milligrams per unit; "MG/ML" or "MG/ACTUAT" is a concentration, not a dose, so it is not read.
+_MG = re.compile(r"(\d+(?:\.\d+)?)\s*MG\b(?!\s*/)", re.IGNORECASE)
+
+
+def strength_mg(exposure: Exposure, ingredient: str) -> float | None:
+    """The ingredient's strength per unit from the product name ("Simvastatin 20 MG Oral Tablet" → 20), or
+    None when it cannot be read unambiguously."""
+    parts = exposure.label.split(" / ")
+    named = [part for part in parts if ingredient in part.lower()]
+    if not named and len(parts) == 1 and exposure.ingredients == (ingredient,):
+        named = parts  # a single-drug product coded right but misspelt in its display ("Simvistatin 10 MG")
+    if len(named) != 1:
+        return None
+    found = {float(m) for m in _MG.findall(named[0])}
+    return found.pop() if len(found) == 1 else None
+
+
+def simvastatin_dose_limit(facts: RuleFacts) -> Iterator[Finding]:
+    for statin in (e for e in facts.exposures if "simvastatin" in e.ingredients):
+        raising = [
+            (e, min(SIMVASTATIN_CAPS[i] for i in e.ingredients if i in SIMVASTATIN_CAPS))
+            for e in facts.exposures
+            if e.handle != statin.handle and not SIMVASTATIN_CAPS.keys().isdisjoint(e.ingredients)
+        ]
+        if not raising:
+            continue
+        # The product strength stands in for the daily dose: dosage text is not read, so two tablets a day of a
+        # strength at the cap go unseen.
+        strength = strength_mg(statin, "simvastatin")
+        # Fail closed: a strength we cannot read is checked by a person, never assumed to be low enough.
+        over = raising if strength is None else [(e, cap) for e, cap in raising if strength > cap]
+        if not over:
+            continue
+        cap = min(c for _, c in over)
+        others = [e for e, _ in over]
+        names = _short(_names(others), 40)
+        summary = (
+            f"Simvastatin dose unreadable, so its {cap} mg/day limit with {names} is unchecked: consider confirming the dose"
+            if strength is None
+            else f"Simvastatin {strength:g} mg with {names} exceeds its {cap} mg/day limit: "
+            f"consider {cap} mg or another statin"
+        )
+        evidence = ["kb.simvastatin-dose-limits"]
+        if any("amiodarone" in e.ingredients for e in others):
+            evidence.append("kb.simvastatin-amiodarone-dose-limit-2011")
+        yield Finding(
+            "rule.simvastatin-dose-limit",
+            "warning",
+            _short(summary),
+            "These drugs raise simvastatin levels, so its label caps the daily dose to limit muscle injury.",
+            tuple(evidence),
+            _handles([statin], others),
+            _proposed([statin], others),
+        )
 
 
 def paediatric(facts: RuleFacts) -> Iterator[Finding]:
@@ -818,6 +917,7 @@ MEDICATION_RULES: tuple[Rule, ...] = (
     allergy_unresolved,
     pregnancy_teratogen,
     duplicate_therapy,
+    simvastatin_dose_limit,
     paediatric,
     asthma_saba_only,
     heart_failure_harm,

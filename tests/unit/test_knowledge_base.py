@@ -248,6 +248,9 @@ COMBINATIONS: list[tuple[str, ...]] = [
     ("lithium", "ace-inhibitor", "thiazide", "nsaid"),
     ("xanthine-oxidase-inhibitor", "immunosuppressant"),
     ("simvastatin", "azole-antifungal", "macrolide"),
+    ("lovastatin", "strong-cyp3a4-inhibitor", "macrolide"),
+    ("simvastatin", "verapamil", "amlodipine", "amiodarone", "ranolazine"),
+    ("dihydropyridine-ccb", "non-dihydropyridine-ccb", "verapamil", "amlodipine"),
     ("nitrate", "sildenafil"),
     ("fluoroquinolone", "myasthenia-gravis"),
 ]
@@ -306,6 +309,11 @@ REQUIRED: list[tuple[str, str, tuple[int, str | None] | None]] = [
     ("kb.duplicate-anticoagulants", "drug-safety", None),
     ("kb.duplicate-ssri-snri", "drug-safety", None),
     ("kb.duplicate-opioids", "drug-safety", None),
+    ("kb.duplicate-calcium-channel-blockers", "drug-safety", None),
+    ("kb.simvastatin-strong-cyp3a4-inhibitors", "drug-safety", None),
+    ("kb.lovastatin-strong-cyp3a4-inhibitors", "drug-safety", None),
+    ("kb.simvastatin-dose-limits", "drug-safety", None),
+    ("kb.simvastatin-amiodarone-dose-limit-2011", "drug-safety", None),
     ("kb.opioid-benzodiazepine-boxed-warning", "drug-safety", None),
     ("kb.terfenadine-macrolide-azole", "drug-safety", None),
     ("kb.bisphosphonate-oral-administration", "drug-safety", None),
@@ -367,6 +375,13 @@ def test_required_entry(
         ("kb.acip-pneumococcal-50-plus", ["PCV20", "PCV21", "50"]),
         ("kb.potassium-monitoring-raas", ["1–2 weeks"]),
         ("kb.beers-nitrofurantoin-crcl-30", ["below 30"]),
+        (
+            "kb.simvastatin-dose-limits",
+            ["10 mg daily", "20 mg daily", "verapamil", "amlodipine", "ranolazine"],
+        ),
+        ("kb.simvastatin-amiodarone-dose-limit-2011", ["20 mg a day", "amiodarone"]),
+        ("kb.lovastatin-strong-cyp3a4-inhibitors", ["erythromycin", "contraindicated"]),
+        ("kb.duplicate-calcium-channel-blockers", ["60%", "oedema"]),
     ],
 )
 def test_statements_carry_the_numbers_checkers_compare(

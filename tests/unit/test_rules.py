@@ -17,7 +17,7 @@ from plugin.knowledge import load_knowledge_base
 from plugin.rules import catalog
 from plugin.rules.catalog import CARE_GAP_RULES, INTERACTIONS, MEDICATION_RULES, Interaction, Rule
 from plugin.rules.engine import PROPOSAL_HANDLE, check_proposal, evaluate, run_rules
-from plugin.rules.model import Finding, RuleFacts, Severity
+from plugin.rules.model import Exposure, Finding, RuleFacts, Severity
 from tests.support.charts import NOW, JsonDict, chart_path, chart_prefetch, draft_orders
 from tests.support.rule_cases import (
     Chart,
@@ -125,6 +125,7 @@ MTX_NSAID = _interaction("rule.methotrexate-nsaid")
 MTX_ANTIFOLATE = _interaction("rule.methotrexate-antifolate")
 MAOI = _interaction("rule.maoi-serotonergic")
 OPIOID_SEDATIVE = _interaction("rule.opioid-sedative")
+STATIN_CYP3A4 = _interaction("rule.statin-strong-cyp3a4")
 
 WARFARIN = med("warfarin")
 NAPROXEN = med("naproxen")
@@ -150,6 +151,11 @@ NITROFURANTOIN = med("nitrofurantoin")
 ALBUTEROL = med("albuterol")
 DIPHENHYDRAMINE = med("diphenhydramine")
 APIXABAN = med("apixaban")
+SIMVASTATIN_10 = med("simvastatin-10")
+SIMVASTATIN_20 = med("simvastatin-20")
+SIMVASTATIN_40 = med("simvastatin-40")
+SIMVASTATIN_UNKNOWN = med("simvastatin")
+AMIODARONE = med("amiodarone")
 
 FLUCONAZOLE_DRAFT = draft("fluconazole")
 IBUPROFEN_DRAFT = draft("ibuprofen")
@@ -385,6 +391,48 @@ CASES: tuple[Case, ...] = (
         "terfenadine/terfenadine+amoxicillin-draft",
         TERFENADINE,
         chart(TERFENADINE_MED, drafts=(AMOXICILLIN_DRAFT,)),
+    ),
+    # simvastatin or lovastatin + strong CYP3A4 inhibitor
+    Case(
+        "statin-cyp3a4/simvastatin+clarithromycin",
+        STATIN_CYP3A4,
+        chart(SIMVASTATIN_20, CLARITHROMYCIN),
+        (
+            Expected(
+                "rule.statin-strong-cyp3a4",
+                "critical",
+                ("kb.simvastatin-strong-cyp3a4-inhibitors",),
+                (SIMVASTATIN_20, CLARITHROMYCIN),
+                mentions=("Simvastatin", "clarithromycin", "rhabdomyolysis"),
+            ),
+        ),
+    ),
+    Case(
+        "statin-cyp3a4/lovastatin+ketoconazole-draft",
+        STATIN_CYP3A4,
+        chart(med("lovastatin"), drafts=(KETOCONAZOLE_DRAFT,)),
+        (
+            Expected(
+                "rule.statin-strong-cyp3a4",
+                "critical",
+                ("kb.lovastatin-strong-cyp3a4-inhibitors",),
+                (med("lovastatin"), KETOCONAZOLE_DRAFT),
+                proposed=(KETOCONAZOLE_DRAFT,),
+            ),
+        ),
+    ),
+    Case(
+        "statin-cyp3a4/simvastatin+azithromycin-draft",
+        STATIN_CYP3A4,
+        chart(SIMVASTATIN_20, drafts=(AZITHROMYCIN_DRAFT,)),
+    ),
+    Case(
+        "statin-cyp3a4/simvastatin+fluconazole-draft",
+        STATIN_CYP3A4,
+        chart(SIMVASTATIN_20, drafts=(FLUCONAZOLE_DRAFT,)),
+    ),
+    Case(
+        "statin-cyp3a4/atorvastatin+clarithromycin", STATIN_CYP3A4, chart(med("atorvastatin"), CLARITHROMYCIN)
     ),
     # methotrexate + NSAID
     Case(
@@ -838,6 +886,130 @@ CASES: tuple[Case, ...] = (
         ),
     ),
     Case("duplicate/naproxen+acetaminophen", catalog.duplicate_therapy, chart(NAPROXEN, ACETAMINOPHEN)),
+    Case(
+        "duplicate/amlodipine+verapamil",
+        catalog.duplicate_therapy,
+        chart(AMLODIPINE, VERAPAMIL),
+        (
+            Expected(
+                "rule.duplicate-therapy",
+                "warning",
+                ("kb.duplicate-calcium-channel-blockers",),
+                (AMLODIPINE, VERAPAMIL),
+                mentions=("calcium-channel blockers", "amlodipine", "verapamil"),
+            ),
+        ),
+    ),
+    Case(
+        "duplicate/two-amlodipine-products",
+        catalog.duplicate_therapy,
+        chart(AMLODIPINE, drafts=(draft("amlodipine-10"),)),
+        (
+            Expected(
+                "rule.duplicate-therapy",
+                "warning",
+                ("kb.duplicate-calcium-channel-blockers",),
+                (AMLODIPINE, draft("amlodipine-10")),
+                proposed=(draft("amlodipine-10"),),
+            ),
+        ),
+    ),
+    Case("duplicate/amlodipine+lisinopril", catalog.duplicate_therapy, chart(AMLODIPINE, LISINOPRIL)),
+    # simvastatin above its label cap with a drug that raises its levels (caps 10 and 20 mg/day)
+    Case(
+        "simvastatin-limit/20mg+verapamil-above-10",
+        catalog.simvastatin_dose_limit,
+        chart(SIMVASTATIN_20, VERAPAMIL),
+        (
+            Expected(
+                "rule.simvastatin-dose-limit",
+                "warning",
+                ("kb.simvastatin-dose-limits",),
+                (SIMVASTATIN_20, VERAPAMIL),
+                mentions=("Simvastatin 20 mg", "verapamil", "10 mg/day"),
+            ),
+        ),
+    ),
+    Case(
+        "simvastatin-limit/10mg+verapamil-at-10",
+        catalog.simvastatin_dose_limit,
+        chart(SIMVASTATIN_10, VERAPAMIL),
+    ),
+    Case(
+        "simvastatin-limit/40mg+amlodipine-above-20",
+        catalog.simvastatin_dose_limit,
+        chart(SIMVASTATIN_40, AMLODIPINE),
+        (
+            Expected(
+                "rule.simvastatin-dose-limit",
+                "warning",
+                ("kb.simvastatin-dose-limits",),
+                (SIMVASTATIN_40, AMLODIPINE),
+                mentions=("Simvastatin 40 mg", "20 mg/day"),
+            ),
+        ),
+    ),
+    Case(
+        "simvastatin-limit/20mg+amlodipine-at-20",
+        catalog.simvastatin_dose_limit,
+        chart(SIMVASTATIN_20, AMLODIPINE),
+    ),
+    Case(
+        "simvastatin-limit/10mg+amlodipine-below-20",
+        catalog.simvastatin_dose_limit,
+        chart(SIMVASTATIN_10, AMLODIPINE),
+    ),
+    Case(
+        "simvastatin-limit/20mg+verapamil+amlodipine-only-verapamil-exceeded",
+        catalog.simvastatin_dose_limit,
+        chart(SIMVASTATIN_20, VERAPAMIL, AMLODIPINE),
+        (
+            Expected(
+                "rule.simvastatin-dose-limit",
+                "warning",
+                ("kb.simvastatin-dose-limits",),
+                (SIMVASTATIN_20, VERAPAMIL),
+                mentions=("10 mg/day",),
+            ),
+        ),
+    ),
+    Case(
+        "simvastatin-limit/40mg-draft+amiodarone",
+        catalog.simvastatin_dose_limit,
+        chart(AMIODARONE, drafts=(draft("simvastatin-40"),)),
+        (
+            Expected(
+                "rule.simvastatin-dose-limit",
+                "warning",
+                ("kb.simvastatin-dose-limits", "kb.simvastatin-amiodarone-dose-limit-2011"),
+                (AMIODARONE, draft("simvastatin-40")),
+                proposed=(draft("simvastatin-40"),),
+                mentions=("20 mg/day",),
+            ),
+        ),
+    ),
+    Case(
+        "simvastatin-limit/unreadable-strength+verapamil-fails-closed",
+        catalog.simvastatin_dose_limit,
+        chart(SIMVASTATIN_UNKNOWN, VERAPAMIL),
+        (
+            Expected(
+                "rule.simvastatin-dose-limit",
+                "warning",
+                ("kb.simvastatin-dose-limits",),
+                (SIMVASTATIN_UNKNOWN, VERAPAMIL),
+                mentions=("unreadable", "10 mg/day"),
+            ),
+        ),
+    ),
+    Case(
+        "simvastatin-limit/unreadable-strength-alone",
+        catalog.simvastatin_dose_limit,
+        chart(SIMVASTATIN_UNKNOWN),
+    ),
+    Case(
+        "simvastatin-limit/40mg+lisinopril", catalog.simvastatin_dose_limit, chart(SIMVASTATIN_40, LISINOPRIL)
+    ),
     # children
     Case(
         "paediatric/aspirin-age-17",
@@ -1149,6 +1321,57 @@ def test_ima_reinger_terfenadine_with_a_clarithromycin_draft_is_critical() -> No
     found = [f for f in run_rules(RuleFacts.of(built.context)) if f.rule_id == "rule.terfenadine-inhibitor"]
     assert [f.severity for f in found] == ["critical"]
     assert _references(built, found[0].proposed) == {reference(clarithromycin)}
+
+
+@pytest.mark.parametrize("mg", [5, 10, 15, 20, 40, 80])
+@pytest.mark.parametrize("partner", sorted(catalog.SIMVASTATIN_CAPS))
+def test_simvastatin_limit_fires_only_above_each_cap(partner: str, mg: int) -> None:
+    """Every cap in the table, below, at and above: the case table covers parsing, this the arithmetic."""
+    statin = Exposure(
+        "M1", f"Simvastatin {mg} MG Oral Tablet", ("simvastatin",), frozenset({"statin"}), False
+    )
+    other = Exposure("M2", f"{partner.capitalize()} Oral Tablet", (partner,), frozenset(), False)
+    facts = RuleFacts(chart().build().context, (statin, other))
+    found = list(catalog.simvastatin_dose_limit(facts))
+    cap = catalog.SIMVASTATIN_CAPS[partner]
+    assert cap == (10 if partner in {"verapamil", "diltiazem", "dronedarone"} else 20)
+    assert [f.inputs for f in found] == ([("M1", "M2")] if mg > cap else [])
+
+
+@pytest.mark.parametrize(
+    ("proposal", "fired"),
+    [
+        # Both labels list erythromycin among the contraindicated inhibitors; boosters count in any regimen.
+        (Code("rxnorm", "4053", "Erythromycin"), ["critical"]),
+        (Code("rxnorm", "85762", "Ritonavir"), ["critical"]),
+        (Code("rxnorm", "18631", "Azithromycin"), []),
+        (Code("rxnorm", "4450", "Fluconazole"), []),
+    ],
+)
+def test_a_proposed_inhibitor_for_a_simvastatin_patient(proposal: Code, fired: list[str]) -> None:
+    built = chart(SIMVASTATIN_20).build()
+    found = [f for f in check_proposal(built.context, proposal) if f.rule_id == "rule.statin-strong-cyp3a4"]
+    assert [f.severity for f in found] == fired
+    assert all(PROPOSAL_HANDLE in f.proposed for f in found)
+
+
+@pytest.mark.parametrize(
+    ("label", "ingredients", "expected"),
+    [
+        ("Simvastatin 20 MG Oral Tablet", ("simvastatin",), 20.0),
+        ("Simvastatin 5 MG Oral Tablet [Zocor]", ("simvastatin",), 5.0),
+        ("Simvistatin 10 MG", ("simvastatin",), 10.0),  # Synthea's misspelling, coded right
+        ("Ezetimibe 10 MG / Simvastatin 40 MG Oral Tablet", ("ezetimibe", "simvastatin"), 40.0),
+        ("simvastatin 4 MG/ML Oral Suspension", ("simvastatin",), None),  # a concentration, not a dose
+        ("Simvastatin", ("simvastatin",), None),
+        ("Ezetimibe 10 MG Oral Tablet", ("ezetimibe", "simvastatin"), None),
+    ],
+)
+def test_simvastatin_strength_is_read_from_its_own_component(
+    label: str, ingredients: tuple[str, ...], expected: float | None
+) -> None:
+    exposure = Exposure("M1", label, ingredients, frozenset({"statin"}), False)
+    assert catalog.strength_mg(exposure, "simvastatin") == expected
 
 
 def test_a_finding_never_cites_one_entry_twice() -> None:

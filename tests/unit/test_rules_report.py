@@ -22,41 +22,44 @@ CHART, ORDERS, DISCHARGE = "r1-chart-review", "r1-order-review", "r1-discharge-r
 # Reviewed against ../shared/fixtures/SOURCES.md with the clock at tests.support.charts.NOW (2026-11-25):
 # the fixture records end in 2020-2021, so nobody has had a flu shot in the past year; the deceased patient
 # (Parker Casper) gets no cards at all, no HbA1c is recent, and no INR exists at all. Order hooks give no rows without draft orders.
-PINNED_TOTAL = 116
+PINNED_TOTAL = 128
 PINNED: dict[tuple[str, str, str], int] = {
     (CHART, "encounter-start", "rule.beers-sedatives"): 1,
     (CHART, "encounter-start", "rule.diabetes-hba1c-due"): 4,
     (CHART, "encounter-start", "rule.diabetic-kidney-disease-raas"): 2,
     (CHART, "encounter-start", "rule.digoxin-interacting"): 5,
-    (CHART, "encounter-start", "rule.duplicate-therapy"): 1,
+    (CHART, "encounter-start", "rule.duplicate-therapy"): 3,
     (CHART, "encounter-start", "rule.influenza-vaccine-due"): 19,
     (CHART, "encounter-start", "rule.inr-monitoring"): 5,
     (CHART, "encounter-start", "rule.egfr-recheck"): 3,
     (CHART, "encounter-start", "rule.methotrexate-nsaid"): 1,
     (CHART, "encounter-start", "rule.nsaid-ckd"): 1,
     (CHART, "encounter-start", "rule.pneumococcal-vaccine-due"): 3,
+    (CHART, "encounter-start", "rule.simvastatin-dose-limit"): 2,
     (CHART, "encounter-start", "rule.vka-antiplatelet"): 2,
     (CHART, "encounter-start", "rule.vka-nsaid"): 1,
     (CHART, "patient-view", "rule.beers-sedatives"): 1,
     (CHART, "patient-view", "rule.diabetes-hba1c-due"): 4,
     (CHART, "patient-view", "rule.diabetic-kidney-disease-raas"): 2,
     (CHART, "patient-view", "rule.digoxin-interacting"): 5,
-    (CHART, "patient-view", "rule.duplicate-therapy"): 1,
+    (CHART, "patient-view", "rule.duplicate-therapy"): 3,
     (CHART, "patient-view", "rule.influenza-vaccine-due"): 19,
     (CHART, "patient-view", "rule.inr-monitoring"): 5,
     (CHART, "patient-view", "rule.egfr-recheck"): 3,
     (CHART, "patient-view", "rule.methotrexate-nsaid"): 1,
     (CHART, "patient-view", "rule.nsaid-ckd"): 1,
     (CHART, "patient-view", "rule.pneumococcal-vaccine-due"): 3,
+    (CHART, "patient-view", "rule.simvastatin-dose-limit"): 2,
     (CHART, "patient-view", "rule.vka-antiplatelet"): 2,
     (CHART, "patient-view", "rule.vka-nsaid"): 1,
     (DISCHARGE, "encounter-discharge", "rule.beers-sedatives"): 1,
     (DISCHARGE, "encounter-discharge", "rule.digoxin-interacting"): 5,
-    (DISCHARGE, "encounter-discharge", "rule.duplicate-therapy"): 1,
+    (DISCHARGE, "encounter-discharge", "rule.duplicate-therapy"): 3,
     (DISCHARGE, "encounter-discharge", "rule.inr-monitoring"): 5,
     (DISCHARGE, "encounter-discharge", "rule.egfr-recheck"): 3,
     (DISCHARGE, "encounter-discharge", "rule.methotrexate-nsaid"): 1,
     (DISCHARGE, "encounter-discharge", "rule.nsaid-ckd"): 1,
+    (DISCHARGE, "encounter-discharge", "rule.simvastatin-dose-limit"): 2,
     (DISCHARGE, "encounter-discharge", "rule.vka-antiplatelet"): 2,
     (DISCHARGE, "encounter-discharge", "rule.vka-nsaid"): 1,
 }
@@ -81,10 +84,14 @@ PATIENT_VIEW: dict[str, list[str]] = {
         "rule.inr-monitoring:warning",
     ],
     "Claudie_Walsh": ["rule.influenza-vaccine-due:info"],
-    "Cruz_Halvorson": [  # warfarin + clopidogrel, digoxin + verapamil
+    # warfarin + clopidogrel, digoxin + verapamil; simvastatin 20 mg + verapamil (cap 10 mg) + amlodipine
+    # (cap 20 mg: at it, so only verapamil is named); amlodipine + verapamil are two calcium-channel blockers
+    "Cruz_Halvorson": [
         "rule.digoxin-interacting:warning",
+        "rule.duplicate-therapy:warning",
         "rule.influenza-vaccine-due:info",
         "rule.inr-monitoring:warning",
+        "rule.simvastatin-dose-limit:warning",
         "rule.vka-antiplatelet:warning",
     ],
     "Daisey_Johns": ["rule.influenza-vaccine-due:info"],  # albuterol with fluticasone: no SABA-only card
@@ -120,11 +127,13 @@ PATIENT_VIEW: dict[str, list[str]] = {
         "rule.pneumococcal-vaccine-due:info",
     ],
     "Shameka_Marvin": ["rule.influenza-vaccine-due:info"],  # pregnant, no teratogen
-    "Trey_Berge": [  # 90+ warfarin + clopidogrel, digoxin + verapamil
+    "Trey_Berge": [  # 90+ warfarin + clopidogrel, digoxin + verapamil; the same statin and CCBs as Cruz Halvorson
         "rule.digoxin-interacting:warning",
+        "rule.duplicate-therapy:warning",
         "rule.influenza-vaccine-due:info",
         "rule.inr-monitoring:warning",
         "rule.pneumococcal-vaccine-due:info",
+        "rule.simvastatin-dose-limit:warning",
         "rule.vka-antiplatelet:warning",
     ],
     "Versie_Botsford": ["rule.influenza-vaccine-due:info"],
