@@ -469,6 +469,8 @@ EGFR_RECHECK = Recheck(
     (
         (("biguanide",), "kb.metformin-renal-monitoring", 45.0, None),
         (("nitrofurantoin",), "kb.nitrofurantoin-renal-impairment", 30.0, None),
+        # Digoxin is cleared by the kidneys: its dose and its toxicity follow renal function.
+        (("cardiac-glycoside",), "kb.digoxin-monitoring", 30.0, None),
     ),
 )
 POTASSIUM_RECHECK = Recheck(
@@ -476,7 +478,11 @@ POTASSIUM_RECHECK = Recheck(
     "potassium",
     "potassium",
     POTASSIUM,
-    ((POTASSIUM_RAISING, "kb.potassium-monitoring-raas", None, 5.5),),
+    (
+        (POTASSIUM_RAISING, "kb.potassium-monitoring-raas", None, 5.5),
+        # Low potassium makes digoxin toxic at ordinary levels.
+        (("cardiac-glycoside",), "kb.digoxin-monitoring", 3.5, None),
+    ),
 )
 
 

@@ -594,6 +594,86 @@ CASES: tuple[Case, ...] = (
         ),
     ),
     Case("egfr-recheck/acetaminophen+no-egfr", catalog.EGFR_RECHECK, chart(ACETAMINOPHEN)),
+    # Digoxin depends on renal function and on potassium (kb.digoxin-monitoring).
+    Case(
+        "egfr-recheck/digoxin+no-egfr",
+        catalog.EGFR_RECHECK,
+        chart(DIGOXIN_MED),
+        (
+            Expected(
+                "rule.egfr-recheck",
+                "info",
+                ("kb.digoxin-monitoring",),
+                (DIGOXIN_MED,),
+                order_lab="33914-3",
+                mentions=("digoxin", "no eGFR on record"),
+            ),
+        ),
+    ),
+    Case(
+        "egfr-recheck/digoxin+old-egfr-29",
+        catalog.EGFR_RECHECK,
+        chart(DIGOXIN_MED, egfr(29, days_ago=400)),
+        (
+            Expected(
+                "rule.egfr-recheck",
+                "warning",
+                ("kb.digoxin-monitoring",),
+                (DIGOXIN_MED, egfr(29, days_ago=400)),
+                order_lab="33914-3",
+            ),
+        ),
+    ),
+    Case(
+        "egfr-recheck/digoxin+old-egfr-30",
+        catalog.EGFR_RECHECK,
+        chart(DIGOXIN_MED, egfr(30, days_ago=400)),
+        (
+            Expected(
+                "rule.egfr-recheck",
+                "info",
+                ("kb.digoxin-monitoring",),
+                (DIGOXIN_MED, egfr(30, days_ago=400)),
+                order_lab="33914-3",
+            ),
+        ),
+    ),
+    Case(
+        "egfr-recheck/digoxin+current-egfr", catalog.EGFR_RECHECK, chart(DIGOXIN_MED, egfr(29, days_ago=30))
+    ),
+    Case(
+        "potassium-recheck/digoxin+old-potassium-3.4",
+        catalog.POTASSIUM_RECHECK,
+        chart(DIGOXIN_MED, potassium(3.4, days_ago=120)),
+        (
+            Expected(
+                "rule.potassium-recheck",
+                "warning",  # an old low potassium on digoxin: the recheck is urgent
+                ("kb.digoxin-monitoring",),
+                (DIGOXIN_MED, potassium(3.4, days_ago=120)),
+                order_lab="2823-3",
+            ),
+        ),
+    ),
+    Case(
+        "potassium-recheck/digoxin+old-potassium-3.5",
+        catalog.POTASSIUM_RECHECK,
+        chart(DIGOXIN_MED, potassium(3.5, days_ago=120)),
+        (
+            Expected(
+                "rule.potassium-recheck",
+                "info",
+                ("kb.digoxin-monitoring",),
+                (DIGOXIN_MED, potassium(3.5, days_ago=120)),
+                order_lab="2823-3",
+            ),
+        ),
+    ),
+    Case(
+        "potassium-recheck/digoxin+current-potassium",
+        catalog.POTASSIUM_RECHECK,
+        chart(DIGOXIN_MED, potassium(3.4, days_ago=10)),
+    ),
     # NSAID with low eGFR or CKD
     Case(
         "nsaid-ckd/naproxen+egfr-55",

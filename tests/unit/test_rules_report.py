@@ -22,7 +22,7 @@ CHART, ORDERS, DISCHARGE = "r1-chart-review", "r1-order-review", "r1-discharge-r
 # Reviewed against ../shared/fixtures/SOURCES.md with the clock at tests.support.charts.NOW (2026-11-25):
 # the fixture records end in 2020-2021, so nobody has had a flu shot in the past year; the deceased patient
 # (Parker Casper) gets no cards at all, no HbA1c is recent, and no INR exists at all. Order hooks give no rows without draft orders.
-PINNED_TOTAL = 128
+PINNED_TOTAL = 155
 PINNED: dict[tuple[str, str, str], int] = {
     (CHART, "encounter-start", "rule.beers-sedatives"): 1,
     (CHART, "encounter-start", "rule.diabetes-hba1c-due"): 4,
@@ -31,7 +31,8 @@ PINNED: dict[tuple[str, str, str], int] = {
     (CHART, "encounter-start", "rule.duplicate-therapy"): 3,
     (CHART, "encounter-start", "rule.influenza-vaccine-due"): 19,
     (CHART, "encounter-start", "rule.inr-monitoring"): 5,
-    (CHART, "encounter-start", "rule.egfr-recheck"): 3,
+    (CHART, "encounter-start", "rule.egfr-recheck"): 7,
+    (CHART, "encounter-start", "rule.potassium-recheck"): 5,
     (CHART, "encounter-start", "rule.methotrexate-nsaid"): 1,
     (CHART, "encounter-start", "rule.nsaid-ckd"): 1,
     (CHART, "encounter-start", "rule.pneumococcal-vaccine-due"): 3,
@@ -45,7 +46,8 @@ PINNED: dict[tuple[str, str, str], int] = {
     (CHART, "patient-view", "rule.duplicate-therapy"): 3,
     (CHART, "patient-view", "rule.influenza-vaccine-due"): 19,
     (CHART, "patient-view", "rule.inr-monitoring"): 5,
-    (CHART, "patient-view", "rule.egfr-recheck"): 3,
+    (CHART, "patient-view", "rule.egfr-recheck"): 7,
+    (CHART, "patient-view", "rule.potassium-recheck"): 5,
     (CHART, "patient-view", "rule.methotrexate-nsaid"): 1,
     (CHART, "patient-view", "rule.nsaid-ckd"): 1,
     (CHART, "patient-view", "rule.pneumococcal-vaccine-due"): 3,
@@ -56,7 +58,8 @@ PINNED: dict[tuple[str, str, str], int] = {
     (DISCHARGE, "encounter-discharge", "rule.digoxin-interacting"): 5,
     (DISCHARGE, "encounter-discharge", "rule.duplicate-therapy"): 3,
     (DISCHARGE, "encounter-discharge", "rule.inr-monitoring"): 5,
-    (DISCHARGE, "encounter-discharge", "rule.egfr-recheck"): 3,
+    (DISCHARGE, "encounter-discharge", "rule.egfr-recheck"): 7,
+    (DISCHARGE, "encounter-discharge", "rule.potassium-recheck"): 5,
     (DISCHARGE, "encounter-discharge", "rule.methotrexate-nsaid"): 1,
     (DISCHARGE, "encounter-discharge", "rule.nsaid-ckd"): 1,
     (DISCHARGE, "encounter-discharge", "rule.simvastatin-dose-limit"): 2,
@@ -72,9 +75,11 @@ PATIENT_VIEW: dict[str, list[str]] = {
     ],
     "Christin_Stiedemann": [  # 84F warfarin, digoxin + verapamil
         "rule.digoxin-interacting:warning",
+        "rule.egfr-recheck:info",
         "rule.influenza-vaccine-due:info",
         "rule.inr-monitoring:warning",
         "rule.pneumococcal-vaccine-due:info",
+        "rule.potassium-recheck:info",
     ],
     "Clarine_O'Keefe": [  # warfarin + digoxin + verapamil + metformin; eGFR 40.89, but 2068 days old
         "rule.diabetes-hba1c-due:info",
@@ -82,6 +87,7 @@ PATIENT_VIEW: dict[str, list[str]] = {
         "rule.egfr-recheck:warning",
         "rule.influenza-vaccine-due:info",
         "rule.inr-monitoring:warning",
+        "rule.potassium-recheck:info",
     ],
     "Claudie_Walsh": ["rule.influenza-vaccine-due:info"],
     # warfarin + clopidogrel, digoxin + verapamil; simvastatin 20 mg + verapamil (cap 10 mg) + amlodipine
@@ -89,16 +95,20 @@ PATIENT_VIEW: dict[str, list[str]] = {
     "Cruz_Halvorson": [
         "rule.digoxin-interacting:warning",
         "rule.duplicate-therapy:warning",
+        "rule.egfr-recheck:info",
         "rule.influenza-vaccine-due:info",
         "rule.inr-monitoring:warning",
+        "rule.potassium-recheck:info",
         "rule.simvastatin-dose-limit:warning",
         "rule.vka-antiplatelet:warning",
     ],
     "Daisey_Johns": ["rule.influenza-vaccine-due:info"],  # albuterol with fluticasone: no SABA-only card
     "Derek_Becker": [  # warfarin + naproxen, digoxin + verapamil
         "rule.digoxin-interacting:warning",
+        "rule.egfr-recheck:info",
         "rule.influenza-vaccine-due:info",
         "rule.inr-monitoring:warning",
+        "rule.potassium-recheck:info",
         "rule.vka-nsaid:warning",
     ],
     "Gerardo_Botello": ["rule.influenza-vaccine-due:info"],
@@ -130,9 +140,11 @@ PATIENT_VIEW: dict[str, list[str]] = {
     "Trey_Berge": [  # 90+ warfarin + clopidogrel, digoxin + verapamil; the same statin and CCBs as Cruz Halvorson
         "rule.digoxin-interacting:warning",
         "rule.duplicate-therapy:warning",
+        "rule.egfr-recheck:info",
         "rule.influenza-vaccine-due:info",
         "rule.inr-monitoring:warning",
         "rule.pneumococcal-vaccine-due:info",
+        "rule.potassium-recheck:info",
         "rule.simvastatin-dose-limit:warning",
         "rule.vka-antiplatelet:warning",
     ],
