@@ -771,6 +771,98 @@ def paediatric(facts: RuleFacts) -> Iterator[Finding]:
         )
 
 
+# The dose an epinephrine auto-injector delivers: volume x concentration ("0.3 ML Epinephrine 0.5 MG/ML
+# Auto-Injector" is 0.15 mg), or a plain strength ("Epinephrine 0.3 MG Auto-Injector").
+_EPI_VOLUME = re.compile(r"(\d+(?:\.\d+)?)\s*ML\s+epinephrine\s+(\d+(?:\.\d+)?)\s*MG/ML\b", re.IGNORECASE)
+_EPI_STRENGTH = re.compile(r"epinephrine\s+(\d+(?:\.\d+)?)\s*MG\b(?!\s*/)", re.IGNORECASE)
+
+
+def autoinjector(label: str) -> bool:
+    return "auto-injector" in label.lower() or "autoinjector" in label.lower()
+
+
+def autoinjector_mg(label: str) -> float | None:
+    """The epinephrine dose of an auto-injector product name, or None when it is not one or is unreadable."""
+    if not autoinjector(label):
+        return None
+    if (match := _EPI_VOLUME.search(label)) is not None:
+        return round(float(match.group(1)) * float(match.group(2)), 3)
+    found = {float(m) for m in _EPI_STRENGTH.findall(label)}
+    return found.pop() if len(found) == 1 else None
+
+
+def labelled_autoinjector_mg(weight_kg: float) -> float | None:
+    """The US labels' auto-injector dose for a weight: 0.3 mg from 30 kg, 0.15 mg from 15 kg, 0.1 mg
+    (Auvi-Q) from 7.5 kg; None below 7.5 kg, where no auto-injector is labelled."""
+    if weight_kg >= 30:
+        return 0.3
+    if weight_kg >= 15:
+        return 0.15
+    return 0.1 if weight_kg >= 7.5 else None
+
+
+def epinephrine_autoinjector_weight(facts: RuleFacts) -> Iterator[Finding]:
+    age = facts.age
+    if age is None or age >= 18:
+        return
+    pens = [e for e in facts.exposures if "epinephrine" in e.ingredients and autoinjector(e.label)]
+    if not pens:
+        return
+    weight = facts.current("weight")  # within its window (knowledge/lab_validity.json)
+    stale = facts.stale("weight")
+    shown = weight or stale
+    article = "an" if age in (8, 11) else "a"  # the ages under 18 said with a leading vowel
+    evidence = ("kb.epinephrine-autoinjector-weight-dose",)
+    why = "Auto-injector strengths are labelled by body weight (about 0.01 mg/kg), so the dose must follow the child's weight."
+    for pen in pens:
+        mg = autoinjector_mg(pen.label)
+        if weight is None or mg is None:
+            # Fail closed: an old or missing weight, or an unreadable strength, is shown and never assumed.
+            if mg is None:
+                what = "strength unreadable"
+            elif stale is None:
+                what = f"{mg:g} mg, no weight available"
+            elif stale.days_ago is None:
+                what = f"{mg:g} mg, weight undated"
+            else:
+                what = f"{mg:g} mg, last weight {stale.days_ago} days old"
+            yield Finding(
+                "rule.epinephrine-autoinjector-weight",
+                "info",
+                _short(
+                    f"Epinephrine auto-injector ({what}) for {article} {age}-year-old: "
+                    "consider weighing the child and confirming the strength"
+                ),
+                why,
+                evidence,
+                (pen.handle, *((shown.handle,) if shown is not None else ())),
+                _proposed([pen]),
+            )
+            continue
+        labelled = labelled_autoinjector_mg(weight.value)
+        if labelled == mg:
+            continue
+        if labelled is None:
+            advice = "no auto-injector is labelled under 7.5 kg; consider a weight-based dose"
+            severity: Severity = "warning"
+        elif mg > labelled:
+            # 0.1 mg devices are not always to hand; 0.15 mg under 15 kg is a smaller overshoot than 0.3 mg.
+            severity = "info" if (mg, labelled) == (0.15, 0.1) else "warning"
+            advice = f"the label gives {labelled:g} mg; consider the {labelled:g} mg device"
+        else:
+            severity = "warning"
+            advice = f"this under-doses; consider the {labelled:g} mg device"
+        yield Finding(
+            "rule.epinephrine-autoinjector-weight",
+            severity,
+            _short(f"Epinephrine {mg:g} mg auto-injector at {weight.value:g} kg: {advice}"),
+            why,
+            evidence,
+            (pen.handle, weight.handle),
+            _proposed([pen]),
+        )
+
+
 def asthma_saba_only(facts: RuleFacts) -> Iterator[Finding]:
     saba = facts.with_class("saba")
     if saba and not facts.with_class("ics") and facts.has_condition("asthma"):
@@ -925,6 +1017,7 @@ MEDICATION_RULES: tuple[Rule, ...] = (
     duplicate_therapy,
     simvastatin_dose_limit,
     paediatric,
+    epinephrine_autoinjector_weight,
     asthma_saba_only,
     heart_failure_harm,
     beers_older_adult,

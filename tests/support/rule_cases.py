@@ -52,6 +52,9 @@ DRUGS: dict[str, tuple[str, str]] = {
     "codeine": ("993781", "Acetaminophen 300 MG / Codeine Phosphate 30 MG Oral Tablet"),
     "co-trimoxazole": ("198335", "Sulfamethoxazole 800 MG / Trimethoprim 160 MG Oral Tablet"),
     "digoxin": ("197604", "Digoxin 0.125 MG Oral Tablet"),
+    "epinephrine-0.15": ("727316", "0.3 ML EPINEPHrine 0.5 MG/ML Auto-Injector"),  # 0.15 mg (EpiPen Jr)
+    # As Synthea codes it, application number first.
+    "epinephrine-0.3": ("1870230", "NDA020800 0.3 ML Epinephrine 1 MG/ML Auto-Injector"),
     "diphenhydramine": ("1049630", "diphenhydrAMINE Hydrochloride 25 MG Oral Tablet"),
     "fluconazole": ("197698", "Fluconazole 150 MG Oral Tablet"),
     "fluticasone": ("895994", "120 ACTUAT Fluticasone propionate 0.044 MG/ACTUAT Metered Dose Inhaler"),
@@ -108,7 +111,9 @@ LABS: dict[str, tuple[str, str, str]] = {
     "potassium": ("2823-3", "Potassium [Moles/volume] in Serum or Plasma", "mmol/L"),
     "inr": ("6301-6", "INR in Platelet poor plasma by Coagulation assay", "{INR}"),
     "hba1c": ("4548-4", "Hemoglobin A1c/Hemoglobin.total in Blood", "%"),
+    "weight": ("29463-7", "Body Weight", "kg"),
 }
+VITALS = frozenset({"weight"})  # sent with the vital-signs category, as EHRs and Synthea do
 
 VACCINES: dict[str, tuple[str, str]] = {
     "influenza": ("140", "Influenza, seasonal, injectable, preservative free"),
@@ -194,7 +199,16 @@ def lab(analyte: str, value: float, days_ago: int = 7, resource_id: str | None =
         "resourceType": "Observation",
         "id": resource_id or analyte,
         "status": "final",
-        "category": [{"coding": [{"system": OBSERVATION_CATEGORY, "code": "laboratory"}]}],
+        "category": [
+            {
+                "coding": [
+                    {
+                        "system": OBSERVATION_CATEGORY,
+                        "code": "vital-signs" if analyte in VITALS else "laboratory",
+                    }
+                ]
+            }
+        ],
         "code": {"coding": [{"system": LOINC, "code": loinc, "display": display}], "text": display},
         "subject": {"reference": f"Patient/{PATIENT_ID}"},
         "effectiveDateTime": f"{on(days_ago)}T09:30:00Z",

@@ -196,6 +196,16 @@ def hba1c(days_ago: int) -> JsonDict:
     return lab("hba1c", 7.4, days_ago=days_ago)
 
 
+def weight(kg: float, days_ago: int = 30) -> JsonDict:
+    return lab("weight", kg, days_ago=days_ago)
+
+
+EPI_03 = med("epinephrine-0.3")
+EPI_015 = med("epinephrine-0.15")
+EPI_KB = ("kb.epinephrine-autoinjector-weight-dose",)
+EPI_RULE = "rule.epinephrine-autoinjector-weight"
+
+
 def chart(*resources: JsonDict, drafts: tuple[JsonDict, ...] = (), age: int = 50) -> Chart:
     return Chart(age=age, resources=resources, drafts=drafts)
 
@@ -1122,6 +1132,115 @@ CASES: tuple[Case, ...] = (
         ),
     ),
     Case("paediatric/tramadol-age-12", catalog.paediatric, chart(drafts=(draft("tramadol"),), age=12)),
+    # epinephrine auto-injector strength by weight (US labels: 0.15 mg for 15-30 kg, 0.3 mg from 30 kg)
+    Case(
+        "epinephrine-weight/0.3mg-29.9kg",
+        catalog.epinephrine_autoinjector_weight,
+        chart(EPI_03, weight(29.9), age=9),
+        (
+            Expected(
+                EPI_RULE, "warning", EPI_KB, (EPI_03, weight(29.9)), mentions=("0.3 mg", "29.9 kg", "0.15 mg")
+            ),
+        ),
+    ),
+    Case(
+        "epinephrine-weight/0.3mg-30kg",
+        catalog.epinephrine_autoinjector_weight,
+        chart(EPI_03, weight(30), age=9),
+    ),
+    Case(
+        "epinephrine-weight/0.3mg-14.9kg",
+        catalog.epinephrine_autoinjector_weight,
+        chart(EPI_03, weight(14.9), age=2),
+        (Expected(EPI_RULE, "warning", EPI_KB, (EPI_03, weight(14.9)), mentions=("0.3 mg", "0.1 mg")),),
+    ),
+    Case(
+        "epinephrine-weight/0.15mg-30kg-under-doses",
+        catalog.epinephrine_autoinjector_weight,
+        chart(EPI_015, weight(30), age=10),
+        (Expected(EPI_RULE, "warning", EPI_KB, (EPI_015, weight(30)), mentions=("0.15 mg", "under-doses")),),
+    ),
+    Case(
+        "epinephrine-weight/0.15mg-29.9kg",
+        catalog.epinephrine_autoinjector_weight,
+        chart(EPI_015, weight(29.9), age=10),
+    ),
+    Case(
+        "epinephrine-weight/0.15mg-15kg",
+        catalog.epinephrine_autoinjector_weight,
+        chart(EPI_015, weight(15), age=3),
+    ),
+    # Under 15 kg the label gives 0.1 mg where that device is to hand: 0.15 mg is shown, not warned.
+    Case(
+        "epinephrine-weight/0.15mg-14.9kg",
+        catalog.epinephrine_autoinjector_weight,
+        chart(EPI_015, weight(14.9), age=2),
+        (Expected(EPI_RULE, "info", EPI_KB, (EPI_015, weight(14.9)), mentions=("0.1 mg",)),),
+    ),
+    Case(
+        "epinephrine-weight/0.15mg-7.4kg",
+        catalog.epinephrine_autoinjector_weight,
+        chart(EPI_015, weight(7.4), age=1),
+        (Expected(EPI_RULE, "warning", EPI_KB, (EPI_015, weight(7.4)), mentions=("7.5 kg",)),),
+    ),
+    Case(
+        "epinephrine-weight/0.3mg-draft-20kg",
+        catalog.epinephrine_autoinjector_weight,
+        chart(weight(20), drafts=(draft("epinephrine-0.3"),), age=6),
+        (
+            Expected(
+                EPI_RULE,
+                "warning",
+                EPI_KB,
+                (draft("epinephrine-0.3"), weight(20)),
+                proposed=(draft("epinephrine-0.3"),),
+            ),
+        ),
+    ),
+    # Fail closed (knowledge/lab_validity.json: weight 365 days): an absent or stale weight is unknown.
+    Case(
+        "epinephrine-weight/0.3mg-no-weight",
+        catalog.epinephrine_autoinjector_weight,
+        chart(EPI_03, age=7),
+        (
+            Expected(
+                EPI_RULE,
+                "info",
+                EPI_KB,
+                (EPI_03,),
+                mentions=("no weight available", "a 7-year-old", "weighing"),
+            ),
+        ),
+    ),
+    Case(
+        "epinephrine-weight/0.3mg-40kg-366-days-old",
+        catalog.epinephrine_autoinjector_weight,
+        chart(EPI_03, weight(40, days_ago=366), age=12),
+        (
+            Expected(
+                EPI_RULE,
+                "info",
+                EPI_KB,
+                (EPI_03, weight(40, days_ago=366)),
+                mentions=("366 days old", "weighing"),
+            ),
+        ),
+    ),
+    Case(
+        "epinephrine-weight/0.3mg-40kg-365-days-old",
+        catalog.epinephrine_autoinjector_weight,
+        chart(EPI_03, weight(40, days_ago=365), age=12),
+    ),
+    Case(
+        "epinephrine-weight/0.3mg-20kg-age-18",
+        catalog.epinephrine_autoinjector_weight,
+        chart(EPI_03, weight(20), age=18),
+    ),
+    Case(
+        "epinephrine-weight/0.3mg-no-weight-age-18",
+        catalog.epinephrine_autoinjector_weight,
+        chart(EPI_03, age=18),
+    ),
     # asthma relievers
     Case(
         "saba-only/asthma+albuterol",
@@ -1452,6 +1571,42 @@ def test_simvastatin_strength_is_read_from_its_own_component(
 ) -> None:
     exposure = Exposure("M1", label, ingredients, frozenset({"statin"}), False)
     assert catalog.strength_mg(exposure, "simvastatin") == expected
+
+
+@pytest.mark.parametrize(
+    ("label", "mg"),
+    [
+        ("NDA020800 0.3 ML Epinephrine 1 MG/ML Auto-Injector", 0.3),
+        ("0.3 ML EPINEPHrine 0.5 MG/ML Auto-Injector", 0.15),  # volume x concentration, not the volume
+        ("0.15 ML Epinephrine 1 MG/ML Auto-Injector", 0.15),
+        ("0.1 ML Epinephrine 1 MG/ML Auto-Injector [Auvi-Q]", 0.1),
+        ("Epinephrine 0.3 MG Auto-Injector", 0.3),
+        ("Epinephrine Auto-Injector", None),  # no strength: unreadable, never assumed
+        ("Epinephrine 1 MG/ML Injectable Solution", None),  # not an auto-injector
+    ],
+)
+def test_autoinjector_dose_is_read_from_the_product(label: str, mg: float | None) -> None:
+    assert catalog.autoinjector_mg(label) == mg
+
+
+@pytest.mark.parametrize(
+    ("kg", "mg"), [(7.4, None), (7.5, 0.1), (14.9, 0.1), (15.0, 0.15), (29.9, 0.15), (30.0, 0.3), (70.0, 0.3)]
+)
+def test_autoinjector_weight_bands_follow_the_labels(kg: float, mg: float | None) -> None:
+    assert catalog.labelled_autoinjector_mg(kg) == mg
+
+
+def test_a_0_1_mg_autoinjector_matches_a_toddler_and_under_doses_at_15_kg() -> None:
+    def findings(kg: float) -> list[Finding]:
+        auvi_q = Code("rxnorm", "", "0.1 ML Epinephrine 1 MG/ML Auto-Injector [Auvi-Q]")
+        built = Chart(age=2, resources=(weight(kg),)).build()
+        facts = RuleFacts.of(built.context, ((PROPOSAL_HANDLE, auvi_q),))
+        return list(catalog.epinephrine_autoinjector_weight(facts))
+
+    assert findings(14.9) == []
+    (under,) = findings(15)
+    assert (under.severity, under.proposed) == ("warning", (PROPOSAL_HANDLE,))
+    assert "0.15 mg" in under.summary
 
 
 def test_a_finding_never_cites_one_entry_twice() -> None:

@@ -22,13 +22,14 @@ CHART, ORDERS, DISCHARGE = "r1-chart-review", "r1-order-review", "r1-discharge-r
 # Reviewed against ../shared/fixtures/SOURCES.md with the clock at tests.support.charts.NOW (2026-11-25):
 # the fixture records end in 2020-2021, so nobody has had a flu shot in the past year; the deceased patient
 # (Parker Casper) gets no cards at all, no HbA1c is recent, and no INR exists at all. Order hooks give no rows without draft orders.
-PINNED_TOTAL = 155
+PINNED_TOTAL = 167
 PINNED: dict[tuple[str, str, str], int] = {
     (CHART, "encounter-start", "rule.beers-sedatives"): 1,
     (CHART, "encounter-start", "rule.diabetes-hba1c-due"): 4,
     (CHART, "encounter-start", "rule.diabetic-kidney-disease-raas"): 2,
     (CHART, "encounter-start", "rule.digoxin-interacting"): 5,
     (CHART, "encounter-start", "rule.duplicate-therapy"): 3,
+    (CHART, "encounter-start", "rule.epinephrine-autoinjector-weight"): 4,
     (CHART, "encounter-start", "rule.influenza-vaccine-due"): 19,
     (CHART, "encounter-start", "rule.inr-monitoring"): 5,
     (CHART, "encounter-start", "rule.egfr-recheck"): 7,
@@ -44,6 +45,7 @@ PINNED: dict[tuple[str, str, str], int] = {
     (CHART, "patient-view", "rule.diabetic-kidney-disease-raas"): 2,
     (CHART, "patient-view", "rule.digoxin-interacting"): 5,
     (CHART, "patient-view", "rule.duplicate-therapy"): 3,
+    (CHART, "patient-view", "rule.epinephrine-autoinjector-weight"): 4,
     (CHART, "patient-view", "rule.influenza-vaccine-due"): 19,
     (CHART, "patient-view", "rule.inr-monitoring"): 5,
     (CHART, "patient-view", "rule.egfr-recheck"): 7,
@@ -57,6 +59,7 @@ PINNED: dict[tuple[str, str, str], int] = {
     (DISCHARGE, "encounter-discharge", "rule.beers-sedatives"): 1,
     (DISCHARGE, "encounter-discharge", "rule.digoxin-interacting"): 5,
     (DISCHARGE, "encounter-discharge", "rule.duplicate-therapy"): 3,
+    (DISCHARGE, "encounter-discharge", "rule.epinephrine-autoinjector-weight"): 4,
     (DISCHARGE, "encounter-discharge", "rule.inr-monitoring"): 5,
     (DISCHARGE, "encounter-discharge", "rule.egfr-recheck"): 7,
     (DISCHARGE, "encounter-discharge", "rule.potassium-recheck"): 5,
@@ -89,7 +92,9 @@ PATIENT_VIEW: dict[str, list[str]] = {
         "rule.inr-monitoring:warning",
         "rule.potassium-recheck:info",
     ],
-    "Claudie_Walsh": ["rule.influenza-vaccine-due:info"],
+    # Children on a 0.3 mg epinephrine auto-injector whose last weight is from 2020 (stale): weigh first.
+    # 7, last weight 10.3 kg
+    "Claudie_Walsh": ["rule.epinephrine-autoinjector-weight:info", "rule.influenza-vaccine-due:info"],
     # warfarin + clopidogrel, digoxin + verapamil; simvastatin 20 mg + verapamil (cap 10 mg) + amlodipine
     # (cap 20 mg: at it, so only verapamil is named); amlodipine + verapamil are two calcium-channel blockers
     "Cruz_Halvorson": [
@@ -102,7 +107,8 @@ PATIENT_VIEW: dict[str, list[str]] = {
         "rule.simvastatin-dose-limit:warning",
         "rule.vka-antiplatelet:warning",
     ],
-    "Daisey_Johns": ["rule.influenza-vaccine-due:info"],  # albuterol with fluticasone: no SABA-only card
+    # albuterol with fluticasone: no SABA-only card; 11, last weight 18.9 kg
+    "Daisey_Johns": ["rule.epinephrine-autoinjector-weight:info", "rule.influenza-vaccine-due:info"],
     "Derek_Becker": [  # warfarin + naproxen, digoxin + verapamil
         "rule.digoxin-interacting:warning",
         "rule.egfr-recheck:info",
@@ -111,7 +117,8 @@ PATIENT_VIEW: dict[str, list[str]] = {
         "rule.potassium-recheck:info",
         "rule.vka-nsaid:warning",
     ],
-    "Gerardo_Botello": ["rule.influenza-vaccine-due:info"],
+    # 16, last weight 37 kg
+    "Gerardo_Botello": ["rule.epinephrine-autoinjector-weight:info", "rule.influenza-vaccine-due:info"],
     "Ima_Reinger": ["rule.influenza-vaccine-due:info"],  # terfenadine without an interacting drug
     "Isaiah_Schaden": [  # diabetic renal disease, metformin (eGFR 41.59, 2260 days old), no ACE inhibitor/ARB
         "rule.diabetes-hba1c-due:info",
@@ -148,7 +155,8 @@ PATIENT_VIEW: dict[str, list[str]] = {
         "rule.simvastatin-dose-limit:warning",
         "rule.vka-antiplatelet:warning",
     ],
-    "Versie_Botsford": ["rule.influenza-vaccine-due:info"],
+    # 8, last weight 12.9 kg
+    "Versie_Botsford": ["rule.epinephrine-autoinjector-weight:info", "rule.influenza-vaccine-due:info"],
 }
 
 
