@@ -38,8 +38,11 @@ CHART_PREFETCH: dict[str, str] = {
     "immunizations": f"Immunization?patient={_PATIENT}",
     "procedures": f"Procedure?patient={_PATIENT}&_sort=-date&_count=50",
 }
+# Order and discharge reviews read vital signs too: weight decides a child's dose (and body weight is in
+# the summary the model sees), so without it every weight-based check would read "no weight on record".
 ORDER_PREFETCH: dict[str, str] = {
-    key: CHART_PREFETCH[key] for key in ("patient", "conditions", "medications", "allergies", "labs")
+    key: CHART_PREFETCH[key]
+    for key in ("patient", "conditions", "medications", "allergies", "labs", "vitals")
 }
 
 CHART_REVIEW = ServiceDeclaration(
