@@ -228,6 +228,16 @@ INTERACTIONS: tuple[Interaction, ...] = (
         "Verapamil, diltiazem and macrolides reduce digoxin clearance, risking toxicity and bradycardia.",
     ),
     _pair(
+        "rule.beta-blocker-non-dhp-ccb",
+        ["beta-blocker"],
+        ["non-dihydropyridine-ccb"],
+        "warning",
+        [("*", "kb.beta-blocker-verapamil-diltiazem")],
+        "can slow the heart too far",
+        "consider another drug or monitoring heart rate",
+        "Both slow the heart rate and AV conduction, so bradycardia, heart block or heart failure can follow.",
+    ),
+    _pair(
         "rule.terfenadine-inhibitor",
         ["qt-prolonging"],
         ["macrolide", "azole-antifungal"],

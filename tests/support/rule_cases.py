@@ -77,6 +77,7 @@ DRUGS: dict[str, tuple[str, str]] = {
     "oxycodone": ("1049621", "Oxycodone Hydrochloride 5 MG Oral Tablet"),
     "oxycodone-apap": ("1049221", "Acetaminophen 325 MG / Oxycodone Hydrochloride 5 MG Oral Tablet"),
     "potassium-chloride": ("628958", "Potassium Chloride 20 MEQ Extended Release Oral Tablet"),
+    "metoprolol": ("866414", "24 HR metoprolol succinate 100 MG Extended Release Oral Tablet [Toprol]"),
     "sertraline": ("312940", "sertraline 50 MG Oral Tablet"),
     "simvastatin": ("36567", "Simvastatin"),  # an ingredient-level code: no strength to read
     "simvastatin-10": ("316672", "Simvastatin 10 MG Oral Tablet"),

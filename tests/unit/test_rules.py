@@ -120,6 +120,7 @@ VKA_FLUOROQUINOLONE = _interaction("rule.vka-fluoroquinolone")
 DOAC = _interaction("rule.doac-nsaid-antiplatelet")
 RAAS_POTASSIUM = _interaction("rule.raas-potassium")
 DIGOXIN = _interaction("rule.digoxin-interacting")
+BETA_BLOCKER_CCB = _interaction("rule.beta-blocker-non-dhp-ccb")
 TERFENADINE = _interaction("rule.terfenadine-inhibitor")
 MTX_NSAID = _interaction("rule.methotrexate-nsaid")
 MTX_ANTIFOLATE = _interaction("rule.methotrexate-antifolate")
@@ -604,6 +605,27 @@ CASES: tuple[Case, ...] = (
         ),
     ),
     Case("egfr-recheck/acetaminophen+no-egfr", catalog.EGFR_RECHECK, chart(ACETAMINOPHEN)),
+    # beta-blocker with verapamil or diltiazem: additive bradycardia and AV block (verapamil label)
+    Case(
+        "beta-blocker-non-dhp-ccb/metoprolol+verapamil",
+        BETA_BLOCKER_CCB,
+        chart(med("metoprolol"), VERAPAMIL),
+        (
+            Expected(
+                "rule.beta-blocker-non-dhp-ccb",
+                "warning",
+                ("kb.beta-blocker-verapamil-diltiazem",),
+                (med("metoprolol"), VERAPAMIL),
+                mentions=("Metoprolol", "verapamil"),
+            ),
+        ),
+    ),
+    Case(
+        "beta-blocker-non-dhp-ccb/metoprolol+amlodipine",
+        BETA_BLOCKER_CCB,
+        chart(med("metoprolol"), AMLODIPINE),
+    ),
+    Case("beta-blocker-non-dhp-ccb/verapamil-alone", BETA_BLOCKER_CCB, chart(VERAPAMIL)),
     # Digoxin depends on renal function and on potassium (kb.digoxin-monitoring).
     Case(
         "egfr-recheck/digoxin+no-egfr",
