@@ -28,6 +28,7 @@ import json
 import re
 import time
 import uuid
+from collections import deque
 from collections.abc import Mapping
 from importlib import resources
 from typing import Any, Final
@@ -49,6 +50,7 @@ __all__ = [
 BACKEND: Final = "scripted"
 MODEL_NAME: Final = "r1cds-scripted-demo"
 NOT_A_MODEL: Final = "scripted demonstration output, not a model"
+ANSWERED_KEPT: Final = 64
 NO_SCRIPT_REASON: Final = "No scripted demonstration output was written for this chart."
 _TASK: Final = re.compile(r"^## Task: (.+)$", re.MULTILINE)
 _LANGUAGE: Final = re.compile(r"^Answer language: (\S+)$", re.MULTILINE)
@@ -145,7 +147,9 @@ class ScriptedDemoModel:
         self._identity = ModelIdentity(
             BACKEND, MODEL_NAME, {"clinical_use": NOT_A_MODEL, "script_version": self._book.version}
         )
-        self.answered: list[str | None] = []
+        # The latest answers' script ids (None: none applied), for tests and debugging; bounded, since a
+        # worker thread keeps its model for its whole life.
+        self.answered: deque[str | None] = deque(maxlen=ANSWERED_KEPT)
 
     async def generate(self, request: ModelRequest) -> ModelResponse:
         started = time.perf_counter()

@@ -152,10 +152,11 @@ class ApiReviewPath:
     _redis: aioredis.Redis
     _listener_redis: aioredis.Redis
     _listener: ReadyListener
+    _readiness: ModelReadiness
 
     async def model_ready(self) -> ModelState:
         """The model server's readiness: ok, busy (up but saturated) or down; down when none is configured."""
-        return await model_readiness(self.settings, self._redis)()
+        return await self._readiness()
 
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator[None]:
@@ -196,4 +197,7 @@ def api_review_path(settings: ReviewSettings, public_base: str, knowledge: Knowl
         evidence_url=lambda token: f"{base}/evidence/{token}",
         model_label=model_label(settings),
     )
-    return ApiReviewPath(ai, broker, settings.sync_budget_s, settings, store, listener_redis, listener)
+    readiness = model_readiness(settings, store)  # built once: each /readyz only probes
+    return ApiReviewPath(
+        ai, broker, settings.sync_budget_s, settings, store, listener_redis, listener, readiness
+    )

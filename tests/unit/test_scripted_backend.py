@@ -79,7 +79,7 @@ async def test_the_order_script_withdraws_a_draft_nsaid_beside_warfarin_and_pass
     model = ScriptedDemoModel()
     service = ReviewService(model, build_prompt, parse_sample, KNOWLEDGE, GovernancePolicy(), samples=1)
     outcome = await service.review(ORDER_REVIEW.id, order_chart(IBUPROFEN), None)
-    assert model.answered == [ORDER_SCRIPT]
+    assert list(model.answered) == [ORDER_SCRIPT]
     assert outcome.decision is not None and outcome.decision.rejected == ()
     (accepted,) = outcome.decision.accepted
     assert accepted.suggestion.action.type == "delete" and accepted.suggestion.action.target == "D1"
@@ -87,14 +87,14 @@ async def test_the_order_script_withdraws_a_draft_nsaid_beside_warfarin_and_pass
     other = ScriptedDemoModel()
     service = ReviewService(other, build_prompt, parse_sample, KNOWLEDGE, GovernancePolicy(), samples=1)
     await service.review(ORDER_REVIEW.id, order_chart(ACETAMINOPHEN), None)
-    assert other.answered == [None]
+    assert list(other.answered) == [None]
 
 
 @pytest.mark.parametrize("demo_id", sorted(SCRIPT_FOR))
 async def test_each_demo_patients_scripted_answer_passes_governance(demo_id: str) -> None:
     model = ScriptedDemoModel()
     outcome = await review(chart(demo_bundle(demo_id)), model)
-    assert model.answered == [SCRIPT_FOR[demo_id]]
+    assert list(model.answered) == [SCRIPT_FOR[demo_id]]
     assert outcome.decision is not None and not outcome.failed
     assert outcome.decision.rejected == ()
     script = next(s for s in load_script_book().scripts if s.id == SCRIPT_FOR[demo_id])
@@ -130,7 +130,7 @@ async def test_a_chart_without_a_script_gets_an_abstention_saying_so(name: str) 
     built = chart(raw_bundle(chart_path(name)))
     model = ScriptedDemoModel()
     outcome = await review(built, model)
-    assert model.answered == [None]
+    assert list(model.answered) == [None]
     assert outcome.decision is not None and outcome.decision.abstained
     assert outcome.decision.abstain_reason == "model-abstained"
     assert outcome.decision.accepted == ()
