@@ -10,10 +10,13 @@ warm-up:
 - rule cards: the same plus `finding_card` for every finding (the synchronous card path without HTTP).
 
     python -m bench.rules [--runs N] [--warmup N] [--rounds N] [--chart NAME-PREFIX] [--gold-only | --no-gold]
+                          [--constructed]
 
 Then the accuracy table: every rule card against the pharmacist-review gold set (bench/gold/), recall per
 gold finding family and precision per card, with the misses and unmatched cards per chart (charts named
 only by their bundle UUID's first 8 hex digits). `--gold-only` skips the latency rows, `--no-gold` the table.
+`--constructed` adds the constructed-case gold set's tables after it (bench/gold/constructed.py: recall and
+precision per hook, family and check, through bench/gold/check_rules.json).
 The latency line, too, names its chart only by that UUID prefix: bundle file names hold patients' names.
 
 Exits non-zero only when the benchmark itself fails; a missed target is a FAIL line, not an exit status,
@@ -34,7 +37,7 @@ from typing import Any
 
 import orjson
 
-from bench.gold import accuracy
+from bench.gold import accuracy, constructed
 from bench.stats import percentile
 from cds_hooks.prefetch import render_template
 from plugin.catalog import CHART_PREFETCH
@@ -43,9 +46,9 @@ from plugin.context.model import BuiltContext
 from plugin.fhir_search import FhirStore
 from plugin.knowledge import load_knowledge_base
 from plugin.rules.cards import finding_card
-from plugin.rules.catalog import CARE_GAP_RULES, MEDICATION_RULES
 from plugin.rules.engine import run_rules
 from plugin.rules.model import RuleFacts
+from plugin.rules.registry import CARE_GAP_RULES, MEDICATION_RULES
 
 SYNTHEA = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "synthea"
 FHIR_BASE = "https://ehr.bench.invalid/fhir/r4"
@@ -103,6 +106,9 @@ def main(argv: list[str] | None = None) -> int:
     which = parser.add_mutually_exclusive_group()
     which.add_argument("--gold-only", action="store_true", help="only the gold-set accuracy table")
     which.add_argument("--no-gold", action="store_true", help="only the latency rows")
+    parser.add_argument(
+        "--constructed", action="store_true", help="also the constructed-case gold set's accuracy tables"
+    )
     args = parser.parse_args(argv)
     if not args.gold_only:
         latency(args)
@@ -110,6 +116,9 @@ def main(argv: list[str] | None = None) -> int:
         if not args.gold_only:
             print()
         print("\n".join(accuracy.render(accuracy.evaluate(fixtures=SYNTHEA))))
+    if args.constructed:
+        print()
+        print("\n".join(constructed.render(constructed.evaluate())))
     return 0
 
 

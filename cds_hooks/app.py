@@ -37,6 +37,7 @@ from cds_hooks.preview import PreviewKey, enable_preview, install_preview
 from cds_hooks.replay import MemoryReplayStore, RedisReplayStore
 from cds_hooks.routes import WIRE_MODELS, router
 from cds_hooks.settings import Settings, load_settings
+from cds_hooks.suppression_store import RedisSuppressionStore
 from plugin.ai_review import ReviewBroker
 from plugin.audit import AuditSink
 from plugin.catalog import shipped_registry
@@ -44,6 +45,7 @@ from plugin.context.build import ContextOptions
 from plugin.feedback import FeedbackSink
 from plugin.knowledge import load_knowledge_base
 from plugin.services import ServiceRegistry
+from plugin.suppression import OverrideSuppression, SuppressionStore
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +63,7 @@ def create_app(
     readiness: Mapping[str, ReadinessCheck] | None = None,
     audit: AuditSink | None = None,
     collect_extra: CollectExtra | None = None,
+    suppression_store: SuppressionStore | None = None,
 ) -> FastAPI:
     """Build the app. Anything not injected is created in the lifespan from the settings.
 
@@ -71,6 +74,8 @@ def create_app(
     writes to it after each answer); None writes none. The composition root owns it (opens, closes it).
     `collect_extra` adds gauges read at scrape time (queue depth, in-flight model requests) to /metrics,
     which serves the metrics directory the composition root enabled (cds_hooks.metrics).
+    `suppression_store` keeps override suppressions (plugin.suppression; Redis unless injected); none are
+    kept or applied when R1CDS_OVERRIDE_SUPPRESSION_HOURS is 0.
     """
     settings = settings or load_settings()
     quiet_url_loggers()  # also when embedded in a process that configured logging its own way
@@ -119,6 +124,14 @@ def create_app(
                 if not settings.all_tenants():
                     log.warning("no EHR tenants configured: every hook call will be refused with 401")
             app.state.discovery = DiscoveryHandler(registry, f"{settings.public_base}/about")
+            suppression = (
+                OverrideSuppression(
+                    suppression_store or RedisSuppressionStore(store),
+                    settings.override_suppression_hours * 3600.0,
+                )
+                if settings.override_suppression_hours > 0
+                else None
+            )
             app.state.hooks = HookHandler(
                 settings,
                 registry,
@@ -126,6 +139,7 @@ def create_app(
                 PrefetchResolver(settings, client),
                 sync_budget_s,
                 audit=trail,
+                suppression=suppression,
             )
             app.state.evidence = EvidenceHandler(review_broker, load_knowledge_base())
 
@@ -134,7 +148,12 @@ def create_app(
 
             app.state.health = HealthHandler({"redis": redis_ready, **(readiness or {})})
             app.state.feedback = FeedbackHandler(
-                settings, registry, authenticator, feedback_sink or RedisFeedbackSink(store), audit=trail
+                settings,
+                registry,
+                authenticator,
+                feedback_sink or RedisFeedbackSink(store),
+                audit=trail,
+                suppression=suppression,
             )
             # Start-up objects (models, schemas, handlers) are permanent: freezing them keeps full GC
             # passes, which took ~50 ms on this heap, off the request path.

@@ -3,7 +3,8 @@
 Audit (DESIGN §2.8). Every hook call answered 200 appends one `HookCallRecord`, a call answered from the
 answer cache included (with the outcome, fingerprint and card uuids of the answer it was served); every
 feedback item the feedback sink newly stored appends one `CardFeedbackRecord` (a retried item is not
-stored twice, so it is not audited twice). Refused calls (the 4xx/5xx of cds_hooks.errors) are not
+stored twice, so it is not audited twice). A rule card left out of an answer because it was overridden
+(plugin.suppression) is named in the call's record (`suppressed`). Refused calls (the 4xx/5xx of cds_hooks.errors) are not
 recorded: their request may not even name a service or hook instance.
 
 `AuditTrail` keeps the writes off the answer: a handler hands it a function that builds the record, and
@@ -17,7 +18,7 @@ import logging
 import re
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, Final, Protocol, TypeVar, runtime_checkable
@@ -56,6 +57,7 @@ from plugin.errors import PluginError
 from plugin.feedback import FeedbackRecord, FeedbackSink
 from plugin.knowledge import KnowledgeBase
 from plugin.services import HookCall, ServiceRegistry
+from plugin.suppression import OverrideSuppression
 
 log = logging.getLogger(__name__)
 
@@ -250,6 +252,7 @@ class HookCallFacts:
     fingerprint: str | None = None
     card_uuids: tuple[str, ...] = ()
     card_kinds: tuple[str, ...] = ()
+    suppressed: tuple[str, ...] = ()  # rule cards left out after an override (plugin.suppression)
 
     def __call__(self) -> HookCallRecord:
         return self.record()
@@ -270,6 +273,7 @@ class HookCallFacts:
             "outcome": self.outcome,
             "card_uuids": list(self.card_uuids),
             "card_kinds": list(self.card_kinds),
+            "suppressed": list(self.suppressed),
             "user": self.user,
         }
 
@@ -279,13 +283,19 @@ class HookCallFacts:
 
 @dataclass(frozen=True, slots=True)
 class _Answer:
-    """A final answer as the answer cache keeps it: the body served, and what its audit record says."""
+    """A final answer as the answer cache keeps it: the body served, and what its audit record says.
 
+    The result is kept too: an override after the answer was cached must still hide its card from the
+    next identical call, so suppression is applied to every answer served, cached or not.
+    """
+
+    result: ServiceResult
     body: bytes
     outcome: HookOutcome
     fingerprint: str | None
     card_uuids: tuple[str, ...]
     card_kinds: tuple[str, ...]
+    suppressed: tuple[str, ...] = ()
 
 
 class Caller(Protocol):
@@ -390,9 +400,11 @@ class HookHandler(_EdgeHandler):
         clock: Callable[[], float] = time.monotonic,
         audit: AuditTrail | None = None,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        suppression: OverrideSuppression | None = None,
     ) -> None:
         super().__init__(settings, registry, authenticator)
         self._resolver = resolver
+        self._suppression = suppression
         self._budget_s = sync_budget_s
         self._clock = clock
         self._audit = audit
@@ -433,8 +445,9 @@ class HookHandler(_EdgeHandler):
         key = self._answers.key(call) if self._answers is not None else None
         if key is not None and self._answers is not None and (cached := self._answers.get(key)) is not None:
             metrics.count_answer_cache(hit=True)
-            self._record(call, received, cached, {"prefetch": prefetched - admitted}, started)
-            return Response(cached.body, media_type=JSON)
+            served = await self._suppress(call, cached)
+            self._record(call, received, served, {"prefetch": prefetched - admitted}, started)
+            return Response(served.body, media_type=JSON)
         if key is not None:
             metrics.count_answer_cache(hit=False)
         answer = getattr(service, "answer", None)
@@ -446,28 +459,43 @@ class HookHandler(_EdgeHandler):
             wait_s = self._budget_s - (asked - started) - ANSWER_MARGIN_S
             result = await answer(call, max(0.0, wait_s))
         answered = self._clock()
-        # Every card's source opens the model card; the knowledge-base sources stay in its links and detail.
-        wire = render.response(result, self._about_url)
-        body = wire.dump()
-        issued_cards = [card for card in wire.cards if card.uuid]
-        issued = _Answer(
-            body,
-            hook_outcome(result),
-            result.fingerprint,
-            tuple(card.uuid for card in issued_cards if card.uuid),
-            tuple(_card_kind(card.source.topic) for card in issued_cards),
-        )
+        issued = self._issue(result)
         if key is not None and self._answers is not None and result.final:
+            # Cached before suppression: whether a card is suppressed is decided anew at every call.
             self._answers.put(key, issued)
+        served = await self._suppress(call, issued)
         # "service": the rules, plus the wait for the AI review when one applies.
         self._record(
             call,
             received,
-            issued,
+            served,
             {"prefetch": prefetched - admitted, "service": answered - asked},
             started,
         )
-        return Response(body, media_type=JSON)
+        return Response(served.body, media_type=JSON)
+
+    def _issue(self, result: ServiceResult, suppressed: tuple[str, ...] = ()) -> _Answer:
+        # Every card's source opens the model card; the knowledge-base sources stay in its links and detail.
+        wire = render.response(result, self._about_url)
+        issued_cards = [card for card in wire.cards if card.uuid]
+        return _Answer(
+            result,
+            wire.dump(),
+            hook_outcome(result),
+            result.fingerprint,
+            tuple(card.uuid for card in issued_cards if card.uuid),
+            tuple(_card_kind(card.source.topic) for card in issued_cards),
+            suppressed,
+        )
+
+    async def _suppress(self, call: HookCall, answer: _Answer) -> _Answer:
+        """The answer less the rule cards suppressed after an override, rendered again only when any is."""
+        if self._suppression is None:
+            return answer
+        shown, suppressed = await self._suppression.apply(call.tenant, answer.result.cards)
+        if not suppressed:
+            return answer
+        return self._issue(replace(answer.result, cards=shown), suppressed)
 
     def _record_refusal(
         self,
@@ -519,6 +547,7 @@ class HookHandler(_EdgeHandler):
                 fingerprint=answer.fingerprint,
                 card_uuids=answer.card_uuids,
                 card_kinds=answer.card_kinds,
+                suppressed=answer.suppressed,
             )
         )
 
@@ -537,11 +566,13 @@ class FeedbackHandler(_EdgeHandler):
         sink: FeedbackSink,
         audit: AuditTrail | None = None,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        suppression: OverrideSuppression | None = None,
     ) -> None:
         super().__init__(settings, registry, authenticator)
         self._sink = sink
         self._audit = audit
         self._now = now
+        self._suppression = suppression
 
     async def handle(self, service_id: str, request: Request) -> Response:
         tenant, feedback = await self._admit(request, service_id, "/feedback", FeedbackRequest, "feedback")
@@ -570,6 +601,10 @@ class FeedbackHandler(_EdgeHandler):
                 metrics.count_feedback(service_id, record.outcome)
                 if self._audit is not None:
                     self._audit.submit(_feedback_builder(record, received))
+            # After the feedback is stored (a sink failure is a 503 and the EHR retries), and for a retry
+            # too: the store keeps the first period, and a retry repairs a suppression a store error lost.
+            if self._suppression is not None:
+                await self._suppression.record(record)
         return Response(status_code=200)
 
 

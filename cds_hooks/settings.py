@@ -72,6 +72,11 @@ class Settings(BaseSettings):
     answer_cache_size: int = Field(default=2048, ge=0)  # entries; 0 turns the cache off
     answer_cache_ttl_s: float = Field(default=60.0, gt=0)
 
+    # A non-critical rule card overridden with a reason is not shown again for the same patient and facts
+    # for this long (plugin.suppression); 0 turns it off. At most 30 days: an override is a judgement of
+    # its day, and a finding hidden for longer would outlive the plan that justified it.
+    override_suppression_hours: float = Field(default=24.0, ge=0, le=720, allow_inf_nan=False)
+
     # The card preview page (/preview) and the signing key it calls the hook endpoints with
     # (cds_hooks.preview). Off by default: it lets anyone who reaches the service fire hooks, send
     # feedback, and have the service fetch from FHIR servers they name (R1CDS_FHIR_SERVER_ALLOWLIST holds).

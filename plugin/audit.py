@@ -4,7 +4,8 @@ Three kinds of record, each a frozen pydantic model with a `kind` discriminator:
 
     hook-call   one CDS Hooks call answered (or refused): hook instance, service, hook, tenant, review
                 fingerprint, timings in ms, HTTP status, outcome, the uuids of the cards issued and what
-                issued each (`card_kind`: a rule, a governed AI suggestion, or an AI review status card)
+                issued each (`card_kind`: a rule, a governed AI suggestion, or an AI review status card),
+                and the uuids of the rule cards suppressed after an override
     ai-run      one AI review: fingerprint, service, model identity, prompt template name/version/hash,
                 knowledge-base version, sampling parameters, token usage (reasoning and cached included),
                 per-sample outcome codes, retrieved passage ids, and the governance decision summary
@@ -194,6 +195,9 @@ class HookCallRecord(_Frozen):
     # "ai", or "ai-status.<code>" for an AI review status card ("ai-status.pending"). Records written
     # before status cards were named say "ai" for those too.
     card_kinds: tuple[Token, ...] = ()
+    # Rule cards the answer left out because a clinician overrode them with a reason and nothing they rest
+    # on changed since (plugin.suppression): their uuids, in answer order, so the omission is reviewable.
+    suppressed: tuple[Token, ...] = ()
     # context.userId when it names a clinician (Practitioner or PractitionerRole); never a patient's id.
     user: FhirReference | None = None
 
@@ -368,7 +372,7 @@ def card_kind(topic_system: str | None, topic_code: str | None) -> str:
 # Fields added to a record kind after chains were already written, with their empty value: left out of the
 # canonical text when empty, so a record without them reads back to exactly the text that was hashed.
 _ADDED_FIELDS: Final[Mapping[str, Mapping[str, object]]] = {
-    "hook-call": {"card_kinds": [], "user": None},
+    "hook-call": {"card_kinds": [], "user": None, "suppressed": []},
 }
 
 

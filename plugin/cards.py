@@ -65,6 +65,17 @@ class Card:
     links: tuple[Link, ...] = ()
 
 
+INDICATOR_RANK: dict[Indicator, int] = {"critical": 0, "warning": 1, "info": 2}
+
+
+def by_severity(cards: tuple[Card, ...]) -> tuple[Card, ...]:
+    """Most severe first (critical, warning, info); cards of one severity keep their order (sorted is stable).
+
+    An EHR may show only the first few cards, so a critical AI card must not trail a list of info rule cards.
+    """
+    return tuple(sorted(cards, key=lambda card: INDICATOR_RANK[card.indicator]))
+
+
 @dataclass(frozen=True, slots=True)
 class ServiceResult:
     """What one service answers for one hook call."""

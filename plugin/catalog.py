@@ -10,14 +10,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
 
-from plugin.cards import ServiceResult
+from plugin.cards import ServiceResult, by_severity
 from plugin.context.build import ContextOptions, build_context
 from plugin.context.model import BuiltContext
 from plugin.knowledge import KnowledgeBase, load_knowledge_base
-from plugin.rules.cards import describe, finding_card
-from plugin.rules.catalog import CARE_GAP_RULES, MEDICATION_RULES, Rule
+from plugin.rules.cards import describe, facts_of, finding_card
 from plugin.rules.engine import run_rules
 from plugin.rules.model import RuleFacts
+from plugin.rules.registry import CARE_GAP_RULES, MEDICATION_RULES, Rule
 from plugin.services import HookCall, ServiceDeclaration, ServiceRegistry
 
 if TYPE_CHECKING:
@@ -117,7 +117,9 @@ class RuleService:
         patient = f"Patient/{patient_id}" if isinstance(patient_id, str) else None
         ai = await self.ai.review(self.declaration.id, call.hook, built, patient, wait_s)
         return ServiceResult(
-            cards=result.cards + ai.cards,
+            # One list, most severe first: a critical AI card leads the rule warnings, and the pending
+            # (info) status card follows them.
+            cards=by_severity(result.cards + ai.cards),
             system_actions=result.system_actions,
             final=ai.final,
             fingerprint=ai.fingerprint,
@@ -147,6 +149,7 @@ class RuleService:
             )
         patient_id = call.context.get("patientId")
         described = describe(built.context)
+        facts = facts_of(built.context)
         cards = tuple(
             finding_card(
                 f,
@@ -155,10 +158,13 @@ class RuleService:
                 self.knowledge,
                 patient_id if isinstance(patient_id, str) else None,
                 described,
+                facts,
             )
             for f in findings
         )
-        return built, ServiceResult(cards=cards)
+        # run_rules already lists findings most severe first; sorting the cards keeps that a property of
+        # the answer rather than of the engine.
+        return built, ServiceResult(cards=by_severity(cards))
 
 
 def shipped_registry(

@@ -99,6 +99,22 @@ CLASS_KEYS: frozenset[str] = frozenset(
         "xanthine-oxidase-inhibitor",
         "antigout",
         "5-ht3-antagonist",
+        "folate",  # folic acid and folinic acid (leucovorin): methotrexate rescue, prenatal supplement
+        "skeletal-muscle-relaxant",  # centrally acting: a CNS-active class in the Beers criteria
+        "aminoglycoside",
+        "glycopeptide",
+        # plugin/rules/high_harm.py
+        "gabapentinoid",  # gabapentin, pregabalin: respiratory depression with opioids (FDA 2019)
+        "serotonergic-opioid",  # tramadol, methadone, fentanyl, meperidine, tapentadol
+        "pde5-inhibitor",
+        "sgc-stimulator",  # riociguat: contraindicated with nitrates and PDE5 inhibitors
+        "ergot",
+        "strong-cyp1a2-inhibitor",  # ciprofloxacin, fluvoxamine (FDA table of strong CYP1A2 inhibitors)
+        "tizanidine",
+        "ramelteon",
+        "thiopurine",  # azathioprine, mercaptopurine: inactivated by xanthine oxidase
+        "sympathomimetic",  # pseudoephedrine, phenylephrine, atomoxetine: pressor with MAOIs (Phansalkar 2012)
+        "nitroimidazole",  # metronidazole: raises the INR on warfarin
     }
 )
 
@@ -235,6 +251,113 @@ def terminology() -> Terminology:
     return parse_terminology(document)
 
 
+def name_key(text: str) -> str:
+    """Lookup form of a brand or text name: lower-case, single-spaced, no trailing punctuation."""
+    return " ".join(text.lower().split()).strip(" .,;:")
+
+
+@dataclass(frozen=True, slots=True)
+class MedicationNames:
+    """knowledge/medications.json, checked against the terminology it extends."""
+
+    version: str
+    classes: Mapping[str, frozenset[str]]  # ingredients added by medications.json → class keys
+    unclassified: frozenset[str]
+    ingredient_rxcui: Mapping[str, str]  # verified RxNorm ingredient code → canonical ingredient
+    product_rxcui: Mapping[str, tuple[str, ...]]  # verified product / multi-ingredient code → ingredients
+    brands: Mapping[str, tuple[str, ...]]  # name_key(brand) → ingredients
+    text_names: Mapping[str, tuple[str, ...]]  # name_key(abbreviation or text name) → ingredients
+
+
+_MEDICATION_SECTIONS = frozenset(
+    {
+        "about",
+        "version",
+        "source",
+        "ingredient_rxcui",
+        "product_rxcui",
+        "unverified_rxcui",
+        "brands",
+        "text_names",
+        "classes",
+        "unclassified",
+    }
+)
+
+
+def _name_map(raw: object, where: str, known: frozenset[str]) -> dict[str, tuple[str, ...]]:
+    mapped: dict[str, tuple[str, ...]] = {}
+    for key, targets in _object(raw, where).items():
+        if key != name_key(key):
+            raise TerminologyError(f"{where}[{key!r}]: keys are lower-case and single-spaced")
+        listed = _str_list(targets, f"{where}[{key!r}]")
+        if unknown := sorted(set(listed) - known):
+            raise TerminologyError(
+                f"{where}[{key!r}]: ingredients {unknown} are neither classed nor unclassified"
+            )
+        mapped[key] = tuple(listed)
+    return mapped
+
+
+def parse_medications(document: object, base: Terminology) -> MedicationNames:
+    """Validate a decoded medications document against `base`; TerminologyError names the first problem."""
+    top = _object(document, "medications")
+    if sorted(set(top) ^ _MEDICATION_SECTIONS):
+        raise TerminologyError(
+            f"medications: sections must be {sorted(_MEDICATION_SECTIONS)}, got {sorted(top)}"
+        )
+    version = top["version"]
+    if not isinstance(version, str) or not version:
+        raise TerminologyError("medications.version: expected a non-empty string")
+    classes = _parse_classes(_object(top["classes"], "medications.classes"))
+    unclassified = frozenset(_str_list(top["unclassified"], "medications.unclassified", allow_empty=True))
+    base_known = set(base.classes) | base.unclassified | set(base.aliases)
+    # The two files must never disagree about an ingredient: a second opinion on a class is a conflict, not
+    # an override, so a reviewer edits exactly one place.
+    if overlap := sorted((set(classes) | unclassified) & base_known):
+        raise TerminologyError(f"medications: {overlap} are already defined in terminology.json")
+    if overlap := sorted(set(classes) & unclassified):
+        raise TerminologyError(f"medications.unclassified: {overlap} also have classes")
+    known = frozenset(set(base.classes) | base.unclassified | set(classes) | unclassified)
+    ingredient_rxcui: dict[str, str] = {}
+    for code, name in _object(top["ingredient_rxcui"], "medications.ingredient_rxcui").items():
+        if not _RXNORM_CODE.match(code) or not isinstance(name, str) or name not in known:
+            raise TerminologyError(
+                f"medications.ingredient_rxcui[{code!r}]: {name!r} is not a known ingredient"
+            )
+        ingredient_rxcui[code] = name
+    product_rxcui = _name_map(top["product_rxcui"], "medications.product_rxcui", known)
+    if bad := sorted(code for code in product_rxcui if not _RXNORM_CODE.match(code)):
+        raise TerminologyError(f"medications.product_rxcui: {bad} are not RxNorm codes")
+    for code, names in product_rxcui.items():
+        if code in base.rxnorm and set(base.rxnorm[code]) != set(names):
+            raise TerminologyError(
+                f"medications.product_rxcui[{code!r}]: terminology.json maps it differently"
+            )
+    if clash := sorted(set(ingredient_rxcui) & (set(product_rxcui) | set(base.rxnorm))):
+        raise TerminologyError(f"medications.ingredient_rxcui: {clash} are also product codes")
+    return MedicationNames(
+        version=version,
+        classes=MappingProxyType(classes),
+        unclassified=unclassified,
+        ingredient_rxcui=MappingProxyType(ingredient_rxcui),
+        product_rxcui=MappingProxyType(product_rxcui),
+        brands=MappingProxyType(_name_map(top["brands"], "medications.brands", known)),
+        text_names=MappingProxyType(_name_map(top["text_names"], "medications.text_names", known)),
+    )
+
+
+@functools.cache
+def medication_names() -> MedicationNames:
+    """The packaged knowledge/medications.json, read and validated against terminology() on first use."""
+    resource = resources.files("plugin") / "knowledge" / "medications.json"
+    try:
+        document = json.loads(resource.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise TerminologyError(f"cannot read {resource}: {exc}") from exc
+    return parse_medications(document, terminology())
+
+
 def _canonical(ingredient: str) -> str:
     data = terminology()
     if ingredient in data.classes:
@@ -245,22 +368,243 @@ def _canonical(ingredient: str) -> str:
 
 def classes_of(ingredient: str) -> frozenset[str]:
     """Class keys of one ingredient (any spelling parse_product or a user would give); empty if unknown."""
-    return terminology().classes.get(_canonical(ingredient), frozenset())
+    name = _canonical(ingredient)
+    found = terminology().classes.get(name)
+    return found if found is not None else medication_names().classes.get(name, frozenset())
+
+
+def _known(name: str) -> bool:
+    data, extra = terminology(), medication_names()
+    return (
+        name in data.classes
+        or name in data.unclassified
+        or name in extra.classes
+        or name in extra.unclassified
+    )
 
 
 def is_known_ingredient(ingredient: str) -> bool:
     """Whether a name (any spelling) is a reviewed ingredient, classed or not."""
-    data = terminology()
-    name = _canonical(ingredient)
-    return name in data.classes or name in data.unclassified
+    return _known(_canonical(ingredient))
+
+
+@dataclass(frozen=True, slots=True)
+class Resolution:
+    """What a medication coding resolves to: ingredients in order, the names among them no review knows."""
+
+    ingredients: tuple[
+        str, ...
+    ]  # canonical names; unknown ones as written (lower-case), so cards can name them
+    unknown: tuple[str, ...]
+    via: str  # rxnorm-product | rxnorm-ingredient | display | text | none
+
+    @property
+    def resolved(self) -> bool:
+        return bool(self.ingredients) and not self.unknown
+
+
+# Words of a free-text medication that name its form, route or release, never the drug.
+_NOISE = frozenset(
+    [
+        "tablet",
+        "tablets",
+        "tab",
+        "tabs",
+        "capsule",
+        "capsules",
+        "cap",
+        "caps",
+        "oral",
+        "solution",
+        "suspension",
+        "injection",
+        "injectable",
+        "inhaler",
+        "inhalation",
+        "aerosol",
+        "spray",
+        "nasal",
+        "topical",
+        "cream",
+        "ointment",
+        "gel",
+        "lotion",
+        "patch",
+        "transdermal",
+        "system",
+        "extended",
+        "delayed",
+        "release",
+        "er",
+        "xr",
+        "sr",
+        "cr",
+        "xl",
+        "la",
+        "dr",
+        "ec",
+        "odt",
+        "hfa",
+        "ds",
+        "diskus",
+        "ellipta",
+        "respimat",
+        "chewable",
+        "disintegrating",
+        "sublingual",
+        "sl",
+        "film",
+        "strip",
+        "drops",
+        "ophthalmic",
+        "otic",
+        "vial",
+        "syringe",
+        "prefilled",
+        "pen",
+        "kit",
+        "pack",
+        "day",
+        "hr",
+        "hour",
+        "hours",
+        "daily",
+        "mg",
+        "mcg",
+        "ml",
+        "meq",
+        "mmol",
+        "gm",
+        "unit",
+        "units",
+        "form",
+        "product",
+        "po",
+        "iv",
+        "im",
+        "subq",
+        "sc",
+        "prn",
+        "dose",
+        "generic",
+        "liquid",
+        "elixir",
+        "syrup",
+        "powder",
+        "granules",
+        "suppository",
+        "rectal",
+        "vaginal",
+        "ring",
+        "implant",
+        "effervescent",
+    ]
+)
+_BRACKET = re.compile(r"\[([^\]]*)\]")
+_PARENTHESES = re.compile(r"\([^()]*\)")
+_PARTS = re.compile(r"\s*(?:/|\+|&|,|;|\band\b|\bwith\b)\s*", re.IGNORECASE)
+
+
+def _lookup(text: str) -> tuple[str, ...] | None:
+    """Ingredients a whole name stands for: an ingredient (any spelling), a brand or an abbreviation."""
+    key = name_key(text)
+    if not key:
+        return None
+    extra = medication_names()
+    for candidate in dict.fromkeys((key, normalise_ingredient(key))):
+        canonical = terminology().aliases.get(candidate, candidate)
+        if _known(canonical):
+            return (canonical,)
+        if (found := extra.brands.get(candidate) or extra.text_names.get(candidate)) is not None:
+            return found
+    return None
+
+
+def _strip(text: str) -> str:
+    """`text` without bracketed or parenthesised notes, strengths, numbers and form words."""
+    text = _PARENTHESES.sub(" ", _BRACKET.sub(" ", text))
+    words = [
+        w for w in text.split() if not any(c.isdigit() for c in w) and w.lower().strip(".,") not in _NOISE
+    ]
+    return " ".join(words)
+
+
+def _from_part(part: str) -> tuple[str, ...] | None:
+    found = _lookup(part) or _lookup(stripped := _strip(part))
+    if found is None and stripped:
+        # A bare brand or abbreviation followed by words the noise list does not know ("Ventolin Evohaler"):
+        # those are distinctive enough to trust on their own, generic words ("iron ...") are not.
+        first = name_key(stripped.split()[0])
+        extra = medication_names()
+        found = extra.brands.get(first) or extra.text_names.get(first)
+    return found
+
+
+def _free_text(display: str) -> tuple[list[str], list[str]]:
+    """Ingredients of text no product grammar covers ("Hydrocodone/APAP", "Percocet 5/325", "KCl ER")."""
+    whole = _from_part(display)
+    if whole is not None:
+        return list(whole), []
+    names: list[str] = []
+    unknown: list[str] = []
+    for part in _PARTS.split(_BRACKET.sub(" ", display)):
+        if not _strip(part):
+            continue
+        found = _from_part(part)
+        if found is None:
+            unknown.append(name_key(_strip(part)))
+        else:
+            names.extend(found)
+    return names, unknown
+
+
+def resolve_product(rxnorm_code: str | None, display: str) -> Resolution:
+    """Ingredients of a medication: RxNorm product, ingredient or brand code first, then the display or text.
+
+    Codes: the curated product map of terminology.json, verified ingredient codes, verified product codes of
+    medications.json. Text: the RxNorm product grammar (parse_product), a bracketed brand, then brand names and
+    abbreviations, case-insensitively. Unverified codes are never used: a wrong code is worse than none.
+    """
+    data, extra = terminology(), medication_names()
+    code = rxnorm_code.strip() if rxnorm_code is not None else ""
+    if (mapped := data.rxnorm.get(code)) is not None:
+        return Resolution(mapped, (), "rxnorm-product")
+    if (ingredient := extra.ingredient_rxcui.get(code)) is not None:
+        return Resolution((ingredient,), (), "rxnorm-ingredient")
+    if (mapped := extra.product_rxcui.get(code)) is not None:
+        return Resolution(mapped, (), "rxnorm-product")
+    names: list[str] = []
+    unknown: list[str] = []
+    for parsed in parse_product(display).ingredients:
+        found = _lookup(parsed)
+        if found is None:
+            unknown.append(_canonical(parsed))
+        else:
+            names.extend(found)
+    if unknown or not names:
+        bracket = _BRACKET.search(display)
+        brand = _lookup(bracket.group(1)) if bracket is not None else None
+        if brand is not None:
+            names, unknown = list(brand), []
+    if unknown or not names:
+        free_names, free_unknown = _free_text(display)
+        # The free reading wins only when it leaves fewer names unknown (or finds more with as few).
+        if (len(free_unknown), -len(free_names)) < (len(unknown), -len(names)):
+            names, unknown = free_names, free_unknown
+            via = "text"
+        else:
+            via = "display"
+    else:
+        via = "display"
+    ordered = tuple(dict.fromkeys([*names, *unknown]))
+    if not ordered:
+        return Resolution((), (), "none")
+    return Resolution(ordered, tuple(dict.fromkeys(unknown)), via)
 
 
 def ingredients_of(rxnorm_code: str | None, display: str) -> tuple[str, ...]:
-    """Canonical ingredients of a product: the curated RxNorm map first, the parsed display otherwise."""
-    data = terminology()
-    if rxnorm_code is not None and (mapped := data.rxnorm.get(rxnorm_code.strip())) is not None:
-        return mapped
-    return tuple(dict.fromkeys(_canonical(name) for name in parse_product(display).ingredients))
+    """Canonical ingredients of a product (see resolve_product); names nothing resolves are kept as written."""
+    return resolve_product(rxnorm_code, display).ingredients
 
 
 def classes_of_product(rxnorm_code: str | None, display: str) -> frozenset[str]:

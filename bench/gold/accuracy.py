@@ -23,7 +23,7 @@ from pathlib import Path
 
 import orjson
 
-from bench.gold.model import FAMILIES, GoldFinding, GoldPatient, GoldSet, load_gold
+from bench.gold.model import FAMILIES, Basis, GoldFinding, GoldPatient, GoldSet, load_gold
 from cds_hooks.prefetch import render_template
 from plugin import terminology
 from plugin.catalog import CHART_PREFETCH
@@ -31,9 +31,9 @@ from plugin.context.build import build_context
 from plugin.context.codes import analyte_for_loinc
 from plugin.context.model import ClinicalContext, DraftOrder, Medication
 from plugin.fhir_search import FhirStore
-from plugin.rules.catalog import CARE_GAP_RULES, MEDICATION_RULES
 from plugin.rules.engine import run_rules
 from plugin.rules.model import Finding, RuleFacts
+from plugin.rules.registry import CARE_GAP_RULES, MEDICATION_RULES
 
 SYNTHEA = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "synthea"
 FHIR_BASE = "https://ehr.bench.invalid/fhir/r4"
@@ -71,15 +71,20 @@ def handle_tokens(context: ClinicalContext) -> dict[str, frozenset[str]]:
 
 
 def basis_tokens(finding: GoldFinding) -> frozenset[str]:
+    return tokens_of_basis(finding.basis)
+
+
+def tokens_of_basis(basis: Basis) -> frozenset[str]:
+    """A gold basis as tokens: rx:PRODUCT and ing:NAME per ingredient, lab:ANALYTE, sct:CODE."""
     out: set[str] = set()
-    for ingredient in finding.basis.ingredients:
+    for ingredient in basis.ingredients:
         out.add(f"ing:{ingredient.name}")
         if ingredient.product_rxnorm:
             out.add(f"rx:{ingredient.product_rxnorm}")
-    for lab in finding.basis.labs:
+    for lab in basis.labs:
         analyte = analyte_for_loinc(lab.loinc)
         out.add(f"lab:{analyte.key if analyte is not None else lab.name}")
-    out.update(f"sct:{c.snomed}" for c in finding.basis.conditions)
+    out.update(f"sct:{c.snomed}" for c in basis.conditions)
     return frozenset(out)
 
 
@@ -88,9 +93,14 @@ def card_tokens(card: Finding, tokens: dict[str, frozenset[str]]) -> frozenset[s
 
 
 def matches(card: Finding, cited: frozenset[str], finding: GoldFinding) -> bool:
-    if card.rule_id not in finding.rule_ids:
+    return matches_basis(card, cited, finding.rule_ids, finding.basis)
+
+
+def matches_basis(card: Finding, cited: frozenset[str], rule_ids: Iterable[str], basis: Basis) -> bool:
+    """The matching rule shared by both gold sets: rule id among `rule_ids`, cited handles meet the basis."""
+    if card.rule_id not in rule_ids:
         return False
-    return finding.basis.empty or not cited or not cited.isdisjoint(basis_tokens(finding))
+    return basis.empty or not cited or not cited.isdisjoint(tokens_of_basis(basis))
 
 
 @dataclass
@@ -177,18 +187,25 @@ def _cited_names(cited: Iterable[str]) -> str:
     return ", ".join(names) or "-"
 
 
+def table_rows(rows: dict[str, Row], overall: Row, width: int = 12) -> list[str]:
+    """One line per non-empty row, then `all`: gold, found, recall, cards, matched, precision."""
+    lines = []
+    for name, row in (*rows.items(), ("all", overall)):
+        if name != "all" and not (row.gold or row.cards):
+            continue
+        lines.append(
+            f"{name:<{width}} {row.gold:>5} {row.found:>6} {_ratio(row.recall):>7} {row.cards:>6} "
+            f"{row.matched:>6} {_ratio(row.precision):>10}"
+        )
+    return lines
+
+
 def render(report: Report) -> list[str]:
     lines = [
         f"gold set accuracy, hook {report.hook}: {len(report.patients)} charts at their last encounter",
         f"{'family':<12} {'gold':>5} {'found':>6} {'recall':>7} {'cards':>6} {'match':>6} {'precision':>10}",
     ]
-    for name, row in (*report.families.items(), ("all", report.overall)):
-        if name != "all" and not (row.gold or row.cards):
-            continue
-        lines.append(
-            f"{name:<12} {row.gold:>5} {row.found:>6} {_ratio(row.recall):>7} {row.cards:>6} "
-            f"{row.matched:>6} {_ratio(row.precision):>10}"
-        )
+    lines.extend(table_rows(report.families, report.overall))
     quiet = [r for r in report.patients if not r.gold]
     lines.append(
         f"nothing-to-say charts with no card: {sum(not r.cards for r in quiet)}/{len(quiet)}; "

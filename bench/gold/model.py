@@ -10,11 +10,13 @@ from __future__ import annotations
 
 from datetime import date
 from pathlib import Path
-from typing import Literal, get_args
+from typing import Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
 
 GOLD_PATH = Path(__file__).resolve().parent / "pharmacist_review.json"
+CONSTRUCTED_PATH = Path(__file__).resolve().parent / "constructed_cases.json"
+CHECK_RULES_PATH = Path(__file__).resolve().parent / "check_rules.json"
 
 Family = Literal[
     "interaction",
@@ -131,3 +133,107 @@ class GoldSet(_Strict):
 def load_gold(path: Path = GOLD_PATH) -> GoldSet:
     """The gold set, validated; raises pydantic.ValidationError when the file breaks the schema."""
     return GoldSet.model_validate_json(path.read_bytes())
+
+
+# --- the constructed-case gold set ------------------------------------------------------------------------
+# Small synthetic charts, each built around one clinical check (or its near miss), with the findings a
+# pharmacist expects. A finding names a `check` key instead of rule ids; check_rules.json maps each check
+# to the product rules that count as raising it, so the gold set never names a rule.
+
+Hook = Literal["patient-view", "order-select"]
+CHECK_KEY = r"^[a-z0-9]+(-[a-z0-9]+)*$"
+
+
+class ConstructedFinding(_Strict):
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9.-]*$")
+    check: str = Field(pattern=CHECK_KEY)
+    family: Family
+    severity: Severity
+    summary: str = Field(min_length=1)
+    basis: Basis
+    rationale: str = Field(min_length=1)
+    source: str = Field(min_length=1)
+
+
+class ConstructedCase(_Strict):
+    id: str = Field(pattern=r"^[a-z0-9]+(-[a-z0-9.]+)*$")
+    hook: Hook
+    as_of: date
+    note: str = Field(min_length=1)
+    negative_for: tuple[str, ...] = ()  # checks this chart is built NOT to raise (a near miss or boundary)
+    # FHIR R4 resources as an EHR would hold them; one Patient among them.
+    resources: tuple[dict[str, Any], ...] = Field(min_length=1)
+    draft_orders: tuple[dict[str, Any], ...] = ()  # order-select only: MedicationRequests, status draft
+    findings: tuple[ConstructedFinding, ...]
+
+    @property
+    def patient_id(self) -> str:
+        (patient,) = (r for r in self.resources if r.get("resourceType") == "Patient")
+        return str(patient["id"])
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ConstructedCase:
+        patients = [r for r in self.resources if r.get("resourceType") == "Patient"]
+        if len(patients) != 1:
+            raise ValueError(f"{self.id}: a case holds exactly one Patient")
+        if self.hook == "patient-view" and self.draft_orders:
+            raise ValueError(f"{self.id}: patient-view cases carry no draft orders")
+        if self.hook == "order-select" and not self.draft_orders:
+            raise ValueError(f"{self.id}: an order-select case needs a draft order")
+        for draft in self.draft_orders:
+            if draft.get("resourceType") != "MedicationRequest" or draft.get("status") != "draft":
+                raise ValueError(f"{self.id}: draft orders are MedicationRequests with status draft")
+        for finding in self.findings:
+            if not finding.id.startswith(f"{self.id}-"):
+                raise ValueError(f"{finding.id}: a finding id starts with its case id")
+        positive = {f.check for f in self.findings}
+        if positive & set(self.negative_for):
+            raise ValueError(f"{self.id}: a check cannot be both found and negative")
+        return self
+
+
+class CodeReview(_Strict):
+    system: str
+    code: str
+    display: str
+    note: str
+
+
+class ConstructedSet(_Strict):
+    version: int = Field(ge=1)
+    written: date
+    method: str = Field(min_length=1)
+    families: dict[Family, str]
+    severities: dict[Severity, str]
+    checks: dict[str, str]  # check key -> what it is about
+    cases: tuple[ConstructedCase, ...]
+    code_review: tuple[CodeReview, ...] = ()  # codes the author was not certain of
+
+    @model_validator(mode="after")
+    def _unique(self) -> ConstructedSet:
+        ids = [c.id for c in self.cases]
+        duplicated = sorted({i for i in ids if ids.count(i) > 1})
+        if duplicated:
+            raise ValueError(f"case ids not unique: {duplicated}")
+        finding_ids = [f.id for c in self.cases for f in c.findings]
+        duplicated = sorted({i for i in finding_ids if finding_ids.count(i) > 1})
+        if duplicated:
+            raise ValueError(f"finding ids not unique: {duplicated}")
+        used = {f.check for c in self.cases for f in c.findings} | {
+            k for c in self.cases for k in c.negative_for
+        }
+        unknown = sorted(used - set(self.checks))
+        if unknown:
+            raise ValueError(f"checks not declared: {unknown}")
+        return self
+
+
+def load_constructed(path: Path = CONSTRUCTED_PATH) -> ConstructedSet:
+    """The constructed-case gold set, validated; raises pydantic.ValidationError when it breaks the schema."""
+    return ConstructedSet.model_validate_json(path.read_bytes())
+
+
+def load_check_rules(path: Path = CHECK_RULES_PATH) -> dict[str, tuple[str, ...]]:
+    """check key -> the product rule ids that count as raising it (filled in by the rule writers)."""
+    raw = TypeAdapter(dict[str, list[str]]).validate_json(path.read_bytes())
+    return {check: tuple(rules) for check, rules in raw.items()}

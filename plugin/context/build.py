@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from typing import Any
 
-from plugin import allergens
+from plugin import allergens, terminology
 from plugin.context import codes, deid
 from plugin.context.fhir_parse import USED_TYPES, ResourceRejected, validated
 from plugin.context.model import (
@@ -156,6 +156,12 @@ def _dosage(instructions: Iterable[Any]) -> Dosage:
             as_needed=bool(instruction.asNeededBoolean) or instruction.asNeededCodeableConcept is not None,
         )
     return Dosage()
+
+
+def _ingredients(code: Code, parsed: tuple[str, ...]) -> tuple[str, ...]:
+    """The product's ingredients as the rules resolve them (codes, brands, abbreviations), else as parsed."""
+    rxnorm = code.code if code.system == "rxnorm" else None
+    return terminology.ingredients_of(rxnorm, code.display) or parsed
 
 
 def _str(value: Any) -> str | None:
@@ -376,7 +382,7 @@ class _Builder:
         medication = Medication(
             "",
             code,
-            product.ingredients,
+            _ingredients(code, product.ingredients),
             product.strength,
             str(model.status),
             dosage,
@@ -575,7 +581,7 @@ class _Builder:
             "",
             resource_type,
             code,
-            product.ingredients if product else (),
+            _ingredients(code, product.ingredients) if product else (),
             product.strength if product else None,
             dosage,
             str(getattr(model, "status", "") or "draft"),
@@ -671,10 +677,10 @@ def build_context(
             facts.skipped.append(
                 SkippedResource(str(raw.get("resourceType")), "draftOrders", "order type not reviewed")
             )
-    return _finish(facts, demographics, options)
+    return _finish(facts, demographics, options, builder.today)
 
 
-def _finish(facts: _Facts, demographics: Demographics, options: ContextOptions) -> BuiltContext:
+def _finish(facts: _Facts, demographics: Demographics, options: ContextOptions, today: date) -> BuiltContext:
     handles = _Handles()
 
     def ordered(items: list[tuple[Any, str]], key: Any) -> list[tuple[Any, str]]:
@@ -776,5 +782,7 @@ def _finish(facts: _Facts, demographics: Demographics, options: ContextOptions) 
         pregnancy=pregnancy,
         notes=notes,
         skipped=tuple(sorted(facts.skipped, key=lambda s: (s.resource_type, s.source, s.reason))),
+        month=today.month,
+        days_since_august_1=(today - date(today.year if today.month >= 8 else today.year - 1, 8, 1)).days,
     )
     return BuiltContext(context, handles.map)

@@ -117,6 +117,17 @@ ANALYTES: dict[str, Analyte] = {
             plausible=(1.0, 12.0),
             safety=True,
         ),
+        # QT safety: low magnesium, like low potassium, triggers torsades on QT-prolonging drugs.
+        _analyte(
+            "magnesium",
+            "Magnesium",
+            ("19123-9", "2601-3"),
+            "mg/dL",
+            _LAB,
+            low=1.7,
+            high=2.2,
+            plausible=(0.2, 20.0),
+        ),
         _analyte(
             "sodium",
             "Sodium",
@@ -203,6 +214,10 @@ ANALYTES: dict[str, Analyte] = {
             high=30.0,
             plausible=(0.0, 30000.0),
         ),
+        # Thyroid replacement is dosed by TSH (rule.levothyroxine-tsh-recheck).
+        _analyte("tsh", "TSH", ("3016-3",), "mIU/L", _LAB, low=0.4, high=4.0, plausible=(0.0, 1000.0)),
+        # Serum digoxin, read for toxicity above 2 ng/mL (plugin.rules.monitoring).
+        _analyte("digoxin", "Digoxin level", ("10535-3",), "ng/mL", _LAB, high=2.0, plausible=(0.0, 50.0)),
         _analyte(
             "systolic_bp",
             "Systolic blood pressure",
@@ -353,6 +368,8 @@ _CONVERSIONS: dict[str, dict[str, _Linear]] = {
     ),
     "potassium": _table((1.0, _MMOL_L)),
     "sodium": _table((1.0, _MMOL_L)),
+    # Mg is divalent: 1 mmol/L = 2 mEq/L = 2.431 mg/dL (atomic mass 24.305).
+    "magnesium": _table((1.0, _MG_DL), (2.4305, ("mmol/L",)), (1.21525, ("mEq/L",)), (0.24305, ("mg/L",))),
     "hba1c": _table(
         (1.0, _PERCENT),
         ((1 / 10.929, 2.15), ("mmol/mol",)),  # IFCC → NGSP master equation
@@ -371,6 +388,9 @@ _CONVERSIONS: dict[str, dict[str, _Linear]] = {
     ),
     "alt": _table((1.0, ("U/L", "[IU]/L", "IU/L")), (60.0, ("ukat/L",))),
     "uacr": _table((1.0, ("mg/g", "ug/mg")), (8.84, ("mg/mmol",))),  # 1 mmol creatinine = 113.12 mg
+    # mIU/L and µIU/mL are the same number; "mU/L" is how some labs print it.
+    "tsh": _table((1.0, ("mIU/L", "m[IU]/L", "uIU/mL", "u[IU]/mL", "mU/L"))),
+    "digoxin": _table((1.0, ("ng/mL", "ug/L")), (0.781, ("nmol/L",))),  # molar mass 780.9 g/mol
     "systolic_bp": _table((1.0, _MMHG)),
     "diastolic_bp": _table((1.0, _MMHG)),
     "heart_rate": _table((1.0, _PER_MIN)),

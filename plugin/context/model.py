@@ -172,6 +172,10 @@ class ClinicalContext:
     pregnancy: Pregnancy = Pregnancy("unknown")
     notes: tuple[UntrustedNote, ...] = ()
     skipped: tuple[SkippedResource, ...] = ()
+    # Where the hook's day falls in the year, for seasonal rules (influenza): never the year, never a date of
+    # the patient's, and not rendered for the model. None when a context is made without a build date.
+    month: int | None = None  # 1-12
+    days_since_august_1: int | None = None  # since the most recent 1 August (0 on the day)
 
     def series(self, analyte: str) -> LabSeries | None:
         return next((s for s in self.labs if s.analyte == analyte), None)

@@ -21,7 +21,10 @@
 #                 digit (so "1.3" matches 1.25); a number written in a cited passage's statement (a
 #                 threshold such as "below 30") passes too. Anything else is number-mismatch.
 # safety          a create or update of a MedicationRequest runs `check_proposal`; any finding vetoes. For an
-#                 update the target is taken out of the chart first: it is being replaced, not duplicated.
+#                 update the target is taken out of the chart first: it is being replaced, not duplicated. A
+#                 proposed drug the terminology cannot resolve to known ingredients is a safety-veto too
+#                 (rule.medication-unresolved, always part of check_proposal): no finding there means "not
+#                 checked", never "no interaction", so it fails closed with its own detail.
 # actions         action and resource types are allow-listed; an update or delete targets an M or D handle of
 #                 this context of the same resource type; the resource a create or update would make is built
 #                 and validated with fhir.resources (R4B).
@@ -44,6 +47,7 @@ from plugin.governance.model import GovernancePolicy, Reason
 from plugin.knowledge import KnowledgeBase, KnowledgeEntry
 from plugin.rules.engine import check_proposal
 from plugin.rules.model import Finding
+from plugin.rules.resolution import RULE_ID as UNRESOLVED_RULE
 from plugin.suggestions import AiSuggestion, ProposedAction
 
 __all__ = [
@@ -361,6 +365,12 @@ def check_safety(suggestion: AiSuggestion, chart: Chart, policy: GovernancePolic
     if action.type not in ("create", "update") or action.resource_type != "MedicationRequest":
         return _ok(f"no medication proposed ({action.type})")
     findings = chart.veto(action)
+    if any(f.rule_id == UNRESOLVED_RULE for f in findings):
+        display = action.code.display if action.code is not None else ""
+        return Verdict(
+            Reason.SAFETY_VETO,
+            f"{UNRESOLVED_RULE}: {display[:40]!r} matches no known ingredient, so its interactions cannot be checked",
+        )
     if findings:
         rules = ", ".join(dict.fromkeys(f.rule_id for f in findings))
         return Verdict(Reason.SAFETY_VETO, f"conflicts with {rules}")

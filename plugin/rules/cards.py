@@ -5,23 +5,31 @@ from __future__ import annotations
 import json
 import re
 import uuid
+from collections.abc import Mapping
 from typing import Any, Final
 
 from fhir.resources.R4B.servicerequest import ServiceRequest
 
 from plugin.cards import Action, Card, Coding, Link, Source, Suggestion
-from plugin.context.model import ClinicalContext, HandleMap
+from plugin.context.model import ClinicalContext, Code, Dosage, HandleMap
 from plugin.knowledge import KnowledgeBase
 from plugin.rules.model import Finding, LabOrder
+from plugin.rules.override_reasons import GENERIC_REASONS, OVERRIDE_SYSTEM, override_reasons
+
+__all__ = [
+    "OVERRIDE_REASONS",
+    "OVERRIDE_SYSTEM",
+    "RULE_SYSTEM",
+    "describe",
+    "facts_of",
+    "finding_card",
+    "lab_order",
+    "rule_card_uuid",
+]
 
 RULE_SYSTEM = "urn:r1cds:rule"
-OVERRIDE_SYSTEM = "urn:r1cds:override-reason"
-OVERRIDE_REASONS = (
-    Coding("benefit-outweighs-risk", OVERRIDE_SYSTEM, "Benefit outweighs the risk for this patient"),
-    Coding("already-managed", OVERRIDE_SYSTEM, "Already managed or being monitored"),
-    Coding("not-applicable", OVERRIDE_SYSTEM, "Does not apply to this patient"),
-    Coding("chart-incorrect", OVERRIDE_SYSTEM, "The chart data behind this card is wrong"),
-)
+# The generic reasons: AI cards offer them, and so does a rule card no entry of override_reasons.json covers.
+OVERRIDE_REASONS = GENERIC_REASONS
 _LITERAL_REFERENCE = re.compile(r"[A-Z][A-Za-z]+/[A-Za-z0-9\-.]{1,64}")
 
 
@@ -58,6 +66,44 @@ def describe(context: ClinicalContext) -> dict[str, str]:
     for handle in context.pregnancy.evidence:
         text.setdefault(handle, "Pregnancy recorded")
     return text
+
+
+def _code(code: Code) -> str:
+    return f"{code.system}|{code.code}"
+
+
+def _dosage(dosage: Dosage) -> str:
+    return f"{dosage.dose}|{dosage.route}|{dosage.frequency}|{dosage.as_needed}"
+
+
+def facts_of(context: ClinicalContext) -> dict[str, str]:
+    """Handle → the values of that fact a rule can decide on, without relative times (rule_card_uuid).
+
+    Times relative to the hook (days ago, ages) are left out: they change every day while the fact stays
+    the same, and a card about the same fact must keep its uuid from day to day.
+    """
+    facts: dict[str, str] = {}
+    for m in context.medications:
+        facts[m.handle] = f"med|{_code(m.code)}|{m.status}|{m.strength}|{_dosage(m.dosage)}|{m.source}"
+    for d in context.draft_orders:
+        facts[d.handle] = (
+            f"draft|{d.resource_type}|{_code(d.code)}|{d.status}|{d.intent}|{d.strength}|{_dosage(d.dosage)}"
+        )
+    for a in context.allergies:
+        facts[a.handle] = (
+            f"allergy|{_code(a.substance)}|{a.clinical_status}|{a.criticality}|{a.kind}|"
+            f"{','.join(a.category)}|{','.join(a.reactions)}"
+        )
+    for p in context.problems:
+        facts[p.handle] = f"problem|{_code(p.code)}|{p.clinical_status}"
+    for series in context.labs:
+        for r in series.measurements:
+            facts.setdefault(r.handle, f"lab|{r.analyte}|{r.value!r}|{r.unit}|{r.interpretation}")
+    for i in context.immunizations:
+        facts[i.handle] = f"immunization|{_code(i.vaccine)}"
+    for proc in context.procedures:
+        facts[proc.handle] = f"procedure|{_code(proc.code)}"
+    return facts
 
 
 def lab_order(order: LabOrder, patient_id: str) -> dict[str, Any]:
@@ -102,15 +148,35 @@ RULE_CARD_NAMESPACE: Final = uuid.uuid5(uuid.NAMESPACE_URL, "urn:r1cds:rule-card
 
 
 def rule_card_uuid(
-    finding: Finding, handles: HandleMap, patient_id: str | None, knowledge_version: str
+    finding: Finding,
+    handles: HandleMap,
+    patient_id: str | None,
+    knowledge_version: str,
+    facts: Mapping[str, str] | None = None,
 ) -> str:
-    """Stable for the same rule, patient, resources and knowledge base, so feedback can be joined to it.
+    """Stable for the same rule, patient, facts and knowledge base, so feedback can be joined to it.
 
     The same finding about the same chart keeps its uuid from call to call (as AI cards do); another
-    patient, other resources or a new knowledge-base version give another.
+    patient, other resources, another value of a fact it rests on, another severity or a new
+    knowledge-base version give another. `facts` is `facts_of(context)`: the references alone miss a value
+    corrected in place (an amended Observation, a dose or allergy criticality edited in the same resource)
+    and the summary shows only some values, so the uuid also hashes each input's values. The uuid is the
+    "same finding, same facts" key of override suppression (cds_hooks.suppression): a card whose facts
+    changed is a new card and is shown again. Feedback carries only the uuid, so the facts must be in it.
     """
-    references = sorted(handles.resolve(h) or h for h in (*finding.inputs, *finding.proposed))
-    basis = [finding.rule_id, patient_id or "", references, finding.summary, knowledge_version]
+    facts = facts or {}
+    cited = [(handles.resolve(h) or h, facts.get(h, "")) for h in (*finding.inputs, *finding.proposed)]
+    references = sorted(reference for reference, _ in cited)
+    values = sorted(f"{reference}={value}" for reference, value in cited)
+    basis = [
+        finding.rule_id,
+        patient_id or "",
+        references,
+        finding.summary,
+        knowledge_version,
+        finding.severity,
+        values,
+    ]
     return str(uuid.uuid5(RULE_CARD_NAMESPACE, json.dumps(basis, separators=(",", ":"))))
 
 
@@ -121,9 +187,12 @@ def finding_card(
     knowledge: KnowledgeBase,
     patient_id: str | None,
     described: dict[str, str] | None = None,
+    facts: Mapping[str, str] | None = None,
 ) -> Card:
-    """`described` is `describe(context)`, passed in when one call renders several cards."""
+    """`described` is `describe(context)` and `facts` is `facts_of(context)`, passed in when one call
+    renders several cards."""
     described = described if described is not None else describe(context)
+    facts = facts if facts is not None else facts_of(context)
     entries = [e for e in (knowledge.get(i) for i in finding.evidence) if e is not None]
     inputs = "\n".join(f"- {described.get(h, h)}" for h in finding.inputs) or "- (no patient data)"
     evidence = "\n".join(
@@ -143,7 +212,7 @@ def finding_card(
     return Card(
         summary=finding.summary,
         indicator=finding.severity,
-        uuid=rule_card_uuid(finding, handles, patient_id, knowledge.version),
+        uuid=rule_card_uuid(finding, handles, patient_id, knowledge.version, facts),
         source=Source(
             label="R1 CDS safety rules",
             url=entries[0].source.url if entries else None,
@@ -154,6 +223,6 @@ def finding_card(
         detail=detail,
         suggestions=suggestions,
         selection_behavior="at-most-one" if suggestions else None,
-        override_reasons=OVERRIDE_REASONS,
+        override_reasons=override_reasons().for_rule(finding.rule_id),
         links=links,
     )

@@ -13,7 +13,8 @@ from typing import Final
 
 from plugin import allergens
 from plugin.context.model import Code
-from plugin.rules.model import Exposure, Finding, LabOrder, RuleFacts, Severity
+from plugin.rules.dosing import daily_mg, dosage_of
+from plugin.rules.model import SEVERITY_RANK, Exposure, Finding, LabOrder, RuleFacts, Severity
 
 Rule = Callable[[RuleFacts], Iterator[Finding]]
 INR = LabOrder("6301-6", "INR in Platelet poor plasma by Coagulation assay")
@@ -300,8 +301,8 @@ INTERACTIONS: tuple[Interaction, ...] = (
     _pair(
         "rule.opioid-sedative",
         ["opioid"],
-        ["benzodiazepine", "z-drug"],
-        "warning",
+        ["benzodiazepine"],  # Z-drugs: rule.opioid-z-drug (plugin/rules/high_harm.py), a warning
+        "critical",  # FDA boxed warning (2016); CDC 2022 Recommendation 11
         ["kb.opioid-benzodiazepine-boxed-warning"],
         "raises the risk of fatal respiratory depression",
         "consider tapering one or offering naloxone",
@@ -385,8 +386,9 @@ def renal_nitrofurantoin(facts: RuleFacts) -> Iterator[Finding]:
             "rule.nitrofurantoin-egfr",
             "warning",
             f"eGFR {egfr.value:g}: nitrofurantoin is best avoided below 30; consider another antibiotic",
+            # The threshold is Beers 2023's (clearance below 30); the label names no number, so it comes second.
             "With low eGFR nitrofurantoin fails to reach the urine and its toxicity rises.",
-            ("kb.nitrofurantoin-renal-impairment", "kb.beers-nitrofurantoin-crcl-30"),
+            ("kb.beers-nitrofurantoin-crcl-30", "kb.nitrofurantoin-renal-impairment"),
             (*_handles(drug), egfr.handle),
             _proposed(drug),
         )
@@ -404,10 +406,44 @@ def hyperkalaemia(facts: RuleFacts) -> Iterator[Finding]:
             f"Potassium {potassium.value:g} mmol/L on {_names(raising)}: consider holding it and repeating potassium"
         ),
         "These drugs raise serum potassium, which is already high.",
-        ("kb.potassium-monitoring-raas", "kb.hyperkalaemia-ras-inhibitor-continue"),
+        (
+            "kb.hyperkalaemia-potassium-raising-drugs",
+            "kb.potassium-monitoring-raas",
+            "kb.hyperkalaemia-ras-inhibitor-continue",
+        ),
         (*_handles(raising), potassium.handle),
         _proposed(raising),
         POTASSIUM,
+    )
+
+
+# Drugs not to start at a potassium of 5.0 or more; ACE inhibitors and ARBs are left out on purpose (KDIGO keeps
+# them at a modestly raised potassium for their kidney and heart protection).
+POTASSIUM_START_BLOCKED: Final = (
+    "mineralocorticoid-antagonist",
+    "potassium-sparing-diuretic",
+    "potassium-supplement",
+)
+POTASSIUM_START_LIMIT: Final = (
+    5.0  # mmol/L; at 5.5 and above rule.hyperkalaemia-on-raising-drug speaks instead
+)
+
+
+def potassium_before_starting(facts: RuleFacts) -> Iterator[Finding]:
+    potassium = facts.current("potassium")
+    starting = tuple(e for e in facts.with_class(*POTASSIUM_START_BLOCKED) if e.proposed)
+    if potassium is None or not starting or not POTASSIUM_START_LIMIT <= potassium.value < 5.5:
+        return
+    yield Finding(
+        "rule.potassium-high-before-starting",
+        "warning",
+        _short(
+            f"Potassium {potassium.value:g} mmol/L: consider not starting {_names(starting)} until it is below 5.0"
+        ),
+        "These drugs raise potassium, and the label and guideline start them only below 5.0 mmol/L.",
+        ("kb.potassium-raising-drug-start-threshold", "kb.mra-hyperkalaemia-heart-failure"),
+        (*_handles(starting), potassium.handle),
+        _proposed(starting),
     )
 
 
@@ -506,7 +542,7 @@ def inr_monitoring(facts: RuleFacts) -> Iterator[Finding]:
         "rule.inr-monitoring",
         "warning",
         _short(f"On warfarin with {when}: consider checking the INR"),
-        "Warfarin needs INR checks at least every 4-12 weeks once stable, and more often after any change.",
+        "Warfarin's label asks for an INR every 1-4 weeks once stable, and sooner after any change.",
         ("kb.warfarin-inr-monitoring",),
         _handles(warfarin) + ((last.handle,) if last else ()),
         _proposed(warfarin),
@@ -514,32 +550,39 @@ def inr_monitoring(facts: RuleFacts) -> Iterator[Finding]:
     )
 
 
-# Allergy class → (cross-reactive classes, evidence for the same class, evidence for cross-reactivity).
-_ALLERGY_GROUPS: dict[str, tuple[frozenset[str], str, str]] = {
+# Allergy class → (cross-reactive classes, evidence for the same class, evidence for cross-reactivity,
+# severity of a cross-reactive drug: that evidence entry's severity hint, which tests/unit/test_kb_integrity.py
+# holds it to).
+_ALLERGY_GROUPS: dict[str, tuple[frozenset[str], str, str, Severity]] = {
     "penicillin": (
         frozenset({"cephalosporin", "carbapenem"}),
         "kb.penicillin-allergy-penicillins",
         "kb.penicillin-allergy-cephalosporin",
+        "warning",
     ),
     "cephalosporin": (
         frozenset({"penicillin", "carbapenem"}),
         "kb.penicillin-allergy-cephalosporin",
         "kb.penicillin-allergy-cephalosporin",
+        "warning",
     ),
     "sulfonamide-antibiotic": (
         frozenset(),
         "kb.sulfonamide-antibiotic-allergy",
         "kb.sulfonamide-non-antibiotic-cross-reactivity",
+        "info",
     ),
     "salicylate": (
         frozenset({"nsaid", "cox2-inhibitor"}),
         "kb.nsaid-aspirin-hypersensitivity",
         "kb.nsaid-aspirin-hypersensitivity",
+        "critical",
     ),
     "nsaid": (
         frozenset({"salicylate", "cox2-inhibitor"}),
         "kb.nsaid-aspirin-hypersensitivity",
         "kb.nsaid-aspirin-hypersensitivity",
+        "critical",
     ),
 }
 
@@ -557,7 +600,6 @@ def allergy_conflict(facts: RuleFacts) -> Iterator[Finding]:
         cross = frozenset().union(*(_ALLERGY_GROUPS[c][0] for c in allergic_to)) - allergic_to
         same = facts.with_class(*allergic_to)
         related = [e for e in facts.with_class(*cross) if e not in same]
-        group = _ALLERGY_GROUPS[min(allergic_to)]
         substance = allergy.substance.display
         if same:
             yield Finding(
@@ -570,16 +612,27 @@ def allergy_conflict(facts: RuleFacts) -> Iterator[Finding]:
                 _proposed(same),
             )
         if related:
-            evidence = [group[2]]
+            # NSAIDs after an aspirin or NSAID reaction are contraindicated by their labels (COX-1 cross-reaction);
+            # a penicillin allergy carries a small risk with cephalosporins and under 1% with carbapenems.
+            cited: list[tuple[str, Severity]] = []
+            for c in sorted(allergic_to):
+                cross_classes, _, cross_kb, cross_severity = _ALLERGY_GROUPS[c]
+                if any(e.has(*(cross_classes - {"carbapenem"})) for e in related):
+                    cited.append((cross_kb, cross_severity))
             if any(e.has("carbapenem") for e in related):
-                evidence.insert(0, "kb.penicillin-allergy-carbapenem")
+                cited.append(("kb.penicillin-allergy-carbapenem", "info"))
+            cited.sort(key=lambda item: -SEVERITY_RANK[item[1]])
+            evidence = [kb for kb, _ in cited]
+            severity = cited[0][1]
             yield Finding(
                 "rule.allergy-cross-reactivity",
-                "warning",
+                severity,
                 _short(
                     f"Recorded {substance} allergy and {_names(related)}: consider the cross-reactivity risk"
                 ),
-                "Related drug classes carry a small but real risk of cross-reacting in the allergic patient.",
+                "NSAIDs cross-react in people who reacted to aspirin or another NSAID."
+                if severity == "critical"
+                else "Related drug classes carry a small but real risk of cross-reacting in the allergic patient.",
                 tuple(dict.fromkeys(evidence)),
                 (allergy.handle, *_handles(related)),
                 _proposed(related),
@@ -608,27 +661,33 @@ def allergy_unresolved(facts: RuleFacts) -> Iterator[Finding]:
         )
 
 
-_PREGNANCY_EVIDENCE: tuple[tuple[str, str], ...] = (
-    # (ingredient or class, knowledge-base id), most specific first
-    ("warfarin", "kb.warfarin-pregnancy"),
-    ("methotrexate", "kb.methotrexate-pregnancy"),
-    ("isotretinoin", "kb.isotretinoin-pregnancy"),
-    ("valproate", "kb.valproate-pregnancy"),
-    ("lithium", "kb.lithium-pregnancy"),
-    ("misoprostol", "kb.misoprostol-pregnancy"),
-    ("mycophenolate", "kb.mycophenolate-pregnancy"),
-    ("ace-inhibitor", "kb.acei-arb-pregnancy"),
-    ("arb", "kb.acei-arb-pregnancy"),
-    ("statin", "kb.statin-pregnancy"),
-    ("tetracycline", "kb.tetracycline-pregnancy"),
+_PREGNANCY_EVIDENCE: tuple[tuple[str, str, Severity], ...] = (
+    # (ingredient or class, knowledge-base id, that entry's severity hint), most specific first
+    ("warfarin", "kb.warfarin-pregnancy", "critical"),
+    ("methotrexate", "kb.methotrexate-pregnancy", "critical"),
+    ("isotretinoin", "kb.isotretinoin-pregnancy", "critical"),
+    ("valproate", "kb.valproate-pregnancy", "critical"),
+    ("lithium", "kb.lithium-pregnancy", "warning"),
+    ("misoprostol", "kb.misoprostol-pregnancy", "critical"),
+    ("mycophenolate", "kb.mycophenolate-pregnancy", "critical"),
+    ("ace-inhibitor", "kb.acei-arb-pregnancy", "critical"),
+    ("arb", "kb.acei-arb-pregnancy", "critical"),
+    ("arni", "kb.acei-arb-pregnancy", "critical"),
+    ("statin", "kb.statin-pregnancy", "warning"),
+    ("tetracycline", "kb.tetracycline-pregnancy", "warning"),
 )
+_TERATOGEN_DEFAULT: tuple[str, Severity] = ("kb.teratogen-contraception-counselling", "warning")
 
 
-def _pregnancy_evidence(risky: tuple[Exposure, ...]) -> tuple[str, ...]:
+def _pregnancy_evidence(risky: tuple[Exposure, ...]) -> tuple[tuple[str, ...], Severity]:
+    """The entries for these drugs, most severe first, and the card's severity: the first entry's hint."""
     cited = [
-        kb for key, kb in _PREGNANCY_EVIDENCE if any(key in e.ingredients or key in e.classes for e in risky)
-    ]
-    return tuple(dict.fromkeys(cited)) or ("kb.teratogen-contraception-counselling",)
+        (kb, severity)
+        for key, kb, severity in _PREGNANCY_EVIDENCE
+        if any(key in e.ingredients or key in e.classes for e in risky)
+    ] or [_TERATOGEN_DEFAULT]
+    cited.sort(key=lambda item: -SEVERITY_RANK[item[1]])  # stable: specificity order within a severity
+    return tuple(dict.fromkeys(kb for kb, _ in cited)), cited[0][1]
 
 
 def pregnancy_teratogen(facts: RuleFacts) -> Iterator[Finding]:
@@ -636,12 +695,13 @@ def pregnancy_teratogen(facts: RuleFacts) -> Iterator[Finding]:
         return
     risky = facts.with_class("teratogen")
     if risky:
+        evidence, severity = _pregnancy_evidence(risky)
         yield Finding(
             "rule.pregnancy-teratogen",
-            "critical" if any(e.proposed for e in risky) else "warning",
+            severity,
             _short(f"Pregnant and on {_names(risky)}: consider a pregnancy-compatible alternative"),
             "These drugs can harm the fetus; most have safer alternatives during pregnancy.",
-            _pregnancy_evidence(risky),
+            evidence,
             (*facts.context.pregnancy.evidence, *_handles(risky)),
             _proposed(risky),
         )
@@ -671,9 +731,22 @@ _DUPLICATE_GROUPS: tuple[tuple[str, frozenset[str], str, str], ...] = (
 )
 
 
+def low_dose_aspirin(facts: RuleFacts, exposure: Exposure) -> bool:
+    """Aspirin up to 100 mg a day is antiplatelet therapy, not a second NSAID. The daily dose where the dosage
+    gives it, else the unit strength (low-dose products are taken once a day); unreadable counts as an NSAID."""
+    if "aspirin" not in exposure.ingredients:
+        return False
+    strength = strength_mg(exposure, "aspirin")
+    daily = daily_mg(dosage_of(facts, exposure), strength)
+    mg = daily if daily is not None else strength
+    return mg is not None and mg <= 100
+
+
 def duplicate_therapy(facts: RuleFacts) -> Iterator[Finding]:
     for label, classes, evidence, why in _DUPLICATE_GROUPS:
         members = facts.with_class(*classes)
+        if "nsaid" in classes:
+            members = tuple(e for e in members if not low_dose_aspirin(facts, e))
         if len(members) >= 2 and (any(e.proposed for e in members) or len({e.handle for e in members}) >= 2):
             yield Finding(
                 "rule.duplicate-therapy",
@@ -984,12 +1057,21 @@ def influenza_due(facts: RuleFacts) -> Iterator[Finding]:
     # Age is kept in whole years, so under 1 we cannot tell whether the child is past 6 months: stay silent.
     if facts.age is None or facts.age < 1 or facts.context.demographics.deceased:
         return
-    if _vaccine_within(facts, "influenza", 365):
-        return
+    month, since = facts.context.month, facts.context.days_since_august_1
+    if month is not None and since is not None and (month >= 8 or month <= 3):
+        # In season (August to March): this season's dose is one given since the most recent 1 August.
+        if _vaccine_within(facts, "influenza", since):
+            return
+        summary = "No influenza vaccine since 1 August: consider offering this season's vaccine"
+    else:
+        # Out of season (April to July), or no build date: only a year without any dose is a gap.
+        if _vaccine_within(facts, "influenza", 365):
+            return
+        summary = "No influenza vaccine in the past year: consider offering one"
     yield Finding(
         "rule.influenza-vaccine-due",
         "info",
-        "No influenza vaccine in the past year: consider offering this season's vaccine",
+        summary,
         "Annual influenza vaccination is recommended for everyone aged 6 months and older without a contraindication.",
         ("kb.acip-influenza-annual",),
         tuple(i.handle for i in facts.context.immunizations if "influenza" in i.vaccine.display.lower()),
@@ -1011,13 +1093,14 @@ def pneumococcal_due(facts: RuleFacts) -> Iterator[Finding]:
     )
 
 
-MEDICATION_RULES: tuple[Rule, ...] = (
+BASE_MEDICATION_RULES: tuple[Rule, ...] = (
     *INTERACTIONS,
     renal_metformin,
     renal_nsaid,
     triple_whammy,
     renal_nitrofurantoin,
     hyperkalaemia,
+    potassium_before_starting,
     EGFR_RECHECK,
     POTASSIUM_RECHECK,
     inr_monitoring,
@@ -1032,4 +1115,9 @@ MEDICATION_RULES: tuple[Rule, ...] = (
     heart_failure_harm,
     beers_older_adult,
 )
-CARE_GAP_RULES: tuple[Rule, ...] = (diabetes_hba1c, diabetic_kidney_raas, influenza_due, pneumococcal_due)
+BASE_CARE_GAP_RULES: tuple[Rule, ...] = (
+    diabetes_hba1c,
+    diabetic_kidney_raas,
+    influenza_due,
+    pneumococcal_due,
+)

@@ -5,10 +5,17 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from plugin.context.model import ClinicalContext, Code
-from plugin.rules.catalog import CARE_GAP_RULES, MEDICATION_RULES, Rule
 from plugin.rules.model import SEVERITY_RANK, Finding, RuleFacts
+from plugin.rules.registry import CARE_GAP_RULES, MEDICATION_RULES, Rule
+from plugin.rules.resolution import RESOLUTION_RULES
 
 ALL_RULES: tuple[Rule, ...] = (*MEDICATION_RULES, *CARE_GAP_RULES)
+# A proposal is always checked for resolution (MEDICATION_RULES includes it; kept explicit so that a change of
+# the registry cannot drop it): a drug no rule can see must veto, never pass as "no interaction found".
+PROPOSAL_RULES: tuple[Rule, ...] = (
+    *MEDICATION_RULES,
+    *(rule for rule in RESOLUTION_RULES if rule not in MEDICATION_RULES),
+)
 PROPOSAL_HANDLE = "X1"
 
 
@@ -26,4 +33,4 @@ def evaluate(context: ClinicalContext, rules: Iterable[Rule] = ALL_RULES) -> tup
 def check_proposal(context: ClinicalContext, medication: Code) -> tuple[Finding, ...]:
     """Findings a proposed medication would cause: the veto the governance layer applies to AI output."""
     facts = RuleFacts.of(context, proposed=((PROPOSAL_HANDLE, medication),))
-    return tuple(f for f in run_rules(facts, MEDICATION_RULES) if PROPOSAL_HANDLE in f.proposed)
+    return tuple(f for f in run_rules(facts, PROPOSAL_RULES) if PROPOSAL_HANDLE in f.proposed)

@@ -22,6 +22,9 @@ class Exposure:
     ingredients: tuple[str, ...]
     classes: frozenset[str]
     proposed: bool
+    # Fail closed: True when no ingredient is known or one of them is in no reviewed list, so the class-based
+    # rules cannot see this drug and "no interaction found" would be unfounded (rules/resolution.py says so).
+    unresolved: bool = False
 
     def has(self, *classes: str) -> bool:
         return not self.classes.isdisjoint(classes)
@@ -51,7 +54,8 @@ def _exposure(handle: str, code: Code, ingredients: tuple[str, ...], proposed: b
     rxnorm = code.code if code.system == "rxnorm" else None
     names = terminology.ingredients_of(rxnorm, code.display) or ingredients
     classes = frozenset().union(*(terminology.classes_of(name) for name in names)) if names else frozenset()
-    return Exposure(handle, code.display, names, classes, proposed)
+    unresolved = not names or not all(terminology.is_known_ingredient(name) for name in names)
+    return Exposure(handle, code.display, names, classes, proposed, unresolved)
 
 
 @dataclass(frozen=True, slots=True)

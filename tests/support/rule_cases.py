@@ -52,6 +52,8 @@ DRUGS: dict[str, tuple[str, str]] = {
     "codeine": ("993781", "Acetaminophen 300 MG / Codeine Phosphate 30 MG Oral Tablet"),
     "co-trimoxazole": ("198335", "Sulfamethoxazole 800 MG / Trimethoprim 160 MG Oral Tablet"),
     "digoxin": ("197604", "Digoxin 0.125 MG Oral Tablet"),
+    "enoxaparin": ("67108", "Enoxaparin"),  # ingredient-level codes: no strength to read
+    "gabapentin": ("25480", "Gabapentin"),
     "epinephrine-0.15": ("727316", "0.3 ML EPINEPHrine 0.5 MG/ML Auto-Injector"),  # 0.15 mg (EpiPen Jr)
     # As Synthea codes it, application number first.
     "epinephrine-0.3": ("1870230", "NDA020800 0.3 ML Epinephrine 1 MG/ML Auto-Injector"),
@@ -89,6 +91,26 @@ DRUGS: dict[str, tuple[str, str]] = {
     "trazodone": ("856377", "trazodone hydrochloride 50 MG Oral Tablet"),
     "verapamil": ("897718", "Verapamil Hydrochloride 40 MG"),
     "warfarin": ("855332", "Warfarin Sodium 5 MG Oral Tablet"),
+    # Monitoring, drug-disease and care-gap rules (plugin.rules.monitoring).
+    "alprazolam": ("308047", "Alprazolam 0.25mg Oral Tablet"),  # as a Synthea chart spells it
+    "contraceptive-patch": (
+        "1534809",
+        "168 HR Ethinyl Estradiol 0.00146 MG/HR / norelgestromin 0.00625 MG/HR Transdermal System",
+    ),
+    "cyclobenzaprine": ("828348", "cyclobenzaprine hydrochloride 10 MG Oral Tablet"),
+    "fluticasone-salmeterol": (
+        "896209",
+        "60 ACTUAT Fluticasone propionate 0.25 MG/ACTUAT / salmeterol 0.05 MG/ACTUAT Dry Powder Inhaler",
+    ),
+    "folic-acid": ("310410", "folic acid 1 MG Oral Tablet"),
+    "glipizide": ("310488", "glipiZIDE 5 MG Oral Tablet"),
+    "insulin": (
+        "106892",
+        "insulin human, isophane 70 UNT/ML / Regular Insulin, Human 30 UNT/ML Injectable Suspension [Humulin]",
+    ),
+    "levothyroxine": ("966222", "Levothyroxine Sodium 0.075 MG Oral Tablet"),
+    "propranolol": ("856519", "propranolol hydrochloride 40 MG Oral Tablet"),
+    "salmeterol": ("36117", "Salmeterol"),  # an ingredient-level code
 }
 
 # SNOMED CT problems (code, display) as Synthea and most EHR problem lists code them.
@@ -100,6 +122,11 @@ PROBLEMS: dict[str, tuple[str, str]] = {
     "heart-failure": ("88805009", "Chronic congestive heart failure (disorder)"),
     "hypertension": ("38341003", "Hypertension"),
     "pregnancy": ("72892002", "Normal pregnancy"),
+    "migraine": ("37796009", "Migraine (disorder)"),
+    "migraine-with-aura": ("4473006", "Migraine with aura (disorder)"),
+    "myocardial-infarction": ("22298006", "Myocardial infarction (disorder)"),
+    "ischaemic-stroke": ("422504002", "Ischemic stroke (disorder)"),
+    "peripheral-arterial-disease": ("840580004", "Peripheral arterial disease (disorder)"),
 }
 
 # LOINC lab codes (code, display, UCUM unit).
@@ -110,11 +137,23 @@ LABS: dict[str, tuple[str, str, str]] = {
         "mL/min/{1.73_m2}",
     ),
     "potassium": ("2823-3", "Potassium [Moles/volume] in Serum or Plasma", "mmol/L"),
+    "creatinine": ("2160-0", "Creatinine [Mass/volume] in Serum or Plasma", "mg/dL"),
     "inr": ("6301-6", "INR in Platelet poor plasma by Coagulation assay", "{INR}"),
     "hba1c": ("4548-4", "Hemoglobin A1c/Hemoglobin.total in Blood", "%"),
     "weight": ("29463-7", "Body Weight", "kg"),
+    "glucose": ("2345-7", "Glucose [Mass/volume] in Serum or Plasma", "mg/dL"),
+    "digoxin": ("10535-3", "Digoxin [Mass/volume] in Serum or Plasma", "ng/mL"),
+    "tsh": ("3016-3", "Thyrotropin [Units/volume] in Serum or Plasma", "m[IU]/L"),
+    "hemoglobin": ("718-7", "Hemoglobin [Mass/volume] in Blood", "g/dL"),
+    "platelets": ("777-3", "Platelets [#/volume] in Blood by Automated count", "10*3/uL"),
+    "alt": ("1742-6", "Alanine aminotransferase [Enzymatic activity/volume] in Serum or Plasma", "U/L"),
+    "ldl": ("13457-7", "Cholesterol in LDL [Mass/volume] in Serum or Plasma by calculation", "mg/dL"),
+    "systolic_bp": ("8480-6", "Systolic blood pressure", "mm[Hg]"),
+    "diastolic_bp": ("8462-4", "Diastolic blood pressure", "mm[Hg]"),
 }
-VITALS = frozenset({"weight"})  # sent with the vital-signs category, as EHRs and Synthea do
+VITALS = frozenset(
+    {"weight", "systolic_bp", "diastolic_bp"}
+)  # sent with the vital-signs category, as EHRs and Synthea do
 
 VACCINES: dict[str, tuple[str, str]] = {
     "influenza": ("140", "Influenza, seasonal, injectable, preservative free"),
@@ -124,6 +163,7 @@ VACCINES: dict[str, tuple[str, str]] = {
 _PREFETCH_KEY = {
     "Condition": "conditions",
     "MedicationRequest": "medications",
+    "MedicationStatement": "medications",
     "AllergyIntolerance": "allergies",
     "Observation": "labs",
     "Immunization": "immunizations",

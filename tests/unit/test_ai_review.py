@@ -16,6 +16,7 @@ from plugin.ai_review import (
     MemoryReviewBroker,
     ReviewTicket,
 )
+from plugin.cards import by_severity
 from plugin.catalog import CHART_REVIEW, ORDER_REVIEW, shipped_registry
 from plugin.model_port import ModelIdentity, ModelTimeout, ModelUnavailable, ScriptedModel
 from plugin.review import ReviewOutcome
@@ -172,8 +173,10 @@ async def test_services_answer_rules_plus_ai_and_skip_order_review_without_draft
     service = registry.get(CHART_REVIEW.id)
     rules_only = service.evaluate(call)
     answered = await service.answer(call, 5.0)  # type: ignore[attr-defined]
-    assert answered.cards[: len(rules_only.cards)] == rules_only.cards
-    assert [c.summary for c in answered.cards[len(rules_only.cards) :]] == ["Consider checking the INR"]
+    ai_cards = tuple(c for c in answered.cards if c not in rules_only.cards)
+    assert [c.summary for c in ai_cards] == ["Consider checking the INR"]
+    # One list, most severe first; within a severity the rule cards lead the AI's.
+    assert answered.cards == by_severity(rules_only.cards + ai_cards)
     order_call = HookCall(
         ORDER_REVIEW.id, "order-sign", "h-2", {"patientId": "gov-1", "userId": "Practitioner/1"}, prefetch
     )

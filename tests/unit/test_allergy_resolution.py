@@ -254,12 +254,14 @@ def test_amoxicillin_clavulanate_product_is_mapped() -> None:
 @pytest.mark.parametrize(
     ("allergy", "expected"),
     [
-        (text_allergy("asa", "ASA"), [("rule.allergy-cross-reactivity", "warning")]),
-        (drug_allergy("aspirin", "1191", "Aspirin"), [("rule.allergy-cross-reactivity", "warning")]),
+        (text_allergy("asa", "ASA"), [("rule.allergy-cross-reactivity", "critical")]),
+        (drug_allergy("aspirin", "1191", "Aspirin"), [("rule.allergy-cross-reactivity", "critical")]),
         (text_allergy("asap", "ASAP"), []),
     ],
 )
-def test_asa_allergy_with_ibuprofen_warns_of_cross_reactivity(allergy: JsonDict, expected: list[Any]) -> None:
+def test_asa_allergy_with_ibuprofen_is_a_critical_cross_reaction(
+    allergy: JsonDict, expected: list[Any]
+) -> None:
     found = findings(Chart(resources=(allergy,), drafts=(draft("ibuprofen"),)), catalog.allergy_conflict)
     assert [(rule_id, severity) for rule_id, severity, _ in found] == expected
 

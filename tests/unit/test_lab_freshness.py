@@ -39,8 +39,9 @@ def test_a_value_is_current_up_to_and_including_its_last_day(days_ago: int | Non
 
 
 def test_the_windows_keep_the_intervals_the_rules_used_before() -> None:
-    # INR every 6 weeks at the longest and HbA1c twice a year were the rules' own numbers: now data.
-    assert lab_windows()["inr"].max_age_days == 42
+    # INR every 4 weeks at the longest (the warfarin label, as kb.warfarin-inr-monitoring says) and HbA1c
+    # twice a year: data, held to the entries they cite.
+    assert lab_windows()["inr"].max_age_days == 28
     assert lab_windows()["hba1c"].max_age_days == 183
     assert lab_windows()["egfr"].max_age_days == 365
 

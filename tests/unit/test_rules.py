@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 from plugin.context.build import build_context
 from plugin.context.model import BuiltContext, Code
 from plugin.knowledge import load_knowledge_base
-from plugin.rules import catalog
-from plugin.rules.catalog import CARE_GAP_RULES, INTERACTIONS, MEDICATION_RULES, Interaction, Rule
+from plugin.rules import catalog, dose_range, high_harm, monitoring, registry, renal_rules, resolution
+from plugin.rules.catalog import BASE_CARE_GAP_RULES, BASE_MEDICATION_RULES, INTERACTIONS, Interaction, Rule
 from plugin.rules.engine import PROPOSAL_HANDLE, check_proposal, evaluate, run_rules
 from plugin.rules.model import Exposure, Finding, RuleFacts, Severity
 from tests.support.charts import NOW, JsonDict, chart_path, chart_prefetch, draft_orders
@@ -34,7 +34,12 @@ from tests.support.rule_cases import (
 
 pytestmark = pytest.mark.unit
 
-ALL_RULES: tuple[Rule, ...] = (*MEDICATION_RULES, *CARE_GAP_RULES)
+# The catalog's own rules, whose cases are the table below; the other rule modules keep their case tables
+# beside them (test_high_harm, test_kidney, test_monitoring_rules, test_dose_range, test_medication_resolution).
+ALL_RULES: tuple[Rule, ...] = (*BASE_MEDICATION_RULES, *BASE_CARE_GAP_RULES)
+EVERY_RULE: tuple[Rule, ...] = (*registry.MEDICATION_RULES, *registry.CARE_GAP_RULES)
+RULE_MODULES = (catalog, high_harm, monitoring, renal_rules, dose_range, resolution)
+_RULE_MODULE_NAMES = frozenset(module.__name__ for module in RULE_MODULES)
 
 
 # --- what the catalog can say, read from the rule objects themselves ------------------------------------
@@ -58,10 +63,11 @@ def _strings(value: object, seen: set[int]) -> Iterator[str]:
         for constant in value.co_consts:
             yield from _strings(constant, seen)
         for name in value.co_names:
-            if name in vars(catalog):
-                yield from _strings(vars(catalog)[name], seen)
+            for module in RULE_MODULES:
+                if name in vars(module):
+                    yield from _strings(vars(module)[name], seen)
     elif isinstance(value, FunctionType):
-        if value.__module__ == catalog.__name__:
+        if value.__module__ in _RULE_MODULE_NAMES:
             yield from _strings(value.__code__, seen)
     elif is_dataclass(value) and not isinstance(value, type):
         for field in fields(value):
@@ -74,15 +80,17 @@ def cited(rules: Iterable[Rule], prefix: str) -> frozenset[str]:
 
 
 def rule_name(rule: Rule) -> str:
-    if isinstance(rule, Interaction | catalog.Recheck):
-        return rule.rule_id
+    rule_id = getattr(rule, "rule_id", None)  # a rule object (pair, recheck, renal table...) names its one id
+    if isinstance(rule_id, str):
+        return rule_id
     return getattr(rule, "__name__", repr(rule))
 
 
 @functools.cache
 def rule_ids(rule: Rule) -> frozenset[str]:
     """The rule ids one rule object can emit."""
-    return frozenset({rule.rule_id}) if isinstance(rule, Interaction) else cited([rule], "rule.")
+    rule_id = getattr(rule, "rule_id", None)
+    return frozenset({rule_id}) if isinstance(rule_id, str) else cited([rule], "rule.")
 
 
 # --- the case table -------------------------------------------------------------------------------------
@@ -502,7 +510,7 @@ CASES: tuple[Case, ...] = (
         (
             Expected(
                 "rule.opioid-sedative",
-                "warning",
+                "critical",
                 ("kb.opioid-benzodiazepine-boxed-warning",),
                 (OXYCODONE, LORAZEPAM),
             ),
@@ -758,7 +766,7 @@ CASES: tuple[Case, ...] = (
             Expected(
                 "rule.nitrofurantoin-egfr",
                 "warning",
-                ("kb.nitrofurantoin-renal-impairment", "kb.beers-nitrofurantoin-crcl-30"),
+                ("kb.beers-nitrofurantoin-crcl-30", "kb.nitrofurantoin-renal-impairment"),
                 (NITROFURANTOIN, egfr(25)),
             ),
         ),
@@ -774,7 +782,11 @@ CASES: tuple[Case, ...] = (
             Expected(
                 "rule.hyperkalaemia-on-raising-drug",
                 "critical",
-                ("kb.potassium-monitoring-raas", "kb.hyperkalaemia-ras-inhibitor-continue"),
+                (
+                    "kb.hyperkalaemia-potassium-raising-drugs",
+                    "kb.potassium-monitoring-raas",
+                    "kb.hyperkalaemia-ras-inhibitor-continue",
+                ),
                 (LISINOPRIL, potassium(5.6)),
                 order_lab="2823-3",
                 mentions=("Potassium 5.6",),
@@ -791,7 +803,11 @@ CASES: tuple[Case, ...] = (
             Expected(
                 "rule.hyperkalaemia-on-raising-drug",
                 "critical",
-                ("kb.potassium-monitoring-raas", "kb.hyperkalaemia-ras-inhibitor-continue"),
+                (
+                    "kb.hyperkalaemia-potassium-raising-drugs",
+                    "kb.potassium-monitoring-raas",
+                    "kb.hyperkalaemia-ras-inhibitor-continue",
+                ),
                 (LISINOPRIL, potassium(5.6, days_ago=90)),
                 order_lab="2823-3",
             ),
@@ -799,6 +815,42 @@ CASES: tuple[Case, ...] = (
     ),
     Case(
         "hyperkalaemia/5.6-91-days-old", catalog.hyperkalaemia, chart(LISINOPRIL, potassium(5.6, days_ago=91))
+    ),
+    # Starting a potassium-raising drug: not at 5.0 or more (at 5.5 the hyperkalaemia rule speaks instead).
+    Case(
+        "potassium-before-starting/5.0+kcl-draft",
+        catalog.potassium_before_starting,
+        chart(potassium(5.0), drafts=(POTASSIUM_DRAFT,)),
+        (
+            Expected(
+                "rule.potassium-high-before-starting",
+                "warning",
+                ("kb.potassium-raising-drug-start-threshold", "kb.mra-hyperkalaemia-heart-failure"),
+                (POTASSIUM_DRAFT, potassium(5.0)),
+                proposed=(POTASSIUM_DRAFT,),
+                mentions=("5", "below 5.0"),
+            ),
+        ),
+    ),
+    Case(
+        "potassium-before-starting/4.9+kcl-draft",
+        catalog.potassium_before_starting,
+        chart(potassium(4.9), drafts=(POTASSIUM_DRAFT,)),
+    ),
+    Case(
+        "potassium-before-starting/5.5+kcl-draft",
+        catalog.potassium_before_starting,
+        chart(potassium(5.5), drafts=(POTASSIUM_DRAFT,)),
+    ),
+    Case(
+        "potassium-before-starting/5.2-already-on-kcl",
+        catalog.potassium_before_starting,
+        chart(potassium(5.2), med("potassium-chloride")),
+    ),
+    Case(
+        "potassium-before-starting/5.2-91-days-old",
+        catalog.potassium_before_starting,
+        chart(potassium(5.2, days_ago=91), drafts=(POTASSIUM_DRAFT,)),
     ),
     Case(
         "potassium-recheck/lisinopril+5.6-91-days-old",
@@ -834,8 +886,23 @@ CASES: tuple[Case, ...] = (
         catalog.POTASSIUM_RECHECK,
         chart(LISINOPRIL, potassium(4.5, 90)),
     ),
-    # INR monitoring on warfarin: due after 42 days
-    Case("inr-monitoring/30-days", catalog.inr_monitoring, chart(WARFARIN, inr(30))),
+    # INR monitoring on warfarin: due after 28 days (the label's 1-4 weeks)
+    Case("inr-monitoring/28-days", catalog.inr_monitoring, chart(WARFARIN, inr(28))),
+    Case(
+        "inr-monitoring/29-days",
+        catalog.inr_monitoring,
+        chart(WARFARIN, inr(29)),
+        (
+            Expected(
+                "rule.inr-monitoring",
+                "warning",
+                ("kb.warfarin-inr-monitoring",),
+                (WARFARIN, inr(29)),
+                order_lab="6301-6",
+                mentions=("29 days ago",),
+            ),
+        ),
+    ),
     Case(
         "inr-monitoring/60-days",
         catalog.inr_monitoring,
@@ -915,7 +982,7 @@ CASES: tuple[Case, ...] = (
         (
             Expected(
                 "rule.allergy-cross-reactivity",
-                "warning",
+                "critical",
                 ("kb.nsaid-aspirin-hypersensitivity",),
                 (ASPIRIN_ALLERGY, IBUPROFEN_DRAFT),
                 proposed=(IBUPROFEN_DRAFT,),
@@ -958,7 +1025,7 @@ CASES: tuple[Case, ...] = (
         chart(PREGNANCY, LISINOPRIL),
         (
             Expected(
-                "rule.pregnancy-teratogen", "warning", ("kb.acei-arb-pregnancy",), (PREGNANCY, LISINOPRIL)
+                "rule.pregnancy-teratogen", "critical", ("kb.acei-arb-pregnancy",), (PREGNANCY, LISINOPRIL)
             ),
         ),
     ),
@@ -1441,7 +1508,7 @@ def test_positive_cases_fire_every_rule_id_the_catalog_can_produce() -> None:
 
 def test_every_cited_knowledge_id_exists() -> None:
     knowledge = load_knowledge_base()
-    scanned = cited(ALL_RULES, "kb.")
+    scanned = cited(EVERY_RULE, "kb.")
     # The scan reaches tables and helpers, not only literals in the rule bodies.
     assert {
         "kb.penicillin-allergy-carbapenem",
@@ -1457,7 +1524,7 @@ def test_every_cited_knowledge_id_exists() -> None:
 
 def test_rule_ids_are_namespaced_and_distinct_between_rules() -> None:
     owners: dict[str, str] = {}
-    for rule in ALL_RULES:
+    for rule in EVERY_RULE:
         for rule_id in rule_ids(rule):
             assert rule_id.startswith("rule.") and rule_id == rule_id.lower()
             assert owners.setdefault(rule_id, rule_name(rule)) == rule_name(rule), rule_id
@@ -1513,10 +1580,10 @@ def test_metformin_severity_follows_the_egfr_thresholds(value: float) -> None:
 
 @settings(derandomize=True, max_examples=40, deadline=None)
 @given(days=st.integers(min_value=0, max_value=400))
-def test_inr_is_due_only_after_six_weeks(days: int) -> None:
+def test_inr_is_due_only_after_four_weeks(days: int) -> None:
     built = chart(WARFARIN, inr(days)).build()
     fired = [f.rule_id for f in catalog.inr_monitoring(RuleFacts.of(built.context))]
-    assert fired == ([] if days <= 42 else ["rule.inr-monitoring"])
+    assert fired == ([] if days <= 28 else ["rule.inr-monitoring"])
 
 
 # --- fixture charts and known defects -------------------------------------------------------------------

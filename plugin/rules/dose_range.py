@@ -1,0 +1,273 @@
+"""Draft-order doses against the versioned dose-range table (knowledge/dose_ranges.json): adult and mg/kg limits."""
+
+# A dose is read only when the order states it exactly: a count of units (tablets, capsules) of a product
+# whose per-unit strength is in its name, milligrams, or millilitres of a product whose concentration is
+# in its name; the daily dose also needs a frequency ("3 per 1 d", "1 per 8 h"). An order whose dose
+# cannot be read is not called safe: the card list says nothing about it, and the prescriber's own check
+# stands (a card per unreadable order would fire on most free-text sigs). A child's limits need a current
+# weight; without one the card says the dose could not be checked.
+
+from __future__ import annotations
+
+import functools
+import json
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from importlib import resources
+from types import MappingProxyType
+from typing import Final
+
+from plugin.context.model import Dosage
+from plugin.errors import PluginError
+from plugin.rules import dosing
+from plugin.rules.model import Exposure, Finding, RuleFacts, Severity
+
+__all__ = [
+    "DoseLimits",
+    "DoseRangeError",
+    "DoseTable",
+    "daily_frequency",
+    "dose_range",
+    "dose_table",
+    "ingredient_strength_mg",
+    "parse_dose_table",
+    "single_dose_mg",
+]
+
+_DATA: Final = "knowledge/dose_ranges.json"
+EVIDENCE: Final = ("kb.dose-range-limits",)
+PAEDIATRIC_EVIDENCE: Final = ("kb.dose-range-limits", "kb.paediatric-weight-based-dosing")
+
+
+class DoseRangeError(PluginError):
+    """knowledge/dose_ranges.json is malformed."""
+
+
+@dataclass(frozen=True, slots=True)
+class DoseLimits:
+    ingredient: str
+    max_single_mg: float | None
+    max_daily_mg: float | None
+    source: str
+    paediatric_mg_per_kg_dose: float | None = None
+    paediatric_mg_per_kg_day: float | None = None
+    paediatric_max_daily_mg: float | None = None
+
+    @property
+    def has_paediatric(self) -> bool:
+        return self.paediatric_mg_per_kg_dose is not None or self.paediatric_mg_per_kg_day is not None
+
+
+@dataclass(frozen=True, slots=True)
+class DoseTable:
+    version: str
+    rounding_tolerance: float  # a dose up to this fraction over a limit is rounding, not an error
+    critical_multiple: float  # at this multiple of a limit the card is critical (tenfold errors)
+    limits: Mapping[str, DoseLimits]
+
+
+def _limit(row: Mapping[str, object], group: str, key: str) -> float | None:
+    section = row.get(group)
+    if section is None:
+        return None
+    if not isinstance(section, dict):
+        raise DoseRangeError(f"{_DATA}: {row.get('ingredient')}: {group} must be an object")
+    value = section.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+        raise DoseRangeError(f"{_DATA}: {row.get('ingredient')}: {group}.{key} must be a positive number")
+    return float(value)
+
+
+def parse_dose_table(raw: object) -> DoseTable:
+    """The table in dose_ranges.json's content; DoseRangeError names the first problem."""
+    if (
+        not isinstance(raw, dict)
+        or not isinstance(raw.get("version"), str)
+        or not isinstance(raw.get("limits"), list)
+    ):
+        raise DoseRangeError(f"{_DATA}: needs a version and a list of limits")
+    tolerance, multiple = raw.get("rounding_tolerance"), raw.get("critical_multiple")
+    if not isinstance(tolerance, int | float) or not 0 <= tolerance < 0.5:
+        raise DoseRangeError(f"{_DATA}: rounding_tolerance must be a fraction below 0.5")
+    if not isinstance(multiple, int | float) or multiple <= 1 + tolerance:
+        raise DoseRangeError(f"{_DATA}: critical_multiple must exceed 1 + rounding_tolerance")
+    limits: dict[str, DoseLimits] = {}
+    for row in raw["limits"]:
+        if not isinstance(row, dict) or not isinstance(row.get("ingredient"), str) or not row["ingredient"]:
+            raise DoseRangeError(f"{_DATA}: every row names its ingredient")
+        name = row["ingredient"]
+        if name in limits or row.get("route") != "oral" or not isinstance(row.get("source"), str):
+            raise DoseRangeError(f"{_DATA}: {name}: once per ingredient, route oral, with a source")
+        single, daily = _limit(row, "adult", "max_single_mg"), _limit(row, "adult", "max_daily_mg")
+        if single is not None and daily is not None and single > daily:
+            raise DoseRangeError(f"{_DATA}: {name}: the single-dose limit exceeds the daily one")
+        limits[name] = DoseLimits(
+            name,
+            single,
+            daily,
+            row["source"],
+            _limit(row, "paediatric", "max_mg_per_kg_dose"),
+            _limit(row, "paediatric", "max_mg_per_kg_day"),
+            _limit(row, "paediatric", "max_daily_mg"),
+        )
+    return DoseTable(raw["version"], float(tolerance), float(multiple), MappingProxyType(limits))
+
+
+@functools.cache
+def dose_table() -> DoseTable:
+    """The packaged table, read and validated on first use."""
+    text = resources.files("plugin").joinpath(_DATA).read_text(encoding="utf-8")
+    return parse_dose_table(json.loads(text))
+
+
+# "Acetaminophen 325 MG / HYDROcodone Bitartrate 7.5 MG Oral Tablet": each part names an ingredient and
+# its strength; "Amoxicillin 250 MG/5ML Oral Suspension": a concentration.
+_PART = re.compile(
+    r"(?P<name>[A-Za-z][A-Za-z ,\-]*?)\s+(?P<value>\d+(?:\.\d+)?)\s*(?P<unit>MG|MCG)(?:\s*/\s*(?P<per>\d+(?:\.\d+)?)?\s*ML\b)?",
+    re.IGNORECASE,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Strength:
+    mg: float
+    per_ml: float | None  # millilitres the mg are in (a liquid), None for a unit (tablet, capsule)
+
+
+def ingredient_strength_mg(display: str, ingredient: str) -> Strength | None:
+    """The named ingredient's strength in a product name, or None when the name does not state it."""
+    for match in _PART.finditer(display):
+        if ingredient.split()[0] not in match.group("name").lower():
+            continue
+        value = float(match.group("value")) / (1000 if match.group("unit").upper() == "MCG" else 1)
+        per = match.group("per")
+        is_liquid = "/" in match.group(0)
+        return Strength(value, (float(per) if per else 1.0) if is_liquid else None)
+    return None
+
+
+def single_dose_mg(dosage: Dosage, strength: Strength | None) -> float | None:
+    """One administration's milligrams of the ingredient, when the order states it exactly."""
+    if strength is None:
+        return dosing.dose_mg(dosage, None)
+    return dosing.dose_mg(dosage, strength.mg, strength.per_ml)
+
+
+def daily_frequency(dosage: Dosage) -> float | None:
+    """Administrations per day from "N per P unit"; None when the order gives no usable frequency."""
+    return dosing.per_day(dosage.frequency)
+
+
+@dataclass(frozen=True, slots=True)
+class _Excess:
+    what: str  # "a single dose of 1,000 mg", "4,500 mg a day"
+    limit: str  # "the adult maximum of 4,000 mg a day"
+    ratio: float
+
+
+def _over(value: float | None, limit: float | None, tolerance: float) -> float | None:
+    if value is None or limit is None or value <= limit * (1 + tolerance):
+        return None
+    return value / limit
+
+
+def _g(value: float) -> str:
+    return f"{value:,.4g}"
+
+
+def _excesses(
+    limits: DoseLimits, single: float | None, daily: float | None, weight: float | None, paediatric: bool
+) -> list[_Excess]:
+    tolerance = dose_table().rounding_tolerance
+    found: list[_Excess] = []
+    checks: list[tuple[float | None, float | None, str, str]] = []
+    if paediatric and weight is not None and limits.has_paediatric:
+        per_dose = limits.paediatric_mg_per_kg_dose
+        per_day = limits.paediatric_mg_per_kg_day
+        checks += [
+            (single, per_dose * weight if per_dose else None, "a dose", f"{_g(per_dose or 0)} mg/kg a dose"),
+            (daily, per_day * weight if per_day else None, "a daily dose", f"{_g(per_day or 0)} mg/kg a day"),
+            (daily, limits.paediatric_max_daily_mg, "a daily dose", "the children's daily cap"),
+        ]
+    else:
+        checks += [
+            (single, limits.max_single_mg, "a dose", "the adult single-dose maximum"),
+            (daily, limits.max_daily_mg, "a daily dose", "the adult daily maximum"),
+        ]
+    for value, limit, what, named in checks:
+        if (ratio := _over(value, limit, tolerance)) is not None and value is not None and limit is not None:
+            found.append(_Excess(f"{what} of {_g(value)} mg", f"{named} ({_g(limit)} mg)", ratio))
+    return found
+
+
+def dose_range(facts: RuleFacts) -> Iterator[Finding]:
+    """Proposed orders over the table's limits; for a child, by weight, or a note that weight is unknown."""
+    table = dose_table()
+    age = facts.age
+    paediatric = age is not None and age < 18
+    weight_reading = facts.current("weight") if paediatric else None
+    weight = weight_reading.value if weight_reading is not None else None
+    for exposure in facts.exposures:
+        order = next((d for d in facts.context.draft_orders if d.handle == exposure.handle), None)
+        if not exposure.proposed or order is None:
+            continue
+        for ingredient in exposure.ingredients:
+            limits = table.limits.get(ingredient)
+            if limits is None:
+                continue
+            single = single_dose_mg(order.dosage, ingredient_strength_mg(order.code.display, ingredient))
+            if single is None:
+                continue
+            per_day = daily_frequency(order.dosage)
+            daily = single * per_day if per_day is not None else None
+            if paediatric and limits.has_paediatric and weight is None:
+                yield _weight_unknown(exposure, ingredient, facts)
+                continue
+            excesses = _excesses(limits, single, daily, weight, paediatric)
+            if excesses:
+                yield _too_high(
+                    exposure, ingredient, limits, excesses, weight_reading.handle if weight_reading else None
+                )
+
+
+def _too_high(
+    exposure: Exposure,
+    ingredient: str,
+    limits: DoseLimits,
+    excesses: list[_Excess],
+    weight_handle: str | None,
+) -> Finding:
+    worst = max(excesses, key=lambda e: e.ratio)
+    severity: Severity = "critical" if worst.ratio >= dose_table().critical_multiple else "warning"
+    summary = f"{ingredient.capitalize()} {worst.what} exceeds {worst.limit}: consider a lower dose"
+    return Finding(
+        "rule.dose-above-maximum",
+        severity,
+        summary
+        if len(summary) < 140
+        else f"{ingredient.capitalize()} dose exceeds {worst.limit}: consider a lower dose",
+        f"The order's dose is {worst.ratio:.1f} times the labelled limit ({limits.source}).",
+        PAEDIATRIC_EVIDENCE if weight_handle else EVIDENCE,
+        (exposure.handle, *((weight_handle,) if weight_handle else ())),
+        (exposure.handle,),
+    )
+
+
+def _weight_unknown(exposure: Exposure, ingredient: str, facts: RuleFacts) -> Finding:
+    stale = facts.stale("weight")
+    when = "no weight on record" if stale is None else "only an out-of-date weight"
+    return Finding(
+        "rule.dose-weight-unknown",
+        "info",
+        f"{ingredient.capitalize()} for a child with {when}: consider weighing before confirming the dose",
+        "A child's dose limit is set per kilogram, so this dose could not be checked without a current weight.",
+        ("kb.paediatric-weight-based-dosing",),
+        (exposure.handle, *((stale.handle,) if stale is not None else ())),
+        (exposure.handle,),
+    )
+
+
+DOSE_RULES: Final = (dose_range,)

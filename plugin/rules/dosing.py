@@ -1,0 +1,128 @@
+"""Daily doses from the structured dosage of a medication or draft order: dose × frequency × unit strength.
+
+Only the structured fields are read (Dosage.dose "2 tablet" or "10 mg", Dosage.frequency "3 per 1 d"), never
+free-text sigs. Anything that cannot be read unambiguously gives None, and the rules that use it say the dose
+is unknown instead of assuming it is low (fail closed). An as-needed order is counted at its most frequent
+prescribed use, which is what CDC's MME arithmetic counts too.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Final
+
+from plugin.context.model import Dosage
+from plugin.rules.model import Exposure, RuleFacts
+
+# "3 per 1 d", "1 per 8 h", "2 per 1 wk": frequency, period, UCUM period unit (FHIR Timing.repeat).
+_FREQUENCY = re.compile(r"^(\d+(?:\.\d+)?) per (\d+(?:\.\d+)?) ([a-z]+)$", re.IGNORECASE)
+_PERIODS_PER_DAY: Final[dict[str, float]] = {
+    "min": 1440.0,
+    "h": 24.0,
+    "hr": 24.0,
+    "hour": 24.0,
+    "d": 1.0,
+    "day": 1.0,
+    "wk": 1 / 7,
+    "week": 1 / 7,
+}
+_DOSE = re.compile(r"^(\d+(?:\.\d+)?)\s*(.*)$")
+# Units that count dose forms: the product strength gives the milligrams of each.
+_COUNT_UNITS: Final = frozenset(
+    {
+        "",
+        "1",
+        "tablet",
+        "tablets",
+        "tab",
+        "tabs",
+        "tbl",
+        "capsule",
+        "capsules",
+        "cap",
+        "caps",
+        "each",
+        "ea",
+        "pill",
+        "pills",
+        "patch",
+        "patches",
+        "film",
+        "lozenge",
+        "suppository",
+        "actuation",
+        "puff",
+    }
+)
+_VOLUME_UNITS: Final = frozenset({"ml", "milliliter", "millilitre"})
+_MASS_UNITS: Final[dict[str, float]] = {"mg": 1.0, "g": 1000.0, "mcg": 0.001, "ug": 0.001, "µg": 0.001}
+
+
+def dosage_of(facts: RuleFacts, exposure: Exposure) -> Dosage | None:
+    """The structured dosage behind an exposure; None for a proposal (governance), which carries none."""
+    for medication in facts.context.medications:
+        if medication.handle == exposure.handle:
+            return medication.dosage
+    for order in facts.context.draft_orders:
+        if order.handle == exposure.handle:
+            return order.dosage
+    return None
+
+
+def per_day(frequency: str | None) -> float | None:
+    """Administrations a day from "N per P unit"; None when absent or in a unit we do not read."""
+    if frequency is None:
+        return None
+    match = _FREQUENCY.match(frequency.strip())
+    if match is None:
+        return None
+    count, period, unit = float(match.group(1)), float(match.group(2)), match.group(3).lower()
+    if period <= 0 or unit not in _PERIODS_PER_DAY:
+        return None
+    return count * _PERIODS_PER_DAY[unit] / period
+
+
+def dose_count(dosage: Dosage | None) -> float | None:
+    """How many dose forms one administration is ("2 tablet" → 2); None for a mass, a volume or nothing."""
+    parsed = _dose(dosage)
+    if parsed is None or parsed[1] not in _COUNT_UNITS:
+        return None
+    return parsed[0]
+
+
+def dose_mg(dosage: Dosage | None, strength_mg: float | None, per_ml: float | None = None) -> float | None:
+    """Milligrams of one administration: a dose in mass units as written, dose forms × unit strength, or, for
+    a liquid whose strength is `strength_mg` in `per_ml` millilitres, millilitres × concentration."""
+    parsed = _dose(dosage)
+    if parsed is None:
+        return None
+    value, unit = parsed
+    if unit in _MASS_UNITS:
+        return value * _MASS_UNITS[unit]
+    if strength_mg is None:
+        return None
+    if per_ml is not None:
+        # A count of a liquid ("2 tablet" of a suspension) is not a dose.
+        return value * strength_mg / per_ml if unit in _VOLUME_UNITS else None
+    if unit in _COUNT_UNITS:
+        return value * strength_mg
+    return None  # a volume of a solid, or an unknown unit
+
+
+def daily_mg(dosage: Dosage | None, strength_mg: float | None) -> float | None:
+    """Milligrams a day, or None when the dose, the frequency or the strength cannot be read."""
+    one = dose_mg(dosage, strength_mg)
+    times = per_day(dosage.frequency) if dosage is not None else None
+    if one is None or times is None:
+        return None
+    return one * times
+
+
+def _dose(dosage: Dosage | None) -> tuple[float, str] | None:
+    if dosage is None or dosage.dose is None:
+        return None
+    match = _DOSE.match(dosage.dose.strip())
+    if match is None:
+        return None
+    unit = match.group(2).strip().lower().strip("{}")
+    return float(match.group(1)), unit

@@ -1,0 +1,663 @@
+"""Monitoring, drug-disease and care-gap rules: methotrexate, digoxin, levothyroxine, hypoglycaemia, asthma,
+pregnancy, older adults, contraception, blood pressure, statins, antiplatelets and folic acid.
+
+Written like plugin.rules.catalog: every rule is a pure function of `RuleFacts`, summaries are options, and
+every lab is read through its validity window (knowledge/lab_validity.json). A current value decides; a stale
+one is never read as today's: where it would have mattered the rule asks for a recheck and shows the old value.
+Not wired into the engine here: the three tuples at the bottom are added to the catalog's lists by the caller.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable, Iterator
+from typing import Final
+
+from plugin import terminology
+from plugin.context.model import Dosage, Measurement
+from plugin.rules.catalog import (
+    EGFR,
+    HBA1C,
+    Recheck,
+    Rule,
+    _handles,
+    _names,
+    _proposed,
+    _short,
+    strength_mg,
+)
+from plugin.rules.freshness import lab_windows
+from plugin.rules.model import Exposure, Finding, LabOrder, RuleFacts, Severity
+
+__all__ = ["CARE_GAP_EXTRA_RULES", "DRUG_DISEASE_RULES", "MONITORING_RULES"]
+
+CBC = LabOrder("58410-2", "CBC panel - Blood by Automated count")
+ALT = LabOrder("1742-6", "Alanine aminotransferase [Enzymatic activity/volume] in Serum or Plasma")
+DIGOXIN_LEVEL = LabOrder("10535-3", "Digoxin [Mass/volume] in Serum or Plasma")
+TSH = LabOrder("3016-3", "Thyrotropin [Units/volume] in Serum or Plasma")
+GLUCOSE = LabOrder("2345-7", "Glucose [Mass/volume] in Serum or Plasma")
+LDL = LabOrder("13457-7", "Cholesterol in LDL [Mass/volume] in Serum or Plasma by calculation")
+
+
+def _sorted(*handles: str | Iterable[str]) -> tuple[str, ...]:
+    found: set[str] = set()
+    for item in handles:
+        found.update((item,) if isinstance(item, str) else item)
+    return tuple(sorted(found))
+
+
+def _say(situation: str, option: str) -> str:
+    """A summary under 140 characters whose option always survives: the situation is shortened instead."""
+    return f"{_short(situation, 137 - len(option))}: {option}"
+
+
+def _age_text(days_ago: int | None) -> str:
+    return "undated" if days_ago is None else f"{days_ago} days old"
+
+
+# --- methotrexate -------------------------------------------------------------------------------------
+
+# How the context writes a dosage frequency ("1 per 1 d", "3 per 1 wk"): FHIR Timing.repeat.
+_FREQUENCY = re.compile(r"^\d+(?:\.\d+)? per (\d+(?:\.\d+)?) (s|min|h|d|wk|mo|a)$")
+_UNIT_DAYS: Final[dict[str, float]] = {
+    "s": 1 / 86400,
+    "min": 1 / 1440,
+    "h": 1 / 24,
+    "d": 1.0,
+    "wk": 7.0,
+    "mo": 30.0,
+    "a": 365.0,
+}
+# Daily parenteral methotrexate has real uses (oncology, gestational trophoblastic disease); the weekly-dose
+# error this rule looks for is the oral one, so clearly parenteral products and routes are left out.
+_PARENTERAL = ("inject", "syringe", "intravenous", "intramuscular", "intrathecal", "subcutaneous", "infusion")
+
+
+def repeats_within_a_week(frequency: str | None) -> bool:
+    """Whether a dosage frequency repeats more often than weekly ("1 per 1 d", "1 per 2 d", "2 per 1 d");
+    a weekly dose split over one day ("3 per 1 wk") does not, and an unreadable one is not judged."""
+    match = _FREQUENCY.match(frequency.strip()) if frequency else None
+    if match is None:
+        return False
+    return float(match.group(1)) * _UNIT_DAYS[match.group(2)] < 7
+
+
+def _dosages(facts: RuleFacts) -> dict[str, Dosage]:
+    context = facts.context
+    dosages = {m.handle: m.dosage for m in context.medications}
+    dosages.update({d.handle: d.dosage for d in context.draft_orders})
+    return dosages
+
+
+def methotrexate_weekly_dosing(facts: RuleFacts) -> Iterator[Finding]:
+    dosages = _dosages(facts)
+    for drug in facts.with_class("methotrexate"):
+        dosage = dosages.get(drug.handle)
+        if dosage is None or not repeats_within_a_week(dosage.frequency):
+            continue
+        where = f"{drug.label} {dosage.route or ''}".lower()
+        if any(word in where for word in _PARENTERAL):
+            continue
+        yield Finding(
+            "rule.methotrexate-daily-dosing",
+            # A new order saying daily is the classic fatal error; an existing record may be mis-transcribed.
+            "critical" if drug.proposed else "warning",
+            _say(f"Methotrexate dosed {dosage.frequency}", "consider confirming a once-weekly dose and day"),
+            "Oral methotrexate for arthritis or psoriasis is taken once a week, and daily intake has caused fatal toxicity.",
+            ("kb.methotrexate-weekly-dosing",),
+            (drug.handle,),
+            _proposed([drug]),
+        )
+
+
+def _within(facts: RuleFacts, analyte: str, days: int) -> Measurement | None:
+    """The latest value when it is current by its own window and no older than `days`."""
+    value = facts.current(analyte)
+    if value is None or value.days_ago is None or value.days_ago > days:
+        return None
+    return value
+
+
+def methotrexate_monitoring(facts: RuleFacts) -> Iterator[Finding]:
+    drugs = facts.with_class("methotrexate")
+    if not drugs:
+        return
+    # One methotrexate panel interval (BSR/BHPR: at least every 12 weeks): the blood count's window, whose
+    # basis is the methotrexate monitoring entry. It also judges renal function, whose own 365-day window
+    # (set for metformin) is too long for methotrexate.
+    panel_days = lab_windows()["hemoglobin"].max_age_days
+    panel = (
+        ("blood count", ("hemoglobin", "platelets"), all, CBC),
+        ("renal function", ("egfr", "creatinine"), any, EGFR),
+        ("ALT", ("alt",), all, ALT),
+    )
+    missing: list[str] = []
+    order: LabOrder | None = None
+    old: list[str] = []
+    for label, analytes, needed, lab in panel:
+        if needed(_within(facts, a, panel_days) is not None for a in analytes):
+            continue
+        missing.append(label)
+        order = order or lab
+        old += [m.handle for a in analytes if (m := facts.latest(a)) is not None]
+    if not missing:
+        return
+    what = ", ".join(missing[:-1]) + (" or " if len(missing) > 1 else "") + missing[-1]
+    yield Finding(
+        "rule.methotrexate-monitoring",
+        "warning",
+        _say(f"Methotrexate with no {what} in the last {panel_days} days", "consider checking them"),
+        "Methotrexate can suppress the marrow and injure the liver and kidneys, so counts, renal function and ALT are checked at least every 12 weeks.",
+        ("kb.methotrexate-blood-monitoring",),
+        _sorted(_handles(drugs), old),
+        _proposed(drugs),
+        order,
+    )
+
+
+def methotrexate_folate(facts: RuleFacts) -> Iterator[Finding]:
+    drugs = facts.with_class("methotrexate")
+    if drugs and not facts.with_class("folate"):
+        yield Finding(
+            "rule.methotrexate-without-folate",
+            "info",
+            "Methotrexate without folic acid on the medication list: consider at least 5 mg folic acid a week",
+            "Folic acid reduces methotrexate's mouth, gut and liver side effects without reducing its benefit.",
+            ("kb.methotrexate-folic-acid",),
+            _handles(drugs),
+            _proposed(drugs),
+        )
+
+
+# --- digoxin and levothyroxine -----------------------------------------------------------------------
+
+DIGOXIN_TOXIC_ABOVE: Final = 2.0  # ng/mL
+# Recheck compares "at or above"; the smallest float past 2.0 makes a stale level alarming only above 2.0,
+# the same line the current-level rule draws.
+_ABOVE_DIGOXIN_LINE: Final = math.nextafter(DIGOXIN_TOXIC_ABOVE, math.inf)
+
+DIGOXIN_LEVEL_RECHECK = Recheck(
+    "rule.digoxin-level-recheck",
+    "digoxin",
+    "digoxin level",
+    DIGOXIN_LEVEL,
+    ((("cardiac-glycoside",), "kb.digoxin-monitoring", None, _ABOVE_DIGOXIN_LINE),),
+)
+TSH_RECHECK = Recheck(
+    "rule.levothyroxine-tsh-recheck",
+    "tsh",
+    "TSH",
+    TSH,
+    ((("thyroid-hormone",), "kb.hypothyroidism-tsh-monitoring", None, None),),
+)
+
+
+def digoxin_level_high(facts: RuleFacts) -> Iterator[Finding]:
+    level = facts.current("digoxin")
+    if level is None or level.value <= DIGOXIN_TOXIC_ABOVE:
+        return
+    # A level this high means digoxin is in the body whether or not the medication list shows it.
+    drugs = facts.with_class("cardiac-glycoside")
+    yield Finding(
+        "rule.digoxin-level-high",
+        "warning",
+        f"Digoxin level {level.value:g} ng/mL is above 2.0: consider holding digoxin and checking potassium and renal function",
+        "Digoxin toxicity becomes more likely above 2 ng/mL, and low potassium or poor renal clearance make it worse.",
+        ("kb.digoxin-monitoring",),
+        _sorted(_handles(drugs), level.handle),
+        _proposed(drugs),
+    )
+
+
+# --- hypoglycaemia and over-treatment -----------------------------------------------------------------
+
+HYPOGLYCAEMIA_LEVEL_1: Final = 70.0  # mg/dL, ADA
+HYPOGLYCAEMIA_LEVEL_2: Final = 54.0
+
+
+def hypoglycaemia_glucose(facts: RuleFacts) -> Iterator[Finding]:
+    drugs = facts.with_class("insulin", "sulfonylurea")
+    if not drugs:
+        return
+    glucose = facts.current("glucose")
+    if glucose is not None:
+        if glucose.value >= HYPOGLYCAEMIA_LEVEL_1:
+            return
+        level_2 = glucose.value < HYPOGLYCAEMIA_LEVEL_2
+        yield Finding(
+            "rule.hypoglycaemia-glucose",
+            "critical" if level_2 else "warning",
+            _say(
+                f"Glucose {glucose.value:g} mg/dL (level {2 if level_2 else 1} hypoglycaemia) on {_names(drugs)}",
+                "consider reviewing the dose",
+            ),
+            "Insulin and sulfonylureas cause hypoglycaemia, and a low reading on them is a reason to review the regimen.",
+            ("kb.ada-2025-hypoglycaemia-levels",),
+            _sorted(_handles(drugs), glucose.handle),
+            _proposed(drugs),
+        )
+        return
+    stale = facts.stale("glucose")
+    if stale is not None and stale.value < HYPOGLYCAEMIA_LEVEL_1:
+        yield Finding(
+            "rule.hypoglycaemia-glucose-recheck",
+            "info",
+            _say(
+                f"On {_names(drugs)}, a low glucose ({stale.value:g} mg/dL) {_age_text(stale.days_ago)}",
+                "consider asking about recent hypoglycaemia",
+            ),
+            "An old low glucose does not describe today's regimen, but it is a reason to ask about hypoglycaemia.",
+            ("kb.ada-2025-hypoglycaemia-levels",),
+            _sorted(_handles(drugs), stale.handle),
+            _proposed(drugs),
+            GLUCOSE,
+        )
+
+
+OLDER_ADULT_AGE: Final = 65
+HBA1C_FLOOR_OLDER: Final = 6.5  # %, on insulin or a sulfonylurea from 65
+HBA1C_FLOOR_ADULT: Final = 6.0  # %, on insulin or a sulfonylurea at 18-64
+
+
+def hba1c_overtreatment(facts: RuleFacts) -> Iterator[Finding]:
+    drugs = facts.with_class("insulin", "sulfonylurea")
+    age = facts.age
+    # Pregnancy sets tighter HbA1c goals (about 6-6.5%), so a low value there is not over-treatment.
+    if not drugs or age is None or age < 18 or facts.pregnant:
+        return
+    older = age >= OLDER_ADULT_AGE
+    floor = HBA1C_FLOOR_OLDER if older else HBA1C_FLOOR_ADULT
+    evidence = (
+        ("kb.ada-2025-older-adults-deintensify", "kb.ada-2025-glycaemic-goals")
+        if older
+        else ("kb.ada-2025-glycaemic-goals",)
+    )
+    hba1c = facts.current("hba1c")
+    if hba1c is not None:
+        if hba1c.value >= floor:
+            return
+        yield Finding(
+            "rule.hba1c-overtreatment",
+            "warning" if older else "info",
+            _say(
+                f"HbA1c {hba1c.value:g}% on {_names(drugs)} at age {facts.context.demographics.age_label}",
+                "consider de-intensifying to avoid hypoglycaemia",
+            ),
+            f"An HbA1c below {floor:g}% on drugs that cause hypoglycaemia is below the goals ADA sets at this age.",
+            evidence,
+            _sorted(_handles(drugs), hba1c.handle),
+            _proposed(drugs),
+        )
+        return
+    stale = facts.stale("hba1c")
+    # With diabetes on the problem list the catalog's HbA1c care gap already asks for one.
+    if stale is not None and stale.value < floor and not facts.has_condition("diabetes"):
+        yield Finding(
+            "rule.hba1c-overtreatment-recheck",
+            "info",
+            _say(
+                f"On {_names(drugs)}, the last HbA1c ({stale.value:g}%) is {_age_text(stale.days_ago)}",
+                "consider a new HbA1c before adjusting",
+            ),
+            "A low HbA1c on drugs that cause hypoglycaemia suggests over-treatment, but an old one is not today's.",
+            evidence,
+            _sorted(_handles(drugs), stale.handle),
+            _proposed(drugs),
+            HBA1C,
+        )
+
+
+# --- drug-disease -------------------------------------------------------------------------------------
+
+NON_SELECTIVE_BETA_BLOCKERS: Final = frozenset(
+    {"propranolol", "nadolol", "timolol", "carvedilol", "labetalol", "sotalol", "pindolol", "penbutolol"}
+)
+
+
+def asthma_non_selective_beta_blocker(facts: RuleFacts) -> Iterator[Finding]:
+    if not facts.has_condition("asthma"):
+        return
+    drugs = [e for e in facts.exposures if not NON_SELECTIVE_BETA_BLOCKERS.isdisjoint(e.ingredients)]
+    if drugs:
+        yield Finding(
+            "rule.asthma-non-selective-beta-blocker",
+            "warning",
+            _say(
+                f"Asthma and {_names(drugs)} (non-selective beta-blocker)", "consider a cardioselective one"
+            ),
+            "Non-selective beta-blockers, eye drops included, can trigger severe bronchospasm in asthma.",
+            ("kb.beta-blocker-asthma",),
+            _sorted(_handles(drugs), facts.value_sets["asthma"]),
+            _proposed(drugs),
+        )
+
+
+def asthma_laba_without_ics(facts: RuleFacts) -> Iterator[Finding]:
+    laba = facts.with_class("laba")
+    if laba and not facts.with_class("ics") and facts.has_condition("asthma"):
+        yield Finding(
+            "rule.asthma-laba-without-ics",
+            "critical",
+            _say(
+                f"Asthma and {_names(laba)} without an inhaled corticosteroid", "consider an ICS-LABA inhaler"
+            ),
+            "A long-acting beta-agonist without an inhaled corticosteroid raises the risk of severe and fatal asthma attacks.",
+            ("kb.laba-without-ics-asthma", "kb.salmeterol-asthma-without-ics-contraindicated"),
+            _sorted(_handles(laba), facts.value_sets["asthma"]),
+            _proposed(laba),
+        )
+
+
+LOW_DOSE_ASPIRIN_MG: Final = 162.0  # obstetric low-dose aspirin (81 mg, sometimes 162 mg) is exempt
+
+
+def _low_dose_aspirin(exposure: Exposure) -> bool:
+    if exposure.ingredients != ("aspirin",):
+        return False
+    mg = strength_mg(exposure, "aspirin")
+    return mg is not None and mg <= LOW_DOSE_ASPIRIN_MG
+
+
+def nsaid_pregnancy(facts: RuleFacts) -> Iterator[Finding]:
+    if not facts.pregnant:
+        return
+    nsaids = [e for e in facts.with_class("nsaid", "cox2-inhibitor") if not _low_dose_aspirin(e)]
+    if not nsaids:
+        return
+    # The context carries no gestational age, so the 20-week line cannot be placed: said as information.
+    yield Finding(
+        "rule.nsaid-pregnancy",
+        "info",
+        _say(
+            f"Pregnant (gestation unknown) and on {_names(nsaids)}", "consider avoiding NSAIDs from 20 weeks"
+        ),
+        "From about 20 weeks NSAIDs can impair fetal kidney function and lower the amniotic fluid.",
+        ("kb.nsaid-pregnancy-20-weeks",),
+        _sorted(_handles(nsaids), facts.context.pregnancy.evidence),
+        _proposed(nsaids),
+    )
+
+
+# Beers 2023: antiepileptics (gabapentinoids included), antidepressants (TCAs, SSRIs, SNRIs), antipsychotics,
+# benzodiazepines, Z-drugs, opioids and skeletal muscle relaxants.
+CNS_ACTIVE_CLASSES: Final = (
+    "anticonvulsant",
+    "ssri",
+    "snri",
+    "tca",
+    "antipsychotic",
+    "benzodiazepine",
+    "z-drug",
+    "opioid",
+    "skeletal-muscle-relaxant",
+)
+CNS_ACTIVE_LIMIT: Final = 3
+
+
+def beers_cns_burden(facts: RuleFacts) -> Iterator[Finding]:
+    if facts.age is None or facts.age < OLDER_ADULT_AGE or facts.context.demographics.deceased:
+        return
+    drugs = facts.with_class(*CNS_ACTIVE_CLASSES)
+    # Drugs, not records: a renewal drafted for a drug already listed is still one drug.
+    count = len({i for e in drugs for i in e.ingredients} or {e.handle for e in drugs})
+    if count < CNS_ACTIVE_LIMIT:
+        return
+    yield Finding(
+        "rule.beers-cns-active-burden",
+        "warning",
+        _say(
+            f"Age {facts.context.demographics.age_label} on {count} CNS-active drugs ({_names(drugs)})",
+            "consider reducing them",
+        ),
+        "Three or more CNS-active drugs together raise the risk of falls and fractures in older adults (AGS Beers criteria).",
+        ("kb.beers-cns-active-combination",),
+        _handles(drugs),
+        _proposed(drugs),
+    )
+
+
+def _combined_hormonal_contraceptive(exposure: Exposure) -> bool:
+    """An estrogen-containing contraceptive: ethinyl estradiol or mestranol (classed as contraceptive
+    estrogens), or estradiol with dienogest. Estrogen for menopause with a progestin is not one."""
+    contraceptive_estrogen = any(
+        {"estrogen", "hormonal-contraceptive"} <= terminology.classes_of(i) for i in exposure.ingredients
+    )
+    return contraceptive_estrogen or {"estradiol", "dienogest"} <= set(exposure.ingredients)
+
+
+def chc_migraine(facts: RuleFacts) -> Iterator[Finding]:
+    if not facts.has_condition("migraine") and not facts.has_condition("migraine-with-aura"):
+        return
+    drugs = [e for e in facts.exposures if _combined_hormonal_contraceptive(e)]
+    if not drugs:
+        return
+    aura = facts.value_sets.get("migraine-with-aura", ())
+    severity: Severity = "critical" if aura else "warning"
+    summary = (
+        _say(f"Migraine with aura and {_names(drugs)}", "consider a progestin-only or non-hormonal method")
+        if aura
+        else _say(f"Migraine and {_names(drugs)}", "consider confirming there is no aura")
+    )
+    yield Finding(
+        "rule.chc-migraine",
+        severity,
+        summary,
+        "Estrogen-containing contraception adds to the stroke risk of migraine with aura, where it is not advised.",
+        ("kb.chc-migraine-with-aura",),
+        _sorted(_handles(drugs), aura or facts.value_sets.get("migraine", ())),
+        _proposed(drugs),
+    )
+
+
+# --- care gaps ----------------------------------------------------------------------------------------
+
+ANTIHYPERTENSIVE_CLASSES: Final = (
+    "ace-inhibitor",
+    "arb",
+    "arni",
+    "thiazide",
+    "dihydropyridine-ccb",
+    "non-dihydropyridine-ccb",
+    "beta-blocker",
+    "mineralocorticoid-antagonist",
+    "potassium-sparing-diuretic",
+    "loop-diuretic",
+)
+# Antihypertensives without a class key of their own.
+ANTIHYPERTENSIVE_INGREDIENTS: Final = frozenset(
+    {"clonidine", "hydralazine", "doxazosin", "prazosin", "terazosin", "methyldopa", "minoxidil", "aliskiren"}
+)
+SYSTOLIC_LIMIT: Final = 140.0  # mmHg: at or above is uncontrolled on treatment
+DIASTOLIC_LIMIT: Final = 90.0
+
+
+def _bp_text(systolic: Measurement | None, diastolic: Measurement | None) -> str:
+    if systolic is not None and diastolic is not None:
+        return f"{systolic.value:g}/{diastolic.value:g}"
+    if systolic is not None:
+        return f"systolic {systolic.value:g}"
+    return f"diastolic {diastolic.value:g}" if diastolic is not None else "unknown"
+
+
+def _bp_high(systolic: Measurement | None, diastolic: Measurement | None) -> bool:
+    return (systolic is not None and systolic.value >= SYSTOLIC_LIMIT) or (
+        diastolic is not None and diastolic.value >= DIASTOLIC_LIMIT
+    )
+
+
+def uncontrolled_blood_pressure(facts: RuleFacts) -> Iterator[Finding]:
+    if facts.age is None or facts.age < 18 or facts.context.demographics.deceased:
+        return
+    drugs = [
+        e
+        for e in facts.exposures
+        if e.has(*ANTIHYPERTENSIVE_CLASSES) or not ANTIHYPERTENSIVE_INGREDIENTS.isdisjoint(e.ingredients)
+    ]
+    if not drugs:
+        return
+    evidence = ("kb.hypertension-follow-up-until-controlled", "kb.hypertension-treatment-target")
+    systolic, diastolic = facts.current("systolic_bp"), facts.current("diastolic_bp")
+    if systolic is not None or diastolic is not None:
+        # A current reading decides, high or not.
+        if _bp_high(systolic, diastolic):
+            yield Finding(
+                "rule.blood-pressure-uncontrolled",
+                "info",
+                _say(
+                    f"BP {_bp_text(systolic, diastolic)} on {_names(drugs)}",
+                    "consider intensifying treatment or checking adherence",
+                ),
+                "A treated blood pressure at or above 140/90 mmHg is above goal, and treatment is stepped up until it is controlled.",
+                evidence,
+                _sorted(_handles(drugs), (m.handle for m in (systolic, diastolic) if m is not None)),
+            )
+        return
+    # No current reading: an old high one is shown and asks for a new reading, never for more treatment.
+    old_systolic, old_diastolic = facts.stale("systolic_bp"), facts.stale("diastolic_bp")
+    shown = old_systolic or old_diastolic
+    if shown is not None and _bp_high(old_systolic, old_diastolic):
+        yield Finding(
+            "rule.blood-pressure-recheck",
+            "info",
+            _say(
+                f"On {_names(drugs)}, the last BP ({_bp_text(old_systolic, old_diastolic)}) is "
+                f"{_age_text(shown.days_ago)} and was high",
+                "consider measuring it again",
+            ),
+            "An old high blood pressure on treatment needs a new reading before treatment is changed.",
+            evidence,
+            _sorted(_handles(drugs), (m.handle for m in (old_systolic, old_diastolic) if m is not None)),
+        )
+
+
+ASCVD_VALUE_SETS: Final = (
+    "coronary-heart-disease",
+    "myocardial-infarction",
+    "ischaemic-stroke",
+    "peripheral-arterial-disease",
+)
+LDL_STATIN_LINE: Final = 190.0  # mg/dL
+
+
+def statin_indicated(facts: RuleFacts) -> Iterator[Finding]:
+    age = facts.age
+    # Statins are avoided in pregnancy; the absence of one there is no gap.
+    if age is None or age < 18 or facts.context.demographics.deceased or facts.pregnant:
+        return
+    if facts.with_class("statin"):
+        return
+    reasons: list[str] = []
+    evidence: list[str] = []
+    inputs: list[str] = []
+    ascvd = [h for name in ASCVD_VALUE_SETS for h in facts.value_sets.get(name, ())]
+    if ascvd:
+        reasons.append("atherosclerotic disease")
+        evidence.append("kb.ascvd-high-intensity-statin")
+        inputs += ascvd
+    diabetes = facts.value_sets.get("diabetes", ())
+    if diabetes and 40 <= age <= 75:
+        reasons.append(f"diabetes at {age}")
+        evidence.append("kb.ada-2025-statin-diabetes-40-75")
+        inputs += diabetes
+    ldl_age = 20 <= age <= 75
+    ldl = facts.current("ldl")
+    if ldl is not None and ldl.value >= LDL_STATIN_LINE and ldl_age:
+        reasons.append(f"LDL {ldl.value:g} mg/dL")
+        evidence.append("kb.ldl-190-high-intensity-statin")
+        inputs.append(ldl.handle)
+    if reasons:
+        yield Finding(
+            "rule.statin-indicated-absent",
+            "info",
+            _say(f"No statin with {', '.join(reasons)}", "consider offering one"),
+            "Statins lower cardiovascular events in atherosclerotic disease, in diabetes from 40 to 75, and with LDL of 190 or more.",
+            tuple(evidence),
+            _sorted(inputs),
+        )
+        return
+    stale = facts.stale("ldl")
+    if stale is not None and stale.value >= LDL_STATIN_LINE and ldl_age:
+        yield Finding(
+            "rule.ldl-recheck",
+            "info",
+            _say(
+                f"No statin and the last LDL ({stale.value:g} mg/dL) is {_age_text(stale.days_ago)}",
+                "consider repeating it",
+            ),
+            "An LDL of 190 mg/dL or more calls for a statin, but an old value is shown, not used.",
+            ("kb.ldl-190-high-intensity-statin",),
+            (stale.handle,),
+            (),
+            LDL,
+        )
+
+
+def antiplatelet_secondary_prevention(facts: RuleFacts) -> Iterator[Finding]:
+    if facts.context.demographics.deceased or (facts.age is not None and facts.age < 18):
+        return
+    stroke = facts.value_sets.get("ischaemic-stroke", ())
+    infarction = facts.value_sets.get("myocardial-infarction", ())
+    # An anticoagulant already protects (and aspirin on top of one mostly adds bleeding).
+    if not (stroke or infarction) or facts.with_class("antiplatelet", "salicylate", "anticoagulant"):
+        return
+    events = " and ".join(
+        name for name, found in (("ischaemic stroke", stroke), ("myocardial infarction", infarction)) if found
+    )
+    evidence = tuple(
+        kb
+        for kb, found in (
+            ("kb.stroke-antiplatelet-secondary-prevention", stroke),
+            ("kb.chronic-coronary-disease-antiplatelet", infarction),
+        )
+        if found
+    )
+    yield Finding(
+        "rule.antiplatelet-absent",
+        "info",
+        _say(f"No antiplatelet after {events}", "consider aspirin or clopidogrel unless contraindicated"),
+        "Long-term antiplatelet therapy lowers the risk of another stroke or heart attack.",
+        evidence,
+        _sorted(stroke, infarction),
+    )
+
+
+def prenatal_folic_acid(facts: RuleFacts) -> Iterator[Finding]:
+    if not facts.pregnant or facts.context.demographics.deceased:
+        return
+    words = ("folic", "folate", "prenatal")
+    if any(e.has("folate") or any(w in e.label.lower() for w in words) for e in facts.exposures):
+        return
+    yield Finding(
+        "rule.prenatal-folic-acid-absent",
+        "info",
+        "Pregnant with no folic acid on the medication list: consider confirming a daily 0.4-0.8 mg supplement",
+        "Daily folic acid lowers the risk of neural tube defects.",
+        ("kb.uspstf-folic-acid-neural-tube",),
+        facts.context.pregnancy.evidence,
+    )
+
+
+MONITORING_RULES: tuple[Rule, ...] = (
+    methotrexate_weekly_dosing,
+    methotrexate_monitoring,
+    methotrexate_folate,
+    DIGOXIN_LEVEL_RECHECK,
+    digoxin_level_high,
+    TSH_RECHECK,
+    hypoglycaemia_glucose,
+    hba1c_overtreatment,
+)
+DRUG_DISEASE_RULES: tuple[Rule, ...] = (
+    asthma_non_selective_beta_blocker,
+    asthma_laba_without_ics,
+    nsaid_pregnancy,
+    beers_cns_burden,
+    chc_migraine,
+)
+CARE_GAP_EXTRA_RULES: tuple[Rule, ...] = (
+    uncontrolled_blood_pressure,
+    statin_indicated,
+    antiplatelet_secondary_prevention,
+    prenatal_folic_acid,
+)

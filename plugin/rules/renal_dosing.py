@@ -1,0 +1,283 @@
+"""The renal dosing table (knowledge/renal_dosing.json): labelled kidney-function limits per drug, validated."""
+
+# The thresholds are data, reviewed clinically and versioned in the file; this module only checks them and
+# answers "which limit does this value cross". It fails loudly on anything it cannot read as meant: an
+# ingredient the terminology does not know would silently never match a drug, and a misspelt key or an
+# action outside the vocabulary would silently change a card.
+
+from __future__ import annotations
+
+import functools
+import json
+import re
+from dataclasses import dataclass
+from importlib import resources
+from typing import Final, Literal, cast
+
+from plugin import terminology
+from plugin.errors import PluginError
+
+__all__ = [
+    "Criteria",
+    "RenalDosingError",
+    "RenalDrug",
+    "RenalTable",
+    "Threshold",
+    "parse_renal_dosing",
+    "renal_dosing",
+]
+
+_DATA: Final = "knowledge/renal_dosing.json"
+Basis = Literal["crcl", "egfr", "criteria"]
+Bound = Literal["below", "at_or_below", "above"]
+BASES: Final[tuple[Basis, ...]] = ("crcl", "egfr", "criteria")
+BOUNDS: Final[tuple[Bound, ...]] = ("below", "at_or_below", "above")
+# "avoid" and "contraindicated" warn; "do not start" warns on a new order only; dose changes inform.
+ACTIONS: Final = ("contraindicated", "avoid", "do not start", "reduce dose")
+_MAX_DOSE = re.compile(r"^max dose \S.*$")
+_KB_ID = re.compile(r"^kb\.[a-z0-9]+(-[a-z0-9]+)*$")
+_RULE_ID = re.compile(r"^rule\.[a-z0-9]+(-[a-z0-9]+)*$")
+_MAX_OPTION = 80  # leaves room in a 140-character summary for the drug, the value and the labelled limit
+_MAX_LIMIT = 250.0  # mL/min: no kidney reaches it, so a larger number is a typo
+
+_DRUG_KEYS: Final = frozenset(
+    {"ingredients", "basis", "thresholds", "criteria", "label", "why", "evidence", "handled_by", "recheck_by"}
+)
+_DRUG_REQUIRED: Final = frozenset({"ingredients", "basis", "label", "why", "evidence"})
+_THRESHOLD_KEYS: Final = frozenset({*BOUNDS, "action", "option", "source"})
+_CRITERIA_KEYS: Final = frozenset(
+    {"need", "age_at_least", "weight_kg_at_most", "creatinine_at_least", "action", "option", "source"}
+)
+
+
+class RenalDosingError(PluginError):
+    """knowledge/renal_dosing.json is malformed or names something the code does not know."""
+
+
+@dataclass(frozen=True, slots=True)
+class Threshold:
+    bound: Bound
+    limit: float  # mL/min (crcl) or mL/min/1.73 m² (egfr)
+    action: str  # one of ACTIONS or "max dose ..."
+    option: str  # "consider ...", the card's suggestion
+    source: str  # the label section (or other document) the limit comes from
+
+    def crossed(self, value: float) -> bool:
+        if self.bound == "below":
+            return value < self.limit
+        if self.bound == "at_or_below":
+            return value <= self.limit
+        return value > self.limit
+
+    @property
+    def warns(self) -> bool:
+        return self.action in ("contraindicated", "avoid", "do not start")
+
+    @property
+    def wording(self) -> str:
+        """The limit as a card shows it: "<30", "≤50", ">95"."""
+        return f"{_SYMBOL[self.bound]}{self.limit:g}"
+
+
+_SYMBOL: Final[dict[Bound, str]] = {"below": "<", "at_or_below": "≤", "above": ">"}
+
+
+@dataclass(frozen=True, slots=True)
+class Criteria:
+    """A label's dose rule over several facts at once (apixaban: two of age, weight and creatinine)."""
+
+    need: int
+    age_at_least: int | None
+    weight_kg_at_most: float | None
+    creatinine_at_least: float | None
+    action: str
+    option: str
+    source: str
+
+
+@dataclass(frozen=True, slots=True)
+class RenalDrug:
+    ingredients: tuple[str, ...]  # a product matches when it contains all of them
+    basis: Basis
+    thresholds: tuple[Threshold, ...]
+    criteria: Criteria | None
+    label: str  # the US prescribing information the limits come from
+    why: str  # one plain sentence for the card
+    evidence: tuple[str, ...]  # knowledge-base ids
+    handled_by: str | None = None  # another rule decides this drug's dose: this table only documents it
+    recheck_by: str | None = None  # another rule asks for a missing eGFR for this drug
+
+    @property
+    def name(self) -> str:
+        return " + ".join(self.ingredients)
+
+    def crossed(self, value: float, proposed: bool) -> Threshold | None:
+        """The limit `value` crosses that matters most: a warning before a dose change, then the narrowest."""
+        found = [t for t in self.thresholds if t.crossed(value) and (proposed or t.action != "do not start")]
+        if not found:
+            return None
+        # Below-limits nest (below 60, below 30, below 15): the lowest one crossed is the specific advice.
+        return min(found, key=lambda t: (not t.warns, t.limit if t.bound != "above" else -t.limit))
+
+
+@dataclass(frozen=True, slots=True)
+class RenalTable:
+    version: str
+    drugs: tuple[RenalDrug, ...]
+
+    def match(self, ingredients: tuple[str, ...]) -> RenalDrug | None:
+        """The most specific entry a product's ingredients contain (co-trimoxazole before trimethoprim)."""
+        found = [d for d in self.drugs if set(d.ingredients) <= set(ingredients)]
+        return max(found, key=lambda d: len(d.ingredients)) if found else None
+
+
+def _fail(where: str, problem: str) -> RenalDosingError:
+    return RenalDosingError(f"{_DATA}: {where}: {problem}")
+
+
+def _text(raw: dict[str, object], key: str, where: str) -> str:
+    value = raw.get(key)
+    if not isinstance(value, str) or not value.strip() or value != value.strip():
+        raise _fail(where, f"{key} must be a non-empty string without padding")
+    return value
+
+
+def _action(raw: dict[str, object], where: str) -> tuple[str, str, str]:
+    action = _text(raw, "action", where)
+    if action not in ACTIONS and not _MAX_DOSE.match(action):
+        raise _fail(where, f"unknown action {action!r}; expected one of {ACTIONS} or 'max dose ...'")
+    option = _text(raw, "option", where)
+    if not option.startswith("consider ") or len(option) > _MAX_OPTION:
+        raise _fail(where, f"option must start 'consider ' and stay under {_MAX_OPTION} characters")
+    return action, option, _text(raw, "source", where)
+
+
+def _number(value: object, where: str, what: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= _MAX_LIMIT:
+        raise _fail(where, f"{what} must be a number above 0 and at most {_MAX_LIMIT:g}, got {value!r}")
+    return float(value)
+
+
+def _threshold(raw: object, where: str) -> Threshold:
+    if not isinstance(raw, dict) or set(raw) - _THRESHOLD_KEYS:
+        raise _fail(where, f"a threshold is an object with keys from {sorted(_THRESHOLD_KEYS)}")
+    bounds = [b for b in BOUNDS if b in raw]
+    if len(bounds) != 1:
+        raise _fail(where, f"a threshold names exactly one of {BOUNDS}")
+    bound = bounds[0]
+    action, option, source = _action(raw, where)
+    return Threshold(bound, _number(raw[bound], where, bound), action, option, source)
+
+
+def _criteria(raw: object, where: str) -> Criteria:
+    if not isinstance(raw, dict) or set(raw) - _CRITERIA_KEYS:
+        raise _fail(where, f"criteria is an object with keys from {sorted(_CRITERIA_KEYS)}")
+    facts = [k for k in ("age_at_least", "weight_kg_at_most", "creatinine_at_least") if k in raw]
+    need = raw.get("need")
+    if not isinstance(need, int) or isinstance(need, bool) or not 1 <= need <= len(facts):
+        raise _fail(where, f"criteria.need must be a whole number from 1 to the {len(facts)} facts named")
+    age = raw.get("age_at_least")
+    if age is not None and (not isinstance(age, int) or isinstance(age, bool) or not 18 <= age <= 120):
+        raise _fail(where, "criteria.age_at_least must be a whole number of years from 18 to 120")
+    weight = raw.get("weight_kg_at_most")
+    creatinine = raw.get("creatinine_at_least")
+    action, option, source = _action(raw, where)
+    return Criteria(
+        need,
+        age,
+        None if weight is None else _number(weight, where, "weight_kg_at_most"),
+        None if creatinine is None else _number(creatinine, where, "creatinine_at_least"),
+        action,
+        option,
+        source,
+    )
+
+
+def _drug(raw: object, position: int) -> RenalDrug:
+    where = f"drugs[{position}]"
+    if not isinstance(raw, dict):
+        raise _fail(where, "must be an object")
+    if missing := sorted(_DRUG_REQUIRED - set(raw)):
+        raise _fail(where, f"lacks {missing}")
+    if unknown := sorted(set(raw) - _DRUG_KEYS):
+        raise _fail(where, f"unknown keys {unknown}")
+    ingredients = raw["ingredients"]
+    if (
+        not isinstance(ingredients, list)
+        or not ingredients
+        or not all(isinstance(i, str) for i in ingredients)
+        or len(set(ingredients)) != len(ingredients)
+    ):
+        raise _fail(where, "ingredients must be a non-empty list of distinct names")
+    for name in ingredients:
+        # Canonical names only: the rule compares them with Exposure.ingredients, which are canonical.
+        if not terminology.is_known_ingredient(name) or terminology.ingredients_of(None, name) != (name,):
+            raise _fail(where, f"unknown ingredient {name!r}: add it to knowledge/terminology.json first")
+    where = f"{where} ({' + '.join(ingredients)})"
+    basis = raw["basis"]
+    if basis not in BASES:
+        raise _fail(where, f"basis must be one of {BASES}, got {basis!r}")
+    listed = raw.get("thresholds", [])
+    if not isinstance(listed, list):
+        raise _fail(where, "thresholds must be a list")
+    thresholds = tuple(_threshold(t, where) for t in listed)
+    if len({(t.bound, t.limit) for t in thresholds}) != len(thresholds):
+        raise _fail(where, "two thresholds share a limit")
+    criteria = None if raw.get("criteria") is None else _criteria(raw["criteria"], where)
+    if (basis == "criteria") != (criteria is not None) or (basis == "criteria") == bool(thresholds):
+        raise _fail(where, "basis 'criteria' takes criteria and no thresholds; crcl and egfr take thresholds")
+    evidence = raw["evidence"]
+    if (
+        not isinstance(evidence, list)
+        or not evidence
+        or not all(isinstance(e, str) and _KB_ID.match(e) for e in evidence)
+    ):
+        raise _fail(where, "evidence must be a non-empty list of kb.<kebab-case> ids")
+    others: dict[str, str | None] = {}
+    for key in ("handled_by", "recheck_by"):
+        value = raw.get(key)
+        if value is not None and (not isinstance(value, str) or not _RULE_ID.match(value)):
+            raise _fail(where, f"{key} must be a rule id")
+        others[key] = value
+    why = _text(raw, "why", where)
+    if not why.endswith("."):
+        raise _fail(where, "why is one plain sentence ending in a full stop")
+    return RenalDrug(
+        tuple(ingredients),
+        cast(Basis, basis),
+        thresholds,
+        criteria,
+        _text(raw, "label", where),
+        why,
+        tuple(evidence),
+        others["handled_by"],
+        others["recheck_by"],
+    )
+
+
+def parse_renal_dosing(raw: object) -> RenalTable:
+    """The table of renal_dosing.json's decoded content; RenalDosingError names the first problem."""
+    if not isinstance(raw, dict) or set(raw) != {"about", "version", "drugs"}:
+        raise RenalDosingError(f"{_DATA}: needs exactly about, version and drugs")
+    if not isinstance(raw["version"], str) or not raw["version"].strip():
+        raise RenalDosingError(f"{_DATA}: version must be a non-empty string")
+    if not isinstance(raw["drugs"], list) or not raw["drugs"]:
+        raise RenalDosingError(f"{_DATA}: drugs must be a non-empty list")
+    drugs = tuple(_drug(item, position) for position, item in enumerate(raw["drugs"]))
+    seen: set[frozenset[str]] = set()
+    for drug in drugs:
+        if frozenset(drug.ingredients) in seen:
+            raise RenalDosingError(f"{_DATA}: {drug.name} is listed twice")
+        seen.add(frozenset(drug.ingredients))
+    return RenalTable(raw["version"], drugs)
+
+
+@functools.cache
+def renal_dosing() -> RenalTable:
+    """The packaged table, read and validated on first use."""
+    text = resources.files("plugin").joinpath(_DATA).read_text(encoding="utf-8")
+    try:
+        document = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise RenalDosingError(f"{_DATA}: invalid JSON: {exc}") from exc
+    return parse_renal_dosing(document)

@@ -1,0 +1,331 @@
+"""Kidney rules: renal dose limits from the labelled table, unknown kidney function, and AKI on nephrotoxins."""
+
+# This module does not import plugin.rules.catalog, so catalog can import KIDNEY_RULES into MEDICATION_RULES
+# without a cycle; the four small text helpers below mirror catalog's. Each rule is a frozen dataclass
+# carrying its ids and its table, so the test helpers that read rule objects (tests/unit/test_rules.py,
+# `cited`) see every rule id and knowledge-base id it can emit.
+#
+# Who speaks when (one recheck card per drug):
+# - A drug whose table entry has `handled_by` (metformin, nitrofurantoin) is left to that older eGFR rule.
+# - A drug whose entry has `recheck_by: rule.egfr-recheck` (metformin, nitrofurantoin, digoxin) gets its
+#   "no current kidney function" card from rule.egfr-recheck while the recorded eGFR is not current; this
+#   rule only asks for what egfr-recheck does not (a weight for CrCl while eGFR is current).
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import Final
+
+from plugin.rules.kidney import AkiStage, RenalFunction, aki_stage, renal_function, shown
+from plugin.rules.model import Exposure, Finding, LabOrder, RuleFacts, Severity
+from plugin.rules.renal_dosing import Criteria, RenalDrug, RenalTable, Threshold, renal_dosing
+
+__all__ = ["CREATININE", "KIDNEY_RULES", "AkiNephrotoxin", "RenalDose", "RenalFunctionUnknown"]
+
+Rule = Callable[[RuleFacts], Iterator[Finding]]
+CREATININE = LabOrder("2160-0", "Creatinine [Mass/volume] in Serum or Plasma")
+EGFR_RECHECK_ID: Final = "rule.egfr-recheck"
+
+
+def _names(exposures: Iterable[Exposure]) -> str:
+    seen: list[str] = []
+    for exposure in exposures:
+        name = " + ".join(exposure.ingredients) or exposure.label
+        if name not in seen:
+            seen.append(name)
+    return ", ".join(seen)
+
+
+def _proposed(*groups: Iterable[Exposure]) -> tuple[str, ...]:
+    return tuple(sorted({e.handle for group in groups for e in group if e.proposed}))
+
+
+def _handles(*groups: Iterable[Exposure]) -> tuple[str, ...]:
+    return tuple(sorted({e.handle for group in groups for e in group}))
+
+
+def _short(text: str, limit: int = 139) -> str:
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
+def _inputs(exposure: Exposure, *labs: str) -> tuple[str, ...]:
+    return (exposure.handle, *dict.fromkeys(labs))
+
+
+def _dosed(facts: RuleFacts, table: RenalTable) -> Iterator[tuple[Exposure, RenalDrug]]:
+    """Each exposure with its table entry, leaving out the drugs an older rule decides."""
+    for exposure in facts.exposures:
+        drug = table.match(exposure.ingredients)
+        if drug is not None and drug.handled_by is None:
+            yield exposure, drug
+
+
+# --- what each basis needs, and whether it can be decided --------------------------------------------------
+
+
+def _criteria_met(
+    criteria: Criteria, facts: RuleFacts, renal: RenalFunction
+) -> tuple[list[str], int, list[str]]:
+    """(the criteria met, as card text; how many cannot be read; the handles of the values that met one)."""
+    met: list[str] = []
+    handles: list[str] = []
+    unread = 0
+    if criteria.age_at_least is not None:
+        if facts.age is None:
+            unread += 1
+        elif facts.age >= criteria.age_at_least:
+            met.append(f"age {facts.context.demographics.age_label}")
+    for measurement, limit, at_least, label in (
+        (renal.weight, criteria.weight_kg_at_most, False, "weight {:g} kg"),
+        (renal.creatinine, criteria.creatinine_at_least, True, "creatinine {:g} mg/dL"),
+    ):
+        if limit is None:
+            continue
+        if measurement is None:
+            unread += 1
+        elif (measurement.value >= limit) if at_least else (measurement.value <= limit):
+            met.append(label.format(measurement.value))
+            handles.append(measurement.handle)
+    return met, unread, handles
+
+
+# What a card asks for when a drug cannot be checked: a lab to draw, a weight, or a person's judgement
+# (the equations have no answer for a child, an unknown age, or a sex other than female or male).
+BY_HAND: Final = "the dose by hand"
+
+
+def _missing(drug: RenalDrug, facts: RuleFacts, renal: RenalFunction) -> tuple[str, ...]:
+    """What this drug's basis lacks to be decided (creatinine, weight, BY_HAND); empty when it can be."""
+    if drug.basis == "egfr":
+        if renal.egfr is not None:
+            return ()
+        return ("creatinine",) if renal.creatinine is None else (BY_HAND,)
+    if drug.basis == "crcl":
+        if renal.crcl is not None:
+            return ()
+    else:
+        assert drug.criteria is not None  # renal_dosing checks: basis "criteria" carries criteria
+        met, unread, _ = _criteria_met(drug.criteria, facts, renal)
+        if len(met) >= drug.criteria.need or len(met) + unread < drug.criteria.need:
+            return ()  # decided either way, whatever the unread facts are
+    wanted = [name for name in ("creatinine", "weight") if getattr(renal, name) is None]
+    return tuple(wanted) or (BY_HAND,)
+
+
+# --- rule.renal-dose-crcl ---------------------------------------------------------------------------------
+
+
+def _severity(action: str) -> Severity:
+    return "warning" if action in ("contraindicated", "avoid", "do not start") else "info"
+
+
+@dataclass(frozen=True, slots=True)
+class RenalDose:
+    """One finding per drug past its labelled kidney-function limit, naming the value, formula and action."""
+
+    rule_id: str
+    table: RenalTable
+
+    def __call__(self, facts: RuleFacts) -> Iterator[Finding]:
+        dosed = list(_dosed(facts, self.table))
+        if not dosed:
+            return
+        renal = renal_function(facts)
+        for exposure, drug in dosed:
+            finding = self._finding(facts, renal, exposure, drug)
+            if finding is not None:
+                yield finding
+
+    def _finding(
+        self, facts: RuleFacts, renal: RenalFunction, exposure: Exposure, drug: RenalDrug
+    ) -> Finding | None:
+        name = drug.name.capitalize()
+        capped = "age 90+" if renal.age_capped else ""  # computed at 90: an upper bound
+        if drug.basis == "criteria":
+            assert drug.criteria is not None
+            met, _, handles = _criteria_met(drug.criteria, facts, renal)
+            if len(met) < drug.criteria.need:
+                return None
+            criteria = drug.criteria
+            summary = f"{name} with {', '.join(met)}: label {criteria.action}; {criteria.option}"
+            return Finding(
+                self.rule_id,
+                _severity(criteria.action),
+                _short(summary),
+                drug.why,
+                drug.evidence,
+                _inputs(exposure, *handles),
+                _proposed([exposure]),
+            )
+        value, label, formula, labs = (
+            (renal.crcl, "CrCl", "Cockcroft-Gault", renal.crcl_inputs)
+            if drug.basis == "crcl"
+            else (
+                renal.egfr,
+                "eGFR",
+                "CKD-EPI 2021" if renal.egfr_source == "ckd-epi-2021" else "",
+                renal.egfr_inputs,
+            )
+        )
+        if value is None:
+            return None  # rule.renal-function-unknown asks for what is missing
+        threshold: Threshold | None = drug.crossed(value, exposure.proposed)
+        if threshold is None:
+            return None
+        # A recorded eGFR is the lab's own number: only a computed one rests on the capped age.
+        how = ", ".join(part for part in (formula, capped if formula else "") if part)
+        measured = f"{label} {shown(value)}" + (f" ({how})" if how else "")
+        summary = f"{name}: {measured}, label {threshold.wording}: {threshold.action}; {threshold.option}"
+        return Finding(
+            self.rule_id,
+            _severity(threshold.action),
+            _short(summary),
+            drug.why,
+            drug.evidence,
+            _inputs(exposure, *labs),
+            _proposed([exposure]),
+        )
+
+
+# --- rule.renal-function-unknown --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RenalFunctionUnknown:
+    """An info card when a renally dosed drug cannot be checked: no current creatinine (or eGFR), or no
+    current weight for a drug dosed by CrCl. Stale values are shown, never used."""
+
+    rule_id: str
+    table: RenalTable
+    evidence: tuple[str, ...]  # cited first, before the drugs' own entries
+
+    def __call__(self, facts: RuleFacts) -> Iterator[Finding]:
+        dosed = list(_dosed(facts, self.table))
+        if not dosed:
+            return
+        renal = renal_function(facts)
+        egfr_recheck_speaks = facts.current("egfr") is None
+        drugs: list[Exposure] = []
+        wanted: dict[str, None] = {}
+        evidence = dict.fromkeys(self.evidence)
+        for exposure, drug in dosed:
+            missing = _missing(drug, facts, renal)
+            if drug.recheck_by == EGFR_RECHECK_ID and egfr_recheck_speaks:
+                continue  # rule.egfr-recheck already asks for this drug's kidney function
+            if not missing:
+                continue
+            drugs.append(exposure)
+            wanted.update(dict.fromkeys(missing))
+            evidence.update(dict.fromkeys(drug.evidence))
+        if not drugs:
+            return
+        shown_stale = tuple(m for m in renal.stale if m.analyte in wanted or m.analyte == "egfr")
+        yield Finding(
+            self.rule_id,
+            "info",
+            _short(
+                f"On {_names(drugs)} with {self._state(renal, wanted)}: consider checking {' and '.join(wanted)}"
+            ),
+            "These drugs are dosed by kidney function, and the chart lacks what is needed to check the dose; "
+            "an old value is shown, not used.",
+            tuple(evidence),
+            (*_handles(drugs), *(m.handle for m in shown_stale)),
+            _proposed(drugs),
+            CREATININE if "creatinine" in wanted else None,
+        )
+
+    @staticmethod
+    def _state(renal: RenalFunction, wanted: dict[str, None]) -> str:
+        parts = []
+        for analyte in ("creatinine", "weight"):
+            if analyte not in wanted:
+                continue
+            stale = next((m for m in renal.stale if m.analyte == analyte), None)
+            if stale is None:
+                parts.append(f"no {analyte}")
+            elif stale.days_ago is None:
+                parts.append(f"an undated {analyte}")
+            else:
+                parts.append(f"{analyte} {stale.days_ago} days old")
+        if BY_HAND in wanted:
+            # The values are there but no equation applies: age unknown or under 18, or sex not female or male.
+            parts.append("no usable CrCl or eGFR equation (age or sex)")
+        return ", ".join(parts)
+
+
+# --- rule.aki-nephrotoxin ---------------------------------------------------------------------------------
+
+# Drugs that lower kidney perfusion or injure the tubules: KDIGO advises stopping them in AKI where possible.
+NEPHROTOXIC_CLASSES: Final = (
+    "nsaid",
+    "cox2-inhibitor",
+    "ace-inhibitor",
+    "arb",
+    "arni",
+    "loop-diuretic",
+    "thiazide",
+    "potassium-sparing-diuretic",
+    "aminoglycoside",
+    "glycopeptide",
+)
+# Forms that barely reach the blood: oral vancomycin stays in the gut, eye and ear drops and skin products
+# give negligible systemic exposure. Read from the product name, which is all an Exposure carries of route.
+_LOCAL_ONLY: Final = (("glycopeptide", ("oral",)), ("aminoglycoside", ("ophthalmic", "otic", "topical")))
+
+
+def _systemic(exposure: Exposure) -> bool:
+    words = exposure.label.lower()
+    for cls, forms in _LOCAL_ONLY:
+        if exposure.classes & set(NEPHROTOXIC_CLASSES) == {cls} and any(form in words for form in forms):
+            return False
+    return True
+
+
+@dataclass(frozen=True, slots=True)
+class AkiNephrotoxin:
+    """Acute kidney injury by KDIGO creatinine criteria while on drugs that worsen it: consider holding them."""
+
+    rule_id: str
+    classes: tuple[str, ...]
+    evidence: tuple[str, ...]
+
+    def __call__(self, facts: RuleFacts) -> Iterator[Finding]:
+        drugs = [e for e in facts.with_class(*self.classes) if _systemic(e)]
+        if not drugs:
+            return
+        aki: AkiStage | None = aki_stage(facts.context.series("creatinine"))
+        if aki is None:
+            return
+        summary = (
+            f"AKI stage {aki.stage} (creatinine {aki.baseline.value:g} to {aki.latest.value:g} mg/dL) on "
+            f"{_short(_names(drugs), 50)}: consider holding them and rechecking creatinine"
+        )
+        yield Finding(
+            self.rule_id,
+            "warning",
+            _short(summary),
+            "These drugs lower kidney blood flow or injure the kidney, and creatinine has risen enough to "
+            "meet the KDIGO definition of acute kidney injury.",
+            self.evidence,
+            (*_handles(drugs), *aki.handles),
+            _proposed(drugs),
+            CREATININE,
+        )
+
+
+def _rules() -> tuple[Rule, ...]:
+    table = renal_dosing()
+    return (
+        RenalDose("rule.renal-dose-crcl", table),
+        RenalFunctionUnknown(
+            "rule.renal-function-unknown",
+            table,
+            ("kb.kidney-function-estimates", "kb.renally-cleared-drug-review"),
+        ),
+        AkiNephrotoxin("rule.aki-nephrotoxin", NEPHROTOXIC_CLASSES, ("kb.aki-nephrotoxic-drugs",)),
+    )
+
+
+# Built at import: a malformed renal_dosing.json fails the plugin's start, not a hook call.
+KIDNEY_RULES: Final[tuple[Rule, ...]] = _rules()

@@ -1,0 +1,1086 @@
+"""Monitoring, drug-disease and care-gap rules (plugin.rules.monitoring), and the seasonal influenza care gap:
+positive and negative cases through real FHIR parsing, thresholds at, below and above, validity windows."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import pytest
+
+from plugin.context.build import build_context
+from plugin.context.model import BuiltContext
+from plugin.knowledge import load_knowledge_base
+from plugin.rules import catalog, monitoring
+from plugin.rules.catalog import Rule
+from plugin.rules.freshness import lab_windows
+from plugin.rules.model import Finding, RuleFacts, Severity
+from plugin.rules.monitoring import (
+    CARE_GAP_EXTRA_RULES,
+    DRUG_DISEASE_RULES,
+    MONITORING_RULES,
+    repeats_within_a_week,
+)
+from tests.support.charts import LOINC, UCUM, JsonDict, copy_json, medication_request
+from tests.support.rule_cases import (
+    OBSERVATION_CATEGORY,
+    PATIENT_ID,
+    Chart,
+    draft,
+    lab,
+    med,
+    on,
+    problem,
+    reference,
+    vaccine,
+)
+
+pytestmark = pytest.mark.unit
+
+RULES: tuple[Rule, ...] = (*MONITORING_RULES, *DRUG_DISEASE_RULES, *CARE_GAP_EXTRA_RULES)
+
+
+# --- chart pieces -----------------------------------------------------------------------------------------
+
+
+def dosed(resource: JsonDict, frequency: float, period: float, unit: str) -> JsonDict:
+    """The resource with one dosage timing ("1 per 1 wk"), on a request or a statement."""
+    changed: JsonDict = copy_json(resource)
+    key = "dosage" if changed["resourceType"] == "MedicationStatement" else "dosageInstruction"
+    changed[key] = [
+        {
+            "timing": {"repeat": {"frequency": frequency, "period": period, "periodUnit": unit}},
+            "doseAndRate": [{"doseQuantity": {"value": 1, "unit": "tablet"}}],
+        }
+    ]
+    return changed
+
+
+def undosed(resource: JsonDict) -> JsonDict:
+    changed: JsonDict = copy_json(resource)
+    changed.pop("dosageInstruction", None)
+    return changed
+
+
+def statement(drug: str, resource_id: str | None = None) -> JsonDict:
+    """A MedicationStatement (patient-reported) of one of the DRUGS, with the request's daily timing."""
+    request = med(drug, resource_id or f"statement-{drug}")
+    return {
+        "resourceType": "MedicationStatement",
+        "id": request["id"],
+        "status": "active",
+        "subject": request["subject"],
+        "medicationCodeableConcept": request["medicationCodeableConcept"],
+        "effectiveDateTime": request["authoredOn"],
+        "dosage": request["dosageInstruction"],
+    }
+
+
+def weekly(resource: JsonDict) -> JsonDict:
+    return dosed(resource, 1, 1, "wk")
+
+
+def daily(resource: JsonDict) -> JsonDict:
+    return dosed(resource, 1, 1, "d")
+
+
+def bp_panel(systolic: float, diastolic: float, days_ago: int = 7, resource_id: str = "bp") -> JsonDict:
+    """One blood-pressure panel Observation with its two components, as Synthea and most EHRs send it."""
+
+    def component(code: str, display: str, value: float) -> JsonDict:
+        return {
+            "code": {"coding": [{"system": LOINC, "code": code, "display": display}]},
+            "valueQuantity": {"value": value, "unit": "mm[Hg]", "system": UCUM, "code": "mm[Hg]"},
+        }
+
+    return {
+        "resourceType": "Observation",
+        "id": resource_id,
+        "status": "final",
+        "category": [{"coding": [{"system": OBSERVATION_CATEGORY, "code": "vital-signs"}]}],
+        "code": {"coding": [{"system": LOINC, "code": "85354-9", "display": "Blood pressure panel"}]},
+        "subject": {"reference": f"Patient/{PATIENT_ID}"},
+        "effectiveDateTime": f"{on(days_ago)}T09:30:00Z",
+        "component": [
+            component("8480-6", "Systolic blood pressure", systolic),
+            component("8462-4", "Diastolic blood pressure", diastolic),
+        ],
+    }
+
+
+def bp(systolic: float, diastolic: float, days_ago: int = 7) -> tuple[JsonDict, JsonDict]:
+    """Systolic and diastolic sent as two Observations."""
+    return (
+        lab("systolic_bp", systolic, days_ago=days_ago, resource_id="sbp"),
+        lab("diastolic_bp", diastolic, days_ago=days_ago, resource_id="dbp"),
+    )
+
+
+METHOTREXATE_DAILY = daily(med("methotrexate"))
+METHOTREXATE_WEEKLY = weekly(med("methotrexate"))
+METHOTREXATE_DRAFT_DAILY = daily(draft("methotrexate"))
+METHOTREXATE_STATEMENT_DAILY = daily(statement("methotrexate"))
+METHOTREXATE_INJECTION_DAILY = daily(
+    medication_request("mtx-injection", PATIENT_ID, "6851", "Methotrexate 25 MG/ML Injectable Solution")
+)
+FOLIC_ACID = med("folic-acid")
+DIGOXIN = med("digoxin")
+LEVOTHYROXINE = med("levothyroxine")
+INSULIN = med("insulin")
+GLIPIZIDE = med("glipizide")
+PROPRANOLOL = med("propranolol")
+METOPROLOL = med("metoprolol")
+SALMETEROL = med("salmeterol")
+FLUTICASONE = med("fluticasone")
+ICS_LABA = med("fluticasone-salmeterol")
+IBUPROFEN = med("ibuprofen")
+ASPIRIN = med("aspirin")
+SERTRALINE = med("sertraline")
+GABAPENTIN = med("gabapentin")
+OXYCODONE = med("oxycodone")
+CYCLOBENZAPRINE = med("cyclobenzaprine")
+ALPRAZOLAM = med("alprazolam")
+TRAMADOL = med("tramadol")
+PATCH = med("contraceptive-patch")
+LISINOPRIL = med("lisinopril")
+ATORVASTATIN = med("atorvastatin")
+CLOPIDOGREL = med("clopidogrel")
+WARFARIN = med("warfarin")
+
+ASTHMA = problem("asthma")
+PREGNANCY = problem("pregnancy")
+DIABETES = problem("diabetes")
+MIGRAINE = problem("migraine")
+MIGRAINE_AURA = problem("migraine-with-aura")
+MI = problem("myocardial-infarction")
+STROKE = problem("ischaemic-stroke")
+PAD = problem("peripheral-arterial-disease")
+
+
+def mtx_labs(days_ago: int = 30, *, skip: Iterable[str] = ()) -> tuple[JsonDict, ...]:
+    values = {"hemoglobin": 13.0, "platelets": 250.0, "alt": 25.0, "egfr": 80.0}
+    return tuple(lab(a, v, days_ago=days_ago) for a, v in values.items() if a not in skip)
+
+
+# --- the case table -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Expected:
+    rule_id: str
+    severity: Severity
+    evidence: tuple[str, ...]
+    inputs: tuple[JsonDict, ...]
+    proposed: tuple[JsonDict, ...] = ()
+    order_lab: str | None = None
+    mentions: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Case:
+    id: str
+    rule: Rule
+    chart: Chart
+    expected: tuple[Expected, ...] = ()
+
+
+def chart(
+    *resources: JsonDict, age: int = 50, drafts: tuple[JsonDict, ...] = (), gender: str = "female"
+) -> Chart:
+    return Chart(age=age, gender=gender, resources=resources, drafts=drafts)
+
+
+MTX_DOSING = ("kb.methotrexate-weekly-dosing",)
+MTX_MONITORING = ("kb.methotrexate-blood-monitoring",)
+DIGOXIN_KB = ("kb.digoxin-monitoring",)
+TSH_KB = ("kb.hypothyroidism-tsh-monitoring",)
+HYPO = ("kb.ada-2025-hypoglycaemia-levels",)
+OLDER = ("kb.ada-2025-older-adults-deintensify", "kb.ada-2025-glycaemic-goals")
+ADULT = ("kb.ada-2025-glycaemic-goals",)
+BP_KB = ("kb.hypertension-follow-up-until-controlled", "kb.hypertension-treatment-target")
+
+
+def _glucose(value: float, days_ago: int = 3) -> JsonDict:
+    return lab("glucose", value, days_ago=days_ago)
+
+
+def _hba1c(value: float, days_ago: int = 30) -> JsonDict:
+    return lab("hba1c", value, days_ago=days_ago)
+
+
+def _digoxin(value: float, days_ago: int = 30) -> JsonDict:
+    return lab("digoxin", value, days_ago=days_ago)
+
+
+def _glucose_case(value: float, severity: Severity | None, drug: JsonDict = INSULIN) -> Case:
+    glucose = _glucose(value)
+    expected = (
+        () if severity is None else (Expected("rule.hypoglycaemia-glucose", severity, HYPO, (drug, glucose)),)
+    )
+    return Case(
+        f"glucose/{value:g}-{drug['id']}", monitoring.hypoglycaemia_glucose, chart(drug, glucose), expected
+    )
+
+
+def _hba1c_case(value: float, age: int, severity: Severity | None, drug: JsonDict = INSULIN) -> Case:
+    a1c = _hba1c(value)
+    evidence = OLDER if age >= 65 else ADULT
+    expected = (
+        () if severity is None else (Expected("rule.hba1c-overtreatment", severity, evidence, (drug, a1c)),)
+    )
+    return Case(
+        f"hba1c/{value:g}-age-{age}-{drug['id']}",
+        monitoring.hba1c_overtreatment,
+        chart(drug, a1c, age=age),
+        expected,
+    )
+
+
+def _bp_case(systolic: float, diastolic: float, fires: bool) -> Case:
+    readings = bp(systolic, diastolic)
+    expected = (
+        (Expected("rule.blood-pressure-uncontrolled", "info", BP_KB, (LISINOPRIL, *readings)),)
+        if fires
+        else ()
+    )
+    return Case(
+        f"bp/{systolic:g}-{diastolic:g}",
+        monitoring.uncontrolled_blood_pressure,
+        chart(LISINOPRIL, *readings),
+        expected,
+    )
+
+
+def _statin_diabetes_case(age: int, fires: bool) -> Case:
+    expected = (
+        (
+            Expected(
+                "rule.statin-indicated-absent", "info", ("kb.ada-2025-statin-diabetes-40-75",), (DIABETES,)
+            ),
+        )
+        if fires
+        else ()
+    )
+    return Case(f"statin/diabetes-age-{age}", monitoring.statin_indicated, chart(DIABETES, age=age), expected)
+
+
+def _ldl_case(value: float, fires: bool, age: int = 30) -> Case:
+    ldl = lab("ldl", value, days_ago=60)
+    expected = (
+        (Expected("rule.statin-indicated-absent", "info", ("kb.ldl-190-high-intensity-statin",), (ldl,)),)
+        if fires
+        else ()
+    )
+    return Case(f"statin/ldl-{value:g}-age-{age}", monitoring.statin_indicated, chart(ldl, age=age), expected)
+
+
+STALE_DIGOXIN_LOW = _digoxin(1.2, days_ago=400)
+STALE_DIGOXIN_HIGH = _digoxin(2.4, days_ago=400)
+STALE_DIGOXIN_LINE = _digoxin(2.0, days_ago=400)
+STALE_TSH = lab("tsh", 2.1, days_ago=366)
+STALE_GLUCOSE = _glucose(50, days_ago=31)
+STALE_HBA1C = _hba1c(5.8, days_ago=200)
+STALE_LDL = lab("ldl", 200, days_ago=400)
+STALE_BP = bp(150, 95, days_ago=100)
+HIGH_DIGOXIN = _digoxin(2.1)
+VERY_HIGH_DIGOXIN = _digoxin(2.5)
+EGFR_OLD_FOR_MTX = lab("egfr", 80, days_ago=200)
+CREATININE = lab("creatinine", 0.9, days_ago=30)
+MTX_LABS_91 = mtx_labs(91)
+PANEL = bp_panel(150, 85)
+
+CASES: tuple[Case, ...] = (
+    # Methotrexate: daily dosing.
+    Case(
+        "mtx-daily/draft-order",
+        monitoring.methotrexate_weekly_dosing,
+        chart(drafts=(METHOTREXATE_DRAFT_DAILY,)),
+        (
+            Expected(
+                "rule.methotrexate-daily-dosing",
+                "critical",
+                MTX_DOSING,
+                (METHOTREXATE_DRAFT_DAILY,),
+                (METHOTREXATE_DRAFT_DAILY,),
+                mentions=("1 per 1 d",),
+            ),
+        ),
+    ),
+    Case(
+        "mtx-daily/medication-request",
+        monitoring.methotrexate_weekly_dosing,
+        chart(METHOTREXATE_DAILY),
+        (Expected("rule.methotrexate-daily-dosing", "warning", MTX_DOSING, (METHOTREXATE_DAILY,)),),
+    ),
+    Case(
+        "mtx-daily/medication-statement",
+        monitoring.methotrexate_weekly_dosing,
+        chart(METHOTREXATE_STATEMENT_DAILY),
+        (Expected("rule.methotrexate-daily-dosing", "warning", MTX_DOSING, (METHOTREXATE_STATEMENT_DAILY,)),),
+    ),
+    Case(
+        "mtx-daily/twice-a-day",
+        monitoring.methotrexate_weekly_dosing,
+        chart(dosed(med("methotrexate", "mtx-bd"), 2, 1, "d")),
+        (
+            Expected(
+                "rule.methotrexate-daily-dosing",
+                "warning",
+                MTX_DOSING,
+                (dosed(med("methotrexate", "mtx-bd"), 2, 1, "d"),),
+            ),
+        ),
+    ),
+    Case("mtx-daily/weekly", monitoring.methotrexate_weekly_dosing, chart(METHOTREXATE_WEEKLY)),
+    Case(
+        "mtx-daily/weekly-split-over-a-day",
+        monitoring.methotrexate_weekly_dosing,
+        chart(dosed(med("methotrexate"), 3, 1, "wk")),
+    ),
+    Case(
+        "mtx-daily/weekly-draft",
+        monitoring.methotrexate_weekly_dosing,
+        chart(drafts=(weekly(draft("methotrexate")),)),
+    ),
+    Case("mtx-daily/no-timing", monitoring.methotrexate_weekly_dosing, chart(undosed(med("methotrexate")))),
+    Case("mtx-daily/injectable", monitoring.methotrexate_weekly_dosing, chart(METHOTREXATE_INJECTION_DAILY)),
+    # Methotrexate: monitoring within the 90-day panel window.
+    Case(
+        "mtx-labs/all-current", monitoring.methotrexate_monitoring, chart(METHOTREXATE_WEEKLY, *mtx_labs(30))
+    ),
+    Case(
+        "mtx-labs/at-90-days", monitoring.methotrexate_monitoring, chart(METHOTREXATE_WEEKLY, *mtx_labs(90))
+    ),
+    Case(
+        "mtx-labs/creatinine-for-egfr",
+        monitoring.methotrexate_monitoring,
+        chart(METHOTREXATE_WEEKLY, CREATININE, *mtx_labs(30, skip=("egfr",))),
+    ),
+    Case(
+        "mtx-labs/none",
+        monitoring.methotrexate_monitoring,
+        chart(METHOTREXATE_WEEKLY),
+        (
+            Expected(
+                "rule.methotrexate-monitoring",
+                "warning",
+                MTX_MONITORING,
+                (METHOTREXATE_WEEKLY,),
+                order_lab="58410-2",
+                mentions=("blood count", "renal function", "ALT"),
+            ),
+        ),
+    ),
+    Case(
+        "mtx-labs/at-91-days",
+        monitoring.methotrexate_monitoring,
+        chart(METHOTREXATE_WEEKLY, *MTX_LABS_91),
+        (
+            Expected(
+                "rule.methotrexate-monitoring",
+                "warning",
+                MTX_MONITORING,
+                (METHOTREXATE_WEEKLY, *MTX_LABS_91),
+                order_lab="58410-2",
+            ),
+        ),
+    ),
+    Case(
+        "mtx-labs/egfr-current-for-metformin-but-old-for-methotrexate",
+        monitoring.methotrexate_monitoring,
+        chart(METHOTREXATE_WEEKLY, EGFR_OLD_FOR_MTX, *mtx_labs(30, skip=("egfr",))),
+        (
+            Expected(
+                "rule.methotrexate-monitoring",
+                "warning",
+                MTX_MONITORING,
+                (METHOTREXATE_WEEKLY, EGFR_OLD_FOR_MTX),
+                order_lab="33914-3",
+                mentions=("renal function",),
+            ),
+        ),
+    ),
+    Case(
+        "mtx-labs/alt-missing",
+        monitoring.methotrexate_monitoring,
+        chart(METHOTREXATE_WEEKLY, *mtx_labs(30, skip=("alt",))),
+        (
+            Expected(
+                "rule.methotrexate-monitoring",
+                "warning",
+                MTX_MONITORING,
+                (METHOTREXATE_WEEKLY,),
+                order_lab="1742-6",
+                mentions=("ALT",),
+            ),
+        ),
+    ),
+    Case(
+        "mtx-labs/platelets-missing",
+        monitoring.methotrexate_monitoring,
+        chart(METHOTREXATE_WEEKLY, *mtx_labs(30, skip=("platelets",))),
+        (
+            Expected(
+                "rule.methotrexate-monitoring",
+                "warning",
+                MTX_MONITORING,
+                (METHOTREXATE_WEEKLY, lab("hemoglobin", 13.0, days_ago=30)),
+                order_lab="58410-2",
+                mentions=("blood count",),
+            ),
+        ),
+    ),
+    Case(
+        "mtx-labs/new-draft-needs-baseline",
+        monitoring.methotrexate_monitoring,
+        chart(drafts=(weekly(draft("methotrexate")),)),
+        (
+            Expected(
+                "rule.methotrexate-monitoring",
+                "warning",
+                MTX_MONITORING,
+                (weekly(draft("methotrexate")),),
+                (weekly(draft("methotrexate")),),
+                order_lab="58410-2",
+            ),
+        ),
+    ),
+    Case("mtx-labs/no-methotrexate", monitoring.methotrexate_monitoring, chart(FOLIC_ACID)),
+    # Methotrexate: folate.
+    Case(
+        "mtx-folate/absent",
+        monitoring.methotrexate_folate,
+        chart(METHOTREXATE_WEEKLY),
+        (
+            Expected(
+                "rule.methotrexate-without-folate",
+                "info",
+                ("kb.methotrexate-folic-acid",),
+                (METHOTREXATE_WEEKLY,),
+            ),
+        ),
+    ),
+    Case("mtx-folate/prescribed", monitoring.methotrexate_folate, chart(METHOTREXATE_WEEKLY, FOLIC_ACID)),
+    Case(
+        "mtx-folate/reported-statement",
+        monitoring.methotrexate_folate,
+        chart(METHOTREXATE_WEEKLY, statement("folic-acid")),
+    ),
+    # Digoxin level: missing or stale (12-month window), and high.
+    Case(
+        "digoxin-level/none",
+        monitoring.DIGOXIN_LEVEL_RECHECK,
+        chart(DIGOXIN),
+        (Expected("rule.digoxin-level-recheck", "info", DIGOXIN_KB, (DIGOXIN,), order_lab="10535-3"),),
+    ),
+    Case(
+        "digoxin-level/stale-normal",
+        monitoring.DIGOXIN_LEVEL_RECHECK,
+        chart(DIGOXIN, STALE_DIGOXIN_LOW),
+        (
+            Expected(
+                "rule.digoxin-level-recheck",
+                "info",
+                DIGOXIN_KB,
+                (DIGOXIN, STALE_DIGOXIN_LOW),
+                order_lab="10535-3",
+            ),
+        ),
+    ),
+    Case(
+        "digoxin-level/stale-high",
+        monitoring.DIGOXIN_LEVEL_RECHECK,
+        chart(DIGOXIN, STALE_DIGOXIN_HIGH),
+        (
+            Expected(
+                "rule.digoxin-level-recheck",
+                "warning",
+                DIGOXIN_KB,
+                (DIGOXIN, STALE_DIGOXIN_HIGH),
+                order_lab="10535-3",
+            ),
+        ),
+    ),
+    Case(
+        "digoxin-level/stale-at-2.0",
+        monitoring.DIGOXIN_LEVEL_RECHECK,
+        chart(DIGOXIN, STALE_DIGOXIN_LINE),
+        (
+            Expected(
+                "rule.digoxin-level-recheck",
+                "info",
+                DIGOXIN_KB,
+                (DIGOXIN, STALE_DIGOXIN_LINE),
+                order_lab="10535-3",
+            ),
+        ),
+    ),
+    Case(
+        "digoxin-level/at-365-days",
+        monitoring.DIGOXIN_LEVEL_RECHECK,
+        chart(DIGOXIN, _digoxin(1.0, days_ago=365)),
+    ),
+    Case("digoxin-level/no-digoxin", monitoring.DIGOXIN_LEVEL_RECHECK, chart(LEVOTHYROXINE)),
+    Case(
+        "digoxin-high/2.1",
+        monitoring.digoxin_level_high,
+        chart(DIGOXIN, HIGH_DIGOXIN),
+        (
+            Expected(
+                "rule.digoxin-level-high", "warning", DIGOXIN_KB, (DIGOXIN, HIGH_DIGOXIN), mentions=("2.1",)
+            ),
+        ),
+    ),
+    Case(
+        "digoxin-high/not-on-the-list",
+        monitoring.digoxin_level_high,
+        chart(VERY_HIGH_DIGOXIN),
+        (Expected("rule.digoxin-level-high", "warning", DIGOXIN_KB, (VERY_HIGH_DIGOXIN,)),),
+    ),
+    Case("digoxin-high/2.0", monitoring.digoxin_level_high, chart(DIGOXIN, _digoxin(2.0))),
+    Case("digoxin-high/1.9", monitoring.digoxin_level_high, chart(DIGOXIN, _digoxin(1.9))),
+    Case(
+        "digoxin-high/stale-2.4-is-not-current",
+        monitoring.digoxin_level_high,
+        chart(DIGOXIN, STALE_DIGOXIN_HIGH),
+    ),
+    # Levothyroxine and TSH (12-month window).
+    Case(
+        "tsh/none",
+        monitoring.TSH_RECHECK,
+        chart(LEVOTHYROXINE),
+        (Expected("rule.levothyroxine-tsh-recheck", "info", TSH_KB, (LEVOTHYROXINE,), order_lab="3016-3"),),
+    ),
+    Case(
+        "tsh/366-days",
+        monitoring.TSH_RECHECK,
+        chart(LEVOTHYROXINE, STALE_TSH),
+        (
+            Expected(
+                "rule.levothyroxine-tsh-recheck",
+                "info",
+                TSH_KB,
+                (LEVOTHYROXINE, STALE_TSH),
+                order_lab="3016-3",
+            ),
+        ),
+    ),
+    Case(
+        "tsh/statement-none",
+        monitoring.TSH_RECHECK,
+        chart(statement("levothyroxine")),
+        (
+            Expected(
+                "rule.levothyroxine-tsh-recheck",
+                "info",
+                TSH_KB,
+                (statement("levothyroxine"),),
+                order_lab="3016-3",
+            ),
+        ),
+    ),
+    Case("tsh/365-days", monitoring.TSH_RECHECK, chart(LEVOTHYROXINE, lab("tsh", 2.1, days_ago=365))),
+    Case("tsh/no-levothyroxine", monitoring.TSH_RECHECK, chart(DIGOXIN)),
+    # Hypoglycaemia: glucose below 70 (level 1) and 54 (level 2), 30-day window.
+    _glucose_case(71, None),
+    _glucose_case(70, None),
+    _glucose_case(69, "warning"),
+    _glucose_case(54, "warning"),
+    _glucose_case(53, "critical"),
+    _glucose_case(50, "critical", GLIPIZIDE),
+    Case("glucose/no-insulin", monitoring.hypoglycaemia_glucose, chart(LISINOPRIL, _glucose(50))),
+    Case(
+        "glucose/at-30-days",
+        monitoring.hypoglycaemia_glucose,
+        chart(INSULIN, _glucose(60, days_ago=30)),
+        (Expected("rule.hypoglycaemia-glucose", "warning", HYPO, (INSULIN, _glucose(60, days_ago=30))),),
+    ),
+    Case(
+        "glucose/stale-low",
+        monitoring.hypoglycaemia_glucose,
+        chart(INSULIN, STALE_GLUCOSE),
+        (
+            Expected(
+                "rule.hypoglycaemia-glucose-recheck",
+                "info",
+                HYPO,
+                (INSULIN, STALE_GLUCOSE),
+                order_lab="2345-7",
+            ),
+        ),
+    ),
+    Case(
+        "glucose/stale-normal", monitoring.hypoglycaemia_glucose, chart(INSULIN, _glucose(110, days_ago=31))
+    ),
+    Case(
+        "glucose/draft-insulin",
+        monitoring.hypoglycaemia_glucose,
+        chart(_glucose(50), drafts=(draft("insulin"),)),
+        (
+            Expected(
+                "rule.hypoglycaemia-glucose",
+                "critical",
+                HYPO,
+                (draft("insulin"), _glucose(50)),
+                (draft("insulin"),),
+            ),
+        ),
+    ),
+    # Over-treatment: HbA1c below 6.5% from 65, below 6.0% at 18-64, on insulin or a sulfonylurea.
+    _hba1c_case(6.6, 70, None),
+    _hba1c_case(6.5, 70, None),
+    _hba1c_case(6.4, 70, "warning"),
+    _hba1c_case(5.9, 70, "warning", GLIPIZIDE),
+    _hba1c_case(6.4, 50, None),
+    _hba1c_case(6.0, 50, None),
+    _hba1c_case(5.9, 50, "info"),
+    _hba1c_case(5.9, 50, "info", GLIPIZIDE),
+    _hba1c_case(5.5, 16, None),
+    Case("hba1c/no-drug", monitoring.hba1c_overtreatment, chart(LISINOPRIL, _hba1c(5.5), age=70)),
+    Case("hba1c/pregnant", monitoring.hba1c_overtreatment, chart(INSULIN, PREGNANCY, _hba1c(5.8), age=30)),
+    Case(
+        "hba1c/stale-low-no-diabetes-on-record",
+        monitoring.hba1c_overtreatment,
+        chart(INSULIN, STALE_HBA1C, age=70),
+        (
+            Expected(
+                "rule.hba1c-overtreatment-recheck", "info", OLDER, (INSULIN, STALE_HBA1C), order_lab="4548-4"
+            ),
+        ),
+    ),
+    Case(
+        "hba1c/stale-low-diabetes-care-gap-asks-already",
+        monitoring.hba1c_overtreatment,
+        chart(INSULIN, DIABETES, STALE_HBA1C, age=70),
+    ),
+    # Non-selective beta-blockers in asthma.
+    Case(
+        "beta-blocker-asthma/propranolol",
+        monitoring.asthma_non_selective_beta_blocker,
+        chart(PROPRANOLOL, ASTHMA),
+        (
+            Expected(
+                "rule.asthma-non-selective-beta-blocker",
+                "warning",
+                ("kb.beta-blocker-asthma",),
+                (PROPRANOLOL, ASTHMA),
+            ),
+        ),
+    ),
+    Case(
+        "beta-blocker-asthma/draft",
+        monitoring.asthma_non_selective_beta_blocker,
+        chart(ASTHMA, drafts=(draft("propranolol"),)),
+        (
+            Expected(
+                "rule.asthma-non-selective-beta-blocker",
+                "warning",
+                ("kb.beta-blocker-asthma",),
+                (draft("propranolol"), ASTHMA),
+                (draft("propranolol"),),
+            ),
+        ),
+    ),
+    Case(
+        "beta-blocker-asthma/cardioselective",
+        monitoring.asthma_non_selective_beta_blocker,
+        chart(METOPROLOL, ASTHMA),
+    ),
+    Case("beta-blocker-asthma/no-asthma", monitoring.asthma_non_selective_beta_blocker, chart(PROPRANOLOL)),
+    # LABA without ICS in asthma.
+    Case(
+        "laba/alone",
+        monitoring.asthma_laba_without_ics,
+        chart(SALMETEROL, ASTHMA),
+        (
+            Expected(
+                "rule.asthma-laba-without-ics",
+                "critical",
+                ("kb.laba-without-ics-asthma", "kb.salmeterol-asthma-without-ics-contraindicated"),
+                (SALMETEROL, ASTHMA),
+            ),
+        ),
+    ),
+    Case("laba/combination-inhaler", monitoring.asthma_laba_without_ics, chart(ICS_LABA, ASTHMA)),
+    Case("laba/separate-ics", monitoring.asthma_laba_without_ics, chart(SALMETEROL, FLUTICASONE, ASTHMA)),
+    Case("laba/no-asthma", monitoring.asthma_laba_without_ics, chart(SALMETEROL)),
+    # NSAIDs in pregnancy (gestation unknown: information only).
+    Case(
+        "nsaid-pregnancy/ibuprofen",
+        monitoring.nsaid_pregnancy,
+        chart(IBUPROFEN, PREGNANCY, age=30),
+        (
+            Expected(
+                "rule.nsaid-pregnancy",
+                "info",
+                ("kb.nsaid-pregnancy-20-weeks",),
+                (IBUPROFEN, PREGNANCY),
+                mentions=("gestation unknown",),
+            ),
+        ),
+    ),
+    Case(
+        "nsaid-pregnancy/draft-celecoxib",
+        monitoring.nsaid_pregnancy,
+        chart(PREGNANCY, age=30, drafts=(draft("celecoxib"),)),
+        (
+            Expected(
+                "rule.nsaid-pregnancy",
+                "info",
+                ("kb.nsaid-pregnancy-20-weeks",),
+                (draft("celecoxib"), PREGNANCY),
+                (draft("celecoxib"),),
+            ),
+        ),
+    ),
+    Case("nsaid-pregnancy/low-dose-aspirin", monitoring.nsaid_pregnancy, chart(ASPIRIN, PREGNANCY, age=30)),
+    Case("nsaid-pregnancy/not-pregnant", monitoring.nsaid_pregnancy, chart(IBUPROFEN, age=30)),
+    # Beers: three or more CNS-active drugs from 65.
+    Case(
+        "cns-burden/three",
+        monitoring.beers_cns_burden,
+        chart(SERTRALINE, GABAPENTIN, OXYCODONE, age=70),
+        (
+            Expected(
+                "rule.beers-cns-active-burden",
+                "warning",
+                ("kb.beers-cns-active-combination",),
+                (SERTRALINE, GABAPENTIN, OXYCODONE),
+                mentions=("3 CNS-active",),
+            ),
+        ),
+    ),
+    Case(
+        "cns-burden/relaxant-benzodiazepine-opioid",
+        monitoring.beers_cns_burden,
+        chart(CYCLOBENZAPRINE, ALPRAZOLAM, TRAMADOL, age=80),
+        (
+            Expected(
+                "rule.beers-cns-active-burden",
+                "warning",
+                ("kb.beers-cns-active-combination",),
+                (CYCLOBENZAPRINE, ALPRAZOLAM, TRAMADOL),
+            ),
+        ),
+    ),
+    Case(
+        "cns-burden/third-drafted",
+        monitoring.beers_cns_burden,
+        chart(SERTRALINE, GABAPENTIN, age=70, drafts=(draft("oxycodone"),)),
+        (
+            Expected(
+                "rule.beers-cns-active-burden",
+                "warning",
+                ("kb.beers-cns-active-combination",),
+                (SERTRALINE, GABAPENTIN, draft("oxycodone")),
+                (draft("oxycodone"),),
+            ),
+        ),
+    ),
+    Case("cns-burden/two", monitoring.beers_cns_burden, chart(SERTRALINE, GABAPENTIN, age=70)),
+    Case(
+        "cns-burden/renewal-is-one-drug",
+        monitoring.beers_cns_burden,
+        chart(SERTRALINE, GABAPENTIN, age=70, drafts=(draft("sertraline"),)),
+    ),
+    Case("cns-burden/age-64", monitoring.beers_cns_burden, chart(SERTRALINE, GABAPENTIN, OXYCODONE, age=64)),
+    # Combined hormonal contraception and migraine.
+    Case(
+        "chc-migraine/with-aura",
+        monitoring.chc_migraine,
+        chart(PATCH, MIGRAINE_AURA, age=28),
+        (Expected("rule.chc-migraine", "critical", ("kb.chc-migraine-with-aura",), (PATCH, MIGRAINE_AURA)),),
+    ),
+    Case(
+        "chc-migraine/aura-unknown",
+        monitoring.chc_migraine,
+        chart(PATCH, MIGRAINE, age=28),
+        (
+            Expected(
+                "rule.chc-migraine",
+                "warning",
+                ("kb.chc-migraine-with-aura",),
+                (PATCH, MIGRAINE),
+                mentions=("aura",),
+            ),
+        ),
+    ),
+    Case("chc-migraine/no-contraceptive", monitoring.chc_migraine, chart(MIGRAINE_AURA, age=28)),
+    Case("chc-migraine/no-migraine", monitoring.chc_migraine, chart(PATCH, age=28)),
+    # Blood pressure on treatment: 140/90 and the 90-day window.
+    _bp_case(139, 89, fires=False),
+    _bp_case(140, 80, fires=True),
+    _bp_case(141, 70, fires=True),
+    _bp_case(130, 90, fires=True),
+    _bp_case(130, 91, fires=True),
+    Case(
+        "bp/panel",
+        monitoring.uncontrolled_blood_pressure,
+        chart(LISINOPRIL, PANEL),
+        (
+            Expected(
+                "rule.blood-pressure-uncontrolled", "info", BP_KB, (LISINOPRIL, PANEL), mentions=("150/85",)
+            ),
+        ),
+    ),
+    Case(
+        "bp/at-90-days",
+        monitoring.uncontrolled_blood_pressure,
+        chart(LISINOPRIL, *bp(150, 95, days_ago=90)),
+        (
+            Expected(
+                "rule.blood-pressure-uncontrolled", "info", BP_KB, (LISINOPRIL, *bp(150, 95, days_ago=90))
+            ),
+        ),
+    ),
+    Case(
+        "bp/stale-high-asks-for-a-reading",
+        monitoring.uncontrolled_blood_pressure,
+        chart(LISINOPRIL, *STALE_BP),
+        (
+            Expected(
+                "rule.blood-pressure-recheck", "info", BP_KB, (LISINOPRIL, *STALE_BP), mentions=("100 days",)
+            ),
+        ),
+    ),
+    Case(
+        "bp/stale-normal",
+        monitoring.uncontrolled_blood_pressure,
+        chart(LISINOPRIL, *bp(130, 80, days_ago=100)),
+    ),
+    Case("bp/untreated", monitoring.uncontrolled_blood_pressure, chart(*bp(160, 100))),
+    Case("bp/age-17", monitoring.uncontrolled_blood_pressure, chart(LISINOPRIL, *bp(150, 95), age=17)),
+    # Statin indicated: diabetes 40-75, ASCVD, LDL 190 or more.
+    _statin_diabetes_case(39, False),
+    _statin_diabetes_case(40, True),
+    _statin_diabetes_case(75, True),
+    _statin_diabetes_case(76, False),
+    _ldl_case(189, False),
+    _ldl_case(190, True),
+    _ldl_case(191, True),
+    _ldl_case(250, False, age=80),
+    Case("statin/diabetes-on-statin", monitoring.statin_indicated, chart(DIABETES, ATORVASTATIN, age=55)),
+    Case("statin/diabetes-pregnant", monitoring.statin_indicated, chart(DIABETES, PREGNANCY, age=40)),
+    Case(
+        "statin/myocardial-infarction-at-80",
+        monitoring.statin_indicated,
+        chart(MI, age=80),
+        (Expected("rule.statin-indicated-absent", "info", ("kb.ascvd-high-intensity-statin",), (MI,)),),
+    ),
+    Case(
+        "statin/pad-and-diabetes",
+        monitoring.statin_indicated,
+        chart(PAD, DIABETES, age=60),
+        (
+            Expected(
+                "rule.statin-indicated-absent",
+                "info",
+                ("kb.ascvd-high-intensity-statin", "kb.ada-2025-statin-diabetes-40-75"),
+                (PAD, DIABETES),
+            ),
+        ),
+    ),
+    Case(
+        "statin/stale-ldl",
+        monitoring.statin_indicated,
+        chart(STALE_LDL, age=30),
+        (
+            Expected(
+                "rule.ldl-recheck",
+                "info",
+                ("kb.ldl-190-high-intensity-statin",),
+                (STALE_LDL,),
+                order_lab="13457-7",
+            ),
+        ),
+    ),
+    # Antiplatelet after ischaemic stroke or myocardial infarction.
+    Case(
+        "antiplatelet/after-mi",
+        monitoring.antiplatelet_secondary_prevention,
+        chart(MI, age=60),
+        (Expected("rule.antiplatelet-absent", "info", ("kb.chronic-coronary-disease-antiplatelet",), (MI,)),),
+    ),
+    Case(
+        "antiplatelet/after-stroke-and-mi",
+        monitoring.antiplatelet_secondary_prevention,
+        chart(STROKE, MI, age=60),
+        (
+            Expected(
+                "rule.antiplatelet-absent",
+                "info",
+                ("kb.stroke-antiplatelet-secondary-prevention", "kb.chronic-coronary-disease-antiplatelet"),
+                (STROKE, MI),
+            ),
+        ),
+    ),
+    Case("antiplatelet/aspirin", monitoring.antiplatelet_secondary_prevention, chart(MI, ASPIRIN, age=60)),
+    Case(
+        "antiplatelet/clopidogrel",
+        monitoring.antiplatelet_secondary_prevention,
+        chart(STROKE, CLOPIDOGREL, age=60),
+    ),
+    Case(
+        "antiplatelet/anticoagulated",
+        monitoring.antiplatelet_secondary_prevention,
+        chart(STROKE, WARFARIN, age=60),
+    ),
+    Case("antiplatelet/no-event", monitoring.antiplatelet_secondary_prevention, chart(DIABETES, age=60)),
+    # Folic acid in pregnancy.
+    Case(
+        "prenatal-folic-acid/absent",
+        monitoring.prenatal_folic_acid,
+        chart(PREGNANCY, age=30),
+        (
+            Expected(
+                "rule.prenatal-folic-acid-absent", "info", ("kb.uspstf-folic-acid-neural-tube",), (PREGNANCY,)
+            ),
+        ),
+    ),
+    Case("prenatal-folic-acid/taken", monitoring.prenatal_folic_acid, chart(PREGNANCY, FOLIC_ACID, age=30)),
+    Case("prenatal-folic-acid/not-pregnant", monitoring.prenatal_folic_acid, chart(age=30)),
+)
+
+
+# --- running a case ------------------------------------------------------------------------------------
+
+
+def _references(built: BuiltContext, handles: Iterable[str]) -> set[str | None]:
+    return {built.handles.resolve(h) for h in handles}
+
+
+def check_finding(finding: Finding, expected: Expected, built: BuiltContext) -> None:
+    knowledge = load_knowledge_base()
+    assert (finding.rule_id, finding.severity) == (expected.rule_id, expected.severity)
+    assert finding.evidence == expected.evidence
+    assert all(kb in knowledge for kb in finding.evidence), finding.evidence
+    assert _references(built, finding.inputs) == {reference(r) for r in expected.inputs}
+    assert _references(built, finding.proposed) == {reference(r) for r in expected.proposed}
+    assert set(finding.proposed) <= set(finding.inputs)
+    assert (finding.order_lab.loinc if finding.order_lab else None) == expected.order_lab
+    assert len(finding.summary) < 140 and "consider" in finding.summary.lower(), finding.summary
+    assert all(word in finding.summary for word in expected.mentions), finding.summary
+    assert finding.explanation.endswith(".") and finding.explanation.count(". ") == 0, finding.explanation
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_rule_case(case: Case) -> None:
+    built = case.chart.build()
+    assert built.context.skipped == ()
+    found = list(case.rule(RuleFacts.of(built.context)))
+    assert [f.rule_id for f in found] == [e.rule_id for e in case.expected], [f.summary for f in found]
+    for finding, wanted in zip(found, case.expected, strict=True):
+        check_finding(finding, wanted, built)
+
+
+def test_every_rule_has_a_positive_and_a_negative_case() -> None:
+    assert {c.rule for c in CASES if c.expected} == set(RULES)
+    assert {c.rule for c in CASES if not c.expected} == set(RULES)
+
+
+def test_every_lab_the_rules_read_has_a_window() -> None:
+    read = {"hemoglobin", "platelets", "alt", "egfr", "creatinine", "digoxin", "tsh", "glucose", "hba1c"}
+    read |= {"systolic_bp", "diastolic_bp", "ldl"}
+    assert read <= set(lab_windows())
+    assert lab_windows()["digoxin"].max_age_days == 365
+    assert lab_windows()["tsh"].max_age_days == 365
+    assert lab_windows()["hemoglobin"].max_age_days == 90
+
+
+@pytest.mark.parametrize(
+    ("frequency", "within"),
+    [
+        ("1 per 1 d", True),
+        ("2 per 1 d", True),
+        ("1 per 2 d", True),
+        ("1 per 12 h", True),
+        ("1 per 1 wk", False),
+        ("3 per 1 wk", False),
+        ("1 per 7 d", False),
+        ("1 per 2 wk", False),
+        ("weekly", False),
+        (None, False),
+    ],
+)
+def test_methotrexate_frequency_is_read_from_the_timing(frequency: str | None, within: bool) -> None:
+    assert repeats_within_a_week(frequency) is within
+
+
+def test_a_proposed_methotrexate_without_a_dosage_is_not_judged_for_frequency() -> None:
+    from plugin.context.model import Code
+
+    context = chart().build().context
+    facts = RuleFacts.of(
+        context, proposed=(("X1", Code("rxnorm", "105585", "Methotrexate 2.5 MG Oral Tablet")),)
+    )
+    assert list(monitoring.methotrexate_weekly_dosing(facts)) == []
+    assert [f.rule_id for f in monitoring.methotrexate_monitoring(facts)] == ["rule.methotrexate-monitoring"]
+
+
+def test_cited_knowledge_and_rule_ids_are_namespaced_and_exist() -> None:
+    knowledge = load_knowledge_base()
+    findings = [f for case in CASES for f in case.rule(RuleFacts.of(case.chart.build().context))]
+    assert {kb for f in findings for kb in f.evidence} <= set(knowledge.entries)
+    assert all(f.rule_id.startswith("rule.") and f.rule_id == f.rule_id.lower() for f in findings)
+    catalog_ids = {i.rule_id for i in catalog.INTERACTIONS} | {"rule.egfr-recheck", "rule.potassium-recheck"}
+    assert not catalog_ids & {f.rule_id for f in findings}
+
+
+# --- the seasonal influenza care gap (catalog.influenza_due) ---------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("now", "month", "since"),
+    [
+        (datetime(2026, 8, 1, 12, tzinfo=UTC), 8, 0),
+        (datetime(2026, 11, 25, 12, tzinfo=UTC), 11, 116),
+        (datetime(2027, 3, 31, 12, tzinfo=UTC), 3, 242),
+        (datetime(2027, 4, 1, 12, tzinfo=UTC), 4, 243),
+        (datetime(2028, 3, 31, 12, tzinfo=UTC), 3, 243),  # a leap February in between
+        (datetime(2027, 7, 31, 12, tzinfo=UTC), 7, 364),
+    ],
+)
+def test_the_context_knows_where_the_day_falls_in_the_season(now: datetime, month: int, since: int) -> None:
+    context = build_context(chart().prefetch(), now).context
+    assert (context.month, context.days_since_august_1) == (month, since)
+
+
+def _influenza(month: int | None, since: int | None, *resources: JsonDict) -> list[Finding]:
+    context = chart(*resources).build().context
+    dated = dataclasses.replace(context, month=month, days_since_august_1=since)
+    return list(catalog.influenza_due(RuleFacts.of(dated)))
+
+
+@pytest.mark.parametrize(
+    ("month", "since", "vaccinated_days_ago", "due"),
+    [
+        # In season (August to March): a dose since the most recent 1 August.
+        (11, 116, 100, False),
+        (11, 116, 116, False),  # given on 1 August
+        (11, 116, 117, True),  # given on 31 July: last season's
+        (11, 116, None, True),
+        (8, 0, 0, False),
+        (8, 0, 30, True),  # a July dose does not cover the new season
+        (3, 242, 200, False),
+        (3, 242, 300, True),
+        # Out of season (April to July): only a year without any dose is a gap.
+        (5, 289, 200, False),
+        (7, 364, 364, False),
+        (7, 364, 366, True),
+        (4, 243, None, True),
+        # No build date: the past year stands in for the season.
+        (None, None, 300, False),
+        (None, None, 400, True),
+    ],
+)
+def test_influenza_is_due_by_season(
+    month: int | None, since: int | None, vaccinated_days_ago: int | None, due: bool
+) -> None:
+    shots = () if vaccinated_days_ago is None else (vaccine("influenza", days_ago=vaccinated_days_ago),)
+    found = _influenza(month, since, *shots)
+    assert [f.rule_id for f in found] == (["rule.influenza-vaccine-due"] if due else [])
+    for finding in found:
+        assert finding.severity == "info" and finding.evidence == ("kb.acip-influenza-annual",)
+        assert len(finding.summary) < 140 and "consider" in finding.summary
