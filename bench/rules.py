@@ -10,17 +10,16 @@ warm-up:
 - rule cards: the same plus `finding_card` for every finding (the synchronous card path without HTTP).
 
     python -m bench.rules [--runs N] [--warmup N] [--rounds N] [--chart NAME-PREFIX] [--gold-only | --no-gold]
-                          [--constructed]
 
 Then the accuracy table: every rule card against the pharmacist-review gold set (bench/gold/), recall per
 gold finding family and precision per card, with the misses and unmatched cards per chart (charts named
-only by their bundle UUID's first 8 hex digits). `--gold-only` skips the latency rows, `--no-gold` the table.
-`--constructed` adds the constructed-case gold set's tables after it (bench/gold/constructed.py: recall and
-precision per hook, family and check, through bench/gold/check_rules.json).
+only by their bundle UUID's first 8 hex digits), then the constructed-case gold set's tables
+(bench/gold/constructed.py: recall and precision per hook, family and check, through
+bench/gold/check_rules.json). `--gold-only` skips the latency rows, `--no-gold` the tables.
 The latency line, too, names its chart only by that UUID prefix: bundle file names hold patients' names.
 
-Exits non-zero only when the benchmark itself fails; a missed target is a FAIL line, not an exit status,
-and the accuracy table has no target yet (it is reported, not judged).
+Exits non-zero only when the benchmark itself fails; a missed target is a FAIL line, not an exit status.
+The accuracy target (issue #17) is recall and precision of at least 0.90 on each gold set.
 """
 
 from __future__ import annotations
@@ -56,6 +55,7 @@ RULES = (*MEDICATION_RULES, *CARE_GAP_RULES)
 # The tests' fixed clock (tests.support.charts.NOW): after every fixture record, so ages and days repeat.
 NOW = datetime(2026, 11, 25, 12, tzinfo=UTC)
 TARGET_P99_MS = 5.0
+TARGET_ACCURACY = 0.90
 
 
 def largest_chart(prefix: str = "") -> tuple[str, int, BuiltContext, str]:
@@ -106,20 +106,29 @@ def main(argv: list[str] | None = None) -> int:
     which = parser.add_mutually_exclusive_group()
     which.add_argument("--gold-only", action="store_true", help="only the gold-set accuracy table")
     which.add_argument("--no-gold", action="store_true", help="only the latency rows")
-    parser.add_argument(
-        "--constructed", action="store_true", help="also the constructed-case gold set's accuracy tables"
-    )
     args = parser.parse_args(argv)
     if not args.gold_only:
         latency(args)
     if not args.no_gold:
         if not args.gold_only:
             print()
-        print("\n".join(accuracy.render(accuracy.evaluate(fixtures=SYNTHEA))))
-    if args.constructed:
+        synthea = accuracy.evaluate(fixtures=SYNTHEA)
+        print("\n".join(accuracy.render(synthea)))
         print()
-        print("\n".join(constructed.render(constructed.evaluate())))
+        cases = constructed.evaluate()
+        print("\n".join(constructed.render(cases)))
+        print()
+        for name, row in (("Synthea charts", synthea.overall), ("constructed cases", cases.overall)):
+            print(_target_line(name, row.recall, row.precision))
     return 0
+
+
+def _target_line(name: str, recall: float | None, precision: float | None) -> str:
+    met = (recall or 0) >= TARGET_ACCURACY and (precision or 0) >= TARGET_ACCURACY
+    return (
+        f"{'PASS' if met else 'FAIL'}: {name}: recall {recall or 0:.2f}, precision {precision or 0:.2f} "
+        f"(target {TARGET_ACCURACY:.2f} each)"
+    )
 
 
 def latency(args: argparse.Namespace) -> None:

@@ -31,6 +31,8 @@ CHART_PREFETCH: dict[str, str] = {
     "patient": f"Patient/{_PATIENT}",
     "conditions": f"Condition?patient={_PATIENT}",
     "medications": f"MedicationRequest?patient={_PATIENT}&status=active",
+    # What the patient reports taking (OTC, other prescribers): a drug the rules cannot see is not absent.
+    "statements": f"MedicationStatement?patient={_PATIENT}&status=active",
     "allergies": f"AllergyIntolerance?patient={_PATIENT}",
     "labs": f"Observation?patient={_PATIENT}&category=laboratory&_sort=-date&_count=200",
     "vitals": f"Observation?patient={_PATIENT}&category=vital-signs&_sort=-date&_count=100",
@@ -42,7 +44,7 @@ CHART_PREFETCH: dict[str, str] = {
 # the summary the model sees), so without it every weight-based check would read "no weight on record".
 ORDER_PREFETCH: dict[str, str] = {
     key: CHART_PREFETCH[key]
-    for key in ("patient", "conditions", "medications", "allergies", "labs", "vitals")
+    for key in ("patient", "conditions", "medications", "statements", "allergies", "labs", "vitals")
 }
 
 CHART_REVIEW = ServiceDeclaration(

@@ -158,6 +158,9 @@ def _dosage(instructions: Iterable[Any]) -> Dosage:
     return Dosage()
 
 
+MAX_GESTATION_WEEKS = 44  # past this a "pregnant" problem is a record left open, not a gestational age
+
+
 def _ingredients(code: Code, parsed: tuple[str, ...]) -> tuple[str, ...]:
     """The product's ingredients as the rules resolve them (codes, brands, abbreviations), else as parsed."""
     rxnorm = code.code if code.system == "rxnorm" else None
@@ -764,7 +767,17 @@ def _finish(facts: _Facts, demographics: Demographics, options: ContextOptions, 
                 if s == status and ref in by_reference
             )
         )
-        pregnancy = Pregnancy(status, evidence)  # type: ignore[arg-type]
+        onsets = [
+            days
+            for s, ref, days in facts.pregnancy_signals
+            if s == "pregnant" and ref.startswith("Condition/") and days is not None and days >= 0
+        ]
+        weeks = max(onsets) // 7 if status == "pregnant" and onsets else None
+        pregnancy = Pregnancy(
+            status,  # type: ignore[arg-type]
+            evidence,
+            weeks if weeks is not None and weeks <= MAX_GESTATION_WEEKS else None,
+        )
     notes = tuple(
         UntrustedNote(handles.assign("N", ref), text[: options.note_chars])
         for text, ref in sorted(facts.notes, key=lambda n: n[0])

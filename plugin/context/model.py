@@ -139,6 +139,9 @@ class DraftOrder:
 class Pregnancy:
     status: PregnancyStatus
     evidence: tuple[str, ...] = ()  # handles of the facts that say so
+    # Completed weeks since the pregnancy problem's onset, read as gestational age (EHRs date a pregnancy from
+    # the last menstrual period); None when undated, not pregnant, or past 44 weeks (a record left open).
+    weeks: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

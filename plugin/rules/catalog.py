@@ -14,6 +14,7 @@ from typing import Final
 from plugin import allergens
 from plugin.context.model import Code
 from plugin.rules.dosing import daily_mg, dosage_of
+from plugin.rules.kidney import renal_function, shown
 from plugin.rules.model import SEVERITY_RANK, Exposure, Finding, LabOrder, RuleFacts, Severity
 
 Rule = Callable[[RuleFacts], Iterator[Finding]]
@@ -293,7 +294,8 @@ INTERACTIONS: tuple[Interaction, ...] = (
         ["maoi"],
         ["ssri", "snri", "tca", "triptan", "serotonergic"],
         "critical",
-        ["kb.ssri-snri-maoi-contraindicated"],
+        # Linezolid is an MAOI too; its label's own entry comes first when it is one of the pair.
+        [("linezolid", "kb.linezolid-serotonergic"), ("*", "kb.ssri-snri-maoi-contraindicated")],
         "can cause serotonin syndrome",
         "consider avoiding the combination",
         "MAO inhibitors with other serotonergic drugs can trigger life-threatening serotonin syndrome.",
@@ -314,28 +316,37 @@ INTERACTIONS: tuple[Interaction, ...] = (
 # --- rules over labs, allergies, pregnancy, age, care gaps -------------------------------------
 
 
+def _egfr_label(value: float, source: str | None) -> str:
+    return f"eGFR {value:g}" if source == "recorded" else f"eGFR {shown(value)} (CKD-EPI from creatinine)"
+
+
 def renal_metformin(facts: RuleFacts) -> Iterator[Finding]:
     metformin = facts.with_class("biguanide")
-    egfr = facts.current("egfr")
-    if not metformin or egfr is None or egfr.value >= 45:
+    if not metformin:
         return
-    contraindicated = egfr.value < 30
+    # A recorded eGFR when current, else CKD-EPI 2021 from a current creatinine (plugin.rules.kidney).
+    kidney = renal_function(facts)
+    egfr = kidney.egfr
+    if egfr is None or egfr >= 45:
+        return
+    label = _egfr_label(egfr, kidney.egfr_source)
+    contraindicated = egfr < 30
     summary = (
-        f"eGFR {egfr.value:g}: metformin is contraindicated below 30; consider stopping it"
+        f"{label}: metformin is contraindicated below 30; consider stopping it"
         if contraindicated
         else (
-            f"eGFR {egfr.value:g}: consider not starting metformin below 45"
+            f"{label}: consider not starting metformin below 45"
             if any(e.proposed for e in metformin)
-            else f"eGFR {egfr.value:g}: consider reducing the metformin dose and reassessing its benefit"
+            else f"{label}: consider reducing the metformin dose and reassessing its benefit"
         )
     )
     yield Finding(
         "rule.metformin-egfr",
         "critical" if contraindicated else "warning",
-        summary,
+        _short(summary),
         "Metformin is cleared by the kidneys and accumulates as eGFR falls, raising the risk of lactic acidosis.",
         ("kb.metformin-egfr-thresholds",),
-        (*_handles(metformin), egfr.handle),
+        (*_handles(metformin), *kidney.egfr_inputs),
         _proposed(metformin),
     )
 
@@ -362,6 +373,37 @@ def renal_nsaid(facts: RuleFacts) -> Iterator[Finding]:
     )
 
 
+NSAID_KIDNEY_CHECK_AGE: Final = 65
+
+
+def nsaid_kidney_unknown(facts: RuleFacts) -> Iterator[Finding]:
+    """An NSAID in an older adult with no current kidney function: rule.nsaid-ckd cannot decide, so ask."""
+    if facts.age is None or facts.age < NSAID_KIDNEY_CHECK_AGE:
+        return
+    # Aspirin at any dose is left out: low-dose aspirin is an antiplatelet, and its own rules speak.
+    nsaids = tuple(e for e in facts.with_class("nsaid", "cox2-inhibitor") if not e.has("salicylate"))
+    if not nsaids or renal_function(facts).egfr is not None:
+        return
+    stale = facts.stale("egfr") or facts.stale("creatinine")
+    when = (
+        "no kidney function on record"
+        if stale is None
+        else f"kidney function last measured {stale.days_ago} days ago"
+    )
+    if stale is not None and stale.days_ago is None:
+        when = "only an undated kidney function"
+    yield Finding(
+        "rule.nsaid-renal-unknown",
+        "info",
+        _short(f"{_names(nsaids).capitalize()} at {facts.age} with {when}: consider checking creatinine"),
+        "NSAIDs can injure ageing kidneys, and Beers and KDIGO limits depend on a current kidney function.",
+        ("kb.nsaid-older-adult-kidney-check", "kb.nsaid-ckd"),
+        (*_handles(nsaids), *((stale.handle,) if stale is not None else ())),
+        _proposed(nsaids),
+        LabOrder("2160-0", "Creatinine [Mass/volume] in Serum or Plasma"),
+    )
+
+
 def triple_whammy(facts: RuleFacts) -> Iterator[Finding]:
     nsaids = facts.with_class("nsaid", "cox2-inhibitor")
     raas = facts.with_class("ace-inhibitor", "arb", "arni")
@@ -380,16 +422,25 @@ def triple_whammy(facts: RuleFacts) -> Iterator[Finding]:
 
 def renal_nitrofurantoin(facts: RuleFacts) -> Iterator[Finding]:
     drug = facts.with_class("nitrofurantoin")
-    egfr = facts.current("egfr")
-    if drug and egfr is not None and egfr.value < 30:
+    if not drug:
+        return
+    # Beers 2023 sets the limit as creatinine clearance: Cockcroft-Gault when weight is known, else eGFR.
+    kidney = renal_function(facts)
+    if kidney.crcl is not None:
+        value, label, inputs = kidney.crcl, f"CrCl {shown(kidney.crcl)} (Cockcroft-Gault)", kidney.crcl_inputs
+    elif kidney.egfr is not None:
+        value, label, inputs = kidney.egfr, _egfr_label(kidney.egfr, kidney.egfr_source), kidney.egfr_inputs
+    else:
+        return
+    if value < 30:
         yield Finding(
             "rule.nitrofurantoin-egfr",
             "warning",
-            f"eGFR {egfr.value:g}: nitrofurantoin is best avoided below 30; consider another antibiotic",
+            _short(f"{label}: nitrofurantoin is best avoided below 30; consider another antibiotic"),
             # The threshold is Beers 2023's (clearance below 30); the label names no number, so it comes second.
-            "With low eGFR nitrofurantoin fails to reach the urine and its toxicity rises.",
+            "With low kidney function nitrofurantoin fails to reach the urine and its toxicity rises.",
             ("kb.beers-nitrofurantoin-crcl-30", "kb.nitrofurantoin-renal-impairment"),
-            (*_handles(drug), egfr.handle),
+            (*_handles(drug), *inputs),
             _proposed(drug),
         )
 
@@ -467,9 +518,15 @@ class Recheck:
     order: LabOrder
     # (drug classes, knowledge-base id, the stale value is alarming when it is below / at or above this)
     dependants: tuple[tuple[tuple[str, ...], str, float | None, float | None], ...]
+    # Other analytes whose current value answers the same question (a creatinine gives a CKD-EPI eGFR).
+    stands_in: tuple[str, ...] = ()
+    # When the lab is worth asking for at all (None: whenever a dependant drug is taken).
+    only_if: Callable[[RuleFacts], bool] | None = None
 
     def __call__(self, facts: RuleFacts) -> Iterator[Finding]:
-        if facts.current(self.analyte) is not None:
+        if any(facts.current(analyte) is not None for analyte in (self.analyte, *self.stands_in)):
+            return
+        if self.only_if is not None and not self.only_if(facts):
             return
         stale = facts.stale(self.analyte)
         drugs: list[Exposure] = []
@@ -518,6 +575,7 @@ EGFR_RECHECK = Recheck(
         # Digoxin is cleared by the kidneys: its dose and its toxicity follow renal function.
         (("cardiac-glycoside",), "kb.digoxin-monitoring", 30.0, None),
     ),
+    stands_in=("creatinine",),
 )
 POTASSIUM_RECHECK = Recheck(
     "rule.potassium-recheck",
@@ -785,40 +843,89 @@ def strength_mg(exposure: Exposure, ingredient: str) -> float | None:
     return found.pop() if len(found) == 1 else None
 
 
-def simvastatin_dose_limit(facts: RuleFacts) -> Iterator[Finding]:
-    for statin in (e for e in facts.exposures if "simvastatin" in e.ingredients):
+SIMVASTATIN_NEW_START_MAX: Final = 40  # the label: 80 mg only for patients long on it without muscle toxicity
+# Lipitor label, Drug Interactions table: atorvastatin's daily limit beside these inhibitors (ritonavir-boosted
+# protease inhibitors are listed by the protease inhibitor, which is how they are prescribed).
+ATORVASTATIN_CAPS: Final[dict[str, int]] = {
+    "clarithromycin": 20,
+    "itraconazole": 20,
+    "letermovir": 20,
+    "saquinavir": 20,
+    "darunavir": 20,
+    "fosamprenavir": 20,
+    "nelfinavir": 40,
+}
+
+
+def _statin_caps(
+    facts: RuleFacts, statin_name: str, caps: dict[str, int]
+) -> Iterator[tuple[Exposure, float | None, int, list[Exposure]]]:
+    """(statin, its strength or None, the lowest cap exceeded, the drugs that set it) for each statin exposure."""
+    for statin in (e for e in facts.exposures if statin_name in e.ingredients):
         raising = [
-            (e, min(SIMVASTATIN_CAPS[i] for i in e.ingredients if i in SIMVASTATIN_CAPS))
+            (e, min(caps[i] for i in e.ingredients if i in caps))
             for e in facts.exposures
-            if e.handle != statin.handle and not SIMVASTATIN_CAPS.keys().isdisjoint(e.ingredients)
+            if e.handle != statin.handle and not caps.keys().isdisjoint(e.ingredients)
         ]
         if not raising:
             continue
-        # The product strength stands in for the daily dose: dosage text is not read, so two tablets a day of a
-        # strength at the cap go unseen.
-        strength = strength_mg(statin, "simvastatin")
+        # The product strength stands in for the daily dose here; rule.simvastatin-daily-dose reads the dosage.
+        strength = strength_mg(statin, statin_name)
         # Fail closed: a strength we cannot read is checked by a person, never assumed to be low enough.
         over = raising if strength is None else [(e, cap) for e, cap in raising if strength > cap]
-        if not over:
-            continue
-        cap = min(c for _, c in over)
-        others = [e for e, _ in over]
-        names = _short(_names(others), 40)
-        summary = (
-            f"Simvastatin dose unreadable, so its {cap} mg/day limit with {names} is unchecked: consider confirming the dose"
-            if strength is None
-            else f"Simvastatin {strength:g} mg with {names} exceeds its {cap} mg/day limit: "
-            f"consider {cap} mg or another statin"
-        )
+        if over:
+            yield statin, strength, min(c for _, c in over), [e for e, _ in over]
+
+
+def _cap_summary(statin_name: str, strength: float | None, cap: int, others: list[Exposure]) -> str:
+    names = _short(_names(others), 40)
+    name = statin_name.capitalize()
+    if strength is None:
+        return f"{name} dose unreadable, so its {cap} mg/day limit with {names} is unchecked: consider confirming the dose"
+    return f"{name} {strength:g} mg with {names} exceeds its {cap} mg/day limit: consider {cap} mg or another statin"
+
+
+def simvastatin_dose_limit(facts: RuleFacts) -> Iterator[Finding]:
+    for statin, strength, cap, others in _statin_caps(facts, "simvastatin", SIMVASTATIN_CAPS):
         evidence = ["kb.simvastatin-dose-limits"]
         if any("amiodarone" in e.ingredients for e in others):
             evidence.append("kb.simvastatin-amiodarone-dose-limit-2011")
         yield Finding(
             "rule.simvastatin-dose-limit",
             "warning",
-            _short(summary),
+            _short(_cap_summary("simvastatin", strength, cap, others)),
             "These drugs raise simvastatin levels, so its label caps the daily dose to limit muscle injury.",
             tuple(evidence),
+            _handles([statin], others),
+            _proposed([statin], others),
+        )
+    # 80 mg started new: a draft of 80 mg with no 80 mg already taken (a renewal is not a new start).
+    taking_80 = any(
+        not e.proposed and "simvastatin" in e.ingredients and (strength_mg(e, "simvastatin") or 0) > 40
+        for e in facts.exposures
+    )
+    for statin in (e for e in facts.exposures if e.proposed and "simvastatin" in e.ingredients):
+        strength = strength_mg(statin, "simvastatin")
+        if strength is not None and strength > SIMVASTATIN_NEW_START_MAX and not taking_80:
+            yield Finding(
+                "rule.simvastatin-dose-limit",
+                "warning",
+                f"Simvastatin {strength:g} mg started new: consider 40 mg or a more potent statin",
+                "The label restricts 80 mg to patients who have taken it for a year without muscle toxicity.",
+                ("kb.simvastatin-dose-limits",),
+                (statin.handle,),
+                (statin.handle,),
+            )
+
+
+def atorvastatin_dose_limit(facts: RuleFacts) -> Iterator[Finding]:
+    for statin, strength, cap, others in _statin_caps(facts, "atorvastatin", ATORVASTATIN_CAPS):
+        yield Finding(
+            "rule.atorvastatin-dose-limit",
+            "warning",
+            _short(_cap_summary("atorvastatin", strength, cap, others)),
+            "These drugs raise atorvastatin levels, so its label limits the daily dose to limit muscle injury.",
+            ("kb.atorvastatin-dose-limits",),
             _handles([statin], others),
             _proposed([statin], others),
         )
@@ -964,12 +1071,15 @@ def heart_failure_harm(facts: RuleFacts) -> Iterator[Finding]:
     if not facts.has_condition("heart-failure"):
         return
     harmful = facts.with_class("nsaid", "cox2-inhibitor", "thiazolidinedione", "non-dihydropyridine-ccb")
+    # Of the DPP-4 inhibitors only these two carry the heart-failure warning.
+    harmful += tuple(e for e in facts.exposures if {"saxagliptin", "alogliptin"} & set(e.ingredients))
     if harmful:
         yield Finding(
             "rule.heart-failure-harmful-drug",
             "warning",
             _short(f"Heart failure and {_names(harmful)}: consider an alternative that does not worsen it"),
-            "NSAIDs and thiazolidinediones retain fluid, and verapamil or diltiazem depress a weak heart.",
+            "NSAIDs and thiazolidinediones retain fluid, verapamil or diltiazem depress a weak heart, and "
+            "saxagliptin or alogliptin raise heart-failure admissions.",
             tuple(
                 dict.fromkeys(
                     kb
@@ -978,8 +1088,10 @@ def heart_failure_harm(facts: RuleFacts) -> Iterator[Finding]:
                         ("cox2-inhibitor", "kb.nsaid-heart-failure"),
                         ("thiazolidinedione", "kb.thiazolidinedione-heart-failure"),
                         ("non-dihydropyridine-ccb", "kb.non-dihydropyridine-ccb-hfref"),
+                        ("saxagliptin", "kb.saxagliptin-alogliptin-heart-failure"),
+                        ("alogliptin", "kb.saxagliptin-alogliptin-heart-failure"),
                     )
-                    if facts.with_class(cls)
+                    if any(e.has(cls) or cls in e.ingredients for e in harmful)
                 )
             ),
             (*facts.value_sets["heart-failure"], *_handles(harmful)),
@@ -1053,6 +1165,27 @@ def _vaccine_within(facts: RuleFacts, word: str, days: int | None) -> bool:
     )
 
 
+# 21 CFR 216.24: products withdrawn from the US market for safety, which a chart may still list (imported,
+# old records, patient-reported). Mirrors kb.us-withdrawn-drug-products' ingredients (tests/unit/test_kb_integrity.py).
+WITHDRAWN_FOR_SAFETY: Final = frozenset({"terfenadine", "astemizole", "cisapride"})
+
+
+def withdrawn_drug(facts: RuleFacts) -> Iterator[Finding]:
+    withdrawn = tuple(e for e in facts.exposures if not WITHDRAWN_FOR_SAFETY.isdisjoint(e.ingredients))
+    if withdrawn:
+        yield Finding(
+            "rule.withdrawn-drug",
+            "critical",
+            _short(
+                f"{_names(withdrawn).capitalize()} was withdrawn from the US market for safety: consider stopping it"
+            ),
+            "The FDA lists these products as withdrawn for safety; they caused fatal arrhythmias at ordinary doses.",
+            ("kb.us-withdrawn-drug-products",),
+            _handles(withdrawn),
+            _proposed(withdrawn),
+        )
+
+
 def influenza_due(facts: RuleFacts) -> Iterator[Finding]:
     # Age is kept in whole years, so under 1 we cannot tell whether the child is past 6 months: stay silent.
     if facts.age is None or facts.age < 1 or facts.context.demographics.deceased:
@@ -1063,8 +1196,12 @@ def influenza_due(facts: RuleFacts) -> Iterator[Finding]:
         if _vaccine_within(facts, "influenza", since):
             return
         summary = "No influenza vaccine since 1 August: consider offering this season's vaccine"
+    elif month is not None:
+        # April to July: last season's vaccine is past its use and the next is not out yet, so a card
+        # could not be acted on; the gap is raised again from 1 August.
+        return
     else:
-        # Out of season (April to July), or no build date: only a year without any dose is a gap.
+        # No build date: only a year without any dose is a gap.
         if _vaccine_within(facts, "influenza", 365):
             return
         summary = "No influenza vaccine in the past year: consider offering one"
@@ -1097,6 +1234,7 @@ BASE_MEDICATION_RULES: tuple[Rule, ...] = (
     *INTERACTIONS,
     renal_metformin,
     renal_nsaid,
+    nsaid_kidney_unknown,
     triple_whammy,
     renal_nitrofurantoin,
     hyperkalaemia,
@@ -1109,11 +1247,13 @@ BASE_MEDICATION_RULES: tuple[Rule, ...] = (
     pregnancy_teratogen,
     duplicate_therapy,
     simvastatin_dose_limit,
+    atorvastatin_dose_limit,
     paediatric,
     epinephrine_autoinjector_weight,
     asthma_saba_only,
     heart_failure_harm,
     beers_older_adult,
+    withdrawn_drug,
 )
 BASE_CARE_GAP_RULES: tuple[Rule, ...] = (
     diabetes_hba1c,

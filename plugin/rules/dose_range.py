@@ -36,6 +36,7 @@ __all__ = [
 ]
 
 _DATA: Final = "knowledge/dose_ranges.json"
+_KB_ID: Final = re.compile(r"^kb\.[a-z0-9]+(-[a-z0-9]+)*$")
 EVIDENCE: Final = ("kb.dose-range-limits",)
 PAEDIATRIC_EVIDENCE: Final = ("kb.dose-range-limits", "kb.paediatric-weight-based-dosing")
 
@@ -53,6 +54,7 @@ class DoseLimits:
     paediatric_mg_per_kg_dose: float | None = None
     paediatric_mg_per_kg_day: float | None = None
     paediatric_max_daily_mg: float | None = None
+    kb: str | None = None  # the drug's own knowledge-base entry, cited after the table's
 
     @property
     def has_paediatric(self) -> bool:
@@ -102,6 +104,9 @@ def parse_dose_table(raw: object) -> DoseTable:
         if name in limits or row.get("route") != "oral" or not isinstance(row.get("source"), str):
             raise DoseRangeError(f"{_DATA}: {name}: once per ingredient, route oral, with a source")
         single, daily = _limit(row, "adult", "max_single_mg"), _limit(row, "adult", "max_daily_mg")
+        kb = row.get("kb")
+        if kb is not None and (not isinstance(kb, str) or not _KB_ID.match(kb)):
+            raise DoseRangeError(f"{_DATA}: {name}: kb must be a knowledge-base id such as kb.drug-topic")
         if single is not None and daily is not None and single > daily:
             raise DoseRangeError(f"{_DATA}: {name}: the single-dose limit exceeds the daily one")
         limits[name] = DoseLimits(
@@ -112,6 +117,7 @@ def parse_dose_table(raw: object) -> DoseTable:
             _limit(row, "paediatric", "max_mg_per_kg_dose"),
             _limit(row, "paediatric", "max_mg_per_kg_day"),
             _limit(row, "paediatric", "max_daily_mg"),
+            kb,
         )
     return DoseTable(raw["version"], float(tolerance), float(multiple), MappingProxyType(limits))
 
@@ -250,7 +256,7 @@ def _too_high(
         if len(summary) < 140
         else f"{ingredient.capitalize()} dose exceeds {worst.limit}: consider a lower dose",
         f"The order's dose is {worst.ratio:.1f} times the labelled limit ({limits.source}).",
-        PAEDIATRIC_EVIDENCE if weight_handle else EVIDENCE,
+        (*(PAEDIATRIC_EVIDENCE if weight_handle else EVIDENCE), *((limits.kb,) if limits.kb else ())),
         (exposure.handle, *((weight_handle,) if weight_handle else ())),
         (exposure.handle,),
     )

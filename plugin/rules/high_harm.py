@@ -309,6 +309,8 @@ class QtCombination:
     combination: str = "kb.qt-prolonging-drug-combination"
     electrolytes: str = "kb.qt-drug-hypokalaemia"
     congenital: str = "kb.qt-drug-congenital-long-qt"
+    # The label's own QT warning, cited when ondansetron is one of the drugs.
+    ondansetron: str = "kb.ondansetron-qt"
     potassium_below: float = 3.5  # mmol/L
     magnesium_below: float = 1.8  # mg/dL
 
@@ -348,6 +350,8 @@ class QtCombination:
             evidence.append(self.electrolytes)
         if long_qt:
             evidence.append(self.congenital)
+        if "ondansetron" in distinct:
+            evidence.append(self.ondansetron)
         labs = tuple(lab.handle for lab in (potassium, magnesium) if lab is not None)
         order = POTASSIUM if k_gap is not None else MAGNESIUM if mg_gap is not None else None
         yield Finding(
@@ -475,10 +479,13 @@ class NaloxoneMissing:
                 unknown.append(why)
             else:
                 known += mme
-        overdose = facts.value_sets.get("opioid-overdose", ())
+        # CDC 2022 (recommendation 8): offer naloxone after any overdose, at 50 MME/day or more, or with a
+        # benzodiazepine.
+        overdose = (*facts.value_sets.get("opioid-overdose", ()), *facts.value_sets.get("drug-overdose", ()))
+        sedatives = facts.with_class("benzodiazepine")
         threshold = mme_table().threshold
         high = known >= threshold
-        if not (overdose or high or unknown):
+        if not (overdose or high or unknown or sedatives):
             return
         amount = f"{'at least ' if unknown else ''}{round(known, 1):g} MME/day"
         if high:
@@ -487,24 +494,24 @@ class NaloxoneMissing:
             what = f"MME/day unknown ({', '.join(dict.fromkeys(unknown))})"
         else:
             what = amount
-        lead = "Opioid overdose on record, " if overdose else ""
+        lead = "Overdose on record, " if overdose else "With a benzodiazepine, " if sedatives else ""
         option = (
             "consider confirming the dose and offering naloxone"
-            if unknown and not (high or overdose)
+            if unknown and not (high or overdose or sedatives)
             else "consider offering naloxone"
         )
         tail = f": {what}, no naloxone on record: {option}"
         names = _short(_names(opioids), max(20, 139 - len(lead) - len(tail)))
-        summary = f"{lead}{names}{tail}" if overdose else f"{names.capitalize()}{tail}"
+        summary = f"{lead}{names}{tail}" if lead else f"{names.capitalize()}{tail}"
         yield Finding(
             self.rule_id,
-            "warning" if overdose or high else "info",
+            "warning" if overdose or high or sedatives else "info",
             _short(summary),
-            "Naloxone reverses an opioid overdose, and CDC advises offering it at 50 MME a day or more or after "
-            "an overdose.",
+            "Naloxone reverses an opioid overdose, and CDC advises offering it at 50 MME a day or more, with a "
+            "benzodiazepine, or after an overdose.",
             (self.naloxone, self.mme) if high or unknown else (self.naloxone,),
-            tuple(sorted({*_handles(opioids), *overdose})),
-            _proposed(opioids),
+            tuple(sorted({*_handles(opioids), *_handles(sedatives), *overdose})),
+            _proposed(opioids, sedatives),
         )
 
 

@@ -108,7 +108,8 @@ def aki_stage(series: LabSeries | None) -> AkiStage | None:
     baseline = min(earlier, key=lambda m: (m.value, m.days_ago))
     recent = [m for m in earlier if m.days_ago is not None and m.days_ago - latest.days_ago <= AKI_RISE_DAYS]
     rise_from = min(recent, key=lambda m: (m.value, m.days_ago)) if recent else None
-    ratio = latest.value / baseline.value if baseline.value > 0 else 0.0
+    # Rounded: creatinine is reported to 0.01 mg/dL, and 1.2 / 0.8 is 1.4999... in floating point.
+    ratio = round(latest.value / baseline.value, 6) if baseline.value > 0 else 0.0
     # A tiny tolerance so that 0.3 written as 1.3 - 1.0 counts: creatinine is reported to 0.01 mg/dL.
     risen = rise_from is not None and latest.value - rise_from.value >= AKI_RISE_MG_DL - 1e-9
     if ratio < AKI_RATIO and not risen:

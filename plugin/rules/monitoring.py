@@ -28,6 +28,7 @@ from plugin.rules.catalog import (
     strength_mg,
 )
 from plugin.rules.freshness import lab_windows
+from plugin.rules.kidney import renal_function
 from plugin.rules.model import Exposure, Finding, LabOrder, RuleFacts, Severity
 
 __all__ = ["CARE_GAP_EXTRA_RULES", "DRUG_DISEASE_RULES", "MONITORING_RULES"]
@@ -177,12 +178,46 @@ DIGOXIN_TOXIC_ABOVE: Final = 2.0  # ng/mL
 # the same line the current-level rule draws.
 _ABOVE_DIGOXIN_LINE: Final = math.nextafter(DIGOXIN_TOXIC_ABOVE, math.inf)
 
+DIGOXIN_LEVEL_KIDNEY_BELOW: Final = 60.0  # eGFR or CrCl, mL/min
+DIGOXIN_LEVEL_AGE: Final = 75
+# Drugs that raise digoxin levels (its label's interaction table): a level is then worth having.
+DIGOXIN_RAISING: Final = frozenset(
+    {
+        "amiodarone",
+        "dronedarone",
+        "verapamil",
+        "diltiazem",
+        "clarithromycin",
+        "erythromycin",
+        "itraconazole",
+        "ketoconazole",
+        "propafenone",
+        "quinidine",
+        "ritonavir",
+        "spironolactone",
+    }
+)
+
+
+def digoxin_level_useful(facts: RuleFacts) -> bool:
+    """A routine level in a stable patient is not advised; one is when kidney function is reduced or unknown,
+    in older age, or beside a drug that raises digoxin levels (kb.digoxin-monitoring)."""
+    kidney = renal_function(facts)
+    values = [v for v in (kidney.egfr, kidney.crcl) if v is not None]
+    if not values or min(values) < DIGOXIN_LEVEL_KIDNEY_BELOW:
+        return True
+    if facts.age is not None and facts.age >= DIGOXIN_LEVEL_AGE:
+        return True
+    return any(not DIGOXIN_RAISING.isdisjoint(e.ingredients) for e in facts.exposures)
+
+
 DIGOXIN_LEVEL_RECHECK = Recheck(
     "rule.digoxin-level-recheck",
     "digoxin",
     "digoxin level",
     DIGOXIN_LEVEL,
     ((("cardiac-glycoside",), "kb.digoxin-monitoring", None, _ABOVE_DIGOXIN_LINE),),
+    only_if=digoxin_level_useful,
 )
 TSH_RECHECK = Recheck(
     "rule.levothyroxine-tsh-recheck",
@@ -248,7 +283,7 @@ def hypoglycaemia_glucose(facts: RuleFacts) -> Iterator[Finding]:
                 "consider asking about recent hypoglycaemia",
             ),
             "An old low glucose does not describe today's regimen, but it is a reason to ask about hypoglycaemia.",
-            ("kb.ada-2025-hypoglycaemia-levels",),
+            ("kb.ada-hypoglycaemia-ask-each-visit", "kb.ada-2025-hypoglycaemia-levels"),
             _sorted(_handles(drugs), stale.handle),
             _proposed(drugs),
             GLUCOSE,
@@ -301,7 +336,7 @@ def hba1c_overtreatment(facts: RuleFacts) -> Iterator[Finding]:
                 "consider a new HbA1c before adjusting",
             ),
             "A low HbA1c on drugs that cause hypoglycaemia suggests over-treatment, but an old one is not today's.",
-            evidence,
+            ("kb.ada-hba1c-testing-frequency", *evidence),
             _sorted(_handles(drugs), stale.handle),
             _proposed(drugs),
             HBA1C,
@@ -359,18 +394,25 @@ def _low_dose_aspirin(exposure: Exposure) -> bool:
     return mg is not None and mg <= LOW_DOSE_ASPIRIN_MG
 
 
+NSAID_PREGNANCY_WEEKS: Final = 20  # FDA 2020: avoid NSAIDs from 20 weeks
+
+
 def nsaid_pregnancy(facts: RuleFacts) -> Iterator[Finding]:
     if not facts.pregnant:
         return
     nsaids = [e for e in facts.with_class("nsaid", "cox2-inhibitor") if not _low_dose_aspirin(e)]
     if not nsaids:
         return
-    # The context carries no gestational age, so the 20-week line cannot be placed: said as information.
+    weeks = facts.context.pregnancy.weeks
+    if weeks is not None and weeks < NSAID_PREGNANCY_WEEKS:
+        return
+    # Without a dated pregnancy the 20-week line cannot be placed: said as information, not silence.
     yield Finding(
         "rule.nsaid-pregnancy",
-        "info",
+        "info" if weeks is None else "warning",
         _say(
-            f"Pregnant (gestation unknown) and on {_names(nsaids)}", "consider avoiding NSAIDs from 20 weeks"
+            f"Pregnant ({'gestation unknown' if weeks is None else f'{weeks} weeks'}) and on {_names(nsaids)}",
+            "consider avoiding NSAIDs from 20 weeks" if weeks is None else "consider acetaminophen instead",
         ),
         "From about 20 weeks NSAIDs can impair fetal kidney function and lower the amniotic fluid.",
         ("kb.nsaid-pregnancy-20-weeks",),
@@ -535,6 +577,9 @@ ASCVD_VALUE_SETS: Final = (
     "coronary-heart-disease",
     "myocardial-infarction",
     "ischaemic-stroke",
+    # A "stroke" of unrecorded type is most often ischaemic (about 87%), and ACC/AHA counts stroke presumed
+    # atherosclerotic as ASCVD: the card is an option to review, not an order.
+    "stroke-type-unrecorded",
     "peripheral-arterial-disease",
 )
 LDL_STATIN_LINE: Final = 190.0  # mg/dL
@@ -596,13 +641,27 @@ def statin_indicated(facts: RuleFacts) -> Iterator[Finding]:
 def antiplatelet_secondary_prevention(facts: RuleFacts) -> Iterator[Finding]:
     if facts.context.demographics.deceased or (facts.age is not None and facts.age < 18):
         return
-    stroke = facts.value_sets.get("ischaemic-stroke", ())
+    ischaemic = facts.value_sets.get("ischaemic-stroke", ())
+    # A stroke of unrecorded type: antiplatelets help only after an ischaemic one, so the card says "if".
+    untyped = () if ischaemic else facts.value_sets.get("stroke-type-unrecorded", ())
+    stroke = (*ischaemic, *untyped)
     infarction = facts.value_sets.get("myocardial-infarction", ())
     # An anticoagulant already protects (and aspirin on top of one mostly adds bleeding).
     if not (stroke or infarction) or facts.with_class("antiplatelet", "salicylate", "anticoagulant"):
         return
     events = " and ".join(
-        name for name, found in (("ischaemic stroke", stroke), ("myocardial infarction", infarction)) if found
+        name
+        for name, found in (
+            ("ischaemic stroke", ischaemic),
+            ("stroke (type not recorded)", untyped),
+            ("myocardial infarction", infarction),
+        )
+        if found
+    )
+    option = (
+        "if ischaemic, consider aspirin or clopidogrel unless contraindicated"
+        if untyped
+        else "consider aspirin or clopidogrel unless contraindicated"
     )
     evidence = tuple(
         kb
@@ -615,7 +674,7 @@ def antiplatelet_secondary_prevention(facts: RuleFacts) -> Iterator[Finding]:
     yield Finding(
         "rule.antiplatelet-absent",
         "info",
-        _say(f"No antiplatelet after {events}", "consider aspirin or clopidogrel unless contraindicated"),
+        _say(f"No antiplatelet after {events}", option),
         "Long-term antiplatelet therapy lowers the risk of another stroke or heart attack.",
         evidence,
         _sorted(stroke, infarction),

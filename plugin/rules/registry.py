@@ -2,8 +2,8 @@
 
 # The modules are split by clinical area (catalog: pairs, allergies, pregnancy, older adults; high_harm:
 # the high-harm combinations and the opioid bundle; kidney/renal_rules: renal function and dosing;
-# monitoring: monitoring, drug-disease and care gaps; dose_range: draft doses; resolution: what could not be
-# resolved). Only this module imports them all, so none of them depends on another's place in the list.
+# monitoring: monitoring, drug-disease and care gaps; label_checks: label and Beers checks of pairs, conditions,
+# ages and doses; dose_range: draft doses; resolution: what could not be resolved). Only this module imports them all, so none of them depends on another's place in the list.
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from typing import Final
 from plugin.rules.catalog import BASE_CARE_GAP_RULES, BASE_MEDICATION_RULES, Rule
 from plugin.rules.dose_range import DOSE_RULES
 from plugin.rules.high_harm import HIGH_HARM_RULES
+from plugin.rules.label_checks import LABEL_CHECK_RULES
 from plugin.rules.monitoring import CARE_GAP_EXTRA_RULES, DRUG_DISEASE_RULES, MONITORING_RULES
 from plugin.rules.renal_rules import KIDNEY_RULES
 from plugin.rules.resolution import RESOLUTION_RULES
@@ -22,6 +23,7 @@ __all__ = ["CARE_GAP_RULES", "MEDICATION_RULES", "Rule"]
 MEDICATION_RULES: Final[tuple[Rule, ...]] = (
     *BASE_MEDICATION_RULES,
     *HIGH_HARM_RULES,
+    *LABEL_CHECK_RULES,
     *KIDNEY_RULES,
     *MONITORING_RULES,
     *DRUG_DISEASE_RULES,

@@ -102,7 +102,7 @@ def _missing(drug: RenalDrug, facts: RuleFacts, renal: RenalFunction) -> tuple[s
             return ()
         return ("creatinine",) if renal.creatinine is None else (BY_HAND,)
     if drug.basis == "crcl":
-        if renal.crcl is not None:
+        if renal.crcl is not None or _egfr_stands_in(drug, renal, proposed=True):
             return ()
     else:
         assert drug.criteria is not None  # renal_dosing checks: basis "criteria" carries criteria
@@ -111,6 +111,18 @@ def _missing(drug: RenalDrug, facts: RuleFacts, renal: RenalFunction) -> tuple[s
             return ()  # decided either way, whatever the unread facts are
     wanted = [name for name in ("creatinine", "weight") if getattr(renal, name) is None]
     return tuple(wanted) or (BY_HAND,)
+
+
+def _egfr_stands_in(drug: RenalDrug, renal: RenalFunction, proposed: bool) -> bool:
+    """Whether the eGFR already crosses a CrCl-dosed drug's limit when CrCl cannot be computed (no weight):
+    the card is then shown on the eGFR, saying so, rather than held back for a weight (fail closed). An eGFR
+    that does not cross says nothing about CrCl, so the weight is still asked for."""
+    return (
+        drug.basis == "crcl"
+        and renal.crcl is None
+        and renal.egfr is not None
+        and drug.crossed(renal.egfr, proposed) is not None
+    )
 
 
 # --- rule.renal-dose-crcl ---------------------------------------------------------------------------------
@@ -160,11 +172,18 @@ class RenalDose:
             )
         value, label, formula, labs = (
             (renal.crcl, "CrCl", "Cockcroft-Gault", renal.crcl_inputs)
-            if drug.basis == "crcl"
+            if drug.basis == "crcl" and not _egfr_stands_in(drug, renal, exposure.proposed)
             else (
                 renal.egfr,
                 "eGFR",
-                "CKD-EPI 2021" if renal.egfr_source == "ckd-epi-2021" else "",
+                ", ".join(
+                    part
+                    for part in (
+                        "CKD-EPI 2021" if renal.egfr_source == "ckd-epi-2021" else "",
+                        "no weight for CrCl" if drug.basis == "crcl" else "",
+                    )
+                    if part
+                ),
                 renal.egfr_inputs,
             )
         )

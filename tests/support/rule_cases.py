@@ -42,6 +42,7 @@ DRUGS: dict[str, tuple[str, str]] = {
     "amoxicillin": ("308191", "Amoxicillin 500 MG Oral Capsule"),
     "apixaban": ("1364445", "apixaban 5 MG Oral Tablet"),
     "atorvastatin": ("617310", "atorvastatin 20 MG Oral Tablet"),
+    "atorvastatin-40": ("617311", "atorvastatin 40 MG Oral Tablet"),
     "aspirin": ("243670", "aspirin 81 MG Oral Tablet"),
     "azithromycin": ("308460", "Azithromycin 250 MG Oral Tablet"),
     "cefuroxime": ("309097", "Cefuroxime axetil 250 MG Oral Tablet"),
@@ -85,6 +86,7 @@ DRUGS: dict[str, tuple[str, str]] = {
     "simvastatin-10": ("316672", "Simvastatin 10 MG Oral Tablet"),
     "simvastatin-20": ("312961", "Simvastatin 20 MG Oral Tablet"),
     "simvastatin-40": ("198211", "Simvastatin 40 MG Oral Tablet"),
+    "simvastatin-80": ("200345", "Simvastatin 80 MG Oral Tablet"),
     "spironolactone": ("313096", "spironolactone 25 MG Oral Tablet"),
     "terfenadine": ("141918", "Terfenadine 60 MG Oral Tablet"),
     "tramadol": ("835603", "tramadol hydrochloride 50 MG Oral Tablet"),
@@ -126,6 +128,7 @@ PROBLEMS: dict[str, tuple[str, str]] = {
     "migraine-with-aura": ("4473006", "Migraine with aura (disorder)"),
     "myocardial-infarction": ("22298006", "Myocardial infarction (disorder)"),
     "ischaemic-stroke": ("422504002", "Ischemic stroke (disorder)"),
+    "stroke-untyped": ("230690007", "Cerebrovascular accident (disorder)"),
     "peripheral-arterial-disease": ("840580004", "Peripheral arterial disease (disorder)"),
 }
 

@@ -127,7 +127,8 @@ def test_acetaminophen_just_over_rounding_is_a_warning() -> None:
     (finding,) = findings(order(APAP_500, 2, frequency=5))  # 5,000 mg a day, single dose at the limit
     assert (finding.rule_id, finding.severity) == ("rule.dose-above-maximum", "warning")
     assert "5,000 mg" in finding.summary and "4,000 mg" in finding.summary
-    assert finding.evidence == ("kb.dose-range-limits",) and finding.proposed == finding.inputs
+    assert finding.evidence == ("kb.dose-range-limits", "kb.acetaminophen-daily-maximum")
+    assert finding.proposed == finding.inputs
 
 
 def test_a_tenfold_dose_is_critical() -> None:

@@ -193,7 +193,8 @@ def test_two_qt_drugs_with_normal_current_labs_are_a_warning() -> None:
     k, mg = potassium(4.1), magnesium(2.0)
     finding, built = one(QT, CITALOPRAM, ONDANSETRON, k, mg)
     assert (finding.rule_id, finding.severity) == ("rule.qt-combination", "warning")
-    assert finding.evidence == ("kb.qt-prolonging-drug-combination",)
+    # Ondansetron is one of the pair: its label's QT entry is cited too.
+    assert finding.evidence == ("kb.qt-prolonging-drug-combination", "kb.ondansetron-qt")
     assert refs(built, finding.inputs) == {ref(CITALOPRAM), ref(ONDANSETRON), ref(k), ref(mg)}
     assert finding.order_lab is None
 
@@ -225,7 +226,11 @@ def test_missing_potassium_is_said_and_ordered_never_assumed_normal() -> None:
     assert finding.severity == "warning"
     assert "no K on record" in finding.summary
     assert finding.order_lab is not None and finding.order_lab.loinc == "2823-3"
-    assert finding.evidence == ("kb.qt-prolonging-drug-combination", "kb.qt-drug-hypokalaemia")
+    assert finding.evidence == (
+        "kb.qt-prolonging-drug-combination",
+        "kb.qt-drug-hypokalaemia",
+        "kb.ondansetron-qt",
+    )
     assert refs(built, finding.inputs) == {ref(CITALOPRAM), ref(ONDANSETRON), ref(mg)}
 
 
@@ -800,3 +805,19 @@ def test_every_cited_entry_exists() -> None:
 
 def test_magnesium_has_a_validity_window() -> None:
     assert "magnesium" in lab_windows()
+
+
+@pytest.mark.parametrize(
+    ("extra", "lead"),
+    [
+        (rx("lorazepam", "Lorazepam 1 MG Oral Tablet"), "With a benzodiazepine, "),
+        (condition("overdose", SNOMED, "55680006", "Drug overdose (disorder)"), "Overdose on record, "),
+    ],
+)
+def test_naloxone_is_offered_with_a_benzodiazepine_or_after_any_drug_overdose(
+    extra: JsonDict, lead: str
+) -> None:
+    # CDC 2022, recommendation 8: concurrent benzodiazepine use or any overdose history, whatever the MME.
+    finding, built = one(NALOXONE, OXYCODONE, extra)  # 22.5 MME/day alone would be silent
+    assert finding.severity == "warning" and finding.summary.startswith(lead)
+    assert refs(built, finding.inputs) == {ref(OXYCODONE), ref(extra)}

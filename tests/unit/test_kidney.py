@@ -106,6 +106,7 @@ def series(*points: tuple[float, int | None]) -> LabSeries:
         (((1.5, 0), (1.0, 7)), 1),  # 1.5x the lowest value of the prior 7 days
         (((1.49, 0), (1.0, 7)), None),  # just under 1.5x, and too far apart for the 0.3 rise
         (((1.51, 0), (1.0, 7)), 1),
+        (((1.2, 0), (0.8, 6)), 1),  # 1.2 / 0.8 is 1.4999... in floating point: still 1.5x
         (((1.5, 0), (1.0, 8)), None),  # the baseline is outside the 7 days
         (((1.99, 0), (1.0, 5)), 1),
         (((2.0, 0), (1.0, 5)), 2),
@@ -201,6 +202,8 @@ REQUIRED = {
     "colchicine",
     "baclofen",
     "lithium",
+    "sitagliptin",
+    "alendronate",
 }
 TABLE = renal_dosing()
 THRESHOLDS = [(drug, t) for drug in TABLE.drugs for t in drug.thresholds]
@@ -453,12 +456,23 @@ def test_digoxin_gets_one_recheck_card() -> None:
     facts, _ = facts_of(chart)
     assert [f.rule_id for f in catalog.EGFR_RECHECK(facts)] == ["rule.egfr-recheck"]
     assert list(UNKNOWN(facts)) == []
-    # Current eGFR but no weight for CrCl: egfr-recheck is quiet, this rule asks for the weight.
-    chart = Chart(resources=(digoxin, egfr(25), creatinine(2.0)))
+    # Current eGFR above the limit but no weight for CrCl: egfr-recheck is quiet, this rule asks for the weight.
+    chart = Chart(resources=(digoxin, egfr(45), creatinine(1.3)))
     facts, _ = facts_of(chart)
     assert list(catalog.EGFR_RECHECK(facts)) == []
     (finding,) = UNKNOWN(facts)
     assert "consider checking weight" in finding.summary
+
+
+@pytest.mark.parametrize(("value", "dosed"), [(29.9, True), (30, False)])
+def test_an_egfr_past_a_crcl_limit_stands_in_when_there_is_no_weight(value: float, dosed: bool) -> None:
+    # Fail closed: an eGFR already below digoxin's CrCl 30 decides without a weight; one at 30 cannot.
+    facts, _ = facts_of(Chart(resources=(med("digoxin"), egfr(value))))
+    findings = list(DOSE(facts))
+    assert bool(findings) is dosed
+    assert bool(list(UNKNOWN(facts))) is not dosed
+    if dosed:
+        assert "no weight for CrCl" in findings[0].summary and "eGFR 29.9" in findings[0].summary
 
 
 # --- AKI on nephrotoxins ----------------------------------------------------------------------------

@@ -156,6 +156,7 @@ MIGRAINE = problem("migraine")
 MIGRAINE_AURA = problem("migraine-with-aura")
 MI = problem("myocardial-infarction")
 STROKE = problem("ischaemic-stroke")
+UNTYPED_STROKE = problem("stroke-untyped")
 PAD = problem("peripheral-arterial-disease")
 
 
@@ -605,7 +606,7 @@ CASES: tuple[Case, ...] = (
             Expected(
                 "rule.hypoglycaemia-glucose-recheck",
                 "info",
-                HYPO,
+                ("kb.ada-hypoglycaemia-ask-each-visit", *HYPO),
                 (INSULIN, STALE_GLUCOSE),
                 order_lab="2345-7",
             ),
@@ -646,7 +647,11 @@ CASES: tuple[Case, ...] = (
         chart(INSULIN, STALE_HBA1C, age=70),
         (
             Expected(
-                "rule.hba1c-overtreatment-recheck", "info", OLDER, (INSULIN, STALE_HBA1C), order_lab="4548-4"
+                "rule.hba1c-overtreatment-recheck",
+                "info",
+                ("kb.ada-hba1c-testing-frequency", *OLDER),
+                (INSULIN, STALE_HBA1C),
+                order_lab="4548-4",
             ),
         ),
     ),
@@ -720,6 +725,26 @@ CASES: tuple[Case, ...] = (
                 mentions=("gestation unknown",),
             ),
         ),
+    ),
+    # Dated pregnancy (weeks from the pregnancy problem's onset): warning from 20 weeks, nothing before.
+    Case(
+        "nsaid-pregnancy/20-weeks",
+        monitoring.nsaid_pregnancy,
+        chart(problem("pregnancy", "pregnancy-20w", onset_days_ago=140), IBUPROFEN, age=30),
+        (
+            Expected(
+                "rule.nsaid-pregnancy",
+                "warning",
+                ("kb.nsaid-pregnancy-20-weeks",),
+                (IBUPROFEN, problem("pregnancy", "pregnancy-20w", onset_days_ago=140)),
+                mentions=("20 weeks", "acetaminophen"),
+            ),
+        ),
+    ),
+    Case(
+        "nsaid-pregnancy/19-weeks",
+        monitoring.nsaid_pregnancy,
+        chart(problem("pregnancy", "pregnancy-19w", onset_days_ago=139), IBUPROFEN, age=30),
     ),
     Case(
         "nsaid-pregnancy/draft-celecoxib",
@@ -927,6 +952,21 @@ CASES: tuple[Case, ...] = (
         monitoring.antiplatelet_secondary_prevention,
         chart(STROKE, WARFARIN, age=60),
     ),
+    # A stroke of unrecorded type (SNOMED 230690007): an option framed "if ischaemic".
+    Case(
+        "antiplatelet/after-untyped-stroke",
+        monitoring.antiplatelet_secondary_prevention,
+        chart(UNTYPED_STROKE, age=60),
+        (
+            Expected(
+                "rule.antiplatelet-absent",
+                "info",
+                ("kb.stroke-antiplatelet-secondary-prevention",),
+                (UNTYPED_STROKE,),
+                mentions=("type not recorded", "if ischaemic"),
+            ),
+        ),
+    ),
     Case("antiplatelet/no-event", monitoring.antiplatelet_secondary_prevention, chart(DIABETES, age=60)),
     # Folic acid in pregnancy.
     Case(
@@ -1065,11 +1105,13 @@ def _influenza(month: int | None, since: int | None, *resources: JsonDict) -> li
         (8, 0, 30, True),  # a July dose does not cover the new season
         (3, 242, 200, False),
         (3, 242, 300, True),
-        # Out of season (April to July): only a year without any dose is a gap.
+        # Out of season (April to July): no card, since no vaccine is on offer; never vaccinated included.
         (5, 289, 200, False),
         (7, 364, 364, False),
-        (7, 364, 366, True),
-        (4, 243, None, True),
+        (7, 364, 366, False),
+        (4, 243, None, False),
+        (3, 242, None, True),  # the last month of the season still asks
+        (8, 0, None, True),  # and the first of the next
         # No build date: the past year stands in for the season.
         (None, None, 300, False),
         (None, None, 400, True),
@@ -1084,3 +1126,23 @@ def test_influenza_is_due_by_season(
     for finding in found:
         assert finding.severity == "info" and finding.evidence == ("kb.acip-influenza-annual",)
         assert len(finding.summary) < 140 and "consider" in finding.summary
+
+
+@pytest.mark.parametrize(
+    ("age", "egfr", "extra", "asks"),
+    [
+        (60, 80.0, (), False),  # stable, normal kidneys, nothing raising the level: no routine level
+        (60, 60.0, (), False),
+        (60, 59.9, (), True),  # reduced kidney function
+        (60, None, (), True),  # unknown kidney function
+        (74, 80.0, (), False),
+        (75, 80.0, (), True),  # older age
+        (60, 80.0, ("verapamil",), True),  # a drug that raises digoxin levels
+    ],
+)
+def test_a_digoxin_level_is_asked_for_only_when_it_would_guide_dosing(
+    age: int, egfr: float | None, extra: tuple[str, ...], asks: bool
+) -> None:
+    resources = (DIGOXIN, *(med(name) for name in extra), *((lab("egfr", egfr),) if egfr is not None else ()))
+    facts = RuleFacts.of(chart(*resources, age=age).build().context)
+    assert bool(list(monitoring.DIGOXIN_LEVEL_RECHECK(facts))) is asks

@@ -14,7 +14,16 @@ from hypothesis import strategies as st
 from plugin.context.build import build_context
 from plugin.context.model import BuiltContext, Code
 from plugin.knowledge import load_knowledge_base
-from plugin.rules import catalog, dose_range, high_harm, monitoring, registry, renal_rules, resolution
+from plugin.rules import (
+    catalog,
+    dose_range,
+    high_harm,
+    label_checks,
+    monitoring,
+    registry,
+    renal_rules,
+    resolution,
+)
 from plugin.rules.catalog import BASE_CARE_GAP_RULES, BASE_MEDICATION_RULES, INTERACTIONS, Interaction, Rule
 from plugin.rules.engine import PROPOSAL_HANDLE, check_proposal, evaluate, run_rules
 from plugin.rules.model import Exposure, Finding, RuleFacts, Severity
@@ -38,7 +47,7 @@ pytestmark = pytest.mark.unit
 # beside them (test_high_harm, test_kidney, test_monitoring_rules, test_dose_range, test_medication_resolution).
 ALL_RULES: tuple[Rule, ...] = (*BASE_MEDICATION_RULES, *BASE_CARE_GAP_RULES)
 EVERY_RULE: tuple[Rule, ...] = (*registry.MEDICATION_RULES, *registry.CARE_GAP_RULES)
-RULE_MODULES = (catalog, high_harm, monitoring, renal_rules, dose_range, resolution)
+RULE_MODULES = (catalog, high_harm, label_checks, monitoring, renal_rules, dose_range, resolution)
 _RULE_MODULE_NAMES = frozenset(module.__name__ for module in RULE_MODULES)
 
 
@@ -494,7 +503,7 @@ CASES: tuple[Case, ...] = (
             Expected(
                 "rule.maoi-serotonergic",
                 "critical",
-                ("kb.ssri-snri-maoi-contraindicated",),
+                ("kb.linezolid-serotonergic", "kb.ssri-snri-maoi-contraindicated"),
                 (LINEZOLID_DRAFT, SERTRALINE),
                 proposed=(LINEZOLID_DRAFT,),
                 mentions=("serotonin syndrome",),
@@ -1221,6 +1230,104 @@ CASES: tuple[Case, ...] = (
         ),
     ),
     Case("paediatric/tramadol-age-12", catalog.paediatric, chart(drafts=(draft("tramadol"),), age=12)),
+    # simvastatin 80 mg is not for new patients; a renewal of a long-standing 80 mg is not a new start
+    Case(
+        "simvastatin-dose-limit/80-mg-started-new",
+        catalog.simvastatin_dose_limit,
+        chart(drafts=(draft("simvastatin-80"),)),
+        (
+            Expected(
+                "rule.simvastatin-dose-limit",
+                "warning",
+                ("kb.simvastatin-dose-limits",),
+                (draft("simvastatin-80"),),
+                proposed=(draft("simvastatin-80"),),
+                mentions=("80 mg started new", "40 mg"),
+            ),
+        ),
+    ),
+    Case(
+        "simvastatin-dose-limit/80-mg-renewed",
+        catalog.simvastatin_dose_limit,
+        chart(med("simvastatin-80"), drafts=(draft("simvastatin-80"),)),
+    ),
+    Case(
+        "simvastatin-dose-limit/40-mg-started",
+        catalog.simvastatin_dose_limit,
+        chart(drafts=(draft("simvastatin-40"),)),
+    ),
+    # atorvastatin over 20 mg beside clarithromycin (Lipitor label)
+    Case(
+        "atorvastatin-dose-limit/40+clarithromycin-draft",
+        catalog.atorvastatin_dose_limit,
+        chart(med("atorvastatin-40"), drafts=(draft("clarithromycin"),)),
+        (
+            Expected(
+                "rule.atorvastatin-dose-limit",
+                "warning",
+                ("kb.atorvastatin-dose-limits",),
+                (med("atorvastatin-40"), draft("clarithromycin")),
+                proposed=(draft("clarithromycin"),),
+                mentions=("40 mg", "20 mg/day"),
+            ),
+        ),
+    ),
+    Case(
+        "atorvastatin-dose-limit/20+clarithromycin-draft",
+        catalog.atorvastatin_dose_limit,
+        chart(med("atorvastatin"), drafts=(draft("clarithromycin"),)),
+    ),
+    Case("atorvastatin-dose-limit/40-alone", catalog.atorvastatin_dose_limit, chart(med("atorvastatin-40"))),
+    # products withdrawn from the US market for safety (21 CFR 216.24)
+    Case(
+        "withdrawn-drug/terfenadine",
+        catalog.withdrawn_drug,
+        chart(TERFENADINE_MED),
+        (
+            Expected(
+                "rule.withdrawn-drug",
+                "critical",
+                ("kb.us-withdrawn-drug-products",),
+                (TERFENADINE_MED,),
+                mentions=("Terfenadine", "withdrawn"),
+            ),
+        ),
+    ),
+    Case("withdrawn-drug/loratadine-is-not", catalog.withdrawn_drug, chart(med("loratadine"))),
+    # an NSAID at 65 or over with no current kidney function: a creatinine first
+    Case(
+        "nsaid-renal-unknown/naproxen-at-70",
+        catalog.nsaid_kidney_unknown,
+        chart(NAPROXEN, age=70),
+        (
+            Expected(
+                "rule.nsaid-renal-unknown",
+                "info",
+                ("kb.nsaid-older-adult-kidney-check", "kb.nsaid-ckd"),
+                (NAPROXEN,),
+                order_lab="2160-0",
+                mentions=("at 70", "no kidney function on record"),
+            ),
+        ),
+    ),
+    Case(
+        "nsaid-renal-unknown/stale-egfr-at-65",
+        catalog.nsaid_kidney_unknown,
+        chart(NAPROXEN, egfr(70, days_ago=400), age=65),
+        (
+            Expected(
+                "rule.nsaid-renal-unknown",
+                "info",
+                ("kb.nsaid-older-adult-kidney-check", "kb.nsaid-ckd"),
+                (NAPROXEN, egfr(70, days_ago=400)),
+                order_lab="2160-0",
+                mentions=("400 days ago",),
+            ),
+        ),
+    ),
+    Case("nsaid-renal-unknown/at-64", catalog.nsaid_kidney_unknown, chart(NAPROXEN, age=64)),
+    Case("nsaid-renal-unknown/current-egfr", catalog.nsaid_kidney_unknown, chart(NAPROXEN, egfr(70), age=70)),
+    Case("nsaid-renal-unknown/low-dose-aspirin", catalog.nsaid_kidney_unknown, chart(med("aspirin"), age=70)),
     # epinephrine auto-injector strength by weight (US labels: 0.15 mg for 15-30 kg, 0.3 mg from 30 kg)
     Case(
         "epinephrine-weight/0.3mg-29.9kg",

@@ -22,7 +22,11 @@ CHART, ORDERS, DISCHARGE = "r1-chart-review", "r1-order-review", "r1-discharge-r
 # Reviewed against ../shared/fixtures/SOURCES.md with the clock at tests.support.charts.NOW (2026-11-25):
 # the fixture records end in 2020-2021, so nobody has had a flu shot in the past year; the deceased patient
 # (Parker Casper) gets no cards at all, no HbA1c is recent, and no INR exists at all. Order hooks give no rows without draft orders.
-PINNED_TOTAL = 167
+# Re-pinned with the rule modules of #17 after reading each new card against its chart: the old high blood
+# pressures, digoxin without a level in reach of kidney function, statin and antiplatelet gaps after
+# atherosclerotic events, folic acid in pregnancy, methotrexate monitoring, terfenadine (withdrawn) and
+# NSAIDs at 65+ without gastroprotection or a kidney function; every lab in these records is stale at NOW.
+PINNED_TOTAL = 239
 PINNED: dict[tuple[str, str, str], int] = {
     (CHART, "encounter-start", "rule.beers-sedatives"): 1,
     (CHART, "encounter-start", "rule.diabetes-hba1c-due"): 4,
@@ -68,37 +72,77 @@ PINNED: dict[tuple[str, str, str], int] = {
     (DISCHARGE, "encounter-discharge", "rule.simvastatin-dose-limit"): 2,
     (DISCHARGE, "encounter-discharge", "rule.vka-antiplatelet"): 2,
     (DISCHARGE, "encounter-discharge", "rule.vka-nsaid"): 1,
+    (CHART, "encounter-start", "rule.antiplatelet-absent"): 2,
+    (CHART, "encounter-start", "rule.beers-nsaid-without-gastroprotection"): 2,
+    (CHART, "encounter-start", "rule.blood-pressure-recheck"): 4,
+    (CHART, "encounter-start", "rule.chc-migraine"): 1,
+    (CHART, "encounter-start", "rule.digoxin-level-recheck"): 5,
+    (CHART, "encounter-start", "rule.levothyroxine-tsh-recheck"): 1,
+    (CHART, "encounter-start", "rule.methotrexate-monitoring"): 1,
+    (CHART, "encounter-start", "rule.methotrexate-without-folate"): 1,
+    (CHART, "encounter-start", "rule.nsaid-renal-unknown"): 2,
+    (CHART, "encounter-start", "rule.prenatal-folic-acid-absent"): 2,
+    (CHART, "encounter-start", "rule.renal-function-unknown"): 2,
+    (CHART, "encounter-start", "rule.statin-indicated-absent"): 4,
+    (CHART, "encounter-start", "rule.withdrawn-drug"): 1,
+    (CHART, "patient-view", "rule.antiplatelet-absent"): 2,
+    (CHART, "patient-view", "rule.beers-nsaid-without-gastroprotection"): 2,
+    (CHART, "patient-view", "rule.blood-pressure-recheck"): 4,
+    (CHART, "patient-view", "rule.chc-migraine"): 1,
+    (CHART, "patient-view", "rule.digoxin-level-recheck"): 5,
+    (CHART, "patient-view", "rule.levothyroxine-tsh-recheck"): 1,
+    (CHART, "patient-view", "rule.methotrexate-monitoring"): 1,
+    (CHART, "patient-view", "rule.methotrexate-without-folate"): 1,
+    (CHART, "patient-view", "rule.nsaid-renal-unknown"): 2,
+    (CHART, "patient-view", "rule.prenatal-folic-acid-absent"): 2,
+    (CHART, "patient-view", "rule.renal-function-unknown"): 2,
+    (CHART, "patient-view", "rule.statin-indicated-absent"): 4,
+    (CHART, "patient-view", "rule.withdrawn-drug"): 1,
+    (DISCHARGE, "encounter-discharge", "rule.beers-nsaid-without-gastroprotection"): 2,
+    (DISCHARGE, "encounter-discharge", "rule.chc-migraine"): 1,
+    (DISCHARGE, "encounter-discharge", "rule.digoxin-level-recheck"): 5,
+    (DISCHARGE, "encounter-discharge", "rule.levothyroxine-tsh-recheck"): 1,
+    (DISCHARGE, "encounter-discharge", "rule.methotrexate-monitoring"): 1,
+    (DISCHARGE, "encounter-discharge", "rule.methotrexate-without-folate"): 1,
+    (DISCHARGE, "encounter-discharge", "rule.nsaid-renal-unknown"): 2,
+    (DISCHARGE, "encounter-discharge", "rule.renal-function-unknown"): 2,
+    (DISCHARGE, "encounter-discharge", "rule.withdrawn-drug"): 1,
 }
 # Who gets which patient-view card (rule:indicator), the clinical reading of the counts above.
 PATIENT_VIEW: dict[str, list[str]] = {
-    "Asa_Hermiston": [  # methotrexate + naproxen 500 mg + naproxen sodium 220 mg
+    "Asa_Hermiston": [
         "rule.duplicate-therapy:warning",
         "rule.influenza-vaccine-due:info",
+        "rule.methotrexate-monitoring:warning",
         "rule.methotrexate-nsaid:warning",
+        "rule.methotrexate-without-folate:info",
     ],
-    "Christin_Stiedemann": [  # 84F warfarin, digoxin + verapamil
+    "Christin_Stiedemann": [
         "rule.digoxin-interacting:warning",
+        "rule.digoxin-level-recheck:info",
         "rule.egfr-recheck:info",
         "rule.influenza-vaccine-due:info",
         "rule.inr-monitoring:warning",
         "rule.pneumococcal-vaccine-due:info",
         "rule.potassium-recheck:info",
     ],
-    "Clarine_O'Keefe": [  # warfarin + digoxin + verapamil + metformin; eGFR 40.89, but 2068 days old
+    "Clarine_O'Keefe": [
         "rule.diabetes-hba1c-due:info",
         "rule.digoxin-interacting:warning",
+        "rule.digoxin-level-recheck:info",
         "rule.egfr-recheck:warning",
         "rule.influenza-vaccine-due:info",
         "rule.inr-monitoring:warning",
         "rule.potassium-recheck:info",
+        "rule.statin-indicated-absent:info",
     ],
-    # Children on a 0.3 mg epinephrine auto-injector whose last weight is from 2020 (stale): weigh first.
-    # 7, last weight 10.3 kg
-    "Claudie_Walsh": ["rule.epinephrine-autoinjector-weight:info", "rule.influenza-vaccine-due:info"],
-    # warfarin + clopidogrel, digoxin + verapamil; simvastatin 20 mg + verapamil (cap 10 mg) + amlodipine
-    # (cap 20 mg: at it, so only verapamil is named); amlodipine + verapamil are two calcium-channel blockers
+    "Claudie_Walsh": [
+        "rule.epinephrine-autoinjector-weight:info",
+        "rule.influenza-vaccine-due:info",
+    ],
     "Cruz_Halvorson": [
         "rule.digoxin-interacting:warning",
+        "rule.digoxin-level-recheck:info",
         "rule.duplicate-therapy:warning",
         "rule.egfr-recheck:info",
         "rule.influenza-vaccine-due:info",
@@ -107,56 +151,96 @@ PATIENT_VIEW: dict[str, list[str]] = {
         "rule.simvastatin-dose-limit:warning",
         "rule.vka-antiplatelet:warning",
     ],
-    # albuterol with fluticasone: no SABA-only card; 11, last weight 18.9 kg
-    "Daisey_Johns": ["rule.epinephrine-autoinjector-weight:info", "rule.influenza-vaccine-due:info"],
-    "Derek_Becker": [  # warfarin + naproxen, digoxin + verapamil
+    "Daisey_Johns": [
+        "rule.epinephrine-autoinjector-weight:info",
+        "rule.influenza-vaccine-due:info",
+    ],
+    "Derek_Becker": [
         "rule.digoxin-interacting:warning",
+        "rule.digoxin-level-recheck:info",
         "rule.egfr-recheck:info",
         "rule.influenza-vaccine-due:info",
         "rule.inr-monitoring:warning",
         "rule.potassium-recheck:info",
         "rule.vka-nsaid:warning",
     ],
-    # 16, last weight 37 kg
-    "Gerardo_Botello": ["rule.epinephrine-autoinjector-weight:info", "rule.influenza-vaccine-due:info"],
-    "Ima_Reinger": ["rule.influenza-vaccine-due:info"],  # terfenadine without an interacting drug
-    "Isaiah_Schaden": [  # diabetic renal disease, metformin (eGFR 41.59, 2260 days old), no ACE inhibitor/ARB
+    "Gerardo_Botello": [
+        "rule.epinephrine-autoinjector-weight:info",
+        "rule.influenza-vaccine-due:info",
+    ],
+    "Ima_Reinger": [
+        "rule.chc-migraine:warning",
+        "rule.influenza-vaccine-due:info",
+        "rule.withdrawn-drug:critical",
+    ],
+    "Isaiah_Schaden": [
+        "rule.blood-pressure-recheck:info",
         "rule.diabetes-hba1c-due:info",
         "rule.diabetic-kidney-disease-raas:info",
         "rule.egfr-recheck:warning",
         "rule.influenza-vaccine-due:info",
+        "rule.statin-indicated-absent:info",
     ],
-    "Lonnie_Von": ["rule.influenza-vaccine-due:info"],
-    "Margery_Gibson": [  # metformin, last eGFR 72.85 from 2144 days ago
+    "Lonnie_Von": [
+        "rule.beers-nsaid-without-gastroprotection:warning",
+        "rule.influenza-vaccine-due:info",
+        "rule.nsaid-renal-unknown:info",
+        "rule.renal-function-unknown:info",
+    ],
+    "Margery_Gibson": [
+        "rule.antiplatelet-absent:info",
+        "rule.blood-pressure-recheck:info",
         "rule.diabetes-hba1c-due:info",
         "rule.egfr-recheck:info",
         "rule.influenza-vaccine-due:info",
+        "rule.renal-function-unknown:info",
     ],
-    "Martina_Murazik": ["rule.influenza-vaccine-due:info"],  # heart failure on furosemide + metoprolol only
-    "Mathilda_O'Keefe": ["rule.influenza-vaccine-due:info"],
-    "Nereida_Rogahn": ["rule.influenza-vaccine-due:info"],  # pregnant, no teratogen
-    "Renea_Quigley": [  # 68F CKD + diabetic renal disease, naproxen, diphenhydramine
+    "Martina_Murazik": [
+        "rule.antiplatelet-absent:info",
+        "rule.influenza-vaccine-due:info",
+        "rule.statin-indicated-absent:info",
+    ],
+    "Mathilda_O'Keefe": [
+        "rule.influenza-vaccine-due:info",
+    ],
+    "Nereida_Rogahn": [
+        "rule.influenza-vaccine-due:info",
+        "rule.prenatal-folic-acid-absent:info",
+    ],
+    "Renea_Quigley": [
+        "rule.beers-nsaid-without-gastroprotection:warning",
         "rule.beers-sedatives:warning",
+        "rule.blood-pressure-recheck:info",
         "rule.diabetes-hba1c-due:info",
         "rule.diabetic-kidney-disease-raas:info",
         "rule.influenza-vaccine-due:info",
         "rule.nsaid-ckd:warning",
+        "rule.nsaid-renal-unknown:info",
         "rule.pneumococcal-vaccine-due:info",
+        "rule.statin-indicated-absent:info",
     ],
-    "Shameka_Marvin": ["rule.influenza-vaccine-due:info"],  # pregnant, no teratogen
-    "Trey_Berge": [  # 90+ warfarin + clopidogrel, digoxin + verapamil; the same statin and CCBs as Cruz Halvorson
+    "Shameka_Marvin": [
+        "rule.influenza-vaccine-due:info",
+        "rule.prenatal-folic-acid-absent:info",
+    ],
+    "Trey_Berge": [
+        "rule.blood-pressure-recheck:info",
         "rule.digoxin-interacting:warning",
+        "rule.digoxin-level-recheck:info",
         "rule.duplicate-therapy:warning",
         "rule.egfr-recheck:info",
         "rule.influenza-vaccine-due:info",
         "rule.inr-monitoring:warning",
+        "rule.levothyroxine-tsh-recheck:info",
         "rule.pneumococcal-vaccine-due:info",
         "rule.potassium-recheck:info",
         "rule.simvastatin-dose-limit:warning",
         "rule.vka-antiplatelet:warning",
     ],
-    # 8, last weight 12.9 kg
-    "Versie_Botsford": ["rule.epinephrine-autoinjector-weight:info", "rule.influenza-vaccine-due:info"],
+    "Versie_Botsford": [
+        "rule.epinephrine-autoinjector-weight:info",
+        "rule.influenza-vaccine-due:info",
+    ],
 }
 
 

@@ -1,0 +1,700 @@
+"""Label and Beers checks over chart facts: drug pairs the catalog lacks, drug-condition and age limits, and
+the few dose limits a product name or structured dosage can decide.
+
+Each rule cites the knowledge-base entry it enforces (plugin/knowledge/entries_drug_safety.json) first, and a
+card's severity is that entry's severity hint. Drugs without a class key (proton-pump inhibitors, calcium and
+magnesium salts, sucralfate) are matched by ingredient name. Everything here is a pure function of
+`RuleFacts`, so governance runs it on a proposed drug too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, fields, replace
+from typing import Final
+
+from plugin import terminology
+from plugin.rules.catalog import (
+    Interaction,
+    Rule,
+    _handles,
+    _names,
+    _pair,
+    _proposed,
+    _short,
+    low_dose_aspirin,
+    strength_mg,
+)
+from plugin.rules.dosing import daily_mg, dosage_of
+from plugin.rules.model import Exposure, Finding, LabOrder, RuleFacts, Severity
+from plugin.rules.monitoring import OLDER_ADULT_AGE, _combined_hormonal_contraceptive
+
+__all__ = ["LABEL_CHECK_RULES", "NamedPair"]
+
+LITHIUM_LEVEL = LabOrder("14334-7", "Lithium [Moles/volume] in Serum or Plasma")
+
+
+def _named(exposure: Exposure, names: Iterable[str]) -> bool:
+    """Whether an ingredient is one of `names` or a salt of one ("calcium carbonate" for "calcium")."""
+    return any(i == n or i.startswith(n + " ") for i in exposure.ingredients for n in names)
+
+
+@dataclass(frozen=True, slots=True)
+class NamedPair(Interaction):
+    """A drug pair whose sides may also name ingredients that have no class key, and whose card may offer the
+    lab that watches the pair."""
+
+    left_named: frozenset[str] = frozenset()
+    right_named: frozenset[str] = frozenset()  # ingredients, or a mineral whose salts all count ("calcium")
+    order: LabOrder | None = None
+
+    def _left(self, facts: RuleFacts) -> tuple[Exposure, ...]:
+        classed = Interaction._left(self, facts) if self.left else ()
+        return (*classed, *(e for e in facts.exposures if e not in classed and _named(e, self.left_named)))
+
+    def _right(self, facts: RuleFacts) -> tuple[Exposure, ...]:
+        classed = Interaction._right(self, facts) if self.right else ()
+        named = (
+            e
+            for e in facts.exposures
+            if e not in classed
+            and _named(e, self.right_named)
+            and self.right_unless_ingredients.isdisjoint(e.ingredients)
+        )
+        return (*classed, *named)
+
+    def __call__(self, facts: RuleFacts) -> Iterator[Finding]:
+        for finding in Interaction.__call__(self, facts):
+            yield replace(finding, order_lab=self.order)
+
+
+def _named_pair(
+    pair: Interaction,
+    *,
+    left: Iterable[str] = (),
+    right: Iterable[str] = (),
+    order: LabOrder | None = None,
+) -> NamedPair:
+    copied = {f.name: getattr(pair, f.name) for f in fields(Interaction)}
+    return NamedPair(**copied, left_named=frozenset(left), right_named=frozenset(right), order=order)
+
+
+# --- drug pairs ---------------------------------------------------------------------------------------------
+
+# Polyvalent cations that bind fluoroquinolones, tetracyclines and levothyroxine in the gut. Parenteral iron
+# never meets the tablet, so it is left out.
+CATIONS: Final = (
+    "calcium",
+    "magnesium",
+    "aluminum",
+    "aluminium",
+    "zinc",
+    "sucralfate",
+    "lanthanum",
+    "sevelamer",
+)
+PARENTERAL_IRON: Final = ("iron sucrose", "ferric carboxymaltose")
+BILE_ACID_SEQUESTRANTS: Final = ("cholestyramine", "colesevelam", "colestipol")
+# Combined P-gp and strong CYP3A4 inhibitors named by the rivaroxaban and apixaban labels.
+COMBINED_PGP_CYP3A4: Final = ("ketoconazole", "itraconazole", "ritonavir", "lopinavir")
+# Proton-pump inhibitors and misoprostol: the gastroprotection AGS Beers and the NSAID labels name.
+GASTROPROTECTION: Final = (
+    "omeprazole",
+    "esomeprazole",
+    "pantoprazole",
+    "lansoprazole",
+    "dexlansoprazole",
+    "rabeprazole",
+    "misoprostol",
+)
+
+PAIRS: tuple[Interaction, ...] = (
+    _pair(
+        "rule.ssri-snri-bleeding",
+        ["ssri", "snri"],
+        ["nsaid", "cox2-inhibitor", "anticoagulant"],
+        "warning",
+        ["kb.ssri-bleeding-with-nsaid-anticoagulant"],
+        "raises bleeding risk",
+        "consider gastroprotection and asking about bleeding",
+        "SSRIs and SNRIs deplete platelet serotonin, which adds to the bleeding risk of NSAIDs and anticoagulants.",
+        right_unless=["antiplatelet"],  # aspirin (an NSAID here too): antiplatelet therapy, not in this rule
+    ),
+    _named_pair(
+        _pair(
+            "rule.clopidogrel-omeprazole",
+            ["antiplatelet"],
+            [],
+            "warning",
+            ["kb.clopidogrel-omeprazole"],
+            "may weaken clopidogrel",
+            "consider pantoprazole instead",
+            "Omeprazole and esomeprazole inhibit CYP2C19, which turns clopidogrel into its active form.",
+            left_ingredients=["clopidogrel"],
+        ),
+        right=["omeprazole", "esomeprazole"],
+    ),
+    _pair(
+        "rule.calcineurin-cyp3a4-inhibitor",
+        ["calcineurin-inhibitor"],
+        ["azole-antifungal", "macrolide", "strong-cyp3a4-inhibitor"],
+        "critical",
+        ["kb.calcineurin-inhibitor-cyp3a4-inhibitors"],
+        "can sharply raise its levels",
+        "consider another anti-infective or checking trough levels",
+        "Azoles, macrolides and other CYP3A4 inhibitors block tacrolimus and cyclosporine clearance, risking kidney and nerve toxicity.",
+        right_unless_ingredients=["azithromycin"],  # barely inhibits CYP3A4
+    ),
+    _named_pair(
+        _pair(
+            "rule.doac-pgp-cyp3a4-inhibitor",
+            ["doac"],
+            [],
+            "warning",
+            [
+                ("rivaroxaban", "kb.rivaroxaban-strong-cyp3a4-pgp-inhibitors"),
+                ("apixaban", "kb.apixaban-strong-cyp3a4-pgp-inhibitors"),
+            ],
+            "raises anticoagulant levels and bleeding risk",
+            "consider avoiding it or, for apixaban, halving the dose",
+            "These drugs block both CYP3A4 and P-glycoprotein, the two routes that clear rivaroxaban and apixaban.",
+            left_ingredients=["rivaroxaban", "apixaban"],
+        ),
+        right=COMBINED_PGP_CYP3A4,
+    ),
+    _named_pair(
+        _pair(
+            "rule.lithium-clearance",
+            ["lithium"],
+            ["ace-inhibitor", "arb", "arni", "thiazide", "nsaid", "cox2-inhibitor"],
+            "warning",
+            ["kb.lithium-interactions"],
+            "can push lithium into the toxic range",
+            "consider another drug or a lithium level within a week",
+            "ACE inhibitors, ARBs, thiazides and NSAIDs reduce the kidneys' clearance of lithium.",
+            right_unless_ingredients=["aspirin"],  # aspirin does not raise lithium levels
+        ),
+        order=LITHIUM_LEVEL,
+    ),
+    _pair(
+        "rule.triptan-ssri-snri",
+        ["triptan"],
+        ["ssri", "snri"],
+        "info",
+        ["kb.triptan-ssri-snri"],
+        "can rarely cause serotonin syndrome",
+        "consider telling the patient its signs",
+        "Triptans add serotonergic activity to SSRIs and SNRIs; the combination is allowed but the labels warn of it.",
+    ),
+    _named_pair(
+        _pair(
+            "rule.chelation-antibiotic",
+            ["fluoroquinolone", "tetracycline"],
+            ["iron-supplement"],
+            "warning",
+            ["kb.chelation-fluoroquinolone-tetracycline"],
+            "can block the antibiotic's absorption",
+            "consider spacing the doses as the label directs",
+            "Calcium, iron, magnesium, aluminium and zinc bind these antibiotics in the gut and stop their absorption.",
+            right_unless_ingredients=PARENTERAL_IRON,
+        ),
+        right=CATIONS,
+    ),
+    _named_pair(
+        _pair(
+            "rule.levothyroxine-binding",
+            ["thyroid-hormone"],
+            ["iron-supplement"],
+            "info",
+            ["kb.levothyroxine-absorption-interactions"],
+            "can reduce levothyroxine absorption",
+            "consider taking them at least 4 hours apart",
+            "Calcium, iron, antacids, sucralfate and bile-acid sequestrants bind levothyroxine in the gut.",
+            left_ingredients=["levothyroxine"],
+            right_unless_ingredients=PARENTERAL_IRON,
+        ),
+        right=(*CATIONS, *BILE_ACID_SEQUESTRANTS),
+    ),
+)
+
+FLUOROQUINOLONE_CORTICOSTEROID = _pair(
+    "rule.fluoroquinolone-corticosteroid",
+    ["fluoroquinolone"],
+    ["corticosteroid"],
+    "warning",
+    ["kb.fluoroquinolone-disabling-adverse-effects"],
+    "raises the risk of tendon rupture",
+    "consider another antibiotic",
+    "Fluoroquinolones injure tendons, and systemic corticosteroids multiply the risk of rupture (boxed warning).",
+    right_unless=["ics"],  # inhaled and nasal steroids; skin and eye products: SystemicPair
+)
+
+# Forms that barely reach the blood: the tendon warning is about systemic steroids.
+_LOCAL_FORMS: Final = (
+    "topical",
+    "cream",
+    "ointment",
+    "lotion",
+    "gel",
+    "shampoo",
+    "ophthalmic",
+    "otic",
+    "nasal",
+    "inhal",
+)
+
+
+def _local(exposure: Exposure) -> bool:
+    words = exposure.label.lower()
+    return any(form in words for form in _LOCAL_FORMS)
+
+
+@dataclass(frozen=True, slots=True)
+class SystemicPair:
+    """A pair that counts only systemic forms: a steroid cream or antibiotic eye drops barely reach the blood."""
+
+    pair: Interaction
+
+    @property
+    def rule_id(self) -> str:
+        return self.pair.rule_id
+
+    def __call__(self, facts: RuleFacts) -> Iterator[Finding]:
+        yield from self.pair(replace(facts, exposures=tuple(e for e in facts.exposures if not _local(e))))
+
+
+def ibuprofen_low_dose_aspirin(facts: RuleFacts) -> Iterator[Finding]:
+    ibuprofen = [e for e in facts.exposures if "ibuprofen" in e.ingredients]
+    aspirin = [e for e in facts.exposures if "aspirin" in e.ingredients and low_dose_aspirin(facts, e)]
+    if not ibuprofen or not aspirin:
+        return
+    yield Finding(
+        "rule.ibuprofen-low-dose-aspirin",
+        "warning",
+        "Ibuprofen with low-dose aspirin can block its antiplatelet effect: consider taking ibuprofen 30 min after aspirin",
+        "Ibuprofen occupies the platelet site that low-dose aspirin must reach, so regular ibuprofen weakens its protection.",
+        ("kb.ibuprofen-low-dose-aspirin",),
+        _handles(ibuprofen, aspirin),
+        _proposed(ibuprofen, aspirin),
+    )
+
+
+# --- dose limits ----------------------------------------------------------------------------------------------
+
+CITALOPRAM_MAX_MG: Final = 40.0
+CITALOPRAM_OLDER_MAX_MG: Final = 20.0
+CITALOPRAM_OLDER_AGE: Final = 60  # "over 60": whole years from 60 are past the 60th birthday
+
+
+def citalopram_qt_dose(facts: RuleFacts) -> Iterator[Finding]:
+    """Citalopram above 40 mg a day, or above 20 mg from age 60. The daily dose where the structured dosage
+    gives it, else the unit strength (a once-daily drug); a dose that cannot be read is not flagged."""
+    older = facts.age is not None and facts.age >= CITALOPRAM_OLDER_AGE
+    limit = CITALOPRAM_OLDER_MAX_MG if older else CITALOPRAM_MAX_MG
+    for drug in (e for e in facts.exposures if "citalopram" in e.ingredients):
+        strength = strength_mg(drug, "citalopram")
+        daily = daily_mg(dosage_of(facts, drug), strength)
+        mg = daily if daily is not None else strength
+        if mg is None or mg <= limit:
+            continue
+        who = f"at age {facts.context.demographics.age_label}" if older else "in adults"
+        yield Finding(
+            "rule.citalopram-qt-dose",
+            "warning",
+            _short(
+                f"Citalopram {mg:g} mg a day exceeds {limit:g} mg {who} (QT): consider {limit:g} mg or another SSRI"
+            ),
+            "Citalopram lengthens the QT interval in proportion to dose, so its label caps the daily dose.",
+            ("kb.citalopram-qt-dose",),
+            (drug.handle,),
+            _proposed([drug]),
+        )
+
+
+# --- drug and condition ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class DrugCondition:
+    """Drugs (by class or ingredient) a recorded condition makes unsafe."""
+
+    rule_id: str
+    classes: tuple[str, ...]
+    ingredients: tuple[str, ...]
+    value_sets: tuple[str, ...]
+    severity: Severity  # the evidence entry's severity hint
+    evidence: str
+    condition: str  # what the summary calls the condition
+    option: str
+    why: str
+
+    def drugs(self, facts: RuleFacts) -> tuple[Exposure, ...]:
+        return tuple(
+            e
+            for e in facts.exposures
+            if (self.classes and e.has(*self.classes)) or not set(self.ingredients).isdisjoint(e.ingredients)
+        )
+
+    def __call__(self, facts: RuleFacts) -> Iterator[Finding]:
+        problems = tuple(h for name in self.value_sets for h in facts.value_sets.get(name, ()))
+        drugs = self.drugs(facts)
+        if not problems or not drugs:
+            return
+        yield Finding(
+            self.rule_id,
+            self.severity,
+            _short(f"{self.condition} on record with {_names(drugs)}: {self.option}"),
+            self.why,
+            (self.evidence,),
+            tuple(sorted({*problems, *_handles(drugs)})),
+            _proposed(drugs),
+        )
+
+
+DOAC_MECHANICAL_VALVE = DrugCondition(
+    "rule.doac-mechanical-valve",
+    ("doac",),
+    (),
+    ("prosthetic-heart-valve",),
+    "critical",
+    "kb.doac-mechanical-heart-valve",
+    "Prosthetic heart valve",
+    "if it is mechanical, consider warfarin instead",
+    "DOACs do not prevent valve thrombosis in mechanical heart valves; dabigatran caused more clots and bleeding than warfarin.",
+)
+FLUOROQUINOLONE_MYASTHENIA = DrugCondition(
+    "rule.fluoroquinolone-myasthenia-gravis",
+    ("fluoroquinolone",),
+    (),
+    ("myasthenia-gravis",),
+    "critical",
+    "kb.fluoroquinolone-myasthenia-gravis",
+    "Myasthenia gravis",
+    "consider an antibiotic of another class",
+    "Fluoroquinolones block neuromuscular transmission and can tip myasthenia gravis into respiratory failure.",
+)
+
+
+def nsaid_peptic_ulcer(facts: RuleFacts) -> Iterator[Finding]:
+    problems = (*facts.value_sets.get("peptic-ulcer", ()), *facts.value_sets.get("gi-bleed", ()))
+    nsaids = [e for e in facts.with_class("nsaid", "cox2-inhibitor") if not low_dose_aspirin(facts, e)]
+    if not problems or not nsaids:
+        return
+    protected = any(_named(e, GASTROPROTECTION) for e in facts.exposures)
+    option = "consider another analgesic" if protected else "consider another analgesic or adding a PPI"
+    yield Finding(
+        "rule.nsaid-peptic-ulcer",
+        "warning",
+        _short(f"Peptic ulcer or GI bleeding on record with {_names(nsaids)}: {option}"),
+        "After a peptic ulcer or GI bleed, NSAIDs raise the risk of another bleed more than tenfold.",
+        ("kb.nsaid-peptic-ulcer-history",),
+        tuple(sorted({*problems, *_handles(nsaids)})),
+        _proposed(nsaids),
+    )
+
+
+# Tonsillectomy or adenoidectomy within this many days: the post-operative pain the 2017 restriction covers.
+TONSILLECTOMY_DAYS: Final = 30
+
+
+def codeine_after_tonsillectomy(facts: RuleFacts) -> Iterator[Finding]:
+    """Codeine or tramadol from 12 to 17 after a recent tonsillectomy (under 12 rule.paediatric-codeine-tramadol
+    already says contraindicated). An undated procedure counts: it is shown, not assumed to be old."""
+    age = facts.age
+    if age is None or not 12 <= age < 18:
+        return
+    drugs = facts.with_class("codeine-like-opioid")
+    if not drugs:
+        return
+    operations = [
+        p.handle
+        for p in facts.context.procedures
+        if terminology.in_value_set("tonsillectomy-recent", p.code.system, p.code.code)
+        and (p.days_ago is None or p.days_ago <= TONSILLECTOMY_DAYS)
+    ]
+    operations += facts.value_sets.get("tonsillectomy-recent", ())
+    if not operations:
+        return
+    yield Finding(
+        "rule.paediatric-codeine-tonsillectomy",
+        "critical",
+        _short(
+            f"{_names(drugs).capitalize()} after tonsillectomy at {age}: contraindicated; consider a non-opioid analgesic"
+        ),
+        "Children who metabolise codeine or tramadol ultra-rapidly have died of respiratory depression after these operations.",
+        ("kb.codeine-tramadol-tonsillectomy-under-18",),
+        tuple(sorted({*operations, *_handles(drugs)})),
+        _proposed(drugs),
+    )
+
+
+CHC_SMOKING_AGE: Final = 35  # "over 35": whole years from 35 are past the 35th birthday
+
+
+def chc_smoking_over_35(facts: RuleFacts) -> Iterator[Finding]:
+    smoking = facts.value_sets.get("tobacco-smoking", ())
+    if facts.age is None or facts.age < CHC_SMOKING_AGE or not smoking:
+        return
+    drugs = [e for e in facts.exposures if _combined_hormonal_contraceptive(e)]
+    if not drugs:
+        return
+    yield Finding(
+        "rule.chc-smoking-over-35",
+        "critical",
+        _short(
+            f"Smoker aged {facts.context.demographics.age_label} on {_names(drugs)}: "
+            "consider a progestogen-only or non-hormonal method"
+        ),
+        "Combined hormonal contraceptives are contraindicated in smokers over 35 because of heart attack and stroke risk.",
+        ("kb.combined-hormonal-contraceptive-smoking-over-35",),
+        tuple(sorted({*smoking, *_handles(drugs)})),
+        _proposed(drugs),
+    )
+
+
+# --- age ------------------------------------------------------------------------------------------------------
+
+PROMETHAZINE_MIN_AGE: Final = 2
+TETRACYCLINE_MIN_AGE: Final = 8
+FLUOROQUINOLONE_MIN_AGE: Final = 18
+
+
+def paediatric_label_limits(facts: RuleFacts) -> Iterator[Finding]:
+    age = facts.age
+    if age is None or age >= 18:
+        return
+    promethazine = [e for e in facts.exposures if "promethazine" in e.ingredients]
+    if promethazine and age < PROMETHAZINE_MIN_AGE:
+        yield Finding(
+            "rule.paediatric-promethazine",
+            "critical",
+            f"Promethazine is contraindicated under 2 (age {age}): consider another antiemetic or antihistamine",
+            "Promethazine has caused fatal respiratory depression in children younger than 2 (boxed warning).",
+            ("kb.promethazine-under-2",),
+            _handles(promethazine),
+            _proposed(promethazine),
+        )
+    tetracyclines = facts.with_class("tetracycline")
+    if tetracyclines and age < TETRACYCLINE_MIN_AGE:
+        yield Finding(
+            "rule.paediatric-tetracycline",
+            "warning",
+            _short(
+                f"{_names(tetracyclines).capitalize()} at age {age} can stain teeth: "
+                "consider another antibiotic unless rickettsial disease or anthrax"
+            ),
+            "Tetracyclines bind to developing teeth and can stain them permanently before about age 8.",
+            ("kb.tetracycline-children-under-8",),
+            _handles(tetracyclines),
+            _proposed(tetracyclines),
+        )
+    quinolones = facts.with_class("fluoroquinolone")
+    if quinolones and age < FLUOROQUINOLONE_MIN_AGE:
+        yield Finding(
+            "rule.paediatric-fluoroquinolone",
+            "warning",
+            _short(
+                f"{_names(quinolones).capitalize()} at age {age}: consider another antibiotic "
+                "unless complicated UTI, anthrax or plague"
+            ),
+            "Children given fluoroquinolones had more joint and tendon problems, so the labels keep them for a few infections.",
+            ("kb.fluoroquinolone-children",),
+            _handles(quinolones),
+            _proposed(quinolones),
+        )
+
+
+# MHRA (2024): childbearing potential runs from the first period to the menopause; 12 to 50 is the span a chart
+# without menstrual history can stand on.
+CHILDBEARING_AGES: Final = (12, 50)
+
+
+def valproate_childbearing_potential(facts: RuleFacts) -> Iterator[Finding]:
+    """Valproate in a girl or woman who could become pregnant: the Pregnancy Prevention Programme. A pregnant
+    patient gets rule.pregnancy-teratogen (critical) instead."""
+    age, sex = facts.age, facts.context.demographics.sex
+    if (
+        age is None
+        or sex != "female"
+        or not CHILDBEARING_AGES[0] <= age <= CHILDBEARING_AGES[1]
+        or facts.pregnant
+    ):
+        return
+    drugs = facts.with_class("valproate")
+    if not drugs:
+        return
+    yield Finding(
+        "rule.valproate-childbearing-potential",
+        "warning",
+        _short(
+            f"Valproate in a female aged {age}: consider confirming the Pregnancy Prevention Programme "
+            "and effective contraception"
+        ),
+        "Valproate causes major malformations and developmental harm, so it is used in those who could become "
+        "pregnant only under a prevention programme.",
+        ("kb.teratogen-contraception-counselling", "kb.valproate-pregnancy-prevention-programme"),
+        _handles(drugs),
+        _proposed(drugs),
+    )
+
+
+# --- older adults (AGS Beers criteria 2023) ----------------------------------------------------------------
+
+# Strongly anticholinergic tricyclics; doxepin only above 6 mg a day.
+DOXEPIN_LOW_DOSE_MG: Final = 6.0
+LONG_ACTING_SULFONYLUREAS: Final = ("glyburide", "glimepiride", "chlorpropamide")
+ASCVD_VALUE_SETS: Final = (
+    "coronary-heart-disease",
+    "myocardial-infarction",
+    "stroke",
+    "ischaemic-stroke",
+    "peripheral-arterial-disease",
+)
+
+
+def _older(facts: RuleFacts) -> bool:
+    return facts.age is not None and facts.age >= OLDER_ADULT_AGE and not facts.context.demographics.deceased
+
+
+def _age(facts: RuleFacts) -> str:
+    return f"Age {facts.context.demographics.age_label}"
+
+
+def _low_dose_doxepin(facts: RuleFacts, exposure: Exposure) -> bool:
+    if exposure.ingredients != ("doxepin",):
+        return False
+    strength = strength_mg(exposure, "doxepin")
+    daily = daily_mg(dosage_of(facts, exposure), strength)
+    mg = daily if daily is not None else strength
+    return mg is not None and mg <= DOXEPIN_LOW_DOSE_MG
+
+
+def beers_label_checks(facts: RuleFacts) -> Iterator[Finding]:
+    if not _older(facts):
+        return
+    tcas = [e for e in facts.with_class("tca") if not _low_dose_doxepin(facts, e)]
+    if tcas:
+        yield Finding(
+            "rule.beers-anticholinergic-tca",
+            "warning",
+            _short(f"{_age(facts)} on {_names(tcas)}: consider a less anticholinergic antidepressant"),
+            "Tricyclics are strongly anticholinergic and cause confusion, constipation, urinary retention and falls in older adults.",
+            ("kb.beers-anticholinergic-tricyclics",),
+            _handles(tcas),
+            _proposed(tcas),
+        )
+    sulfonylureas = [
+        e for e in facts.exposures if not set(LONG_ACTING_SULFONYLUREAS).isdisjoint(e.ingredients)
+    ]
+    if sulfonylureas:
+        yield Finding(
+            "rule.beers-long-acting-sulfonylurea",
+            "warning",
+            _short(
+                f"{_age(facts)} on {_names(sulfonylureas)}: consider glipizide or a drug with less hypoglycaemia"
+            ),
+            "Long-acting sulfonylureas cause prolonged hypoglycaemia in older adults (AGS Beers criteria).",
+            ("kb.beers-sulfonylureas",),
+            _handles(sulfonylureas),
+            _proposed(sulfonylureas),
+        )
+    ulcer = facts.has_condition("peptic-ulcer") or facts.has_condition("gi-bleed")  # rule.nsaid-peptic-ulcer
+    nsaids = [
+        e for e in facts.with_class("nsaid") if not e.has("cox2-inhibitor") and not low_dose_aspirin(facts, e)
+    ]
+    if nsaids and not ulcer and not any(_named(e, GASTROPROTECTION) for e in facts.exposures):
+        yield Finding(
+            "rule.beers-nsaid-without-gastroprotection",
+            "warning",
+            _short(
+                f"{_age(facts)} on {_names(nsaids)} without a PPI: if long-term, consider stopping it or adding one"
+            ),
+            "Long-term NSAIDs cause ulcers and bleeding in 2-4% of older adults a year unless a PPI or misoprostol protects them.",
+            ("kb.beers-nsaid-chronic-use",),
+            _handles(nsaids),
+            _proposed(nsaids),
+        )
+    aspirin = [e for e in facts.exposures if "aspirin" in e.ingredients and low_dose_aspirin(facts, e)]
+    ascvd = any(facts.has_condition(name) for name in ASCVD_VALUE_SETS)
+    other_antithrombotic = any(
+        e.has("antiplatelet", "anticoagulant") and "aspirin" not in e.ingredients for e in facts.exposures
+    )
+    if aspirin and not ascvd and not other_antithrombotic:
+        yield Finding(
+            "rule.beers-aspirin-primary-prevention",
+            "warning",
+            _short(
+                f"{_age(facts)} on low-dose aspirin with no cardiovascular disease on record: "
+                "if for primary prevention, consider stopping it"
+            ),
+            "For primary prevention in older adults, aspirin's bleeding risk outweighs its benefit (AGS Beers criteria).",
+            ("kb.beers-aspirin-primary-prevention",),
+            _handles(aspirin),
+            _proposed(aspirin),
+        )
+    antipsychotics = facts.with_class("antipsychotic")
+    dementia = facts.value_sets.get("dementia", ())
+    if antipsychotics and dementia:
+        yield Finding(
+            "rule.beers-antipsychotic-dementia",
+            "warning",
+            _short(
+                f"{_age(facts)} with dementia on {_names(antipsychotics)}: consider non-drug approaches and tapering"
+            ),
+            "In dementia, antipsychotics raise the risk of stroke, cognitive decline and death (boxed warning, AGS Beers criteria).",
+            ("kb.beers-antipsychotics-dementia",),
+            tuple(sorted({*dementia, *_handles(antipsychotics)})),
+            _proposed(antipsychotics),
+        )
+    yield from _beers_anticoagulant(facts)
+
+
+def _beers_anticoagulant(facts: RuleFacts) -> Iterator[Finding]:
+    """Atrial fibrillation at 65 or over: rivaroxaban (apixaban is safer), or warfarin started new without a
+    prosthetic valve on record (a DOAC is first-line unless contraindicated). Only the EHR's draft orders count
+    as a start: a governance proposal may update an existing order whose target is left out of the facts."""
+    af = facts.value_sets.get("atrial-fibrillation", ())
+    if not af:
+        return
+    rivaroxaban = [e for e in facts.exposures if "rivaroxaban" in e.ingredients]
+    current_warfarin = any(e.has("vitamin-k-antagonist") and not e.proposed for e in facts.exposures)
+    drafts = {d.handle for d in facts.context.draft_orders}
+    new_warfarin = [
+        e
+        for e in facts.with_class("vitamin-k-antagonist")
+        if e.handle in drafts and not current_warfarin and not facts.has_condition("prosthetic-heart-valve")
+    ]
+    if rivaroxaban:
+        drugs, situation = rivaroxaban, f"on {_names(rivaroxaban)}: consider apixaban instead"
+    elif new_warfarin:
+        drugs, situation = (
+            new_warfarin,
+            "starting warfarin: consider a DOAC first unless one is contraindicated",
+        )
+    else:
+        return
+    yield Finding(
+        "rule.beers-anticoagulant-choice",
+        "warning",
+        _short(f"{_age(facts)} with atrial fibrillation {situation}"),
+        "In older adults apixaban bleeds less than rivaroxaban and warfarin, so AGS Beers advises it first.",
+        ("kb.beers-anticoagulant-choice",),
+        tuple(sorted({*af, *_handles(drugs)})),
+        _proposed(drugs),
+    )
+
+
+LABEL_CHECK_RULES: tuple[Rule, ...] = (
+    *PAIRS,
+    SystemicPair(FLUOROQUINOLONE_CORTICOSTEROID),
+    ibuprofen_low_dose_aspirin,
+    citalopram_qt_dose,
+    DOAC_MECHANICAL_VALVE,
+    FLUOROQUINOLONE_MYASTHENIA,
+    nsaid_peptic_ulcer,
+    codeine_after_tonsillectomy,
+    chc_smoking_over_35,
+    paediatric_label_limits,
+    valproate_childbearing_potential,
+    beers_label_checks,
+)
