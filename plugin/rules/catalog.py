@@ -800,12 +800,24 @@ def low_dose_aspirin(facts: RuleFacts, exposure: Exposure) -> bool:
     return mg is not None and mg <= 100
 
 
+# Products that act where they are put (skin, eye, ear, nose, airway): beside a systemic product of the same
+# ingredient they are no double dose, and two of them (a cream and an ointment) are a choice of base.
+_LOCAL_ROUTE = re.compile(
+    r"\b(topical|ophthalmic|otic|nasal|vaginal|rectal|inhal\w*|metered dose|cream|ointment|lotion|gel|shampoo)\b",
+    re.IGNORECASE,
+)
+# Relievers prescribed in two devices (inhaler and nebuliser) on purpose.
+_SAME_INGREDIENT_EXEMPT: Final = ("saba",)
+
+
 def duplicate_therapy(facts: RuleFacts) -> Iterator[Finding]:
+    covered: set[frozenset[str]] = set()
     for label, classes, evidence, why in _DUPLICATE_GROUPS:
         members = facts.with_class(*classes)
         if "nsaid" in classes:
             members = tuple(e for e in members if not low_dose_aspirin(facts, e))
         if len(members) >= 2 and (any(e.proposed for e in members) or len({e.handle for e in members}) >= 2):
+            covered.add(frozenset(e.handle for e in members))
             yield Finding(
                 "rule.duplicate-therapy",
                 "warning",
@@ -815,6 +827,30 @@ def duplicate_therapy(facts: RuleFacts) -> Iterator[Finding]:
                 _handles(members),
                 _proposed(members),
             )
+    # The same ingredient in two systemic products (oral and IV furosemide, an opioid combination and plain
+    # acetaminophen): a double dose unless one is meant to stop.
+    by_ingredient: dict[str, list[Exposure]] = {}
+    for exposure in facts.exposures:
+        if _LOCAL_ROUTE.search(exposure.label) or exposure.has(*_SAME_INGREDIENT_EXEMPT):
+            continue
+        for ingredient in exposure.ingredients:
+            by_ingredient.setdefault(ingredient, []).append(exposure)
+    for ingredient, members in sorted(by_ingredient.items()):
+        handles = frozenset(e.handle for e in members)
+        if len(handles) < 2 or any(handles <= group for group in covered):
+            continue
+        covered.add(handles)
+        yield Finding(
+            "rule.duplicate-therapy",
+            "warning",
+            _short(
+                f"Two products containing {ingredient} ({_short(_names(members), 70)}): consider whether both are intended"
+            ),
+            "Two products of the same drug add up to a double dose unless one of them is meant to stop.",
+            ("kb.duplicate-same-ingredient",),
+            _handles(members),
+            _proposed(members),
+        )
 
 
 # Simvastatin label: the highest daily dose (mg) with drugs that raise its levels.

@@ -27,6 +27,7 @@ from plugin.rules.catalog import (
     _short,
     strength_mg,
 )
+from plugin.rules.dosing import daily_mg, dosage_of
 from plugin.rules.freshness import lab_windows
 from plugin.rules.kidney import renal_function
 from plugin.rules.model import Exposure, Finding, LabOrder, RuleFacts, Severity
@@ -180,28 +181,24 @@ _ABOVE_DIGOXIN_LINE: Final = math.nextafter(DIGOXIN_TOXIC_ABOVE, math.inf)
 
 DIGOXIN_LEVEL_KIDNEY_BELOW: Final = 60.0  # eGFR or CrCl, mL/min
 DIGOXIN_LEVEL_AGE: Final = 75
-# Drugs that raise digoxin levels (its label's interaction table): a level is then worth having.
+# Drugs that raise digoxin levels (its label's interaction table) with no interaction card of their own.
 DIGOXIN_RAISING: Final = frozenset(
-    {
-        "amiodarone",
-        "dronedarone",
-        "verapamil",
-        "diltiazem",
-        "clarithromycin",
-        "erythromycin",
-        "itraconazole",
-        "ketoconazole",
-        "propafenone",
-        "quinidine",
-        "ritonavir",
-        "spironolactone",
-    }
+    {"dronedarone", "itraconazole", "ketoconazole", "propafenone", "quinidine", "ritonavir", "spironolactone"}
 )
+# Partners whose interaction card (rule.digoxin-interacting, rule.amiodarone-digoxin) already asks for a level.
+_LEVEL_ASKED_BY_CLASSES: Final = ("non-dihydropyridine-ccb", "macrolide")
+_LEVEL_ASKED_BY_INGREDIENTS: Final = frozenset({"amiodarone"})
 
 
 def digoxin_level_useful(facts: RuleFacts) -> bool:
     """A routine level in a stable patient is not advised; one is when kidney function is reduced or unknown,
-    in older age, or beside a drug that raises digoxin levels (kb.digoxin-monitoring)."""
+    in older age, or beside a drug that raises digoxin levels (kb.digoxin-monitoring) - unless an interaction
+    card already asks for it (one card per action)."""
+    if any(
+        e.has(*_LEVEL_ASKED_BY_CLASSES) or not _LEVEL_ASKED_BY_INGREDIENTS.isdisjoint(e.ingredients)
+        for e in facts.exposures
+    ):
+        return False
     kidney = renal_function(facts)
     values = [v for v in (kidney.egfr, kidney.crcl) if v is not None]
     if not values or min(values) < DIGOXIN_LEVEL_KIDNEY_BELOW:
@@ -638,6 +635,72 @@ def statin_indicated(facts: RuleFacts) -> Iterator[Finding]:
         )
 
 
+# ACC/AHA 2018 statin intensity by daily dose (mg): high lowers LDL by 50% or more. A statin not listed here
+# (pitavastatin, fluvastatin) or an unreadable dose is not called low: the card is only raised when known.
+HIGH_INTENSITY_MG: Final = {"atorvastatin": 40.0, "rosuvastatin": 20.0}
+HIGH_INTENSITY_AGE_MAX: Final = 75
+LDL_ASCVD_GOAL: Final = 70.0  # mg/dL
+
+
+def statin_intensity(facts: RuleFacts) -> Iterator[Finding]:
+    """On a statin below high intensity with atherosclerotic disease at 75 or under: an option to intensify."""
+    age = facts.age
+    if age is None or age < 18 or age > HIGH_INTENSITY_AGE_MAX or facts.context.demographics.deceased:
+        return
+    ascvd = [h for name in ASCVD_VALUE_SETS for h in facts.value_sets.get(name, ())]
+    statins = facts.with_class("statin")
+    if not ascvd or not statins:
+        return
+    ldl = facts.current("ldl")
+    if ldl is not None and ldl.value < LDL_ASCVD_GOAL:
+        return  # at goal on what is taken: no reason to change
+    doses: list[tuple[Exposure, float]] = []
+    for exposure in statins:
+        for ingredient in exposure.ingredients:
+            strength = strength_mg(exposure, ingredient)
+            daily = daily_mg(dosage_of(facts, exposure), strength)
+            mg = daily if daily is not None else strength
+            if mg is None:
+                return  # an unreadable dose is not called low
+            if ingredient in HIGH_INTENSITY_MG and mg >= HIGH_INTENSITY_MG[ingredient]:
+                return
+            doses.append((exposure, mg))
+    if not doses:
+        return
+    taken = ", ".join(f"{e.ingredients[0]} {mg:g} mg" for e, mg in doses)
+    where = f" with LDL {ldl.value:g} mg/dL" if ldl is not None else ""
+    yield Finding(
+        "rule.statin-intensity-low",
+        "info",
+        _say(
+            f"Atherosclerotic disease on {taken} (below high intensity){where}",
+            "consider atorvastatin 40-80 mg or rosuvastatin 20-40 mg",
+        ),
+        "After a heart attack, stroke or with arterial disease, a high-intensity statin prevents more events.",
+        ("kb.ascvd-high-intensity-statin",),
+        _sorted(ascvd, _handles(statins), (ldl.handle,) if ldl is not None else ()),
+        _proposed(statins),
+    )
+
+
+HF_MORTALITY_CLASSES: Final = ("ace-inhibitor", "arb", "arni", "mineralocorticoid-antagonist")
+
+
+def heart_failure_therapy(facts: RuleFacts) -> Iterator[Finding]:
+    """Heart failure with neither RAAS blockade nor an MRA: the ejection fraction decides, so it is asked."""
+    failure = facts.value_sets.get("heart-failure", ())
+    if not failure or facts.context.demographics.deceased or facts.with_class(*HF_MORTALITY_CLASSES):
+        return
+    yield Finding(
+        "rule.heart-failure-therapy-gap",
+        "info",
+        "Heart failure with no ACE inhibitor, ARB, ARNI or MRA: if the ejection fraction is reduced, consider adding them",
+        "In heart failure with reduced ejection fraction these drugs lower mortality; the chart does not say the EF.",
+        ("kb.hfref-raas-inhibition", "kb.hfref-mra"),
+        _sorted(failure),
+    )
+
+
 def antiplatelet_secondary_prevention(facts: RuleFacts) -> Iterator[Finding]:
     if facts.context.demographics.deceased or (facts.age is not None and facts.age < 18):
         return
@@ -717,6 +780,8 @@ DRUG_DISEASE_RULES: tuple[Rule, ...] = (
 CARE_GAP_EXTRA_RULES: tuple[Rule, ...] = (
     uncontrolled_blood_pressure,
     statin_indicated,
+    statin_intensity,
+    heart_failure_therapy,
     antiplatelet_secondary_prevention,
     prenatal_folic_acid,
 )

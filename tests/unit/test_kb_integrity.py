@@ -10,6 +10,7 @@ import pytest
 
 from plugin.knowledge import KnowledgeBase, load_knowledge_base
 from plugin.rules import catalog
+from plugin.rules.cards import finding_card
 from plugin.rules.freshness import lab_windows
 from plugin.rules.model import SEVERITY_RANK, Finding, RuleFacts, Severity
 from tests.unit import test_monitoring_rules, test_rules
@@ -178,3 +179,16 @@ def test_rule_sources_are_not_search_pages(knowledge: KnowledgeBase) -> None:
 def test_the_withdrawn_list_is_the_entrys(knowledge: KnowledgeBase) -> None:
     entry = knowledge.get("kb.us-withdrawn-drug-products")
     assert entry is not None and frozenset(entry.applies_to.ingredients) == catalog.WITHDRAWN_FOR_SAFETY
+
+
+def test_every_rule_card_links_its_first_evidence(knowledge: KnowledgeBase) -> None:
+    # A clinician reaches the primary source in one click: the card's first link is the first evidence's URL.
+    for case in (*test_rules.CASES, *test_monitoring_rules.CASES):
+        if not case.expected:
+            continue
+        built = case.chart.build()
+        for finding in case.rule(RuleFacts.of(built.context)):
+            card = finding_card(finding, built.context, built.handles, knowledge, "rule-case")
+            first = knowledge.get(finding.evidence[0])
+            assert first is not None and card.links, finding.rule_id
+            assert card.links[0].url == first.source.url, (case.id, finding.rule_id)

@@ -157,6 +157,19 @@ MIGRAINE_AURA = problem("migraine-with-aura")
 MI = problem("myocardial-infarction")
 STROKE = problem("ischaemic-stroke")
 UNTYPED_STROKE = problem("stroke-untyped")
+HEART_FAILURE = problem("heart-failure")
+
+
+def once_daily(resource: JsonDict) -> JsonDict:
+    """The prescription taken once a day (the table's default is three times)."""
+    out = copy_json(resource)
+    out["dosageInstruction"][0]["timing"]["repeat"]["frequency"] = 1
+    return out
+
+
+ATORVASTATIN_20_DAILY = once_daily(med("atorvastatin"))
+ATORVASTATIN_40_DAILY = once_daily(med("atorvastatin-40"))
+SIMVASTATIN_10_DAILY = once_daily(med("simvastatin-10"))
 PAD = problem("peripheral-arterial-disease")
 
 
@@ -967,6 +980,76 @@ CASES: tuple[Case, ...] = (
             ),
         ),
     ),
+    # Statin intensity with atherosclerotic disease, 75 or under (ACC/AHA 2018): high is atorvastatin 40+.
+    Case(
+        "statin-intensity/simvastatin-10-after-mi",
+        monitoring.statin_intensity,
+        chart(MI, SIMVASTATIN_10_DAILY, lab("ldl", 98.8), age=60),
+        (
+            Expected(
+                "rule.statin-intensity-low",
+                "info",
+                ("kb.ascvd-high-intensity-statin",),
+                (MI, SIMVASTATIN_10_DAILY, lab("ldl", 98.8)),
+                mentions=("simvastatin 10 mg", "LDL 98.8", "atorvastatin 40-80 mg"),
+            ),
+        ),
+    ),
+    Case(
+        "statin-intensity/atorvastatin-20-after-stroke-age-75",
+        monitoring.statin_intensity,
+        chart(STROKE, ATORVASTATIN_20_DAILY, age=75),
+        (
+            Expected(
+                "rule.statin-intensity-low",
+                "info",
+                ("kb.ascvd-high-intensity-statin",),
+                (STROKE, ATORVASTATIN_20_DAILY),
+                mentions=("atorvastatin 20 mg",),
+            ),
+        ),
+    ),
+    Case(
+        "statin-intensity/atorvastatin-40",
+        monitoring.statin_intensity,
+        chart(MI, ATORVASTATIN_40_DAILY, age=60),
+    ),
+    Case("statin-intensity/age-76", monitoring.statin_intensity, chart(MI, SIMVASTATIN_10_DAILY, age=76)),
+    Case(
+        "statin-intensity/ldl-at-goal",
+        monitoring.statin_intensity,
+        chart(MI, SIMVASTATIN_10_DAILY, lab("ldl", 69.9), age=60),
+    ),
+    Case(
+        "statin-intensity/no-ascvd",
+        monitoring.statin_intensity,
+        chart(DIABETES, SIMVASTATIN_10_DAILY, age=60),
+    ),
+    # Heart failure without RAAS blockade or an MRA: ask about the ejection fraction.
+    Case(
+        "heart-failure-therapy/none",
+        monitoring.heart_failure_therapy,
+        chart(HEART_FAILURE, med("furosemide"), age=70),
+        (
+            Expected(
+                "rule.heart-failure-therapy-gap",
+                "info",
+                ("kb.hfref-raas-inhibition", "kb.hfref-mra"),
+                (HEART_FAILURE,),
+                mentions=("if the ejection fraction is reduced",),
+            ),
+        ),
+    ),
+    Case(
+        "heart-failure-therapy/on-lisinopril",
+        monitoring.heart_failure_therapy,
+        chart(HEART_FAILURE, LISINOPRIL, age=70),
+    ),
+    Case(
+        "heart-failure-therapy/no-heart-failure",
+        monitoring.heart_failure_therapy,
+        chart(med("furosemide"), age=70),
+    ),
     Case("antiplatelet/no-event", monitoring.antiplatelet_secondary_prevention, chart(DIABETES, age=60)),
     # Folic acid in pregnancy.
     Case(
@@ -1137,7 +1220,9 @@ def test_influenza_is_due_by_season(
         (60, None, (), True),  # unknown kidney function
         (74, 80.0, (), False),
         (75, 80.0, (), True),  # older age
-        (60, 80.0, ("verapamil",), True),  # a drug that raises digoxin levels
+        (60, 80.0, ("spironolactone",), True),  # a drug that raises digoxin levels, with no card of its own
+        (80, 40.0, ("verapamil",), False),  # the interaction card already asks for a level
+        (80, 40.0, ("amiodarone",), False),
     ],
 )
 def test_a_digoxin_level_is_asked_for_only_when_it_would_guide_dosing(

@@ -1102,6 +1102,27 @@ CASES: tuple[Case, ...] = (
             ),
         ),
     ),
+    # the same ingredient in two systemic products (oral and IV furosemide); local forms do not count
+    Case(
+        "duplicate/furosemide-oral+iv",
+        catalog.duplicate_therapy,
+        chart(FUROSEMIDE, med("furosemide-iv")),
+        (
+            Expected(
+                "rule.duplicate-therapy",
+                "warning",
+                ("kb.duplicate-same-ingredient",),
+                (FUROSEMIDE, med("furosemide-iv")),
+                mentions=("containing furosemide",),
+            ),
+        ),
+    ),
+    Case(
+        "duplicate/hydrocortisone-cream+tablet",
+        catalog.duplicate_therapy,
+        chart(med("hydrocortisone-cream"), med("hydrocortisone")),
+    ),
+    Case("duplicate/furosemide-alone", catalog.duplicate_therapy, chart(FUROSEMIDE)),
     Case("duplicate/amlodipine+lisinopril", catalog.duplicate_therapy, chart(AMLODIPINE, LISINOPRIL)),
     # simvastatin above its label cap with a drug that raises its levels (caps 10 and 20 mg/day)
     Case(

@@ -25,8 +25,10 @@ CHART, ORDERS, DISCHARGE = "r1-chart-review", "r1-order-review", "r1-discharge-r
 # Re-pinned with the rule modules of #17 after reading each new card against its chart: the old high blood
 # pressures, digoxin without a level in reach of kidney function, statin and antiplatelet gaps after
 # atherosclerotic events, folic acid in pregnancy, methotrexate monitoring, terfenadine (withdrawn) and
-# NSAIDs at 65+ without gastroprotection or a kidney function; every lab in these records is stale at NOW.
-PINNED_TOTAL = 239
+# NSAIDs at 65+ without gastroprotection or a kidney function, statin intensity after coronary disease and heart
+# failure without RAAS blockade (digoxin levels are asked for by the verapamil interaction cards instead);
+# every lab in these records is stale at NOW.
+PINNED_TOTAL = 228
 PINNED: dict[tuple[str, str, str], int] = {
     (CHART, "encounter-start", "rule.beers-sedatives"): 1,
     (CHART, "encounter-start", "rule.diabetes-hba1c-due"): 4,
@@ -76,7 +78,6 @@ PINNED: dict[tuple[str, str, str], int] = {
     (CHART, "encounter-start", "rule.beers-nsaid-without-gastroprotection"): 2,
     (CHART, "encounter-start", "rule.blood-pressure-recheck"): 4,
     (CHART, "encounter-start", "rule.chc-migraine"): 1,
-    (CHART, "encounter-start", "rule.digoxin-level-recheck"): 5,
     (CHART, "encounter-start", "rule.levothyroxine-tsh-recheck"): 1,
     (CHART, "encounter-start", "rule.methotrexate-monitoring"): 1,
     (CHART, "encounter-start", "rule.methotrexate-without-folate"): 1,
@@ -89,7 +90,6 @@ PINNED: dict[tuple[str, str, str], int] = {
     (CHART, "patient-view", "rule.beers-nsaid-without-gastroprotection"): 2,
     (CHART, "patient-view", "rule.blood-pressure-recheck"): 4,
     (CHART, "patient-view", "rule.chc-migraine"): 1,
-    (CHART, "patient-view", "rule.digoxin-level-recheck"): 5,
     (CHART, "patient-view", "rule.levothyroxine-tsh-recheck"): 1,
     (CHART, "patient-view", "rule.methotrexate-monitoring"): 1,
     (CHART, "patient-view", "rule.methotrexate-without-folate"): 1,
@@ -100,13 +100,16 @@ PINNED: dict[tuple[str, str, str], int] = {
     (CHART, "patient-view", "rule.withdrawn-drug"): 1,
     (DISCHARGE, "encounter-discharge", "rule.beers-nsaid-without-gastroprotection"): 2,
     (DISCHARGE, "encounter-discharge", "rule.chc-migraine"): 1,
-    (DISCHARGE, "encounter-discharge", "rule.digoxin-level-recheck"): 5,
     (DISCHARGE, "encounter-discharge", "rule.levothyroxine-tsh-recheck"): 1,
     (DISCHARGE, "encounter-discharge", "rule.methotrexate-monitoring"): 1,
     (DISCHARGE, "encounter-discharge", "rule.methotrexate-without-folate"): 1,
     (DISCHARGE, "encounter-discharge", "rule.nsaid-renal-unknown"): 2,
     (DISCHARGE, "encounter-discharge", "rule.renal-function-unknown"): 2,
     (DISCHARGE, "encounter-discharge", "rule.withdrawn-drug"): 1,
+    (CHART, "encounter-start", "rule.heart-failure-therapy-gap"): 1,
+    (CHART, "encounter-start", "rule.statin-intensity-low"): 1,
+    (CHART, "patient-view", "rule.heart-failure-therapy-gap"): 1,
+    (CHART, "patient-view", "rule.statin-intensity-low"): 1,
 }
 # Who gets which patient-view card (rule:indicator), the clinical reading of the counts above.
 PATIENT_VIEW: dict[str, list[str]] = {
@@ -119,7 +122,6 @@ PATIENT_VIEW: dict[str, list[str]] = {
     ],
     "Christin_Stiedemann": [
         "rule.digoxin-interacting:warning",
-        "rule.digoxin-level-recheck:info",
         "rule.egfr-recheck:info",
         "rule.influenza-vaccine-due:info",
         "rule.inr-monitoring:warning",
@@ -129,7 +131,6 @@ PATIENT_VIEW: dict[str, list[str]] = {
     "Clarine_O'Keefe": [
         "rule.diabetes-hba1c-due:info",
         "rule.digoxin-interacting:warning",
-        "rule.digoxin-level-recheck:info",
         "rule.egfr-recheck:warning",
         "rule.influenza-vaccine-due:info",
         "rule.inr-monitoring:warning",
@@ -142,13 +143,13 @@ PATIENT_VIEW: dict[str, list[str]] = {
     ],
     "Cruz_Halvorson": [
         "rule.digoxin-interacting:warning",
-        "rule.digoxin-level-recheck:info",
         "rule.duplicate-therapy:warning",
         "rule.egfr-recheck:info",
         "rule.influenza-vaccine-due:info",
         "rule.inr-monitoring:warning",
         "rule.potassium-recheck:info",
         "rule.simvastatin-dose-limit:warning",
+        "rule.statin-intensity-low:info",
         "rule.vka-antiplatelet:warning",
     ],
     "Daisey_Johns": [
@@ -157,7 +158,6 @@ PATIENT_VIEW: dict[str, list[str]] = {
     ],
     "Derek_Becker": [
         "rule.digoxin-interacting:warning",
-        "rule.digoxin-level-recheck:info",
         "rule.egfr-recheck:info",
         "rule.influenza-vaccine-due:info",
         "rule.inr-monitoring:warning",
@@ -197,6 +197,7 @@ PATIENT_VIEW: dict[str, list[str]] = {
     ],
     "Martina_Murazik": [
         "rule.antiplatelet-absent:info",
+        "rule.heart-failure-therapy-gap:info",
         "rule.influenza-vaccine-due:info",
         "rule.statin-indicated-absent:info",
     ],
@@ -226,7 +227,6 @@ PATIENT_VIEW: dict[str, list[str]] = {
     "Trey_Berge": [
         "rule.blood-pressure-recheck:info",
         "rule.digoxin-interacting:warning",
-        "rule.digoxin-level-recheck:info",
         "rule.duplicate-therapy:warning",
         "rule.egfr-recheck:info",
         "rule.influenza-vaccine-due:info",
