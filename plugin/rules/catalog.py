@@ -835,8 +835,8 @@ def duplicate_therapy(facts: RuleFacts) -> Iterator[Finding]:
             continue
         for ingredient in exposure.ingredients:
             by_ingredient.setdefault(ingredient, []).append(exposure)
-    for ingredient, members in sorted(by_ingredient.items()):
-        handles = frozenset(e.handle for e in members)
+    for ingredient, products in sorted(by_ingredient.items()):
+        handles = frozenset(e.handle for e in products)
         if len(handles) < 2 or any(handles <= group for group in covered):
             continue
         covered.add(handles)
@@ -844,12 +844,12 @@ def duplicate_therapy(facts: RuleFacts) -> Iterator[Finding]:
             "rule.duplicate-therapy",
             "warning",
             _short(
-                f"Two products containing {ingredient} ({_short(_names(members), 70)}): consider whether both are intended"
+                f"Two products containing {ingredient} ({_short(_names(products), 70)}): consider whether both are intended"
             ),
             "Two products of the same drug add up to a double dose unless one of them is meant to stop.",
             ("kb.duplicate-same-ingredient",),
-            _handles(members),
-            _proposed(members),
+            _handles(products),
+            _proposed(products),
         )
 
 
