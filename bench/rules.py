@@ -7,7 +7,8 @@ warm-up:
 - floor: a trivial pass over the same context (reading every medication's handle);
 - facts: `RuleFacts.of(context)` alone;
 - all rules: `run_rules(RuleFacts.of(context), MEDICATION_RULES + CARE_GAP_RULES)`;
-- rule cards: the same plus `finding_card` for every finding (the synchronous card path without HTTP).
+- rule cards: the same plus `finding_card` for every finding (the synchronous card path without HTTP);
+- N drafts: all rules with 5, 10, 20 and 40 draft orders on the same chart, time per draft (linear growth).
 
     python -m bench.rules [--runs N] [--warmup N] [--rounds N] [--chart NAME-PREFIX] [--gold-only | --no-gold]
 
@@ -41,7 +42,7 @@ from bench.stats import percentile
 from cds_hooks.prefetch import render_template
 from plugin.catalog import CHART_PREFETCH
 from plugin.context.build import build_context
-from plugin.context.model import BuiltContext
+from plugin.context.model import BuiltContext, ClinicalContext
 from plugin.fhir_search import FhirStore
 from plugin.knowledge import load_knowledge_base
 from plugin.rules.cards import finding_card
@@ -58,8 +59,8 @@ TARGET_P99_MS = 5.0
 TARGET_ACCURACY = 0.90
 
 
-def largest_chart(prefix: str = "") -> tuple[str, int, BuiltContext, str]:
-    """(file stem, raw prefetch bytes, built context, patient id) of the chart with the largest prefetch."""
+def largest_chart(prefix: str = "") -> tuple[str, int, BuiltContext, str, dict[str, Any]]:
+    """(file stem, raw prefetch bytes, built context, patient id, prefetch) of the chart with the largest prefetch."""
     best: tuple[int, str, dict[str, Any], str] | None = None
     for path in sorted(SYNTHEA.glob("*.json")):
         if not path.stem.startswith(prefix):
@@ -75,7 +76,49 @@ def largest_chart(prefix: str = "") -> tuple[str, int, BuiltContext, str]:
     if best is None:
         raise SystemExit(f"bench.rules: no Synthea bundle named {prefix}*.json under {SYNTHEA}")
     size, stem, prefetch, patient_id = best
-    return stem, size, build_context(prefetch, NOW), patient_id
+    return stem, size, build_context(prefetch, NOW), patient_id, prefetch
+
+
+# Draft products an order session might hold, cycled to make N drafts (some interact, as real baskets do).
+DRAFT_PRODUCTS: tuple[str, ...] = (
+    "Ibuprofen 400 MG Oral Tablet",
+    "Amoxicillin 500 MG Oral Capsule",
+    "Lisinopril 10 MG Oral Tablet",
+    "Sertraline 50 MG Oral Tablet",
+    "Atorvastatin 40 MG Oral Tablet",
+    "Metformin hydrochloride 500 MG Oral Tablet",
+    "Oxycodone Hydrochloride 5 MG Oral Tablet",
+    "Clarithromycin 500 MG Oral Tablet",
+    "Acetaminophen 500 MG Oral Tablet",
+    "Gabapentin 300 MG Oral Capsule",
+)
+DRAFT_COUNTS: tuple[int, ...] = (5, 10, 20, 40)
+
+
+def draft_bundle(count: int, patient_id: str) -> dict[str, Any]:
+    """A collection Bundle of `count` draft MedicationRequests, as order-select sends them."""
+    entries = []
+    for n in range(count):
+        display = DRAFT_PRODUCTS[n % len(DRAFT_PRODUCTS)]
+        entries.append(
+            {
+                "resource": {
+                    "resourceType": "MedicationRequest",
+                    "id": f"draft-{n}",
+                    "status": "draft",
+                    "intent": "order",
+                    "subject": {"reference": f"Patient/{patient_id}"},
+                    "medicationCodeableConcept": {"text": display},
+                    "dosageInstruction": [
+                        {
+                            "timing": {"repeat": {"frequency": 2, "period": 1, "periodUnit": "d"}},
+                            "doseAndRate": [{"doseQuantity": {"value": 1, "unit": "tablet"}}],
+                        }
+                    ],
+                }
+            }
+        )
+    return {"resourceType": "Bundle", "type": "collection", "entry": entries}
 
 
 def measure(
@@ -132,7 +175,7 @@ def _target_line(name: str, recall: float | None, precision: float | None) -> st
 
 
 def latency(args: argparse.Namespace) -> None:
-    stem, size, built, patient_id = largest_chart(args.chart)
+    stem, size, built, patient_id, prefetch = largest_chart(args.chart)
     context, handles, knowledge = built.context, built.handles, load_knowledge_base()
 
     def floor() -> object:
@@ -169,6 +212,35 @@ def latency(args: argparse.Namespace) -> None:
     p99 = percentile(samples["all rules"], 0.99)
     verdict = "PASS" if p99 <= TARGET_P99_MS else "FAIL"
     print(f"{verdict}: all rules p99 {p99:.3f} ms <= {TARGET_P99_MS:g} ms")
+    drafts(args, prefetch, patient_id)
+
+
+def drafts(args: argparse.Namespace, prefetch: dict[str, Any], patient_id: str) -> None:
+    """All rules on the same chart with N draft orders: time per draft should stay flat (linear growth)."""
+    contexts = {
+        n: build_context(prefetch, NOW, draft_orders=draft_bundle(n, patient_id)).context
+        for n in DRAFT_COUNTS
+    }
+
+    def rules_on(context: ClinicalContext) -> Callable[[], object]:
+        return lambda: run_rules(RuleFacts.of(context), RULES)
+
+    rows = {f"{n} drafts": rules_on(contexts[n]) for n in DRAFT_COUNTS}
+    samples = measure(rows, max(args.runs // 4, 20), max(args.warmup // 4, 5), args.rounds)
+    print(f"{'drafts':<12} {'p50 ms':>9} {'p99 ms':>9} {'ms/draft':>9} {'findings':>9}")
+    per_draft: list[float] = []
+    for n in DRAFT_COUNTS:
+        values = samples[f"{n} drafts"]
+        p50 = percentile(values, 0.5)
+        per_draft.append(p50 / n)
+        found = len(run_rules(RuleFacts.of(contexts[n]), RULES))
+        print(f"{n:<12} {p50:>9.3f} {percentile(values, 0.99):>9.3f} {p50 / n:>9.3f} {found:>9}")
+    growth = per_draft[-1] / per_draft[1]
+    verdict = "PASS" if growth <= 2.0 else "FAIL"
+    print(
+        f"{verdict}: time per draft at {DRAFT_COUNTS[-1]} drafts is {growth:.2f}x that at {DRAFT_COUNTS[1]} "
+        "(linear keeps it near 1x; quadratic work would make it 4x)"
+    )
 
 
 if __name__ == "__main__":

@@ -106,14 +106,15 @@ def test_warfarin_and_ibuprofen_order_then_accept_and_dismiss(
         inr_uuid = inr.get_attribute("data-uuid")
         assert inr_uuid
         inr.locator("button.dismiss").click()
-        inr.locator("select.override-reason").select_option(label="Already managed or being monitored")
+        # The INR card offers its own reasons (knowledge/override_reasons.json), not only the generic ones.
+        inr.locator("select.override-reason").select_option(label="Lab already ordered or scheduled")
         inr.locator("input.override-comment").fill("INR booked for Friday")
         screenshot(page, "preview-dismiss-form")
         inr.locator("button.confirm-dismiss").click()
         page.wait_for_selector(f"article[data-uuid='{inr_uuid}'] .outcome")
         [overridden] = stored_feedback(redis_server.url, inr_uuid)
         assert overridden["outcome"] == "overridden"
-        assert overridden["override_reason"]["code"] == "already-managed"
+        assert overridden["override_reason"]["code"] == "lab-scheduled"
         assert overridden["user_comment"] == "INR booked for Friday"
         feedback_calls = page.locator("#calls details[data-label^='feedback']")
         assert feedback_calls.count() == 2
