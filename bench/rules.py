@@ -16,7 +16,9 @@ Then the accuracy table: every rule card against the pharmacist-review gold set 
 gold finding family and precision per card, with the misses and unmatched cards per chart (charts named
 only by their bundle UUID's first 8 hex digits), then the constructed-case gold set's tables
 (bench/gold/constructed.py: recall and precision per hook, family and check, through
-bench/gold/check_rules.json). `--gold-only` skips the latency rows, `--no-gold` the tables.
+bench/gold/check_rules.json), and the held-out cases (bench/gold/heldout_cases.json: written after the rules
+by a reviewer who read none of them, scored as they are and never tuned on). `--gold-only` skips the latency
+rows, `--no-gold` the tables.
 The latency line, too, names its chart only by that UUID prefix: bundle file names hold patients' names.
 
 Exits non-zero only when the benchmark itself fails; a missed target is a FAIL line, not an exit status.
@@ -38,6 +40,7 @@ from typing import Any
 import orjson
 
 from bench.gold import accuracy, constructed
+from bench.gold.model import HELDOUT_PATH, load_constructed
 from bench.stats import percentile
 from cds_hooks.prefetch import render_template
 from plugin.catalog import CHART_PREFETCH
@@ -161,7 +164,15 @@ def main(argv: list[str] | None = None) -> int:
         cases = constructed.evaluate()
         print("\n".join(constructed.render(cases)))
         print()
-        for name, row in (("Synthea charts", synthea.overall), ("constructed cases", cases.overall)):
+        heldout = constructed.evaluate(load_constructed(HELDOUT_PATH))
+        print("held-out cases (written after the rules by a reviewer who read none of them; not tuned on):")
+        print("\n".join(constructed.render(heldout)))
+        print()
+        for name, row in (
+            ("Synthea charts", synthea.overall),
+            ("constructed cases", cases.overall),
+            ("held-out cases", heldout.overall),
+        ):
             print(_target_line(name, row.recall, row.precision))
     return 0
 

@@ -21,7 +21,10 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time
+from pathlib import Path
 from typing import Any
+
+import orjson
 
 from bench.gold.accuracy import (
     FHIR_BASE,
@@ -159,6 +162,8 @@ def tabulate(
             report.severity_agrees += result.severity_agrees[finding.id]
         for card, matched in zip(result.cards, result.card_match, strict=True):
             check = matched.check if matched else rule_check.get(card.rule_id, UNMAPPED)
+            if check not in report.checks:
+                check = UNMAPPED  # a rule mapped to a check this gold set does not use
             family = matched.family if matched else check_family.get(check, UNMAPPED)
             for row in (hook_row, report.families[family], report.checks[check], report.overall):
                 row.cards += 1
@@ -227,6 +232,20 @@ def render(report: Report, check_rules: Mapping[str, Sequence[str]] | None = Non
         f"precision without {len(unreviewed)} vaccine-due cards on charts whose vaccines the author did not "
         f"review: {report.overall.matched}/{scoped} = {report.overall.matched / scoped if scoped else 0:.2f}"
     )
+    adjudicated = _adjudicated_valid()
+    valid = sum(
+        1
+        for result in report.cases
+        for card, matched in zip(result.cards, result.card_match, strict=True)
+        if matched is None and (result.case.id, card.rule_id) in adjudicated
+    )
+    if report.overall.cards:
+        lines.append(
+            f"precision counting the {valid} unmatched cards an independent pharmacist judged valid "
+            f"({ADJUDICATION.name}; unjudged cards count as wrong): "
+            f"{report.overall.matched + valid}/{report.overall.cards} = "
+            f"{(report.overall.matched + valid) / report.overall.cards:.2f}"
+        )
     quiet = [r for r in report.cases if not r.case.findings]
     lines.append(f"cases with no gold finding and no card: {sum(not r.cards for r in quiet)}/{len(quiet)}")
     for result in report.cases:
@@ -240,6 +259,17 @@ def render(report: Report, check_rules: Mapping[str, Sequence[str]] | None = Non
         lines.extend(f"  missed    {f.check} [{f.family}/{f.severity}]" for f in missed)
         lines.extend(f"  unmatched {c.rule_id} ({c.severity}) citing {_cited_names(t)}" for c, t in extra)
     return lines
+
+
+ADJUDICATION = Path(__file__).resolve().parent / "adjudication_constructed.json"
+
+
+def _adjudicated_valid(path: Path = ADJUDICATION) -> frozenset[tuple[str, str]]:
+    """(case id, rule id) of unmatched cards the adjudicator judged valid; empty when there is no file."""
+    if not path.exists():
+        return frozenset()
+    cards = orjson.loads(path.read_bytes())["cards"]
+    return frozenset((c["case"], c["rule"]) for c in cards if c["verdict"] == "valid")
 
 
 def main() -> int:

@@ -17,6 +17,8 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
 GOLD_PATH = Path(__file__).resolve().parent / "pharmacist_review.json"
 CONSTRUCTED_PATH = Path(__file__).resolve().parent / "constructed_cases.json"
 CHECK_RULES_PATH = Path(__file__).resolve().parent / "check_rules.json"
+# Written after the rules by a reviewer who read none of them; scored once per release, never tuned on.
+HELDOUT_PATH = Path(__file__).resolve().parent / "heldout_cases.json"
 
 Family = Literal[
     "interaction",

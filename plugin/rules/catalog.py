@@ -62,6 +62,7 @@ class Interaction:
     left_ingredients: frozenset[str] = frozenset()  # narrows the left side to these drugs
     right_unless: frozenset[str] = frozenset()  # right-side drugs with these classes belong to another rule
     right_unless_ingredients: frozenset[str] = frozenset()
+    right_systemic_only: bool = False  # skin, eye and ear products of the right-side drug do not count
 
     def _left(self, facts: RuleFacts) -> tuple[Exposure, ...]:
         left = facts.with_class(*self.left)
@@ -73,7 +74,9 @@ class Interaction:
         return tuple(
             e
             for e in facts.with_class(*self.right)
-            if not e.has(*self.right_unless) and self.right_unless_ingredients.isdisjoint(e.ingredients)
+            if not e.has(*self.right_unless)
+            and self.right_unless_ingredients.isdisjoint(e.ingredients)
+            and not (self.right_systemic_only and _SKIN_EYE_EAR.search(e.label))
         )
 
     def __call__(self, facts: RuleFacts) -> Iterator[Finding]:
@@ -117,6 +120,7 @@ def _pair(
     left_ingredients: Iterable[str] = (),
     right_unless: Iterable[str] = (),
     right_unless_ingredients: Iterable[str] = (),
+    right_systemic_only: bool = False,
 ) -> Interaction:
     cited = tuple(("*", e) if isinstance(e, str) else e for e in evidence)
     return Interaction(
@@ -131,7 +135,13 @@ def _pair(
         frozenset(left_ingredients),
         frozenset(right_unless),
         frozenset(right_unless_ingredients),
+        right_systemic_only,
     )
+
+
+# RxNorm names the dose form: "Metronidazole 7.5 MG/ML Topical Gel" stays on the skin (a vaginal gel does not
+# count here: part of it is absorbed).
+_SKIN_EYE_EAR = re.compile(r"\b(topical|ophthalmic|otic)\b", re.IGNORECASE)
 
 
 INTERACTIONS: tuple[Interaction, ...] = (
@@ -1091,7 +1101,8 @@ def epinephrine_autoinjector_weight(facts: RuleFacts) -> Iterator[Finding]:
 
 def asthma_saba_only(facts: RuleFacts) -> Iterator[Finding]:
     saba = facts.with_class("saba")
-    if saba and not facts.with_class("ics") and facts.has_condition("asthma"):
+    # With a LABA and no ICS the problem is the LABA (rule.asthma-laba-without-ics, critical), not the reliever.
+    if saba and not facts.with_class("ics", "laba") and facts.has_condition("asthma"):
         yield Finding(
             "rule.asthma-saba-only",
             "warning",

@@ -155,6 +155,7 @@ AMIODARONE_WARFARIN_PAIRS: tuple[Interaction, ...] = (
             "can sharply raise the INR",
             "consider another antimicrobial or an INR check within 3-5 days",
             "Metronidazole slows the breakdown of warfarin's more potent form, so the INR rises.",
+            right_systemic_only=True,
         ),
         INR,
     ),

@@ -744,9 +744,15 @@ def antiplatelet_secondary_prevention(facts: RuleFacts) -> Iterator[Finding]:
     )
 
 
+FOLIC_ACID_UNTIL_WEEKS: Final = 13  # neural-tube closure is early: the card matters in the first trimester
+
+
 def prenatal_folic_acid(facts: RuleFacts) -> Iterator[Finding]:
     if not facts.pregnant or facts.context.demographics.deceased:
         return
+    weeks = facts.context.pregnancy.weeks
+    if weeks is not None and weeks >= FOLIC_ACID_UNTIL_WEEKS:
+        return  # an undated pregnancy still asks (fail closed)
     words = ("folic", "folate", "prenatal")
     if any(e.has("folate") or any(w in e.label.lower() for w in words) for e in facts.exposures):
         return

@@ -44,9 +44,18 @@ _DRUG_KEYS: Final = frozenset(
     {"ingredients", "basis", "thresholds", "criteria", "label", "why", "evidence", "handled_by", "recheck_by"}
 )
 _DRUG_REQUIRED: Final = frozenset({"ingredients", "basis", "label", "why", "evidence"})
-_THRESHOLD_KEYS: Final = frozenset({*BOUNDS, "action", "option", "source"})
+_THRESHOLD_KEYS: Final = frozenset({*BOUNDS, "action", "option", "source", "max_daily_mg"})
 _CRITERIA_KEYS: Final = frozenset(
-    {"need", "age_at_least", "weight_kg_at_most", "creatinine_at_least", "action", "option", "source"}
+    {
+        "need",
+        "age_at_least",
+        "weight_kg_at_most",
+        "creatinine_at_least",
+        "action",
+        "option",
+        "source",
+        "max_single_mg",
+    }
 )
 
 
@@ -61,6 +70,8 @@ class Threshold:
     action: str  # one of ACTIONS or "max dose ..."
     option: str  # "consider ...", the card's suggestion
     source: str  # the label section (or other document) the limit comes from
+    # The labelled daily dose at this function (mg): an order at or under it needs no card. None: any dose.
+    max_daily_mg: float | None = None
 
     def crossed(self, value: float) -> bool:
         if self.bound == "below":
@@ -93,6 +104,7 @@ class Criteria:
     action: str
     option: str
     source: str
+    max_single_mg: float | None = None  # the reduced dose: a product at or under it needs no card
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,10 +164,13 @@ def _action(raw: dict[str, object], where: str) -> tuple[str, str, str]:
     return action, option, _text(raw, "source", where)
 
 
-def _number(value: object, where: str, what: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= _MAX_LIMIT:
-        raise _fail(where, f"{what} must be a number above 0 and at most {_MAX_LIMIT:g}, got {value!r}")
+def _number(value: object, where: str, what: str, ceiling: float = _MAX_LIMIT) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= ceiling:
+        raise _fail(where, f"{what} must be a number above 0 and at most {ceiling:g}, got {value!r}")
     return float(value)
+
+
+_MAX_DOSE_MG: Final = 10_000.0  # no oral daily dose in the table comes near it: a typo guard
 
 
 def _threshold(raw: object, where: str) -> Threshold:
@@ -166,7 +181,15 @@ def _threshold(raw: object, where: str) -> Threshold:
         raise _fail(where, f"a threshold names exactly one of {BOUNDS}")
     bound = bounds[0]
     action, option, source = _action(raw, where)
-    return Threshold(bound, _number(raw[bound], where, bound), action, option, source)
+    ceiling = raw.get("max_daily_mg")
+    return Threshold(
+        bound,
+        _number(raw[bound], where, bound),
+        action,
+        option,
+        source,
+        None if ceiling is None else _number(ceiling, where, "max_daily_mg", _MAX_DOSE_MG),
+    )
 
 
 def _criteria(raw: object, where: str) -> Criteria:
@@ -190,6 +213,11 @@ def _criteria(raw: object, where: str) -> Criteria:
         action,
         option,
         source,
+        (
+            None
+            if raw.get("max_single_mg") is None
+            else _number(raw["max_single_mg"], where, "max_single_mg", _MAX_DOSE_MG)
+        ),
     )
 
 

@@ -17,6 +17,8 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Final
 
+from plugin.rules import dosing
+from plugin.rules.dose_range import ingredient_strength_mg
 from plugin.rules.kidney import AkiStage, RenalFunction, aki_stage, renal_function, shown
 from plugin.rules.model import Exposure, Finding, LabOrder, RuleFacts, Severity
 from plugin.rules.renal_dosing import Criteria, RenalDrug, RenalTable, Threshold, renal_dosing
@@ -102,8 +104,8 @@ def _missing(drug: RenalDrug, facts: RuleFacts, renal: RenalFunction) -> tuple[s
             return ()
         return ("creatinine",) if renal.creatinine is None else (BY_HAND,)
     if drug.basis == "crcl":
-        if renal.crcl is not None or _egfr_stands_in(drug, renal, proposed=True):
-            return ()
+        if renal.crcl is not None or renal.egfr is not None:
+            return ()  # CrCl, or the eGFR standing in for it when there is no weight
     else:
         assert drug.criteria is not None  # renal_dosing checks: basis "criteria" carries criteria
         met, unread, _ = _criteria_met(drug.criteria, facts, renal)
@@ -113,16 +115,16 @@ def _missing(drug: RenalDrug, facts: RuleFacts, renal: RenalFunction) -> tuple[s
     return tuple(wanted) or (BY_HAND,)
 
 
-def _egfr_stands_in(drug: RenalDrug, renal: RenalFunction, proposed: bool) -> bool:
-    """Whether the eGFR already crosses a CrCl-dosed drug's limit when CrCl cannot be computed (no weight):
-    the card is then shown on the eGFR, saying so, rather than held back for a weight (fail closed). An eGFR
-    that does not cross says nothing about CrCl, so the weight is still asked for."""
-    return (
-        drug.basis == "crcl"
-        and renal.crcl is None
-        and renal.egfr is not None
-        and drug.crossed(renal.egfr, proposed) is not None
-    )
+def _egfr_stands_in(drug: RenalDrug, renal: RenalFunction) -> bool:
+    """Whether a CrCl-dosed drug is judged on the eGFR: CrCl cannot be computed (no current weight) but an eGFR
+    is known. KDIGO 2024 accepts eGFR for most drug dosing; the card says which number it used."""
+    return drug.basis == "crcl" and renal.crcl is None and renal.egfr is not None
+
+
+def _unit_mg(exposure: Exposure, drug: RenalDrug) -> float | None:
+    """Milligrams of the table's drug per tablet or capsule, from the product name; None for a liquid."""
+    strength = ingredient_strength_mg(exposure.label, drug.ingredients[0])
+    return strength.mg if strength is not None and strength.per_ml is None else None
 
 
 # --- rule.renal-dose-crcl ---------------------------------------------------------------------------------
@@ -159,6 +161,13 @@ class RenalDose:
             met, _, handles = _criteria_met(drug.criteria, facts, renal)
             if len(met) < drug.criteria.need:
                 return None
+            single = _unit_mg(exposure, drug)
+            if (
+                drug.criteria.max_single_mg is not None
+                and single is not None
+                and single <= drug.criteria.max_single_mg
+            ):
+                return None  # already on the reduced dose
             criteria = drug.criteria
             summary = f"{name} with {', '.join(met)}: label {criteria.action}; {criteria.option}"
             return Finding(
@@ -172,7 +181,7 @@ class RenalDose:
             )
         value, label, formula, labs = (
             (renal.crcl, "CrCl", "Cockcroft-Gault", renal.crcl_inputs)
-            if drug.basis == "crcl" and not _egfr_stands_in(drug, renal, exposure.proposed)
+            if drug.basis == "crcl" and not _egfr_stands_in(drug, renal)
             else (
                 renal.egfr,
                 "eGFR",
@@ -192,6 +201,11 @@ class RenalDose:
         threshold: Threshold | None = drug.crossed(value, exposure.proposed)
         if threshold is None:
             return None
+        if threshold.max_daily_mg is not None:
+            unit = _unit_mg(exposure, drug)
+            daily = dosing.daily_mg(dosing.dosage_of(facts, exposure), unit)
+            if daily is not None and daily <= threshold.max_daily_mg:
+                return None  # the order is already within the labelled dose for this kidney function
         # A recorded eGFR is the lab's own number: only a computed one rests on the capped age.
         how = ", ".join(part for part in (formula, capped if formula else "") if part)
         measured = f"{label} {shown(value)}" + (f" ({how})" if how else "")
@@ -208,6 +222,22 @@ class RenalDose:
 
 
 # --- rule.renal-function-unknown --------------------------------------------------------------------------
+
+# With no kidney function at all, a creatinine is asked for first where it changes the dose most often: from
+# 65, in known kidney disease, or for drugs whose overdose harms at any age (anticoagulants, digoxin, lithium,
+# chemotherapy). A short antibiotic course in a younger adult without kidney disease is dosed as usual.
+ASK_FROM_AGE: Final = 65
+ASK_AT_ANY_AGE_CLASSES: Final = ("anticoagulant", "cardiac-glycoside", "lithium")
+ASK_AT_ANY_AGE_INGREDIENTS: Final = frozenset({"oxaliplatin"})
+
+
+def _worth_asking(facts: RuleFacts, exposure: Exposure) -> bool:
+    return (
+        (facts.age is not None and facts.age >= ASK_FROM_AGE)
+        or facts.has_condition("ckd")
+        or exposure.has(*ASK_AT_ANY_AGE_CLASSES)
+        or not ASK_AT_ANY_AGE_INGREDIENTS.isdisjoint(exposure.ingredients)
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -232,7 +262,7 @@ class RenalFunctionUnknown:
             missing = _missing(drug, facts, renal)
             if drug.recheck_by == EGFR_RECHECK_ID and egfr_recheck_speaks:
                 continue  # rule.egfr-recheck already asks for this drug's kidney function
-            if not missing:
+            if not missing or not _worth_asking(facts, exposure):
                 continue
             drugs.append(exposure)
             wanted.update(dict.fromkeys(missing))

@@ -230,7 +230,7 @@ def test_replay_reproduces_the_corpus_decision(
     assert printed["retrieval"]["ids"] == list(retrieved)
     assert printed["decision"] == decision_json(expected)
 
-    promised = (case.abstain_reason, case.rejected_reasons, [list(a) for a in case.agreements])
+    promised = (case.abstain_reason, case.rejected_reasons_with_drafts, [list(a) for a in case.agreements])
     assert _outcome(printed["decision"]) == promised
     # The decision the unit tests check: the chart without draft orders and the fixed retrieved set.
     unit = govern(
@@ -241,7 +241,11 @@ def test_replay_reproduces_the_corpus_decision(
         GovernancePolicy(),
         corpus.PATIENT,
     )
-    assert _outcome(decision_json(unit)) == promised
+    assert _outcome(decision_json(unit)) == (
+        case.abstain_reason,
+        case.rejected_reasons,
+        [list(a) for a in case.agreements],
+    )
 
     # Each rejection names its failed step last in the log, and an AI card is printed per acceptance.
     failed = {

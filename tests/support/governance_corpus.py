@@ -290,10 +290,16 @@ class Case:
     agreements: tuple[tuple[int, int], ...] = ()
     abstain_reason: str | None = "nothing-passed"
     drafts: tuple[JsonDict, ...] = ()
+    # The reason with the draft orders present (the replay), where it differs from the chart alone.
+    reason_with_drafts: str | None = None
 
     @property
     def rejected_reasons(self) -> list[str]:
         return [self.reason] * self.rejections
+
+    @property
+    def rejected_reasons_with_drafts(self) -> list[str]:
+        return [self.reason_with_drafts or self.reason] * self.rejections
 
 
 def cases() -> tuple[Case, ...]:
@@ -503,6 +509,9 @@ def all_cases() -> tuple[Case, ...]:
             "below-agreement",
             rejections=3,
             drafts=(draft_order(*ACETAMINOPHEN),),
+            # Beside a draft acetaminophen each proposed acetaminophen product is a second product of the same
+            # drug (rule.duplicate-therapy): the safety veto comes before agreement is counted.
+            reason_with_drafts="safety-veto",
         ),
         Case(
             "clean-outputs",

@@ -12,6 +12,7 @@ from bench.gold.model import (
     CHECK_RULES_PATH,
     CONSTRUCTED_PATH,
     FAMILIES,
+    HELDOUT_PATH,
     SEVERITIES,
     ConstructedSet,
     load_check_rules,
@@ -39,10 +40,10 @@ def test_every_check_has_a_positive_and_a_negative_case() -> None:
 
 
 def test_every_check_is_in_the_rule_map() -> None:
-    gold = load_constructed()
+    declared = set(load_constructed().checks) | set(load_constructed(HELDOUT_PATH).checks)
     mapping = load_check_rules()
-    assert set(gold.checks) <= set(mapping)
-    assert set(mapping) <= set(gold.checks), "check_rules.json names a check the gold set does not declare"
+    assert set(load_constructed().checks) <= set(mapping)
+    assert set(mapping) <= declared, "check_rules.json names a check neither gold set declares"
 
 
 def test_every_case_builds_a_context_with_nothing_skipped() -> None:
@@ -87,3 +88,12 @@ def test_check_rules_file_is_a_plain_mapping() -> None:
     raw = orjson.loads(CHECK_RULES_PATH.read_bytes())
     assert isinstance(raw, dict)
     assert all(isinstance(v, list) and all(isinstance(r, str) for r in v) for v in raw.values())
+
+
+def test_the_held_out_set_validates_builds_and_is_mapped() -> None:
+    gold = load_constructed(HELDOUT_PATH)
+    assert len(gold.cases) >= 40
+    rules = load_check_rules()
+    assert sorted(set(gold.checks) - set(rules)) == []
+    for case in gold.cases:
+        assert constructed.case_context(case).context.skipped == (), case.id

@@ -821,3 +821,17 @@ def test_naloxone_is_offered_with_a_benzodiazepine_or_after_any_drug_overdose(
     finding, built = one(NALOXONE, OXYCODONE, extra)  # 22.5 MME/day alone would be silent
     assert finding.severity == "warning" and finding.summary.startswith(lead)
     assert refs(built, finding.inputs) == {ref(OXYCODONE), ref(extra)}
+
+
+@pytest.mark.parametrize(
+    ("display", "fires"),
+    [
+        ("Metronidazole 500 MG Oral Tablet", True),
+        ("Metronidazole 7.5 MG/ML Topical Gel", False),  # rosacea gel: barely absorbed
+        ("Metronidazole 7.5 MG/ML Vaginal Gel", True),  # partly absorbed: still checked
+    ],
+)
+def test_warfarin_with_metronidazole_counts_systemic_forms_only(display: str, fires: bool) -> None:
+    rule = next(r for r in HIGH_HARM_RULES if getattr(r, "rule_id", "") == "rule.vka-metronidazole")
+    warfarin = rx("warfarin", "Warfarin Sodium 5 MG Oral Tablet")
+    assert bool(run(rule, warfarin, rx("metronidazole", display))) is fires

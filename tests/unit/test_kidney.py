@@ -26,8 +26,8 @@ from plugin.rules.kidney import aki_stage, ckd_epi_2021, cockcroft_gault, renal_
 from plugin.rules.model import Finding, RuleFacts
 from plugin.rules.renal_dosing import RenalDosingError, parse_renal_dosing, renal_dosing
 from plugin.rules.renal_rules import KIDNEY_RULES, AkiNephrotoxin, RenalDose, RenalFunctionUnknown
-from tests.support.charts import medication_request
-from tests.support.rule_cases import PATIENT_ID, Chart, draft, lab, med, on, reference
+from tests.support.charts import copy_json, medication_request
+from tests.support.rule_cases import PATIENT_ID, Chart, draft, lab, med, on, problem, reference
 
 pytestmark = pytest.mark.unit
 
@@ -456,23 +456,51 @@ def test_digoxin_gets_one_recheck_card() -> None:
     facts, _ = facts_of(chart)
     assert [f.rule_id for f in catalog.EGFR_RECHECK(facts)] == ["rule.egfr-recheck"]
     assert list(UNKNOWN(facts)) == []
-    # Current eGFR above the limit but no weight for CrCl: egfr-recheck is quiet, this rule asks for the weight.
+    # Current eGFR but no weight for CrCl: the eGFR stands in (KDIGO 2024), so nobody asks for more.
     chart = Chart(resources=(digoxin, egfr(45), creatinine(1.3)))
     facts, _ = facts_of(chart)
     assert list(catalog.EGFR_RECHECK(facts)) == []
-    (finding,) = UNKNOWN(facts)
-    assert "consider checking weight" in finding.summary
+    assert list(UNKNOWN(facts)) == []
+    assert list(DOSE(facts)) == []
 
 
 @pytest.mark.parametrize(("value", "dosed"), [(29.9, True), (30, False)])
-def test_an_egfr_past_a_crcl_limit_stands_in_when_there_is_no_weight(value: float, dosed: bool) -> None:
-    # Fail closed: an eGFR already below digoxin's CrCl 30 decides without a weight; one at 30 cannot.
+def test_the_egfr_stands_in_for_crcl_when_there_is_no_weight(value: float, dosed: bool) -> None:
+    # KDIGO 2024 accepts eGFR for drug dosing: without a weight it decides, either way, and the card says so.
     facts, _ = facts_of(Chart(resources=(med("digoxin"), egfr(value))))
     findings = list(DOSE(facts))
     assert bool(findings) is dosed
-    assert bool(list(UNKNOWN(facts))) is not dosed
+    assert list(UNKNOWN(facts)) == []
     if dosed:
         assert "no weight for CrCl" in findings[0].summary and "eGFR 29.9" in findings[0].summary
+
+
+@pytest.mark.parametrize(
+    ("age", "drug", "problems", "asks"),
+    [
+        (64, "gabapentin", (), False),  # a younger adult, no kidney disease: dosed as usual
+        (65, "gabapentin", (), True),
+        (50, "gabapentin", ("ckd-3",), True),
+        (30, "enoxaparin", (), True),  # an anticoagulant: asked at any age
+    ],
+)
+def test_a_creatinine_is_asked_for_where_it_changes_the_dose(
+    age: int, drug: str, problems: tuple[str, ...], asks: bool
+) -> None:
+    chart = Chart(age=age, resources=(med(drug), *(problem(p) for p in problems)))
+    facts, _ = facts_of(chart)
+    assert bool(list(UNKNOWN(facts))) is asks
+
+
+@pytest.mark.parametrize(("times", "dosed"), [(3, False), (5, True)])
+def test_gabapentin_within_the_labelled_range_for_its_crcl_needs_no_card(times: int, dosed: bool) -> None:
+    # CrCl 30-59: 400-1400 mg a day. 300 mg x 3 = 900 is inside; 300 mg x 5 = 1,500 is over.
+    order = copy_json(med("gabapentin"))
+    order["medicationCodeableConcept"]["coding"][0]["display"] = "Gabapentin 300 MG Oral Capsule"
+    order["medicationCodeableConcept"]["text"] = "Gabapentin 300 MG Oral Capsule"
+    order["dosageInstruction"][0]["timing"]["repeat"]["frequency"] = times
+    facts, _ = facts_of(Chart(age=70, gender="male", resources=(order, creatinine(2.0), weight(80))))
+    assert bool(list(DOSE(facts))) is dosed
 
 
 # --- AKI on nephrotoxins ----------------------------------------------------------------------------
@@ -577,3 +605,13 @@ def test_every_threshold_makes_a_whole_card(drug: Any, threshold: Any) -> None:
     check_text(finding)
     assert "…" not in finding.summary, finding.summary  # nothing cut: the option and the label both fit
     assert threshold.option in finding.summary
+
+
+def test_apixaban_already_at_the_reduced_dose_needs_no_card() -> None:
+    # Age 82 and creatinine 1.6 meet two criteria: 5 mg twice daily is flagged, 2.5 mg is what the label asks.
+    reduced = copy_json(med("apixaban"))
+    reduced["medicationCodeableConcept"]["coding"][0]["display"] = "apixaban 2.5 MG Oral Tablet"
+    reduced["medicationCodeableConcept"]["text"] = "apixaban 2.5 MG Oral Tablet"
+    for order, fires in ((med("apixaban"), True), (reduced, False)):
+        facts, _ = facts_of(Chart(age=82, gender="female", resources=(order, creatinine(1.6), weight(70))))
+        assert bool(list(DOSE(facts))) is fires

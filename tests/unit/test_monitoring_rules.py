@@ -1231,3 +1231,15 @@ def test_a_digoxin_level_is_asked_for_only_when_it_would_guide_dosing(
     resources = (DIGOXIN, *(med(name) for name in extra), *((lab("egfr", egfr),) if egfr is not None else ()))
     facts = RuleFacts.of(chart(*resources, age=age).build().context)
     assert bool(list(monitoring.DIGOXIN_LEVEL_RECHECK(facts))) is asks
+
+
+@pytest.mark.parametrize(("onset_days", "asks"), [(84, True), (91, False), (200, False), (None, True)])
+def test_prenatal_folic_acid_is_a_first_trimester_card(onset_days: int | None, asks: bool) -> None:
+    # 12 weeks asks, 13 weeks no longer (neural-tube closure is early); an undated pregnancy still asks.
+    pregnancy = problem(
+        "pregnancy", "pregnancy-dated", onset_days_ago=onset_days if onset_days is not None else 400
+    )
+    if onset_days is None:
+        del pregnancy["onsetDateTime"]
+    facts = RuleFacts.of(chart(pregnancy, age=30).build().context)
+    assert bool(list(monitoring.prenatal_folic_acid(facts))) is asks

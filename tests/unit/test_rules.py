@@ -1349,6 +1349,12 @@ CASES: tuple[Case, ...] = (
     Case("nsaid-renal-unknown/at-64", catalog.nsaid_kidney_unknown, chart(NAPROXEN, age=64)),
     Case("nsaid-renal-unknown/current-egfr", catalog.nsaid_kidney_unknown, chart(NAPROXEN, egfr(70), age=70)),
     Case("nsaid-renal-unknown/low-dose-aspirin", catalog.nsaid_kidney_unknown, chart(med("aspirin"), age=70)),
+    # asthma with a LABA and no ICS: the LABA rule speaks, not the reliever rule
+    Case(
+        "asthma-saba-only/with-salmeterol",
+        catalog.asthma_saba_only,
+        chart(ALBUTEROL, med("salmeterol"), ASTHMA),
+    ),
     # epinephrine auto-injector strength by weight (US labels: 0.15 mg for 15-30 kg, 0.3 mg from 30 kg)
     Case(
         "epinephrine-weight/0.3mg-29.9kg",
