@@ -16,33 +16,16 @@ from plugin.context.model import Code
 from plugin.rules.dosing import daily_mg, dosage_of
 from plugin.rules.kidney import renal_function, shown
 from plugin.rules.model import SEVERITY_RANK, Exposure, Finding, LabOrder, RuleFacts, Severity
+from plugin.rules.phrasing import handles as _handles
+from plugin.rules.phrasing import names as _names
+from plugin.rules.phrasing import proposed as _proposed
+from plugin.rules.phrasing import short as _short
 
 Rule = Callable[[RuleFacts], Iterator[Finding]]
 INR = LabOrder("6301-6", "INR in Platelet poor plasma by Coagulation assay")
 POTASSIUM = LabOrder("2823-3", "Potassium [Moles/volume] in Serum or Plasma")
 EGFR = LabOrder("33914-3", "Glomerular filtration rate/1.73 sq M.predicted")
 HBA1C = LabOrder("4548-4", "Hemoglobin A1c/Hemoglobin.total in Blood")
-
-
-def _names(exposures: Iterable[Exposure]) -> str:
-    seen: list[str] = []
-    for exposure in exposures:
-        name = " + ".join(exposure.ingredients) or exposure.label
-        if name not in seen:
-            seen.append(name)
-    return ", ".join(seen)
-
-
-def _proposed(*groups: Iterable[Exposure]) -> tuple[str, ...]:
-    return tuple(sorted({e.handle for group in groups for e in group if e.proposed}))
-
-
-def _handles(*groups: Iterable[Exposure]) -> tuple[str, ...]:
-    return tuple(sorted({e.handle for group in groups for e in group}))
-
-
-def _short(text: str, limit: int = 139) -> str:
-    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
 # --- drug pairs -------------------------------------------------------------------------------

@@ -32,15 +32,15 @@ from plugin.rules.catalog import (
     SIMVASTATIN_CAPS,
     Interaction,
     Rule,
-    _handles,
-    _names,
     _pair,
-    _proposed,
-    _short,
     strength_mg,
 )
 from plugin.rules.dosing import daily_mg, dosage_of, dose_count
 from plugin.rules.model import Exposure, Finding, LabOrder, RuleFacts, Severity
+from plugin.rules.phrasing import handles as _handles
+from plugin.rules.phrasing import names as _names
+from plugin.rules.phrasing import proposed as _proposed
+from plugin.rules.phrasing import short as _short
 
 __all__ = ["HIGH_HARM_RULES", "MmeTable", "mme_per_day", "mme_table"]
 

@@ -17,17 +17,17 @@ from plugin import terminology
 from plugin.rules.catalog import (
     Interaction,
     Rule,
-    _handles,
-    _names,
     _pair,
-    _proposed,
-    _short,
     low_dose_aspirin,
     strength_mg,
 )
 from plugin.rules.dosing import daily_mg, dosage_of
 from plugin.rules.model import Exposure, Finding, LabOrder, RuleFacts, Severity
 from plugin.rules.monitoring import OLDER_ADULT_AGE, _combined_hormonal_contraceptive
+from plugin.rules.phrasing import handles as _handles
+from plugin.rules.phrasing import names as _names
+from plugin.rules.phrasing import proposed as _proposed
+from plugin.rules.phrasing import short as _short
 
 __all__ = ["LABEL_CHECK_RULES", "NamedPair"]
 

@@ -21,16 +21,16 @@ from plugin.rules.catalog import (
     HBA1C,
     Recheck,
     Rule,
-    _handles,
-    _names,
-    _proposed,
-    _short,
     strength_mg,
 )
 from plugin.rules.dosing import daily_mg, dosage_of
 from plugin.rules.freshness import lab_windows
 from plugin.rules.kidney import renal_function
 from plugin.rules.model import Exposure, Finding, LabOrder, RuleFacts, Severity
+from plugin.rules.phrasing import handles as _handles
+from plugin.rules.phrasing import names as _names
+from plugin.rules.phrasing import proposed as _proposed
+from plugin.rules.phrasing import short as _short
 
 __all__ = ["CARE_GAP_EXTRA_RULES", "DRUG_DISEASE_RULES", "MONITORING_RULES"]
 

@@ -1,7 +1,6 @@
 """Kidney rules: renal dose limits from the labelled table, unknown kidney function, and AKI on nephrotoxins."""
 
-# This module does not import plugin.rules.catalog, so catalog can import KIDNEY_RULES into MEDICATION_RULES
-# without a cycle; the four small text helpers below mirror catalog's. Each rule is a frozen dataclass
+# The text helpers are plugin.rules.phrasing's, as every rule module's. Each rule is a frozen dataclass
 # carrying its ids and its table, so the test helpers that read rule objects (tests/unit/test_rules.py,
 # `cited`) see every rule id and knowledge-base id it can emit.
 #
@@ -13,7 +12,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Final
 
@@ -21,6 +20,10 @@ from plugin.rules import dosing
 from plugin.rules.dose_range import ingredient_strength_mg
 from plugin.rules.kidney import AkiStage, RenalFunction, aki_stage, renal_function, shown
 from plugin.rules.model import Exposure, Finding, LabOrder, RuleFacts, Severity
+from plugin.rules.phrasing import handles as _handles
+from plugin.rules.phrasing import names as _names
+from plugin.rules.phrasing import proposed as _proposed
+from plugin.rules.phrasing import short as _short
 from plugin.rules.renal_dosing import Criteria, RenalDrug, RenalTable, Threshold, renal_dosing
 
 __all__ = ["CREATININE", "KIDNEY_RULES", "AkiNephrotoxin", "RenalDose", "RenalFunctionUnknown"]
@@ -28,27 +31,6 @@ __all__ = ["CREATININE", "KIDNEY_RULES", "AkiNephrotoxin", "RenalDose", "RenalFu
 Rule = Callable[[RuleFacts], Iterator[Finding]]
 CREATININE = LabOrder("2160-0", "Creatinine [Mass/volume] in Serum or Plasma")
 EGFR_RECHECK_ID: Final = "rule.egfr-recheck"
-
-
-def _names(exposures: Iterable[Exposure]) -> str:
-    seen: list[str] = []
-    for exposure in exposures:
-        name = " + ".join(exposure.ingredients) or exposure.label
-        if name not in seen:
-            seen.append(name)
-    return ", ".join(seen)
-
-
-def _proposed(*groups: Iterable[Exposure]) -> tuple[str, ...]:
-    return tuple(sorted({e.handle for group in groups for e in group if e.proposed}))
-
-
-def _handles(*groups: Iterable[Exposure]) -> tuple[str, ...]:
-    return tuple(sorted({e.handle for group in groups for e in group}))
-
-
-def _short(text: str, limit: int = 139) -> str:
-    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
 def _inputs(exposure: Exposure, *labs: str) -> tuple[str, ...]:

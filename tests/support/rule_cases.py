@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
@@ -12,6 +12,8 @@ import orjson
 
 from plugin.context.build import build_context
 from plugin.context.model import BuiltContext
+from plugin.knowledge import load_knowledge_base
+from plugin.rules.model import Finding, RuleFacts, Severity
 from tests.support.charts import (
     BASE_URL,
     LOINC,
@@ -345,3 +347,46 @@ class Chart:
 
     def build(self) -> BuiltContext:
         return build_context(self.prefetch(), NOW, draft_orders=self.draft_orders())
+
+
+# --- the case harness both rule tables use -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Expected:
+    """A finding a case must produce: its rule, severity, evidence, the chart resources it cites and says."""
+
+    rule_id: str
+    severity: Severity
+    evidence: tuple[str, ...]
+    inputs: tuple[JsonDict, ...]  # the chart resources the finding must cite
+    proposed: tuple[JsonDict, ...] = ()  # the draft orders it is about
+    order_lab: str | None = None  # LOINC of the lab order the card offers
+    mentions: tuple[str, ...] = ()  # what the summary must say
+
+
+@dataclass(frozen=True)
+class Case:
+    id: str
+    rule: Callable[[RuleFacts], Iterator[Finding]]
+    chart: Chart
+    expected: tuple[Expected, ...] = ()  # empty: a negative case
+
+
+def references_of(built: BuiltContext, handles: Iterable[str]) -> set[str | None]:
+    return {built.handles.resolve(h) for h in handles}
+
+
+def check_finding(finding: Finding, expected: Expected, built: BuiltContext) -> None:
+    """The finding is the expected one, cites exactly the expected resources, and reads as a card should."""
+    knowledge = load_knowledge_base()
+    assert (finding.rule_id, finding.severity) == (expected.rule_id, expected.severity)
+    assert finding.evidence == expected.evidence
+    assert all(kb in knowledge for kb in finding.evidence), finding.evidence
+    assert references_of(built, finding.inputs) == {reference(r) for r in expected.inputs}
+    assert references_of(built, finding.proposed) == {reference(r) for r in expected.proposed}
+    assert set(finding.proposed) <= set(finding.inputs)
+    assert (finding.order_lab.loinc if finding.order_lab else None) == expected.order_lab
+    assert len(finding.summary) < 140 and "consider" in finding.summary.lower(), finding.summary
+    assert all(word in finding.summary for word in expected.mentions), finding.summary
+    assert finding.explanation.endswith(".") and finding.explanation.count(". ") == 0, finding.explanation

@@ -5,13 +5,11 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import pytest
 
 from plugin.context.build import build_context
-from plugin.context.model import BuiltContext
 from plugin.knowledge import load_knowledge_base
 from plugin.rules import catalog, monitoring
 from plugin.rules.catalog import Rule
@@ -27,13 +25,15 @@ from tests.support.charts import LOINC, UCUM, JsonDict, copy_json, medication_re
 from tests.support.rule_cases import (
     OBSERVATION_CATEGORY,
     PATIENT_ID,
+    Case,
     Chart,
+    Expected,
+    check_finding,
     draft,
     lab,
     med,
     on,
     problem,
-    reference,
     vaccine,
 )
 
@@ -179,25 +179,6 @@ def mtx_labs(days_ago: int = 30, *, skip: Iterable[str] = ()) -> tuple[JsonDict,
 
 
 # --- the case table -------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Expected:
-    rule_id: str
-    severity: Severity
-    evidence: tuple[str, ...]
-    inputs: tuple[JsonDict, ...]
-    proposed: tuple[JsonDict, ...] = ()
-    order_lab: str | None = None
-    mentions: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class Case:
-    id: str
-    rule: Rule
-    chart: Chart
-    expected: tuple[Expected, ...] = ()
 
 
 def chart(
@@ -1068,24 +1049,6 @@ CASES: tuple[Case, ...] = (
 
 
 # --- running a case ------------------------------------------------------------------------------------
-
-
-def _references(built: BuiltContext, handles: Iterable[str]) -> set[str | None]:
-    return {built.handles.resolve(h) for h in handles}
-
-
-def check_finding(finding: Finding, expected: Expected, built: BuiltContext) -> None:
-    knowledge = load_knowledge_base()
-    assert (finding.rule_id, finding.severity) == (expected.rule_id, expected.severity)
-    assert finding.evidence == expected.evidence
-    assert all(kb in knowledge for kb in finding.evidence), finding.evidence
-    assert _references(built, finding.inputs) == {reference(r) for r in expected.inputs}
-    assert _references(built, finding.proposed) == {reference(r) for r in expected.proposed}
-    assert set(finding.proposed) <= set(finding.inputs)
-    assert (finding.order_lab.loinc if finding.order_lab else None) == expected.order_lab
-    assert len(finding.summary) < 140 and "consider" in finding.summary.lower(), finding.summary
-    assert all(word in finding.summary for word in expected.mentions), finding.summary
-    assert finding.explanation.endswith(".") and finding.explanation.count(". ") == 0, finding.explanation
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])

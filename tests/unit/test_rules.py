@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, fields, is_dataclass
+from dataclasses import fields, is_dataclass
 from types import CodeType, FunctionType
 
 import pytest
@@ -26,10 +26,13 @@ from plugin.rules import (
 )
 from plugin.rules.catalog import BASE_CARE_GAP_RULES, BASE_MEDICATION_RULES, INTERACTIONS, Interaction, Rule
 from plugin.rules.engine import PROPOSAL_HANDLE, check_proposal, evaluate, run_rules
-from plugin.rules.model import Exposure, Finding, RuleFacts, Severity
+from plugin.rules.model import Exposure, Finding, RuleFacts
 from tests.support.charts import NOW, JsonDict, chart_path, chart_prefetch, draft_orders
 from tests.support.rule_cases import (
+    Case,
     Chart,
+    Expected,
+    check_finding,
     draft,
     drug_allergy,
     lab,
@@ -38,6 +41,7 @@ from tests.support.rule_cases import (
     problem,
     r4_warfarin_request,
     reference,
+    references_of,
     vaccine,
 )
 
@@ -103,25 +107,6 @@ def rule_ids(rule: Rule) -> frozenset[str]:
 
 
 # --- the case table -------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Expected:
-    rule_id: str
-    severity: Severity
-    evidence: tuple[str, ...]
-    inputs: tuple[JsonDict, ...]  # the chart resources the finding must cite
-    proposed: tuple[JsonDict, ...] = ()  # the draft orders it is about
-    order_lab: str | None = None  # LOINC of the lab order the card offers
-    mentions: tuple[str, ...] = ()  # what the summary must say
-
-
-@dataclass(frozen=True)
-class Case:
-    id: str
-    rule: Rule
-    chart: Chart
-    expected: tuple[Expected, ...] = ()  # empty: a negative case
 
 
 def _interaction(rule_id: str) -> Interaction:
@@ -1583,26 +1568,8 @@ CASES: tuple[Case, ...] = (
 # --- running a case ------------------------------------------------------------------------------------
 
 
-def _references(built: BuiltContext, handles: Iterable[str]) -> set[str | None]:
-    return {built.handles.resolve(h) for h in handles}
-
-
 def _order(findings: Iterable[Finding], built: BuiltContext) -> list[Finding]:
-    return sorted(findings, key=lambda f: (f.rule_id, sorted(str(r) for r in _references(built, f.inputs))))
-
-
-def check_finding(finding: Finding, expected: Expected, built: BuiltContext) -> None:
-    knowledge = load_knowledge_base()
-    assert (finding.rule_id, finding.severity) == (expected.rule_id, expected.severity)
-    assert finding.evidence == expected.evidence
-    assert all(kb in knowledge for kb in finding.evidence), finding.evidence
-    assert _references(built, finding.inputs) == {reference(r) for r in expected.inputs}
-    assert _references(built, finding.proposed) == {reference(r) for r in expected.proposed}
-    assert set(finding.proposed) <= set(finding.inputs)
-    assert (finding.order_lab.loinc if finding.order_lab else None) == expected.order_lab
-    assert len(finding.summary) < 140 and "consider" in finding.summary.lower(), finding.summary
-    assert all(word in finding.summary for word in expected.mentions), finding.summary
-    assert finding.explanation.endswith(".")
+    return sorted(findings, key=lambda f: (f.rule_id, sorted(str(r) for r in references_of(built, f.inputs))))
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
@@ -1677,7 +1644,7 @@ def test_proposing_ibuprofen_to_a_warfarin_patient_is_vetoed() -> None:
     assert (finding.rule_id, finding.severity) == ("rule.vka-nsaid", "warning")
     assert finding.proposed == (PROPOSAL_HANDLE,)
     assert PROPOSAL_HANDLE in finding.inputs
-    assert _references(built, set(finding.inputs) - {PROPOSAL_HANDLE}) == {reference(WARFARIN)}
+    assert references_of(built, set(finding.inputs) - {PROPOSAL_HANDLE}) == {reference(WARFARIN)}
     assert "ibuprofen" in finding.summary
 
 
@@ -1742,7 +1709,7 @@ def test_ima_reinger_terfenadine_with_a_clarithromycin_draft_is_critical() -> No
     built = build_context_now(prefetch, draft_orders(clarithromycin))
     found = [f for f in run_rules(RuleFacts.of(built.context)) if f.rule_id == "rule.terfenadine-inhibitor"]
     assert [f.severity for f in found] == ["critical"]
-    assert _references(built, found[0].proposed) == {reference(clarithromycin)}
+    assert references_of(built, found[0].proposed) == {reference(clarithromycin)}
 
 
 @pytest.mark.parametrize("mg", [5, 10, 15, 20, 40, 80])
@@ -1842,4 +1809,4 @@ def test_warfarin_prescribed_with_a_contained_medication_is_seen() -> None:
     built = Chart(resources=(r4_warfarin_request(),)).build()
     assert built.context.skipped == ()
     (finding,) = catalog.inr_monitoring(RuleFacts.of(built.context))
-    assert _references(built, finding.inputs) == {"MedicationRequest/medrx0331"}
+    assert references_of(built, finding.inputs) == {"MedicationRequest/medrx0331"}
