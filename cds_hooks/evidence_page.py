@@ -108,6 +108,9 @@ REASON_TEXT: Final[Mapping[str, str]] = {
     Reason.UNSUPPORTED_CLAIM: "Its claim was not supported by the cited passages and patient data.",
     Reason.NUMBER_MISMATCH: "It quoted a measurement that differs from the chart.",
     Reason.SAFETY_VETO: "It proposed something a deterministic safety rule forbids for this patient.",
+    Reason.PROTECTED_THERAPY_REMOVED: (
+        "It would stop a therapy this patient's condition needs, with nothing of the same kind in its place."
+    ),
     Reason.ACTION_NOT_ALLOWED: "It proposed a kind of order this service does not allow.",
     Reason.INVALID_RESOURCE: "The order it proposed is not a valid FHIR resource.",
     Reason.BELOW_AGREEMENT: "Too few of the independent samples proposed it.",

@@ -68,6 +68,7 @@ class Reason(StrEnum):
     UNSUPPORTED_CLAIM = "unsupported-claim"
     NUMBER_MISMATCH = "number-mismatch"
     SAFETY_VETO = "safety-veto"
+    PROTECTED_THERAPY_REMOVED = "protected-therapy-removed"
     ACTION_NOT_ALLOWED = "action-not-allowed"
     INVALID_RESOURCE = "invalid-resource"
     BELOW_AGREEMENT = "below-agreement"

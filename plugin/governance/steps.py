@@ -25,6 +25,13 @@
 #                 proposed drug the terminology cannot resolve to known ingredients is a safety-veto too
 #                 (rule.medication-unresolved, always part of check_proposal): no finding there means "not
 #                 checked", never "no interaction", so it fails closed with its own detail.
+#                 Every create, update and delete of a MedicationRequest is then checked as the regimen it
+#                 would produce (issue 18): the "after" chart drops the target and adds the new product (create,
+#                 update), and MEDICATION_RULES run before and after. A protected therapy (protected.py) present
+#                 before and absent after, while one of its conditions is charted, is protected-therapy-removed
+#                 (checked first: it names the harm of the removal); a warning or critical finding after that
+#                 was not there before is a safety-veto. A finding is old when one before had its rule, its
+#                 severity and all its inputs, the updated target read as the new product (`new_findings`).
 # actions         action and resource types are allow-listed; an update or delete targets an M or D handle of
 #                 this context of the same resource type; the resource a create or update would make is built
 #                 and validated with fhir.resources (R4B).
@@ -44,9 +51,11 @@ from plugin.context.codes import ANALYTES
 from plugin.context.model import ClinicalContext, Code, Measurement
 from plugin.governance import text
 from plugin.governance.model import GovernancePolicy, Reason
+from plugin.governance.protected import ProtectedTherapy, protected_therapies
 from plugin.knowledge import KnowledgeBase, KnowledgeEntry
-from plugin.rules.engine import check_proposal
-from plugin.rules.model import Finding
+from plugin.rules.engine import PROPOSAL_HANDLE, check_proposal, run_rules
+from plugin.rules.model import Finding, RuleFacts
+from plugin.rules.registry import MEDICATION_RULES
 from plugin.rules.resolution import RULE_ID as UNRESOLVED_RULE
 from plugin.suggestions import AiSuggestion, ProposedAction
 
@@ -55,6 +64,7 @@ __all__ = [
     "MEASUREMENT_UNITS",
     "SYSTEM_URIS",
     "Chart",
+    "RegimenChange",
     "Verdict",
     "build_resource",
     "check_actions",
@@ -64,6 +74,7 @@ __all__ = [
     "check_safety",
     "check_support",
     "check_untrusted",
+    "new_findings",
 ]
 
 SYSTEM_URIS: Final[dict[str, str]] = {
@@ -145,6 +156,32 @@ def _ok(detail: str) -> Verdict:
     return Verdict(None, detail)
 
 
+def new_findings(
+    before: tuple[Finding, ...], after: tuple[Finding, ...], rename: dict[str, str]
+) -> tuple[Finding, ...]:
+    """Warning and critical findings of `after` that `before` did not have. A finding is old when a finding
+    before had the same rule and severity and every input of it: taking a drug out only narrows an old
+    finding. Before-inputs are read through `rename` (an updated target reads as its replacement)."""
+    seen: dict[tuple[str, str], list[frozenset[str]]] = {}
+    for finding in before:
+        inputs = frozenset(rename.get(h, h) for h in finding.inputs)
+        seen.setdefault((finding.rule_id, finding.severity), []).append(inputs)
+    return tuple(
+        f
+        for f in after
+        if f.severity != "info"
+        and not any(inputs >= set(f.inputs) for inputs in seen.get((f.rule_id, f.severity), ()))
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class RegimenChange:
+    """What an action does to the regimen: findings it adds, protected therapies it leaves without cover."""
+
+    added: tuple[Finding, ...]
+    removed: tuple[ProtectedTherapy, ...]
+
+
 @dataclass(slots=True)
 class Chart:
     """One context digested once per `govern` call: handles, evidence terms, and memoised rule checks."""
@@ -158,6 +195,8 @@ class Chart:
     order_types: dict[str, str] = field(default_factory=dict)  # M/D handle → resource type
     note_words: tuple[list[str], ...] = ()
     _vetoes: dict[tuple[str, str, str, str | None], tuple[Finding, ...]] = field(default_factory=dict)
+    _regimens: dict[tuple[str, str, str, str, str | None], RegimenChange] = field(default_factory=dict)
+    _before: tuple[RuleFacts, tuple[Finding, ...]] | None = None
 
     @classmethod
     def of(cls, context: ClinicalContext, knowledge: KnowledgeBase, retrieved: frozenset[str]) -> Chart:
@@ -196,22 +235,54 @@ class Chart:
         self.facts[handle] = (code.display, code.code, *ingredients)
         self.codes[handle] = (code.code,)
 
+    def _without(self, target: str | None) -> ClinicalContext:
+        if target is None:
+            return self.context
+        return dataclasses.replace(
+            self.context,
+            medications=tuple(m for m in self.context.medications if m.handle != target),
+            draft_orders=tuple(d for d in self.context.draft_orders if d.handle != target),
+        )
+
     def veto(self, action: ProposedAction) -> tuple[Finding, ...]:
         """Rule findings the proposed medication would cause, memoised per code and target."""
         assert action.code is not None  # guaranteed by the caller: only create/update reach here
         key = (action.code.system, action.code.code, action.code.display, action.target)
         if key not in self._vetoes:
-            context = self.context
-            if action.target is not None:
-                target = action.target
-                context = dataclasses.replace(
-                    context,
-                    medications=tuple(m for m in context.medications if m.handle != target),
-                    draft_orders=tuple(d for d in context.draft_orders if d.handle != target),
-                )
             code = Code(action.code.system, action.code.code, action.code.display)
-            self._vetoes[key] = check_proposal(context, code)
+            self._vetoes[key] = check_proposal(self._without(action.target), code)
         return self._vetoes[key]
+
+    def regimen(self, action: ProposedAction) -> RegimenChange:
+        """The regimen before and after the action, compared; memoised per action type, code and target."""
+        coded = action.code
+        key = (
+            action.type,
+            *((coded.system, coded.code, coded.display) if coded is not None else ("", "", "")),
+            action.target,
+        )
+        if key not in self._regimens:
+            if self._before is None:
+                facts = RuleFacts.of(self.context)
+                self._before = (facts, run_rules(facts, MEDICATION_RULES))
+            before_facts, before = self._before
+            proposed: tuple[tuple[str, Code], ...] = ()
+            rename: dict[str, str] = {}
+            if coded is not None:
+                proposed = ((PROPOSAL_HANDLE, Code(coded.system, coded.code, coded.display)),)
+                if action.target is not None:
+                    rename = {action.target: PROPOSAL_HANDLE}
+            after_facts = RuleFacts.of(self._without(action.target), proposed=proposed)
+            added = new_findings(before, run_rules(after_facts, MEDICATION_RULES), rename)
+            removed = tuple(
+                therapy
+                for therapy in protected_therapies().therapies
+                if any(before_facts.has_condition(name) for name in therapy.conditions)
+                and any(therapy.covers(e) for e in before_facts.exposures)
+                and not any(therapy.covers(e) for e in after_facts.exposures)
+            )
+            self._regimens[key] = RegimenChange(added, removed)
+        return self._regimens[key]
 
 
 def _texts(suggestion: AiSuggestion) -> tuple[str, ...]:
@@ -362,19 +433,30 @@ def check_support(suggestion: AiSuggestion, chart: Chart, policy: GovernancePoli
 
 def check_safety(suggestion: AiSuggestion, chart: Chart, policy: GovernancePolicy) -> Verdict:
     action = suggestion.action
-    if action.type not in ("create", "update") or action.resource_type != "MedicationRequest":
-        return _ok(f"no medication proposed ({action.type})")
-    findings = chart.veto(action)
+    if action.type == "none" or action.resource_type != "MedicationRequest":
+        return _ok(f"no medication changed ({action.type})")
+    findings: tuple[Finding, ...] = ()
+    if action.type != "delete":
+        findings = chart.veto(action)
     if any(f.rule_id == UNRESOLVED_RULE for f in findings):
         display = action.code.display if action.code is not None else ""
         return Verdict(
             Reason.SAFETY_VETO,
             f"{UNRESOLVED_RULE}: {display[:40]!r} matches no known ingredient, so its interactions cannot be checked",
         )
+    change = chart.regimen(action)
+    if change.removed:
+        removed = "; ".join(f"{t.label} ({t.knowledge})" for t in change.removed)
+        return Verdict(
+            Reason.PROTECTED_THERAPY_REMOVED, f"{action.type} of {action.target} leaves no {removed}"
+        )
     if findings:
         rules = ", ".join(dict.fromkeys(f.rule_id for f in findings))
         return Verdict(Reason.SAFETY_VETO, f"conflicts with {rules}")
-    return _ok("no rule finding for the proposed medication")
+    if change.added:
+        rules = ", ".join(dict.fromkeys(f.rule_id for f in change.added))
+        return Verdict(Reason.SAFETY_VETO, f"the regimen after the {action.type} adds {rules}")
+    return _ok(f"no rule finding and no protected therapy lost by the {action.type}")
 
 
 def build_resource(action: ProposedAction, patient_reference: str | None) -> dict[str, Any] | None:

@@ -529,3 +529,247 @@ def all_cases() -> tuple[Case, ...]:
             abstain_reason="model-abstained",
         ),
     )
+
+
+# --- Regimen cases (issue 18): an update or delete checked as the regimen it would produce ---------------
+# Each case has a chart of its own (current medications, draft orders, problems), built like the main chart,
+# since the regimen is what it changes. `regimen_cases()` each end accepted (reason "") or with one rejection.
+
+REGIMEN_PATIENT = "Patient/gov-2"
+REGIMEN_RETRIEVED = frozenset(
+    {
+        "kb.asthma-saba-only-not-recommended",
+        "kb.laba-without-ics-asthma",
+        "kb.warfarin-inr-monitoring",
+        "kb.warfarin-nsaid-bleeding",
+        "kb.af-doac-preferred",
+        "kb.methotrexate-folic-acid",
+        "kb.protected-anticoagulant-af",
+        "kb.protected-ics-asthma",
+    }
+)
+WARFARIN = ("855332", "Warfarin Sodium 5 MG Oral Tablet")
+APIXABAN = ("1364445", "apixaban 5 MG Oral Tablet")
+FLUTICASONE = ("895994", "120 ACTUAT Fluticasone propionate 0.044 MG/ACTUAT Metered Dose Inhaler")
+ALBUTEROL = ("745679", "200 ACTUAT Albuterol 0.09 MG/ACTUAT Metered Dose Inhaler")
+SALMETEROL = ("36117", "Salmeterol")  # an ingredient-level code
+METHOTREXATE = ("105585", "Methotrexate 2.5 MG Oral Tablet")
+FOLIC_ACID = ("310410", "folic acid 1 MG Oral Tablet")
+CONDITIONS = {
+    "asthma": ("195967001", "Asthma"),
+    "af": ("49436004", "Atrial fibrillation"),
+    "ra": ("69896004", "Rheumatoid arthritis"),
+}
+
+
+def _current(code: str, display: str) -> JsonDict:
+    return {
+        "resourceType": "MedicationRequest",
+        "id": f"med-{code}",
+        "status": "active",
+        "intent": "order",
+        "subject": {"reference": REGIMEN_PATIENT},
+        "medicationCodeableConcept": {"coding": [{"system": RXNORM, "code": code, "display": display}]},
+        "authoredOn": "2026-06-01",
+    }
+
+
+def _problem(name: str) -> JsonDict:
+    code, display = CONDITIONS[name]
+    return {
+        "resourceType": "Condition",
+        "id": name,
+        "clinicalStatus": {
+            "coding": [
+                {"system": "http://terminology.hl7.org/CodeSystem/condition-clinical", "code": "active"}
+            ]
+        },
+        "code": {"coding": [{"system": SNOMED, "code": code, "display": display}]},
+        "subject": {"reference": REGIMEN_PATIENT},
+    }
+
+
+def regimen_chart(
+    medications: Sequence[tuple[str, str]], drafts: Sequence[tuple[str, str]], conditions: Sequence[str]
+) -> BuiltContext:
+    """A 60-year-old man with normal kidney function and these medications, draft orders and problems."""
+    labs = [
+        _observation(
+            "egfr", "33914-3", "Glomerular filtration rate/1.73 sq M.predicted", 85, "mL/min", "2026-11-20"
+        ),
+        _observation(
+            "creatinine", "2160-0", "Creatinine [Mass/volume] in Serum or Plasma", 0.9, "mg/dL", "2026-11-20"
+        ),
+    ]
+    for lab in labs:
+        lab["subject"] = {"reference": REGIMEN_PATIENT}
+    prefetch = {
+        "patient": {"resourceType": "Patient", "id": "gov-2", "gender": "male", "birthDate": "1966-05-01"},
+        "medications": _bundle(*(_current(*m) for m in medications)),
+        "labs": _bundle(*labs),
+        "conditions": _bundle(*(_problem(c) for c in conditions)),
+    }
+    orders = [{**draft_order(*d), "subject": {"reference": REGIMEN_PATIENT}} for d in drafts]
+    return build_context(prefetch, NOW, draft_orders=drafts_bundle(orders) if orders else None)
+
+
+@dataclass(frozen=True, slots=True)
+class RegimenCase:
+    """A chart, one answer changing its regimen, and the outcome: reason "" is accepted, else one rejection."""
+
+    name: str
+    chart: BuiltContext
+    sample: JsonDict
+    reason: str
+    detail: str  # a fragment the step's detail must hold
+
+
+def _handle(chart: BuiltContext, reference: str) -> str:
+    return next(h for h, ref in chart.handles.references.items() if ref == reference)
+
+
+def _change(kind: str, target: str, product: tuple[str, str] | None = None) -> JsonDict:
+    if product is None:
+        return action(kind, "MedicationRequest", target=target)
+    return action(kind, "MedicationRequest", "rxnorm", product[0], product[1], target)
+
+
+def regimen_cases() -> tuple[RegimenCase, ...]:
+    asthma_ics = regimen_chart([FLUTICASONE], [], ["asthma"])
+    af_draft = regimen_chart([], [WARFARIN], ["af"])
+    no_condition = regimen_chart([], [WARFARIN], [])
+    af_duplicate = regimen_chart([WARFARIN], [WARFARIN], ["af"])
+    af_warfarin = regimen_chart([WARFARIN], [], ["af"])
+    analgesic = regimen_chart([WARFARIN, ACETAMINOPHEN], [], ["af"])
+    laba_draft = regimen_chart([ALBUTEROL], [SALMETEROL], ["asthma"])
+    folate_draft = regimen_chart([METHOTREXATE], [FOLIC_ACID], ["ra"])
+
+    def med(chart: BuiltContext, product: tuple[str, str]) -> str:
+        return _handle(chart, f"MedicationRequest/med-{product[0]}")
+
+    def draft(chart: BuiltContext, product: tuple[str, str]) -> str:
+        return _handle(chart, f"MedicationRequest/draft-{product[0]}")
+
+    def asthma(chart: BuiltContext) -> str:
+        return _handle(chart, "Condition/asthma")
+
+    withdraw_warfarin = (
+        "Consider withdrawing the draft warfarin order",
+        "Warfarin needs regular INR monitoring and this draft warfarin order may not be needed.",
+    )
+    return (
+        RegimenCase(
+            "update-ics-to-saba-alone-in-asthma",
+            asthma_ics,
+            answer(
+                suggestion(
+                    "Consider albuterol as the asthma inhaler",
+                    "Albuterol is a short-acting reliever inhaler that eases asthma symptoms quickly.",
+                    _change("update", med(asthma_ics, FLUTICASONE), ALBUTEROL),
+                    [med(asthma_ics, FLUTICASONE), asthma(asthma_ics)],
+                    ["kb.asthma-saba-only-not-recommended"],
+                )
+            ),
+            "protected-therapy-removed",
+            "kb.protected-ics-asthma",
+        ),
+        RegimenCase(
+            "delete-draft-warfarin-in-af",
+            af_draft,
+            answer(
+                suggestion(
+                    *withdraw_warfarin,
+                    _change("delete", draft(af_draft, WARFARIN)),
+                    [draft(af_draft, WARFARIN)],
+                )
+            ),
+            "protected-therapy-removed",
+            "kb.protected-anticoagulant-af",
+        ),
+        RegimenCase(
+            "delete-draft-warfarin-without-a-protected-condition",
+            no_condition,
+            answer(
+                suggestion(
+                    *withdraw_warfarin,
+                    _change("delete", draft(no_condition, WARFARIN)),
+                    [draft(no_condition, WARFARIN)],
+                )
+            ),
+            "",
+            "no protected therapy lost by the delete",
+        ),
+        RegimenCase(
+            "delete-duplicate-draft-warfarin-in-af",
+            af_duplicate,
+            answer(
+                suggestion(
+                    *withdraw_warfarin,
+                    _change("delete", draft(af_duplicate, WARFARIN)),
+                    [draft(af_duplicate, WARFARIN)],
+                )
+            ),
+            "",
+            "no protected therapy lost by the delete",
+        ),
+        RegimenCase(
+            "update-warfarin-to-apixaban-in-af",
+            af_warfarin,
+            answer(
+                suggestion(
+                    "Consider apixaban in place of warfarin",
+                    "Apixaban, a DOAC, is preferred over warfarin for oral anticoagulation in atrial fibrillation.",
+                    _change("update", med(af_warfarin, WARFARIN), APIXABAN),
+                    [med(af_warfarin, WARFARIN)],
+                    ["kb.af-doac-preferred"],
+                )
+            ),
+            "",
+            "no protected therapy lost by the update",
+        ),
+        RegimenCase(
+            "update-acetaminophen-to-ibuprofen-on-warfarin",
+            analgesic,
+            answer(
+                suggestion(
+                    "Consider ibuprofen in place of acetaminophen for pain",
+                    "Ibuprofen is an NSAID that relieves pain; warfarin bleeding risk applies.",
+                    _change("update", med(analgesic, ACETAMINOPHEN), IBUPROFEN),
+                    [med(analgesic, WARFARIN), med(analgesic, ACETAMINOPHEN)],
+                    ["kb.warfarin-nsaid-bleeding"],
+                )
+            ),
+            "safety-veto",
+            "rule.vka-nsaid",
+        ),
+        RegimenCase(
+            "delete-draft-laba-leaves-saba-alone",
+            laba_draft,
+            answer(
+                suggestion(
+                    "Consider withdrawing the draft salmeterol order",
+                    "Salmeterol, a LABA, without an inhaled corticosteroid raises the risk of severe asthma attacks.",
+                    _change("delete", draft(laba_draft, SALMETEROL)),
+                    [draft(laba_draft, SALMETEROL), asthma(laba_draft)],
+                    ["kb.laba-without-ics-asthma"],
+                )
+            ),
+            "safety-veto",
+            "the regimen after the delete adds rule.asthma-saba-only",
+        ),
+        RegimenCase(
+            "delete-draft-folic-acid-adds-only-an-info-finding",
+            folate_draft,
+            answer(
+                suggestion(
+                    "Consider whether the draft folic acid order is needed",
+                    "Folic acid is usually given with methotrexate to reduce its side effects.",
+                    _change("delete", draft(folate_draft, FOLIC_ACID)),
+                    [draft(folate_draft, FOLIC_ACID), med(folate_draft, METHOTREXATE)],
+                    ["kb.methotrexate-folic-acid"],
+                )
+            ),
+            "",
+            "no protected therapy lost by the delete",
+        ),
+    )

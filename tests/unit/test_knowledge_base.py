@@ -40,6 +40,7 @@ FILE_KIND = {
     "entries_resolution.json": "drug-safety",
     "entries_monitoring_extra.json": "guideline",
     "entries_drug_disease_extra.json": "drug-safety",
+    "entries_protected.json": "drug-safety",
 }
 
 
