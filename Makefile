@@ -28,8 +28,9 @@ install: $(DEV_STAMP)
 install-cpu: $(CPU_STAMP)
 
 # The embedded stack (redis-server, model server, worker, API; see cds_hooks/stack.py) in the local
-# profile: loopback only, EHR authentication off (the API logs a warning at start), plain-http FHIR
-# servers allowed for fetch-back. AI reviews come from R1CDS_MODEL_BACKEND when set; otherwise from the
+# profile: loopback only, EHR authentication off (the API logs a warning at start), plain-http and
+# loopback or private-network FHIR servers allowed for fetch-back. AI reviews come from
+# R1CDS_MODEL_BACKEND when set; otherwise from the
 # llama.cpp demo model once `make install-cpu` (or `make run-model`) has built it, and until then from the
 # scripted demonstration backend, whose cards say they are not a model's.
 # Deployments set their own R1CDS_* variables (see README).
@@ -42,6 +43,7 @@ run: $(DEV_STAMP)
 	echo "The r1cds command: $(BIN)/r1cds (or: . $(BIN)/activate)"; \
 	R1CDS_MODEL_BACKEND=$$backend \
 	R1CDS_AUTH_DISABLED=$${R1CDS_AUTH_DISABLED:-true} R1CDS_FHIR_ALLOW_HTTP=$${R1CDS_FHIR_ALLOW_HTTP:-true} \
+	R1CDS_FHIR_ALLOW_PRIVATE_NETWORKS=$${R1CDS_FHIR_ALLOW_PRIVATE_NETWORKS:-true} \
 	R1CDS_LOG_FORMAT=$${R1CDS_LOG_FORMAT:-text} \
 		$(BIN)/r1cds up
 

@@ -20,6 +20,7 @@ from cds_hooks.about import router as about_router
 from cds_hooks.auth import EhrAuthenticator
 from cds_hooks.errors import install_error_handlers
 from cds_hooks.feedback_store import RedisFeedbackSink
+from cds_hooks.fhir_guard import fhir_client
 from cds_hooks.handlers import (
     AuditTrail,
     Authenticator,
@@ -93,6 +94,7 @@ def create_app(
             for resource in resources:
                 await stack.enter_async_context(resource)
             client = http
+            fetch_client = http
             if client is None:
                 client = await stack.enter_async_context(
                     httpx.AsyncClient(
@@ -100,6 +102,12 @@ def create_app(
                         limits=httpx.Limits(max_connections=64, max_keepalive_connections=16),
                         headers={"User-Agent": "r1-cds"},
                     )
+                )
+            if fetch_client is None:
+                # Fetch-back goes where the hook call says: its own client vets every address it
+                # connects to (cds_hooks.fhir_guard). JWKS URLs are the operator's, exactly allowlisted.
+                fetch_client = await stack.enter_async_context(
+                    fhir_client(settings.fhir_allow_private_networks)
                 )
             store = redis
             if store is None:
@@ -136,7 +144,7 @@ def create_app(
                 settings,
                 registry,
                 authenticator,
-                PrefetchResolver(settings, client),
+                PrefetchResolver(settings, fetch_client),
                 sync_budget_s,
                 audit=trail,
                 suppression=suppression,

@@ -6,12 +6,15 @@
     ├── AuthenticationFailed      401  any JWT problem; answered with an empty body
     ├── ServiceNotFound           404  no service with that id
     ├── PrefetchUnobtainable      412  required prefetch could be neither read nor fetched back
+    ├── WrongPatient              412  prefetch, fetched-back data or draft orders of another patient
     ├── PayloadTooLarge           413
     ├── UnsupportedMediaType      415
     └── DependencyUnavailable     503  a store we must write to (feedback) is down; safe to retry
 
 Bodies are FHIR OperationOutcome JSON. Diagnostics are written by us, never exception text from a
-library, so nothing internal (or a token inside a URL) leaks to the client.
+library, so nothing internal (or a token inside a URL) leaks to the client. They name the field at fault
+and never repeat a value the client (or a FHIR server) sent: no prefetch key, hook name, service id, URL
+or remote OperationOutcome text, which could be PHI, a token, or markup aimed at whoever reads the error.
 """
 
 from __future__ import annotations
@@ -72,6 +75,13 @@ class PrefetchUnobtainable(CdsHooksError):
     issue_code = "incomplete"
 
 
+class WrongPatient(CdsHooksError):
+    """Prefetch, fetched-back data or draft orders that belong to a patient other than context.patientId."""
+
+    status_code = 412
+    issue_code = "invalid"
+
+
 class PayloadTooLarge(CdsHooksError):
     status_code = 413
     issue_code = "too-long"
@@ -105,10 +115,11 @@ def error_response(exc: CdsHooksError) -> Response:
 
 
 def from_plugin_error(exc: PluginError) -> CdsHooksError:
+    # The service id (a path segment) and the hook are client strings: named, never repeated.
     if isinstance(exc, UnknownService):
-        return ServiceNotFound(f"no CDS service with id {exc.service_id!r}")
+        return ServiceNotFound("no CDS service has the id in the path")
     if isinstance(exc, UnsupportedHook):
-        return UnsupportedHookForService(f"service {exc.service_id!r} does not answer hook {exc.hook!r}")
+        return UnsupportedHookForService("the service does not answer the request's hook")
     return CdsHooksError("the request could not be processed")
 
 

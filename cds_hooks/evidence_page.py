@@ -33,9 +33,11 @@ from plugin.rules.cards import describe
 __all__ = [
     "ABSTAIN_TEXT",
     "DETAIL_LABELS",
+    "REASON_PHRASES",
     "REASON_TEXT",
     "REFRESH_S",
     "SCRIPTED_NOTICE",
+    "abstention_line",
     "render_evidence",
     "render_message",
 ]
@@ -99,8 +101,13 @@ REASON_TEXT: Final[Mapping[str, str]] = {
     Reason.UNKNOWN_PATIENT_HANDLE: "It cited patient data that is not in this chart.",
     Reason.UNKNOWN_KNOWLEDGE_ID: "It cited a knowledge-base entry that does not exist.",
     Reason.KNOWLEDGE_NOT_RETRIEVED: "It cited a knowledge-base entry the model was not shown.",
-    Reason.URL_IN_OUTPUT: "It contained a web address; links come only from the knowledge base.",
-    Reason.INJECTION_ECHO: "It repeated text from a chart note, a sign of instructions hidden in notes.",
+    Reason.URL_IN_OUTPUT: (
+        "It contained a web address that is not the source of a passage it cites; links come only from the "
+        "knowledge base."
+    ),
+    Reason.INJECTION_ECHO: (
+        "It repeated three or more words or numbers from a chart note, a sign of instructions hidden in notes."
+    ),
     Reason.IDENTIFIER_ECHO: "It contained something shaped like a patient identifier.",
     Reason.WRONG_LANGUAGE: "It was not written in the card language.",
     Reason.SUMMARY_TOO_LONG: "Its summary was longer than a card allows.",
@@ -114,6 +121,29 @@ REASON_TEXT: Final[Mapping[str, str]] = {
     Reason.ACTION_NOT_ALLOWED: "It proposed a kind of order this service does not allow.",
     Reason.INVALID_RESOURCE: "The order it proposed is not a valid FHIR resource.",
     Reason.BELOW_AGREEMENT: "Too few of the independent samples proposed it.",
+}
+
+# The same reasons as a count's predicate ("2 conflicted with safety rules"), for the one plain line that says
+# why nothing was shown: built from reason codes only, so it never holds patient data or model text.
+REASON_PHRASES: Final[Mapping[str, str]] = {
+    Reason.NOT_OK_OUTPUT: "could not be read in the required format",
+    Reason.EMPTY_RETRIEVAL: "had no knowledge-base passage to rest on",
+    Reason.UNKNOWN_PATIENT_HANDLE: "cited patient data that is not in this chart",
+    Reason.UNKNOWN_KNOWLEDGE_ID: "cited a source that does not exist",
+    Reason.KNOWLEDGE_NOT_RETRIEVED: "cited a source that was not retrieved",
+    Reason.URL_IN_OUTPUT: "held a web link that is not a cited source",
+    Reason.INJECTION_ECHO: "repeated text from a chart note",
+    Reason.IDENTIFIER_ECHO: "held something shaped like a patient identifier",
+    Reason.WRONG_LANGUAGE: "did not use the card language",
+    Reason.SUMMARY_TOO_LONG: "had a summary too long for a card",
+    Reason.DIRECTIVE_PHRASING: "read as orders rather than options",
+    Reason.UNSUPPORTED_CLAIM: "made a claim its sources do not support",
+    Reason.NUMBER_MISMATCH: "quoted a measurement that differs from the chart",
+    Reason.SAFETY_VETO: "conflicted with safety rules",
+    Reason.PROTECTED_THERAPY_REMOVED: "would stop a therapy the patient's condition needs",
+    Reason.ACTION_NOT_ALLOWED: "proposed a kind of order this service does not allow",
+    Reason.INVALID_RESOURCE: "proposed an order that is not valid FHIR",
+    Reason.BELOW_AGREEMENT: "had too little agreement across the samples",
 }
 
 _STYLE: Final = (
@@ -245,8 +275,25 @@ def _summary(decision: Decision) -> str:
     return (
         f'<div class="state nothing" id="review-state" data-state="ready" {counts}>'
         "<strong>The AI review found nothing it could stand behind.</strong> No AI suggestion is shown; "
-        f'the rule cards are unaffected.<p id="abstain-why">Why: {_e(why)}</p>{what}</div>'
+        f'the rule cards are unaffected.<p id="abstain-line">{_e(abstention_line(decision))}</p>'
+        f'<p id="abstain-why">Why: {_e(why)}</p>{what}</div>'
     )
+
+
+def abstention_line(decision: Decision) -> str:
+    """Why nothing from the AI is shown, in one plain sentence built from the rejections' reason codes."""
+    answers = sum(1 for record in decision.log if record.step == "schema")
+    if answers == 0:
+        return "No model answer came back to check, so none could be shown."
+    checked = f"{answers} model answer{' was' if answers == 1 else 's were'} checked; none could be shown"
+    dropped = Counter(r.reason for r in decision.rejected)
+    if not dropped:
+        return f"{checked}: the model offered no suggestion."
+    parts = ", ".join(
+        f"{count} {REASON_PHRASES.get(reason, f'failed the check {reason}')}"
+        for reason, count in dropped.most_common()
+    )
+    return f"{checked}: {parts}."
 
 
 def _cards(evidence: Evidence, outcome: ReviewOutcome, decision: Decision, knowledge: KnowledgeBase) -> str:

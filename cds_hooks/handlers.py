@@ -4,8 +4,10 @@ Audit (DESIGN §2.8). Every hook call answered 200 appends one `HookCallRecord`,
 answer cache included (with the outcome, fingerprint and card uuids of the answer it was served); every
 feedback item the feedback sink newly stored appends one `CardFeedbackRecord` (a retried item is not
 stored twice, so it is not audited twice). A rule card left out of an answer because it was overridden
-(plugin.suppression) is named in the call's record (`suppressed`). Refused calls (the 4xx/5xx of cds_hooks.errors) are not
-recorded: their request may not even name a service or hook instance.
+(plugin.suppression) is named in the call's record (`suppressed`). A parsed hook call refused after it named its
+service (a prefetch that cannot be obtained, another patient's data: 412) is recorded with its status and
+outcome "error"; a request refused before that (malformed, unauthenticated, unknown service) is not, since it
+may not even name a service or hook instance.
 
 `AuditTrail` keeps the writes off the answer: a handler hands it a function that builds the record, and
 returns. One task builds and writes the records in submission order, in batches (see AuditTrail).
@@ -37,6 +39,7 @@ from cds_hooks.errors import (
     UnsupportedMediaType,
     from_plugin_error,
 )
+from cds_hooks.patient_check import check_patient
 from cds_hooks.prefetch import PrefetchResolver
 from cds_hooks.protocol import Coding as WireCoding
 from cds_hooks.protocol import DiscoveryResponse, FeedbackRequest, HookRequest
@@ -424,6 +427,8 @@ class HookHandler(_EdgeHandler):
             service = self._registry.for_hook(service_id, hook_request.hook)
             admitted = self._clock()
             resolved = await self._resolver.resolve(service.declaration, hook_request, tenant)
+            # Every resource used must be the context's patient's: 412, audited below, before any rule runs.
+            check_patient(hook_request.context, hook_request.prefetch, resolved.values)
         except (CdsHooksError, PluginError) as exc:
             # An authenticated, well-formed call that could not be answered (a hook the service does not
             # take, prefetch that cannot be had) is part of the trail; the error mapping answers it.

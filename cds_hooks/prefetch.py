@@ -18,12 +18,13 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 import httpx
 import orjson
 
 from cds_hooks.errors import PrefetchUnobtainable
+from cds_hooks.fhir_guard import ForbiddenAddress, UnsafeUrl, parse_server_url, refusal, within
 from cds_hooks.protocol import HookRequest
 from cds_hooks.settings import Settings, TenantSettings
 from plugin.services import PrefetchIssue, ServiceDeclaration
@@ -36,6 +37,9 @@ USER_TOKENS = {
     "userRelatedPersonId": "RelatedPerson",
 }
 FHIR_ACCEPT = "application/fhir+json, application/json;q=0.9"
+# Issues about an OperationOutcome the EHR sent as prefetch start so; its text is kept for the audit
+# record but never put in a response body.
+EHR_PREFETCH_FAILED = "EHR prefetch failed"
 
 
 class TemplateUnrenderable(ValueError):
@@ -143,21 +147,23 @@ class FhirFetcher:
         self._http = http
         self._settings = settings
         self._base = base_url.rstrip("/")
-        self._origin = urlsplit(self._base)[:2]
+        self._target = parse_server_url(self._base)  # the resolver checked it: refusal() is None
         self._headers = {"Accept": FHIR_ACCEPT}
         if token:
             self._headers["Authorization"] = f"Bearer {token}"
 
     def _same_server(self, url: str) -> bool:
         # Paging links are followed only on the EHR's own server: the bearer token must never be
-        # sent anywhere else, whatever a Bundle's `next` link says.
-        parts = urlsplit(url)
-        return (parts.scheme, parts.netloc) == self._origin and parts.path.startswith(
-            urlsplit(self._base).path
-        )
+        # sent anywhere else, whatever a Bundle's `next` link says. Compared by component, not prefix.
+        try:
+            return within(parse_server_url(url), self._target)
+        except UnsafeUrl:
+            return False
 
     async def get_json(self, url: str) -> dict[str, Any]:
         limit = self._settings.fhir_max_response_bytes
+        if not self._same_server(url):
+            raise _FetchFailed("security", "request URL leaves the FHIR server; not sent")
         try:
             async with self._http.stream(
                 "GET", url, headers=self._headers, timeout=self._settings.fhir_timeout_s
@@ -178,6 +184,8 @@ class FhirFetcher:
                         raise _FetchFailed("too-costly", "FHIR response larger than the configured limit")
                     chunks.append(chunk)
                 status = response.status_code
+        except ForbiddenAddress:
+            raise _FetchFailed("security", "FHIR server host resolves to a non-public address") from None
         except httpx.TimeoutException:
             raise _FetchFailed("timeout", "FHIR server did not answer in time") from None
         except httpx.HTTPError:
@@ -191,8 +199,9 @@ class FhirFetcher:
         if not isinstance(body, dict) or not isinstance(body.get("resourceType"), str):
             raise _FetchFailed("structure", f"FHIR server answered {status} without a FHIR resource")
         if status >= 400 or is_operation_outcome(body):
-            detail = _outcome_text(body) if is_operation_outcome(body) else "error"
-            raise _FetchFailed("processing", f"FHIR server answered {status}: {detail}")
+            # The server's own text (OperationOutcome diagnostics, reason phrase) is never repeated.
+            what = "an OperationOutcome" if is_operation_outcome(body) else "an error"
+            raise _FetchFailed("processing", f"FHIR server answered {status} with {what}")
         return body
 
     async def complete_pages(self, bundle: dict[str, Any]) -> tuple[dict[str, Any], PrefetchIssue | None]:
@@ -234,11 +243,16 @@ class PrefetchResolver:
         self._http = http
         self._limit = asyncio.Semaphore(settings.fhir_max_concurrency)
 
-    def _server_allowed(self, url: str, tenant: TenantSettings | None) -> bool:
-        if url.startswith("http://") and not self._settings.fhir_allow_http:
-            return False
-        allow = (*self._settings.fhir_server_allowlist, *(tenant.fhir_server_allowlist if tenant else ()))
-        return not allow or any(url.startswith(prefix.rstrip("/")) for prefix in allow)
+    def _server_refusal(self, url: str, tenant: TenantSettings | None) -> str | None:
+        return refusal(
+            url,
+            allow_http=self._settings.fhir_allow_http,
+            allow_private=self._settings.fhir_allow_private_networks,
+            allowlist=(
+                *self._settings.fhir_server_allowlist,
+                *(tenant.fhir_server_allowlist if tenant else ()),
+            ),
+        )
 
     async def resolve(
         self, declaration: ServiceDeclaration, request: HookRequest, tenant: TenantSettings | None = None
@@ -247,7 +261,8 @@ class PrefetchResolver:
         fetcher: FhirFetcher | None = None
         server_problem = "the hook call names no fhirServer"
         if request.fhir_server is not None:
-            if self._server_allowed(request.fhir_server, tenant):
+            refused = self._server_refusal(request.fhir_server, tenant)
+            if refused is None:
                 token = (
                     request.fhir_authorization.access_token.get_secret_value()
                     if request.fhir_authorization
@@ -255,7 +270,7 @@ class PrefetchResolver:
                 )
                 fetcher = FhirFetcher(self._http, self._settings, request.fhir_server, token)
             else:
-                server_problem = "fhirServer is not on this deployment's allowlist"
+                server_problem = refused
 
         values: dict[str, dict[str, Any] | None] = {}
         issues: list[PrefetchIssue] = []
@@ -293,7 +308,7 @@ class PrefetchResolver:
                 continue
             if value is not _ABSENT:
                 issues.append(
-                    PrefetchIssue(key, "processing", f"EHR prefetch failed: {_outcome_text(value)}")
+                    PrefetchIssue(key, "processing", f"{EHR_PREFETCH_FAILED}: {_outcome_text(value)}")
                 )
                 if not required:
                     values[key] = None
@@ -332,11 +347,18 @@ class PrefetchResolver:
             if values.get(k) is None or is_operation_outcome(values.get(k))
         )
         if missing:
-            reasons = "; ".join(f"{i.key}: {i.diagnostics}" for i in issues if i.key in missing)
+            reasons = "; ".join(f"{i.key}: {_public(i.diagnostics)}" for i in issues if i.key in missing)
             raise PrefetchUnobtainable(
                 f"required prefetch unobtainable ({', '.join(missing)}): {reasons or 'no data'}"
             )
         return ResolvedPrefetch(values=values, issues=tuple(issues))
+
+
+def _public(diagnostics: str) -> str:
+    """An issue's text as a response body may carry it: the EHR's own OperationOutcome text is not."""
+    if diagnostics.startswith(EHR_PREFETCH_FAILED):
+        return f"{EHR_PREFETCH_FAILED} (its OperationOutcome is not repeated)"
+    return diagnostics
 
 
 class _Absent:

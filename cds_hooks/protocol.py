@@ -192,11 +192,12 @@ class HookRequest(WireModel):
     @field_validator("prefetch")
     @classmethod
     def _prefetch_values_are_resources(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
-        for key, item in (value or {}).items():
+        for item in (value or {}).values():
             if item is not None and not (
                 isinstance(item, dict) and isinstance(item.get("resourceType"), str)
             ):
-                raise ValueError(f"prefetch[{key!r}] must be a FHIR resource or null")
+                # The key is the client's: named as "a value", never repeated.
+                raise ValueError("every prefetch value must be a FHIR resource or null")
         return value
 
     @model_validator(mode="after")

@@ -9,6 +9,8 @@ from typing import Annotated, Any, Literal
 from pydantic import AnyHttpUrl, BaseModel, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from cds_hooks.fhir_guard import UnsafeUrl, parse_server_url
+
 log = logging.getLogger(__name__)
 
 SANDBOX_ISSUER = "https://sandbox.cds-hooks.org"
@@ -24,7 +26,13 @@ class TenantSettings(BaseModel):
     issuer: str
     jku_allowlist: tuple[str, ...] = ()
     jwks: dict[str, Any] | None = None  # a static JWK set, for EHRs that register keys out of band
-    fhir_server_allowlist: tuple[str, ...] = ()  # URL prefixes; empty means any https server
+    # Base URLs, compared by scheme, host, port and whole path segments; empty means any public server.
+    fhir_server_allowlist: tuple[str, ...] = ()
+
+    @field_validator("fhir_server_allowlist")
+    @classmethod
+    def _allowlist_entries_are_urls(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return _check_allowlist(value)
 
     @model_validator(mode="after")
     def _has_a_key_source(self) -> TenantSettings:
@@ -62,7 +70,11 @@ class Settings(BaseSettings):
     fhir_max_response_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
     fhir_max_concurrency: int = Field(default=8, ge=1)
     fhir_allow_http: bool = False  # plain-http FHIR servers only for loopback testing
-    fhir_server_allowlist: tuple[str, ...] = ()  # URL prefixes any tenant may name; empty means any
+    # Loopback, private, link-local (cloud metadata) and other non-public addresses as fetch-back targets,
+    # named or resolved. Only for local use (`make run`) or an allowlist of internal FHIR servers.
+    fhir_allow_private_networks: bool = False
+    # Base URLs any tenant may name, compared by scheme, host, port and whole path segments; empty: any.
+    fhir_server_allowlist: tuple[str, ...] = ()
 
     # Chart notes are scrubbed of the patient's identifiers and dates, then shown to the model only as
     # delimited, untrusted data. Off by default: free text is where PHI and injected instructions hide.
@@ -83,6 +95,11 @@ class Settings(BaseSettings):
     # `r1cds up` turns it on unless R1CDS_PREVIEW_ENABLED says otherwise.
     # Uploaded Bundle files are held to max_body_bytes, like hook calls.
     preview_enabled: bool = False
+
+    @field_validator("fhir_server_allowlist")
+    @classmethod
+    def _allowlist_entries_are_urls(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return _check_allowlist(value)
 
     @field_validator("cors_origins", mode="before")
     @classmethod
@@ -132,6 +149,15 @@ class Settings(BaseSettings):
             name="cds-hooks-sandbox", issuer=SANDBOX_ISSUER, jku_allowlist=(SANDBOX_JKU,)
         )
         return (*self.tenants, sandbox)
+
+
+def _check_allowlist(entries: tuple[str, ...]) -> tuple[str, ...]:
+    for entry in entries:
+        try:
+            parse_server_url(entry)
+        except UnsafeUrl as exc:
+            raise ValueError(f"fhir_server_allowlist entry {entry!r}: {exc}") from None
+    return entries
 
 
 def derived_base(host: str, port: int) -> str:

@@ -18,6 +18,7 @@ from plugin.rules.cards import describe, facts_of, finding_card
 from plugin.rules.engine import run_rules
 from plugin.rules.model import RuleFacts
 from plugin.rules.registry import CARE_GAP_RULES, MEDICATION_RULES, Rule
+from plugin.rules.resolution import UNREADABLE_RULE_ID
 from plugin.services import HookCall, ServiceDeclaration, ServiceRegistry
 
 if TYPE_CHECKING:
@@ -130,11 +131,14 @@ class RuleService:
 
     def _assess(self, call: HookCall) -> tuple[BuiltContext, ServiceResult]:
         drafts = call.context.get("draftOrders") if self.scope == "orders" else None
+        patient_id = call.context.get("patientId")
         built = build_context(
             call.prefetch,
             self.clock(),
             draft_orders=drafts if isinstance(drafts, Mapping) else None,
             options=self.context_options,
+            # Another patient's resource never feeds a card or the model (the edge refuses such calls first).
+            patient_id=patient_id if isinstance(patient_id, str) else None,
         )
         if built.context.demographics.deceased:
             return built, ServiceResult()  # a deceased patient's chart: no care to advise on
@@ -143,13 +147,16 @@ class RuleService:
             # Order hooks speak about the orders: order-select about the orders just selected,
             # order-sign about every draft being signed.
             selected = _selected(call.context) if call.hook == "order-select" else None
+            # Records that could not be read leave every order's checks incomplete: always said.
             findings = tuple(
                 f
                 for f in findings
-                if f.proposed
-                and (selected is None or any(built.handles.resolve(h) in selected for h in f.proposed))
+                if f.rule_id == UNREADABLE_RULE_ID
+                or (
+                    f.proposed
+                    and (selected is None or any(built.handles.resolve(h) in selected for h in f.proposed))
+                )
             )
-        patient_id = call.context.get("patientId")
         described = describe(built.context)
         facts = facts_of(built.context)
         cards = tuple(

@@ -20,6 +20,7 @@ from pydantic.alias_generators import to_camel
 
 from cds_hooks import fire
 from cds_hooks.errors import MalformedRequest, PayloadTooLarge
+from cds_hooks.fhir_guard import fhir_client, refusal
 from cds_hooks.preview.demo import demo_bundle
 from cds_hooks.settings import Settings
 from plugin.fhir_search import FhirStore
@@ -107,8 +108,7 @@ def parse_bundle(text: str | bytes, limit: int) -> dict[str, Any]:
     except orjson.JSONDecodeError:
         raise MalformedRequest("the file is not JSON; upload a FHIR R4 Bundle (.json)") from None
     if not isinstance(document, dict) or document.get("resourceType") != "Bundle":
-        kind = document.get("resourceType") if isinstance(document, dict) else type(document).__name__
-        raise MalformedRequest(f"the file is not a FHIR Bundle (resourceType {str(kind)[:40]!r})")
+        raise MalformedRequest("the file is not a FHIR Bundle (its resourceType is not Bundle)")
     entries = document.get("entry")
     if entries is not None and not isinstance(entries, list):
         raise MalformedRequest("the Bundle's entry is not a list")
@@ -182,22 +182,30 @@ def _fire_message(text: str) -> str:
 
 def check_server(base: str, settings: Settings) -> None:
     """Refuse, with a message, a FHIR server the deployment's fetch-back would refuse anyway."""
-    if base.startswith("http://") and not settings.fhir_allow_http:
-        raise MalformedRequest("plain-http FHIR servers are refused here (R1CDS_FHIR_ALLOW_HTTP is off)")
-    allow = settings.fhir_server_allowlist
-    if allow and not any(base.startswith(prefix.rstrip("/")) for prefix in allow):
-        raise MalformedRequest("this FHIR server is not on the deployment's allowlist")
+    refused = refusal(
+        base,
+        allow_http=settings.fhir_allow_http,
+        allow_private=settings.fhir_allow_private_networks,
+        allowlist=settings.fhir_server_allowlist,
+    )
+    if refused is not None:
+        raise MalformedRequest(refused)
 
 
 async def from_fhir_server(
-    source: FhirSource, declaration: ServiceDeclaration, hook: str, orders: Sequence[Mapping[str, Any]]
+    source: FhirSource,
+    declaration: ServiceDeclaration,
+    hook: str,
+    orders: Sequence[Mapping[str, Any]],
+    *,
+    allow_private: bool = False,
 ) -> PreparedCall:
     base = source.fhir_server.rstrip("/")
     token = source.access_token.get_secret_value() if source.access_token else None
     context: dict[str, Any] = {"userId": USER, "patientId": source.patient_id}
     encounter = source.encounter_id
     if encounter is None and hook in fire.ENCOUNTER_HOOKS:
-        encounter = await latest_encounter(base, source.patient_id, token)
+        encounter = await latest_encounter(base, source.patient_id, token, allow_private=allow_private)
     if encounter is not None:
         context["encounterId"] = encounter
     drafts = _drafts(orders)
@@ -211,7 +219,9 @@ async def from_fhir_server(
     return PreparedCall(declaration.id, hook, source.patient_id, request)
 
 
-async def latest_encounter(base: str, patient_id: str, token: str | None) -> str:
+async def latest_encounter(
+    base: str, patient_id: str, token: str | None, *, allow_private: bool = False
+) -> str:
     """The id of the patient's newest Encounter on the server, for encounter hooks given none."""
     headers = {"Accept": "application/fhir+json"}
     if token:
@@ -220,8 +230,11 @@ async def latest_encounter(base: str, patient_id: str, token: str | None) -> str
     problem = "the FHIR server could not be asked for the patient's encounters"
     try:
         # A client of its own: this lookup is rare, and only the preview makes it.
-        async with httpx.AsyncClient(follow_redirects=False, timeout=ENCOUNTER_LOOKUP_TIMEOUT_S) as http:
-            response = await http.get(f"{base}/Encounter", params=params, headers=headers)
+        # It vets the addresses it connects to as fetch-back does (cds_hooks.fhir_guard).
+        async with fhir_client(allow_private) as http:
+            response = await http.get(
+                f"{base}/Encounter", params=params, headers=headers, timeout=ENCOUNTER_LOOKUP_TIMEOUT_S
+            )
         if response.status_code == 200:
             body = response.json()
             for entry in body.get("entry") or () if isinstance(body, dict) else ():
@@ -245,4 +258,6 @@ async def prepare(registry: ServiceRegistry, body: PrepareRequest, settings: Set
         bundle = parse_bundle(source.bundle, settings.max_body_bytes)
         return from_bundle(bundle, declaration, body.hook, source.patient_id, body.draft_orders)
     check_server(source.fhir_server.rstrip("/"), settings)
-    return await from_fhir_server(source, declaration, body.hook, body.draft_orders)
+    return await from_fhir_server(
+        source, declaration, body.hook, body.draft_orders, allow_private=settings.fhir_allow_private_networks
+    )

@@ -84,7 +84,7 @@ _BY_ID: Final = {p.id: p for p in DEMO_PATIENTS}
 def demo_patient(demo_id: str) -> DemoPatient:
     found = _BY_ID.get(demo_id)
     if found is None:
-        raise MalformedRequest(f"unknown demo patient {demo_id[:64]!r}")
+        raise MalformedRequest("unknown demo patient (demo)")
     return found
 
 
@@ -172,10 +172,10 @@ def draft_medication_request(
     """A draft MedicationRequest as an EHR puts it in draftOrders, validated as FHIR R4."""
     product = _PRODUCTS.get(code)
     if product is None:
-        raise MalformedRequest(f"medication {code[:32]!r} is not in the composer's list")
+        raise MalformedRequest("the medication (code) is not in the composer's list")
     timing = FREQUENCIES.get(frequency)
     if timing is None:
-        raise MalformedRequest(f"unknown frequency {frequency[:32]!r}; use one of {', '.join(FREQUENCIES)}")
+        raise MalformedRequest(f"unknown frequency (frequency); use one of {', '.join(FREQUENCIES)}")
     if not 0 < dose_mg <= MAX_DOSE_MG:
         raise MalformedRequest(f"dose must be above 0 and at most {MAX_DOSE_MG:g} mg")
     words, per, period, unit = timing

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from typing import Any
@@ -39,6 +39,7 @@ from plugin.context.model import (
     Trend,
     UntrustedNote,
 )
+from plugin.context.patient import belongs, patients_by_url
 
 ACTIVE_CONDITION = frozenset({"active", "recurrence", "relapse"})
 CURRENT_MEDICATION_REQUEST = frozenset({"active", "on-hold"})
@@ -281,6 +282,19 @@ class _Builder:
             self.facts.skipped.append(SkippedResource(str(resource.get("resourceType")), source, exc.reason))
             return None
 
+    def guarded(
+        self, read: Callable[[str, Mapping[str, Any]], object], source: str, raw: Mapping[str, Any]
+    ) -> Any:
+        """One resource read so that a malformed one costs that resource, never the hook call (issue 19)."""
+        try:
+            return read(source, raw)
+        except Exception as exc:  # any failure on client data is that resource's, and reported
+            resource_type = str(raw.get("resourceType"))
+            self.facts.skipped.append(
+                SkippedResource(resource_type, source, f"invalid {resource_type} ({type(exc).__name__})")
+            )
+            return None
+
     def status(self, source: str, raw: Mapping[str, Any]) -> str | None:
         """The raw status code, checked before validation so unwanted resources cost nothing to skip."""
         value = raw.get("status")
@@ -466,13 +480,13 @@ class _Builder:
             last_read: float | None = None
             for negative_instant, _, source, raw in sorted(candidates, key=lambda c: (c[0], c[1])):
                 if key == "pregnancy":
-                    if self.observation(source, raw):
+                    if self.guarded(self.observation, source, raw):
                         break  # the newest readable pregnancy status decides
                     continue
                 enough = len(self.facts.measurements.get(counted, ())) >= wanted
                 if enough and negative_instant != last_read:
                     break
-                self.observation(source, raw)
+                self.guarded(self.observation, source, raw)
                 last_read = negative_instant
 
     def observation(self, source: str, raw: Mapping[str, Any]) -> bool:
@@ -486,6 +500,12 @@ class _Builder:
         analyte = next((a for code in loincs if (a := codes.analyte_for_loinc(str(code))) is not None), None)
         model = self.model(source, raw)
         if model is None:
+            return False
+        if any(component.code is None for component in model.component or ()):
+            # component.code is required (1..1); a component without one cannot say what it measured.
+            self.facts.skipped.append(
+                SkippedResource("Observation", source, "invalid component.code (missing)")
+            )
             return False
         reference = self.references.of(raw)
         period_start = model.effectivePeriod.start if model.effectivePeriod else None
@@ -641,24 +661,43 @@ def build_context(
     now: datetime,
     draft_orders: Mapping[str, Any] | None = None,
     options: ContextOptions | None = None,
+    patient_id: str | None = None,
 ) -> BuiltContext:
-    """Never raises for bad data: unusable resources are listed in `context.skipped`."""
+    """Never raises for bad data: unusable resources are listed in `context.skipped`.
+
+    With `patient_id`, a resource that names another patient (plugin.context.patient) is never used: the
+    edge refuses such calls (cds_hooks.patient_check), and this keeps any other caller from mixing charts.
+    """
     options = options or ContextOptions()
     builder = _Builder(now, options)
     by_type = _collect(prefetch, builder.references)
     facts = builder.facts
+    by_url = patients_by_url({**prefetch, "draftOrders": draft_orders}) if patient_id is not None else {}
+    if patient_id is not None:
+        for resource_type, items in by_type.items():
+            kept = []
+            for source, raw in items:
+                if belongs(raw, patient_id, by_url):
+                    kept.append((source, raw))
+                else:
+                    facts.skipped.append(SkippedResource(resource_type, source, "another patient's record"))
+            by_type[resource_type] = kept
     for resource_type, items in by_type.items():
         if resource_type not in USED_TYPES:
             continue
         if resource_type == "Medication":
             for source, raw in items:
-                model = builder.model(source, raw)
+                model = builder.guarded(builder.model, source, raw)
                 if model is not None:
                     builder.medications_by_ref[builder.references.of(raw)] = model
     patients = by_type.get("Patient", [])
     if options.include_free_text:
         builder.identifying = deid.identifying_terms(patients[0][1] if patients else None)
-    demographics = builder.patient(patients)
+    try:
+        demographics = builder.patient(patients)
+    except Exception as exc:  # a malformed Patient costs the demographics, never the call
+        demographics = Demographics(age_years=None, sex="unknown")
+        facts.skipped.append(SkippedResource("Patient", "patient", f"invalid Patient ({type(exc).__name__})"))
     readers = {
         "Condition": builder.condition,
         "MedicationRequest": builder.medication,
@@ -670,15 +709,21 @@ def build_context(
     }
     for resource_type, read in readers.items():
         for source, raw in by_type.get(resource_type, ()):
-            read(source, raw)
+            builder.guarded(read, source, raw)
     builder.observations(list(by_type.get("Observation", ())))
     for full_url, raw in _resources(draft_orders):
         builder.references.note(raw, full_url)
-        if _str(raw.get("resourceType")) in ORDER_TYPES:
-            builder.draft(raw)
+        if patient_id is not None and not belongs(raw, patient_id, by_url):
+            facts.skipped.append(
+                SkippedResource(str(raw.get("resourceType")), "draftOrders", "another patient's record")
+            )
+        elif _str(raw.get("resourceType")) in ORDER_TYPES:
+            builder.guarded(lambda _, order: builder.draft(order), "draftOrders", raw)
         else:
             facts.skipped.append(
-                SkippedResource(str(raw.get("resourceType")), "draftOrders", "order type not reviewed")
+                SkippedResource(
+                    str(raw.get("resourceType")), "draftOrders", "order type not reviewed", unreadable=False
+                )
             )
     return _finish(facts, demographics, options, builder.today)
 

@@ -125,8 +125,22 @@ class ResourceRejected(ValueError):
         self.reason = reason
 
 
+# Dates a record is still worth reading without (issue 19): a medication whose start date is impossible
+# ("2024-02-30") is still a drug the patient takes, and a drug the rules cannot see is a lost interaction.
+# When every error is in these fields, they are read as absent (the date is unknown) and the rest is kept.
+DROPPABLE_DATES: dict[str, frozenset[str]] = {
+    "MedicationRequest": frozenset({"authoredOn"}),
+    "MedicationStatement": frozenset({"effectiveDateTime", "effectivePeriod", "dateAsserted"}),
+    "Condition": frozenset({"onsetDateTime", "onsetPeriod", "onsetAge", "onsetString", "recordedDate"}),
+    "AllergyIntolerance": frozenset({"recordedDate", "onsetDateTime"}),
+}
+
+
 def validated(resource: Mapping[str, Any]) -> Any:
-    """The resource as its R4B model, over the projection the builder reads."""
+    """The resource as its R4B model, over the projection the builder reads.
+
+    Invalid fields of DROPPABLE_DATES alone are dropped (read as unknown) rather than rejecting the resource.
+    """
     resource_type = resource.get("resourceType")
     if not isinstance(resource_type, str) or resource_type not in PROJECTIONS:
         raise ResourceRejected(f"resource type {resource_type!r} is not used")
@@ -135,7 +149,15 @@ def validated(resource: Mapping[str, Any]) -> Any:
     try:
         return model.model_validate(projection)
     except ValidationError as exc:
-        problems = sorted({f"{'.'.join(str(p) for p in e['loc'])} ({e['type']})" for e in exc.errors()})
+        errors = exc.errors()
+        droppable = DROPPABLE_DATES.get(resource_type, frozenset())
+        bad = {str(e["loc"][0]) for e in errors if e["loc"]}
+        if droppable and bad and bad <= droppable and all(e["loc"] for e in errors):
+            try:
+                return model.model_validate({k: v for k, v in projection.items() if k not in bad})
+            except (ValidationError, TypeError, ValueError):
+                pass
+        problems = sorted({f"{'.'.join(str(p) for p in e['loc'])} ({e['type']})" for e in errors})
         raise ResourceRejected("invalid " + ", ".join(problems[:3])) from None
     except (TypeError, ValueError) as exc:
         raise ResourceRejected(f"invalid {resource_type} ({type(exc).__name__})") from None

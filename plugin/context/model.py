@@ -151,6 +151,9 @@ class SkippedResource:
     resource_type: str
     source: str  # the prefetch key or "draftOrders"
     reason: str
+    # False for what the service deliberately leaves aside (an order type it does not review); True for a
+    # record it would have used but could not read, which the `rule.records-unreadable` card counts.
+    unreadable: bool = True
 
 
 @dataclass(frozen=True, slots=True)

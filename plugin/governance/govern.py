@@ -12,9 +12,11 @@
 #   they count against agreement). k/n below `min_agreement` rejects every member with below-agreement;
 #   otherwise the member of the lowest (sample, index) represents the cluster.
 # - Severity: info, raised to warning only when a rule already firing on this chart (warning or critical)
-#   cites one of the suggestion's knowledge ids and rests on one of its patient handles. The model's text
-#   never sets severity, critical is never given (that level is the rule cards'), and a suggestion a rule
-#   objects to was already dropped by the safety step.
+#   rests wholly on what the suggestion itself cites: the finding's inputs are patient handles the suggestion
+#   cites and its evidence is knowledge ids the suggestion cites (both non-empty, both subsets). A finding
+#   that merely shares a passage or a handle with the suggestion lends it nothing. The model's text never
+#   sets severity, critical is never given (that level is the rule cards'), and a suggestion a rule objects
+#   to was already dropped by the safety step.
 # - Abstention: nothing accepted. The reason is empty-retrieval, no-valid-output (no sample parsed),
 #   model-abstained (no parsed sample offered a suggestion) or nothing-passed, in that order.
 # Deterministic: no clock, no randomness, iteration only in input or sorted order.
@@ -120,8 +122,10 @@ def _severity(suggestion: AiSuggestion, findings: tuple[Finding, ...]) -> tuple[
             f.rule_id
             for f in findings
             if f.severity != "info"
-            and cited_knowledge.intersection(f.evidence)
-            and cited_patient.intersection(f.inputs)
+            and f.evidence
+            and f.inputs
+            and cited_knowledge.issuperset(f.evidence)
+            and cited_patient.issuperset(f.inputs)
         )
     )
     return ("warning" if backing else "info"), backing

@@ -102,7 +102,7 @@ class GovernancePolicy:
     max_summary: int = MAX_SUMMARY  # longest summary accepted, in characters (DESIGN §5.9: < 140)
     min_shared_terms: int = 2  # key terms the claim must share with its cited passages and facts
     number_tolerance: float = 0.01  # relative tolerance of a quoted measurement (±1%)
-    injection_run_words: int = 6  # a run this long copied from a chart note counts as an echo
+    injection_run_words: int = 3  # a run of this many tokens shared with a chart note counts as an echo
 
     def __post_init__(self) -> None:
         if not 0.0 < self.min_agreement <= 1.0:

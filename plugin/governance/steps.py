@@ -4,22 +4,34 @@
 #
 # grounding       every cited patient handle is a fact of this context; every cited knowledge id is in the
 #                 knowledge base (else unknown-knowledge-id) and in the retrieved set (else
-#                 knowledge-not-retrieved); no text field (summary, rationale, code display) holds a URL.
-# untrusted-text  the text repeats no instruction phrase and no `injection_run_words`-word run of a chart
-#                 note (injection-echo), and holds no identifier (identifier-echo; text.py lists the forms).
-# language        the set's declared language and the detected language of summary + rationale are the
-#                 policy's language; undetectable (short) text passes on the declaration alone.
+#                 knowledge-not-retrieved); a link in a text field (summary, rationale, code display; text.py
+#                 says what counts as one) is url-in-output unless it is, compared by `text.link_key`, the
+#                 source URL of a knowledge entry the suggestion cites. The later steps read the text with
+#                 its links blanked out (`text.without_urls`): what is left of one is an allowed source link.
+# untrusted-text  the text repeats no instruction phrase and no run of `injection_run_words` (3) normalised
+#                 tokens, digits included, shared with a chart note, runs of stop words only excepted
+#                 (injection-echo; `text.copied_run`), and holds no identifier (identifier-echo; text.py
+#                 lists the forms).
+# language        the set's declared language is the policy's language (the request's card language), and
+#                 so is the language of summary + rationale, at any length: the detector's answer where it
+#                 gives one (another script decides at any length), else the function words'
+#                 (`text.function_word_language`): more evidence of another language than of the expected
+#                 one is wrong-language, naming that language or "und" when it cannot tell which. With no
+#                 evidence either way ("Consider INR") the expected language stands.
 # phrasing        summary no longer than `max_summary`; it does not open with a directive (DIRECTIVES) and
 #                 nowhere says "must", "do not", "don't" or "immediately": options, not orders.
 # support         the key terms of summary + rationale + action display share at least `min_shared_terms`
 #                 with the evidence (cited passages' title, statement and applies_to; cited facts' codes,
 #                 displays, ingredients and lab labels; never note text, which is untrusted), and the action's
-#                 code, ingredient or class appears in that evidence. Numbers: a number followed by a
-#                 measurement unit (MEASUREMENT_UNITS) or preceded, within three words, by a lab name
-#                 (analyte key or label) must equal a value of a cited measurement (of that lab, when one is
-#                 named) within ±`number_tolerance` relative, or within half a unit of its last written
-#                 digit (so "1.3" matches 1.25); a number written in a cited passage's statement (a
-#                 threshold such as "below 30") passes too. Anything else is number-mismatch.
+#                 code, ingredient or class appears in that evidence. Numbers: claims are cut into sentences
+#                 (at ".", ";", "!" or "?" before a space or the end); a number followed by a measurement
+#                 unit (MEASUREMENT_UNITS), or in a sentence naming a lab (analyte key or label) and not
+#                 followed by a dose, count or time unit (OTHER_UNITS), is tied to the nearest lab name
+#                 before it in its sentence, else the nearest after it, wherever that stands ("eGFR has
+#                 fallen to about 25" is eGFR's). It must equal a value of a cited measurement (of that
+#                 lab, when one is named) within ±`number_tolerance` relative, or within half a unit of its
+#                 last written digit (so "1.3" matches 1.25); a number written in a cited passage's
+#                 statement (a threshold such as "below 30") passes too. Anything else is number-mismatch.
 # safety          a create or update of a MedicationRequest runs `check_proposal`; any finding vetoes. For an
 #                 update the target is taken out of the chart first: it is being replaced, not duplicated. A
 #                 proposed drug the terminology cannot resolve to known ingredients is a safety-veto too
@@ -62,6 +74,7 @@ from plugin.suggestions import AiSuggestion, ProposedAction
 __all__ = [
     "DIRECTIVES",
     "MEASUREMENT_UNITS",
+    "OTHER_UNITS",
     "SYSTEM_URIS",
     "Chart",
     "RegimenChange",
@@ -129,7 +142,13 @@ _NUMBER: Final = re.compile(
     + r")(?!\w))?",
     re.IGNORECASE,
 )
-_LOOK_BACK_WORDS: Final = 3
+# What follows a number that is a dose, a count or a time, never a lab value ("500 mg", "2 weeks").
+OTHER_UNITS: Final = (
+    r"mg|mcg|µg|ug|g|kg|ml|l|units?|iu|doses?|tablets?|tabs?|capsules?|puffs?|drops?|times?|x|"
+    r"minutes?|mins?|hours?|hrs?|h|days?|d|weeks?|wks?|months?|years?|yrs?|y|readings?|samples?"
+)
+_OTHER_UNIT: Final = re.compile(r"\s*(?:" + OTHER_UNITS + r")(?!\w)", re.IGNORECASE)
+_SENTENCE_END: Final = re.compile(r"[.;!?](?=\s|$)")
 _LAB_NAMES: Final[dict[str, str]] = {
     **{key.lower(): key for key in ANALYTES},
     **{analyte.label.lower(): key for key, analyte in ANALYTES.items()},
@@ -193,7 +212,7 @@ class Chart:
     codes: dict[str, tuple[str, ...]] = field(default_factory=dict)  # handle → codes it carries
     measurements: dict[str, Measurement] = field(default_factory=dict)
     order_types: dict[str, str] = field(default_factory=dict)  # M/D handle → resource type
-    note_words: tuple[list[str], ...] = ()
+    note_tokens: tuple[list[str], ...] = ()
     _vetoes: dict[tuple[str, str, str, str | None], tuple[Finding, ...]] = field(default_factory=dict)
     _regimens: dict[tuple[str, str, str, str, str | None], RegimenChange] = field(default_factory=dict)
     _before: tuple[RuleFacts, tuple[Finding, ...]] | None = None
@@ -228,7 +247,7 @@ class Chart:
             chart.facts.setdefault(handle, ("pregnancy",))
         for note in context.notes:
             chart.facts[note.handle] = ()  # citable, but untrusted text is never evidence
-        chart.note_words = tuple(text.words(note.text) for note in context.notes)
+        chart.note_tokens = tuple(text.run_tokens(note.text) for note in context.notes)
         return chart
 
     def _add(self, handle: str, code: Code, ingredients: tuple[str, ...]) -> None:
@@ -302,22 +321,27 @@ def check_grounding(suggestion: AiSuggestion, chart: Chart, policy: GovernancePo
         return Verdict(
             Reason.KNOWLEDGE_NOT_RETRIEVED, f"not among the passages given: {', '.join(unretrieved)}"
         )
+    sources = {
+        text.link_key(entry.source.url)
+        for k in suggestion.citations.knowledge
+        if (entry := chart.knowledge.get(k)) is not None
+    }
     for value in _texts(suggestion):
-        found = text.find_url(value)
-        if found is not None:
-            return Verdict(Reason.URL_IN_OUTPUT, f"URL-like text {found[:40]!r}")
+        for found in text.find_urls(value):
+            if text.link_key(found) not in sources:
+                return Verdict(Reason.URL_IN_OUTPUT, f"URL-like text {found[:40]!r}")
     return _ok(
         f"{len(suggestion.citations.patient)} patient and {len(suggestion.citations.knowledge)} knowledge citations"
     )
 
 
 def check_untrusted(suggestion: AiSuggestion, chart: Chart, policy: GovernancePolicy) -> Verdict:
-    joined = " ".join(_texts(suggestion))
+    joined = text.without_urls(" ".join(_texts(suggestion)))
     if text.find_injection_phrase(joined):
         return Verdict(Reason.INJECTION_ECHO, "instruction-like phrase in the output")
-    output_words = text.words(joined)
-    for note, note_words in zip(chart.context.notes, chart.note_words, strict=True):
-        if text.copied_run(output_words, note_words, policy.injection_run_words):
+    output_tokens = text.run_tokens(joined)
+    for note, note_tokens in zip(chart.context.notes, chart.note_tokens, strict=True):
+        if text.copied_run(output_tokens, note_tokens, policy.injection_run_words):
             return Verdict(Reason.INJECTION_ECHO, f"repeats a run of untrusted note {note.handle}")
     allowed = frozenset(code for h in suggestion.citations.patient for code in chart.codes.get(h, ()))
     if suggestion.action.code is not None:
@@ -332,9 +356,14 @@ def check_language(suggestion: AiSuggestion, declared: str, policy: GovernancePo
     primary = declared.split("-")[0].lower()
     if primary != policy.language:
         return Verdict(Reason.WRONG_LANGUAGE, f"declared {declared}, configured {policy.language}")
-    detected = text.detect_language(f"{suggestion.summary} {suggestion.rationale}")
+    written = text.without_urls(f"{suggestion.summary} {suggestion.rationale}")
+    detected = text.detect_language(written)
     if detected is not None and detected != policy.language:
         return Verdict(Reason.WRONG_LANGUAGE, f"detected {detected}, configured {policy.language}")
+    if detected is None:
+        other = text.function_word_language(written, policy.language)
+        if other is not None:
+            return Verdict(Reason.WRONG_LANGUAGE, f"function words of {other}, configured {policy.language}")
     return _ok(f"declared {declared}, detected {detected or 'undetermined'}")
 
 
@@ -384,29 +413,42 @@ def _matches(written: str, value: float, tolerance: float) -> bool:
     return abs(number - value) <= max(abs(value) * tolerance, half_digit)
 
 
+def _sentences(claim: str) -> list[str]:
+    return [part for part in _SENTENCE_END.split(claim) if part.strip()]
+
+
+def _lab_of(sentence: str, start: int, end: int) -> str | None:
+    """The analyte of the lab name nearest before [start, end) in the sentence, else nearest after it."""
+    names = list(_LAB_NAME.finditer(sentence))
+    before = [m for m in names if m.end() <= start]
+    if before:
+        return _LAB_NAMES[before[-1].group(0).lower()]
+    after = [m for m in names if m.start() >= end]
+    return _LAB_NAMES[after[0].group(0).lower()] if after else None
+
+
 def _check_numbers(
     suggestion: AiSuggestion, chart: Chart, entries: list[KnowledgeEntry], policy: GovernancePolicy
 ) -> Verdict | None:
     cited = [chart.measurements[h] for h in suggestion.citations.patient if h in chart.measurements]
     passage_numbers = {m.group("number") for e in entries for m in _NUMBER.finditer(e.statement)}
     for claim in (suggestion.summary, suggestion.rationale):
-        for match in _NUMBER.finditer(claim):
-            before = " ".join(claim[: match.start()].split()[-_LOOK_BACK_WORDS:])
-            labs = _LAB_NAME.findall(before)
-            if match.group("unit") is None and not labs:
-                continue
-            written = match.group("number")
-            pool = cited
-            if labs:
-                analyte = _LAB_NAMES[labs[-1].lower()]
-                pool = [m for m in cited if m.analyte == analyte]
-            if any(_matches(written, m.value, policy.number_tolerance) for m in pool):
-                continue
-            if written in passage_numbers:
-                continue
-            return Verdict(
-                Reason.NUMBER_MISMATCH, f"{written} matches no cited measurement or passage figure"
-            )
+        for sentence in _sentences(claim):
+            for match in _NUMBER.finditer(sentence):
+                analyte = _lab_of(sentence, match.start(), match.end())
+                if match.group("unit") is None and (
+                    analyte is None or _OTHER_UNIT.match(sentence, match.end()) is not None
+                ):
+                    continue
+                written = match.group("number")
+                pool = cited if analyte is None else [m for m in cited if m.analyte == analyte]
+                if any(_matches(written, m.value, policy.number_tolerance) for m in pool):
+                    continue
+                if written in passage_numbers:
+                    continue
+                return Verdict(
+                    Reason.NUMBER_MISMATCH, f"{written} matches no cited measurement or passage figure"
+                )
     return None
 
 

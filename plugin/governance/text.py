@@ -7,13 +7,22 @@
 #   trailing plural "s" dropped from words of five or more letters, and tokens of one character dropped.
 #   Each word that names an ingredient (terminology) adds the ingredient's class keys too, and each class
 #   key adds its hyphen-separated parts, so "ibuprofen" meets a passage about "NSAIDs".
-# - URLs: the schema already refuses "://" and "www."; here any host-like word ending in a common top-level
-#   domain ("uptodate.com/x", "dailymed.nlm.nih.gov") counts too. Knowledge ids ("kb.x-y") are not hosts.
+# - URLs: the schema already refuses "://" and "www."; here a link is also any host-like run of two or more
+#   dot-separated labels ending in a letters-only top-level label of 2 to 24 letters that either is a common
+#   top-level domain ("uptodate.com", "dailymed.nlm.nih.gov"), or is followed by a path, query or port
+#   ("warfarin-guide.xyz/dose"), or closes three or more labels ("med.example.xyz"), with its path; a scheme
+#   ("https:", "mailto:") counts too. Knowledge ids ("kb.x-y") are not hosts. `link_key` is how links
+#   compare: lower-cased, without scheme, "//", leading "www." and trailing "/" (governance allows a link
+#   only when it is the source URL of a knowledge entry the suggestion cites).
 # - Identifiers: e-mail addresses, phone numbers (3-3-4 digit groups, or "+" and 8 or more digits), ISO or
 #   slashed dates, US SSN shapes and any run of 6 or more digits (MRN-like) that is not a code the
 #   suggestion may legitimately name.
-# - Injected instructions: a fixed list of instruction phrases, or any run of `run_words` consecutive words
-#   copied from an untrusted chart note.
+# - Injected instructions: a fixed list of instruction phrases, or any run of `run` consecutive normalised
+#   tokens shared with an untrusted chart note (`copied_run`). Tokens (`run_tokens`) are maximal runs of
+#   letters or of digits (a number keeps its decimal part), lower-cased; a number loses leading zeros and
+#   trailing decimal zeros ("05.50" → "5.5") and a word its plural "s" as for key terms, so digits, doses
+#   and punctuation do not hide a copy. A run made only of STOP_WORDS ("for this patient") is ordinary
+#   wording and never counts.
 # - Language: py3langid (the maintained fork of langid.py: naive Bayes over byte n-grams, its model inside
 #   the wheel, no network, deterministic) with normalised probabilities. Text entirely in capitals is
 #   lower-cased first. Words that are evidence of no language are masked before classifying: any Latin-script
@@ -43,6 +52,7 @@ from plugin import terminology
 from plugin.terminology import CLASS_KEYS
 
 __all__ = [
+    "FUNCTION_WORDS",
     "INJECTION_PHRASES",
     "STOP_WORDS",
     "copied_run",
@@ -50,7 +60,12 @@ __all__ = [
     "find_identifier",
     "find_injection_phrase",
     "find_url",
+    "find_urls",
+    "function_word_language",
     "key_terms",
+    "link_key",
+    "run_tokens",
+    "without_urls",
     "words",
 ]
 
@@ -216,21 +231,190 @@ STOP_WORDS: Final = frozenset(
     ]
 )
 
+# Words that are evidence of one language (or a few), never English clinical wording, for text too short for
+# the model: articles, prepositions, conjunctions, pronouns and the verbs a suggestion opens with. Left out on
+# purpose: words English shares ("a", "in", "per", "no", "do", "as", "die", "von"), words that double as
+# clinical abbreviations or units ("la", "il", "los", "os", "em", "um", "pas", "di") and the Latin of English
+# citations ("et", "est").
+FUNCTION_WORDS: Final[dict[str, frozenset[str]]] = {
+    "en": frozenset(
+        [
+            "the",
+            "and",
+            "of",
+            "with",
+            "for",
+            "is",
+            "are",
+            "on",
+            "to",
+            "this",
+            "that",
+            "was",
+            "were",
+            "has",
+            "have",
+            "be",
+            "been",
+            "not",
+            "or",
+            "at",
+            "by",
+            "from",
+            "after",
+            "before",
+            "while",
+            "because",
+            "which",
+            "should",
+            "could",
+            "may",
+            "consider",
+            "considering",
+            "check",
+            "checking",
+            "review",
+            "reviewing",
+            "discuss",
+            "whether",
+        ]
+    ),
+    "es": frozenset(
+        [
+            "el",
+            "las",
+            "del",
+            "una",
+            "unos",
+            "para",
+            "con",
+            "por",
+            "que",
+            "su",
+            "sus",
+            "revisar",
+            "considere",
+            "considerar",
+            "evaluar",
+            "valorar",
+            "suspender",
+            "paciente",
+            "pacientes",
+            "función",
+            "está",
+            "según",
+        ]
+    ),
+    "fr": frozenset(
+        [
+            "le",
+            "les",
+            "du",
+            "des",
+            "une",
+            "pour",
+            "avec",
+            "dans",
+            "sur",
+            "chez",
+            "sous",
+            "vérifier",
+            "envisager",
+            "contrôler",
+            "surveiller",
+            "patiente",
+            "fonction",
+        ]
+    ),
+    "de": frozenset(
+        [
+            "der",
+            "das",
+            "den",
+            "dem",
+            "des",
+            "und",
+            "ist",
+            "mit",
+            "bei",
+            "oder",
+            "nicht",
+            "ein",
+            "eine",
+            "zu",
+            "auf",
+            "für",
+            "unter",
+            "wird",
+            "erwägen",
+            "sie",
+            "prüfen",
+            "kontrolle",
+        ]
+    ),
+    "pt": frozenset(
+        [
+            "da",
+            "dos",
+            "das",
+            "uma",
+            "para",
+            "com",
+            "não",
+            "verificar",
+            "avaliar",
+            "considere",
+            "paciente",
+            "pacientes",
+            "função",
+        ]
+    ),
+    "it": frozenset(
+        [
+            "della",
+            "delle",
+            "dei",
+            "degli",
+            "nel",
+            "nella",
+            "con",
+            "che",
+            "è",
+            "valutare",
+            "verificare",
+            "controllare",
+            "paziente",
+            "pazienti",
+            "funzione",
+        ]
+    ),
+}
+
 _TOKEN: Final = re.compile(r"[^\W_]+(?:[.-][^\W_]+)*", re.UNICODE)
 _NUMBER_ONLY: Final = re.compile(r"^[0-9]+(?:\.[0-9]+)?$")
 _KB_ID: Final = re.compile(r"\bkb\.[a-z0-9]+(?:-[a-z0-9]+)*", re.IGNORECASE)
+_COMMON_TLDS: Final = (
+    "com|org|net|gov|edu|int|mil|info|biz|io|ai|app|dev|health|med|eu|uk|us|ca|au|de|fr|es|it|nl|ch|in"
+)
+_HOST_LABEL: Final = r"[a-z0-9](?:[a-z0-9-]*[a-z0-9])?"
+_LINK_END: Final = r"[^\s<>\"'()\[\]{}]*"  # a link's path, query and fragment run to a space or bracket
+_HOST_START: Final = r"(?<![\w.@-])"  # a host starts at a word start, not inside an e-mail address
 _URL: Final = re.compile(
-    r"://|\bwww\.|\b(?:https?|ftp|mailto):|\b[a-z0-9-]+(?:\.[a-z0-9-]+)*\."
-    r"(?:com|org|net|gov|edu|int|mil|info|biz|io|ai|app|dev|health|med|eu|uk|us|ca|au|de|fr|es|it|nl|ch|in)"
-    r"\b(?!-)",
+    rf"\b(?:https?|ftp|mailto):{_LINK_END}|\bwww\.{_LINK_END}|://"
+    rf"|{_HOST_START}(?:{_HOST_LABEL}\.)+(?:{_COMMON_TLDS})(?![\w-])(?:[/:?#]{_LINK_END})?"
+    rf"|{_HOST_START}(?:{_HOST_LABEL}\.)+[a-z]{{2,24}}(?:[/?#]|:[0-9]){_LINK_END}"
+    rf"|{_HOST_START}(?:{_HOST_LABEL}\.){{2,}}[a-z]{{2,24}}(?![\w-])(?:[/:?#]{_LINK_END})?",
     re.IGNORECASE,
 )
+_TRAILING: Final = ".,;:!?"
+_SCHEME: Final = re.compile(r"^(?:[a-z]+:)?(?://)?(?:www\.)?", re.IGNORECASE)
 _EMAIL: Final = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 _PHONE: Final = re.compile(r"(?<![\w.])(?:\(?\d{3}\)?[\s.-]\d{3}[\s.-]\d{4}|\+\d(?:[\s.-]?\d){7,})(?![\w.])")
 _DATE: Final = re.compile(r"(?<!\d)(?:\d{4}-\d{1,2}-\d{1,2}|\d{1,2}/\d{1,2}/\d{2,4})(?!\d)")
 _SSN: Final = re.compile(r"(?<!\d)\d{3}-\d{2}-\d{4}(?!\d)")
 _DIGIT_RUN: Final = re.compile(r"(?<!\d)\d{6,}(?!\d)")
 _WORD: Final = re.compile(r"[^\W\d_]+(?:'[^\W\d_]+)?", re.UNICODE)
+_RUN_TOKEN: Final = re.compile(r"\d+(?:\.\d+)?|[^\W\d_]+", re.UNICODE)
 
 INJECTION_PHRASES: Final = re.compile(
     r"\b(?:ignore|disregard|forget|override)\s+(?:all\s+|any\s+)?(?:the\s+)?(?:previous|prior|above|earlier|"
@@ -288,10 +472,25 @@ def key_terms(texts: Iterable[str]) -> frozenset[str]:
     return frozenset(terms)
 
 
+def find_urls(text: str) -> list[str]:
+    """Every link-like fragment of a text, in order, trailing punctuation dropped; knowledge ids excepted."""
+    return [m.group(0).rstrip(_TRAILING) for m in _URL.finditer(_KB_ID.sub(" ", text))]
+
+
 def find_url(text: str) -> str | None:
-    """The first URL-like fragment of a text, knowledge ids excepted."""
-    match = _URL.search(_KB_ID.sub(" ", text))
-    return match.group(0) if match else None
+    """The first link-like fragment of a text, knowledge ids excepted."""
+    found = find_urls(text)
+    return found[0] if found else None
+
+
+def link_key(url: str) -> str:
+    """A link as links compare: lower-case, no scheme, no "//", no leading "www.", no trailing "/"."""
+    return _SCHEME.sub("", url.strip().lower()).rstrip("/")
+
+
+def without_urls(text: str) -> str:
+    """The text with every link-like fragment blanked out (for screens that run after the link check)."""
+    return _URL.sub(" ", _KB_ID.sub(" ", text))
 
 
 def find_identifier(text: str, allowed_codes: frozenset[str]) -> str | None:
@@ -309,12 +508,45 @@ def find_injection_phrase(text: str) -> bool:
     return INJECTION_PHRASES.search(text) is not None
 
 
-def copied_run(output_words: list[str], note_words: list[str], run: int) -> bool:
-    """Whether `run` consecutive words of a note appear, in order, in the output."""
-    if len(output_words) < run or len(note_words) < run:
+def _normalised(token: str) -> str:
+    if token[0].isdigit():
+        whole, _, fraction = token.partition(".")
+        fraction = fraction.rstrip("0")
+        return (whole.lstrip("0") or "0") + (f".{fraction}" if fraction else "")
+    return _stem(token)
+
+
+def run_tokens(text: str) -> list[str]:
+    """Normalised tokens in order, for copied-run detection (see the module notes)."""
+    return [_normalised(t) for t in _RUN_TOKEN.findall(text.lower())]
+
+
+def copied_run(output_tokens: list[str], untrusted_tokens: list[str], run: int) -> bool:
+    """Whether `run` consecutive tokens of untrusted text, not all of them stop words, appear in the output."""
+    if len(output_tokens) < run or len(untrusted_tokens) < run:
         return False
-    grams = {tuple(note_words[i : i + run]) for i in range(len(note_words) - run + 1)}
-    return any(tuple(output_words[i : i + run]) in grams for i in range(len(output_words) - run + 1))
+    grams = {
+        gram
+        for i in range(len(untrusted_tokens) - run + 1)
+        if not STOP_WORDS.issuperset(gram := tuple(untrusted_tokens[i : i + run]))
+    }
+    return any(tuple(output_tokens[i : i + run]) in grams for i in range(len(output_tokens) - run + 1))
+
+
+def function_word_language(text: str, expected: str) -> str | None:
+    """Another language the function words of a text point to, "und" on a tie, or None (see the notes)."""
+    if expected not in FUNCTION_WORDS:
+        return None
+    hits = dict.fromkeys(FUNCTION_WORDS, 0)
+    for word in _WORD.findall(text.lower()):
+        for language, listed in FUNCTION_WORDS.items():
+            if word in listed:
+                hits[language] += 1
+    best = max(hits.values())
+    if best <= hits[expected]:
+        return None
+    leaders = [language for language, count in hits.items() if count == best]
+    return leaders[0] if len(leaders) == 1 else "und"
 
 
 class _Identifier(Protocol):

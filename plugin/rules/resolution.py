@@ -1,4 +1,5 @@
-"""The fail-closed rule: a medication no ingredient list covers is named on a card, never silently skipped."""
+"""The fail-closed rules: a medication no ingredient list covers is named on a card, never silently skipped;
+so are the records that could not be read at all (issue 19)."""
 
 from __future__ import annotations
 
@@ -34,4 +35,56 @@ def medication_unresolved(facts: RuleFacts) -> Iterator[Finding]:
         )
 
 
-RESOLUTION_RULES: Final = (medication_unresolved,)
+UNREADABLE_RULE_ID: Final = "rule.records-unreadable"
+UNREADABLE_EVIDENCE: Final = "kb.records-unreadable"
+# How a card names each kind of record, singular and plural.
+_RECORD_KINDS: Final[dict[str, tuple[str, str]]] = {
+    "MedicationRequest": ("medication record", "medication records"),
+    "MedicationStatement": ("medication record", "medication records"),
+    "Medication": ("medication record", "medication records"),
+    "Observation": ("lab or vital sign", "labs or vital signs"),
+    "Condition": ("problem-list entry", "problem-list entries"),
+    "AllergyIntolerance": ("allergy record", "allergy records"),
+    "Immunization": ("immunization record", "immunization records"),
+    "Procedure": ("procedure record", "procedure records"),
+    "Encounter": ("encounter record", "encounter records"),
+    "Patient": ("patient record", "patient records"),
+    "ServiceRequest": ("draft order", "draft orders"),
+}
+_SUFFIX: Final = " could not be read: safety checks may be incomplete"
+
+
+def _counted(count: int, kind: tuple[str, str]) -> str:
+    return f"{count} {kind[0] if count == 1 else kind[1]}"
+
+
+def records_unreadable(facts: RuleFacts) -> Iterator[Finding]:
+    """One info finding counting the records the context left out as unreadable (invalid, uncoded).
+
+    What the service deliberately ignores (types it does not use, an order type it does not review, readings
+    older than the ones it needs) is never validated or never counted (SkippedResource.unreadable).
+    """
+    counts: dict[tuple[str, str], int] = {}
+    for skipped in facts.context.skipped:
+        if skipped.unreadable:
+            kind = _RECORD_KINDS.get(skipped.resource_type, ("record", "records"))
+            counts[kind] = counts.get(kind, 0) + 1
+    if not counts:
+        return
+    total = sum(counts.values())
+    named = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+    summary = " and ".join(_counted(n, kind) for kind, n in named) + _SUFFIX
+    if len(named) > 2 or len(summary) >= 140:
+        summary = _counted(total, ("record", "records")) + _SUFFIX
+    yield Finding(
+        UNREADABLE_RULE_ID,
+        "info",
+        summary,
+        "Records that fail validation are left out rather than guessed at, so a drug, allergy or result they "
+        "hold is not checked: review the chart by hand.",
+        (UNREADABLE_EVIDENCE,),
+        (),
+    )
+
+
+RESOLUTION_RULES: Final = (medication_unresolved, records_unreadable)

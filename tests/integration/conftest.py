@@ -61,6 +61,7 @@ def serve_app(redis_server: RedisHandle, ehr_keys: tuple[SigningKey, SigningKey]
                 "public_base_url": url,
                 "redis_url": redis_server.url,
                 "fhir_allow_http": True,
+                "fhir_allow_private_networks": True,  # the FHIR servers of the tests listen on loopback
                 "tenants": (TenantSettings(name="test-ehr", issuer=EHR_ISSUER, jwks=jwks(*ehr_keys)),),
                 **overrides,
             }

@@ -131,6 +131,7 @@ def test_up_serves_rules_then_the_ai_card_and_sigterm_stops_everything(
         R1CDS_PUBLIC_BASE_URL=url,
         R1CDS_AUTH_DISABLED="true",
         R1CDS_FHIR_ALLOW_HTTP="true",
+        R1CDS_FHIR_ALLOW_PRIVATE_NETWORKS="true",
         R1CDS_MODEL_BACKEND="sglang",
         R1CDS_MODEL_URL=model.url,
         R1CDS_MODEL_NAME=model.model_name,

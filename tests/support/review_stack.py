@@ -143,6 +143,7 @@ def serve_review_api(review: ReviewSettings, **overrides: Any) -> Iterator[Serve
             redis_url=review.redis_url,
             auth_disabled=True,
             fhir_allow_http=True,
+            fhir_allow_private_networks=True,
             **overrides,
         )
         return build_app(settings, review)

@@ -10,10 +10,17 @@ import re
 
 import pytest
 
-from cds_hooks.evidence_page import ABSTAIN_TEXT, REASON_TEXT, SCRIPTED_NOTICE, render_evidence
+from cds_hooks.evidence_page import (
+    ABSTAIN_TEXT,
+    REASON_PHRASES,
+    REASON_TEXT,
+    SCRIPTED_NOTICE,
+    abstention_line,
+    render_evidence,
+)
 from plugin.ai_review import AiReview, MemoryReviewBroker
 from plugin.catalog import CHART_REVIEW
-from plugin.governance.model import Reason
+from plugin.governance.model import Decision, Reason, Rejection, StepRecord
 from plugin.model_port import ModelIdentity, ModelUnavailable, ScriptedModel
 from tests.support import governance_corpus as corpus
 from tests.support.memory_review import scripted_runner, version
@@ -89,6 +96,39 @@ async def test_pending_page_refreshes_and_failed_page_says_why() -> None:
 
 def test_every_governance_reason_is_explained() -> None:
     assert set(REASON_TEXT) == set(Reason)
+    assert set(REASON_PHRASES) == set(Reason)
+
+
+def _abstained(samples: int, *reasons: Reason) -> Decision:
+    log = tuple(StepRecord("schema", i, None, True, None, "1 suggestion(s)") for i in range(samples))
+    rejected = tuple(Rejection(i, 0, r, "detail with model text M1 7.5") for i, r in enumerate(reasons))
+    return Decision((), rejected, True, "nothing-passed" if reasons else "model-abstained", log)
+
+
+@pytest.mark.parametrize(
+    ("decision", "line"),
+    [
+        (
+            _abstained(3, Reason.SAFETY_VETO, Reason.KNOWLEDGE_NOT_RETRIEVED, Reason.SAFETY_VETO),
+            "3 model answers were checked; none could be shown: 2 conflicted with safety rules, 1 cited a "
+            "source that was not retrieved.",
+        ),
+        (
+            _abstained(1, Reason.INJECTION_ECHO),
+            "1 model answer was checked; none could be shown: 1 repeated text from a chart note.",
+        ),
+        (
+            _abstained(2),
+            "2 model answers were checked; none could be shown: the model offered no suggestion.",
+        ),
+        (_abstained(0), "No model answer came back to check, so none could be shown."),
+    ],
+)
+def test_abstention_line_says_why_in_plain_words_from_reason_codes_only(
+    decision: Decision, line: str
+) -> None:
+    assert abstention_line(decision) == line
+    assert "M1" not in line and "7.5" not in line and "detail" not in line
 
 
 async def test_abstained_review_links_its_page_from_the_one_notice_card_only() -> None:
@@ -141,6 +181,7 @@ async def test_an_abstained_review_says_it_found_nothing_and_why_not_review_comp
     assert "found nothing it could stand behind" in box
     assert html.escape(ABSTAIN_TEXT["model-abstained"]) in box
     assert "Governance dropped nothing" in box
+    assert "none could be shown: the model offered no suggestion." in box
     assert "<title>AI review: no suggestion - R1 CDS</title>" in page
 
 
@@ -151,6 +192,10 @@ async def test_when_governance_dropped_everything_the_page_lists_what_and_why() 
     assert 'class="state nothing"' in box and 'data-abstain-reason="nothing-passed"' in box
     assert html.escape(ABSTAIN_TEXT["nothing-passed"]) in box
     assert f"2 × {html.escape(REASON_TEXT[Reason.DIRECTIVE_PHRASING])}" in box
+    assert (
+        '<p id="abstain-line">2 model answers were checked; none could be shown: 2 read as orders rather '
+        "than options.</p>"
+    ) in box
     assert '<table id="dropped">' in page  # and each dropped finding below, as before
 
 

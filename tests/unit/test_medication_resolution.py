@@ -18,7 +18,7 @@ from plugin.governance.steps import Chart
 from plugin.knowledge import build_medications
 from plugin.rules.engine import PROPOSAL_HANDLE, check_proposal
 from plugin.rules.model import RuleFacts
-from plugin.rules.resolution import RESOLUTION_RULES, RULE_ID, medication_unresolved
+from plugin.rules.resolution import RESOLUTION_RULES, RULE_ID, medication_unresolved, records_unreadable
 from plugin.suggestions import AiSuggestion
 from plugin.terminology import (
     TerminologyError,
@@ -258,7 +258,7 @@ def test_a_long_label_is_shortened_not_the_sentence() -> None:
 
 
 def test_resolution_rules_are_exported() -> None:
-    assert (medication_unresolved,) == RESOLUTION_RULES
+    assert (medication_unresolved, records_unreadable) == RESOLUTION_RULES
 
 
 # --- governance -----------------------------------------------------------------------------------------
