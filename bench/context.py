@@ -26,7 +26,8 @@ from plugin.fhir_search import FhirStore
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SYNTHEA = REPO_ROOT.parent / "shared" / "fixtures" / "synthea"
 FHIR_BASE = "https://ehr.bench.invalid/fhir/r4"
-# Fixed, so ages and "N d ago" (hence the summary and its size) repeat exactly; just after the newest record.
+# Fixed, so ages and offsets ("5 wk ago"; hence the summary and its size) repeat exactly; just after the
+# newest record.
 NOW = datetime(2022, 4, 1, 12, tzinfo=UTC)
 WARMUP = 3
 TARGET_REDUCTION = 10.0

@@ -25,6 +25,8 @@ from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, Final, Protocol, TypeVar, runtime_checkable
 
+import anyio
+import anyio.to_thread
 import orjson
 from pydantic import BaseModel, ValidationError
 from starlette.requests import Request
@@ -70,6 +72,9 @@ JSON = "application/json"
 HTML: Final = "text/html; charset=utf-8"
 CLINICIAN_REFERENCE: Final = re.compile(r"(Practitioner|PractitionerRole)/[A-Za-z0-9\-.]{1,64}")
 ANSWER_MARGIN_S: Final = 0.05  # kept back from the sync budget to render and send the answer
+# A call carrying more resources than this is "large": large calls share at most half the hook threads.
+LARGE_CALL_RESOURCES: Final = 250
+T = TypeVar("T")
 # The AI review's state, as the service saw it (ServiceResult.ai_state), as the audit trail names it.
 AI_OUTCOMES: Final[Mapping[str, HookOutcome]] = {
     "ready": "ai-ready",
@@ -337,6 +342,60 @@ async def read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
+def count_resources(document: object) -> int:
+    """Resources a hook request carries, from its parsed JSON: each prefetch value's Bundle entries (or
+    1 for a resource), plus the entries of `context.draftOrders`. Anything malformed counts as nothing
+    here; the request's validation refuses it next."""
+    if not isinstance(document, dict):
+        return 0
+    total = 0
+    prefetch = document.get("prefetch")
+    if isinstance(prefetch, dict):
+        total += sum(_resources_in(value) for value in prefetch.values())
+    context = document.get("context")
+    if isinstance(context, dict):
+        total += _resources_in(context.get("draftOrders"))
+    return total
+
+
+def _resources_in(value: object) -> int:
+    if not isinstance(value, Mapping):
+        return 0
+    entries = value.get("entry")
+    if value.get("resourceType") == "Bundle":
+        return len(entries) if isinstance(entries, list) else 0
+    return 1
+
+
+def _over_resource_cap(limit: int) -> PayloadTooLarge:
+    # The limit only: never the count or anything else the client sent.
+    return PayloadTooLarge(
+        f"hook call over the {limit}-resource limit (R1CDS_MAX_RESOURCES_PER_CALL: prefetch entries "
+        "plus context.draftOrders entries)"
+    )
+
+
+class HookThreads:
+    """Where a hook call's CPU-heavy steps run: worker threads, off the event loop, a bounded number.
+
+    The context build, the rules and the card rendering of one call are synchronous Python; on the event
+    loop a call of thousands of resources held every other call (and /healthz) for seconds. On a thread
+    the loop goes on answering while it runs (the GIL is handed over every few milliseconds). `threads`
+    calls run at once; a large call (over LARGE_CALL_RESOURCES resources) also takes one of `large`
+    slots (half the threads, at least one), so large calls alone can never hold every thread.
+    """
+
+    def __init__(self, threads: int) -> None:
+        self.threads = anyio.CapacityLimiter(threads)
+        self.large = anyio.CapacityLimiter(max(1, threads // 2))
+
+    async def run(self, work: Callable[[], T], *, large: bool = False) -> T:
+        if not large:
+            return await anyio.to_thread.run_sync(work, limiter=self.threads)
+        async with self.large:
+            return await anyio.to_thread.run_sync(work, limiter=self.threads)
+
+
 def _malformed(exc: ValidationError, what: str) -> MalformedRequest:
     # Locations and our validator messages only: pydantic's input echo could carry PHI.
     problems = [
@@ -369,7 +428,13 @@ class _EdgeHandler:
         self._base = settings.public_base
 
     async def _admit(
-        self, request: Request, service_id: str, path: str, model: type[Body], what: str
+        self,
+        request: Request,
+        service_id: str,
+        path: str,
+        model: type[Body],
+        what: str,
+        inspect: Callable[[object], None] | None = None,
     ) -> tuple[TenantSettings | None, Body]:
         """The checks every POST shares, cheapest refusal first: media type, caller, service, body."""
         _require_json(request)
@@ -386,6 +451,8 @@ class _EdgeHandler:
             document = orjson.loads(body)
         except orjson.JSONDecodeError:
             raise MalformedRequest(f"invalid {what}: the body is not JSON") from None
+        if inspect is not None:
+            inspect(document)  # before any work beyond the JSON parse (the resource cap)
         try:
             return tenant, model.model_validate(document)
         except ValidationError as exc:
@@ -404,8 +471,11 @@ class HookHandler(_EdgeHandler):
         audit: AuditTrail | None = None,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
         suppression: OverrideSuppression | None = None,
+        threads: HookThreads | None = None,
     ) -> None:
         super().__init__(settings, registry, authenticator)
+        self._threads = threads or HookThreads(settings.hook_threads)
+        self._max_resources = settings.max_resources_per_call
         self._resolver = resolver
         self._suppression = suppression
         self._budget_s = sync_budget_s
@@ -422,13 +492,27 @@ class HookHandler(_EdgeHandler):
     async def handle(self, service_id: str, request: Request) -> Response:
         started = self._clock()
         received = self._now()
-        tenant, hook_request = await self._admit(request, service_id, "", HookRequest, "hook request")
+        counted = 0
+
+        def cap(document: object) -> None:
+            nonlocal counted
+            counted = count_resources(document)
+            if counted > self._max_resources:
+                raise _over_resource_cap(self._max_resources)
+
+        tenant, hook_request = await self._admit(
+            request, service_id, "", HookRequest, "hook request", inspect=cap
+        )
         try:
             service = self._registry.for_hook(service_id, hook_request.hook)
             admitted = self._clock()
             resolved = await self._resolver.resolve(service.declaration, hook_request, tenant)
             # Every resource used must be the context's patient's: 412, audited below, before any rule runs.
             check_patient(hook_request.context, hook_request.prefetch, resolved.values)
+            # Fetch-back may have added resources: the cap holds for what the rules will read.
+            counted = count_resources({"prefetch": resolved.values, "context": hook_request.context})
+            if counted > self._max_resources:
+                raise _over_resource_cap(self._max_resources)
         except (CdsHooksError, PluginError) as exc:
             # An authenticated, well-formed call that could not be answered (a hook the service does not
             # take, prefetch that cannot be had) is part of the trail; the error mapping answers it.
@@ -456,15 +540,21 @@ class HookHandler(_EdgeHandler):
         if key is not None:
             metrics.count_answer_cache(hit=False)
         answer = getattr(service, "answer", None)
+        large = counted > LARGE_CALL_RESOURCES
+
+        async def offload(work: Callable[[], T]) -> T:
+            return await self._threads.run(work, large=large)
+
         asked = self._clock()
         if answer is None:
-            result = service.evaluate(call)
+            result = await offload(lambda: service.evaluate(call))
         else:
-            # What is left of the budget, less a margin for rendering and writing the answer.
+            # What is left of the budget, less a margin for rendering and writing the answer. The service
+            # builds the context and runs the rules through `offload`, off the event loop.
             wait_s = self._budget_s - (asked - started) - ANSWER_MARGIN_S
-            result = await answer(call, max(0.0, wait_s))
+            result = await answer(call, max(0.0, wait_s), offload=offload)
         answered = self._clock()
-        issued = self._issue(result)
+        issued = await offload(lambda: self._issue(result))
         if key is not None and self._answers is not None and result.final:
             # Cached before suppression: whether a card is suppressed is decided anew at every call.
             self._answers.put(key, issued)
@@ -500,7 +590,7 @@ class HookHandler(_EdgeHandler):
         shown, suppressed = await self._suppression.apply(call.tenant, answer.result.cards)
         if not suppressed:
             return answer
-        return self._issue(replace(answer.result, cards=shown), suppressed)
+        return await self._threads.run(lambda: self._issue(replace(answer.result, cards=shown), suppressed))
 
     def _record_refusal(
         self,

@@ -63,6 +63,13 @@ class Settings(BaseSettings):
     redis_timeout_s: float = Field(default=0.25, gt=0)
 
     max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
+    # Resources one hook call may carry: prefetch entries (a Bundle's entries, or one resource) plus
+    # `context.draftOrders` entries, counted on the parsed JSON before anything else reads it, and again
+    # after fetch-back. More is a 413: rule work grows with them, and one call must not hold the API.
+    max_resources_per_call: int = Field(default=2000, ge=1)
+    # Hook calls whose rules and cards are being worked out at once, each on a worker thread off the event
+    # loop; calls over LARGE_CALL_RESOURCES resources get at most half of them (at least one).
+    hook_threads: int = Field(default=4, ge=1, le=64)
     cors_origins: Annotated[tuple[str, ...], NoDecode] = ()
 
     fhir_timeout_s: float = Field(default=3.0, gt=0)

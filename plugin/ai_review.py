@@ -284,11 +284,17 @@ class AiReview:
         built: BuiltContext,
         patient_reference: str | None,
         wait_s: float,
+        *,
+        ticket: ReviewTicket | None = None,
     ) -> AiAnswer:
-        """The AI cards, and whether they are final (the review landed: nothing pending, failed or down)."""
+        """The AI cards, and whether they are final (the review landed: nothing pending, failed or down).
+
+        `ticket` is `self.ticket(service_id, hook, built.context)` when the caller made it already (off the
+        event loop: the fingerprint's cost grows with the chart)."""
         if built.context.demographics.deceased:
             return AiAnswer((), True)
-        ticket = self.ticket(service_id, hook, built.context)
+        if ticket is None:
+            ticket = self.ticket(service_id, hook, built.context)
         try:
             status = await self.broker.obtain(ticket, wait_s)
             notice_due = _nothing_to_show(status) and await self.broker.claim_notice(status.review_id)

@@ -5,10 +5,10 @@ Rule cards are returned synchronously. The AI review joins them when the worker 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
 
 from plugin.cards import ServiceResult, by_severity
 from plugin.context.build import ContextOptions, build_context
@@ -22,7 +22,16 @@ from plugin.rules.resolution import UNREADABLE_RULE_ID
 from plugin.services import HookCall, ServiceDeclaration, ServiceRegistry
 
 if TYPE_CHECKING:
-    from plugin.ai_review import AiReview
+    from plugin.ai_review import AiReview, ReviewTicket
+
+T = TypeVar("T")
+
+
+class Offload(Protocol):
+    """Runs synchronous work and hands back its result: on a worker thread at the edge."""
+
+    def __call__(self, work: Callable[[], T], /) -> Awaitable[T]: ...
+
 
 _PATIENT = "{{context.patientId}}"
 
@@ -109,16 +118,23 @@ class RuleService:
         """The rule cards alone, at once."""
         return self._assess(call)[1]
 
-    async def answer(self, call: HookCall, wait_s: float) -> ServiceResult:
-        """The rule cards plus the AI review's cards (or its pending card) as they stand after wait_s."""
-        built, result = self._assess(call)
+    async def answer(self, call: HookCall, wait_s: float, offload: Offload | None = None) -> ServiceResult:
+        """The rule cards plus the AI review's cards (or its pending card) as they stand after wait_s.
+
+        `offload` runs the synchronous work (context, rules, rule cards, the review fingerprint) where the
+        caller wants it: the edge hands in a worker thread, so that a large call never holds its event loop.
+        """
+        if offload is None:
+            built, result, ticket = self._assess_for_review(call)
+        else:
+            built, result, ticket = await offload(lambda: self._assess_for_review(call))
         if self.ai is None or built.context.demographics.deceased:
             return result
         if self.scope == "orders" and not built.context.draft_orders:
             return result  # nothing being ordered, nothing for the order review to review
         patient_id = call.context.get("patientId")
         patient = f"Patient/{patient_id}" if isinstance(patient_id, str) else None
-        ai = await self.ai.review(self.declaration.id, call.hook, built, patient, wait_s)
+        ai = await self.ai.review(self.declaration.id, call.hook, built, patient, wait_s, ticket=ticket)
         return ServiceResult(
             # One list, most severe first: a critical AI card leads the rule warnings, and the pending
             # (info) status card follows them.
@@ -128,6 +144,15 @@ class RuleService:
             fingerprint=ai.fingerprint,
             ai_state=ai.state,
         )
+
+    def _assess_for_review(self, call: HookCall) -> tuple[BuiltContext, ServiceResult, ReviewTicket | None]:
+        built, result = self._assess(call)
+        reviewed = self.ai is not None and not built.context.demographics.deceased
+        if not reviewed or (self.scope == "orders" and not built.context.draft_orders):
+            return built, result, None
+        assert self.ai is not None
+        # The fingerprint (de-identified, rendered facts) grows with the chart: computed here, with the rules.
+        return built, result, self.ai.ticket(self.declaration.id, call.hook, built.context)
 
     def _assess(self, call: HookCall) -> tuple[BuiltContext, ServiceResult]:
         drafts = call.context.get("draftOrders") if self.scope == "orders" else None

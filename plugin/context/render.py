@@ -48,12 +48,31 @@ class ModelInput:
     over_budget: bool  # the text is longer than the budget: the safety set is never cut to fit
 
 
+# Offsets the model reads are coarsened with age (issue 19, item 9): anyone holding the request's time (the
+# model server's logs) would turn an exact "412 d ago" back into a date. Exact days within four weeks,
+# whole weeks within a year, whole months beyond, each floored; the edges sit on whole weeks so that every
+# coarse bucket spans at least 7 days ("4 wk" is days 28-34, "52 wk" 364-370, "12 mo" 371-395). The rules,
+# the fingerprint and the clinician's cards keep exact `days_ago`: only what the model reads is coarse.
+EXACT_UNDER_DAYS = 28
+WEEKS_UNDER_DAYS = 53 * 7
+DAYS_PER_MONTH = 365.25 / 12
+
+
+def coarse_offset(days: int) -> str:
+    """`days` (not negative) as the model reads it: "12 d", "5 wk", "14 mo", floored, so deterministic."""
+    if days < EXACT_UNDER_DAYS:
+        return f"{days} d"
+    if days < WEEKS_UNDER_DAYS:
+        return f"{days // 7} wk"
+    return f"{int(days / DAYS_PER_MONTH)} mo"
+
+
 def _ago(days: int | None) -> str:
     if days is None:
         return "date unknown"
     if days < 0:
-        return f"in {-days} d"
-    return "today" if days == 0 else f"{days} d ago"
+        return f"in {coarse_offset(-days)}"
+    return "today" if days == 0 else f"{coarse_offset(days)} ago"
 
 
 # SNOMED CT's semantic tags ("(disorder)", "(procedure)") tell a terminologist the hierarchy; the model

@@ -63,19 +63,9 @@ class Interaction:
         )
 
     def __call__(self, facts: RuleFacts) -> Iterator[Finding]:
-        pairs: list[tuple[Exposure, Exposure]] = []
-        seen: set[frozenset[str]] = set()
-        for a in self._left(facts):
-            for b in self._right(facts):
-                # Each pair once, however its drugs' classes place them on both sides.
-                key = frozenset((a.handle, b.handle))
-                if a.handle != b.handle and key not in seen:
-                    seen.add(key)
-                    pairs.append((a, b))
-        if not pairs:
+        lefts, rights = pair_sides(self._left(facts), self._right(facts))
+        if not lefts:
             return
-        lefts = [a for a, _ in pairs]
-        rights = [b for _, b in pairs]
         summary = _short(f"{_names(lefts).capitalize()} with {_names(rights)} {self.risk}: {self.option}")
         involved = frozenset().union(*(e.classes | frozenset(e.ingredients) for e in (*lefts, *rights)))
         evidence = tuple(dict.fromkeys(kb for cls, kb in self.evidence if cls == "*" or cls in involved))
@@ -88,6 +78,47 @@ class Interaction:
             inputs=_handles(lefts, rights),
             proposed=_proposed(lefts, rights),
         )
+
+
+def pair_sides(left: Iterable[Exposure], right: Iterable[Exposure]) -> tuple[list[Exposure], list[Exposure]]:
+    """The drugs in the pairs (a from `left`, b from `right`, a != b, each unordered pair once however the
+    drugs' classes place them on both sides), side by side, each drug once, in the order the pairs are met
+    going through `left` and, for each, through `right`.
+
+    Linear in the drugs: the pairs (left x right of them with thousands of draft orders) are never listed.
+    Going through the pairs in that order, a later left drug's pairs were all met already when its handle
+    was met before; and a right drug b is a new partner of a left drug a unless b is a itself, or both are
+    on both sides and b came first on the left (then the pair was met as (b, a)).
+    """
+    lefts_once = _first_of_each_handle(left)
+    rights_once = _first_of_each_handle(right)
+    on_right = {e.handle for e in rights_once}
+    lefts: list[Exposure] = []
+    rights: list[Exposure] = []
+    pending = rights_once  # right drugs in no pair yet, in order
+    both_sides_met: set[str] = set()  # left drugs met so far that are also on the right
+    for a in lefts_once:
+        both = a.handle in on_right
+        partners = len(rights_once) - (1 + len(both_sides_met) if both else 0)
+        if partners > 0:
+            lefts.append(a)
+            waiting: list[Exposure] = []
+            for b in pending:
+                if b.handle == a.handle or (both and b.handle in both_sides_met):
+                    waiting.append(b)
+                else:
+                    rights.append(b)
+            pending = waiting
+        if both:
+            both_sides_met.add(a.handle)
+    return lefts, rights
+
+
+def _first_of_each_handle(exposures: Iterable[Exposure]) -> list[Exposure]:
+    first: dict[str, Exposure] = {}
+    for e in exposures:
+        first.setdefault(e.handle, e)
+    return list(first.values())
 
 
 def _pair(
@@ -890,12 +921,14 @@ def _statin_caps(
     facts: RuleFacts, statin_name: str, caps: dict[str, int]
 ) -> Iterator[tuple[Exposure, float | None, int, list[Exposure]]]:
     """(statin, its strength or None, the lowest cap exceeded, the drugs that set it) for each statin exposure."""
+    # Once, not per statin: with thousands of drafts the per-statin scan of every exposure was quadratic.
+    raisers = [
+        (e, min(caps[i] for i in e.ingredients if i in caps))
+        for e in facts.exposures
+        if not caps.keys().isdisjoint(e.ingredients)
+    ]
     for statin in (e for e in facts.exposures if statin_name in e.ingredients):
-        raising = [
-            (e, min(caps[i] for i in e.ingredients if i in caps))
-            for e in facts.exposures
-            if e.handle != statin.handle and not caps.keys().isdisjoint(e.ingredients)
-        ]
+        raising = [(e, cap) for e, cap in raisers if e.handle != statin.handle]
         if not raising:
             continue
         # The product strength stands in for the daily dose here; rule.simvastatin-daily-dose reads the dosage.

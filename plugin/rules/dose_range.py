@@ -18,7 +18,7 @@ from importlib import resources
 from types import MappingProxyType
 from typing import Final
 
-from plugin.context.model import Dosage
+from plugin.context.model import Dosage, DraftOrder
 from plugin.errors import PluginError
 from plugin.rules import dosing
 from plugin.rules.model import Exposure, Finding, RuleFacts, Severity
@@ -216,8 +216,11 @@ def dose_range(facts: RuleFacts) -> Iterator[Finding]:
     paediatric = age is not None and age < 18
     weight_reading = facts.current("weight") if paediatric else None
     weight = weight_reading.value if weight_reading is not None else None
+    drafts: dict[str, DraftOrder] = {}
+    for draft in facts.context.draft_orders:
+        drafts.setdefault(draft.handle, draft)  # the first of a handle, as a scan would find it
     for exposure in facts.exposures:
-        order = next((d for d in facts.context.draft_orders if d.handle == exposure.handle), None)
+        order = drafts.get(exposure.handle)
         if not exposure.proposed or order is None:
             continue
         for ingredient in exposure.ingredients:

@@ -50,14 +50,16 @@ class NamedPair(Interaction):
 
     def _left(self, facts: RuleFacts) -> tuple[Exposure, ...]:
         classed = Interaction._left(self, facts) if self.left else ()
-        return (*classed, *(e for e in facts.exposures if e not in classed and _named(e, self.left_named)))
+        chosen = set(classed)  # `in` a tuple per exposure was quadratic with thousands of drafts
+        return (*classed, *(e for e in facts.exposures if e not in chosen and _named(e, self.left_named)))
 
     def _right(self, facts: RuleFacts) -> tuple[Exposure, ...]:
         classed = Interaction._right(self, facts) if self.right else ()
+        chosen = set(classed)
         named = (
             e
             for e in facts.exposures
-            if e not in classed
+            if e not in chosen
             and _named(e, self.right_named)
             and self.right_unless_ingredients.isdisjoint(e.ingredients)
         )

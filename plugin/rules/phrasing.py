@@ -11,11 +11,9 @@ __all__ = ["handles", "names", "proposed", "short"]
 
 def names(exposures: Iterable[Exposure]) -> str:
     """The drugs as a card says them: ingredients joined by " + ", each drug once, in order."""
-    seen: list[str] = []
+    seen: dict[str, None] = {}  # ordered, and a lookup that stays cheap with thousands of drafts
     for exposure in exposures:
-        name = " + ".join(exposure.ingredients) or exposure.label
-        if name not in seen:
-            seen.append(name)
+        seen.setdefault(" + ".join(exposure.ingredients) or exposure.label)
     return ", ".join(seen)
 
 

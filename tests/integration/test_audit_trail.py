@@ -52,7 +52,7 @@ AI_LABEL = "R1 CDS AI review ("
 
 
 def chart() -> dict[str, Any]:
-    """The governance corpus chart, its Patient carrying a name, identifiers, an address and telecom."""
+    """The governance corpus chart, its Patient carrying a name, identifiers, an address, telecom and relatives."""
     bundle = copy.deepcopy(corpus.bundle())
     for entry in bundle["entry"]:
         if entry["resource"]["resourceType"] == "Patient":
@@ -174,7 +174,7 @@ def test_a_session_leaves_one_verified_phi_free_audit_trail(tmp_path: Path) -> N
     [patient] = [e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == "Patient"]
     found = identifying({"resourceType": "Bundle", "entry": [{"resource": patient}]})
     phi = Identifying(found.name_tokens, found.literals, frozenset())
-    assert {"Quimbyfield", "Harriet", "Ottoline"} <= phi.name_tokens
+    assert {"Quimbyfield", "Harriet", "Ottoline", "Brackenridge", "Thaddeus", "Wintersloe"} <= phi.name_tokens
     assert {"gov-1", "MRN-77310942", "532-41-9087", "42 Wallaby Crescent", "02474"} <= phi.literals
     assert {"+1-617-555-0142", "harriet.q@example.org"} <= phi.literals
     assert leaks(out.read_text(), phi) == []

@@ -32,6 +32,7 @@ MONTHS = (
     "November",
     "December",
 )
+MAIDEN_NAME_EXTENSION = "patient-mothersMaidenName"  # http://hl7.org/fhir/StructureDefinition/...
 _ISO_DATE = re.compile(r"(?<!\d)(\d{4})-(\d{2})-(\d{2})(?:T[0-9:.]+(?:Z|[+-]\d{2}:\d{2}))?(?!\d)")
 
 
@@ -59,6 +60,14 @@ def _dates_in(text: str) -> Iterable[date]:
                 continue
 
 
+def _name_tokens(parts: Iterable[Any]) -> Iterable[str]:
+    for part in parts:
+        for token in str(part or "").split():
+            token = token.strip(".,")
+            if len(token) >= 3 and token.lower() not in NOT_A_NAME:
+                yield token
+
+
 def identifying(bundle: Mapping[str, Any]) -> Identifying:
     names: set[str] = set()
     literals: set[str] = set()
@@ -69,14 +78,16 @@ def identifying(bundle: Mapping[str, Any]) -> Identifying:
             continue
         if not isinstance(value, dict):
             continue
+        # The mother's maiden name (Synthea writes one for every patient) is a plain string in an extension;
+        # Patient.contact[].name (next of kin, guardian) is a HumanName, found by the test below like any.
+        if str(value.get("url", "")).endswith(MAIDEN_NAME_EXTENSION) and isinstance(
+            value.get("valueString"), str
+        ):
+            names.update(_name_tokens([value["valueString"]]))
         if "family" in value or "given" in value or (key == "name" and "text" in value):
             parts = [value.get("family"), value.get("text"), *(value.get("given") or ())]
             parts += [*(value.get("prefix") or ()), *(value.get("suffix") or ())]
-            for part in parts:
-                for token in str(part or "").split():
-                    token = token.strip(".,")
-                    if len(token) >= 3 and token.lower() not in NOT_A_NAME:
-                        names.add(token)
+            names.update(_name_tokens(parts))
         if key == "identifier" and isinstance(value.get("value"), str):
             identifier = value["value"]
             if not (identifier.isdigit() and len(identifier) < MIN_NUMERIC_IDENTIFIER):

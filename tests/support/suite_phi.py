@@ -24,7 +24,8 @@ from tests.support.phi import Identifying, identifying, leaks
 ENV = "R1CDS_TEST_SUITE_ARTIFACTS"
 _counter = itertools.count()
 
-# A chart the audit tests give a name, identifiers, an address and telecom that nothing else has.
+# A chart the audit tests give a name, identifiers, an address, telecom, a next of kin and a mother's
+# maiden name that nothing else has.
 IDENTIFYING_PATIENT: dict[str, Any] = {
     "name": [{"use": "official", "family": "Quimbyfield", "given": ["Harriet", "Ottoline"]}],
     "identifier": [
@@ -35,6 +36,20 @@ IDENTIFYING_PATIENT: dict[str, Any] = {
     "telecom": [
         {"system": "phone", "value": "+1-617-555-0142"},
         {"system": "email", "value": "harriet.q@example.org"},
+    ],
+    # Next of kin and the mother's maiden name are identifiers too (Safe Harbor: names of relatives).
+    "contact": [
+        {
+            "relationship": [{"text": "next of kin"}],
+            "name": {"family": "Brackenridge", "given": ["Thaddeus"]},
+            "telecom": [{"system": "phone", "value": "+1-617-555-0178"}],
+        }
+    ],
+    "extension": [
+        {
+            "url": "http://hl7.org/fhir/StructureDefinition/patient-mothersMaidenName",
+            "valueString": "Philippa Wintersloe",
+        }
     ],
 }
 

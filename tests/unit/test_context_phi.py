@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import functools
+import logging
 import re
 from collections.abc import Mapping
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 import pytest
 
+from inference.prompts import build_prompt
+from plugin.catalog import CHART_REVIEW
 from plugin.context import deid
 from plugin.context.build import ContextOptions, build_context
 from plugin.context.model import BuiltContext
-from plugin.context.render import NOTE_CLOSE, NOTE_OPEN, render
+from plugin.context.render import NOTE_CLOSE, NOTE_OPEN, coarse_offset, render
+from plugin.knowledge import load_knowledge_base
+from plugin.retrieval import retrieve
 from tests.support.charts import (
     NOW,
     SNOMED,
@@ -24,6 +30,7 @@ from tests.support.charts import (
     raw_bundle,
     raw_patient,
     rendered_sections,
+    walk_json,
 )
 from tests.support.phi import MONTHS, identifying, leaks
 
@@ -203,3 +210,119 @@ def test_note_cannot_close_its_own_quote() -> None:
     assert lines[0].endswith(NOTE_OPEN) and lines[-1] == NOTE_CLOSE
     assert sum(NOTE_CLOSE in line for line in lines) == 1
     assert sum(NOTE_OPEN in line for line in lines) == 1
+
+
+# --- relatives' names (issue 19, item 9) -------------------------------------------------------------------
+
+MAIDEN_NAME_URL = "http://hl7.org/fhir/StructureDefinition/patient-mothersMaidenName"
+NEXT_OF_KIN = {"family": "Brackenridge", "given": ["Thaddeus", "Ambrose"]}
+MAIDEN_NAME = "Philippa Wintersloe"
+RELATIVES = {"Brackenridge", "Thaddeus", "Ambrose", "Philippa", "Wintersloe"}
+
+
+def with_relatives(patient: JsonDict) -> JsonDict:
+    """`patient` with a next of kin (Patient.contact[].name) and a mother's maiden name (the US Core extension)."""
+    patient["contact"] = [
+        {"relationship": [{"text": "next of kin"}], "name": dict(NEXT_OF_KIN)},
+        {"relationship": [{"text": "guardian"}], "name": {"text": "Ambrose Brackenridge"}},
+    ]
+    others = [e for e in patient.get("extension", []) if e.get("url") != MAIDEN_NAME_URL]
+    patient["extension"] = [*others, {"url": MAIDEN_NAME_URL, "valueString": MAIDEN_NAME}]
+    return patient
+
+
+def test_scan_finds_relatives_names_when_planted() -> None:
+    """The scanner's terms include Patient.contact[].name and the mother's maiden name, so a leak is caught."""
+    patient = with_relatives(raw_patient(raw_bundle(chart_path("Clarine_O'Keefe"))))
+    found = identifying({"resourceType": "Bundle", "entry": [{"resource": patient}]})
+    assert found.name_tokens >= RELATIVES
+    # Synthea's own maiden name ("Jerlene Shields" for this chart) is a term when nothing replaced it.
+    synthea = identifying(raw_bundle(chart_path("Clarine_O'Keefe")))
+    assert {"Jerlene", "Shields"} <= synthea.name_tokens
+    for planted in ("next of kin Thaddeus Brackenridge", "mother née Wintersloe", "PHILIPPA called"):
+        assert leaks(planted, found) != [], planted
+    assert leaks("ambrosia; brackenridgeite; thaddeusx", found) == []  # names are matched as words
+
+
+@pytest.mark.parametrize("name", chart_names())
+def test_relatives_names_never_reach_the_model(name: str, caplog: pytest.LogCaptureFixture) -> None:
+    """Contact names and the maiden name stay out of the context, the summary, the prompt and the logs."""
+    caplog.set_level(logging.DEBUG)
+    path = chart_path(name)
+    prefetch, _, patient_id = chart_prefetch(path)
+    for _, value in walk_json(prefetch):
+        if isinstance(value, dict) and value.get("resourceType") == "Patient":
+            with_relatives(value)
+    note = (
+        f"Seen with her son Thaddeus Brackenridge; mother's maiden name {MAIDEN_NAME}. Knee pain improving."
+    )
+    with_noted_condition(prefetch, patient_id, note)
+    built = build_context(prefetch, NOW, options=ContextOptions(include_free_text=True))
+    summary = render(built.context, BIG_BUDGET).text
+    passages = retrieve(built.context, load_knowledge_base()).entries
+    prompt = build_prompt(CHART_REVIEW.id, summary, passages).text
+    found = identifying(
+        {"resourceType": "Bundle", "entry": [{"resource": with_relatives(raw_patient(raw_bundle(path)))}]}
+    )
+    assert found.name_tokens >= RELATIVES
+    for where, text in {
+        "context": repr(built.context),
+        "summary": summary,
+        "prompt": prompt,
+        "logs": caplog.text,
+    }.items():
+        assert leaks(text, found) == [], where
+        assert not RELATIVES & set(re.findall(r"[A-Za-z]+", text)), where
+    assert any("Knee pain improving." in line for line in rendered_sections(summary)[NOTES])
+
+
+# --- relative times (issue 19, item 9) ---------------------------------------------------------------------
+
+# A time offset, past ("5 wk ago") or ahead ("in 3 d"); a dosing period ("1 per 60 d") is not one.
+_OFFSET = re.compile(r"\b(\d+) (d|wk|mo) ago\b|\bin (\d+) (d|wk|mo)\b")
+
+
+@functools.cache
+def _buckets() -> dict[str, tuple[int, ...]]:
+    """Rendered offset → every day count (up to 125 years) the model would read that way."""
+    days: dict[str, list[int]] = {}
+    for d in range(125 * 366):
+        days.setdefault(coarse_offset(d), []).append(d)
+    del days[coarse_offset(125 * 366 - 1)]  # cut short by the range's end
+    return {shown: tuple(ds) for shown, ds in days.items()}
+
+
+def test_offsets_coarsen_with_age() -> None:
+    assert [coarse_offset(d) for d in (0, 1, 27, 28, 34, 35, 363, 370, 371, 395, 396, 730, 3650)] == [
+        "0 d",
+        "1 d",
+        "27 d",
+        "4 wk",
+        "4 wk",
+        "5 wk",
+        "51 wk",
+        "52 wk",
+        "12 mo",
+        "12 mo",
+        "13 mo",
+        "23 mo",
+        "119 mo",
+    ]
+    for shown, days in _buckets().items():
+        assert days == tuple(range(days[0], days[-1] + 1)), shown  # each bucket is one interval
+        if not shown.endswith(" d"):
+            assert len(days) >= 7, shown  # so no coarse bucket names one day
+
+
+@pytest.mark.parametrize("name", chart_names())
+def test_request_time_does_not_recover_dates_older_than_four_weeks(name: str) -> None:
+    """Knowing "now" exactly, the rendered summary pins nothing older than four weeks to one calendar day."""
+    prefetch, _, _ = chart_prefetch(chart_path(name))
+    text = render(build_context(prefetch, NOW).context, BIG_BUDGET).text
+    offsets = [(int(n or ahead), unit or ahead_unit) for n, unit, ahead, ahead_unit in _OFFSET.findall(text)]
+    assert all(n < 28 for n, unit in offsets if unit == "d"), "exact days only within four weeks"
+    older = {f"{n} {unit}" for n, unit in offsets if unit != "d"}
+    assert older, "every fixture chart has history older than four weeks"
+    for shown in older:
+        candidates = {NOW.date() - timedelta(days=d) for d in _buckets()[shown]}
+        assert len(candidates) >= 7, f"{shown!r} leaves {sorted(candidates)}"

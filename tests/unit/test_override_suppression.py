@@ -204,8 +204,18 @@ class FakeAi:
     def __init__(self, cards: tuple[Card, ...]) -> None:
         self.cards = cards
 
+    def ticket(self, service_id: str, hook: str, context: object) -> None:
+        return None  # made with the rules, off the event loop, and handed to review
+
     async def review(
-        self, service_id: str, hook: str, built: BuiltContext, patient: str | None, wait_s: float
+        self,
+        service_id: str,
+        hook: str,
+        built: BuiltContext,
+        patient: str | None,
+        wait_s: float,
+        *,
+        ticket: object = None,
     ) -> AiAnswer:
         return AiAnswer(self.cards, False, "0" * 64, "pending")
 
