@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from typing import Any
@@ -39,7 +39,7 @@ from plugin.context.model import (
     Trend,
     UntrustedNote,
 )
-from plugin.context.patient import belongs, patients_by_url
+from plugin.context.patient import belongs, bundle_entries, patients_by_url
 
 ACTIVE_CONDITION = frozenset({"active", "recurrence", "relapse"})
 CURRENT_MEDICATION_REQUEST = frozenset({"active", "on-hold"})
@@ -189,20 +189,6 @@ def _instant(value: Any) -> float | None:
 # --- collection -------------------------------------------------------------------------------
 
 
-def _resources(value: Mapping[str, Any] | None) -> Iterator[tuple[str | None, Mapping[str, Any]]]:
-    """(fullUrl, resource) of a Bundle's entries, or of the single resource."""
-    if value is None:
-        return
-    if value.get("resourceType") == "Bundle":
-        entries = value.get("entry")
-        for entry in entries if isinstance(entries, list) else ():
-            resource = entry.get("resource") if isinstance(entry, Mapping) else None
-            if isinstance(resource, Mapping):
-                yield _str(entry.get("fullUrl")), resource
-    else:
-        yield None, value
-
-
 def _code_of_raw(raw: Mapping[str, Any]) -> str | None:
     code = raw.get("code")
     if not isinstance(code, Mapping):
@@ -254,7 +240,7 @@ def _collect(
     by_type: dict[str, list[tuple[str, Mapping[str, Any]]]] = defaultdict(list)
     seen: set[str] = set()
     for key in sorted(prefetch):
-        for full_url, resource in _resources(prefetch[key]):
+        for full_url, resource in bundle_entries(prefetch[key]):
             resource_type = _str(resource.get("resourceType"))
             if resource_type is None:
                 continue
@@ -711,7 +697,7 @@ def build_context(
         for source, raw in by_type.get(resource_type, ()):
             builder.guarded(read, source, raw)
     builder.observations(list(by_type.get("Observation", ())))
-    for full_url, raw in _resources(draft_orders):
+    for full_url, raw in bundle_entries(draft_orders):
         builder.references.note(raw, full_url)
         if patient_id is not None and not belongs(raw, patient_id, by_url):
             facts.skipped.append(

@@ -27,7 +27,8 @@ class ForeignResource:
     resource_type: str
 
 
-def _entries(value: Mapping[str, Any] | None) -> Iterator[tuple[str | None, Mapping[str, Any]]]:
+def bundle_entries(value: Mapping[str, Any] | None) -> Iterator[tuple[str | None, Mapping[str, Any]]]:
+    """(fullUrl, resource) of a Bundle's entries, or of the single resource; skips entries without one."""
     if value is None:
         return
     if value.get("resourceType") == "Bundle":
@@ -45,7 +46,7 @@ def patients_by_url(values: Mapping[str, Mapping[str, Any] | None]) -> dict[str,
     """fullUrl → id of every Patient entry with both, across the data of one call."""
     found: dict[str, str] = {}
     for value in values.values():
-        for full_url, resource in _entries(value):
+        for full_url, resource in bundle_entries(value):
             resource_id = resource.get("id")
             if full_url and resource.get("resourceType") == "Patient" and isinstance(resource_id, str):
                 found[full_url] = resource_id
@@ -93,7 +94,7 @@ def foreign_resources(
     for key in sorted(values):
         if keys is not None and key not in keys:
             continue
-        for _, resource in _entries(values[key]):
+        for _, resource in bundle_entries(values[key]):
             if not belongs(resource, patient_id, by_url):
                 found.append(ForeignResource(key, _type_name(resource.get("resourceType"))))
     return tuple(found)
