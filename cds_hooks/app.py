@@ -29,7 +29,7 @@ from cds_hooks.handlers import (
     FeedbackHandler,
     HookHandler,
 )
-from cds_hooks.health import HealthHandler, ReadinessCheck
+from cds_hooks.health import HealthHandler, ReadinessCheck, audited_readiness
 from cds_hooks.logs import quiet_url_loggers
 from cds_hooks.metrics import CollectExtra
 from cds_hooks.metrics import router as metrics_router
@@ -154,7 +154,10 @@ def create_app(
             async def redis_ready() -> bool:
                 return bool(await store.ping())
 
-            app.state.health = HealthHandler({"redis": redis_ready, **(readiness or {})})
+            checks: dict[str, ReadinessCheck] = {"redis": redis_ready, **(readiness or {})}
+            if trail is not None:
+                checks["audit"] = audited_readiness(trail, checks.get("audit"))
+            app.state.health = HealthHandler(checks)
             app.state.feedback = FeedbackHandler(
                 settings,
                 registry,

@@ -41,6 +41,7 @@ from cds_hooks.errors import (
     UnsupportedMediaType,
     from_plugin_error,
 )
+from cds_hooks.health import CheckState
 from cds_hooks.patient_check import check_patient
 from cds_hooks.prefetch import PrefetchResolver
 from cds_hooks.protocol import Coding as WireCoding
@@ -124,15 +125,21 @@ class AuditTrail:
     0.53x (the workers share this 2-core machine's CPUs with the API).
 
     A store that is down, or a record that cannot be built, costs those records and never an answer: a
-    warning names the exception class and the count, never a record's content. So does a full backlog
-    (MAX_BACKLOG records), which drops new records until the writer catches up. On exit what is waiting is
-    written, for up to `flush_s`.
+    warning names the exception class and the exact count, never a record's content. So does a full
+    backlog (MAX_BACKLOG records), which drops new records until the writer catches up (counted as they
+    fall, logged once per write with their number). Every record given up on is counted, one per record,
+    in `dropped` and in the `r1cds_audit_records_lost_total` metric by cause (backlog, build, write).
+    `state()` is the trail's side of the "audit" readiness check: down while the last write failed (until
+    one succeeds), busy when the backlog dropped records within the last LOSS_WINDOW_S, else ok. On exit
+    what is waiting is written, for up to `flush_s`.
     """
 
     BATCH: Final = 500
     MAX_BACKLOG: Final = 20_000
     FLUSH_S: Final = 10.0
     COALESCE_S: Final = 0.005
+    LOSS_WINDOW_S: Final = 60.0
+    LOG_INTERVAL_S: Final = 10.0
 
     def __init__(
         self,
@@ -140,8 +147,10 @@ class AuditTrail:
         max_backlog: int = MAX_BACKLOG,
         flush_s: float = FLUSH_S,
         coalesce_s: float = COALESCE_S,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._sink = sink
+        self._clock = clock
         self._flush_s = flush_s
         self._coalesce_s = coalesce_s
         self._append_documents = sink.append_documents if isinstance(sink, DocumentAuditWriter) else None
@@ -149,12 +158,29 @@ class AuditTrail:
         self._queue: asyncio.Queue[Callable[[], AuditRecord]] = asyncio.Queue(max_backlog)
         self._task: asyncio.Task[None] | None = None
         self.dropped = 0  # records lost to a full backlog, a failed build or a failed write
+        self._unlogged: dict[str, int] = {}  # records lost since the last log line, by why
+        self._logged_at: float | None = None
+        self._backlog_lost_at: float | None = None
+        self._write_failing = False
 
     def submit(self, build: Callable[[], AuditRecord]) -> None:
         try:
             self._queue.put_nowait(build)
         except asyncio.QueueFull:
-            self._lost(1, "backlog full")
+            # Counted now, logged by the writer with the others dropped meanwhile (no line per call).
+            self.dropped += 1
+            self._unlogged["backlog full"] = self._unlogged.get("backlog full", 0) + 1
+            self._backlog_lost_at = self._clock()
+            metrics.count_audit_lost("backlog", 1)
+
+    def state(self) -> CheckState:
+        """down while the last write failed; busy when the backlog dropped records lately; else ok."""
+        if self._write_failing:
+            return "down"
+        lost_at = self._backlog_lost_at
+        if lost_at is not None and self._clock() - lost_at < self.LOSS_WINDOW_S:
+            return "busy"
+        return "ok"
 
     async def flush(self) -> None:
         """Wait until every record submitted so far was written (or given up)."""
@@ -176,6 +202,7 @@ class AuditTrail:
             log.warning("audit trail: %d record(s) still waiting at shutdown", self._queue.qsize())
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
+        self._log_losses(force=True)
 
     async def _drain(self) -> None:
         while True:
@@ -189,6 +216,7 @@ class AuditTrail:
             try:
                 await self._write(builds)
             finally:
+                self._log_losses()
                 for _ in builds:
                     self._queue.task_done()
 
@@ -200,8 +228,8 @@ class AuditTrail:
         for build in builds:
             try:
                 batch.append(build())
-            except Exception as exc:  # a malformed id from the EHR, say: that record only
-                self._lost(1, type(exc).__name__)
+            except Exception as exc:  # a record our code could not build: that record only
+                self._lost(1, type(exc).__name__, "build")
         if not batch:
             return
         written = 0
@@ -213,7 +241,9 @@ class AuditTrail:
                     await self._sink.append(record)
                     written += 1
         except Exception as exc:
-            self._lost(len(batch) - written, type(exc).__name__)
+            self._lost(len(batch) - written, type(exc).__name__, "write")
+            return
+        self._write_failing = False
 
     async def _hand_off(
         self,
@@ -228,19 +258,37 @@ class AuditTrail:
                     build.document() if isinstance(build, HookCallFacts) else build().model_dump(mode="json")
                 )
             except Exception as exc:
-                self._lost(1, type(exc).__name__)
+                self._lost(1, type(exc).__name__, "build")
         if not documents:
             return
         try:
             await append(documents)
         except Exception as exc:
-            self._lost(len(documents), type(exc).__name__)
+            self._lost(len(documents), type(exc).__name__, "write")
+            return
+        self._write_failing = False
 
-    def _lost(self, count: int, why: str) -> None:
-        first = self.dropped == 0
+    def _lost(self, count: int, why: str, cause: str) -> None:
+        """`count` records given up on: counted exactly now, logged with their number by `_log_losses`."""
+        if count <= 0:
+            return
         self.dropped += count
-        # Once, then every thousandth: an unreachable store must not flood the log while hooks go on.
-        if first or self.dropped // 1000 != (self.dropped - count) // 1000:
+        if cause == "write":
+            self._write_failing = True
+        self._unlogged[why] = self._unlogged.get(why, 0) + count
+        metrics.count_audit_lost(cause, count)
+
+    def _log_losses(self, *, force: bool = False) -> None:
+        # The first loss at once, then at most one line per LOG_INTERVAL_S with every record lost since,
+        # by reason (a store that is down must not flood the log while hooks go on), and the rest on exit.
+        if not self._unlogged:
+            return
+        now = self._clock()
+        if not force and self._logged_at is not None and now - self._logged_at < self.LOG_INTERVAL_S:
+            return
+        self._logged_at = now
+        unlogged, self._unlogged = self._unlogged, {}
+        for why, count in sorted(unlogged.items()):
             log.warning("audit trail: %d record(s) not stored (%s); %d so far", count, why, self.dropped)
 
 

@@ -18,13 +18,17 @@ another replica that is fully ready should take the call rather than answer with
 A check returns one of those states, or a bool (True ok, False down) as older checks do; one that raises,
 returns anything else or takes longer than its time (CHECK_TIMEOUT_S) is down. The body names every check:
 `{"status": "ready", "checks": {"audit": "ok", "model": "busy", "redis": "ok"}}`.
+
+The "audit" check is the worse of the store's probe (its chain head can be read) and the API's audit
+trail (`audited_readiness`): down while the trail's last write failed (a full disk reads fine and writes
+nothing), busy while its backlog dropped records lately, so a store that loses records never says ok.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Final, Literal
+from typing import Final, Literal, Protocol
 
 import orjson
 from starlette.responses import Response
@@ -42,6 +46,27 @@ def check_state(result: object) -> CheckState:
     if result is True:
         return "ok"
     return _STATES.get(result, "down") if isinstance(result, str) else "down"
+
+
+_RANK: Final[Mapping[CheckState, int]] = {"ok": 0, "busy": 1, "down": 2}
+
+
+class AuditHealth(Protocol):
+    def state(self) -> CheckState: ...
+
+
+def audited_readiness(trail: AuditHealth, store: ReadinessCheck | None) -> ReadinessCheck:
+    """The "audit" check: the worse of the trail's own state (cds_hooks.handlers.AuditTrail.state) and
+    the store's probe, when there is one."""
+
+    async def check() -> CheckState:
+        own = trail.state()
+        if own == "down" or store is None:
+            return own
+        probed = check_state(await store())
+        return probed if _RANK[probed] > _RANK[own] else own
+
+    return check
 
 
 class HealthHandler:

@@ -29,12 +29,14 @@ log = logging.getLogger(__name__)
 HOOK_SECONDS: Final = "r1cds_hook_seconds"
 ANSWER_CACHE: Final = "r1cds_answer_cache"  # exposed as r1cds_answer_cache_total
 FEEDBACK: Final = "r1cds_feedback"  # exposed as r1cds_feedback_total
+AUDIT_LOST: Final = "r1cds_audit_records_lost"  # exposed as r1cds_audit_records_lost_total
 QUEUE_DEPTH: Final = "r1cds_queue_depth"
 MODEL_IN_FLIGHT: Final = "r1cds_model_requests_in_flight"
 LABELS: Final[dict[str, tuple[str, ...]]] = {
     HOOK_SECONDS: ("service", "hook", "outcome"),
     ANSWER_CACHE: ("result",),
     FEEDBACK: ("service", "outcome"),
+    AUDIT_LOST: ("cause",),
     QUEUE_DEPTH: ("queue",),
     MODEL_IN_FLIGHT: (),
 }
@@ -67,6 +69,14 @@ class _ApiMetrics:
             FEEDBACK,
             "Card feedback items newly stored, by service and outcome",
             LABELS[FEEDBACK],
+            registry=None,
+        )
+        # Each record the audit trail gave up on, by cause: "backlog" (full), "build" (a record that could
+        # not be built), "write" (the sink or store failed: every record of the batch).
+        self.audit_lost = Counter(
+            AUDIT_LOST,
+            "Audit records not stored, one per record, by cause (backlog, build, write)",
+            LABELS[AUDIT_LOST],
             registry=None,
         )
         # Label children by label values: the hook path pays a dict lookup, not the library's lock and tuple.
@@ -109,6 +119,12 @@ def count_answer_cache(hit: bool) -> None:
 def count_feedback(service: str, outcome: str) -> None:
     if _metrics is not None:
         _metrics.feedback.labels(service, outcome).inc()
+
+
+def count_audit_lost(cause: str, records: int) -> None:
+    """`records` audit records given up on (cause: backlog, build or write)."""
+    if _metrics is not None and records > 0:
+        _metrics.audit_lost.labels(cause).inc(records)
 
 
 def render(directory: str, extra: Iterable[ExtraGauge] = ()) -> tuple[bytes, str]:

@@ -8,7 +8,8 @@ unit tests) owns the queue and the result store. This module decides what a clin
                                   the review's page, in the first answer that finds it so (once per review,
                                   across processes: the broker's claim_notice); none after that
     pending                       one info card, "AI review in progress", linking to the review's page
-    busy (queue full)             the same pending card; nothing more was enqueued
+    busy (queue full)             one info card, "AI review not started: the review queue is full"; no
+                                  review was queued (none is in progress for it), so it links to nothing
     failed (model down, errors)   one info card, "AI review unavailable"
     broker unreachable (Redis)    no AI card at all: the rule cards answer alone, still 200
 
@@ -34,6 +35,7 @@ from plugin.knowledge import KnowledgeBase
 from plugin.review import ReviewOutcome
 
 __all__ = [
+    "BUSY_SUMMARY",
     "NOTHING_SUMMARY",
     "PENDING_SUMMARY",
     "UNAVAILABLE_SUMMARY",
@@ -63,6 +65,7 @@ URGENCY: Final[Mapping[str, Urgency]] = {
 ReviewState = Literal["ready", "pending", "busy", "failed"]
 PENDING_SUMMARY: Final = "AI review in progress"
 UNAVAILABLE_SUMMARY: Final = "AI review unavailable"
+BUSY_SUMMARY: Final = "AI review not started: the review queue is full"
 NOTHING_SUMMARY: Final = "AI review found nothing it could stand behind"
 NOTHING_CODE: Final = "abstained"  # its status-card topic code (the others are the review states)
 REVIEW_SYSTEM: Final = "urn:r1cds:ai-review-status"
@@ -330,7 +333,9 @@ class AiReview:
         notice_due: bool = False,
     ) -> tuple[Card, ...]:
         outcome = status.outcome
-        if status.state in ("pending", "busy"):
+        if status.state == "busy":
+            return (self._status_card(ticket.service_id, status, BUSY_SUMMARY, None),)
+        if status.state == "pending":
             return (self._status_card(ticket.service_id, status, PENDING_SUMMARY, evidence_url),)
         if outcome is None or outcome.failed or outcome.decision is None:
             return (self._status_card(ticket.service_id, status, UNAVAILABLE_SUMMARY, evidence_url),)
@@ -366,8 +371,12 @@ class AiReview:
                 "checked by R1 CDS governance before anything is shown, is still running; its suggestions "
                 "appear the next time this chart or order is opened, or on the review page."
             )
-            if status.state == "busy":
-                detail += " Many reviews are queued: it may take longer than usual."
+        elif summary == BUSY_SUMMARY:
+            detail = (
+                "No AI review of this chart was queued: the review queue is full. The rule checks on this "
+                "chart are complete and shown. A review is requested again the next time this chart or "
+                "order is opened."
+            )
         elif summary == NOTHING_SUMMARY:
             code = NOTHING_CODE
             by = _model_label(outcome) if outcome is not None else self.model_label

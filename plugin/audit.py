@@ -53,6 +53,7 @@ import orjson
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     PlainSerializer,
@@ -98,6 +99,8 @@ __all__ = [
     "canonical",
     "card_kind",
     "chain_hash",
+    "client_label",
+    "client_token",
     "feedback_audit_record",
     "fhir_export",
     "find_break",
@@ -153,10 +156,44 @@ def _rounded(value: float) -> float:
 
 
 Timestamp = Annotated[datetime, AfterValidator(_utc), PlainSerializer(timestamp_text, return_type=str)]
+_ID_PATTERN: Final = r"^[A-Za-z0-9][A-Za-z0-9._:/+\-]{0,127}$"
+_LABEL_PATTERN: Final = r"^[^\x00-\x1f\x7f]{1,500}$"
+_ID_RE: Final = re.compile(_ID_PATTERN)
+_LABEL_RE: Final = re.compile(_LABEL_PATTERN)
 # Our ids, EHR hook instances and card uuids: no spaces, so no sentence (or name and address) fits in one.
-Token = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/+\-]{0,127}$")]
+Token = Annotated[str, StringConstraints(pattern=_ID_PATTERN)]
 Sha256 = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
 Label = Annotated[str, StringConstraints(min_length=1, max_length=500, pattern=r"^[^\x00-\x1f\x7f]+$")]
+
+
+def _digest(value: str) -> str:
+    return "sha256:" + hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def client_token(value: object) -> object:
+    """A client's id as a record keeps it: itself when it is token-shaped, else `sha256:<hex>` of its UTF-8.
+
+    A string the EHR chose (a hookInstance with a space, over 128 characters or non-ASCII, a card uuid in
+    feedback) must never cost the call its record: the digest is a token, keeps no text of the value (so
+    no PHI a client put in it) and still joins with the EHR's own log, which can hash its value the same
+    way. A token is kept as is, so re-validating a stored record changes nothing. Not a string: left to
+    fail validation (our code built it, not a client)."""
+    if isinstance(value, str) and _ID_RE.fullmatch(value) is None:
+        return _digest(value)
+    return value
+
+
+def client_label(value: object) -> object:
+    """`client_token` for a client's label (an override reason's code and system): kept when it is 1 to
+    500 characters without control characters, else `sha256:<hex>` of it."""
+    if isinstance(value, str) and _LABEL_RE.fullmatch(value) is None:
+        return _digest(value)
+    return value
+
+
+# What a client sent: never a reason to skip a record (client_token, client_label).
+ClientToken = Annotated[Token, BeforeValidator(client_token)]
+ClientLabel = Annotated[Label, BeforeValidator(client_label)]
 FhirReference = Annotated[str, StringConstraints(pattern=r"^[A-Z][A-Za-z]{1,63}/[A-Za-z0-9\-.]{1,64}$")]
 KnowledgeId = Annotated[str, StringConstraints(pattern=KNOWLEDGE_ID_PATTERN)]
 Handle = Annotated[str, StringConstraints(pattern=HANDLE_PATTERN)]
@@ -177,14 +214,20 @@ class _Frozen(BaseModel):
 
 
 class HookCallRecord(_Frozen):
-    """One hook call. `at` is when it was received; `timings_ms["total"]` is how long the answer took."""
+    """One hook call. `at` is when it was received; `timings_ms["total"]` is how long the answer took.
+
+    Every answered call has one: what the client chose (`hook_instance`, `hook`, and `service_id` from the
+    URL) is kept as sent when it is a token (`^[A-Za-z0-9][A-Za-z0-9._:/+-]{0,127}$`), else as
+    `sha256:<hex>` of its UTF-8 (a space, more than 128 characters, non-ASCII: `client_token`), never a
+    reason to skip the record.
+    """
 
     kind: Literal["hook-call"] = "hook-call"
     v: Literal[1] = 1
     at: Timestamp
-    hook_instance: Token
-    service_id: Token
-    hook: Token
+    hook_instance: ClientToken
+    service_id: ClientToken
+    hook: ClientToken
     tenant: Label | None  # the EHR's configured name; None when authentication is off
     fingerprint: Sha256 | None  # the review key, when an AI review applies to this call
     timings_ms: dict[Token, Millis] = Field(default_factory=dict)  # e.g. total, prefetch, rules, ai_wait
@@ -325,22 +368,27 @@ class AiRunRecord(_Frozen):
 
 
 class OverrideReason(_Frozen):
-    system: Label | None
-    code: Label
+    system: ClientLabel | None
+    code: ClientLabel
 
 
 class CardFeedbackRecord(_Frozen):
-    """CDS Hooks feedback on one card. The EHR's free-text comment is not kept."""
+    """CDS Hooks feedback on one card. The EHR's free-text comment is not kept.
+
+    The EHR's strings (`card_uuid`, `accepted_suggestions`, the override reason's system and code) are
+    kept as sent when token- (label-) shaped, else as `sha256:<hex>` of them (`client_token`,
+    `client_label`): never a reason to skip the record.
+    """
 
     kind: Literal["feedback"] = "feedback"
     v: Literal[1] = 1
     at: Timestamp  # when we received it
-    service_id: Token
-    card_uuid: Token
+    service_id: ClientToken
+    card_uuid: ClientToken
     outcome: Literal["accepted", "overridden"]
     outcome_timestamp: Timestamp  # the EHR's; a time without zone is read as UTC
     override_reason: OverrideReason | None = None
-    accepted_suggestions: tuple[Token, ...] = ()
+    accepted_suggestions: tuple[ClientToken, ...] = ()
     user: FhirReference | None = None  # e.g. Practitioner/123, when the EHR said who
     tenant: Label | None = None
 

@@ -7,7 +7,8 @@
 # - prefetch multiplier 1: a worker holds only the task it runs; the rest wait where any worker can take them.
 # - queues by urgency, consumed in order ("priority" queue order of kombu's Redis transport): order-sign,
 #   order-select, encounter, patient-view.
-# - visibility timeout (Redis): how long before a task held by a dead worker is handed out again.
+# - visibility timeout (Redis): how long before a task held by a dead worker is handed out again; derived
+#   from the model timeout and the task hard limit (ReviewSettings.visibility_s), not a fixed half hour.
 # - no Celery result backend: results go to our own store (workers.keys) under the review fingerprint.
 # - kombu's Redis transport with one shared client per channel (workers.transport): the stock one builds a
 #   Redis client per command, CPU spent between a task arriving and the task starting.
@@ -45,10 +46,10 @@ def create_celery(settings: ReviewSettings, *, main: str = "r1cds") -> Celery:
         task_default_queue=keys.QUEUE_OF["patient-view"],
         task_create_missing_queues=False,
         broker_transport_options={
-            "visibility_timeout": settings.visibility_timeout_s,
+            "visibility_timeout": settings.visibility_s,
             # Sweep for tasks whose worker died about twice per visibility timeout (kombu's default is a
             # scan every 100 s, whatever the timeout).
-            "unacked_restore_interval": max(1, min(60, settings.visibility_timeout_s // 2)),
+            "unacked_restore_interval": max(1, min(60, settings.visibility_s // 2)),
             "unacked_restore_throttle": 1,
             "queue_order_strategy": "priority",
             # Every task is sent at priority 0 (workers.publish): one list per queue, so BRPOP watches 4

@@ -4,11 +4,16 @@
 #   1. register interest in the fingerprint's "ready" notification (before looking, so none is missed);
 #   2. a stored result answers at once (ready, or failed while its short TTL lasts);
 #   3. SET NX the fingerprint's lock with a fresh review id: the winner looks for a result once more (one
-#      may have landed since step 2, its lock already gone), checks the queue depth (over the limit it
-#      drops the lock and answers busy), stores the context and enqueues one task; a loser reads the
-#      winner's review id and joins the wait;
+#      may have landed since step 2, its lock already gone), reserves a place under the queue-depth cap
+#      (over the limit it drops the lock and answers busy: nothing was queued), stores the context and
+#      enqueues one task; a loser reads the winner's review id and joins the wait;
 #   4. wait for the notification, at most wait_s, never blocking the event loop; then read the result.
 # Any Redis or broker failure raises BrokerUnavailable: the hook answers with its rule cards alone.
+#
+# The depth cap is one Lua script (_ADMIT), so concurrent hooks never overshoot it: it counts the tasks
+# waiting in the queue plus the admissions still being sent (a sorted set scored by expiry, so an API
+# process that dies mid-send leaks its place for ADMIT_LEASE_MS at most) and adds ours only below the cap.
+# The admission is dropped once the send returns; a task counted twice in between only errs towards busy.
 #
 # Notifications arrive on one pub/sub channel per process (ReadyListener), dispatched to waiting futures
 # by fingerprint; the listener reconnects by itself after a Redis outage.
@@ -21,7 +26,7 @@ import logging
 import secrets
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
-from typing import Literal
+from typing import Final, Literal
 
 import orjson
 import redis.asyncio as aioredis
@@ -43,6 +48,20 @@ log = logging.getLogger(__name__)
 
 Enqueue = Callable[[str, str, str], Awaitable[None]]  # (fingerprint, service id, queue) → task sent
 MAX_RECONNECT_S = 5.0
+ADMIT_LEASE_MS: Final = 30_000  # an admission whose send never returned stops counting after this long
+
+# KEYS: the queue (a Redis list), its admissions; ARGV: admission id, cap, lease (ms). 1 admitted, 0 full.
+_ADMIT: Final = """
+local now = redis.call('TIME')
+local now_ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now_ms)
+if redis.call('LLEN', KEYS[1]) + redis.call('ZCARD', KEYS[2]) >= tonumber(ARGV[2]) then
+  return 0
+end
+redis.call('ZADD', KEYS[2], now_ms + tonumber(ARGV[3]), ARGV[1])
+redis.call('PEXPIRE', KEYS[2], ARGV[3])
+return 1
+"""
 
 
 class ReadyListener:
@@ -121,6 +140,7 @@ class RedisReviewBroker:
         self._listener = listener
         self._enqueue = enqueue
         self._settings = settings
+        self._admit = redis.register_script(_ADMIT)
 
     async def obtain(self, ticket: ReviewTicket, wait_s: float) -> ReviewStatus:
         fp = ticket.fingerprint
@@ -235,19 +255,30 @@ class RedisReviewBroker:
             await self._redis.delete(keys.lock_key(fp))
             return review_id, "landed"
         queue = keys.QUEUE_OF[ticket.urgency]
-        if await self._redis.llen(queue) >= self._settings.queue_max_depth:
+        admitting = keys.admitting_key(queue)
+        admitted = await self._admit(
+            keys=[queue, admitting], args=[review_id, self._settings.queue_max_depth, ADMIT_LEASE_MS]
+        )
+        if not admitted:
             await self._redis.delete(keys.lock_key(fp))
             log.warning("review queue %s is full; not enqueueing", queue)
             return "", "busy"
-        ttl = self._settings.result_ttl_s
-        async with self._redis.pipeline(transaction=False) as pipe:
-            pipe.set(keys.context_key(fp), codec.encode_context(ticket.context), ex=self._settings.lock_ttl_s)
-            pipe.set(keys.review_key(review_id), fp, ex=ttl)
-            await pipe.execute()
         try:
-            await self._enqueue(fp, ticket.service_id, queue)
-        except Exception as exc:
-            # The task never left: free the fingerprint so the next hook can try again.
-            await self._redis.delete(keys.lock_key(fp))
-            raise BrokerUnavailable(f"could not enqueue the review: {type(exc).__name__}") from None
+            ttl = self._settings.result_ttl_s
+            async with self._redis.pipeline(transaction=False) as pipe:
+                pipe.set(
+                    keys.context_key(fp), codec.encode_context(ticket.context), ex=self._settings.lock_ttl_s
+                )
+                pipe.set(keys.review_key(review_id), fp, ex=ttl)
+                await pipe.execute()
+            try:
+                await self._enqueue(fp, ticket.service_id, queue)
+            except Exception as exc:
+                # The task never left: free the fingerprint so the next hook can try again.
+                await self._redis.delete(keys.lock_key(fp))
+                raise BrokerUnavailable(f"could not enqueue the review: {type(exc).__name__}") from None
+        finally:
+            # Sent (now counted by LLEN) or not sent at all: either way the admission has done its work.
+            with contextlib.suppress(RedisError, OSError):
+                await self._redis.zrem(admitting, review_id)
         return review_id, "pending"

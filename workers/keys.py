@@ -8,6 +8,8 @@
 #   r1cds:v1:review:<review id>      fingerprint behind a review id, TTL
 #   r1cds:v1:evidence:<token>        one call's evidence link (JSON: review id, service, handle → reference), TTL
 #   r1cds:v1:model-slots             sorted set of slot holders scored by lease expiry (semaphore)
+#   r1cds:v1:admitting:<queue>       sorted set of enqueues admitted past the depth cap, not yet in the queue,
+#                                    scored by expiry (workers.broker)
 #   r1cds:v1:ready                   pub/sub channel; each message is the fingerprint of a stored result
 #   r1cds:v1:audit                   stream of audit records on their way to the chain (workers.audit_relay)
 #
@@ -52,6 +54,11 @@ def review_key(review_id: str) -> str:
 
 def evidence_key(token: str) -> str:
     return f"{PREFIX}:evidence:{token}"
+
+
+def admitting_key(queue: str) -> str:
+    """Reviews admitted to `queue` by the depth cap whose task is still being sent (workers.broker)."""
+    return f"{PREFIX}:admitting:{queue}"
 
 
 def notice_key(review_id: str) -> str:

@@ -198,8 +198,9 @@ class ReviewRuntime:
         try:
             with self._slots.hold(
                 f"{self._holder_prefix}:{task_id}",
-                lease_s=self.settings.task_hard_limit_s,
+                lease_s=self.settings.model_lease_s,
                 wait_s=self.settings.task_soft_limit_s / 2,
+                max_hold_s=self.settings.task_hard_limit_s,
             ):
                 runner, model = self._thread_model()
                 run = runner.run(self._review(model, service_id, context))

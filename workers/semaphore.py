@@ -2,12 +2,14 @@
 
 # Slots are members of one sorted set scored by lease expiry. Acquiring (one Lua script, so atomic):
 # drop expired leases, then add ours if fewer than `limit` remain. A worker that dies holding a slot
-# (SIGKILL, a lost machine) leaks it only until its lease expires; a live holder can renew. Releasing
-# removes our member. The server's clock (TIME) scores leases, so worker clocks need not agree.
+# (SIGKILL, a lost machine) leaks it only until its lease expires; a live holder renews it (hold() does,
+# every third of a lease, from a thread) for at most max_hold_s. Releasing removes our member. The server's clock (TIME) scores leases, so worker clocks need not agree.
 
 from __future__ import annotations
 
 import contextlib
+import logging
+import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Final
@@ -17,6 +19,8 @@ import redis.asyncio as aioredis
 
 from workers import keys
 from workers.errors import SlotTimeout
+
+log = logging.getLogger(__name__)
 
 _ACQUIRE: Final = """
 local now = redis.call('TIME')
@@ -81,14 +85,43 @@ class ModelSlots:
         return int(self._client.zcount(self._key, _live_from(self._client.time()), "+inf"))
 
     @contextlib.contextmanager
-    def hold(self, holder: str, lease_s: float, wait_s: float) -> Iterator[None]:
-        """Wait up to wait_s for a slot, hold it for the block, always give it back; SlotTimeout if none."""
+    def hold(
+        self, holder: str, lease_s: float, wait_s: float, max_hold_s: float | None = None
+    ) -> Iterator[None]:
+        """Wait up to wait_s for a slot, hold it for the block, always give it back; SlotTimeout if none.
+
+        With max_hold_s, the lease is renewed every third of lease_s while the block runs, up to max_hold_s
+        in all: a short lease frees a dead or frozen holder's slot soon, and a live one keeps its slot.
+        """
         deadline = self._clock() + wait_s
         while not self.try_acquire(holder, lease_s):
             if self._clock() >= deadline:
                 raise SlotTimeout(f"no model slot free within {wait_s:.0f} s (limit {self._limit})")
             self._sleep(self._poll_s)
+        done = threading.Event()
+        renewer = None
+        if max_hold_s is not None and max_hold_s > lease_s:
+            renewer = threading.Thread(
+                target=self._renew,
+                args=(holder, lease_s, max_hold_s, done),
+                name="r1cds-slot-lease",
+                daemon=True,
+            )
+            renewer.start()
         try:
             yield
         finally:
+            done.set()
+            if renewer is not None:
+                renewer.join()
             self.release(holder)
+
+    def _renew(self, holder: str, lease_s: float, max_hold_s: float, done: threading.Event) -> None:
+        until = time.monotonic() + max_hold_s - lease_s  # the last renewal's lease ends by max_hold_s
+        while not done.wait(lease_s / 3) and time.monotonic() < until:
+            try:
+                if not self.try_acquire(holder, lease_s):
+                    log.warning("model slot lease lapsed and was taken; the slot limit may be exceeded once")
+                    return
+            except (redis.RedisError, OSError) as exc:
+                log.warning("could not renew a model slot lease (%s)", type(exc).__name__)

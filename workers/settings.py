@@ -7,6 +7,7 @@ API's own settings (cds_hooks.settings), which use it for JWT replay protection 
 
 from __future__ import annotations
 
+import math
 from pathlib import PurePath
 from typing import Any, Final, Literal
 
@@ -22,6 +23,9 @@ Backend = Literal["sglang", "openai", "llamacpp", "scripted"]
 # auto: compact for the llamacpp backend, standard otherwise.
 ReviewProfile = Literal["auto", "standard", "compact"]
 RETRY_BACKOFF_MAX_S: Final = 30  # the longest wait between two attempts of a review task (workers.runtime)
+# Added to the model timeout for a model slot's lease, and to the longest a task can run for the broker's
+# visibility timeout: the time a worker needs between a request timing out and letting go.
+LEASE_MARGIN_S: Final = 30
 
 
 class ReviewSettings(BaseSettings):
@@ -34,7 +38,7 @@ class ReviewSettings(BaseSettings):
     # The whole hook answer, rules and AI wait together, within this many seconds (DESIGN §2.6).
     sync_budget_s: float = Field(default=2.5, gt=0, le=30)
     result_ttl_s: int = Field(default=24 * 3600, ge=60)
-    queue_max_depth: int = Field(default=200, ge=1)  # beyond it, hooks get the pending card, no new task
+    queue_max_depth: int = Field(default=200, ge=1)  # beyond it, hooks get the busy card, no new task
 
     model_backend: Backend = "llamacpp"
     model_url: str | None = None  # server root, e.g. http://sglang:30000; llamacpp: started by us when unset
@@ -51,9 +55,10 @@ class ReviewSettings(BaseSettings):
     task_soft_limit_s: int = Field(default=900, ge=1)
     task_hard_limit_s: int = Field(default=960, ge=2)
     task_max_retries: int = Field(default=3, ge=0)
-    # Redis broker: a task a dead worker had taken is handed out again after this long. Keep it above the
-    # hard limit, or a slow task is handed to a second worker while the first still runs it.
-    visibility_timeout_s: int = Field(default=1800, ge=1)
+    # Redis broker: a task a dead worker had taken is handed out again after this long. Unset, it is derived
+    # (visibility_s): the longer of the model timeout and the task hard limit, plus LEASE_MARGIN_S. Set it
+    # above the hard limit, or a slow task is handed to a second worker while the first still runs it.
+    visibility_timeout_s: int | None = Field(default=None, ge=1)
     # The audit chain (workers.audit_store): sqlite:///path or postgresql://...; unset, a SQLite file in
     # the user's data directory ($XDG_DATA_HOME/r1cds/audit.sqlite3).
     audit_database_url: str | None = Field(default=None, repr=False)
@@ -76,6 +81,25 @@ class ReviewSettings(BaseSettings):
         if self.review_profile == "auto":
             return self.model_backend == "llamacpp"
         return self.review_profile == "compact"
+
+    @property
+    def visibility_s(self) -> int:
+        """The broker's visibility timeout: R1CDS_VISIBILITY_TIMEOUT_S, else derived from the model timeout.
+
+        A running task ends by the hard limit (a model request by the model timeout, whichever is longer
+        when they disagree); LEASE_MARGIN_S later the task of a lost worker is handed out again, and
+        retried or stored as failed like any other, so a chart shows "in progress" for a review no worker
+        runs at most this long plus one sweep (workers.app: unacked_restore_interval).
+        """
+        if self.visibility_timeout_s is not None:
+            return self.visibility_timeout_s
+        return max(self.task_hard_limit_s, math.ceil(self.model_timeout_s)) + LEASE_MARGIN_S
+
+    @property
+    def model_lease_s(self) -> float:
+        """A model slot's lease (workers.semaphore): one request's timeout plus LEASE_MARGIN_S. A live
+        holder renews it while its review runs; a hung or dead holder's slot frees itself this long after."""
+        return self.model_timeout_s + LEASE_MARGIN_S
 
     @property
     def lock_ttl_s(self) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -137,21 +138,26 @@ def test_an_unreadable_stream_entry_is_skipped_and_the_rest_written(
     assert store.verify().broken is None
 
 
+def digest(value: str) -> str:
+    return "sha256:" + hashlib.sha256(value.encode()).hexdigest()
+
+
 async def test_relayed_documents_are_validated_by_the_worker(
     server: RedisHandle, store: AuditStore, caplog: pytest.LogCaptureFixture
 ) -> None:
     client = aioredis.Redis.from_url(server.url)
     try:
-        # The middle one carries an EHR hookInstance with spaces, which no record may hold.
+        # The middle one carries an EHR hookInstance with spaces, which no record may hold as sent: it is
+        # recorded as its digest, never skipped (issue 19, item 7).
         relay = RedisAuditRelay(client, fallback=None)
         await relay.append_documents([document(1), document(2, "Jane Doe 1970"), document(3)])
     finally:
         await client.aclose()
     sync = redis.Redis.from_url(server.url)
-    assert AuditRelayConsumer(sync, store, block_ms=100).drain_once() == 2
-    assert instances(store) == ["instance-1", "instance-3"]
-    assert [s.body for s in store.records()] == [canonical(record(1)), canonical(record(3))]
-    assert "an invalid record was skipped" in caplog.text and "Jane" not in caplog.text
+    assert AuditRelayConsumer(sync, store, block_ms=100).drain_once() == 3
+    assert instances(store) == ["instance-1", digest("Jane Doe 1970"), "instance-3"]
+    assert [s.body for s in store.records()][::2] == [canonical(record(1)), canonical(record(3))]
+    assert "Jane" not in caplog.text and all("Jane" not in s.body for s in store.records())
 
 
 async def test_documents_go_straight_to_the_chain_when_redis_is_down(
@@ -163,4 +169,4 @@ async def test_documents_go_straight_to_the_chain_when_redis_is_down(
         await RedisAuditRelay(client, fallback=store).append_documents([document(4), document(5, "a b")])
     finally:
         await client.aclose()
-    assert instances(store) == ["instance-4"]
+    assert instances(store) == ["instance-4", digest("a b")]

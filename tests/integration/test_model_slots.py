@@ -221,3 +221,30 @@ def test_the_key_ttl_never_drops_below_a_live_holders_lease(client: redis.Redis,
     a_expiry = client.zscore(key, "a")
     assert a_expiry is not None
     assert client.pttl(key) >= a_expiry - server_ms(client) - 5
+
+
+def test_a_live_holder_renews_a_short_lease_and_a_hung_one_loses_it(client: redis.Redis, key: str) -> None:
+    """Leases as short as one model request (workers.runtime: model timeout plus margin), renewed while the
+    review runs, up to the task's own limit: then a hung holder's slot frees itself."""
+    slots = ModelSlots(client, 1, key=key)
+    other = ModelSlots(client, 1, key=key)
+    unblock = threading.Event()
+
+    def hung_review() -> None:
+        with slots.hold("hung", lease_s=0.3, wait_s=1, max_hold_s=1.5):
+            unblock.wait(DEADLINE_S)
+
+    thread = threading.Thread(target=hung_review)
+    thread.start()
+    try:
+        poll(lambda: client.zscore(key, "hung") is not None, "the holder to take its slot")
+        started = time.monotonic()
+        time.sleep(0.8)  # more than two leases: renewed, so still held
+        assert other.try_acquire("next", lease_s=30) is False
+        poll(lambda: other.try_acquire("next", lease_s=30), "the hung holder's lease to lapse")
+        assert 1.0 <= time.monotonic() - started < 1.5 + 2.0
+        assert thread.is_alive(), "the slot freed itself while its holder still hung"
+    finally:
+        unblock.set()
+        thread.join(DEADLINE_S)
+    assert client.zscore(key, "next") is not None  # the hung holder's release took nothing from others

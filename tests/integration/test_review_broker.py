@@ -23,7 +23,7 @@ from redis.backoff import NoBackoff
 from inference.parsing import parse_sample
 from inference.prompts import build_prompt
 from plugin import codec
-from plugin.ai_review import PENDING_SUMMARY, BrokerUnavailable, ReviewTicket, Urgency
+from plugin.ai_review import BUSY_SUMMARY, BrokerUnavailable, ReviewTicket, Urgency
 from plugin.catalog import CHART_REVIEW
 from plugin.governance import GovernancePolicy
 from plugin.model_port import ModelTimeout, Sample, ScriptedModel
@@ -268,6 +268,41 @@ async def test_a_full_queue_answers_busy_enqueues_nothing_and_leaves_no_lock(
         assert h.enqueue.calls[-1] == (t.fingerprint, SERVICE, queue)
 
 
+async def test_concurrent_hooks_over_the_cap_admit_exactly_the_cap(redis_handle: RedisHandle) -> None:
+    """The depth check and the enqueue are one atomic step: 50 charts at once against a cap of 10."""
+    async with harness(redis_handle, queue_max_depth=10) as h:
+        queue = keys.QUEUE_OF["patient-view"]
+
+        async def send(fingerprint: str, service_id: str, queue: str) -> None:
+            # As workers.publish does: the task lands in the queue's list, after a few round trips.
+            await asyncio.sleep(0.01)
+            await h.store.lpush(queue, fingerprint)
+            h.enqueue.calls.append((fingerprint, service_id, queue))
+
+        broker = RedisReviewBroker(h.store, h.listener, send, h.settings)
+        statuses = await asyncio.gather(*(broker.obtain(ticket(), 0) for _ in range(50)))
+        states = [s.state for s in statuses]
+        assert (states.count("pending"), states.count("busy")) == (10, 40)
+        assert len(h.enqueue.calls) == 10
+        assert h.sync.llen(queue) == 10
+        # Every admission was given back once its task was sent: the queue alone holds the places.
+        assert h.sync.zcard(keys.admitting_key(queue)) == 0
+        assert (await broker.obtain(ticket(), 0)).state == "busy"
+        h.sync.rpop(queue)
+        assert (await broker.obtain(ticket(), 0)).state == "pending"
+
+
+async def test_an_admission_whose_send_never_returned_expires(redis_handle: RedisHandle) -> None:
+    async with harness(redis_handle, queue_max_depth=1) as h:
+        queue = keys.QUEUE_OF["patient-view"]
+        # An API process died between its admission and its send: the place is held, then given back.
+        seconds, micros = h.sync.time()
+        h.sync.zadd(keys.admitting_key(queue), {"dead": seconds * 1000 + micros // 1000 + 300})
+        assert (await h.broker.obtain(ticket(), 0)).state == "busy"
+        await asyncio.sleep(0.4)
+        assert (await h.broker.obtain(ticket(), 0)).state == "pending"
+
+
 async def test_an_enqueue_that_raises_is_broker_unavailable_and_frees_the_lock(h: Harness) -> None:
     h.enqueue.fail_with = ConnectionError("broker down")
     t = ticket()
@@ -348,7 +383,7 @@ async def test_the_listener_reconnects_after_redis_restarts(h: Harness) -> None:
         assert status.state == "ready"
 
 
-def test_full_queue_over_http_answers_rules_and_a_busy_pending_card() -> None:
+def test_full_queue_over_http_answers_rules_and_a_card_saying_nothing_was_queued() -> None:
     with running_redis() as handle, redis.Redis.from_url(handle.url, socket_timeout=5) as sync:
         settings = review_settings(handle.url, unused_loopback_url(), "deepseek-r1-test", queue_max_depth=1)
         queue = keys.QUEUE_OF["patient-view"]
@@ -360,12 +395,11 @@ def test_full_queue_over_http_answers_rules_and_a_busy_pending_card() -> None:
         assert elapsed < settings.sync_budget_s
         topics = {card["source"].get("topic", {}).get("code", "") for card in body["cards"]}
         assert RULE_TOPIC in topics
-        pending = [card for card in body["cards"] if card["summary"] == PENDING_SUMMARY]
-        assert len(pending) == 1
-        [card] = pending
+        [card] = [card for card in body["cards"] if card["summary"] == BUSY_SUMMARY]
         assert card["indicator"] == "info"
         assert card["source"]["topic"]["code"] == "busy"
-        assert "Many reviews are queued" in card["detail"]
+        assert "No AI review of this chart was queued" in card["detail"]
+        assert "in progress" not in card["detail"]
         assert "links" not in card or not card["links"]  # no review was issued, so no status page
         assert sync.lrange(queue, 0, -1) == [b"dummy"]
         assert list(sync.scan_iter(match=f"{keys.PREFIX}:lock:*")) == []

@@ -9,11 +9,13 @@ import json
 import pytest
 
 from plugin.ai_review import (
+    BUSY_SUMMARY,
     NOTHING_SUMMARY,
     PENDING_SUMMARY,
     UNAVAILABLE_SUMMARY,
     AiReview,
     MemoryReviewBroker,
+    ReviewStatus,
     ReviewTicket,
 )
 from plugin.cards import by_severity
@@ -50,6 +52,29 @@ async def test_ready_review_gives_governed_cards_bound_to_the_callers_patient() 
     assert suggestion.actions[0].resource is not None
     assert suggestion.actions[0].resource["subject"] == {"reference": corpus.PATIENT}
     assert broker.requests == 1
+
+
+class FullQueueBroker(MemoryReviewBroker):
+    """The queue-depth cap refused the review: nothing was enqueued, no review id was issued."""
+
+    async def obtain(self, ticket: ReviewTicket, wait_s: float) -> ReviewStatus:
+        return ReviewStatus("busy", "")
+
+
+async def test_a_full_queue_says_no_review_was_queued() -> None:
+    broker = FullQueueBroker(runner(ScriptedModel()))
+    answer = await reviewer(broker).review(
+        CHART_REVIEW.id, "patient-view", corpus.built(), corpus.PATIENT, 1.0
+    )
+    [card] = answer.cards
+    assert (card.summary, card.indicator, answer.state, answer.final) == (BUSY_SUMMARY, "info", "busy", False)
+    assert card.source.topic is not None and card.source.topic.code == "busy"
+    assert "No AI review of this chart was queued" in card.detail
+    text = f"{card.summary} {card.detail}".lower()
+    for claim in ("in progress", "still running", "is queued", "reviews are queued", "may take longer"):
+        assert claim not in text
+    assert card.links == ()  # no review, so no status page to link to
+    assert broker.requests == 0
 
 
 async def test_pending_review_gives_one_info_card_linking_to_its_status_page() -> None:

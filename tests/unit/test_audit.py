@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import itertools
 import json
 import uuid
@@ -175,7 +176,6 @@ def test_canonical_form_ignores_how_a_record_was_written() -> None:
     "changes",
     [
         {"at": datetime(2026, 11, 25, 12, 0)},  # no time zone
-        {"hook_instance": "Jane Smith 12 Main Street"},
         {"tenant": "line\nbreak"},
         {"fingerprint": "not-a-hash"},
         {"timings_ms": {"total": float("nan")}},
@@ -186,6 +186,13 @@ def test_canonical_form_ignores_how_a_record_was_written() -> None:
 def test_record_fields_refuse_what_they_must_not_hold(changes: dict[str, Any]) -> None:
     with pytest.raises(ValidationError):
         hook_call(**changes)
+
+
+def test_a_client_id_that_is_no_token_is_kept_only_as_its_digest() -> None:
+    # Never a reason to lose the record (issue 19, item 7), never the text: a sentence does not fit.
+    record = hook_call(hook_instance="Jane Smith 12 Main Street")
+    assert record.hook_instance == "sha256:" + hashlib.sha256(b"Jane Smith 12 Main Street").hexdigest()
+    assert "Jane" not in canonical(record)
 
 
 def test_feedback_user_is_a_reference_not_a_name() -> None:

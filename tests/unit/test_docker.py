@@ -222,7 +222,7 @@ def test_api_and_worker_environments_load_and_agree_on_review_settings(
     worker_values = {k: getattr(worker_review, k) for k in shared}
     assert api_values == worker_values
     assert api_review.model_backend == "sglang"
-    assert api_review.visibility_timeout_s > api_review.task_hard_limit_s
+    assert api_review.visibility_s > api_review.task_hard_limit_s
 
 
 def test_production_safety() -> None:

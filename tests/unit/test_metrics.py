@@ -30,6 +30,7 @@ def test_label_sets() -> None:
         "r1cds_hook_seconds": ("service", "hook", "outcome"),
         "r1cds_answer_cache": ("result",),
         "r1cds_feedback": ("service", "outcome"),
+        "r1cds_audit_records_lost": ("cause",),
         "r1cds_queue_depth": ("queue",),
         "r1cds_model_requests_in_flight": (),
     }

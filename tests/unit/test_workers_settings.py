@@ -10,7 +10,7 @@ from pydantic import ValidationError
 from workers import keys
 from workers.app import create_celery
 from workers.runtime import _backoff
-from workers.settings import ReviewSettings, load_review_settings
+from workers.settings import LEASE_MARGIN_S, ReviewSettings, load_review_settings
 from workers.transport import Transport as SharedClientTransport
 
 pytestmark = pytest.mark.unit
@@ -172,5 +172,28 @@ def test_redis_urls_use_the_transport_with_one_shared_client(url: str, shared_cl
 def test_visibility_timeout_defaults_above_the_hard_limit() -> None:
     # A task held by a live worker must not be handed to a second one while it still runs.
     settings = ReviewSettings()
-    assert settings.visibility_timeout_s > settings.task_hard_limit_s
-    assert create_celery(settings).conf.broker_transport_options["visibility_timeout"] == 1800
+    assert settings.visibility_timeout_s is None
+    assert settings.visibility_s > settings.task_hard_limit_s
+    assert settings.visibility_s == settings.task_hard_limit_s + LEASE_MARGIN_S < 1800
+    assert (
+        create_celery(settings).conf.broker_transport_options["visibility_timeout"] == settings.visibility_s
+    )
+
+
+def test_visibility_timeout_is_derived_from_the_model_timeout() -> None:
+    # A model timeout longer than the hard limit sets the bound; no fixed half hour either way.
+    slow = ReviewSettings(model_timeout_s=2400.5)
+    assert slow.visibility_s == 2401 + LEASE_MARGIN_S
+    quick = ReviewSettings(model_timeout_s=20, task_soft_limit_s=50, task_hard_limit_s=60)
+    assert quick.visibility_s == 60 + LEASE_MARGIN_S
+    options = create_celery(quick).conf.broker_transport_options
+    assert options["visibility_timeout"] == 90
+    # A lost worker's task is swept back at most half a visibility timeout (and a minute) later.
+    assert options["unacked_restore_interval"] == 45
+    # An explicit R1CDS_VISIBILITY_TIMEOUT_S still wins.
+    assert ReviewSettings(visibility_timeout_s=5000).visibility_s == 5000
+
+
+def test_a_model_slot_lease_follows_the_model_timeout() -> None:
+    assert ReviewSettings(model_timeout_s=12.5).model_lease_s == 12.5 + LEASE_MARGIN_S
+    assert ReviewSettings().model_lease_s < ReviewSettings().task_hard_limit_s
