@@ -5,6 +5,7 @@ Rule cards are returned synchronously. The AI review joins them when the worker 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -123,11 +124,15 @@ class RuleService:
 
         `offload` runs the synchronous work (context, rules, rule cards, the review fingerprint) where the
         caller wants it: the edge hands in a worker thread, so that a large call never holds its event loop.
+        `wait_s` runs from this call: the time the rules took (a wait for a worker thread included) comes
+        out of the AI review's wait, so the answer's deadline holds under load.
         """
+        began = time.monotonic()
         if offload is None:
             built, result, ticket = self._assess_for_review(call)
         else:
             built, result, ticket = await offload(lambda: self._assess_for_review(call))
+        wait_s = max(0.0, wait_s - (time.monotonic() - began))
         if self.ai is None or built.context.demographics.deceased:
             return result
         if self.scope == "orders" and not built.context.draft_orders:

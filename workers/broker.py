@@ -24,6 +24,7 @@ import asyncio
 import contextlib
 import logging
 import secrets
+import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from typing import Final, Literal
@@ -144,6 +145,8 @@ class RedisReviewBroker:
 
     async def obtain(self, ticket: ReviewTicket, wait_s: float) -> ReviewStatus:
         fp = ticket.fingerprint
+        # A deadline, not a duration: the round trips before the wait come out of it.
+        deadline = time.monotonic() + wait_s
         ready = self._listener.register(fp)
         try:
             found = await self._stored(fp)
@@ -156,9 +159,10 @@ class RedisReviewBroker:
                 found = await self._stored(fp)
                 if found is not None:
                     return found
-            if wait_s > 0:
+            left_s = deadline - time.monotonic()
+            if left_s > 0:
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(asyncio.shield(ready), timeout=wait_s)
+                    await asyncio.wait_for(asyncio.shield(ready), timeout=left_s)
             found = await self._stored(fp)
             return found if found is not None else ReviewStatus("pending", review_id)
         except (RedisError, OSError) as exc:

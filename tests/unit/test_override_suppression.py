@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import dataclasses
 import logging
 import uuid
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 import pytest
 from pydantic import ValidationError
@@ -239,3 +240,48 @@ async def test_rule_and_ai_cards_of_an_answer_are_ordered_most_severe_first() ->
     # Within a severity the order stays: rule cards as the rules listed them, then the AI's.
     warnings = [c for c in answer.cards if c.indicator == "warning"]
     assert warnings == [*(c for c in rules_only if c.indicator == "warning"), ai_warning]
+
+
+T = TypeVar("T")
+
+
+class RecordingAi(FakeAi):
+    """Remembers the wait it was given."""
+
+    waits: list[float]
+
+    def __init__(self, cards: tuple[Card, ...]) -> None:
+        super().__init__(cards)
+        self.waits = []
+
+    async def review(
+        self,
+        service_id: str,
+        hook: str,
+        built: BuiltContext,
+        patient: str | None,
+        wait_s: float,
+        *,
+        ticket: object = None,
+    ) -> AiAnswer:
+        self.waits.append(wait_s)
+        return await super().review(service_id, hook, built, patient, wait_s, ticket=ticket)
+
+
+async def test_the_time_the_rules_took_comes_out_of_the_ai_wait() -> None:
+    # The budget is a deadline from the call: rules that wait 0.2 s for a worker thread leave the AI review
+    # 0.2 s less, never the whole wait on top (issue 19, item 4).
+    chart = Chart(resources=(med("warfarin"), med("naproxen")))
+    ai = RecordingAi((card("info", "urn:r1cds:ai-review-status", "pending"),))
+    service = dataclasses.replace(SERVICE, ai=ai)  # type: ignore[arg-type]
+
+    async def slow(work: Callable[[], T]) -> T:
+        await asyncio.sleep(0.2)
+        return work()
+
+    await service.answer(hook(chart), 1.0, offload=slow)
+    (wait,) = ai.waits
+    assert 0.0 < wait <= 0.8 + 0.05
+    ai.waits.clear()
+    await service.answer(hook(chart), 0.1, offload=slow)
+    assert ai.waits == [0.0]  # past the deadline already: no wait at all, never a negative one
