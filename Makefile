@@ -74,6 +74,8 @@ bench: $(DEV_STAMP)
 	$(BIN)/python -m bench.governance
 	$(BIN)/python -m bench.prompt_prefix
 	$(BIN)/python -m bench.queue
+	$(BIN)/python -m bench.big_call
+	$(BIN)/python -m bench.cold_load
 
 # Re-resolve the lock files, keeping every pin that still satisfies pyproject.toml.
 lock: $(DEV_STAMP)
