@@ -8,7 +8,8 @@ warm-up:
 - facts: `RuleFacts.of(context)` alone;
 - all rules: `run_rules(RuleFacts.of(context), MEDICATION_RULES + CARE_GAP_RULES)`;
 - rule cards: the same plus `finding_card` for every finding (the synchronous card path without HTTP);
-- N drafts: all rules with 5, 10, 20 and 40 draft orders on the same chart, time per draft (linear growth).
+- N drafts: all rules with 5, 10, 20 and 40 draft orders on the same chart, time per draft (linear growth),
+  against its own floor (reading the 40 drafts' handles) in the same rounds.
 
     python -m bench.rules [--runs N] [--warmup N] [--rounds N] [--chart NAME-PREFIX] [--gold-only | --no-gold]
 
@@ -236,8 +237,15 @@ def drafts(args: argparse.Namespace, prefetch: dict[str, Any], patient_id: str) 
     def rules_on(context: ClinicalContext) -> Callable[[], object]:
         return lambda: run_rules(RuleFacts.of(context), RULES)
 
-    rows = {f"{n} drafts": rules_on(contexts[n]) for n in DRAFT_COUNTS}
+    largest = contexts[DRAFT_COUNTS[-1]]
+    rows: dict[str, Callable[[], object]] = {
+        # The floor: a trivial pass over the largest basket (reading every draft's handle), same rounds.
+        "floor": lambda: [d.handle for d in largest.draft_orders],
+        **{f"{n} drafts": rules_on(contexts[n]) for n in DRAFT_COUNTS},
+    }
     samples = measure(rows, max(args.runs // 4, 20), max(args.warmup // 4, 5), args.rounds)
+    floor = samples["floor"]
+    print(f"floor ({DRAFT_COUNTS[-1]} draft handles read): p50 {percentile(floor, 0.5):.4f} ms")
     print(f"{'drafts':<12} {'p50 ms':>9} {'p99 ms':>9} {'ms/draft':>9} {'findings':>9}")
     per_draft: list[float] = []
     for n in DRAFT_COUNTS:

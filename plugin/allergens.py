@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import functools
-import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from importlib import resources
 from types import MappingProxyType
 
 from plugin import terminology
 from plugin.context.codes import system_name
 from plugin.context.model import Code
+from plugin.packaged import read_knowledge_json
 
 NON_DRUG_CATEGORIES: frozenset[str] = frozenset({"food", "environment", "biologic"})
 CODE_SYSTEMS: tuple[str, ...] = ("rxnorm", "snomed")
@@ -137,12 +136,7 @@ def parse_allergens(document: object) -> AllergenData:
 @functools.cache
 def allergens() -> AllergenData:
     """The packaged knowledge/allergens.json, read and validated on first use only."""
-    resource = resources.files("plugin") / "knowledge" / "allergens.json"
-    try:
-        document = json.loads(resource.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise AllergenError(f"cannot read {resource}: {exc}") from exc
-    return parse_allergens(document)
+    return parse_allergens(read_knowledge_json("allergens.json", AllergenError))
 
 
 def words_of(text: str) -> tuple[str, ...]:

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import functools
-import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from importlib import resources
 from types import MappingProxyType
 
 from plugin.context.codes import normalise_ingredient, parse_product, system_name
+from plugin.packaged import read_knowledge_json
 
 # The class vocabulary lives here, not in the data file, so a typo in the data is an error at load time
 # instead of a rule that silently never fires.
@@ -243,12 +242,7 @@ def parse_terminology(document: object) -> Terminology:
 @functools.cache
 def terminology() -> Terminology:
     """The packaged knowledge/terminology.json, read and validated on first use only."""
-    resource = resources.files("plugin") / "knowledge" / "terminology.json"
-    try:
-        document = json.loads(resource.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise TerminologyError(f"cannot read {resource}: {exc}") from exc
-    return parse_terminology(document)
+    return parse_terminology(read_knowledge_json("terminology.json", TerminologyError))
 
 
 def name_key(text: str) -> str:
@@ -350,12 +344,7 @@ def parse_medications(document: object, base: Terminology) -> MedicationNames:
 @functools.cache
 def medication_names() -> MedicationNames:
     """The packaged knowledge/medications.json, read and validated against terminology() on first use."""
-    resource = resources.files("plugin") / "knowledge" / "medications.json"
-    try:
-        document = json.loads(resource.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise TerminologyError(f"cannot read {resource}: {exc}") from exc
-    return parse_medications(document, terminology())
+    return parse_medications(read_knowledge_json("medications.json", TerminologyError), terminology())
 
 
 def _canonical(ingredient: str) -> str:

@@ -11,14 +11,13 @@ matches.
 from __future__ import annotations
 
 import functools
-import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from importlib import resources
 from typing import Final
 
 from plugin import terminology
+from plugin.packaged import read_knowledge_json
 from plugin.rules.model import Exposure
 
 __all__ = [
@@ -132,5 +131,4 @@ def parse_protected_therapies(document: object) -> ProtectedTherapies:
 @functools.cache
 def protected_therapies() -> ProtectedTherapies:
     """The packaged knowledge/protected_therapies.json, read and validated on first use only."""
-    resource = resources.files("plugin") / "knowledge" / "protected_therapies.json"
-    return parse_protected_therapies(json.loads(resource.read_text(encoding="utf-8")))
+    return parse_protected_therapies(read_knowledge_json("protected_therapies.json", ProtectedTherapyError))

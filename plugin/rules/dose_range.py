@@ -10,16 +10,15 @@
 from __future__ import annotations
 
 import functools
-import json
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from importlib import resources
 from types import MappingProxyType
 from typing import Final
 
 from plugin.context.model import Dosage, DraftOrder
 from plugin.errors import PluginError
+from plugin.packaged import read_knowledge_json
 from plugin.rules import dosing
 from plugin.rules.model import Exposure, Finding, RuleFacts, Severity
 
@@ -125,8 +124,7 @@ def parse_dose_table(raw: object) -> DoseTable:
 @functools.cache
 def dose_table() -> DoseTable:
     """The packaged table, read and validated on first use."""
-    text = resources.files("plugin").joinpath(_DATA).read_text(encoding="utf-8")
-    return parse_dose_table(json.loads(text))
+    return parse_dose_table(read_knowledge_json("dose_ranges.json", DoseRangeError))
 
 
 # "Acetaminophen 325 MG / HYDROcodone Bitartrate 7.5 MG Oral Tablet": each part names an ingredient and

@@ -9,13 +9,12 @@
 from __future__ import annotations
 
 import functools
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from importlib import resources
 from typing import Final
 
 from plugin.errors import PluginError
+from plugin.packaged import read_knowledge_json
 
 __all__ = ["LabWindow", "LabWindowError", "lab_windows", "parse_windows", "validity_version"]
 
@@ -61,7 +60,7 @@ def parse_windows(raw: object) -> tuple[str, Mapping[str, LabWindow]]:
 
 @functools.cache
 def _load() -> tuple[str, Mapping[str, LabWindow]]:
-    return parse_windows(json.loads(resources.files("plugin").joinpath(_DATA).read_text(encoding="utf-8")))
+    return parse_windows(read_knowledge_json("lab_validity.json", LabWindowError))
 
 
 def lab_windows() -> Mapping[str, LabWindow]:

@@ -16,16 +16,15 @@ towards the daily MME, so a card asks whether both are intended).
 from __future__ import annotations
 
 import functools
-import json
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, fields, replace
-from importlib import resources
 from types import MappingProxyType
 from typing import Final
 
 from plugin import terminology
 from plugin.context.model import Measurement
+from plugin.packaged import read_knowledge_json
 from plugin.rules.catalog import (
     INR,
     POTASSIUM,
@@ -416,8 +415,7 @@ def parse_mme_table(raw: object) -> MmeTable:
 @functools.cache
 def mme_table() -> MmeTable:
     """The packaged knowledge/opioid_mme.json (CDC 2022 conversion factors), read on first use."""
-    text = resources.files("plugin").joinpath("knowledge/opioid_mme.json").read_text(encoding="utf-8")
-    return parse_mme_table(json.loads(text))
+    return parse_mme_table(read_knowledge_json("opioid_mme.json", MmeTableError))
 
 
 # "72 HR fentanyl 0.025 MG/HR Transdermal System", "Fentanyl 25 MCG/HR Transdermal Patch"

@@ -8,14 +8,13 @@
 from __future__ import annotations
 
 import functools
-import json
 import re
 from dataclasses import dataclass
-from importlib import resources
 from typing import Final, Literal, cast
 
 from plugin import terminology
 from plugin.errors import PluginError
+from plugin.packaged import read_knowledge_json
 
 __all__ = [
     "Criteria",
@@ -303,9 +302,4 @@ def parse_renal_dosing(raw: object) -> RenalTable:
 @functools.cache
 def renal_dosing() -> RenalTable:
     """The packaged table, read and validated on first use."""
-    text = resources.files("plugin").joinpath(_DATA).read_text(encoding="utf-8")
-    try:
-        document = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise RenalDosingError(f"{_DATA}: invalid JSON: {exc}") from exc
-    return parse_renal_dosing(document)
+    return parse_renal_dosing(read_knowledge_json("renal_dosing.json", RenalDosingError))
