@@ -27,6 +27,16 @@ install: $(DEV_STAMP)
 
 install-cpu: $(CPU_STAMP)
 
+# HealthChain, an independent CDS Hooks client, in a venv of its own so that none of its dependencies enter
+# $(VENV); tests/integration/test_healthchain_client.py drives the API with it.
+HC_VENV := .venv-healthchain
+HC_STAMP := $(HC_VENV)/.installed
+$(HC_STAMP): requirements/healthchain.txt
+	test -x $(HC_VENV)/bin/python || $(PYTHON) -m venv $(HC_VENV)
+	$(HC_VENV)/bin/python -m pip install --quiet --disable-pip-version-check --require-hashes \
+		-r requirements/healthchain.txt
+	touch $@
+
 # The embedded stack (redis-server, model server, worker, API; see cds_hooks/stack.py) in the local
 # profile: loopback only, EHR authentication off (the API logs a warning at start), plain-http and
 # loopback or private-network FHIR servers allowed for fetch-back. AI reviews come from
@@ -57,8 +67,16 @@ lint: $(DEV_STAMP)
 typecheck: $(DEV_STAMP)
 	$(BIN)/mypy
 
+# Medplum's FHIR router and in-memory repository (npm packages pinned in tests/interop/medplum/package-lock.json),
+# served on loopback by tests/integration/test_medplum_fetch_back.py; npm ci reinstalls whenever the lock changes.
+MEDPLUM_DIR := tests/interop/medplum
+MEDPLUM_STAMP := $(MEDPLUM_DIR)/node_modules/.package-lock.json
+$(MEDPLUM_STAMP): $(MEDPLUM_DIR)/package-lock.json $(MEDPLUM_DIR)/package.json
+	cd $(MEDPLUM_DIR) && npm ci --no-audit --no-fund
+	touch $@
+
 # The suite includes the llama.cpp backend's tests, so it installs the cpu extra.
-test: lint typecheck $(CPU_STAMP)
+test: lint typecheck $(CPU_STAMP) $(HC_STAMP) $(MEDPLUM_STAMP)
 	$(BIN)/python -m pytest -q
 	# Governance is what stands between a model and a clinician: every branch of it is exercised.
 	$(BIN)/python -m pytest -q tests/unit/test_governance*.py --cov=plugin/governance \

@@ -17,8 +17,9 @@ Then the accuracy table: every rule card against the pharmacist-review gold set 
 gold finding family and precision per card, with the misses and unmatched cards per chart (charts named
 only by their bundle UUID's first 8 hex digits), then the constructed-case gold set's tables
 (bench/gold/constructed.py: recall and precision per hook, family and check, through
-bench/gold/check_rules.json), and the held-out cases (bench/gold/heldout_cases.json: written after the rules
-by a reviewer who read none of them, scored as they are and never tuned on). `--gold-only` skips the latency
+bench/gold/check_rules.json), and the held-out sets (bench/gold/heldout_cases.json, written blind after the
+rules, scored once and since tuned on; bench/gold/heldout_v2_cases.json, written blind after that tuning and
+never tuned on: the unseen number). `--gold-only` skips the latency
 rows, `--no-gold` the tables.
 The latency line, too, names its chart only by that UUID prefix: bundle file names hold patients' names.
 
@@ -41,7 +42,7 @@ from typing import Any
 import orjson
 
 from bench.gold import accuracy, constructed
-from bench.gold.model import HELDOUT_PATH, load_constructed
+from bench.gold.model import HELDOUT_PATH, HELDOUT_V2_PATH, load_constructed
 from bench.stats import percentile
 from cds_hooks.prefetch import render_template
 from plugin.catalog import CHART_PREFETCH
@@ -166,13 +167,18 @@ def main(argv: list[str] | None = None) -> int:
         print("\n".join(constructed.render(cases)))
         print()
         heldout = constructed.evaluate(load_constructed(HELDOUT_PATH))
-        print("held-out cases (written after the rules by a reviewer who read none of them; not tuned on):")
+        print("held-out cases v1 (written blind after the rules; scored once, then tuned on on 2026-12-07):")
         print("\n".join(constructed.render(heldout)))
+        print()
+        unseen = constructed.evaluate(load_constructed(HELDOUT_V2_PATH))
+        print("held-out cases v2 (written blind on 2026-12-07 after v1 was tuned on; not tuned on):")
+        print("\n".join(constructed.render(unseen)))
         print()
         for name, row in (
             ("Synthea charts", synthea.overall),
             ("constructed cases", cases.overall),
-            ("held-out cases", heldout.overall),
+            ("held-out cases v1 (tuned on)", heldout.overall),
+            ("held-out cases v2 (unseen)", unseen.overall),
         ):
             print(_target_line(name, row.recall, row.precision))
     return 0

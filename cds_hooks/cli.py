@@ -302,12 +302,16 @@ def _since(text: str) -> datetime:
 
 def _audit_export(args: argparse.Namespace) -> int:
     from plugin.audit import fhir_export
+    from plugin.model_card import ABOUT_JSON_PATH
 
     count = 0
     with _audit_store(args) as store:
         out = args.out.open("wb") if args.out else sys.stdout.buffer
         try:
-            for resource in fhir_export(store.records(args.since)):
+            card_url = (
+                f"{args.public_base_url.rstrip('/')}{ABOUT_JSON_PATH}" if args.public_base_url else None
+            )
+            for resource in fhir_export(store.records(args.since), model_card_url=card_url):
                 out.write(orjson.dumps(resource) + b"\n")
                 count += 1
         finally:
@@ -519,6 +523,10 @@ def parser() -> argparse.ArgumentParser:
         help="records at or after this time, YYYY-MM-DD[THH:MM] (UTC unless an offset is given)",
     )
     export.add_argument("--out", type=Path, help="write to this file instead of standard output")
+    export.add_argument(
+        "--public-base-url",
+        help="the deployment's R1CDS_PUBLIC_BASE_URL: the Provenance's model card then links to its /about.json",
+    )
     export.set_defaults(run=_audit_export)
     feedback = audit_commands.add_parser(
         "feedback",

@@ -118,6 +118,20 @@ REASON_TEXT: Final[Mapping[str, str]] = {
     Reason.PROTECTED_THERAPY_REMOVED: (
         "It would stop a therapy this patient's condition needs, with nothing of the same kind in its place."
     ),
+    Reason.UNDECLARED_ACTION: (
+        "Its text recommended a medication change (a stop, start, dose change or switch) that its declared "
+        "action does not carry out, so that change was never checked against the regimen."
+    ),
+    Reason.INTENT_MISMATCH: (
+        "Its declared intent does not fit its order: a dose change naming another drug, or a substitution "
+        "naming the same one."
+    ),
+    Reason.DOSE_OUT_OF_RANGE: (
+        "The dose it proposed is outside the dose-range table or the renal or label limits for this patient."
+    ),
+    Reason.DOSE_UNCHECKED: (
+        "It proposed a dose that no dose-range limit in the knowledge base can check, so it was not shown."
+    ),
     Reason.ACTION_NOT_ALLOWED: "It proposed a kind of order this service does not allow.",
     Reason.INVALID_RESOURCE: "The order it proposed is not a valid FHIR resource.",
     Reason.BELOW_AGREEMENT: "Too few of the independent samples proposed it.",
@@ -141,6 +155,10 @@ REASON_PHRASES: Final[Mapping[str, str]] = {
     Reason.NUMBER_MISMATCH: "quoted a measurement that differs from the chart",
     Reason.SAFETY_VETO: "conflicted with safety rules",
     Reason.PROTECTED_THERAPY_REMOVED: "would stop a therapy the patient's condition needs",
+    Reason.UNDECLARED_ACTION: "recommended a medication change its action does not declare",
+    Reason.INTENT_MISMATCH: "declared an intent its order does not match",
+    Reason.DOSE_OUT_OF_RANGE: "proposed a dose outside the limits for this patient",
+    Reason.DOSE_UNCHECKED: "proposed a dose no known limit can check",
     Reason.ACTION_NOT_ALLOWED: "proposed a kind of order this service does not allow",
     Reason.INVALID_RESOURCE: "proposed an order that is not valid FHIR",
     Reason.BELOW_AGREEMENT: "had too little agreement across the samples",
@@ -323,7 +341,11 @@ def _card(
     else:
         code = f"{action.code.display} ({action.code.system} {action.code.code})" if action.code else ""
         target = f", on {_reference(action.target, evidence.link.references)}" if action.target else ""
-        proposed = f"{action.type} a {action.resource_type} {code}{target}".strip()
+        dose = ""
+        if action.dose is not None:
+            d = action.dose
+            dose = f" at {d.amount:g} {d.unit} {d.route}, {d.frequency} per {d.period}"
+        proposed = f"{action.intent}: {action.type} a {action.resource_type} {code}{dose}{target}".strip()
     rows = "".join(
         f'<tr data-handle="{_e(h)}"><td><code>{_e(h)}</code></td>'
         f"<td><code>{_e(evidence.link.references.get(h, 'not in this call'))}</code></td>"

@@ -10,6 +10,8 @@
 #   with the validated resource (its subject bound to the patient), update with that resource under the
 #   id of the target, delete by resourceId; an update or delete whose target does not resolve to a literal
 #   Type/id of the same type is shown as advice without an action.
+# - Every resource a card proposes carries the AIAST security label in meta.security (HL7 AI Transparency
+#   on FHIR: a resource whose content an AI asserted), so the EHR that applies it keeps that mark.
 # - The card uuid is a uuid5 over the service, the suggestion's summary and action, and its cited ids,
 #   so the same suggestion for the same chart has the same uuid and feedback can be joined to it.
 
@@ -20,6 +22,7 @@ import json
 import re
 import uuid
 from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any, Final
 
 from plugin.cards import Action, Card, Coding, Link, Source, Suggestion
@@ -29,9 +32,24 @@ from plugin.governance.govern import cluster_key
 from plugin.knowledge import KnowledgeBase
 from plugin.rules.cards import OVERRIDE_REASONS, describe
 
-__all__ = ["AI_SYSTEM", "CARD_NAMESPACE", "ai_card", "ai_cards", "card_uuid"]
+__all__ = [
+    "AI_ASSERTED",
+    "AI_SYSTEM",
+    "CARD_NAMESPACE",
+    "OBSERVATION_VALUE_SYSTEM",
+    "ai_asserted",
+    "ai_card",
+    "ai_cards",
+    "card_uuid",
+]
 
 AI_SYSTEM: Final = "urn:r1cds:ai-review"
+# HL7 v3 ObservationValue AIAST, "Artificial Intelligence asserted": the security label that AI Transparency
+# on FHIR (1.0.0-ballot, value set ProvenanceVS) puts in meta.security of content an AI asserted.
+OBSERVATION_VALUE_SYSTEM: Final = "http://terminology.hl7.org/CodeSystem/v3-ObservationValue"
+AI_ASSERTED: Final[Mapping[str, str]] = MappingProxyType(
+    {"system": OBSERVATION_VALUE_SYSTEM, "code": "AIAST", "display": "Artificial Intelligence asserted"}
+)
 CARD_NAMESPACE: Final = uuid.uuid5(uuid.NAMESPACE_URL, "urn:r1cds:ai-card")
 _LITERAL_REFERENCE: Final = re.compile(r"([A-Z][A-Za-z]+)/([A-Za-z0-9\-.]{1,64})")
 
@@ -48,6 +66,27 @@ def card_uuid(service_id: str, governed: GovernedSuggestion, fingerprint: str | 
         sorted(governed.knowledge_ids),
     ]
     return str(uuid.uuid5(CARD_NAMESPACE, json.dumps(basis, ensure_ascii=False, separators=(",", ":"))))
+
+
+def ai_asserted(resource: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of a FHIR resource with AIAST in meta.security, added once; the resource's other labels kept.
+
+    For any resource an AI suggestion proposes, wherever it is put on a card."""
+    labelled = copy.deepcopy(dict(resource))
+    meta = labelled.get("meta")
+    meta = dict(meta) if isinstance(meta, Mapping) else {}
+    found = meta.get("security")
+    security = list(found) if isinstance(found, list) else []
+    if not any(
+        isinstance(label, Mapping)
+        and label.get("system") == AI_ASSERTED["system"]
+        and label.get("code") == AI_ASSERTED["code"]
+        for label in security
+    ):
+        security.append(dict(AI_ASSERTED))
+    meta["security"] = security
+    labelled["meta"] = meta
+    return labelled
 
 
 def _validated(resource: Mapping[str, Any]) -> dict[str, Any] | None:
@@ -84,7 +123,7 @@ def _action(
     if proposed.type == "create":
         if governed.resource is None:
             return None
-        resource = _validated(_bound(governed.resource, patient_reference))
+        resource = _validated(ai_asserted(_bound(governed.resource, patient_reference)))
         return None if resource is None else Action("create", label, resource=resource)
     reference = handles.resolve(proposed.target) if proposed.target is not None else None
     match = _LITERAL_REFERENCE.fullmatch(reference) if reference is not None else None
@@ -94,7 +133,7 @@ def _action(
         return Action("delete", label, resource_id=reference)
     if governed.resource is None:
         return None
-    resource = _validated({**_bound(governed.resource, patient_reference), "id": match.group(2)})
+    resource = _validated(ai_asserted({**_bound(governed.resource, patient_reference), "id": match.group(2)}))
     return None if resource is None else Action("update", label, resource=resource, resource_id=reference)
 
 

@@ -61,9 +61,10 @@ from pydantic import (
     TypeAdapter,
 )
 
-from plugin.ai_cards import card_uuid
+from plugin.ai_cards import AI_ASSERTED, card_uuid
 from plugin.ai_review import REVIEW_SYSTEM
 from plugin.feedback import FeedbackRecord
+from plugin.model_card import ABOUT_JSON_PATH, ModelCardLink, model_card_link
 from plugin.model_port import ModelIdentity, SamplingParameters, Usage
 from plugin.review import ReviewOutcome
 from plugin.rules.cards import RULE_SYSTEM
@@ -133,6 +134,30 @@ _ENTITY_TYPE: Final = "http://terminology.hl7.org/CodeSystem/audit-entity-type"
 _PARTICIPANT_TYPE: Final = "http://terminology.hl7.org/CodeSystem/provenance-participant-type"
 _DATA_OPERATION: Final = "http://terminology.hl7.org/CodeSystem/v3-DataOperation"
 _UUID: Final = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+
+# HL7 AI Transparency on FHIR (hl7.fhir.uv.aitransparency), STU1 ballot 1.0.0-ballot, published at
+# http://hl7.org/fhir/uv/aitransparency/2026Jan; AIconfidence only from STU1 1.0.0 (the ballot has no
+# confidence extension). The Provenance, Device and model-card DocumentReference follow its AI-Provenance,
+# AI-Device and AI-ModelCard profiles.
+AIT_BASE: Final = "http://hl7.org/fhir/uv/aitransparency"
+AI_PROVENANCE_PROFILE: Final = f"{AIT_BASE}/StructureDefinition/AI-Provenance"
+AI_DEVICE_PROFILE: Final = f"{AIT_BASE}/StructureDefinition/AI-Device"
+AI_MODEL_CARD_PROFILE: Final = f"{AIT_BASE}/StructureDefinition/AI-ModelCard"
+AI_KIND_EXTENSION: Final = f"{AIT_BASE}/StructureDefinition/aitransparency.AIKind"
+MODEL_CARD_EXTENSION: Final = f"{AIT_BASE}/StructureDefinition/aitransparency.modelCardDescription"
+AI_CONFIDENCE_EXTENSION: Final = f"{AIT_BASE}/StructureDefinition/AIconfidence"
+AI_DEVICE_TYPE_SYSTEM: Final = f"{AIT_BASE}/CodeSystem/AIdeviceTypeCS"
+AI_MODEL_CARD_SYSTEM: Final = f"{AIT_BASE}/CodeSystem/AImodelCardCS"  # AIinputsCS from STU1 1.0.0 on
+# Our own, for what the IG leaves to the implementer: the model card's and the prompt template's ids.
+MODEL_CARD_SYSTEM: Final = "urn:r1cds:model-card"
+PROMPT_TEMPLATE_SYSTEM: Final = "urn:r1cds:prompt-template"
+PROMPT_HASH_SYSTEM: Final = "urn:r1cds:prompt-template-hash"
+# Ids of the resources a Provenance contains.
+AI_DEVICE_ID: Final = "ai-model"
+MODEL_CARD_ID: Final = "model-card"
+PROMPT_ID: Final = "prompt-template"
+# Model identity details that are versions of the model itself (the rest are Device properties).
+_VERSION_DETAILS: Final = ("weight_version", "revision", "digest", "script_version")
 
 
 # --- field types ------------------------------------------------------------------------------------------
@@ -797,6 +822,119 @@ def audit_event(
     return event
 
 
+def _coding(system: str, code: str, display: str) -> dict[str, str]:
+    return {"system": system, "code": code, "display": display}
+
+
+def _ai_device(model: ModelInfo | ModelIdentity, card: ModelCardLink) -> dict[str, Any]:
+    """The model as an AI Transparency AI-Device, to be contained: its id and backend, version facts, card."""
+    details = dict(model.details)
+    extensions: list[dict[str, Any]] = []
+    if card.family != "scripted":  # the scripted backend replays canned answers: no model, no kind of AI
+        extensions.append(
+            {
+                "url": AI_KIND_EXTENSION,
+                "valueCodeableConcept": {
+                    "coding": [
+                        _coding(AI_DEVICE_TYPE_SYSTEM, "Large-Language-Models", "Large Language Models")
+                    ]
+                },
+            }
+        )
+    extensions.append({"url": MODEL_CARD_EXTENSION, "valueReference": {"reference": f"#{MODEL_CARD_ID}"}})
+    device: dict[str, Any] = {
+        "resourceType": "Device",
+        "id": AI_DEVICE_ID,
+        "meta": {"profile": [AI_DEVICE_PROFILE]},
+        "extension": extensions,
+        "identifier": [_identifier(MODEL_SYSTEM, model.model)],
+        "deviceName": [{"name": model.model, "type": "model-name"}],
+        "type": {
+            "coding": [
+                _coding(
+                    AI_DEVICE_TYPE_SYSTEM, "Artificial-Intelligence", "All kinds of Artificial Intelligence"
+                )
+            ]
+        },
+    }
+    versions = [
+        {"type": {"text": key}, "value": details.pop(key)} for key in _VERSION_DETAILS if key in details
+    ]
+    if versions:
+        device["version"] = versions
+    device["property"] = [
+        {"type": {"text": key}, "valueCode": [{"text": value}]}
+        for key, value in [("backend", model.backend), *sorted(details.items())]
+    ]
+    return device
+
+
+def _model_card_document(card: ModelCardLink, url: str | None) -> dict[str, Any]:
+    """The model card as an AI Transparency AI-ModelCard DocumentReference, to be contained.
+
+    Its first content is the card R1 CDS publishes (`url` when the exporter knows the deployment's public
+    address, else only where it is served); then the pages the model's developer publishes about it.
+    """
+    ours: dict[str, Any] = {"contentType": "application/json", "title": f"{card.product} model card"}
+    if url is not None:
+        ours["url"] = url
+    else:
+        ours["title"] += f" (served by the deployment at {ABOUT_JSON_PATH})"
+    caveat = "" if card.clinically_meaningful else "; the model it describes is not clinically meaningful"
+    return {
+        "resourceType": "DocumentReference",
+        "id": MODEL_CARD_ID,
+        "meta": {"profile": [AI_MODEL_CARD_PROFILE]},
+        "identifier": [_identifier(MODEL_CARD_SYSTEM, f"{card.version}/{card.family}")],
+        "status": "current",
+        "type": {"coding": [_coding(AI_MODEL_CARD_SYSTEM, "AIModelCard", "AI Model-Card")]},
+        "category": [{"text": "HTI-1 source attributes (45 CFR 170.315(b)(11)(iv)(B))"}],
+        "description": f"{card.product} {card.version} model card for {card.label}{caveat}",
+        "content": [
+            {"attachment": ours},
+            *(
+                {"attachment": {"contentType": "text/html", "url": ref.url, "title": ref.label}}
+                for ref in card.references
+            ),
+        ],
+    }
+
+
+def _prompt_document(prompt: PromptInfo) -> dict[str, Any]:
+    """The prompt template as an input-prompt DocumentReference, to be contained: named and hashed only.
+
+    The prompt as sent held a de-identified chart summary, which no record keeps; the template it was
+    filled from is named by version and content hash (the first 12 hex digits of its SHA-256)."""
+    name = f"{prompt.template_name}@{prompt.template_version}"
+    return {
+        "resourceType": "DocumentReference",
+        "id": PROMPT_ID,
+        "identifier": [
+            _identifier(PROMPT_TEMPLATE_SYSTEM, name),
+            _identifier(PROMPT_HASH_SYSTEM, prompt.template_hash),
+        ],
+        "status": "current",
+        "type": {"coding": [_coding(AI_MODEL_CARD_SYSTEM, "AIInputPrompt", "AI Input Prompt")]},
+        "description": (
+            f"Prompt template {name}, content hash {prompt.template_hash} (SHA-256, first 12 hex digits), "
+            "filled with a de-identified chart summary that is not kept"
+        ),
+        "content": [{"attachment": {"contentType": "text/plain", "title": f"prompt template {name}"}}],
+    }
+
+
+def _confidence(agreement: tuple[int, int]) -> dict[str, Any]:
+    """AIconfidence as governance measured it: k of n independent samples proposed the suggestion.
+
+    A string, because the extension's decimal and Quantity mean a probability that the result is correct,
+    and sample agreement is no calibrated probability."""
+    k, n = agreement
+    return {
+        "url": AI_CONFIDENCE_EXTENSION,
+        "valueString": f"{k}/{n} independent model samples agreed (governed sample agreement)",
+    }
+
+
 def provenance(
     card: str,
     *,
@@ -808,14 +946,23 @@ def provenance(
     fingerprint: str | None = None,
     knowledge_base_version: str | None = None,
     prompt: PromptInfo | None = None,
+    agreement: tuple[int, int] | None = None,
+    model_card_url: str | None = None,
     resource_id: str | None = None,
     product: str = "R1 CDS",
 ) -> dict[str, Any]:
-    """One FHIR R4 Provenance for one AI card: the model authored it, our service assembled it.
+    """One FHIR R4 Provenance for one AI card, in the shape of AI Transparency on FHIR's AI-Provenance.
 
-    `inputs` are FHIR references the caller holds (the patient, the resources the card cites); the audit
-    records never do, so an export passes none and names the de-identified context by `fingerprint`.
+    The model authored the card (an AI-Device, contained, that points at its AI-ModelCard, contained too);
+    our service assembled it under governance. Entities: what the model read (`inputs`, FHIR references
+    the caller holds; the audit records hold none, so an export names the de-identified context by
+    `fingerprint`), the knowledge-base entries cited, the model card and the prompt template. `agreement`
+    (k of n samples) is the governed confidence, in the AIconfidence extension. The AIAST reason says the
+    card's content was asserted by an AI.
     """
+    card_link = model_card_link(model.backend, model.model)
+    device = _ai_device(model, card_link)
+    contained = [device, _model_card_document(card_link, model_card_url)]
     entities: list[dict[str, Any]] = [{"role": "source", "what": {"reference": ref}} for ref in inputs]
     if fingerprint is not None:
         entities.append(
@@ -835,17 +982,57 @@ def provenance(
         }
         for kb in knowledge_ids
     ]
+    entities.append(
+        {
+            "role": "derivation",
+            "what": {"reference": f"#{MODEL_CARD_ID}", "type": "DocumentReference", "display": "model card"},
+        }
+    )
+    if prompt is not None:
+        contained.append(_prompt_document(prompt))
+        entities.append(
+            {
+                "role": "derivation",
+                "what": {
+                    "reference": f"#{PROMPT_ID}",
+                    "type": "DocumentReference",
+                    "display": "prompt template",
+                },
+            }
+        )
     resource: dict[str, Any] = {"resourceType": "Provenance"}
     if resource_id is not None:
         resource["id"] = resource_id
+    resource["meta"] = {"profile": [AI_PROVENANCE_PROFILE]}
+    resource["contained"] = contained
+    if agreement is not None:
+        resource["extension"] = [_confidence(agreement)]
+    author = {
+        "type": "Device",
+        "reference": f"#{AI_DEVICE_ID}",
+        "identifier": _identifier(MODEL_SYSTEM, model.model),
+        "display": model.model,
+    }
     resource |= {
         "target": [_card_reference(card)],
         "recorded": _instant(recorded),
+        "reason": [{"coding": [dict(AI_ASSERTED)]}],
         "activity": {"coding": [{"system": _DATA_OPERATION, "code": "CREATE", "display": "create"}]},
         "agent": [
             {
                 "type": {"coding": [{"system": _PARTICIPANT_TYPE, "code": "author", "display": "Author"}]},
-                "who": _device(MODEL_SYSTEM, model.model, model.model),
+                "role": [
+                    {
+                        "coding": [
+                            _coding(
+                                AI_DEVICE_TYPE_SYSTEM,
+                                "Artificial-Intelligence",
+                                "All kinds of Artificial Intelligence",
+                            )
+                        ]
+                    }
+                ],
+                "who": author,
             },
             {
                 "type": {
@@ -859,12 +1046,13 @@ def provenance(
         resource["policy"] = [
             f"urn:r1cds:prompt-template:{prompt.template_name}:{prompt.template_version}:{prompt.template_hash}"
         ]
-    if entities:
-        resource["entity"] = entities
+    resource["entity"] = entities
     return resource
 
 
-def provenances(run: AiRunRecord, *, id_seed: str | None = None) -> list[dict[str, Any]]:
+def provenances(
+    run: AiRunRecord, *, id_seed: str | None = None, model_card_url: str | None = None
+) -> list[dict[str, Any]]:
     """A Provenance per accepted card of a run, from the record alone (no patient references)."""
     if run.decision is None or run.model is None:
         return []
@@ -878,6 +1066,8 @@ def provenances(run: AiRunRecord, *, id_seed: str | None = None) -> list[dict[st
             fingerprint=run.fingerprint,
             knowledge_base_version=run.knowledge_base_version,
             prompt=run.prompt,
+            agreement=accepted.agreement,
+            model_card_url=model_card_url,
             resource_id=(
                 str(uuid.uuid5(EXPORT_NAMESPACE, f"{id_seed}/{accepted.card_uuid}")) if id_seed else None
             ),
@@ -886,8 +1076,13 @@ def provenances(run: AiRunRecord, *, id_seed: str | None = None) -> list[dict[st
     ]
 
 
-def fhir_export(chain: Iterable[StoredRecord]) -> Iterator[dict[str, Any]]:
+def fhir_export(
+    chain: Iterable[StoredRecord], *, model_card_url: str | None = None
+) -> Iterator[dict[str, Any]]:
     """AuditEvent per hook call and Provenance per AI card, in chain order, with ids stable across exports.
+
+    `model_card_url`: where the deployment serves its model card (`<public base>/about.json`), for the
+    Provenances' model-card document; without it the document says only the path.
 
     Feedback records have no resource here: a CDS Hooks feedback call could be one more AuditEvent, but the
     records' own form is the reference for them.
@@ -897,4 +1092,4 @@ def fhir_export(chain: Iterable[StoredRecord]) -> Iterator[dict[str, Any]]:
         if isinstance(record, HookCallRecord):
             yield audit_event(record, resource_id=str(uuid.uuid5(EXPORT_NAMESPACE, stored.hash)))
         elif isinstance(record, AiRunRecord):
-            yield from provenances(record, id_seed=stored.hash)
+            yield from provenances(record, id_seed=stored.hash, model_card_url=model_card_url)

@@ -34,6 +34,7 @@ from typing import Any, Final, Literal, cast, get_args
 from plugin.knowledge import KnowledgeBase, load_knowledge_base
 
 __all__ = [
+    "ABOUT_JSON_PATH",
     "DISTRIBUTION",
     "GROUP_IDS",
     "STATUSES",
@@ -42,6 +43,7 @@ __all__ = [
     "ModelCard",
     "ModelCardError",
     "ModelCardInputs",
+    "ModelCardLink",
     "ModelFamily",
     "ModelSummary",
     "Reference",
@@ -49,6 +51,7 @@ __all__ = [
     "Status",
     "build_model_card",
     "distribution_version",
+    "model_card_link",
     "model_family",
 ]
 
@@ -61,6 +64,7 @@ DISTRIBUTION: Final = "r1-cds"
 UNKNOWN_VERSION: Final = "0+unknown"
 UNREPORTED: Final = "unreported"
 _DATA: Final = "model_card.json"
+ABOUT_JSON_PATH: Final = "/about.json"  # where the deployment serves this card (cds_hooks.about)
 _MODEL_REFERENCE: Final = "@model"  # in an attribute's references: the serving model's own references
 
 # The nine groups of (B), in regulatory order, with how many attributes each has (4+4+2+4+2+4+5+4+2 = 31).
@@ -231,6 +235,36 @@ class ModelCard:
                 for g in self.groups
             ],
         }
+
+
+@dataclass(frozen=True, slots=True)
+class ModelCardLink:
+    """What a record of one model's use says about the model card: the card R1 CDS publishes (at
+    ABOUT_JSON_PATH of the deployment) and the model developer's own published pages, for that model."""
+
+    product: str
+    version: str  # of the R1 CDS that builds the link, whose card this is
+    family: ModelFamily
+    label: str
+    clinically_meaningful: bool
+    references: tuple[Reference, ...]  # the developer's model card, paper, repository
+
+
+@functools.lru_cache(maxsize=64)  # an export asks once per card, for a handful of models
+def model_card_link(backend: str, model: str) -> ModelCardLink:
+    """The model card facts for a model as an audit record names it (backend and served id)."""
+    data = _data()
+    family = model_family(backend, model)
+    facts: Mapping[str, Any] = data["models"][family]
+    refs: Mapping[str, Reference] = data["references"]
+    return ModelCardLink(
+        product=data["product"],
+        version=distribution_version(),
+        family=family,
+        label=_fill(facts["label"], {"model": model, "backend": backend}, f"models.{family}.label"),
+        clinically_meaningful=facts["clinically_meaningful"],
+        references=tuple(refs[key] for key in facts["references"]),
+    )
 
 
 def distribution_version() -> str:

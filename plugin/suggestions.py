@@ -17,7 +17,15 @@
 #   (a forecast EHRs do not accept as a suggestion), ``Appointment`` (needs scheduling data the model lacks),
 #   and anything touching allergies or problems. ``create`` proposes a new draft; ``update`` changes a
 #   current medication (``M``) or a draft order (``D``); ``delete`` withdraws a draft order (``D``) only:
-#   stopping an existing medication is an ``update``; ``none`` is advice with no order attached.
+#   stopping an existing medication is an ``update`` with no code (nothing replaces it); ``none`` is advice
+#   with no order attached.
+# - Every action declares its intent first (issue 18): start, stop, change-dose, substitute, order-test,
+#   refer, counsel or no-change. The intent fixes the action's shape (``INTENT_SHAPES``): start is a create
+#   of a MedicationRequest, stop an update without a code or a delete, change-dose and substitute an update
+#   with the new product, order-test and refer a ServiceRequest, counsel and no-change advice. Governance
+#   then holds the text to the intent (what the summary recommends must be what the action declares) and
+#   checks the regimen the intent produces. A drug action may carry a structured dose (amount, unit, route,
+#   how often), which change-dose must: the dose-range table is checked against it, never against prose.
 # - ``confidence`` is the model's own rating; the confidence shown on cards is sample agreement (k/n).
 #
 # The JSON schema (`suggestion_json_schema`) is the one handed to SGLang's ``response_format``. It is
@@ -37,7 +45,7 @@ import itertools
 import json
 import re
 from collections.abc import Sequence
-from typing import Annotated, Any, Final, Literal, Self
+from typing import Annotated, Any, Final, Literal, Self, get_args
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
@@ -46,6 +54,8 @@ __all__ = [
     "ALLOWED_SYSTEMS",
     "CODE_SYSTEMS",
     "HANDLE_PATTERN",
+    "INTENTS",
+    "INTENT_SHAPES",
     "KNOWLEDGE_ID_PATTERN",
     "MAX_CITATION_LISTS",
     "MAX_SUGGESTIONS",
@@ -57,6 +67,9 @@ __all__ = [
     "Citations",
     "CodeSystem",
     "Confidence",
+    "Dose",
+    "DoseUnit",
+    "Intent",
     "ProposedAction",
     "ResourceType",
     "SuggestionSet",
@@ -69,10 +82,52 @@ ActionType = Literal["create", "update", "delete", "none"]
 ResourceType = Literal["MedicationRequest", "ServiceRequest"]
 CodeSystem = Literal["rxnorm", "loinc", "snomed", "cvx"]
 Confidence = Literal["low", "medium", "high"]
+Intent = Literal["start", "stop", "change-dose", "substitute", "order-test", "refer", "counsel", "no-change"]
+DoseUnit = Literal["mg", "mcg", "g", "mL", "unit", "tablet", "capsule", "puff"]
+Route = Literal[
+    "oral",
+    "sublingual",
+    "intravenous",
+    "intramuscular",
+    "subcutaneous",
+    "inhaled",
+    "nasal",
+    "topical",
+    "transdermal",
+    "rectal",
+    "vaginal",
+    "ophthalmic",
+]
+DosePeriod = Literal["h", "d", "wk"]
 
 ACTION_TYPES: Final[tuple[ActionType, ...]] = ("create", "update", "delete", "none")
 RESOURCE_TYPES: Final[tuple[ResourceType, ...]] = ("MedicationRequest", "ServiceRequest")
 CODE_SYSTEMS: Final[tuple[CodeSystem, ...]] = ("rxnorm", "loinc", "snomed", "cvx")
+INTENTS: Final[tuple[Intent, ...]] = get_args(Intent)
+# The action shapes each intent may take: (action type, resource type, coded?). A stop of a current
+# medication is an update with no code; every other update names the product that follows it.
+INTENT_SHAPES: Final[dict[Intent, frozenset[tuple[ActionType, ResourceType | None, bool]]]] = {
+    "start": frozenset({("create", "MedicationRequest", True)}),
+    "stop": frozenset(
+        {
+            ("update", "MedicationRequest", False),
+            ("delete", "MedicationRequest", False),
+            ("delete", "ServiceRequest", False),
+        }
+    ),
+    "change-dose": frozenset({("update", "MedicationRequest", True)}),
+    "substitute": frozenset({("update", "MedicationRequest", True)}),
+    "order-test": frozenset({("create", "ServiceRequest", True), ("update", "ServiceRequest", True)}),
+    "refer": frozenset({("create", "ServiceRequest", True), ("update", "ServiceRequest", True)}),
+    "counsel": frozenset({("none", None, False)}),
+    "no-change": frozenset({("none", None, False)}),
+}
+# A test is a LOINC observation or a SNOMED CT procedure; a referral is a SNOMED CT procedure.
+_INTENT_SYSTEMS: Final[dict[Intent, frozenset[CodeSystem]]] = {
+    "order-test": frozenset({"loinc", "snomed"}),
+    "refer": frozenset({"snomed"}),
+}
+MAX_DOSE_AMOUNT: Final = 100000
 # Which code systems may name the subject of each resource type.
 ALLOWED_SYSTEMS: Final[dict[ResourceType, frozenset[CodeSystem]]] = {
     "MedicationRequest": frozenset({"rxnorm", "cvx"}),
@@ -154,48 +209,91 @@ class ActionCode(_Strict):
         return self
 
 
-class ProposedAction(_Strict):
-    """The order a suggestion proposes; type none is advice without an order."""
+class Dose(_Strict):
+    """A structured dose: `amount` `unit` by `route`, `frequency` times per `period` of one."""
 
+    amount: float = Field(description="e.g. 500 for 500 mg")
+    unit: DoseUnit
+    route: Route
+    frequency: int = Field(description="administrations per period, 1 to 24: 2 with period d is twice daily")
+    period: DosePeriod = Field(description="h, d or wk: 1 per wk is once weekly")
+
+    # Bounds as a validator, not schema keywords: the grammar engines do not all implement minimum/maximum.
+    @model_validator(mode="after")
+    def _bounded(self) -> Self:
+        if not 0 < self.amount <= MAX_DOSE_AMOUNT:
+            raise ValueError(f"dose amount must be above 0 and at most {MAX_DOSE_AMOUNT}")
+        if not 1 <= self.frequency <= 24:
+            raise ValueError("dose frequency must be 1 to 24 administrations per period")
+        return self
+
+
+class ProposedAction(_Strict):
+    """What a suggestion proposes: its intent first, then the order that carries it out (none for advice)."""
+
+    intent: Intent = Field(
+        description="start or stop a medication, change-dose or substitute (stop the target, start the "
+        "code), order-test, refer, counsel, or no-change"
+    )
     type: ActionType = Field(
-        description="create a new draft order; update a current medication or draft; "
+        description="create a new draft order; update a current medication or draft (no code: stop it); "
         "delete (withdraw) a draft order; none for advice without an order"
     )
     resource_type: ResourceType | None = Field(description="null when type is none")
-    code: ActionCode | None = Field(description="required for create and update; null for none")
+    code: ActionCode | None = Field(
+        description="required for create and for an update that changes the product; null to stop, for "
+        "delete and for none"
+    )
     target: Target | None = Field(
         description="patient handle of the medication (M) or draft order (D) to update or delete; "
         "null for create and none"
     )
+    dose: Dose | None = Field(description="the dose of a started or changed medication; null otherwise")
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
         if self.type == "none":
             if self.resource_type is not None or self.code is not None or self.target is not None:
                 raise ValueError("an action of type none has no resource_type, code or target")
-            return self
-        if self.resource_type is None:
+        elif self.resource_type is None:
             raise ValueError(f"an action of type {self.type} needs a resource_type")
-        if self.code is not None and self.code.system not in ALLOWED_SYSTEMS[self.resource_type]:
+        elif self.code is not None and self.code.system not in ALLOWED_SYSTEMS[self.resource_type]:
             allowed = ", ".join(sorted(ALLOWED_SYSTEMS[self.resource_type]))
             raise ValueError(f"a {self.resource_type} is coded in {allowed}, not {self.code.system}")
-        if self.type == "create":
+        elif self.type == "create":
             if self.code is None:
                 raise ValueError("an action of type create needs a code")
             if self.target is not None:
                 raise ValueError("an action of type create has no target")
-            return self
-        if self.target is None:
+        elif self.target is None:
             raise ValueError(f"an action of type {self.type} needs a target handle")
-        if self.type == "update":
-            if self.code is None:
-                raise ValueError("an action of type update needs the code of the changed order")
+        elif self.type == "update":
             if self.target[0] not in _UPDATE_TARGETS[self.resource_type]:
                 raise ValueError(f"an update of a {self.resource_type} targets a handle of another kind")
+            if self.code is None and self.resource_type != "MedicationRequest":
+                raise ValueError(
+                    "an update without a code stops a medication; a ServiceRequest update needs one"
+                )
         elif self.target[0] != "D":
             raise ValueError(
-                "delete only withdraws a draft order (a D handle); stopping a medication is update"
+                "delete only withdraws a draft order (a D handle); stopping a medication is an update "
+                "without a code"
             )
+        elif self.code is not None:
+            raise ValueError("an action of type delete has no code")
+        return self._intended()
+
+    def _intended(self) -> Self:
+        shape = (self.type, self.resource_type, self.code is not None)
+        if shape not in INTENT_SHAPES[self.intent]:
+            raise ValueError(f"intent {self.intent} is not carried out by this {self.type} action")
+        systems = _INTENT_SYSTEMS.get(self.intent)
+        if systems is not None and self.code is not None and self.code.system not in systems:
+            raise ValueError(f"intent {self.intent} is not coded in {self.code.system}")
+        if self.dose is not None and (self.resource_type != "MedicationRequest" or self.code is None):
+            raise ValueError("only a started or changed medication carries a dose")
+        if self.intent == "change-dose" and self.dose is None:
+            raise ValueError("a change-dose intent states the new dose")
         return self
 
 
@@ -280,13 +378,21 @@ def _enum(values: Sequence[str]) -> dict[str, Any]:
 
 
 def _action_variants(schema: dict[str, Any], handles: Sequence[str]) -> list[dict[str, Any]]:
-    """One object schema per valid (type, resource_type, code system, target) pairing of ProposedAction."""
+    """One object schema per valid (intent, type, resource_type, code system, target) pairing of
+    ProposedAction: INTENT_SHAPES read as a grammar, with the targets this chart has."""
     action = schema["properties"]["suggestions"]["items"]["properties"]["action"]
-    code = next(v for v in action["properties"]["code"]["anyOf"] if v.get("type") == "object")
+    properties = action["properties"]
+    code = next(v for v in properties["code"]["anyOf"] if v.get("type") == "object")
+    dose = next(v for v in properties["dose"]["anyOf"] if v.get("type") == "object")
     description = action.get("description")
 
     def variant(
-        kind: str, resource: str | None, systems: Sequence[CodeSystem] | None, targets: Sequence[str] | None
+        intents: Sequence[Intent],
+        kind: ActionType,
+        resource: ResourceType | None,
+        systems: Sequence[CodeSystem] | None,
+        targets: Sequence[str] | None,
+        dosed: Literal["never", "maybe", "always"] = "never",
     ) -> dict[str, Any]:
         coded: dict[str, Any] | None = None
         if systems is not None:
@@ -304,29 +410,44 @@ def _action_variants(schema: dict[str, Any], handles: Sequence[str]) -> list[dic
                     for system in systems
                 ]
             }
+        dosing = {"never": _null(), "maybe": {"anyOf": [dose, _null()]}, "always": dose}[dosed]
         return {
             "type": "object",
             **({"description": description} if description else {}),
             "properties": {
+                "intent": _enum(intents),
                 "type": _enum([kind]),
                 "resource_type": _null() if resource is None else _enum([resource]),
                 "code": _null() if coded is None else coded,
                 "target": _null() if targets is None else _enum(targets),
+                "dose": dosing,
             },
-            "required": ["type", "resource_type", "code", "target"],
+            "required": ["intent", "type", "resource_type", "code", "target", "dose"],
             "additionalProperties": False,
         }
 
-    variants = [variant("none", None, None, None)]
-    for resource in RESOURCE_TYPES:
-        systems = sorted(ALLOWED_SYSTEMS[resource])
-        variants.append(variant("create", resource, systems, None))
-        updatable = [h for h in handles if h[0] in _UPDATE_TARGETS[resource]]
-        if updatable:
-            variants.append(variant("update", resource, systems, updatable))
-        drafts = [h for h in handles if h[0] == "D"]
-        if drafts:
-            variants.append(variant("delete", resource, None, drafts))
+    drug_systems = sorted(ALLOWED_SYSTEMS["MedicationRequest"])
+    medications = [h for h in handles if h[0] in _UPDATE_TARGETS["MedicationRequest"]]
+    drafts = [h for h in handles if h[0] == "D"]
+    variants = [
+        variant(["counsel", "no-change"], "none", None, None, None),
+        variant(["start"], "create", "MedicationRequest", drug_systems, None, "maybe"),
+        variant(["order-test"], "create", "ServiceRequest", ["loinc", "snomed"], None),
+        variant(["refer"], "create", "ServiceRequest", ["snomed"], None),
+    ]
+    if medications:
+        variants += [
+            variant(["substitute"], "update", "MedicationRequest", drug_systems, medications, "maybe"),
+            variant(["change-dose"], "update", "MedicationRequest", drug_systems, medications, "always"),
+            variant(["stop"], "update", "MedicationRequest", None, medications),
+        ]
+    if drafts:
+        variants += [
+            variant(["order-test"], "update", "ServiceRequest", ["loinc", "snomed"], drafts),
+            variant(["refer"], "update", "ServiceRequest", ["snomed"], drafts),
+            variant(["stop"], "delete", "MedicationRequest", None, drafts),
+            variant(["stop"], "delete", "ServiceRequest", None, drafts),
+        ]
     return variants
 
 

@@ -509,6 +509,12 @@ def _lookup(text: str) -> tuple[str, ...] | None:
     return None
 
 
+def lookup_name(text: str) -> tuple[str, ...] | None:
+    """Ingredients a whole name stands for (an ingredient in any spelling, a brand, an abbreviation), or
+    None: an exact reading, for finding drug names in prose word by word."""
+    return _lookup(text)
+
+
 def _strip(text: str) -> str:
     """`text` without bracketed or parenthesised notes, strengths, numbers and form words."""
     text = _PARENTHESES.sub(" ", _BRACKET.sub(" ", text))

@@ -19,6 +19,8 @@ CONSTRUCTED_PATH = Path(__file__).resolve().parent / "constructed_cases.json"
 CHECK_RULES_PATH = Path(__file__).resolve().parent / "check_rules.json"
 # Written after the rules by a reviewer who read none of them; scored once per release, never tuned on.
 HELDOUT_PATH = Path(__file__).resolve().parent / "heldout_cases.json"
+# The second held-out set (2026-12-07), written blind after the first was tuned on: the unseen number now.
+HELDOUT_V2_PATH = Path(__file__).resolve().parent / "heldout_v2_cases.json"
 
 Family = Literal[
     "interaction",

@@ -52,7 +52,7 @@ __all__ = [
 INSTRUCTIONS: Final = "instructions"
 # name → (file in this package, version); bump the version with every edit of the file.
 _FILES: Final[dict[str, tuple[str, str]]] = {
-    INSTRUCTIONS: ("instructions.txt", "3"),
+    INSTRUCTIONS: ("instructions.txt", "4"),
     "chart-review": ("chart_review.txt", "2"),
     "order-review": ("order_review.txt", "1"),
     "discharge-review": ("discharge_review.txt", "1"),

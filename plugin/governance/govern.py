@@ -3,11 +3,12 @@
 # Decision rules (DESIGN §5):
 #
 # - Each sample first passes the schema step (the parser's outcome must be "ok"); each suggestion of an ok,
-#   non-abstaining sample then runs grounding, untrusted-text, language, phrasing, support, safety and
-#   actions (steps.py) and stops at the first failure, which becomes its Rejection. Every step run is logged.
+#   non-abstaining sample then runs grounding, untrusted-text, language, phrasing, intent, support, safety
+#   and actions (steps.py) and stops at the first failure, which becomes its Rejection. Every step run is logged.
 # - With an empty retrieval set nothing is grounded: every suggestion is rejected with empty-retrieval.
-# - Consistency: suggestions that passed are clustered by normalised action, (type, resource type, code
-#   system, code, target), or for advice without an order by its summary's key terms. Agreement k/n counts
+# - Consistency: suggestions that passed are clustered by normalised action, (intent, type, resource type,
+#   code system, code, target, dose), or for advice without an order by its intent and its summary's key
+#   terms. Agreement k/n counts
 #   the samples holding the cluster over all n samples given (failed and abstaining samples included, so
 #   they count against agreement). k/n below `min_agreement` rejects every member with below-agreement;
 #   otherwise the member of the lowest (sample, index) represents the cluster.
@@ -63,15 +64,18 @@ class _Candidate:
 def cluster_key(suggestion: AiSuggestion) -> ClusterKey:
     """The normalised action two samples must share to agree."""
     action = suggestion.action
-    if action.type == "none" or action.code is None:
-        return ("advice", action.type, action.target or "", *sorted(text.key_terms((suggestion.summary,))))
+    if action.type == "none":
+        return ("advice", action.intent, *sorted(text.key_terms((suggestion.summary,))))
+    coded = ("", "") if action.code is None else (action.code.system, action.code.code)
+    dose = () if action.dose is None else tuple(str(v) for v in action.dose.model_dump().values())
     return (
         "order",
+        action.intent,
         action.type,
         action.resource_type or "",
-        action.code.system,
-        action.code.code,
+        *coded,
         action.target or "",
+        *dose,
     )
 
 
@@ -103,6 +107,8 @@ class _Run:
         if not self.record("language", sample, index, steps.check_language(suggestion, declared, policy)):
             return None
         if not self.record("phrasing", sample, index, steps.check_phrasing(suggestion, policy)):
+            return None
+        if not self.record("intent", sample, index, steps.check_intent(suggestion, chart)):
             return None
         if not self.record("support", sample, index, steps.check_support(suggestion, chart, policy)):
             return None

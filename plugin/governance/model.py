@@ -40,6 +40,7 @@ Step = Literal[
     "untrusted-text",
     "language",
     "phrasing",
+    "intent",
     "support",
     "safety",
     "actions",
@@ -69,6 +70,10 @@ class Reason(StrEnum):
     NUMBER_MISMATCH = "number-mismatch"
     SAFETY_VETO = "safety-veto"
     PROTECTED_THERAPY_REMOVED = "protected-therapy-removed"
+    UNDECLARED_ACTION = "undeclared-action"
+    INTENT_MISMATCH = "intent-mismatch"
+    DOSE_OUT_OF_RANGE = "dose-out-of-range"
+    DOSE_UNCHECKED = "dose-unchecked"
     ACTION_NOT_ALLOWED = "action-not-allowed"
     INVALID_RESOURCE = "invalid-resource"
     BELOW_AGREEMENT = "below-agreement"

@@ -20,6 +20,11 @@
 #                 evidence either way ("Consider INR") the expected language stands.
 # phrasing        summary no longer than `max_summary`; it does not open with a directive (DIRECTIVES) and
 #                 nowhere says "must", "do not", "don't" or "immediately": options, not orders.
+# intent          the action's intent fits the chart: a change-dose keeps the target's ingredients and a
+#                 substitute changes them (intent-mismatch); and every medication change the summary or
+#                 rationale recommends is one the action declares, on the drug it names (undeclared-action;
+#                 intents.py says how text is read): "consider stopping warfarin" as counsel is refused here,
+#                 so that no stop escapes the regimen check.
 # support         the key terms of summary + rationale + action display share at least `min_shared_terms`
 #                 with the evidence (cited passages' title, statement and applies_to; cited facts' codes,
 #                 displays, ingredients and lab labels; never note text, which is untrusted), and the action's
@@ -44,6 +49,10 @@
 #                 (checked first: it names the harm of the removal); a warning or critical finding after that
 #                 was not there before is a safety-veto. A finding is old when one before had its rule, its
 #                 severity and all its inputs, the updated target read as the new product (`new_findings`).
+#                 A structured dose puts the proposal in the "after" chart as a draft order with that dose,
+#                 so the dose-range table and the dose-aware renal and label rules read it: a new finding of
+#                 theirs is dose-out-of-range. A dose none of them can read (no table row for any of its
+#                 ingredients, or a unit with no strength to convert) is dose-unchecked: fail closed.
 # actions         action and resource types are allow-listed; an update or delete targets an M or D handle of
 #                 this context of the same resource type; the resource a create or update would make is built
 #                 and validated with fhir.resources (R4B).
@@ -60,16 +69,17 @@ from pydantic import ValidationError
 
 from plugin import terminology
 from plugin.context.codes import ANALYTES
-from plugin.context.model import ClinicalContext, Code, Measurement
-from plugin.governance import text
+from plugin.context.model import ClinicalContext, Code, Dosage, DraftOrder, Measurement, Medication
+from plugin.governance import intents, text
 from plugin.governance.model import GovernancePolicy, Reason
 from plugin.governance.protected import ProtectedTherapy, protected_therapies
 from plugin.knowledge import KnowledgeBase, KnowledgeEntry
+from plugin.rules.dose_range import dose_table, ingredient_strength_mg, single_dose_mg
 from plugin.rules.engine import PROPOSAL_HANDLE, check_proposal, run_rules
 from plugin.rules.model import Finding, RuleFacts
 from plugin.rules.registry import MEDICATION_RULES
 from plugin.rules.resolution import RULE_ID as UNRESOLVED_RULE
-from plugin.suggestions import AiSuggestion, ProposedAction
+from plugin.suggestions import AiSuggestion, Dose, ProposedAction
 
 __all__ = [
     "DIRECTIVES",
@@ -82,6 +92,7 @@ __all__ = [
     "build_resource",
     "check_actions",
     "check_grounding",
+    "check_intent",
     "check_language",
     "check_phrasing",
     "check_safety",
@@ -89,6 +100,22 @@ __all__ = [
     "check_untrusted",
     "new_findings",
 ]
+
+# Rules that judge a dose: a finding of theirs on a dosed proposal is dose-out-of-range (dose-unchecked for
+# a child with no current weight).
+WEIGHT_UNKNOWN_RULE: Final = "rule.dose-weight-unknown"
+DOSE_RULES: Final = frozenset(
+    {
+        "rule.dose-above-maximum",
+        "rule.dose-weight-unknown",
+        "rule.renal-dose-crcl",
+        "rule.simvastatin-dose-limit",
+        "rule.simvastatin-daily-dose",
+        "rule.atorvastatin-dose-limit",
+        "rule.citalopram-qt-dose",
+    }
+)
+_PERIOD_NAMES: Final = {"h": "h", "d": "d", "wk": "wk"}
 
 SYSTEM_URIS: Final[dict[str, str]] = {
     "rxnorm": "http://www.nlm.nih.gov/research/umls/rxnorm",
@@ -199,6 +226,9 @@ class RegimenChange:
 
     added: tuple[Finding, ...]
     removed: tuple[ProtectedTherapy, ...]
+    # Findings of the dose rules on a dosed proposal, at any severity: the renal table's "reduce dose" is
+    # info for a chart, but a proposed dose past it is one governance must not pass.
+    dosing: tuple[Finding, ...] = ()
 
 
 @dataclass(slots=True)
@@ -214,7 +244,10 @@ class Chart:
     order_types: dict[str, str] = field(default_factory=dict)  # M/D handle → resource type
     note_tokens: tuple[list[str], ...] = ()
     _vetoes: dict[tuple[str, str, str, str | None], tuple[Finding, ...]] = field(default_factory=dict)
-    _regimens: dict[tuple[str, str, str, str, str | None], RegimenChange] = field(default_factory=dict)
+    _regimens: dict[tuple[str, str, str, str, str | None, Dose | None], RegimenChange] = field(
+        default_factory=dict
+    )
+    _drugs: dict[str, tuple[tuple[str, ...], frozenset[str]]] = field(default_factory=dict)
     _before: tuple[RuleFacts, tuple[Finding, ...]] | None = None
 
     @classmethod
@@ -263,6 +296,23 @@ class Chart:
             draft_orders=tuple(d for d in self.context.draft_orders if d.handle != target),
         )
 
+    def drugs_of(self, handle: str | None) -> tuple[tuple[str, ...], frozenset[str]]:
+        """Ingredients, and ingredients with classes, of a medication or draft order of this chart; empty
+        for any other handle."""
+        if handle is None:
+            return (), frozenset()
+        if handle not in self._drugs:
+            found: tuple[tuple[str, ...], frozenset[str]] = ((), frozenset())
+            orders: list[Medication | DraftOrder] = [*self.context.medications, *self.context.draft_orders]
+            for order in orders:
+                if order.handle == handle:
+                    rxnorm = order.code.code if order.code.system == "rxnorm" else None
+                    names = terminology.ingredients_of(rxnorm, order.code.display) or order.ingredients
+                    found = (names, intents.drug_keys(rxnorm, order.code.display, order.ingredients))
+                    break
+            self._drugs[handle] = found
+        return self._drugs[handle]
+
     def veto(self, action: ProposedAction) -> tuple[Finding, ...]:
         """Rule findings the proposed medication would cause, memoised per code and target."""
         assert action.code is not None  # guaranteed by the caller: only create/update reach here
@@ -273,12 +323,14 @@ class Chart:
         return self._vetoes[key]
 
     def regimen(self, action: ProposedAction) -> RegimenChange:
-        """The regimen before and after the action, compared; memoised per action type, code and target."""
+        """The regimen before and after the action, compared; memoised per action type, code, target and
+        dose. A dosed proposal enters the "after" chart as a draft order with that dose."""
         coded = action.code
         key = (
             action.type,
             *((coded.system, coded.code, coded.display) if coded is not None else ("", "", "")),
             action.target,
+            action.dose,
         )
         if key not in self._regimens:
             if self._before is None:
@@ -287,12 +339,21 @@ class Chart:
             before_facts, before = self._before
             proposed: tuple[tuple[str, Code], ...] = ()
             rename: dict[str, str] = {}
+            after_context = self._without(action.target)
             if coded is not None:
-                proposed = ((PROPOSAL_HANDLE, Code(coded.system, coded.code, coded.display)),)
+                code = Code(coded.system, coded.code, coded.display)
+                if action.dose is None:
+                    proposed = ((PROPOSAL_HANDLE, code),)
+                else:
+                    after_context = dataclasses.replace(
+                        after_context,
+                        draft_orders=(*after_context.draft_orders, _dosed_draft(code, action.dose)),
+                    )
                 if action.target is not None:
                     rename = {action.target: PROPOSAL_HANDLE}
-            after_facts = RuleFacts.of(self._without(action.target), proposed=proposed)
-            added = new_findings(before, run_rules(after_facts, MEDICATION_RULES), rename)
+            after_facts = RuleFacts.of(after_context, proposed=proposed)
+            after = run_rules(after_facts, MEDICATION_RULES)
+            added = new_findings(before, after, rename)
             removed = tuple(
                 therapy
                 for therapy in protected_therapies().therapies
@@ -300,8 +361,51 @@ class Chart:
                 and any(therapy.covers(e) for e in before_facts.exposures)
                 and not any(therapy.covers(e) for e in after_facts.exposures)
             )
-            self._regimens[key] = RegimenChange(added, removed)
+            dosing = (
+                tuple(f for f in after if f.rule_id in DOSE_RULES and PROPOSAL_HANDLE in f.proposed)
+                if action.dose is not None
+                else ()
+            )
+            self._regimens[key] = RegimenChange(added, removed, dosing)
         return self._regimens[key]
+
+
+def dose_text(dose: Dose) -> tuple[str, str]:
+    """The dose and frequency as a chart writes them ("500 mg", "2 per 1 d")."""
+    return f"{dose.amount:g} {dose.unit}", f"{dose.frequency} per 1 {_PERIOD_NAMES[dose.period]}"
+
+
+def _dosed_draft(code: Code, dose: Dose) -> DraftOrder:
+    amount, frequency = dose_text(dose)
+    rxnorm = code.code if code.system == "rxnorm" else None
+    return DraftOrder(
+        handle=PROPOSAL_HANDLE,
+        resource_type="MedicationRequest",
+        code=code,
+        ingredients=terminology.ingredients_of(rxnorm, code.display),
+        strength=None,
+        dosage=Dosage(dose=amount, route=dose.route, frequency=frequency),
+        status="draft",
+        intent="proposal",
+    )
+
+
+def dose_checkable(action: ProposedAction) -> bool:
+    """Whether the dose-range table can judge the action's dose: a row with an adult limit for one of its
+    ingredients (warfarin's row says it is dosed by INR: no limit, so not checkable), and a dose that
+    converts to milligrams (a mass, or a count of a product whose strength the display gives)."""
+    if action.dose is None or action.code is None:
+        return False
+    rxnorm = action.code.code if action.code.system == "rxnorm" else None
+    amount, frequency = dose_text(action.dose)
+    dosage = Dosage(dose=amount, route=action.dose.route, frequency=frequency)
+    limits = dose_table().limits
+    return any(
+        (row := limits.get(name)) is not None
+        and (row.max_single_mg is not None or row.max_daily_mg is not None)
+        and single_dose_mg(dosage, ingredient_strength_mg(action.code.display, name)) is not None
+        for name in terminology.ingredients_of(rxnorm, action.code.display)
+    )
 
 
 def _texts(suggestion: AiSuggestion) -> tuple[str, ...]:
@@ -379,6 +483,43 @@ def check_phrasing(suggestion: AiSuggestion, policy: GovernancePolicy) -> Verdic
     if anywhere is not None:
         return Verdict(Reason.DIRECTIVE_PHRASING, f"says {anywhere.group(0).lower()!r}")
     return _ok("phrased as an option")
+
+
+def check_intent(suggestion: AiSuggestion, chart: Chart) -> Verdict:
+    action = suggestion.action
+    coded = action.code
+    target_names, target = chart.drugs_of(action.target)
+    proposed_names: tuple[str, ...] = ()
+    proposed: frozenset[str] = frozenset()
+    if coded is not None and action.resource_type == "MedicationRequest":
+        rxnorm = coded.code if coded.system == "rxnorm" else None
+        proposed_names = terminology.ingredients_of(rxnorm, coded.display)
+        proposed = intents.drug_keys(rxnorm, coded.display)
+    if target_names and action.intent in ("change-dose", "substitute"):
+        kept = frozenset(proposed_names) == frozenset(target_names)
+        if action.intent == "change-dose" and not kept:
+            return Verdict(Reason.INTENT_MISMATCH, f"a change-dose of {action.target} names another drug")
+        if action.intent == "substitute" and kept:
+            return Verdict(Reason.INTENT_MISMATCH, f"a substitute for {action.target} names the same drug")
+    stopped = target if action.intent in ("stop", "substitute") else frozenset()
+    started = proposed | (target if action.intent == "change-dose" else frozenset())
+    # Summary and rationale are read apart: a summary has no closing full stop to end its last sentence.
+    found = next(
+        (
+            f
+            for written in (suggestion.summary, suggestion.rationale)
+            if (f := intents.undeclared(text.without_urls(written), action.intent, stopped, started))
+            is not None
+        ),
+        None,
+    )
+    if found is not None:
+        named = ", ".join(sorted(found.drugs)[:3]) or "a drug"
+        return Verdict(
+            Reason.UNDECLARED_ACTION,
+            f"the text recommends {found.kind} ({found.cue!r}) of {named}; the action declares {action.intent}",
+        )
+    return _ok(f"{action.intent}: the text recommends nothing the action does not declare")
 
 
 def _entry_texts(entry: KnowledgeEntry) -> tuple[str, ...]:
@@ -478,13 +619,23 @@ def check_safety(suggestion: AiSuggestion, chart: Chart, policy: GovernancePolic
     if action.type == "none" or action.resource_type != "MedicationRequest":
         return _ok(f"no medication changed ({action.type})")
     findings: tuple[Finding, ...] = ()
-    if action.type != "delete":
+    if action.code is not None:  # a stop or a withdrawal proposes no drug of its own
         findings = chart.veto(action)
+        if action.dose is not None:
+            # The code-only veto reads no dose ("gabapentin at CrCl 22"): a dosed proposal is judged by the
+            # regimen run below, which sees the dose; only an unresolved drug is decided here.
+            findings = tuple(f for f in findings if f.rule_id == UNRESOLVED_RULE)
     if any(f.rule_id == UNRESOLVED_RULE for f in findings):
         display = action.code.display if action.code is not None else ""
         return Verdict(
             Reason.SAFETY_VETO,
             f"{UNRESOLVED_RULE}: {display[:40]!r} matches no known ingredient, so its interactions cannot be checked",
+        )
+    if action.dose is not None and not dose_checkable(action):
+        display = action.code.display if action.code is not None else ""
+        return Verdict(
+            Reason.DOSE_UNCHECKED,
+            f"no dose range can judge {action.dose.amount:g} {action.dose.unit} of {display[:40]!r}",
         )
     change = chart.regimen(action)
     if change.removed:
@@ -495,6 +646,11 @@ def check_safety(suggestion: AiSuggestion, chart: Chart, policy: GovernancePolic
     if findings:
         rules = ", ".join(dict.fromkeys(f.rule_id for f in findings))
         return Verdict(Reason.SAFETY_VETO, f"conflicts with {rules}")
+    if change.dosing:
+        rules = ", ".join(dict.fromkeys(f.rule_id for f in change.dosing))
+        if all(f.rule_id == WEIGHT_UNKNOWN_RULE for f in change.dosing):
+            return Verdict(Reason.DOSE_UNCHECKED, f"{rules}: a child's dose needs a current weight")
+        return Verdict(Reason.DOSE_OUT_OF_RANGE, f"the proposed dose is outside {rules}")
     if change.added:
         rules = ", ".join(dict.fromkeys(f.rule_id for f in change.added))
         return Verdict(Reason.SAFETY_VETO, f"the regimen after the {action.type} adds {rules}")
@@ -525,9 +681,44 @@ def build_resource(action: ProposedAction, patient_reference: str | None) -> dic
     }
     if action.resource_type == "MedicationRequest":
         resource["medicationCodeableConcept"] = concept
+        if action.dose is not None:
+            resource["dosageInstruction"] = [_dosage_instruction(action.dose)]
     else:
         resource["code"] = concept
     return resource
+
+
+_UCUM_UNITS: Final = {"mg": "mg", "mcg": "ug", "g": "g", "mL": "mL"}
+_ROUTES: Final = {  # SNOMED CT route of administration concepts
+    "oral": ("26643006", "Oral route"),
+    "sublingual": ("37839007", "Sublingual route"),
+    "intravenous": ("47625008", "Intravenous route"),
+    "intramuscular": ("78421000", "Intramuscular route"),
+    "subcutaneous": ("34206005", "Subcutaneous route"),
+    "inhaled": ("447694001", "Respiratory tract route"),
+    "nasal": ("46713006", "Nasal route"),
+    "topical": ("6064005", "Topical route"),
+    "transdermal": ("45890007", "Transdermal route"),
+    "rectal": ("37161004", "Rectal route"),
+    "vaginal": ("16857009", "Vaginal route"),
+    "ophthalmic": ("54485002", "Ophthalmic route"),
+}
+
+
+def _dosage_instruction(dose: Dose) -> dict[str, Any]:
+    amount, frequency = dose_text(dose)
+    quantity: dict[str, Any] = {"value": dose.amount, "unit": dose.unit}
+    if dose.unit in _UCUM_UNITS:
+        quantity |= {"system": "http://unitsofmeasure.org", "code": _UCUM_UNITS[dose.unit]}
+    route_code, route_display = _ROUTES[dose.route]
+    return {
+        "text": f"{amount} {dose.route}, {frequency.replace(' per 1 ', ' per ')}",
+        "timing": {"repeat": {"frequency": dose.frequency, "period": 1, "periodUnit": dose.period}},
+        "route": {
+            "coding": [{"system": SYSTEM_URIS["snomed"], "code": route_code, "display": route_display}]
+        },
+        "doseAndRate": [{"doseQuantity": quantity}],
+    }
 
 
 def _validator(resource_type: str) -> Callable[[dict[str, Any]], object]:

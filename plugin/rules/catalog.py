@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from plugin import allergens
-from plugin.context.model import Code
+from plugin.context.model import Allergy, Code
 from plugin.rules.dosing import daily_mg, dosage_of
 from plugin.rules.kidney import renal_function, shown
 from plugin.rules.model import SEVERITY_RANK, Exposure, Finding, LabOrder, RuleFacts, Severity
@@ -20,6 +20,7 @@ from plugin.rules.phrasing import handles as _handles
 from plugin.rules.phrasing import names as _names
 from plugin.rules.phrasing import proposed as _proposed
 from plugin.rules.phrasing import short as _short
+from plugin.rules.renal_rules import triple_whammy_aki
 
 Rule = Callable[[RuleFacts], Iterator[Finding]]
 INR = LabOrder("6301-6", "INR in Platelet poor plasma by Coagulation assay")
@@ -432,7 +433,8 @@ def triple_whammy(facts: RuleFacts) -> Iterator[Finding]:
     nsaids = facts.with_class("nsaid", "cox2-inhibitor")
     raas = facts.with_class("ace-inhibitor", "arb", "arni")
     diuretics = facts.with_class("loop-diuretic", "thiazide")
-    if nsaids and raas and diuretics:
+    # With creatinine already risen, rule.aki-triple-whammy (critical) says this and more.
+    if nsaids and raas and diuretics and triple_whammy_aki(facts) is None:
         yield Finding(
             "rule.triple-whammy",
             "warning",
@@ -520,6 +522,12 @@ def potassium_before_starting(facts: RuleFacts) -> Iterator[Finding]:
         (*_handles(starting), potassium.handle),
         _proposed(starting),
     )
+
+
+def _not_starting_a_potassium_raising_drug(facts: RuleFacts) -> bool:
+    # rule.potassium-unknown-before-starting (plugin/rules/depth.py) asks for the same potassium, louder, when
+    # one is being started.
+    return not any(e.proposed for e in facts.with_class(*POTASSIUM_START_BLOCKED))
 
 
 POTASSIUM_RAISING: Final = (
@@ -611,6 +619,7 @@ POTASSIUM_RECHECK = Recheck(
         # Low potassium makes digoxin toxic at ordinary levels.
         (("cardiac-glycoside",), "kb.digoxin-monitoring", 3.5, None),
     ),
+    only_if=_not_starting_a_potassium_raising_drug,
 )
 
 
@@ -669,6 +678,37 @@ _ALLERGY_GROUPS: dict[str, tuple[frozenset[str], str, str, Severity]] = {
 }
 
 
+# Cephalosporins whose R1 side chain matches that of amoxicillin/ampicillin or of penicillin G, the source of most
+# penicillin-cephalosporin cross-reactions (kb.penicillin-allergy-cephalosporin).
+_PENICILLIN_LIKE_SIDE_CHAIN: Final = frozenset(
+    {
+        "cephalexin",
+        "cefadroxil",
+        "cefaclor",
+        "cefprozil",
+        "cephradine",
+        "cefatrizine",
+        "cephalothin",
+        "cefoxitin",
+    }
+)
+_SEVERE_REACTION: Final = re.compile(
+    r"anaphyla|angioedema|hypotension|shock|bronchospasm|wheez|stridor|stevens|epidermal necrolysis|dress|"
+    r"eosinophilia|hepatitis|nephritis|haemoly|hemoly|serum sickness",
+    re.IGNORECASE,
+)
+
+
+def _cephalosporin_allowed(allergy: Allergy, allergic_to: frozenset[str], exposure: Exposure) -> bool:
+    """A cephalosporin the cited practice parameter allows without testing: a penicillin allergy recorded as low
+    criticality with no severe reaction, and no penicillin-like side chain. Anything unrecorded keeps the card."""
+    if "penicillin" not in allergic_to or not exposure.has("cephalosporin") or exposure.has("carbapenem"):
+        return False
+    if allergy.criticality != "low" or any(_SEVERE_REACTION.search(r) for r in allergy.reactions):
+        return False
+    return _PENICILLIN_LIKE_SIDE_CHAIN.isdisjoint(exposure.ingredients)
+
+
 def allergy_classes(substance: Code) -> frozenset[str]:
     """Checked drug classes an allergy record names, by code, class word or abbreviation, or drug name."""
     return frozenset(c for c in allergens.resolve(substance).classes if c in _ALLERGY_GROUPS)
@@ -681,7 +721,11 @@ def allergy_conflict(facts: RuleFacts) -> Iterator[Finding]:
             continue
         cross = frozenset().union(*(_ALLERGY_GROUPS[c][0] for c in allergic_to)) - allergic_to
         same = facts.with_class(*allergic_to)
-        related = [e for e in facts.with_class(*cross) if e not in same]
+        related = [
+            e
+            for e in facts.with_class(*cross)
+            if e not in same and not _cephalosporin_allowed(allergy, allergic_to, e)
+        ]
         substance = allergy.substance.display
         if same:
             yield Finding(
@@ -832,6 +876,10 @@ _LOCAL_ROUTE = re.compile(
 )
 # Relievers prescribed in two devices (inhaler and nebuliser) on purpose.
 _SAME_INGREDIENT_EXEMPT: Final = ("saba",)
+# Ingredients whose products are added up against a daily maximum by their own rule, which also speaks when the
+# total cannot be read (plugin/rules/depth.py, rule.acetaminophen-daily-total): acetaminophen in a combination
+# and on its own is the expected regimen when the total stays within 4 g, and a duplicate card said nothing more.
+_SUMMED_INGREDIENTS: Final = frozenset({"acetaminophen"})
 
 
 def duplicate_therapy(facts: RuleFacts) -> Iterator[Finding]:
@@ -858,7 +906,8 @@ def duplicate_therapy(facts: RuleFacts) -> Iterator[Finding]:
         if _LOCAL_ROUTE.search(exposure.label) or exposure.has(*_SAME_INGREDIENT_EXEMPT):
             continue
         for ingredient in exposure.ingredients:
-            by_ingredient.setdefault(ingredient, []).append(exposure)
+            if ingredient not in _SUMMED_INGREDIENTS:
+                by_ingredient.setdefault(ingredient, []).append(exposure)
     for ingredient, products in sorted(by_ingredient.items()):
         handles = frozenset(e.handle for e in products)
         if len(handles) < 2 or any(handles <= group for group in covered):

@@ -24,8 +24,10 @@ from plugin.rules.model import RuleFacts
 
 __all__ = [
     "AKI_RECENT_DAYS",
+    "AKI_REFERENCE_DAYS",
     "AkiStage",
     "RenalFunction",
+    "aki_against_reference",
     "aki_stage",
     "ckd_epi_2021",
     "cockcroft_gault",
@@ -46,6 +48,9 @@ AKI_STAGE_3_MG_DL: Final = 4.0
 # and the chart may since have recovered. 7 days is this project's choice pending clinical review (KDIGO's
 # own window for the baseline).
 AKI_RECENT_DAYS: Final = 7
+# Outpatients rarely have a creatinine from the 7 days before a new one. NHS England's AKI algorithm (Patient
+# Safety Alert NHS/PSA/D/2014/010) then compares it with the median of the values from 8 to 365 days before.
+AKI_REFERENCE_DAYS: Final = 365
 
 
 def ckd_epi_2021(creatinine_mg_dl: float, age: int | None, sex: str) -> float | None:
@@ -125,6 +130,42 @@ def aki_stage(series: LabSeries | None) -> AkiStage | None:
     else:
         stage = 1
     return AkiStage(stage, latest, baseline, latest.value / baseline.value, rise)
+
+
+def _stage_of(ratio: float, latest: Measurement) -> Literal[1, 2, 3]:
+    if ratio >= AKI_STAGE_3_RATIO or latest.value >= AKI_STAGE_3_MG_DL:
+        return 3
+    return 2 if ratio >= AKI_STAGE_2_RATIO else 1
+
+
+def aki_against_reference(series: LabSeries | None) -> AkiStage | None:
+    """`aki_stage`, or, when no creatinine from the 7 days before the newest exists, a ratio of at least 1.5 to
+    the median of the values from 8 to 365 days before it (NHS England's reference value). Only the values
+    the context keeps (the newest few) enter the median. The baseline named is the kept value nearest below
+    the median."""
+    found = aki_stage(series)
+    if found is not None or series is None or series.analyte != "creatinine":
+        return found
+    latest = series.latest
+    if latest.days_ago is None or not 0 <= latest.days_ago <= AKI_RECENT_DAYS:
+        return None
+    gaps = [(m.days_ago - latest.days_ago, m) for m in series.measurements[1:] if m.days_ago is not None]
+    if any(0 <= gap <= AKI_BASELINE_DAYS for gap, _ in gaps):
+        return None  # KDIGO's own 7-day baseline exists, and aki_stage found no AKI against it
+    older = sorted(
+        (m for gap, m in gaps if AKI_BASELINE_DAYS < gap <= AKI_REFERENCE_DAYS), key=lambda m: m.value
+    )
+    if not older:
+        return None
+    middle = len(older) // 2
+    median = older[middle].value if len(older) % 2 else (older[middle - 1].value + older[middle].value) / 2
+    if median <= 0:
+        return None
+    ratio = round(latest.value / median, 6)  # rounded as in aki_stage (reported to 0.01 mg/dL)
+    if ratio < AKI_RATIO:
+        return None
+    baseline = older[(len(older) - 1) // 2]
+    return AkiStage(_stage_of(ratio, latest), latest, baseline, latest.value / median, latest.value - median)
 
 
 EgfrSource = Literal["recorded", "ckd-epi-2021"]

@@ -3,13 +3,15 @@
 # The modules are split by clinical area (catalog: pairs, allergies, pregnancy, older adults; high_harm:
 # the high-harm combinations and the opioid bundle; kidney/renal_rules: renal function and dosing;
 # monitoring: monitoring, drug-disease and care gaps; label_checks: label and Beers checks of pairs, conditions,
-# ages and doses; dose_range: draft doses; resolution: what could not be resolved). Only this module imports them all, so none of them depends on another's place in the list.
+# ages and doses; dose_range: draft doses; depth: electrolytes on diuretics, acetaminophen totals,
+# amiodarone monitoring, anticholinergics with dementia drugs, Tdap in pregnancy; resolution: what could not be resolved). Only this module imports them all, so none of them depends on another's place in the list.
 
 from __future__ import annotations
 
 from typing import Final
 
 from plugin.rules.catalog import BASE_CARE_GAP_RULES, BASE_MEDICATION_RULES, Rule
+from plugin.rules.depth import DEPTH_CARE_GAP_RULES, DEPTH_MEDICATION_RULES
 from plugin.rules.dose_range import DOSE_RULES
 from plugin.rules.high_harm import HIGH_HARM_RULES
 from plugin.rules.label_checks import LABEL_CHECK_RULES
@@ -28,7 +30,8 @@ MEDICATION_RULES: Final[tuple[Rule, ...]] = (
     *MONITORING_RULES,
     *DRUG_DISEASE_RULES,
     *DOSE_RULES,
+    *DEPTH_MEDICATION_RULES,
     *RESOLUTION_RULES,
 )
 # Care gaps: what the chart lacks; patient-view only.
-CARE_GAP_RULES: Final[tuple[Rule, ...]] = (*BASE_CARE_GAP_RULES, *CARE_GAP_EXTRA_RULES)
+CARE_GAP_RULES: Final[tuple[Rule, ...]] = (*BASE_CARE_GAP_RULES, *CARE_GAP_EXTRA_RULES, *DEPTH_CARE_GAP_RULES)

@@ -18,7 +18,14 @@ from typing import Final
 
 from plugin.rules import dosing
 from plugin.rules.dose_range import ingredient_strength_mg
-from plugin.rules.kidney import AkiStage, RenalFunction, aki_stage, renal_function, shown
+from plugin.rules.kidney import (
+    AkiStage,
+    RenalFunction,
+    aki_against_reference,
+    aki_stage,
+    renal_function,
+    shown,
+)
 from plugin.rules.model import Exposure, Finding, LabOrder, RuleFacts, Severity
 from plugin.rules.phrasing import handles as _handles
 from plugin.rules.phrasing import names as _names
@@ -328,6 +335,12 @@ class AkiNephrotoxin:
         aki: AkiStage | None = aki_stage(facts.context.series("creatinine"))
         if aki is None:
             return
+        if triple_whammy_aki(facts) is not None:
+            # rule.aki-triple-whammy speaks for the three; only other nephrotoxins are left to this card.
+            triple = {e.handle for group in triple_whammy_groups(facts) for e in group}
+            drugs = [e for e in drugs if e.handle not in triple]
+            if not drugs:
+                return
         summary = (
             f"AKI stage {aki.stage} (creatinine {aki.baseline.value:g} to {aki.latest.value:g} mg/dL) on "
             f"{_short(_names(drugs), 50)}: consider holding them and rechecking creatinine"
@@ -343,6 +356,59 @@ class AkiNephrotoxin:
             _proposed(drugs),
             CREATININE,
         )
+
+
+# --- rule.aki-triple-whammy ------------------------------------------------------------------------------
+
+TRIPLE_WHAMMY_NSAID: Final = ("nsaid", "cox2-inhibitor")
+TRIPLE_WHAMMY_RAAS: Final = ("ace-inhibitor", "arb", "arni")
+TRIPLE_WHAMMY_DIURETIC: Final = ("loop-diuretic", "thiazide")
+
+
+def triple_whammy_groups(facts: RuleFacts) -> tuple[tuple[Exposure, ...], ...]:
+    """The NSAIDs, RAAS blockers and diuretics of the chart when all three are taken; () otherwise."""
+    groups = tuple(
+        tuple(e for e in facts.with_class(*classes) if _systemic(e))
+        for classes in (TRIPLE_WHAMMY_NSAID, TRIPLE_WHAMMY_RAAS, TRIPLE_WHAMMY_DIURETIC)
+    )
+    return groups if all(groups) else ()
+
+
+def triple_whammy_aki(facts: RuleFacts) -> AkiStage | None:
+    """A creatinine rise (KDIGO, or against the NHS England reference value) while all three are taken."""
+    if not triple_whammy_groups(facts):
+        return None
+    return aki_against_reference(facts.context.series("creatinine"))
+
+
+def aki_on_triple_whammy(facts: RuleFacts) -> Iterator[Finding]:
+    """Acute kidney injury on an NSAID, an ACE inhibitor or ARB and a diuretic: stop the NSAID now (critical).
+
+    It replaces rule.triple-whammy (the risk) and rule.aki-nephrotoxin (AKI on any nephrotoxin) for these
+    drugs. The creatinine must be current as AKI's own window says (kidney.AKI_RECENT_DAYS); without a recent
+    creatinine there is no card here, and rule.triple-whammy asks for one."""
+    aki = triple_whammy_aki(facts)
+    if aki is None:
+        return
+    groups = triple_whammy_groups(facts)
+    nsaids, raas, diuretics = groups
+    percent = round((aki.ratio - 1) * 100)
+    summary = (
+        f"Creatinine up {percent}% ({aki.baseline.value:g} to {aki.latest.value:g} mg/dL) on "
+        f"{_short(_names(nsaids), 30)} with {_short(_names((*raas, *diuretics)), 50)}: "
+        "consider stopping the NSAID and holding the others"
+    )
+    yield Finding(
+        "rule.aki-triple-whammy",
+        "critical",
+        _short(summary),
+        "An NSAID with an ACE inhibitor or ARB and a diuretic removes the kidney's defences of its filtration, "
+        "and creatinine has already risen to AKI levels.",
+        ("kb.aki-triple-whammy-stop", "kb.aki-nephrotoxic-drugs", "kb.nsaid-acei-arb-diuretic-triple-whammy"),
+        (*_handles(*groups), *aki.handles),
+        _proposed(*groups),
+        CREATININE,
+    )
 
 
 def _rules() -> tuple[Rule, ...]:

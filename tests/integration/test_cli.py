@@ -265,3 +265,127 @@ def test_argument_errors_are_one_line_too() -> None:
     line = one_error_line(done)
     assert "the following arguments are required: --service" in line
     assert "r1cds fire --help" in line
+
+
+def test_audit_export_carries_ai_transparency_on_every_ai_card_provenance(tmp_path: Path) -> None:
+    """`r1cds audit export` writes each AI card's Provenance as HL7 AI Transparency on FHIR (1.0.0-ballot)
+    has it: the model as a contained AI-Device with its model card, the prompt template's hash, the AIAST
+    reason and the governed sample agreement as AIconfidence."""
+    # Imported here: this file's other tests drive processes and need none of the audit modules.
+    from datetime import timedelta
+    from uuid import UUID
+
+    from fhir.resources.R4B.provenance import Provenance
+
+    from plugin.audit import (
+        AcceptedSuggestion,
+        AiRunRecord,
+        DecisionSummary,
+        HookCallRecord,
+        ModelInfo,
+        PromptInfo,
+        SamplingInfo,
+    )
+    from tests.support.charts import NOW
+    from workers.audit_store import AuditStore, migrate
+
+    ig = "http://hl7.org/fhir/uv/aitransparency"
+    card = str(UUID(int=42))
+    url = f"sqlite:///{tmp_path / 'audit.sqlite3'}"
+    migrate(url)
+    with AuditStore(url) as store:
+        store.write(
+            HookCallRecord(
+                at=NOW,
+                hook_instance=str(UUID(int=1)),
+                service_id="r1-chart-review",
+                hook="patient-view",
+                tenant="test-ehr",
+                fingerprint="7c" * 32,
+                http_status=200,
+                outcome="ai-pending",
+            )
+        )
+        store.write(
+            AiRunRecord(
+                at=NOW + timedelta(seconds=20),
+                fingerprint="7c" * 32,
+                service_id="r1-chart-review",
+                outcome="accepted",
+                model=ModelInfo(backend="sglang", model="deepseek-ai/DeepSeek-R1", details={"tp_size": "8"}),
+                prompt=PromptInfo(
+                    template_name="chart-review", template_version="4", template_hash="9f8e7d6c5b4a"
+                ),
+                knowledge_base_version="kb-2026.11",
+                sampling=SamplingInfo(temperature=0.6, top_p=0.95, max_completion_tokens=4096, n=5),
+                usage=None,
+                decision=DecisionSummary(
+                    accepted=(
+                        AcceptedSuggestion(
+                            card_uuid=card,
+                            agreement=(4, 5),
+                            severity="warning",
+                            action_type="create",
+                            resource_type="ServiceRequest",
+                            action_code="loinc|6301-6",
+                            knowledge_ids=("kb.warfarin-inr-monitoring",),
+                            patient_handles=("M1",),
+                        ),
+                    ),
+                    abstain_reason=None,
+                    rejections=(),
+                ),
+            )
+        )
+
+    out = tmp_path / "export.ndjson"
+    done = r1cds(
+        "audit",
+        "export",
+        "--since",
+        "2000-01-01",
+        "--database-url",
+        url,
+        "--out",
+        str(out),
+        "--public-base-url",
+        "https://cds.example.org/r1/",
+        R1CDS_AUDIT_DATABASE_URL=url,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "exported 2 resource(s)" in done.stderr
+    resources = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r["resourceType"] for r in resources] == ["AuditEvent", "Provenance"]
+    resource = resources[1]
+    Provenance.model_validate(resource)
+    assert resource["meta"]["profile"] == [f"{ig}/StructureDefinition/AI-Provenance"]
+    assert resource["target"][0]["identifier"]["value"] == f"urn:uuid:{card}"
+    assert (
+        resource["reason"][0]["coding"][0]["system"]
+        == "http://terminology.hl7.org/CodeSystem/v3-ObservationValue"
+    )
+    assert resource["reason"][0]["coding"][0]["code"] == "AIAST"
+    inner = {c["id"]: c for c in resource["contained"]}
+    device = inner[resource["agent"][0]["who"]["reference"].removeprefix("#")]
+    assert device["meta"]["profile"] == [f"{ig}/StructureDefinition/AI-Device"]
+    assert device["type"]["coding"][0]["code"] == "Artificial-Intelligence"
+    assert device["deviceName"][0]["name"] == "deepseek-ai/DeepSeek-R1"
+    [card_link] = [e for e in device["extension"] if e["url"].endswith("aitransparency.modelCardDescription")]
+    model_card = inner[card_link["valueReference"]["reference"].removeprefix("#")]
+    assert model_card["meta"]["profile"] == [f"{ig}/StructureDefinition/AI-ModelCard"]
+    assert model_card["type"]["coding"][0] == {
+        "system": f"{ig}/CodeSystem/AImodelCardCS",
+        "code": "AIModelCard",
+        "display": "AI Model-Card",
+    }
+    # The deployment's own card comes first, at its public /about.json.
+    assert model_card["content"][0]["attachment"]["url"] == "https://cds.example.org/r1/about.json"
+    prompt = next(c for c in resource["contained"] if c["type"]["coding"][0]["code"] == "AIInputPrompt")
+    assert {"system": "urn:r1cds:prompt-template-hash", "value": "9f8e7d6c5b4a"} in prompt["identifier"]
+    assert {e["what"]["reference"] for e in resource["entity"] if e["role"] == "derivation"} == {
+        f"#{model_card['id']}",
+        f"#{prompt['id']}",
+    }
+    [confidence] = resource["extension"]
+    assert confidence["url"] == f"{ig}/StructureDefinition/AIconfidence"
+    assert confidence["valueString"].startswith("4/5 ")

@@ -209,6 +209,21 @@ def handle_of(reference: str) -> str:
     return next(h for h, ref in built().handles.references.items() if ref == reference)
 
 
+_DEFAULT_INTENTS: dict[tuple[str, str | None, str | None], str] = {
+    ("none", None, None): "counsel",
+    ("create", "MedicationRequest", "rxnorm"): "start",
+    ("create", "MedicationRequest", "cvx"): "start",
+    ("create", "ServiceRequest", "loinc"): "order-test",
+    ("create", "ServiceRequest", "snomed"): "refer",
+    ("update", "MedicationRequest", None): "stop",
+    ("update", "MedicationRequest", "rxnorm"): "substitute",
+    ("update", "ServiceRequest", "loinc"): "order-test",
+    ("update", "ServiceRequest", "snomed"): "refer",
+    ("delete", "MedicationRequest", None): "stop",
+    ("delete", "ServiceRequest", None): "stop",
+}
+
+
 def action(
     kind: str = "none",
     resource_type: str | None = None,
@@ -216,9 +231,27 @@ def action(
     code: str | None = None,
     display: str | None = None,
     target: str | None = None,
+    *,
+    intent: str | None = None,
+    dose: JsonDict | None = None,
 ) -> JsonDict:
+    """An action as the model writes it; the intent defaults to the one its shape most often carries."""
     coded = None if code is None else {"system": system, "code": code, "display": display}
-    return {"type": kind, "resource_type": resource_type, "code": coded, "target": target}
+    declared = intent or _DEFAULT_INTENTS.get((kind, resource_type, system), "counsel")
+    return {
+        "intent": declared,
+        "type": kind,
+        "resource_type": resource_type,
+        "code": coded,
+        "target": target,
+        "dose": dose,
+    }
+
+
+def dose(
+    amount: float, unit: str = "mg", frequency: int = 1, period: str = "d", route: str = "oral"
+) -> JsonDict:
+    return {"amount": amount, "unit": unit, "route": route, "frequency": frequency, "period": period}
 
 
 def medication(code: str, display: str) -> JsonDict:

@@ -396,7 +396,8 @@ async def test_provenance_per_card_validates_as_fhir_r4() -> None:
     ]
     author, _assembler = resource["agent"]
     assert author["who"]["type"] == "Device" and author["who"]["display"] == "scripted"
-    sources = [e["what"]["identifier"]["value"] for e in resource["entity"]]
+    # What the model read; the model card and prompt template follow as derivations (AI Transparency).
+    sources = [e["what"]["identifier"]["value"] for e in resource["entity"] if e["role"] == "source"]
     assert sources[0] == key
     assert record.decision is not None
     assert sources[1:] == list(record.decision.accepted[0].knowledge_ids)

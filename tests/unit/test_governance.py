@@ -116,6 +116,7 @@ def test_clean_outputs_are_accepted_with_full_agreement() -> None:
         "untrusted-text",
         "language",
         "phrasing",
+        "intent",
         "support",
         "safety",
         "actions",

@@ -28,11 +28,29 @@ def validator(**limits: Any) -> Any:
     return jsonschema_rs.validator_for(grounded_json_schema(HANDLES, PASSAGES, "en", **limits))
 
 
+def act(
+    intent: str,
+    kind: str,
+    resource: str | None,
+    code: dict[str, str] | None,
+    target: str | None,
+    dose: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    return {
+        "intent": intent,
+        "type": kind,
+        "resource_type": resource,
+        "code": code,
+        "target": target,
+        "dose": dose,
+    }
+
+
 def suggestion(**changes: Any) -> dict[str, Any]:
     base: dict[str, Any] = {
         "summary": "Consider an analgesic other than naproxen",
         "rationale": "Naproxen with warfarin raises the bleeding risk.",
-        "action": {"type": "none", "resource_type": None, "code": None, "target": None},
+        "action": act("counsel", "none", None, None, None),
         "citations": {"patient": ["M1", "M2"], "knowledge": ["kb.warfarin-nsaid-bleeding"]},
         "confidence": "high",
     }
@@ -62,17 +80,32 @@ ORDER = {"system": "rxnorm", "code": "161", "display": "Acetaminophen"}
 LAB = {"system": "loinc", "code": "6301-6", "display": "INR"}
 
 
+DOSE = {"amount": 500, "unit": "mg", "route": "oral", "frequency": 2, "period": "d"}
+MR, SR = "MedicationRequest", "ServiceRequest"
+REFERRAL = {"system": "snomed", "code": "306206005", "display": "Referral to service"}
+
+
+def _id(action: dict[str, Any]) -> str:
+    return f"{action['intent']}-{action['type']}-{action['resource_type']}-{action['target']}"
+
+
 @pytest.mark.parametrize(
     "action",
     [
-        {"type": "none", "resource_type": None, "code": None, "target": None},
-        {"type": "create", "resource_type": "MedicationRequest", "code": ORDER, "target": None},
-        {"type": "create", "resource_type": "ServiceRequest", "code": LAB, "target": None},
-        {"type": "update", "resource_type": "MedicationRequest", "code": ORDER, "target": "M1"},
-        {"type": "update", "resource_type": "MedicationRequest", "code": ORDER, "target": "D1"},
-        {"type": "delete", "resource_type": "MedicationRequest", "code": None, "target": "D1"},
+        act("counsel", "none", None, None, None),
+        act("no-change", "none", None, None, None),
+        act("start", "create", MR, ORDER, None),
+        act("start", "create", MR, ORDER, None, DOSE),
+        act("order-test", "create", SR, LAB, None),
+        act("refer", "create", SR, REFERRAL, None),
+        act("substitute", "update", MR, ORDER, "M1"),
+        act("substitute", "update", MR, ORDER, "D1", DOSE),
+        act("change-dose", "update", MR, ORDER, "M1", DOSE),
+        act("stop", "update", MR, None, "M1"),
+        act("stop", "delete", MR, None, "D1"),
+        act("stop", "delete", SR, None, "D1"),
     ],
-    ids=lambda a: f"{a['type']}-{a['resource_type']}-{a['target']}",
+    ids=_id,
 )
 def test_valid_answers_are_admitted(action: dict[str, Any]) -> None:
     assert both_agree(answer(suggestion(action=action)))
@@ -81,21 +114,24 @@ def test_valid_answers_are_admitted(action: dict[str, Any]) -> None:
 @pytest.mark.parametrize(
     "action",
     [
-        {"type": "none", "resource_type": "MedicationRequest", "code": None, "target": None},
-        {"type": "create", "resource_type": "MedicationRequest", "code": LAB, "target": None},  # loinc drug
-        {
-            "type": "create",
-            "resource_type": "ServiceRequest",
-            "code": {**LAB, "code": "63016"},
-            "target": None,
-        },
-        {"type": "create", "resource_type": "MedicationRequest", "code": ORDER, "target": "M1"},
-        {"type": "update", "resource_type": "MedicationRequest", "code": ORDER, "target": "M9"},  # not here
-        {"type": "update", "resource_type": "ServiceRequest", "code": LAB, "target": "M1"},
-        {"type": "delete", "resource_type": "MedicationRequest", "code": None, "target": "M1"},
-        {"type": "update", "resource_type": "MedicationRequest", "code": None, "target": "M1"},
+        act("counsel", "none", MR, None, None),
+        act("start", "create", MR, LAB, None),  # loinc drug
+        act("order-test", "create", SR, {**LAB, "code": "63016"}, None),
+        act("start", "create", MR, ORDER, "M1"),
+        act("substitute", "update", MR, ORDER, "M9"),  # not here
+        act("order-test", "update", SR, LAB, "M1"),
+        act("stop", "delete", MR, None, "M1"),
+        act("substitute", "update", MR, None, "M1"),
+        act("stop", "update", MR, ORDER, "M1"),
+        act("change-dose", "update", MR, ORDER, "M1"),  # no dose
+        act("counsel", "create", MR, ORDER, None),
+        act("start", "none", None, None, None),
+        act("refer", "create", SR, LAB, None),  # a referral is a procedure
+        act("order-test", "create", SR, LAB, None, DOSE),
+        act("stop", "update", MR, None, "M1", DOSE),
+        act("start", "create", MR, ORDER, None, {**DOSE, "unit": "grains"}),
     ],
-    ids=lambda a: f"{a['type']}-{a['resource_type']}-{a['target']}",
+    ids=_id,
 )
 def test_actions_the_validators_refuse_are_refused(action: dict[str, Any]) -> None:
     assert not both_agree(answer(suggestion(action=action)))

@@ -78,3 +78,20 @@ def test_the_runtime_lock_has_no_test_or_cpu_tooling() -> None:
     runtime = pins("runtime")
     for tool in ("pytest", "mypy", "ruff", "playwright", "llama-cpp-python", "uv"):
         assert tool not in runtime, f"{tool} would be installed in the production image"
+
+
+def test_the_healthchain_lock_pins_its_input_and_stays_out_of_the_product_venv() -> None:
+    # healthchain.txt installs only into .venv-healthchain, the interoperability test's independent client.
+    pinned = pins("healthchain")
+    declared = [
+        Requirement(line)
+        for line in (LOCKS / "healthchain.in").read_text(encoding="utf-8").splitlines()
+        if line and not line.startswith("#")
+    ]
+    assert declared
+    for requirement in declared:
+        name = canonicalize_name(requirement.name)
+        assert name in pinned, f"{requirement} is not in healthchain.txt: run `make lock`"
+        assert requirement.specifier.contains(pinned[name][0], prereleases=True)
+    assert all(hashes >= 1 for _, hashes in pinned.values())
+    assert "healthchain" not in pins("cpu")

@@ -16,6 +16,7 @@ from plugin.context.model import BuiltContext, Code
 from plugin.knowledge import load_knowledge_base
 from plugin.rules import (
     catalog,
+    depth,
     dose_range,
     high_harm,
     label_checks,
@@ -51,7 +52,7 @@ pytestmark = pytest.mark.unit
 # beside them (test_high_harm, test_kidney, test_monitoring_rules, test_dose_range, test_medication_resolution).
 ALL_RULES: tuple[Rule, ...] = (*BASE_MEDICATION_RULES, *BASE_CARE_GAP_RULES)
 EVERY_RULE: tuple[Rule, ...] = (*registry.MEDICATION_RULES, *registry.CARE_GAP_RULES)
-RULE_MODULES = (catalog, high_harm, label_checks, monitoring, renal_rules, dose_range, resolution)
+RULE_MODULES = (catalog, high_harm, label_checks, monitoring, renal_rules, dose_range, resolution, depth)
 _RULE_MODULE_NAMES = frozenset(module.__name__ for module in RULE_MODULES)
 
 

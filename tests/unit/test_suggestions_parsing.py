@@ -33,7 +33,14 @@ def suggestion(**overrides: Any) -> JsonDict:
     item: JsonDict = {
         "summary": "Consider paracetamol instead of the ibuprofen draft while on warfarin",
         "rationale": "Ibuprofen with warfarin raises the risk of serious bleeding; the INR is at the top of range.",
-        "action": {"type": "delete", "resource_type": "MedicationRequest", "code": None, "target": "D1"},
+        "action": {
+            "intent": "stop",
+            "type": "delete",
+            "resource_type": "MedicationRequest",
+            "code": None,
+            "target": "D1",
+            "dose": None,
+        },
         "citations": {"patient": ["M4", "D1", "O12"], "knowledge": ["kb.warfarin-nsaid-bleeding"]},
         "confidence": "high",
     }
@@ -53,6 +60,7 @@ def answer(*items: JsonDict, **overrides: Any) -> JsonDict:
 
 
 CREATE_LAB: JsonDict = {
+    "intent": "order-test",
     "type": "create",
     "resource_type": "ServiceRequest",
     "code": {
@@ -61,38 +69,70 @@ CREATE_LAB: JsonDict = {
         "display": "INR in Platelet poor plasma by Coagulation assay",
     },
     "target": None,
+    "dose": None,
 }
+DOSE: JsonDict = {"amount": 650, "unit": "mg", "route": "oral", "frequency": 4, "period": "d"}
 CREATE_DRUG: JsonDict = {
+    "intent": "start",
     "type": "create",
     "resource_type": "MedicationRequest",
     "code": {"system": "rxnorm", "code": "313782", "display": "Acetaminophen 325 MG Oral Tablet"},
     "target": None,
+    "dose": DOSE,
 }
 UPDATE_MED: JsonDict = {
+    "intent": "change-dose",
     "type": "update",
     "resource_type": "MedicationRequest",
     "code": {"system": "rxnorm", "code": "197604", "display": "Digoxin 0.125 MG Oral Tablet"},
     "target": "M1",
+    "dose": {"amount": 0.125, "unit": "mg", "route": "oral", "frequency": 1, "period": "d"},
 }
+STOP_MED: JsonDict = {
+    "intent": "stop",
+    "type": "update",
+    "resource_type": "MedicationRequest",
+    "code": None,
+    "target": "M2",
+    "dose": None,
+}
+SUBSTITUTE: JsonDict = {**CREATE_DRUG, "intent": "substitute", "type": "update", "target": "M3", "dose": None}
 VACCINE: JsonDict = {
+    "intent": "start",
     "type": "create",
     "resource_type": "MedicationRequest",
     "code": {"system": "cvx", "code": "187", "display": "zoster vaccine recombinant"},
     "target": None,
+    "dose": None,
 }
 REFERRAL: JsonDict = {
+    "intent": "refer",
     "type": "create",
     "resource_type": "ServiceRequest",
     "code": {"system": "snomed", "code": "306206005", "display": "Referral to service"},
     "target": None,
+    "dose": None,
 }
-ADVICE: JsonDict = {"type": "none", "resource_type": None, "code": None, "target": None}
+ADVICE: JsonDict = {
+    "intent": "counsel",
+    "type": "none",
+    "resource_type": None,
+    "code": None,
+    "target": None,
+    "dose": None,
+}
 
 VALID_EXAMPLES: dict[str, JsonDict] = {
     "withdraw-draft": answer(),
     "order-lab": answer(suggestion(action=CREATE_LAB, confidence="medium")),
     "alternative-drug": answer(suggestion(action=CREATE_DRUG)),
     "update-med": answer(suggestion(action=UPDATE_MED, confidence="low")),
+    "stop-med": answer(suggestion(action=STOP_MED)),
+    "substitute": answer(suggestion(action=SUBSTITUTE)),
+    "no-change": answer(suggestion(action={**ADVICE, "intent": "no-change"})),
+    "weekly-dose": answer(
+        suggestion(action={**CREATE_DRUG, "dose": {**DOSE, "amount": 1000.0, "frequency": 1, "period": "wk"}})
+    ),
     "vaccine": answer(suggestion(action=VACCINE, citations={"patient": [], "knowledge": ["kb.acip-zoster"]})),
     "referral": answer(suggestion(action=REFERRAL)),
     "advice": answer(suggestion(action=ADVICE)),
@@ -163,7 +203,37 @@ INVALID: list[tuple[str, str, Any]] = [
     ("update-no-target", "suggestions.0.action", {**UPDATE_MED, "target": None}),
     ("update-condition", "suggestions.0.action", {**UPDATE_MED, "target": "C1"}),
     ("update-service-med", "suggestions.0.action", {**CREATE_LAB, "type": "update", "target": "M1"}),
-    ("delete-medication", "suggestions.0.action", {**UPDATE_MED, "type": "delete"}),
+    ("delete-medication", "suggestions.0.action", {**STOP_MED, "type": "delete"}),
+    ("delete-with-code", "suggestions.0.action", {**UPDATE_MED, "type": "delete", "target": "D1"}),
+    (
+        "stop-service-update",
+        "suggestions.0.action",
+        {**STOP_MED, "resource_type": "ServiceRequest", "target": "D1"},
+    ),
+    ("intent-unknown", "suggestions.0.action.intent", "prescribe"),
+    ("intent-missing", "suggestions.0.action", {k: v for k, v in CREATE_DRUG.items() if k != "intent"}),
+    ("dose-missing", "suggestions.0.action", {k: v for k, v in CREATE_DRUG.items() if k != "dose"}),
+    ("start-as-update", "suggestions.0.action", {**UPDATE_MED, "intent": "start"}),
+    ("stop-with-code", "suggestions.0.action", {**UPDATE_MED, "intent": "stop", "dose": None}),
+    ("substitute-without-code", "suggestions.0.action", {**STOP_MED, "intent": "substitute"}),
+    ("change-dose-without-dose", "suggestions.0.action", {**UPDATE_MED, "dose": None}),
+    ("counsel-with-order", "suggestions.0.action", {**CREATE_DRUG, "intent": "counsel"}),
+    ("advice-as-stop", "suggestions.0.action", {**ADVICE, "intent": "stop"}),
+    ("test-as-referral-loinc", "suggestions.0.action", {**CREATE_LAB, "intent": "refer"}),
+    ("test-as-drug", "suggestions.0.action", {**CREATE_DRUG, "intent": "order-test"}),
+    ("dose-on-test", "suggestions.0.action", {**CREATE_LAB, "dose": DOSE}),
+    ("dose-on-stop", "suggestions.0.action", {**STOP_MED, "dose": DOSE}),
+    ("dose-amount-zero", "suggestions.0.action", {**CREATE_DRUG, "dose": {**DOSE, "amount": 0}}),
+    ("dose-amount-negative", "suggestions.0.action", {**CREATE_DRUG, "dose": {**DOSE, "amount": -5}}),
+    ("dose-amount-huge", "suggestions.0.action", {**CREATE_DRUG, "dose": {**DOSE, "amount": 100001}}),
+    ("dose-frequency-zero", "suggestions.0.action", {**CREATE_DRUG, "dose": {**DOSE, "frequency": 0}}),
+    ("dose-frequency-25", "suggestions.0.action", {**CREATE_DRUG, "dose": {**DOSE, "frequency": 25}}),
+    ("dose-frequency-float", "suggestions.0.action", {**CREATE_DRUG, "dose": {**DOSE, "frequency": 1.5}}),
+    ("dose-amount-string", "suggestions.0.action", {**CREATE_DRUG, "dose": {**DOSE, "amount": "650"}}),
+    ("dose-unit", "suggestions.0.action", {**CREATE_DRUG, "dose": {**DOSE, "unit": "grains"}}),
+    ("dose-route", "suggestions.0.action", {**CREATE_DRUG, "dose": {**DOSE, "route": "by mouth"}}),
+    ("dose-period", "suggestions.0.action", {**CREATE_DRUG, "dose": {**DOSE, "period": "month"}}),
+    ("dose-extra", "suggestions.0.action", {**CREATE_DRUG, "dose": {**DOSE, "prn": True}}),
     ("none-with-code", "suggestions.0.action", {**ADVICE, "code": CREATE_DRUG["code"]}),
     ("none-with-resource", "suggestions.0.action", {**ADVICE, "resource_type": "ServiceRequest"}),
     ("abstain-with-suggestions", "abstain", True),
@@ -265,6 +335,8 @@ def check(schema: JsonDict, value: Any, where: str = "$") -> None:
         "array": lambda v: isinstance(v, list),
         "string": lambda v: isinstance(v, str),
         "boolean": lambda v: isinstance(v, bool),
+        "integer": lambda v: isinstance(v, int) and not isinstance(v, bool),
+        "number": lambda v: isinstance(v, int | float) and not isinstance(v, bool),
         "null": lambda v: v is None,
     }
     if "type" in schema and not kinds[schema["type"]](value):
@@ -382,7 +454,17 @@ _text = st.text(
 _handle = st.from_regex(r"\A[A-Z][0-9]{1,3}\Z")
 _kb_id = st.from_regex(r"\Akb\.[a-z0-9]{1,8}(-[a-z0-9]{1,8}){0,3}\Z")
 _action = st.sampled_from(
-    [CREATE_LAB, CREATE_DRUG, UPDATE_MED, VACCINE, REFERRAL, ADVICE, suggestion()["action"]]
+    [
+        CREATE_LAB,
+        CREATE_DRUG,
+        UPDATE_MED,
+        STOP_MED,
+        SUBSTITUTE,
+        VACCINE,
+        REFERRAL,
+        ADVICE,
+        suggestion()["action"],
+    ]
 )
 _suggestion = st.builds(
     lambda summary, rationale, action, patient, knowledge, confidence: suggestion(

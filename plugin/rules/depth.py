@@ -1,0 +1,316 @@
+"""Second-depth checks: AKI on the triple whammy, potassium before K-raising starts, low K/Mg, acetaminophen totals, amiodarone tests, anticholinergics with dementia drugs, Tdap in pregnancy."""
+
+# Each rule reads only the labs in LABS_READ, judged current by their windows in knowledge/lab_validity.json
+# (plugin.rules.freshness); a stale or missing value is unknown and is said so on the card, never read as normal.
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Final
+
+from plugin.context.model import Measurement
+from plugin.rules.catalog import POTASSIUM_RAISING, POTASSIUM_START_BLOCKED, Rule
+from plugin.rules.dose_range import daily_frequency, ingredient_strength_mg, single_dose_mg
+from plugin.rules.dosing import dosage_of
+from plugin.rules.model import Exposure, Finding, LabOrder, RuleFacts
+from plugin.rules.phrasing import handles as _handles
+from plugin.rules.phrasing import names as _names
+from plugin.rules.phrasing import proposed as _proposed
+from plugin.rules.phrasing import short as _short
+from plugin.rules.renal_rules import aki_on_triple_whammy
+
+__all__ = [
+    "ACETAMINOPHEN_MAX_DAILY_MG",
+    "CHOLINESTERASE_INHIBITORS",
+    "DEPTH_CARE_GAP_RULES",
+    "DEPTH_MEDICATION_RULES",
+    "LABS_READ",
+    "MAGNESIUM_LOW_MG_DL",
+    "POTASSIUM_LOW",
+    "TDAP_WEEKS",
+]
+
+POTASSIUM = LabOrder("2823-3", "Potassium [Moles/volume] in Serum or Plasma")
+TSH = LabOrder("3016-3", "Thyrotropin [Units/volume] in Serum or Plasma")
+ALT = LabOrder("1742-6", "Alanine aminotransferase [Enzymatic activity/volume] in Serum or Plasma")
+LABS_READ: Final = ("potassium", "magnesium", "tsh", "alt")
+
+# --- rule.low-potassium-magnesium ------------------------------------------------------------------------
+
+POTASSIUM_LOW: Final = 3.5  # mmol/L; below it is hypokalaemia (kb.diuretic-hypokalaemia-replacement)
+MAGNESIUM_LOW_MG_DL: Final = 1.8  # the QT rule's threshold (plugin/rules/high_harm.py), as the entry says
+_WASTING: Final = ("loop-diuretic", "thiazide")
+_K_SENSITIVE: Final = ("cardiac-glycoside",)
+
+
+def low_potassium_magnesium(facts: RuleFacts) -> Iterator[Finding]:
+    """Potassium below 3.5 mmol/L or magnesium below 1.8 mg/dL on a thiazide or loop diuretic or digoxin.
+
+    Only current values decide. A stale potassium that was already low is asked for again here, unless
+    rule.potassium-recheck asks for it (a potassium-raising drug or digoxin is taken)."""
+    drugs = facts.with_class(*_WASTING, *_K_SENSITIVE)
+    if not drugs:
+        return
+    potassium, magnesium = facts.current("potassium"), facts.current("magnesium")
+    low: list[tuple[str, Measurement]] = []
+    if potassium is not None and potassium.value < POTASSIUM_LOW:
+        low.append((f"K {potassium.value:g}", potassium))
+    if magnesium is not None and magnesium.value < MAGNESIUM_LOW_MG_DL:
+        low.append((f"Mg {magnesium.value:g}", magnesium))
+    evidence = ["kb.diuretic-hypokalaemia-replacement"]
+    if any(e.has(*_K_SENSITIVE) for e in drugs):
+        evidence.append("kb.digoxin-monitoring")
+    if facts.with_class("qt-prolonging"):
+        evidence.append("kb.qt-drug-hypokalaemia")
+    if low:
+        said = " and ".join(text for text, _ in low)
+        yield Finding(
+            "rule.low-potassium-magnesium",
+            "warning",
+            _short(f"{said} on {_names(drugs)}: consider replacing it and rechecking within a week"),
+            "Thiazide and loop diuretics waste potassium and magnesium, and low values make digoxin and "
+            "QT-prolonging drugs more toxic.",
+            tuple(evidence),
+            (*_handles(drugs), *(m.handle for _, m in low)),
+            _proposed(drugs),
+            POTASSIUM if any(m is potassium for _, m in low) else None,
+        )
+        return
+    stale = facts.stale("potassium") if potassium is None else None
+    if stale is None or stale.value >= POTASSIUM_LOW or facts.with_class(*POTASSIUM_RAISING, *_K_SENSITIVE):
+        return
+    when = "undated" if stale.days_ago is None else f"{stale.days_ago} days old"
+    yield Finding(
+        "rule.low-potassium-magnesium",
+        "warning",
+        _short(f"Last K {stale.value:g} ({when}) on {_names(drugs)}: consider rechecking and replacing it"),
+        "The last potassium was low on a potassium-wasting diuretic, and nothing recent shows it corrected.",
+        tuple(evidence),
+        (*_handles(drugs), stale.handle),
+        _proposed(drugs),
+        POTASSIUM,
+    )
+
+
+# --- rule.potassium-unknown-before-starting ---------------------------------------------------------------
+
+
+def potassium_unknown_before_starting(facts: RuleFacts) -> Iterator[Finding]:
+    """A potassium-raising drug being started with no current potassium: the start threshold above cannot be
+    judged, so the card asks for the value first (fail closed; the 90-day potassium window decides current)."""
+    starting = tuple(e for e in facts.with_class(*POTASSIUM_START_BLOCKED) if e.proposed)
+    if not starting or facts.current("potassium") is not None:
+        return
+    also = tuple(e for e in facts.with_class(*POTASSIUM_RAISING) if e not in starting)
+    stale = facts.stale("potassium")
+    if stale is None:
+        when = "no potassium on record"
+    elif stale.days_ago is None:
+        when = f"only an undated potassium ({stale.value:g})"
+    else:
+        when = f"the last potassium ({stale.value:g}) {stale.days_ago} days old"
+    with_others = f" with {_short(_names(also), 40)}" if also else ""
+    yield Finding(
+        "rule.potassium-unknown-before-starting",
+        "warning",
+        _short(
+            f"Starting {_names(starting)}{with_others} and {when}: consider checking potassium and "
+            "kidney function first"
+        ),
+        "These drugs are started only below a potassium of 5.0 mmol/L, and the chart has no value recent "
+        "enough to tell; an old value is shown, not used.",
+        ("kb.potassium-raising-drug-start-threshold", "kb.potassium-monitoring-raas"),
+        (*_handles(starting, also), *((stale.handle,) if stale is not None else ())),
+        _proposed(starting),
+        POTASSIUM,
+    )
+
+
+# --- rule.acetaminophen-daily-total ----------------------------------------------------------------------
+
+ACETAMINOPHEN_MAX_DAILY_MG: Final = 4000.0  # kb.acetaminophen-daily-maximum: 4 g in 24 h from all sources
+
+
+@dataclass(frozen=True, slots=True)
+class _Daily:
+    exposure: Exposure
+    mg: float | None  # None: dose, frequency or strength not readable (or a proposal, which has no dosage)
+
+
+def _acetaminophen_daily(facts: RuleFacts, exposure: Exposure) -> _Daily:
+    dosage = dosage_of(facts, exposure)
+    if dosage is None:
+        return _Daily(exposure, None)
+    one = single_dose_mg(dosage, ingredient_strength_mg(exposure.label, "acetaminophen"))
+    times = daily_frequency(dosage)
+    return _Daily(exposure, one * times if one is not None and times is not None else None)
+
+
+def _grams(mg: float) -> str:
+    return f"{mg / 1000:.2f}".rstrip("0").rstrip(".")
+
+
+def acetaminophen_daily_total(facts: RuleFacts) -> Iterator[Finding]:
+    """Acetaminophen from every product (combinations included, as-needed counted at their most frequent use)
+    above 4 g a day; or, with two or more products, a total that cannot be read (fail closed: said unknown).
+
+    One draft order alone is the dose-range rule's (rule.dose-above-maximum); one product whose dose cannot
+    be read is no total across products and gets no card here."""
+    products = [e for e in facts.exposures if "acetaminophen" in e.ingredients]
+    if not products or (len(products) == 1 and products[0].proposed):
+        return
+    daily = [_acetaminophen_daily(facts, e) for e in products]
+    known = sum(d.mg for d in daily if d.mg is not None)
+    unknown = [d.exposure for d in daily if d.mg is None]
+    if known > ACETAMINOPHEN_MAX_DAILY_MG:
+        parts = " + ".join(f"{_grams(d.mg)} g" for d in daily if d.mg is not None)
+        more = f" plus {len(unknown)} of unread dose" if unknown else ""
+        summary = (
+            f"Acetaminophen {_grams(known)} g/day ({parts}{more}) is above the 4 g maximum: "
+            "consider stopping one product or lowering the dose"
+        )
+    elif unknown and len(products) >= 2:
+        summary = (
+            f"Acetaminophen in {len(products)} products ({_short(_names(products), 60)}), total daily dose "
+            "unknown: consider checking it stays at or below 4 g"
+        )
+    else:
+        return
+    yield Finding(
+        "rule.acetaminophen-daily-total",
+        "warning",
+        _short(summary),
+        "Acetaminophen's liver toxicity follows the total from all products, and combination products are the "
+        "usual hidden source of an excess.",
+        ("kb.acetaminophen-daily-maximum",),
+        _handles(products),
+        _proposed(products),
+    )
+
+
+# --- rule.amiodarone-monitoring --------------------------------------------------------------------------
+
+
+def _lab_gap(facts: RuleFacts, analyte: str, label: str) -> tuple[str, Measurement | None] | None:
+    """None when the lab is current; else how the card says it is missing, and the stale value if any."""
+    if facts.current(analyte) is not None:
+        return None
+    stale = facts.stale(analyte)
+    if stale is None:
+        return f"no {label} on record", None
+    if stale.days_ago is None:
+        return f"only an undated {label}", stale
+    return f"{label} {stale.days_ago} days old", stale
+
+
+def amiodarone_monitoring(facts: RuleFacts) -> Iterator[Finding]:
+    """Amiodarone without a current TSH or ALT (windows: tsh and alt in lab_validity.json): ask for them."""
+    drugs = tuple(e for e in facts.exposures if "amiodarone" in e.ingredients)
+    if not drugs:
+        return
+    gaps = [
+        (gap, order)
+        for analyte, label, order in (("tsh", "TSH", TSH), ("alt", "ALT", ALT))
+        if (gap := _lab_gap(facts, analyte, label)) is not None
+    ]
+    if not gaps:
+        return
+    said = " and ".join(text for (text, _), _ in gaps)
+    yield Finding(
+        "rule.amiodarone-monitoring",
+        "info",
+        _short(f"On amiodarone with {said}: consider checking thyroid and liver tests"),
+        "Amiodarone can cause thyroid disease and liver injury, so its label asks for these tests at baseline "
+        "and periodically.",
+        ("kb.amiodarone-thyroid-liver-monitoring",),
+        (*_handles(drugs), *(m.handle for (_, m), _ in gaps if m is not None)),
+        _proposed(drugs),
+        gaps[0][1],
+    )
+
+
+# --- rule.anticholinergic-cholinesterase-inhibitor -------------------------------------------------------
+
+CHOLINESTERASE_INHIBITORS: Final = frozenset({"donepezil", "rivastigmine", "galantamine"})
+
+
+def anticholinergic_cholinesterase_inhibitor(facts: RuleFacts) -> Iterator[Finding]:
+    """A strongly anticholinergic drug with a cholinesterase inhibitor, at any age (the inhibitor implies the
+    dementia Beers speaks of; a charted dementia is cited when there is one)."""
+    inhibitors = tuple(e for e in facts.exposures if not CHOLINESTERASE_INHIBITORS.isdisjoint(e.ingredients))
+    if not inhibitors:
+        return
+    anticholinergics = tuple(e for e in facts.with_class("anticholinergic") if e not in inhibitors)
+    if not anticholinergics:
+        return
+    yield Finding(
+        "rule.anticholinergic-cholinesterase-inhibitor",
+        "warning",
+        _short(
+            f"{_names(anticholinergics).capitalize()} with {_names(inhibitors)}: the anticholinergic works "
+            "against it and worsens cognition; consider stopping it or an alternative"
+        ),
+        "Anticholinergic drugs oppose cholinesterase inhibitors and are to be avoided in dementia (AGS Beers).",
+        ("kb.cholinesterase-inhibitor-anticholinergic",),
+        (*_handles(anticholinergics, inhibitors), *facts.value_sets.get("dementia", ())),
+        _proposed(anticholinergics, inhibitors),
+    )
+
+
+# --- rule.tdap-pregnancy-due -----------------------------------------------------------------------------
+
+TDAP_WEEKS: Final = (27, 36)  # kb.acip-tdap-each-pregnancy: preferably early in weeks 27-36
+_TDAP_CVX: Final = frozenset({"115"})
+_TDAP_TEXT: Final = re.compile(r"\btdap\b|pertussis|boostrix|adacel", re.IGNORECASE)
+_FULL_TERM_DAYS: Final = 40 * 7
+
+
+def _tdap_since(facts: RuleFacts, days: int) -> bool:
+    return any(
+        (i.vaccine.code in _TDAP_CVX and i.vaccine.system == "cvx") or _TDAP_TEXT.search(i.vaccine.display)
+        for i in facts.context.immunizations
+        if i.days_ago is not None and 0 <= i.days_ago <= days
+    )
+
+
+def tdap_pregnancy_due(facts: RuleFacts) -> Iterator[Finding]:
+    """No Tdap in this pregnancy at 27-36 completed weeks. An undated pregnancy cannot be placed in the window:
+    the card then says so when no Tdap is recorded in the last 40 weeks (fail closed)."""
+    if not facts.pregnant or facts.context.demographics.deceased:
+        return
+    weeks = facts.context.pregnancy.weeks
+    first, last = TDAP_WEEKS
+    if weeks is None:
+        # Weeks are also None past 44 (a pregnancy record left open): only a truly undated one is asked about.
+        evidence = set(facts.context.pregnancy.evidence)
+        dated = any(p.onset_days_ago is not None for p in facts.context.problems if p.handle in evidence)
+        if dated or _tdap_since(facts, _FULL_TERM_DAYS):
+            return
+        summary = "Pregnant, gestational age unknown, no Tdap in 40 weeks: consider Tdap at 27-36 weeks"
+    else:
+        # Completed weeks: the pregnancy began between weeks*7 and weeks*7 + 6 days ago.
+        if not first <= weeks <= last or _tdap_since(facts, weeks * 7 + 6):
+            return
+        summary = f"{weeks} weeks pregnant with no Tdap in this pregnancy: consider giving Tdap now"
+    yield Finding(
+        "rule.tdap-pregnancy-due",
+        "info",
+        summary,
+        "Tdap in every pregnancy, preferably at 27-36 weeks, passes pertussis antibodies to the newborn.",
+        ("kb.acip-tdap-each-pregnancy",),
+        facts.context.pregnancy.evidence,
+    )
+
+
+# rule.aki-triple-whammy lives with the other kidney rules (plugin/rules/renal_rules.py) and is listed here.
+DEPTH_MEDICATION_RULES: Final[tuple[Rule, ...]] = (
+    aki_on_triple_whammy,
+    potassium_unknown_before_starting,
+    low_potassium_magnesium,
+    acetaminophen_daily_total,
+    amiodarone_monitoring,
+    anticholinergic_cholinesterase_inhibitor,
+)
+DEPTH_CARE_GAP_RULES: Final[tuple[Rule, ...]] = (tdap_pregnancy_due,)

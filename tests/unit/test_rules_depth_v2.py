@@ -1,0 +1,562 @@
+"""Second-depth rules (plugin.rules.depth and rule.aki-triple-whammy): cases through real FHIR parsing, with
+every threshold tested at, just below and just above, and each card held to its entry's severity and link."""
+
+from __future__ import annotations
+
+import pytest
+
+from plugin.knowledge import load_knowledge_base
+from plugin.rules import catalog, depth
+from plugin.rules.cards import finding_card
+from plugin.rules.engine import evaluate
+from plugin.rules.freshness import lab_windows
+from plugin.rules.kidney import aki_against_reference
+from plugin.rules.model import RuleFacts
+from tests.support.charts import LOINC, UCUM, JsonDict, copy_json, medication_request
+from tests.support.rule_cases import (
+    CVX,
+    OBSERVATION_CATEGORY,
+    PATIENT_ID,
+    Case,
+    Chart,
+    Expected,
+    check_finding,
+    draft,
+    lab,
+    med,
+    on,
+    penicillin_allergy,
+    problem,
+    vaccine,
+)
+from tests.unit.test_kidney import series
+
+pytestmark = pytest.mark.unit
+
+# --- chart pieces -----------------------------------------------------------------------------------------
+
+
+def rx(resource_id: str, rxnorm: str, display: str, status: str = "active") -> JsonDict:
+    return medication_request(resource_id, PATIENT_ID, rxnorm, display, status=status, authored=on(60))
+
+
+DONEPEZIL = rx("donepezil", "997224", "donepezil hydrochloride 10 MG Oral Tablet")
+OXYBUTYNIN = rx("oxybutynin", "863669", "oxybutynin chloride 5 MG Oral Tablet")
+HYDROCODONE_APAP = rx(
+    "hydrocodone-apap", "857005", "Acetaminophen 325 MG / HYDROcodone Bitartrate 7.5 MG Oral Tablet"
+)
+CEFUROXIME = rx("cefuroxime", "309097", "Cefuroxime axetil 250 MG Oral Tablet")
+CEPHALEXIN = rx("cephalexin", "309114", "Cephalexin 500 MG Oral Capsule")
+
+
+def dosed(resource: JsonDict, count: float, per_day: float) -> JsonDict:
+    """The request with a structured dose: `count` tablets `per_day` times a day."""
+    changed: JsonDict = copy_json(resource)
+    changed["dosageInstruction"] = [
+        {
+            "timing": {"repeat": {"frequency": per_day, "period": 1, "periodUnit": "d"}},
+            "doseAndRate": [{"doseQuantity": {"value": count, "unit": "tablet"}}],
+        }
+    ]
+    return changed
+
+
+def undosed(resource: JsonDict) -> JsonDict:
+    """The request with no dosage at all: its dose cannot be read."""
+    changed: JsonDict = copy_json(resource)
+    changed.pop("dosageInstruction", None)
+    return changed
+
+
+def magnesium(value: float, days_ago: int = 3) -> JsonDict:
+    display = "Magnesium [Mass/volume] in Serum or Plasma"
+    return {
+        "resourceType": "Observation",
+        "id": "magnesium",
+        "status": "final",
+        "category": [{"coding": [{"system": OBSERVATION_CATEGORY, "code": "laboratory"}]}],
+        "code": {"coding": [{"system": LOINC, "code": "19123-9", "display": display}], "text": display},
+        "subject": {"reference": f"Patient/{PATIENT_ID}"},
+        "effectiveDateTime": f"{on(days_ago)}T09:30:00Z",
+        "valueQuantity": {"value": value, "unit": "mg/dL", "system": UCUM, "code": "mg/dL"},
+    }
+
+
+def tdap(days_ago: int) -> JsonDict:
+    return {
+        "resourceType": "Immunization",
+        "id": "tdap",
+        "status": "completed",
+        "vaccineCode": {"coding": [{"system": CVX, "code": "115", "display": "Tdap"}], "text": "Tdap"},
+        "patient": {"reference": f"Patient/{PATIENT_ID}"},
+        "occurrenceDateTime": f"{on(days_ago)}T10:00:00Z",
+        "primarySource": True,
+    }
+
+
+def creatinine(value: float, days_ago: int, resource_id: str) -> JsonDict:
+    return lab("creatinine", value, days_ago=days_ago, resource_id=resource_id)
+
+
+def chart(*resources: JsonDict, drafts: tuple[JsonDict, ...] = (), age: int = 70) -> Chart:
+    return Chart(age=age, resources=resources, drafts=drafts)
+
+
+def pregnant(weeks: int) -> JsonDict:
+    return problem("pregnancy", onset_days_ago=weeks * 7)
+
+
+PREGNANCY_UNDATED = {k: v for k, v in problem("pregnancy").items() if k != "onsetDateTime"}
+
+NAPROXEN, LISINOPRIL, HCTZ = med("naproxen"), med("lisinopril"), med("hydrochlorothiazide")
+FUROSEMIDE, DIGOXIN, SPIRO = med("furosemide"), med("digoxin"), med("spironolactone")
+APAP, AMIODARONE, DIPHENHYDRAMINE = undosed(med("acetaminophen")), med("amiodarone"), med("diphenhydramine")
+TRIPLE = (NAPROXEN, LISINOPRIL, HCTZ)
+CR_NOW, CR_OLD = "cr-now", "cr-old"
+
+AKI_EVIDENCE = (
+    "kb.aki-triple-whammy-stop",
+    "kb.aki-nephrotoxic-drugs",
+    "kb.nsaid-acei-arb-diuretic-triple-whammy",
+)
+
+
+def aki(latest: float, baseline: float, gap: int) -> tuple[JsonDict, ...]:
+    return (creatinine(latest, 2, CR_NOW), creatinine(baseline, 2 + gap, CR_OLD))
+
+
+def expect_aki(*extra: JsonDict) -> Expected:
+    a, b = aki(1.5, 1.0, 30)
+    return Expected("rule.aki-triple-whammy", "critical", AKI_EVIDENCE, (*TRIPLE, a, b, *extra), (), "2160-0")
+
+
+K_LOW_EVIDENCE = ("kb.diuretic-hypokalaemia-replacement",)
+K_START = ("kb.potassium-raising-drug-start-threshold", "kb.potassium-monitoring-raas")
+APAP_KB = ("kb.acetaminophen-daily-maximum",)
+AMIO_KB = ("kb.amiodarone-thyroid-liver-monitoring",)
+ACH_KB = ("kb.cholinesterase-inhibitor-anticholinergic",)
+TDAP_KB = ("kb.acip-tdap-each-pregnancy",)
+APAP_TID = dosed(APAP, 2, 3)  # 1,950 mg a day
+HYDRO_Q6 = dosed(HYDROCODONE_APAP, 2, 4)  # 2,600 mg a day
+
+CASES: tuple[Case, ...] = (
+    # AKI on the triple whammy: 1.5x the median of 8-365 days before (the outpatient reference).
+    Case(
+        "aki-triple/1.5x-30-days",
+        depth.aki_on_triple_whammy,
+        chart(*TRIPLE, *aki(1.5, 1.0, 30)),
+        (expect_aki(),),
+    ),
+    Case("aki-triple/1.49x", depth.aki_on_triple_whammy, chart(*TRIPLE, *aki(1.49, 1.0, 30))),
+    Case(
+        "aki-triple/1.51x",
+        depth.aki_on_triple_whammy,
+        chart(*TRIPLE, creatinine(1.51, 2, CR_NOW), creatinine(1.0, 32, CR_OLD)),
+        (
+            Expected(
+                "rule.aki-triple-whammy",
+                "critical",
+                AKI_EVIDENCE,
+                (*TRIPLE, creatinine(1.51, 2, CR_NOW), creatinine(1.0, 32, CR_OLD)),
+                (),
+                "2160-0",
+            ),
+        ),
+    ),
+    Case(
+        "aki-triple/no-diuretic", depth.aki_on_triple_whammy, chart(NAPROXEN, LISINOPRIL, *aki(2.0, 1.0, 30))
+    ),
+    Case("aki-triple/reference-over-a-year", depth.aki_on_triple_whammy, chart(*TRIPLE, *aki(2.0, 1.0, 366))),
+    # Potassium before starting a potassium-raising drug (window: potassium, 90 days).
+    Case(
+        "k-start/stale-91-days",
+        depth.potassium_unknown_before_starting,
+        chart(LISINOPRIL, lab("potassium", 4.6, days_ago=91), drafts=(draft("spironolactone"),)),
+        (
+            Expected(
+                "rule.potassium-unknown-before-starting",
+                "warning",
+                K_START,
+                (LISINOPRIL, draft("spironolactone"), lab("potassium", 4.6, days_ago=91)),
+                (draft("spironolactone"),),
+                "2823-3",
+                ("91 days old",),
+            ),
+        ),
+    ),
+    Case(
+        "k-start/none-on-record",
+        depth.potassium_unknown_before_starting,
+        chart(drafts=(draft("potassium-chloride"),)),
+        (
+            Expected(
+                "rule.potassium-unknown-before-starting",
+                "warning",
+                K_START,
+                (draft("potassium-chloride"),),
+                (draft("potassium-chloride"),),
+                "2823-3",
+                ("no potassium on record",),
+            ),
+        ),
+    ),
+    Case(
+        "k-start/current-90-days",
+        depth.potassium_unknown_before_starting,
+        chart(lab("potassium", 4.6, days_ago=90), drafts=(draft("spironolactone"),)),
+    ),
+    Case("k-start/continuing-not-starting", depth.potassium_unknown_before_starting, chart(SPIRO)),
+    # Low potassium (3.5 mmol/L) or magnesium (1.8 mg/dL) on a diuretic or digoxin.
+    Case(
+        "low-k/3.4-on-hctz",
+        depth.low_potassium_magnesium,
+        chart(HCTZ, lab("potassium", 3.4)),
+        (
+            Expected(
+                "rule.low-potassium-magnesium",
+                "warning",
+                K_LOW_EVIDENCE,
+                (HCTZ, lab("potassium", 3.4)),
+                (),
+                "2823-3",
+                ("K 3.4",),
+            ),
+        ),
+    ),
+    Case("low-k/3.5-on-hctz", depth.low_potassium_magnesium, chart(HCTZ, lab("potassium", 3.5))),
+    Case("low-k/3.6-on-hctz", depth.low_potassium_magnesium, chart(HCTZ, lab("potassium", 3.6))),
+    Case(
+        "low-k/3.2-without-a-diuretic",
+        depth.low_potassium_magnesium,
+        chart(LISINOPRIL, lab("potassium", 3.2)),
+    ),
+    Case(
+        "low-mg/1.7-on-furosemide-and-digoxin",
+        depth.low_potassium_magnesium,
+        chart(FUROSEMIDE, DIGOXIN, lab("potassium", 4.0), magnesium(1.7)),
+        (
+            Expected(
+                "rule.low-potassium-magnesium",
+                "warning",
+                (*K_LOW_EVIDENCE, "kb.digoxin-monitoring"),
+                (FUROSEMIDE, DIGOXIN, magnesium(1.7)),
+                (),
+                None,
+                ("Mg 1.7",),
+            ),
+        ),
+    ),
+    Case(
+        "low-mg/1.8", depth.low_potassium_magnesium, chart(FUROSEMIDE, lab("potassium", 4.0), magnesium(1.8))
+    ),
+    Case(
+        "low-mg/1.9", depth.low_potassium_magnesium, chart(FUROSEMIDE, lab("potassium", 4.0), magnesium(1.9))
+    ),
+    Case(
+        "low-k/stale-and-low",
+        depth.low_potassium_magnesium,
+        chart(HCTZ, lab("potassium", 3.2, days_ago=91)),
+        (
+            Expected(
+                "rule.low-potassium-magnesium",
+                "warning",
+                K_LOW_EVIDENCE,
+                (HCTZ, lab("potassium", 3.2, days_ago=91)),
+                (),
+                "2823-3",
+                ("91 days old",),
+            ),
+        ),
+    ),
+    Case(
+        "low-k/stale-and-normal",
+        depth.low_potassium_magnesium,
+        chart(HCTZ, lab("potassium", 4.1, days_ago=91)),
+    ),
+    # Acetaminophen across products against 4 g a day.
+    Case(
+        "apap/5.2-g-combination-plus-plain",
+        depth.acetaminophen_daily_total,
+        chart(HYDRO_Q6, dosed(APAP, 2, 4)),
+        (
+            Expected(
+                "rule.acetaminophen-daily-total",
+                "warning",
+                APAP_KB,
+                (HYDRO_Q6, dosed(APAP, 2, 4)),
+                (),
+                None,
+                ("5.2 g",),
+            ),
+        ),
+    ),
+    Case(
+        "apap/exactly-4-g",
+        depth.acetaminophen_daily_total,
+        chart(dosed(HYDROCODONE_APAP, 2, 4), dosed(APAP, 2, 2)),
+    ),
+    Case(
+        "apap/4.225-g",
+        depth.acetaminophen_daily_total,
+        chart(dosed(HYDROCODONE_APAP, 2, 4), dosed(APAP, 1, 5)),
+        (
+            Expected(
+                "rule.acetaminophen-daily-total",
+                "warning",
+                APAP_KB,
+                (dosed(HYDROCODONE_APAP, 2, 4), dosed(APAP, 1, 5)),
+                (),
+                None,
+                ("4.22 g",),
+            ),
+        ),
+    ),
+    Case(
+        "apap/3.9-g", depth.acetaminophen_daily_total, chart(dosed(HYDROCODONE_APAP, 2, 4), dosed(APAP, 1, 4))
+    ),
+    Case(
+        "apap/unknown-dose-says-unknown",
+        depth.acetaminophen_daily_total,
+        chart(HYDRO_Q6, APAP),
+        (
+            Expected(
+                "rule.acetaminophen-daily-total",
+                "warning",
+                APAP_KB,
+                (HYDRO_Q6, APAP),
+                (),
+                None,
+                ("total daily dose unknown",),
+            ),
+        ),
+    ),
+    Case("apap/one-product-unknown", depth.acetaminophen_daily_total, chart(APAP)),
+    Case(
+        "apap/one-draft-is-dose-ranges",
+        depth.acetaminophen_daily_total,
+        chart(drafts=(dosed(draft("acetaminophen"), 4, 4),)),
+    ),
+    # Amiodarone: TSH (365-day window) and ALT (90-day window).
+    Case(
+        "amiodarone/tsh-366-alt-none",
+        depth.amiodarone_monitoring,
+        chart(AMIODARONE, lab("tsh", 2.2, days_ago=366)),
+        (
+            Expected(
+                "rule.amiodarone-monitoring",
+                "info",
+                AMIO_KB,
+                (AMIODARONE, lab("tsh", 2.2, days_ago=366)),
+                (),
+                "3016-3",
+                ("TSH 366 days old", "no ALT on record"),
+            ),
+        ),
+    ),
+    Case(
+        "amiodarone/alt-91",
+        depth.amiodarone_monitoring,
+        chart(AMIODARONE, lab("tsh", 2.2, days_ago=365), lab("alt", 20, days_ago=91)),
+        (
+            Expected(
+                "rule.amiodarone-monitoring",
+                "info",
+                AMIO_KB,
+                (AMIODARONE, lab("alt", 20, days_ago=91)),
+                (),
+                "1742-6",
+                ("ALT 91 days old",),
+            ),
+        ),
+    ),
+    Case(
+        "amiodarone/current-at-the-window-edge",
+        depth.amiodarone_monitoring,
+        chart(AMIODARONE, lab("tsh", 2.2, days_ago=365), lab("alt", 20, days_ago=90)),
+    ),
+    # Anticholinergic with a cholinesterase inhibitor.
+    Case(
+        "anticholinergic/oxybutynin-donepezil",
+        depth.anticholinergic_cholinesterase_inhibitor,
+        chart(DONEPEZIL, OXYBUTYNIN, DIPHENHYDRAMINE),
+        (
+            Expected(
+                "rule.anticholinergic-cholinesterase-inhibitor",
+                "warning",
+                ACH_KB,
+                (DONEPEZIL, OXYBUTYNIN, DIPHENHYDRAMINE),
+                (),
+                None,
+                ("oxybutynin", "donepezil"),
+            ),
+        ),
+    ),
+    Case(
+        "anticholinergic/donepezil-alone",
+        depth.anticholinergic_cholinesterase_inhibitor,
+        chart(DONEPEZIL, APAP),
+    ),
+    Case(
+        "anticholinergic/oxybutynin-alone", depth.anticholinergic_cholinesterase_inhibitor, chart(OXYBUTYNIN)
+    ),
+    # Tdap at 27 to 36 completed weeks.
+    Case("tdap/26-weeks", depth.tdap_pregnancy_due, Chart(age=28, resources=(pregnant(26),))),
+    *(
+        Case(
+            f"tdap/{weeks}-weeks",
+            depth.tdap_pregnancy_due,
+            Chart(age=28, resources=(pregnant(weeks),)),
+            (
+                Expected(
+                    "rule.tdap-pregnancy-due",
+                    "info",
+                    TDAP_KB,
+                    (pregnant(weeks),),
+                    (),
+                    None,
+                    (f"{weeks} weeks",),
+                ),
+            ),
+        )
+        for weeks in (27, 28, 36)
+    ),
+    Case("tdap/37-weeks", depth.tdap_pregnancy_due, Chart(age=28, resources=(pregnant(37),))),
+    Case(
+        "tdap/given-this-pregnancy",
+        depth.tdap_pregnancy_due,
+        Chart(age=28, resources=(pregnant(30), tdap(20))),
+    ),
+    Case(
+        "tdap/last-pregnancy-only",
+        depth.tdap_pregnancy_due,
+        Chart(age=28, resources=(pregnant(30), tdap(30 * 7 + 7), vaccine("influenza", 10))),
+        (Expected("rule.tdap-pregnancy-due", "info", TDAP_KB, (pregnant(30),), (), None, ("30 weeks",)),),
+    ),
+    Case(
+        "tdap/undated-pregnancy-says-unknown",
+        depth.tdap_pregnancy_due,
+        Chart(age=28, resources=(PREGNANCY_UNDATED,)),
+        (Expected("rule.tdap-pregnancy-due", "info", TDAP_KB, (PREGNANCY_UNDATED,), (), None, ("unknown",)),),
+    ),
+    Case("tdap/record-left-open", depth.tdap_pregnancy_due, Chart(age=28, resources=(pregnant(60),))),
+)
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
+def test_case(case: Case) -> None:
+    built = case.chart.build()
+    found = list(case.rule(RuleFacts.of(built.context)))
+    assert len(found) == len(case.expected), [f.summary for f in found]
+    for finding, expected in zip(found, case.expected, strict=True):
+        check_finding(finding, expected, built)
+
+
+def test_every_depth_rule_has_a_positive_and_a_negative_case() -> None:
+    rules = {*depth.DEPTH_MEDICATION_RULES, *depth.DEPTH_CARE_GAP_RULES}
+    assert {c.rule for c in CASES if c.expected} == rules
+    assert {c.rule for c in CASES if not c.expected} == rules
+
+
+def test_cards_match_their_first_entrys_severity_and_link_it() -> None:
+    knowledge = load_knowledge_base()
+    for case in CASES:
+        built = case.chart.build()
+        for finding in case.rule(RuleFacts.of(built.context)):
+            entry = knowledge.get(finding.evidence[0])
+            assert entry is not None and entry.severity_hint == finding.severity, case.id
+            card = finding_card(finding, built.context, built.handles, knowledge, "rule-case")
+            assert card.links and card.links[0].url == entry.source.url, case.id
+            assert "search.cfm" not in entry.source.url and "query=" not in entry.source.url
+
+
+def test_the_constants_are_the_entries_numbers() -> None:
+    knowledge = load_knowledge_base()
+
+    def says(entry_id: str, *phrases: str) -> None:
+        entry = knowledge.get(entry_id)
+        assert entry is not None and all(p in entry.statement for p in phrases), entry_id
+
+    assert depth.POTASSIUM_LOW == 3.5 and depth.MAGNESIUM_LOW_MG_DL == 1.8
+    says("kb.diuretic-hypokalaemia-replacement", "3.5 mmol/L", "1.8 mg/dL")
+    assert depth.ACETAMINOPHEN_MAX_DAILY_MG == 4000
+    says("kb.acetaminophen-daily-maximum", "4 g in 24 hours")
+    assert depth.TDAP_WEEKS == (27, 36)
+    says("kb.acip-tdap-each-pregnancy", "27–36 week")
+    says("kb.aki-triple-whammy-stop", "1.5 times", "8 to 365 days")
+    assert catalog.POTASSIUM_START_LIMIT == 5.0
+
+
+def test_every_lab_the_depth_rules_read_has_a_window() -> None:
+    assert set(depth.LABS_READ) <= set(lab_windows())
+
+
+@pytest.mark.parametrize(
+    ("points", "stage"),
+    [
+        (((1.5, 0), (1.0, 8)), 1),  # no value in 7 days: 1.5x the median of 8-365 days
+        (((1.49, 0), (1.0, 8)), None),
+        (((1.5, 0), (1.0, 365)), 1),
+        (((1.5, 0), (1.0, 366)), None),  # past the reference window
+        (((1.5, 0), (1.0, 20), (1.0, 40), (2.0, 60)), 1),  # median 1.0
+        (((1.5, 0), (0.8, 20), (1.2, 40)), 1),  # even count: median 1.0
+        (((1.5, 0), (1.4, 3), (1.0, 20)), None),  # a 7-day value exists: KDIGO decides, and says no
+        (((2.0, 0), (1.0, 30)), 2),
+        (((1.5, 8), (1.0, 30)), None),  # the newest value is too old to act on
+    ],
+)
+def test_aki_against_the_reference_value(points: tuple[tuple[float, int], ...], stage: int | None) -> None:
+    found = aki_against_reference(series(*points))
+    assert (found.stage if found else None) == stage
+
+
+def test_the_triple_whammy_aki_replaces_the_weaker_cards() -> None:
+    found = {f.rule_id for f in evaluate(chart(*TRIPLE, *aki(1.5, 1.0, 30)).build().context)}
+    assert "rule.aki-triple-whammy" in found
+    assert not {"rule.triple-whammy", "rule.aki-nephrotoxin"} & found
+    quiet = {f.rule_id for f in evaluate(chart(*TRIPLE, *aki(1.1, 1.0, 30)).build().context)}
+    assert "rule.triple-whammy" in quiet and "rule.aki-triple-whammy" not in quiet
+
+
+def test_starting_spironolactone_on_a_stale_potassium_asks_once_and_louder() -> None:
+    built = chart(LISINOPRIL, lab("potassium", 4.6, days_ago=91), drafts=(draft("spironolactone"),)).build()
+    ids = [f.rule_id for f in evaluate(built.context)]
+    assert "rule.potassium-unknown-before-starting" in ids and "rule.potassium-recheck" not in ids
+    kept = [
+        f.rule_id for f in evaluate(chart(LISINOPRIL, lab("potassium", 4.6, days_ago=91)).build().context)
+    ]
+    assert "rule.potassium-recheck" in kept
+
+
+def test_acetaminophen_products_are_summed_not_called_duplicates() -> None:
+    ids = [
+        f.rule_id for f in evaluate(chart(dosed(HYDROCODONE_APAP, 1, 4), dosed(APAP, 2, 2)).build().context)
+    ]
+    assert "rule.duplicate-therapy" not in ids and "rule.acetaminophen-daily-total" not in ids
+
+
+def _low_risk_penicillin_allergy(criticality: str | None, reaction: str) -> JsonDict:
+    allergy = penicillin_allergy()
+    allergy["reaction"] = [{"manifestation": [{"text": reaction}]}]
+    if criticality is None:
+        allergy.pop("criticality", None)
+    else:
+        allergy["criticality"] = criticality
+    return allergy
+
+
+@pytest.mark.parametrize(
+    ("criticality", "reaction", "drug", "fires"),
+    [
+        ("low", "Eruption of skin", CEFUROXIME, False),  # the practice parameter allows it
+        ("low", "Eruption of skin", CEPHALEXIN, True),  # shares the aminopenicillin side chain
+        ("low", "Anaphylaxis", CEFUROXIME, True),
+        ("high", "Eruption of skin", CEFUROXIME, True),
+        (None, "Eruption of skin", CEFUROXIME, True),  # unrecorded criticality: fail closed
+    ],
+)
+def test_penicillin_allergy_and_cephalosporins(
+    criticality: str | None, reaction: str, drug: JsonDict, fires: bool
+) -> None:
+    built = chart(_low_risk_penicillin_allergy(criticality, reaction), drug).build()
+    ids = [f.rule_id for f in catalog.allergy_conflict(RuleFacts.of(built.context))]
+    assert ("rule.allergy-cross-reactivity" in ids) is fires
