@@ -65,7 +65,7 @@ def _settings(args: argparse.Namespace) -> tuple[Any, Any]:
 
     overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
     settings = load_settings(**overrides)
-    configure_logging(settings.log_level, settings.log_format)
+    configure_logging(settings.log_level, settings.log_format, settings.log_repeat_s)
     return settings, load_review_settings()
 
 
@@ -92,7 +92,7 @@ def _worker(args: argparse.Namespace) -> int:
     from workers.settings import load_review_settings
 
     settings = load_settings()
-    configure_logging(settings.log_level, settings.log_format)
+    configure_logging(settings.log_level, settings.log_format, settings.log_repeat_s)
     return run_worker(load_review_settings(), args.pool)
 
 
@@ -279,17 +279,98 @@ def _audit_migrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _anchor_path(args: argparse.Namespace) -> tuple[Path | None, Any]:
+    """The anchor file (--anchor, else R1CDS_AUDIT_ANCHOR_PATH; None: neither) and the key (a SecretStr)."""
+    from workers.settings import load_review_settings
+
+    settings = load_review_settings()
+    configured = Path(settings.audit_anchor_path) if settings.audit_anchor_path else None
+    return (args.anchor or configured), settings.audit_anchor_key
+
+
 def _audit_verify(args: argparse.Namespace) -> int:
+    """The chain's links, then the anchor's checkpoints: without them a truncated chain still links up."""
+    from workers.audit_store import AnchorCheck, check_anchor
+
+    anchor, key = _anchor_path(args)
+    if anchor is not None and key is None:
+        raise FireError(f"checking the anchor file {anchor} needs its key: set R1CDS_AUDIT_ANCHOR_KEY")
+    checked: AnchorCheck | None = None
+    missing = False
     with _audit_store(args) as store:
         result = store.verify()
+        if anchor is not None:
+            try:
+                checked = check_anchor(store, anchor, key)
+            except FileNotFoundError:
+                missing = True
+            except OSError as exc:
+                raise FireError(f"cannot read the anchor file {anchor}: {os_reason(exc)}") from None
+    failed = result.broken is not None
     if result.broken is not None:
         print(
             f"audit chain BROKEN at {result.broken.describe()}; {result.count} record(s) before it verify",
             file=sys.stderr,
         )
+    if missing:
+        print(
+            f"audit anchor FAILED: no anchor file at {anchor}; truncation cannot be checked", file=sys.stderr
+        )
+        failed = True
+    if checked is not None:
+        for failure in checked.failures:
+            print(f"audit anchor FAILED at {failure}", file=sys.stderr)
+        failed = failed or not checked.ok
+        if checked.torn:
+            print(
+                f"audit anchor: the last line of {anchor} was cut short and is not checked", file=sys.stderr
+            )
+    if failed:
         return 1
-    print(f"audit chain intact: {result.count} record(s), head seq {result.head_seq} hash {result.head_hash}")
+    if anchor is None:
+        truncation = "truncation NOT checked: no anchor file (R1CDS_AUDIT_ANCHOR_PATH or --anchor)"
+    elif checked is None or checked.newest is None:
+        truncation = f"truncation NOT checked: the anchor file {anchor} holds no checkpoint yet"
+    else:
+        newest = checked.newest
+        truncation = f"anchored: {checked.checkpoints} checkpoint(s) hold, the newest at seq {newest.seq}"
+        if result.head_seq > newest.seq:
+            truncation += f", {result.head_seq - newest.seq} record(s) after it not yet anchored"
+    print(
+        f"audit chain intact: {result.count} record(s), head seq {result.head_seq} hash {result.head_hash}; "
+        + truncation
+    )
+    unchecked = checked is None or checked.newest is None
+    if args.require_anchor and unchecked:
+        print("audit anchor FAILED: --require-anchor, and no checkpoint was checked", file=sys.stderr)
+        return 1
     return 0
+
+
+def _audit_anchors(args: argparse.Namespace) -> int:
+    """The anchor file's checkpoints as NDJSON (to keep a copy elsewhere, or compare with one)."""
+    from workers.audit_store import read_anchor
+
+    anchor, _ = _anchor_path(args)
+    if anchor is None:
+        raise FireError("no anchor file: pass --anchor or set R1CDS_AUDIT_ANCHOR_PATH")
+    try:
+        lines, torn = read_anchor(anchor)
+    except OSError as exc:
+        raise FireError(f"cannot read the anchor file {anchor}: {os_reason(exc)}") from None
+    checkpoints = [line.checkpoint for line in lines if line.checkpoint is not None]
+    body = b"".join(checkpoint.line() for checkpoint in checkpoints)
+    if args.out:
+        args.out.write_bytes(body)
+    else:
+        sys.stdout.buffer.write(body)
+        sys.stdout.buffer.flush()
+    print(f"exported {len(checkpoints)} checkpoint(s)", file=sys.stderr)
+    bad = [line.number for line in lines if line.checkpoint is None]
+    if bad or torn:
+        where = ", ".join(map(str, bad)) + (" and a last line cut short" if torn else "")
+        print(f"not exported: anchor line(s) {where.lstrip(', ')} (not checkpoints)", file=sys.stderr)
+    return 1 if bad else 0
 
 
 def _since(text: str) -> datetime:
@@ -505,12 +586,31 @@ def parser() -> argparse.ArgumentParser:
     database.add_argument(
         "--database-url", help="audit database URL (default: R1CDS_AUDIT_DATABASE_URL or the data-dir file)"
     )
+    anchor = _Parser(add_help=False)
+    anchor.add_argument(
+        "--anchor",
+        type=Path,
+        help="the anchor file of signed checkpoints (default: R1CDS_AUDIT_ANCHOR_PATH)",
+    )
     verify = audit_commands.add_parser(
         "verify",
-        parents=[database],
-        help="check every link of the chain; exit 1 naming the first broken record",
+        parents=[database, anchor],
+        help="check every link of the chain, and the anchor's checkpoints against it (truncation); "
+        "exit 1 naming the first broken record or failed checkpoint",
+    )
+    verify.add_argument(
+        "--require-anchor",
+        action="store_true",
+        help="exit 1 too when no checkpoint was checked (no anchor file configured, or none in it yet)",
     )
     verify.set_defaults(run=_audit_verify)
+    anchors = audit_commands.add_parser(
+        "anchors",
+        parents=[anchor],
+        help="NDJSON of the anchor file's signed checkpoints (seq, hash, time, signature)",
+    )
+    anchors.add_argument("--out", type=Path, help="write to this file instead of standard output")
+    anchors.set_defaults(run=_audit_anchors)
     export = audit_commands.add_parser(
         "export",
         parents=[database],

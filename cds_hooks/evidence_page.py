@@ -118,6 +118,10 @@ REASON_TEXT: Final[Mapping[str, str]] = {
     Reason.PROTECTED_THERAPY_REMOVED: (
         "It would stop a therapy this patient's condition needs, with nothing of the same kind in its place."
     ),
+    Reason.CONTRADICTED_BY_CITATION: (
+        "A passage it cites says the opposite of what it proposed for this patient (for example, stopping "
+        "an anticoagulant in atrial fibrillation)."
+    ),
     Reason.UNDECLARED_ACTION: (
         "Its text recommended a medication change (a stop, start, dose change or switch) that its declared "
         "action does not carry out, so that change was never checked against the regimen."
@@ -155,6 +159,7 @@ REASON_PHRASES: Final[Mapping[str, str]] = {
     Reason.NUMBER_MISMATCH: "quoted a measurement that differs from the chart",
     Reason.SAFETY_VETO: "conflicted with safety rules",
     Reason.PROTECTED_THERAPY_REMOVED: "would stop a therapy the patient's condition needs",
+    Reason.CONTRADICTED_BY_CITATION: "proposed what a passage it cites advises against",
     Reason.UNDECLARED_ACTION: "recommended a medication change its action does not declare",
     Reason.INTENT_MISMATCH: "declared an intent its order does not match",
     Reason.DOSE_OUT_OF_RANGE: "proposed a dose outside the limits for this patient",
@@ -359,6 +364,12 @@ def _card(
         else "<p>No patient data was cited.</p>"
     )
     k, n = governed.agreement
+    # The structured assertion a cited passage makes about this very change, when there is one.
+    matched = (
+        '<p class="assertion">Matched assertion: ' + "; ".join(_e(text) for text in governed.support) + "</p>"
+        if governed.support
+        else ""
+    )
     backing = (
         f"<p>Also found by the deterministic rules: {_e(', '.join(governed.backing_rules))}.</p>"
         if governed.backing_rules
@@ -369,7 +380,7 @@ def _card(
         f'<h3><span class="badge {severity}">{severity}</span>{_e(suggestion.summary)}</h3>'
         f"<dl><dt>Proposed</dt><dd>{_e(proposed)}</dd><dt>Card</dt><dd><code>{_e(identifier)}</code></dd></dl>"
         f"<h3>Patient data used</h3>{inputs}"
-        f"<h3>Evidence</h3>{_evidence_list(governed.knowledge_ids, knowledge)}"
+        f"<h3>Evidence</h3>{_evidence_list(governed.knowledge_ids, knowledge)}{matched}"
         f"<h3>Rationale</h3><p>{_e(suggestion.rationale)}</p>"
         f'<h3>Confidence</h3><p class="confidence">{k} of {n} independent samples proposed this'
         f"{f' ({samples} drawn)' if samples and samples != n else ''}; the model rated its own confidence "

@@ -6,8 +6,9 @@ dependency of the *full* answer (Redis for replay protection, the queue and resu
 model server behind the workers) as one of
 
     ok     it answered its probe
-    busy   it is up but saturated: the model server gave no answer in time while our model requests are
-           in flight, or answered that it is overloaded (workers.wiring says which, per backend)
+    busy   it is up but saturated, or hung: the model server gave no answer in time while our model
+           requests are in flight or timed out lately, or answered that it is overloaded (workers.wiring
+           says which, per backend); degraded, not failed
     down   anything else: refused, unreachable, an error answer, silence with nothing in flight
 
 and answers 503 when any check is down, 200 otherwise, busy included: a saturated model server is load,

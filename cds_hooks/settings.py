@@ -51,6 +51,8 @@ class Settings(BaseSettings):
     public_base_url: AnyHttpUrl | None = None
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["json", "text"] = "json"  # json: one object per line, exception types and frames only
+    # A repeating warning is written once, then at most once per this many seconds (0: every one).
+    log_repeat_s: float = Field(default=60.0, ge=0.0, le=86400.0)
 
     auth_disabled: bool = False
     tenants: tuple[TenantSettings, ...] = ()

@@ -54,7 +54,7 @@ from workers import keys
 from workers import metrics as worker_metrics
 from workers.app import create_celery
 from workers.audit_relay import AuditRelayConsumer, RedisAuditRelay
-from workers.audit_store import AuditStore, AuditStoreError, database_url, migrate
+from workers.audit_store import AuditStore, AuditStoreError, anchor_log, database_url, migrate
 from workers.semaphore import ModelSlots
 from workers.settings import ReviewSettings
 from workers.tasks import audit_store as worker_audit_store
@@ -206,7 +206,7 @@ def open_audit_store(review: ReviewSettings) -> AuditStore:
     cannot be written is logged (cds_hooks.handlers.AuditTrail) until it can.
     """
     url = database_url(review.audit_database_url)
-    store = AuditStore(url)  # raises AuditStoreError for an unsupported URL
+    store = AuditStore(url, anchor_log(review))  # AuditStoreError: an unsupported URL, a broken anchor
     try:
         migrate(url)
     except AuditStoreError:

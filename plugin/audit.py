@@ -31,7 +31,8 @@ and links records in order: record n carries `prev_hash` (record n-1's hash; 64 
 `hash = sha256(prev_hash + canonical(record))`, hex. Verification hashes the stored text, never a
 re-serialisation, so it does not depend on how a later version of this module or of pydantic would write
 the same record. An edit, deletion, reordering or insertion anywhere breaks the chain at that point;
-rewriting the whole suffix after an edit does not (anchor the head hash elsewhere to catch that).
+rewriting the whole suffix after an edit, or deleting the newest records and moving the head back, does
+not: the signed checkpoints of workers.audit_store.AnchorLog, kept outside the database, catch those.
 
 **Port.** `AuditSink.append` is async: its callers are the async hook path and the worker's async review,
 and the SQL store it is built for takes a database write lock, which must never block an event loop (the

@@ -9,6 +9,10 @@
 #   order-select, encounter, patient-view.
 # - visibility timeout (Redis): how long before a task held by a dead worker is handed out again; derived
 #   from the model timeout and the task hard limit (ReviewSettings.visibility_s), not a fixed half hour.
+#   A killed worker's tasks are handed out by the live workers' sweeps, so a review lost with its worker
+#   shows "in progress" for the visibility timeout plus at most one sweep (RESTORE_SWEEP_MAX_S), then
+#   runs again; a sweep is one lock and one sorted-set read, cheap enough every few seconds. The sweep's
+#   lock expires after RESTORE_MUTEX_S, not kombu's 300 s: a worker killed while sweeping holds it.
 # - no Celery result backend: results go to our own store (workers.keys) under the review fingerprint.
 # - kombu's Redis transport with one shared client per channel (workers.transport): the stock one builds a
 #   Redis client per command, CPU spent between a task arriving and the task starting.
@@ -16,6 +20,7 @@
 
 from __future__ import annotations
 
+from typing import Final
 from urllib.parse import urlsplit
 
 from celery import Celery
@@ -27,6 +32,14 @@ from workers.transport import Transport
 
 # URL schemes kombu serves with its plain Redis transport (others, e.g. sentinel://, keep kombu's choice).
 _REDIS_SCHEMES = frozenset({"redis", "rediss"})
+RESTORE_SWEEP_MAX_S: Final = 5  # the longest between two sweeps for a dead worker's tasks, per worker
+# A sweep takes milliseconds; its lock outlives a sweeper killed mid-sweep this long.
+RESTORE_MUTEX_S: Final = 10
+
+
+def restore_sweep_s(visibility_s: int) -> int:
+    """Seconds between a worker's sweeps for tasks whose worker died: several per visibility timeout."""
+    return max(1, min(RESTORE_SWEEP_MAX_S, visibility_s // 4))
 
 
 def create_celery(settings: ReviewSettings, *, main: str = "r1cds") -> Celery:
@@ -47,10 +60,11 @@ def create_celery(settings: ReviewSettings, *, main: str = "r1cds") -> Celery:
         task_create_missing_queues=False,
         broker_transport_options={
             "visibility_timeout": settings.visibility_s,
-            # Sweep for tasks whose worker died about twice per visibility timeout (kombu's default is a
-            # scan every 100 s, whatever the timeout).
-            "unacked_restore_interval": max(1, min(60, settings.visibility_s // 2)),
+            # Sweep for tasks whose worker died every few seconds (kombu's default is a scan every 100 s,
+            # whatever the timeout), and never lock the sweeps out for long (kombu's default: 300 s).
+            "unacked_restore_interval": restore_sweep_s(settings.visibility_s),
             "unacked_restore_throttle": 1,
+            "unacked_mutex_expire": RESTORE_MUTEX_S,
             "queue_order_strategy": "priority",
             # Every task is sent at priority 0 (workers.publish): one list per queue, so BRPOP watches 4
             # keys, not kombu's default 4 x 4 priority steps, and the queue-depth check is one LLEN.

@@ -8,11 +8,18 @@ batch to the stream `r1cds:v1:audit` as one entry, one round trip (`RedisAuditRe
 process runs an `AuditRelayConsumer` thread that reads the stream in a consumer group, appends each batch
 in one transaction and acknowledges it:
 
-- at least once: a batch is acknowledged only after its transaction committed; a consumer that died
-  before acknowledging has its entries claimed by another after CLAIM_IDLE_MS (XAUTOCLAIM). A crash between
-  commit and acknowledgement can store a record twice; both copies carry the same hook instance id.
+- at least once through the stream, exactly once in the chain: a batch is acknowledged only after its
+  transaction committed; a consumer that died before acknowledging has its entries claimed by another
+  after CLAIM_IDLE_MS (XAUTOCLAIM). Each record carries an idempotency key that the relay assigns once,
+  when the API hands the batch off (`<batch uuid>:<line>`, the uuid in the entry's field `k`), and the
+  store leaves out a record whose key it holds (workers.audit_store), so a batch redelivered after a crash
+  between commit and acknowledgement is not stored twice. An entry without `k` (written before keys)
+  is keyed by its stream id, which a redelivery keeps too.
 - Redis unreachable: the relay writes the batch straight to the store instead (the old path), so the
-  chain gets it either way.
+  chain gets it either way, under the same keys: when the stream append only timed out (a Redis stall)
+  and the entry did land, the consumer's later copy of it is left out.
+- the anchor: the consumer's thread checkpoints its store's head when due while the stream is idle, and
+  once more when stopped (AuditStore.checkpoint_if_due).
 - the stream is capped (approximately) at MAX_STREAM entries (batches), so a deployment with no worker
   cannot fill Redis.
 - what travels: records as plain JSON fields (field `d`), which the consumer validates and canonicalises,
@@ -26,7 +33,8 @@ import logging
 import os
 import socket
 import threading
-from collections.abc import Mapping, Sequence
+import uuid
+from collections.abc import Mapping, Sequence, Sized
 from typing import Any, Final, Protocol
 
 import orjson
@@ -49,12 +57,13 @@ CLAIM_IDLE_MS: Final = 60_000
 COALESCE_S: Final = 0.05
 FULL_BATCH: Final = 500
 _DOCUMENTS: Final = b"d"  # records as JSON fields, one per line, validated and canonicalised here
+_BATCH_KEY: Final = b"k"  # the batch's idempotency key prefix, assigned once by the API's relay
 
 
 class ChainWriter(Protocol):
     def write_many(self, batch: Sequence[AuditRecord]) -> object: ...
 
-    def write_entries(self, entries: Sequence[ChainEntry]) -> object: ...
+    def write_entries(self, entries: Sequence[ChainEntry]) -> object: ...  # ideally the records written
 
 
 class RedisAuditRelay:
@@ -70,15 +79,25 @@ class RedisAuditRelay:
     async def append_documents(self, documents: Sequence[Mapping[str, Any]]) -> None:
         """Records as plain fields (the API's hook-call facts): the workers validate them, off the loop."""
         lines = b"\n".join(orjson.dumps(document) for document in documents)
+        # Assigned here, once: whichever way the batch reaches the chain, and however often, its records
+        # carry these keys, and the store keeps the first copy of each.
+        batch = uuid.uuid4().hex
         try:
             await self._redis.xadd(
-                keys.AUDIT_STREAM, {_DOCUMENTS: lines}, maxlen=MAX_STREAM, approximate=True
+                keys.AUDIT_STREAM,
+                {_DOCUMENTS: lines, _BATCH_KEY: batch},
+                maxlen=MAX_STREAM,
+                approximate=True,
             )
         except (RedisError, OSError):
             if self._fallback is None:
                 raise
-            records = [record for record in map(_validated, documents) if record is not None]
-            await asyncio.to_thread(self._fallback.write_many, records)
+            entries = [
+                ChainEntry.of(record, f"{batch}:{line}")
+                for line, record in enumerate(map(_validated, documents))
+                if record is not None
+            ]
+            await asyncio.to_thread(self._fallback.write_entries, entries)
 
 
 class AuditRelayConsumer:
@@ -120,6 +139,12 @@ class AuditRelayConsumer:
                 pass
         except Exception as exc:
             log.warning("audit relay: final drain failed (%s)", type(exc).__name__)
+        self._checkpoint(shutdown=True)
+
+    def _checkpoint(self, *, shutdown: bool = False) -> None:
+        due = getattr(self._store, "checkpoint_if_due", None)  # a store with an anchor (AuditStore)
+        if due is not None:
+            due(shutdown=shutdown)
 
     def drain_once(self, *, block: bool = True) -> int:
         """Claim what dead consumers left, read one batch, store and acknowledge it; records written."""
@@ -128,15 +153,18 @@ class AuditRelayConsumer:
         if not entries:
             return 0
         ids = [entry_id for entry_id, _ in entries]
-        batch = [entry for _, fields in entries for entry in _entries(fields)]
+        batch = [entry for entry_id, fields in entries for entry in _entries(fields, entry_id)]
+        written = len(batch)
         if batch:
-            self._store.write_entries(batch)
+            stored = self._store.write_entries(batch)
+            if isinstance(stored, Sized):  # a redelivered record's copy is left out: not written now
+                written = len(stored)
         pipe = self._redis.pipeline(transaction=False)
         pipe.xack(keys.AUDIT_STREAM, GROUP, *ids)
         pipe.xdel(keys.AUDIT_STREAM, *ids)
         pipe.execute()
-        self.written += len(batch)
-        return len(batch)
+        self.written += written
+        return written
 
     def _ensure_group(self) -> None:
         try:
@@ -167,6 +195,7 @@ class AuditRelayConsumer:
             try:
                 if 0 < self.drain_once() < FULL_BATCH:
                     self._stop.wait(self._coalesce_s)
+                self._checkpoint()
             except Exception as exc:  # Redis or the store is down: keep the entries, try again shortly
                 log.warning("audit relay paused (%s)", type(exc).__name__)
                 self._stop.wait(self._retry_s)
@@ -180,16 +209,23 @@ def _validated(document: Mapping[str, Any]) -> AuditRecord | None:
         return None
 
 
-def _entries(fields: Mapping[bytes, bytes] | None) -> list[ChainEntry]:
-    """The chain entries of one stream entry; what is not a record is skipped with an error line."""
+def _entries(fields: Mapping[bytes, bytes] | None, entry_id: bytes | str) -> list[ChainEntry]:
+    """The chain entries of one stream entry, each with its idempotency key; what is not a record is
+    skipped with an error line."""
     entries: list[ChainEntry] = []
     documents = fields.get(_DOCUMENTS) if fields else None  # None: an entry trimmed before it was claimed
-    for line in documents.split(b"\n") if isinstance(documents, bytes) else [b""]:
+    batch = fields.get(_BATCH_KEY) if fields else None
+    if isinstance(batch, bytes) and batch.isascii() and 0 < len(batch) <= 64:
+        prefix = batch.decode()
+    else:  # an entry from before keys: its stream id is as stable across redeliveries
+        prefix = "stream:" + (entry_id.decode() if isinstance(entry_id, bytes) else entry_id)
+    lines = documents.split(b"\n") if isinstance(documents, bytes) else [b""]
+    for number, line in enumerate(lines):
         try:
             record = _validated(orjson.loads(line))
         except orjson.JSONDecodeError:
             record = None
             log.error("audit relay: an unreadable record in the stream was skipped")
         if record is not None:
-            entries.append(ChainEntry.of(record))
+            entries.append(ChainEntry.of(record, f"{prefix}:{number}"))
     return entries

@@ -8,6 +8,8 @@
 #   r1cds:v1:review:<review id>      fingerprint behind a review id, TTL
 #   r1cds:v1:evidence:<token>        one call's evidence link (JSON: review id, service, handle → reference), TTL
 #   r1cds:v1:model-slots             sorted set of slot holders scored by lease expiry (semaphore)
+#   r1cds:v1:model-stalled           set with a slot lease's expiry after a model timeout: a silent model
+#                                    server reads busy, not down, while it lives (workers.semaphore)
 #   r1cds:v1:admitting:<queue>       sorted set of enqueues admitted past the depth cap, not yet in the queue,
 #                                    scored by expiry (workers.broker)
 #   r1cds:v1:ready                   pub/sub channel; each message is the fingerprint of a stored result

@@ -7,7 +7,9 @@
 #
 # A failed review (model down, timeouts, server errors) is retried with backoff while the error is
 # transient and retries remain; the last failure is stored with a short TTL, so hooks show "AI review
-# unavailable" for a minute and then try again: recovery needs no restart.
+# unavailable" for a minute and then try again: recovery needs no restart. A model timeout also marks the
+# server silent to us for one slot lease (workers.semaphore.mark_stalled): /readyz reads a hung server's
+# silence as busy between the attempts and after the last one, not as down (workers.wiring).
 #
 # Every stored review (accepted, abstained or failed for good) appends one ai-run record to the audit
 # chain (plugin.audit.ai_run_record), after the result is stored and published: the hook waiting on it
@@ -45,12 +47,12 @@ from plugin.context.model import BuiltContext, ClinicalContext, HandleMap
 from plugin.governance import GovernancePolicy
 from plugin.governance.text import warm_up as warm_up_language_model
 from plugin.knowledge import KnowledgeBase, load_knowledge_base
-from plugin.model_port import LanguageModel, ModelIdentity, SamplingParameters
+from plugin.model_port import LanguageModel, ModelIdentity, ModelTimeout, SamplingParameters
 from plugin.retrieval import DEFAULT_LIMIT
 from plugin.review import DEFAULT_SUMMARY_TOKENS, OutputShape, ReviewOutcome, ReviewService
 from workers import keys, metrics
 from workers.errors import ContextMissing, SlotTimeout
-from workers.semaphore import ModelSlots
+from workers.semaphore import ModelSlots, mark_stalled
 from workers.settings import RETRY_BACKOFF_MAX_S, ReviewSettings
 
 log = logging.getLogger(__name__)
@@ -209,6 +211,8 @@ class ReviewRuntime:
                 return TaskResult("retry", _backoff(attempt))
             raise
         outcome = run.outcome
+        if outcome.failed and outcome.error == ModelTimeout.__name__:
+            self._stalled()
         if outcome.failed and outcome.transient and attempt < self.settings.task_max_retries:
             log.warning("review failed (%s), retry %d", outcome.error, attempt + 1)
             return TaskResult("retry", _backoff(attempt))
@@ -216,6 +220,14 @@ class ReviewRuntime:
         metrics.record_review(outcome)
         self._record(fingerprint, run)
         return TaskResult("stored")
+
+    def _stalled(self) -> None:
+        """Mark the server silent to us for one lease: /readyz reads its silence as busy, not down, between
+        the attempts and after the last one (workers.wiring)."""
+        try:
+            mark_stalled(self._redis, self.settings.model_lease_s)
+        except (redis.RedisError, OSError) as exc:
+            log.warning("could not record a model timeout (%s)", type(exc).__name__)
 
     def _cached(self, fingerprint: str) -> bool:
         """A readable stored result ends the task; an unreadable one (another codec version) is replaced."""

@@ -22,6 +22,11 @@ from workers.errors import SlotTimeout
 
 log = logging.getLogger(__name__)
 
+# Set (with a lease's expiry) by a worker whose model request got no answer in time: the server was silent
+# to us lately, so its silence now is a hung or saturated server, not an idle one (workers.wiring). Beside
+# the layout in workers.keys.
+MODEL_STALLED: Final = f"{keys.PREFIX}:model-stalled"
+
 _ACQUIRE: Final = """
 local now = redis.call('TIME')
 local now_ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
@@ -51,6 +56,23 @@ async def in_flight(client: aioredis.Redis, key: str = keys.MODEL_SLOTS) -> int:
     """Model requests in flight across all workers (live leases), read-only, over an asyncio client."""
     server_time = await client.time()
     return int(await client.zcount(key, _live_from(server_time), "+inf"))
+
+
+def mark_stalled(client: redis.Redis, lease_s: float, *, key: str = MODEL_STALLED) -> None:
+    """Record that a model request of ours timed out; the mark lasts lease_s (refreshed by each timeout)."""
+    client.set(key, b"1", px=max(1, int(lease_s * 1000)))
+
+
+async def pressure(
+    client: aioredis.Redis, *, key: str = keys.MODEL_SLOTS, stalled_key: str = MODEL_STALLED
+) -> int:
+    """Our load on the model server: requests in flight (live leases), plus one while a stall mark stands."""
+    server_time = await client.time()
+    async with client.pipeline(transaction=False) as pipe:
+        pipe.zcount(key, _live_from(server_time), "+inf")
+        pipe.exists(stalled_key)
+        live, stalled = await pipe.execute()
+    return int(live) + int(stalled)
 
 
 class ModelSlots:

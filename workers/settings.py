@@ -11,7 +11,7 @@ import math
 from pathlib import PurePath
 from typing import Any, Final, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # scripted: hand-written demonstration answers for the demo patients (inference.scripted), not a model.
@@ -66,6 +66,17 @@ class ReviewSettings(BaseSettings):
     # set up by cds_hooks.stack.use_metrics_dir); unset: PROMETHEUS_MULTIPROC_DIR, else a private one
     # per `r1cds up` / `r1cds serve`, and no metrics in a worker started on its own.
     metrics_dir: str | None = None
+    # The audit chain's external anchor (workers.audit_store.AnchorLog): signed checkpoints of the chain
+    # head appended to this JSONL file, which must not live with the audit database (another disk or host,
+    # its own permissions), so that deleting the newest records is caught. Unset: no checkpoints, and
+    # `r1cds audit verify` says truncation was not checked. Set, it needs R1CDS_AUDIT_ANCHOR_KEY (the
+    # HMAC-SHA256 key, 32 bytes or more: a shorter one stops the start). A process checkpoints after every
+    # R1CDS_AUDIT_ANCHOR_EVERY records it wrote, R1CDS_AUDIT_ANCHOR_INTERVAL_S after its first unanchored
+    # one, and at a clean shutdown.
+    audit_anchor_path: str | None = None
+    audit_anchor_key: SecretStr | None = None
+    audit_anchor_every: int = Field(default=1000, ge=1)
+    audit_anchor_interval_s: float = Field(default=60.0, gt=0)
 
     @model_validator(mode="after")
     def _coherent(self) -> ReviewSettings:

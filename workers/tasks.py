@@ -9,7 +9,7 @@ import redis
 from celery import Task, shared_task
 
 from workers import keys
-from workers.audit_store import AuditStore, database_url, migrate
+from workers.audit_store import AuditStore, anchor_log, database_url, migrate
 from workers.runtime import ReviewRuntime, model_factory
 from workers.settings import ReviewSettings
 
@@ -38,8 +38,9 @@ def audit_store(settings: ReviewSettings) -> AuditStore | None:
     it is back (migrated by whichever process reaches it first, or `r1cds audit migrate`).
     """
     url = database_url(settings.audit_database_url)
+    anchor = anchor_log(settings)  # raises: a worker with a broken audit anchor does not start
     try:
-        store = AuditStore(url)
+        store = AuditStore(url, anchor)
     except Exception as exc:
         log.warning("audit store unusable; reviews run without audit records (%s)", type(exc).__name__)
         return None

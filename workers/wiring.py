@@ -4,14 +4,20 @@
 # saturated: /readyz stays 200 (hooks answer with their rule cards and the pending card, and the review runs
 # when the server frees up); down is 503. Each check probes the server once (`probe()` of the adapter,
 # within MODEL_PROBE_TIMEOUT_S, under /readyz's own limit per check) and, only when it was silent, counts
-# the model requests in flight across all workers (workers.semaphore.in_flight):
+# our load on it across all workers (workers.semaphore.pressure): the model requests in flight, plus one
+# while a worker's request to it timed out within the last slot lease (workers.semaphore.MODEL_STALLED):
 #
 #     probe                                         requests in flight     model
+#                                                   or timed out lately
 #     up                                            any                    ok
 #     overloaded (429, or 503 with Retry-After)     any                    busy
 #     silent (no answer within the time)            one or more            busy
 #     silent                                        none, or unreadable    down
 #     unreachable (refused, DNS), failing (5xx...)  any                    down
+#
+# The timeouts count because a hung server frees our slots itself: each request ends at the model timeout,
+# and between a review's attempts (and after its last) nothing of ours is in flight, while the server is
+# the same silent one. It stays busy (degraded, 200) for one lease after our last timeout, not down.
 #
 # What each backend's server does, which the table is built on:
 # - llama.cpp (llama-cpp-python, the demo model): decodes one sequence at a time and serves GET /v1/models
@@ -25,9 +31,10 @@
 #   HTTP front end and answers under load. A 429 (rate limit) or a 503 with Retry-After, from a gateway or
 #   an API provider, is their overload answer: busy. Older llama-server builds answer 503 "Loading model"
 #   (no Retry-After) while the model loads: down. Silence while our requests run: busy, as for the others.
-# The count is ours only: a server silent under another client's load, with none of ours in flight, reads
-# as down. A worker killed mid-request leaves its lease live until it expires (the task's hard limit), so a
-# server that hung with it can read as busy that long.
+# The count is ours only: a server silent under another client's load, with none of ours in flight and
+# none timed out lately, reads as down. A worker killed mid-request leaves its lease live until it expires
+# (the model timeout plus workers.settings.LEASE_MARGIN_S; a live holder renews it up to the task's hard
+# limit), so a server that hung with it reads as busy that long.
 
 from __future__ import annotations
 
@@ -53,7 +60,7 @@ from workers import keys
 from workers.broker import ReadyListener, RedisReviewBroker
 from workers.publish import TaskPublisher
 from workers.runtime import model_factory
-from workers.semaphore import in_flight
+from workers.semaphore import MODEL_STALLED, pressure
 from workers.settings import ReviewSettings, model_label
 
 ModelState = Literal["ok", "busy", "down"]  # cds_hooks.health's check states
@@ -99,11 +106,13 @@ class ModelReadiness:
         return model_state(probed, count)
 
 
-def model_readiness(settings: ReviewSettings, client: aioredis.Redis) -> ModelReadiness:
-    """The check for the configured backend, counting requests in flight over `client`."""
+def model_readiness(
+    settings: ReviewSettings, client: aioredis.Redis, *, stalled_key: str = MODEL_STALLED
+) -> ModelReadiness:
+    """The check for the configured backend, counting our load on the server over `client`."""
 
     async def count() -> int:
-        return await in_flight(client)
+        return await pressure(client, stalled_key=stalled_key)
 
     try:
         models = model_factory(settings)

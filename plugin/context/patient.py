@@ -16,6 +16,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
+from plugin.context.fhir_parse import USED_TYPES
+
 PATIENT_MEMBERS: Final = ("subject", "patient")
 
 
@@ -101,8 +103,9 @@ def foreign_resources(
 
 
 def _type_name(value: object) -> str:
-    # Client data: only a plausible type name is repeated in a diagnostic.
-    if isinstance(value, str) and value.isascii() and value.isalpha() and len(value) <= 64:
+    # Client data: only a FHIR type we read is repeated in a diagnostic. Any other word, however
+    # plausible as a type name, could be a name or other PHI the client put there (issue 19 fuzz).
+    if isinstance(value, str) and value in USED_TYPES:
         return value
     return "resource"
 

@@ -212,6 +212,10 @@ def govern(
                 members=tuple((m.sample, m.index) for m in members),
                 backing_rules=backing,
                 resource=first.resource,
+                support=tuple(
+                    f"{entry_id}: {assertion.describe()}"
+                    for entry_id, assertion in steps.cited_assertions(first.suggestion, run.chart).supporting
+                ),
             )
         )
     accepted.sort(key=lambda g: (-g.agreement[0], g.sample, g.index))

@@ -71,6 +71,7 @@ class Reason(StrEnum):
     SAFETY_VETO = "safety-veto"
     PROTECTED_THERAPY_REMOVED = "protected-therapy-removed"
     UNDECLARED_ACTION = "undeclared-action"
+    CONTRADICTED_BY_CITATION = "contradicted-by-citation"
     INTENT_MISMATCH = "intent-mismatch"
     DOSE_OUT_OF_RANGE = "dose-out-of-range"
     DOSE_UNCHECKED = "dose-unchecked"
@@ -159,6 +160,9 @@ class GovernedSuggestion:
     members: tuple[tuple[int, int], ...]
     backing_rules: tuple[str, ...] = ()
     resource: dict[str, Any] | None = field(default=None, hash=False)
+    # The cited passages' assertions that support the suggestion's intent ("kb.x: supports stop of nsaid
+    # with methotrexate"); empty when its support is lexical only.
+    support: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

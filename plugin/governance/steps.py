@@ -73,7 +73,7 @@ from plugin.context.model import ClinicalContext, Code, Dosage, DraftOrder, Meas
 from plugin.governance import intents, text
 from plugin.governance.model import GovernancePolicy, Reason
 from plugin.governance.protected import ProtectedTherapy, protected_therapies
-from plugin.knowledge import KnowledgeBase, KnowledgeEntry
+from plugin.knowledge import Assertion, KnowledgeBase, KnowledgeEntry
 from plugin.rules.dose_range import dose_table, ingredient_strength_mg, single_dose_mg
 from plugin.rules.engine import PROPOSAL_HANDLE, check_proposal, run_rules
 from plugin.rules.model import Finding, RuleFacts
@@ -98,6 +98,7 @@ __all__ = [
     "check_safety",
     "check_support",
     "check_untrusted",
+    "cited_assertions",
     "new_findings",
 ]
 
@@ -313,6 +314,13 @@ class Chart:
             self._drugs[handle] = found
         return self._drugs[handle]
 
+    def before(self) -> tuple[RuleFacts, tuple[Finding, ...]]:
+        """The chart's rule facts and findings as it stands, computed once."""
+        if self._before is None:
+            facts = RuleFacts.of(self.context)
+            self._before = (facts, run_rules(facts, MEDICATION_RULES))
+        return self._before
+
     def veto(self, action: ProposedAction) -> tuple[Finding, ...]:
         """Rule findings the proposed medication would cause, memoised per code and target."""
         assert action.code is not None  # guaranteed by the caller: only create/update reach here
@@ -333,10 +341,7 @@ class Chart:
             action.dose,
         )
         if key not in self._regimens:
-            if self._before is None:
-                facts = RuleFacts.of(self.context)
-                self._before = (facts, run_rules(facts, MEDICATION_RULES))
-            before_facts, before = self._before
+            before_facts, before = self.before()
             proposed: tuple[tuple[str, Code], ...] = ()
             rename: dict[str, str] = {}
             after_context = self._without(action.target)
@@ -593,7 +598,48 @@ def _check_numbers(
     return None
 
 
+@dataclass(frozen=True, slots=True)
+class CitedAssertions:
+    """The cited passages' assertions about the suggestion's own intent and drugs, whose conditions hold."""
+
+    supporting: tuple[tuple[str, Assertion], ...] = ()
+    opposing: tuple[tuple[str, Assertion], ...] = ()
+
+
+def cited_assertions(suggestion: AiSuggestion, chart: Chart) -> CitedAssertions:
+    """Assertions of the cited entries on stopping the target or starting the proposed drug (a substitute
+    does both), held only when every `when` value set is charted and a `with` drug is taken."""
+    action = suggestion.action
+    stops = chart.drugs_of(action.target)[1] if action.intent in ("stop", "substitute") else frozenset()
+    starts: frozenset[str] = frozenset()
+    if action.intent in ("start", "substitute") and action.code is not None:
+        coded = action.code
+        starts = intents.drug_keys(coded.code if coded.system == "rxnorm" else None, coded.display)
+    if not (stops or starts):
+        return CitedAssertions()
+    facts, _ = chart.before()
+    taken = frozenset(k for e in facts.exposures for k in (*e.ingredients, *e.classes))
+    supporting: list[tuple[str, Assertion]] = []
+    opposing: list[tuple[str, Assertion]] = []
+    for entry_id in suggestion.citations.knowledge:
+        entry = chart.knowledge.get(entry_id)
+        for assertion in entry.assertions if entry is not None else ():
+            if not all(facts.has_condition(v) for v in assertion.when):
+                continue
+            if assertion.with_drugs and taken.isdisjoint(assertion.with_drugs):
+                continue
+            named = stops if assertion.intent == "stop" else starts
+            if named.isdisjoint(assertion.drugs):
+                continue
+            (supporting if assertion.stance == "supports" else opposing).append((entry_id, assertion))
+    return CitedAssertions(tuple(supporting), tuple(opposing))
+
+
 def check_support(suggestion: AiSuggestion, chart: Chart, policy: GovernancePolicy) -> Verdict:
+    asserted = cited_assertions(suggestion, chart)
+    if asserted.opposing:
+        entry_id, assertion = asserted.opposing[0]
+        return Verdict(Reason.CONTRADICTED_BY_CITATION, f"{entry_id} {assertion.describe()}")
     entries = [e for k in suggestion.citations.knowledge if (e := chart.knowledge.get(k)) is not None]
     evidence_texts = [t for e in entries for t in _entry_texts(e)]
     evidence_texts += [t for h in suggestion.citations.patient for t in chart.facts.get(h, ())]
@@ -605,13 +651,26 @@ def check_support(suggestion: AiSuggestion, chart: Chart, policy: GovernancePoli
             Reason.UNSUPPORTED_CLAIM,
             f"shares {len(shared)} key term(s) with its citations, needs {policy.min_shared_terms}",
         )
-    action_terms = _action_terms(suggestion.action)
-    if action_terms and not (text.key_terms(action_terms) & evidence):
-        return Verdict(Reason.UNSUPPORTED_CLAIM, "the proposed code is not in the cited passages or facts")
+    action = suggestion.action
+    if asserted.supporting:
+        # A cited assertion of this very intent on this drug is the support; the lexical screen above stays.
+        entry_id, assertion = asserted.supporting[0]
+        basis = f"{entry_id} {assertion.describe()}"
+    else:
+        basis = ""
+        action_terms = _action_terms(action)
+        if action_terms and not (text.key_terms(action_terms) & evidence):
+            return Verdict(
+                Reason.UNSUPPORTED_CLAIM, "the proposed code is not in the cited passages or facts"
+            )
+        stopped = chart.drugs_of(action.target)[1] if action.intent == "stop" else frozenset()
+        if stopped and not (text.key_terms(stopped) & evidence):
+            return Verdict(Reason.UNSUPPORTED_CLAIM, "the stopped drug is not in the cited passages or facts")
     numbers = _check_numbers(suggestion, chart, entries, policy)
     if numbers is not None:
         return numbers
-    return _ok(f"{len(shared)} shared key terms: {', '.join(sorted(shared)[:6])}")
+    terms = f"{len(shared)} shared key terms: {', '.join(sorted(shared)[:6])}"
+    return _ok(f"{basis}; {terms}" if basis else terms)
 
 
 def check_safety(suggestion: AiSuggestion, chart: Chart, policy: GovernancePolicy) -> Verdict:
@@ -638,11 +697,16 @@ def check_safety(suggestion: AiSuggestion, chart: Chart, policy: GovernancePolic
             f"no dose range can judge {action.dose.amount:g} {action.dose.unit} of {display[:40]!r}",
         )
     change = chart.regimen(action)
-    if change.removed:
-        removed = "; ".join(f"{t.label} ({t.knowledge})" for t in change.removed)
-        return Verdict(
-            Reason.PROTECTED_THERAPY_REMOVED, f"{action.type} of {action.target} leaves no {removed}"
-        )
+    removed = change.removed
+    if removed:
+        # A cited passage that supports stopping this drug under conditions the chart meets lets a
+        # protected therapy go (the stop is the guideline's own advice, e.g. after a major bleed).
+        supported = {a for _, a in cited_assertions(suggestion, chart).supporting if a.intent == "stop"}
+        if supported:
+            removed = ()
+    if removed:
+        lost = "; ".join(f"{t.label} ({t.knowledge})" for t in removed)
+        return Verdict(Reason.PROTECTED_THERAPY_REMOVED, f"{action.type} of {action.target} leaves no {lost}")
     if findings:
         rules = ", ".join(dict.fromkeys(f.rule_id for f in findings))
         return Verdict(Reason.SAFETY_VETO, f"conflicts with {rules}")

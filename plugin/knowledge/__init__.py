@@ -15,7 +15,7 @@ from types import MappingProxyType
 from typing import Final, Literal, Protocol, cast
 from urllib.parse import urlsplit
 
-from plugin.terminology import CLASS_KEYS, value_set_names
+from plugin.terminology import CLASS_KEYS, is_known_ingredient, value_set_names
 
 __all__ = [
     "KINDS",
@@ -56,7 +56,11 @@ _FILE_RE: Final = re.compile(r"^entries_[a-z0-9_]+\.json$")
 _RELEASE_RE: Final = re.compile(r"^[0-9A-Za-z][0-9A-Za-z.-]*$")
 
 _ENTRY_REQUIRED: Final = frozenset({"id", "title", "statement", "kind", "source", "applies_to"})
-_ENTRY_OPTIONAL: Final = frozenset({"population", "severity_hint"})
+_ENTRY_OPTIONAL: Final = frozenset({"population", "severity_hint", "assertions"})
+_ASSERTION_REQUIRED: Final = frozenset({"stance", "intent", "drugs"})
+_ASSERTION_OPTIONAL: Final = frozenset({"when", "with"})
+STANCES: Final = ("supports", "opposes")
+ASSERTED_INTENTS: Final = ("start", "stop")
 _SOURCE_KEYS: Final = frozenset({"organisation", "document", "version", "url"})
 _APPLIES_KEYS: Final = ("ingredients", "classes", "snomed", "icd10", "loinc", "value_sets")
 _POPULATION_KEYS: Final = frozenset({"min_age", "max_age", "sex"})
@@ -115,6 +119,25 @@ class Population:
 
 
 @dataclass(frozen=True, slots=True)
+class Assertion:
+    """What an entry says about a medication change, machine-readable: it `stance`s (supports or opposes)
+    the `intent` (start or stop) of any of `drugs` (ingredients or class keys) when every value set in
+    `when` is charted and one of `with` (drug keys) is taken; empty lists are no condition."""
+
+    stance: Literal["supports", "opposes"]
+    intent: Literal["start", "stop"]
+    drugs: tuple[str, ...]
+    when: tuple[str, ...] = ()
+    with_drugs: tuple[str, ...] = ()
+
+    def describe(self) -> str:
+        """ "opposes stop of anticoagulant when atrial-fibrillation", for logs and the evidence page."""
+        conditions = f" when {', '.join(self.when)}" if self.when else ""
+        taken = f" with {', '.join(self.with_drugs)}" if self.with_drugs else ""
+        return f"{self.stance} {self.intent} of {', '.join(self.drugs)}{conditions}{taken}"
+
+
+@dataclass(frozen=True, slots=True)
 class KnowledgeEntry:
     """One cited fact or recommendation, written in our own words."""
 
@@ -126,6 +149,7 @@ class KnowledgeEntry:
     applies_to: AppliesTo
     population: Population | None = None
     severity_hint: Severity | None = None
+    assertions: tuple[Assertion, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -333,7 +357,53 @@ def _entry(file: str, raw: dict[str, object], known_value_sets: frozenset[str]) 
         applies_to=_applies_to(file, entry_id, raw["applies_to"], known_value_sets),
         population=None if population is None else _population(file, entry_id, population),
         severity_hint=severity,
+        assertions=_assertions(file, entry_id, raw.get("assertions", []), known_value_sets),
     )
+
+
+def _drug_key_known(key: str) -> bool:
+    return key in CLASS_KEYS or is_known_ingredient(key)
+
+
+def _assertions(
+    file: str, entry_id: str, raw: object, known_value_sets: frozenset[str]
+) -> tuple[Assertion, ...]:
+    if not isinstance(raw, list):
+        raise KnowledgeBaseError(file, entry_id, "assertions must be a list")
+    found: list[Assertion] = []
+    for n, item in enumerate(raw):
+        where = f"assertions[{n}]"
+        if not isinstance(item, dict):
+            raise KnowledgeBaseError(file, entry_id, f"{where} must be an object")
+        _exact_keys(file, entry_id, where, item, _ASSERTION_REQUIRED, _ASSERTION_OPTIONAL)
+        stance, intent = item["stance"], item["intent"]
+        if stance not in STANCES or intent not in ASSERTED_INTENTS:
+            raise KnowledgeBaseError(
+                file, entry_id, f"{where}: stance is one of {STANCES}, intent one of {ASSERTED_INTENTS}"
+            )
+        lists: dict[str, tuple[str, ...]] = {}
+        for key in ("drugs", "when", "with"):
+            values = item.get(key, [])
+            if not isinstance(values, list) or not all(isinstance(v, str) and v for v in values):
+                raise KnowledgeBaseError(file, entry_id, f"{where}.{key} must be a list of names")
+            lists[key] = tuple(values)
+        if not lists["drugs"]:
+            raise KnowledgeBaseError(file, entry_id, f"{where}.drugs names nothing")
+        for key in ("drugs", "with"):
+            if unknown := [v for v in lists[key] if not _drug_key_known(v)]:
+                raise KnowledgeBaseError(file, entry_id, f"{where}.{key}: unknown drug keys {unknown}")
+        if unknown := [v for v in lists["when"] if v not in known_value_sets]:
+            raise KnowledgeBaseError(file, entry_id, f"{where}.when: unknown value sets {unknown}")
+        found.append(
+            Assertion(
+                cast(Literal["supports", "opposes"], stance),
+                cast(Literal["start", "stop"], intent),
+                lists["drugs"],
+                lists["when"],
+                lists["with"],
+            )
+        )
+    return tuple(found)
 
 
 def _source(file: str, entry_id: str, raw: object) -> Source:

@@ -177,7 +177,7 @@ def test_migrations_are_idempotent_and_keep_the_records(db: tuple[str, Path]) ->
         versions = connection.execute("SELECT version_num FROM r1cds_audit_alembic_version").fetchall()
         heads = connection.execute("SELECT id, seq FROM audit_chain_head").fetchall()
         mode = connection.execute("PRAGMA journal_mode").fetchone()
-    assert versions == [("0001",)]
+    assert versions == [("0002",)]
     assert heads == [(1, 3)]
     assert mode == ("wal",)
     with AuditStore(url) as store:

@@ -97,7 +97,11 @@ def test_a_session_leaves_one_verified_phi_free_audit_trail(tmp_path: Path) -> N
         sglang.running_sglang(model),
         httpx.Client(timeout=30) as client,
     ):
-        settings = review_settings(redis.url, model.url, model.model_name, audit_database_url=url)
+        # The visibility timeout derived from the model timeout: the stack's short one would hand the 3.5 s
+        # review out again while it runs (a second model request, a second run record).
+        settings = review_settings(
+            redis.url, model.url, model.model_name, audit_database_url=url, visibility_timeout_s=None
+        )
         with running_worker(settings), serve_review_api(settings) as api:
             cold, _ = post(client, api.url, SERVICE, patient_view(bundle))
             [pending] = [c for c in cold["cards"] if c["summary"] == PENDING_SUMMARY]

@@ -120,7 +120,9 @@ async def model(server: LlamaCppServer, sent_bodies: list[dict[str, Any]]) -> As
             sent_bodies.append(orjson.loads(request.content))
 
     async with httpx.AsyncClient(event_hooks={"request": [record]}) as client:
-        yield LlamaCppModel(client, server_model_config(server, read_timeout_s=120.0))
+        # The first decode of the module also pages the model in: on a loaded 2-core machine it has taken
+        # ~110 s, so the timeout leaves room for it (a retry would send a second body).
+        yield LlamaCppModel(client, server_model_config(server, read_timeout_s=300.0))
 
 
 async def test_ready_and_identity(model: LlamaCppModel, model_path: Path) -> None:

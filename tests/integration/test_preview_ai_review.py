@@ -39,7 +39,11 @@ def review_stack() -> Iterator[tuple[ServedApp, sglang.SGLangStandIn]]:
     model.default = sglang.ok(clean_answer(), delay_s=MODEL_DELAY_S)
     with running_redis() as redis, sglang.running_sglang(model):
         # A model timeout well above the delay: on a loaded machine a retried request would be a second one.
-        settings = review_settings(redis.url, model.url, model.model_name, model_timeout_s=30.0)
+        # The visibility timeout is derived from it (the stack's 4 s would hand the slow review out again
+        # while it still runs: workers sweep for unacked tasks every second or so).
+        settings = review_settings(
+            redis.url, model.url, model.model_name, model_timeout_s=30.0, visibility_timeout_s=None
+        )
         with running_worker(settings), serve_review_api(settings, preview_enabled=True) as api:
             yield api, model
 

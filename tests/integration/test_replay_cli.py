@@ -120,9 +120,14 @@ def test_replay_prints_governed_cards_and_the_decision_govern_gives(bundle: Path
     assert [(r["suggestion"], r["reason"]) for r in printed["decision"]["rejected"]] == [
         (s, reason)
         for _ in range(2)
-        for s, reason in ((1, "safety-veto"), (2, "unknown-patient-handle"), (3, "wrong-language"))
+        for s, reason in (
+            (1, "contradicted-by-citation"),
+            (2, "unknown-patient-handle"),
+            (3, "wrong-language"),
+        )
     ]
-    assert "rule.vka-nsaid" in printed["decision"]["rejected"][0]["detail"]
+    # The cited warfarin-NSAID passage itself opposes starting an NSAID beside an anticoagulant.
+    assert "opposes start of nsaid with anticoagulant" in printed["decision"]["rejected"][0]["detail"]
     [accepted] = printed["decision"]["accepted"]
     assert accepted["agreement"] == [2, 2]
 

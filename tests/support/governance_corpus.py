@@ -308,6 +308,7 @@ AMOXICILLIN = ("308191", "Amoxicillin 500 MG Oral Capsule")
 IBUPROFEN = ("197805", "Ibuprofen 400 MG Oral Tablet")
 METFORMIN = ("861007", "Metformin hydrochloride 500 MG Oral Tablet")
 ACETAMINOPHEN = ("313782", "Acetaminophen 325 MG Oral Tablet")
+WARFARIN_TABLET = ("855332", "Warfarin Sodium 5 MG Oral Tablet")
 
 
 @dataclass(frozen=True, slots=True)
@@ -418,7 +419,9 @@ def cases() -> tuple[Case, ...]:
                     )
                 ),
             ),
-            "safety-veto",
+            # The cited passage itself opposes starting an NSAID beside an anticoagulant (its assertion):
+            # refused at the support step, before the rule engine's rule.vka-nsaid would veto it.
+            "contradicted-by-citation",
             drafts=(draft_order(*IBUPROFEN),),
         ),
         Case(
@@ -572,6 +575,70 @@ def cases() -> tuple[Case, ...]:
             "number-mismatch",
             drafts=(draft_order(*METFORMIN),),
         ),
+        # Typed intents (issue 18): the text held to the intent, doses to the dose-range table.
+        Case(
+            "advice-to-stop-warfarin",
+            (answer(suggestion("Consider stopping warfarin", inr_rationale, action(), [warfarin])),),
+            "undeclared-action",
+        ),
+        Case(
+            "substitute-warfarin-for-warfarin",
+            (
+                answer(
+                    suggestion(
+                        "Consider another warfarin tablet",
+                        inr_rationale,
+                        action("update", "MedicationRequest", "rxnorm", *WARFARIN_TABLET, warfarin),
+                        [warfarin],
+                    )
+                ),
+            ),
+            "intent-mismatch",
+        ),
+        Case(
+            "warfarin-dose-no-limit-can-check",
+            (
+                answer(
+                    suggestion(
+                        "Consider warfarin 5 mg once daily",
+                        inr_rationale,
+                        action(
+                            "update",
+                            "MedicationRequest",
+                            "rxnorm",
+                            *WARFARIN_TABLET,
+                            warfarin,
+                            intent="change-dose",
+                            dose=dose(5),
+                        ),
+                        [warfarin],
+                    )
+                ),
+            ),
+            "dose-unchecked",
+        ),
+        Case(
+            "metformin-5000-mg-once-daily",
+            (
+                answer(
+                    suggestion(
+                        "Consider metformin for type 2 diabetes",
+                        "Metformin dosing follows the eGFR thresholds of the cited passage.",
+                        action(
+                            "create",
+                            "MedicationRequest",
+                            "rxnorm",
+                            *METFORMIN,
+                            intent="start",
+                            dose=dose(5000),
+                        ),
+                        knowledge_ids=["kb.metformin-egfr-thresholds"],
+                    )
+                ),
+            ),
+            "dose-out-of-range",
+            drafts=(draft_order(*METFORMIN),),
+        ),
     )
 
 
@@ -655,6 +722,7 @@ CONDITIONS = {
     "asthma": ("195967001", "Asthma"),
     "af": ("49436004", "Atrial fibrillation"),
     "ra": ("69896004", "Rheumatoid arthritis"),
+    "gi-bleed": ("74474003", "Gastrointestinal hemorrhage"),
 }
 
 
@@ -766,8 +834,8 @@ def regimen_cases() -> tuple[RegimenCase, ...]:
                     ["kb.asthma-saba-only-not-recommended"],
                 )
             ),
-            "protected-therapy-removed",
-            "kb.protected-ics-asthma",
+            "contradicted-by-citation",
+            "kb.asthma-saba-only-not-recommended opposes stop of ics when asthma",
         ),
         RegimenCase(
             "delete-draft-warfarin-in-af",
@@ -835,8 +903,8 @@ def regimen_cases() -> tuple[RegimenCase, ...]:
                     ["kb.warfarin-nsaid-bleeding"],
                 )
             ),
-            "safety-veto",
-            "rule.vka-nsaid",
+            "contradicted-by-citation",
+            "kb.warfarin-nsaid-bleeding opposes start of nsaid with anticoagulant",
         ),
         RegimenCase(
             "delete-draft-laba-leaves-saba-alone",

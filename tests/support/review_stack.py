@@ -31,7 +31,9 @@ REPO = Path(__file__).resolve().parents[2]
 FHIR_BASE = "https://ehr.test.invalid/fhir"
 USER = "Practitioner/review-stack"
 # Short limits so that faults resolve within a test: a dead worker's task is handed out again after
-# VISIBILITY_S, and a failing model is retried twice with 1 s and 2 s backoff.
+# VISIBILITY_S, and a failing model is retried twice with 1 s and 2 s backoff. A review that runs longer
+# than VISIBILITY_S is handed out again while it runs, so a test whose model answers slowly passes
+# visibility_timeout_s=None (derived from the model timeout, as in production).
 VISIBILITY_S = 4
 WORKER_READY_S = 30.0
 
@@ -108,6 +110,12 @@ class WorkerProcess:
         """SIGKILL the worker and every process it started (its session), as a crash would."""
         if self.process is not None and self.process.poll() is None:
             os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=10)
+
+    def kill_by_pid(self) -> None:
+        """SIGKILL the worker process alone, by its own pid (a thread-pool worker runs every task in it)."""
+        if self.process is not None and self.process.poll() is None:
+            os.kill(self.process.pid, signal.SIGKILL)
             self.process.wait(timeout=10)
 
     def stop(self) -> None:

@@ -36,6 +36,7 @@ wrong API key (`{"error": "Unauthorized"}`) follows SGLang's api-key middleware 
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 import uuid
 from collections import deque
@@ -73,10 +74,11 @@ class Behaviour:
 
     `delay_s` waits before the status line. Stream faults apply to streamed requests only: after
     `fault_after_chunks` data events the stream sends an error chunk, stalls for `stall_s`, or drops the
-    connection. A non-streamed request meeting a stream fault gets the plain answer.
+    connection. A non-streamed request meeting a stream fault gets the plain answer. `hang` takes the
+    request and sends nothing at all until the stand-in is released (`SGLangStandIn.release`, or its stop).
     """
 
-    kind: Literal["answer", "error", "drop"]
+    kind: Literal["answer", "error", "drop", "hang"]
     choices: tuple[ScriptedChoice, ...] = ()
     delay_s: float = 0.0
     status: int = 200
@@ -152,6 +154,11 @@ def dropped() -> Behaviour:
     return Behaviour("drop")
 
 
+def hang() -> Behaviour:
+    """A hung server: the request is read and never answered (no status line, no byte) until release."""
+    return Behaviour("hang")
+
+
 def streamed_error_after(chunks: int, message: str = "Generation aborted: KV cache exhausted.") -> Behaviour:
     """A stream that reports a server-side abort as an SSE error chunk after `chunks` data events."""
     return Behaviour(
@@ -208,6 +215,9 @@ class SGLangStandIn:
     legacy_info_paths: bool = False
     server_info_status: int = 200
     healthy: bool = True
+    # A hung scheduler: /health (SGLang's waits on a one-token generation) and /v1/models take the request
+    # and answer nothing until release, as chat requests with the `hang` behaviour do.
+    probes_hang: bool = False
     api_key: str | None = None
     version: str = "0.5.6"
     tp_size: int = 8
@@ -218,6 +228,23 @@ class SGLangStandIn:
     requests: list[RecordedRequest] = field(default_factory=list)
     probes: list[str] = field(default_factory=list)
     url: str = ""
+    _released: threading.Event = field(default_factory=threading.Event, repr=False)
+    _wakers: list[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = field(default_factory=list, repr=False)
+
+    def release(self) -> None:
+        """End every hang (now and later): each held request gets a bodiless 503, long after its client left."""
+        self._released.set()
+        for loop, event in self._wakers:
+            loop.call_soon_threadsafe(event.set)  # release comes from the test's thread, not the server's
+
+    async def hold(self) -> Response:
+        """Hold one request without answering until release."""
+        event = asyncio.Event()
+        self._wakers.append((asyncio.get_running_loop(), event))
+        if self._released.is_set():
+            event.set()
+        await event.wait()
+        return Response(status_code=503)
 
     def push(self, *behaviours: Behaviour) -> None:
         self.behaviours.extend(behaviours)
@@ -612,6 +639,8 @@ def build_sglang_app(stand_in: SGLangStandIn) -> Starlette:
         except _Invalid as invalid:
             return error_response(400, invalid.message, invalid.error_type, stand_in.error_envelope)
         behaviour = stand_in.next_behaviour()
+        if behaviour.kind == "hang":
+            return await stand_in.hold()
         if behaviour.delay_s > 0:
             await asyncio.sleep(behaviour.delay_s)
         if behaviour.kind == "error":
@@ -631,6 +660,8 @@ def build_sglang_app(stand_in: SGLangStandIn) -> Starlette:
 
     async def models(request: Request) -> Response:
         stand_in.probes.append(request.url.path)
+        if stand_in.probes_hang:
+            return await stand_in.hold()
         if not authorised(request):
             return unauthorised()
         card = {
@@ -646,6 +677,8 @@ def build_sglang_app(stand_in: SGLangStandIn) -> Starlette:
 
     async def health(request: Request) -> Response:
         stand_in.probes.append(request.url.path)
+        if stand_in.probes_hang:
+            return await stand_in.hold()
         return Response(status_code=200 if stand_in.healthy else 503)
 
     async def model_info(request: Request) -> Response:
@@ -687,4 +720,7 @@ def running_sglang(stand_in: SGLangStandIn | None = None) -> Iterator[SGLangStan
         lambda _url: build_sglang_app(stand_in), lifespan="off", name="sglang-stand-in"
     ) as served:
         stand_in.url = served.url
-        yield stand_in
+        try:
+            yield stand_in
+        finally:
+            stand_in.release()  # before the server stops: it would wait on the held requests

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
 
 import pytest
 
@@ -21,6 +24,7 @@ FLUTICASONE, ALBUTEROL, METHOTREXATE = corpus.FLUTICASONE, corpus.ALBUTEROL, cor
 NAPROXEN = ("198014", "Naproxen 500 MG Oral Tablet")
 METFORMIN_ER = ("860975", "24 HR Metformin hydrochloride 500 MG Extended Release Oral Tablet")
 GABAPENTIN = ("310431", "gabapentin 300 MG Oral Capsule")
+AMOX_CLAV = ("562251", "amoxicillin 875 MG / clavulanate potassium 125 MG Oral Tablet")
 INSULIN = ("311041", "insulin glargine 100 UNT/ML Injectable Solution")
 RETRIEVED = corpus.REGIMEN_RETRIEVED | {
     "kb.metformin-egfr-thresholds",
@@ -28,6 +32,9 @@ RETRIEVED = corpus.REGIMEN_RETRIEVED | {
     "kb.dose-range-limits",
     "kb.acetaminophen-daily-maximum",
     "kb.protected-insulin-type-1-diabetes",
+    "kb.af-anticoagulation-cha2ds2-vasc",
+    "kb.methotrexate-nsaid",
+    "kb.penicillin-allergy-penicillins",
 }
 
 
@@ -39,10 +46,12 @@ def chart(
     creatinine: float = 0.9,
     weight: float | None = None,
     birth_date: str = "1966-05-01",
+    allergy_text: str | None = None,
 ) -> BuiltContext:
     """corpus.regimen_chart with the kidney function, weight and age a dose case needs."""
     built = corpus.regimen_chart(medications, [], conditions)
-    if egfr == 85 and creatinine == 0.9 and weight is None and birth_date == "1966-05-01":
+    defaults = egfr == 85 and creatinine == 0.9 and weight is None and birth_date == "1966-05-01"
+    if defaults and allergy_text is None:
         return built
     labs = [
         corpus._observation(
@@ -67,6 +76,26 @@ def chart(
         "labs": corpus._bundle(*labs),
         "conditions": corpus._bundle(*(corpus._problem(c) for c in conditions)),
     }
+    if allergy_text is not None:
+        # Recorded as the clinician typed it, uncoded: "PCN" with anaphylaxis.
+        prefetch["allergies"] = corpus._bundle(
+            {
+                "resourceType": "AllergyIntolerance",
+                "id": "typed",
+                "clinicalStatus": {
+                    "coding": [
+                        {
+                            "system": "http://terminology.hl7.org/CodeSystem/allergyintolerance-clinical",
+                            "code": "active",
+                        }
+                    ]
+                },
+                "code": {"text": allergy_text},
+                "criticality": "high",
+                "reaction": [{"manifestation": [{"text": "anaphylaxis"}]}],
+                "patient": {"reference": corpus.REGIMEN_PATIENT},
+            }
+        )
     return build_context(prefetch, corpus.NOW)
 
 
@@ -117,6 +146,7 @@ def cases() -> tuple[IntentCase, ...]:
     renal = chart([], [], egfr=22, creatinine=3.1, weight=70)
     ra = chart([METHOTREXATE, NAPROXEN], ["ra"])
     child = chart([], [], egfr=110, creatinine=0.4, birth_date="2019-03-01")
+    pcn = chart([], [], egfr=84, allergy_text="PCN")
     warfarin_text = (
         "Warfarin with regular INR monitoring anticoagulates this patient with atrial fibrillation."
     )
@@ -314,6 +344,59 @@ def cases() -> tuple[IntentCase, ...]:
             "dose-unchecked",
             "rule.dose-weight-unknown: a child's dose needs a current weight",
         ),
+        # Structured support: a cited passage's assertion on this intent and drug.
+        IntentCase(
+            "stop-of-warfarin-citing-the-passage-that-says-the-opposite",
+            af,
+            "Consider stopping warfarin",
+            "Stroke risk by CHA2DS2-VASc guides anticoagulation with warfarin in atrial fibrillation.",
+            drug("stop", "update", med(af, WARFARIN)),
+            ("kb.af-anticoagulation-cha2ds2-vasc",),
+            "contradicted-by-citation",
+            "kb.af-anticoagulation-cha2ds2-vasc opposes stop of anticoagulant when atrial-fibrillation",
+        ),
+        IntentCase(
+            "safe-swap-naproxen-to-acetaminophen-on-methotrexate",
+            ra,
+            "Consider acetaminophen in place of naproxen with methotrexate",
+            "NSAIDs such as naproxen reduce the renal clearance of methotrexate and add marrow toxicity.",
+            drug("substitute", "update", med(ra, NAPROXEN), ACETAMINOPHEN, corpus.dose(650, frequency=4)),
+            ("kb.methotrexate-nsaid",),
+            "",
+            "kb.methotrexate-nsaid supports stop of nsaid with methotrexate",
+        ),
+        IntentCase(
+            "stop-resting-on-a-passage-about-another-drug",
+            af_nsaid,
+            "Consider stopping naproxen",
+            "Warfarin needs regular INR monitoring.",
+            drug("stop", "update", med(af_nsaid, NAPROXEN)),
+            ("kb.warfarin-inr-monitoring",),
+            "unsupported-claim",
+            "the stopped drug is not in the cited passages or facts",
+            cite_targets=False,
+        ),
+        IntentCase(
+            "amoxicillin-clavulanate-with-pcn-anaphylaxis",
+            pcn,
+            "Consider amoxicillin-clavulanate for the sinusitis",
+            "Amoxicillin with clavulanate is a penicillin; the allergy record guides penicillin use.",
+            drug("start", "create", None, AMOX_CLAV),
+            ("kb.penicillin-allergy-penicillins",),
+            "safety-veto",
+            "rule.allergy",
+        ),
+        IntentCase(
+            "substitute-for-a-medication-not-on-the-chart",
+            chart([], ["af"]),
+            "Consider apixaban for atrial fibrillation",
+            "Apixaban, a DOAC, is preferred for oral anticoagulation in atrial fibrillation.",
+            drug("substitute", "update", "M9", APIXABAN),
+            ("kb.af-doac-preferred",),
+            "action-not-allowed",
+            "target M9 is not an order of this context",
+            cite_targets=False,
+        ),
         IntentCase(
             "negated-start-is-not-a-recommendation",
             af,
@@ -371,7 +454,14 @@ def test_intent_case_outcome(case: IntentCase) -> None:
 
 def test_the_corpus_covers_every_new_reason_and_must_pass_cases() -> None:
     reasons = {c.reason for c in CASES}
-    assert {"undeclared-action", "intent-mismatch", "dose-out-of-range", "dose-unchecked"} <= reasons
+    new = {
+        "undeclared-action",
+        "intent-mismatch",
+        "dose-out-of-range",
+        "dose-unchecked",
+        "contradicted-by-citation",
+    }
+    assert new <= reasons
     assert "protected-therapy-removed" in reasons and "" in reasons
 
 
@@ -531,3 +621,60 @@ def test_a_malformed_words_file_is_refused_with_its_field_named(
         parse_action_words({**_document(), **change})
     with pytest.raises(ActionWordsError, match="not an object"):
         parse_action_words(["cues"])
+
+
+def test_an_accepted_swap_carries_the_assertion_that_supports_it() -> None:
+    case = next(c for c in CASES if c.name == "safe-swap-naproxen-to-acetaminophen-on-methotrexate")
+    decision = govern(
+        [corpus.parsed(_sample(case))], case.built.context, RETRIEVED, corpus.knowledge(), POLICY, "Patient/x"
+    )
+    assert decision.accepted[0].support == (
+        "kb.methotrexate-nsaid: supports stop of nsaid with methotrexate",
+    )
+    # Without methotrexate on the chart the assertion's condition fails: the lexical screen decides, and
+    # the passage does not name acetaminophen.
+    plain = chart([NAPROXEN], ["ra"])
+    swap = drug("substitute", "update", med(plain, NAPROXEN), ACETAMINOPHEN, corpus.dose(650, frequency=4))
+    sample = corpus.answer(corpus.suggestion(case.summary, case.rationale, swap, [], case.knowledge))
+    refused = govern([corpus.parsed(sample)], plain.context, RETRIEVED, corpus.knowledge(), POLICY)
+    assert [r.reason for r in refused.rejected] == [Reason.UNSUPPORTED_CLAIM]
+
+
+GI_BLEED_STOP = {
+    "id": "kb.test-stop-anticoagulant-after-major-bleed",
+    "title": "Anticoagulation after a major bleed",
+    "statement": "After a major gastrointestinal bleed, anticoagulation is held until the bleeding is controlled.",
+    "kind": "guideline",
+    "source": {
+        "organisation": "Test",
+        "document": "Test passage for the protected-therapy exception",
+        "version": "1",
+        "url": "https://example.org/test",
+    },
+    "applies_to": {"classes": ["anticoagulant"], "value_sets": ["gi-bleed"]},
+    "assertions": [
+        {"stance": "supports", "intent": "stop", "drugs": ["anticoagulant"], "when": ["gi-bleed"]}
+    ],
+}
+
+
+def test_a_cited_passage_supporting_the_stop_lets_a_protected_therapy_go(tmp_path: Path) -> None:
+    from plugin.knowledge import load_from
+
+    extra = tmp_path / "entries_test.json"
+    extra.write_text(json.dumps({"entries": [GI_BLEED_STOP]}))
+    packaged = resources.files("plugin.knowledge")
+    names = json.loads(packaged.joinpath("manifest.json").read_text())["files"]
+    knowledge = load_from([*(packaged.joinpath(n) for n in names), extra])
+    retrieved = RETRIEVED | {GI_BLEED_STOP["id"]}
+    stop_text = ("Consider stopping warfarin", "Warfarin anticoagulation is held after a major bleed.")
+
+    def decide(built: BuiltContext) -> tuple[Reason | None, ...]:
+        action = drug("stop", "update", med(built, WARFARIN))
+        sample = corpus.answer(corpus.suggestion(*stop_text, action, [], [str(GI_BLEED_STOP["id"])]))
+        decision = govern([corpus.parsed(sample)], built.context, frozenset(retrieved), knowledge, POLICY)
+        return tuple(r.reason for r in decision.rejected)
+
+    assert decide(chart([WARFARIN], ["af", "gi-bleed"])) == ()
+    # Without the bleed on the chart the passage's condition fails and the protected therapy holds.
+    assert decide(chart([WARFARIN], ["af"])) == (Reason.PROTECTED_THERAPY_REMOVED,)

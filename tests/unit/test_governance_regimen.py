@@ -37,15 +37,17 @@ def test_regimen_case_outcome(case: corpus.RegimenCase) -> None:
         POLICY,
         corpus.REGIMEN_PATIENT,
     )
-    (safety,) = [r for r in decision.log if r.step == "safety"]
-    assert case.detail in safety.detail
+    # The step that decided: the one that failed, else safety (a passed case names what it checked).
+    failed = [r for r in decision.log if r.reason is not None]
+    (decisive,) = failed or [r for r in decision.log if r.step == "safety"]
+    assert case.detail in decisive.detail
     if case.reason:
         assert decision.accepted == ()
         assert [r.reason.value for r in decision.rejected] == [case.reason]
-        assert safety.reason == Reason(case.reason)
+        assert decisive.reason == Reason(case.reason)
     else:
         assert decision.rejected == ()
-        assert safety.passed
+        assert decisive.passed
         assert len(decision.accepted) == 1
 
 

@@ -516,7 +516,65 @@ BROKEN: list[tuple[str, Callable[[dict[str, Any]], None], str]] = [
     ("unknown population key", _set(("population", "smoker"), True), "population has unknown keys"),
     ("empty population", _set(("population",), {}), "non-empty object"),
     ("unknown severity", _set(("severity_hint",), "fatal"), "unknown severity_hint"),
+    ("assertions not a list", _set(("assertions",), {}), "assertions must be a list"),
+    ("assertion not an object", _set(("assertions",), ["stop"]), "assertions[0] must be an object"),
+    (
+        "assertion lacks drugs",
+        _set(("assertions",), [{"stance": "supports", "intent": "stop"}]),
+        "lacks drugs",
+    ),
+    (
+        "assertion unknown key",
+        _set(("assertions",), [{"stance": "supports", "intent": "stop", "drugs": ["nsaid"], "unless": []}]),
+        "has unknown keys unless",
+    ),
+    (
+        "assertion stance",
+        _set(("assertions",), [{"stance": "prefers", "intent": "stop", "drugs": ["nsaid"]}]),
+        "stance is one of",
+    ),
+    (
+        "assertion intent",
+        _set(("assertions",), [{"stance": "supports", "intent": "change-dose", "drugs": ["nsaid"]}]),
+        "intent one of",
+    ),
+    (
+        "assertion drugs empty",
+        _set(("assertions",), [{"stance": "supports", "intent": "stop", "drugs": []}]),
+        "drugs names nothing",
+    ),
+    (
+        "assertion drugs not names",
+        _set(("assertions",), [{"stance": "supports", "intent": "stop", "drugs": [3]}]),
+        "drugs must be a list of names",
+    ),
+    (
+        "assertion unknown drug",
+        _set(("assertions",), [{"stance": "supports", "intent": "stop", "drugs": ["unobtainium"]}]),
+        "unknown drug keys ['unobtainium']",
+    ),
+    (
+        "assertion unknown with-drug",
+        _set(("assertions",), [{"stance": "supports", "intent": "stop", "drugs": ["nsaid"], "with": ["zz"]}]),
+        "with: unknown drug keys ['zz']",
+    ),
+    (
+        "assertion unknown value set",
+        _set(
+            ("assertions",), [{"stance": "opposes", "intent": "stop", "drugs": ["ics"], "when": ["wheeze"]}]
+        ),
+        "unknown value sets ['wheeze']",
+    ),
 ]
+
+
+def test_assertions_load_and_describe_themselves(tmp_path: Path) -> None:
+    raw = {"stance": "opposes", "intent": "stop", "drugs": ["ics"], "when": ["asthma"], "with": ["laba"]}
+    entry = load_from([write(tmp_path, [{**VALID, "assertions": [raw]}])]).get(VALID["id"])
+    assert entry is not None
+    (assertion,) = entry.assertions
+    assert (assertion.stance, assertion.intent, assertion.drugs) == ("opposes", "stop", ("ics",))
+    assert assertion.describe() == "opposes stop of ics when asthma with laba"
 
 
 @pytest.mark.parametrize(("case", "mutate", "message"), BROKEN, ids=[b[0] for b in BROKEN])
