@@ -14,8 +14,9 @@ input. Checks, none of them on strings:
 - `GuardedBackend`: the connect step of our FHIR client. It resolves the host name itself, refuses the
   connection when any resolved address is forbidden, and connects to the address it vetted (TLS still
   verifies the certificate against the host name), so a DNS answer that changes between the check and
-  the connection (rebinding) cannot move the request. Connections made through an HTTP proxy from the
-  environment (HTTPS_PROXY) are resolved by the proxy and escape this check.
+  the connection (rebinding) cannot move the request. The client never goes through a proxy from the
+  environment (HTTPS_PROXY, ALL_PROXY): a proxy would resolve the host itself and escape this check, so
+  fetch-back connects directly or not at all.
 
 Messages name what was wrong, never the URL: it is client input and may carry a token.
 """

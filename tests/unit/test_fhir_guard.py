@@ -307,3 +307,15 @@ async def test_private_networks_setting_lets_the_backend_connect_to_loopback() -
 async def test_the_fetch_back_client_follows_no_redirect() -> None:
     async with fhir_client(False) as http:
         assert http.follow_redirects is False
+
+
+@pytest.mark.parametrize("variable", ["HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY", "https_proxy", "all_proxy"])
+async def test_a_proxy_in_the_environment_is_never_used(
+    variable: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A proxy resolves the host itself, so the address check and the pinning would not hold through it.
+    monkeypatch.setenv(variable, "http://127.0.0.1:9")
+    async with fhir_client(False, StubResolver("127.0.0.1")) as http:
+        assert http._mounts == {}
+        with pytest.raises(httpx.ConnectError, match="resolves to a non-public address"):
+            await http.get("https://fhir.example.org/fhir/Patient/1")
