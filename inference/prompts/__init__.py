@@ -11,6 +11,11 @@
 #
 # R1 practice (DESIGN §4): no system prompt; all instructions live in the single user turn.
 #
+# The shared part (1 and 2) stays at least SHARED_PREFIX_SHARE of every prompt, not only of the average
+# one (issue 18): past the first MIN_PASSAGES, passages are kept in rank order only while passages and
+# summary together fit the share that leaves. A long chart loses its lowest-ranked passages first; the
+# passage ids the prompt carried (`BuiltPrompt.passage_ids`) are what governance accepts citations of.
+#
 # Passages precede the summary on purpose: the model reads the evidence before the facts it must check
 # against it, and the question (the task) stays next to the evidence. Moving passages after the summary
 # would lengthen the shared prefix only by the passages' share, at the price of putting the instructions
@@ -33,12 +38,15 @@ from string import Template
 from typing import Final
 
 from plugin.catalog import CHART_REVIEW, DISCHARGE_REVIEW, ORDER_REVIEW
+from plugin.context.render import estimate_tokens
 from plugin.knowledge import KnowledgeEntry
 from plugin.suggestions import LANGUAGE_PATTERN, suggestion_json_schema_text
 
 __all__ = [
     "INSTRUCTIONS",
+    "MIN_PASSAGES",
     "SERVICE_TEMPLATES",
+    "SHARED_PREFIX_SHARE",
     "BuiltPrompt",
     "PromptTemplate",
     "PromptTemplateError",
@@ -50,6 +58,8 @@ __all__ = [
 ]
 
 INSTRUCTIONS: Final = "instructions"
+SHARED_PREFIX_SHARE: Final = 0.6  # of every prompt's estimated tokens: what the radix cache can reuse
+MIN_PASSAGES: Final = 3  # kept whatever the chart's length: the model never reviews without evidence
 # name → (file in this package, version); bump the version with every edit of the file.
 _FILES: Final[dict[str, tuple[str, str]]] = {
     INSTRUCTIONS: ("instructions.txt", "4"),
@@ -175,16 +185,35 @@ def fixed_prefix(service_id: str, language: str = "en") -> str:
     return text.split(marker, 1)[0]
 
 
+def _within_share(
+    service_id: str, language: str, patient_summary: str, passages: list[KnowledgeEntry]
+) -> list[KnowledgeEntry]:
+    """The passages, in rank order, that keep the fixed prefix at SHARED_PREFIX_SHARE of the prompt (never
+    fewer than MIN_PASSAGES)."""
+    if len(passages) <= MIN_PASSAGES:
+        return passages
+    fixed = estimate_tokens(fixed_prefix(service_id, language))
+    allowance = fixed * (1 - SHARED_PREFIX_SHARE) / SHARED_PREFIX_SHARE - estimate_tokens(patient_summary)
+    kept = passages[:MIN_PASSAGES]
+    for entry in passages[MIN_PASSAGES:]:
+        if estimate_tokens("\n\n".join(_passage(e) for e in (*kept, entry))) > allowance:
+            break
+        kept.append(entry)
+    return kept
+
+
 def build_prompt(
     service_id: str, patient_summary: str, passages: Sequence[KnowledgeEntry], language: str = "en"
 ) -> BuiltPrompt:
-    """The user turn for one review: instructions and schema, task, passages (deduplicated), summary last."""
+    """The user turn for one review: instructions and schema, task, passages (deduplicated, and trimmed to keep
+    the shared prefix's share), summary last."""
     _check_language(language)
     template = service_template(service_id)
     unique: list[KnowledgeEntry] = []
     for entry in passages:
         if all(entry.id != kept.id for kept in unique):
             unique.append(entry)
+    unique = _within_share(service_id, language, patient_summary, unique)
     blocks = [_passage(entry) for entry in unique]
     text = Template(template.text).substitute(
         language=language,

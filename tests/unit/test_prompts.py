@@ -13,7 +13,9 @@ import pytest
 
 from inference.prompts import (
     INSTRUCTIONS,
+    MIN_PASSAGES,
     SERVICE_TEMPLATES,
+    SHARED_PREFIX_SHARE,
     BuiltPrompt,
     PromptTemplate,
     PromptTemplateError,
@@ -230,7 +232,11 @@ def test_fixture_prompts_are_grounded_and_clean(name: str, service_id: str) -> N
     found = dataclasses.replace(found, literals=found.literals - _contained_ids(bundle))
     assert leaks(text, found) == []
     listed = PASSAGE_HEADER.findall(text)
-    assert listed == list(case.prompt.passage_ids) == [p.id for p in case.passages]
+    retrieved = [p.id for p in case.passages]
+    # The prompt carries the retrieved passages in rank order, the lowest-ranked trimmed first when a long
+    # chart would push the shared prefix under its share (never below MIN_PASSAGES).
+    assert listed == list(case.prompt.passage_ids) == retrieved[: len(listed)]
+    assert len(listed) >= min(MIN_PASSAGES, len(retrieved))
     assert len(set(listed)) == len(listed) <= 12
     assert case.prompt.template_hash == service_template(service_id).content_hash
 
@@ -282,3 +288,42 @@ def test_passages_show_source_but_never_its_url() -> None:
     assert "example.org" not in prompt.text
     with pytest.raises(PromptTemplateError):
         build_prompt(CHART_REVIEW.id, "PATIENT:", [entry("kb.b", "See https://example.org.")])
+
+
+def _entry(n: int, words: int) -> KnowledgeEntry:
+    return KnowledgeEntry(
+        id=f"kb.share-test-{n}",
+        title=f"Share test {n}",
+        statement=" ".join(["word"] * words),
+        kind="guideline",
+        source=Source("Test", "Test", "1", "https://example.org/test"),
+        applies_to=AppliesTo(ingredients=("warfarin",)),
+    )
+
+
+def test_long_charts_lose_their_lowest_ranked_passages_to_keep_the_shared_share() -> None:
+    passages = [_entry(n, 60) for n in range(8)]
+    fixed = len(fixed_prefix(CHART_REVIEW.id)) / 4
+
+    def share(summary: str) -> tuple[int, float]:
+        prompt = build_prompt(CHART_REVIEW.id, summary, passages)
+        return len(prompt.passage_ids), fixed / (len(prompt.text) / 4)
+
+    kept, ratio = share("short summary")
+    assert kept == len(passages)  # a short chart keeps every passage
+    # Grow the summary until a passage is dropped: the share never falls below its floor while any
+    # passage past MIN_PASSAGES is left to drop.
+    seen = []
+    for size in range(0, 20000, 400):
+        kept, ratio = share("x" * size)
+        seen.append(kept)
+        if kept > MIN_PASSAGES:
+            assert ratio >= SHARED_PREFIX_SHARE - 0.005
+    assert seen == sorted(seen, reverse=True)  # monotone: a longer summary never gets more passages
+    assert seen[-1] == MIN_PASSAGES  # a very long chart still has its top passages
+    assert build_prompt(CHART_REVIEW.id, "x" * 20000, passages).passage_ids == tuple(
+        p.id for p in passages[:MIN_PASSAGES]
+    )
+    assert build_prompt(CHART_REVIEW.id, "x" * 20000, passages[:2]).passage_ids == tuple(
+        p.id for p in passages[:2]
+    )
