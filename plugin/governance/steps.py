@@ -608,7 +608,10 @@ class CitedAssertions:
 
 def cited_assertions(suggestion: AiSuggestion, chart: Chart) -> CitedAssertions:
     """Assertions of the cited entries on stopping the target or starting the proposed drug (a substitute
-    does both), held only when every `when` value set is charted and a `with` drug is taken."""
+    does both). Fail closed, both ways: an opposing assertion holds when the chart meets its conditions
+    (leaving a fact uncited never dodges it); a supporting one only when the facts the suggestion cites
+    (and its target) meet them, every `when` value set among the cited problems and a `with` drug among the
+    cited medications."""
     action = suggestion.action
     stops = chart.drugs_of(action.target)[1] if action.intent in ("stop", "substitute") else frozenset()
     starts: frozenset[str] = frozenset()
@@ -618,20 +621,27 @@ def cited_assertions(suggestion: AiSuggestion, chart: Chart) -> CitedAssertions:
     if not (stops or starts):
         return CitedAssertions()
     facts, _ = chart.before()
+    cited = frozenset(suggestion.citations.patient) | ({action.target} if action.target else set())
     taken = frozenset(k for e in facts.exposures for k in (*e.ingredients, *e.classes))
+    taken_cited = frozenset(
+        k for e in facts.exposures if e.handle in cited for k in (*e.ingredients, *e.classes)
+    )
     supporting: list[tuple[str, Assertion]] = []
     opposing: list[tuple[str, Assertion]] = []
     for entry_id in suggestion.citations.knowledge:
         entry = chart.knowledge.get(entry_id)
         for assertion in entry.assertions if entry is not None else ():
-            if not all(facts.has_condition(v) for v in assertion.when):
-                continue
-            if assertion.with_drugs and taken.isdisjoint(assertion.with_drugs):
-                continue
             named = stops if assertion.intent == "stop" else starts
             if named.isdisjoint(assertion.drugs):
                 continue
-            (supporting if assertion.stance == "supports" else opposing).append((entry_id, assertion))
+            if assertion.stance == "opposes":
+                charted = all(facts.has_condition(v) for v in assertion.when)
+                if charted and (not assertion.with_drugs or not taken.isdisjoint(assertion.with_drugs)):
+                    opposing.append((entry_id, assertion))
+                continue
+            shown = all(cited & set(facts.value_sets.get(v, ())) for v in assertion.when)
+            if shown and (not assertion.with_drugs or not taken_cited.isdisjoint(assertion.with_drugs)):
+                supporting.append((entry_id, assertion))
     return CitedAssertions(tuple(supporting), tuple(opposing))
 
 

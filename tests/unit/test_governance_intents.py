@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass
 from importlib import resources
@@ -135,6 +136,7 @@ class IntentCase:
     reason: str
     detail: str  # a fragment of the failing (or last) step's detail
     cite_targets: bool = True
+    cite_medications: tuple[tuple[str, str], ...] = ()  # current medications the suggestion also cites
 
 
 def cases() -> tuple[IntentCase, ...]:
@@ -356,6 +358,16 @@ def cases() -> tuple[IntentCase, ...]:
             "kb.af-anticoagulation-cha2ds2-vasc opposes stop of anticoagulant when atrial-fibrillation",
         ),
         IntentCase(
+            "an-opposing-assertion-whose-condition-is-not-charted",
+            chart([WARFARIN], []),
+            "Consider stopping warfarin",
+            "Stroke risk by CHA2DS2-VASc guides anticoagulation with warfarin; no atrial fibrillation is charted.",
+            drug("stop", "update", med(chart([WARFARIN], []), WARFARIN)),
+            ("kb.af-anticoagulation-cha2ds2-vasc",),
+            "",
+            "no protected therapy lost",
+        ),
+        IntentCase(
             "safe-swap-naproxen-to-acetaminophen-on-methotrexate",
             ra,
             "Consider acetaminophen in place of naproxen with methotrexate",
@@ -364,6 +376,7 @@ def cases() -> tuple[IntentCase, ...]:
             ("kb.methotrexate-nsaid",),
             "",
             "kb.methotrexate-nsaid supports stop of nsaid with methotrexate",
+            cite_medications=(METHOTREXATE,),
         ),
         IntentCase(
             "stop-resting-on-a-passage-about-another-drug",
@@ -425,6 +438,7 @@ CASES = cases()
 
 def _sample(case: IntentCase) -> corpus.JsonDict:
     targets = [case.action["target"]] if case.cite_targets and case.action.get("target") else []
+    targets += [med(case.built, product) for product in case.cite_medications]
     return corpus.answer(
         corpus.suggestion(case.summary, case.rationale, case.action, targets, case.knowledge)
     )
@@ -631,8 +645,14 @@ def test_an_accepted_swap_carries_the_assertion_that_supports_it() -> None:
     assert decision.accepted[0].support == (
         "kb.methotrexate-nsaid: supports stop of nsaid with methotrexate",
     )
-    # Without methotrexate on the chart the assertion's condition fails: the lexical screen decides, and
-    # the passage does not name acetaminophen.
+    # A supporting assertion holds only on facts the suggestion cites: with methotrexate uncited the
+    # lexical screen decides, and the passage does not name acetaminophen.
+    uncited = dataclasses.replace(case, cite_medications=())
+    refused_uncited = govern(
+        [corpus.parsed(_sample(uncited))], case.built.context, RETRIEVED, corpus.knowledge(), POLICY
+    )
+    assert [r.reason for r in refused_uncited.rejected] == [Reason.UNSUPPORTED_CLAIM]
+    # Without methotrexate on the chart at all, likewise.
     plain = chart([NAPROXEN], ["ra"])
     swap = drug("substitute", "update", med(plain, NAPROXEN), ACETAMINOPHEN, corpus.dose(650, frequency=4))
     sample = corpus.answer(corpus.suggestion(case.summary, case.rationale, swap, [], case.knowledge))
@@ -669,12 +689,17 @@ def test_a_cited_passage_supporting_the_stop_lets_a_protected_therapy_go(tmp_pat
     retrieved = RETRIEVED | {GI_BLEED_STOP["id"]}
     stop_text = ("Consider stopping warfarin", "Warfarin anticoagulation is held after a major bleed.")
 
-    def decide(built: BuiltContext) -> tuple[Reason | None, ...]:
+    def decide(built: BuiltContext, cite_bleed: bool = True) -> tuple[Reason | None, ...]:
         action = drug("stop", "update", med(built, WARFARIN))
-        sample = corpus.answer(corpus.suggestion(*stop_text, action, [], [str(GI_BLEED_STOP["id"])]))
+        bleeds = [p.handle for p in built.context.problems if p.code.code == "74474003" and cite_bleed]
+        sample = corpus.answer(corpus.suggestion(*stop_text, action, bleeds, [str(GI_BLEED_STOP["id"])]))
         decision = govern([corpus.parsed(sample)], built.context, frozenset(retrieved), knowledge, POLICY)
         return tuple(r.reason for r in decision.rejected)
 
     assert decide(chart([WARFARIN], ["af", "gi-bleed"])) == ()
+    # The bleed is charted but not cited: the passage's support is not shown, and the therapy holds.
+    assert decide(chart([WARFARIN], ["af", "gi-bleed"]), cite_bleed=False) == (
+        Reason.PROTECTED_THERAPY_REMOVED,
+    )
     # Without the bleed on the chart the passage's condition fails and the protected therapy holds.
     assert decide(chart([WARFARIN], ["af"])) == (Reason.PROTECTED_THERAPY_REMOVED,)
