@@ -19,7 +19,7 @@ from plugin.rules.cards import describe, facts_of, finding_card
 from plugin.rules.engine import run_rules
 from plugin.rules.model import RuleFacts
 from plugin.rules.registry import CARE_GAP_RULES, MEDICATION_RULES, Rule
-from plugin.rules.resolution import UNREADABLE_RULE_ID
+from plugin.rules.resolution import UNAVAILABLE_RULE_ID, UNREADABLE_RULE_ID, records_unavailable
 from plugin.services import HookCall, ServiceDeclaration, ServiceRegistry
 
 if TYPE_CHECKING:
@@ -159,6 +159,16 @@ class RuleService:
         # The fingerprint (de-identified, rendered facts) grows with the chart: computed here, with the rules.
         return built, result, self.ai.ticket(self.declaration.id, call.hook, built.context)
 
+    def _unavailable_types(self, call: HookCall) -> list[str]:
+        """Resource types of the prefetch keys that ended without data because of an issue (fail closed:
+        absent is unknown, never empty)."""
+        troubled = {issue.key for issue in call.prefetch_issues}
+        return [
+            template.split("?", 1)[0].split("/", 1)[0]
+            for key, template in self.declaration.prefetch.items()
+            if key in troubled and call.prefetch.get(key) is None
+        ]
+
     def _assess(self, call: HookCall) -> tuple[BuiltContext, ServiceResult]:
         drafts = call.context.get("draftOrders") if self.scope == "orders" else None
         patient_id = call.context.get("patientId")
@@ -173,6 +183,9 @@ class RuleService:
         if built.context.demographics.deceased:
             return built, ServiceResult()  # a deceased patient's chart: no care to advise on
         findings = run_rules(RuleFacts.of(built.context), self.rules)
+        unavailable = records_unavailable(self._unavailable_types(call))
+        if unavailable is not None:
+            findings = (*findings, unavailable)
         if self.scope == "orders":
             # Order hooks speak about the orders: order-select about the orders just selected,
             # order-sign about every draft being signed.
@@ -181,7 +194,7 @@ class RuleService:
             findings = tuple(
                 f
                 for f in findings
-                if f.rule_id == UNREADABLE_RULE_ID
+                if f.rule_id in (UNREADABLE_RULE_ID, UNAVAILABLE_RULE_ID)
                 or (
                     f.proposed
                     and (selected is None or any(built.handles.resolve(h) in selected for h in f.proposed))

@@ -3,7 +3,7 @@ so are the records that could not be read at all (issue 19)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Final
 
 from plugin.rules.model import Finding, RuleFacts
@@ -82,6 +82,30 @@ def records_unreadable(facts: RuleFacts) -> Iterator[Finding]:
         summary,
         "Records that fail validation are left out rather than guessed at, so a drug, allergy or result they "
         "hold is not checked: review the chart by hand.",
+        (UNREADABLE_EVIDENCE,),
+        (),
+    )
+
+
+UNAVAILABLE_RULE_ID: Final = "rule.records-unavailable"
+_UNAVAILABLE_SUFFIX: Final = " could not be obtained from the EHR: safety checks may be incomplete"
+
+
+def records_unavailable(resource_types: Iterable[str]) -> Finding | None:
+    """One info finding naming the kinds of record a prefetch key ended without (not sent and not fetched,
+    or fetched and refused), so a missing medication list is never read as an empty one. A key the EHR
+    sent as null (it had nothing to send) is not one of them."""
+    kinds = sorted({_RECORD_KINDS.get(t, ("record", "records"))[1] for t in resource_types})
+    if not kinds:
+        return None
+    named = " and ".join(kinds) if len(kinds) <= 2 else "some records"
+    summary = f"{named[:1].upper()}{named[1:]}{_UNAVAILABLE_SUFFIX}"
+    return Finding(
+        UNAVAILABLE_RULE_ID,
+        "info",
+        summary,
+        "The EHR did not send these records and they could not be fetched, so a drug, allergy or result "
+        "among them is not checked: review the chart by hand.",
         (UNREADABLE_EVIDENCE,),
         (),
     )

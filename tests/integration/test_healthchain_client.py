@@ -247,6 +247,11 @@ def test_healthchains_synthea_prefetch_keys_match_no_template_of_ours(run: Run) 
     spec_shaped = summaries(run.report["hooks"]["patient-view"]["cards"])
     assert not any(s.startswith("Warfarin") for s in summaries(cards))
     assert len(cards) < len(spec_shaped)
+    # Fail closed: the records that never arrived are named on a card, not read as an empty chart.
+    assert any(
+        s.endswith("could not be obtained from the EHR: safety checks may be incomplete")
+        for s in summaries(cards)
+    )
 
 
 def test_healthchains_feedback_model_misnames_the_override_reason(

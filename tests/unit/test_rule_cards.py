@@ -17,7 +17,7 @@ from cds_hooks import protocol as wire
 from plugin.catalog import RuleService, shipped_registry
 from plugin.fhir_search import FhirStore
 from plugin.knowledge import KnowledgeEntry, load_knowledge_base
-from plugin.services import HookCall, ServiceRegistry
+from plugin.services import HookCall, PrefetchIssue, ServiceRegistry
 from tests.support.charts import (
     BASE_URL,
     NOW,
@@ -270,3 +270,51 @@ def test_a_rule_cards_uuid_is_stable_for_its_chart_so_feedback_can_be_joined() -
     for card in selected.cards:
         assert card.source.topic is not None
         assert card.uuid == by_topic[card.source.topic.code]
+
+
+def _call_with_prefetch(
+    service_id: str, hook: str, prefetch_changes: Mapping[str, Any], issues: tuple[PrefetchIssue, ...]
+) -> wire.HookResponse:
+    store, patient_id = _derek()
+    service = registry().get(service_id)
+    drafts = drafts_for(patient_id, "ibuprofen") if hook.startswith("order") else None
+    context = fire.build_context(hook, store, patient_id, USER_ID, None, drafts)
+    prefetch = {
+        **fire.build_prefetch(service.declaration.prefetch, context, store, BASE_URL),
+        **prefetch_changes,
+    }
+    call = HookCall(service_id, hook, str(uuid.uuid4()), context, prefetch, prefetch_issues=issues)
+    return render.response(service.evaluate(call))
+
+
+def test_records_the_ehr_could_not_supply_are_named_on_a_card_not_read_as_none() -> None:
+    """Fail closed: medications that were neither sent nor fetched are unknown, and the card says so."""
+    unavailable = "rule.records-unavailable"
+    fetched = _call_with_prefetch(CHART_SERVICE, "patient-view", {}, ())
+    assert unavailable not in {c.source.topic.code for c in fetched.cards if c.source.topic}
+    missing = (PrefetchIssue("medications", "incomplete", "not prefetched and no fhirServer"),)
+    lost = _call_with_prefetch(CHART_SERVICE, "patient-view", {"medications": None}, missing)
+    [card] = [c for c in lost.cards if c.source.topic and c.source.topic.code == unavailable]
+    assert (
+        card.summary
+        == "Medication records could not be obtained from the EHR: safety checks may be incomplete"
+    )
+    assert card.indicator == "info"
+    assert (
+        card.links
+        and card.links[0].url
+        == entries_by_title()["Patient records that decision support cannot read"].source.url
+    )
+    # The warfarin interaction card the medications would have raised is gone, and the card says why.
+    assert "rule.vka-nsaid" in {c.source.topic.code for c in fetched.cards if c.source.topic}
+    assert "rule.vka-nsaid" not in {c.source.topic.code for c in lost.cards if c.source.topic}
+    # An EHR that sent null had nothing to send: no card.
+    nothing = _call_with_prefetch(CHART_SERVICE, "patient-view", {"medications": None}, ())
+    assert unavailable not in {c.source.topic.code for c in nothing.cards if c.source.topic}
+    # Two kinds are named; more are counted as "some records". Order hooks always say it too.
+    both = (*missing, PrefetchIssue("allergies", "timeout", "fetch-back timed out"))
+    two = _call_with_prefetch(ORDER_SERVICE, "order-sign", {"medications": None, "allergies": None}, both)
+    assert any(
+        c.summary.startswith("Allergy records and medication records could not be obtained")
+        for c in two.cards
+    )
