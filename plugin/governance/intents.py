@@ -140,11 +140,9 @@ def action_words() -> ActionWords:
     return parse_action_words(read_knowledge_json("action_words.json", ActionWordsError))
 
 
-def drug_keys(rxnorm: str | None, display: str, ingredients: Sequence[str] = ()) -> frozenset[str]:
-    """The ingredients and classes a declared drug answers to."""
-    names = terminology.ingredients_of(rxnorm, display) or tuple(ingredients)
-    classes: frozenset[str] = frozenset().union(*(terminology.classes_of(n) for n in names))
-    return frozenset(names) | classes
+def drug_keys(ingredients: Sequence[str]) -> frozenset[str]:
+    """The ingredients and classes a declared drug answers to, from its ingredients."""
+    return frozenset(ingredients).union(*(terminology.classes_of(n) for n in ingredients))
 
 
 @functools.lru_cache(maxsize=4096)

@@ -69,7 +69,7 @@ from pydantic import ValidationError
 
 from plugin import terminology
 from plugin.context.codes import ANALYTES
-from plugin.context.model import ClinicalContext, Code, Dosage, DraftOrder, Measurement, Medication
+from plugin.context.model import ClinicalContext, Code, Dosage, DraftOrder, Measurement
 from plugin.governance import intents, text
 from plugin.governance.model import GovernancePolicy, Reason
 from plugin.governance.protected import ProtectedTherapy, protected_therapies
@@ -248,7 +248,7 @@ class Chart:
     _regimens: dict[tuple[str, str, str, str, str | None, Dose | None], RegimenChange] = field(
         default_factory=dict
     )
-    _drugs: dict[str, tuple[tuple[str, ...], frozenset[str]]] = field(default_factory=dict)
+    _facts: RuleFacts | None = None
     _before: tuple[RuleFacts, tuple[Finding, ...]] | None = None
 
     @classmethod
@@ -297,29 +297,25 @@ class Chart:
             draft_orders=tuple(d for d in self.context.draft_orders if d.handle != target),
         )
 
-    def drugs_of(self, handle: str | None) -> tuple[tuple[str, ...], frozenset[str]]:
-        """Ingredients, and ingredients with classes, of a medication or draft order of this chart; empty
-        for any other handle."""
-        if handle is None:
-            return (), frozenset()
-        if handle not in self._drugs:
-            found: tuple[tuple[str, ...], frozenset[str]] = ((), frozenset())
-            orders: list[Medication | DraftOrder] = [*self.context.medications, *self.context.draft_orders]
-            for order in orders:
-                if order.handle == handle:
-                    rxnorm = order.code.code if order.code.system == "rxnorm" else None
-                    names = terminology.ingredients_of(rxnorm, order.code.display) or order.ingredients
-                    found = (names, intents.drug_keys(rxnorm, order.code.display, order.ingredients))
-                    break
-            self._drugs[handle] = found
-        return self._drugs[handle]
+    def rule_facts(self) -> RuleFacts:
+        """The chart's rule facts (exposures with classes, charted value sets), digested once."""
+        if self._facts is None:
+            self._facts = RuleFacts.of(self.context)
+        return self._facts
 
     def before(self) -> tuple[RuleFacts, tuple[Finding, ...]]:
-        """The chart's rule facts and findings as it stands, computed once."""
+        """The chart's rule facts and the findings of every medication rule as it stands, computed once."""
         if self._before is None:
-            facts = RuleFacts.of(self.context)
-            self._before = (facts, run_rules(facts, MEDICATION_RULES))
+            self._before = (self.rule_facts(), run_rules(self.rule_facts(), MEDICATION_RULES))
         return self._before
+
+    def drugs_of(self, handle: str | None) -> tuple[tuple[str, ...], frozenset[str]]:
+        """Ingredients, and ingredients with classes, of a medication or draft order of this chart (its rule
+        exposure); empty for any other handle."""
+        for exposure in self.rule_facts().exposures:
+            if handle is not None and exposure.handle == handle:
+                return exposure.ingredients, frozenset(exposure.ingredients) | exposure.classes
+        return (), frozenset()
 
     def veto(self, action: ProposedAction) -> tuple[Finding, ...]:
         """Rule findings the proposed medication would cause, memoised per code and target."""
@@ -490,16 +486,19 @@ def check_phrasing(suggestion: AiSuggestion, policy: GovernancePolicy) -> Verdic
     return _ok("phrased as an option")
 
 
+def _proposed_drug(action: ProposedAction) -> tuple[tuple[str, ...], frozenset[str]]:
+    """Ingredients, and ingredients with classes, of the drug an action orders; empty for anything else."""
+    coded = action.code
+    if coded is None or action.resource_type != "MedicationRequest":
+        return (), frozenset()
+    names = terminology.ingredients_of(coded.code if coded.system == "rxnorm" else None, coded.display)
+    return names, intents.drug_keys(names)
+
+
 def check_intent(suggestion: AiSuggestion, chart: Chart) -> Verdict:
     action = suggestion.action
-    coded = action.code
     target_names, target = chart.drugs_of(action.target)
-    proposed_names: tuple[str, ...] = ()
-    proposed: frozenset[str] = frozenset()
-    if coded is not None and action.resource_type == "MedicationRequest":
-        rxnorm = coded.code if coded.system == "rxnorm" else None
-        proposed_names = terminology.ingredients_of(rxnorm, coded.display)
-        proposed = intents.drug_keys(rxnorm, coded.display)
+    proposed_names, proposed = _proposed_drug(action)
     if target_names and action.intent in ("change-dose", "substitute"):
         kept = frozenset(proposed_names) == frozenset(target_names)
         if action.intent == "change-dose" and not kept:
@@ -614,13 +613,10 @@ def cited_assertions(suggestion: AiSuggestion, chart: Chart) -> CitedAssertions:
     cited medications."""
     action = suggestion.action
     stops = chart.drugs_of(action.target)[1] if action.intent in ("stop", "substitute") else frozenset()
-    starts: frozenset[str] = frozenset()
-    if action.intent in ("start", "substitute") and action.code is not None:
-        coded = action.code
-        starts = intents.drug_keys(coded.code if coded.system == "rxnorm" else None, coded.display)
+    starts = _proposed_drug(action)[1] if action.intent in ("start", "substitute") else frozenset()
     if not (stops or starts):
         return CitedAssertions()
-    facts, _ = chart.before()
+    facts = chart.rule_facts()
     cited = frozenset(suggestion.citations.patient) | ({action.target} if action.target else set())
     taken = frozenset(k for e in facts.exposures for k in (*e.ingredients, *e.classes))
     taken_cited = frozenset(

@@ -15,6 +15,7 @@ from plugin.governance import GovernancePolicy, Reason, govern, intents, steps
 from plugin.governance.intents import ActionWordsError, parse_action_words, recommendations, undeclared
 from plugin.packaged import read_knowledge_json
 from plugin.suggestions import AiSuggestion
+from plugin.terminology import ingredients_of
 from tests.support import governance_corpus as corpus
 
 pytestmark = pytest.mark.unit
@@ -575,8 +576,8 @@ def test_recommendations_are_read_as_a_pharmacist_would(
 
 
 def test_undeclared_checks_the_kind_and_the_drug() -> None:
-    warfarin = intents.drug_keys("855332", "Warfarin Sodium 5 MG Oral Tablet")
-    apixaban = intents.drug_keys("1364445", "apixaban 5 MG Oral Tablet")
+    warfarin = intents.drug_keys(ingredients_of("855332", "Warfarin Sodium 5 MG Oral Tablet"))
+    apixaban = intents.drug_keys(ingredients_of("1364445", "apixaban 5 MG Oral Tablet"))
     nothing: frozenset[str] = frozenset()
     assert undeclared("Consider stopping warfarin", "stop", warfarin, nothing) is None
     assert undeclared("Consider stopping the anticoagulant", "stop", warfarin, nothing) is None
