@@ -42,7 +42,13 @@ from typing import Any
 import orjson
 
 from bench.gold import accuracy, constructed
-from bench.gold.model import HELDOUT_PATH, HELDOUT_V2_PATH, load_constructed
+from bench.gold.model import (
+    HELDOUT_PATH,
+    HELDOUT_V2_PATH,
+    HELDOUT_V3_PATH,
+    load_constructed,
+    load_full_review,
+)
 from bench.stats import percentile
 from cds_hooks.prefetch import render_template
 from plugin.catalog import CHART_PREFETCH
@@ -166,19 +172,31 @@ def main(argv: list[str] | None = None) -> int:
         cases = constructed.evaluate()
         print("\n".join(constructed.render(cases)))
         print()
+        complete = constructed.evaluate(load_full_review().merged(load_constructed()))
+        print("constructed cases with a blind full review's findings added (constructed_full_review.json):")
+        print("\n".join(constructed.render(complete)))
+        print()
         heldout = constructed.evaluate(load_constructed(HELDOUT_PATH))
         print("held-out cases v1 (written blind after the rules; scored once, then tuned on on 2026-12-07):")
         print("\n".join(constructed.render(heldout)))
         print()
-        unseen = constructed.evaluate(load_constructed(HELDOUT_V2_PATH))
-        print("held-out cases v2 (written blind on 2026-12-07 after v1 was tuned on; not tuned on):")
+        second = constructed.evaluate(load_constructed(HELDOUT_V2_PATH))
+        print(
+            "held-out cases v2 (written blind on 2026-12-07 after v1 was tuned on; scored once, then tuned on):"
+        )
+        print("\n".join(constructed.render(second)))
+        print()
+        unseen = constructed.evaluate(load_constructed(HELDOUT_V3_PATH))
+        print("held-out cases v3 (written blind on 2026-12-07 after v2 was tuned on; not tuned on):")
         print("\n".join(constructed.render(unseen)))
         print()
         for name, row in (
             ("Synthea charts", synthea.overall),
             ("constructed cases", cases.overall),
+            ("constructed cases + blind full review", complete.overall),
             ("held-out cases v1 (tuned on)", heldout.overall),
-            ("held-out cases v2 (unseen)", unseen.overall),
+            ("held-out cases v2 (tuned on)", second.overall),
+            ("held-out cases v3 (unseen)", unseen.overall),
         ):
             print(_target_line(name, row.recall, row.precision))
     return 0

@@ -19,8 +19,12 @@ CONSTRUCTED_PATH = Path(__file__).resolve().parent / "constructed_cases.json"
 CHECK_RULES_PATH = Path(__file__).resolve().parent / "check_rules.json"
 # Written after the rules by a reviewer who read none of them; scored once per release, never tuned on.
 HELDOUT_PATH = Path(__file__).resolve().parent / "heldout_cases.json"
-# The second held-out set (2026-12-07), written blind after the first was tuned on: the unseen number now.
+# The second held-out set (2026-12-07), written blind after the first was tuned on; tuned on the same day.
 HELDOUT_V2_PATH = Path(__file__).resolve().parent / "heldout_v2_cases.json"
+# The third held-out set (2026-12-07), written blind after v2 was tuned on: the unseen number now.
+HELDOUT_V3_PATH = Path(__file__).resolve().parent / "heldout_v3_cases.json"
+# A blind, complete review of the constructed charts (2026-12-07), added to their authors' focused findings.
+FULL_REVIEW_PATH = Path(__file__).resolve().parent / "constructed_full_review.json"
 
 Family = Literal[
     "interaction",
@@ -230,6 +234,55 @@ class ConstructedSet(_Strict):
         if unknown:
             raise ValueError(f"checks not declared: {unknown}")
         return self
+
+
+class Dispute(_Strict):
+    summary: str
+    why: str
+
+
+class ReviewedCase(_Strict):
+    case: str
+    add: tuple[ConstructedFinding, ...]
+    disputes: tuple[Dispute, ...] = ()
+
+
+class NegativeConflict(_Strict):
+    case: str
+    check: str
+    severity: Severity
+    summary: str
+
+
+class FullReview(_Strict):
+    """More findings on the same charts from a second, blind reviewer who read the whole chart."""
+
+    version: int = Field(ge=1)
+    written: date
+    method: str = Field(min_length=1)
+    checks: dict[str, str]  # checks the reviewers used beyond the constructed set's own
+    negative_conflicts: tuple[
+        NegativeConflict, ...
+    ] = ()  # left out: the author built the chart not to raise them
+    cases: tuple[ReviewedCase, ...]
+
+    def merged(self, constructed: ConstructedSet) -> ConstructedSet:
+        """The constructed set with every case's findings extended by this review's; every case reviewed once."""
+        added = {c.case: c.add for c in self.cases}
+        if sorted(added) != sorted(c.id for c in constructed.cases) or len(added) != len(self.cases):
+            raise ValueError("the full review covers every constructed case exactly once")
+        cases = tuple(
+            case.model_copy(update={"findings": (*case.findings, *added[case.id])})
+            for case in constructed.cases
+        )
+        merged = constructed.model_copy(
+            update={"checks": {**self.checks, **constructed.checks}, "cases": cases}
+        )
+        return ConstructedSet.model_validate(merged.model_dump())
+
+
+def load_full_review(path: Path = FULL_REVIEW_PATH) -> FullReview:
+    return FullReview.model_validate_json(path.read_bytes())
 
 
 def load_constructed(path: Path = CONSTRUCTED_PATH) -> ConstructedSet:

@@ -62,7 +62,7 @@ SHARED_PREFIX_SHARE: Final = 0.6  # of every prompt's estimated tokens: what the
 MIN_PASSAGES: Final = 3  # kept whatever the chart's length: the model never reviews without evidence
 # name → (file in this package, version); bump the version with every edit of the file.
 _FILES: Final[dict[str, tuple[str, str]]] = {
-    INSTRUCTIONS: ("instructions.txt", "4"),
+    INSTRUCTIONS: ("instructions.txt", "5"),
     "chart-review": ("chart_review.txt", "2"),
     "order-review": ("order_review.txt", "1"),
     "discharge-review": ("discharge_review.txt", "1"),

@@ -3,8 +3,10 @@
 # Decision rules (DESIGN §5):
 #
 # - Each sample first passes the schema step (the parser's outcome must be "ok"); each suggestion of an ok,
-#   non-abstaining sample then runs grounding, untrusted-text, language, phrasing, intent, support, safety
-#   and actions (steps.py) and stops at the first failure, which becomes its Rejection. Every step run is logged.
+#   non-abstaining sample then runs grounding, untrusted-text, language, phrasing, intent, support, safety,
+#   basis and actions (steps.py) and stops at the first failure, which becomes its Rejection. Every step run
+#   is logged. Basis (a cited assertion of the suggestion's own intent) comes after safety on purpose: a
+#   harmful proposal is rejected for the harm, whatever it cites.
 # - With an empty retrieval set nothing is grounded: every suggestion is rejected with empty-retrieval.
 # - Consistency: suggestions that passed are clustered by normalised action, (intent, type, resource type,
 #   code system, code, target, dose), or for advice without an order by its intent and its summary's key
@@ -113,6 +115,8 @@ class _Run:
         if not self.record("support", sample, index, steps.check_support(suggestion, chart, policy)):
             return None
         if not self.record("safety", sample, index, steps.check_safety(suggestion, chart, policy)):
+            return None
+        if not self.record("basis", sample, index, steps.check_basis(suggestion, chart)):
             return None
         verdict, resource = steps.check_actions(suggestion, chart, policy, self.patient_reference)
         if not self.record("actions", sample, index, verdict):

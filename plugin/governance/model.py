@@ -43,6 +43,7 @@ Step = Literal[
     "intent",
     "support",
     "safety",
+    "basis",
     "actions",
     "consistency",
 ]

@@ -67,15 +67,16 @@ from typing import Any, Final
 
 from pydantic import ValidationError
 
-from plugin import terminology
+from plugin import allergens, terminology
 from plugin.context.codes import ANALYTES
 from plugin.context.model import ClinicalContext, Code, Dosage, DraftOrder, Measurement
 from plugin.governance import intents, text
 from plugin.governance.model import GovernancePolicy, Reason
 from plugin.governance.protected import ProtectedTherapy, protected_therapies
 from plugin.knowledge import Assertion, KnowledgeBase, KnowledgeEntry
-from plugin.rules.dose_range import dose_table, ingredient_strength_mg, single_dose_mg
+from plugin.rules.dose_range import daily_frequency, dose_table, ingredient_strength_mg, single_dose_mg
 from plugin.rules.engine import PROPOSAL_HANDLE, check_proposal, run_rules
+from plugin.rules.kidney import renal_function
 from plugin.rules.model import Finding, RuleFacts
 from plugin.rules.registry import MEDICATION_RULES
 from plugin.rules.resolution import RULE_ID as UNRESOLVED_RULE
@@ -91,6 +92,7 @@ __all__ = [
     "Verdict",
     "build_resource",
     "check_actions",
+    "check_basis",
     "check_grounding",
     "check_intent",
     "check_language",
@@ -540,17 +542,6 @@ def _entry_texts(entry: KnowledgeEntry) -> tuple[str, ...]:
     )
 
 
-def _action_terms(action: ProposedAction) -> frozenset[str]:
-    if action.code is None:
-        return frozenset()
-    names: tuple[str, ...] = ()
-    if action.code.system in ("rxnorm", "cvx"):
-        rxnorm = action.code.code if action.code.system == "rxnorm" else None
-        names = terminology.ingredients_of(rxnorm, action.code.display)
-    classes = frozenset().union(*(terminology.classes_of(n) for n in names)) if names else frozenset()
-    return frozenset({action.code.code, *names, *classes})
-
-
 def _matches(written: str, value: float, tolerance: float) -> bool:
     number = float(written)
     decimals = len(written.split(".")[1]) if "." in written else 0
@@ -599,22 +590,107 @@ def _check_numbers(
 
 @dataclass(frozen=True, slots=True)
 class CitedAssertions:
-    """The cited passages' assertions about the suggestion's own intent and drugs, whose conditions hold."""
+    """The cited passages' assertions about the suggestion's own intent and target, whose conditions hold."""
 
     supporting: tuple[tuple[str, Assertion], ...] = ()
     opposing: tuple[tuple[str, Assertion], ...] = ()
 
 
+# The intents whose support must be a cited assertion (issue 18, item 3): what changes a regimen or orders a
+# test. Referral, counselling and "no change" change nothing a rule can judge; the word screen stays for them.
+ASSERTED_SUGGESTION_INTENTS: Final = frozenset({"start", "stop", "substitute", "change-dose", "order-test"})
+
+
+def _acted_on(action: ProposedAction, chart: Chart) -> dict[str, frozenset[str]]:
+    """Per asserted intent, the drug keys (LOINC codes for order-test) the action acts on. A substitute is a
+    stop of its target and a start of the new drug; a change-dose acts on its target (or, with none, on the
+    drug it names)."""
+    target = chart.drugs_of(action.target)[1]
+    proposed = _proposed_drug(action)[1]
+    if action.intent == "start":
+        return {"start": proposed}
+    if action.intent == "stop":
+        return {"stop": target}
+    if action.intent == "substitute":
+        return {"stop": target, "start": proposed}
+    if action.intent == "change-dose":
+        return {"change-dose": target or proposed}
+    if action.intent == "order-test" and action.code is not None and action.code.system == "loinc":
+        return {"order-test": frozenset({action.code.code})}
+    return {}
+
+
+def _daily_mg(dosage: Dosage, display: str, ingredient: str) -> float | None:
+    per_day = daily_frequency(dosage)
+    one = single_dose_mg(dosage, ingredient_strength_mg(display, ingredient))
+    return None if per_day is None or one is None else one * per_day
+
+
+def dose_direction(action: ProposedAction, chart: Chart) -> str | None:
+    """ "reduce" or "increase" when the proposed and the current daily milligrams of the target can both be
+    read and differ; None otherwise (the way a dose moves is then unknown, never assumed)."""
+    if action.dose is None or action.code is None or action.target is None:
+        return None
+    current = next((m for m in chart.context.medications if m.handle == action.target), None)
+    if current is None:
+        return None
+    amount, frequency = dose_text(action.dose)
+    proposed = Dosage(dose=amount, route=action.dose.route, frequency=frequency)
+    for name in current.ingredients:
+        before = _daily_mg(current.dosage, current.code.display, name)
+        after = _daily_mg(proposed, action.code.display, name)
+        if before is not None and after is not None and before != after:
+            return "reduce" if after < before else "increase"
+    return None
+
+
+def _lab_value(facts: RuleFacts, analyte: str) -> tuple[float | None, tuple[str, ...]]:
+    """The current value and the handles it rests on; eGFR may be CKD-EPI from a current creatinine."""
+    if analyte == "egfr":
+        kidney = renal_function(facts)
+        return kidney.egfr, kidney.egfr_inputs
+    current = facts.current(analyte)
+    return (current.value, (current.handle,)) if current is not None else (None, ())
+
+
+def _labs_hold(assertion: Assertion, facts: RuleFacts, cited: frozenset[str] | None) -> bool:
+    """Every lab condition holds. To support (`cited` given), on a current value the suggestion cites; to
+    oppose (`cited` None), on the chart's current value, and an unknown value holds (fail closed)."""
+    for analyte, bound, limit in assertion.labs:
+        value, handles = _lab_value(facts, analyte)
+        if value is None:
+            if cited is not None:
+                return False
+            continue
+        if cited is not None and cited.isdisjoint(handles):
+            return False
+        if (value < limit) != (bound == "below"):
+            return False
+    return True
+
+
+def _allergy_holds(assertion: Assertion, chart: Chart, cited: frozenset[str] | None) -> bool:
+    """An allergy record (the context keeps active ones only) resolving to one of the assertion's classes:
+    among the cited facts to support (`cited` given), anywhere on the chart to oppose."""
+    if not assertion.allergies:
+        return True
+    return any(
+        (cited is None or allergy.handle in cited)
+        and not allergens.resolve(allergy.substance).classes.isdisjoint(assertion.allergies)
+        for allergy in chart.context.allergies
+    )
+
+
 def cited_assertions(suggestion: AiSuggestion, chart: Chart) -> CitedAssertions:
-    """Assertions of the cited entries on stopping the target or starting the proposed drug (a substitute
-    does both). Fail closed, both ways: an opposing assertion holds when the chart meets its conditions
-    (leaving a fact uncited never dodges it); a supporting one only when the facts the suggestion cites
-    (and its target) meet them, every `when` value set among the cited problems and a `with` drug among the
-    cited medications."""
+    """Assertions of the cited entries on the suggestion's own intent and target: start and stop of the
+    drugs it starts and stops, change-dose of the drug whose dose it changes (and which way), order-test of
+    the test it orders. Fail closed, both ways: an opposing assertion holds when the chart meets its
+    conditions (leaving a fact uncited never dodges it, and an unknown dose direction meets any direction); a
+    supporting one only when the facts the suggestion cites (and its target) meet them, every `when` value
+    set among the cited problems and a `with` drug (or an order-test's drug) among the cited medications."""
     action = suggestion.action
-    stops = chart.drugs_of(action.target)[1] if action.intent in ("stop", "substitute") else frozenset()
-    starts = _proposed_drug(action)[1] if action.intent in ("start", "substitute") else frozenset()
-    if not (stops or starts):
+    acted = _acted_on(action, chart)
+    if not any(acted.values()):
         return CitedAssertions()
     facts = chart.rule_facts()
     cited = frozenset(suggestion.citations.patient) | ({action.target} if action.target else set())
@@ -622,21 +698,45 @@ def cited_assertions(suggestion: AiSuggestion, chart: Chart) -> CitedAssertions:
     taken_cited = frozenset(
         k for e in facts.exposures if e.handle in cited for k in (*e.ingredients, *e.classes)
     )
+    direction = dose_direction(action, chart) if "change-dose" in acted else None
     supporting: list[tuple[str, Assertion]] = []
     opposing: list[tuple[str, Assertion]] = []
     for entry_id in suggestion.citations.knowledge:
         entry = chart.knowledge.get(entry_id)
         for assertion in entry.assertions if entry is not None else ():
-            named = stops if assertion.intent == "stop" else starts
-            if named.isdisjoint(assertion.drugs):
+            named = acted.get(assertion.intent, frozenset())
+            subjects = assertion.tests if assertion.intent == "order-test" else assertion.drugs
+            if named.isdisjoint(subjects):
                 continue
-            if assertion.stance == "opposes":
+            opposes = assertion.stance == "opposes"
+            if not _labs_hold(assertion, facts, None if opposes else cited):
+                continue
+            if not _allergy_holds(assertion, chart, None if opposes else cited):
+                continue
+            if (
+                assertion.direction != "any"
+                and direction != assertion.direction
+                and not (opposes and direction is None)
+            ):
+                continue
+            # An order-test's drugs say whose monitoring the test is: one of them must be taken (cited, to
+            # support), like a `with` drug.
+            needs = tuple(assertion.with_drugs) + (
+                assertion.drugs if assertion.intent == "order-test" else ()
+            )
+            if opposes:
                 charted = all(facts.has_condition(v) for v in assertion.when)
-                if charted and (not assertion.with_drugs or not taken.isdisjoint(assertion.with_drugs)):
+                if charted and (not needs or not taken.isdisjoint(needs)):
                     opposing.append((entry_id, assertion))
                 continue
             shown = all(cited & set(facts.value_sets.get(v, ())) for v in assertion.when)
-            if shown and (not assertion.with_drugs or not taken_cited.isdisjoint(assertion.with_drugs)):
+            with_ok = not assertion.with_drugs or not taken_cited.isdisjoint(assertion.with_drugs)
+            for_ok = (
+                assertion.intent != "order-test"
+                or not assertion.drugs
+                or not taken_cited.isdisjoint(assertion.drugs)
+            )
+            if shown and with_ok and for_ok:
                 supporting.append((entry_id, assertion))
     return CitedAssertions(tuple(supporting), tuple(opposing))
 
@@ -657,26 +757,34 @@ def check_support(suggestion: AiSuggestion, chart: Chart, policy: GovernancePoli
             Reason.UNSUPPORTED_CLAIM,
             f"shares {len(shared)} key term(s) with its citations, needs {policy.min_shared_terms}",
         )
-    action = suggestion.action
+    basis = ""
     if asserted.supporting:
-        # A cited assertion of this very intent on this drug is the support; the lexical screen above stays.
         entry_id, assertion = asserted.supporting[0]
         basis = f"{entry_id} {assertion.describe()}"
-    else:
-        basis = ""
-        action_terms = _action_terms(action)
-        if action_terms and not (text.key_terms(action_terms) & evidence):
-            return Verdict(
-                Reason.UNSUPPORTED_CLAIM, "the proposed code is not in the cited passages or facts"
-            )
-        stopped = chart.drugs_of(action.target)[1] if action.intent == "stop" else frozenset()
-        if stopped and not (text.key_terms(stopped) & evidence):
-            return Verdict(Reason.UNSUPPORTED_CLAIM, "the stopped drug is not in the cited passages or facts")
     numbers = _check_numbers(suggestion, chart, entries, policy)
     if numbers is not None:
         return numbers
     terms = f"{len(shared)} shared key terms: {', '.join(sorted(shared)[:6])}"
     return _ok(f"{basis}; {terms}" if basis else terms)
+
+
+def check_basis(suggestion: AiSuggestion, chart: Chart) -> Verdict:
+    """Support as structured evidence (issue 18): a suggestion that changes the regimen or orders a test is
+    supported only by a cited passage asserting this very intent for this target under conditions the cited
+    facts meet. Run after safety, so that a harmful proposal is named by what it would harm, not by its
+    missing citation; word overlap (the support step) is only a secondary screen."""
+    action = suggestion.action
+    if action.intent not in ASSERTED_SUGGESTION_INTENTS:
+        return _ok(f"{action.intent} changes no order: no asserted basis needed")
+    asserted = cited_assertions(suggestion, chart)
+    if not asserted.supporting:
+        what = action.target or (action.code.display[:40] if action.code is not None else "its target")
+        return Verdict(
+            Reason.UNSUPPORTED_CLAIM,
+            f"no cited passage asserts {action.intent} of {what!r} under the cited facts",
+        )
+    entry_id, assertion = asserted.supporting[0]
+    return _ok(f"{entry_id} {assertion.describe()}")
 
 
 def check_safety(suggestion: AiSuggestion, chart: Chart, policy: GovernancePolicy) -> Verdict:

@@ -15,6 +15,7 @@ from types import MappingProxyType
 from typing import Final, Literal, Protocol, cast
 from urllib.parse import urlsplit
 
+from plugin.context.codes import ANALYTES
 from plugin.terminology import CLASS_KEYS, is_known_ingredient, value_set_names
 
 __all__ = [
@@ -57,10 +58,13 @@ _RELEASE_RE: Final = re.compile(r"^[0-9A-Za-z][0-9A-Za-z.-]*$")
 
 _ENTRY_REQUIRED: Final = frozenset({"id", "title", "statement", "kind", "source", "applies_to"})
 _ENTRY_OPTIONAL: Final = frozenset({"population", "severity_hint", "assertions"})
-_ASSERTION_REQUIRED: Final = frozenset({"stance", "intent", "drugs"})
-_ASSERTION_OPTIONAL: Final = frozenset({"when", "with"})
+_ASSERTION_REQUIRED: Final = frozenset({"stance", "intent"})
+_ASSERTION_OPTIONAL: Final = frozenset({"drugs", "when", "with", "direction", "tests", "labs", "allergies"})
+# A lab condition: the analyte (plugin.context.codes.ANALYTES) and one bound.
+_LAB_BOUNDS: Final = ("below", "at_or_above")
 STANCES: Final = ("supports", "opposes")
-ASSERTED_INTENTS: Final = ("start", "stop")
+ASSERTED_INTENTS: Final = ("start", "stop", "change-dose", "order-test")
+DIRECTIONS: Final = ("reduce", "increase", "any")
 _SOURCE_KEYS: Final = frozenset({"organisation", "document", "version", "url"})
 _APPLIES_KEYS: Final = ("ingredients", "classes", "snomed", "icd10", "loinc", "value_sets")
 _POPULATION_KEYS: Final = frozenset({"min_age", "max_age", "sex"})
@@ -118,23 +122,48 @@ class Population:
         return not (sex is not None and self.sex is not None and sex != self.sex)
 
 
+AssertedIntent = Literal["start", "stop", "change-dose", "order-test"]
+Direction = Literal["reduce", "increase", "any"]
+
+
 @dataclass(frozen=True, slots=True)
 class Assertion:
-    """What an entry says about a medication change, machine-readable: it `stance`s (supports or opposes)
-    the `intent` (start or stop) of any of `drugs` (ingredients or class keys) when every value set in
-    `when` is charted and one of `with` (drug keys) is taken; empty lists are no condition."""
+    """What an entry says about a medication or test action, machine-readable: it `stance`s (supports or
+    opposes) the `intent` of any of `drugs` (ingredients or class keys) when every value set in `when` is
+    charted and one of `with` (drug keys) is taken; empty lists are no condition. A change-dose names the
+    drug whose dose changes and which way (`direction`); an order-test names the LOINC codes it orders
+    (`tests`) and, in `drugs`, the drugs whose monitoring it is (none: the test stands on `when` alone)."""
 
     stance: Literal["supports", "opposes"]
-    intent: Literal["start", "stop"]
+    intent: AssertedIntent
     drugs: tuple[str, ...]
     when: tuple[str, ...] = ()
     with_drugs: tuple[str, ...] = ()
+    direction: Direction = "any"
+    tests: tuple[str, ...] = ()
+    # Lab conditions, all of which must hold on a current value: ("egfr", "below", 30.0).
+    labs: tuple[tuple[str, str, float], ...] = ()
+    # An allergy condition: an active allergy record resolving to one of these drug classes.
+    allergies: tuple[str, ...] = ()
 
     def describe(self) -> str:
-        """ "opposes stop of anticoagulant when atrial-fibrillation", for logs and the evidence page."""
-        conditions = f" when {', '.join(self.when)}" if self.when else ""
+        """ "opposes stop of anticoagulant when atrial-fibrillation", "supports change-dose (reduce) of
+        gabapentin when ckd", "supports order-test of 2823-3 for spironolactone", for logs and the evidence
+        page."""
+        conditions = ", ".join(
+            (
+                *self.when,
+                *(f"{a} {'<' if b == 'below' else '>='} {v:g}" for a, b, v in self.labs),
+                *(f"{c} allergy" for c in self.allergies),
+            )
+        )
+        conditions = f" when {conditions}" if conditions else ""
         taken = f" with {', '.join(self.with_drugs)}" if self.with_drugs else ""
-        return f"{self.stance} {self.intent} of {', '.join(self.drugs)}{conditions}{taken}"
+        if self.intent == "order-test":
+            taking = f" for {', '.join(self.drugs)}" if self.drugs else ""
+            return f"{self.stance} order-test of {', '.join(self.tests)}{taking}{conditions}{taken}"
+        way = f" ({self.direction})" if self.intent == "change-dose" and self.direction != "any" else ""
+        return f"{self.stance} {self.intent}{way} of {', '.join(self.drugs)}{conditions}{taken}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -375,35 +404,97 @@ def _assertions(
         where = f"assertions[{n}]"
         if not isinstance(item, dict):
             raise KnowledgeBaseError(file, entry_id, f"{where} must be an object")
-        _exact_keys(file, entry_id, where, item, _ASSERTION_REQUIRED, _ASSERTION_OPTIONAL)
-        stance, intent = item["stance"], item["intent"]
-        if stance not in STANCES or intent not in ASSERTED_INTENTS:
-            raise KnowledgeBaseError(
-                file, entry_id, f"{where}: stance is one of {STANCES}, intent one of {ASSERTED_INTENTS}"
-            )
-        lists: dict[str, tuple[str, ...]] = {}
-        for key in ("drugs", "when", "with"):
-            values = item.get(key, [])
-            if not isinstance(values, list) or not all(isinstance(v, str) and v for v in values):
-                raise KnowledgeBaseError(file, entry_id, f"{where}.{key} must be a list of names")
-            lists[key] = tuple(values)
-        if not lists["drugs"]:
-            raise KnowledgeBaseError(file, entry_id, f"{where}.drugs names nothing")
-        for key in ("drugs", "with"):
-            if unknown := [v for v in lists[key] if not _drug_key_known(v)]:
-                raise KnowledgeBaseError(file, entry_id, f"{where}.{key}: unknown drug keys {unknown}")
-        if unknown := [v for v in lists["when"] if v not in known_value_sets]:
-            raise KnowledgeBaseError(file, entry_id, f"{where}.when: unknown value sets {unknown}")
-        found.append(
-            Assertion(
-                cast(Literal["supports", "opposes"], stance),
-                cast(Literal["start", "stop"], intent),
-                lists["drugs"],
-                lists["when"],
-                lists["with"],
-            )
-        )
+        found.append(_assertion(file, entry_id, where, item, known_value_sets))
+    if len(set(found)) != len(found):
+        raise KnowledgeBaseError(file, entry_id, "assertions repeat an assertion")
     return tuple(found)
+
+
+def _assertion(
+    file: str, entry_id: str, where: str, item: dict[str, object], known_value_sets: frozenset[str]
+) -> Assertion:
+    _exact_keys(file, entry_id, where, item, _ASSERTION_REQUIRED, _ASSERTION_OPTIONAL)
+    stance, intent = item["stance"], item["intent"]
+    if stance not in STANCES or intent not in ASSERTED_INTENTS:
+        raise KnowledgeBaseError(
+            file, entry_id, f"{where}: stance is one of {STANCES}, intent one of {ASSERTED_INTENTS}"
+        )
+    # Every intent but order-test is about a drug; an order-test may stand on its conditions alone.
+    if intent != "order-test" and "drugs" not in item:
+        raise KnowledgeBaseError(file, entry_id, f"{where} lacks drugs")
+    lists: dict[str, tuple[str, ...]] = {}
+    for key in ("drugs", "when", "with", "tests", "allergies"):
+        values = item.get(key, [])
+        if not isinstance(values, list) or not all(isinstance(v, str) and v for v in values):
+            raise KnowledgeBaseError(file, entry_id, f"{where}.{key} must be a list of names")
+        if len(set(values)) != len(values):
+            raise KnowledgeBaseError(file, entry_id, f"{where}.{key} repeats a value")
+        lists[key] = tuple(values)
+    if intent != "order-test" and not lists["drugs"]:
+        raise KnowledgeBaseError(file, entry_id, f"{where}.drugs names nothing")
+    for key in ("drugs", "with"):
+        if unknown := [v for v in lists[key] if not _drug_key_known(v)]:
+            raise KnowledgeBaseError(file, entry_id, f"{where}.{key}: unknown drug keys {unknown}")
+    if unknown := [v for v in lists["allergies"] if v not in CLASS_KEYS]:
+        raise KnowledgeBaseError(file, entry_id, f"{where}.allergies: unknown drug classes {unknown}")
+    if unknown := [v for v in lists["when"] if v not in known_value_sets]:
+        raise KnowledgeBaseError(file, entry_id, f"{where}.when: unknown value sets {unknown}")
+    if intent == "order-test":
+        if not lists["tests"]:
+            raise KnowledgeBaseError(file, entry_id, f"{where}.tests must name a LOINC code for order-test")
+        if malformed := [v for v in lists["tests"] if not _loinc_valid(v)]:
+            raise KnowledgeBaseError(file, entry_id, f"{where}.tests: malformed LOINC codes {malformed}")
+    elif "tests" in item:
+        raise KnowledgeBaseError(file, entry_id, f"{where}.tests is only for order-test, not {intent}")
+    direction = item.get("direction", "any")
+    if intent != "change-dose" and "direction" in item:
+        raise KnowledgeBaseError(file, entry_id, f"{where}.direction is only for change-dose, not {intent}")
+    if direction not in DIRECTIONS:
+        raise KnowledgeBaseError(file, entry_id, f"{where}.direction is one of {DIRECTIONS}")
+    return Assertion(
+        stance,
+        intent,
+        lists["drugs"],
+        lists["when"],
+        lists["with"],
+        direction,
+        lists["tests"],
+        _lab_conditions(file, entry_id, where, item.get("labs", [])),
+        lists["allergies"],
+    )
+
+
+def _lab_conditions(file: str, entry_id: str, where: str, raw: object) -> tuple[tuple[str, str, float], ...]:
+    if not isinstance(raw, list):
+        raise KnowledgeBaseError(file, entry_id, f"{where}.labs must be a list")
+    found: list[tuple[str, str, float]] = []
+    for n, item in enumerate(raw):
+        bounds = [b for b in _LAB_BOUNDS if isinstance(item, dict) and b in item]
+        if not isinstance(item, dict) or set(item) - {"analyte", *_LAB_BOUNDS} or len(bounds) != 1:
+            raise KnowledgeBaseError(
+                file, entry_id, f"{where}.labs[{n}] is {{'analyte': ..., 'below'|'at_or_above': number}}"
+            )
+        analyte, value = item.get("analyte"), item[bounds[0]]
+        if analyte not in ANALYTES:
+            raise KnowledgeBaseError(file, entry_id, f"{where}.labs[{n}]: unknown analyte {analyte!r}")
+        if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+            raise KnowledgeBaseError(
+                file, entry_id, f"{where}.labs[{n}]: the bound must be a positive number"
+            )
+        found.append((str(analyte), bounds[0], float(value)))
+    return tuple(found)
+
+
+def _loinc_valid(code: str) -> bool:
+    """Form and mod-10 check digit: a mistyped test code would otherwise support ordering nothing."""
+    if not _LOINC_RE.match(code):
+        return False
+    digits = [int(c) for c in code.replace("-", "")]
+    total = 0
+    for position, digit in enumerate(reversed(digits)):
+        doubled = digit * 2 if position % 2 == 1 else digit
+        total += doubled - 9 if doubled > 9 else doubled
+    return total % 10 == 0
 
 
 def _source(file: str, entry_id: str, raw: object) -> Source:

@@ -14,6 +14,7 @@ from typing import Final
 from plugin import allergens
 from plugin.context.model import Allergy, Code
 from plugin.rules.dosing import daily_mg, dosage_of
+from plugin.rules.freshness import MonitoringInterval, monitoring_interval
 from plugin.rules.kidney import renal_function, shown
 from plugin.rules.model import SEVERITY_RANK, Exposure, Finding, LabOrder, RuleFacts, Severity
 from plugin.rules.phrasing import handles as _handles
@@ -47,6 +48,9 @@ class Interaction:
     right_unless: frozenset[str] = frozenset()  # right-side drugs with these classes belong to another rule
     right_unless_ingredients: frozenset[str] = frozenset()
     right_systemic_only: bool = False  # skin, eye and ear products of the right-side drug do not count
+    # The pair speaks only while one of its drugs is new (proposed, or ordered within this many days): an
+    # established pair's monitoring is another rule's (a recheck when the lab is stale, a threshold when high).
+    new_within_days: int | None = None
 
     def _left(self, facts: RuleFacts) -> tuple[Exposure, ...]:
         left = facts.with_class(*self.left)
@@ -66,6 +70,10 @@ class Interaction:
     def __call__(self, facts: RuleFacts) -> Iterator[Finding]:
         lefts, rights = pair_sides(self._left(facts), self._right(facts))
         if not lefts:
+            return
+        if self.new_within_days is not None and not any(
+            e.new(self.new_within_days) for e in (*lefts, *rights)
+        ):
             return
         summary = _short(f"{_names(lefts).capitalize()} with {_names(rights)} {self.risk}: {self.option}")
         involved = frozenset().union(*(e.classes | frozenset(e.ingredients) for e in (*lefts, *rights)))
@@ -136,6 +144,7 @@ def _pair(
     right_unless: Iterable[str] = (),
     right_unless_ingredients: Iterable[str] = (),
     right_systemic_only: bool = False,
+    new_within_days: int | None = None,
 ) -> Interaction:
     cited = tuple(("*", e) if isinstance(e, str) else e for e in evidence)
     return Interaction(
@@ -151,6 +160,7 @@ def _pair(
         frozenset(right_unless),
         frozenset(right_unless_ingredients),
         right_systemic_only,
+        new_within_days,
     )
 
 
@@ -158,6 +168,10 @@ def _pair(
 # count here: part of it is absorbed).
 _SKIN_EYE_EAR = re.compile(r"\b(topical|ophthalmic|otic)\b", re.IGNORECASE)
 
+
+# A drug ordered this recently is still being started: potassium is checked within 1-2 weeks of a RAAS
+# start and again around 4 weeks (kb.potassium-monitoring-raas), and an INR is not yet stable.
+NEW_START_DAYS: Final = 28
 
 INTERACTIONS: tuple[Interaction, ...] = (
     _pair(
@@ -240,6 +254,9 @@ INTERACTIONS: tuple[Interaction, ...] = (
         "can cause hyperkalaemia",
         "consider checking potassium within 1-2 weeks",
         "Both lower potassium excretion, so serum potassium can climb to dangerous levels.",
+        # The advice is for the weeks after a start (kb.potassium-monitoring-raas); an established pair is
+        # watched by rule.potassium-recheck and rule.hyperkalaemia-on-raising-drug.
+        new_within_days=NEW_START_DAYS,
     ),
     _pair(
         "rule.digoxin-interacting",
@@ -345,6 +362,15 @@ def _egfr_label(value: float, source: str | None) -> str:
     return f"eGFR {value:g}" if source == "recorded" else f"eGFR {shown(value)} (CKD-EPI from creatinine)"
 
 
+# KDIGO 2022 (kb.metformin-dose-by-egfr): at eGFR 30-44 the daily dose is halved, to at most 1000 mg.
+METFORMIN_MAX_MG_EGFR_30_44: Final = 1000.0
+
+
+def _within_daily_mg(facts: RuleFacts, exposure: Exposure, ingredient: str, limit: float) -> bool:
+    daily = daily_mg(dosage_of(facts, exposure), strength_mg(exposure, ingredient))
+    return daily is not None and daily <= limit
+
+
 def renal_metformin(facts: RuleFacts) -> Iterator[Finding]:
     metformin = facts.with_class("biguanide")
     if not metformin:
@@ -356,13 +382,23 @@ def renal_metformin(facts: RuleFacts) -> Iterator[Finding]:
         return
     label = _egfr_label(egfr, kidney.egfr_source)
     contraindicated = egfr < 30
+    if not contraindicated:
+        # At 30-44 an established metformin already at the halved dose is what KDIGO asks for; a start, or a
+        # dose that is higher or cannot be read, still gets the card.
+        metformin = tuple(
+            e
+            for e in metformin
+            if e.proposed or not _within_daily_mg(facts, e, "metformin", METFORMIN_MAX_MG_EGFR_30_44)
+        )
+        if not metformin:
+            return
     summary = (
         f"{label}: metformin is contraindicated below 30; consider stopping it"
         if contraindicated
         else (
             f"{label}: consider not starting metformin below 45"
             if any(e.proposed for e in metformin)
-            else f"{label}: consider reducing the metformin dose and reassessing its benefit"
+            else f"{label}: consider reducing metformin to at most 1000 mg a day and reassessing its benefit"
         )
     )
     yield Finding(
@@ -370,7 +406,9 @@ def renal_metformin(facts: RuleFacts) -> Iterator[Finding]:
         "critical" if contraindicated else "warning",
         _short(summary),
         "Metformin is cleared by the kidneys and accumulates as eGFR falls, raising the risk of lactic acidosis.",
-        ("kb.metformin-egfr-thresholds",),
+        ("kb.metformin-egfr-thresholds",)
+        if contraindicated
+        else ("kb.metformin-egfr-thresholds", "kb.metformin-dose-by-egfr"),
         (*_handles(metformin), *kidney.egfr_inputs),
         _proposed(metformin),
     )
@@ -554,6 +592,8 @@ class Recheck:
     stands_in: tuple[str, ...] = ()
     # When the lab is worth asking for at all (None: whenever a dependant drug is taken).
     only_if: Callable[[RuleFacts], bool] | None = None
+    # A longer interval for established, stable therapy: an unalarming value within it needs no recheck.
+    stable_interval: Callable[[RuleFacts], MonitoringInterval | None] | None = None
 
     def __call__(self, facts: RuleFacts) -> Iterator[Finding]:
         if any(facts.current(analyte) is not None for analyte in (self.analyte, *self.stands_in)):
@@ -575,6 +615,9 @@ class Recheck:
                     at_or_above is not None and stale.value >= at_or_above
                 )
         if not drugs:
+            return
+        interval = self.stable_interval(facts) if self.stable_interval is not None else None
+        if interval is not None and stale is not None and not alarming and interval.covers(stale.days_ago):
             return
         if stale is None:
             when = f"no {self.label} on record"
@@ -609,6 +652,32 @@ EGFR_RECHECK = Recheck(
     ),
     stands_in=("creatinine",),
 )
+# Potassium is watched most closely on these (and on digoxin, whose toxicity low potassium brings on).
+_POTASSIUM_CLOSE_WATCH: Final = (
+    "mineralocorticoid-antagonist",
+    "potassium-sparing-diuretic",
+    "potassium-supplement",
+)
+
+
+def _stable_raas_potassium_interval(facts: RuleFacts) -> MonitoringInterval | None:
+    """The yearly (half-yearly with CKD) potassium for one established RAAS blocker taken alone; None, the
+    90-day window, for a start, a second potassium-raising drug, an MRA or supplement, or digoxin."""
+    raising = facts.with_class(*POTASSIUM_RAISING)
+    if (
+        len(raising) != 1
+        or raising[0].has(*_POTASSIUM_CLOSE_WATCH)
+        or raising[0].new(NEW_START_DAYS)
+        or facts.with_class("cardiac-glycoside")
+    ):
+        return None
+    egfr = renal_function(facts).egfr
+    ckd = facts.has_condition("ckd") or (egfr is not None and egfr < 60)
+    return monitoring_interval(
+        "potassium-single-raas-blocker-ckd" if ckd else "potassium-single-raas-blocker"
+    )
+
+
 POTASSIUM_RECHECK = Recheck(
     "rule.potassium-recheck",
     "potassium",
@@ -620,12 +689,31 @@ POTASSIUM_RECHECK = Recheck(
         (("cardiac-glycoside",), "kb.digoxin-monitoring", 3.5, None),
     ),
     only_if=_not_starting_a_potassium_raising_drug,
+    stable_interval=_stable_raas_potassium_interval,
 )
+
+
+# INRs that must all sit in range for the 12-week interval (kb.warfarin-inr-stable-interval); the target is
+# 2.0-3.0, or 2.5-3.5 with a mechanical heart valve.
+INR_STABLE_COUNT: Final = 3
+
+
+def _inr_stable(facts: RuleFacts, warfarin: tuple[Exposure, ...]) -> bool:
+    series = facts.context.series("inr")
+    if series is None or any(e.new(NEW_START_DAYS) for e in warfarin):
+        return False
+    recent = series.measurements[:INR_STABLE_COUNT]
+    low, high = (2.5, 3.5) if facts.has_condition("prosthetic-heart-valve") else (2.0, 3.0)
+    return (
+        len(recent) == INR_STABLE_COUNT
+        and all(m.days_ago is not None and low <= m.value <= high for m in recent)
+        and monitoring_interval("inr-stable").covers(recent[0].days_ago)
+    )
 
 
 def inr_monitoring(facts: RuleFacts) -> Iterator[Finding]:
     warfarin = facts.with_class("vitamin-k-antagonist")
-    if not warfarin or facts.current("inr") is not None:
+    if not warfarin or facts.current("inr") is not None or _inr_stable(facts, warfarin):
         return
     last = facts.latest("inr")
     when = f"last INR {last.days_ago} days ago" if last and last.days_ago is not None else "no INR on record"
@@ -882,12 +970,35 @@ _SAME_INGREDIENT_EXEMPT: Final = ("saba",)
 _SUMMED_INGREDIENTS: Final = frozenset({"acetaminophen"})
 
 
+_EXTENDED_RELEASE = re.compile(
+    r"\b(extended[- ]release|\d+ hr|er|xr|sr|cr|la|transdermal|patch)\b|contin\b", re.IGNORECASE
+)
+
+
+def long_acting_with_breakthrough(facts: RuleFacts, members: Iterable[Exposure]) -> bool:
+    """Exactly two current opioids, one scheduled extended-release and one immediate-release taken as needed:
+    the long-acting-plus-breakthrough regimen the opioid guidance describes, not a duplication. A draft is
+    still reviewed as a new second opioid."""
+    pair = tuple(members)
+    if len(pair) != 2 or any(e.proposed or not e.has("opioid") for e in pair):
+        return False
+    long_acting = [e for e in pair if _EXTENDED_RELEASE.search(e.label)]
+    if len(long_acting) != 1:
+        return False
+    (short_acting,) = (e for e in pair if e is not long_acting[0])
+    scheduled, as_needed = dosage_of(facts, long_acting[0]), dosage_of(facts, short_acting)
+    return scheduled is not None and not scheduled.as_needed and as_needed is not None and as_needed.as_needed
+
+
 def duplicate_therapy(facts: RuleFacts) -> Iterator[Finding]:
     covered: set[frozenset[str]] = set()
     for label, classes, evidence, why in _DUPLICATE_GROUPS:
         members = facts.with_class(*classes)
         if "nsaid" in classes:
             members = tuple(e for e in members if not low_dose_aspirin(facts, e))
+        if "opioid" in classes and long_acting_with_breakthrough(facts, members):
+            covered.add(frozenset(e.handle for e in members))
+            continue
         if len(members) >= 2 and (any(e.proposed for e in members) or len({e.handle for e in members}) >= 2):
             covered.add(frozenset(e.handle for e in members))
             yield Finding(
@@ -1298,6 +1409,10 @@ def withdrawn_drug(facts: RuleFacts) -> Iterator[Finding]:
         )
 
 
+# Children up to 8 may need two doses in their first season, so they start as soon as vaccine is out.
+INFLUENZA_TWO_DOSE_MAX_AGE: Final = 8
+
+
 def influenza_due(facts: RuleFacts) -> Iterator[Finding]:
     # Age is kept in whole years, so under 1 we cannot tell whether the child is past 6 months: stay silent.
     if facts.age is None or facts.age < 1 or facts.context.demographics.deceased:
@@ -1306,6 +1421,10 @@ def influenza_due(facts: RuleFacts) -> Iterator[Finding]:
     if month is not None and since is not None and (month >= 8 or month <= 3):
         # In season (August to March): this season's dose is one given since the most recent 1 August.
         if _vaccine_within(facts, "influenza", since):
+            return
+        if month == 8 and facts.age >= INFLUENZA_TWO_DOSE_MAX_AGE + 1:
+            # August is too early for adults (waning before the season's peak); only young children, who may
+            # need two doses a month apart, start then (kb.acip-influenza-timing).
             return
         summary = "No influenza vaccine since 1 August: consider offering this season's vaccine"
     elif month is not None:
@@ -1322,13 +1441,19 @@ def influenza_due(facts: RuleFacts) -> Iterator[Finding]:
         "info",
         summary,
         "Annual influenza vaccination is recommended for everyone aged 6 months and older without a contraindication.",
-        ("kb.acip-influenza-annual",),
+        ("kb.acip-influenza-annual", "kb.acip-influenza-timing")
+        if month == 8
+        else ("kb.acip-influenza-annual",),
         tuple(i.handle for i in facts.context.immunizations if "influenza" in i.vaccine.display.lower()),
     )
 
 
+# ACIP (October 2024): a pneumococcal conjugate vaccine for every adult from 50 (kb.acip-pneumococcal-50-plus).
+ADULT_VACCINE_MIN_AGE: Final = 50
+
+
 def pneumococcal_due(facts: RuleFacts) -> Iterator[Finding]:
-    if facts.age is None or facts.age < 65 or facts.context.demographics.deceased:
+    if facts.age is None or facts.age < ADULT_VACCINE_MIN_AGE or facts.context.demographics.deceased:
         return
     if _vaccine_within(facts, "pneumococcal", None):
         return
@@ -1336,7 +1461,7 @@ def pneumococcal_due(facts: RuleFacts) -> Iterator[Finding]:
         "rule.pneumococcal-vaccine-due",
         "info",
         f"Age {facts.context.demographics.age_label} with no pneumococcal vaccine on record: consider offering one",
-        "Adults 65 and older (and 50 and older under the 2024 schedule) are advised a pneumococcal conjugate vaccine.",
+        "Adults 50 and older are advised a pneumococcal conjugate vaccine (ACIP, October 2024).",
         ("kb.acip-pneumococcal-50-plus",),
         (),
     )

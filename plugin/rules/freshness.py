@@ -16,7 +16,16 @@ from typing import Final
 from plugin.errors import PluginError
 from plugin.packaged import read_knowledge_json
 
-__all__ = ["LabWindow", "LabWindowError", "lab_windows", "parse_windows", "validity_version"]
+__all__ = [
+    "LabWindow",
+    "LabWindowError",
+    "MonitoringInterval",
+    "lab_windows",
+    "monitoring_interval",
+    "parse_intervals",
+    "parse_windows",
+    "validity_version",
+]
 
 _DATA: Final = "knowledge/lab_validity.json"
 
@@ -58,9 +67,60 @@ def parse_windows(raw: object) -> tuple[str, Mapping[str, LabWindow]]:
     return raw["version"], windows
 
 
+@dataclass(frozen=True, slots=True)
+class MonitoringInterval:
+    """How old a value may be for a routine recheck on established, stable therapy (never for a threshold)."""
+
+    name: str
+    analyte: str
+    max_age_days: int
+    basis: str
+    rationale: str
+
+    def covers(self, days_ago: int | None) -> bool:
+        return days_ago is not None and 0 <= days_ago <= self.max_age_days
+
+
+def parse_intervals(raw: object, windows: Mapping[str, LabWindow]) -> Mapping[str, MonitoringInterval]:
+    """The `monitoring_intervals` of lab_validity.json's content, each longer than its analyte's window."""
+    items = raw.get("monitoring_intervals", []) if isinstance(raw, dict) else None
+    if not isinstance(items, list):
+        raise LabWindowError(f"{_DATA}: monitoring_intervals must be a list")
+    intervals: dict[str, MonitoringInterval] = {}
+    for item in items:
+        try:
+            interval = MonitoringInterval(
+                str(item["name"]),
+                str(item["analyte"]),
+                int(item["max_age_days"]),
+                str(item["basis"]),
+                str(item["rationale"]),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise LabWindowError(f"{_DATA}: an interval lacks or misstates {exc}") from None
+        window = windows.get(interval.analyte)
+        if window is None or interval.max_age_days <= window.max_age_days or interval.name in intervals:
+            raise LabWindowError(
+                f"{_DATA}: {interval.name}: an interval is named once, for an analyte with a window, and is "
+                "longer than that window"
+            )
+        intervals[interval.name] = interval
+    return intervals
+
+
 @functools.cache
 def _load() -> tuple[str, Mapping[str, LabWindow]]:
     return parse_windows(read_knowledge_json("lab_validity.json", LabWindowError))
+
+
+@functools.cache
+def _intervals() -> Mapping[str, MonitoringInterval]:
+    return parse_intervals(read_knowledge_json("lab_validity.json", LabWindowError), _load()[1])
+
+
+def monitoring_interval(name: str) -> MonitoringInterval:
+    """A named interval; KeyError when the data lacks it (tests hold the rules' names to the file)."""
+    return _intervals()[name]
 
 
 def lab_windows() -> Mapping[str, LabWindow]:

@@ -25,9 +25,15 @@ class Exposure:
     # Fail closed: True when no ingredient is known or one of them is in no reviewed list, so the class-based
     # rules cannot see this drug and "no interaction found" would be unfounded (rules/resolution.py says so).
     unresolved: bool = False
+    # Days since the current medication was ordered (authoredOn); None for a proposal or an undated record.
+    started_days_ago: int | None = None
 
     def has(self, *classes: str) -> bool:
         return not self.classes.isdisjoint(classes)
+
+    def new(self, within_days: int) -> bool:
+        """Proposed now, or ordered within `within_days`; an undated record is not known to be new."""
+        return self.proposed or (self.started_days_ago is not None and self.started_days_ago <= within_days)
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,12 +56,14 @@ class Finding:
     order_lab: LabOrder | None = None
 
 
-def _exposure(handle: str, code: Code, ingredients: tuple[str, ...], proposed: bool) -> Exposure:
+def _exposure(
+    handle: str, code: Code, ingredients: tuple[str, ...], proposed: bool, started_days_ago: int | None = None
+) -> Exposure:
     rxnorm = code.code if code.system == "rxnorm" else None
     names = terminology.ingredients_of(rxnorm, code.display) or ingredients
     classes = frozenset().union(*(terminology.classes_of(name) for name in names)) if names else frozenset()
     unresolved = not names or not all(terminology.is_known_ingredient(name) for name in names)
-    return Exposure(handle, code.display, names, classes, proposed, unresolved)
+    return Exposure(handle, code.display, names, classes, proposed, unresolved, started_days_ago)
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,7 +76,10 @@ class RuleFacts:
 
     @classmethod
     def of(cls, context: ClinicalContext, proposed: tuple[tuple[str, Code], ...] = ()) -> RuleFacts:
-        exposures = [_exposure(m.handle, m.code, m.ingredients, False) for m in context.medications]
+        exposures = [
+            _exposure(m.handle, m.code, m.ingredients, False, m.authored_days_ago)
+            for m in context.medications
+        ]
         exposures += [
             _exposure(d.handle, d.code, d.ingredients, True)
             for d in context.draft_orders

@@ -4,7 +4,8 @@
 # the high-harm combinations and the opioid bundle; kidney/renal_rules: renal function and dosing;
 # monitoring: monitoring, drug-disease and care gaps; label_checks: label and Beers checks of pairs, conditions,
 # ages and doses; dose_range: draft doses; depth: electrolytes on diuretics, acetaminophen totals,
-# amiodarone monitoring, anticholinergics with dementia drugs, Tdap in pregnancy; resolution: what could not be resolved). Only this module imports them all, so none of them depends on another's place in the list.
+# amiodarone monitoring, anticholinergics with dementia drugs, Tdap in pregnancy; gaps: AF without
+# anticoagulation, statins without a lipid panel, amiodarone first-line at 65+; resolution: what could not be resolved). Only this module imports them all, so none of them depends on another's place in the list.
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from typing import Final
 from plugin.rules.catalog import BASE_CARE_GAP_RULES, BASE_MEDICATION_RULES, Rule
 from plugin.rules.depth import DEPTH_CARE_GAP_RULES, DEPTH_MEDICATION_RULES
 from plugin.rules.dose_range import DOSE_RULES
+from plugin.rules.gaps import GAP_CARE_RULES, GAP_MEDICATION_RULES
 from plugin.rules.high_harm import HIGH_HARM_RULES
 from plugin.rules.label_checks import LABEL_CHECK_RULES
 from plugin.rules.monitoring import CARE_GAP_EXTRA_RULES, DRUG_DISEASE_RULES, MONITORING_RULES
@@ -31,7 +33,13 @@ MEDICATION_RULES: Final[tuple[Rule, ...]] = (
     *DRUG_DISEASE_RULES,
     *DOSE_RULES,
     *DEPTH_MEDICATION_RULES,
+    *GAP_MEDICATION_RULES,
     *RESOLUTION_RULES,
 )
 # Care gaps: what the chart lacks; patient-view only.
-CARE_GAP_RULES: Final[tuple[Rule, ...]] = (*BASE_CARE_GAP_RULES, *CARE_GAP_EXTRA_RULES, *DEPTH_CARE_GAP_RULES)
+CARE_GAP_RULES: Final[tuple[Rule, ...]] = (
+    *BASE_CARE_GAP_RULES,
+    *CARE_GAP_EXTRA_RULES,
+    *DEPTH_CARE_GAP_RULES,
+    *GAP_CARE_RULES,
+)

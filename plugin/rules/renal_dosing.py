@@ -31,8 +31,10 @@ Basis = Literal["crcl", "egfr", "criteria"]
 Bound = Literal["below", "at_or_below", "above"]
 BASES: Final[tuple[Basis, ...]] = ("crcl", "egfr", "criteria")
 BOUNDS: Final[tuple[Bound, ...]] = ("below", "at_or_below", "above")
-# "avoid" and "contraindicated" warn; "do not start" warns on a new order only; dose changes inform.
-ACTIONS: Final = ("contraindicated", "avoid", "do not start", "reduce dose")
+# "avoid" and "contraindicated" warn; "do not start" warns on a new order only; dose changes inform, and
+# "start low" (a label's advice on the first dose and titration) informs on a new order only.
+ACTIONS: Final = ("contraindicated", "avoid", "do not start", "reduce dose", "start low")
+NEW_ORDER_ONLY: Final = frozenset({"do not start", "start low"})
 _MAX_DOSE = re.compile(r"^max dose \S.*$")
 _KB_ID = re.compile(r"^kb\.[a-z0-9]+(-[a-z0-9]+)*$")
 _RULE_ID = re.compile(r"^rule\.[a-z0-9]+(-[a-z0-9]+)*$")
@@ -124,7 +126,9 @@ class RenalDrug:
 
     def crossed(self, value: float, proposed: bool) -> Threshold | None:
         """The limit `value` crosses that matters most: a warning before a dose change, then the narrowest."""
-        found = [t for t in self.thresholds if t.crossed(value) and (proposed or t.action != "do not start")]
+        found = [
+            t for t in self.thresholds if t.crossed(value) and (proposed or t.action not in NEW_ORDER_ONLY)
+        ]
         if not found:
             return None
         # Below-limits nest (below 60, below 30, below 15): the lowest one crossed is the specific advice.

@@ -785,7 +785,7 @@ class RegimenCase:
     chart: BuiltContext
     sample: JsonDict
     reason: str
-    detail: str  # a fragment the step's detail must hold
+    detail: str  # a fragment the detail of one of its steps must hold (the decisive one, or safety's)
 
 
 def _handle(chart: BuiltContext, reference: str) -> str:
@@ -860,7 +860,8 @@ def regimen_cases() -> tuple[RegimenCase, ...]:
                     [draft(no_condition, WARFARIN)],
                 )
             ),
-            "",
+            # Safe (safety passes), but the INR passage asserts nothing about withdrawing warfarin.
+            "unsupported-claim",
             "no protected therapy lost by the delete",
         ),
         RegimenCase(
@@ -873,7 +874,9 @@ def regimen_cases() -> tuple[RegimenCase, ...]:
                     [draft(af_duplicate, WARFARIN)],
                 )
             ),
-            "",
+            # Safe: the current warfarin still covers AF. No passage asserts withdrawing a duplicate (an
+            # assertion cannot yet say "a second product of the same class"), so it is not supported.
+            "unsupported-claim",
             "no protected therapy lost by the delete",
         ),
         RegimenCase(
@@ -884,7 +887,7 @@ def regimen_cases() -> tuple[RegimenCase, ...]:
                     "Consider apixaban in place of warfarin",
                     "Apixaban, a DOAC, is preferred over warfarin for oral anticoagulation in atrial fibrillation.",
                     _change("update", med(af_warfarin, WARFARIN), APIXABAN),
-                    [med(af_warfarin, WARFARIN)],
+                    [med(af_warfarin, WARFARIN), _handle(af_warfarin, "Condition/af")],
                     ["kb.af-doac-preferred"],
                 )
             ),
@@ -933,7 +936,9 @@ def regimen_cases() -> tuple[RegimenCase, ...]:
                     ["kb.methotrexate-folic-acid"],
                 )
             ),
-            "",
+            # Safety lets it through (only an info finding is added); the cited passage supports folic acid
+            # with methotrexate, so nothing supports withdrawing it.
+            "unsupported-claim",
             "no protected therapy lost by the delete",
         ),
     )

@@ -17,6 +17,7 @@ from bench.gold.model import (
     ConstructedSet,
     load_check_rules,
     load_constructed,
+    load_full_review,
 )
 
 pytestmark = pytest.mark.unit
@@ -39,8 +40,29 @@ def test_every_check_has_a_positive_and_a_negative_case() -> None:
     assert set(gold.checks) - negative == set()
 
 
+def test_the_full_review_extends_every_case_once_and_keeps_the_authors_negatives() -> None:
+    review, constructed = load_full_review(), load_constructed()
+    merged = review.merged(constructed)
+    added = sum(len(c.add) for c in review.cases)
+    assert added > 0
+    assert (
+        sum(len(c.findings) for c in merged.cases) == sum(len(c.findings) for c in constructed.cases) + added
+    )
+    negatives = {c.id: set(c.negative_for) for c in constructed.cases}
+    assert all(f.check not in negatives[c.case] for c in review.cases for f in c.add)
+    assert {(c.case, c.check) for c in review.negative_conflicts} <= {
+        (case, check) for case, checks in negatives.items() for check in checks
+    }
+    with pytest.raises(ValueError, match="exactly once"):
+        review.model_copy(update={"cases": review.cases[1:]}).merged(constructed)
+
+
 def test_every_check_is_in_the_rule_map() -> None:
-    declared = set(load_constructed().checks) | set(load_constructed(HELDOUT_PATH).checks)
+    declared = (
+        set(load_constructed().checks)
+        | set(load_constructed(HELDOUT_PATH).checks)
+        | set(load_full_review().checks)
+    )
     mapping = load_check_rules()
     assert set(load_constructed().checks) <= set(mapping)
     assert set(mapping) <= declared, "check_rules.json names a check neither gold set declares"

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
 
 from inference.parsing import parse_sample
 from plugin.governance import Decision, GovernancePolicy, ParsedOutput, Reason, govern
+from plugin.knowledge import Assertion
 from plugin.model_port import Sample
 from tests.support import governance_corpus as corpus
 
@@ -83,7 +85,19 @@ def test_disagreeing_samples_abstain() -> None:
         )
         for code, display in products
     ]
-    decision = _govern(*samples)
+    # Each product alone would pass: the cited passage is given a supporting assertion for starting
+    # acetaminophen, so that only the disagreement between samples decides.
+    entry = corpus.knowledge().get("kb.acetaminophen-daily-maximum")
+    assert entry is not None
+    starting = Assertion("supports", "start", ("acetaminophen",))
+    knowledge = dataclasses.replace(
+        corpus.knowledge(),
+        entries={
+            **corpus.knowledge().entries,
+            entry.id: dataclasses.replace(entry, assertions=(*entry.assertions, starting)),
+        },
+    )
+    decision = govern(samples, corpus.context(), corpus.RETRIEVED, knowledge, POLICY, corpus.PATIENT)
     assert decision.accepted == ()
     assert decision.abstained
     assert [r.reason for r in decision.rejected] == [Reason.BELOW_AGREEMENT] * 3
@@ -118,6 +132,7 @@ def test_clean_outputs_are_accepted_with_full_agreement() -> None:
         "intent",
         "support",
         "safety",
+        "basis",
         "actions",
         "consistency",
     ]

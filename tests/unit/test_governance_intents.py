@@ -138,6 +138,8 @@ class IntentCase:
     detail: str  # a fragment of the failing (or last) step's detail
     cite_targets: bool = True
     cite_medications: tuple[tuple[str, str], ...] = ()  # current medications the suggestion also cites
+    cite_problems: tuple[str, ...] = ()  # charted conditions (by name) the suggestion also cites
+    cite_labs: tuple[str, ...] = ()  # observations (by id: "egfr", "creatinine") the suggestion also cites
 
 
 def cases() -> tuple[IntentCase, ...]:
@@ -214,7 +216,8 @@ def cases() -> tuple[IntentCase, ...]:
             drug("stop", "update", med(af_nsaid, NAPROXEN)),
             ("kb.warfarin-nsaid-bleeding",),
             "",
-            "no protected therapy lost",
+            "kb.warfarin-nsaid-bleeding supports stop of nsaid with anticoagulant",
+            cite_medications=(WARFARIN,),
         ),
         IntentCase(
             "safe-swap-warfarin-to-apixaban",
@@ -224,7 +227,8 @@ def cases() -> tuple[IntentCase, ...]:
             drug("substitute", "update", med(af, WARFARIN), APIXABAN),
             ("kb.af-doac-preferred",),
             "",
-            "no protected therapy lost",
+            "kb.af-doac-preferred supports start of doac when atrial-fibrillation",
+            cite_problems=("af",),
         ),
         IntentCase(
             "switch-as-advice",
@@ -315,7 +319,8 @@ def cases() -> tuple[IntentCase, ...]:
             drug("stop", "update", med(ckd, METFORMIN_ER)),
             ("kb.metformin-egfr-thresholds",),
             "",
-            "no protected therapy lost",
+            "kb.metformin-egfr-thresholds supports stop of metformin when egfr < 30",
+            cite_labs=("egfr",),
         ),
         IntentCase(
             "acetaminophen-in-range-for-methotrexate",
@@ -323,9 +328,10 @@ def cases() -> tuple[IntentCase, ...]:
             "Consider acetaminophen 650 mg four times daily in place of naproxen",
             "Naproxen, an NSAID, raises methotrexate levels; acetaminophen has a 4 g daily maximum.",
             drug("substitute", "update", med(ra, NAPROXEN), ACETAMINOPHEN, corpus.dose(650, frequency=4)),
-            ("kb.acetaminophen-daily-maximum",),
+            ("kb.acetaminophen-daily-maximum", "kb.methotrexate-nsaid"),
             "",
             "no protected therapy lost",
+            cite_medications=(METHOTREXATE,),
         ),
         IntentCase(
             "acetaminophen-5-g-a-day",
@@ -365,8 +371,9 @@ def cases() -> tuple[IntentCase, ...]:
             "Stroke risk by CHA2DS2-VASc guides anticoagulation with warfarin; no atrial fibrillation is charted.",
             drug("stop", "update", med(chart([WARFARIN], []), WARFARIN)),
             ("kb.af-anticoagulation-cha2ds2-vasc",),
-            "",
-            "no protected therapy lost",
+            # Not contradicted (no AF charted), and not supported either: the passage speaks of starting.
+            "unsupported-claim",
+            "no cited passage asserts stop of",
         ),
         IntentCase(
             "safe-swap-naproxen-to-acetaminophen-on-methotrexate",
@@ -387,7 +394,7 @@ def cases() -> tuple[IntentCase, ...]:
             drug("stop", "update", med(af_nsaid, NAPROXEN)),
             ("kb.warfarin-inr-monitoring",),
             "unsupported-claim",
-            "the stopped drug is not in the cited passages or facts",
+            "no cited passage asserts stop of",
             cite_targets=False,
         ),
         IntentCase(
@@ -410,6 +417,7 @@ def cases() -> tuple[IntentCase, ...]:
             "action-not-allowed",
             "target M9 is not an order of this context",
             cite_targets=False,
+            cite_problems=("af",),
         ),
         IntentCase(
             "negated-start-is-not-a-recommendation",
@@ -437,9 +445,15 @@ def cases() -> tuple[IntentCase, ...]:
 CASES = cases()
 
 
+def _handle(built: BuiltContext, reference: str) -> str:
+    return next(h for h, ref in built.handles.references.items() if ref == reference)
+
+
 def _sample(case: IntentCase) -> corpus.JsonDict:
     targets = [case.action["target"]] if case.cite_targets and case.action.get("target") else []
     targets += [med(case.built, product) for product in case.cite_medications]
+    targets += [_handle(case.built, f"Condition/{name}") for name in case.cite_problems]
+    targets += [_handle(case.built, f"Observation/{name}") for name in case.cite_labs]
     return corpus.answer(
         corpus.suggestion(case.summary, case.rationale, case.action, targets, case.knowledge)
     )
@@ -646,8 +660,8 @@ def test_an_accepted_swap_carries_the_assertion_that_supports_it() -> None:
     assert decision.accepted[0].support == (
         "kb.methotrexate-nsaid: supports stop of nsaid with methotrexate",
     )
-    # A supporting assertion holds only on facts the suggestion cites: with methotrexate uncited the
-    # lexical screen decides, and the passage does not name acetaminophen.
+    # A supporting assertion holds only on facts the suggestion cites: with methotrexate uncited no cited
+    # passage asserts the swap, and word overlap alone never supports a change of regimen.
     uncited = dataclasses.replace(case, cite_medications=())
     refused_uncited = govern(
         [corpus.parsed(_sample(uncited))], case.built.context, RETRIEVED, corpus.knowledge(), POLICY

@@ -68,6 +68,7 @@ MUTANTS: dict[str, Callable[..., Any]] = {
     "check_intent": lambda *args: PASS,
     "check_support": lambda *args: PASS,
     "check_safety": lambda *args: PASS,
+    "check_basis": lambda *args: PASS,
     "check_actions": _passing_actions,
 }
 

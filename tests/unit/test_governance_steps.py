@@ -165,8 +165,11 @@ def test_support_checks() -> None:
     wrong_code = _suggestion(
         proposed=corpus.action("create", "ServiceRequest", "loinc", "2823-3", "Potassium"),
     )
-    verdict = steps.check_support(wrong_code, chart, POLICY)
-    assert verdict.detail == "the proposed code is not in the cited passages or facts"
+    # Word overlap lets it through support; no cited passage asserts ordering potassium, so basis refuses.
+    assert steps.check_support(wrong_code, chart, POLICY).passed
+    verdict = steps.check_basis(wrong_code, chart)
+    assert verdict.reason is Reason.UNSUPPORTED_CLAIM
+    assert verdict.detail == "no cited passage asserts order-test of 'Potassium' under the cited facts"
 
 
 @pytest.mark.parametrize(

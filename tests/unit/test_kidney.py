@@ -24,7 +24,7 @@ from plugin.knowledge import load_knowledge_base
 from plugin.rules import catalog
 from plugin.rules.kidney import aki_stage, ckd_epi_2021, cockcroft_gault, renal_function, shown
 from plugin.rules.model import Finding, RuleFacts
-from plugin.rules.renal_dosing import RenalDosingError, parse_renal_dosing, renal_dosing
+from plugin.rules.renal_dosing import NEW_ORDER_ONLY, RenalDosingError, parse_renal_dosing, renal_dosing
 from plugin.rules.renal_rules import KIDNEY_RULES, AkiNephrotoxin, RenalDose, RenalFunctionUnknown
 from tests.support.charts import copy_json, medication_request
 from tests.support.rule_cases import PATIENT_ID, Chart, draft, lab, med, on, problem, reference
@@ -597,9 +597,9 @@ def test_every_threshold_makes_a_whole_card(drug: Any, threshold: Any) -> None:
         pytest.skip("decided by an older eGFR rule")
     value = threshold.limit + 1 if threshold.bound == "above" else threshold.limit - 0.5
     context = (
-        _context(drug.ingredients, "male", value, None, threshold.action == "do not start")
+        _context(drug.ingredients, "male", value, None, threshold.action in NEW_ORDER_ONLY)
         if drug.basis == "crcl"
-        else _context(drug.ingredients, "male", None, value, threshold.action == "do not start")
+        else _context(drug.ingredients, "male", None, value, threshold.action in NEW_ORDER_ONLY)
     )
     (finding,) = DOSE(RuleFacts.of(context))
     check_text(finding)

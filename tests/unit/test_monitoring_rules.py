@@ -1148,7 +1148,8 @@ def _influenza(month: int | None, since: int | None, *resources: JsonDict) -> li
         (11, 116, 117, True),  # given on 31 July: last season's
         (11, 116, None, True),
         (8, 0, 0, False),
-        (8, 0, 30, True),  # a July dose does not cover the new season
+        (8, 0, 30, False),  # August is too early for an adult (kb.acip-influenza-timing): from September
+        (9, 31, 40, True),  # a July dose does not cover the new season
         (3, 242, 200, False),
         (3, 242, 300, True),
         # Out of season (April to July): no card, since no vaccine is on offer; never vaccinated included.
@@ -1157,7 +1158,8 @@ def _influenza(month: int | None, since: int | None, *resources: JsonDict) -> li
         (7, 364, 366, False),
         (4, 243, None, False),
         (3, 242, None, True),  # the last month of the season still asks
-        (8, 0, None, True),  # and the first of the next
+        (8, 0, None, False),  # August: adults wait
+        (9, 31, None, True),  # and September asks
         # No build date: the past year stands in for the season.
         (None, None, 300, False),
         (None, None, 400, True),
@@ -1172,6 +1174,17 @@ def test_influenza_is_due_by_season(
     for finding in found:
         assert finding.severity == "info" and finding.evidence == ("kb.acip-influenza-annual",)
         assert len(finding.summary) < 140 and "consider" in finding.summary
+
+
+@pytest.mark.parametrize(("age", "due"), [(1, True), (8, True), (9, False), (40, False), (70, False)])
+def test_in_august_only_children_who_may_need_two_doses_are_due(age: int, due: bool) -> None:
+    context = chart(age=age).build().context
+    found = list(
+        catalog.influenza_due(RuleFacts.of(dataclasses.replace(context, month=8, days_since_august_1=10)))
+    )
+    assert [f.rule_id for f in found] == (["rule.influenza-vaccine-due"] if due else [])
+    for finding in found:
+        assert finding.evidence == ("kb.acip-influenza-annual", "kb.acip-influenza-timing")
 
 
 @pytest.mark.parametrize(

@@ -62,7 +62,7 @@ ROLE_MARKERS = re.compile(
 URL = re.compile(r"://|www\.", re.IGNORECASE)
 # Template file versions and content hashes: edit a file, bump its version in inference/prompts, re-pin.
 PINNED = {
-    INSTRUCTIONS: ("4", "14c6648d0f7e"),
+    INSTRUCTIONS: ("5", "0fb7a9159f8e"),
     "chart-review": ("2", "d05ff4d32149"),
     "order-review": ("1", "9068b8ae81fe"),
     "discharge-review": ("1", "db38ceef8a6f"),
@@ -147,7 +147,7 @@ def test_content_hash_is_stable_and_follows_the_text() -> None:
 
 def test_composed_hash_covers_instructions_and_schema() -> None:
     composed = service_template(CHART_REVIEW.id)
-    assert composed.version == "chart-review/2+instructions/4"
+    assert composed.version == "chart-review/2+instructions/5"
     assert suggestion_json_schema_text() in composed.text.replace("$$", "$")
     assert load_template(INSTRUCTIONS).text.split("$schema")[0] in composed.text
     assert composed.slots == {"language", "passages", "patient_summary"}

@@ -523,7 +523,7 @@ CASES: tuple[Case, ...] = (
             Expected(
                 "rule.metformin-egfr",
                 "warning",
-                ("kb.metformin-egfr-thresholds",),
+                ("kb.metformin-egfr-thresholds", "kb.metformin-dose-by-egfr"),
                 (METFORMIN, egfr(44)),
                 mentions=("eGFR 44",),
             ),
@@ -1562,7 +1562,13 @@ CASES: tuple[Case, ...] = (
         catalog.pneumococcal_due,
         chart(vaccine("pneumococcal", days_ago=2000), age=70),
     ),
-    Case("pneumococcal/age-60", catalog.pneumococcal_due, chart(age=60)),
+    Case("pneumococcal/age-49", catalog.pneumococcal_due, chart(age=49)),
+    Case(
+        "pneumococcal/age-50-none",
+        catalog.pneumococcal_due,
+        chart(age=50),
+        (Expected("rule.pneumococcal-vaccine-due", "info", ("kb.acip-pneumococcal-50-plus",), ()),),
+    ),
 )
 
 

@@ -27,8 +27,9 @@ CHART, ORDERS, DISCHARGE = "r1-chart-review", "r1-order-review", "r1-discharge-r
 # atherosclerotic events, folic acid in pregnancy, methotrexate monitoring, terfenadine (withdrawn) and
 # NSAIDs at 65+ without gastroprotection or a kidney function, statin intensity after coronary disease and heart
 # failure without RAAS blockade (digoxin levels are asked for by the verapamil interaction cards instead);
-# every lab in these records is stale at NOW.
-PINNED_TOTAL = 228
+# every lab in these records is stale at NOW. Pneumococcal vaccine from 50 (ACIP 2024, the entry's own age)
+# adds the two patients aged 55 and 62.
+PINNED_TOTAL = 232
 PINNED: dict[tuple[str, str, str], int] = {
     (CHART, "encounter-start", "rule.beers-sedatives"): 1,
     (CHART, "encounter-start", "rule.diabetes-hba1c-due"): 4,
@@ -42,7 +43,7 @@ PINNED: dict[tuple[str, str, str], int] = {
     (CHART, "encounter-start", "rule.potassium-recheck"): 5,
     (CHART, "encounter-start", "rule.methotrexate-nsaid"): 1,
     (CHART, "encounter-start", "rule.nsaid-ckd"): 1,
-    (CHART, "encounter-start", "rule.pneumococcal-vaccine-due"): 3,
+    (CHART, "encounter-start", "rule.pneumococcal-vaccine-due"): 5,
     (CHART, "encounter-start", "rule.simvastatin-dose-limit"): 2,
     (CHART, "encounter-start", "rule.vka-antiplatelet"): 2,
     (CHART, "encounter-start", "rule.vka-nsaid"): 1,
@@ -58,7 +59,7 @@ PINNED: dict[tuple[str, str, str], int] = {
     (CHART, "patient-view", "rule.potassium-recheck"): 5,
     (CHART, "patient-view", "rule.methotrexate-nsaid"): 1,
     (CHART, "patient-view", "rule.nsaid-ckd"): 1,
-    (CHART, "patient-view", "rule.pneumococcal-vaccine-due"): 3,
+    (CHART, "patient-view", "rule.pneumococcal-vaccine-due"): 5,
     (CHART, "patient-view", "rule.simvastatin-dose-limit"): 2,
     (CHART, "patient-view", "rule.vka-antiplatelet"): 2,
     (CHART, "patient-view", "rule.vka-nsaid"): 1,
@@ -119,6 +120,7 @@ PATIENT_VIEW: dict[str, list[str]] = {
         "rule.methotrexate-monitoring:warning",
         "rule.methotrexate-nsaid:warning",
         "rule.methotrexate-without-folate:info",
+        "rule.pneumococcal-vaccine-due:info",
     ],
     "Christin_Stiedemann": [
         "rule.digoxin-interacting:warning",
@@ -161,6 +163,7 @@ PATIENT_VIEW: dict[str, list[str]] = {
         "rule.egfr-recheck:info",
         "rule.influenza-vaccine-due:info",
         "rule.inr-monitoring:warning",
+        "rule.pneumococcal-vaccine-due:info",
         "rule.potassium-recheck:info",
         "rule.vka-nsaid:warning",
     ],

@@ -1,0 +1,118 @@
+"""Third-depth checks a blind full chart review raised: AF without anticoagulation, amiodarone for AF at 65+ without heart failure."""
+
+# Each threshold is named once here with the knowledge-base entry it follows; tests/unit/test_rules_gaps.py
+# tries it at, below and above. A fact the chart does not state (sex, age, a start date) never lowers a score
+# or silences a card: unknown is not absent.
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Final
+
+from plugin.rules.catalog import Rule
+from plugin.rules.model import Finding, RuleFacts
+from plugin.rules.phrasing import handles as _handles
+from plugin.rules.phrasing import proposed as _proposed
+from plugin.rules.phrasing import short as _short
+
+__all__ = [
+    "AF_ANTICOAGULATE_AT",
+    "GAP_CARE_RULES",
+    "GAP_MEDICATION_RULES",
+    "cha2ds2_vasc",
+]
+
+# --- rule.af-anticoagulation-absent ------------------------------------------------------------------------
+
+# ACC/AHA/ACCP/HRS 2023 (kb.af-anticoagulation-cha2ds2-vasc): anticoagulate at a CHA2DS2-VASc of 2 or more in
+# men and 3 or more in women (an annual stroke risk of 2% or more). Unknown sex is held to the men's line.
+AF_ANTICOAGULATE_AT: Final[dict[str, int]] = {"male": 2, "female": 3}
+_ONE_POINT: Final = {
+    "heart-failure": "C",
+    "hypertension": "H",
+    "diabetes": "D",
+    "type-1-diabetes": "D",
+    # Vascular disease: prior myocardial infarction, peripheral arterial disease, and (as ESC 2020 counts it)
+    # significant coronary disease.
+    "myocardial-infarction": "V",
+    "peripheral-arterial-disease": "V",
+    "coronary-heart-disease": "V",
+}
+_STROKE: Final = ("stroke", "ischaemic-stroke", "stroke-type-unrecorded")
+
+
+def cha2ds2_vasc(facts: RuleFacts) -> tuple[int, tuple[str, ...], tuple[str, ...]]:
+    """The score from charted problems, age and sex; the letters scored and the problem handles behind them."""
+    letters: dict[str, int] = {}
+    inputs: list[str] = []
+    for value_set, letter in _ONE_POINT.items():
+        if handles := facts.value_sets.get(value_set, ()):
+            letters[letter] = 1
+            inputs += handles
+    if stroke := [h for v in _STROKE for h in facts.value_sets.get(v, ())]:
+        letters["S2"] = 2
+        inputs += stroke
+    age = facts.age
+    if age is not None and age >= 75:
+        letters["A2"] = 2
+    elif age is not None and age >= 65:
+        letters["A"] = 1
+    if facts.context.demographics.sex == "female":
+        letters["Sc"] = 1
+    return sum(letters.values()), tuple(letters), tuple(dict.fromkeys(inputs))
+
+
+def af_anticoagulation_absent(facts: RuleFacts) -> Iterator[Finding]:
+    af = facts.value_sets.get("atrial-fibrillation", ())
+    if not af or facts.with_class("anticoagulant") or facts.context.demographics.deceased:
+        return
+    score, letters, inputs = cha2ds2_vasc(facts)
+    line = AF_ANTICOAGULATE_AT["female" if facts.context.demographics.sex == "female" else "male"]
+    if score < line:
+        return
+    yield Finding(
+        "rule.af-anticoagulation-absent",
+        "warning",
+        _short(
+            f"Atrial fibrillation, CHA2DS2-VASc {score} ({', '.join(letters)}), no anticoagulant on the list: "
+            "consider anticoagulation or record why not"
+        ),
+        "At this score the annual stroke risk is about 2% or more, and anticoagulation lowers it by about two "
+        "thirds; aspirin is no substitute.",
+        ("kb.af-anticoagulation-cha2ds2-vasc", "kb.af-aspirin-not-alternative"),
+        (*af, *inputs),
+    )
+
+
+# --- rule.beers-amiodarone-first-line ----------------------------------------------------------------------
+
+BEERS_AGE: Final = 65
+
+
+def beers_amiodarone_first_line(facts: RuleFacts) -> Iterator[Finding]:
+    """AGS Beers 2023: avoid amiodarone as first-line therapy for AF at 65+ unless heart failure or
+    substantial left ventricular hypertrophy. Whether it was first-line, and hypertrophy, are not in the chart:
+    the card is information that asks, not a warning that decides."""
+    if facts.age is None or facts.age < BEERS_AGE:
+        return
+    amiodarone = tuple(e for e in facts.exposures if "amiodarone" in e.ingredients)
+    af = facts.value_sets.get("atrial-fibrillation", ())
+    if not amiodarone or not af or facts.has_condition("heart-failure"):
+        return
+    yield Finding(
+        "rule.beers-amiodarone-first-line",
+        "info",
+        _short(
+            f"Age {facts.context.demographics.age_label}, amiodarone for atrial fibrillation without heart "
+            "failure: if first-line, consider rate control or another rhythm drug"
+        ),
+        "Amiodarone's thyroid, lung, liver and eye toxicity outweighs its benefit as a first choice for AF in "
+        "older adults (AGS Beers criteria).",
+        ("kb.beers-amiodarone-first-line-af",),
+        (*_handles(amiodarone), *af),
+        _proposed(amiodarone),
+    )
+
+
+GAP_MEDICATION_RULES: Final[tuple[Rule, ...]] = (beers_amiodarone_first_line,)
+GAP_CARE_RULES: Final[tuple[Rule, ...]] = (af_anticoagulation_absent,)

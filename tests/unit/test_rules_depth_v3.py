@@ -1,0 +1,301 @@
+"""Third-depth rule changes: monitoring intervals for stable therapy, new-start interactions, dose-aware renal
+cards, the long-acting-plus-breakthrough opioid regimen and supplements; every threshold at, below and above."""
+
+from __future__ import annotations
+
+import pytest
+
+from plugin import terminology
+from plugin.rules import catalog
+from plugin.rules.engine import evaluate
+from plugin.rules.freshness import LabWindowError, lab_windows, monitoring_interval, parse_intervals
+from plugin.rules.model import RuleFacts
+from plugin.rules.renal_dosing import renal_dosing
+from tests.support.charts import JsonDict, copy_json, medication_request
+from tests.support.rule_cases import PATIENT_ID, Chart, draft, lab, med, on, problem
+
+pytestmark = pytest.mark.unit
+
+
+def ids(*resources: JsonDict, drafts: tuple[JsonDict, ...] = (), age: int = 70) -> list[str]:
+    return [f.rule_id for f in evaluate(Chart(age=age, resources=resources, drafts=drafts).build().context)]
+
+
+def rx(
+    resource_id: str, display: str, days_ago: int = 120, *, dose: float = 1, per_day: float = 1
+) -> JsonDict:
+    request = medication_request(resource_id, PATIENT_ID, "", display, authored=on(days_ago))
+    del request["medicationCodeableConcept"]["coding"]
+    request["dosageInstruction"] = [
+        {
+            "timing": {"repeat": {"frequency": per_day, "period": 1, "periodUnit": "d"}},
+            "doseAndRate": [{"doseQuantity": {"value": dose, "unit": "tablet"}}],
+        }
+    ]
+    return request
+
+
+def as_needed(resource: JsonDict) -> JsonDict:
+    changed: JsonDict = copy_json(resource)
+    changed["dosageInstruction"][0]["asNeededBoolean"] = True
+    return changed
+
+
+# --- potassium: a yearly recheck for one established RAAS blocker ---------------------------------------------
+
+
+def test_the_intervals_are_longer_than_their_windows_and_cite_entries() -> None:
+    windows = lab_windows()
+    for name in ("potassium-single-raas-blocker", "potassium-single-raas-blocker-ckd", "inr-stable"):
+        interval = monitoring_interval(name)
+        assert interval.max_age_days > windows[interval.analyte].max_age_days
+        assert interval.basis.startswith("kb.") and interval.rationale
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        {"monitoring_intervals": "not a list"},
+        {
+            "monitoring_intervals": [
+                {"name": "x", "analyte": "potassium", "max_age_days": 90, "basis": "kb.a"}
+            ]
+        },
+        {
+            "monitoring_intervals": [
+                {"name": "x", "analyte": "potassium", "max_age_days": 60, "basis": "kb.a", "rationale": "r"}
+            ]
+        },
+        {
+            "monitoring_intervals": [
+                {"name": "x", "analyte": "sodium", "max_age_days": 400, "basis": "kb.a", "rationale": "r"}
+            ]
+        },
+    ],
+)
+def test_malformed_intervals_are_refused(raw: JsonDict) -> None:
+    with pytest.raises(LabWindowError):
+        parse_intervals(raw, lab_windows())
+
+
+@pytest.mark.parametrize(("days_ago", "asks"), [(364, False), (365, False), (366, True)])
+def test_one_established_ace_inhibitor_rechecks_potassium_yearly(days_ago: int, asks: bool) -> None:
+    found = ids(med("lisinopril"), lab("potassium", 4.4, days_ago=days_ago))
+    assert ("rule.potassium-recheck" in found) is asks
+
+
+@pytest.mark.parametrize(("days_ago", "asks"), [(179, False), (180, False), (181, True)])
+def test_with_ckd_the_interval_is_half_a_year(days_ago: int, asks: bool) -> None:
+    found = ids(med("lisinopril"), problem("ckd-3"), lab("potassium", 4.4, days_ago=days_ago))
+    assert ("rule.potassium-recheck" in found) is asks
+
+
+@pytest.mark.parametrize(("egfr", "asks"), [(59.9, True), (60.0, False)])
+def test_a_current_egfr_below_60_counts_as_ckd(egfr: float, asks: bool) -> None:
+    found = ids(med("lisinopril"), lab("egfr", egfr), lab("potassium", 4.4, days_ago=200))
+    assert ("rule.potassium-recheck" in found) is asks
+
+
+@pytest.mark.parametrize(
+    ("extra", "started"),
+    [
+        ((med("spironolactone"),), 120),  # an MRA is watched quarterly
+        ((med("potassium-chloride"),), 120),
+        ((med("losartan"),), 120),  # two RAAS drugs
+        ((med("digoxin"),), 120),  # low potassium makes digoxin toxic
+        ((), 28),  # a start: the 90-day window
+    ],
+)
+def test_closer_watch_keeps_the_90_day_window(extra: tuple[JsonDict, ...], started: int) -> None:
+    found = ids(med("lisinopril", days_ago=started), *extra, lab("potassium", 4.4, days_ago=91))
+    assert "rule.potassium-recheck" in found
+
+
+def test_a_lisinopril_started_29_days_ago_is_established() -> None:
+    assert "rule.potassium-recheck" not in ids(
+        med("lisinopril", days_ago=29), lab("potassium", 4.4, days_ago=91)
+    )
+
+
+@pytest.mark.parametrize(("value", "asks"), [(5.4, False), (5.5, True)])
+def test_an_alarming_old_potassium_is_asked_about_whatever_its_age(value: float, asks: bool) -> None:
+    found = ids(med("lisinopril"), lab("potassium", value, days_ago=200))
+    assert ("rule.potassium-recheck" in found) is asks
+
+
+# --- RAAS blocker with a potassium-raising drug: a start-up warning -------------------------------------------
+
+
+@pytest.mark.parametrize(("days_ago", "fires"), [(27, True), (28, True), (29, False), (400, False)])
+def test_the_raas_pair_warns_while_one_of_it_is_new(days_ago: int, fires: bool) -> None:
+    found = ids(
+        med("lisinopril", days_ago=400), med("spironolactone", days_ago=days_ago), lab("potassium", 4.2)
+    )
+    assert ("rule.raas-potassium" in found) is fires
+
+
+def test_a_drafted_partner_always_warns() -> None:
+    found = ids(med("lisinopril", days_ago=400), lab("potassium", 4.2), drafts=(draft("spironolactone"),))
+    assert "rule.raas-potassium" in found
+
+
+def test_an_established_pair_with_high_potassium_still_gets_the_threshold_card() -> None:
+    found = ids(med("lisinopril", days_ago=400), med("spironolactone", days_ago=400), lab("potassium", 5.6))
+    assert "rule.raas-potassium" not in found and "rule.hyperkalaemia-on-raising-drug" in found
+
+
+# --- INR: up to 12 weeks when consistently stable -------------------------------------------------------------
+
+
+def inrs(*values_days: tuple[float, int]) -> tuple[JsonDict, ...]:
+    return tuple(lab("inr", v, days_ago=d, resource_id=f"inr-{d}") for v, d in values_days)
+
+
+@pytest.mark.parametrize(("newest", "asks"), [(28, False), (83, False), (84, False), (85, True)])
+def test_three_in_range_inrs_allow_twelve_weeks(newest: int, asks: bool) -> None:
+    found = ids(med("warfarin", days_ago=400), *inrs((2.5, newest), (2.4, newest + 42), (2.6, newest + 84)))
+    assert ("rule.inr-monitoring" in found) is asks
+
+
+@pytest.mark.parametrize(
+    "history",
+    [
+        ((2.5, 56), (3.1, 98), (2.6, 140)),  # one above range
+        ((1.9, 56), (2.4, 98), (2.6, 140)),  # one below
+        ((2.5, 56), (2.4, 98)),  # only two
+    ],
+)
+def test_an_unsteady_or_short_history_keeps_four_weeks(history: tuple[tuple[float, int], ...]) -> None:
+    assert "rule.inr-monitoring" in ids(med("warfarin", days_ago=400), *inrs(*history))
+
+
+@pytest.mark.parametrize(("low", "asks"), [(2.0, False), (1.99, True)])
+def test_the_range_edge_is_inside(low: float, asks: bool) -> None:
+    found = ids(med("warfarin", days_ago=400), *inrs((3.0, 56), (low, 98), (2.5, 140)))
+    assert ("rule.inr-monitoring" in found) is asks
+
+
+def test_a_new_warfarin_is_not_yet_stable() -> None:
+    assert "rule.inr-monitoring" in ids(med("warfarin", days_ago=20), *inrs((2.5, 56), (2.4, 98), (2.6, 140)))
+
+
+# --- metformin at eGFR 30-44: already at half dose needs no card ----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("dose", "per_day", "fires"), [(2, 1, False), (1, 2, False), (1, 3, True), (3, 1, True)]
+)
+def test_metformin_at_or_under_1000_mg_a_day_is_what_kdigo_asks(
+    dose: float, per_day: float, fires: bool
+) -> None:
+    metformin = rx("metformin", "metformin hydrochloride 500 MG Oral Tablet", dose=dose, per_day=per_day)
+    found = list(
+        catalog.renal_metformin(RuleFacts.of(Chart(resources=(metformin, lab("egfr", 40))).build().context))
+    )
+    assert bool(found) is fires
+    for finding in found:
+        assert finding.evidence == ("kb.metformin-egfr-thresholds", "kb.metformin-dose-by-egfr")
+        assert "1000 mg" in finding.summary
+
+
+@pytest.mark.parametrize(("egfr", "fires"), [(29.9, True), (44.9, False), (45.0, False)])
+def test_the_half_dose_does_not_excuse_an_egfr_below_30(egfr: float, fires: bool) -> None:
+    metformin = rx("metformin", "metformin hydrochloride 500 MG Oral Tablet", dose=1, per_day=2)
+    found = list(
+        catalog.renal_metformin(RuleFacts.of(Chart(resources=(metformin, lab("egfr", egfr))).build().context))
+    )
+    assert bool(found) is fires
+
+
+def test_an_unreadable_metformin_dose_still_gets_the_card() -> None:
+    metformin = rx("metformin", "metformin (dose on the bottle)")
+    assert list(
+        catalog.renal_metformin(RuleFacts.of(Chart(resources=(metformin, lab("egfr", 40))).build().context))
+    )
+
+
+def test_a_metformin_start_at_30_44_still_gets_the_card() -> None:
+    found = ids(lab("egfr", 40), drafts=(draft("metformin"),))
+    assert "rule.metformin-egfr" in found
+
+
+# --- renal table: label start-up advice speaks to new orders only ---------------------------------------------
+
+
+def test_lithium_start_low_is_for_a_new_order_only() -> None:
+    lithium = renal_dosing().match(("lithium",))
+    assert lithium is not None
+    assert lithium.crossed(59, proposed=False) is None
+    advice = lithium.crossed(59, proposed=True)
+    assert advice is not None and advice.action == "start low"
+    avoid = lithium.crossed(29, proposed=False)
+    assert avoid is not None and avoid.action == "avoid"
+
+
+@pytest.mark.parametrize(("daily", "fires"), [(25, False), (50, True)])
+def test_spironolactone_at_25_mg_a_day_passes_at_egfr_30_50(daily: float, fires: bool) -> None:
+    spironolactone = renal_dosing().match(("spironolactone",))
+    assert spironolactone is not None
+    band = spironolactone.crossed(45, proposed=False)
+    assert band is not None and band.max_daily_mg == 25
+    assert (daily > band.max_daily_mg) is fires
+
+
+# --- opioids: scheduled long-acting plus as-needed breakthrough is one regimen --------------------------------
+
+OXYCONTIN = "12 HR Oxycodone Hydrochloride 10 MG Extended Release Oral Tablet"
+PERCOCET = "Acetaminophen 325 MG / oxyCODONE Hydrochloride 5 MG Oral Tablet"
+
+
+def test_long_acting_with_as_needed_breakthrough_is_not_a_duplicate() -> None:
+    found = ids(rx("er", OXYCONTIN, per_day=2), as_needed(rx("ir", PERCOCET, per_day=4)))
+    assert "rule.duplicate-therapy" not in found
+
+
+@pytest.mark.parametrize(
+    "pair",
+    [
+        (("er", OXYCONTIN, False), ("ir", PERCOCET, False)),  # both scheduled
+        (
+            ("ir1", PERCOCET, True),
+            ("ir2", "oxyCODONE Hydrochloride 5 MG Oral Tablet", True),
+        ),  # two short-acting
+        (("er1", OXYCONTIN, False), ("er2", "Morphine Sulfate 30 MG Extended Release Oral Tablet", True)),
+    ],
+)
+def test_other_opioid_pairs_are_still_duplicates(pair: tuple[tuple[str, str, bool], ...]) -> None:
+    resources = [as_needed(rx(i, d)) if prn else rx(i, d) for i, d, prn in pair]
+    assert "rule.duplicate-therapy" in ids(*resources)
+
+
+def test_a_drafted_breakthrough_opioid_is_still_reviewed() -> None:
+    draft_ir = as_needed(rx("ir", PERCOCET))
+    draft_ir["status"] = "draft"
+    assert "rule.duplicate-therapy" in ids(rx("er", OXYCONTIN, per_day=2), drafts=(draft_ir,))
+
+
+# --- supplements resolve to what the rules read --------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "ingredients"),
+    [
+        ("Caltrate 600+D3 tablet", ("calcium carbonate",)),
+        ("Prenatal multivitamin tablet", ("folic acid", "iron")),
+        ("Senna-S 8.6-50 mg tablet", ("senna", "docusate")),
+        ("Melatonin 3 mg tablet", ("melatonin",)),
+        ("Fish oil 1000 mg capsule", ("omega-3 fatty acids",)),
+    ],
+)
+def test_common_supplements_resolve(text: str, ingredients: tuple[str, ...]) -> None:
+    resolved = terminology.resolve_product(None, text)
+    assert resolved.ingredients == ingredients and resolved.unknown == ()
+    assert all(terminology.is_known_ingredient(name) for name in ingredients)
+
+
+def test_a_resolved_supplement_raises_what_it_contains() -> None:
+    found = ids(
+        rx("levothyroxine", "Levothyroxine Sodium 0.075 MG Oral Tablet"),
+        rx("caltrate", "Caltrate 600+D3 tablet"),
+    )
+    assert "rule.levothyroxine-binding" in found and "rule.medication-unresolved" not in found
