@@ -11,8 +11,10 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Final
 
-from plugin import allergens
+from plugin import allergens, terminology
+from plugin.context.codes import system_name
 from plugin.context.model import Allergy, Code
+from plugin.rules.dose_range import low_dose_aspirin
 from plugin.rules.dosing import daily_mg, dosage_of
 from plugin.rules.freshness import MonitoringInterval, monitoring_interval
 from plugin.rules.kidney import renal_function, shown
@@ -415,7 +417,8 @@ def renal_metformin(facts: RuleFacts) -> Iterator[Finding]:
 
 
 def renal_nsaid(facts: RuleFacts) -> Iterator[Finding]:
-    nsaids = facts.with_class("nsaid", "cox2-inhibitor")
+    # Low-dose aspirin is an antiplatelet, which KDIGO keeps in CKD: only analgesic NSAID doses count.
+    nsaids = tuple(e for e in facts.with_class("nsaid", "cox2-inhibitor") if not low_dose_aspirin(facts, e))
     egfr = facts.current("egfr")
     low = egfr is not None and egfr.value < 60
     ckd = facts.value_sets.get("ckd", ())
@@ -468,7 +471,7 @@ def nsaid_kidney_unknown(facts: RuleFacts) -> Iterator[Finding]:
 
 
 def triple_whammy(facts: RuleFacts) -> Iterator[Finding]:
-    nsaids = facts.with_class("nsaid", "cox2-inhibitor")
+    nsaids = tuple(e for e in facts.with_class("nsaid", "cox2-inhibitor") if not low_dose_aspirin(facts, e))
     raas = facts.with_class("ace-inhibitor", "arb", "arni")
     diuretics = facts.with_class("loop-diuretic", "thiazide")
     # With creatinine already risen, rule.aki-triple-whammy (critical) says this and more.
@@ -853,11 +856,87 @@ def allergy_conflict(facts: RuleFacts) -> Iterator[Finding]:
             )
 
 
+# Beyond the cross-reactivity groups above: a class whose members cross-react often enough that the 2022 drug
+# allergy practice parameter treats them as one (kb.drug-allergy-reexposure), and the aromatic anticonvulsants,
+# whose severe cutaneous reactions recur across the group.
+_SAME_CLASS_ALLERGY: Final = frozenset({"fluoroquinolone", "ace-inhibitor"})
+AROMATIC_ANTICONVULSANTS: Final = frozenset(
+    {
+        "carbamazepine",
+        "oxcarbazepine",
+        "eslicarbazepine",
+        "phenytoin",
+        "fosphenytoin",
+        "phenobarbital",
+        "primidone",
+    }
+)
+_ALLERGY_HEAD = re.compile(r"\s+[-–:(]\s*|,|;")
+
+
+def allergy_ingredients(substance: Code) -> frozenset[str]:
+    """The known ingredients an allergy record names by its RxNorm code or the head of its text ("Lisinopril -
+    dry cough" → lisinopril); empty when any part of that head is not a known drug."""
+    head = _ALLERGY_HEAD.split(substance.display, maxsplit=1)[0].strip()
+    rxnorm = substance.code if system_name(substance.system) == "rxnorm" else None
+    resolved = terminology.resolve_product(rxnorm, head)
+    if resolved.unknown or not resolved.ingredients:
+        return frozenset()
+    return frozenset(n for n in resolved.ingredients if terminology.is_known_ingredient(n))
+
+
+def _allergy_severity(allergy: Allergy) -> Severity:
+    if allergy.criticality == "high" or any(_SEVERE_REACTION.search(r) for r in allergy.reactions):
+        return "critical"
+    return "info" if allergy.kind == "intolerance" else "warning"
+
+
+def allergy_same_drug(facts: RuleFacts) -> Iterator[Finding]:
+    """A drug the patient is recorded as allergic to (or intolerant of), its class where members cross-react, or
+    another aromatic anticonvulsant: for allergies the cross-reactivity groups above do not cover."""
+    for allergy in facts.context.allergies:
+        if allergy_classes(allergy.substance):
+            continue  # rule.allergy-same-class and rule.allergy-cross-reactivity speak for it
+        named = allergy_ingredients(allergy.substance)
+        if not named:
+            continue
+        classes = frozenset().union(*(terminology.classes_of(n) for n in named)) & _SAME_CLASS_ALLERGY
+        aromatic = AROMATIC_ANTICONVULSANTS if named & AROMATIC_ANTICONVULSANTS else frozenset()
+        exposed = [
+            e
+            for e in facts.exposures
+            if not named.isdisjoint(e.ingredients)
+            or e.has(*classes)
+            or not aromatic.isdisjoint(e.ingredients)
+        ]
+        if not exposed:
+            continue
+        same = [e for e in exposed if not named.isdisjoint(e.ingredients)]
+        what = "the same drug" if len(same) == len(exposed) else "a cross-reacting drug"
+        yield Finding(
+            "rule.allergy-same-drug",
+            _allergy_severity(allergy),
+            _short(
+                f"Recorded {_short(allergy.substance.display, 40)} allergy and {_names(exposed)} ({what}): "
+                "consider an alternative"
+            ),
+            "A drug that caused a reaction, or one that cross-reacts with it, can cause it again.",
+            ("kb.drug-allergy-reexposure",),
+            (allergy.handle, *_handles(exposed)),
+            _proposed(exposed),
+        )
+
+
 def allergy_unresolved(facts: RuleFacts) -> Iterator[Finding]:
-    # Fail closed: a drug allergy no checked class covers is shown, never read as "no allergy".
+    # Fail closed: a drug allergy no checked class covers is shown, never read as "no allergy". An allergy to a
+    # known drug is resolved: rule.allergy-same-drug checks it.
     for allergy in facts.context.allergies:
         match = allergens.resolve(allergy.substance)
-        if match.none_known or match.classes & _ALLERGY_GROUPS.keys():
+        if (
+            match.none_known
+            or match.classes & _ALLERGY_GROUPS.keys()
+            or allergy_ingredients(allergy.substance)
+        ):
             continue
         recorded = set(allergy.category)
         named_other = bool(recorded) or match.non_drug is not None
@@ -943,17 +1022,6 @@ _DUPLICATE_GROUPS: tuple[tuple[str, frozenset[str], str, str], ...] = (
         "Two calcium-channel blockers add hypotension and oedema, and verapamil or diltiazem also slow the heart.",
     ),
 )
-
-
-def low_dose_aspirin(facts: RuleFacts, exposure: Exposure) -> bool:
-    """Aspirin up to 100 mg a day is antiplatelet therapy, not a second NSAID. The daily dose where the dosage
-    gives it, else the unit strength (low-dose products are taken once a day); unreadable counts as an NSAID."""
-    if "aspirin" not in exposure.ingredients:
-        return False
-    strength = strength_mg(exposure, "aspirin")
-    daily = daily_mg(dosage_of(facts, exposure), strength)
-    mg = daily if daily is not None else strength
-    return mg is not None and mg <= 100
 
 
 # Products that act where they are put (skin, eye, ear, nose, airway): beside a systemic product of the same
@@ -1293,7 +1361,11 @@ def asthma_saba_only(facts: RuleFacts) -> Iterator[Finding]:
 def heart_failure_harm(facts: RuleFacts) -> Iterator[Finding]:
     if not facts.has_condition("heart-failure"):
         return
-    harmful = facts.with_class("nsaid", "cox2-inhibitor", "thiazolidinedione", "non-dihydropyridine-ccb")
+    harmful = tuple(
+        e
+        for e in facts.with_class("nsaid", "cox2-inhibitor", "thiazolidinedione", "non-dihydropyridine-ccb")
+        if not low_dose_aspirin(facts, e)
+    )
     # Of the DPP-4 inhibitors only these two carry the heart-failure warning.
     harmful += tuple(e for e in facts.exposures if {"saxagliptin", "alogliptin"} & set(e.ingredients))
     if harmful:
@@ -1480,6 +1552,7 @@ BASE_MEDICATION_RULES: tuple[Rule, ...] = (
     POTASSIUM_RECHECK,
     inr_monitoring,
     allergy_conflict,
+    allergy_same_drug,
     allergy_unresolved,
     pregnancy_teratogen,
     duplicate_therapy,

@@ -278,3 +278,19 @@ def _weight_unknown(exposure: Exposure, ingredient: str, facts: RuleFacts) -> Fi
 
 
 DOSE_RULES: Final = (dose_range,)
+
+
+LOW_DOSE_ASPIRIN_MG: Final = 100
+
+
+def low_dose_aspirin(facts: RuleFacts, exposure: Exposure) -> bool:
+    """Aspirin up to 100 mg a day is antiplatelet therapy, not an analgesic NSAID. The daily dose where the
+    dosage gives it, else the unit strength (low-dose products are taken once a day); unreadable counts as an
+    NSAID (fail closed)."""
+    if "aspirin" not in exposure.ingredients:
+        return False
+    strength = ingredient_strength_mg(exposure.label, "aspirin")
+    unit = strength.mg if strength is not None and strength.per_ml is None else None
+    daily = dosing.daily_mg(dosing.dosage_of(facts, exposure), unit)
+    mg = daily if daily is not None else unit
+    return mg is not None and mg <= LOW_DOSE_ASPIRIN_MG

@@ -1,4 +1,4 @@
-"""Third-depth checks a blind full chart review raised: AF without anticoagulation, amiodarone for AF at 65+ without heart failure."""
+"""Third-depth checks blind reviews raised: AF without anticoagulation, amiodarone for AF at 65+, dopamine blockers in Parkinson disease, cilostazol in heart failure."""
 
 # Each threshold is named once here with the knowledge-base entry it follows; tests/unit/test_rules_gaps.py
 # tries it at, below and above. A fact the chart does not state (sex, age, a start date) never lowers a score
@@ -12,6 +12,7 @@ from typing import Final
 from plugin.rules.catalog import Rule
 from plugin.rules.model import Finding, RuleFacts
 from plugin.rules.phrasing import handles as _handles
+from plugin.rules.phrasing import names as _names
 from plugin.rules.phrasing import proposed as _proposed
 from plugin.rules.phrasing import short as _short
 
@@ -19,6 +20,8 @@ __all__ = [
     "AF_ANTICOAGULATE_AT",
     "GAP_CARE_RULES",
     "GAP_MEDICATION_RULES",
+    "PARKINSON_ANTIEMETICS",
+    "PARKINSON_SPARED",
     "cha2ds2_vasc",
 ]
 
@@ -114,5 +117,60 @@ def beers_amiodarone_first_line(facts: RuleFacts) -> Iterator[Finding]:
     )
 
 
-GAP_MEDICATION_RULES: Final[tuple[Rule, ...]] = (beers_amiodarone_first_line,)
+# --- rule.parkinson-dopamine-blocker and rule.cilostazol-heart-failure ----------------------------------------
+
+# AGS Beers 2023 (drug-disease): in Parkinson disease avoid antipsychotics (quetiapine, clozapine and
+# pimavanserin excepted) and the antiemetics metoclopramide, prochlorperazine and promethazine.
+PARKINSON_SPARED: Final = frozenset({"quetiapine", "clozapine", "pimavanserin"})
+PARKINSON_ANTIEMETICS: Final = frozenset({"metoclopramide", "prochlorperazine", "promethazine"})
+
+
+def parkinson_dopamine_blocker(facts: RuleFacts) -> Iterator[Finding]:
+    parkinson = facts.value_sets.get("parkinsons-disease", ())
+    if not parkinson:
+        return
+    blockers = tuple(
+        e
+        for e in facts.exposures
+        if (e.has("antipsychotic") and PARKINSON_SPARED.isdisjoint(e.ingredients))
+        or not PARKINSON_ANTIEMETICS.isdisjoint(e.ingredients)
+    )
+    if not blockers:
+        return
+    yield Finding(
+        "rule.parkinson-dopamine-blocker",
+        "warning",
+        _short(
+            f"Parkinson disease and {_names(blockers)}: consider quetiapine, clozapine or a non-dopamine-blocking "
+            "antiemetic instead"
+        ),
+        "Dopamine-blocking drugs worsen parkinsonism (AGS Beers criteria).",
+        ("kb.beers-parkinson-dopamine-blockers",),
+        (*parkinson, *_handles(blockers)),
+        _proposed(blockers),
+    )
+
+
+def cilostazol_heart_failure(facts: RuleFacts) -> Iterator[Finding]:
+    failure = facts.value_sets.get("heart-failure", ())
+    cilostazol = tuple(e for e in facts.exposures if "cilostazol" in e.ingredients)
+    if not failure or not cilostazol:
+        return
+    yield Finding(
+        "rule.cilostazol-heart-failure",
+        "critical",
+        _short("Heart failure and cilostazol, which its label contraindicates: consider stopping it"),
+        "Cilostazol is a phosphodiesterase-3 inhibitor, a class that shortened survival in heart failure (boxed "
+        "warning).",
+        ("kb.cilostazol-heart-failure",),
+        (*failure, *_handles(cilostazol)),
+        _proposed(cilostazol),
+    )
+
+
+GAP_MEDICATION_RULES: Final[tuple[Rule, ...]] = (
+    beers_amiodarone_first_line,
+    parkinson_dopamine_blocker,
+    cilostazol_heart_failure,
+)
 GAP_CARE_RULES: Final[tuple[Rule, ...]] = (af_anticoagulation_absent,)

@@ -18,9 +18,9 @@ from plugin.rules.catalog import (
     Interaction,
     Rule,
     _pair,
-    low_dose_aspirin,
     strength_mg,
 )
+from plugin.rules.dose_range import low_dose_aspirin
 from plugin.rules.dosing import daily_mg, dosage_of
 from plugin.rules.model import Exposure, Finding, LabOrder, RuleFacts, Severity
 from plugin.rules.monitoring import OLDER_ADULT_AGE, _combined_hormonal_contraceptive

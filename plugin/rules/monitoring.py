@@ -21,6 +21,7 @@ from plugin.rules.catalog import (
     HBA1C,
     Recheck,
     Rule,
+    allergy_ingredients,
     strength_mg,
 )
 from plugin.rules.dosing import daily_mg, dosage_of
@@ -582,12 +583,22 @@ ASCVD_VALUE_SETS: Final = (
 LDL_STATIN_LINE: Final = 190.0  # mg/dL
 
 
+def _statin_allergy(facts: RuleFacts) -> bool:
+    """A recorded allergy or intolerance to a statin: the gap is known and handled (a non-statin, a trial of
+    another statin), not a statin forgotten."""
+    return any(
+        "statin" in terminology.classes_of(name)
+        for allergy in facts.context.allergies
+        for name in allergy_ingredients(allergy.substance)
+    )
+
+
 def statin_indicated(facts: RuleFacts) -> Iterator[Finding]:
     age = facts.age
     # Statins are avoided in pregnancy; the absence of one there is no gap.
     if age is None or age < 18 or facts.context.demographics.deceased or facts.pregnant:
         return
-    if facts.with_class("statin"):
+    if facts.with_class("statin") or _statin_allergy(facts):
         return
     reasons: list[str] = []
     evidence: list[str] = []

@@ -17,12 +17,11 @@ from dataclasses import dataclass
 from typing import Final
 
 from plugin.rules import dosing
-from plugin.rules.dose_range import ingredient_strength_mg
+from plugin.rules.dose_range import ingredient_strength_mg, low_dose_aspirin
 from plugin.rules.kidney import (
     AkiStage,
     RenalFunction,
     aki_against_reference,
-    aki_stage,
     renal_function,
     shown,
 )
@@ -306,6 +305,8 @@ NEPHROTOXIC_CLASSES: Final = (
     "potassium-sparing-diuretic",
     "aminoglycoside",
     "glycopeptide",
+    # Sick-day medicine: held while the kidney is injured and the patient dehydrated (KDIGO 2024).
+    "sglt2-inhibitor",
 )
 # Forms that barely reach the blood: oral vancomycin stays in the gut, eye and ear drops and skin products
 # give negligible systemic exposure. Read from the product name, which is all an Exposure carries of route.
@@ -329,10 +330,14 @@ class AkiNephrotoxin:
     evidence: tuple[str, ...]
 
     def __call__(self, facts: RuleFacts) -> Iterator[Finding]:
-        drugs = [e for e in facts.with_class(*self.classes) if _systemic(e)]
+        drugs = [
+            e for e in facts.with_class(*self.classes) if _systemic(e) and not low_dose_aspirin(facts, e)
+        ]
         if not drugs:
             return
-        aki: AkiStage | None = aki_stage(facts.context.series("creatinine"))
+        # KDIGO's 7-day baseline where one exists, else NHS England's reference value (the median of the
+        # 8-365 days before): a first creatinine in months during an illness is read against the old ones.
+        aki: AkiStage | None = aki_against_reference(facts.context.series("creatinine"))
         if aki is None:
             return
         if triple_whammy_aki(facts) is not None:
@@ -368,7 +373,7 @@ TRIPLE_WHAMMY_DIURETIC: Final = ("loop-diuretic", "thiazide")
 def triple_whammy_groups(facts: RuleFacts) -> tuple[tuple[Exposure, ...], ...]:
     """The NSAIDs, RAAS blockers and diuretics of the chart when all three are taken; () otherwise."""
     groups = tuple(
-        tuple(e for e in facts.with_class(*classes) if _systemic(e))
+        tuple(e for e in facts.with_class(*classes) if _systemic(e) and not low_dose_aspirin(facts, e))
         for classes in (TRIPLE_WHAMMY_NSAID, TRIPLE_WHAMMY_RAAS, TRIPLE_WHAMMY_DIURETIC)
     )
     return groups if all(groups) else ()

@@ -184,15 +184,21 @@ def test_environmental_allergy_is_built_as_environment() -> None:
 @pytest.mark.parametrize(
     ("allergy", "shown"),
     [
-        (drug_allergy("doxy", "3640", "Doxycycline"), True),  # a drug no checked class covers
-        (text_allergy("codeine-ish", "Tylenol #3"), True),  # medication category, unknown text
+        # A known drug outside the cross-reactivity groups is resolved: rule.allergy-same-drug checks it.
+        (drug_allergy("doxy", "3640", "Doxycycline"), False),
+        (text_allergy("codeine-ish", "Tylenol #3"), False),  # a brand of acetaminophen with codeine
+        (text_allergy("unknown-brand", "Zorblax #3"), True),  # medication category, unknown text
         (text_allergy("unknown", "Zorblax", category=None), True),  # no category: cannot tell, shown
         (text_allergy("pcn", "PCN"), False),  # resolved
         (text_allergy("nkda", "NKDA", category=None), False),
         (text_allergy("strawberry", "Strawberries", category="food"), False),
         (coded_allergy("pollen", "419263009", "Allergy to tree pollen", "food"), False),
         (coded_allergy("latex", "300916003", "Latex allergy", "food"), False),
-        (text_allergy("iron", "Ferrous sulfate", category="food"), True),  # a drug, whatever the category
+        (
+            text_allergy("iron", "Ferrous sulfate", category="food"),
+            False,
+        ),  # a known drug, whatever the category
+        (text_allergy("iron-brand", "Feosolix", category="medication"), True),  # filed as a drug, unknown
     ],
 )
 def test_unresolved_drug_allergy_card(allergy: JsonDict, shown: bool) -> None:

@@ -28,6 +28,8 @@ GRADED: dict[str, str] = {
     "rule.digoxin-level-recheck": "info while no old level is alarming; warning when the old level was high",
     "rule.hypoglycaemia-glucose": "warning at level 1 (below 70 mg/dL), critical at level 2 (below 54)",
     "rule.methotrexate-daily-dosing": "warning on a recorded medication, critical on an order being placed",
+    "rule.allergy-same-drug": "critical for a high-criticality or severe reaction, info for an intolerance, else "
+    "warning",
 }
 
 

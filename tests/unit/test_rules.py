@@ -149,6 +149,11 @@ SERTRALINE = med("sertraline")
 OXYCODONE = med("oxycodone")
 LORAZEPAM = med("lorazepam")
 METFORMIN = med("metformin")
+LISINOPRIL_ALLERGY = drug_allergy("lisinopril-allergy", "29046", "Lisinopril")
+CONTRAST_ALLERGY = {
+    **drug_allergy("contrast-allergy", "3640", "x"),
+    "code": {"text": "Iodinated contrast media"},
+}
 IBUPROFEN = med("ibuprofen")
 FUROSEMIDE = med("furosemide")
 NITROFURANTOIN = med("nitrofurantoin")
@@ -985,19 +990,22 @@ CASES: tuple[Case, ...] = (
         ),
     ),
     Case(
-        "allergy-unresolved/doxycycline",
+        "allergy-unresolved/contrast",
         catalog.allergy_unresolved,
-        chart(DOXYCYCLINE_ALLERGY),
+        chart(CONTRAST_ALLERGY),
         (
             Expected(
                 "rule.allergy-unresolved",
                 "info",
                 ("kb.allergy-record-unresolved",),
-                (DOXYCYCLINE_ALLERGY,),
-                mentions=("'Doxycycline'", "incomplete"),
+                (CONTRAST_ALLERGY,),
+                mentions=("'Iodinated contrast media'", "incomplete"),
             ),
         ),
     ),
+    # An allergy to a known drug is resolved: rule.allergy-same-drug checks it.
+    Case("allergy-unresolved/doxycycline", catalog.allergy_unresolved, chart(DOXYCYCLINE_ALLERGY)),
+    Case("allergy-same-drug/other-drug", catalog.allergy_same_drug, chart(LISINOPRIL_ALLERGY, METFORMIN)),
     Case("allergy-unresolved/penicillin", catalog.allergy_unresolved, chart(PENICILLIN)),
     # pregnancy
     Case(
@@ -1563,6 +1571,20 @@ CASES: tuple[Case, ...] = (
         chart(vaccine("pneumococcal", days_ago=2000), age=70),
     ),
     Case("pneumococcal/age-49", catalog.pneumococcal_due, chart(age=49)),
+    Case(
+        "allergy-same-drug/lisinopril-high-criticality",
+        catalog.allergy_same_drug,
+        chart(LISINOPRIL_ALLERGY, LISINOPRIL),
+        (
+            Expected(
+                "rule.allergy-same-drug",
+                "critical",
+                ("kb.drug-allergy-reexposure",),
+                (LISINOPRIL_ALLERGY, LISINOPRIL),
+                mentions=("the same drug",),
+            ),
+        ),
+    ),
     Case(
         "pneumococcal/age-50-none",
         catalog.pneumococcal_due,

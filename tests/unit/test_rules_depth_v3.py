@@ -299,3 +299,172 @@ def test_a_resolved_supplement_raises_what_it_contains() -> None:
         rx("caltrate", "Caltrate 600+D3 tablet"),
     )
     assert "rule.levothyroxine-binding" in found and "rule.medication-unresolved" not in found
+
+
+# --- allergies to a named drug -------------------------------------------------------------------------------
+
+
+def allergy(
+    display: str,
+    *,
+    rxnorm: str = "",
+    criticality: str = "low",
+    kind: str | None = None,
+    reaction: str = "Rash",
+) -> JsonDict:
+    coding = [{"system": "http://www.nlm.nih.gov/research/umls/rxnorm", "code": rxnorm, "display": display}]
+    resource: JsonDict = {
+        "resourceType": "AllergyIntolerance",
+        "id": f"allergy-{abs(hash(display)) % 10_000}",
+        "clinicalStatus": {
+            "coding": [
+                {
+                    "system": "http://terminology.hl7.org/CodeSystem/allergyintolerance-clinical",
+                    "code": "active",
+                }
+            ]
+        },
+        "code": {"coding": coding, "text": display} if rxnorm else {"text": display},
+        "category": ["medication"],
+        "criticality": criticality,
+        "reaction": [{"manifestation": [{"text": reaction}]}],
+        "patient": {"reference": f"Patient/{PATIENT_ID}"},
+    }
+    if kind is not None:
+        resource["type"] = kind
+    return resource
+
+
+def same_drug(*resources: JsonDict, drafts: tuple[JsonDict, ...] = ()) -> list[tuple[str, str]]:
+    context = Chart(resources=resources, drafts=drafts).build().context
+    return [(f.rule_id, f.severity) for f in catalog.allergy_same_drug(RuleFacts.of(context))]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "severity"),
+    [
+        ({"criticality": "high"}, "critical"),
+        ({"reaction": "Angioedema"}, "critical"),
+        ({}, "warning"),
+        ({"kind": "intolerance", "reaction": "Dry cough"}, "info"),
+    ],
+)
+def test_an_allergy_to_the_same_drug_is_graded_by_its_record(kwargs: dict[str, str], severity: str) -> None:
+    found = same_drug(allergy("Lisinopril - dry cough", **kwargs), med("lisinopril"))
+    assert found == [("rule.allergy-same-drug", severity)]
+
+
+def test_the_class_and_the_aromatic_anticonvulsants_cross_react() -> None:
+    levofloxacin = rx("levofloxacin", "levoFLOXacin 500 MG Oral Tablet")
+    assert same_drug(allergy("Ciprofloxacin - tendon pain", rxnorm="2551"), levofloxacin)
+    oxcarbazepine = rx("oxcarbazepine", "oxcarbazepine 300 MG Oral Tablet")
+    found = same_drug(allergy("carbamazepine", reaction="Stevens-Johnson syndrome"), drafts=(oxcarbazepine,))
+    assert found == [("rule.allergy-same-drug", "critical")]
+
+
+def test_an_unrelated_drug_or_a_covered_class_raises_nothing_here() -> None:
+    assert (
+        same_drug(
+            allergy("Codeine - vomiting", kind="intolerance"), rx("hc", "HYDROcodone 10 MG Oral Tablet")
+        )
+        == []
+    )
+    assert same_drug(allergy("Metformin - diarrhoea"), med("lisinopril")) == []
+    # Penicillin is one of the cross-reactivity groups: rule.allergy-same-class speaks for it.
+    assert same_drug(allergy("Amoxicillin - rash"), med("amoxicillin")) == []
+
+
+@pytest.mark.parametrize(
+    ("display", "unresolved"),
+    [
+        ("Lisinopril - dry cough", False),
+        ("Clindamycin - C. difficile colitis", False),
+        ("IV contrast - hives", True),
+    ],
+)
+def test_an_allergy_to_a_known_drug_is_resolved_and_an_unknown_one_still_shown(
+    display: str, unresolved: bool
+) -> None:
+    context = Chart(resources=(allergy(display),)).build().context
+    found = [f.rule_id for f in catalog.allergy_unresolved(RuleFacts.of(context))]
+    assert (found == ["rule.allergy-unresolved"]) is unresolved
+
+
+# --- low-dose aspirin is an antiplatelet, not an NSAID, for the kidney and heart-failure rules --------------
+
+
+@pytest.mark.parametrize(
+    ("dose", "per_day", "counted"), [(1, 1, False), (4, 1, True)]
+)  # 81 mg vs 324 mg a day
+def test_low_dose_aspirin_is_no_nsaid_in_ckd_heart_failure_or_the_triple_whammy(
+    dose: float, per_day: float, counted: bool
+) -> None:
+    aspirin = rx("aspirin", "aspirin 81 MG Oral Tablet", dose=dose, per_day=per_day)
+    ckd = ids(aspirin, problem("ckd-3"), lab("egfr", 40))
+    assert ("rule.nsaid-ckd" in ckd) is counted
+    failure = ids(aspirin, problem("heart-failure"))
+    assert ("rule.heart-failure-harmful-drug" in failure) is counted
+    whammy = ids(aspirin, med("lisinopril"), med("hydrochlorothiazide"), lab("creatinine", 0.9))
+    assert ("rule.triple-whammy" in whammy) is counted
+
+
+# --- AKI against the reference value, and sick-day medicines ------------------------------------------------
+
+
+def creatinine(value: float, days_ago: int) -> JsonDict:
+    return lab("creatinine", value, days_ago=days_ago, resource_id=f"creatinine-{days_ago}")
+
+
+@pytest.mark.parametrize(("latest", "fires"), [(1.46, False), (1.5, True), (1.92, True)])
+def test_aki_on_a_nephrotoxin_reads_a_months_old_baseline(latest: float, fires: bool) -> None:
+    empagliflozin = rx("empagliflozin", "empagliflozin 10 MG Oral Tablet")
+    found = ids(
+        empagliflozin, med("losartan"), creatinine(1.0, 110), creatinine(1.0, 200), creatinine(latest, 1)
+    )
+    assert ("rule.aki-nephrotoxin" in found) is fires
+
+
+def test_a_seven_day_baseline_still_decides_first() -> None:
+    # 1.0 four days ago to 1.4 now: below 1.5x and under +0.3 in 48 h is not met either (4 days apart).
+    found = ids(med("losartan"), creatinine(0.7, 200), creatinine(1.0, 4), creatinine(1.4, 0))
+    assert "rule.aki-nephrotoxin" not in found
+
+
+# --- new table rows ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("ingredients", "value", "proposed", "max_daily"),
+    [
+        (("famotidine",), 59, False, 20.0),
+        (("famotidine",), 29, False, 10.0),
+        (("nirmatrelvir",), 59, True, 300.0),
+    ],
+)
+def test_renal_rows_for_famotidine_and_nirmatrelvir(
+    ingredients: tuple[str, ...], value: float, proposed: bool, max_daily: float
+) -> None:
+    drug = renal_dosing().match(ingredients)
+    assert drug is not None
+    band = drug.crossed(value, proposed)
+    assert band is not None and band.max_daily_mg == max_daily
+    assert drug.crossed(60, proposed) is None
+
+
+def test_paxlovid_resolves_to_a_strong_cyp3a4_inhibitor_beside_simvastatin() -> None:
+    paxlovid = rx("paxlovid", "Paxlovid 300 mg-100 mg dose pack")
+    paxlovid["status"] = "draft"
+    found = ids(med("simvastatin-20"), drafts=(paxlovid,))
+    assert "rule.statin-strong-cyp3a4" in found
+
+
+def test_nicotine_dependence_counts_as_smoking() -> None:
+    assert terminology.in_value_set("tobacco-smoking", "snomed", "56294008")
+    assert terminology.in_value_set("parkinsons-disease", "snomed", "49049000")
+
+
+def test_a_recorded_statin_intolerance_is_no_forgotten_statin() -> None:
+    diabetic = (problem("diabetes"),)
+    assert "rule.statin-indicated-absent" in ids(*diabetic, age=60)
+    intolerant = allergy("atorvastatin - myalgia", rxnorm="83367", kind="intolerance", reaction="Myalgia")
+    assert "rule.statin-indicated-absent" not in ids(*diabetic, intolerant, age=60)

@@ -115,3 +115,43 @@ def test_heart_failure_or_no_af_silences_the_amiodarone_card() -> None:
 def test_a_drafted_amiodarone_is_named_as_proposed() -> None:
     (finding,) = gaps.beers_amiodarone_first_line(facts(AF, age=80, drafts=(draft("amiodarone"),)))
     assert finding.proposed
+
+
+def _problem_coded(resource_id: str, snomed: str, display: str) -> JsonDict:
+    condition = copy_json(problem("hypertension", resource_id=resource_id))
+    condition["code"] = {"coding": [{"system": SNOMED, "code": snomed, "display": display}], "text": display}
+    return condition
+
+
+PARKINSON = _problem_coded("parkinson", "49049000", "Parkinson's disease (disorder)")
+
+
+def _rx(resource_id: str, display: str) -> JsonDict:
+    request = copy_json(med("amiodarone", resource_id=resource_id))
+    request["medicationCodeableConcept"] = {"text": display}
+    return request
+
+
+@pytest.mark.parametrize(
+    ("display", "fires"),
+    [
+        ("Metoclopramide 10 MG Oral Tablet", True),
+        ("Haloperidol 2 MG Oral Tablet", True),
+        ("Prochlorperazine 10 MG Oral Tablet", True),
+        ("Quetiapine 25 MG Oral Tablet", False),  # spared by the criteria
+        ("Ondansetron 4 MG Oral Tablet", False),  # not a dopamine blocker
+    ],
+)
+def test_dopamine_blockers_in_parkinson_disease(display: str, fires: bool) -> None:
+    found = list(gaps.parkinson_dopamine_blocker(facts(PARKINSON, _rx("drug", display), age=72)))
+    assert bool(found) is fires
+    assert not list(gaps.parkinson_dopamine_blocker(facts(_rx("drug", display), age=72)))
+
+
+def test_cilostazol_in_heart_failure_is_critical_and_needs_both() -> None:
+    failure = problem("heart-failure")
+    cilostazol = _rx("cilostazol", "Cilostazol 100 MG Oral Tablet")
+    (finding,) = gaps.cilostazol_heart_failure(facts(failure, cilostazol))
+    assert finding.severity == "critical" and finding.evidence == ("kb.cilostazol-heart-failure",)
+    assert not list(gaps.cilostazol_heart_failure(facts(cilostazol)))
+    assert not list(gaps.cilostazol_heart_failure(facts(failure)))
