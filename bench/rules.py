@@ -46,6 +46,7 @@ from bench.gold.model import (
     HELDOUT_PATH,
     HELDOUT_V2_PATH,
     HELDOUT_V3_PATH,
+    HELDOUT_V4_PATH,
     load_constructed,
     load_full_review,
 )
@@ -186,8 +187,14 @@ def main(argv: list[str] | None = None) -> int:
         )
         print("\n".join(constructed.render(second)))
         print()
-        unseen = constructed.evaluate(load_constructed(HELDOUT_V3_PATH))
-        print("held-out cases v3 (written blind on 2026-12-07 after v2 was tuned on; not tuned on):")
+        third = constructed.evaluate(load_constructed(HELDOUT_V3_PATH))
+        print(
+            "held-out cases v3 (written blind on 2026-12-07 after v2 was tuned on; scored once, then tuned on):"
+        )
+        print("\n".join(constructed.render(third)))
+        print()
+        unseen = constructed.evaluate(load_constructed(HELDOUT_V4_PATH))
+        print("held-out cases v4 (written blind on 2026-12-07 after v3 was tuned on; not tuned on):")
         print("\n".join(constructed.render(unseen)))
         print()
         for name, row in (
@@ -196,7 +203,8 @@ def main(argv: list[str] | None = None) -> int:
             ("constructed cases + blind full review", complete.overall),
             ("held-out cases v1 (tuned on)", heldout.overall),
             ("held-out cases v2 (tuned on)", second.overall),
-            ("held-out cases v3 (unseen)", unseen.overall),
+            ("held-out cases v3 (tuned on)", third.overall),
+            ("held-out cases v4 (unseen)", unseen.overall),
         ):
             print(_target_line(name, row.recall, row.precision))
     return 0
