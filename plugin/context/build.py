@@ -118,9 +118,22 @@ def _code(concept: Any) -> Code | None:
     for coding in concept.coding or ():
         if coding.code:
             display = _clean(coding.display) or _clean(concept.text) or str(coding.code)
+            text = _clean(concept.text)
+            if text and _adds_strength(display, text):
+                # An ingredient-level code ("azithromycin") beside the prescriber's text that names the strength
+                # ("azithromycin 200 mg/5 mL oral suspension"): the text is the same drug, said more fully.
+                display = text
             return Code(codes.system_name(coding.system), str(coding.code), display)
     text = _clean(concept.text)
     return Code("text", text.lower(), text) if text else None
+
+
+def _adds_strength(display: str, text: str) -> bool:
+    return (
+        not any(c.isdigit() for c in display)
+        and any(c.isdigit() for c in text)
+        and display.lower() in text.lower()
+    )
 
 
 def _status(concept: Any) -> str | None:

@@ -53,6 +53,10 @@ class Interaction:
     # The pair speaks only while one of its drugs is new (proposed, or ordered within this many days): an
     # established pair's monitoring is another rule's (a recheck when the lab is stale, a threshold when high).
     new_within_days: int | None = None
+    # The card's option already carried out: with one of these ingredients taken (a PPI for "consider
+    # gastroprotection"), the pair is quiet while every right-side drug is of a class in `option_covers`.
+    option_taken: frozenset[str] = frozenset()
+    option_covers: frozenset[str] = frozenset()
 
     def _left(self, facts: RuleFacts) -> tuple[Exposure, ...]:
         left = facts.with_class(*self.left)
@@ -75,6 +79,12 @@ class Interaction:
             return
         if self.new_within_days is not None and not any(
             e.new(self.new_within_days) for e in (*lefts, *rights)
+        ):
+            return
+        if (
+            self.option_taken
+            and any(not self.option_taken.isdisjoint(e.ingredients) for e in facts.exposures)
+            and all(e.has(*self.option_covers) for e in rights)
         ):
             return
         summary = _short(f"{_names(lefts).capitalize()} with {_names(rights)} {self.risk}: {self.option}")
@@ -147,6 +157,8 @@ def _pair(
     right_unless_ingredients: Iterable[str] = (),
     right_systemic_only: bool = False,
     new_within_days: int | None = None,
+    option_taken: Iterable[str] = (),
+    option_covers: Iterable[str] = (),
 ) -> Interaction:
     cited = tuple(("*", e) if isinstance(e, str) else e for e in evidence)
     return Interaction(
@@ -163,6 +175,8 @@ def _pair(
         frozenset(right_unless_ingredients),
         right_systemic_only,
         new_within_days,
+        frozenset(option_taken),
+        frozenset(option_covers),
     )
 
 
@@ -891,21 +905,37 @@ def _allergy_severity(allergy: Allergy) -> Severity:
     return "info" if allergy.kind == "intolerance" else "warning"
 
 
+# Contraindicated by a label after an allergy to a class: sulfasalazine (it releases sulfapyridine) after a
+# sulfonamide antibiotic allergy; an ARNI after angioedema on an ACE inhibitor or ARB (Entresto label).
+_LABEL_CROSS: Final[dict[str, frozenset[str]]] = {"sulfonamide-antibiotic": frozenset({"sulfasalazine"})}
+_ANGIOEDEMA: Final = re.compile(r"angio-?o?edema", re.IGNORECASE)
+
+
 def allergy_same_drug(facts: RuleFacts) -> Iterator[Finding]:
-    """A drug the patient is recorded as allergic to (or intolerant of), its class where members cross-react, or
-    another aromatic anticonvulsant: for allergies the cross-reactivity groups above do not cover."""
+    """A drug the patient is recorded as allergic to (or intolerant of), its class where members cross-react,
+    another aromatic anticonvulsant, or a drug a label contraindicates after the recorded class allergy. The
+    cross-reactivity groups above (penicillin, NSAIDs...) have their own rules and are left to them."""
     for allergy in facts.context.allergies:
-        if allergy_classes(allergy.substance):
-            continue  # rule.allergy-same-class and rule.allergy-cross-reactivity speak for it
-        named = allergy_ingredients(allergy.substance)
-        if not named:
-            continue
-        classes = frozenset().union(*(terminology.classes_of(n) for n in named)) & _SAME_CLASS_ALLERGY
+        match = allergens.resolve(allergy.substance)
+        grouped = bool(allergy_classes(allergy.substance))
+        named = frozenset() if grouped else allergy_ingredients(allergy.substance)
+        known = frozenset().union(match.classes, *(terminology.classes_of(n) for n in named))
+        classes = frozenset() if grouped else known & _SAME_CLASS_ALLERGY
         aromatic = AROMATIC_ANTICONVULSANTS if named & AROMATIC_ANTICONVULSANTS else frozenset()
+        label_cross = frozenset().union(*(_LABEL_CROSS.get(c, frozenset()) for c in match.classes))
+        angioedema = bool(known & {"ace-inhibitor", "arb"}) and any(
+            _ANGIOEDEMA.search(r) for r in allergy.reactions
+        )
+        contraindicated = [
+            e
+            for e in facts.exposures
+            if not label_cross.isdisjoint(e.ingredients) or (angioedema and e.has("arni"))
+        ]
         exposed = [
             e
             for e in facts.exposures
-            if not named.isdisjoint(e.ingredients)
+            if e in contraindicated
+            or not named.isdisjoint(e.ingredients)
             or e.has(*classes)
             or not aromatic.isdisjoint(e.ingredients)
         ]
@@ -915,7 +945,7 @@ def allergy_same_drug(facts: RuleFacts) -> Iterator[Finding]:
         what = "the same drug" if len(same) == len(exposed) else "a cross-reacting drug"
         yield Finding(
             "rule.allergy-same-drug",
-            _allergy_severity(allergy),
+            "critical" if contraindicated else _allergy_severity(allergy),
             _short(
                 f"Recorded {_short(allergy.substance.display, 40)} allergy and {_names(exposed)} ({what}): "
                 "consider an alternative"
@@ -934,7 +964,7 @@ def allergy_unresolved(facts: RuleFacts) -> Iterator[Finding]:
         match = allergens.resolve(allergy.substance)
         if (
             match.none_known
-            or match.classes & _ALLERGY_GROUPS.keys()
+            or match.classes & (_ALLERGY_GROUPS.keys() | _SAME_CLASS_ALLERGY)
             or allergy_ingredients(allergy.substance)
         ):
             continue

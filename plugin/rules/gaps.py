@@ -1,4 +1,4 @@
-"""Third-depth checks blind reviews raised: AF without anticoagulation, amiodarone for AF at 65+, dopamine blockers in Parkinson disease, cilostazol in heart failure."""
+"""Third-depth checks blind reviews raised: AF without anticoagulation, amiodarone for AF at 65+, dopamine blockers in Parkinson disease, cilostazol in heart failure, decongestants with high blood pressure."""
 
 # Each threshold is named once here with the knowledge-base entry it follows; tests/unit/test_rules_gaps.py
 # tries it at, below and above. A fact the chart does not state (sex, age, a start date) never lowers a score
@@ -6,11 +6,13 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from typing import Final
 
 from plugin.rules.catalog import Rule
 from plugin.rules.model import Finding, RuleFacts
+from plugin.rules.monitoring import DIASTOLIC_LIMIT, SYSTOLIC_LIMIT
 from plugin.rules.phrasing import handles as _handles
 from plugin.rules.phrasing import names as _names
 from plugin.rules.phrasing import proposed as _proposed
@@ -168,7 +170,46 @@ def cilostazol_heart_failure(facts: RuleFacts) -> Iterator[Finding]:
     )
 
 
+# --- rule.decongestant-high-blood-pressure -------------------------------------------------------------------
+
+DECONGESTANTS: Final = frozenset({"pseudoephedrine", "phenylephrine"})
+
+
+def decongestant_high_blood_pressure(facts: RuleFacts) -> Iterator[Finding]:
+    """An oral sympathomimetic decongestant with a current blood pressure at or above 140/90 (the limit of
+    rule.blood-pressure-uncontrolled): ACC/AHA 2017 lists decongestants among drugs that raise it."""
+    decongestants = tuple(
+        e
+        for e in facts.exposures
+        if not DECONGESTANTS.isdisjoint(e.ingredients) and not _LOCAL.search(e.label)
+    )
+    if not decongestants:
+        return
+    systolic, diastolic = facts.current("systolic_bp"), facts.current("diastolic_bp")
+    high = (systolic is not None and systolic.value >= SYSTOLIC_LIMIT) or (
+        diastolic is not None and diastolic.value >= DIASTOLIC_LIMIT
+    )
+    if not high:
+        return
+    shown = "/".join(f"{m.value:g}" for m in (systolic, diastolic) if m is not None)
+    yield Finding(
+        "rule.decongestant-high-blood-pressure",
+        "warning",
+        _short(
+            f"BP {shown} with {_names(decongestants)}: consider stopping the decongestant (saline or a nasal steroid)"
+        ),
+        "Oral decongestants constrict blood vessels and raise blood pressure.",
+        ("kb.decongestants-raise-blood-pressure",),
+        (*_handles(decongestants), *(m.handle for m in (systolic, diastolic) if m is not None)),
+        _proposed(decongestants),
+    )
+
+
+_LOCAL: Final = re.compile(r"\b(nasal|ophthalmic|topical)\b", re.IGNORECASE)
+
+
 GAP_MEDICATION_RULES: Final[tuple[Rule, ...]] = (
+    decongestant_high_blood_pressure,
     beers_amiodarone_first_line,
     parkinson_dopamine_blocker,
     cilostazol_heart_failure,

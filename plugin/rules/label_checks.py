@@ -121,6 +121,9 @@ PAIRS: tuple[Interaction, ...] = (
         "consider gastroprotection and asking about bleeding",
         "SSRIs and SNRIs deplete platelet serotonin, which adds to the bleeding risk of NSAIDs and anticoagulants.",
         right_unless=["antiplatelet"],  # aspirin (an NSAID here too): antiplatelet therapy, not in this rule
+        # A PPI already protects the stomach from the NSAID's share; an anticoagulant still speaks.
+        option_taken=GASTROPROTECTION,
+        option_covers=["nsaid", "cox2-inhibitor"],
     ),
     _named_pair(
         _pair(

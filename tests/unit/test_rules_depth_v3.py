@@ -468,3 +468,76 @@ def test_a_recorded_statin_intolerance_is_no_forgotten_statin() -> None:
     assert "rule.statin-indicated-absent" in ids(*diabetic, age=60)
     intolerant = allergy("atorvastatin - myalgia", rxnorm="83367", kind="intolerance", reaction="Myalgia")
     assert "rule.statin-indicated-absent" not in ids(*diabetic, intolerant, age=60)
+
+
+# --- from held-out v4 ------------------------------------------------------------------------------------------
+
+
+def test_a_ppi_already_taken_quiets_ssri_with_nsaid_but_not_with_an_anticoagulant() -> None:
+    sertraline = rx("sertraline", "sertraline 50 MG Oral Tablet")
+    ibuprofen = rx("ibuprofen", "ibuprofen 400 MG Oral Tablet")
+    omeprazole = rx("omeprazole", "omeprazole 20 MG Delayed Release Oral Capsule")
+    assert "rule.ssri-snri-bleeding" in ids(sertraline, ibuprofen)
+    assert "rule.ssri-snri-bleeding" not in ids(sertraline, ibuprofen, omeprazole)
+    assert "rule.ssri-snri-bleeding" in ids(sertraline, med("warfarin"), omeprazole)
+
+
+def test_an_arni_after_ace_inhibitor_angioedema_is_contraindicated() -> None:
+    entresto = rx("entresto", "sacubitril 49 MG / valsartan 51 MG Oral Tablet")
+    entresto["status"] = "draft"
+    angioedema = allergy("ACE inhibitors - angioedema (lisinopril 2019)", reaction="Angioedema of lips")
+    assert same_drug(angioedema, drafts=(entresto,)) == [("rule.allergy-same-drug", "critical")]
+    rash = allergy("ACE inhibitors - cough", reaction="Dry cough")
+    assert same_drug(rash, drafts=(entresto,)) == []
+    context = Chart(resources=(angioedema,)).build().context
+    assert not list(catalog.allergy_unresolved(RuleFacts.of(context)))  # the class is known
+
+
+def test_sulfasalazine_after_a_sulfonamide_antibiotic_allergy() -> None:
+    sulfasalazine = rx("sulfasalazine", "sulfasalazine 500 MG Oral Tablet")
+    bactrim = allergy("Bactrim DS - Stevens-Johnson syndrome")
+    assert same_drug(bactrim, sulfasalazine) == [("rule.allergy-same-drug", "critical")]
+    assert same_drug(allergy("Codeine - vomiting"), sulfasalazine) == []
+
+
+def bp(systolic: float, diastolic: float) -> tuple[JsonDict, JsonDict]:
+    return (
+        lab("systolic_bp", systolic, resource_id="sbp"),
+        lab("diastolic_bp", diastolic, resource_id="dbp"),
+    )
+
+
+@pytest.mark.parametrize(
+    ("systolic", "diastolic", "fires"), [(139, 89, False), (140, 80, True), (130, 90, True)]
+)
+def test_a_decongestant_with_blood_pressure_at_or_above_140_90(
+    systolic: float, diastolic: float, fires: bool
+) -> None:
+    sudafed = rx("sudafed", "pseudoephedrine hydrochloride 30 MG Oral Tablet")
+    assert ("rule.decongestant-high-blood-pressure" in ids(sudafed, *bp(systolic, diastolic))) is fires
+    spray = rx("spray", "phenylephrine 0.5% nasal spray")
+    assert "rule.decongestant-high-blood-pressure" not in ids(spray, *bp(160, 100))
+
+
+def test_the_prescribers_text_names_the_strength_an_ingredient_code_lacks() -> None:
+    request = medication_request("azi", PATIENT_ID, "18631", "azithromycin", status="draft")
+    request["medicationCodeableConcept"]["text"] = "azithromycin 200 mg/5 mL oral suspension"
+    request["dosageInstruction"] = [
+        {
+            "timing": {"repeat": {"frequency": 1, "period": 1, "periodUnit": "d"}},
+            "doseAndRate": [{"doseQuantity": {"value": 12.5, "unit": "mL"}}],
+        }
+    ]
+    child = Chart(age=4, resources=(lab("weight", 16),), drafts=(request,)).build().context
+    (draft_order,) = child.draft_orders
+    assert draft_order.code.display == "azithromycin 200 mg/5 mL oral suspension"
+    found = [f for f in evaluate(child) if f.rule_id == "rule.dose-above-maximum"]
+    assert found and "12 mg/kg" in found[0].summary
+
+
+@pytest.mark.parametrize(
+    ("text", "ingredient"),
+    [("EpiPen Jr 0.15 mg auto-injector", "epinephrine"), ("Comtan 200 mg", "entacapone")],
+)
+def test_more_brands_resolve(text: str, ingredient: str) -> None:
+    assert terminology.resolve_product(None, text).ingredients == (ingredient,)
