@@ -647,19 +647,23 @@ def all_cases() -> tuple[Case, ...]:
     critical = answer(clean_inr())
     critical["suggestions"][0]["indicator"] = "critical"
     system_actions = {**answer(clean_inr()), "systemActions": [{"type": "create"}]}
-    acetaminophen = [
-        answer(
-            suggestion(
-                "Consider acetaminophen for pain",
-                "Acetaminophen avoids the bleeding risk of NSAIDs; keep under the daily maximum.",
-                medication(code, display),
-                knowledge_ids=["kb.acetaminophen-daily-maximum"],
-            )
-        )
-        for code, display in (
-            ACETAMINOPHEN,
-            ("198440", "Acetaminophen 500 MG Oral Tablet"),
-            ("1148399", "Acetaminophen 650 MG Extended Release Oral Tablet"),
+    warfarin = handle_of("MedicationRequest/warfarin")
+    # Three sound pieces of counselling, each its own: no two samples agree, so none reaches the clinician.
+    disagreeing = [
+        answer(suggestion(summary, rationale, action(intent="counsel"), [warfarin]))
+        for summary, rationale in (
+            (
+                "Consider counselling about the signs of bleeding on warfarin",
+                "Warfarin needs regular INR monitoring, and bleeding signs on warfarin need prompt review.",
+            ),
+            (
+                "Consider reviewing the INR monitoring schedule for warfarin",
+                "Warfarin needs regular INR monitoring to keep the INR in its range.",
+            ),
+            (
+                "Consider explaining how diet changes affect warfarin and the INR",
+                "Warfarin needs regular INR monitoring, and diet changes move the INR.",
+            ),
         )
     ]
     return (
@@ -668,13 +672,9 @@ def all_cases() -> tuple[Case, ...]:
         Case("system-actions", (system_actions,), "not-ok-output", abstain_reason="no-valid-output"),
         Case(
             "disagreeing-samples",
-            tuple(acetaminophen),
+            tuple(disagreeing),
             "below-agreement",
             rejections=3,
-            drafts=(draft_order(*ACETAMINOPHEN),),
-            # Beside a draft acetaminophen each proposed acetaminophen product is a second product of the same
-            # drug (rule.duplicate-therapy): the safety veto comes before agreement is counted.
-            reason_with_drafts="safety-veto",
         ),
         Case(
             "clean-outputs",
