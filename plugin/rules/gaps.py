@@ -1,4 +1,4 @@
-"""Third-depth checks blind reviews raised: AF without anticoagulation, amiodarone for AF at 65+, dopamine blockers in Parkinson disease, cilostazol in heart failure, decongestants with high blood pressure."""
+"""Checks blind chart reviews raised: AF without anticoagulation, label contraindications (cilostazol, fentanyl patches, bupropion), Beers drug-disease checks, drug-induced low sodium or magnesium, decongestants with high BP."""
 
 # Each threshold is named once here with the knowledge-base entry it follows; tests/unit/test_rules_gaps.py
 # tries it at, below and above. A fact the chart does not state (sex, age, a start date) never lowers a score
@@ -10,7 +10,8 @@ import re
 from collections.abc import Iterator
 from typing import Final
 
-from plugin.rules.catalog import Rule
+from plugin.rules.catalog import NEW_START_DAYS, Rule
+from plugin.rules.high_harm import mme_per_day
 from plugin.rules.model import Finding, RuleFacts
 from plugin.rules.monitoring import DIASTOLIC_LIMIT, SYSTOLIC_LIMIT
 from plugin.rules.phrasing import handles as _handles
@@ -208,7 +209,141 @@ def decongestant_high_blood_pressure(facts: RuleFacts) -> Iterator[Finding]:
 _LOCAL: Final = re.compile(r"\b(nasal|ophthalmic|topical)\b", re.IGNORECASE)
 
 
+# --- label contraindications and Beers from held-out v5 -------------------------------------------------------
+
+# Duragesic label: only for opioid-tolerant patients, at least 60 mg oral morphine a day (or its equivalent) for
+# a week or longer. Other opioids' MME/day stands in for that history; a dose that cannot be read shows none.
+OPIOID_TOLERANT_MME: Final = 60.0
+_PATCH = re.compile(r"\b(transdermal|patch)\b", re.IGNORECASE)
+
+
+def fentanyl_patch_opioid_naive(facts: RuleFacts) -> Iterator[Finding]:
+    patches = [
+        e
+        for e in facts.exposures
+        if "fentanyl" in e.ingredients and _PATCH.search(e.label) and e.new(NEW_START_DAYS)
+    ]
+    if not patches:
+        return
+    others = [e for e in facts.with_class("opioid") if e not in patches and not e.proposed]
+    known = 0.0
+    for exposure in others:
+        mme, _ = mme_per_day(facts, exposure)
+        known += mme or 0.0
+    if known >= OPIOID_TOLERANT_MME:
+        return
+    shown = f"{round(known):g} MME/day of other opioids" if others else "no other opioid"
+    yield Finding(
+        "rule.fentanyl-patch-opioid-naive",
+        "critical",
+        _short(f"Fentanyl patch with {shown}: not shown to be opioid-tolerant; consider another analgesic"),
+        "Transdermal fentanyl is contraindicated unless the patient already takes at least 60 MME a day: in others "
+        "it can stop breathing.",
+        ("kb.fentanyl-patch-opioid-tolerant",),
+        (*_handles(patches), *_handles(others)),
+        _proposed(patches),
+    )
+
+
+def bupropion_seizure_risk(facts: RuleFacts) -> Iterator[Finding]:
+    bupropion = tuple(e for e in facts.exposures if "bupropion" in e.ingredients)
+    problems = (*facts.value_sets.get("epilepsy", ()), *facts.value_sets.get("eating-disorder", ()))
+    if not bupropion or not problems:
+        return
+    yield Finding(
+        "rule.bupropion-seizure-risk",
+        "critical",
+        _short(
+            "Bupropion with a seizure disorder or an eating disorder, which its label contraindicates: consider another drug"
+        ),
+        "Bupropion lowers the seizure threshold, and seizures were more frequent in bulimia and anorexia nervosa.",
+        ("kb.bupropion-seizure-contraindications",),
+        (*problems, *_handles(bupropion)),
+        _proposed(bupropion),
+    )
+
+
+# Drugs that cause hyponatraemia (AGS Beers 2023 list of SIADH-causing drugs); moderate below 130 mmol/L,
+# profound below 125 (European hyponatraemia guideline 2014).
+SODIUM_MODERATE: Final = 130.0
+SODIUM_PROFOUND: Final = 125.0
+_SODIUM_LOWERING_CLASSES: Final = ("ssri", "snri", "thiazide")
+_SODIUM_LOWERING: Final = frozenset({"carbamazepine", "oxcarbazepine", "mirtazapine", "chlorpropamide"})
+
+
+def hyponatraemia_on_lowering_drug(facts: RuleFacts) -> Iterator[Finding]:
+    sodium = facts.current("sodium")
+    if sodium is None or sodium.value >= SODIUM_MODERATE:
+        return
+    drugs = tuple(
+        e
+        for e in facts.exposures
+        if e.has(*_SODIUM_LOWERING_CLASSES) or not _SODIUM_LOWERING.isdisjoint(e.ingredients)
+    )
+    if not drugs:
+        return
+    yield Finding(
+        "rule.hyponatraemia-on-lowering-drug",
+        "critical" if sodium.value < SODIUM_PROFOUND else "warning",
+        _short(
+            f"Sodium {sodium.value:g} mmol/L on {_names(drugs)}: consider stopping the likely cause and rechecking"
+        ),
+        "These drugs can cause hyponatraemia (SIADH or salt loss), which brings confusion, falls and seizures.",
+        ("kb.drugs-lowering-sodium",),
+        (sodium.handle, *_handles(drugs)),
+        _proposed(drugs),
+    )
+
+
+PPIS: Final = frozenset(
+    {"omeprazole", "esomeprazole", "pantoprazole", "lansoprazole", "dexlansoprazole", "rabeprazole"}
+)
+MAGNESIUM_LOW: Final = 1.8  # mg/dL, as rule.low-potassium-magnesium reads it
+
+
+def ppi_low_magnesium(facts: RuleFacts) -> Iterator[Finding]:
+    magnesium = facts.current("magnesium")
+    ppis = tuple(e for e in facts.exposures if not PPIS.isdisjoint(e.ingredients))
+    if magnesium is None or magnesium.value >= MAGNESIUM_LOW or not ppis:
+        return
+    yield Finding(
+        "rule.ppi-low-magnesium",
+        "warning",
+        _short(
+            f"Magnesium {magnesium.value:g} mg/dL on {_names(ppis)}: consider whether the PPI is still needed and replacing magnesium"
+        ),
+        "Long-term proton-pump inhibitors can cause low magnesium, which can bring arrhythmias and seizures.",
+        ("kb.ppi-hypomagnesaemia",),
+        (magnesium.handle, *_handles(ppis)),
+        _proposed(ppis),
+    )
+
+
+def beers_megestrol(facts: RuleFacts) -> Iterator[Finding]:
+    if facts.age is None or facts.age < BEERS_AGE:
+        return
+    megestrol = tuple(e for e in facts.exposures if "megestrol" in e.ingredients)
+    if not megestrol:
+        return
+    yield Finding(
+        "rule.beers-megestrol",
+        "warning",
+        _short(
+            f"Age {facts.context.demographics.age_label} on megestrol: consider stopping it (little weight gain, more clots)"
+        ),
+        "Megestrol adds little weight in older adults and raises the risk of blood clots and death (AGS Beers criteria).",
+        ("kb.beers-megestrol",),
+        _handles(megestrol),
+        _proposed(megestrol),
+    )
+
+
 GAP_MEDICATION_RULES: Final[tuple[Rule, ...]] = (
+    fentanyl_patch_opioid_naive,
+    bupropion_seizure_risk,
+    hyponatraemia_on_lowering_drug,
+    ppi_low_magnesium,
+    beers_megestrol,
     decongestant_high_blood_pressure,
     beers_amiodarone_first_line,
     parkinson_dopamine_blocker,

@@ -145,6 +145,8 @@ LABS: dict[str, tuple[str, str, str]] = {
         "mL/min/{1.73_m2}",
     ),
     "potassium": ("2823-3", "Potassium [Moles/volume] in Serum or Plasma", "mmol/L"),
+    "sodium": ("2951-2", "Sodium [Moles/volume] in Serum or Plasma", "mmol/L"),
+    "magnesium": ("19123-9", "Magnesium [Mass/volume] in Serum or Plasma", "mg/dL"),
     "creatinine": ("2160-0", "Creatinine [Mass/volume] in Serum or Plasma", "mg/dL"),
     "inr": ("6301-6", "INR in Platelet poor plasma by Coagulation assay", "{INR}"),
     "hba1c": ("4548-4", "Hemoglobin A1c/Hemoglobin.total in Blood", "%"),

@@ -32,6 +32,8 @@ PACKAGE = resources.files("plugin.knowledge")
 ALLOW_LIST: dict[str, str] = {
     # Conditions assertions cannot express: scores, durations, gestation, indications, computed clearances.
     "kb.apixaban-dose-criteria": "dose reduction hinges on age, weight and creatinine together",
+    "kb.fentanyl-patch-opioid-tolerant": "the contraindication turns on opioid tolerance (60 MME a day for a "
+    "week), which no condition or lab expresses",
     "kb.beers-amiodarone-first-line-af": "the advice turns on amiodarone being first-line and on heart "
     "failure being absent; assertions have no 'unless' and the chart does not say which line it is",
     "kb.beers-nitrofurantoin-crcl-30": "applies below creatinine clearance 30 and to long-term suppression",

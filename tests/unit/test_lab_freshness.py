@@ -14,7 +14,7 @@ from plugin.rules.freshness import LabWindow, LabWindowError, lab_windows, parse
 pytestmark = pytest.mark.unit
 
 # Every lab a rule decides on (the threshold rules and the care gaps); each needs a window.
-RULE_LABS = ("egfr", "potassium", "inr", "hba1c")
+RULE_LABS = ("egfr", "potassium", "inr", "hba1c", "sodium", "magnesium")
 
 
 def test_every_window_names_a_known_analyte_and_cites_an_entry_that_exists() -> None:

@@ -68,7 +68,7 @@ def test_the_intervals_are_longer_than_their_windows_and_cite_entries() -> None:
         },
         {
             "monitoring_intervals": [
-                {"name": "x", "analyte": "sodium", "max_age_days": 400, "basis": "kb.a", "rationale": "r"}
+                {"name": "x", "analyte": "spo2", "max_age_days": 400, "basis": "kb.a", "rationale": "r"}
             ]
         },
     ],
@@ -541,3 +541,8 @@ def test_the_prescribers_text_names_the_strength_an_ingredient_code_lacks() -> N
 )
 def test_more_brands_resolve(text: str, ingredient: str) -> None:
     assert terminology.resolve_product(None, text).ingredients == (ingredient,)
+
+
+def test_celecoxib_after_a_sulfa_allergy_is_contraindicated() -> None:
+    celecoxib = rx("celecoxib", "celecoxib 200 MG Oral Capsule")
+    assert same_drug(allergy("Sulfa - hives"), celecoxib) == [("rule.allergy-same-drug", "critical")]

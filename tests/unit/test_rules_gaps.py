@@ -9,7 +9,7 @@ from plugin.knowledge import load_knowledge_base
 from plugin.rules import gaps
 from plugin.rules.model import RuleFacts
 from tests.support.charts import SNOMED, JsonDict, copy_json
-from tests.support.rule_cases import Chart, draft, med, problem
+from tests.support.rule_cases import Chart, draft, lab, med, problem
 
 pytestmark = pytest.mark.unit
 
@@ -155,3 +155,83 @@ def test_cilostazol_in_heart_failure_is_critical_and_needs_both() -> None:
     assert finding.severity == "critical" and finding.evidence == ("kb.cilostazol-heart-failure",)
     assert not list(gaps.cilostazol_heart_failure(facts(cilostazol)))
     assert not list(gaps.cilostazol_heart_failure(facts(failure)))
+
+
+# --- from held-out v5 ---------------------------------------------------------------------------------------------
+
+
+def _draft(resource_id: str, display: str) -> JsonDict:
+    request = _rx(resource_id, display)
+    request["status"] = "draft"
+    return request
+
+
+FENTANYL = "Fentanyl 25 MCG/HR Transdermal Patch"
+
+
+@pytest.mark.parametrize(
+    ("oxycodone_tablets", "fires"), [(0, True), (3, True), (4, False)]
+)  # 10 mg: 45 / 60 MME
+def test_a_fentanyl_patch_needs_60_mme_of_other_opioids(oxycodone_tablets: int, fires: bool) -> None:
+    resources: list[JsonDict] = []
+    if oxycodone_tablets:
+        oxycodone = _rx("oxy", "oxyCODONE Hydrochloride 10 MG Oral Tablet")
+        oxycodone["dosageInstruction"] = [
+            {
+                "timing": {"repeat": {"frequency": oxycodone_tablets, "period": 1, "periodUnit": "d"}},
+                "doseAndRate": [{"doseQuantity": {"value": 1, "unit": "tablet"}}],
+            }
+        ]
+        resources.append(oxycodone)
+    found = list(gaps.fentanyl_patch_opioid_naive(facts(*resources, drafts=(_draft("fentanyl", FENTANYL),))))
+    assert bool(found) is fires
+    for finding in found:
+        assert finding.severity == "critical" and finding.proposed
+
+
+def test_an_established_patch_is_not_a_new_start() -> None:
+    established = _rx("fentanyl", FENTANYL)  # ordered 120 days ago
+    assert not list(gaps.fentanyl_patch_opioid_naive(facts(established)))
+
+
+EATING = _problem_coded("bulimia", "78004001", "Bulimia nervosa (disorder)")
+EPILEPSY = _problem_coded("epilepsy", "84757009", "Epilepsy (disorder)")
+
+
+@pytest.mark.parametrize(("problems", "fires"), [((EATING,), True), ((EPILEPSY,), True), ((), False)])
+def test_bupropion_in_seizure_or_eating_disorders(problems: tuple[JsonDict, ...], fires: bool) -> None:
+    found = list(
+        gaps.bupropion_seizure_risk(
+            facts(*problems, drafts=(_draft("bup", "buPROPion 150 MG Extended Release Oral Tablet"),))
+        )
+    )
+    assert bool(found) is fires
+
+
+def _sodium(value: float, days_ago: int = 3) -> JsonDict:
+    return lab("sodium", value, days_ago=days_ago)
+
+
+@pytest.mark.parametrize(
+    ("value", "severity"), [(130, None), (129.9, "warning"), (125, "warning"), (124.9, "critical")]
+)
+def test_low_sodium_on_a_drug_that_lowers_it(value: float, severity: str | None) -> None:
+    found = list(gaps.hyponatraemia_on_lowering_drug(facts(med("sertraline"), _sodium(value))))
+    assert [f.severity for f in found] == ([severity] if severity else [])
+
+
+def test_an_old_sodium_or_no_culprit_raises_nothing() -> None:
+    assert not list(gaps.hyponatraemia_on_lowering_drug(facts(med("sertraline"), _sodium(120, days_ago=31))))
+    assert not list(gaps.hyponatraemia_on_lowering_drug(facts(med("metformin"), _sodium(120))))
+
+
+@pytest.mark.parametrize(("magnesium", "fires"), [(1.8, False), (1.79, True)])
+def test_low_magnesium_on_a_ppi(magnesium: float, fires: bool) -> None:
+    omeprazole = _rx("omeprazole", "omeprazole 40 MG Delayed Release Oral Capsule")
+    assert bool(list(gaps.ppi_low_magnesium(facts(omeprazole, lab("magnesium", magnesium))))) is fires
+
+
+@pytest.mark.parametrize(("age", "fires"), [(64, False), (65, True)])
+def test_megestrol_from_65(age: int, fires: bool) -> None:
+    megestrol = _rx("megestrol", "megestrol acetate 40 MG/ML Oral Suspension")
+    assert bool(list(gaps.beers_megestrol(facts(megestrol, age=age)))) is fires
