@@ -9,6 +9,7 @@ magnesium salts, sucralfate) are matched by ingredient name. Everything here is 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, fields, replace
 from typing import Final
@@ -39,6 +40,12 @@ def _named(exposure: Exposure, names: Iterable[str]) -> bool:
     return any(i == n or i.startswith(n + " ") for i in exposure.ingredients for n in names)
 
 
+# A mineral on the skin never meets the tablet it would bind ("zinc oxide 40% paste", a calcium cream).
+_SKIN_PRODUCT: Final = re.compile(
+    r"\b(topical|cream|ointment|paste|lotion|shampoo|ophthalmic|otic)\b", re.IGNORECASE
+)
+
+
 @dataclass(frozen=True, slots=True)
 class NamedPair(Interaction):
     """A drug pair whose sides may also name ingredients that have no class key, and whose card may offer the
@@ -62,6 +69,7 @@ class NamedPair(Interaction):
             if e not in chosen
             and _named(e, self.right_named)
             and self.right_unless_ingredients.isdisjoint(e.ingredients)
+            and not (self.right_systemic_only and _SKIN_PRODUCT.search(e.label))
         )
         return (*classed, *named)
 
@@ -202,6 +210,7 @@ PAIRS: tuple[Interaction, ...] = (
             "consider spacing the doses as the label directs",
             "Calcium, iron, magnesium, aluminium and zinc bind these antibiotics in the gut and stop their absorption.",
             right_unless_ingredients=PARENTERAL_IRON,
+            right_systemic_only=True,
         ),
         right=CATIONS,
     ),
@@ -217,6 +226,7 @@ PAIRS: tuple[Interaction, ...] = (
             "Calcium, iron, antacids, sucralfate and bile-acid sequestrants bind levothyroxine in the gut.",
             left_ingredients=["levothyroxine"],
             right_unless_ingredients=PARENTERAL_IRON,
+            right_systemic_only=True,
         ),
         right=(*CATIONS, *BILE_ACID_SEQUESTRANTS),
     ),

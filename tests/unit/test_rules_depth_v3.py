@@ -546,3 +546,11 @@ def test_more_brands_resolve(text: str, ingredient: str) -> None:
 def test_celecoxib_after_a_sulfa_allergy_is_contraindicated() -> None:
     celecoxib = rx("celecoxib", "celecoxib 200 MG Oral Capsule")
     assert same_drug(allergy("Sulfa - hives"), celecoxib) == [("rule.allergy-same-drug", "critical")]
+
+
+@pytest.mark.parametrize(
+    ("product", "binds"), [("zinc oxide 40% paste", False), ("zinc sulfate 220 MG Oral Capsule", True)]
+)
+def test_a_mineral_on_the_skin_does_not_bind_an_oral_antibiotic(product: str, binds: bool) -> None:
+    doxycycline = rx("doxycycline", "doxycycline hyclate 100 MG Oral Capsule")
+    assert ("rule.chelation-antibiotic" in ids(doxycycline, rx("zinc", product))) is binds
