@@ -48,6 +48,7 @@ from bench.gold.model import (
     HELDOUT_V3_PATH,
     HELDOUT_V4_PATH,
     HELDOUT_V5_PATH,
+    HELDOUT_V6_PATH,
     load_constructed,
     load_full_review,
 )
@@ -200,8 +201,14 @@ def main(argv: list[str] | None = None) -> int:
         )
         print("\n".join(constructed.render(fourth)))
         print()
-        unseen = constructed.evaluate(load_constructed(HELDOUT_V5_PATH))
-        print("held-out cases v5 (written blind on 2026-12-07 after v4 was tuned on; not tuned on):")
+        fifth = constructed.evaluate(load_constructed(HELDOUT_V5_PATH))
+        print(
+            "held-out cases v5 (written blind on 2026-12-07 after v4 was tuned on; scored once, then tuned on):"
+        )
+        print("\n".join(constructed.render(fifth)))
+        print()
+        unseen = constructed.evaluate(load_constructed(HELDOUT_V6_PATH))
+        print("held-out cases v6 (written blind on 2026-12-07 after v5 was tuned on; not tuned on):")
         print("\n".join(constructed.render(unseen)))
         print()
         for name, row in (
@@ -212,7 +219,8 @@ def main(argv: list[str] | None = None) -> int:
             ("held-out cases v2 (tuned on)", second.overall),
             ("held-out cases v3 (tuned on)", third.overall),
             ("held-out cases v4 (tuned on)", fourth.overall),
-            ("held-out cases v5 (unseen)", unseen.overall),
+            ("held-out cases v5 (tuned on)", fifth.overall),
+            ("held-out cases v6 (unseen)", unseen.overall),
         ):
             print(_target_line(name, row.recall, row.precision))
     return 0
