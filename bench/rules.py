@@ -37,7 +37,7 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import orjson
 
@@ -179,51 +179,36 @@ def main(argv: list[str] | None = None) -> int:
         print("constructed cases with a blind full review's findings added (constructed_full_review.json):")
         print("\n".join(constructed.render(complete)))
         print()
-        heldout = constructed.evaluate(load_constructed(HELDOUT_PATH))
-        print("held-out cases v1 (written blind after the rules; scored once, then tuned on on 2026-12-07):")
-        print("\n".join(constructed.render(heldout)))
-        print()
-        second = constructed.evaluate(load_constructed(HELDOUT_V2_PATH))
-        print(
-            "held-out cases v2 (written blind on 2026-12-07 after v1 was tuned on; scored once, then tuned on):"
-        )
-        print("\n".join(constructed.render(second)))
-        print()
-        third = constructed.evaluate(load_constructed(HELDOUT_V3_PATH))
-        print(
-            "held-out cases v3 (written blind on 2026-12-07 after v2 was tuned on; scored once, then tuned on):"
-        )
-        print("\n".join(constructed.render(third)))
-        print()
-        fourth = constructed.evaluate(load_constructed(HELDOUT_V4_PATH))
-        print(
-            "held-out cases v4 (written blind on 2026-12-07 after v3 was tuned on; scored once, then tuned on):"
-        )
-        print("\n".join(constructed.render(fourth)))
-        print()
-        fifth = constructed.evaluate(load_constructed(HELDOUT_V5_PATH))
-        print(
-            "held-out cases v5 (written blind on 2026-12-07 after v4 was tuned on; scored once, then tuned on):"
-        )
-        print("\n".join(constructed.render(fifth)))
-        print()
-        unseen = constructed.evaluate(load_constructed(HELDOUT_V6_PATH))
-        print("held-out cases v6 (written blind on 2026-12-07 after v5 was tuned on; not tuned on):")
-        print("\n".join(constructed.render(unseen)))
-        print()
-        for name, row in (
+        totals = [
             ("Synthea charts", synthea.overall),
             ("constructed cases", cases.overall),
             ("constructed cases + blind full review", complete.overall),
-            ("held-out cases v1 (tuned on)", heldout.overall),
-            ("held-out cases v2 (tuned on)", second.overall),
-            ("held-out cases v3 (tuned on)", third.overall),
-            ("held-out cases v4 (tuned on)", fourth.overall),
-            ("held-out cases v5 (tuned on)", fifth.overall),
-            ("held-out cases v6 (unseen)", unseen.overall),
-        ):
+        ]
+        for version, (path, tuned) in enumerate(HELDOUT_SETS, start=1):
+            report = constructed.evaluate(load_constructed(path))
+            after = "the rules" if version == 1 else f"v{version - 1} was tuned on"
+            state = "scored once, then tuned on" if tuned else "not tuned on"
+            print(f"held-out cases v{version} (written blind after {after}; {state}):")
+            print("\n".join(constructed.render(report)))
+            print()
+            totals.append(
+                (f"held-out cases v{version} ({'tuned on' if tuned else 'unseen'})", report.overall)
+            )
+        for name, row in totals:
             print(_target_line(name, row.recall, row.precision))
     return 0
+
+
+# The held-out sets in the order they were written, each blind to the rules as they stood; True where the
+# rules were later tuned on it (so its number is no longer an unseen one). Only the newest is unseen.
+HELDOUT_SETS: Final[tuple[tuple[Path, bool], ...]] = (
+    (HELDOUT_PATH, True),
+    (HELDOUT_V2_PATH, True),
+    (HELDOUT_V3_PATH, True),
+    (HELDOUT_V4_PATH, True),
+    (HELDOUT_V5_PATH, True),
+    (HELDOUT_V6_PATH, False),
+)
 
 
 def _target_line(name: str, recall: float | None, precision: float | None) -> str:
