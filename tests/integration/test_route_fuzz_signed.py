@@ -108,6 +108,8 @@ def _send_to_the_answering_service(case: Any) -> None:
         mode == GenerationMode.POSITIVE
         and parameters.get("service_id") in SERVICE_IDS
         and isinstance(body, dict)
+        # A feedback body may carry a "hook" of any type: its schema does not define one.
+        and isinstance(body.get("hook"), str)
         and body.get("hook") in ANSWERED_BY
         and not case.path.endswith("/feedback")
     ):
