@@ -252,6 +252,9 @@ class Chart:
     )
     _facts: RuleFacts | None = None
     _before: tuple[RuleFacts, tuple[Finding, ...]] | None = None
+    # Support, safety and basis all read a suggestion's cited assertions: worked out once per suggestion (held
+    # beside its result, so an id is never reused for another object while the chart lives).
+    _asserted: dict[int, tuple[AiSuggestion, CitedAssertions]] = field(default_factory=dict)
 
     @classmethod
     def of(cls, context: ClinicalContext, knowledge: KnowledgeBase, retrieved: frozenset[str]) -> Chart:
@@ -688,6 +691,15 @@ def cited_assertions(suggestion: AiSuggestion, chart: Chart) -> CitedAssertions:
     conditions (leaving a fact uncited never dodges it, and an unknown dose direction meets any direction); a
     supporting one only when the facts the suggestion cites (and its target) meet them, every `when` value
     set among the cited problems and a `with` drug (or an order-test's drug) among the cited medications."""
+    memo = chart._asserted.get(id(suggestion))
+    if memo is not None and memo[0] is suggestion:
+        return memo[1]
+    found = _cited_assertions(suggestion, chart)
+    chart._asserted[id(suggestion)] = (suggestion, found)
+    return found
+
+
+def _cited_assertions(suggestion: AiSuggestion, chart: Chart) -> CitedAssertions:
     action = suggestion.action
     acted = _acted_on(action, chart)
     if not any(acted.values()):

@@ -6,6 +6,7 @@ vetoes) by adding it to the facts as a proposed exposure. Summaries are options,
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -888,6 +889,8 @@ AROMATIC_ANTICONVULSANTS: Final = frozenset(
 _ALLERGY_HEAD = re.compile(r"\s+[-–:(]\s*|,|;")
 
 
+# Three rules read the same records on every hook (same drug, unresolved, the statin gap): resolve each once.
+@functools.lru_cache(maxsize=4096)
 def allergy_ingredients(substance: Code) -> frozenset[str]:
     """The known ingredients an allergy record names by its RxNorm code or the head of its text ("Lisinopril -
     dry cough" → lisinopril); empty when any part of that head is not a known drug."""
@@ -919,7 +922,7 @@ def allergy_same_drug(facts: RuleFacts) -> Iterator[Finding]:
     cross-reactivity groups above (penicillin, NSAIDs...) have their own rules and are left to them."""
     for allergy in facts.context.allergies:
         match = allergens.resolve(allergy.substance)
-        grouped = bool(allergy_classes(allergy.substance))
+        grouped = bool(match.classes & _ALLERGY_GROUPS.keys())
         named = frozenset() if grouped else allergy_ingredients(allergy.substance)
         known = frozenset().union(match.classes, *(terminology.classes_of(n) for n in named))
         classes = frozenset() if grouped else known & _SAME_CLASS_ALLERGY
@@ -1058,8 +1061,8 @@ _DUPLICATE_GROUPS: tuple[tuple[str, frozenset[str], str, str], ...] = (
 
 # Products that act where they are put (skin, eye, ear, nose, airway): beside a systemic product of the same
 # ingredient they are no double dose, and two of them (a cream and an ointment) are a choice of base.
-_LOCAL_ROUTE = re.compile(
-    r"\b(topical|ophthalmic|otic|nasal|vaginal|rectal|inhal\w*|metered dose|cream|ointment|lotion|gel|shampoo)\b",
+LOCAL_ROUTE = re.compile(
+    r"\b(topical|ophthalmic|otic|nasal|vaginal|rectal|inhal\w*|metered dose|cream|ointment|paste|lotion|gel|shampoo)\b",
     re.IGNORECASE,
 )
 # Relievers prescribed in two devices (inhaler and nebuliser) on purpose.
@@ -1114,7 +1117,7 @@ def duplicate_therapy(facts: RuleFacts) -> Iterator[Finding]:
     # acetaminophen): a double dose unless one is meant to stop.
     by_ingredient: dict[str, list[Exposure]] = {}
     for exposure in facts.exposures:
-        if _LOCAL_ROUTE.search(exposure.label) or exposure.has(*_SAME_INGREDIENT_EXEMPT):
+        if LOCAL_ROUTE.search(exposure.label) or exposure.has(*_SAME_INGREDIENT_EXEMPT):
             continue
         for ingredient in exposure.ingredients:
             if ingredient not in _SUMMED_INGREDIENTS:

@@ -109,18 +109,15 @@ def parse_intervals(raw: object, windows: Mapping[str, LabWindow]) -> Mapping[st
 
 
 @functools.cache
-def _load() -> tuple[str, Mapping[str, LabWindow]]:
-    return parse_windows(read_knowledge_json("lab_validity.json", LabWindowError))
-
-
-@functools.cache
-def _intervals() -> Mapping[str, MonitoringInterval]:
-    return parse_intervals(read_knowledge_json("lab_validity.json", LabWindowError), _load()[1])
+def _load() -> tuple[str, Mapping[str, LabWindow], Mapping[str, MonitoringInterval]]:
+    raw = read_knowledge_json("lab_validity.json", LabWindowError)
+    version, windows = parse_windows(raw)
+    return version, windows, parse_intervals(raw, windows)
 
 
 def monitoring_interval(name: str) -> MonitoringInterval:
     """A named interval; KeyError when the data lacks it (tests hold the rules' names to the file)."""
-    return _intervals()[name]
+    return _load()[2][name]
 
 
 def lab_windows() -> Mapping[str, LabWindow]:

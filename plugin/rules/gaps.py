@@ -10,10 +10,12 @@ import re
 from collections.abc import Iterator
 from typing import Final
 
-from plugin.rules.catalog import NEW_START_DAYS, Rule
+from plugin.rules.catalog import LOCAL_ROUTE, NEW_START_DAYS, Rule
+from plugin.rules.depth import MAGNESIUM_LOW_MG_DL
 from plugin.rules.high_harm import mme_per_day
+from plugin.rules.label_checks import GASTROPROTECTION
 from plugin.rules.model import Finding, RuleFacts
-from plugin.rules.monitoring import DIASTOLIC_LIMIT, SYSTOLIC_LIMIT
+from plugin.rules.monitoring import OLDER_ADULT_AGE, bp_high
 from plugin.rules.phrasing import handles as _handles
 from plugin.rules.phrasing import names as _names
 from plugin.rules.phrasing import proposed as _proposed
@@ -92,14 +94,12 @@ def af_anticoagulation_absent(facts: RuleFacts) -> Iterator[Finding]:
 
 # --- rule.beers-amiodarone-first-line ----------------------------------------------------------------------
 
-BEERS_AGE: Final = 65
-
 
 def beers_amiodarone_first_line(facts: RuleFacts) -> Iterator[Finding]:
     """AGS Beers 2023: avoid amiodarone as first-line therapy for AF at 65+ unless heart failure or
     substantial left ventricular hypertrophy. Whether it was first-line, and hypertrophy, are not in the chart:
     the card is information that asks, not a warning that decides."""
-    if facts.age is None or facts.age < BEERS_AGE:
+    if facts.age is None or facts.age < OLDER_ADULT_AGE:
         return
     amiodarone = tuple(e for e in facts.exposures if "amiodarone" in e.ingredients)
     af = facts.value_sets.get("atrial-fibrillation", ())
@@ -182,15 +182,12 @@ def decongestant_high_blood_pressure(facts: RuleFacts) -> Iterator[Finding]:
     decongestants = tuple(
         e
         for e in facts.exposures
-        if not DECONGESTANTS.isdisjoint(e.ingredients) and not _LOCAL.search(e.label)
+        if not DECONGESTANTS.isdisjoint(e.ingredients) and not LOCAL_ROUTE.search(e.label)
     )
     if not decongestants:
         return
     systolic, diastolic = facts.current("systolic_bp"), facts.current("diastolic_bp")
-    high = (systolic is not None and systolic.value >= SYSTOLIC_LIMIT) or (
-        diastolic is not None and diastolic.value >= DIASTOLIC_LIMIT
-    )
-    if not high:
+    if not bp_high(systolic, diastolic):
         return
     shown = "/".join(f"{m.value:g}" for m in (systolic, diastolic) if m is not None)
     yield Finding(
@@ -204,9 +201,6 @@ def decongestant_high_blood_pressure(facts: RuleFacts) -> Iterator[Finding]:
         (*_handles(decongestants), *(m.handle for m in (systolic, diastolic) if m is not None)),
         _proposed(decongestants),
     )
-
-
-_LOCAL: Final = re.compile(r"\b(nasal|ophthalmic|topical)\b", re.IGNORECASE)
 
 
 # --- label contraindications and Beers from held-out v5 -------------------------------------------------------
@@ -295,16 +289,13 @@ def hyponatraemia_on_lowering_drug(facts: RuleFacts) -> Iterator[Finding]:
     )
 
 
-PPIS: Final = frozenset(
-    {"omeprazole", "esomeprazole", "pantoprazole", "lansoprazole", "dexlansoprazole", "rabeprazole"}
-)
-MAGNESIUM_LOW: Final = 1.8  # mg/dL, as rule.low-potassium-magnesium reads it
+PPIS: Final = frozenset(GASTROPROTECTION) - {"misoprostol"}
 
 
 def ppi_low_magnesium(facts: RuleFacts) -> Iterator[Finding]:
     magnesium = facts.current("magnesium")
     ppis = tuple(e for e in facts.exposures if not PPIS.isdisjoint(e.ingredients))
-    if magnesium is None or magnesium.value >= MAGNESIUM_LOW or not ppis:
+    if magnesium is None or magnesium.value >= MAGNESIUM_LOW_MG_DL or not ppis:
         return
     yield Finding(
         "rule.ppi-low-magnesium",
@@ -320,7 +311,7 @@ def ppi_low_magnesium(facts: RuleFacts) -> Iterator[Finding]:
 
 
 def beers_megestrol(facts: RuleFacts) -> Iterator[Finding]:
-    if facts.age is None or facts.age < BEERS_AGE:
+    if facts.age is None or facts.age < OLDER_ADULT_AGE:
         return
     megestrol = tuple(e for e in facts.exposures if "megestrol" in e.ingredients)
     if not megestrol:

@@ -9,13 +9,13 @@ magnesium salts, sucralfate) are matched by ingredient name. Everything here is 
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, fields, replace
 from typing import Final
 
 from plugin import terminology
 from plugin.rules.catalog import (
+    LOCAL_ROUTE,
     Interaction,
     Rule,
     _pair,
@@ -38,12 +38,6 @@ LITHIUM_LEVEL = LabOrder("14334-7", "Lithium [Moles/volume] in Serum or Plasma")
 def _named(exposure: Exposure, names: Iterable[str]) -> bool:
     """Whether an ingredient is one of `names` or a salt of one ("calcium carbonate" for "calcium")."""
     return any(i == n or i.startswith(n + " ") for i in exposure.ingredients for n in names)
-
-
-# A mineral on the skin never meets the tablet it would bind ("zinc oxide 40% paste", a calcium cream).
-_SKIN_PRODUCT: Final = re.compile(
-    r"\b(topical|cream|ointment|paste|lotion|shampoo|ophthalmic|otic)\b", re.IGNORECASE
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,7 +63,8 @@ class NamedPair(Interaction):
             if e not in chosen
             and _named(e, self.right_named)
             and self.right_unless_ingredients.isdisjoint(e.ingredients)
-            and not (self.right_systemic_only and _SKIN_PRODUCT.search(e.label))
+            # A mineral on the skin never meets the tablet it would bind ("zinc oxide 40% paste").
+            and not (self.right_systemic_only and LOCAL_ROUTE.search(e.label))
         )
         return (*classed, *named)
 

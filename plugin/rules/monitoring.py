@@ -520,7 +520,7 @@ def _bp_text(systolic: Measurement | None, diastolic: Measurement | None) -> str
     return f"diastolic {diastolic.value:g}" if diastolic is not None else "unknown"
 
 
-def _bp_high(systolic: Measurement | None, diastolic: Measurement | None) -> bool:
+def bp_high(systolic: Measurement | None, diastolic: Measurement | None) -> bool:
     return (systolic is not None and systolic.value >= SYSTOLIC_LIMIT) or (
         diastolic is not None and diastolic.value >= DIASTOLIC_LIMIT
     )
@@ -540,7 +540,7 @@ def uncontrolled_blood_pressure(facts: RuleFacts) -> Iterator[Finding]:
     systolic, diastolic = facts.current("systolic_bp"), facts.current("diastolic_bp")
     if systolic is not None or diastolic is not None:
         # A current reading decides, high or not.
-        if _bp_high(systolic, diastolic):
+        if bp_high(systolic, diastolic):
             yield Finding(
                 "rule.blood-pressure-uncontrolled",
                 "info",
@@ -556,7 +556,7 @@ def uncontrolled_blood_pressure(facts: RuleFacts) -> Iterator[Finding]:
     # No current reading: an old high one is shown and asks for a new reading, never for more treatment.
     old_systolic, old_diastolic = facts.stale("systolic_bp"), facts.stale("diastolic_bp")
     shown = old_systolic or old_diastolic
-    if shown is not None and _bp_high(old_systolic, old_diastolic):
+    if shown is not None and bp_high(old_systolic, old_diastolic):
         yield Finding(
             "rule.blood-pressure-recheck",
             "info",

@@ -232,13 +232,10 @@ def test_lithium_start_low_is_for_a_new_order_only() -> None:
     assert avoid is not None and avoid.action == "avoid"
 
 
-@pytest.mark.parametrize(("daily", "fires"), [(25, False), (50, True)])
-def test_spironolactone_at_25_mg_a_day_passes_at_egfr_30_50(daily: float, fires: bool) -> None:
-    spironolactone = renal_dosing().match(("spironolactone",))
-    assert spironolactone is not None
-    band = spironolactone.crossed(45, proposed=False)
-    assert band is not None and band.max_daily_mg == 25
-    assert (daily > band.max_daily_mg) is fires
+@pytest.mark.parametrize(("tablets", "fires"), [(1, False), (2, True)])  # 25 mg or 50 mg a day
+def test_spironolactone_at_25_mg_a_day_passes_at_egfr_30_50(tablets: float, fires: bool) -> None:
+    spironolactone = rx("spironolactone", "spironolactone 25 MG Oral Tablet", dose=tablets)
+    assert ("rule.renal-dose-crcl" in ids(spironolactone, lab("egfr", 45))) is fires
 
 
 # --- opioids: scheduled long-acting plus as-needed breakthrough is one regimen --------------------------------
