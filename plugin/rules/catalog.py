@@ -16,7 +16,7 @@ from plugin import allergens, terminology
 from plugin.context.codes import system_name
 from plugin.context.model import Allergy, Code
 from plugin.rules.dose_range import low_dose_aspirin
-from plugin.rules.dosing import daily_mg, dosage_of
+from plugin.rules.dosing import EXTENDED_RELEASE, LOCAL_ROUTE, SUMMED_INGREDIENTS, daily_mg, dosage_of
 from plugin.rules.freshness import MonitoringInterval, monitoring_interval
 from plugin.rules.kidney import renal_function, shown
 from plugin.rules.model import SEVERITY_RANK, Exposure, Finding, LabOrder, RuleFacts, Severity
@@ -1058,24 +1058,8 @@ _DUPLICATE_GROUPS: tuple[tuple[str, frozenset[str], str, str], ...] = (
     ),
 )
 
-
-# Products that act where they are put (skin, eye, ear, nose, airway): beside a systemic product of the same
-# ingredient they are no double dose, and two of them (a cream and an ointment) are a choice of base.
-LOCAL_ROUTE = re.compile(
-    r"\b(topical|ophthalmic|otic|nasal|vaginal|rectal|inhal\w*|metered dose|cream|ointment|paste|lotion|gel|shampoo)\b",
-    re.IGNORECASE,
-)
 # Relievers prescribed in two devices (inhaler and nebuliser) on purpose.
 _SAME_INGREDIENT_EXEMPT: Final = ("saba",)
-# Ingredients whose products are added up against a daily maximum by their own rule, which also speaks when the
-# total cannot be read (plugin/rules/depth.py, rule.acetaminophen-daily-total): acetaminophen in a combination
-# and on its own is the expected regimen when the total stays within 4 g, and a duplicate card said nothing more.
-_SUMMED_INGREDIENTS: Final = frozenset({"acetaminophen"})
-
-
-_EXTENDED_RELEASE = re.compile(
-    r"\b(extended[- ]release|\d+ hr|er|xr|sr|cr|la|transdermal|patch)\b|contin\b", re.IGNORECASE
-)
 
 
 def long_acting_with_breakthrough(facts: RuleFacts, members: Iterable[Exposure]) -> bool:
@@ -1085,7 +1069,7 @@ def long_acting_with_breakthrough(facts: RuleFacts, members: Iterable[Exposure])
     pair = tuple(members)
     if len(pair) != 2 or any(e.proposed or not e.has("opioid") for e in pair):
         return False
-    long_acting = [e for e in pair if _EXTENDED_RELEASE.search(e.label)]
+    long_acting = [e for e in pair if EXTENDED_RELEASE.search(e.label)]
     if len(long_acting) != 1:
         return False
     (short_acting,) = (e for e in pair if e is not long_acting[0])
@@ -1117,10 +1101,12 @@ def duplicate_therapy(facts: RuleFacts) -> Iterator[Finding]:
     # acetaminophen): a double dose unless one is meant to stop.
     by_ingredient: dict[str, list[Exposure]] = {}
     for exposure in facts.exposures:
+        # A local product beside a systemic one of the same ingredient is no double dose, and two of them (a
+        # cream and an ointment) are a choice of base.
         if LOCAL_ROUTE.search(exposure.label) or exposure.has(*_SAME_INGREDIENT_EXEMPT):
             continue
         for ingredient in exposure.ingredients:
-            if ingredient not in _SUMMED_INGREDIENTS:
+            if ingredient not in SUMMED_INGREDIENTS:
                 by_ingredient.setdefault(ingredient, []).append(exposure)
     for ingredient, products in sorted(by_ingredient.items()):
         handles = frozenset(e.handle for e in products)

@@ -1,11 +1,13 @@
-"""Draft-order doses against the versioned dose-range table (knowledge/dose_ranges.json): adult and mg/kg limits."""
+"""Doses against the versioned dose-range table (knowledge/dose_ranges.json): adult, modified-release, age-band
+and mg/kg limits, for draft orders and the current medication list."""
 
-# A dose is read only when the order states it exactly: a count of units (tablets, capsules) of a product
+# A dose is read only when the order or the medication record states it exactly: a count of units (tablets, capsules) of a product
 # whose per-unit strength is in its name, milligrams, or millilitres of a product whose concentration is
 # in its name; the daily dose also needs a frequency ("3 per 1 d", "1 per 8 h"). An order whose dose
 # cannot be read is not called safe: the card list says nothing about it, and the prescriber's own check
-# stands (a card per unreadable order would fire on most free-text sigs). A child's limits need a current
-# weight; without one the card says the dose could not be checked.
+# stands (a card per unreadable order would fire on most free-text sigs). A child's mg/kg limits need a current
+# weight; without one the card says the dose could not be checked. A child's age-band limit (labels that dose
+# by age, such as cetirizine or montelukast) needs only the age. Products for local use are not dosed here.
 
 from __future__ import annotations
 
@@ -16,13 +18,15 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Final
 
-from plugin.context.model import Dosage, DraftOrder
+from plugin.context.model import Dosage
 from plugin.errors import PluginError
 from plugin.packaged import read_knowledge_json
 from plugin.rules import dosing
+from plugin.rules.dosing import EXTENDED_RELEASE, LOCAL_ROUTE, SUMMED_INGREDIENTS
 from plugin.rules.model import Exposure, Finding, RuleFacts, Severity
 
 __all__ = [
+    "AgeBand",
     "DoseLimits",
     "DoseRangeError",
     "DoseTable",
@@ -45,6 +49,19 @@ class DoseRangeError(PluginError):
 
 
 @dataclass(frozen=True, slots=True)
+class AgeBand:
+    """A label's limit for children from `from_years` up to (not including) `below_years` of age."""
+
+    from_years: int
+    below_years: int
+    max_single_mg: float | None
+    max_daily_mg: float | None
+
+    def covers(self, age: int) -> bool:
+        return self.from_years <= age < self.below_years
+
+
+@dataclass(frozen=True, slots=True)
 class DoseLimits:
     ingredient: str
     max_single_mg: float | None
@@ -54,6 +71,13 @@ class DoseLimits:
     paediatric_mg_per_kg_day: float | None = None
     paediatric_max_daily_mg: float | None = None
     kb: str | None = None  # the drug's own knowledge-base entry, cited after the table's
+    age_bands: tuple[AgeBand, ...] = ()
+    # A modified-release product's own limits where its label sets lower ones (metformin extended release).
+    extended_release_single_mg: float | None = None
+    extended_release_daily_mg: float | None = None
+
+    def band(self, age: int | None) -> AgeBand | None:
+        return next((b for b in self.age_bands if age is not None and b.covers(age)), None)
 
     @property
     def has_paediatric(self) -> bool:
@@ -80,6 +104,26 @@ def _limit(row: Mapping[str, object], group: str, key: str) -> float | None:
     if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
         raise DoseRangeError(f"{_DATA}: {row.get('ingredient')}: {group}.{key} must be a positive number")
     return float(value)
+
+
+def _age_bands(row: Mapping[str, object]) -> tuple[AgeBand, ...]:
+    name, raw = row.get("ingredient"), row.get("paediatric_age_bands", [])
+    if not isinstance(raw, list):
+        raise DoseRangeError(f"{_DATA}: {name}: paediatric_age_bands must be a list")
+    bands: list[AgeBand] = []
+    for band in raw:
+        if not isinstance(band, dict):
+            raise DoseRangeError(f"{_DATA}: {name}: each age band is an object")
+        start, stop = band.get("from_years"), band.get("below_years")
+        if not isinstance(start, int) or not isinstance(stop, int) or not 0 <= start < stop <= 18:
+            raise DoseRangeError(f"{_DATA}: {name}: an age band runs from_years < below_years <= 18")
+        if bands and start < bands[-1].below_years:
+            raise DoseRangeError(f"{_DATA}: {name}: age bands are in order and do not overlap")
+        single, daily = _limit({"b": band}, "b", "max_single_mg"), _limit({"b": band}, "b", "max_daily_mg")
+        if single is None and daily is None:
+            raise DoseRangeError(f"{_DATA}: {name}: an age band sets a single or a daily limit")
+        bands.append(AgeBand(start, stop, single, daily))
+    return tuple(bands)
 
 
 def parse_dose_table(raw: object) -> DoseTable:
@@ -117,6 +161,9 @@ def parse_dose_table(raw: object) -> DoseTable:
             _limit(row, "paediatric", "max_mg_per_kg_day"),
             _limit(row, "paediatric", "max_daily_mg"),
             kb,
+            _age_bands(row),
+            _limit(row, "extended_release", "max_single_mg"),
+            _limit(row, "extended_release", "max_daily_mg"),
         )
     return DoseTable(raw["version"], float(tolerance), float(multiple), MappingProxyType(limits))
 
@@ -183,11 +230,24 @@ def _g(value: float) -> str:
 
 
 def _excesses(
-    limits: DoseLimits, single: float | None, daily: float | None, weight: float | None, paediatric: bool
+    limits: DoseLimits,
+    single: float | None,
+    daily: float | None,
+    weight: float | None,
+    age: int | None,
+    extended_release: bool,
 ) -> list[_Excess]:
     tolerance = dose_table().rounding_tolerance
     found: list[_Excess] = []
     checks: list[tuple[float | None, float | None, str, str]] = []
+    paediatric = age is not None and age < ADULT_AGE
+    band = limits.band(age) if paediatric else None
+    if band is not None:
+        ages = f"ages {band.from_years}-{band.below_years - 1}"
+        checks += [
+            (single, band.max_single_mg, "a dose", f"the label's single dose for {ages}"),
+            (daily, band.max_daily_mg, "a daily dose", f"the label's daily dose for {ages}"),
+        ]
     if paediatric and weight is not None and limits.has_paediatric:
         per_dose = limits.paediatric_mg_per_kg_dose
         per_day = limits.paediatric_mg_per_kg_day
@@ -196,7 +256,15 @@ def _excesses(
             (daily, per_day * weight if per_day else None, "a daily dose", f"{_g(per_day or 0)} mg/kg a day"),
             (daily, limits.paediatric_max_daily_mg, "a daily dose", "the children's daily cap"),
         ]
-    else:
+    elif (
+        band is None and not paediatric and extended_release and limits.extended_release_daily_mg is not None
+    ):
+        checks += [
+            (single, limits.extended_release_single_mg, "a dose", "the extended-release single-dose maximum"),
+            (daily, limits.extended_release_daily_mg, "a daily dose", "the extended-release daily maximum"),
+        ]
+    elif band is None:
+        # No child's dose exceeds the adult maximum, whatever the weight.
         checks += [
             (single, limits.max_single_mg, "a dose", "the adult single-dose maximum"),
             (daily, limits.max_daily_mg, "a daily dose", "the adult daily maximum"),
@@ -207,37 +275,54 @@ def _excesses(
     return found
 
 
+ADULT_AGE: Final = 18
+
+
+def _dosed(facts: RuleFacts) -> Iterator[tuple[Exposure, Dosage, str]]:
+    """Each drug with the dosage and product name it is taken or ordered by: a draft order for a proposal
+    (the first of a handle, as a scan would find it), the medication record for a current drug."""
+    drafts: dict[str, tuple[Dosage, str]] = {}
+    for draft in facts.context.draft_orders:
+        drafts.setdefault(draft.handle, (draft.dosage, draft.code.display))
+    current = {m.handle: (m.dosage, m.code.display) for m in facts.context.medications}
+    for exposure in facts.exposures:
+        found = (drafts if exposure.proposed else current).get(exposure.handle)
+        if found is not None and not LOCAL_ROUTE.search(found[1]):
+            yield exposure, *found
+
+
 def dose_range(facts: RuleFacts) -> Iterator[Finding]:
-    """Proposed orders over the table's limits; for a child, by weight, or a note that weight is unknown."""
+    """Doses over the table's limits; for a child, by age band and weight, or a note that weight is unknown."""
     table = dose_table()
     age = facts.age
-    paediatric = age is not None and age < 18
+    paediatric = age is not None and age < ADULT_AGE
     weight_reading = facts.current("weight") if paediatric else None
     weight = weight_reading.value if weight_reading is not None else None
-    drafts: dict[str, DraftOrder] = {}
-    for draft in facts.context.draft_orders:
-        drafts.setdefault(draft.handle, draft)  # the first of a handle, as a scan would find it
-    for exposure in facts.exposures:
-        order = drafts.get(exposure.handle)
-        if not exposure.proposed or order is None:
-            continue
+    for exposure, dosage, display in _dosed(facts):
         for ingredient in exposure.ingredients:
             limits = table.limits.get(ingredient)
-            if limits is None:
+            if limits is None or (ingredient in SUMMED_INGREDIENTS and not exposure.proposed):
                 continue
-            single = single_dose_mg(order.dosage, ingredient_strength_mg(order.code.display, ingredient))
+            strength = ingredient_strength_mg(display, ingredient)
+            single = single_dose_mg(dosage, strength)
             if single is None:
+                if strength is not None and (unsuited := _strength_unsuited(limits, strength, age)) is not None:
+                    yield _unsuited_strength(exposure, ingredient, strength, unsuited)
                 continue
-            per_day = daily_frequency(order.dosage)
+            per_day = daily_frequency(dosage)
             daily = single * per_day if per_day is not None else None
-            if paediatric and limits.has_paediatric and weight is None:
-                yield _weight_unknown(exposure, ingredient, facts)
-                continue
-            excesses = _excesses(limits, single, daily, weight, paediatric)
+            excesses = _excesses(limits, single, daily, weight, age, bool(EXTENDED_RELEASE.search(display)))
             if excesses:
+                by_weight = weight_reading is not None and limits.has_paediatric
                 yield _too_high(
-                    exposure, ingredient, limits, excesses, weight_reading.handle if weight_reading else None
+                    exposure,
+                    ingredient,
+                    limits,
+                    excesses,
+                    weight_reading.handle if by_weight and weight_reading is not None else None,
                 )
+            elif paediatric and limits.has_paediatric and weight is None and exposure.proposed:
+                yield _weight_unknown(exposure, ingredient, facts)
 
 
 def _too_high(
@@ -259,7 +344,29 @@ def _too_high(
         f"The order's dose is {worst.ratio:.1f} times the labelled limit ({limits.source}).",
         (*(PAEDIATRIC_EVIDENCE if weight_handle else EVIDENCE), *((limits.kb,) if limits.kb else ())),
         (exposure.handle, *((weight_handle,) if weight_handle else ())),
+        (exposure.handle,) if exposure.proposed else (),
+    )
+
+
+def _strength_unsuited(limits: DoseLimits, strength: Strength, age: int | None) -> AgeBand | None:
+    """The child's age band when one tablet or capsule already exceeds its single dose (the dose itself unread)."""
+    band = limits.band(age) if age is not None and age < ADULT_AGE else None
+    if band is None or band.max_single_mg is None or strength.per_ml is not None:
+        return None
+    return band if strength.mg > band.max_single_mg * (1 + dose_table().rounding_tolerance) else None
+
+
+def _unsuited_strength(exposure: Exposure, ingredient: str, strength: Strength, band: AgeBand) -> Finding:
+    return Finding(
+        "rule.dose-above-maximum",
+        "info",
+        f"{ingredient.capitalize()} {_g(strength.mg)} mg unit for a child aged {band.from_years}-"
+        f"{band.below_years - 1}: above the label's single dose ({_g(band.max_single_mg or 0)} mg); check the dose",
+        "The order gives no dose that can be read, and one unit of this product is already more than the label's "
+        "single dose for the child's age: a liquid or lower strength may be meant.",
+        EVIDENCE,
         (exposure.handle,),
+        (exposure.handle,) if exposure.proposed else (),
     )
 
 

@@ -26,6 +26,21 @@ _PERIODS_PER_DAY: Final[dict[str, float]] = {
     "wk": 1 / 7,
     "week": 1 / 7,
 }
+# Product names that say the drug acts where it is put (skin, eye, airway): no oral dose limit or systemic
+# interaction applies to them. Read from the name, which is all an Exposure carries of route.
+LOCAL_ROUTE: Final = re.compile(
+    r"\b(topical|ophthalmic|otic|nasal|vaginal|rectal|inhal\w*|metered dose|cream|ointment|paste|lotion|gel|shampoo)\b",
+    re.IGNORECASE,
+)
+# Product names of modified-release forms, which several labels dose differently from the immediate form.
+EXTENDED_RELEASE: Final = re.compile(
+    r"\b(extended[- ]release|\d+ hr|er|xr|sr|cr|la|transdermal|patch)\b|contin\b", re.IGNORECASE
+)
+# Ingredients whose products are added up against a daily maximum by their own rule, which also speaks when the
+# total cannot be read (plugin/rules/depth.py, rule.acetaminophen-daily-total): acetaminophen in a combination
+# and on its own is the expected regimen when the total stays within 4 g, so neither a duplicate card nor a
+# per-product dose card on the current list says anything more.
+SUMMED_INGREDIENTS: Final = frozenset({"acetaminophen"})
 _DOSE = re.compile(r"^(\d+(?:\.\d+)?)\s*(.*)$")
 # Units that count dose forms: the product strength gives the milligrams of each.
 _COUNT_UNITS: Final = frozenset(

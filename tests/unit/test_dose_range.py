@@ -1,4 +1,5 @@
-"""Draft-order doses against the dose-range table: parsing, adult limits, mg/kg limits, and their boundaries."""
+"""Doses against the dose-range table: parsing, adult, modified-release, age-band and mg/kg limits, and their
+boundaries."""
 
 from __future__ import annotations
 
@@ -153,10 +154,114 @@ def test_weekly_methotrexate_is_within_its_limit() -> None:
     assert findings(order("Methotrexate 2.5 MG Oral Tablet", 6, frequency=1, period_unit="wk")) == []
 
 
-def test_active_medications_are_not_checked_only_orders_being_placed() -> None:
-    assert findings() == []
-    built = Chart(resources=(order(APAP_500, 4, frequency=4, status="active"),)).build()
-    assert list(dose_range(RuleFacts.of(built.context))) == []
+def current(*resources: JsonDict, age: int = 50) -> list[Finding]:
+    built = Chart(age=age, resources=resources).build()
+    return list(dose_range(RuleFacts.of(built.context)))
+
+
+def test_a_current_medication_over_its_limit_is_carded_without_a_proposal() -> None:
+    (found,) = current(order("Metformin Hydrochloride 1000 MG Oral Tablet", 1, frequency=3, status="active"))
+    assert (found.rule_id, found.severity, found.proposed) == ("rule.dose-above-maximum", "warning", ())
+    assert "2,550" in found.summary
+
+
+def test_current_acetaminophen_is_left_to_its_daily_total_rule() -> None:
+    # rule.acetaminophen-daily-total adds every acetaminophen product up; a card per product says nothing more.
+    assert current(order(APAP_500, 4, frequency=4, status="active")) == []
+    assert findings(order(APAP_500, 4, frequency=4)) != []
+
+
+def test_a_product_for_local_use_is_not_dosed_against_oral_limits() -> None:
+    assert (
+        current(
+            order("Diclofenac Sodium 10 MG/ML Topical Gel", 4000, unit="mg", frequency=4, status="active")
+        )
+        == []
+    )
+
+
+# --- modified release and age bands -------------------------------------------------------------------
+
+METFORMIN_XR = "Metformin Hydrochloride 500 MG Extended Release Oral Tablet"
+
+
+@pytest.mark.parametrize(("tablets", "carded"), [(3, False), (4, False), (5, True)])
+def test_metformin_extended_release_daily_limit_at_below_and_above(tablets: int, carded: bool) -> None:
+    found = current(order(METFORMIN_XR, tablets, status="active"))
+    assert bool(found) is carded
+    if carded:
+        assert "extended-release" in found[0].summary and "(2,000 mg)" in found[0].summary
+
+
+def test_immediate_release_metformin_keeps_its_own_limit() -> None:
+    # 2,500 mg a day is within immediate release's 2,550 mg, over extended release's 2,000 mg.
+    assert current(order("Metformin Hydrochloride 500 MG Oral Tablet", 1, frequency=5, status="active")) == []
+
+
+CETIRIZINE_SOLUTION = "Cetirizine Hydrochloride 1 MG/ML Oral Solution"
+
+
+@pytest.mark.parametrize(
+    ("age", "millilitres", "carded"),
+    [
+        (1, 2.5, False),  # at the under-2 single dose
+        (1, 2.6, False),  # within rounding
+        (1, 5, True),  # twice the under-2 single dose
+        (2, 5, False),  # at the 2-5 years daily dose
+        (5, 7.5, True),  # above it
+        (6, 10, False),  # from 6 the adult 10 mg
+        (6, 15, True),
+    ],
+)
+def test_cetirizine_by_age_band(age: int, millilitres: float, carded: bool) -> None:
+    found = current(order(CETIRIZINE_SOLUTION, millilitres, unit="mL", status="active"), age=age)
+    assert bool(found) is carded
+
+
+@pytest.mark.parametrize(
+    ("age", "mg", "carded"), [(5, 4, False), (5, 5, True), (6, 5, False), (14, 10, True), (15, 10, False)]
+)
+def test_montelukast_by_age_band_at_the_boundaries(age: int, mg: float, carded: bool) -> None:
+    drafted = order("Montelukast 4 MG Chewable Tablet", mg, unit="mg")
+    assert bool(findings(drafted, age=age)) is carded
+
+
+def test_an_age_band_card_needs_no_weight_and_names_the_band() -> None:
+    (found,) = findings(order("Ondansetron 8 MG Disintegrating Oral Tablet", 1, frequency=3), age=5)
+    assert "ages 4-11" in found.summary and found.proposed == (found.inputs[0],)
+
+
+@pytest.mark.parametrize(("strength", "carded"), [("2.5", False), ("2.7", False), ("5", True)])
+def test_a_tablet_stronger_than_the_age_bands_single_dose_is_noted_when_no_dose_is_given(
+    strength: str, carded: bool
+) -> None:
+    resource = medication_request(
+        "M1", PATIENT_ID, "000000", f"Cetirizine Hydrochloride {strength} MG Oral Tablet"
+    )
+    resource["dosageInstruction"] = [{"asNeededBoolean": True}]
+    found = current(resource, age=1)
+    assert [(f.rule_id, f.severity) for f in found] == (
+        [("rule.dose-above-maximum", "info")] if carded else []
+    )
+    assert current(resource, age=6) == []  # from 6 the adult 10 mg
+
+
+def test_age_bands_must_be_ordered_and_bounded() -> None:
+    table = json.loads(resources.files("plugin").joinpath("knowledge/dose_ranges.json").read_text())
+    row = next(r for r in table["limits"] if r["ingredient"] == "montelukast")
+    for bands in (
+        [{"from_years": 6, "below_years": 2, "max_daily_mg": 5}],
+        [{"from_years": 0, "below_years": 20, "max_daily_mg": 5}],
+        [
+            {"from_years": 0, "below_years": 6, "max_daily_mg": 4},
+            {"from_years": 5, "below_years": 15, "max_daily_mg": 5},
+        ],
+        [{"from_years": 0, "below_years": 6}],
+        "0-6",
+    ):
+        row["paediatric_age_bands"] = bands
+        with pytest.raises(DoseRangeError):
+            parse_dose_table(table)
 
 
 def test_an_order_whose_dose_cannot_be_read_yields_no_card() -> None:

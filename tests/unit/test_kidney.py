@@ -206,6 +206,13 @@ REQUIRED = {
     "lithium",
     "sitagliptin",
     "alendronate",
+    "memantine",
+    "duloxetine",
+    "tramadol",
+    "rosuvastatin",
+    "levetiracetam",
+    "metoclopramide",
+    "risedronate",
 }
 TABLE = renal_dosing()
 THRESHOLDS = [(drug, t) for drug in TABLE.drugs for t in drug.thresholds]
