@@ -117,7 +117,13 @@ CLASS_KEYS: frozenset[str] = frozenset(
     }
 )
 
-VALUE_SET_SYSTEMS: tuple[str, ...] = ("snomed", "icd10", "loinc")
+VALUE_SET_SYSTEMS: tuple[str, ...] = ("snomed", "icd10", "loinc", "text")
+# Words that make a problem's text about something other than the patient having the condition now.
+_NOT_THE_CONDITION = re.compile(
+    r"\b(family history|fh|screening|suspected|risk|ruled out|rule out|r/o|no|not|negative|denies|"
+    r"pre|prediabetes|borderline|resolved|remission|fear of|at risk)\b",
+    re.IGNORECASE,
+)
 
 _TOP_LEVEL = frozenset({"about", "classes", "aliases", "unclassified", "rxnorm", "value_sets"})
 _RXNORM_CODE = re.compile(r"^\d{1,10}$")
@@ -132,6 +138,9 @@ class ValueSet:
     snomed: frozenset[str]
     icd10: tuple[str, ...]  # prefixes, upper-case without the dot, so "N18.3" and "N183" both match "N18"
     loinc: frozenset[str]
+    # Whole phrases a problem's own words may name the condition by, for codes no list holds (a SNOMED
+    # descendant, a local code, text only): read only when the code belongs to no value set at all.
+    text: re.Pattern[str] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,10 +197,16 @@ def _parse_value_sets(raw: dict[str, object]) -> dict[str, ValueSet]:
         codes = {
             system: _str_list(listed, f"value_sets[{name!r}].{system}") for system, listed in systems.items()
         }
+        phrases = codes.get("text", ())
+        if any(p != p.lower() or not re.fullmatch(r"[a-z0-9' -]+", p) for p in phrases):
+            raise TerminologyError(f"value_sets[{name!r}].text: lower-case words and spaces only: {phrases}")
         value_sets[name] = ValueSet(
             snomed=frozenset(codes.get("snomed", ())),
             icd10=tuple(_icd10_key(prefix) for prefix in codes.get("icd10", ())),
             loinc=frozenset(codes.get("loinc", ())),
+            text=re.compile(r"\b(?:" + "|".join(map(re.escape, phrases)) + r")\b", re.IGNORECASE)
+            if phrases
+            else None,
         )
     return value_sets
 
@@ -623,6 +638,16 @@ def classes_of_product(rxnorm_code: str | None, display: str) -> frozenset[str]:
 
 def value_set_names() -> frozenset[str]:
     return frozenset(terminology().value_sets)
+
+
+def value_sets_named_by(text: str) -> frozenset[str]:
+    """Value sets whose phrases a problem's text names (for a code no value set holds); none when the text
+    speaks of a history in the family, a screening, a risk, a negation or a resolved problem."""
+    if not text or _NOT_THE_CONDITION.search(text.replace("-", " ")):
+        return frozenset()
+    return frozenset(
+        name for name, v in terminology().value_sets.items() if v.text is not None and v.text.search(text)
+    )
 
 
 def in_value_set(name: str, system: str, code: str) -> bool:

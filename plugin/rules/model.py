@@ -89,9 +89,11 @@ class RuleFacts:
         value_sets: dict[str, list[str]] = {}
         names = terminology.value_set_names()
         for problem in context.problems:
-            for name in names:
-                if terminology.in_value_set(name, problem.code.system, problem.code.code):
-                    value_sets.setdefault(name, []).append(problem.handle)
+            matched = [
+                n for n in names if terminology.in_value_set(n, problem.code.system, problem.code.code)
+            ]
+            for name in matched or sorted(terminology.value_sets_named_by(problem.code.display)):
+                value_sets.setdefault(name, []).append(problem.handle)
         return cls(context, tuple(exposures), {k: tuple(v) for k, v in value_sets.items()})
 
     def with_class(self, *classes: str) -> tuple[Exposure, ...]:

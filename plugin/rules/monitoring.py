@@ -467,12 +467,15 @@ def _combined_hormonal_contraceptive(exposure: Exposure) -> bool:
 
 
 def chc_migraine(facts: RuleFacts) -> Iterator[Finding]:
-    if not facts.has_condition("migraine") and not facts.has_condition("migraine-with-aura"):
+    aura = facts.value_sets.get("migraine-with-aura", ())
+    # A migraine recorded as without aura is no reason to ask about aura (US MEC 2024: category 2).
+    without = set(facts.value_sets.get("migraine-without-aura", ()))
+    unspecified = tuple(h for h in facts.value_sets.get("migraine", ()) if h not in without)
+    if not aura and not unspecified:
         return
     drugs = [e for e in facts.exposures if _combined_hormonal_contraceptive(e)]
     if not drugs:
         return
-    aura = facts.value_sets.get("migraine-with-aura", ())
     severity: Severity = "critical" if aura else "warning"
     summary = (
         _say(f"Migraine with aura and {_names(drugs)}", "consider a progestin-only or non-hormonal method")
@@ -485,7 +488,7 @@ def chc_migraine(facts: RuleFacts) -> Iterator[Finding]:
         summary,
         "Estrogen-containing contraception adds to the stroke risk of migraine with aura, where it is not advised.",
         ("kb.chc-migraine-with-aura",),
-        _sorted(_handles(drugs), aura or facts.value_sets.get("migraine", ())),
+        _sorted(_handles(drugs), aura or unspecified),
         _proposed(drugs),
     )
 

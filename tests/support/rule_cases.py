@@ -131,6 +131,7 @@ PROBLEMS: dict[str, tuple[str, str]] = {
     "pregnancy": ("72892002", "Normal pregnancy"),
     "migraine": ("37796009", "Migraine (disorder)"),
     "migraine-with-aura": ("4473006", "Migraine with aura (disorder)"),
+    "migraine-without-aura": ("56097005", "Migraine without aura (disorder)"),
     "myocardial-infarction": ("22298006", "Myocardial infarction (disorder)"),
     "ischaemic-stroke": ("422504002", "Ischemic stroke (disorder)"),
     "stroke-untyped": ("230690007", "Cerebrovascular accident (disorder)"),

@@ -154,6 +154,7 @@ PREGNANCY = problem("pregnancy")
 DIABETES = problem("diabetes")
 MIGRAINE = problem("migraine")
 MIGRAINE_AURA = problem("migraine-with-aura")
+MIGRAINE_NO_AURA = problem("migraine-without-aura")
 MI = problem("myocardial-infarction")
 STROKE = problem("ischaemic-stroke")
 UNTYPED_STROKE = problem("stroke-untyped")
@@ -826,6 +827,7 @@ CASES: tuple[Case, ...] = (
             ),
         ),
     ),
+    Case("chc-migraine/without-aura", monitoring.chc_migraine, chart(PATCH, MIGRAINE_NO_AURA, age=28)),
     Case("chc-migraine/no-contraceptive", monitoring.chc_migraine, chart(MIGRAINE_AURA, age=28)),
     Case("chc-migraine/no-migraine", monitoring.chc_migraine, chart(PATCH, age=28)),
     # Blood pressure on treatment: 140/90 and the 90-day window.

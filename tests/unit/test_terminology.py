@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from plugin.context.codes import PREGNANCY_CONDITIONS, normalise_ingredient, parse_product, system_name
+from plugin.rules.model import RuleFacts
 from plugin.terminology import (
     CLASS_KEYS,
     VALUE_SET_SYSTEMS,
@@ -23,8 +24,10 @@ from plugin.terminology import (
     parse_terminology,
     terminology,
     value_set_names,
+    value_sets_named_by,
 )
 from tests.support.fixtures_paths import synthea_bundle_paths
+from tests.support.rule_cases import PROBLEMS, SNOMED, Chart, problem
 
 pytestmark = pytest.mark.unit
 
@@ -181,9 +184,63 @@ def test_value_set_codes_look_like_codes() -> None:
         for system, codes in systems.items():
             if not codes or len(set(codes)) != len(codes):
                 bad.append(f"{name}.{system}: empty or repeated codes")
-            valid = {"snomed": _snomed_ok, "loinc": _loinc_ok, "icd10": _icd10_ok}[system]
+            valid = {"snomed": _snomed_ok, "loinc": _loinc_ok, "icd10": _icd10_ok, "text": _phrase_ok}[system]
             bad.extend(f"{name}.{system}: {code!r}" for code in codes if not valid(code))
     assert bad == []
+
+
+def _phrase_ok(phrase: str) -> bool:
+    return re.fullmatch(r"[a-z0-9' -]+", phrase) is not None
+
+
+@pytest.mark.parametrize(
+    ("text", "named"),
+    [
+        ("Alzheimer's disease", {"dementia"}),
+        ("Vascular dementia, uncomplicated", {"dementia"}),
+        ("NSTEMI (non-ST elevation myocardial infarction)", {"myocardial-infarction"}),
+        ("Coronary artery disease s/p stent", {"coronary-heart-disease"}),
+        ("Heart failure with reduced ejection fraction", {"heart-failure"}),
+        ("Migraine without aura", {"migraine", "migraine-without-aura"}),
+        # About something other than the patient having the condition now.
+        ("Family history of dementia", set()),
+        ("Screening for COPD", set()),
+        ("Suspected atrial fibrillation", set()),
+        ("Asthma in remission", set()),
+        ("At risk of falls", set()),
+        ("Dementia ruled out", set()),
+        # Words inside other words are not the condition.
+        ("Goutweed dermatitis", set()),
+        ("", set()),
+    ],
+)
+def test_a_problems_own_words_name_its_value_sets(text: str, named: set[str]) -> None:
+    assert value_sets_named_by(text) == named
+
+
+def _coded(resource_id: str, code: str, display: str) -> dict[str, Any]:
+    resource = problem(next(iter(PROBLEMS)), resource_id)
+    resource["code"] = {"coding": [{"system": SNOMED, "code": code, "display": display}], "text": display}
+    return resource
+
+
+def test_text_is_read_only_when_no_value_set_holds_the_code() -> None:
+    # A coded member of one set is not also put in another because its display shares words.
+    built = Chart(
+        resources=(
+            _coded("c1", "127013003", "Diabetic kidney disease with heart failure"),
+            _coded("c2", "999999999", "Alzheimer's disease"),
+        )
+    ).build()
+    sets = RuleFacts.of(built.context).value_sets
+    assert sets.get("dementia") == ("C2",) and "heart-failure" not in sets  # handles, not resource ids
+
+
+def test_value_set_phrases_are_lower_case_words() -> None:
+    raw = _raw()
+    raw["value_sets"]["dementia"]["text"] = ["Dementia"]
+    with pytest.raises(TerminologyError):
+        parse_terminology(raw)
 
 
 def test_rxnorm_codes_are_numeric() -> None:
