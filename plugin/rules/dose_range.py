@@ -306,7 +306,10 @@ def dose_range(facts: RuleFacts) -> Iterator[Finding]:
             strength = ingredient_strength_mg(display, ingredient)
             single = single_dose_mg(dosage, strength)
             if single is None:
-                if strength is not None and (unsuited := _strength_unsuited(limits, strength, age)) is not None:
+                if (
+                    strength is not None
+                    and (unsuited := _strength_unsuited(limits, strength, age)) is not None
+                ):
                     yield _unsuited_strength(exposure, ingredient, strength, unsuited)
                 continue
             per_day = daily_frequency(dosage)

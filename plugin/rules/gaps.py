@@ -1,4 +1,4 @@
-"""Checks blind chart reviews raised: AF without anticoagulation, label contraindications (cilostazol, fentanyl patches, bupropion), Beers drug-disease checks, drug-induced low sodium or magnesium, decongestants with high BP."""
+"""Checks blind chart reviews raised: AF without anticoagulation, label contraindications (cilostazol, fentanyl patches, bupropion, triptans in vascular disease), Beers checks (digoxin dose, drug-disease), antibiotics by stage of pregnancy, drug-induced low sodium or magnesium, decongestants with high BP."""
 
 # Each threshold is named once here with the knowledge-base entry it follows; tests/unit/test_rules_gaps.py
 # tries it at, below and above. A fact the chart does not state (sex, age, a start date) never lowers a score
@@ -10,8 +10,11 @@ import re
 from collections.abc import Iterator
 from typing import Final
 
-from plugin.rules.catalog import LOCAL_ROUTE, NEW_START_DAYS, Rule
+from plugin.rules import dosing
+from plugin.rules.catalog import NEW_START_DAYS, Rule
 from plugin.rules.depth import MAGNESIUM_LOW_MG_DL
+from plugin.rules.dose_range import ingredient_strength_mg
+from plugin.rules.dosing import LOCAL_ROUTE
 from plugin.rules.high_harm import mme_per_day
 from plugin.rules.label_checks import GASTROPROTECTION
 from plugin.rules.model import Finding, RuleFacts
@@ -23,10 +26,13 @@ from plugin.rules.phrasing import short as _short
 
 __all__ = [
     "AF_ANTICOAGULATE_AT",
+    "BEERS_DIGOXIN_MAX_MG",
     "GAP_CARE_RULES",
     "GAP_MEDICATION_RULES",
     "PARKINSON_ANTIEMETICS",
     "PARKINSON_SPARED",
+    "PREGNANCY_STAGE_ANTIBIOTICS",
+    "TRIPTAN_VASCULAR_CONDITIONS",
     "cha2ds2_vasc",
 ]
 
@@ -329,7 +335,116 @@ def beers_megestrol(facts: RuleFacts) -> Iterator[Finding]:
     )
 
 
+# --- rule.triptan-vascular-disease -------------------------------------------------------------------------
+
+# Triptan labels (section 4, Contraindications): ischaemic coronary artery disease, a history of stroke or
+# TIA, and peripheral vascular disease, because triptans constrict arteries.
+TRIPTAN_VASCULAR_CONDITIONS: Final = (
+    "coronary-heart-disease",
+    "myocardial-infarction",
+    "stroke",
+    "ischaemic-stroke",
+    "stroke-type-unrecorded",
+    "peripheral-arterial-disease",
+)
+
+
+def triptan_vascular_disease(facts: RuleFacts) -> Iterator[Finding]:
+    triptans = facts.with_class("triptan")
+    vascular = tuple(
+        dict.fromkeys(h for v in TRIPTAN_VASCULAR_CONDITIONS for h in facts.value_sets.get(v, ()))
+    )
+    if not triptans or not vascular:
+        return
+    yield Finding(
+        "rule.triptan-vascular-disease",
+        "critical",
+        _short(
+            f"{_names(triptans).capitalize()} with ischaemic vascular disease on record, which its label "
+            "contraindicates: consider a non-vasoconstricting migraine treatment"
+        ),
+        "Triptans constrict coronary and other arteries and can cause myocardial infarction or stroke in "
+        "patients with ischaemic vascular disease (label contraindication).",
+        ("kb.triptan-ischaemic-vascular-disease",),
+        (*_handles(triptans), *vascular),
+        _proposed(triptans),
+    )
+
+
+# --- rule.beers-digoxin-dose --------------------------------------------------------------------------------
+
+BEERS_DIGOXIN_MAX_MG: Final = 0.125  # AGS Beers 2023 (kb.beers-digoxin): avoid more than 0.125 mg a day
+
+
+def beers_digoxin_dose(facts: RuleFacts) -> Iterator[Finding]:
+    """Digoxin above 0.125 mg a day at 65 or over. The daily dose where the dosage gives it, else the tablet
+    strength (digoxin is taken once a day); a dose that cannot be read says nothing."""
+    if facts.age is None or facts.age < OLDER_ADULT_AGE:
+        return
+    for exposure in facts.exposures:
+        if "digoxin" not in exposure.ingredients:
+            continue
+        strength = ingredient_strength_mg(exposure.label, "digoxin")
+        unit = strength.mg if strength is not None and strength.per_ml is None else None
+        daily = dosing.daily_mg(dosing.dosage_of(facts, exposure), unit)
+        mg = daily if daily is not None else unit
+        if mg is None or mg <= BEERS_DIGOXIN_MAX_MG:
+            continue
+        yield Finding(
+            "rule.beers-digoxin-dose",
+            "warning",
+            _short(
+                f"Age {facts.context.demographics.age_label} on digoxin {mg:g} mg a day: consider at most "
+                f"{BEERS_DIGOXIN_MAX_MG:g} mg a day and a level"
+            ),
+            "Above 0.125 mg a day digoxin adds toxicity in older adults without adding benefit in heart failure "
+            "or atrial fibrillation (AGS Beers criteria).",
+            ("kb.beers-digoxin",),
+            (exposure.handle,),
+            _proposed((exposure,)),
+        )
+
+
+# --- rule.pregnancy-stage-antibiotic ------------------------------------------------------------------------
+
+# (ingredient, first week of concern, the stage as the card says it, knowledge-base id). Antibiotics that are
+# acceptable earlier in pregnancy but not near delivery: sulfonamides displace bilirubin (kernicterus in the
+# newborn) and nitrofurantoin can cause haemolytic anaemia in the newborn at term.
+PREGNANCY_STAGE_ANTIBIOTICS: Final[tuple[tuple[str, int, str, str], ...]] = (
+    ("sulfamethoxazole", 28, "the third trimester", "kb.co-trimoxazole-pregnancy"),
+    ("nitrofurantoin", 38, "term (38 weeks or more)", "kb.nitrofurantoin-pregnancy-term"),
+)
+
+
+def pregnancy_stage_antibiotic(facts: RuleFacts) -> Iterator[Finding]:
+    if not facts.pregnant:
+        return
+    weeks = facts.context.pregnancy.weeks
+    for ingredient, from_week, stage, kb in PREGNANCY_STAGE_ANTIBIOTICS:
+        drugs = tuple(e for e in facts.exposures if ingredient in e.ingredients)
+        if not drugs or (weeks is not None and weeks < from_week):
+            continue
+        # Without a dated pregnancy the stage cannot be placed: said as information, not silence.
+        yield Finding(
+            "rule.pregnancy-stage-antibiotic",
+            "info" if weeks is None else "warning",
+            _short(
+                f"Pregnant ({'gestation unknown' if weeks is None else f'{weeks} weeks'}) and on "
+                f"{_names(drugs)}: consider another antibiotic"
+                + (f" if this is {stage}" if weeks is None else f" in {stage}")
+            ),
+            "Near delivery this antibiotic can harm the newborn (kernicterus with sulfonamides, haemolysis with "
+            "nitrofurantoin), so another is preferred.",
+            (kb,),
+            (*_handles(drugs), *facts.context.pregnancy.evidence),
+            _proposed(drugs),
+        )
+
+
 GAP_MEDICATION_RULES: Final[tuple[Rule, ...]] = (
+    triptan_vascular_disease,
+    beers_digoxin_dose,
+    pregnancy_stage_antibiotic,
     fentanyl_patch_opioid_naive,
     bupropion_seizure_risk,
     hyponatraemia_on_lowering_drug,

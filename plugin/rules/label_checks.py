@@ -15,14 +15,13 @@ from typing import Final
 
 from plugin import terminology
 from plugin.rules.catalog import (
-    LOCAL_ROUTE,
     Interaction,
     Rule,
     _pair,
     strength_mg,
 )
 from plugin.rules.dose_range import low_dose_aspirin
-from plugin.rules.dosing import daily_mg, dosage_of
+from plugin.rules.dosing import LOCAL_ROUTE, daily_mg, dosage_of
 from plugin.rules.model import Exposure, Finding, LabOrder, RuleFacts, Severity
 from plugin.rules.monitoring import OLDER_ADULT_AGE, _combined_hormonal_contraceptive
 from plugin.rules.phrasing import handles as _handles

@@ -235,3 +235,123 @@ def test_low_magnesium_on_a_ppi(magnesium: float, fires: bool) -> None:
 def test_megestrol_from_65(age: int, fires: bool) -> None:
     megestrol = _rx("megestrol", "megestrol acetate 40 MG/ML Oral Suspension")
     assert bool(list(gaps.beers_megestrol(facts(megestrol, age=age)))) is fires
+
+
+# --- from held-out v6 ---------------------------------------------------------------------------------------------
+
+SUMATRIPTAN = "Sumatriptan 50 MG Oral Tablet"
+
+
+def _condition(name: str) -> JsonDict:
+    if name != "coronary-heart-disease":
+        return problem(name)
+    condition = copy_json(problem("hypertension", resource_id="cad"))
+    display = "Coronary arteriosclerosis (disorder)"
+    condition["code"] = {
+        "coding": [{"system": SNOMED, "code": "53741008", "display": display}],
+        "text": display,
+    }
+    return condition
+
+
+@pytest.mark.parametrize(
+    "condition",
+    ["coronary-heart-disease", "myocardial-infarction", "ischaemic-stroke", "peripheral-arterial-disease"],
+)
+def test_a_triptan_with_ischaemic_vascular_disease_is_critical(condition: str) -> None:
+    (finding,) = gaps.triptan_vascular_disease(facts(_condition(condition), _rx("s", SUMATRIPTAN)))
+    assert finding.severity == "critical" and finding.evidence == ("kb.triptan-ischaemic-vascular-disease",)
+
+
+def test_a_triptan_without_vascular_disease_or_vascular_disease_without_a_triptan_is_quiet() -> None:
+    assert not list(gaps.triptan_vascular_disease(facts(problem("migraine"), _rx("s", SUMATRIPTAN))))
+    assert not list(gaps.triptan_vascular_disease(facts(problem("myocardial-infarction"))))
+
+
+def test_a_drafted_triptan_is_the_cards_proposal() -> None:
+    drafted = copy_json(_rx("draft-s", SUMATRIPTAN))
+    drafted["status"] = "draft"
+    (finding,) = gaps.triptan_vascular_disease(facts(_condition("coronary-heart-disease"), drafts=(drafted,)))
+    assert finding.proposed == (finding.inputs[0],)
+
+
+def _digoxin(display: str, tablets: float | None = 1) -> JsonDict:
+    request = _rx("digoxin", display)
+    if tablets is not None:
+        request["dosageInstruction"] = [
+            {
+                "timing": {"repeat": {"frequency": 1, "period": 1, "periodUnit": "d"}},
+                "doseAndRate": [{"doseQuantity": {"value": tablets, "unit": "tablet"}}],
+            }
+        ]
+    return request
+
+
+@pytest.mark.parametrize(
+    ("display", "tablets", "age", "fires"),
+    [
+        ("Digoxin 0.125 MG Oral Tablet", 1, 70, False),  # at the line
+        ("Digoxin 0.0625 MG Oral Tablet", 1, 70, False),  # below
+        ("Digoxin 0.25 MG Oral Tablet", 1, 70, True),  # above
+        ("Digoxin 0.25 MG Oral Tablet", 0.5, 70, False),  # half a tablet is 0.125 mg
+        ("Digoxin 0.25 MG Oral Tablet", None, 70, True),  # no dose: the tablet strength, taken once a day
+        ("Digoxin 0.25 MG Oral Tablet", 1, 64, False),  # under 65
+        ("Digoxin 0.25 MG Oral Tablet", 1, 65, True),  # at 65
+    ],
+)
+def test_digoxin_above_0_125_mg_a_day_at_65_or_over(
+    display: str, tablets: float | None, age: int, fires: bool
+) -> None:
+    found = list(gaps.beers_digoxin_dose(facts(_digoxin(display, tablets), age=age)))
+    assert bool(found) is fires
+    if fires:
+        assert found[0].severity == "warning" and found[0].evidence == ("kb.beers-digoxin",)
+        assert gaps.BEERS_DIGOXIN_MAX_MG == 0.125
+
+
+def _pregnant(weeks: int | None) -> JsonDict:
+    pregnancy = problem("pregnancy", onset_days_ago=weeks * 7 if weeks is not None else 400)
+    if weeks is None:
+        del pregnancy["onsetDateTime"]
+    return pregnancy
+
+
+BACTRIM = "sulfamethoxazole 800 MG / trimethoprim 160 MG Oral Tablet"
+MACROBID = "nitrofurantoin 100 MG Oral Capsule"
+
+
+@pytest.mark.parametrize(
+    ("display", "weeks", "severity"),
+    [
+        (BACTRIM, 27, None),
+        (BACTRIM, 28, "warning"),
+        (BACTRIM, 35, "warning"),
+        (BACTRIM, None, "info"),  # gestation unknown: said, not silenced
+        (MACROBID, 37, None),
+        (MACROBID, 38, "warning"),
+        (MACROBID, 39, "warning"),
+    ],
+)
+def test_antibiotics_by_stage_of_pregnancy(display: str, weeks: int | None, severity: str | None) -> None:
+    found = list(
+        gaps.pregnancy_stage_antibiotic(facts(_pregnant(weeks), _rx("abx", display), age=30, gender="female"))
+    )
+    assert [f.severity for f in found] == ([severity] if severity else [])
+    assert not list(gaps.pregnancy_stage_antibiotic(facts(_rx("abx", display), age=30, gender="female")))
+
+
+def test_the_new_rules_agree_with_their_entries() -> None:
+    knowledge = load_knowledge_base()
+    for kb, severity in (
+        ("kb.triptan-ischaemic-vascular-disease", "critical"),
+        ("kb.beers-digoxin", "warning"),
+        ("kb.co-trimoxazole-pregnancy", "warning"),
+        ("kb.nitrofurantoin-pregnancy-term", "warning"),
+    ):
+        entry = knowledge.get(kb)
+        assert entry is not None and entry.severity_hint == severity
+    assert "0.125 mg" in (knowledge.get("kb.beers-digoxin") or pytest.fail("entry")).statement
+    assert (
+        "38-42 weeks" in (knowledge.get("kb.nitrofurantoin-pregnancy-term") or pytest.fail("entry")).statement
+    )
+    assert "28 weeks" in (knowledge.get("kb.co-trimoxazole-pregnancy") or pytest.fail("entry")).statement
