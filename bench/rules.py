@@ -207,7 +207,7 @@ HELDOUT_SETS: Final[tuple[tuple[Path, bool], ...]] = (
     (HELDOUT_V3_PATH, True),
     (HELDOUT_V4_PATH, True),
     (HELDOUT_V5_PATH, True),
-    (HELDOUT_V6_PATH, False),
+    (HELDOUT_V6_PATH, True),
 )
 
 

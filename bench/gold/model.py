@@ -27,7 +27,7 @@ HELDOUT_V3_PATH = Path(__file__).resolve().parent / "heldout_v3_cases.json"
 HELDOUT_V4_PATH = Path(__file__).resolve().parent / "heldout_v4_cases.json"
 # The fifth held-out set (2026-12-07), written blind after v4 was tuned on; scored once, then tuned on.
 HELDOUT_V5_PATH = Path(__file__).resolve().parent / "heldout_v5_cases.json"
-# The sixth held-out set (2026-12-07), written blind after v5 was tuned on: the unseen number now.
+# The sixth held-out set (2026-12-07), written blind after v5 was tuned on; scored once, then tuned on.
 HELDOUT_V6_PATH = Path(__file__).resolve().parent / "heldout_v6_cases.json"
 # A blind, complete review of the constructed charts (2026-12-07), added to their authors' focused findings.
 FULL_REVIEW_PATH = Path(__file__).resolve().parent / "constructed_full_review.json"
