@@ -49,6 +49,7 @@ from bench.gold.model import (
     HELDOUT_V4_PATH,
     HELDOUT_V5_PATH,
     HELDOUT_V6_PATH,
+    HELDOUT_V7_PATH,
     load_constructed,
     load_full_review,
 )
@@ -208,6 +209,7 @@ HELDOUT_SETS: Final[tuple[tuple[Path, bool], ...]] = (
     (HELDOUT_V4_PATH, True),
     (HELDOUT_V5_PATH, True),
     (HELDOUT_V6_PATH, True),
+    (HELDOUT_V7_PATH, False),
 )
 
 
