@@ -231,6 +231,7 @@ INTERACTIONS: tuple[Interaction, ...] = (
         "can raise the INR",
         "consider checking the INR within a week",
         "Macrolides such as clarithromycin and erythromycin slow warfarin clearance and raise the INR.",
+        right_systemic_only=True,
     ),
     _pair(
         "rule.vka-fluoroquinolone",
@@ -241,6 +242,7 @@ INTERACTIONS: tuple[Interaction, ...] = (
         "can raise the INR",
         "consider checking the INR within a week",
         "Fluoroquinolones potentiate warfarin and raise the INR.",
+        right_systemic_only=True,
     ),
     _pair(
         "rule.doac-nsaid-antiplatelet",
@@ -287,6 +289,7 @@ INTERACTIONS: tuple[Interaction, ...] = (
         "can raise digoxin levels",
         "consider a digoxin level and a lower dose",
         "Verapamil, diltiazem and macrolides reduce digoxin clearance, risking toxicity and bradycardia.",
+        right_systemic_only=True,
     ),
     _pair(
         "rule.beta-blocker-non-dhp-ccb",
@@ -310,6 +313,7 @@ INTERACTIONS: tuple[Interaction, ...] = (
         # The drugs whose QT effect depends on CYP3A4 clearance; azithromycin barely inhibits CYP3A4.
         left_ingredients=["terfenadine", "astemizole", "cisapride", "pimozide"],
         right_unless_ingredients=["azithromycin"],
+        right_systemic_only=True,
     ),
     _pair(
         "rule.statin-strong-cyp3a4",
@@ -327,6 +331,7 @@ INTERACTIONS: tuple[Interaction, ...] = (
         # among the contraindicated inhibitors although FDA's table calls it moderate; azithromycin is not.
         left_ingredients=["simvastatin", "lovastatin"],
         right_unless_ingredients=["azithromycin"],
+        right_systemic_only=True,
     ),
     _pair(
         "rule.methotrexate-nsaid",

@@ -16,16 +16,20 @@ from plugin.rules.depth import MAGNESIUM_LOW_MG_DL
 from plugin.rules.dose_range import ingredient_strength_mg
 from plugin.rules.dosing import LOCAL_ROUTE
 from plugin.rules.high_harm import mme_per_day
+from plugin.rules.kidney import renal_function
 from plugin.rules.label_checks import GASTROPROTECTION
-from plugin.rules.model import Finding, RuleFacts
+from plugin.rules.model import Exposure, Finding, RuleFacts
 from plugin.rules.monitoring import OLDER_ADULT_AGE, bp_high
 from plugin.rules.phrasing import handles as _handles
 from plugin.rules.phrasing import names as _names
 from plugin.rules.phrasing import proposed as _proposed
 from plugin.rules.phrasing import short as _short
+from plugin.rules.renal_dosing import renal_dosing
+from plugin.rules.renal_rules import criteria_met
 
 __all__ = [
     "AF_ANTICOAGULATE_AT",
+    "AF_DOAC_DAILY_MG",
     "BEERS_DIGOXIN_MAX_MG",
     "GAP_CARE_RULES",
     "GAP_MEDICATION_RULES",
@@ -33,6 +37,7 @@ __all__ = [
     "PARKINSON_SPARED",
     "PREGNANCY_STAGE_ANTIBIOTICS",
     "TRIPTAN_VASCULAR_CONDITIONS",
+    "VTE_ACUTE_DAYS",
     "cha2ds2_vasc",
 ]
 
@@ -441,7 +446,89 @@ def pregnancy_stage_antibiotic(facts: RuleFacts) -> Iterator[Finding]:
         )
 
 
+# --- rule.doac-dose-indication ----------------------------------------------------------------------------
+
+# The daily doses each DOAC's label gives for non-valvular atrial fibrillation (mg a day): anything else is a
+# dose for another indication (rivaroxaban 10 mg, VTE prophylaxis; 2.5 mg twice daily, vascular disease).
+AF_DOAC_DAILY_MG: Final[dict[str, frozenset[float]]] = {
+    "apixaban": frozenset({10.0, 5.0}),
+    "rivaroxaban": frozenset({20.0, 15.0}),
+    "dabigatran": frozenset({300.0, 150.0}),
+    "edoxaban": frozenset({60.0, 30.0}),
+}
+# Apixaban's and rivaroxaban's extended-prevention doses (2.5 mg twice daily, 10 mg daily) follow at least six
+# months of treatment; within this many days of a VTE they treat too little (labels, section 2).
+VTE_ACUTE_DAYS: Final = 180
+VTE_UNDER_DOSE_DAILY_MG: Final[dict[str, float]] = {"apixaban": 5.0, "rivaroxaban": 10.0}
+
+
+def _doac_daily_mg(facts: RuleFacts, exposure: Exposure, ingredient: str) -> float | None:
+    strength = ingredient_strength_mg(exposure.label, ingredient)
+    unit = strength.mg if strength is not None and strength.per_ml is None else None
+    return dosing.daily_mg(dosing.dosage_of(facts, exposure), unit)
+
+
+def doac_dose_indication(facts: RuleFacts) -> Iterator[Finding]:
+    """A DOAC dose that is not the label's dose for the indication on record: for atrial fibrillation (no
+    recent VTE), a daily dose outside the AF doses, or apixaban 2.5 mg twice daily with fewer than two of its
+    reduction criteria (all three known); for a VTE within six months (no AF), an extended-prevention dose.
+    A dose that cannot be read, or a chart with both indications, says nothing: the prescriber's choice stands."""
+    af = facts.value_sets.get("atrial-fibrillation", ())
+    problems = {p.handle: p for p in facts.context.problems}
+    recent_vte = tuple(
+        h
+        for h in facts.value_sets.get("venous-thromboembolism", ())
+        if (days := problems[h].onset_days_ago) is not None and days <= VTE_ACUTE_DAYS
+    )
+    if bool(af) == bool(recent_vte):
+        return
+    for exposure in facts.with_class("doac"):
+        ingredient = next((i for i in exposure.ingredients if i in AF_DOAC_DAILY_MG), None)
+        if ingredient is None or (daily := _doac_daily_mg(facts, exposure, ingredient)) is None:
+            continue
+        if af:
+            reason = _af_dose_problem(facts, ingredient, daily)
+            condition = af
+        else:
+            low = VTE_UNDER_DOSE_DAILY_MG.get(ingredient)
+            reason = (
+                f"{daily:g} mg a day is an extended-prevention dose, not treatment within 6 months of a VTE"
+                if low is not None and daily <= low
+                else None
+            )
+            condition = recent_vte
+        if reason is None:
+            continue
+        yield Finding(
+            "rule.doac-dose-indication",
+            "warning",
+            _short(f"{ingredient.capitalize()}: {reason}: consider the labelled dose"),
+            "A DOAC dose meant for another indication leaves the patient under-protected against clots.",
+            (
+                "kb.doac-dose-by-indication",
+                *(("kb.apixaban-dose-criteria",) if ingredient == "apixaban" else ()),
+            ),
+            (exposure.handle, *condition),
+            _proposed((exposure,)),
+        )
+
+
+def _af_dose_problem(facts: RuleFacts, ingredient: str, daily: float) -> str | None:
+    if not any(abs(daily - dose) < 0.01 for dose in AF_DOAC_DAILY_MG[ingredient]):
+        return f"{daily:g} mg a day is not an atrial fibrillation dose"
+    if ingredient != "apixaban" or daily > 5.0:
+        return None
+    drug = renal_dosing().match(("apixaban",))
+    if drug is None or drug.criteria is None:
+        return None
+    met, unread, _ = criteria_met(drug.criteria, facts, renal_function(facts))
+    if unread or len(met) >= drug.criteria.need:
+        return None
+    return "2.5 mg twice daily with fewer than two reduction criteria (age 80, 60 kg, creatinine 1.5)"
+
+
 GAP_MEDICATION_RULES: Final[tuple[Rule, ...]] = (
+    doac_dose_indication,
     triptan_vascular_disease,
     beers_digoxin_dose,
     pregnancy_stage_antibiotic,

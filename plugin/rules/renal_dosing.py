@@ -40,12 +40,15 @@ _KB_ID = re.compile(r"^kb\.[a-z0-9]+(-[a-z0-9]+)*$")
 _RULE_ID = re.compile(r"^rule\.[a-z0-9]+(-[a-z0-9]+)*$")
 _MAX_OPTION = 80  # leaves room in a 140-character summary for the drug, the value and the labelled limit
 _MAX_LIMIT = 250.0  # mL/min: no kidney reaches it, so a larger number is a typo
+_MAX_DOSES_PER_DAY = 24.0
 
 _DRUG_KEYS: Final = frozenset(
     {"ingredients", "basis", "thresholds", "criteria", "label", "why", "evidence", "handled_by", "recheck_by"}
 )
 _DRUG_REQUIRED: Final = frozenset({"ingredients", "basis", "label", "why", "evidence"})
-_THRESHOLD_KEYS: Final = frozenset({*BOUNDS, "action", "option", "source", "max_daily_mg"})
+_THRESHOLD_KEYS: Final = frozenset(
+    {*BOUNDS, "action", "option", "source", "max_daily_mg", "max_doses_per_day"}
+)
 _CRITERIA_KEYS: Final = frozenset(
     {
         "need",
@@ -73,6 +76,9 @@ class Threshold:
     source: str  # the label section (or other document) the limit comes from
     # The labelled daily dose at this function (mg): an order at or under it needs no card. None: any dose.
     max_daily_mg: float | None = None
+    # The labelled number of doses a day where a label lengthens the interval (sotalol every 24 h): an order
+    # given no more often needs no card, when its daily dose (if limited) is within too.
+    max_doses_per_day: float | None = None
 
     def crossed(self, value: float) -> bool:
         if self.bound == "below":
@@ -184,7 +190,7 @@ def _threshold(raw: object, where: str) -> Threshold:
         raise _fail(where, f"a threshold names exactly one of {BOUNDS}")
     bound = bounds[0]
     action, option, source = _action(raw, where)
-    ceiling = raw.get("max_daily_mg")
+    ceiling, doses = raw.get("max_daily_mg"), raw.get("max_doses_per_day")
     return Threshold(
         bound,
         _number(raw[bound], where, bound),
@@ -192,6 +198,7 @@ def _threshold(raw: object, where: str) -> Threshold:
         option,
         source,
         None if ceiling is None else _number(ceiling, where, "max_daily_mg", _MAX_DOSE_MG),
+        None if doses is None else _number(doses, where, "max_doses_per_day", _MAX_DOSES_PER_DAY),
     )
 
 

@@ -32,7 +32,7 @@ from plugin.rules.phrasing import proposed as _proposed
 from plugin.rules.phrasing import short as _short
 from plugin.rules.renal_dosing import Criteria, RenalDrug, RenalTable, Threshold, renal_dosing
 
-__all__ = ["CREATININE", "KIDNEY_RULES", "AkiNephrotoxin", "RenalDose", "RenalFunctionUnknown"]
+__all__ = ["CREATININE", "KIDNEY_RULES", "AkiNephrotoxin", "RenalDose", "RenalFunctionUnknown", "criteria_met"]
 
 Rule = Callable[[RuleFacts], Iterator[Finding]]
 CREATININE = LabOrder("2160-0", "Creatinine [Mass/volume] in Serum or Plasma")
@@ -54,7 +54,7 @@ def _dosed(facts: RuleFacts, table: RenalTable) -> Iterator[tuple[Exposure, Rena
 # --- what each basis needs, and whether it can be decided --------------------------------------------------
 
 
-def _criteria_met(
+def criteria_met(
     criteria: Criteria, facts: RuleFacts, renal: RenalFunction
 ) -> tuple[list[str], int, list[str]]:
     """(the criteria met, as card text; how many cannot be read; the handles of the values that met one)."""
@@ -96,7 +96,7 @@ def _missing(drug: RenalDrug, facts: RuleFacts, renal: RenalFunction) -> tuple[s
             return ()  # CrCl, or the eGFR standing in for it when there is no weight
     else:
         assert drug.criteria is not None  # renal_dosing checks: basis "criteria" carries criteria
-        met, unread, _ = _criteria_met(drug.criteria, facts, renal)
+        met, unread, _ = criteria_met(drug.criteria, facts, renal)
         if len(met) >= drug.criteria.need or len(met) + unread < drug.criteria.need:
             return ()  # decided either way, whatever the unread facts are
     wanted = [name for name in ("creatinine", "weight") if getattr(renal, name) is None]
@@ -116,6 +116,20 @@ def _unit_mg(exposure: Exposure, drug: RenalDrug) -> float | None:
 
 
 # --- rule.renal-dose-crcl ---------------------------------------------------------------------------------
+
+
+def _within(threshold: Threshold, facts: RuleFacts, exposure: Exposure, drug: RenalDrug) -> bool:
+    """Whether the order meets every dose limit the threshold sets (none set: no dose is within); a dose or a
+    frequency that cannot be read is not within (fail closed)."""
+    dosage = dosing.dosage_of(facts, exposure)
+    met: list[bool] = []
+    if threshold.max_daily_mg is not None:
+        daily = dosing.daily_mg(dosage, _unit_mg(exposure, drug))
+        met.append(daily is not None and daily <= threshold.max_daily_mg)
+    if threshold.max_doses_per_day is not None:
+        times = dosing.per_day(dosage.frequency) if dosage is not None else None
+        met.append(times is not None and times <= threshold.max_doses_per_day)
+    return bool(met) and all(met)
 
 
 def _severity(action: str) -> Severity:
@@ -146,7 +160,7 @@ class RenalDose:
         capped = "age 90+" if renal.age_capped else ""  # computed at 90: an upper bound
         if drug.basis == "criteria":
             assert drug.criteria is not None
-            met, _, handles = _criteria_met(drug.criteria, facts, renal)
+            met, _, handles = criteria_met(drug.criteria, facts, renal)
             if len(met) < drug.criteria.need:
                 return None
             single = _unit_mg(exposure, drug)
@@ -189,11 +203,8 @@ class RenalDose:
         threshold: Threshold | None = drug.crossed(value, exposure.proposed)
         if threshold is None:
             return None
-        if threshold.max_daily_mg is not None:
-            unit = _unit_mg(exposure, drug)
-            daily = dosing.daily_mg(dosing.dosage_of(facts, exposure), unit)
-            if daily is not None and daily <= threshold.max_daily_mg:
-                return None  # the order is already within the labelled dose for this kidney function
+        if _within(threshold, facts, exposure, drug):
+            return None  # the order is already within the labelled dose for this kidney function
         # A recorded eGFR is the lab's own number: only a computed one rests on the capped age.
         how = ", ".join(part for part in (formula, capped if formula else "") if part)
         measured = f"{label} {shown(value)}" + (f" ({how})" if how else "")

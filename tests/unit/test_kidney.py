@@ -213,6 +213,9 @@ REQUIRED = {
     "levetiracetam",
     "metoclopramide",
     "risedronate",
+    "sotalol",
+    "dofetilide",
+    "methotrexate",
 }
 TABLE = renal_dosing()
 THRESHOLDS = [(drug, t) for drug in TABLE.drugs for t in drug.thresholds]
@@ -624,3 +627,36 @@ def test_apixaban_already_at_the_reduced_dose_needs_no_card() -> None:
     for order, fires in ((med("apixaban"), True), (reduced, False)):
         facts, _ = facts_of(Chart(age=82, gender="female", resources=(order, creatinine(1.6), weight(70))))
         assert bool(list(DOSE(facts))) is fires
+
+
+def _sotalol(per_day: int | None) -> dict[str, Any]:
+    request = medication_request("sotalol", PATIENT_ID, "", "sotalol hydrochloride 80 MG Oral Tablet")
+    del request["medicationCodeableConcept"]["coding"]
+    if per_day is not None:
+        request["dosageInstruction"] = [
+            {
+                "timing": {"repeat": {"frequency": per_day, "period": 1, "periodUnit": "d"}},
+                "doseAndRate": [{"doseQuantity": {"value": 1, "unit": "tablet"}}],
+            }
+        ]
+    return request
+
+
+@pytest.mark.parametrize(
+    ("kg", "per_day", "severity"),
+    [
+        (73, 2, None),  # CrCl 60.8: every 12 hours is labelled
+        (72, 2, "info"),  # CrCl 60.0, at the line: twice a day is more often than every 24 hours
+        (71, 2, "info"),  # CrCl 59.2
+        (71, 1, None),  # once a day is within
+        (71, None, "info"),  # a frequency that cannot be read is not within (fail closed)
+        (48, 1, None),  # CrCl 40.0: once a day, not yet below 40
+        (47, 1, "warning"),  # CrCl 39.2: the AF label's contraindication
+    ],
+)
+def test_sotalol_interval_by_crcl(kg: float, per_day: int | None, severity: str | None) -> None:
+    # Male 50, creatinine 1.5 mg/dL: CrCl = 90 x kg / 108.
+    found, _ = run(
+        DOSE, Chart(age=50, gender="male", resources=(_sotalol(per_day), creatinine(1.5), weight(kg)))
+    )
+    assert [f.severity for f in found] == ([severity] if severity else [])

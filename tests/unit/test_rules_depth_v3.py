@@ -551,3 +551,19 @@ def test_celecoxib_after_a_sulfa_allergy_is_contraindicated() -> None:
 def test_a_mineral_on_the_skin_does_not_bind_an_oral_antibiotic(product: str, binds: bool) -> None:
     doxycycline = rx("doxycycline", "doxycycline hyclate 100 MG Oral Capsule")
     assert ("rule.chelation-antibiotic" in ids(doxycycline, rx("zinc", product))) is binds
+
+
+# --- from held-out v7 ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("product", "interacts"),
+    [
+        ("ciprofloxacin 0.3 % / dexamethasone 0.1 % Otic Suspension", False),
+        ("ciprofloxacin 0.3 % Ophthalmic Solution", False),
+        ("ciprofloxacin 500 MG Oral Tablet", True),
+    ],
+)
+def test_an_ear_or_eye_antibiotic_does_not_raise_the_inr(product: str, interacts: bool) -> None:
+    warfarin = rx("warfarin", "warfarin sodium 5 MG Oral Tablet")
+    assert ("rule.vka-fluoroquinolone" in ids(warfarin, rx("cipro", product))) is interacts

@@ -355,3 +355,88 @@ def test_the_new_rules_agree_with_their_entries() -> None:
         "38-42 weeks" in (knowledge.get("kb.nitrofurantoin-pregnancy-term") or pytest.fail("entry")).statement
     )
     assert "28 weeks" in (knowledge.get("kb.co-trimoxazole-pregnancy") or pytest.fail("entry")).statement
+
+
+def _doac(display: str, tablets: float = 1, per_day: int = 1, resource_id: str = "doac") -> JsonDict:
+    request = _rx(resource_id, display)
+    request["dosageInstruction"] = [
+        {
+            "timing": {"repeat": {"frequency": per_day, "period": 1, "periodUnit": "d"}},
+            "doseAndRate": [{"doseQuantity": {"value": tablets, "unit": "tablet"}}],
+        }
+    ]
+    return request
+
+
+def _vte(days_ago: int) -> JsonDict:
+    condition = copy_json(problem("hypertension", resource_id="pe", onset_days_ago=days_ago))
+    display = "Pulmonary embolism (disorder)"
+    condition["code"] = {
+        "coding": [{"system": SNOMED, "code": "59282003", "display": display}],
+        "text": display,
+    }
+    return condition
+
+
+def _labs(kg: float, creatinine: float) -> tuple[JsonDict, JsonDict]:
+    return lab("weight", kg, days_ago=10), lab("creatinine", creatinine, days_ago=10)
+
+
+@pytest.mark.parametrize(
+    ("display", "tablets", "per_day", "fires"),
+    [
+        ("Rivaroxaban 10 MG Oral Tablet", 1, 1, True),  # the VTE-prophylaxis strength
+        ("Rivaroxaban 20 MG Oral Tablet", 1, 1, False),
+        ("Rivaroxaban 15 MG Oral Tablet", 1, 1, False),
+        ("Rivaroxaban 2.5 MG Oral Tablet", 1, 2, True),  # the vascular-disease dose
+        ("Dabigatran Etexilate 150 MG Oral Capsule", 1, 2, False),
+        ("Dabigatran Etexilate 110 MG Oral Capsule", 1, 2, True),  # not a US AF dose
+        ("Edoxaban 30 MG Oral Tablet", 1, 1, False),
+        ("Apixaban 5 MG Oral Tablet", 1, 2, False),
+    ],
+)
+def test_doac_doses_for_atrial_fibrillation(display: str, tablets: float, per_day: int, fires: bool) -> None:
+    chart = facts(AF, _doac(display, tablets, per_day), *_labs(70, 1.0), age=74)
+    found = list(gaps.doac_dose_indication(chart))
+    assert bool(found) is fires
+    if fires:
+        assert found[0].severity == "warning" and found[0].evidence[0] == "kb.doac-dose-by-indication"
+
+
+@pytest.mark.parametrize(
+    ("age", "kg", "creatinine", "fires"),
+    [
+        (79, 61, 1.4, True),  # no criterion met: an under-dose
+        (80, 61, 1.4, True),  # one criterion
+        (80, 60, 1.4, False),  # two criteria: the labelled reduced dose
+        (79, 60, 1.5, False),
+    ],
+)
+def test_apixaban_2_5_mg_for_af_needs_two_reduction_criteria(
+    age: int, kg: float, creatinine: float, fires: bool
+) -> None:
+    chart = facts(AF, _doac("Apixaban 2.5 MG Oral Tablet", per_day=2), *_labs(kg, creatinine), age=age)
+    assert bool(list(gaps.doac_dose_indication(chart))) is fires
+
+
+def test_apixaban_2_5_mg_with_a_criterion_unknown_says_nothing() -> None:
+    chart = facts(
+        AF, _doac("Apixaban 2.5 MG Oral Tablet", per_day=2), lab("creatinine", 1.0, days_ago=10), age=70
+    )
+    assert not list(gaps.doac_dose_indication(chart))
+
+
+@pytest.mark.parametrize(("days", "fires"), [(179, True), (180, True), (181, False)])
+def test_extended_prevention_doses_within_six_months_of_a_vte(days: int, fires: bool) -> None:
+    for display, per_day in (("Apixaban 2.5 MG Oral Tablet", 2), ("Rivaroxaban 10 MG Oral Tablet", 1)):
+        found = list(gaps.doac_dose_indication(facts(_vte(days), _doac(display, per_day=per_day), age=60)))
+        assert bool(found) is fires
+    assert not list(gaps.doac_dose_indication(facts(_vte(30), _doac("Apixaban 5 MG Oral Tablet", per_day=2))))
+
+
+def test_a_chart_with_both_indications_or_an_unreadable_dose_says_nothing() -> None:
+    both = facts(AF, _vte(30), _doac("Rivaroxaban 10 MG Oral Tablet"), age=70)
+    assert not list(gaps.doac_dose_indication(both))
+    unread = _rx("doac", "Rivaroxaban 10 MG Oral Tablet")
+    unread["dosageInstruction"] = [{"text": "as directed"}]
+    assert not list(gaps.doac_dose_indication(facts(AF, unread, age=70)))
