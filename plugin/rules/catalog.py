@@ -1008,6 +1008,7 @@ _PREGNANCY_EVIDENCE: tuple[tuple[str, str, Severity], ...] = (
     ("arni", "kb.acei-arb-pregnancy", "critical"),
     ("statin", "kb.statin-pregnancy", "warning"),
     ("tetracycline", "kb.tetracycline-pregnancy", "warning"),
+    ("fluconazole", "kb.fluconazole-pregnancy", "warning"),
 )
 _TERATOGEN_DEFAULT: tuple[str, Severity] = ("kb.teratogen-contraception-counselling", "warning")
 

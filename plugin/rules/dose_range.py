@@ -256,9 +256,7 @@ def _excesses(
             (daily, per_day * weight if per_day else None, "a daily dose", f"{_g(per_day or 0)} mg/kg a day"),
             (daily, limits.paediatric_max_daily_mg, "a daily dose", "the children's daily cap"),
         ]
-    elif (
-        band is None and not paediatric and extended_release and limits.extended_release_daily_mg is not None
-    ):
+    elif band is None and extended_release and limits.extended_release_daily_mg is not None:
         checks += [
             (single, limits.extended_release_single_mg, "a dose", "the extended-release single-dose maximum"),
             (daily, limits.extended_release_daily_mg, "a daily dose", "the extended-release daily maximum"),

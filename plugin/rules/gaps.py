@@ -18,7 +18,7 @@ from plugin.rules.dosing import LOCAL_ROUTE
 from plugin.rules.high_harm import mme_per_day
 from plugin.rules.kidney import renal_function
 from plugin.rules.label_checks import GASTROPROTECTION
-from plugin.rules.model import Exposure, Finding, RuleFacts
+from plugin.rules.model import Exposure, Finding, RuleFacts, Severity
 from plugin.rules.monitoring import OLDER_ADULT_AGE, bp_high
 from plugin.rules.phrasing import handles as _handles
 from plugin.rules.phrasing import names as _names
@@ -36,6 +36,7 @@ __all__ = [
     "PARKINSON_ANTIEMETICS",
     "PARKINSON_SPARED",
     "PREGNANCY_STAGE_ANTIBIOTICS",
+    "REPAGLINIDE_CYP2C8_INHIBITORS",
     "TRIPTAN_VASCULAR_CONDITIONS",
     "VTE_ACUTE_DAYS",
     "cha2ds2_vasc",
@@ -231,6 +232,8 @@ def fentanyl_patch_opioid_naive(facts: RuleFacts) -> Iterator[Finding]:
     if not patches:
         return
     others = [e for e in facts.with_class("opioid") if e not in patches and not e.proposed]
+    if any("fentanyl" in e.ingredients and _PATCH.search(e.label) for e in others):
+        return  # already on an established patch: tolerant (two patches are the duplicate rule's)
     known = 0.0
     for exposure in others:
         mme, _ = mme_per_day(facts, exposure)
@@ -527,7 +530,43 @@ def _af_dose_problem(facts: RuleFacts, ingredient: str, daily: float) -> str | N
     return "2.5 mg twice daily with fewer than two reduction criteria (age 80, 60 kg, creatinine 1.5)"
 
 
+# --- rule.repaglinide-cyp2c8-inhibitor ----------------------------------------------------------------------
+
+# Repaglinide's label (sections 4 and 7): gemfibrozil is contraindicated (exposure about eightfold); with
+# clopidogrel avoid, or keep repaglinide to at most 4 mg a day, because both block its CYP2C8 clearance and
+# severe hypoglycaemia follows.
+REPAGLINIDE_CYP2C8_INHIBITORS: Final[dict[str, Severity]] = {
+    "gemfibrozil": "critical",
+    "clopidogrel": "warning",
+}
+
+
+def repaglinide_cyp2c8_inhibitor(facts: RuleFacts) -> Iterator[Finding]:
+    repaglinide = tuple(e for e in facts.exposures if "repaglinide" in e.ingredients)
+    if not repaglinide:
+        return
+    for inhibitor, severity in REPAGLINIDE_CYP2C8_INHIBITORS.items():
+        others = tuple(e for e in facts.exposures if inhibitor in e.ingredients)
+        if not others:
+            continue
+        option = (
+            "consider another glucose-lowering drug"
+            if severity == "critical"
+            else ("consider another glucose-lowering drug, or repaglinide at most 4 mg a day")
+        )
+        yield Finding(
+            "rule.repaglinide-cyp2c8-inhibitor",
+            severity,
+            _short(f"Repaglinide with {inhibitor} can cause severe hypoglycaemia: {option}"),
+            "Blocking CYP2C8 multiplies repaglinide levels (label interaction).",
+            ("kb.repaglinide-cyp2c8-inhibitors",),
+            (*_handles(repaglinide), *_handles(others)),
+            _proposed((*repaglinide, *others)),
+        )
+
+
 GAP_MEDICATION_RULES: Final[tuple[Rule, ...]] = (
+    repaglinide_cyp2c8_inhibitor,
     doac_dose_indication,
     triptan_vascular_disease,
     beers_digoxin_dose,

@@ -364,3 +364,35 @@ def test_the_file_is_the_one_loaded() -> None:
         resources.files("plugin").joinpath("knowledge/dose_ranges.json").read_text(encoding="utf-8")
     )
     assert parse_dose_table(raw).version == dose_table().version
+
+
+# --- from held-out v7: guanfacine and hydroxyzine ---------------------------------------------------------------
+
+GUANFACINE_ER = "Guanfacine 4 MG Extended Release Oral Tablet"
+
+
+@pytest.mark.parametrize(
+    ("kg", "carded"),
+    [(34, False), (33.3, False), (30, True), (22, True)],  # 4 mg is 0.12 mg/kg at 33.3 kg (rounding 10 %)
+)
+def test_guanfacine_extended_release_by_weight_for_a_child(kg: float, carded: bool) -> None:
+    assert bool(findings(order(GUANFACINE_ER, 1), age=7, weight=kg)) is carded
+
+
+def test_guanfacine_extended_release_without_a_weight_is_held_to_the_age_band() -> None:
+    found = findings(order("Guanfacine 1 MG Extended Release Oral Tablet", 5), age=10)  # 5 mg at 10 years
+    assert [f.rule_id for f in found] == ["rule.dose-above-maximum"] and "ages 6-12" in found[0].summary
+    assert [f.rule_id for f in findings(order(GUANFACINE_ER, 1), age=10)] == ["rule.dose-weight-unknown"]
+
+
+def test_guanfacine_extended_release_in_an_adult_has_its_own_limit() -> None:
+    assert findings(order(GUANFACINE_ER, 1)) == []  # 4 mg: over the 3 mg immediate-release limit, within 7 mg
+    assert findings(order("Guanfacine 2 MG Oral Tablet", 2)) != []
+
+
+@pytest.mark.parametrize(
+    ("age", "per_day", "carded"), [(5, 2, False), (5, 3, True), (6, 3, False), (6, 5, True)]
+)
+def test_hydroxyzine_by_age_band(age: int, per_day: int, carded: bool) -> None:
+    drafted = order("Hydroxyzine Hydrochloride 25 MG Oral Tablet", 1, frequency=per_day)
+    assert bool(findings(drafted, age=age)) is carded

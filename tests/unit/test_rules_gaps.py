@@ -7,6 +7,7 @@ import pytest
 
 from plugin.knowledge import load_knowledge_base
 from plugin.rules import gaps
+from plugin.rules.catalog import pregnancy_teratogen
 from plugin.rules.model import RuleFacts
 from tests.support.charts import SNOMED, JsonDict, copy_json
 from tests.support.rule_cases import Chart, draft, lab, med, problem
@@ -440,3 +441,32 @@ def test_a_chart_with_both_indications_or_an_unreadable_dose_says_nothing() -> N
     unread = _rx("doac", "Rivaroxaban 10 MG Oral Tablet")
     unread["dosageInstruction"] = [{"text": "as directed"}]
     assert not list(gaps.doac_dose_indication(facts(AF, unread, age=70)))
+
+
+def test_a_new_patch_beside_an_established_patch_is_not_opioid_naive() -> None:
+    established = _rx("duragesic", "Duragesic 50 MCG/HR Transdermal Patch")  # ordered 120 days ago
+    assert not list(
+        gaps.fentanyl_patch_opioid_naive(facts(established, drafts=(_draft("fentanyl", FENTANYL),)))
+    )
+
+
+@pytest.mark.parametrize(("inhibitor", "severity"), [("gemfibrozil", "critical"), ("clopidogrel", "warning")])
+def test_repaglinide_with_a_cyp2c8_inhibitor(inhibitor: str, severity: str) -> None:
+    repaglinide = _rx("repaglinide", "repaglinide 1 MG Oral Tablet")
+    other = _rx(
+        "other",
+        f"{inhibitor} 600 MG Oral Tablet" if inhibitor == "gemfibrozil" else f"{inhibitor} 75 MG Oral Tablet",
+    )
+    (finding,) = gaps.repaglinide_cyp2c8_inhibitor(facts(repaglinide, other))
+    assert finding.severity == severity and finding.evidence == ("kb.repaglinide-cyp2c8-inhibitors",)
+    assert not list(gaps.repaglinide_cyp2c8_inhibitor(facts(repaglinide)))
+    assert not list(
+        gaps.repaglinide_cyp2c8_inhibitor(facts(other, _rx("glipizide", "glipizide 5 MG Oral Tablet")))
+    )
+
+
+def test_fluconazole_in_pregnancy_is_a_warning() -> None:
+    fluconazole = _rx("fluconazole", "fluconazole 150 MG Oral Tablet")
+    (finding,) = pregnancy_teratogen(facts(_pregnant(14), fluconazole, age=30, gender="female"))
+    assert finding.severity == "warning" and finding.evidence == ("kb.fluconazole-pregnancy",)
+    assert not list(pregnancy_teratogen(facts(fluconazole, age=30, gender="female")))
