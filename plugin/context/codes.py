@@ -195,6 +195,16 @@ ANALYTES: dict[str, Analyte] = {
             "hemoglobin", "Hemoglobin", ("718-7",), "g/dL", _LAB, low=12.0, high=17.5, plausible=(1.0, 30.0)
         ),
         _analyte(
+            "hematocrit",
+            "Hematocrit",
+            ("4544-3", "20570-8"),
+            "%",
+            _LAB,
+            low=36.0,
+            high=50.0,
+            plausible=(5.0, 80.0),
+        ),
+        _analyte(
             "platelets",
             "Platelets",
             ("777-3", "26515-7"),
@@ -218,6 +228,18 @@ ANALYTES: dict[str, Analyte] = {
         _analyte("tsh", "TSH", ("3016-3",), "mIU/L", _LAB, low=0.4, high=4.0, plausible=(0.0, 1000.0)),
         # Serum digoxin, read for toxicity above 2 ng/mL (plugin.rules.monitoring).
         _analyte("digoxin", "Digoxin level", ("10535-3",), "ng/mL", _LAB, high=2.0, plausible=(0.0, 50.0)),
+        # Serum lithium (drug_monitoring.json): the therapeutic range is about 0.6-1.2 mmol/L.
+        _analyte("lithium", "Lithium level", ("14334-7",), "mmol/L", _LAB, high=1.2, plausible=(0.0, 15.0)),
+        _analyte(
+            "leukocytes",
+            "White cell count",
+            ("6690-2", "26464-8"),
+            "10^3/uL",
+            _LAB,
+            low=4.0,
+            high=11.0,
+            plausible=(0.0, 1000.0),
+        ),
         _analyte(
             "systolic_bp",
             "Systolic blood pressure",
@@ -381,12 +403,20 @@ _CONVERSIONS: dict[str, dict[str, _Linear]] = {
     "triglycerides": _table((1.0, _MG_DL), (88.57, ("mmol/L",))),
     "glucose": _table((1.0, _MG_DL), (18.016, ("mmol/L",))),
     "hemoglobin": _table((1.0, ("g/dL",)), (0.1, ("g/L",))),
+    # A fraction (0.55) is how SI labs print it; the percentage is the same number times 100.
+    "hematocrit": _table((1.0, ("%",)), (100.0, ("L/L", "1", "{fraction}"))),
     "platelets": _table(
         # 10^3 per µL and 10^9 per L are the same count; labs print it half a dozen ways.
         (1.0, ("10*3/uL", "10^3/uL", "10*9/L", "10^9/L", "x10^9/L", "x10E3/uL", "10E3/uL", "K/uL", "/nL")),
         (0.001, ("/uL",)),
     ),
     "alt": _table((1.0, ("U/L", "[IU]/L", "IU/L")), (60.0, ("ukat/L",))),
+    # One lithium ion carries one charge: mmol/L and mEq/L are the same number.
+    "lithium": _table((1.0, ("mmol/L", "meq/L", "mEq/L", "m[eq]/L"))),
+    "leukocytes": _table(
+        (1.0, ("10*3/uL", "10^3/uL", "10*9/L", "10^9/L", "x10^9/L", "x10E3/uL", "10E3/uL", "K/uL", "/nL")),
+        (0.001, ("/uL",)),
+    ),
     "uacr": _table((1.0, ("mg/g", "ug/mg")), (8.84, ("mg/mmol",))),  # 1 mmol creatinine = 113.12 mg
     # mIU/L and µIU/mL are the same number; "mU/L" is how some labs print it.
     "tsh": _table((1.0, ("mIU/L", "m[IU]/L", "uIU/mL", "u[IU]/mL", "mU/L"))),

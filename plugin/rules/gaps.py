@@ -565,7 +565,32 @@ def repaglinide_cyp2c8_inhibitor(facts: RuleFacts) -> Iterator[Finding]:
         )
 
 
+# --- rule.testosterone-high-hematocrit ----------------------------------------------------------------------
+
+TESTOSTERONE_HOLD_HEMATOCRIT: Final = 54.0  # Endocrine Society 2018: stop above 54 % until it falls
+
+
+def testosterone_high_hematocrit(facts: RuleFacts) -> Iterator[Finding]:
+    hematocrit = facts.current("hematocrit")
+    testosterone = tuple(e for e in facts.exposures if "testosterone" in e.ingredients)
+    if hematocrit is None or hematocrit.value <= TESTOSTERONE_HOLD_HEMATOCRIT or not testosterone:
+        return
+    yield Finding(
+        "rule.testosterone-high-hematocrit",
+        "warning",
+        _short(
+            f"Hematocrit {hematocrit.value:g}% on testosterone: consider holding it until the hematocrit falls, "
+            "then a lower dose"
+        ),
+        "Testosterone raises the red cell mass, and a hematocrit above 54% raises the risk of clots and stroke.",
+        ("kb.testosterone-hematocrit",),
+        (hematocrit.handle, *_handles(testosterone)),
+        _proposed(testosterone),
+    )
+
+
 GAP_MEDICATION_RULES: Final[tuple[Rule, ...]] = (
+    testosterone_high_hematocrit,
     repaglinide_cyp2c8_inhibitor,
     doac_dose_indication,
     triptan_vascular_disease,

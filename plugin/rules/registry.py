@@ -3,7 +3,7 @@
 # The modules are split by clinical area (catalog: pairs, allergies, pregnancy, older adults; high_harm:
 # the high-harm combinations and the opioid bundle; kidney/renal_rules: renal function and dosing;
 # monitoring: monitoring, drug-disease and care gaps; label_checks: label and Beers checks of pairs, conditions,
-# ages and doses; dose_range: draft doses; depth: electrolytes on diuretics, acetaminophen totals,
+# ages and doses; dose_range: doses; drug_monitoring: the labs a drug needs; depth: electrolytes on diuretics, acetaminophen totals,
 # amiodarone monitoring, anticholinergics with dementia drugs, Tdap in pregnancy; gaps: AF without
 # anticoagulation, statins without a lipid panel, amiodarone first-line at 65+; resolution: what could not be resolved). Only this module imports them all, so none of them depends on another's place in the list.
 
@@ -14,6 +14,7 @@ from typing import Final
 from plugin.rules.catalog import BASE_CARE_GAP_RULES, BASE_MEDICATION_RULES, Rule
 from plugin.rules.depth import DEPTH_CARE_GAP_RULES, DEPTH_MEDICATION_RULES
 from plugin.rules.dose_range import DOSE_RULES
+from plugin.rules.drug_monitoring import DRUG_MONITORING_RULES
 from plugin.rules.gaps import GAP_CARE_RULES, GAP_MEDICATION_RULES
 from plugin.rules.high_harm import HIGH_HARM_RULES
 from plugin.rules.label_checks import LABEL_CHECK_RULES
@@ -34,6 +35,7 @@ MEDICATION_RULES: Final[tuple[Rule, ...]] = (
     *DOSE_RULES,
     *DEPTH_MEDICATION_RULES,
     *GAP_MEDICATION_RULES,
+    *DRUG_MONITORING_RULES,
     *RESOLUTION_RULES,
 )
 # Care gaps: what the chart lacks; patient-view only.

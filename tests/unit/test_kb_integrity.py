@@ -147,7 +147,13 @@ def test_lab_windows_cite_entries_that_exist(knowledge: KnowledgeBase) -> None:
 
 # The data tables rules read their evidence ids from, besides the rule modules themselves, and the
 # protected therapies governance's safety step vetoes removals with (plugin/governance/protected.py).
-RULE_TABLES = ("renal_dosing.json", "dose_ranges.json", "opioid_mme.json", "protected_therapies.json")
+RULE_TABLES = (
+    "renal_dosing.json",
+    "dose_ranges.json",
+    "opioid_mme.json",
+    "protected_therapies.json",
+    "drug_monitoring.json",
+)
 
 
 def _cited_ids() -> set[str]:

@@ -470,3 +470,28 @@ def test_fluconazole_in_pregnancy_is_a_warning() -> None:
     (finding,) = pregnancy_teratogen(facts(_pregnant(14), fluconazole, age=30, gender="female"))
     assert finding.severity == "warning" and finding.evidence == ("kb.fluconazole-pregnancy",)
     assert not list(pregnancy_teratogen(facts(fluconazole, age=30, gender="female")))
+
+
+@pytest.mark.parametrize(("value", "fires"), [(53.9, False), (54.0, False), (54.1, True), (55.2, True)])
+def test_testosterone_with_a_hematocrit_above_54(value: float, fires: bool) -> None:
+    testosterone = _rx("testosterone", "testosterone cypionate 200 MG/ML Injectable Solution")
+    found = list(gaps.testosterone_high_hematocrit(facts(testosterone, lab("hematocrit", value))))
+    assert bool(found) is fires
+    if fires:
+        assert found[0].severity == "warning" and gaps.TESTOSTERONE_HOLD_HEMATOCRIT == 54.0
+    assert not list(gaps.testosterone_high_hematocrit(facts(lab("hematocrit", value))))
+
+
+def test_a_hematocrit_older_than_six_months_is_not_read() -> None:
+    testosterone = _rx("testosterone", "testosterone cypionate 200 MG/ML Injectable Solution")
+    assert not list(
+        gaps.testosterone_high_hematocrit(facts(testosterone, lab("hematocrit", 56.0, days_ago=181)))
+    )
+
+
+def test_a_hematocrit_as_a_fraction_is_read_as_a_percentage() -> None:
+    fraction = lab("hematocrit", 0.56)
+    fraction["valueQuantity"].update({"unit": "L/L", "code": "L/L"})
+    testosterone = _rx("testosterone", "testosterone cypionate 200 MG/ML Injectable Solution")
+    (finding,) = gaps.testosterone_high_hematocrit(facts(testosterone, fraction))
+    assert "56%" in finding.summary

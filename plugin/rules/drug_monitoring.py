@@ -1,0 +1,170 @@
+"""Labs a drug needs on established therapy (knowledge/drug_monitoring.json): ask when one is missing or old."""
+
+# Each drug names its labs with how old the latest value may be; the drug's own interval decides, not the
+# analyte's general validity window (a yearly sodium on carbamazepine, a six-monthly lithium level). A value
+# that is undated counts as missing: unknown is not absent. One card per drug names every lab it lacks, with
+# the first as the order the card offers.
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Final
+
+from plugin.context.codes import ANALYTES
+from plugin.context.model import Measurement
+from plugin.errors import PluginError
+from plugin.packaged import read_knowledge_json
+from plugin.rules.model import Exposure, Finding, LabOrder, RuleFacts, Severity
+from plugin.rules.phrasing import short as _short
+
+__all__ = [
+    "DRUG_MONITORING_RULES",
+    "DrugMonitoring",
+    "DrugMonitoringError",
+    "drug_monitoring",
+    "parse_drug_monitoring",
+]
+
+_DATA: Final = "knowledge/drug_monitoring.json"
+_KB_ID: Final = re.compile(r"^kb\.[a-z0-9]+(-[a-z0-9]+)*$")
+_LOINC: Final = re.compile(r"^\d{1,7}-\d$")
+
+
+class DrugMonitoringError(PluginError):
+    """knowledge/drug_monitoring.json is malformed."""
+
+
+@dataclass(frozen=True, slots=True)
+class MonitoredLab:
+    analyte: str
+    max_age_days: int
+    order: LabOrder
+
+
+@dataclass(frozen=True, slots=True)
+class DrugMonitoring:
+    ingredients: tuple[str, ...]  # a product matches when it contains one of them
+    labs: tuple[MonitoredLab, ...]
+    why: str
+    evidence: tuple[str, ...]
+    severity: Severity  # the first entry's hint: a lithium level matters more than a yearly sodium
+
+
+def _fail(problem: str) -> DrugMonitoringError:
+    return DrugMonitoringError(f"{_DATA}: {problem}")
+
+
+def _lab(raw: object, where: str) -> MonitoredLab:
+    if not isinstance(raw, dict) or set(raw) != {"analyte", "max_age_days", "loinc", "display"}:
+        raise _fail(f"{where}: a lab has exactly analyte, max_age_days, loinc and display")
+    analyte, days, loinc, display = raw["analyte"], raw["max_age_days"], raw["loinc"], raw["display"]
+    if analyte not in ANALYTES:
+        raise _fail(f"{where}: unknown analyte {analyte!r}")
+    if not isinstance(days, int) or isinstance(days, bool) or not 1 <= days <= 3650:
+        raise _fail(f"{where}: max_age_days is a whole number of days from 1 to 3650")
+    if not isinstance(loinc, str) or not _LOINC.match(loinc) or not isinstance(display, str) or not display:
+        raise _fail(f"{where}: a LOINC code and its display")
+    return MonitoredLab(analyte, days, LabOrder(loinc, display))
+
+
+def parse_drug_monitoring(raw: object) -> tuple[DrugMonitoring, ...]:
+    """The table in drug_monitoring.json's content; DrugMonitoringError names the first problem."""
+    if (
+        not isinstance(raw, dict)
+        or not isinstance(raw.get("version"), str)
+        or not isinstance(raw.get("drugs"), list)
+    ):
+        raise _fail("needs a version and a list of drugs")
+    table: list[DrugMonitoring] = []
+    seen: set[str] = set()
+    for position, drug in enumerate(raw["drugs"]):
+        where = f"drugs[{position}]"
+        if not isinstance(drug, dict) or set(drug) != {"ingredients", "labs", "why", "evidence", "severity"}:
+            raise _fail(f"{where}: a drug has exactly ingredients, labs, why, evidence and severity")
+        severity = drug["severity"]
+        if severity not in ("info", "warning"):
+            raise _fail(f"{where}: severity is info or warning")
+        ingredients, labs, why, evidence = drug["ingredients"], drug["labs"], drug["why"], drug["evidence"]
+        if (
+            not isinstance(ingredients, list)
+            or not ingredients
+            or not all(isinstance(i, str) for i in ingredients)
+        ):
+            raise _fail(f"{where}: ingredients is a non-empty list of names")
+        if seen & set(ingredients):
+            raise _fail(f"{where}: an ingredient is listed once")
+        seen |= set(ingredients)
+        if not isinstance(labs, list) or not labs:
+            raise _fail(f"{where}: at least one lab")
+        if not isinstance(why, str) or not why.endswith("."):
+            raise _fail(f"{where}: why is one sentence")
+        if (
+            not isinstance(evidence, list)
+            or not evidence
+            or not all(isinstance(e, str) and _KB_ID.match(e) for e in evidence)
+        ):
+            raise _fail(f"{where}: evidence lists knowledge-base ids")
+        parsed = tuple(_lab(lab, f"{where}.labs[{n}]") for n, lab in enumerate(labs))
+        if len({lab.analyte for lab in parsed}) != len(parsed):
+            raise _fail(f"{where}: an analyte is listed once per drug")
+        table.append(DrugMonitoring(tuple(ingredients), parsed, why, tuple(evidence), severity))
+    return tuple(table)
+
+
+@functools.cache
+def drug_monitoring() -> tuple[DrugMonitoring, ...]:
+    """The packaged table, read and validated on first use."""
+    return parse_drug_monitoring(read_knowledge_json("drug_monitoring.json", DrugMonitoringError))
+
+
+def _gap(facts: RuleFacts, lab: MonitoredLab) -> tuple[str, Measurement | None] | None:
+    """None when the latest value is within the drug's interval; else how the card says it, and the old value."""
+    latest = facts.latest(lab.analyte)
+    label = ANALYTES[lab.analyte].label
+    if latest is None:
+        return f"no {label.lower()} on record", None
+    if latest.days_ago is None:
+        return f"an undated {label.lower()}", latest
+    if latest.days_ago > lab.max_age_days:
+        return f"{label.lower()} {latest.days_ago} days old", latest
+    return None
+
+
+def _monitored(facts: RuleFacts) -> Iterator[tuple[Exposure, DrugMonitoring]]:
+    table = drug_monitoring()
+    for exposure in facts.exposures:
+        row = next((d for d in table if not set(d.ingredients).isdisjoint(exposure.ingredients)), None)
+        if row is not None:
+            yield exposure, row
+
+
+def drug_monitoring_labs(facts: RuleFacts) -> Iterator[Finding]:
+    """An established drug without its monitoring labs within their intervals. A drug being started gets its
+    baseline from the prescriber's own plan: the card is for therapy already running."""
+    done: set[tuple[str, ...]] = set()
+    for exposure, row in _monitored(facts):
+        if exposure.proposed or row.ingredients in done:
+            continue
+        gaps = [(lab, gap) for lab in row.labs if (gap := _gap(facts, lab)) is not None]
+        if not gaps:
+            continue
+        done.add(row.ingredients)
+        name = next(i for i in exposure.ingredients if i in row.ingredients)
+        said = ", ".join(text for _, (text, _) in gaps)
+        wanted = " and ".join(ANALYTES[lab.analyte].label.lower() for lab, _ in gaps)
+        yield Finding(
+            "rule.drug-monitoring-labs",
+            row.severity,
+            _short(f"On {name} with {said}: consider checking {wanted}"),
+            row.why,
+            row.evidence,
+            (exposure.handle, *(m.handle for _, (_, m) in gaps if m is not None)),
+            (),
+            gaps[0][0].order,
+        )
+
+
+DRUG_MONITORING_RULES: Final = (drug_monitoring_labs,)

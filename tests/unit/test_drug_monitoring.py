@@ -1,0 +1,130 @@
+"""The labs a drug needs on established therapy (plugin.rules.drug_monitoring): each interval at, below and
+above its limit, missing and undated values, the table's validation and its entries."""
+
+from __future__ import annotations
+
+import json
+from importlib import resources
+from typing import Any
+
+import pytest
+
+from plugin.knowledge import load_knowledge_base
+from plugin.rules.drug_monitoring import (
+    DrugMonitoringError,
+    drug_monitoring,
+    drug_monitoring_labs,
+    parse_drug_monitoring,
+)
+from plugin.rules.model import Finding, RuleFacts
+from tests.support.charts import JsonDict, medication_request
+from tests.support.rule_cases import PATIENT_ID, Chart, lab
+
+pytestmark = pytest.mark.unit
+
+
+def _drug(display: str, status: str = "active") -> JsonDict:
+    request = medication_request("drug", PATIENT_ID, "", display, status=status)
+    del request["medicationCodeableConcept"]["coding"]
+    return request
+
+
+def _lithium_level(value: float, days_ago: int) -> JsonDict:
+    level = lab("creatinine", value, days_ago=days_ago, resource_id="lithium-level")
+    level["code"] = {"coding": [{"system": "http://loinc.org", "code": "14334-7"}], "text": "Lithium"}
+    level["valueQuantity"] = {
+        "value": value,
+        "unit": "mmol/L",
+        "system": "http://unitsofmeasure.org",
+        "code": "mmol/L",
+    }
+    return level
+
+
+def run(*resources: JsonDict, drafts: tuple[JsonDict, ...] = ()) -> list[Finding]:
+    built = Chart(age=60, resources=resources, drafts=drafts).build()
+    return list(drug_monitoring_labs(RuleFacts.of(built.context)))
+
+
+LITHIUM = "lithium carbonate 300 MG Oral Capsule"
+
+
+@pytest.mark.parametrize(("days", "fires"), [(179, False), (180, False), (181, True)])
+def test_lithium_labs_every_six_months(days: int, fires: bool) -> None:
+    found = run(
+        _drug(LITHIUM),
+        _lithium_level(0.8, days),
+        lab("creatinine", 1.0, days_ago=30),
+        lab("tsh", 2.0, days_ago=30),
+    )
+    assert bool(found) is fires
+    if fires:
+        (finding,) = found
+        assert finding.severity == "warning" and finding.evidence == ("kb.lithium-monitoring",)
+        assert f"lithium level {days} days old" in finding.summary
+        assert finding.order_lab is not None and finding.order_lab.loinc == "14334-7"
+
+
+def test_every_missing_lab_is_named_and_the_first_is_offered() -> None:
+    (finding,) = run(_drug("carbamazepine 200 MG Extended Release Oral Tablet"), lab("alt", 20, days_ago=400))
+    assert "no sodium on record" in finding.summary and "alt 400 days old" in finding.summary.lower()
+    assert (
+        finding.severity == "info" and finding.order_lab is not None and finding.order_lab.loinc == "2951-2"
+    )
+
+
+def test_an_undated_value_counts_as_missing() -> None:
+    undated = lab("alt", 20)
+    del undated["effectiveDateTime"]
+    found = run(_drug("leflunomide 20 MG Oral Tablet"), undated, lab("platelets", 250, days_ago=30))
+    assert found and "undated" in found[0].summary
+
+
+def test_a_drug_being_started_and_a_drug_without_a_row_say_nothing() -> None:
+    assert run(drafts=(_drug(LITHIUM, status="draft"),)) == []
+    assert run(_drug("amlodipine 5 MG Oral Tablet")) == []
+
+
+def test_current_labs_for_every_listed_drug_silence_it() -> None:
+    labs = (
+        lab("sodium", 138, days_ago=30),
+        lab("platelets", 250, days_ago=30),
+        lab("alt", 20, days_ago=30),
+    )
+    for display in (
+        "carbamazepine 200 MG Oral Tablet",
+        "divalproex sodium 500 MG Delayed Release Oral Tablet",
+        "azathioprine 50 MG Oral Tablet",
+    ):
+        assert run(_drug(display), *labs) == [], display
+
+
+def test_the_table_cites_entries_that_exist_with_its_severity() -> None:
+    knowledge = load_knowledge_base()
+    for row in drug_monitoring():
+        entry = knowledge.get(row.evidence[0])
+        assert entry is not None and entry.severity_hint == row.severity, row.ingredients
+
+
+def _table() -> dict[str, Any]:
+    return json.loads(resources.files("plugin").joinpath("knowledge/drug_monitoring.json").read_text())
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        lambda t: t["drugs"][0]["labs"][0].update(analyte="unobtainium"),
+        lambda t: t["drugs"][0]["labs"][0].update(max_age_days=0),
+        lambda t: t["drugs"][0]["labs"][0].update(loinc="14334"),
+        lambda t: t["drugs"][0].update(severity="critical"),
+        lambda t: t["drugs"][0].update(evidence=["lithium-monitoring"]),
+        lambda t: t["drugs"][1].update(ingredients=["lithium"]),
+        lambda t: t["drugs"][0]["labs"].append(dict(t["drugs"][0]["labs"][0])),
+        lambda t: t.pop("version"),
+    ],
+)
+def test_the_loader_refuses_a_malformed_table(edit: Any) -> None:
+    table = _table()
+    edit(table)
+    with pytest.raises(DrugMonitoringError):
+        parse_drug_monitoring(table)
