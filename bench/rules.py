@@ -50,8 +50,11 @@ from bench.gold.model import (
     HELDOUT_V5_PATH,
     HELDOUT_V6_PATH,
     HELDOUT_V7_PATH,
+    load_check_rules,
     load_constructed,
     load_full_review,
+    load_gold,
+    load_second_review,
 )
 from bench.stats import percentile
 from cds_hooks.prefetch import render_template
@@ -173,6 +176,12 @@ def main(argv: list[str] | None = None) -> int:
         synthea = accuracy.evaluate(fixtures=SYNTHEA)
         print("\n".join(accuracy.render(synthea)))
         print()
+        second = accuracy.evaluate(
+            load_second_review().merged(load_gold(), load_check_rules()), fixtures=SYNTHEA
+        )
+        print("Synthea charts with a blind second review's findings added (pharmacist_review_second.json):")
+        print("\n".join(accuracy.render(second)))
+        print()
         cases = constructed.evaluate()
         print("\n".join(constructed.render(cases)))
         print()
@@ -182,6 +191,7 @@ def main(argv: list[str] | None = None) -> int:
         print()
         totals = [
             ("Synthea charts", synthea.overall),
+            ("Synthea charts + blind second review", second.overall),
             ("constructed cases", cases.overall),
             ("constructed cases + blind full review", complete.overall),
         ]

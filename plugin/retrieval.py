@@ -14,7 +14,9 @@
 #       what order review is for, and what the safety layer found about it comes first;
 #    1. other entries about a draft order's drug;
 #    2. entries a rule cites about the rest of the chart (warfarin with naproxen, an overdue INR): the model
-#       must see what the rule cards say, so that it neither contradicts nor merely repeats them;
+#       must see what the rule cards say, so that it neither contradicts nor merely repeats them; preventive
+#       entries (a vaccine the care-gap rules already asked for) are not lifted, since the model has nothing
+#       to add to them and the budget is small;
 #    3. the rest.
 #    The score is BM25 (rank-bm25's Okapi variant) over each entry's title and statement, against a query of
 #    the medication ingredients and drug classes, the problem displays and the draft orders, plus a code
@@ -248,7 +250,7 @@ def retrieve(context: ClinicalContext, knowledge: KnowledgeBase, limit: int = DE
         elif about_draft:
             tier = 1
         else:
-            tier = 2 if entry.id in cited else 3
+            tier = 2 if entry.id in cited and entry.kind != "preventive" else 3
         ranked.append((tier, round(text + CODE_WEIGHT * coverage, _SCORE_DIGITS), entry.id, entry))
     ranked.sort(key=lambda item: (item[0], -item[1], item[2]))
     kept = ranked[:limit]

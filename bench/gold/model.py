@@ -31,6 +31,8 @@ HELDOUT_V5_PATH = Path(__file__).resolve().parent / "heldout_v5_cases.json"
 HELDOUT_V6_PATH = Path(__file__).resolve().parent / "heldout_v6_cases.json"
 # The seventh held-out set (2026-12-07), written blind after v6 was tuned on: the unseen number now.
 HELDOUT_V7_PATH = Path(__file__).resolve().parent / "heldout_v7_cases.json"
+# A blind second review of the Synthea charts (2026-12-07), added to the first pharmacist review's findings.
+SECOND_REVIEW_PATH = Path(__file__).resolve().parent / "pharmacist_review_second.json"
 # A blind, complete review of the constructed charts (2026-12-07), added to their authors' focused findings.
 FULL_REVIEW_PATH = Path(__file__).resolve().parent / "constructed_full_review.json"
 
@@ -287,6 +289,59 @@ class FullReview(_Strict):
             update={"checks": {**self.checks, **constructed.checks}, "cases": cases}
         )
         return ConstructedSet.model_validate(merged.model_dump())
+
+
+class SecondReviewDispute(_Strict):
+    finding_id: str
+    reason: str = Field(min_length=1)
+
+
+class SecondReviewChart(_Strict):
+    file: str = Field(min_length=1)
+    as_of: date
+    add: tuple[ConstructedFinding, ...]
+    disputes: tuple[SecondReviewDispute, ...] = ()
+
+
+class SecondReview(_Strict):
+    """A second, blind pharmacist review of the Synthea charts: findings the first review left out, named by
+    check (check_rules.json maps them to rules, as for the constructed set), and disputes kept as written."""
+
+    version: int = Field(ge=1)
+    written: date
+    method: str = Field(min_length=1)
+    charts: tuple[SecondReviewChart, ...]
+
+    def merged(self, gold: GoldSet, check_rules: dict[str, tuple[str, ...]]) -> GoldSet:
+        """The first review with every chart's findings extended by this review's (rule ids from the checks)."""
+        added = {c.file: c for c in self.charts}
+        if sorted(added) != sorted(p.file for p in gold.patients) or len(added) != len(self.charts):
+            raise ValueError("the second review covers every reviewed chart exactly once")
+        patients = []
+        for patient in gold.patients:
+            chart = added[patient.file]
+            if chart.as_of != patient.as_of:
+                raise ValueError(f"{patient.key}: the second review reads the chart at the same date")
+            extra = tuple(
+                GoldFinding(
+                    id=f.id,
+                    family=f.family,
+                    severity=f.severity,
+                    summary=f.summary,
+                    basis=f.basis,
+                    rationale=f.rationale,
+                    source=f.source,
+                    rule_ids=check_rules.get(f.check, ()),
+                )
+                for f in chart.add
+            )
+            findings = (*patient.findings, *extra)
+            patients.append(patient.model_copy(update={"findings": findings, "nothing_to_say": not findings}))
+        return GoldSet.model_validate({**gold.model_dump(), "patients": [p.model_dump() for p in patients]})
+
+
+def load_second_review(path: Path = SECOND_REVIEW_PATH) -> SecondReview:
+    return SecondReview.model_validate_json(path.read_bytes())
 
 
 def load_full_review(path: Path = FULL_REVIEW_PATH) -> FullReview:

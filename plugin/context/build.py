@@ -776,12 +776,17 @@ def _finish(facts: _Facts, demographics: Demographics, options: ContextOptions, 
         ]
     )
     latest_vaccines: dict[tuple[str, str], tuple[Immunization, str]] = {}
+    dose_counts: dict[tuple[str, str], int] = {}
     for immunization, ref in ordered(facts.immunizations, lambda i: (_age_key(i.days_ago), i.vaccine.code)):
-        latest_vaccines.setdefault(
-            (immunization.vaccine.system, immunization.vaccine.code), (immunization, ref)
-        )
+        key = (immunization.vaccine.system, immunization.vaccine.code)
+        latest_vaccines.setdefault(key, (immunization, ref))
+        dose_counts[key] = dose_counts.get(key, 0) + 1
     immunizations = tuple(
-        replace(i, handle=handles.assign("I", ref))
+        replace(
+            i,
+            handle=handles.assign("I", ref),
+            doses=dose_counts[(i.vaccine.system, i.vaccine.code)],
+        )
         for i, ref in ordered(list(latest_vaccines.values()), lambda i: (i.vaccine.system, i.vaccine.code))
     )
     procedures = tuple(

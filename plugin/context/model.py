@@ -113,7 +113,8 @@ class Encounter:
 class Immunization:
     handle: str
     vaccine: Code
-    days_ago: int | None
+    days_ago: int | None  # the latest dose of this vaccine code
+    doses: int = 1  # how many records of this vaccine code the chart holds (a two-dose series counts)
 
 
 @dataclass(frozen=True, slots=True)

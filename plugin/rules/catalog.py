@@ -15,6 +15,7 @@ from typing import Final
 from plugin import allergens, terminology
 from plugin.context.codes import system_name
 from plugin.context.model import Allergy, Code
+from plugin.rules import vaccines
 from plugin.rules.dose_range import low_dose_aspirin
 from plugin.rules.dosing import EXTENDED_RELEASE, LOCAL_ROUTE, SUMMED_INGREDIENTS, daily_mg, dosage_of
 from plugin.rules.freshness import MonitoringInterval, monitoring_interval
@@ -1554,7 +1555,7 @@ ADULT_VACCINE_MIN_AGE: Final = 50
 def pneumococcal_due(facts: RuleFacts) -> Iterator[Finding]:
     if facts.age is None or facts.age < ADULT_VACCINE_MIN_AGE or facts.context.demographics.deceased:
         return
-    if _vaccine_within(facts, "pneumococcal", None):
+    if vaccines.doses(facts, "pneumococcal"):
         return
     yield Finding(
         "rule.pneumococcal-vaccine-due",

@@ -5,7 +5,7 @@
 # monitoring: monitoring, drug-disease and care gaps; label_checks: label and Beers checks of pairs, conditions,
 # ages and doses; dose_range: doses; drug_monitoring: the labs a drug needs; depth: electrolytes on diuretics, acetaminophen totals,
 # amiodarone monitoring, anticholinergics with dementia drugs, Tdap in pregnancy; gaps: AF without
-# anticoagulation, statins without a lipid panel, amiodarone first-line at 65+; resolution: what could not be resolved). Only this module imports them all, so none of them depends on another's place in the list.
+# anticoagulation, statins without a lipid panel, amiodarone first-line at 65+; resolution: what could not be resolved; vaccines: zoster, Td/Tdap, RSV and at-risk pneumococcal). Only this module imports them all, so none of them depends on another's place in the list.
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ from plugin.rules.label_checks import LABEL_CHECK_RULES
 from plugin.rules.monitoring import CARE_GAP_EXTRA_RULES, DRUG_DISEASE_RULES, MONITORING_RULES
 from plugin.rules.renal_rules import KIDNEY_RULES
 from plugin.rules.resolution import RESOLUTION_RULES
+from plugin.rules.vaccines import VACCINE_CARE_GAP_RULES
 
 __all__ = ["CARE_GAP_RULES", "MEDICATION_RULES", "Rule"]
 
@@ -44,4 +45,5 @@ CARE_GAP_RULES: Final[tuple[Rule, ...]] = (
     *CARE_GAP_EXTRA_RULES,
     *DEPTH_CARE_GAP_RULES,
     *GAP_CARE_RULES,
+    *VACCINE_CARE_GAP_RULES,
 )

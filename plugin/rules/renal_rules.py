@@ -32,7 +32,14 @@ from plugin.rules.phrasing import proposed as _proposed
 from plugin.rules.phrasing import short as _short
 from plugin.rules.renal_dosing import Criteria, RenalDrug, RenalTable, Threshold, renal_dosing
 
-__all__ = ["CREATININE", "KIDNEY_RULES", "AkiNephrotoxin", "RenalDose", "RenalFunctionUnknown", "criteria_met"]
+__all__ = [
+    "CREATININE",
+    "KIDNEY_RULES",
+    "AkiNephrotoxin",
+    "RenalDose",
+    "RenalFunctionUnknown",
+    "criteria_met",
+]
 
 Rule = Callable[[RuleFacts], Iterator[Finding]]
 CREATININE = LabOrder("2160-0", "Creatinine [Mass/volume] in Serum or Plasma")

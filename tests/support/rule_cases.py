@@ -170,6 +170,11 @@ VITALS = frozenset(
 VACCINES: dict[str, tuple[str, str]] = {
     "influenza": ("140", "Influenza, seasonal, injectable, preservative free"),
     "pneumococcal": ("133", "Pneumococcal conjugate PCV 13"),
+    "zoster-recombinant": ("187", "zoster vaccine recombinant"),
+    "zoster-live": ("121", "zoster live"),
+    "td": ("113", "Td (adult) preservative free"),
+    "tdap": ("115", "Tdap"),
+    "rsv": ("305", "RSV vaccine, adjuvanted"),
 }
 
 _PREFETCH_KEY = {

@@ -131,3 +131,17 @@ def test_chart_review_leads_with_what_the_rules_cite_then_ranks_the_rest() -> No
     cited = {i for i, tier in zip(found.ids, found.tiers, strict=True) if tier == 2}
     assert {"kb.digoxin-verapamil-diltiazem", "kb.warfarin-inr-monitoring"} <= cited
     assert found.ids[: len(cited)] == tuple(i for i in found.ids if i in cited)
+
+
+def test_a_vaccine_the_rules_already_asked_for_is_not_lifted_above_drug_passages() -> None:
+    # Christin Stiedemann (78) has no zoster or RSV vaccine on record, so the vaccine rules cite their
+    # preventive entries; those rank as ordinary candidates, while the drug entries the rules cite lead.
+    prefetch, _, _ = chart_prefetch(chart_path("Christin_Stiedemann"))
+    context = build_context(prefetch, NOW).context
+    kb = load_knowledge_base()
+    everything = retrieve(context, kb, limit=len(kb))
+    tier_of = dict(zip(everything.ids, everything.tiers, strict=True))
+    preventive = [e.id for e in everything.entries if e.kind == "preventive"]
+    assert "kb.acip-recombinant-zoster-50-plus" in preventive
+    assert all(tier_of[i] == 3 for i in preventive)
+    assert tier_of["kb.digoxin-verapamil-diltiazem"] == 2

@@ -18,12 +18,15 @@ from plugin.rules import (
     catalog,
     depth,
     dose_range,
+    drug_monitoring,
+    gaps,
     high_harm,
     label_checks,
     monitoring,
     registry,
     renal_rules,
     resolution,
+    vaccines,
 )
 from plugin.rules.catalog import BASE_CARE_GAP_RULES, BASE_MEDICATION_RULES, INTERACTIONS, Interaction, Rule
 from plugin.rules.engine import PROPOSAL_HANDLE, check_proposal, evaluate, run_rules
@@ -52,7 +55,19 @@ pytestmark = pytest.mark.unit
 # beside them (test_high_harm, test_kidney, test_monitoring_rules, test_dose_range, test_medication_resolution).
 ALL_RULES: tuple[Rule, ...] = (*BASE_MEDICATION_RULES, *BASE_CARE_GAP_RULES)
 EVERY_RULE: tuple[Rule, ...] = (*registry.MEDICATION_RULES, *registry.CARE_GAP_RULES)
-RULE_MODULES = (catalog, high_harm, label_checks, monitoring, renal_rules, dose_range, resolution, depth)
+RULE_MODULES = (
+    catalog,
+    high_harm,
+    label_checks,
+    monitoring,
+    renal_rules,
+    dose_range,
+    resolution,
+    depth,
+    gaps,
+    vaccines,
+    drug_monitoring,
+)
 _RULE_MODULE_NAMES = frozenset(module.__name__ for module in RULE_MODULES)
 
 

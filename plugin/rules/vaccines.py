@@ -1,0 +1,224 @@
+"""Adult vaccines due on the ACIP schedule beyond influenza: recombinant zoster, a Td/Tdap booster after 10 years,
+RSV from 60 with risk or 75 without, and pneumococcal for at-risk adults under 50."""
+
+# A vaccine is recognised on the chart by its CVX code or, for records coded otherwise or only named, by its
+# name; a record that names no group counts for none (an unknown vaccine does not close a gap). Each card is
+# information for a routine visit. Only patient-view runs these (care gaps), and a deceased patient gets none.
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Final
+
+from plugin.context.model import Immunization
+from plugin.rules.model import Finding, RuleFacts
+
+__all__ = [
+    "PNEUMOCOCCAL_RISK_SETS",
+    "RSV_ALL_FROM_AGE",
+    "RSV_RISK_FROM_AGE",
+    "RSV_RISK_SETS",
+    "TD_INTERVAL_DAYS",
+    "VACCINE_CARE_GAP_RULES",
+    "ZOSTER_FROM_AGE",
+    "doses",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class VaccineGroup:
+    cvx: frozenset[str]
+    names: re.Pattern[str]
+
+
+GROUPS: Final[dict[str, VaccineGroup]] = {
+    # Live zoster vaccine (CVX 121, Zostavax) does not count: ACIP advises RZV after it.
+    "zoster-recombinant": VaccineGroup(
+        frozenset({"187"}), re.compile(r"\b(shingrix|rzv|zoster[^,;]*recombinant|recombinant zoster)\b", re.I)
+    ),
+    "tetanus": VaccineGroup(
+        frozenset({"09", "9", "113", "115", "138", "139", "196"}),
+        re.compile(r"\b(td|tdap|tetanus|boostrix|adacel|tenivac)\b", re.I),
+    ),
+    "rsv": VaccineGroup(
+        frozenset(), re.compile(r"\b(rsv|respiratory syncytial|arexvy|abrysvo|mresvia)\b", re.I)
+    ),
+    "pneumococcal": VaccineGroup(
+        frozenset({"33", "100", "109", "133", "152", "215", "216"}),
+        re.compile(r"\b(pneumococcal|pcv\d*|ppsv\d*|prevnar|vaxneuvance|capvaxive|pneumovax)\b", re.I),
+    ),
+}
+
+
+def _in_group(immunization: Immunization, group: str) -> bool:
+    spec = GROUPS[group]
+    code = immunization.vaccine
+    return (code.system == "cvx" and code.code.lstrip("0") in {c.lstrip("0") for c in spec.cvx}) or bool(
+        spec.names.search(code.display)
+    )
+
+
+def doses(facts: RuleFacts, group: str) -> tuple[Immunization, ...]:
+    """The chart's immunisations of a group, newest first (undated last); each is one vaccine code, with its
+    latest date and how many doses of it the chart holds."""
+    found = [i for i in facts.context.immunizations if _in_group(i, group)]
+    return tuple(sorted(found, key=lambda i: (i.days_ago is None, i.days_ago or 0)))
+
+
+def _adult(facts: RuleFacts, from_age: int) -> bool:
+    return facts.age is not None and facts.age >= from_age and not facts.context.demographics.deceased
+
+
+def _problems(facts: RuleFacts, value_sets: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(h for v in value_sets for h in facts.value_sets.get(v, ())))
+
+
+# Immunosuppressing drugs (ACIP counts iatrogenic immunosuppression with the immunocompromising conditions).
+IMMUNOSUPPRESSING_CLASSES: Final = ("immunosuppressant",)
+
+
+def _immunosuppressed(facts: RuleFacts) -> tuple[str, ...]:
+    """The handles that make the patient immunocompromised: a transplant, or a current immunosuppressant."""
+    drugs = tuple(e.handle for e in facts.with_class(*IMMUNOSUPPRESSING_CLASSES) if not e.proposed)
+    return (*facts.value_sets.get("solid-organ-transplant", ()), *drugs)
+
+
+# --- zoster --------------------------------------------------------------------------------------------------
+
+ZOSTER_FROM_AGE: Final = 50  # kb.acip-recombinant-zoster-50-plus: two RZV doses 2-6 months apart
+ZOSTER_SECOND_DOSE_FROM_DAYS: Final = 56  # the second dose is not yet due within 8 weeks of the first
+
+
+ZOSTER_IMMUNOCOMPROMISED_FROM_AGE: Final = 19  # and from 19 when immunocompromised (ACIP 2022)
+
+
+def zoster_due(facts: RuleFacts) -> Iterator[Finding]:
+    immunosuppressed = _immunosuppressed(facts)
+    if not _adult(facts, ZOSTER_FROM_AGE) and not (
+        immunosuppressed and _adult(facts, ZOSTER_IMMUNOCOMPROMISED_FROM_AGE)
+    ):
+        return
+    given = doses(facts, "zoster-recombinant")
+    if sum(i.doses for i in given) >= 2:
+        return
+    if given and given[0].days_ago is not None and given[0].days_ago < ZOSTER_SECOND_DOSE_FROM_DAYS:
+        return
+    summary = (
+        "One recombinant zoster vaccine dose on record: consider the second (Shingrix)"
+        if given
+        else f"Age {facts.context.demographics.age_label} with no recombinant zoster vaccine on record: "
+        "consider Shingrix (2 doses)"
+    )
+    yield Finding(
+        "rule.zoster-vaccine-due",
+        "info",
+        summary,
+        "Two doses of recombinant zoster vaccine are advised from age 50, whatever the history of shingles or "
+        "of the older live vaccine (ACIP).",
+        ("kb.acip-recombinant-zoster-50-plus",),
+        (*(i.handle for i in given), *(() if _adult(facts, ZOSTER_FROM_AGE) else immunosuppressed)),
+    )
+
+
+# --- Td/Tdap -------------------------------------------------------------------------------------------------
+
+TD_INTERVAL_DAYS: Final = 3652  # kb.acip-td-tdap-adults: a Td or Tdap booster every 10 years
+TD_FROM_AGE: Final = 19
+
+
+def td_booster_due(facts: RuleFacts) -> Iterator[Finding]:
+    """A dated Td/Tdap more than 10 years old. A chart with no tetanus record says nothing: adult boosters
+    are often given and recorded elsewhere (a wound visit, a registry), and blind reviews do not raise it."""
+    if not _adult(facts, TD_FROM_AGE) or facts.pregnant:  # pregnancy: rule.tdap-pregnancy's own timing
+        return
+    given = doses(facts, "tetanus")
+    if not given or given[0].days_ago is None or given[0].days_ago <= TD_INTERVAL_DAYS:
+        return
+    yield Finding(
+        "rule.td-booster-due",
+        "info",
+        f"Last Td/Tdap {given[0].days_ago // 365} years ago: consider a booster",
+        "Adults are advised a Td or Tdap booster every 10 years, with one Tdap if never given (ACIP).",
+        ("kb.acip-td-tdap-adults",),
+        (given[0].handle,),
+    )
+
+
+# --- RSV -----------------------------------------------------------------------------------------------------
+
+RSV_ALL_FROM_AGE: Final = 75  # kb.acip-rsv-older-adults: one dose at 75 and over
+RSV_RISK_FROM_AGE: Final = 60  # and at 60-74 with a risk condition
+RSV_RISK_SETS: Final = (
+    "heart-failure",
+    "coronary-heart-disease",
+    "copd",
+    "asthma",
+    "ckd",
+    "liver-disease",
+    "diabetic-kidney-disease",
+    "solid-organ-transplant",
+)
+
+
+def rsv_due(facts: RuleFacts) -> Iterator[Finding]:
+    if not _adult(facts, RSV_RISK_FROM_AGE) or doses(facts, "rsv"):
+        return
+    risks = _problems(facts, RSV_RISK_SETS)
+    assert facts.age is not None
+    if facts.age < RSV_ALL_FROM_AGE and not risks:
+        return
+    why = f"age {facts.context.demographics.age_label}" + (
+        " with a risk condition" if facts.age < RSV_ALL_FROM_AGE else ""
+    )
+    yield Finding(
+        "rule.rsv-vaccine-due",
+        "info",
+        f"No RSV vaccine on record at {why}: consider one dose",
+        "One RSV vaccine dose is advised at 75 and over, and from 60 with chronic heart, lung, kidney or liver "
+        "disease (ACIP); it is not repeated yearly.",
+        ("kb.acip-rsv-older-adults",),
+        risks if facts.age < RSV_ALL_FROM_AGE else (),
+    )
+
+
+# --- pneumococcal under 50 -----------------------------------------------------------------------------------
+
+PNEUMOCOCCAL_RISK_FROM_AGE: Final = 19
+PNEUMOCOCCAL_ALL_FROM_AGE: Final = 50  # rule.pneumococcal-vaccine-due speaks from here
+PNEUMOCOCCAL_RISK_SETS: Final = (
+    "asthma",
+    "copd",
+    "heart-failure",
+    "coronary-heart-disease",
+    "liver-disease",
+    "diabetes",
+    "type-1-diabetes",
+    "ckd",
+    "tobacco-smoking",
+    "alcohol-use-disorder",
+    "solid-organ-transplant",
+)
+
+
+def pneumococcal_risk_due(facts: RuleFacts) -> Iterator[Finding]:
+    if not _adult(facts, PNEUMOCOCCAL_RISK_FROM_AGE) or doses(facts, "pneumococcal"):
+        return
+    assert facts.age is not None
+    risks = (*_problems(facts, PNEUMOCOCCAL_RISK_SETS), *_immunosuppressed(facts))
+    if facts.age >= PNEUMOCOCCAL_ALL_FROM_AGE or not risks:
+        return
+    yield Finding(
+        "rule.pneumococcal-risk-vaccine-due",
+        "info",
+        f"Age {facts.context.demographics.age_label} with a pneumococcal risk condition and no pneumococcal "
+        "vaccine on record: consider PCV20 or PCV21",
+        "Adults under 50 with chronic heart, lung, liver or kidney disease, diabetes, smoking, alcoholism or "
+        "immunosuppression are advised a pneumococcal conjugate vaccine (ACIP).",
+        ("kb.acip-pneumococcal-19-49-risk",),
+        risks,
+    )
+
+
+VACCINE_CARE_GAP_RULES: Final = (zoster_due, td_booster_due, rsv_due, pneumococcal_risk_due)

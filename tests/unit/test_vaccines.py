@@ -1,0 +1,155 @@
+"""Adult vaccine gaps (plugin.rules.vaccines): each age line at, below and above, dose counting, records named
+by brand or CVX, and what a missing record means for each vaccine."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from plugin.knowledge import load_knowledge_base
+from plugin.rules import vaccines
+from plugin.rules.model import Finding, RuleFacts
+from tests.support.charts import JsonDict, copy_json, medication_request
+from tests.support.rule_cases import PATIENT_ID, Chart, problem, vaccine
+
+pytestmark = pytest.mark.unit
+
+
+def facts(*resources: JsonDict, age: int = 60, deceased: bool = False) -> RuleFacts:
+    built = Chart(age=age, resources=resources).build()
+    context = built.context
+    if deceased:
+        context = replace(context, demographics=replace(context.demographics, deceased=True))
+    return RuleFacts.of(context)
+
+
+def ids(found: list[Finding]) -> list[str]:
+    return [f.rule_id for f in found]
+
+
+# --- zoster -------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("age", "fires"), [(49, False), (50, True), (51, True)])
+def test_zoster_from_50_with_no_dose(age: int, fires: bool) -> None:
+    assert bool(list(vaccines.zoster_due(facts(age=age)))) is fires
+
+
+def test_two_recombinant_doses_close_the_gap_and_one_asks_for_the_second() -> None:
+    first = vaccine("zoster-recombinant", 200, resource_id="rzv-1")
+    second = vaccine("zoster-recombinant", 100, resource_id="rzv-2")
+    assert not list(vaccines.zoster_due(facts(first, second)))
+    (finding,) = vaccines.zoster_due(facts(first))
+    assert "second" in finding.summary and finding.inputs
+
+
+@pytest.mark.parametrize(("days", "fires"), [(55, False), (56, True), (57, True)])
+def test_the_second_dose_is_due_from_8_weeks(days: int, fires: bool) -> None:
+    assert bool(list(vaccines.zoster_due(facts(vaccine("zoster-recombinant", days))))) is fires
+
+
+def test_the_live_vaccine_does_not_count_and_a_brand_name_does() -> None:
+    assert list(vaccines.zoster_due(facts(vaccine("zoster-live", 3000))))
+    shingrix = copy_json(vaccine("zoster-recombinant", 300, resource_id="s1"))
+    shingrix["vaccineCode"] = {"text": "Shingrix dose 1"}
+    shingrix_2 = copy_json(shingrix) | {
+        "id": "s2",
+        "occurrenceDateTime": vaccine("td", 200)["occurrenceDateTime"],
+    }
+    shingrix_2["vaccineCode"] = {"text": "Shingrix dose 2"}
+    assert not list(vaccines.zoster_due(facts(shingrix, shingrix_2)))
+
+
+def test_no_vaccine_card_for_a_deceased_patient() -> None:
+    assert not list(vaccines.zoster_due(facts(age=70, deceased=True)))
+    assert not list(vaccines.rsv_due(facts(age=80, deceased=True)))
+
+
+# --- Td/Tdap ------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("days", "fires"), [(3651, False), (3652, False), (3653, True)])
+def test_td_booster_after_ten_years(days: int, fires: bool) -> None:
+    found = list(vaccines.td_booster_due(facts(vaccine("td", days), age=40)))
+    assert bool(found) is fires
+    if fires:
+        assert found[0].evidence == ("kb.acip-td-tdap-adults",) and "10 years ago" in found[0].summary
+
+
+def test_no_tetanus_record_at_all_says_nothing() -> None:
+    assert not list(vaccines.td_booster_due(facts(age=40)))
+
+
+def test_td_is_not_asked_of_a_child_or_in_pregnancy() -> None:
+    assert not list(vaccines.td_booster_due(facts(vaccine("tdap", 4000), age=18)))
+    assert not list(vaccines.td_booster_due(facts(vaccine("tdap", 4000), problem("pregnancy"), age=30)))
+
+
+# --- RSV ----------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("age", "fires"), [(74, False), (75, True), (76, True)])
+def test_rsv_for_everyone_from_75(age: int, fires: bool) -> None:
+    assert bool(list(vaccines.rsv_due(facts(age=age)))) is fires
+
+
+@pytest.mark.parametrize(("age", "fires"), [(59, False), (60, True), (74, True)])
+def test_rsv_from_60_with_a_risk_condition(age: int, fires: bool) -> None:
+    found = list(vaccines.rsv_due(facts(problem("heart-failure"), age=age)))
+    assert bool(found) is fires
+    if fires:
+        assert found[0].inputs  # the risk condition is cited
+
+
+def test_one_rsv_dose_ever_closes_the_gap() -> None:
+    assert not list(vaccines.rsv_due(facts(vaccine("rsv", 900), age=80)))
+
+
+# --- pneumococcal under 50 ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("age", "fires"), [(18, False), (19, True), (49, True), (50, False)])
+def test_pneumococcal_for_at_risk_adults_under_50(age: int, fires: bool) -> None:
+    found = list(vaccines.pneumococcal_risk_due(facts(problem("diabetes"), age=age)))
+    assert bool(found) is fires
+
+
+def test_pneumococcal_under_50_needs_a_risk_and_no_dose() -> None:
+    assert not list(vaccines.pneumococcal_risk_due(facts(age=40)))
+    assert not list(
+        vaccines.pneumococcal_risk_due(facts(problem("diabetes"), vaccine("pneumococcal", 400), age=40))
+    )
+
+
+def test_the_cards_cite_entries_with_their_severity() -> None:
+    knowledge = load_knowledge_base()
+    cards = [
+        *vaccines.zoster_due(facts(age=60)),
+        *vaccines.td_booster_due(facts(vaccine("td", 5000))),
+        *vaccines.rsv_due(facts(age=80)),
+        *vaccines.pneumococcal_risk_due(facts(problem("diabetes"), age=30)),
+    ]
+    assert len(cards) == 4
+    for card in cards:
+        entry = knowledge.get(card.evidence[0])
+        assert entry is not None and entry.severity_hint == card.severity == "info"
+
+
+def _immunosuppressant() -> JsonDict:
+    request = medication_request("tofacitinib", PATIENT_ID, "", "tofacitinib 5 MG Oral Tablet")
+    del request["medicationCodeableConcept"]["coding"]
+    return request
+
+
+@pytest.mark.parametrize(("age", "fires"), [(18, False), (19, True), (30, True)])
+def test_zoster_from_19_when_immunosuppressed(age: int, fires: bool) -> None:
+    found = list(vaccines.zoster_due(facts(_immunosuppressant(), age=age)))
+    assert bool(found) is fires
+    if fires:
+        assert found[0].inputs  # the immunosuppressant is cited
+    assert not list(vaccines.zoster_due(facts(age=30)))
+
+
+def test_pneumococcal_under_50_on_an_immunosuppressant() -> None:
+    assert list(vaccines.pneumococcal_risk_due(facts(_immunosuppressant(), age=40)))
