@@ -50,6 +50,7 @@ from bench.gold.model import (
     HELDOUT_V5_PATH,
     HELDOUT_V6_PATH,
     HELDOUT_V7_PATH,
+    HELDOUT_V8_PATH,
     load_check_rules,
     load_constructed,
     load_full_review,
@@ -219,7 +220,8 @@ HELDOUT_SETS: Final[tuple[tuple[Path, bool], ...]] = (
     (HELDOUT_V4_PATH, True),
     (HELDOUT_V5_PATH, True),
     (HELDOUT_V6_PATH, True),
-    (HELDOUT_V7_PATH, False),
+    (HELDOUT_V7_PATH, True),
+    (HELDOUT_V8_PATH, False),
 )
 
 
