@@ -1010,6 +1010,7 @@ _PREGNANCY_EVIDENCE: tuple[tuple[str, str, Severity], ...] = (
     ("statin", "kb.statin-pregnancy", "warning"),
     ("tetracycline", "kb.tetracycline-pregnancy", "warning"),
     ("fluconazole", "kb.fluconazole-pregnancy", "warning"),
+    ("paroxetine", "kb.paroxetine-pregnancy", "warning"),
 )
 _TERATOGEN_DEFAULT: tuple[str, Severity] = ("kb.teratogen-contraception-counselling", "warning")
 

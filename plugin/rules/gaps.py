@@ -14,7 +14,7 @@ from plugin.rules import dosing
 from plugin.rules.catalog import NEW_START_DAYS, Rule
 from plugin.rules.depth import MAGNESIUM_LOW_MG_DL
 from plugin.rules.dose_range import ingredient_strength_mg
-from plugin.rules.dosing import LOCAL_ROUTE
+from plugin.rules.dosing import EXTENDED_RELEASE, LOCAL_ROUTE
 from plugin.rules.high_harm import mme_per_day
 from plugin.rules.kidney import renal_function
 from plugin.rules.label_checks import GASTROPROTECTION
@@ -415,12 +415,15 @@ def beers_digoxin_dose(facts: RuleFacts) -> Iterator[Finding]:
 
 # --- rule.pregnancy-stage-antibiotic ------------------------------------------------------------------------
 
-# (ingredient, first week of concern, the stage as the card says it, knowledge-base id). Antibiotics that are
-# acceptable earlier in pregnancy but not near delivery: sulfonamides displace bilirubin (kernicterus in the
-# newborn) and nitrofurantoin can cause haemolytic anaemia in the newborn at term.
-PREGNANCY_STAGE_ANTIBIOTICS: Final[tuple[tuple[str, int, str, str], ...]] = (
-    ("sulfamethoxazole", 28, "the third trimester", "kb.co-trimoxazole-pregnancy"),
-    ("nitrofurantoin", 38, "term (38 weeks or more)", "kb.nitrofurantoin-pregnancy-term"),
+# (ingredient, first week of concern, first week past it or None, the stage as the card says it, knowledge-base
+# id). Antibiotics acceptable at other stages of pregnancy: sulfonamides displace bilirubin near delivery
+# (kernicterus in the newborn), nitrofurantoin can cause haemolytic anaemia in the newborn at term, and
+# trimethoprim antagonises folate in the first trimester.
+PREGNANCY_STAGE_ANTIBIOTICS: Final[tuple[tuple[str, int, int | None, str, str], ...]] = (
+    ("sulfamethoxazole", 28, None, "the third trimester", "kb.co-trimoxazole-pregnancy"),
+    ("nitrofurantoin", 38, None, "term (38 weeks or more)", "kb.nitrofurantoin-pregnancy-term"),
+    # Trimethoprim is a folate antagonist: in the first trimester only when no alternative suits (ACOG).
+    ("trimethoprim", 0, 14, "the first trimester", "kb.co-trimoxazole-pregnancy"),
 )
 
 
@@ -428,10 +431,12 @@ def pregnancy_stage_antibiotic(facts: RuleFacts) -> Iterator[Finding]:
     if not facts.pregnant:
         return
     weeks = facts.context.pregnancy.weeks
-    for ingredient, from_week, stage, kb in PREGNANCY_STAGE_ANTIBIOTICS:
-        drugs = tuple(e for e in facts.exposures if ingredient in e.ingredients)
-        if not drugs or (weeks is not None and weeks < from_week):
+    said: set[str] = set()
+    for ingredient, from_week, below_week, stage, kb in PREGNANCY_STAGE_ANTIBIOTICS:
+        drugs = tuple(e for e in facts.exposures if ingredient in e.ingredients and e.handle not in said)
+        if not drugs or (weeks is not None and not from_week <= weeks < (below_week or 99)):
             continue
+        said.update(e.handle for e in drugs)
         # Without a dated pregnancy the stage cannot be placed: said as information, not silence.
         yield Finding(
             "rule.pregnancy-stage-antibiotic",
@@ -439,10 +444,10 @@ def pregnancy_stage_antibiotic(facts: RuleFacts) -> Iterator[Finding]:
             _short(
                 f"Pregnant ({'gestation unknown' if weeks is None else f'{weeks} weeks'}) and on "
                 f"{_names(drugs)}: consider another antibiotic"
-                + (f" if this is {stage}" if weeks is None else f" in {stage}")
+                + (" if near term or in the first trimester" if weeks is None else f" in {stage}")
             ),
-            "Near delivery this antibiotic can harm the newborn (kernicterus with sulfonamides, haemolysis with "
-            "nitrofurantoin), so another is preferred.",
+            "At this stage this antibiotic can harm the baby (folate antagonism early, kernicterus with "
+            "sulfonamides or haemolysis with nitrofurantoin near delivery), so another is preferred.",
             (kb,),
             (*_handles(drugs), *facts.context.pregnancy.evidence),
             _proposed(drugs),
@@ -589,7 +594,160 @@ def testosterone_high_hematocrit(facts: RuleFacts) -> Iterator[Finding]:
     )
 
 
+# --- Beers 2023: barbiturates and desmopressin ---------------------------------------------------------------
+
+BARBITURATES: Final = frozenset(
+    {"butalbital", "phenobarbital", "butabarbital", "secobarbital", "pentobarbital"}
+)
+
+
+def beers_barbiturate(facts: RuleFacts) -> Iterator[Finding]:
+    if facts.age is None or facts.age < OLDER_ADULT_AGE:
+        return
+    drugs = tuple(e for e in facts.exposures if not BARBITURATES.isdisjoint(e.ingredients))
+    if not drugs:
+        return
+    yield Finding(
+        "rule.beers-barbiturate",
+        "warning",
+        _short(
+            f"Age {facts.context.demographics.age_label} on {_names(drugs)}: consider a taper and another treatment"
+        ),
+        "Barbiturates bring dependence, tolerance and overdose risk at low doses in older adults (AGS Beers criteria).",
+        ("kb.beers-barbiturates",),
+        _handles(drugs),
+        _proposed(drugs),
+    )
+
+
+def beers_desmopressin(facts: RuleFacts) -> Iterator[Finding]:
+    """Desmopressin for nocturia or nocturnal polyuria at 65 or over; diabetes insipidus is its indication."""
+    if facts.age is None or facts.age < OLDER_ADULT_AGE or facts.has_condition("diabetes-insipidus"):
+        return
+    drugs = tuple(e for e in facts.exposures if "desmopressin" in e.ingredients)
+    if not drugs:
+        return
+    yield Finding(
+        "rule.beers-desmopressin",
+        "warning",
+        _short(
+            f"Age {facts.context.demographics.age_label} on desmopressin without diabetes insipidus: if for "
+            "nocturia, consider stopping it (hyponatraemia)"
+        ),
+        "In older adults desmopressin for nocturia carries a high risk of hyponatraemia (AGS Beers criteria).",
+        ("kb.beers-desmopressin",),
+        _handles(drugs),
+        _proposed(drugs),
+    )
+
+
+# --- rule.zolpidem-dose-women --------------------------------------------------------------------------------
+
+ZOLPIDEM_WOMEN_MAX_MG: Final = {"immediate": 5.0, "extended": 6.25}  # FDA 2013 (kb.zolpidem-dose-women)
+
+
+def zolpidem_dose_women(facts: RuleFacts) -> Iterator[Finding]:
+    if facts.context.demographics.sex != "female":
+        return
+    for exposure in facts.exposures:
+        if "zolpidem" not in exposure.ingredients or LOCAL_ROUTE.search(exposure.label):
+            continue
+        strength = ingredient_strength_mg(exposure.label, "zolpidem")
+        unit = strength.mg if strength is not None and strength.per_ml is None else None
+        dose = dosing.dose_mg(dosing.dosage_of(facts, exposure), unit)
+        mg = dose if dose is not None else unit
+        limit = ZOLPIDEM_WOMEN_MAX_MG["extended" if EXTENDED_RELEASE.search(exposure.label) else "immediate"]
+        if mg is None or mg <= limit:
+            continue
+        yield Finding(
+            "rule.zolpidem-dose-women",
+            "warning",
+            _short(f"Zolpidem {mg:g} mg for a woman: consider {limit:g} mg (next-morning impairment)"),
+            "Women clear zolpidem more slowly, so the FDA lowered their recommended dose because of next-morning "
+            "impairment, including driving.",
+            ("kb.zolpidem-dose-women",),
+            (exposure.handle,),
+            _proposed((exposure,)),
+        )
+
+
+# --- rule.bph-urinary-retention-drug -------------------------------------------------------------------------
+
+# Antimuscarinics prescribed for the bladder are the exception Beers 2023 makes for anticholinergics in men
+# with lower urinary tract symptoms; decongestants tighten the bladder neck at any age.
+BLADDER_ANTIMUSCARINICS: Final = frozenset(
+    {"oxybutynin", "tolterodine", "solifenacin", "trospium", "darifenacin", "fesoterodine"}
+)
+
+
+def bph_urinary_retention_drug(facts: RuleFacts) -> Iterator[Finding]:
+    bph = facts.value_sets.get("bph", ())
+    if not bph:
+        return
+    older = facts.age is not None and facts.age >= OLDER_ADULT_AGE
+    drugs = tuple(
+        e
+        for e in facts.exposures
+        if not LOCAL_ROUTE.search(e.label)
+        and (
+            not DECONGESTANTS.isdisjoint(e.ingredients)
+            or (older and e.has("anticholinergic") and BLADDER_ANTIMUSCARINICS.isdisjoint(e.ingredients))
+        )
+    )
+    if not drugs:
+        return
+    yield Finding(
+        "rule.bph-urinary-retention-drug",
+        "warning",
+        _short(f"Enlarged prostate with {_names(drugs)}: consider another drug (urinary retention)"),
+        "Decongestants and anticholinergic drugs can cause urinary retention in men with an enlarged prostate "
+        "(AGS Beers criteria; product labels).",
+        ("kb.bph-decongestant-anticholinergic",),
+        (*bph, *_handles(drugs)),
+        _proposed(drugs),
+    )
+
+
+# --- rule.phentermine-cardiovascular -------------------------------------------------------------------------
+
+_PHENTERMINE_CONTRAINDICATING: Final = (
+    "coronary-heart-disease",
+    "myocardial-infarction",
+    "stroke",
+    "heart-failure",
+)
+
+
+def phentermine_cardiovascular(facts: RuleFacts) -> Iterator[Finding]:
+    """Phentermine with cardiovascular disease (a label contraindication) or a current BP of 140/90 or more."""
+    drugs = tuple(e for e in facts.exposures if "phentermine" in e.ingredients)
+    if not drugs:
+        return
+    disease = tuple(h for v in _PHENTERMINE_CONTRAINDICATING for h in facts.value_sets.get(v, ()))
+    systolic, diastolic = facts.current("systolic_bp"), facts.current("diastolic_bp")
+    high = bp_high(systolic, diastolic)
+    if not disease and not high:
+        return
+    bp = tuple(m.handle for m in (systolic, diastolic) if m is not None) if high else ()
+    reason = "cardiovascular disease" if disease else "blood pressure at or above 140/90"
+    yield Finding(
+        "rule.phentermine-cardiovascular",
+        "warning",
+        _short(f"Phentermine with {reason}: consider stopping it"),
+        "Phentermine is a sympathomimetic that raises blood pressure and heart rate; its label contraindicates "
+        "it in cardiovascular disease.",
+        ("kb.phentermine-cardiovascular",),
+        (*_handles(drugs), *disease, *bp),
+        _proposed(drugs),
+    )
+
+
 GAP_MEDICATION_RULES: Final[tuple[Rule, ...]] = (
+    beers_barbiturate,
+    beers_desmopressin,
+    zolpidem_dose_women,
+    bph_urinary_retention_drug,
+    phentermine_cardiovascular,
     testosterone_high_hematocrit,
     repaglinide_cyp2c8_inhibitor,
     doac_dose_indication,

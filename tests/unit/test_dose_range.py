@@ -396,3 +396,11 @@ def test_guanfacine_extended_release_in_an_adult_has_its_own_limit() -> None:
 def test_hydroxyzine_by_age_band(age: int, per_day: int, carded: bool) -> None:
     drafted = order("Hydroxyzine Hydrochloride 25 MG Oral Tablet", 1, frequency=per_day)
     assert bool(findings(drafted, age=age)) is carded
+
+
+@pytest.mark.parametrize(
+    ("kg", "carded"), [(43, False), (39, False), (38, True), (15, True)]
+)  # 600 mg a day: 14 mg/kg at 42.9 kg, within the 10 % rounding down to 39 kg
+def test_cefdinir_14_mg_per_kg_a_day_for_a_child(kg: float, carded: bool) -> None:
+    drafted = order("Cefdinir 300 MG Oral Capsule", 1, frequency=2)
+    assert bool(findings(drafted, age=3, weight=kg)) is carded

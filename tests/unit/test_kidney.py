@@ -216,6 +216,13 @@ REQUIRED = {
     "sotalol",
     "dofetilide",
     "methotrexate",
+    "amantadine",
+    "trospium",
+    "oseltamivir",
+    "solifenacin",
+    "fesoterodine",
+    "saxagliptin",
+    "magnesium hydroxide",
 }
 TABLE = renal_dosing()
 THRESHOLDS = [(drug, t) for drug in TABLE.drugs for t in drug.thresholds]

@@ -495,3 +495,117 @@ def test_a_hematocrit_as_a_fraction_is_read_as_a_percentage() -> None:
     testosterone = _rx("testosterone", "testosterone cypionate 200 MG/ML Injectable Solution")
     (finding,) = gaps.testosterone_high_hematocrit(facts(testosterone, fraction))
     assert "56%" in finding.summary
+
+
+# --- from held-out v8 ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("age", "fires"), [(64, False), (65, True)])
+def test_butalbital_at_65_or_over(age: int, fires: bool) -> None:
+    fioricet = _rx("fioricet", "butalbital 50 MG / acetaminophen 325 MG / caffeine 40 MG Oral Tablet")
+    found = list(gaps.beers_barbiturate(facts(fioricet, age=age)))
+    assert bool(found) is fires
+    if fires:
+        assert found[0].evidence == ("kb.beers-barbiturates",)
+
+
+def _diabetes_insipidus() -> JsonDict:
+    return _problem_coded("di", "15771004", "Diabetes insipidus (disorder)")
+
+
+@pytest.mark.parametrize(("age", "fires"), [(64, False), (65, True), (84, True)])
+def test_desmopressin_at_65_unless_diabetes_insipidus(age: int, fires: bool) -> None:
+    nocdurna = _rx("nocdurna", "desmopressin acetate 27.7 MCG Sublingual Tablet")
+    assert bool(list(gaps.beers_desmopressin(facts(nocdurna, age=age)))) is fires
+    assert not list(gaps.beers_desmopressin(facts(nocdurna, _diabetes_insipidus(), age=age)))
+
+
+def _zolpidem(display: str, tablets: float = 1) -> JsonDict:
+    request = _rx("zolpidem", display)
+    request["dosageInstruction"] = [
+        {
+            "timing": {"repeat": {"frequency": 1, "period": 1, "periodUnit": "d"}},
+            "doseAndRate": [{"doseQuantity": {"value": tablets, "unit": "tablet"}}],
+        }
+    ]
+    return request
+
+
+@pytest.mark.parametrize(
+    ("display", "tablets", "gender", "fires"),
+    [
+        ("zolpidem tartrate 5 MG Oral Tablet", 1, "female", False),  # at the line
+        ("zolpidem tartrate 10 MG Oral Tablet", 0.5, "female", False),  # half a 10 mg tablet
+        ("zolpidem tartrate 10 MG Oral Tablet", 1, "female", True),
+        ("zolpidem tartrate 10 MG Oral Tablet", 1, "male", False),
+        ("zolpidem tartrate 6.25 MG Extended Release Oral Tablet", 1, "female", False),
+        ("zolpidem tartrate 12.5 MG Extended Release Oral Tablet", 1, "female", True),
+    ],
+)
+def test_zolpidem_dose_for_women(display: str, tablets: float, gender: str, fires: bool) -> None:
+    found = list(gaps.zolpidem_dose_women(facts(_zolpidem(display, tablets), gender=gender)))
+    assert bool(found) is fires
+
+
+def _bph() -> JsonDict:
+    return _problem_coded("bph", "266569009", "Benign prostatic hyperplasia (disorder)")
+
+
+@pytest.mark.parametrize(
+    ("display", "age", "fires"),
+    [
+        ("pseudoephedrine hydrochloride 120 MG Extended Release Oral Tablet", 40, True),  # any age
+        ("diphenhydramine hydrochloride 25 MG Oral Capsule", 64, False),  # anticholinergic: from 65
+        ("diphenhydramine hydrochloride 25 MG Oral Capsule", 65, True),
+        ("oxybutynin chloride 5 MG Oral Tablet", 70, False),  # a bladder antimuscarinic is the exception
+        ("phenylephrine hydrochloride 0.25 % Nasal Spray", 70, False),  # local
+    ],
+)
+def test_urinary_retention_drugs_with_an_enlarged_prostate(display: str, age: int, fires: bool) -> None:
+    drug = _rx("drug", display)
+    assert bool(list(gaps.bph_urinary_retention_drug(facts(_bph(), drug, age=age)))) is fires
+    assert not list(gaps.bph_urinary_retention_drug(facts(drug, age=age)))
+
+
+@pytest.mark.parametrize(
+    ("systolic", "diastolic", "fires"), [(139, 89, False), (140, 80, True), (130, 90, True)]
+)
+def test_phentermine_with_blood_pressure_at_140_90(systolic: float, diastolic: float, fires: bool) -> None:
+    phentermine = _rx("phentermine", "phentermine hydrochloride 37.5 MG Oral Tablet")
+    pressure = (
+        lab("systolic_bp", systolic, resource_id="sbp"),
+        lab("diastolic_bp", diastolic, resource_id="dbp"),
+    )
+    chart = facts(phentermine, *pressure)
+    assert bool(list(gaps.phentermine_cardiovascular(chart))) is fires
+
+
+def test_phentermine_with_cardiovascular_disease() -> None:
+    phentermine = _rx("phentermine", "phentermine hydrochloride 37.5 MG Oral Tablet")
+    (finding,) = gaps.phentermine_cardiovascular(facts(phentermine, problem("myocardial-infarction")))
+    assert "cardiovascular disease" in finding.summary
+    assert not list(gaps.phentermine_cardiovascular(facts(phentermine)))
+
+
+@pytest.mark.parametrize(("weeks", "severity"), [(7, "warning"), (13, "warning"), (14, None), (None, "info")])
+def test_trimethoprim_in_the_first_trimester(weeks: int | None, severity: str | None) -> None:
+    trimethoprim = _rx("tmp", "trimethoprim 100 MG Oral Tablet")
+    found = list(
+        gaps.pregnancy_stage_antibiotic(facts(_pregnant(weeks), trimethoprim, age=28, gender="female"))
+    )
+    assert [f.severity for f in found] == ([severity] if severity else [])
+
+
+def test_co_trimoxazole_gets_one_card_whatever_the_stage() -> None:
+    bactrim = _rx("abx", BACTRIM)
+    for weeks in (8, 30, None):
+        found = list(
+            gaps.pregnancy_stage_antibiotic(facts(_pregnant(weeks), bactrim, age=28, gender="female"))
+        )
+        assert len(found) == 1, weeks
+
+
+def test_paroxetine_in_pregnancy_is_a_warning() -> None:
+    paroxetine = _rx("paroxetine", "paroxetine 20 MG Oral Tablet")
+    (finding,) = pregnancy_teratogen(facts(_pregnant(8), paroxetine, age=31, gender="female"))
+    assert finding.severity == "warning" and finding.evidence == ("kb.paroxetine-pregnancy",)
