@@ -513,6 +513,19 @@ _NOISE = frozenset(
         "ring",
         "implant",
         "effervescent",
+        # Devices that deliver a drug say nothing about what is in it ("insulin aspart via Omnipod").
+        "via",
+        "pump",
+        "omnipod",
+        "kwikpen",
+        "flexpen",
+        "flextouch",
+        "solostar",
+        "pen",
+        "autoinjector",
+        "inhaler",
+        "nebulizer",
+        "nebuliser",
     ]
 )
 _BRACKET = re.compile(r"\[([^\]]*)\]")

@@ -892,6 +892,12 @@ AROMATIC_ANTICONVULSANTS: Final = frozenset(
         "primidone",
     }
 )
+# The phenanthrene opioids share the structure that true opioid allergy recognises, and codeine is turned into
+# morphine: after a reaction to one, the practice parameter prefers another structural class (fentanyl,
+# methadone) over another phenanthrene.
+PHENANTHRENE_OPIOIDS: Final = frozenset(
+    {"morphine", "codeine", "hydrocodone", "hydromorphone", "oxycodone", "oxymorphone", "dihydrocodeine"}
+)
 _ALLERGY_HEAD = re.compile(r"\s+[-–:(]\s*|,|;")
 
 
@@ -924,7 +930,8 @@ _ANGIOEDEMA: Final = re.compile(r"angio-?o?edema", re.IGNORECASE)
 
 def allergy_same_drug(facts: RuleFacts) -> Iterator[Finding]:
     """A drug the patient is recorded as allergic to (or intolerant of), its class where members cross-react,
-    another aromatic anticonvulsant, or a drug a label contraindicates after the recorded class allergy. The
+    another aromatic anticonvulsant or phenanthrene opioid, or a drug a label contraindicates after the recorded
+    class allergy. The
     cross-reactivity groups above (penicillin, NSAIDs...) have their own rules and are left to them."""
     for allergy in facts.context.allergies:
         match = allergens.resolve(allergy.substance)
@@ -932,7 +939,12 @@ def allergy_same_drug(facts: RuleFacts) -> Iterator[Finding]:
         named = frozenset() if grouped else allergy_ingredients(allergy.substance)
         known = frozenset().union(match.classes, *(terminology.classes_of(n) for n in named))
         classes = frozenset() if grouped else known & _SAME_CLASS_ALLERGY
-        aromatic = AROMATIC_ANTICONVULSANTS if named & AROMATIC_ANTICONVULSANTS else frozenset()
+        # An opioid intolerance (nausea, itch from histamine release) is not a structural allergy.
+        groups = (
+            AROMATIC_ANTICONVULSANTS,
+            *((PHENANTHRENE_OPIOIDS,) if allergy.kind != "intolerance" else ()),
+        )
+        aromatic = frozenset().union(*(group for group in groups if named & group))
         label_cross = frozenset().union(*(_LABEL_CROSS.get(c, frozenset()) for c in match.classes))
         angioedema = bool(known & {"ace-inhibitor", "arb"}) and any(
             _ANGIOEDEMA.search(r) for r in allergy.reactions

@@ -23,7 +23,7 @@ from plugin.rules.catalog import (
 from plugin.rules.dose_range import low_dose_aspirin
 from plugin.rules.dosing import LOCAL_ROUTE, daily_mg, dosage_of
 from plugin.rules.model import Exposure, Finding, LabOrder, RuleFacts, Severity
-from plugin.rules.monitoring import OLDER_ADULT_AGE, _combined_hormonal_contraceptive
+from plugin.rules.monitoring import OLDER_ADULT_AGE, _combined_hormonal_contraceptive, bp_high
 from plugin.rules.phrasing import handles as _handles
 from plugin.rules.phrasing import names as _names
 from plugin.rules.phrasing import proposed as _proposed
@@ -461,6 +461,31 @@ def chc_smoking_over_35(facts: RuleFacts) -> Iterator[Finding]:
     )
 
 
+def chc_hypertension(facts: RuleFacts) -> Iterator[Finding]:
+    """A combined hormonal contraceptive with hypertension on record or a current BP of 140/90 or more: US MEC
+    2024 category 3 when controlled, 4 at 160/100 or more (estrogen raises BP and, with hypertension, stroke
+    and heart attack risk)."""
+    drugs = [e for e in facts.exposures if _combined_hormonal_contraceptive(e)]
+    if not drugs:
+        return
+    hypertension = facts.value_sets.get("hypertension", ())
+    systolic, diastolic = facts.current("systolic_bp"), facts.current("diastolic_bp")
+    high = bp_high(systolic, diastolic)
+    if not hypertension and not high:
+        return
+    bp = tuple(m.handle for m in (systolic, diastolic) if m is not None) if high else ()
+    yield Finding(
+        "rule.chc-hypertension",
+        "warning",
+        _short(f"Hypertension and {_names(drugs)}: consider a progestin-only or non-hormonal method"),
+        "Estrogen-containing contraception raises blood pressure and, with hypertension, the risk of stroke and "
+        "heart attack (US Medical Eligibility Criteria).",
+        ("kb.chc-hypertension",),
+        tuple(sorted({*hypertension, *bp, *_handles(drugs)})),
+        _proposed(drugs),
+    )
+
+
 # --- age ------------------------------------------------------------------------------------------------------
 
 PROMETHAZINE_MIN_AGE: Final = 2
@@ -703,6 +728,7 @@ LABEL_CHECK_RULES: tuple[Rule, ...] = (
     nsaid_peptic_ulcer,
     codeine_after_tonsillectomy,
     chc_smoking_over_35,
+    chc_hypertension,
     paediatric_label_limits,
     valproate_childbearing_potential,
     beers_label_checks,

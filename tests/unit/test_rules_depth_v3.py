@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from plugin import terminology
-from plugin.rules import catalog
+from plugin.rules import catalog, label_checks
 from plugin.rules.engine import evaluate
 from plugin.rules.freshness import LabWindowError, lab_windows, monitoring_interval, parse_intervals
 from plugin.rules.model import RuleFacts
@@ -567,3 +567,51 @@ def test_a_mineral_on_the_skin_does_not_bind_an_oral_antibiotic(product: str, bi
 def test_an_ear_or_eye_antibiotic_does_not_raise_the_inr(product: str, interacts: bool) -> None:
     warfarin = rx("warfarin", "warfarin sodium 5 MG Oral Tablet")
     assert ("rule.vka-fluoroquinolone" in ids(warfarin, rx("cipro", product))) is interacts
+
+
+# --- from held-out v8 ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("product", "cross"),
+    [
+        ("acetaminophen 300 MG / codeine phosphate 30 MG Oral Tablet", True),  # codeine becomes morphine
+        ("oxyCODONE Hydrochloride 5 MG Oral Tablet", True),  # another phenanthrene
+        ("fentanyl 25 MCG/HR Transdermal Patch", False),  # a phenylpiperidine: the preferred switch
+        ("methadone hydrochloride 5 MG Oral Tablet", False),
+    ],
+)
+def test_after_a_morphine_reaction_another_phenanthrene_cross_reacts(product: str, cross: bool) -> None:
+    morphine = allergy("morphine", rxnorm="7052", criticality="high", reaction="Anaphylaxis")
+    drafted = rx("opioid", product)
+    drafted["status"] = "draft"
+    found = same_drug(morphine, drafts=(drafted,))
+    assert found == ([("rule.allergy-same-drug", "critical")] if cross else [])
+
+
+def _chc_chart(*extra: JsonDict) -> list[str]:
+    yaz = rx("yaz", "drospirenone 3 MG / ethinyl estradiol 0.02 MG Oral Tablet")
+    return [
+        f.rule_id
+        for f in label_checks.chc_hypertension(
+            RuleFacts.of(Chart(age=30, gender="female", resources=(yaz, *extra)).build().context)
+        )
+    ]
+
+
+@pytest.mark.parametrize(
+    ("systolic", "diastolic", "fires"), [(139, 89, False), (140, 85, True), (120, 90, True)]
+)
+def test_combined_contraception_with_blood_pressure_at_140_90(
+    systolic: float, diastolic: float, fires: bool
+) -> None:
+    pressure = (
+        lab("systolic_bp", systolic, resource_id="sbp"),
+        lab("diastolic_bp", diastolic, resource_id="dbp"),
+    )
+    assert bool(_chc_chart(*pressure)) is fires
+
+
+def test_combined_contraception_with_hypertension_on_record() -> None:
+    assert _chc_chart(problem("hypertension")) == ["rule.chc-hypertension"]
+    assert _chc_chart() == []
