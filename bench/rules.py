@@ -51,6 +51,7 @@ from bench.gold.model import (
     HELDOUT_V6_PATH,
     HELDOUT_V7_PATH,
     HELDOUT_V8_PATH,
+    HELDOUT_V9_PATH,
     load_check_rules,
     load_constructed,
     load_full_review,
@@ -221,7 +222,8 @@ HELDOUT_SETS: Final[tuple[tuple[Path, bool], ...]] = (
     (HELDOUT_V5_PATH, True),
     (HELDOUT_V6_PATH, True),
     (HELDOUT_V7_PATH, True),
-    (HELDOUT_V8_PATH, False),
+    (HELDOUT_V8_PATH, True),
+    (HELDOUT_V9_PATH, False),
 )
 
 

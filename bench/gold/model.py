@@ -31,8 +31,10 @@ HELDOUT_V5_PATH = Path(__file__).resolve().parent / "heldout_v5_cases.json"
 HELDOUT_V6_PATH = Path(__file__).resolve().parent / "heldout_v6_cases.json"
 # The seventh held-out set (2026-12-07), written blind after v6 was tuned on; scored once, then tuned on.
 HELDOUT_V7_PATH = Path(__file__).resolve().parent / "heldout_v7_cases.json"
-# The eighth held-out set (2026-12-07), written blind after v7 was scored: the unseen number now.
+# The eighth held-out set (2026-12-07), written blind after v7 was tuned on; scored once, then tuned on.
 HELDOUT_V8_PATH = Path(__file__).resolve().parent / "heldout_v8_cases.json"
+# The ninth held-out set (2026-12-07), written blind after v8 was scored: the unseen number now.
+HELDOUT_V9_PATH = Path(__file__).resolve().parent / "heldout_v9_cases.json"
 # A blind second review of the Synthea charts (2026-12-07), added to the first pharmacist review's findings.
 SECOND_REVIEW_PATH = Path(__file__).resolve().parent / "pharmacist_review_second.json"
 # A blind, complete review of the constructed charts (2026-12-07), added to their authors' focused findings.
