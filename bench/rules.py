@@ -223,7 +223,7 @@ HELDOUT_SETS: Final[tuple[tuple[Path, bool], ...]] = (
     (HELDOUT_V6_PATH, True),
     (HELDOUT_V7_PATH, True),
     (HELDOUT_V8_PATH, True),
-    (HELDOUT_V9_PATH, False),
+    (HELDOUT_V9_PATH, True),
 )
 
 

@@ -654,6 +654,9 @@ def _parse_plain(text: str) -> Product:
     rest = ""
     for component in _COMPONENT_SPLIT.split(text):
         name, component_strength, rest = _split_component(component)
+        # "NyQuil Cold & Flu (acetaminophen 650 mg / ...": the generic list opens inside the brand's bracket.
+        if name.count("(") > name.count(")"):
+            name = name.rsplit("(", 1)[-1].strip()
         found = _ingredients_of(name) if name else ()
         if found and strength is None and not ingredients:
             strength = component_strength

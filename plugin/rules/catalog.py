@@ -182,9 +182,12 @@ def _pair(
     )
 
 
-# RxNorm names the dose form: "Metronidazole 7.5 MG/ML Topical Gel" stays on the skin (a vaginal gel does not
-# count here: part of it is absorbed).
-_SKIN_EYE_EAR = re.compile(r"\b(topical|ophthalmic|otic)\b", re.IGNORECASE)
+# RxNorm names the dose form: "Metronidazole 7.5 MG/ML Topical Gel" or a ketoconazole cream stays on the skin (a
+# vaginal gel or cream does not count here: part of it is absorbed, and vaginal miconazole raises the INR).
+_SKIN_EYE_EAR = re.compile(
+    r"\b(topical|ophthalmic|otic|cream|ointment|lotion|shampoo)\b(?!.*\b(vaginal|intravaginal|rectal)\b)",
+    re.IGNORECASE,
+)
 
 
 # A drug ordered this recently is still being started: potassium is checked within 1-2 weeks of a RAAS
@@ -878,9 +881,10 @@ def allergy_conflict(facts: RuleFacts) -> Iterator[Finding]:
 
 
 # Beyond the cross-reactivity groups above: a class whose members cross-react often enough that the 2022 drug
-# allergy practice parameter treats them as one (kb.drug-allergy-reexposure), and the aromatic anticonvulsants,
+# allergy practice parameter treats them as one (kb.drug-allergy-reexposure; tetracyclines share their ring
+# structure and labels contraindicate the class after a reaction to any member), and the aromatic anticonvulsants,
 # whose severe cutaneous reactions recur across the group.
-_SAME_CLASS_ALLERGY: Final = frozenset({"fluoroquinolone", "ace-inhibitor"})
+_SAME_CLASS_ALLERGY: Final = frozenset({"fluoroquinolone", "ace-inhibitor", "tetracycline"})
 AROMATIC_ANTICONVULSANTS: Final = frozenset(
     {
         "carbamazepine",
@@ -1023,6 +1027,7 @@ _PREGNANCY_EVIDENCE: tuple[tuple[str, str, Severity], ...] = (
     ("tetracycline", "kb.tetracycline-pregnancy", "warning"),
     ("fluconazole", "kb.fluconazole-pregnancy", "warning"),
     ("paroxetine", "kb.paroxetine-pregnancy", "warning"),
+    ("glp1-agonist", "kb.glp1-agonist-pregnancy", "warning"),
 )
 _TERATOGEN_DEFAULT: tuple[str, Severity] = ("kb.teratogen-contraception-counselling", "warning")
 
@@ -1068,6 +1073,9 @@ _DUPLICATE_GROUPS: tuple[tuple[str, frozenset[str], str, str], ...] = (
     ("anticoagulants", frozenset({"anticoagulant"}), "kb.duplicate-anticoagulants", _SAME_CLASS),
     ("SSRIs or SNRIs", frozenset({"ssri", "snri"}), "kb.duplicate-ssri-snri", _SAME_CLASS),
     ("opioids", frozenset({"opioid"}), "kb.duplicate-opioids", _SAME_CLASS),
+    # A triple inhaler already holds a LAMA and a LABA: another inhaler of either class doubles it.
+    ("long-acting antimuscarinics", frozenset({"lama"}), "kb.duplicate-long-acting-bronchodilators", _SAME_CLASS),
+    ("long-acting beta-agonists", frozenset({"laba"}), "kb.duplicate-long-acting-bronchodilators", _SAME_CLASS),
     # One group for both subclasses: two dihydropyridines duplicate each other, and verapamil or diltiazem
     # with a dihydropyridine adds its effects and raises the dihydropyridine's levels (amlodipine label).
     (

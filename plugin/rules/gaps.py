@@ -742,7 +742,215 @@ def phentermine_cardiovascular(facts: RuleFacts) -> Iterator[Finding]:
     )
 
 
+# --- from held-out v9: interactions by name, and checks of a drug's own use ----------------------------------
+
+
+def warfarin_capecitabine(facts: RuleFacts) -> Iterator[Finding]:
+    vka = facts.with_class("vitamin-k-antagonist")
+    capecitabine = tuple(e for e in facts.exposures if "capecitabine" in e.ingredients)
+    if not vka or not capecitabine:
+        return
+    yield Finding(
+        "rule.warfarin-capecitabine",
+        "critical",
+        _short(
+            "Warfarin with capecitabine: bleeding and death reported; consider checking the INR now and weekly"
+        ),
+        "Capecitabine inhibits warfarin's clearance and can raise the INR sharply, even a month after it stops "
+        "(boxed warning).",
+        ("kb.warfarin-capecitabine",),
+        (*_handles(vka), *_handles(capecitabine)),
+        _proposed((*vka, *capecitabine)),
+    )
+
+
+def clozapine_cyp1a2_inhibitor(facts: RuleFacts) -> Iterator[Finding]:
+    clozapine = tuple(e for e in facts.exposures if "clozapine" in e.ingredients)
+    inhibitors = tuple(
+        e for e in facts.with_class("strong-cyp1a2-inhibitor") if not LOCAL_ROUTE.search(e.label)
+    )
+    if not clozapine or not inhibitors:
+        return
+    yield Finding(
+        "rule.clozapine-cyp1a2-inhibitor",
+        "critical",
+        _short(
+            f"Clozapine with {_names(inhibitors)}: consider another drug, or a third of the clozapine dose and levels"
+        ),
+        "Strong CYP1A2 inhibitors multiply clozapine levels, causing sedation, seizures and hypotension (label).",
+        ("kb.clozapine-cyp1a2-inhibitors",),
+        (*_handles(clozapine), *_handles(inhibitors)),
+        _proposed((*clozapine, *inhibitors)),
+    )
+
+
+# Strong inducers of CYP3A4 (and P-glycoprotein) named by their labels and the US MEC.
+ENZYME_INDUCERS: Final = frozenset(
+    {
+        "rifampin",
+        "rifabutin",
+        "rifapentine",
+        "carbamazepine",
+        "phenytoin",
+        "fosphenytoin",
+        "phenobarbital",
+        "primidone",
+        "oxcarbazepine",
+        "st. john's wort",
+    }
+)
+# Contraceptives an inducer does not weaken: the injection and the intrauterine devices.
+_INDUCER_SPARED: Final = re.compile(
+    r"\b(intrauterine|iud|injectable|injection|medroxyprogesterone)\b", re.IGNORECASE
+)
+
+
+def enzyme_inducer_interaction(facts: RuleFacts) -> Iterator[Finding]:
+    inducers = tuple(e for e in facts.exposures if not ENZYME_INDUCERS.isdisjoint(e.ingredients))
+    if not inducers:
+        return
+    doacs = tuple(
+        e
+        for e in facts.with_class("doac")
+        if {"apixaban", "rivaroxaban", "dabigatran", "edoxaban"} & set(e.ingredients)
+    )
+    contraceptives = tuple(
+        e
+        for e in facts.with_class("hormonal-contraceptive")
+        if not _INDUCER_SPARED.search(e.label) and not LOCAL_ROUTE.search(e.label)
+    )
+    for affected, summary, why, kb in (
+        (
+            doacs,
+            "lowers its level (clots); consider another anticoagulant",
+            "Strong CYP3A4 and P-glycoprotein inducers cut DOAC levels by half or more; the labels advise avoiding them.",
+            "kb.doac-strong-inducers",
+        ),
+        (
+            contraceptives,
+            "can make it fail; consider an IUD or the injection",
+            "Enzyme inducers speed the breakdown of contraceptive hormones (US MEC category 3 for pills, patch, ring "
+            "and implant).",
+            "kb.enzyme-inducer-contraception",
+        ),
+    ):
+        if not affected:
+            continue
+        yield Finding(
+            "rule.enzyme-inducer-interaction",
+            "warning",
+            _short(f"{_names(inducers).capitalize()} with {_names(affected)} {summary}"),
+            why,
+            (kb,),
+            (*_handles(inducers), *_handles(affected)),
+            _proposed((*inducers, *affected)),
+        )
+
+
+LAMOTRIGINE_VALPROATE_START_MG: Final = 12.5  # 25 mg every other day
+
+
+def lamotrigine_valproate_start(facts: RuleFacts) -> Iterator[Finding]:
+    """Lamotrigine started on valproate: the label halves the titration (25 mg every other day for two weeks),
+    because valproate doubles lamotrigine's level and serious rashes follow fast titration. A start is a draft or
+    an order within 28 days; a dose that cannot be read is asked about."""
+    valproate = tuple(e for e in facts.with_class("valproate") if not e.proposed)
+    starts = tuple(e for e in facts.exposures if "lamotrigine" in e.ingredients and e.new(NEW_START_DAYS))
+    if not valproate or not starts:
+        return
+    for exposure in starts:
+        strength = ingredient_strength_mg(exposure.label, "lamotrigine")
+        unit = strength.mg if strength is not None and strength.per_ml is None else None
+        daily = dosing.daily_mg(dosing.dosage_of(facts, exposure), unit)
+        if daily is not None and daily <= LAMOTRIGINE_VALPROATE_START_MG:
+            continue
+        said = "dose unread" if daily is None else f"{daily:g} mg a day"
+        yield Finding(
+            "rule.lamotrigine-valproate-start",
+            "critical",
+            _short(
+                f"Lamotrigine started on valproate ({said}): consider 25 mg every other day for two weeks"
+            ),
+            "Valproate doubles lamotrigine levels; the standard titration then risks Stevens-Johnson syndrome (label).",
+            ("kb.lamotrigine-valproate",),
+            (exposure.handle, *_handles(valproate)),
+            _proposed((exposure,)),
+        )
+
+
+LEVOTHYROXINE_SUPPRESSED_TSH: Final = 0.1  # mIU/L: ATA 2014 / AACE: over-replacement below this
+
+
+def levothyroxine_over_replacement(facts: RuleFacts) -> Iterator[Finding]:
+    tsh = facts.current("tsh")
+    drugs = tuple(e for e in facts.with_class("thyroid-hormone") if not e.proposed)
+    if tsh is None or tsh.value >= LEVOTHYROXINE_SUPPRESSED_TSH or not drugs:
+        return
+    yield Finding(
+        "rule.levothyroxine-over-replacement",
+        "warning",
+        _short(
+            f"TSH {tsh.value:g} mIU/L on {_names(drugs)}: consider a lower dose unless suppression is intended"
+        ),
+        "A suppressed TSH on thyroid hormone raises the risk of atrial fibrillation and bone loss, above all in "
+        "older adults.",
+        ("kb.levothyroxine-over-replacement",),
+        (tsh.handle, *_handles(drugs)),
+        _proposed(drugs),
+    )
+
+
+BENZOCAINE_MIN_AGE: Final = 2  # FDA 2018: no benzocaine teething products under 2 (methaemoglobinaemia)
+
+
+def benzocaine_under_2(facts: RuleFacts) -> Iterator[Finding]:
+    if facts.age is None or facts.age >= BENZOCAINE_MIN_AGE:
+        return
+    drugs = tuple(e for e in facts.exposures if "benzocaine" in e.ingredients)
+    if not drugs:
+        return
+    yield Finding(
+        "rule.benzocaine-under-2",
+        "warning",
+        _short(
+            f"Benzocaine ({_names(drugs)}) for a child under 2: consider stopping it (methaemoglobinaemia)"
+        ),
+        "The FDA advises against benzocaine for teething or in children under 2: it can cause methaemoglobinaemia.",
+        ("kb.benzocaine-under-2",),
+        _handles(drugs),
+        _proposed(drugs),
+    )
+
+
+def beers_nifedipine_immediate_release(facts: RuleFacts) -> Iterator[Finding]:
+    if facts.age is None or facts.age < OLDER_ADULT_AGE:
+        return
+    drugs = tuple(
+        e for e in facts.exposures if "nifedipine" in e.ingredients and not EXTENDED_RELEASE.search(e.label)
+    )
+    if not drugs:
+        return
+    yield Finding(
+        "rule.beers-nifedipine-immediate-release",
+        "warning",
+        _short(
+            f"Age {facts.context.demographics.age_label} on immediate-release nifedipine: consider an extended-release calcium-channel blocker"
+        ),
+        "Immediate-release nifedipine can drop blood pressure suddenly and cause myocardial ischaemia (AGS Beers criteria).",
+        ("kb.beers-nifedipine-immediate-release",),
+        _handles(drugs),
+        _proposed(drugs),
+    )
+
+
 GAP_MEDICATION_RULES: Final[tuple[Rule, ...]] = (
+    warfarin_capecitabine,
+    clozapine_cyp1a2_inhibitor,
+    enzyme_inducer_interaction,
+    lamotrigine_valproate_start,
+    levothyroxine_over_replacement,
+    benzocaine_under_2,
+    beers_nifedipine_immediate_release,
     beers_barbiturate,
     beers_desmopressin,
     zolpidem_dose_women,

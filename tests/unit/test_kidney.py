@@ -223,6 +223,7 @@ REQUIRED = {
     "fesoterodine",
     "saxagliptin",
     "magnesium hydroxide",
+    "dalfampridine",
 }
 TABLE = renal_dosing()
 THRESHOLDS = [(drug, t) for drug in TABLE.drugs for t in drug.thresholds]

@@ -615,3 +615,49 @@ def test_combined_contraception_with_blood_pressure_at_140_90(
 def test_combined_contraception_with_hypertension_on_record() -> None:
     assert _chc_chart(problem("hypertension")) == ["rule.chc-hypertension"]
     assert _chc_chart() == []
+
+
+# --- from held-out v9 ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("product", "interacts"),
+    [
+        ("ketoconazole 2 % Topical Cream", False),
+        ("ketoconazole 2 % Shampoo", False),
+        ("ketoconazole 200 MG Oral Tablet", True),
+    ],
+)
+def test_a_skin_antifungal_does_not_raise_simvastatin(product: str, interacts: bool) -> None:
+    simvastatin = rx("simva", "simvastatin 20 MG Oral Tablet")
+    assert ("rule.statin-strong-cyp3a4" in ids(simvastatin, rx("keto", product))) is interacts
+
+
+def test_a_vaginal_azole_cream_still_raises_the_inr() -> None:
+    warfarin = rx("warfarin", "warfarin sodium 5 MG Oral Tablet")
+    assert "rule.vka-azole" in ids(warfarin, rx("mic", "miconazole nitrate 2 % Vaginal Cream"))
+
+
+def test_a_brand_with_its_generic_list_in_brackets_keeps_every_ingredient() -> None:
+    nyquil = "Vicks NyQuil Cold & Flu Liquid (acetaminophen 650 mg / dextromethorphan 30 mg / doxylamine 12.5 mg per 30 mL)"
+    assert terminology.resolve_product(None, nyquil).ingredients == (
+        "acetaminophen",
+        "dextromethorphan",
+        "doxylamine",
+    )
+
+
+def test_a_tcn_allergy_covers_doxycycline() -> None:
+    doxycycline = rx("doxy", "doxycycline hyclate 100 MG Oral Capsule")
+    assert same_drug(allergy("TCN", reaction="Hives"), drafts=(doxycycline,)) == [
+        ("rule.allergy-same-drug", "warning")
+    ]
+
+
+def test_two_long_acting_antimuscarinic_inhalers_are_a_duplicate() -> None:
+    trelegy = rx(
+        "trelegy", "fluticasone furoate 100 MCG / umeclidinium 62.5 MCG / vilanterol 25 MCG Inhalation Powder"
+    )
+    spiriva = rx("spiriva", "tiotropium 18 MCG Inhalation Capsule")
+    assert "rule.duplicate-therapy" in ids(trelegy, spiriva)
+    assert "rule.duplicate-therapy" not in ids(trelegy)

@@ -609,3 +609,100 @@ def test_paroxetine_in_pregnancy_is_a_warning() -> None:
     paroxetine = _rx("paroxetine", "paroxetine 20 MG Oral Tablet")
     (finding,) = pregnancy_teratogen(facts(_pregnant(8), paroxetine, age=31, gender="female"))
     assert finding.severity == "warning" and finding.evidence == ("kb.paroxetine-pregnancy",)
+
+
+# --- from held-out v9 ---------------------------------------------------------------------------------------------
+
+
+def test_warfarin_with_capecitabine_is_critical() -> None:
+    warfarin = _rx("warfarin", "warfarin sodium 5 MG Oral Tablet")
+    capecitabine = _rx("cape", "capecitabine 500 MG Oral Tablet")
+    (finding,) = gaps.warfarin_capecitabine(facts(warfarin, capecitabine))
+    assert finding.severity == "critical" and finding.evidence == ("kb.warfarin-capecitabine",)
+    assert not list(gaps.warfarin_capecitabine(facts(capecitabine)))
+
+
+@pytest.mark.parametrize(
+    ("other", "fires"),
+    [
+        ("fluvoxamine maleate 50 MG Oral Tablet", True),
+        ("ciprofloxacin 500 MG Oral Tablet", True),
+        ("ciprofloxacin 0.3 % Ophthalmic Solution", False),
+        ("sertraline 50 MG Oral Tablet", False),
+    ],
+)
+def test_clozapine_with_a_strong_cyp1a2_inhibitor(other: str, fires: bool) -> None:
+    clozapine = _rx("clozapine", "clozapine 100 MG Oral Tablet")
+    assert bool(list(gaps.clozapine_cyp1a2_inhibitor(facts(clozapine, _rx("other", other))))) is fires
+
+
+@pytest.mark.parametrize(
+    ("affected", "fires"),
+    [
+        ("apixaban 5 MG Oral Tablet", True),
+        ("norethindrone 1 MG / ethinyl estradiol 0.035 MG Oral Tablet", True),
+        ("medroxyprogesterone acetate 150 MG/ML Injectable Suspension", False),  # the injection is unaffected
+        ("levonorgestrel 52 MG Intrauterine System", False),
+        ("amlodipine 5 MG Oral Tablet", False),
+    ],
+)
+def test_an_enzyme_inducer_with_a_doac_or_hormonal_contraception(affected: str, fires: bool) -> None:
+    rifampin = _rx("rifampin", "rifampin 300 MG Oral Capsule")
+    found = list(gaps.enzyme_inducer_interaction(facts(rifampin, _rx("affected", affected), gender="female")))
+    assert bool(found) is fires
+    assert not list(gaps.enzyme_inducer_interaction(facts(_rx("affected", affected), gender="female")))
+
+
+def _lamotrigine(mg: str, per_day: float, period_days: float = 1, status: str = "draft") -> JsonDict:
+    request = _rx("ltg", f"lamotrigine {mg} MG Oral Tablet")
+    request["status"] = status
+    request["dosageInstruction"] = [
+        {
+            "timing": {"repeat": {"frequency": per_day, "period": period_days, "periodUnit": "d"}},
+            "doseAndRate": [{"doseQuantity": {"value": 1, "unit": "tablet"}}],
+        }
+    ]
+    return request
+
+
+@pytest.mark.parametrize(
+    ("mg", "per_day", "period", "fires"),
+    [("25", 1, 2, False), ("25", 1, 1, True), ("12.5", 1, 1, False), ("100", 2, 1, True)],
+)
+def test_lamotrigine_started_on_valproate(mg: str, per_day: float, period: float, fires: bool) -> None:
+    valproate = _rx("vpa", "divalproex sodium 500 MG Delayed Release Oral Tablet")
+    found = list(
+        gaps.lamotrigine_valproate_start(facts(valproate, drafts=(_lamotrigine(mg, per_day, period),)))
+    )
+    assert bool(found) is fires
+    assert not list(gaps.lamotrigine_valproate_start(facts(drafts=(_lamotrigine(mg, per_day, period),))))
+
+
+@pytest.mark.parametrize(("tsh", "fires"), [(0.09, True), (0.1, False), (0.5, False)])
+def test_levothyroxine_with_a_suppressed_tsh(tsh: float, fires: bool) -> None:
+    levothyroxine = _rx("lt4", "levothyroxine sodium 125 MCG Oral Tablet")
+    assert bool(list(gaps.levothyroxine_over_replacement(facts(levothyroxine, lab("tsh", tsh))))) is fires
+
+
+@pytest.mark.parametrize(("age", "fires"), [(1, True), (2, False)])
+def test_benzocaine_under_2(age: int, fires: bool) -> None:
+    orajel = _rx("orajel", "benzocaine 10 % Oral Gel")
+    assert bool(list(gaps.benzocaine_under_2(facts(orajel, age=age)))) is fires
+
+
+@pytest.mark.parametrize(
+    ("display", "age", "fires"),
+    [
+        ("nifedipine 10 MG Oral Capsule", 65, True),
+        ("nifedipine 10 MG Oral Capsule", 64, False),
+        ("nifedipine 30 MG 24HR Extended Release Oral Tablet", 80, False),
+    ],
+)
+def test_immediate_release_nifedipine_at_65(display: str, age: int, fires: bool) -> None:
+    assert bool(list(gaps.beers_nifedipine_immediate_release(facts(_rx("nif", display), age=age)))) is fires
+
+
+def test_semaglutide_in_pregnancy_is_a_warning() -> None:
+    wegovy = _rx("wegovy", "semaglutide 2.4 MG/0.75ML Auto-Injector")
+    (finding,) = pregnancy_teratogen(facts(_pregnant(6), wegovy, age=31, gender="female"))
+    assert finding.severity == "warning" and "kb.glp1-agonist-pregnancy" in finding.evidence
