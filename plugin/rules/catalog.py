@@ -1074,8 +1074,18 @@ _DUPLICATE_GROUPS: tuple[tuple[str, frozenset[str], str, str], ...] = (
     ("SSRIs or SNRIs", frozenset({"ssri", "snri"}), "kb.duplicate-ssri-snri", _SAME_CLASS),
     ("opioids", frozenset({"opioid"}), "kb.duplicate-opioids", _SAME_CLASS),
     # A triple inhaler already holds a LAMA and a LABA: another inhaler of either class doubles it.
-    ("long-acting antimuscarinics", frozenset({"lama"}), "kb.duplicate-long-acting-bronchodilators", _SAME_CLASS),
-    ("long-acting beta-agonists", frozenset({"laba"}), "kb.duplicate-long-acting-bronchodilators", _SAME_CLASS),
+    (
+        "long-acting antimuscarinics",
+        frozenset({"lama"}),
+        "kb.duplicate-long-acting-bronchodilators",
+        _SAME_CLASS,
+    ),
+    (
+        "long-acting beta-agonists",
+        frozenset({"laba"}),
+        "kb.duplicate-long-acting-bronchodilators",
+        _SAME_CLASS,
+    ),
     # One group for both subclasses: two dihydropyridines duplicate each other, and verapamil or diltiazem
     # with a dihydropyridine adds its effects and raises the dihydropyridine's levels (amlodipine label).
     (
