@@ -228,6 +228,9 @@ ANALYTES: dict[str, Analyte] = {
         _analyte("tsh", "TSH", ("3016-3",), "mIU/L", _LAB, low=0.4, high=4.0, plausible=(0.0, 1000.0)),
         # Serum digoxin, read for toxicity above 2 ng/mL (plugin.rules.monitoring).
         _analyte("digoxin", "Digoxin level", ("10535-3",), "ng/mL", _LAB, high=2.0, plausible=(0.0, 50.0)),
+        _analyte(
+            "vitamin_b12", "Vitamin B12", ("2132-9",), "pg/mL", _LAB, low=200.0, plausible=(0.0, 20000.0)
+        ),
         # Serum lithium (drug_monitoring.json): the therapeutic range is about 0.6-1.2 mmol/L.
         _analyte("lithium", "Lithium level", ("14334-7",), "mmol/L", _LAB, high=1.2, plausible=(0.0, 15.0)),
         _analyte(
@@ -411,6 +414,8 @@ _CONVERSIONS: dict[str, dict[str, _Linear]] = {
         (0.001, ("/uL",)),
     ),
     "alt": _table((1.0, ("U/L", "[IU]/L", "IU/L")), (60.0, ("ukat/L",))),
+    # Cobalamin's molar mass is 1355 g/mol: 1 pmol/L is 1.355 pg/mL.
+    "vitamin_b12": _table((1.0, ("pg/mL", "ng/L")), (1.355, ("pmol/L",))),
     # One lithium ion carries one charge: mmol/L and mEq/L are the same number.
     "lithium": _table((1.0, ("mmol/L", "meq/L", "mEq/L", "m[eq]/L"))),
     "leukocytes": _table(

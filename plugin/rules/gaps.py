@@ -18,7 +18,7 @@ from plugin.rules.dosing import EXTENDED_RELEASE, LOCAL_ROUTE
 from plugin.rules.high_harm import mme_per_day
 from plugin.rules.kidney import renal_function
 from plugin.rules.label_checks import GASTROPROTECTION
-from plugin.rules.model import Exposure, Finding, RuleFacts, Severity
+from plugin.rules.model import Exposure, Finding, LabOrder, RuleFacts, Severity
 from plugin.rules.monitoring import OLDER_ADULT_AGE, bp_high
 from plugin.rules.phrasing import handles as _handles
 from plugin.rules.phrasing import names as _names
@@ -943,7 +943,35 @@ def beers_nifedipine_immediate_release(facts: RuleFacts) -> Iterator[Finding]:
     )
 
 
+# --- rule.metformin-vitamin-b12 -------------------------------------------------------------------------------
+
+
+def metformin_vitamin_b12(facts: RuleFacts) -> Iterator[Finding]:
+    """Established metformin with neuropathy or anaemia on record and no B12 level within a year (ADA: periodic
+    B12 on long-term metformin, above all with neuropathy or anaemia). A stale level is shown."""
+    metformin = tuple(e for e in facts.with_class("biguanide") if not e.new(NEW_START_DAYS))
+    reasons = (*facts.value_sets.get("peripheral-neuropathy", ()), *facts.value_sets.get("anaemia", ()))
+    if not metformin or not reasons or facts.current("vitamin_b12") is not None:
+        return
+    stale = facts.stale("vitamin_b12")
+    yield Finding(
+        "rule.metformin-vitamin-b12",
+        "info",
+        _short(
+            "On metformin with neuropathy or anaemia and "
+            + ("no B12 level on record" if stale is None else "an old B12 level")
+            + ": consider checking vitamin B12"
+        ),
+        "Long-term metformin lowers vitamin B12, which can cause or worsen neuropathy and anaemia.",
+        ("kb.metformin-vitamin-b12",),
+        (*_handles(metformin), *reasons, *((stale.handle,) if stale is not None else ())),
+        (),
+        LabOrder("2132-9", "Cobalamin (Vitamin B12) [Mass/volume] in Serum or Plasma"),
+    )
+
+
 GAP_MEDICATION_RULES: Final[tuple[Rule, ...]] = (
+    metformin_vitamin_b12,
     warfarin_capecitabine,
     clozapine_cyp1a2_inhibitor,
     enzyme_inducer_interaction,

@@ -157,6 +157,7 @@ LABS: dict[str, tuple[str, str, str]] = {
     "tsh": ("3016-3", "Thyrotropin [Units/volume] in Serum or Plasma", "m[IU]/L"),
     "hemoglobin": ("718-7", "Hemoglobin [Mass/volume] in Blood", "g/dL"),
     "hematocrit": ("4544-3", "Hematocrit [Volume Fraction] of Blood by Automated count", "%"),
+    "vitamin_b12": ("2132-9", "Cobalamin (Vitamin B12) [Mass/volume] in Serum or Plasma", "pg/mL"),
     "platelets": ("777-3", "Platelets [#/volume] in Blood by Automated count", "10*3/uL"),
     "alt": ("1742-6", "Alanine aminotransferase [Enzymatic activity/volume] in Serum or Plasma", "U/L"),
     "ldl": ("13457-7", "Cholesterol in LDL [Mass/volume] in Serum or Plasma by calculation", "mg/dL"),

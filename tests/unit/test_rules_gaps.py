@@ -706,3 +706,28 @@ def test_semaglutide_in_pregnancy_is_a_warning() -> None:
     wegovy = _rx("wegovy", "semaglutide 2.4 MG/0.75ML Auto-Injector")
     (finding,) = pregnancy_teratogen(facts(_pregnant(6), wegovy, age=31, gender="female"))
     assert finding.severity == "warning" and "kb.glp1-agonist-pregnancy" in finding.evidence
+
+
+# --- from the blind second review of the Synthea charts ------------------------------------------------------------
+
+METFORMIN = "metformin hydrochloride 500 MG Oral Tablet"
+
+
+def _neuropathy() -> JsonDict:
+    return _problem_coded("neuropathy", "302226006", "Peripheral neuropathy (disorder)")
+
+
+@pytest.mark.parametrize(("days", "fires"), [(364, False), (365, False), (366, True)])
+def test_b12_on_metformin_with_neuropathy_yearly(days: int, fires: bool) -> None:
+    b12 = lab("vitamin_b12", 350, days_ago=days, resource_id="b12")
+    found = list(gaps.metformin_vitamin_b12(facts(_rx("met", METFORMIN), _neuropathy(), b12)))
+    assert bool(found) is fires
+    if fires:
+        assert found[0].order_lab is not None and found[0].order_lab.loinc == "2132-9"
+
+
+def test_b12_needs_neuropathy_or_anaemia_and_established_metformin() -> None:
+    assert not list(gaps.metformin_vitamin_b12(facts(_rx("met", METFORMIN))))
+    anaemia = _problem_coded("anaemia", "271737000", "Anemia (disorder)")
+    assert list(gaps.metformin_vitamin_b12(facts(_rx("met", METFORMIN), anaemia)))
+    assert not list(gaps.metformin_vitamin_b12(facts(_neuropathy(), drafts=(_draft("met", METFORMIN),))))

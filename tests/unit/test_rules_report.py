@@ -30,8 +30,9 @@ CHART, ORDERS, DISCHARGE = "r1-chart-review", "r1-order-review", "r1-discharge-r
 # every lab in these records is stale at NOW. Pneumococcal vaccine from 50 (ACIP 2024, the entry's own age)
 # adds the two patients aged 55 and 62. The adult vaccine rules add recombinant zoster from 50 (none of these
 # records holds one), RSV from 75 or from 60 with heart, lung or kidney disease, a Td booster where the last
-# recorded dose is over 10 years old at NOW, and pneumococcal for the diabetic adult under 50.
-PINNED_TOTAL = 292
+# recorded dose is over 10 years old at NOW, and pneumococcal for the diabetic adult under 50. A B12 level is asked
+# for the three patients on metformin with neuropathy or anaemia on record.
+PINNED_TOTAL = 301
 PINNED: dict[tuple[str, str, str], int] = {
     (CHART, "encounter-start", "rule.antiplatelet-absent"): 2,
     (CHART, "encounter-start", "rule.beers-nsaid-without-gastroprotection"): 2,
@@ -48,6 +49,7 @@ PINNED: dict[tuple[str, str, str], int] = {
     (CHART, "encounter-start", "rule.influenza-vaccine-due"): 19,
     (CHART, "encounter-start", "rule.inr-monitoring"): 5,
     (CHART, "encounter-start", "rule.levothyroxine-tsh-recheck"): 1,
+    (CHART, "encounter-start", "rule.metformin-vitamin-b12"): 3,
     (CHART, "encounter-start", "rule.methotrexate-monitoring"): 1,
     (CHART, "encounter-start", "rule.methotrexate-nsaid"): 1,
     (CHART, "encounter-start", "rule.methotrexate-without-folate"): 1,
@@ -82,6 +84,7 @@ PINNED: dict[tuple[str, str, str], int] = {
     (CHART, "patient-view", "rule.influenza-vaccine-due"): 19,
     (CHART, "patient-view", "rule.inr-monitoring"): 5,
     (CHART, "patient-view", "rule.levothyroxine-tsh-recheck"): 1,
+    (CHART, "patient-view", "rule.metformin-vitamin-b12"): 3,
     (CHART, "patient-view", "rule.methotrexate-monitoring"): 1,
     (CHART, "patient-view", "rule.methotrexate-nsaid"): 1,
     (CHART, "patient-view", "rule.methotrexate-without-folate"): 1,
@@ -110,6 +113,7 @@ PINNED: dict[tuple[str, str, str], int] = {
     (DISCHARGE, "encounter-discharge", "rule.epinephrine-autoinjector-weight"): 4,
     (DISCHARGE, "encounter-discharge", "rule.inr-monitoring"): 5,
     (DISCHARGE, "encounter-discharge", "rule.levothyroxine-tsh-recheck"): 1,
+    (DISCHARGE, "encounter-discharge", "rule.metformin-vitamin-b12"): 3,
     (DISCHARGE, "encounter-discharge", "rule.methotrexate-monitoring"): 1,
     (DISCHARGE, "encounter-discharge", "rule.methotrexate-nsaid"): 1,
     (DISCHARGE, "encounter-discharge", "rule.methotrexate-without-folate"): 1,
@@ -151,6 +155,7 @@ PATIENT_VIEW: dict[str, list[str]] = {
         "rule.egfr-recheck:warning",
         "rule.influenza-vaccine-due:info",
         "rule.inr-monitoring:warning",
+        "rule.metformin-vitamin-b12:info",
         "rule.potassium-recheck:info",
         "rule.rsv-vaccine-due:info",
         "rule.statin-indicated-absent:info",
@@ -206,6 +211,7 @@ PATIENT_VIEW: dict[str, list[str]] = {
         "rule.diabetic-kidney-disease-raas:info",
         "rule.egfr-recheck:warning",
         "rule.influenza-vaccine-due:info",
+        "rule.metformin-vitamin-b12:info",
         "rule.rsv-vaccine-due:info",
         "rule.statin-indicated-absent:info",
         "rule.td-booster-due:info",
@@ -226,6 +232,7 @@ PATIENT_VIEW: dict[str, list[str]] = {
         "rule.diabetes-hba1c-due:info",
         "rule.egfr-recheck:info",
         "rule.influenza-vaccine-due:info",
+        "rule.metformin-vitamin-b12:info",
         "rule.renal-function-unknown:info",
         "rule.rsv-vaccine-due:info",
         "rule.zoster-vaccine-due:info",
