@@ -843,9 +843,12 @@ def allergy_conflict(facts: RuleFacts) -> Iterator[Finding]:
         ]
         substance = allergy.substance.display
         if same:
+            # A recorded intolerance (diarrhoea on amoxicillin-clavulanate) is a side effect, not an allergy: the
+            # class is named, not barred. Anything else about the class is critical.
+            mild = _allergy_severity(allergy) == "info"
             yield Finding(
                 "rule.allergy-same-class",
-                "critical",
+                "info" if mild else "critical",
                 _short(f"Recorded {substance} allergy and {_names(same)}: consider an alternative"),
                 "The drug belongs to the class the patient is recorded as allergic to.",
                 tuple(dict.fromkeys(_ALLERGY_GROUPS[c][1] for c in sorted(allergic_to))),

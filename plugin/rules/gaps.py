@@ -970,7 +970,60 @@ def metformin_vitamin_b12(facts: RuleFacts) -> Iterator[Finding]:
     )
 
 
+# --- rule.codeine-tramadol-breastfeeding and rule.rizatriptan-propranolol ----------------------------------
+
+_ULTRA_RAPID_PRODRUG_OPIOIDS: Final = frozenset({"codeine", "tramadol"})
+
+
+def codeine_tramadol_breastfeeding(facts: RuleFacts) -> Iterator[Finding]:
+    lactation = facts.value_sets.get("lactation", ())
+    drugs = tuple(e for e in facts.exposures if not _ULTRA_RAPID_PRODRUG_OPIOIDS.isdisjoint(e.ingredients))
+    if not lactation or not drugs:
+        return
+    yield Finding(
+        "rule.codeine-tramadol-breastfeeding",
+        "warning",
+        _short(f"Breastfeeding and {_names(drugs)}: consider acetaminophen or ibuprofen instead"),
+        "In mothers who metabolise codeine or tramadol ultra-rapidly, breast milk can carry enough morphine or "
+        "O-desmethyltramadol to stop an infant breathing (FDA 2017).",
+        ("kb.codeine-tramadol-breastfeeding",),
+        (*lactation, *_handles(drugs)),
+        _proposed(drugs),
+    )
+
+
+RIZATRIPTAN_WITH_PROPRANOLOL_MG: Final = (
+    5.0  # Maxalt label: 5 mg a dose, at most 15 mg a day, with propranolol
+)
+
+
+def rizatriptan_propranolol(facts: RuleFacts) -> Iterator[Finding]:
+    propranolol = tuple(e for e in facts.exposures if "propranolol" in e.ingredients)
+    if not propranolol:
+        return
+    for exposure in facts.exposures:
+        if "rizatriptan" not in exposure.ingredients:
+            continue
+        strength = ingredient_strength_mg(exposure.label, "rizatriptan")
+        unit = strength.mg if strength is not None and strength.per_ml is None else None
+        dose = dosing.dose_mg(dosing.dosage_of(facts, exposure), unit)
+        mg = dose if dose is not None else unit
+        if mg is not None and mg <= RIZATRIPTAN_WITH_PROPRANOLOL_MG:
+            continue
+        yield Finding(
+            "rule.rizatriptan-propranolol",
+            "warning",
+            _short("Rizatriptan with propranolol: consider 5 mg a dose, at most 15 mg a day"),
+            "Propranolol raises rizatriptan levels by about 70%, so its label halves the dose.",
+            ("kb.rizatriptan-propranolol",),
+            (exposure.handle, *_handles(propranolol)),
+            _proposed((exposure,)),
+        )
+
+
 GAP_MEDICATION_RULES: Final[tuple[Rule, ...]] = (
+    codeine_tramadol_breastfeeding,
+    rizatriptan_propranolol,
     metformin_vitamin_b12,
     warfarin_capecitabine,
     clozapine_cyp1a2_inhibitor,

@@ -30,6 +30,7 @@ GRADED: dict[str, str] = {
     "rule.methotrexate-daily-dosing": "warning on a recorded medication, critical on an order being placed",
     "rule.allergy-same-drug": "critical for a high-criticality or severe reaction, info for an intolerance, else "
     "warning",
+    "rule.allergy-same-class": "info for a low-criticality intolerance without a severe reaction, else critical",
 }
 
 

@@ -661,3 +661,26 @@ def test_two_long_acting_antimuscarinic_inhalers_are_a_duplicate() -> None:
     spiriva = rx("spiriva", "tiotropium 18 MCG Inhalation Capsule")
     assert "rule.duplicate-therapy" in ids(trelegy, spiriva)
     assert "rule.duplicate-therapy" not in ids(trelegy)
+
+
+def test_a_recorded_intolerance_names_the_class_without_barring_it() -> None:
+    context = (
+        Chart(
+            resources=(
+                allergy(
+                    "Augmentin (amoxicillin-clavulanate) - diarrhea", kind="intolerance", reaction="Diarrhea"
+                ),
+            ),
+            drafts=(rx("amox", "amoxicillin 500 MG Oral Capsule"),),
+        )
+        .build()
+        .context
+    )
+    found = [(f.rule_id, f.severity) for f in catalog.allergy_conflict(RuleFacts.of(context))]
+    assert found == [("rule.allergy-same-class", "info")]
+    allergic = Chart(
+        resources=(allergy("Penicillin - hives"),), drafts=(rx("amox", "amoxicillin 500 MG Oral Capsule"),)
+    )
+    assert [
+        (f.rule_id, f.severity) for f in catalog.allergy_conflict(RuleFacts.of(allergic.build().context))
+    ] == [("rule.allergy-same-class", "critical")]

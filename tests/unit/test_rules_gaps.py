@@ -731,3 +731,32 @@ def test_b12_needs_neuropathy_or_anaemia_and_established_metformin() -> None:
     anaemia = _problem_coded("anaemia", "271737000", "Anemia (disorder)")
     assert list(gaps.metformin_vitamin_b12(facts(_rx("met", METFORMIN), anaemia)))
     assert not list(gaps.metformin_vitamin_b12(facts(_neuropathy(), drafts=(_draft("met", METFORMIN),))))
+
+
+def _lactation() -> JsonDict:
+    return _problem_coded("lactation", "413712001", "Breastfeeding (mother) (finding)")
+
+
+@pytest.mark.parametrize(
+    ("display", "fires"),
+    [
+        ("acetaminophen 300 MG / codeine phosphate 30 MG Oral Tablet", True),
+        ("tramadol hydrochloride 50 MG Oral Tablet", True),
+        ("ibuprofen 400 MG Oral Tablet", False),
+    ],
+)
+def test_codeine_or_tramadol_while_breastfeeding(display: str, fires: bool) -> None:
+    drug = _rx("drug", display)
+    assert (
+        bool(list(gaps.codeine_tramadol_breastfeeding(facts(_lactation(), drug, gender="female")))) is fires
+    )
+    assert not list(gaps.codeine_tramadol_breastfeeding(facts(drug, gender="female")))
+
+
+@pytest.mark.parametrize(
+    ("display", "fires"), [("rizatriptan 5 MG Oral Tablet", False), ("rizatriptan 10 MG Oral Tablet", True)]
+)
+def test_rizatriptan_with_propranolol_is_5_mg(display: str, fires: bool) -> None:
+    propranolol = _rx("prop", "propranolol hydrochloride 40 MG Oral Tablet")
+    assert bool(list(gaps.rizatriptan_propranolol(facts(propranolol, _rx("riza", display))))) is fires
+    assert not list(gaps.rizatriptan_propranolol(facts(_rx("riza", display))))
