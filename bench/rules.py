@@ -52,6 +52,7 @@ from bench.gold.model import (
     HELDOUT_V7_PATH,
     HELDOUT_V8_PATH,
     HELDOUT_V9_PATH,
+    HELDOUT_V10_PATH,
     load_check_rules,
     load_constructed,
     load_full_review,
@@ -224,6 +225,7 @@ HELDOUT_SETS: Final[tuple[tuple[Path, bool], ...]] = (
     (HELDOUT_V7_PATH, True),
     (HELDOUT_V8_PATH, True),
     (HELDOUT_V9_PATH, True),
+    (HELDOUT_V10_PATH, False),
 )
 
 
