@@ -31,11 +31,14 @@ __all__ = [
     "DoseRangeError",
     "DoseTable",
     "daily_frequency",
+    "daily_or_unit_mg",
+    "dose_or_unit_mg",
     "dose_range",
     "dose_table",
     "ingredient_strength_mg",
     "parse_dose_table",
     "single_dose_mg",
+    "unit_mg",
 ]
 
 _DATA: Final = "knowledge/dose_ranges.json"
@@ -388,6 +391,26 @@ def _weight_unknown(exposure: Exposure, ingredient: str, facts: RuleFacts) -> Fi
 DOSE_RULES: Final = (dose_range,)
 
 
+def unit_mg(exposure: Exposure, ingredient: str) -> float | None:
+    """Milligrams of the ingredient in one tablet or capsule, from the product name; None for a liquid."""
+    strength = ingredient_strength_mg(exposure.label, ingredient)
+    return strength.mg if strength is not None and strength.per_ml is None else None
+
+
+def daily_or_unit_mg(facts: RuleFacts, exposure: Exposure, ingredient: str) -> float | None:
+    """The daily milligrams where the dosage gives them, else one unit's (for drugs taken once a day)."""
+    unit = unit_mg(exposure, ingredient)
+    daily = dosing.daily_mg(dosing.dosage_of(facts, exposure), unit)
+    return daily if daily is not None else unit
+
+
+def dose_or_unit_mg(facts: RuleFacts, exposure: Exposure, ingredient: str) -> float | None:
+    """One administration's milligrams where the dosage gives them, else one unit's."""
+    unit = unit_mg(exposure, ingredient)
+    dose = dosing.dose_mg(dosing.dosage_of(facts, exposure), unit)
+    return dose if dose is not None else unit
+
+
 LOW_DOSE_ASPIRIN_MG: Final = 100
 
 
@@ -397,8 +420,5 @@ def low_dose_aspirin(facts: RuleFacts, exposure: Exposure) -> bool:
     NSAID (fail closed)."""
     if "aspirin" not in exposure.ingredients:
         return False
-    strength = ingredient_strength_mg(exposure.label, "aspirin")
-    unit = strength.mg if strength is not None and strength.per_ml is None else None
-    daily = dosing.daily_mg(dosing.dosage_of(facts, exposure), unit)
-    mg = daily if daily is not None else unit
+    mg = daily_or_unit_mg(facts, exposure, "aspirin")
     return mg is not None and mg <= LOW_DOSE_ASPIRIN_MG

@@ -13,12 +13,12 @@ from typing import Final
 from plugin.rules import dosing
 from plugin.rules.catalog import NEW_START_DAYS, Rule
 from plugin.rules.depth import MAGNESIUM_LOW_MG_DL
-from plugin.rules.dose_range import ingredient_strength_mg
+from plugin.rules.dose_range import daily_or_unit_mg, dose_or_unit_mg, unit_mg
 from plugin.rules.dosing import EXTENDED_RELEASE, LOCAL_ROUTE
 from plugin.rules.high_harm import mme_per_day
 from plugin.rules.kidney import renal_function
 from plugin.rules.label_checks import GASTROPROTECTION
-from plugin.rules.model import Exposure, Finding, LabOrder, RuleFacts, Severity
+from plugin.rules.model import Finding, LabOrder, RuleFacts, Severity
 from plugin.rules.monitoring import OLDER_ADULT_AGE, bp_high
 from plugin.rules.phrasing import handles as _handles
 from plugin.rules.phrasing import names as _names
@@ -392,10 +392,7 @@ def beers_digoxin_dose(facts: RuleFacts) -> Iterator[Finding]:
     for exposure in facts.exposures:
         if "digoxin" not in exposure.ingredients:
             continue
-        strength = ingredient_strength_mg(exposure.label, "digoxin")
-        unit = strength.mg if strength is not None and strength.per_ml is None else None
-        daily = dosing.daily_mg(dosing.dosage_of(facts, exposure), unit)
-        mg = daily if daily is not None else unit
+        mg = daily_or_unit_mg(facts, exposure, "digoxin")
         if mg is None or mg <= BEERS_DIGOXIN_MAX_MG:
             continue
         yield Finding(
@@ -470,12 +467,6 @@ VTE_ACUTE_DAYS: Final = 180
 VTE_UNDER_DOSE_DAILY_MG: Final[dict[str, float]] = {"apixaban": 5.0, "rivaroxaban": 10.0}
 
 
-def _doac_daily_mg(facts: RuleFacts, exposure: Exposure, ingredient: str) -> float | None:
-    strength = ingredient_strength_mg(exposure.label, ingredient)
-    unit = strength.mg if strength is not None and strength.per_ml is None else None
-    return dosing.daily_mg(dosing.dosage_of(facts, exposure), unit)
-
-
 def doac_dose_indication(facts: RuleFacts) -> Iterator[Finding]:
     """A DOAC dose that is not the label's dose for the indication on record: for atrial fibrillation (no
     recent VTE), a daily dose outside the AF doses, or apixaban 2.5 mg twice daily with fewer than two of its
@@ -492,7 +483,11 @@ def doac_dose_indication(facts: RuleFacts) -> Iterator[Finding]:
         return
     for exposure in facts.with_class("doac"):
         ingredient = next((i for i in exposure.ingredients if i in AF_DOAC_DAILY_MG), None)
-        if ingredient is None or (daily := _doac_daily_mg(facts, exposure, ingredient)) is None:
+        if (
+            ingredient is None
+            or (daily := dosing.daily_mg(dosing.dosage_of(facts, exposure), unit_mg(exposure, ingredient)))
+            is None
+        ):
             continue
         if af:
             reason = _af_dose_problem(facts, ingredient, daily)
@@ -652,10 +647,7 @@ def zolpidem_dose_women(facts: RuleFacts) -> Iterator[Finding]:
     for exposure in facts.exposures:
         if "zolpidem" not in exposure.ingredients or LOCAL_ROUTE.search(exposure.label):
             continue
-        strength = ingredient_strength_mg(exposure.label, "zolpidem")
-        unit = strength.mg if strength is not None and strength.per_ml is None else None
-        dose = dosing.dose_mg(dosing.dosage_of(facts, exposure), unit)
-        mg = dose if dose is not None else unit
+        mg = dose_or_unit_mg(facts, exposure, "zolpidem")
         limit = ZOLPIDEM_WOMEN_MAX_MG["extended" if EXTENDED_RELEASE.search(exposure.label) else "immediate"]
         if mg is None or mg <= limit:
             continue
@@ -859,9 +851,7 @@ def lamotrigine_valproate_start(facts: RuleFacts) -> Iterator[Finding]:
     if not valproate or not starts:
         return
     for exposure in starts:
-        strength = ingredient_strength_mg(exposure.label, "lamotrigine")
-        unit = strength.mg if strength is not None and strength.per_ml is None else None
-        daily = dosing.daily_mg(dosing.dosage_of(facts, exposure), unit)
+        daily = dosing.daily_mg(dosing.dosage_of(facts, exposure), unit_mg(exposure, "lamotrigine"))
         if daily is not None and daily <= LAMOTRIGINE_VALPROATE_START_MG:
             continue
         said = "dose unread" if daily is None else f"{daily:g} mg a day"
@@ -1004,10 +994,7 @@ def rizatriptan_propranolol(facts: RuleFacts) -> Iterator[Finding]:
     for exposure in facts.exposures:
         if "rizatriptan" not in exposure.ingredients:
             continue
-        strength = ingredient_strength_mg(exposure.label, "rizatriptan")
-        unit = strength.mg if strength is not None and strength.per_ml is None else None
-        dose = dosing.dose_mg(dosing.dosage_of(facts, exposure), unit)
-        mg = dose if dose is not None else unit
+        mg = dose_or_unit_mg(facts, exposure, "rizatriptan")
         if mg is not None and mg <= RIZATRIPTAN_WITH_PROPRANOLOL_MG:
             continue
         yield Finding(

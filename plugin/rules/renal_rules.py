@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from plugin.rules import dosing
-from plugin.rules.dose_range import ingredient_strength_mg, low_dose_aspirin
+from plugin.rules.dose_range import low_dose_aspirin, unit_mg
 from plugin.rules.kidney import (
     AkiStage,
     RenalFunction,
@@ -118,8 +118,7 @@ def _egfr_stands_in(drug: RenalDrug, renal: RenalFunction) -> bool:
 
 def _unit_mg(exposure: Exposure, drug: RenalDrug) -> float | None:
     """Milligrams of the table's drug per tablet or capsule, from the product name; None for a liquid."""
-    strength = ingredient_strength_mg(exposure.label, drug.ingredients[0])
-    return strength.mg if strength is not None and strength.per_ml is None else None
+    return unit_mg(exposure, drug.ingredients[0])
 
 
 # --- rule.renal-dose-crcl ---------------------------------------------------------------------------------

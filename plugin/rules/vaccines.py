@@ -29,7 +29,7 @@ __all__ = [
 
 @dataclass(frozen=True, slots=True)
 class VaccineGroup:
-    cvx: frozenset[str]
+    cvx: frozenset[str]  # without leading zeros: charts send CVX 09 and 9 alike
     names: re.Pattern[str]
 
 
@@ -39,7 +39,7 @@ GROUPS: Final[dict[str, VaccineGroup]] = {
         frozenset({"187"}), re.compile(r"\b(shingrix|rzv|zoster[^,;]*recombinant|recombinant zoster)\b", re.I)
     ),
     "tetanus": VaccineGroup(
-        frozenset({"09", "9", "113", "115", "138", "139", "196"}),
+        frozenset({"9", "113", "115", "138", "139", "196"}),
         re.compile(r"\b(td|tdap|tetanus|boostrix|adacel|tenivac)\b", re.I),
     ),
     "rsv": VaccineGroup(
@@ -55,7 +55,7 @@ GROUPS: Final[dict[str, VaccineGroup]] = {
 def _in_group(immunization: Immunization, group: str) -> bool:
     spec = GROUPS[group]
     code = immunization.vaccine
-    return (code.system == "cvx" and code.code.lstrip("0") in {c.lstrip("0") for c in spec.cvx}) or bool(
+    return (code.system == "cvx" and code.code.lstrip("0") in spec.cvx) or bool(
         spec.names.search(code.display)
     )
 
