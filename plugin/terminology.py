@@ -387,6 +387,11 @@ def _known(name: str) -> bool:
     )
 
 
+def canonical_ingredient(ingredient: str) -> str:
+    """The name rules see for an ingredient given in any spelling (an alias resolved, case and salt normalised)."""
+    return _canonical(ingredient)
+
+
 def is_known_ingredient(ingredient: str) -> bool:
     """Whether a name (any spelling) is a reviewed ingredient, classed or not."""
     return _known(_canonical(ingredient))

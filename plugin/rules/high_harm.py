@@ -18,7 +18,7 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 from types import MappingProxyType
 from typing import Final
 
@@ -29,12 +29,12 @@ from plugin.rules.catalog import (
     INR,
     POTASSIUM,
     SIMVASTATIN_CAPS,
-    Interaction,
     Rule,
-    _pair,
     strength_mg,
 )
 from plugin.rules.dosing import daily_mg, dosage_of, dose_count
+from plugin.rules.interactions import Interaction
+from plugin.rules.interactions import pair as _pair
 from plugin.rules.model import Exposure, Finding, LabOrder, RuleFacts, Severity
 from plugin.rules.phrasing import handles as _handles
 from plugin.rules.phrasing import names as _names
@@ -49,20 +49,8 @@ DIGOXIN_LEVEL = LabOrder("10535-3", "Digoxin [Mass/volume] in Serum or Plasma")
 PHANSALKAR: Final = "kb.phansalkar-high-priority-ddi"
 
 
-@dataclass(frozen=True, slots=True)
-class MonitoredInteraction(Interaction):
-    """A drug pair whose card also offers the lab that watches it (INR, digoxin level)."""
-
-    order: LabOrder | None = None
-
-    def __call__(self, facts: RuleFacts) -> Iterator[Finding]:
-        for finding in Interaction.__call__(self, facts):
-            yield replace(finding, order_lab=self.order)
-
-
-def _monitored(pair: Interaction, order: LabOrder) -> MonitoredInteraction:
-    copied = {f.name: getattr(pair, f.name) for f in fields(Interaction)}
-    return MonitoredInteraction(**copied, order=order)
+def _monitored(pair: Interaction, order: LabOrder) -> Interaction:
+    return replace(pair, order=order)
 
 
 # --- drug pairs -------------------------------------------------------------------------------

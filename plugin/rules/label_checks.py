@@ -10,18 +10,18 @@ magnesium salts, sucralfate) are matched by ingredient name. Everything here is 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 from typing import Final
 
 from plugin import terminology
 from plugin.rules.catalog import (
-    Interaction,
     Rule,
-    _pair,
     strength_mg,
 )
 from plugin.rules.dose_range import low_dose_aspirin
-from plugin.rules.dosing import LOCAL_ROUTE, daily_mg, dosage_of
+from plugin.rules.dosing import daily_mg, dosage_of
+from plugin.rules.interactions import Interaction, named
+from plugin.rules.interactions import pair as _pair
 from plugin.rules.model import Exposure, Finding, LabOrder, RuleFacts, Severity
 from plugin.rules.monitoring import OLDER_ADULT_AGE, _combined_hormonal_contraceptive, bp_high
 from plugin.rules.phrasing import handles as _handles
@@ -29,47 +29,9 @@ from plugin.rules.phrasing import names as _names
 from plugin.rules.phrasing import proposed as _proposed
 from plugin.rules.phrasing import short as _short
 
-__all__ = ["LABEL_CHECK_RULES", "NamedPair"]
+__all__ = ["LABEL_CHECK_RULES"]
 
 LITHIUM_LEVEL = LabOrder("14334-7", "Lithium [Moles/volume] in Serum or Plasma")
-
-
-def _named(exposure: Exposure, names: Iterable[str]) -> bool:
-    """Whether an ingredient is one of `names` or a salt of one ("calcium carbonate" for "calcium")."""
-    return any(i == n or i.startswith(n + " ") for i in exposure.ingredients for n in names)
-
-
-@dataclass(frozen=True, slots=True)
-class NamedPair(Interaction):
-    """A drug pair whose sides may also name ingredients that have no class key, and whose card may offer the
-    lab that watches the pair."""
-
-    left_named: frozenset[str] = frozenset()
-    right_named: frozenset[str] = frozenset()  # ingredients, or a mineral whose salts all count ("calcium")
-    order: LabOrder | None = None
-
-    def _left(self, facts: RuleFacts) -> tuple[Exposure, ...]:
-        classed = Interaction._left(self, facts) if self.left else ()
-        chosen = set(classed)  # `in` a tuple per exposure was quadratic with thousands of drafts
-        return (*classed, *(e for e in facts.exposures if e not in chosen and _named(e, self.left_named)))
-
-    def _right(self, facts: RuleFacts) -> tuple[Exposure, ...]:
-        classed = Interaction._right(self, facts) if self.right else ()
-        chosen = set(classed)
-        named = (
-            e
-            for e in facts.exposures
-            if e not in chosen
-            and _named(e, self.right_named)
-            and self.right_unless_ingredients.isdisjoint(e.ingredients)
-            # A mineral on the skin never meets the tablet it would bind ("zinc oxide 40% paste").
-            and not (self.right_systemic_only and LOCAL_ROUTE.search(e.label))
-        )
-        return (*classed, *named)
-
-    def __call__(self, facts: RuleFacts) -> Iterator[Finding]:
-        for finding in Interaction.__call__(self, facts):
-            yield replace(finding, order_lab=self.order)
 
 
 def _named_pair(
@@ -78,9 +40,8 @@ def _named_pair(
     left: Iterable[str] = (),
     right: Iterable[str] = (),
     order: LabOrder | None = None,
-) -> NamedPair:
-    copied = {f.name: getattr(pair, f.name) for f in fields(Interaction)}
-    return NamedPair(**copied, left_named=frozenset(left), right_named=frozenset(right), order=order)
+) -> Interaction:
+    return replace(pair, left_named=frozenset(left), right_named=frozenset(right), order=order)
 
 
 # --- drug pairs ---------------------------------------------------------------------------------------------
@@ -389,7 +350,7 @@ def nsaid_peptic_ulcer(facts: RuleFacts) -> Iterator[Finding]:
     nsaids = [e for e in facts.with_class("nsaid", "cox2-inhibitor") if not low_dose_aspirin(facts, e)]
     if not problems or not nsaids:
         return
-    protected = any(_named(e, GASTROPROTECTION) for e in facts.exposures)
+    protected = any(named(e, GASTROPROTECTION) for e in facts.exposures)
     option = "consider another analgesic" if protected else "consider another analgesic or adding a PPI"
     yield Finding(
         "rule.nsaid-peptic-ulcer",
@@ -636,7 +597,7 @@ def beers_label_checks(facts: RuleFacts) -> Iterator[Finding]:
     nsaids = [
         e for e in facts.with_class("nsaid") if not e.has("cox2-inhibitor") and not low_dose_aspirin(facts, e)
     ]
-    if nsaids and not ulcer and not any(_named(e, GASTROPROTECTION) for e in facts.exposures):
+    if nsaids and not ulcer and not any(named(e, GASTROPROTECTION) for e in facts.exposures):
         yield Finding(
             "rule.beers-nsaid-without-gastroprotection",
             "warning",

@@ -13,7 +13,7 @@ import pytest
 
 from cds_hooks.handlers import HookThreads, count_resources
 from plugin.catalog import shipped_registry
-from plugin.rules.catalog import pair_sides
+from plugin.rules.interactions import pair_sides
 from plugin.rules.model import Exposure
 from plugin.rules.phrasing import handles, names, proposed
 from plugin.services import HookCall

@@ -12,6 +12,7 @@ from pydantic import ValidationError
 
 from bench.gold import accuracy
 from bench.gold.model import FAMILIES, GOLD_PATH, SEVERITIES, GoldSet, load_gold
+from plugin.rules.interactions import interaction_table
 from plugin.rules.model import Finding
 from tests.support.fixtures_paths import REPO_ROOT, synthea_bundle_paths
 
@@ -21,12 +22,13 @@ CATALOG = REPO_ROOT / "plugin" / "rules"
 
 
 def product_rule_ids() -> set[str]:
-    """Every rule id a rule module spells out (the modules plugin.rules.registry assembles)."""
+    """Every rule id a rule module spells out (the modules plugin.rules.registry assembles), and the pairs
+    of the interaction table."""
     return {
         rule_id
         for path in CATALOG.glob("*.py")
         for rule_id in re.findall(r'"(rule\.[a-z0-9-]+)"', path.read_text(encoding="utf-8"))
-    }
+    } | {pair.rule_id for pair in interaction_table()}
 
 
 def test_the_gold_file_validates() -> None:

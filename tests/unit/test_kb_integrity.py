@@ -154,6 +154,7 @@ RULE_TABLES = (
     "opioid_mme.json",
     "protected_therapies.json",
     "drug_monitoring.json",
+    "interaction_pairs.json",
 )
 
 

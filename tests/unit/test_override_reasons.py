@@ -33,7 +33,8 @@ def producible_rule_ids() -> frozenset[str]:
     """Every rule id the live catalog can emit, found as tests/unit/test_rules.py finds them."""
     from tests.unit.test_rules import ALL_RULES, cited
 
-    return frozenset({i.rule_id for i in INTERACTIONS}) | cited(
+    pairs = {r.rule_id for r in ALL_RULES if isinstance(r, Interaction)}
+    return frozenset(pairs | {i.rule_id for i in INTERACTIONS}) | cited(
         [r for r in ALL_RULES if not isinstance(r, Interaction)], "rule."
     )
 
