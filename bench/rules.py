@@ -225,7 +225,7 @@ HELDOUT_SETS: Final[tuple[tuple[Path, bool], ...]] = (
     (HELDOUT_V7_PATH, True),
     (HELDOUT_V8_PATH, True),
     (HELDOUT_V9_PATH, True),
-    (HELDOUT_V10_PATH, False),
+    (HELDOUT_V10_PATH, True),
 )
 
 

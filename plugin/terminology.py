@@ -387,6 +387,13 @@ def _known(name: str) -> bool:
     )
 
 
+@functools.cache
+def known_ingredients() -> frozenset[str]:
+    """Every reviewed ingredient name, classed or not, as rules see it."""
+    data, extra = terminology(), medication_names()
+    return frozenset({*data.classes, *data.unclassified, *extra.classes, *extra.unclassified})
+
+
 def canonical_ingredient(ingredient: str) -> str:
     """The name rules see for an ingredient given in any spelling (an alias resolved, case and salt normalised)."""
     return _canonical(ingredient)
@@ -535,6 +542,7 @@ _NOISE = frozenset(
 )
 _BRACKET = re.compile(r"\[([^\]]*)\]")
 _PARENTHESES = re.compile(r"\([^()]*\)")
+_PARENTHESES_INNER = re.compile(r"\(([^()]*)\)")
 _PARTS = re.compile(r"\s*(?:/|\+|&|,|;|\band\b|\bwith\b)\s*", re.IGNORECASE)
 
 
@@ -625,6 +633,14 @@ def resolve_product(rxnorm_code: str | None, display: str) -> Resolution:
         brand = _lookup(bracket.group(1)) if bracket is not None else None
         if brand is not None:
             names, unknown = list(brand), []
+    if unknown or not names:
+        # "Lodoco 0.5 mg (colchicine) tablet": an unknown brand with its generic in parentheses. Only a note that
+        # reads wholly as ingredients counts ("(OTC herbal)" does not).
+        for note in _PARENTHESES_INNER.findall(display):
+            note_names, note_unknown = _free_text(note)
+            if note_names and not note_unknown:
+                names, unknown = note_names, []
+                break
     if unknown or not names:
         free_names, free_unknown = _free_text(display)
         # The free reading wins only when it leaves fewer names unknown (or finds more with as few).

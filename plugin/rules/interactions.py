@@ -255,11 +255,9 @@ def _names_list(raw: dict[str, object], key: str, where: str) -> frozenset[str]:
         if unknown:
             raise _fail(f"{where}: {key} names unknown classes {unknown}")
     else:
-        unknown = sorted(
-            n
-            for n in names
-            if not terminology.is_known_ingredient(n) or terminology.canonical_ingredient(n) != n
-        )
+        # A name is a reviewed ingredient, or a mineral whose salts are ("calcium" for "calcium carbonate").
+        known = terminology.known_ingredients()
+        unknown = sorted(n for n in names if not (n in known or any(k.startswith(n + " ") for k in known)))
         if unknown:
             raise _fail(f"{where}: {key} names ingredients by other than their reviewed names: {unknown}")
     return names

@@ -80,6 +80,7 @@ ALLOW_LIST: dict[str, str] = {
     "kb.opioid-cns-depressants": "advises caution and weighing benefit, names no action",
     "kb.ibuprofen-low-dose-aspirin": "dose timing",
     "kb.chelation-fluoroquinolone-tetracycline": "dose timing",
+    "kb.integrase-inhibitor-polyvalent-cations": "dose timing",
     "kb.bisphosphonate-oral-administration": "administration instructions",
     "kb.asthma-saba-overuse": "prompts a review of treatment, names no action",
 }

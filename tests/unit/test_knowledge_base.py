@@ -45,6 +45,7 @@ FILE_KIND = {
     "entries_dosing_extra.json": "drug-safety",
     "entries_preventive_extra.json": "preventive",
     "entries_beers_extra.json": "drug-safety",
+    "entries_interactions_extra.json": "drug-safety",
 }
 
 

@@ -30,7 +30,7 @@ from plugin.rules import (
 )
 from plugin.rules.catalog import BASE_CARE_GAP_RULES, BASE_MEDICATION_RULES, INTERACTIONS, Interaction, Rule
 from plugin.rules.engine import PROPOSAL_HANDLE, check_proposal, evaluate, run_rules
-from plugin.rules.model import Exposure, Finding, RuleFacts
+from plugin.rules.model import Exposure, Finding, RuleFacts, Severity
 from tests.support.charts import NOW, JsonDict, chart_path, chart_prefetch, draft_orders
 from tests.support.rule_cases import (
     Case,
@@ -146,6 +146,7 @@ MAOI = _interaction("rule.maoi-serotonergic")
 OPIOID_SEDATIVE = _interaction("rule.opioid-sedative")
 STATIN_CYP3A4 = _interaction("rule.statin-strong-cyp3a4")
 
+
 WARFARIN = med("warfarin")
 NAPROXEN = med("naproxen")
 NAPROXEN_SODIUM = med("naproxen-sodium")
@@ -234,7 +235,189 @@ def chart(*resources: JsonDict, drafts: tuple[JsonDict, ...] = (), age: int = 50
     return Chart(age=age, resources=resources, drafts=drafts)
 
 
+def _table_pair(
+    rule_id: str,
+    severity: Severity,
+    kb: str,
+    left: str,
+    right: str,
+    near_miss: Chart,
+    *,
+    right_as_draft: bool = False,
+) -> tuple[Case, Case]:
+    """A pair of the interaction table: its two drugs raise it (the right one as a draft order where the
+    order is what a prescriber signs), and a clinically close chart does not."""
+    pair = _interaction(rule_id)
+    left_med = med(left)
+    if right_as_draft:
+        right_order = draft(right)
+        positive = chart(left_med, drafts=(right_order,))
+        expected = Expected(rule_id, severity, (kb,), (left_med, right_order), proposed=(right_order,))
+    else:
+        right_order = med(right)
+        positive = chart(left_med, right_order)
+        expected = Expected(rule_id, severity, (kb,), (left_med, right_order))
+    name = rule_id.removeprefix("rule.")
+    return (
+        Case(f"{name}/{left}+{right}", pair, positive, (expected,)),
+        Case(f"{name}/near-miss", pair, near_miss),
+    )
+
+
+# The pairs added as data (knowledge/interaction_pairs.json, 2026-12-07.2): each with the drug a pharmacist
+# would reach for instead, or the form that does not interact, as its negative.
+TABLE_PAIR_CASES: tuple[Case, ...] = (
+    *_table_pair(
+        "rule.calcineurin-inducer",
+        "critical",
+        "kb.calcineurin-inhibitor-inducers",
+        "tacrolimus",
+        "st-johns-wort",
+        chart(med("tacrolimus"), med("venlafaxine")),
+    ),
+    *_table_pair(
+        "rule.calcineurin-inducer",
+        "critical",
+        "kb.calcineurin-inhibitor-inducers",
+        "tacrolimus",
+        "rifampin",
+        chart(med("tacrolimus"), AZITHROMYCIN_DRAFT),
+        right_as_draft=True,
+    ),
+    *_table_pair(
+        "rule.cyp3a4-inhibitor-corticosteroid",
+        "warning",
+        "kb.strong-cyp3a4-inhibitor-corticosteroids",
+        "ritonavir",
+        "fluticasone-nasal",
+        chart(med("clarithromycin"), med("fluticasone-nasal")),  # a short macrolide course is not the harm
+    ),
+    *_table_pair(
+        "rule.integrase-inhibitor-cation",
+        "info",
+        "kb.integrase-inhibitor-polyvalent-cations",
+        "dolutegravir",
+        "calcium-carbonate",
+        chart(med("dolutegravir"), med("famotidine")),
+    ),
+    *_table_pair(
+        "rule.lamotrigine-estrogen",
+        "warning",
+        "kb.lamotrigine-estrogen-contraceptives",
+        "lamotrigine",
+        "levonorgestrel-ee",
+        chart(med("lamotrigine"), med("norethindrone")),  # progestin-only pill
+        right_as_draft=True,
+    ),
+    *_table_pair(
+        "rule.isotretinoin-tetracycline",
+        "critical",
+        "kb.isotretinoin-tetracyclines",
+        "isotretinoin",
+        "doxycycline",
+        chart(med("isotretinoin"), AZITHROMYCIN_DRAFT),
+    ),
+    *_table_pair(
+        "rule.tamoxifen-cyp2d6-inhibitor",
+        "warning",
+        "kb.tamoxifen-cyp2d6-inhibitors",
+        "tamoxifen",
+        "bupropion",
+        chart(med("tamoxifen"), med("venlafaxine")),
+        right_as_draft=True,
+    ),
+    *_table_pair(
+        "rule.theophylline-cyp1a2-inhibitor",
+        "critical",
+        "kb.theophylline-cyp1a2-inhibitors",
+        "theophylline",
+        "ciprofloxacin",
+        chart(med("theophylline"), AMOXICILLIN_DRAFT),
+        right_as_draft=True,
+    ),
+    *_table_pair(
+        "rule.colchicine-cyp3a4-pgp-inhibitor",
+        "critical",
+        "kb.colchicine-cyp3a4-pgp-inhibitors",
+        "colchicine",
+        "clarithromycin",
+        chart(med("colchicine"), med("ketoconazole-cream")),  # on the skin
+        right_as_draft=True,
+    ),
+    *_table_pair(
+        "rule.statin-gemfibrozil",
+        "warning",
+        "kb.statin-gemfibrozil",
+        "atorvastatin",
+        "gemfibrozil",
+        chart(med("atorvastatin"), med("fenofibrate")),
+    ),
+    *_table_pair(
+        "rule.vka-enzyme-inducer",
+        "warning",
+        "kb.warfarin-enzyme-inducers",
+        "warfarin",
+        "carbamazepine",
+        chart(WARFARIN, med("lamotrigine"), inr(10)),
+    ),
+    *_table_pair(
+        "rule.valproate-carbapenem",
+        "critical",
+        "kb.valproate-carbapenems",
+        "valproate",
+        "meropenem",
+        chart(med("valproate"), CEFUROXIME_DRAFT),
+        right_as_draft=True,
+    ),
+    *_table_pair(
+        "rule.ticagrelor-strong-cyp3a4",
+        "warning",
+        "kb.ticagrelor-strong-cyp3a4-inhibitors",
+        "ticagrelor",
+        "clarithromycin",
+        chart(med("ticagrelor"), AZITHROMYCIN_DRAFT),
+        right_as_draft=True,
+    ),
+    *_table_pair(
+        "rule.quetiapine-strong-cyp3a4",
+        "warning",
+        "kb.quetiapine-strong-cyp3a4-inhibitors",
+        "quetiapine",
+        "clarithromycin",
+        chart(med("quetiapine"), AMOXICILLIN_DRAFT),
+        right_as_draft=True,
+    ),
+    *_table_pair(
+        "rule.dofetilide-contraindicated",
+        "critical",
+        "kb.dofetilide-contraindicated-drugs",
+        "dofetilide",
+        "hydrochlorothiazide",
+        chart(med("dofetilide"), med("furosemide")),
+        right_as_draft=True,
+    ),
+    *_table_pair(
+        "rule.metoclopramide-dopamine-antagonist",
+        "warning",
+        "kb.metoclopramide-antipsychotics",
+        "metoclopramide",
+        "haloperidol",
+        chart(med("haloperidol"), med("ondansetron")),
+    ),
+    *_table_pair(
+        "rule.carbamazepine-cyp3a4-inhibitor",
+        "warning",
+        "kb.carbamazepine-cyp3a4-inhibitors",
+        "carbamazepine",
+        "clarithromycin",
+        chart(med("carbamazepine"), AZITHROMYCIN_DRAFT),
+        right_as_draft=True,
+    ),
+)
+
+
 CASES: tuple[Case, ...] = (
+    *TABLE_PAIR_CASES,
     # warfarin + NSAID
     Case(
         "vka-nsaid/warfarin+naproxen",
@@ -1653,7 +1836,10 @@ def test_positive_cases_fire_every_rule_id_the_catalog_can_produce() -> None:
 
 def test_every_cited_knowledge_id_exists() -> None:
     knowledge = load_knowledge_base()
-    scanned = cited(EVERY_RULE, "kb.")
+    # Tables read at run time (the drug-monitoring table) are scanned as loaded.
+    scanned = cited(EVERY_RULE, "kb.") | {
+        s for s in _strings(drug_monitoring.drug_monitoring(), set()) if s.startswith("kb.")
+    }
     # The scan reaches tables and helpers, not only literals in the rule bodies.
     assert {
         "kb.penicillin-allergy-carbapenem",

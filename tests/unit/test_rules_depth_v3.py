@@ -647,6 +647,27 @@ def test_a_brand_with_its_generic_list_in_brackets_keeps_every_ingredient() -> N
     )
 
 
+@pytest.mark.parametrize(
+    ("text", "ingredients"),
+    [
+        ("Lodoco 0.5 mg (colchicine) tablet", ("colchicine",)),
+        ("Zzbrand 10 mg (atorvastatin) tablet", ("atorvastatin",)),
+        # A note that is not wholly ingredients leaves the unknown brand unknown: fail closed.
+        ("Zzbrand 10 mg (as directed) tablet", None),
+        ("Zzbrand (colchicine / zzunknown) tablet", None),
+    ],
+)
+def test_an_unknown_brand_with_its_generic_in_parentheses_resolves_to_the_generic(
+    text: str, ingredients: tuple[str, ...] | None
+) -> None:
+    resolution = terminology.resolve_product(None, text)
+    if ingredients is None:
+        assert resolution.unknown, resolution
+    else:
+        assert resolution.ingredients == ingredients
+        assert resolution.unknown == ()
+
+
 def test_a_tcn_allergy_covers_doxycycline() -> None:
     doxycycline = rx("doxy", "doxycycline hyclate 100 MG Oral Capsule")
     assert same_drug(allergy("TCN", reaction="Hives"), drafts=(doxycycline,)) == [
