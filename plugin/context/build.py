@@ -16,6 +16,7 @@ from typing import Any
 
 from plugin import allergens, terminology
 from plugin.context import codes, deid
+from plugin.context.dated import not_in_force
 from plugin.context.fhir_parse import USED_TYPES, ResourceRejected, validated
 from plugin.context.model import (
     Allergy,
@@ -846,5 +847,6 @@ def _finish(facts: _Facts, demographics: Demographics, options: ContextOptions, 
         skipped=tuple(sorted(facts.skipped, key=lambda s: (s.resource_type, s.source, s.reason))),
         month=today.month,
         days_since_august_1=(today - date(today.year if today.month >= 8 else today.year - 1, 8, 1)).days,
+        recommendations_not_in_force=not_in_force(today),
     )
     return BuiltContext(context, handles.map)

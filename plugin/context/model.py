@@ -183,6 +183,12 @@ class ClinicalContext:
     # the patient's, and not rendered for the model. None when a context is made without a build date.
     month: int | None = None  # 1-12
     days_since_august_1: int | None = None  # since the most recent 1 August (0 on the day)
+    # Dated recommendations (knowledge/recommendation_dates.json) that began after the hook's day, sorted: a chart
+    # reviewed as of an earlier day is not held to later advice. Empty for a hook today, and when undated.
+    recommendations_not_in_force: tuple[str, ...] = ()
+
+    def in_force(self, recommendation: str) -> bool:
+        return recommendation not in self.recommendations_not_in_force
 
     def series(self, analyte: str) -> LabSeries | None:
         return next((s for s in self.labs if s.analyte == analyte), None)

@@ -16,6 +16,7 @@ from plugin.context.model import Immunization
 from plugin.rules.model import Finding, RuleFacts
 
 __all__ = [
+    "PNEUMOCOCCAL_ALL_FROM_AGE_BEFORE_2024",
     "PNEUMOCOCCAL_RISK_SETS",
     "RSV_ALL_FROM_AGE",
     "RSV_RISK_FROM_AGE",
@@ -95,8 +96,9 @@ ZOSTER_IMMUNOCOMPROMISED_FROM_AGE: Final = 19  # and from 19 when immunocompromi
 
 
 def zoster_due(facts: RuleFacts) -> Iterator[Finding]:
-    immunosuppressed = _immunosuppressed(facts)
-    if not _adult(facts, ZOSTER_FROM_AGE) and not (
+    context = facts.context
+    immunosuppressed = _immunosuppressed(facts) if context.in_force("zoster-recombinant-immunocompromised") else ()
+    if not (_adult(facts, ZOSTER_FROM_AGE) and context.in_force("zoster-recombinant-50-plus")) and not (
         immunosuppressed and _adult(facts, ZOSTER_IMMUNOCOMPROMISED_FROM_AGE)
     ):
         return
@@ -163,6 +165,8 @@ RSV_RISK_SETS: Final = (
 
 
 def rsv_due(facts: RuleFacts) -> Iterator[Finding]:
+    if not facts.context.in_force("rsv-older-adults"):
+        return
     if not _adult(facts, RSV_RISK_FROM_AGE) or doses(facts, "rsv"):
         return
     risks = _problems(facts, RSV_RISK_SETS)
@@ -187,6 +191,9 @@ def rsv_due(facts: RuleFacts) -> Iterator[Finding]:
 
 PNEUMOCOCCAL_RISK_FROM_AGE: Final = 19
 PNEUMOCOCCAL_ALL_FROM_AGE: Final = 50  # rule.pneumococcal-vaccine-due speaks from here
+# Before ACIP lowered that age to 50 (October 2024, "pneumococcal-50-plus"), it was 65, and the risk-based advice
+# ran to 64.
+PNEUMOCOCCAL_ALL_FROM_AGE_BEFORE_2024: Final = 65
 PNEUMOCOCCAL_RISK_SETS: Final = (
     "asthma",
     "copd",
@@ -207,15 +214,20 @@ def pneumococcal_risk_due(facts: RuleFacts) -> Iterator[Finding]:
         return
     assert facts.age is not None
     risks = (*_problems(facts, PNEUMOCOCCAL_RISK_SETS), *_immunosuppressed(facts))
-    if facts.age >= PNEUMOCOCCAL_ALL_FROM_AGE or not risks:
+    all_from = (
+        PNEUMOCOCCAL_ALL_FROM_AGE
+        if facts.context.in_force("pneumococcal-50-plus")
+        else PNEUMOCOCCAL_ALL_FROM_AGE_BEFORE_2024
+    )
+    if facts.age >= all_from or not risks:
         return
     yield Finding(
         "rule.pneumococcal-risk-vaccine-due",
         "info",
         f"Age {facts.context.demographics.age_label} with a pneumococcal risk condition and no pneumococcal "
         "vaccine on record: consider PCV20 or PCV21",
-        "Adults under 50 with chronic heart, lung, liver or kidney disease, diabetes, smoking, alcoholism or "
-        "immunosuppression are advised a pneumococcal conjugate vaccine (ACIP).",
+        f"Adults under {all_from} with chronic heart, lung, liver or kidney disease, diabetes, smoking, alcoholism "
+        "or immunosuppression are advised a pneumococcal conjugate vaccine (ACIP).",
         ("kb.acip-pneumococcal-19-49-risk",),
         risks,
     )
