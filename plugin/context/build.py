@@ -429,14 +429,17 @@ class _Builder:
             }
         )
         reference = self.references.of(raw)
+        recorded = tuple(sorted({str(c) for c in model.category or ()}))
+        category = allergens.categories(substance, recorded)
         allergy = Allergy(
             "",
             substance,
-            allergens.categories(substance, tuple(sorted({str(c) for c in model.category or ()}))),
+            category,
             str(model.criticality) if model.criticality else None,
             status,
             tuple(reactions),
             str(model.type) if model.type else None,
+            recorded if recorded and category != recorded else (),
         )
         self.facts.allergies.append((allergy, reference))
         self.note(model, reference)

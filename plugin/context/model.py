@@ -73,6 +73,9 @@ class Allergy:
     clinical_status: str
     reactions: tuple[str, ...]
     kind: str | None  # allergy | intolerance
+    # The categories as the record gave them, where the substance's code put them right (pollen filed as
+    # "food"); empty when the record was right. A card asks for the record to be corrected at its source.
+    category_as_recorded: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -1255,7 +1255,9 @@ def pneumococcal_due(facts: RuleFacts) -> Iterator[Finding]:
         return
     if vaccines.doses(facts, "pneumococcal"):
         return
-    if facts.age < vaccines.PNEUMOCOCCAL_ALL_FROM_AGE_BEFORE_2024 and not facts.context.in_force("pneumococcal-50-plus"):
+    if facts.age < vaccines.PNEUMOCOCCAL_ALL_FROM_AGE_BEFORE_2024 and not facts.context.in_force(
+        "pneumococcal-50-plus"
+    ):
         return
     yield Finding(
         "rule.pneumococcal-vaccine-due",

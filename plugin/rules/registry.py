@@ -20,7 +20,7 @@ from plugin.rules.high_harm import HIGH_HARM_RULES
 from plugin.rules.label_checks import LABEL_CHECK_RULES
 from plugin.rules.monitoring import CARE_GAP_EXTRA_RULES, DRUG_DISEASE_RULES, MONITORING_RULES
 from plugin.rules.renal_rules import KIDNEY_RULES
-from plugin.rules.resolution import RESOLUTION_RULES
+from plugin.rules.resolution import RESOLUTION_CARE_GAP_RULES, RESOLUTION_RULES
 from plugin.rules.vaccines import VACCINE_CARE_GAP_RULES
 
 __all__ = ["CARE_GAP_RULES", "MEDICATION_RULES", "Rule"]
@@ -46,4 +46,5 @@ CARE_GAP_RULES: Final[tuple[Rule, ...]] = (
     *DEPTH_CARE_GAP_RULES,
     *GAP_CARE_RULES,
     *VACCINE_CARE_GAP_RULES,
+    *RESOLUTION_CARE_GAP_RULES,
 )

@@ -111,4 +111,38 @@ def records_unavailable(resource_types: Iterable[str]) -> Finding | None:
     )
 
 
+CATEGORY_RULE_ID: Final = "rule.allergy-category-recorded-wrongly"
+SUMMARY_LIMIT: Final = 139  # a CDS card summary is under 140 characters
+CATEGORY_EVIDENCE: Final = "kb.allergy-record-category"
+
+
+def allergy_category_recorded_wrongly(facts: RuleFacts) -> Iterator[Finding]:
+    """Allergy records whose category their substance's code contradicts (tree pollen filed as "food"). The
+    checks already use the right category; the card asks for the record to be put right where it is kept,
+    since other systems read it as written. One card names every such record."""
+    wrong = [a for a in facts.context.allergies if a.category_as_recorded]
+    if not wrong:
+        return
+    filed = sorted({c for a in wrong for c in a.category_as_recorded if c not in a.category})
+    actual = sorted({c for a in wrong for c in a.category if c not in a.category_as_recorded})
+    count = "record" if len(wrong) == 1 else f"{len(wrong)} records"
+    head = f"Allergy {count} filed as {'/'.join(filed) or 'another category'}"
+    tail = f", not {'/'.join(actual) or 'that'}: consider correcting the category"
+    # The names are shortened, not the sentence, so the option always survives the 140-character limit.
+    names = _short(
+        ", ".join(a.substance.display for a in wrong), max(SUMMARY_LIMIT - len(head) - len(tail) - 3, 8)
+    )
+    yield Finding(
+        CATEGORY_RULE_ID,
+        "info",
+        f"{head} ({names}){tail}",
+        "Food, drug and environmental allergies are screened differently; a pollen or dander allergy filed as "
+        "food misleads food-allergy and diet checks elsewhere.",
+        (CATEGORY_EVIDENCE,),
+        tuple(a.handle for a in wrong),
+    )
+
+
 RESOLUTION_RULES: Final = (medication_unresolved, records_unreadable)
+# Patient-view only: a record to tidy, not a reason to stop an order.
+RESOLUTION_CARE_GAP_RULES: Final = (allergy_category_recorded_wrongly,)

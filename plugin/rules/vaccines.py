@@ -97,7 +97,9 @@ ZOSTER_IMMUNOCOMPROMISED_FROM_AGE: Final = 19  # and from 19 when immunocompromi
 
 def zoster_due(facts: RuleFacts) -> Iterator[Finding]:
     context = facts.context
-    immunosuppressed = _immunosuppressed(facts) if context.in_force("zoster-recombinant-immunocompromised") else ()
+    immunosuppressed = (
+        _immunosuppressed(facts) if context.in_force("zoster-recombinant-immunocompromised") else ()
+    )
     if not (_adult(facts, ZOSTER_FROM_AGE) and context.in_force("zoster-recombinant-50-plus")) and not (
         immunosuppressed and _adult(facts, ZOSTER_IMMUNOCOMPROMISED_FROM_AGE)
     ):

@@ -18,7 +18,13 @@ from plugin.governance.steps import Chart
 from plugin.knowledge import build_medications
 from plugin.rules.engine import PROPOSAL_HANDLE, check_proposal
 from plugin.rules.model import RuleFacts
-from plugin.rules.resolution import RESOLUTION_RULES, RULE_ID, medication_unresolved, records_unreadable
+from plugin.rules.resolution import (
+    RESOLUTION_RULES,
+    RULE_ID,
+    allergy_category_recorded_wrongly,
+    medication_unresolved,
+    records_unreadable,
+)
 from plugin.suggestions import AiSuggestion
 from plugin.terminology import (
     TerminologyError,
@@ -32,6 +38,8 @@ from plugin.terminology import (
 )
 from tests.support import governance_corpus as corpus
 from tests.support.fixtures_paths import require_shared_fixtures
+from tests.support.rule_cases import PATIENT_ID
+from tests.support.rule_cases import Chart as RuleChart
 
 pytestmark = pytest.mark.unit
 
@@ -294,3 +302,82 @@ def test_governance_passes_a_resolvable_proposal_without_findings() -> None:
         _proposal("311372", "Loratadine 10 MG Oral Tablet"), chart, GovernancePolicy()
     )
     assert verdict.passed, verdict.detail
+
+
+# --- allergy records filed under the wrong category ------------------------------------------------------
+
+
+def _environmental(resource_id: str, code: str, display: str, category: list[str]) -> dict[str, Any]:
+    return {
+        "resourceType": "AllergyIntolerance",
+        "id": resource_id,
+        "clinicalStatus": {
+            "coding": [
+                {
+                    "system": "http://terminology.hl7.org/CodeSystem/allergyintolerance-clinical",
+                    "code": "active",
+                }
+            ]
+        },
+        "verificationStatus": {
+            "coding": [
+                {
+                    "system": "http://terminology.hl7.org/CodeSystem/allergyintolerance-verification",
+                    "code": "confirmed",
+                }
+            ]
+        },
+        "type": "allergy",
+        "category": category,
+        "code": {"coding": [{"system": "http://snomed.info/sct", "code": code, "display": display}]},
+        "patient": {"reference": f"Patient/{PATIENT_ID}"},
+    }
+
+
+TREE_POLLEN = ("419263009", "Allergy to tree pollen")
+ANIMAL_DANDER = ("232347008", "Dander (animal) allergy")
+PEANUT = ("91935009", "Allergy to peanuts")
+
+
+def _category_cards(*allergies: dict[str, Any]) -> list[Any]:
+    context = RuleChart(resources=allergies).build().context
+    return list(allergy_category_recorded_wrongly(RuleFacts.of(context)))
+
+
+def test_a_pollen_allergy_filed_as_food_is_named_once_and_checked_as_environmental() -> None:
+    pollen = _environmental("pollen", *TREE_POLLEN, ["food"])
+    dander = _environmental("dander", *ANIMAL_DANDER, ["food"])
+    context = RuleChart(resources=(pollen, dander)).build().context
+    assert [(a.category, a.category_as_recorded) for a in context.allergies] == [
+        (("environment",), ("food",)),
+        (("environment",), ("food",)),
+    ]
+    (card,) = _category_cards(pollen, dander)
+    assert card.rule_id == "rule.allergy-category-recorded-wrongly"
+    assert card.severity == "info" and card.evidence == ("kb.allergy-record-category",)
+    assert len(card.inputs) == 2 and not card.proposed
+    assert card.summary.startswith("Allergy 2 records filed as food (")
+    assert card.summary.endswith(", not environment: consider correcting the category")
+
+
+@pytest.mark.parametrize(
+    "allergy",
+    [
+        _environmental("pollen", *TREE_POLLEN, ["environment"]),  # filed right
+        _environmental("peanut", *PEANUT, ["food"]),  # a real food allergy
+        _environmental("pollen", *TREE_POLLEN, []),  # no category given: nothing to correct
+    ],
+)
+def test_a_record_filed_right_or_without_a_category_raises_nothing(allergy: dict[str, Any]) -> None:
+    assert _category_cards(allergy) == []
+
+
+def test_many_wrongly_filed_records_keep_the_summary_short_and_the_option_whole() -> None:
+    records = [
+        _environmental(f"pollen-{i}", TREE_POLLEN[0], f"Allergy to tree pollen, variant {i} " * 3, ["food"])
+        for i in range(6)
+    ]
+    (card,) = _category_cards(*records)
+    assert len(card.summary) < 140
+    assert card.summary.endswith("consider correcting the category")
+    assert len(card.inputs) == 6

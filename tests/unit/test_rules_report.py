@@ -31,9 +31,12 @@ CHART, ORDERS, DISCHARGE = "r1-chart-review", "r1-order-review", "r1-discharge-r
 # adds the two patients aged 55 and 62. The adult vaccine rules add recombinant zoster from 50 (none of these
 # records holds one), RSV from 75 or from 60 with heart, lung or kidney disease, a Td booster where the last
 # recorded dose is over 10 years old at NOW, and pneumococcal for the diabetic adult under 50. A B12 level is asked
-# for the three patients on metformin with neuropathy or anaemia on record.
-PINNED_TOTAL = 301
+# for the three patients on metformin with neuropathy or anaemia on record. Seven charts file pollen, dander,
+# dust mite or mould allergies under "food": one card each asks for the category to be corrected.
+PINNED_TOTAL = 315
 PINNED: dict[tuple[str, str, str], int] = {
+    (CHART, "encounter-start", "rule.allergy-category-recorded-wrongly"): 7,
+    (CHART, "patient-view", "rule.allergy-category-recorded-wrongly"): 7,
     (CHART, "encounter-start", "rule.antiplatelet-absent"): 2,
     (CHART, "encounter-start", "rule.beers-nsaid-without-gastroprotection"): 2,
     (CHART, "encounter-start", "rule.beers-sedatives"): 1,
@@ -129,6 +132,7 @@ PINNED: dict[tuple[str, str, str], int] = {
 # Who gets which patient-view card (rule:indicator), the clinical reading of the counts above.
 PATIENT_VIEW: dict[str, list[str]] = {
     "Asa_Hermiston": [
+        "rule.allergy-category-recorded-wrongly:info",
         "rule.duplicate-therapy:warning",
         "rule.influenza-vaccine-due:info",
         "rule.methotrexate-monitoring:warning",
@@ -139,6 +143,7 @@ PATIENT_VIEW: dict[str, list[str]] = {
         "rule.zoster-vaccine-due:info",
     ],
     "Christin_Stiedemann": [
+        "rule.allergy-category-recorded-wrongly:info",
         "rule.digoxin-interacting:warning",
         "rule.egfr-recheck:info",
         "rule.influenza-vaccine-due:info",
@@ -163,6 +168,7 @@ PATIENT_VIEW: dict[str, list[str]] = {
         "rule.zoster-vaccine-due:info",
     ],
     "Claudie_Walsh": [
+        "rule.allergy-category-recorded-wrongly:info",
         "rule.epinephrine-autoinjector-weight:info",
         "rule.influenza-vaccine-due:info",
     ],
@@ -181,6 +187,7 @@ PATIENT_VIEW: dict[str, list[str]] = {
         "rule.zoster-vaccine-due:info",
     ],
     "Daisey_Johns": [
+        "rule.allergy-category-recorded-wrongly:info",
         "rule.epinephrine-autoinjector-weight:info",
         "rule.influenza-vaccine-due:info",
     ],
@@ -200,6 +207,7 @@ PATIENT_VIEW: dict[str, list[str]] = {
         "rule.influenza-vaccine-due:info",
     ],
     "Ima_Reinger": [
+        "rule.allergy-category-recorded-wrongly:info",
         "rule.chc-migraine:warning",
         "rule.influenza-vaccine-due:info",
         "rule.td-booster-due:info",
@@ -247,6 +255,7 @@ PATIENT_VIEW: dict[str, list[str]] = {
         "rule.zoster-vaccine-due:info",
     ],
     "Mathilda_O'Keefe": [
+        "rule.allergy-category-recorded-wrongly:info",
         "rule.influenza-vaccine-due:info",
         "rule.pneumococcal-risk-vaccine-due:info",
     ],
@@ -288,6 +297,7 @@ PATIENT_VIEW: dict[str, list[str]] = {
         "rule.zoster-vaccine-due:info",
     ],
     "Versie_Botsford": [
+        "rule.allergy-category-recorded-wrongly:info",
         "rule.epinephrine-autoinjector-weight:info",
         "rule.influenza-vaccine-due:info",
     ],
