@@ -53,6 +53,7 @@ from bench.gold.model import (
     HELDOUT_V8_PATH,
     HELDOUT_V9_PATH,
     HELDOUT_V10_PATH,
+    HELDOUT_V11_PATH,
     load_check_rules,
     load_constructed,
     load_full_review,
@@ -226,6 +227,7 @@ HELDOUT_SETS: Final[tuple[tuple[Path, bool], ...]] = (
     (HELDOUT_V8_PATH, True),
     (HELDOUT_V9_PATH, True),
     (HELDOUT_V10_PATH, True),
+    (HELDOUT_V11_PATH, False),
 )
 
 
