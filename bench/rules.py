@@ -227,7 +227,7 @@ HELDOUT_SETS: Final[tuple[tuple[Path, bool], ...]] = (
     (HELDOUT_V8_PATH, True),
     (HELDOUT_V9_PATH, True),
     (HELDOUT_V10_PATH, True),
-    (HELDOUT_V11_PATH, False),
+    (HELDOUT_V11_PATH, True),
 )
 
 

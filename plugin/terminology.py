@@ -651,6 +651,14 @@ def resolve_product(rxnorm_code: str | None, display: str) -> Resolution:
             via = "display"
     else:
         via = "display"
+        # "Paxlovid (nirmatrelvir 150 mg tablets; ritonavir 100 mg tablets)": the product grammar can read one
+        # ingredient out of free text and take the rest for the dose form. A free reading that finds more known
+        # ingredients, and no unknown one, is the fuller account of the product. RxNorm names carry no
+        # parentheses or semicolons, so only text with them is read twice.
+        if names and not unknown and ("(" in display or ";" in display):
+            free_names, free_unknown = _free_text(display)
+            if not free_unknown and set(free_names) > set(names):
+                names, via = free_names, "text"
     ordered = tuple(dict.fromkeys([*names, *unknown]))
     if not ordered:
         return Resolution((), (), "none")

@@ -37,7 +37,7 @@ HELDOUT_V8_PATH = Path(__file__).resolve().parent / "heldout_v8_cases.json"
 HELDOUT_V9_PATH = Path(__file__).resolve().parent / "heldout_v9_cases.json"
 # The tenth held-out set (2026-12-07), written blind after v9 was scored; scored once, then tuned on.
 HELDOUT_V10_PATH = Path(__file__).resolve().parent / "heldout_v10_cases.json"
-# The eleventh held-out set (2026-12-07), written blind while v10 was tuned on: the unseen number now.
+# The eleventh held-out set (2026-12-07), written blind while v10 was tuned on; scored once, then tuned on.
 HELDOUT_V11_PATH = Path(__file__).resolve().parent / "heldout_v11_cases.json"
 # A blind second review of the Synthea charts (2026-12-07), added to the first pharmacist review's findings.
 SECOND_REVIEW_PATH = Path(__file__).resolve().parent / "pharmacist_review_second.json"

@@ -605,8 +605,12 @@ _FORM_NOISE = re.compile(r"^(?:per\s+\d*\s*HR|\d+\s*(?:DAY|HR))\b\s*", re.IGNORE
 _PACK_PART = re.compile(r"\(([^()]*)\)")
 
 
+# "25,000 IU": a thousands separator, not a list ("vitamin A 25,000 IU" read as "vitamin a25" and "000 IU").
+_THOUSANDS = re.compile(r"(?<=\d),(?=\d{3}(?!\d))")
+
+
 def _clean(text: str) -> str:
-    return _SPACES.sub(" ", text.translate(_TEXT_CHARS)).strip()
+    return _SPACES.sub(" ", _THOUSANDS.sub("", text.translate(_TEXT_CHARS))).strip()
 
 
 def normalise_ingredient(name: str) -> str:

@@ -16,7 +16,7 @@ from plugin import allergens, terminology
 from plugin.context.codes import system_name
 from plugin.context.model import Allergy, Code
 from plugin.rules import vaccines
-from plugin.rules.dose_range import low_dose_aspirin
+from plugin.rules.dose_range import analgesic_nsaids, low_dose_aspirin
 from plugin.rules.dosing import EXTENDED_RELEASE, LOCAL_ROUTE, SUMMED_INGREDIENTS, daily_mg, dosage_of
 from plugin.rules.freshness import MonitoringInterval, monitoring_interval
 from plugin.rules.interactions import Interaction, interaction_table
@@ -105,8 +105,9 @@ def renal_metformin(facts: RuleFacts) -> Iterator[Finding]:
 
 
 def renal_nsaid(facts: RuleFacts) -> Iterator[Finding]:
-    # Low-dose aspirin is an antiplatelet, which KDIGO keeps in CKD: only analgesic NSAID doses count.
-    nsaids = tuple(e for e in facts.with_class("nsaid", "cox2-inhibitor") if not low_dose_aspirin(facts, e))
+    # Low-dose aspirin is an antiplatelet, which KDIGO keeps in CKD, and a skin NSAID barely reaches the
+    # kidney: only systemic analgesic doses count.
+    nsaids = analgesic_nsaids(facts)
     egfr = facts.current("egfr")
     low = egfr is not None and egfr.value < 60
     ckd = facts.value_sets.get("ckd", ())
@@ -135,7 +136,7 @@ def nsaid_kidney_unknown(facts: RuleFacts) -> Iterator[Finding]:
     if facts.age is None or facts.age < NSAID_KIDNEY_CHECK_AGE:
         return
     # Aspirin at any dose is left out: low-dose aspirin is an antiplatelet, and its own rules speak.
-    nsaids = tuple(e for e in facts.with_class("nsaid", "cox2-inhibitor") if not e.has("salicylate"))
+    nsaids = tuple(e for e in analgesic_nsaids(facts) if not e.has("salicylate"))
     if not nsaids or renal_function(facts).egfr is not None:
         return
     stale = facts.stale("egfr") or facts.stale("creatinine")
@@ -159,7 +160,7 @@ def nsaid_kidney_unknown(facts: RuleFacts) -> Iterator[Finding]:
 
 
 def triple_whammy(facts: RuleFacts) -> Iterator[Finding]:
-    nsaids = tuple(e for e in facts.with_class("nsaid", "cox2-inhibitor") if not low_dose_aspirin(facts, e))
+    nsaids = analgesic_nsaids(facts)
     raas = facts.with_class("ace-inhibitor", "arb", "arni")
     diuretics = facts.with_class("loop-diuretic", "thiazide")
     # With creatinine already risen, rule.aki-triple-whammy (critical) says this and more.
@@ -1087,10 +1088,11 @@ def asthma_saba_only(facts: RuleFacts) -> Iterator[Finding]:
 def heart_failure_harm(facts: RuleFacts) -> Iterator[Finding]:
     if not facts.has_condition("heart-failure"):
         return
+    nsaids = set(analgesic_nsaids(facts))
     harmful = tuple(
         e
         for e in facts.with_class("nsaid", "cox2-inhibitor", "thiazolidinedione", "non-dihydropyridine-ccb")
-        if not low_dose_aspirin(facts, e)
+        if e in nsaids or not e.has("nsaid", "cox2-inhibitor")
     )
     # Of the DPP-4 inhibitors only these two carry the heart-failure warning.
     harmful += tuple(e for e in facts.exposures if {"saxagliptin", "alogliptin"} & set(e.ingredients))

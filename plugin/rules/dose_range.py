@@ -22,7 +22,7 @@ from plugin.context.model import Dosage
 from plugin.errors import PluginError
 from plugin.packaged import read_knowledge_json
 from plugin.rules import dosing
-from plugin.rules.dosing import EXTENDED_RELEASE, LOCAL_ROUTE, SUMMED_INGREDIENTS
+from plugin.rules.dosing import EXTENDED_RELEASE, LOCAL_ROUTE, SKIN_EYE_EAR, SUMMED_INGREDIENTS
 from plugin.rules.model import Exposure, Finding, RuleFacts, Severity
 
 __all__ = [
@@ -412,6 +412,16 @@ def dose_or_unit_mg(facts: RuleFacts, exposure: Exposure, ingredient: str) -> fl
 
 
 LOW_DOSE_ASPIRIN_MG: Final = 100
+
+
+def analgesic_nsaids(facts: RuleFacts) -> tuple[Exposure, ...]:
+    """NSAIDs taken as systemic analgesics: not low-dose aspirin (an antiplatelet), and not skin or eye products,
+    whose blood levels are a few percent of an oral dose (topical diclofenac; Beers and KDIGO prefer them)."""
+    return tuple(
+        e
+        for e in facts.with_class("nsaid", "cox2-inhibitor")
+        if not SKIN_EYE_EAR.search(e.label) and not low_dose_aspirin(facts, e)
+    )
 
 
 def low_dose_aspirin(facts: RuleFacts, exposure: Exposure) -> bool:

@@ -32,6 +32,15 @@ LOCAL_ROUTE: Final = re.compile(
     r"\b(topical|ophthalmic|otic|nasal|vaginal|rectal|inhal\w*|metered dose|cream|ointment|paste|lotion|gel|shampoo)\b",
     re.IGNORECASE,
 )
+# Products that stay on the skin, eye or ear: RxNorm names the dose form ("Metronidazole 7.5 MG/ML Topical Gel"), and
+# OTC text names the base ("Voltaren 1% gel"). A vaginal or rectal gel or cream does not count: part of it is
+# absorbed, and vaginal miconazole raises the INR.
+SKIN_EYE_EAR: Final = re.compile(
+    # "Liqui-Gel" capsules are swallowed.
+    r"^(?!.*\b(?:vaginal|intravaginal|rectal)\b).*"
+    r"\b(?:topical|ophthalmic|otic|cream|ointment|lotion|(?<!liqui-)(?<!liqui )gel|shampoo)\b",
+    re.IGNORECASE | re.DOTALL,
+)
 # Product names of modified-release forms, which several labels dose differently from the immediate form.
 EXTENDED_RELEASE: Final = re.compile(
     r"\b(extended[- ]release|\d+ hr|er|xr|sr|cr|la|transdermal|patch)\b|contin\b", re.IGNORECASE

@@ -17,7 +17,7 @@ from typing import Final
 from plugin import terminology
 from plugin.errors import PluginError
 from plugin.packaged import read_knowledge_json
-from plugin.rules.dosing import LOCAL_ROUTE
+from plugin.rules.dosing import LOCAL_ROUTE, SKIN_EYE_EAR
 from plugin.rules.model import SEVERITY_RANK, Exposure, Finding, LabOrder, RuleFacts, Severity
 from plugin.rules.phrasing import handles as _handles
 from plugin.rules.phrasing import names as _names
@@ -90,7 +90,7 @@ class Interaction:
             for e in facts.with_class(*self.right)
             if not e.has(*self.right_unless)
             and self.right_unless_ingredients.isdisjoint(e.ingredients)
-            and not (self.right_systemic_only and _SKIN_EYE_EAR.search(e.label))
+            and not (self.right_systemic_only and SKIN_EYE_EAR.search(e.label))
         )
         if not self.right_named:
             return right
@@ -214,14 +214,6 @@ def pair(
         frozenset(option_taken),
         frozenset(option_covers),
     )
-
-
-# RxNorm names the dose form: "Metronidazole 7.5 MG/ML Topical Gel" or a ketoconazole cream stays on the skin (a
-# vaginal gel or cream does not count here: part of it is absorbed, and vaginal miconazole raises the INR).
-_SKIN_EYE_EAR = re.compile(
-    r"\b(topical|ophthalmic|otic|cream|ointment|lotion|shampoo)\b(?!.*\b(vaginal|intravaginal|rectal)\b)",
-    re.IGNORECASE,
-)
 
 
 # Keys of one pair in the file: the Interaction's fields, by the same names, and a free "comment" (why).

@@ -18,7 +18,7 @@ from plugin.rules.catalog import (
     Rule,
     strength_mg,
 )
-from plugin.rules.dose_range import low_dose_aspirin
+from plugin.rules.dose_range import analgesic_nsaids, low_dose_aspirin
 from plugin.rules.dosing import daily_mg, dosage_of
 from plugin.rules.interactions import Interaction, named
 from plugin.rules.interactions import pair as _pair
@@ -84,6 +84,7 @@ PAIRS: tuple[Interaction, ...] = (
         "consider gastroprotection and asking about bleeding",
         "SSRIs and SNRIs deplete platelet serotonin, which adds to the bleeding risk of NSAIDs and anticoagulants.",
         right_unless=["antiplatelet"],  # aspirin (an NSAID here too): antiplatelet therapy, not in this rule
+        right_systemic_only=True,  # a skin NSAID adds little to the bleeding risk
         # A PPI already protects the stomach from the NSAID's share; an anticoagulant still speaks.
         option_taken=GASTROPROTECTION,
         option_covers=["nsaid", "cox2-inhibitor"],
@@ -141,6 +142,7 @@ PAIRS: tuple[Interaction, ...] = (
             "consider another drug or a lithium level within a week",
             "ACE inhibitors, ARBs, thiazides and NSAIDs reduce the kidneys' clearance of lithium.",
             right_unless_ingredients=["aspirin"],  # aspirin does not raise lithium levels
+            right_systemic_only=True,  # nor does an NSAID on the skin
         ),
         order=LITHIUM_LEVEL,
     ),
@@ -347,7 +349,7 @@ FLUOROQUINOLONE_MYASTHENIA = DrugCondition(
 
 def nsaid_peptic_ulcer(facts: RuleFacts) -> Iterator[Finding]:
     problems = (*facts.value_sets.get("peptic-ulcer", ()), *facts.value_sets.get("gi-bleed", ()))
-    nsaids = [e for e in facts.with_class("nsaid", "cox2-inhibitor") if not low_dose_aspirin(facts, e)]
+    nsaids = list(analgesic_nsaids(facts))
     if not problems or not nsaids:
         return
     protected = any(named(e, GASTROPROTECTION) for e in facts.exposures)
@@ -594,9 +596,7 @@ def beers_label_checks(facts: RuleFacts) -> Iterator[Finding]:
             _proposed(sulfonylureas),
         )
     ulcer = facts.has_condition("peptic-ulcer") or facts.has_condition("gi-bleed")  # rule.nsaid-peptic-ulcer
-    nsaids = [
-        e for e in facts.with_class("nsaid") if not e.has("cox2-inhibitor") and not low_dose_aspirin(facts, e)
-    ]
+    nsaids = [e for e in analgesic_nsaids(facts) if not e.has("cox2-inhibitor")]
     if nsaids and not ulcer and not any(named(e, GASTROPROTECTION) for e in facts.exposures):
         yield Finding(
             "rule.beers-nsaid-without-gastroprotection",

@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from typing import Final
 
 from plugin.rules import dosing
-from plugin.rules.dose_range import low_dose_aspirin, unit_mg
+from plugin.rules.dose_range import analgesic_nsaids, low_dose_aspirin, unit_mg
+from plugin.rules.dosing import SKIN_EYE_EAR
 from plugin.rules.kidney import (
     AkiStage,
     RenalFunction,
@@ -328,9 +329,13 @@ NEPHROTOXIC_CLASSES: Final = (
 # Forms that barely reach the blood: oral vancomycin stays in the gut, eye and ear drops and skin products
 # give negligible systemic exposure. Read from the product name, which is all an Exposure carries of route.
 _LOCAL_ONLY: Final = (("glycopeptide", ("oral",)), ("aminoglycoside", ("ophthalmic", "otic", "topical")))
+_NSAID_CLASSES: Final = frozenset({"nsaid", "cox2-inhibitor"})
 
 
 def _systemic(exposure: Exposure) -> bool:
+    nephrotoxic = exposure.classes & set(NEPHROTOXIC_CLASSES)
+    if nephrotoxic and nephrotoxic <= _NSAID_CLASSES and SKIN_EYE_EAR.search(exposure.label):
+        return False  # a skin or eye NSAID (dose_range.analgesic_nsaids)
     words = exposure.label.lower()
     for cls, forms in _LOCAL_ONLY:
         if exposure.classes & set(NEPHROTOXIC_CLASSES) == {cls} and any(form in words for form in forms):
@@ -382,16 +387,18 @@ class AkiNephrotoxin:
 
 # --- rule.aki-triple-whammy ------------------------------------------------------------------------------
 
-TRIPLE_WHAMMY_NSAID: Final = ("nsaid", "cox2-inhibitor")
 TRIPLE_WHAMMY_RAAS: Final = ("ace-inhibitor", "arb", "arni")
 TRIPLE_WHAMMY_DIURETIC: Final = ("loop-diuretic", "thiazide")
 
 
 def triple_whammy_groups(facts: RuleFacts) -> tuple[tuple[Exposure, ...], ...]:
     """The NSAIDs, RAAS blockers and diuretics of the chart when all three are taken; () otherwise."""
-    groups = tuple(
-        tuple(e for e in facts.with_class(*classes) if _systemic(e) and not low_dose_aspirin(facts, e))
-        for classes in (TRIPLE_WHAMMY_NSAID, TRIPLE_WHAMMY_RAAS, TRIPLE_WHAMMY_DIURETIC)
+    groups = (
+        analgesic_nsaids(facts),
+        *(
+            tuple(e for e in facts.with_class(*classes) if _systemic(e))
+            for classes in (TRIPLE_WHAMMY_RAAS, TRIPLE_WHAMMY_DIURETIC)
+        ),
     )
     return groups if all(groups) else ()
 

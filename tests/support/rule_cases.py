@@ -58,7 +58,7 @@ DRUGS: dict[str, tuple[str, str]] = {
     "colchicine": ("2683", "colchicine 0.6 MG Oral Tablet"),
     "gemfibrozil": ("4719", "gemfibrozil 600 MG Oral Tablet"),
     "fenofibrate": ("8703", "fenofibrate 145 MG Oral Tablet"),
-    "meropenem": ("1114195", "meropenem 1000 MG Injection"),
+    "meropenem": ("29561", "meropenem 1000 MG Injection"),
     "valproate": ("40254", "valproic acid 250 MG Oral Capsule"),
     "ticagrelor": ("1116632", "ticagrelor 90 MG Oral Tablet"),
     "quetiapine": ("51272", "quetiapine 100 MG Oral Tablet"),

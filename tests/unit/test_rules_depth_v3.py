@@ -653,6 +653,13 @@ def test_a_brand_with_its_generic_list_in_brackets_keeps_every_ingredient() -> N
         ("Lodoco 0.5 mg (colchicine) tablet", ("colchicine",)),
         ("Zzbrand 10 mg (atorvastatin) tablet", ("atorvastatin",)),
         # A note that is not wholly ingredients leaves the unknown brand unknown: fail closed.
+        # The grammar read only the first ingredient of a free-text pack; the brand's own list is fuller.
+        (
+            "Paxlovid (nirmatrelvir 150 mg tablets; ritonavir 100 mg tablets) dose pack",
+            ("nirmatrelvir", "ritonavir"),
+        ),
+        # A thousands separator is not a list.
+        ("Vitamin A 25,000 IU softgel (retinyl palmitate, OTC)", ("vitamin a",)),
         ("Zzbrand 10 mg (as directed) tablet", None),
         ("Zzbrand (colchicine / zzunknown) tablet", None),
     ],
