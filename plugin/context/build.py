@@ -151,26 +151,50 @@ def _number(value: Any) -> str:
     return str(int(number)) if number.is_integer() else f"{number:g}"
 
 
+def _one_dosage(instruction: Any) -> tuple[Dosage, float | None]:
+    """One dosage instruction, and its amount a day in its own dose unit when both are given (for choosing)."""
+    dose = None
+    amount: float | None = None
+    for dose_and_rate in instruction.doseAndRate or ():
+        quantity = dose_and_rate.doseQuantity
+        if quantity is not None and quantity.value is not None:
+            dose = " ".join(p for p in (_number(quantity.value), _clean(quantity.unit)) if p)
+            amount = float(quantity.value)
+            break
+    frequency = None
+    repeat = instruction.timing.repeat if instruction.timing is not None else None
+    if repeat is not None and repeat.frequency is not None and repeat.period is not None:
+        frequency = f"{repeat.frequency} per {_number(repeat.period)} {repeat.periodUnit or ''}".strip()
+        if amount is not None and float(repeat.period) > 0:
+            amount *= float(repeat.frequency) / float(repeat.period)
+    else:
+        amount = None
+    route = _code(instruction.route)
+    dosage = Dosage(
+        dose=dose,
+        route=route.display if route else None,
+        frequency=frequency,
+        as_needed=bool(instruction.asNeededBoolean) or instruction.asNeededCodeableConcept is not None,
+    )
+    return dosage, amount
+
+
 def _dosage(instructions: Iterable[Any]) -> Dosage:
-    for instruction in instructions:
-        dose = None
-        for dose_and_rate in instruction.doseAndRate or ():
-            quantity = dose_and_rate.doseQuantity
-            if quantity is not None and quantity.value is not None:
-                dose = " ".join(p for p in (_number(quantity.value), _clean(quantity.unit)) if p)
-                break
-        frequency = None
-        repeat = instruction.timing.repeat if instruction.timing is not None else None
-        if repeat is not None and repeat.frequency is not None and repeat.period is not None:
-            frequency = f"{repeat.frequency} per {_number(repeat.period)} {repeat.periodUnit or ''}".strip()
-        route = _code(instruction.route)
-        return Dosage(
-            dose=dose,
-            route=route.display if route else None,
-            frequency=frequency,
-            as_needed=bool(instruction.asNeededBoolean) or instruction.asNeededCodeableConcept is not None,
-        )
-    return Dosage()
+    """The dosage the checks read. With several steps (a starter pack, a taper), the step with the largest
+    amount per period when every step gives one in the same dose unit and period unit, since limits are about
+    the most taken; otherwise the first, as before."""
+    steps = [_one_dosage(instruction) for instruction in instructions]
+    if not steps:
+        return Dosage()
+    comparable = (
+        len(steps) > 1
+        and all(amount is not None for _, amount in steps)
+        and len({(d.dose or "").split(" ", 1)[-1] for d, _ in steps}) == 1
+        and len({(d.frequency or "").rsplit(" ", 1)[-1] for d, _ in steps}) == 1
+    )
+    if comparable:
+        return max(steps, key=lambda step: step[1] or 0.0)[0]
+    return steps[0][0]
 
 
 MAX_GESTATION_WEEKS = 44  # past this a "pregnant" problem is a record left open, not a gestational age

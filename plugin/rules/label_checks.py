@@ -19,7 +19,7 @@ from plugin.rules.catalog import (
     strength_mg,
 )
 from plugin.rules.dose_range import analgesic_nsaids, low_dose_aspirin
-from plugin.rules.dosing import daily_mg, dosage_of
+from plugin.rules.dosing import SKIN_EYE_EAR, daily_mg, dosage_of
 from plugin.rules.interactions import Interaction, named
 from plugin.rules.interactions import pair as _pair
 from plugin.rules.model import Exposure, Finding, LabOrder, RuleFacts, Severity
@@ -299,12 +299,16 @@ class DrugCondition:
     condition: str  # what the summary calls the condition
     option: str
     why: str
+    systemic_only: bool = False  # eye drops and skin products of the drugs do not count
 
     def drugs(self, facts: RuleFacts) -> tuple[Exposure, ...]:
         return tuple(
             e
             for e in facts.exposures
-            if (self.classes and e.has(*self.classes)) or not set(self.ingredients).isdisjoint(e.ingredients)
+            if (
+                (self.classes and e.has(*self.classes)) or not set(self.ingredients).isdisjoint(e.ingredients)
+            )
+            and not (self.systemic_only and SKIN_EYE_EAR.search(e.label))
         )
 
     def __call__(self, facts: RuleFacts) -> Iterator[Finding]:
@@ -344,6 +348,52 @@ FLUOROQUINOLONE_MYASTHENIA = DrugCondition(
     "Myasthenia gravis",
     "consider an antibiotic of another class",
     "Fluoroquinolones block neuromuscular transmission and can tip myasthenia gravis into respiratory failure.",
+    systemic_only=True,
+)
+FLUOROQUINOLONE_AORTIC_ANEURYSM = DrugCondition(
+    "rule.fluoroquinolone-aortic-aneurysm",
+    ("fluoroquinolone",),
+    (),
+    ("aortic-aneurysm",),
+    "warning",
+    "kb.fluoroquinolone-aortic-aneurysm",
+    "Aortic aneurysm",
+    "consider an antibiotic of another class",
+    "Fluoroquinolones raise the risk of aortic aneurysm rupture or dissection (FDA 2018); avoid them with a known aneurysm.",
+    systemic_only=True,
+)
+CHC_VENOUS_THROMBOEMBOLISM = DrugCondition(
+    "rule.chc-venous-thromboembolism",
+    (),
+    ("ethinyl estradiol",),
+    ("venous-thromboembolism",),
+    "critical",
+    "kb.chc-venous-thromboembolism",
+    "DVT or PE",
+    "consider a progestin-only method or a copper IUD",
+    "Estrogen raises the risk of a further clot: US MEC category 4 after recurrent or high-risk VTE, 3 otherwise.",
+)
+DULOXETINE_LIVER_DISEASE = DrugCondition(
+    "rule.duloxetine-liver-disease",
+    (),
+    ("duloxetine",),
+    ("liver-disease", "cirrhosis"),
+    "warning",
+    "kb.duloxetine-liver-disease",
+    "Chronic liver disease",
+    "consider another antidepressant or analgesic",
+    "Duloxetine has caused hepatic failure and its clearance falls in liver disease; its label says to avoid it there.",
+)
+CLASS_IC_STRUCTURAL_HEART_DISEASE = DrugCondition(
+    "rule.class-ic-structural-heart-disease",
+    (),
+    ("flecainide", "propafenone"),
+    ("myocardial-infarction", "coronary-heart-disease", "heart-failure"),
+    "critical",
+    "kb.class-ic-antiarrhythmic-structural-heart-disease",
+    "Coronary disease or heart failure",
+    "consider another rhythm drug (amiodarone, dofetilide) or rate control",
+    "Class IC drugs raised mortality after myocardial infarction (CAST); their labels restrict them to hearts without structural disease.",
 )
 
 
@@ -686,6 +736,10 @@ LABEL_CHECK_RULES: tuple[Rule, ...] = (
     citalopram_qt_dose,
     DOAC_MECHANICAL_VALVE,
     FLUOROQUINOLONE_MYASTHENIA,
+    FLUOROQUINOLONE_AORTIC_ANEURYSM,
+    CHC_VENOUS_THROMBOEMBOLISM,
+    DULOXETINE_LIVER_DISEASE,
+    CLASS_IC_STRUCTURAL_HEART_DISEASE,
     nsaid_peptic_ulcer,
     codeine_after_tonsillectomy,
     chc_smoking_over_35,

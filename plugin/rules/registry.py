@@ -18,6 +18,7 @@ from plugin.rules.drug_monitoring import DRUG_MONITORING_RULES
 from plugin.rules.gaps import GAP_CARE_RULES, GAP_MEDICATION_RULES
 from plugin.rules.high_harm import HIGH_HARM_RULES
 from plugin.rules.label_checks import LABEL_CHECK_RULES
+from plugin.rules.label_limits import LABEL_LIMIT_RULES
 from plugin.rules.monitoring import CARE_GAP_EXTRA_RULES, DRUG_DISEASE_RULES, MONITORING_RULES
 from plugin.rules.renal_rules import KIDNEY_RULES
 from plugin.rules.resolution import RESOLUTION_CARE_GAP_RULES, RESOLUTION_RULES
@@ -30,6 +31,7 @@ MEDICATION_RULES: Final[tuple[Rule, ...]] = (
     *BASE_MEDICATION_RULES,
     *HIGH_HARM_RULES,
     *LABEL_CHECK_RULES,
+    *LABEL_LIMIT_RULES,
     *KIDNEY_RULES,
     *MONITORING_RULES,
     *DRUG_DISEASE_RULES,

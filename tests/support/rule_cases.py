@@ -167,6 +167,11 @@ PROBLEMS: dict[str, tuple[str, str]] = {
     "ischaemic-stroke": ("422504002", "Ischemic stroke (disorder)"),
     "stroke-untyped": ("230690007", "Cerebrovascular accident (disorder)"),
     "peripheral-arterial-disease": ("840580004", "Peripheral arterial disease (disorder)"),
+    "cirrhosis": ("19943007", "Cirrhosis of liver (disorder)"),
+    "aortic-aneurysm": ("233985008", "Abdominal aortic aneurysm (disorder)"),
+    "deep-vein-thrombosis": ("128053003", "Deep venous thrombosis (disorder)"),
+    "bph": ("266569009", "Benign prostatic hyperplasia (disorder)"),
+    "atrial-fibrillation": ("49436004", "Atrial fibrillation (disorder)"),
 }
 
 # LOINC lab codes (code, display, UCUM unit).

@@ -183,6 +183,7 @@ def test_a_sex_other_than_female_or_male_leaves_kidney_function_unknown() -> Non
 
 REQUIRED = {
     "apixaban",
+    "varenicline",
     "famotidine",
     "nirmatrelvir",
     "rivaroxaban",

@@ -22,6 +22,7 @@ from plugin.rules import (
     gaps,
     high_harm,
     label_checks,
+    label_limits,
     monitoring,
     registry,
     renal_rules,
@@ -67,6 +68,7 @@ RULE_MODULES = (
     gaps,
     vaccines,
     drug_monitoring,
+    label_limits,
 )
 _RULE_MODULE_NAMES = frozenset(module.__name__ for module in RULE_MODULES)
 

@@ -1,0 +1,281 @@
+"""Label limits a dose table cannot hold: doses by age, weight, duration or interval, and drug-condition pairs
+that depend on the drug's form or dose (ticagrelor with aspirin above 100 mg, NSAIDs in cirrhosis)."""
+
+# Each rule reads what it needs from the chart and fails closed where the label's condition cannot be read: an
+# unreadable aspirin dose beside ticagrelor is asked about, a weight-based limit without a current weight says
+# nothing (rule.dose-weight-unknown asks for weights where a table limit needs one).
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Final
+
+from plugin.rules.dose_range import analgesic_nsaids, daily_or_unit_mg, low_dose_aspirin, unit_mg
+from plugin.rules.dosing import EXTENDED_RELEASE, daily_mg, dosage_of, per_day
+from plugin.rules.model import Exposure, Finding, RuleFacts
+from plugin.rules.monitoring import OLDER_ADULT_AGE
+from plugin.rules.phrasing import handles as _handles
+from plugin.rules.phrasing import names as _names
+from plugin.rules.phrasing import proposed as _proposed
+from plugin.rules.phrasing import short as _short
+
+__all__ = [
+    "BISPHOSPHONATE_INTERVALS",
+    "HYDROXYCHLOROQUINE_MAX_MG_PER_KG",
+    "LABEL_LIMIT_RULES",
+    "LOPERAMIDE_MIN_AGE",
+    "METOCLOPRAMIDE_MAX_DAYS",
+    "PRASUGREL_AGE",
+    "PRASUGREL_WEIGHT_KG",
+]
+
+
+def _with(facts: RuleFacts, ingredient: str) -> tuple[Exposure, ...]:
+    return tuple(e for e in facts.exposures if ingredient in e.ingredients)
+
+
+# --- NSAIDs in cirrhosis -------------------------------------------------------------------------------------
+
+
+def nsaid_cirrhosis(facts: RuleFacts) -> Iterator[Finding]:
+    problems = facts.value_sets.get("cirrhosis", ())
+    nsaids = analgesic_nsaids(facts)
+    if not problems or not nsaids:
+        return
+    yield Finding(
+        "rule.nsaid-cirrhosis",
+        "warning",
+        _short(f"Cirrhosis on record with {_names(nsaids)}: consider acetaminophen up to 2 g a day instead"),
+        "In cirrhosis NSAIDs precipitate kidney injury and hepatorenal syndrome, blunt diuretics and add bleeding "
+        "(AASLD 2021).",
+        ("kb.nsaid-cirrhosis",),
+        tuple(sorted({*problems, *_handles(nsaids)})),
+        _proposed(nsaids),
+    )
+
+
+# --- Beers: alpha-1 blockers for blood pressure --------------------------------------------------------------
+
+ALPHA_1_BLOCKERS: Final = frozenset({"doxazosin", "prazosin", "terazosin"})
+
+
+def beers_alpha_blocker_hypertension(facts: RuleFacts) -> Iterator[Finding]:
+    """An older adult on doxazosin, prazosin or terazosin with hypertension and no prostatic hyperplasia on
+    record: the drug is treating blood pressure, which Beers advises against. With BPH on record it is left
+    alone (the criterion is about blood pressure); without hypertension the indication is unknown."""
+    if facts.age is None or facts.age < OLDER_ADULT_AGE or facts.has_condition("bph"):
+        return
+    hypertension = facts.value_sets.get("hypertension", ())
+    drugs = tuple(e for e in facts.exposures if not ALPHA_1_BLOCKERS.isdisjoint(e.ingredients))
+    if not drugs or not hypertension:
+        return
+    yield Finding(
+        "rule.beers-alpha-blocker-hypertension",
+        "warning",
+        _short(
+            f"Age {facts.context.demographics.age_label} on {_names(drugs)} for blood pressure: consider another "
+            "antihypertensive (falls)"
+        ),
+        "Peripheral alpha-1 blockers cause orthostatic hypotension and falls; Beers 2023 advises against them as "
+        "antihypertensives in older adults.",
+        ("kb.beers-alpha1-blocker-hypertension",),
+        tuple(sorted({*hypertension, *_handles(drugs)})),
+        _proposed(drugs),
+    )
+
+
+# --- ticagrelor with aspirin above 100 mg -------------------------------------------------------------------
+
+
+def ticagrelor_aspirin_dose(facts: RuleFacts) -> Iterator[Finding]:
+    ticagrelor = _with(facts, "ticagrelor")
+    aspirin = tuple(e for e in _with(facts, "aspirin") if not low_dose_aspirin(facts, e))
+    if not ticagrelor or not aspirin:
+        return
+    doses = [daily_or_unit_mg(facts, e, "aspirin") for e in aspirin]
+    known = [d for d in doses if d is not None]
+    said = f"aspirin {max(known):g} mg a day" if len(known) == len(doses) else "aspirin of unreadable dose"
+    yield Finding(
+        "rule.ticagrelor-aspirin-dose",
+        "warning",
+        _short(f"Ticagrelor with {said}: consider aspirin 75-100 mg a day"),
+        "Aspirin above 100 mg a day makes ticagrelor less effective (boxed warning).",
+        ("kb.ticagrelor-aspirin-dose",),
+        _handles(ticagrelor, aspirin),
+        _proposed(ticagrelor, aspirin),
+    )
+
+
+# --- prasugrel by age and weight ------------------------------------------------------------------------------
+
+PRASUGREL_AGE: Final = 75  # generally not recommended from here, unless diabetes or a prior MI
+PRASUGREL_WEIGHT_KG: Final = 60  # below this, 5 mg a day
+PRASUGREL_LOW_WEIGHT_MG: Final = 5.0
+
+
+def prasugrel_age_weight(facts: RuleFacts) -> Iterator[Finding]:
+    prasugrel = _with(facts, "prasugrel")
+    if not prasugrel:
+        return
+    high_risk = (*facts.value_sets.get("diabetes", ()), *facts.value_sets.get("myocardial-infarction", ()))
+    weight = facts.current("weight")
+    inputs: tuple[str, ...] = ()
+    if facts.age is not None and facts.age >= PRASUGREL_AGE and not high_risk:
+        reason = f"at {facts.age}"
+    elif weight is not None and weight.value < PRASUGREL_WEIGHT_KG:
+        prasugrel = tuple(
+            e
+            for e in prasugrel
+            if (mg := daily_or_unit_mg(facts, e, "prasugrel")) is None or mg > PRASUGREL_LOW_WEIGHT_MG
+        )
+        reason, inputs = f"at {weight.value:g} kg", (weight.handle,)
+        if not prasugrel:
+            return
+    else:
+        return
+    yield Finding(
+        "rule.prasugrel-age-weight",
+        "warning",
+        _short(f"Prasugrel {reason}: consider clopidogrel or ticagrelor, or 5 mg a day"),
+        "Prasugrel bleeds more from 75 (fatal and intracranial bleeds) and in people under 60 kg; its boxed "
+        "warning advises against it at 75 and over except with diabetes or a prior MI.",
+        ("kb.prasugrel-age-weight",),
+        (*_handles(prasugrel), *inputs),
+        _proposed(prasugrel),
+    )
+
+
+# --- hydroxychloroquine per kilogram --------------------------------------------------------------------------
+
+HYDROXYCHLOROQUINE_MAX_MG_PER_KG: Final = 5.0  # a day, of real body weight (AAO 2016)
+
+
+def hydroxychloroquine_dose_weight(facts: RuleFacts) -> Iterator[Finding]:
+    weight = facts.current("weight")
+    if weight is None or weight.value <= 0:
+        return
+    for exposure in _with(facts, "hydroxychloroquine"):
+        mg = daily_mg(dosage_of(facts, exposure), unit_mg(exposure, "hydroxychloroquine"))
+        if mg is None or mg / weight.value <= HYDROXYCHLOROQUINE_MAX_MG_PER_KG:
+            continue
+        yield Finding(
+            "rule.hydroxychloroquine-dose-weight",
+            "warning",
+            _short(
+                f"Hydroxychloroquine {mg:g} mg a day is {mg / weight.value:.1f} mg/kg at {weight.value:g} kg: "
+                f"consider at most {HYDROXYCHLOROQUINE_MAX_MG_PER_KG * weight.value:.0f} mg a day"
+            ),
+            "Retinal toxicity rises with the dose per kilogram; ophthalmology advises at most 5 mg/kg a day of "
+            "real body weight.",
+            ("kb.hydroxychloroquine-dose-weight",),
+            (exposure.handle, weight.handle),
+            _proposed((exposure,)),
+        )
+
+
+# --- loperamide under 2 ---------------------------------------------------------------------------------------
+
+LOPERAMIDE_MIN_AGE: Final = 2
+
+
+def loperamide_under_2(facts: RuleFacts) -> Iterator[Finding]:
+    if facts.age is None or facts.age >= LOPERAMIDE_MIN_AGE:
+        return
+    loperamide = _with(facts, "loperamide")
+    if not loperamide:
+        return
+    yield Finding(
+        "rule.loperamide-under-2",
+        "critical",
+        _short(
+            f"Loperamide at {facts.context.demographics.age_label}: contraindicated under 2; consider oral "
+            "rehydration and stopping it"
+        ),
+        "Under 2, loperamide has caused respiratory depression, paralytic ileus and cardiac events; its label "
+        "contraindicates it.",
+        ("kb.loperamide-age-and-dose",),
+        _handles(loperamide),
+        _proposed(loperamide),
+    )
+
+
+# --- metoclopramide beyond 12 weeks ---------------------------------------------------------------------------
+
+METOCLOPRAMIDE_MAX_DAYS: Final = 84  # 12 weeks (boxed warning)
+
+
+def metoclopramide_long_term(facts: RuleFacts) -> Iterator[Finding]:
+    """Metoclopramide ordered more than 12 weeks ago and still taken. An undated record is not known to be long."""
+    long_term = tuple(
+        e
+        for e in _with(facts, "metoclopramide")
+        if e.started_days_ago is not None and e.started_days_ago > METOCLOPRAMIDE_MAX_DAYS
+    )
+    if not long_term:
+        return
+    weeks = max(e.started_days_ago or 0 for e in long_term) // 7
+    yield Finding(
+        "rule.metoclopramide-long-term",
+        "warning",
+        _short(
+            f"Metoclopramide for about {weeks} weeks (over 12): consider stopping it and checking for abnormal "
+            "movements"
+        ),
+        "Tardive dyskinesia, often permanent, rises with duration; the boxed warning says to avoid use beyond "
+        "12 weeks.",
+        ("kb.metoclopramide-long-term",),
+        _handles(long_term),
+        _proposed(long_term),
+    )
+
+
+# --- weekly and monthly bisphosphonates taken daily -----------------------------------------------------------
+
+# (ingredient, strength in mg, days between doses): the weekly and monthly strengths of the labels.
+BISPHOSPHONATE_INTERVALS: Final = (
+    ("alendronate", 70.0, 7),
+    ("risedronate", 35.0, 7),
+    ("risedronate", 150.0, 30),
+    ("ibandronate", 150.0, 30),
+)
+
+
+def bisphosphonate_interval(facts: RuleFacts) -> Iterator[Finding]:
+    for exposure in facts.with_class("bisphosphonate"):
+        dosage = dosage_of(facts, exposure)
+        times = per_day(dosage.frequency) if dosage is not None else None
+        for ingredient, strength, days in BISPHOSPHONATE_INTERVALS:
+            if ingredient not in exposure.ingredients or unit_mg(exposure, ingredient) != strength:
+                continue
+            if EXTENDED_RELEASE.search(exposure.label) and ingredient != "risedronate":
+                continue
+            # More often than once per interval: a daily order of a weekly strength is 7 doses a week.
+            if times is None or times * days <= 1.0 + 1e-9:
+                continue
+            every = "week" if days == 7 else "month"
+            yield Finding(
+                "rule.bisphosphonate-interval",
+                "critical",
+                _short(
+                    f"{ingredient.capitalize()} {strength:g} mg is a once-a-{every} dose, ordered "
+                    f"{times:g} time(s) a day: consider once a {every}"
+                ),
+                f"The {strength:g} mg strength is taken once a {every}; taken daily it is a {days}-fold overdose "
+                "(oesophageal injury, hypocalcaemia).",
+                ("kb.bisphosphonate-dosing-interval",),
+                (exposure.handle,),
+                _proposed((exposure,)),
+            )
+            break
+
+
+LABEL_LIMIT_RULES: Final = (
+    nsaid_cirrhosis,
+    beers_alpha_blocker_hypertension,
+    ticagrelor_aspirin_dose,
+    prasugrel_age_weight,
+    hydroxychloroquine_dose_weight,
+    loperamide_under_2,
+    metoclopramide_long_term,
+    bisphosphonate_interval,
+)

@@ -1,0 +1,281 @@
+"""Label limits by age, weight, duration, interval and form, and the drug-condition pairs added with them: each
+at, just below and just above its threshold, with the near miss a pharmacist would not raise."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from plugin.rules import label_checks, label_limits, registry
+from plugin.rules.model import Finding, RuleFacts
+from plugin.rules.override_reasons import override_reasons
+from tests.support.charts import JsonDict, medication_request
+from tests.support.rule_cases import PATIENT_ID, Chart, lab, on, problem
+
+pytestmark = pytest.mark.unit
+
+
+def drug(
+    resource_id: str,
+    display: str,
+    mg: float | None = None,
+    per: tuple[float, float, str] = (1, 1, "d"),
+    days_ago: int = 120,
+) -> JsonDict:
+    """A prescription by display (resolved by name), `mg` per dose given `per` = (times, period, unit)."""
+    request = medication_request(resource_id, PATIENT_ID, "", display, authored=on(days_ago))
+    del request["medicationCodeableConcept"]["coding"]
+    times, period, unit = per
+    dose = {"value": mg, "unit": "mg"} if mg is not None else {"value": 1, "unit": "tablet"}
+    request["dosageInstruction"] = [
+        {
+            "timing": {"repeat": {"frequency": times, "period": period, "periodUnit": unit}},
+            "doseAndRate": [{"doseQuantity": dose}],
+        }
+    ]
+    return request
+
+
+def found(rule: Any, *resources: JsonDict, age: int = 60, gender: str = "female") -> list[Finding]:
+    context = Chart(age=age, gender=gender, resources=resources).build().context
+    return list(rule(RuleFacts.of(context)))
+
+
+IBUPROFEN = drug("ibuprofen", "ibuprofen 400 MG Oral Tablet", 400, (3, 1, "d"))
+DICLOFENAC_GEL = drug("diclofenac-gel", "diclofenac sodium 10 MG/G Topical Gel")
+ASPIRIN_81 = drug("aspirin", "aspirin 81 MG Oral Tablet", 81)
+
+
+# --- NSAIDs in cirrhosis ---------------------------------------------------------------------------------
+
+
+def test_an_oral_nsaid_in_cirrhosis_is_raised_with_both_in_its_basis() -> None:
+    (finding,) = found(label_limits.nsaid_cirrhosis, IBUPROFEN, problem("cirrhosis"))
+    assert finding.rule_id == "rule.nsaid-cirrhosis" and finding.severity == "warning"
+    assert finding.evidence == ("kb.nsaid-cirrhosis",) and len(finding.inputs) == 2
+
+
+@pytest.mark.parametrize(
+    "resources",
+    [
+        (DICLOFENAC_GEL, problem("cirrhosis")),  # on the skin
+        (ASPIRIN_81, problem("cirrhosis")),  # antiplatelet aspirin
+        (IBUPROFEN, problem("hypertension")),  # no cirrhosis
+    ],
+)
+def test_skin_nsaids_low_dose_aspirin_and_other_livers_are_quiet(resources: tuple[JsonDict, ...]) -> None:
+    assert found(label_limits.nsaid_cirrhosis, *resources) == []
+
+
+# --- Beers: alpha-1 blockers for blood pressure ----------------------------------------------------------
+
+DOXAZOSIN = drug("doxazosin", "doxazosin 4 MG Oral Tablet", 4)
+
+
+@pytest.mark.parametrize(("age", "raised"), [(64, False), (65, True), (66, True)])
+def test_an_alpha_blocker_for_blood_pressure_from_65(age: int, raised: bool) -> None:
+    findings = found(
+        label_limits.beers_alpha_blocker_hypertension, DOXAZOSIN, problem("hypertension"), age=age
+    )
+    assert bool(findings) is raised
+
+
+@pytest.mark.parametrize(
+    "resources",
+    [(DOXAZOSIN, problem("hypertension"), problem("bph")), (DOXAZOSIN,)],
+)
+def test_an_alpha_blocker_for_the_prostate_or_for_no_recorded_reason_is_left_alone(
+    resources: tuple[JsonDict, ...],
+) -> None:
+    assert found(label_limits.beers_alpha_blocker_hypertension, *resources, age=80, gender="male") == []
+
+
+# --- ticagrelor with aspirin ------------------------------------------------------------------------------
+
+TICAGRELOR = drug("ticagrelor", "ticagrelor 90 MG Oral Tablet", 90, (2, 1, "d"))
+
+
+@pytest.mark.parametrize(("aspirin_mg", "raised"), [(81, False), (100, False), (162, True), (325, True)])
+def test_ticagrelor_with_aspirin_above_100_mg(aspirin_mg: float, raised: bool) -> None:
+    aspirin = drug("aspirin", f"aspirin {aspirin_mg:g} MG Oral Tablet", aspirin_mg)
+    findings = found(label_limits.ticagrelor_aspirin_dose, TICAGRELOR, aspirin)
+    assert bool(findings) is raised
+    if raised:
+        assert findings[0].summary.startswith(f"Ticagrelor with aspirin {aspirin_mg:g} mg a day")
+
+
+def test_an_unreadable_aspirin_dose_beside_ticagrelor_is_asked_about() -> None:
+    aspirin = {**drug("aspirin", "aspirin oral tablet"), "dosageInstruction": []}
+    (finding,) = found(label_limits.ticagrelor_aspirin_dose, TICAGRELOR, aspirin)
+    assert "unreadable dose" in finding.summary
+
+
+# --- prasugrel by age and weight --------------------------------------------------------------------------
+
+PRASUGREL_10 = drug("prasugrel", "prasugrel 10 MG Oral Tablet", 10)
+PRASUGREL_5 = drug("prasugrel", "prasugrel 5 MG Oral Tablet", 5)
+
+
+@pytest.mark.parametrize(("age", "raised"), [(74, False), (75, True), (76, True)])
+def test_prasugrel_from_75_without_diabetes_or_a_prior_infarction(age: int, raised: bool) -> None:
+    assert bool(found(label_limits.prasugrel_age_weight, PRASUGREL_10, lab("weight", 80), age=age)) is raised
+
+
+def test_prasugrel_at_80_with_diabetes_is_the_labels_exception() -> None:
+    resources = (PRASUGREL_10, problem("diabetes"), lab("weight", 80))
+    assert found(label_limits.prasugrel_age_weight, *resources, age=80) == []
+
+
+@pytest.mark.parametrize(("kg", "raised"), [(59.9, True), (60, False), (60.1, False)])
+def test_prasugrel_10_mg_below_60_kg(kg: float, raised: bool) -> None:
+    assert bool(found(label_limits.prasugrel_age_weight, PRASUGREL_10, lab("weight", kg))) is raised
+
+
+def test_prasugrel_5_mg_below_60_kg_is_the_labelled_dose() -> None:
+    assert found(label_limits.prasugrel_age_weight, PRASUGREL_5, lab("weight", 55)) == []
+
+
+# --- hydroxychloroquine per kilogram ----------------------------------------------------------------------
+
+HCQ_400 = drug("hcq", "hydroxychloroquine sulfate 200 MG Oral Tablet", 200, (2, 1, "d"))
+
+
+@pytest.mark.parametrize(("kg", "raised"), [(79, True), (80, False), (81, False)])
+def test_hydroxychloroquine_above_5_mg_per_kg(kg: float, raised: bool) -> None:
+    findings = found(label_limits.hydroxychloroquine_dose_weight, HCQ_400, lab("weight", kg))
+    assert bool(findings) is raised
+    if raised:
+        assert "400 mg a day" in findings[0].summary and "5.1 mg/kg" in findings[0].summary
+
+
+def test_hydroxychloroquine_without_a_weight_says_nothing_here() -> None:
+    assert found(label_limits.hydroxychloroquine_dose_weight, HCQ_400) == []
+
+
+# --- loperamide under 2 -----------------------------------------------------------------------------------
+
+LOPERAMIDE = drug("loperamide", "loperamide hydrochloride 1 MG/5 ML Oral Solution")
+
+
+@pytest.mark.parametrize(("age", "raised"), [(1, True), (2, False), (3, False)])
+def test_loperamide_is_contraindicated_under_2(age: int, raised: bool) -> None:
+    findings = found(label_limits.loperamide_under_2, LOPERAMIDE, age=age)
+    assert bool(findings) is raised
+    if raised:
+        assert findings[0].severity == "critical"
+
+
+# --- metoclopramide beyond 12 weeks -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("days", "raised"), [(83, False), (84, False), (85, True)])
+def test_metoclopramide_beyond_12_weeks(days: int, raised: bool) -> None:
+    metoclopramide = drug(
+        "metoclopramide", "metoclopramide 10 MG Oral Tablet", 10, (3, 1, "d"), days_ago=days
+    )
+    assert bool(found(label_limits.metoclopramide_long_term, metoclopramide)) is raised
+
+
+def test_an_undated_metoclopramide_is_not_known_to_be_long_term() -> None:
+    metoclopramide = drug("metoclopramide", "metoclopramide 10 MG Oral Tablet", 10)
+    del metoclopramide["authoredOn"]
+    assert found(label_limits.metoclopramide_long_term, metoclopramide) == []
+
+
+# --- weekly and monthly bisphosphonates -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("display", "per", "raised"),
+    [
+        ("alendronate sodium 70 MG Oral Tablet", (1, 1, "wk"), False),
+        ("alendronate sodium 70 MG Oral Tablet", (1, 1, "d"), True),
+        ("alendronate sodium 10 MG Oral Tablet", (1, 1, "d"), False),  # the daily strength
+        ("ibandronate sodium 150 MG Oral Tablet", (1, 1, "mo"), False),
+        ("ibandronate sodium 150 MG Oral Tablet", (1, 1, "wk"), True),
+        ("ibandronate sodium 150 MG Oral Tablet", (1, 1, "d"), True),
+        ("risedronate sodium 35 MG Oral Tablet", (1, 1, "wk"), False),
+        ("risedronate sodium 35 MG Oral Tablet", (2, 1, "wk"), True),
+    ],
+)
+def test_a_weekly_or_monthly_strength_taken_more_often(
+    display: str, per: tuple[float, float, str], raised: bool
+) -> None:
+    findings = found(label_limits.bisphosphonate_interval, drug("bp", display, None, per))
+    assert bool(findings) is raised
+    if raised:
+        assert findings[0].severity == "critical"
+
+
+# --- drug and condition -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("rule", "resources", "raised"),
+    [
+        (
+            label_checks.FLUOROQUINOLONE_AORTIC_ANEURYSM,
+            (drug("levo", "levofloxacin 750 MG Oral Tablet", 750), problem("aortic-aneurysm")),
+            True,
+        ),
+        (
+            label_checks.FLUOROQUINOLONE_AORTIC_ANEURYSM,
+            (drug("cipro", "ciprofloxacin 0.3 % Ophthalmic Solution"), problem("aortic-aneurysm")),
+            False,
+        ),
+        (
+            label_checks.FLUOROQUINOLONE_AORTIC_ANEURYSM,
+            (drug("levo", "levofloxacin 750 MG Oral Tablet"),),
+            False,
+        ),
+        (
+            label_checks.CHC_VENOUS_THROMBOEMBOLISM,
+            (
+                drug("levora", "Levonorgestrel 0.15 MG / Ethinyl Estradiol 0.03 MG Oral Tablet"),
+                problem("deep-vein-thrombosis"),
+            ),
+            True,
+        ),
+        (
+            label_checks.CHC_VENOUS_THROMBOEMBOLISM,
+            (drug("pop", "norethindrone 0.35 MG Oral Tablet"), problem("deep-vein-thrombosis")),
+            False,
+        ),
+        (
+            label_checks.DULOXETINE_LIVER_DISEASE,
+            (drug("dulox", "duloxetine 60 MG Delayed Release Oral Capsule"), problem("cirrhosis")),
+            True,
+        ),
+        (
+            label_checks.DULOXETINE_LIVER_DISEASE,
+            (drug("dulox", "duloxetine 60 MG Delayed Release Oral Capsule"), problem("hypertension")),
+            False,
+        ),
+        (
+            label_checks.CLASS_IC_STRUCTURAL_HEART_DISEASE,
+            (drug("flec", "flecainide acetate 100 MG Oral Tablet"), problem("myocardial-infarction")),
+            True,
+        ),
+        (
+            label_checks.CLASS_IC_STRUCTURAL_HEART_DISEASE,
+            (drug("flec", "flecainide acetate 100 MG Oral Tablet"), problem("atrial-fibrillation")),
+            False,
+        ),
+    ],
+)
+def test_drug_condition_pairs(rule: Any, resources: tuple[JsonDict, ...], raised: bool) -> None:
+    findings = found(rule, *resources)
+    assert bool(findings) is raised
+    if raised:
+        assert findings[0].rule_id == rule.rule_id and findings[0].evidence == (rule.evidence,)
+
+
+def test_every_label_limit_runs_on_every_hook_and_has_its_own_override_reasons() -> None:
+    from tests.unit.test_rules import rule_ids
+
+    ids = {i for rule in label_limits.LABEL_LIMIT_RULES for i in rule_ids(rule)}
+    assert len(ids) == len(label_limits.LABEL_LIMIT_RULES)
+    assert all(rule in registry.MEDICATION_RULES for rule in label_limits.LABEL_LIMIT_RULES)
+    table = override_reasons()
+    assert sorted(i for i in ids if table.specific(i) is None) == []
