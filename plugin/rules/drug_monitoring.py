@@ -51,6 +51,8 @@ class DrugMonitoring:
     why: str
     evidence: tuple[str, ...]
     severity: Severity  # the first entry's hint: a lithium level matters more than a yearly sodium
+    # Days of therapy before the labs are due: a statin's first lipid panel comes 4-12 weeks after the start.
+    established_after_days: int = 0
 
 
 def _fail(problem: str) -> DrugMonitoringError:
@@ -82,8 +84,18 @@ def parse_drug_monitoring(raw: object) -> tuple[DrugMonitoring, ...]:
     seen: set[str] = set()
     for position, drug in enumerate(raw["drugs"]):
         where = f"drugs[{position}]"
-        if not isinstance(drug, dict) or set(drug) != {"ingredients", "labs", "why", "evidence", "severity"}:
-            raise _fail(f"{where}: a drug has exactly ingredients, labs, why, evidence and severity")
+        if not isinstance(drug, dict) or not (
+            {"ingredients", "labs", "why", "evidence", "severity"}
+            <= set(drug)
+            <= {"ingredients", "labs", "why", "evidence", "severity", "established_after_days"}
+        ):
+            raise _fail(
+                f"{where}: a drug has exactly ingredients, labs, why, evidence and severity, and may have "
+                "established_after_days"
+            )
+        after = drug.get("established_after_days", 0)
+        if not isinstance(after, int) or isinstance(after, bool) or not 0 <= after <= 365:
+            raise _fail(f"{where}: established_after_days is a whole number of days from 0 to 365")
         severity = drug["severity"]
         if severity not in ("info", "warning"):
             raise _fail(f"{where}: severity is info or warning")
@@ -110,7 +122,7 @@ def parse_drug_monitoring(raw: object) -> tuple[DrugMonitoring, ...]:
         parsed = tuple(_lab(lab, f"{where}.labs[{n}]") for n, lab in enumerate(labs))
         if len({lab.analyte for lab in parsed}) != len(parsed):
             raise _fail(f"{where}: an analyte is listed once per drug")
-        table.append(DrugMonitoring(tuple(ingredients), parsed, why, tuple(evidence), severity))
+        table.append(DrugMonitoring(tuple(ingredients), parsed, why, tuple(evidence), severity, after))
     return tuple(table)
 
 
@@ -120,16 +132,21 @@ def drug_monitoring() -> tuple[DrugMonitoring, ...]:
     return parse_drug_monitoring(read_knowledge_json("drug_monitoring.json", DrugMonitoringError))
 
 
+def _in_sentence(label: str) -> str:
+    """A lab's label inside a sentence: "Lithium level" becomes "lithium level", "LDL cholesterol" stays."""
+    return label if label[:2].isupper() else label[:1].lower() + label[1:]
+
+
 def _gap(facts: RuleFacts, lab: MonitoredLab) -> tuple[str, Measurement | None] | None:
     """None when the latest value is within the drug's interval; else how the card says it, and the old value."""
     latest = facts.latest(lab.analyte)
-    label = ANALYTES[lab.analyte].label
+    label = _in_sentence(ANALYTES[lab.analyte].label)
     if latest is None:
-        return f"no {label.lower()} on record", None
+        return f"no {label} on record", None
     if latest.days_ago is None:
-        return f"an undated {label.lower()}", latest
+        return f"an undated {label}", latest
     if latest.days_ago > lab.max_age_days:
-        return f"{label.lower()} {latest.days_ago} days old", latest
+        return f"{label} {latest.days_ago} days old", latest
     return None
 
 
@@ -148,13 +165,16 @@ def drug_monitoring_labs(facts: RuleFacts) -> Iterator[Finding]:
     for exposure, row in _monitored(facts):
         if exposure.proposed or row.ingredients in done:
             continue
+        # Not yet due; an undated record is not known to be new, so it is asked about.
+        if exposure.started_days_ago is not None and exposure.started_days_ago < row.established_after_days:
+            continue
         gaps = [(lab, gap) for lab in row.labs if (gap := _gap(facts, lab)) is not None]
         if not gaps:
             continue
         done.add(row.ingredients)
         name = next(i for i in exposure.ingredients if i in row.ingredients)
         said = ", ".join(text for _, (text, _) in gaps)
-        wanted = " and ".join(ANALYTES[lab.analyte].label.lower() for lab, _ in gaps)
+        wanted = " and ".join(_in_sentence(ANALYTES[lab.analyte].label) for lab, _ in gaps)
         yield Finding(
             "rule.drug-monitoring-labs",
             row.severity,

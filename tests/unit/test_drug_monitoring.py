@@ -18,14 +18,16 @@ from plugin.rules.drug_monitoring import (
 )
 from plugin.rules.model import Finding, RuleFacts
 from tests.support.charts import JsonDict, medication_request
-from tests.support.rule_cases import PATIENT_ID, Chart, lab
+from tests.support.rule_cases import PATIENT_ID, Chart, lab, on
 
 pytestmark = pytest.mark.unit
 
 
-def _drug(display: str, status: str = "active") -> JsonDict:
+def _drug(display: str, status: str = "active", days_ago: int | None = None) -> JsonDict:
     request = medication_request("drug", PATIENT_ID, "", display, status=status)
     del request["medicationCodeableConcept"]["coding"]
+    if days_ago is not None:
+        request["authoredOn"] = on(days_ago)
     return request
 
 
@@ -121,6 +123,9 @@ def _table() -> dict[str, Any]:
         lambda t: t["drugs"][1].update(ingredients=["lithium"]),
         lambda t: t["drugs"][0]["labs"].append(dict(t["drugs"][0]["labs"][0])),
         lambda t: t.pop("version"),
+        lambda t: t["drugs"][0].update(established_after_days=-1),
+        lambda t: t["drugs"][0].update(established_after_days=True),
+        lambda t: t["drugs"][0].update(colour="red"),
     ],
 )
 def test_the_loader_refuses_a_malformed_table(edit: Any) -> None:
@@ -128,3 +133,27 @@ def test_the_loader_refuses_a_malformed_table(edit: Any) -> None:
     edit(table)
     with pytest.raises(DrugMonitoringError):
         parse_drug_monitoring(table)
+
+
+STATIN = "atorvastatin 40 MG Oral Tablet"
+
+
+@pytest.mark.parametrize(("started", "fires"), [(83, False), (84, True), (85, True)])
+def test_a_statins_first_lipid_panel_is_due_12_weeks_after_the_start(started: int, fires: bool) -> None:
+    assert bool(run(_drug(STATIN, days_ago=started))) is fires
+
+
+@pytest.mark.parametrize(("days", "fires"), [(364, False), (365, False), (366, True)])
+def test_a_statin_needs_a_lipid_panel_within_a_year(days: int, fires: bool) -> None:
+    found = run(_drug(STATIN, days_ago=800), lab("ldl", 95, days_ago=days))
+    assert bool(found) is fires
+    if fires:
+        assert found[0].severity == "info" and found[0].order_lab is not None
+        assert found[0].order_lab.loinc == "13457-7"
+
+
+def test_an_undated_statin_is_not_known_to_be_new_and_is_asked_about() -> None:
+    undated = _drug(STATIN)
+    del undated["authoredOn"]
+    (finding,) = run(undated)
+    assert "no ldl" in finding.summary.lower()

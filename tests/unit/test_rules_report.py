@@ -32,12 +32,16 @@ CHART, ORDERS, DISCHARGE = "r1-chart-review", "r1-order-review", "r1-discharge-r
 # records holds one), RSV from 75 or from 60 with heart, lung or kidney disease, a Td booster where the last
 # recorded dose is over 10 years old at NOW, and pneumococcal for the diabetic adult under 50. A B12 level is asked
 # for the three patients on metformin with neuropathy or anaemia on record. Seven charts file pollen, dander,
-# dust mite or mould allergies under "food": one card each asks for the category to be corrected.
-PINNED_TOTAL = 315
+# dust mite or mould allergies under "food": one card each asks for the category to be corrected. Three patients
+# on simvastatin last had an LDL in 2019-2020: a lipid panel is asked for (ACC/AHA, every 3-12 months).
+PINNED_TOTAL = 324
 PINNED: dict[tuple[str, str, str], int] = {
     (CHART, "encounter-start", "rule.allergy-category-recorded-wrongly"): 7,
     (CHART, "patient-view", "rule.allergy-category-recorded-wrongly"): 7,
     (CHART, "encounter-start", "rule.antiplatelet-absent"): 2,
+    (CHART, "encounter-start", "rule.drug-monitoring-labs"): 3,
+    (CHART, "patient-view", "rule.drug-monitoring-labs"): 3,
+    (DISCHARGE, "encounter-discharge", "rule.drug-monitoring-labs"): 3,
     (CHART, "encounter-start", "rule.beers-nsaid-without-gastroprotection"): 2,
     (CHART, "encounter-start", "rule.beers-sedatives"): 1,
     (CHART, "encounter-start", "rule.blood-pressure-recheck"): 4,
@@ -174,6 +178,7 @@ PATIENT_VIEW: dict[str, list[str]] = {
     ],
     "Cruz_Halvorson": [
         "rule.digoxin-interacting:warning",
+        "rule.drug-monitoring-labs:info",
         "rule.duplicate-therapy:warning",
         "rule.egfr-recheck:info",
         "rule.influenza-vaccine-due:info",
@@ -238,6 +243,7 @@ PATIENT_VIEW: dict[str, list[str]] = {
         "rule.antiplatelet-absent:info",
         "rule.blood-pressure-recheck:info",
         "rule.diabetes-hba1c-due:info",
+        "rule.drug-monitoring-labs:info",
         "rule.egfr-recheck:info",
         "rule.influenza-vaccine-due:info",
         "rule.metformin-vitamin-b12:info",
@@ -284,6 +290,7 @@ PATIENT_VIEW: dict[str, list[str]] = {
     "Trey_Berge": [
         "rule.blood-pressure-recheck:info",
         "rule.digoxin-interacting:warning",
+        "rule.drug-monitoring-labs:info",
         "rule.duplicate-therapy:warning",
         "rule.egfr-recheck:info",
         "rule.influenza-vaccine-due:info",
