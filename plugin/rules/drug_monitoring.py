@@ -17,7 +17,10 @@ from plugin.context.codes import ANALYTES
 from plugin.context.model import Measurement
 from plugin.errors import PluginError
 from plugin.packaged import read_knowledge_json
+from plugin.rules.dose_range import analgesic_nsaids
 from plugin.rules.model import Exposure, Finding, LabOrder, RuleFacts, Severity
+from plugin.rules.phrasing import handles as _handles
+from plugin.rules.phrasing import names as _names
 from plugin.rules.phrasing import short as _short
 
 __all__ = [
@@ -187,4 +190,51 @@ def drug_monitoring_labs(facts: RuleFacts) -> Iterator[Finding]:
         )
 
 
-DRUG_MONITORING_RULES: Final = (drug_monitoring_labs,)
+# --- a blood count on an anticoagulant taken with an antiplatelet or an NSAID ------------------------------
+
+BLOOD_COUNT_MAX_AGE_DAYS: Final = 365
+BLOOD_COUNT: Final = LabOrder("58410-2", "CBC panel - Blood by Automated count")
+
+
+def bleeding_combination_blood_count(facts: RuleFacts) -> Iterator[Finding]:
+    """An anticoagulant with an antiplatelet or a systemic NSAID and no haemoglobin (or haematocrit) within a
+    year: occult bleeding shows first as a falling haemoglobin. A warning with anaemia on record."""
+    anticoagulants = facts.with_class("vitamin-k-antagonist", "doac")
+    partners = tuple(
+        e
+        for e in (*facts.with_class("antiplatelet"), *analgesic_nsaids(facts))
+        if e not in anticoagulants and not e.proposed
+    )
+    if not anticoagulants or not partners:
+        return
+    readings = [m for m in (facts.latest("hemoglobin"), facts.latest("hematocrit")) if m is not None]
+    if any(m.days_ago is not None and m.days_ago <= BLOOD_COUNT_MAX_AGE_DAYS for m in readings):
+        return
+    anaemia = facts.value_sets.get("anaemia", ())
+    dated = [m for m in readings if m.days_ago is not None]
+    last = min(dated, key=lambda m: m.days_ago or 0) if dated else next(iter(readings), None)
+    if last is None:
+        when = "no blood count on record"
+    elif last.days_ago is None:
+        when = "an undated blood count"
+    else:
+        years = max(last.days_ago // 365, 1)
+        when = f"the last blood count {years} year{'s' if years > 1 else ''} ago"
+    partners = tuple(dict.fromkeys(partners))
+    yield Finding(
+        "rule.bleeding-combination-blood-count",
+        "warning" if anaemia else "info",
+        _short(
+            f"{_names(anticoagulants).capitalize()} with {_names(partners)}"
+            f"{' and anaemia' if anaemia else ''}, {when}: consider a blood count"
+        ),
+        "An anticoagulant taken with an antiplatelet or an NSAID bleeds more, often slowly; a yearly "
+        "haemoglobin is the usual check (EHRA 2021).",
+        ("kb.anticoagulant-combination-blood-count",),
+        tuple(sorted({*_handles(anticoagulants, partners), *anaemia, *(m.handle for m in readings)})),
+        (),
+        BLOOD_COUNT,
+    )
+
+
+DRUG_MONITORING_RULES: Final = (drug_monitoring_labs, bleeding_combination_blood_count)

@@ -12,6 +12,7 @@ import pytest
 from plugin.knowledge import load_knowledge_base
 from plugin.rules.drug_monitoring import (
     DrugMonitoringError,
+    bleeding_combination_blood_count,
     drug_monitoring,
     drug_monitoring_labs,
     parse_drug_monitoring,
@@ -157,3 +158,61 @@ def test_an_undated_statin_is_not_known_to_be_new_and_is_asked_about() -> None:
     del undated["authoredOn"]
     (finding,) = run(undated)
     assert "no ldl" in finding.summary.lower()
+
+
+# --- a blood count on an anticoagulant with an antiplatelet or NSAID ----------------------------------------
+
+WARFARIN = "warfarin sodium 5 MG Oral Tablet"
+CLOPIDOGREL = "clopidogrel 75 MG Oral Tablet"
+
+
+def _two(first: str, second: str) -> tuple[JsonDict, JsonDict]:
+    a, b = _drug(first), _drug(second)
+    b["id"] = "second-drug"
+    return a, b
+
+
+def _count(*resources: JsonDict) -> list[Finding]:
+    built = Chart(age=70, resources=resources).build()
+    return list(bleeding_combination_blood_count(RuleFacts.of(built.context)))
+
+
+@pytest.mark.parametrize(("days", "fires"), [(364, False), (365, False), (366, True)])
+def test_warfarin_with_clopidogrel_needs_a_blood_count_within_a_year(days: int, fires: bool) -> None:
+    found = _count(*_two(WARFARIN, CLOPIDOGREL), lab("hemoglobin", 13.5, days_ago=days))
+    assert bool(found) is fires
+    if fires:
+        assert found[0].severity == "info" and found[0].order_lab is not None
+        assert "the last blood count 1 year ago" in found[0].summary
+
+
+def test_anaemia_on_record_makes_it_a_warning_and_no_count_at_all_is_said() -> None:
+    anaemia = {
+        **_drug(WARFARIN),
+        "resourceType": "Condition",
+        "id": "anaemia",
+        "clinicalStatus": {"coding": [{"code": "active"}]},
+        "verificationStatus": {"coding": [{"code": "confirmed"}]},
+        "code": {"coding": [{"system": "http://snomed.info/sct", "code": "271737000", "display": "Anemia"}]},
+    }
+    for key in ("status", "intent", "medicationCodeableConcept", "authoredOn", "dosageInstruction"):
+        anaemia.pop(key, None)
+    anaemia["subject"] = {"reference": f"Patient/{PATIENT_ID}"}
+    (finding,) = _count(*_two(WARFARIN, "naproxen 500 MG Oral Tablet"), anaemia)
+    assert finding.severity == "warning"
+    assert "and anaemia, no blood count on record" in finding.summary
+
+
+@pytest.mark.parametrize(
+    "partner",
+    [
+        "acetaminophen 500 MG Oral Tablet",  # not an antiplatelet or NSAID
+        "diclofenac sodium 10 MG/G Topical Gel",  # on the skin
+    ],
+)
+def test_no_bleeding_partner_or_a_skin_nsaid_needs_no_count(partner: str) -> None:
+    assert _count(*_two(WARFARIN, partner)) == []
+
+
+def test_an_antiplatelet_alone_needs_no_count_here() -> None:
+    assert _count(_drug(CLOPIDOGREL)) == []

@@ -33,11 +33,15 @@ CHART, ORDERS, DISCHARGE = "r1-chart-review", "r1-order-review", "r1-discharge-r
 # recorded dose is over 10 years old at NOW, and pneumococcal for the diabetic adult under 50. A B12 level is asked
 # for the three patients on metformin with neuropathy or anaemia on record. Seven charts file pollen, dander,
 # dust mite or mould allergies under "food": one card each asks for the category to be corrected. Three patients
-# on simvastatin last had an LDL in 2019-2020: a lipid panel is asked for (ACC/AHA, every 3-12 months).
-PINNED_TOTAL = 324
+# on simvastatin last had an LDL in 2019-2020: a lipid panel is asked for (ACC/AHA, every 3-12 months). Warfarin
+# with clopidogrel or naproxen and no blood count for years asks for one (a warning where anaemia is recorded).
+PINNED_TOTAL = 333
 PINNED: dict[tuple[str, str, str], int] = {
     (CHART, "encounter-start", "rule.allergy-category-recorded-wrongly"): 7,
     (CHART, "patient-view", "rule.allergy-category-recorded-wrongly"): 7,
+    (CHART, "encounter-start", "rule.bleeding-combination-blood-count"): 3,
+    (CHART, "patient-view", "rule.bleeding-combination-blood-count"): 3,
+    (DISCHARGE, "encounter-discharge", "rule.bleeding-combination-blood-count"): 3,
     (CHART, "encounter-start", "rule.antiplatelet-absent"): 2,
     (CHART, "encounter-start", "rule.drug-monitoring-labs"): 3,
     (CHART, "patient-view", "rule.drug-monitoring-labs"): 3,
@@ -177,6 +181,7 @@ PATIENT_VIEW: dict[str, list[str]] = {
         "rule.influenza-vaccine-due:info",
     ],
     "Cruz_Halvorson": [
+        "rule.bleeding-combination-blood-count:info",
         "rule.digoxin-interacting:warning",
         "rule.drug-monitoring-labs:info",
         "rule.duplicate-therapy:warning",
@@ -197,6 +202,7 @@ PATIENT_VIEW: dict[str, list[str]] = {
         "rule.influenza-vaccine-due:info",
     ],
     "Derek_Becker": [
+        "rule.bleeding-combination-blood-count:warning",
         "rule.digoxin-interacting:warning",
         "rule.egfr-recheck:info",
         "rule.influenza-vaccine-due:info",
@@ -288,6 +294,7 @@ PATIENT_VIEW: dict[str, list[str]] = {
         "rule.prenatal-folic-acid-absent:info",
     ],
     "Trey_Berge": [
+        "rule.bleeding-combination-blood-count:warning",
         "rule.blood-pressure-recheck:info",
         "rule.digoxin-interacting:warning",
         "rule.drug-monitoring-labs:info",
