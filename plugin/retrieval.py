@@ -14,10 +14,9 @@
 #       what order review is for, and what the safety layer found about it comes first;
 #    1. other entries about a draft order's drug;
 #    2. entries a rule cites about the rest of the chart (warfarin with naproxen, an overdue INR): the model
-#       must see what the rule cards say, so that it neither contradicts nor merely repeats them; preventive
-#       entries (a vaccine the care-gap rules already asked for), and monitoring entries cited only by
-#       info-level cards (a routine lab the rules already asked for), are not lifted, since the model has
-#       nothing to add to them and the budget is small;
+#       must see what the warning and critical rule cards say, so that it neither contradicts nor merely
+#       repeats them; entries cited only by info cards (a routine lab, a vaccine, a therapy to consider) and
+#       preventive entries are not lifted, since the model has nothing to add to them and the budget is small;
 #    3. the rest.
 #    The score is BM25 (rank-bm25's Okapi variant) over each entry's title and statement, against a query of
 #    the medication ingredients and drug classes, the problem displays and the draft orders, plus a code
@@ -229,8 +228,7 @@ def retrieve(context: ClinicalContext, knowledge: KnowledgeBase, limit: int = DE
     chart = _Chart.of(context, facts)
     findings = run_rules(facts)
     cited_about_drafts = {kb_id for f in findings if f.proposed for kb_id in f.evidence}
-    cited = {kb_id for f in findings for kb_id in f.evidence}
-    # A lab the rules asked for at info level (a yearly blood count) needs nothing from the model.
+    # What an info card says (a routine lab, a vaccine, a therapy to consider) needs nothing from the model.
     asked_loudly = {kb_id for f in findings if f.severity != "info" for kb_id in f.evidence}
     draft_ingredients = {name for e in facts.exposures if e.proposed for name in e.ingredients}
     draft_classes = {key for e in facts.exposures if e.proposed for key in e.classes}
@@ -253,10 +251,7 @@ def retrieve(context: ClinicalContext, knowledge: KnowledgeBase, limit: int = DE
         elif about_draft:
             tier = 1
         else:
-            lifted = entry.id in cited and entry.kind != "preventive"
-            if entry.kind == "monitoring" and entry.id not in asked_loudly:
-                lifted = False
-            tier = 2 if lifted else 3
+            tier = 2 if entry.id in asked_loudly and entry.kind != "preventive" else 3
         ranked.append((tier, round(text + CODE_WEIGHT * coverage, _SCORE_DIGITS), entry.id, entry))
     ranked.sort(key=lambda item: (item[0], -item[1], item[2]))
     kept = ranked[:limit]

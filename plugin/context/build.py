@@ -352,7 +352,12 @@ class _Builder:
                     - ((self.today.month, self.today.day) < (birth.month, birth.day))
                 )
                 age = min(max(age, 0), 90)
-            deceased = bool(patient.deceasedBoolean) or patient.deceasedDateTime is not None
+            # A death recorded after the hook's day (a chart replayed as of an earlier visit) is not yet a
+            # death; an unreadable date still counts (fail closed: no cards for someone who may have died).
+            died = _to_date(patient.deceasedDateTime) if patient.deceasedDateTime is not None else None
+            deceased = bool(patient.deceasedBoolean) or (
+                patient.deceasedDateTime is not None and (died is None or died <= self.today)
+            )
             return Demographics(age_years=age, sex=SEX.get(str(patient.gender), "unknown"), deceased=deceased)
         return Demographics(age_years=None, sex="unknown")
 

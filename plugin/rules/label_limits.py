@@ -12,6 +12,7 @@ from typing import Final
 
 from plugin.rules.dose_range import analgesic_nsaids, daily_or_unit_mg, low_dose_aspirin, unit_mg
 from plugin.rules.dosing import EXTENDED_RELEASE, daily_mg, dosage_of, per_day
+from plugin.rules.kidney import renal_function, shown
 from plugin.rules.model import Exposure, Finding, RuleFacts
 from plugin.rules.monitoring import OLDER_ADULT_AGE
 from plugin.rules.phrasing import handles as _handles
@@ -22,6 +23,7 @@ from plugin.rules.phrasing import short as _short
 __all__ = [
     "BISPHOSPHONATE_INTERVALS",
     "HYDROXYCHLOROQUINE_MAX_MG_PER_KG",
+    "LABEL_LIMIT_CARE_GAP_RULES",
     "LABEL_LIMIT_RULES",
     "LOPERAMIDE_MIN_AGE",
     "METOCLOPRAMIDE_MAX_DAYS",
@@ -269,6 +271,143 @@ def bisphosphonate_interval(facts: RuleFacts) -> Iterator[Finding]:
             break
 
 
+# --- levothyroxine ordered at long intervals ------------------------------------------------------------------
+
+# Levothyroxine is taken once a day; once a week is an accepted regimen for poor adherence. Anything rarer is a
+# directions error (or gross under-replacement).
+LEVOTHYROXINE_LONGEST_INTERVAL_DAYS: Final = 7
+
+
+def levothyroxine_interval(facts: RuleFacts) -> Iterator[Finding]:
+    for exposure in facts.with_class("thyroid-hormone"):
+        dosage = dosage_of(facts, exposure)
+        times = per_day(dosage.frequency) if dosage is not None else None
+        if times is None or times * LEVOTHYROXINE_LONGEST_INTERVAL_DAYS >= 1.0 - 1e-9:
+            continue
+        yield Finding(
+            "rule.levothyroxine-interval",
+            "warning",
+            _short(
+                f"{_names((exposure,)).capitalize()} ordered once every {1 / times:.0f} days: consider checking the "
+                "directions (once daily)"
+            ),
+            "Thyroid hormone is taken once a day; an order this far apart is a directions error or leaves the "
+            "patient hypothyroid.",
+            ("kb.levothyroxine-once-daily",),
+            (exposure.handle,),
+            _proposed((exposure,)),
+        )
+
+
+# --- blood pressure before combined hormonal contraception -------------------------------------------------
+
+CHC_BP_MAX_AGE_DAYS: Final = 365
+
+
+def chc_blood_pressure_unknown(facts: RuleFacts) -> Iterator[Finding]:
+    """Estrogen-containing contraception with no blood pressure within a year: US SPR asks for one before
+    starting, and the MEC category depends on it (rule.chc-hypertension reads it when there is one)."""
+    chc = tuple(e for e in facts.exposures if "ethinyl estradiol" in e.ingredients)
+    if not chc:
+        return
+    latest = facts.latest("systolic_bp")
+    if latest is not None and latest.days_ago is not None and latest.days_ago <= CHC_BP_MAX_AGE_DAYS:
+        return
+    when = (
+        "no blood pressure on record"
+        if latest is None
+        else "only an undated blood pressure"
+        if latest.days_ago is None
+        else f"the last blood pressure {latest.days_ago // 30} months ago"
+    )
+    yield Finding(
+        "rule.chc-blood-pressure-unknown",
+        "info",
+        _short(f"Combined hormonal contraception with {when}: consider measuring blood pressure"),
+        "A blood pressure is needed before combined hormonal contraception (US SPR 2024); hypertension changes "
+        "its eligibility category.",
+        ("kb.us-spr-chc-blood-pressure",),
+        (*_handles(chc), *((latest.handle,) if latest is not None else ())),
+        _proposed(chc),
+    )
+
+
+# --- SGLT2 inhibitor for type 2 diabetes with CKD -----------------------------------------------------------
+
+SGLT2_FROM_EGFR: Final = 20.0  # KDIGO 2022: start at eGFR 20 or more
+CKD_BELOW_EGFR: Final = 60.0
+
+
+def diabetes_ckd_sglt2_absent(facts: RuleFacts) -> Iterator[Finding]:
+    """Type 2 diabetes with CKD (on the problem list, or a current eGFR under 60) and a current eGFR of 20 or
+    more, without an SGLT2 inhibitor. Without a current eGFR the start cannot be judged: nothing here (the
+    eGFR recheck asks for one where a drug depends on it)."""
+    diabetes = facts.value_sets.get("diabetes", ())
+    if not diabetes or facts.has_condition("type-1-diabetes") or facts.with_class("sglt2-inhibitor"):
+        return
+    if not facts.context.in_force("sglt2i-diabetes-ckd"):
+        return
+    kidney = renal_function(facts)
+    if kidney.egfr is None or kidney.egfr < SGLT2_FROM_EGFR:
+        return
+    ckd = (*facts.value_sets.get("ckd", ()), *facts.value_sets.get("diabetic-kidney-disease", ()))
+    if not ckd and kidney.egfr >= CKD_BELOW_EGFR:
+        return
+    yield Finding(
+        "rule.diabetes-ckd-sglt2-absent",
+        "info",
+        _short(
+            f"Type 2 diabetes with {'CKD' if ckd else 'eGFR ' + shown(kidney.egfr)} and no SGLT2 inhibitor: "
+            "consider one (kidney and heart protection)"
+        ),
+        "In type 2 diabetes with CKD and an eGFR of 20 or more, an SGLT2 inhibitor slows kidney decline and cuts "
+        "heart failure (KDIGO 2022, 1A).",
+        ("kb.kdigo-2022-diabetes-ckd-sglt2i",),
+        tuple(sorted({*diabetes, *ckd, *kidney.egfr_inputs})),
+    )
+
+
+# --- Beers: a sulfonylurea as the only glucose-lowering drug --------------------------------------------------
+
+_GLUCOSE_LOWERING: Final = (
+    "biguanide",
+    "sulfonylurea",
+    "insulin",
+    "sglt2-inhibitor",
+    "glp1-agonist",
+    "dpp4-inhibitor",
+    "thiazolidinedione",
+)
+
+
+def beers_sulfonylurea_monotherapy(facts: RuleFacts) -> Iterator[Finding]:
+    """An older adult whose only glucose-lowering drug is a short-acting sulfonylurea (the long-acting ones have
+    their own card): Beers 2023 advises against sulfonylureas as first-line therapy."""
+    if facts.age is None or facts.age < OLDER_ADULT_AGE:
+        return
+    lowering = facts.with_class(*_GLUCOSE_LOWERING)
+    if not lowering or not all(e.has("sulfonylurea") for e in lowering):
+        return
+    short_acting = tuple(
+        e for e in lowering if {"glyburide", "glimepiride", "chlorpropamide"}.isdisjoint(e.ingredients)
+    )
+    if len(short_acting) != len(lowering):
+        return
+    yield Finding(
+        "rule.beers-sulfonylurea-monotherapy",
+        "warning",
+        _short(
+            f"Age {facts.context.demographics.age_label} on {_names(lowering)} alone: consider metformin, an SGLT2 "
+            "inhibitor or a GLP-1 agonist instead"
+        ),
+        "Sulfonylureas cause hypoglycaemia in older adults; Beers 2023 advises against them as first-line "
+        "therapy unless the alternatives cannot be used.",
+        ("kb.beers-sulfonylureas",),
+        _handles(lowering),
+        _proposed(lowering),
+    )
+
+
 LABEL_LIMIT_RULES: Final = (
     nsaid_cirrhosis,
     beers_alpha_blocker_hypertension,
@@ -278,4 +417,9 @@ LABEL_LIMIT_RULES: Final = (
     loperamide_under_2,
     metoclopramide_long_term,
     bisphosphonate_interval,
+    levothyroxine_interval,
+    chc_blood_pressure_unknown,
+    beers_sulfonylurea_monotherapy,
 )
+# Patient-view only: what the chart lacks.
+LABEL_LIMIT_CARE_GAP_RULES: Final = (diabetes_ckd_sglt2_absent,)

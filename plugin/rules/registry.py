@@ -18,7 +18,7 @@ from plugin.rules.drug_monitoring import DRUG_MONITORING_RULES
 from plugin.rules.gaps import GAP_CARE_RULES, GAP_MEDICATION_RULES
 from plugin.rules.high_harm import HIGH_HARM_RULES
 from plugin.rules.label_checks import LABEL_CHECK_RULES
-from plugin.rules.label_limits import LABEL_LIMIT_RULES
+from plugin.rules.label_limits import LABEL_LIMIT_CARE_GAP_RULES, LABEL_LIMIT_RULES
 from plugin.rules.monitoring import CARE_GAP_EXTRA_RULES, DRUG_DISEASE_RULES, MONITORING_RULES
 from plugin.rules.renal_rules import KIDNEY_RULES
 from plugin.rules.resolution import RESOLUTION_CARE_GAP_RULES, RESOLUTION_RULES
@@ -49,4 +49,5 @@ CARE_GAP_RULES: Final[tuple[Rule, ...]] = (
     *GAP_CARE_RULES,
     *VACCINE_CARE_GAP_RULES,
     *RESOLUTION_CARE_GAP_RULES,
+    *LABEL_LIMIT_CARE_GAP_RULES,
 )

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from typing import Final
 
+from plugin.rules.kidney import ckd_epi_2021
 from plugin.rules.model import Finding, RuleFacts
 
 RULE_ID: Final = "rule.medication-unresolved"
@@ -114,6 +115,7 @@ def records_unavailable(resource_types: Iterable[str]) -> Finding | None:
 CATEGORY_RULE_ID: Final = "rule.allergy-category-recorded-wrongly"
 SUMMARY_LIMIT: Final = 139  # a CDS card summary is under 140 characters
 CATEGORY_EVIDENCE: Final = "kb.allergy-record-category"
+DISCORDANT_EVIDENCE: Final = "kb.renal-results-discordant"
 
 
 def allergy_category_recorded_wrongly(facts: RuleFacts) -> Iterator[Finding]:
@@ -143,6 +145,35 @@ def allergy_category_recorded_wrongly(facts: RuleFacts) -> Iterator[Finding]:
     )
 
 
-RESOLUTION_RULES: Final = (medication_unresolved, records_unreadable)
+DISCORDANT_RULE_ID: Final = "rule.renal-values-discordant"
+# A recorded eGFR this many times above or below the CKD-EPI 2021 value of a creatinine drawn within a day of it
+# cannot both be right; dosing on either would be a guess.
+DISCORDANT_RATIO: Final = 2.0
+DISCORDANT_WITHIN_DAYS: Final = 1
+
+
+def renal_values_discordant(facts: RuleFacts) -> Iterator[Finding]:
+    egfr, creatinine = facts.current("egfr"), facts.current("creatinine")
+    if egfr is None or creatinine is None or egfr.days_ago is None or creatinine.days_ago is None:
+        return
+    if abs(egfr.days_ago - creatinine.days_ago) > DISCORDANT_WITHIN_DAYS or egfr.value <= 0:
+        return
+    demographics = facts.context.demographics
+    computed = ckd_epi_2021(creatinine.value, demographics.age_years, demographics.sex)
+    if computed is None or max(computed, egfr.value) / min(computed, egfr.value) < DISCORDANT_RATIO:
+        return
+    yield Finding(
+        DISCORDANT_RULE_ID,
+        "info",
+        f"Recorded eGFR {egfr.value:g} but creatinine {creatinine.value:g} mg/dL gives about {computed:.0f}: "
+        "consider repeating before dosing on either",
+        "Kidney function from the same day disagrees by more than half; one of the results is wrong, and doses "
+        "set by it may be too.",
+        (DISCORDANT_EVIDENCE,),
+        (egfr.handle, creatinine.handle),
+    )
+
+
+RESOLUTION_RULES: Final = (medication_unresolved, records_unreadable, renal_values_discordant)
 # Patient-view only: a record to tidy, not a reason to stop an order.
 RESOLUTION_CARE_GAP_RULES: Final = (allergy_category_recorded_wrongly,)

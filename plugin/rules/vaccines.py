@@ -46,6 +46,14 @@ GROUPS: Final[dict[str, VaccineGroup]] = {
     "rsv": VaccineGroup(
         frozenset(), re.compile(r"\b(rsv|respiratory syncytial|arexvy|abrysvo|mresvia)\b", re.I)
     ),
+    # MenACWY conjugates (Menactra, Menveo, MenQuadfi, unspecified) and the pentavalent MenABCWY; MenB alone
+    # (Bexsero, Trumenba) does not count.
+    "menacwy": VaccineGroup(
+        frozenset({"114", "136", "147", "203", "316"}),
+        re.compile(
+            r"\b(menacwy|menabcwy|menactra|menveo|menquadfi|penbraya|meningococcal conjugate)\b", re.I
+        ),
+    ),
     "pneumococcal": VaccineGroup(
         frozenset({"33", "100", "109", "133", "152", "215", "216"}),
         re.compile(r"\b(pneumococcal|pcv\d*|ppsv\d*|prevnar|vaxneuvance|capvaxive|pneumovax)\b", re.I),
@@ -166,12 +174,23 @@ RSV_RISK_SETS: Final = (
 )
 
 
+def _diabetes_with_damage_or_insulin(facts: RuleFacts) -> tuple[str, ...]:
+    """ACIP's diabetes risk for RSV: with end-organ damage (kidney disease, neuropathy) or treated with insulin
+    or an SGLT2 inhibitor. Diabetes alone is not a risk condition."""
+    diabetes = _problems(facts, ("diabetes", "type-1-diabetes"))
+    if not diabetes:
+        return ()
+    damage = _problems(facts, ("diabetic-kidney-disease", "peripheral-neuropathy"))
+    drugs = tuple(e.handle for e in facts.with_class("insulin", "sglt2-inhibitor") if not e.proposed)
+    return (*diabetes, *damage, *drugs) if damage or drugs else ()
+
+
 def rsv_due(facts: RuleFacts) -> Iterator[Finding]:
     if not facts.context.in_force("rsv-older-adults"):
         return
     if not _adult(facts, RSV_RISK_FROM_AGE) or doses(facts, "rsv"):
         return
-    risks = _problems(facts, RSV_RISK_SETS)
+    risks = (*_problems(facts, RSV_RISK_SETS), *_diabetes_with_damage_or_insulin(facts))
     assert facts.age is not None
     if facts.age < RSV_ALL_FROM_AGE and not risks:
         return
@@ -235,4 +254,42 @@ def pneumococcal_risk_due(facts: RuleFacts) -> Iterator[Finding]:
     )
 
 
-VACCINE_CARE_GAP_RULES: Final = (zoster_due, td_booster_due, rsv_due, pneumococcal_risk_due)
+# --- MenACWY in adolescence ----------------------------------------------------------------------------------
+
+MENACWY_FROM_AGE: Final = 11  # kb.acip-menacwy-adolescents: a dose at 11-12
+MENACWY_BOOSTER_AGE: Final = 16  # and a booster at 16
+MENACWY_THROUGH_AGE: Final = 18  # catch-up through 18
+
+
+def menacwy_due(facts: RuleFacts) -> Iterator[Finding]:
+    """An adolescent of 11 to 18 with no MenACWY on record, or 16 to 18 whose only dose came before 16. A dose
+    of unknown date does not prove the booster."""
+    if not _adult(facts, MENACWY_FROM_AGE) or facts.age is None or facts.age > MENACWY_THROUGH_AGE:
+        return
+    given = doses(facts, "menacwy")
+    count = sum(i.doses for i in given)
+    if count >= 2:
+        return
+    if given:
+        if facts.age < MENACWY_BOOSTER_AGE:
+            return
+        latest = given[0]
+        if latest.days_ago is not None and facts.age - latest.days_ago / 365.25 >= MENACWY_BOOSTER_AGE:
+            return
+        summary = f"Age {facts.context.demographics.age_label} with one MenACWY dose before 16: consider the booster"
+    else:
+        summary = (
+            f"Age {facts.context.demographics.age_label} with no MenACWY vaccine on record: consider a dose"
+        )
+    yield Finding(
+        "rule.menacwy-due",
+        "info",
+        summary,
+        "ACIP advises a meningococcal conjugate (MenACWY) dose at 11-12 years and a booster at 16, with catch-up "
+        "through 18.",
+        ("kb.acip-menacwy-adolescents",),
+        tuple(i.handle for i in given),
+    )
+
+
+VACCINE_CARE_GAP_RULES: Final = (zoster_due, td_booster_due, rsv_due, pneumococcal_risk_due, menacwy_due)

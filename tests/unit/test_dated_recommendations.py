@@ -47,6 +47,7 @@ def test_the_table_names_the_days_acip_voted_and_cites_entries_that_exist() -> N
         "zoster-recombinant-immunocompromised": ZOSTER_IMMUNOCOMPROMISED_FROM,
         "rsv-older-adults": RSV_FROM,
         "pneumococcal-50-plus": PNEUMOCOCCAL_50_FROM,
+        "sglt2i-diabetes-ckd": date(2020, 10, 1),
     }
     knowledge = load_knowledge_base()
     assert all(r.basis in knowledge for r in table.values())

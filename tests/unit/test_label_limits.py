@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from plugin.rules import label_checks, label_limits, registry
+from plugin.rules import label_checks, label_limits, registry, resolution, vaccines
 from plugin.rules.model import Finding, RuleFacts
 from plugin.rules.override_reasons import override_reasons
 from tests.support.charts import JsonDict, medication_request
@@ -279,3 +279,144 @@ def test_every_label_limit_runs_on_every_hook_and_has_its_own_override_reasons()
     assert all(rule in registry.MEDICATION_RULES for rule in label_limits.LABEL_LIMIT_RULES)
     table = override_reasons()
     assert sorted(i for i in ids if table.specific(i) is None) == []
+
+
+# --- levothyroxine at long intervals ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("per", "raised"),
+    [((1, 1, "d"), False), ((1, 7, "d"), False), ((1, 8, "d"), True), ((1, 60, "d"), True)],
+)
+def test_levothyroxine_ordered_less_often_than_weekly(per: tuple[float, float, str], raised: bool) -> None:
+    levothyroxine = drug("levo", "levothyroxine sodium 0.075 MG Oral Tablet", None, per)
+    findings = found(label_limits.levothyroxine_interval, levothyroxine)
+    assert bool(findings) is raised
+    if raised:
+        assert findings[0].severity == "warning" and "once every" in findings[0].summary
+
+
+# --- blood pressure before combined hormonal contraception -------------------------------------------------
+
+CHC = drug("chc", "Levonorgestrel 0.15 MG / Ethinyl Estradiol 0.03 MG Oral Tablet")
+
+
+@pytest.mark.parametrize(("days", "raised"), [(364, False), (365, False), (366, True)])
+def test_combined_contraception_needs_a_blood_pressure_within_a_year(days: int, raised: bool) -> None:
+    assert (
+        bool(
+            found(
+                label_limits.chc_blood_pressure_unknown,
+                CHC,
+                lab("systolic_bp", 118, days_ago=days, resource_id="sbp"),
+            )
+        )
+        is raised
+    )
+
+
+def test_no_blood_pressure_at_all_is_said_and_a_progestin_pill_needs_none_here() -> None:
+    (finding,) = found(label_limits.chc_blood_pressure_unknown, CHC)
+    assert "no blood pressure on record" in finding.summary
+    assert (
+        found(label_limits.chc_blood_pressure_unknown, drug("pop", "norethindrone 0.35 MG Oral Tablet")) == []
+    )
+
+
+# --- SGLT2 inhibitor for type 2 diabetes with CKD -----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("egfr", "raised"), [(19.9, False), (20, True), (20.1, True), (59.9, True), (60, False)]
+)
+def test_type_2_diabetes_with_a_low_egfr_and_no_sglt2_inhibitor(egfr: float, raised: bool) -> None:
+    resources = (
+        problem("diabetes"),
+        drug("metformin", "metformin 500 MG Oral Tablet", 500),
+        lab("egfr", egfr),
+    )
+    assert bool(found(label_limits.diabetes_ckd_sglt2_absent, *resources)) is raised
+
+
+def test_ckd_on_record_with_a_normal_egfr_counts_and_an_sglt2_inhibitor_closes_it() -> None:
+    base = (problem("diabetes"), problem("ckd-3"), lab("egfr", 75))
+    assert found(label_limits.diabetes_ckd_sglt2_absent, *base)
+    empagliflozin = drug("empa", "empagliflozin 10 MG Oral Tablet", 10)
+    assert found(label_limits.diabetes_ckd_sglt2_absent, *base, empagliflozin) == []
+    assert (
+        found(label_limits.diabetes_ckd_sglt2_absent, problem("diabetes"), problem("ckd-3")) == []
+    )  # no eGFR
+
+
+# --- Beers: a sulfonylurea alone ----------------------------------------------------------------------------
+
+GLIPIZIDE = drug("glipizide", "glipizide 5 MG Oral Tablet", 5)
+
+
+@pytest.mark.parametrize(("age", "raised"), [(64, False), (65, True), (66, True)])
+def test_glipizide_as_the_only_glucose_lowering_drug_from_65(age: int, raised: bool) -> None:
+    assert bool(found(label_limits.beers_sulfonylurea_monotherapy, GLIPIZIDE, age=age)) is raised
+
+
+def test_glipizide_beside_metformin_or_a_long_acting_sulfonylurea_is_not_this_card() -> None:
+    metformin = drug("metformin", "metformin 500 MG Oral Tablet", 500)
+    glyburide = drug("glyburide", "glyburide 5 MG Oral Tablet", 5)
+    assert found(label_limits.beers_sulfonylurea_monotherapy, GLIPIZIDE, metformin, age=75) == []
+    assert found(label_limits.beers_sulfonylurea_monotherapy, glyburide, age=75) == []
+
+
+# --- kidney results that disagree, MenACWY, RSV with diabetes --------------------------------------------------
+
+
+@pytest.mark.parametrize(("egfr", "raised"), [(26.7, True), (60, False), (95, False), (200, True)])
+def test_an_egfr_far_from_its_creatinine_is_called_discordant(egfr: float, raised: bool) -> None:
+    # creatinine 0.62 mg/dL in a woman of 67 gives a CKD-EPI 2021 eGFR of about 96
+    resources = (lab("egfr", egfr, days_ago=3), lab("creatinine", 0.62, days_ago=3))
+    findings = found(resolution.renal_values_discordant, *resources, age=67)
+    assert bool(findings) is raised
+
+
+def test_results_days_apart_are_not_compared() -> None:
+    resources = (lab("egfr", 26.7, days_ago=3), lab("creatinine", 0.62, days_ago=10))
+    assert found(resolution.renal_values_discordant, *resources, age=67) == []
+
+
+def _menacwy(days_ago: int) -> JsonDict:
+    return {
+        "resourceType": "Immunization",
+        "id": f"menacwy-{days_ago}",
+        "status": "completed",
+        "vaccineCode": {
+            "coding": [{"system": "http://hl7.org/fhir/sid/cvx", "code": "114"}],
+            "text": "MenACWY",
+        },
+        "patient": {"reference": f"Patient/{PATIENT_ID}"},
+        "occurrenceDateTime": on(days_ago),
+    }
+
+
+@pytest.mark.parametrize(
+    ("age", "given", "raised"),
+    [
+        (10, (), False),
+        (11, (), True),
+        (14, (_menacwy(1100),), False),  # the dose at 11 covers until 16
+        (16, (_menacwy(1900),), True),  # that dose came before 16: booster due
+        (17, (_menacwy(200),), False),  # a first dose at 16 needs no booster
+        (19, (), False),
+    ],
+)
+def test_menacwy_at_11_and_a_booster_at_16(age: int, given: tuple[JsonDict, ...], raised: bool) -> None:
+    assert bool(found(vaccines.menacwy_due, *given, age=age)) is raised
+
+
+@pytest.mark.parametrize(
+    ("extra", "raised"),
+    [
+        ((), False),  # diabetes alone is not an RSV risk condition
+        ((drug("insulin", "insulin glargine 100 UNT/ML Injectable Solution"),), True),
+        ((problem("diabetic-kidney-disease"),), True),
+    ],
+)
+def test_rsv_at_65_with_diabetes_needs_damage_or_insulin(extra: tuple[JsonDict, ...], raised: bool) -> None:
+    assert bool(found(vaccines.rsv_due, problem("diabetes"), *extra, age=65)) is raised

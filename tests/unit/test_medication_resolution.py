@@ -24,6 +24,7 @@ from plugin.rules.resolution import (
     allergy_category_recorded_wrongly,
     medication_unresolved,
     records_unreadable,
+    renal_values_discordant,
 )
 from plugin.suggestions import AiSuggestion
 from plugin.terminology import (
@@ -266,7 +267,7 @@ def test_a_long_label_is_shortened_not_the_sentence() -> None:
 
 
 def test_resolution_rules_are_exported() -> None:
-    assert (medication_unresolved, records_unreadable) == RESOLUTION_RULES
+    assert (medication_unresolved, records_unreadable, renal_values_discordant) == RESOLUTION_RULES
 
 
 # --- governance -----------------------------------------------------------------------------------------

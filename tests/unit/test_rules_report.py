@@ -35,13 +35,23 @@ CHART, ORDERS, DISCHARGE = "r1-chart-review", "r1-order-review", "r1-discharge-r
 # dust mite or mould allergies under "food": one card each asks for the category to be corrected. Three patients
 # on simvastatin last had an LDL in 2019-2020: a lipid panel is asked for (ACC/AHA, every 3-12 months). Warfarin
 # with clopidogrel or naproxen and no blood count for years asks for one (a warning where anaemia is recorded).
-PINNED_TOTAL = 333
+# Two adolescents with no MenACWY on record; two on a combined pill whose last blood pressure is years old; one
+# levothyroxine order written as one tablet every 60 days.
+PINNED_TOTAL = 346
 PINNED: dict[tuple[str, str, str], int] = {
     (CHART, "encounter-start", "rule.allergy-category-recorded-wrongly"): 7,
     (CHART, "patient-view", "rule.allergy-category-recorded-wrongly"): 7,
     (CHART, "encounter-start", "rule.bleeding-combination-blood-count"): 3,
     (CHART, "patient-view", "rule.bleeding-combination-blood-count"): 3,
     (DISCHARGE, "encounter-discharge", "rule.bleeding-combination-blood-count"): 3,
+    (CHART, "encounter-start", "rule.chc-blood-pressure-unknown"): 2,
+    (CHART, "encounter-start", "rule.levothyroxine-interval"): 1,
+    (CHART, "encounter-start", "rule.menacwy-due"): 2,
+    (CHART, "patient-view", "rule.chc-blood-pressure-unknown"): 2,
+    (CHART, "patient-view", "rule.levothyroxine-interval"): 1,
+    (CHART, "patient-view", "rule.menacwy-due"): 2,
+    (DISCHARGE, "encounter-discharge", "rule.chc-blood-pressure-unknown"): 2,
+    (DISCHARGE, "encounter-discharge", "rule.levothyroxine-interval"): 1,
     (CHART, "encounter-start", "rule.antiplatelet-absent"): 2,
     (CHART, "encounter-start", "rule.drug-monitoring-labs"): 3,
     (CHART, "patient-view", "rule.drug-monitoring-labs"): 3,
@@ -200,6 +210,7 @@ PATIENT_VIEW: dict[str, list[str]] = {
         "rule.allergy-category-recorded-wrongly:info",
         "rule.epinephrine-autoinjector-weight:info",
         "rule.influenza-vaccine-due:info",
+        "rule.menacwy-due:info",
     ],
     "Derek_Becker": [
         "rule.bleeding-combination-blood-count:warning",
@@ -216,9 +227,11 @@ PATIENT_VIEW: dict[str, list[str]] = {
     "Gerardo_Botello": [
         "rule.epinephrine-autoinjector-weight:info",
         "rule.influenza-vaccine-due:info",
+        "rule.menacwy-due:info",
     ],
     "Ima_Reinger": [
         "rule.allergy-category-recorded-wrongly:info",
+        "rule.chc-blood-pressure-unknown:info",
         "rule.chc-migraine:warning",
         "rule.influenza-vaccine-due:info",
         "rule.td-booster-due:info",
@@ -268,6 +281,7 @@ PATIENT_VIEW: dict[str, list[str]] = {
     ],
     "Mathilda_O'Keefe": [
         "rule.allergy-category-recorded-wrongly:info",
+        "rule.chc-blood-pressure-unknown:info",
         "rule.influenza-vaccine-due:info",
         "rule.pneumococcal-risk-vaccine-due:info",
     ],
@@ -302,6 +316,7 @@ PATIENT_VIEW: dict[str, list[str]] = {
         "rule.egfr-recheck:info",
         "rule.influenza-vaccine-due:info",
         "rule.inr-monitoring:warning",
+        "rule.levothyroxine-interval:warning",
         "rule.levothyroxine-tsh-recheck:info",
         "rule.pneumococcal-vaccine-due:info",
         "rule.potassium-recheck:info",
