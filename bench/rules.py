@@ -54,6 +54,7 @@ from bench.gold.model import (
     HELDOUT_V9_PATH,
     HELDOUT_V10_PATH,
     HELDOUT_V11_PATH,
+    HELDOUT_V12_PATH,
     load_check_rules,
     load_constructed,
     load_full_review,
@@ -228,6 +229,7 @@ HELDOUT_SETS: Final[tuple[tuple[Path, bool], ...]] = (
     (HELDOUT_V9_PATH, True),
     (HELDOUT_V10_PATH, True),
     (HELDOUT_V11_PATH, True),
+    (HELDOUT_V12_PATH, False),
 )
 
 

@@ -39,6 +39,8 @@ HELDOUT_V9_PATH = Path(__file__).resolve().parent / "heldout_v9_cases.json"
 HELDOUT_V10_PATH = Path(__file__).resolve().parent / "heldout_v10_cases.json"
 # The eleventh held-out set (2026-12-07), written blind while v10 was tuned on; scored once, then tuned on.
 HELDOUT_V11_PATH = Path(__file__).resolve().parent / "heldout_v11_cases.json"
+# The twelfth held-out set (2026-12-07), written blind while v11 was tuned on: the unseen number now.
+HELDOUT_V12_PATH = Path(__file__).resolve().parent / "heldout_v12_cases.json"
 # A blind second review of the Synthea charts (2026-12-07), added to the first pharmacist review's findings.
 SECOND_REVIEW_PATH = Path(__file__).resolve().parent / "pharmacist_review_second.json"
 # A blind, complete review of the constructed charts (2026-12-07), added to their authors' focused findings.
