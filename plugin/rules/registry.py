@@ -1,11 +1,14 @@
 """Every rule the services run, assembled from the rule modules: the one list services, governance and benches share."""
 
-# The modules are split by clinical area (catalog: pairs, allergies, pregnancy, older adults; high_harm:
-# the high-harm combinations and the opioid bundle; kidney/renal_rules: renal function and dosing;
-# monitoring: monitoring, drug-disease and care gaps; label_checks: label and Beers checks of pairs, conditions,
-# ages and doses; dose_range: doses; drug_monitoring: the labs a drug needs; depth: electrolytes on diuretics, acetaminophen totals,
-# amiodarone monitoring, anticholinergics with dementia drugs, Tdap in pregnancy; gaps: AF without
-# anticoagulation, statins without a lipid panel, amiodarone first-line at 65+; resolution: what could not be resolved; vaccines: zoster, Td/Tdap, RSV and at-risk pneumococcal). Only this module imports them all, so none of them depends on another's place in the list.
+# The modules are split by clinical area (catalog: the interaction table's pairs, allergies, pregnancy, older
+# adults; high_harm: the high-harm combinations and the opioid bundle; kidney/renal_rules: renal function and
+# dosing; monitoring: monitoring, drug-disease and care gaps; label_checks: label and Beers checks of pairs,
+# conditions, ages and doses; label_limits: limits by age, weight, duration and interval, and care gaps that
+# need them; dose_range: doses; drug_monitoring: the labs a drug or a combination needs; depth: electrolytes on
+# diuretics, acetaminophen totals, amiodarone monitoring, anticholinergics with dementia drugs, Tdap in
+# pregnancy; gaps: AF without anticoagulation, amiodarone first-line at 65+ and more; resolution: what could not
+# be resolved or does not agree; vaccines: zoster, Td/Tdap, RSV, at-risk pneumococcal and MenACWY). Only this
+# module imports them all, so none of them depends on another's place in the list.
 
 from __future__ import annotations
 
