@@ -11,8 +11,9 @@ from collections.abc import Iterator
 from typing import Final
 
 from plugin.rules.dose_range import analgesic_nsaids, daily_or_unit_mg, low_dose_aspirin, unit_mg
-from plugin.rules.dosing import EXTENDED_RELEASE, daily_mg, dosage_of, per_day
+from plugin.rules.dosing import daily_mg, dosage_of, per_day
 from plugin.rules.kidney import renal_function, shown
+from plugin.rules.label_checks import LONG_ACTING_SULFONYLUREAS
 from plugin.rules.model import Exposure, Finding, RuleFacts
 from plugin.rules.monitoring import OLDER_ADULT_AGE
 from plugin.rules.phrasing import handles as _handles
@@ -249,8 +250,6 @@ def bisphosphonate_interval(facts: RuleFacts) -> Iterator[Finding]:
         for ingredient, strength, days in BISPHOSPHONATE_INTERVALS:
             if ingredient not in exposure.ingredients or unit_mg(exposure, ingredient) != strength:
                 continue
-            if EXTENDED_RELEASE.search(exposure.label) and ingredient != "risedronate":
-                continue
             # More often than once per interval: a daily order of a weekly strength is 7 doses a week.
             if times is None or times * days <= 1.0 + 1e-9:
                 continue
@@ -388,10 +387,7 @@ def beers_sulfonylurea_monotherapy(facts: RuleFacts) -> Iterator[Finding]:
     lowering = facts.with_class(*_GLUCOSE_LOWERING)
     if not lowering or not all(e.has("sulfonylurea") for e in lowering):
         return
-    short_acting = tuple(
-        e for e in lowering if {"glyburide", "glimepiride", "chlorpropamide"}.isdisjoint(e.ingredients)
-    )
-    if len(short_acting) != len(lowering):
+    if any(not set(LONG_ACTING_SULFONYLUREAS).isdisjoint(e.ingredients) for e in lowering):
         return
     yield Finding(
         "rule.beers-sulfonylurea-monotherapy",
