@@ -95,3 +95,16 @@ def test_the_healthchain_lock_pins_its_input_and_stays_out_of_the_product_venv()
         assert requirement.specifier.contains(pinned[name][0], prereleases=True)
     assert all(hashes >= 1 for _, hashes in pinned.values())
     assert "healthchain" not in pins("cpu")
+
+
+def test_the_standard_lock_is_the_development_set_with_every_artifact_hashed() -> None:
+    """pylock.toml (PEP 751) is generated with dev.txt from the same resolution: the same packages at the same
+    versions, each with hashed artifacts, so the two cannot drift apart unnoticed."""
+    lock = tomllib.loads((ROOT / "pylock.toml").read_text(encoding="utf-8"))
+    assert lock["lock-version"] == "1.0"
+    packages = lock["packages"]
+    locked = {canonicalize_name(p["name"]): p["version"] for p in packages}
+    assert locked == {name: version for name, (version, _) in pins("dev").items()}
+    for package in packages:
+        artifacts = [*package.get("wheels", []), *([package["sdist"]] if "sdist" in package else [])]
+        assert artifacts and all(a["hashes"].get("sha256") for a in artifacts), package["name"]
