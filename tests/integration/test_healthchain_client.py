@@ -185,7 +185,7 @@ def test_patient_view_cards_round_trip_through_healthchains_card_model(run: Run)
     assert sent["prefetch"]["patient"] == {"resourceType": "Patient", "type": None}
     cards = assert_cards_read_by_healthchain(patient_view, run.base_url)
     bleeding = summaries(cards)
-    warfarin = [s for s in bleeding if s.startswith("Warfarin with naproxen")]
+    warfarin = [s for s in bleeding if s.startswith("Warfarin with naproxen raises bleeding risk")]
     assert len(warfarin) == 1 and bleeding[warfarin[0]]["indicator"] == "warning"
     # What HealthChain's Card trips on: links without autoLaunchable, suggestions without isRecommended.
     locs = {e["loc"] for c in cards for e in c["parse_errors"]}
