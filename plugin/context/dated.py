@@ -10,13 +10,13 @@ from datetime import date
 from typing import Final
 
 from plugin.errors import PluginError
+from plugin.ids import KB_ID
 from plugin.packaged import read_knowledge_json
 
 __all__ = ["DatedRecommendation", "RecommendationDatesError", "not_in_force", "parse_recommendation_dates"]
 
 _DATA: Final = "knowledge/recommendation_dates.json"
 _NAME: Final = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
-_KB_ID: Final = re.compile(r"^kb\.[a-z0-9]+(-[a-z0-9]+)*$")
 
 
 class RecommendationDatesError(PluginError):
@@ -49,7 +49,7 @@ def parse_recommendation_dates(raw: object) -> tuple[DatedRecommendation, ...]:
         name, start, basis, note = item["name"], item["in_force_from"], item["basis"], item["note"]
         if not isinstance(name, str) or not _NAME.match(name):
             raise _fail(f"{where}: name is lower-case words with hyphens")
-        if not isinstance(basis, str) or not _KB_ID.match(basis) or not isinstance(note, str) or not note:
+        if not isinstance(basis, str) or not KB_ID.match(basis) or not isinstance(note, str) or not note:
             raise _fail(f"{where}: a basis kb id and a note naming the source")
         try:
             day = date.fromisoformat(start) if isinstance(start, str) else None

@@ -16,6 +16,7 @@ from typing import Final, Literal, Protocol, cast
 from urllib.parse import urlsplit
 
 from plugin.context.codes import ANALYTES
+from plugin.ids import KB_ID
 from plugin.terminology import CLASS_KEYS, is_known_ingredient, value_set_names
 
 __all__ = [
@@ -48,7 +49,6 @@ _MAX_TITLE: Final = 120
 _MIN_AGE: Final = 0
 _MAX_AGE: Final = 120
 
-_ID_RE: Final = re.compile(r"^kb\.[a-z0-9]+(-[a-z0-9]+)*$")
 _INGREDIENT_RE: Final = re.compile(r"^[a-z0-9][a-z0-9 ,()/.'-]*$")
 _SNOMED_RE: Final = re.compile(r"^[1-9][0-9]{5,17}$")
 _ICD10_RE: Final = re.compile(r"^[A-Z][0-9][0-9A-Z](\.[0-9A-Z]{1,4})?$")
@@ -362,7 +362,7 @@ def _entry(file: str, raw: dict[str, object], known_value_sets: frozenset[str]) 
     raw_id = raw.get("id")
     entry_id = raw_id if isinstance(raw_id, str) else "<no id>"
     _exact_keys(file, entry_id, "entry", raw, _ENTRY_REQUIRED, _ENTRY_OPTIONAL)
-    if not isinstance(raw_id, str) or not _ID_RE.match(raw_id):
+    if not isinstance(raw_id, str) or not KB_ID.match(raw_id):
         raise KnowledgeBaseError(file, entry_id, "id must match kb.<kebab-case>")
     title = _text(file, entry_id, "title", raw["title"])
     if len(title) > _MAX_TITLE:

@@ -20,6 +20,7 @@ from typing import Final
 
 from plugin.context.model import Dosage
 from plugin.errors import PluginError
+from plugin.ids import KB_ID
 from plugin.packaged import read_knowledge_json
 from plugin.rules import dosing
 from plugin.rules.dosing import EXTENDED_RELEASE, LOCAL_ROUTE, SKIN_EYE_EAR, SUMMED_INGREDIENTS
@@ -42,7 +43,6 @@ __all__ = [
 ]
 
 _DATA: Final = "knowledge/dose_ranges.json"
-_KB_ID: Final = re.compile(r"^kb\.[a-z0-9]+(-[a-z0-9]+)*$")
 EVIDENCE: Final = ("kb.dose-range-limits",)
 PAEDIATRIC_EVIDENCE: Final = ("kb.dose-range-limits", "kb.paediatric-weight-based-dosing")
 
@@ -151,7 +151,7 @@ def parse_dose_table(raw: object) -> DoseTable:
             raise DoseRangeError(f"{_DATA}: {name}: once per ingredient, route oral, with a source")
         single, daily = _limit(row, "adult", "max_single_mg"), _limit(row, "adult", "max_daily_mg")
         kb = row.get("kb")
-        if kb is not None and (not isinstance(kb, str) or not _KB_ID.match(kb)):
+        if kb is not None and (not isinstance(kb, str) or not KB_ID.match(kb)):
             raise DoseRangeError(f"{_DATA}: {name}: kb must be a knowledge-base id such as kb.drug-topic")
         if single is not None and daily is not None and single > daily:
             raise DoseRangeError(f"{_DATA}: {name}: the single-dose limit exceeds the daily one")

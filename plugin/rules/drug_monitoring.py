@@ -16,6 +16,7 @@ from typing import Final
 from plugin.context.codes import ANALYTES
 from plugin.context.model import Measurement
 from plugin.errors import PluginError
+from plugin.ids import KB_ID
 from plugin.packaged import read_knowledge_json
 from plugin.rules.dose_range import analgesic_nsaids
 from plugin.rules.model import Exposure, Finding, LabOrder, RuleFacts, Severity
@@ -32,7 +33,6 @@ __all__ = [
 ]
 
 _DATA: Final = "knowledge/drug_monitoring.json"
-_KB_ID: Final = re.compile(r"^kb\.[a-z0-9]+(-[a-z0-9]+)*$")
 _LOINC: Final = re.compile(r"^\d{1,7}-\d$")
 
 
@@ -119,7 +119,7 @@ def parse_drug_monitoring(raw: object) -> tuple[DrugMonitoring, ...]:
         if (
             not isinstance(evidence, list)
             or not evidence
-            or not all(isinstance(e, str) and _KB_ID.match(e) for e in evidence)
+            or not all(isinstance(e, str) and KB_ID.match(e) for e in evidence)
         ):
             raise _fail(f"{where}: evidence lists knowledge-base ids")
         parsed = tuple(_lab(lab, f"{where}.labs[{n}]") for n, lab in enumerate(labs))

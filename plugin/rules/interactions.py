@@ -9,13 +9,13 @@ entries); pairs that other rules wrap with a lab order or a named exception are 
 from __future__ import annotations
 
 import functools
-import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Final
 
 from plugin import terminology
 from plugin.errors import PluginError
+from plugin.ids import KB_ID, RULE_ID
 from plugin.packaged import read_knowledge_json
 from plugin.rules.dosing import LOCAL_ROUTE, SKIN_EYE_EAR
 from plugin.rules.model import SEVERITY_RANK, Exposure, Finding, LabOrder, RuleFacts, Severity
@@ -34,8 +34,6 @@ __all__ = [
 ]
 
 _DATA: Final = "knowledge/interaction_pairs.json"
-_RULE_ID: Final = re.compile(r"^rule\.[a-z0-9]+(-[a-z0-9]+)*$")
-_KB_ID: Final = re.compile(r"^kb\.[a-z0-9]+(-[a-z0-9]+)*$")
 
 
 class InteractionTableError(PluginError):
@@ -267,7 +265,7 @@ def _parse_pair(raw: object, index: int) -> Interaction:
         raise _fail(f"{where}: needs {', '.join(_TEXTS)} as text")
     rule_id, severity = str(texts["rule_id"]), str(texts["severity"])
     where = f"{where} ({rule_id})"
-    if not _RULE_ID.match(rule_id):
+    if not RULE_ID.match(rule_id):
         raise _fail(f"{where}: rule_id is rule.<words-with-hyphens>")
     if severity not in SEVERITY_RANK:
         raise _fail(f"{where}: severity is one of {sorted(SEVERITY_RANK)}")
@@ -282,7 +280,7 @@ def _parse_pair(raw: object, index: int) -> Interaction:
         if not isinstance(item, dict) or set(item) != {"when", "kb"}:
             raise _fail(f"{where}: each evidence item has exactly when and kb")
         when, kb = item["when"], item["kb"]
-        if not isinstance(kb, str) or not _KB_ID.match(kb) or not isinstance(when, str) or not when:
+        if not isinstance(kb, str) or not KB_ID.match(kb) or not isinstance(when, str) or not when:
             raise _fail(f"{where}: evidence names a kb id, and when (a class, an ingredient or *) it applies")
         cited.append((when, kb))
     systemic = raw.get("right_systemic_only", False)

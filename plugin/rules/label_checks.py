@@ -9,7 +9,7 @@ magnesium salts, sucralfate) are matched by ingredient name. Everything here is 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 from typing import Final
 
@@ -300,8 +300,12 @@ class DrugCondition:
     option: str
     why: str
     systemic_only: bool = False  # eye drops and skin products of the drugs do not count
+    # The drugs chosen by a reader of their own instead of classes and ingredients (analgesic NSAIDs).
+    select: Callable[[RuleFacts], tuple[Exposure, ...]] | None = None
 
     def drugs(self, facts: RuleFacts) -> tuple[Exposure, ...]:
+        if self.select is not None:
+            return self.select(facts)
         return tuple(
             e
             for e in facts.exposures

@@ -13,8 +13,8 @@ from typing import Final
 from plugin.rules.dose_range import analgesic_nsaids, daily_or_unit_mg, low_dose_aspirin, unit_mg
 from plugin.rules.dosing import daily_mg, dosage_of, per_day
 from plugin.rules.kidney import renal_function, shown
-from plugin.rules.label_checks import LONG_ACTING_SULFONYLUREAS
-from plugin.rules.model import Exposure, Finding, RuleFacts
+from plugin.rules.label_checks import LONG_ACTING_SULFONYLUREAS, DrugCondition
+from plugin.rules.model import Finding, RuleFacts
 from plugin.rules.monitoring import OLDER_ADULT_AGE
 from plugin.rules.phrasing import handles as _handles
 from plugin.rules.phrasing import names as _names
@@ -33,28 +33,24 @@ __all__ = [
 ]
 
 
-def _with(facts: RuleFacts, ingredient: str) -> tuple[Exposure, ...]:
-    return tuple(e for e in facts.exposures if ingredient in e.ingredients)
-
-
 # --- NSAIDs in cirrhosis -------------------------------------------------------------------------------------
 
 
-def nsaid_cirrhosis(facts: RuleFacts) -> Iterator[Finding]:
-    problems = facts.value_sets.get("cirrhosis", ())
-    nsaids = analgesic_nsaids(facts)
-    if not problems or not nsaids:
-        return
-    yield Finding(
-        "rule.nsaid-cirrhosis",
-        "warning",
-        _short(f"Cirrhosis on record with {_names(nsaids)}: consider acetaminophen up to 2 g a day instead"),
-        "In cirrhosis NSAIDs precipitate kidney injury and hepatorenal syndrome, blunt diuretics and add bleeding "
-        "(AASLD 2021).",
-        ("kb.nsaid-cirrhosis",),
-        tuple(sorted({*problems, *_handles(nsaids)})),
-        _proposed(nsaids),
-    )
+# In cirrhosis NSAIDs precipitate kidney injury and hepatorenal syndrome; skin NSAIDs and antiplatelet aspirin do
+# not count (dose_range.analgesic_nsaids).
+NSAID_CIRRHOSIS = DrugCondition(
+    "rule.nsaid-cirrhosis",
+    (),
+    (),
+    ("cirrhosis",),
+    "warning",
+    "kb.nsaid-cirrhosis",
+    "Cirrhosis",
+    "consider acetaminophen up to 2 g a day instead",
+    "In cirrhosis NSAIDs precipitate kidney injury and hepatorenal syndrome, blunt diuretics and add bleeding "
+    "(AASLD 2021).",
+    select=analgesic_nsaids,
+)
 
 
 # --- Beers: alpha-1 blockers for blood pressure --------------------------------------------------------------
@@ -91,8 +87,8 @@ def beers_alpha_blocker_hypertension(facts: RuleFacts) -> Iterator[Finding]:
 
 
 def ticagrelor_aspirin_dose(facts: RuleFacts) -> Iterator[Finding]:
-    ticagrelor = _with(facts, "ticagrelor")
-    aspirin = tuple(e for e in _with(facts, "aspirin") if not low_dose_aspirin(facts, e))
+    ticagrelor = facts.with_ingredient("ticagrelor")
+    aspirin = tuple(e for e in facts.with_ingredient("aspirin") if not low_dose_aspirin(facts, e))
     if not ticagrelor or not aspirin:
         return
     doses = [daily_or_unit_mg(facts, e, "aspirin") for e in aspirin]
@@ -117,7 +113,7 @@ PRASUGREL_LOW_WEIGHT_MG: Final = 5.0
 
 
 def prasugrel_age_weight(facts: RuleFacts) -> Iterator[Finding]:
-    prasugrel = _with(facts, "prasugrel")
+    prasugrel = facts.with_ingredient("prasugrel")
     if not prasugrel:
         return
     high_risk = (*facts.value_sets.get("diabetes", ()), *facts.value_sets.get("myocardial-infarction", ()))
@@ -157,7 +153,7 @@ def hydroxychloroquine_dose_weight(facts: RuleFacts) -> Iterator[Finding]:
     weight = facts.current("weight")
     if weight is None or weight.value <= 0:
         return
-    for exposure in _with(facts, "hydroxychloroquine"):
+    for exposure in facts.with_ingredient("hydroxychloroquine"):
         mg = daily_mg(dosage_of(facts, exposure), unit_mg(exposure, "hydroxychloroquine"))
         if mg is None or mg / weight.value <= HYDROXYCHLOROQUINE_MAX_MG_PER_KG:
             continue
@@ -184,7 +180,7 @@ LOPERAMIDE_MIN_AGE: Final = 2
 def loperamide_under_2(facts: RuleFacts) -> Iterator[Finding]:
     if facts.age is None or facts.age >= LOPERAMIDE_MIN_AGE:
         return
-    loperamide = _with(facts, "loperamide")
+    loperamide = facts.with_ingredient("loperamide")
     if not loperamide:
         return
     yield Finding(
@@ -211,7 +207,7 @@ def metoclopramide_long_term(facts: RuleFacts) -> Iterator[Finding]:
     """Metoclopramide ordered more than 12 weeks ago and still taken. An undated record is not known to be long."""
     long_term = tuple(
         e
-        for e in _with(facts, "metoclopramide")
+        for e in facts.with_ingredient("metoclopramide")
         if e.started_days_ago is not None and e.started_days_ago > METOCLOPRAMIDE_MAX_DAYS
     )
     if not long_term:
@@ -405,7 +401,7 @@ def beers_sulfonylurea_monotherapy(facts: RuleFacts) -> Iterator[Finding]:
 
 
 LABEL_LIMIT_RULES: Final = (
-    nsaid_cirrhosis,
+    NSAID_CIRRHOSIS,
     beers_alpha_blocker_hypertension,
     ticagrelor_aspirin_dose,
     prasugrel_age_weight,

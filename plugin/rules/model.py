@@ -99,6 +99,9 @@ class RuleFacts:
     def with_class(self, *classes: str) -> tuple[Exposure, ...]:
         return tuple(e for e in self.exposures if e.has(*classes))
 
+    def with_ingredient(self, ingredient: str) -> tuple[Exposure, ...]:
+        return tuple(e for e in self.exposures if ingredient in e.ingredients)
+
     def has_condition(self, value_set: str) -> bool:
         return value_set in self.value_sets
 

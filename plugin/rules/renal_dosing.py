@@ -14,6 +14,7 @@ from typing import Final, Literal, cast
 
 from plugin import terminology
 from plugin.errors import PluginError
+from plugin.ids import KB_ID, RULE_ID
 from plugin.packaged import read_knowledge_json
 
 __all__ = [
@@ -36,8 +37,6 @@ BOUNDS: Final[tuple[Bound, ...]] = ("below", "at_or_below", "above")
 ACTIONS: Final = ("contraindicated", "avoid", "do not start", "reduce dose", "start low")
 NEW_ORDER_ONLY: Final = frozenset({"do not start", "start low"})
 _MAX_DOSE = re.compile(r"^max dose \S.*$")
-_KB_ID = re.compile(r"^kb\.[a-z0-9]+(-[a-z0-9]+)*$")
-_RULE_ID = re.compile(r"^rule\.[a-z0-9]+(-[a-z0-9]+)*$")
 _MAX_OPTION = 80  # leaves room in a 140-character summary for the drug, the value and the labelled limit
 _MAX_LIMIT = 250.0  # mL/min: no kidney reaches it, so a larger number is a typo
 _MAX_DOSES_PER_DAY = 24.0
@@ -268,13 +267,13 @@ def _drug(raw: object, position: int) -> RenalDrug:
     if (
         not isinstance(evidence, list)
         or not evidence
-        or not all(isinstance(e, str) and _KB_ID.match(e) for e in evidence)
+        or not all(isinstance(e, str) and KB_ID.match(e) for e in evidence)
     ):
         raise _fail(where, "evidence must be a non-empty list of kb.<kebab-case> ids")
     others: dict[str, str | None] = {}
     for key in ("handled_by", "recheck_by"):
         value = raw.get(key)
-        if value is not None and (not isinstance(value, str) or not _RULE_ID.match(value)):
+        if value is not None and (not isinstance(value, str) or not RULE_ID.match(value)):
             raise _fail(where, f"{key} must be a rule id")
         others[key] = value
     why = _text(raw, "why", where)

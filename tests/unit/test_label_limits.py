@@ -51,7 +51,7 @@ ASPIRIN_81 = drug("aspirin", "aspirin 81 MG Oral Tablet", 81)
 
 
 def test_an_oral_nsaid_in_cirrhosis_is_raised_with_both_in_its_basis() -> None:
-    (finding,) = found(label_limits.nsaid_cirrhosis, IBUPROFEN, problem("cirrhosis"))
+    (finding,) = found(label_limits.NSAID_CIRRHOSIS, IBUPROFEN, problem("cirrhosis"))
     assert finding.rule_id == "rule.nsaid-cirrhosis" and finding.severity == "warning"
     assert finding.evidence == ("kb.nsaid-cirrhosis",) and len(finding.inputs) == 2
 
@@ -65,7 +65,7 @@ def test_an_oral_nsaid_in_cirrhosis_is_raised_with_both_in_its_basis() -> None:
     ],
 )
 def test_skin_nsaids_low_dose_aspirin_and_other_livers_are_quiet(resources: tuple[JsonDict, ...]) -> None:
-    assert found(label_limits.nsaid_cirrhosis, *resources) == []
+    assert found(label_limits.NSAID_CIRRHOSIS, *resources) == []
 
 
 # --- Beers: alpha-1 blockers for blood pressure ----------------------------------------------------------

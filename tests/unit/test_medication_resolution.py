@@ -39,8 +39,8 @@ from plugin.terminology import (
 )
 from tests.support import governance_corpus as corpus
 from tests.support.fixtures_paths import require_shared_fixtures
-from tests.support.rule_cases import PATIENT_ID
 from tests.support.rule_cases import Chart as RuleChart
+from tests.support.rule_cases import penicillin_allergy
 
 pytestmark = pytest.mark.unit
 
@@ -309,30 +309,11 @@ def test_governance_passes_a_resolvable_proposal_without_findings() -> None:
 
 
 def _environmental(resource_id: str, code: str, display: str, category: list[str]) -> dict[str, Any]:
-    return {
-        "resourceType": "AllergyIntolerance",
-        "id": resource_id,
-        "clinicalStatus": {
-            "coding": [
-                {
-                    "system": "http://terminology.hl7.org/CodeSystem/allergyintolerance-clinical",
-                    "code": "active",
-                }
-            ]
-        },
-        "verificationStatus": {
-            "coding": [
-                {
-                    "system": "http://terminology.hl7.org/CodeSystem/allergyintolerance-verification",
-                    "code": "confirmed",
-                }
-            ]
-        },
-        "type": "allergy",
-        "category": category,
-        "code": {"coding": [{"system": "http://snomed.info/sct", "code": code, "display": display}]},
-        "patient": {"reference": f"Patient/{PATIENT_ID}"},
-    }
+    """The R4 allergy example with another substance (SNOMED) and the category as the record files it."""
+    allergy = penicillin_allergy(resource_id)
+    allergy["code"] = {"coding": [{"system": "http://snomed.info/sct", "code": code, "display": display}]}
+    allergy["category"] = category
+    return allergy
 
 
 TREE_POLLEN = ("419263009", "Allergy to tree pollen")
