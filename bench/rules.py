@@ -229,7 +229,7 @@ HELDOUT_SETS: Final[tuple[tuple[Path, bool], ...]] = (
     (HELDOUT_V9_PATH, True),
     (HELDOUT_V10_PATH, True),
     (HELDOUT_V11_PATH, True),
-    (HELDOUT_V12_PATH, False),
+    (HELDOUT_V12_PATH, True),
 )
 
 

@@ -106,12 +106,12 @@ PAIRS: tuple[Interaction, ...] = (
     _pair(
         "rule.calcineurin-cyp3a4-inhibitor",
         ["calcineurin-inhibitor"],
-        ["azole-antifungal", "macrolide", "strong-cyp3a4-inhibitor"],
+        ["azole-antifungal", "macrolide", "strong-cyp3a4-inhibitor", "non-dihydropyridine-ccb"],
         "critical",
         ["kb.calcineurin-inhibitor-cyp3a4-inhibitors"],
         "can sharply raise its levels",
-        "consider another anti-infective or checking trough levels",
-        "Azoles, macrolides and other CYP3A4 inhibitors block tacrolimus and cyclosporine clearance, risking kidney and nerve toxicity.",
+        "consider another drug (an anti-infective, or amlodipine for blood pressure) or checking trough levels",
+        "Azoles, macrolides, diltiazem, verapamil and other CYP3A4 inhibitors block tacrolimus and cyclosporine clearance, risking kidney and nerve toxicity.",
         right_unless_ingredients=["azithromycin"],  # barely inhibits CYP3A4
     ),
     _named_pair(

@@ -225,6 +225,20 @@ REQUIRED = {
     "saxagliptin",
     "magnesium hydroxide",
     "dalfampridine",
+    "atenolol",
+    "cetirizine",
+    "topiramate",
+    "lacosamide",
+    "pramipexole",
+    "amoxicillin",
+    "cefdinir",
+    "acyclovir",
+    "famciclovir",
+    "apremilast",
+    "desvenlafaxine",
+    "paroxetine",
+    "mirabegron",
+    "tolterodine",
 }
 TABLE = renal_dosing()
 THRESHOLDS = [(drug, t) for drug in TABLE.drugs for t in drug.thresholds]

@@ -155,8 +155,11 @@ def test_clopidogrel_with_omeprazole_or_esomeprazole(ppi: str, fires: bool) -> N
         ("voriconazole 200 MG Oral Tablet", True),
         ("Fluconazole 150 MG Oral Tablet", True),
         ("ritonavir 100 MG Oral Tablet", True),
+        ("diltiazem 180 MG 24HR Extended Release Oral Capsule", True),
+        ("verapamil 120 MG Oral Tablet", True),
         ("Azithromycin 250 MG Oral Tablet", False),
         ("Amoxicillin 500 MG Oral Capsule", False),
+        ("amlodipine 10 MG Oral Tablet", False),
     ],
 )
 def test_calcineurin_inhibitor_with_cyp3a4_inhibitors(partner: str, fires: bool) -> None:
