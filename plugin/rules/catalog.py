@@ -421,6 +421,65 @@ def inr_monitoring(facts: RuleFacts) -> Iterator[Finding]:
     )
 
 
+# CHEST 2012 (kb.warfarin-inr-above-range): from an INR of 4.5 the advice is to hold doses (and from 10 to give
+# oral vitamin K); between the top of the target range and 4.5 a dose is lowered or held.
+INR_HOLD_AT: Final = 4.5
+INR_VITAMIN_K_AT: Final = 10.0
+INR_CAUSE_DAYS: Final = 42
+# What raises the INR on warfarin (the label's and CHEST's commonest named culprits).
+INR_RAISING_CLASSES: Final = (
+    "azole-antifungal",
+    "macrolide",
+    "fluoroquinolone",
+    "sulfonamide-antibiotic",
+    "nitroimidazole",
+)
+INR_RAISING_INGREDIENTS: Final = frozenset({"amiodarone", "capecitabine", "fluorouracil"})
+
+
+def inr_above_range(facts: RuleFacts) -> Iterator[Finding]:
+    """A current INR above the target range on a vitamin K antagonist. Only a current value is read: an older one
+    is rule.inr-monitoring's to ask about."""
+    warfarin = facts.with_class("vitamin-k-antagonist")
+    inr = facts.current("inr")
+    if not warfarin or inr is None:
+        return
+    valve = facts.has_condition("prosthetic-heart-valve")
+    top = 3.5 if valve else 3.0
+    if inr.value <= top:
+        return
+    target = "2.5-3.5 with a mechanical valve" if valve else "2.0-3.0"
+    # A drug started in the weeks before is the usual cause; naming it lets the card stand for the interaction.
+    causes = tuple(
+        e
+        for e in facts.exposures
+        if e.new(INR_CAUSE_DAYS)
+        and not e.proposed
+        and (e.has(*INR_RAISING_CLASSES) or not INR_RAISING_INGREDIENTS.isdisjoint(e.ingredients))
+    )
+    cause = f" after starting {_names(causes)}" if causes else ""
+    if inr.value >= INR_VITAMIN_K_AT:
+        severity: Severity = "critical"
+        option = "consider holding warfarin, oral vitamin K and an INR within 1-2 days"
+    elif inr.value >= INR_HOLD_AT:
+        severity = "critical"
+        option = "consider holding 1-2 doses and an INR within a few days"
+    else:
+        severity = "warning"
+        option = "consider a lower or held dose and an INR within a week"
+    yield Finding(
+        "rule.inr-above-range",
+        severity,
+        _short(f"INR {inr.value:g} on warfarin{cause} (target {target}): {option}"),
+        "Bleeding risk climbs steeply above an INR of 4-5; a cause (a new interacting drug, illness, diet) is worth "
+        "finding.",
+        ("kb.warfarin-inr-above-range",),
+        (*_handles(warfarin), inr.handle, *_handles(causes)),
+        _proposed(warfarin),
+        INR,
+    )
+
+
 # Allergy class → (cross-reactive classes, evidence for the same class, evidence for cross-reactivity,
 # severity of a cross-reactive drug: that evidence entry's severity hint, which tests/unit/test_kb_integrity.py
 # holds it to).
@@ -1283,6 +1342,7 @@ BASE_MEDICATION_RULES: tuple[Rule, ...] = (
     EGFR_RECHECK,
     POTASSIUM_RECHECK,
     inr_monitoring,
+    inr_above_range,
     allergy_conflict,
     allergy_same_drug,
     allergy_unresolved,

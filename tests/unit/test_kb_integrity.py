@@ -26,6 +26,7 @@ GRADED: dict[str, str] = {
     "rule.nsaid-pregnancy": "info while gestation is unknown; warning from 20 weeks, as the entry says",
     "rule.chc-migraine": "critical with aura (contraindicated), warning for migraine of unrecorded type",
     "rule.digoxin-level-recheck": "info while no old level is alarming; warning when the old level was high",
+    "rule.inr-above-range": "warning above the target range, critical from 4.5 (hold doses), as the entry says",
     "rule.hypoglycaemia-glucose": "warning at level 1 (below 70 mg/dL), critical at level 2 (below 54)",
     "rule.methotrexate-daily-dosing": "warning on a recorded medication, critical on an order being placed",
     "rule.allergy-same-drug": "critical for a high-criticality or severe reaction, info for an intolerance, else "

@@ -49,8 +49,11 @@ from tests.support.rule_cases import (
     references_of,
     vaccine,
 )
+from tests.unit.test_high_harm import ICD10, condition
 
 pytestmark = pytest.mark.unit
+
+VALVE = condition("valve", ICD10, "Z95.2", "Presence of prosthetic heart valve")
 
 # The catalog's own rules, whose cases are the table below; the other rule modules keep their case tables
 # beside them (test_high_harm, test_kidney, test_monitoring_rules, test_dose_range, test_medication_resolution).
@@ -1169,6 +1172,120 @@ CASES: tuple[Case, ...] = (
         ),
     ),
     Case("inr-monitoring/apixaban", catalog.inr_monitoring, chart(APIXABAN)),
+    # INR above range on warfarin: warning above 3.0 (3.5 with a mechanical valve), critical from 4.5
+    Case("inr-above-range/3.0", catalog.inr_above_range, chart(WARFARIN, lab("inr", 3.0, 3))),
+    Case(
+        "inr-above-range/3.1",
+        catalog.inr_above_range,
+        chart(WARFARIN, lab("inr", 3.1, 3)),
+        (
+            Expected(
+                "rule.inr-above-range",
+                "warning",
+                ("kb.warfarin-inr-above-range",),
+                (WARFARIN, lab("inr", 3.1, 3)),
+                order_lab="6301-6",
+                mentions=("INR 3.1", "target 2.0-3.0", "lower or held dose"),
+            ),
+        ),
+    ),
+    Case(
+        "inr-above-range/4.4",
+        catalog.inr_above_range,
+        chart(WARFARIN, lab("inr", 4.4, 3)),
+        (
+            Expected(
+                "rule.inr-above-range",
+                "warning",
+                ("kb.warfarin-inr-above-range",),
+                (WARFARIN, lab("inr", 4.4, 3)),
+                order_lab="6301-6",
+            ),
+        ),
+    ),
+    Case(
+        "inr-above-range/4.5",
+        catalog.inr_above_range,
+        chart(WARFARIN, lab("inr", 4.5, 3)),
+        (
+            Expected(
+                "rule.inr-above-range",
+                "critical",
+                ("kb.warfarin-inr-above-range",),
+                (WARFARIN, lab("inr", 4.5, 3)),
+                order_lab="6301-6",
+                mentions=("holding 1-2 doses",),
+            ),
+        ),
+    ),
+    Case(
+        "inr-above-range/9.9",
+        catalog.inr_above_range,
+        chart(WARFARIN, lab("inr", 9.9, 1)),
+        (
+            Expected(
+                "rule.inr-above-range",
+                "critical",
+                ("kb.warfarin-inr-above-range",),
+                (WARFARIN, lab("inr", 9.9, 1)),
+                order_lab="6301-6",
+                mentions=("holding 1-2 doses",),
+            ),
+        ),
+    ),
+    Case(
+        "inr-above-range/10",
+        catalog.inr_above_range,
+        chart(WARFARIN, lab("inr", 10, 1)),
+        (
+            Expected(
+                "rule.inr-above-range",
+                "critical",
+                ("kb.warfarin-inr-above-range",),
+                (WARFARIN, lab("inr", 10, 1)),
+                order_lab="6301-6",
+                mentions=("vitamin K",),
+            ),
+        ),
+    ),
+    Case(
+        "inr-above-range/mechanical-valve-3.5",
+        catalog.inr_above_range,
+        chart(WARFARIN, VALVE, lab("inr", 3.5, 3)),
+    ),
+    Case(
+        "inr-above-range/mechanical-valve-3.6",
+        catalog.inr_above_range,
+        chart(WARFARIN, VALVE, lab("inr", 3.6, 3)),
+        (
+            Expected(
+                "rule.inr-above-range",
+                "warning",
+                ("kb.warfarin-inr-above-range",),
+                (WARFARIN, lab("inr", 3.6, 3)),
+                order_lab="6301-6",
+                mentions=("2.5-3.5 with a mechanical valve",),
+            ),
+        ),
+    ),
+    Case(
+        "inr-above-range/after-co-trimoxazole",
+        catalog.inr_above_range,
+        chart(WARFARIN, med("co-trimoxazole", days_ago=10), lab("inr", 4.8, 1)),
+        (
+            Expected(
+                "rule.inr-above-range",
+                "critical",
+                ("kb.warfarin-inr-above-range",),
+                (WARFARIN, lab("inr", 4.8, 1), med("co-trimoxazole", days_ago=10)),
+                order_lab="6301-6",
+                mentions=("after starting sulfamethoxazole",),
+            ),
+        ),
+    ),
+    # An INR of 6 five weeks ago is not today's: rule.inr-monitoring asks for a new one.
+    Case("inr-above-range/stale-6.0", catalog.inr_above_range, chart(WARFARIN, lab("inr", 6.0, 35))),
+    Case("inr-above-range/apixaban", catalog.inr_above_range, chart(APIXABAN, lab("inr", 5.0, 3))),
     # drug allergies (the R4 example's penicillin allergy)
     Case(
         "allergy/penicillin+amoxicillin-draft",
