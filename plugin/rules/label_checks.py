@@ -400,6 +400,78 @@ CLASS_IC_STRUCTURAL_HEART_DISEASE = DrugCondition(
     "Class IC drugs raised mortality after myocardial infarction (CAST); their labels restrict them to hearts without structural disease.",
 )
 
+G6PD_DEFICIENCY = DrugCondition(
+    "rule.g6pd-deficiency-oxidant-drug",
+    (),
+    ("primaquine", "tafenoquine", "dapsone", "rasburicase", "pegloticase", "methylene blue"),
+    ("g6pd-deficiency",),
+    "critical",
+    "kb.g6pd-deficiency-oxidant-drugs",
+    "G6PD deficiency",
+    "consider a drug that does not cause haemolysis",
+    "These drugs oxidise red cells that lack G6PD and can cause severe haemolysis; their labels contraindicate them.",
+    systemic_only=True,  # dapsone gel barely reaches the blood
+)
+RALOXIFENE_VENOUS_THROMBOEMBOLISM = DrugCondition(
+    "rule.raloxifene-venous-thromboembolism",
+    (),
+    ("raloxifene",),
+    ("venous-thromboembolism",),
+    "critical",
+    "kb.raloxifene-venous-thromboembolism",
+    "DVT or PE",
+    "consider another osteoporosis treatment (a bisphosphonate or denosumab)",
+    "Raloxifene raises the risk of venous thromboembolism; its label contraindicates it after a past or current clot.",
+)
+# Eye drops count here: a dilating drop is what most often closes a narrow angle.
+ANTICHOLINERGIC_ANGLE_CLOSURE = DrugCondition(
+    "rule.anticholinergic-angle-closure",
+    ("anticholinergic",),
+    ("scopolamine", "atropine", "cyclopentolate", "homatropine", "tropicamide"),
+    ("angle-closure-glaucoma",),
+    "critical",
+    "kb.anticholinergic-angle-closure-glaucoma",
+    "Angle-closure glaucoma or narrow angles",
+    "unless the angles are treated (iridotomy), consider a drug without anticholinergic action",
+    "Anticholinergic drugs dilate the pupil and can precipitate acute angle closure in an untreated narrow angle.",
+)
+DOAC_MODERATE_HEPATIC_IMPAIRMENT = DrugCondition(
+    "rule.doac-cirrhosis",
+    (),
+    ("rivaroxaban", "edoxaban"),
+    ("cirrhosis",),
+    "warning",
+    "kb.doac-hepatic-impairment",
+    "Cirrhosis",
+    "if Child-Pugh B or C, consider another anticoagulant",
+    "Rivaroxaban and edoxaban levels and bleeding rise in moderate and severe hepatic impairment; their labels avoid them there.",
+)
+MOOD_STABILISERS: Final = ("lithium", "valproate", "antipsychotic")
+MOOD_STABILISER_INGREDIENTS: Final = frozenset({"lamotrigine", "carbamazepine", "oxcarbazepine"})
+
+
+def _antidepressants_without_mood_stabiliser(facts: RuleFacts) -> tuple[Exposure, ...]:
+    if any(
+        e.has(*MOOD_STABILISERS) or not MOOD_STABILISER_INGREDIENTS.isdisjoint(e.ingredients)
+        for e in facts.exposures
+    ):
+        return ()
+    return tuple(e for e in facts.exposures if e.has("ssri", "snri", "tca") or "bupropion" in e.ingredients)
+
+
+BIPOLAR_ANTIDEPRESSANT_MONOTHERAPY = DrugCondition(
+    "rule.bipolar-antidepressant-monotherapy",
+    (),
+    (),
+    ("bipolar-disorder",),
+    "warning",
+    "kb.bipolar-antidepressant-monotherapy",
+    "Bipolar disorder",
+    "no mood stabiliser or antipsychotic on record; consider adding one or stopping the antidepressant",
+    "Antidepressants without a mood stabiliser can switch bipolar disorder into mania or rapid cycling.",
+    select=_antidepressants_without_mood_stabiliser,
+)
+
 
 def nsaid_peptic_ulcer(facts: RuleFacts) -> Iterator[Finding]:
     problems = (*facts.value_sets.get("peptic-ulcer", ()), *facts.value_sets.get("gi-bleed", ()))
@@ -744,6 +816,11 @@ LABEL_CHECK_RULES: tuple[Rule, ...] = (
     CHC_VENOUS_THROMBOEMBOLISM,
     DULOXETINE_LIVER_DISEASE,
     CLASS_IC_STRUCTURAL_HEART_DISEASE,
+    G6PD_DEFICIENCY,
+    RALOXIFENE_VENOUS_THROMBOEMBOLISM,
+    ANTICHOLINERGIC_ANGLE_CLOSURE,
+    DOAC_MODERATE_HEPATIC_IMPAIRMENT,
+    BIPOLAR_ANTIDEPRESSANT_MONOTHERAPY,
     nsaid_peptic_ulcer,
     codeine_after_tonsillectomy,
     chc_smoking_over_35,

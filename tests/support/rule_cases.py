@@ -181,6 +181,10 @@ PROBLEMS: dict[str, tuple[str, str]] = {
     "deep-vein-thrombosis": ("128053003", "Deep venous thrombosis (disorder)"),
     "bph": ("266569009", "Benign prostatic hyperplasia (disorder)"),
     "atrial-fibrillation": ("49436004", "Atrial fibrillation (disorder)"),
+    "g6pd-deficiency": ("62403005", "Glucose-6-phosphate dehydrogenase deficiency anemia (disorder)"),
+    "angle-closure-glaucoma": ("392291006", "Angle-closure glaucoma (disorder)"),
+    "bipolar-i": ("371596008", "Bipolar I disorder (disorder)"),
+    "pulmonary-embolism": ("59282003", "Pulmonary embolism (disorder)"),
 }
 
 # LOINC lab codes (code, display, UCUM unit).

@@ -262,6 +262,95 @@ def test_a_weekly_or_monthly_strength_taken_more_often(
             (drug("flec", "flecainide acetate 100 MG Oral Tablet"), problem("atrial-fibrillation")),
             False,
         ),
+        (
+            label_checks.G6PD_DEFICIENCY,
+            (drug("pq", "primaquine phosphate 26.3 MG Oral Tablet"), problem("g6pd-deficiency")),
+            True,
+        ),
+        (
+            label_checks.G6PD_DEFICIENCY,
+            (drug("dap", "Aczone (dapsone) 7.5 % topical gel"), problem("g6pd-deficiency")),
+            False,
+        ),
+        (
+            label_checks.G6PD_DEFICIENCY,
+            (drug("aq", "atovaquone 250 MG / proguanil 100 MG Oral Tablet"), problem("g6pd-deficiency")),
+            False,
+        ),
+        (
+            label_checks.RALOXIFENE_VENOUS_THROMBOEMBOLISM,
+            (drug("ral", "raloxifene hydrochloride 60 MG Oral Tablet", 60), problem("pulmonary-embolism")),
+            True,
+        ),
+        (
+            label_checks.RALOXIFENE_VENOUS_THROMBOEMBOLISM,
+            (drug("aln", "alendronate sodium 70 MG Oral Tablet"), problem("pulmonary-embolism")),
+            False,
+        ),
+        (
+            label_checks.ANTICHOLINERGIC_ANGLE_CLOSURE,
+            (
+                drug("scop", "Transderm Scop (scopolamine 1 MG/72HR Transdermal System)"),
+                problem("angle-closure-glaucoma"),
+            ),
+            True,
+        ),
+        (
+            label_checks.ANTICHOLINERGIC_ANGLE_CLOSURE,
+            (drug("oxy", "oxybutynin chloride 5 MG Oral Tablet"), problem("angle-closure-glaucoma")),
+            True,
+        ),
+        (
+            label_checks.ANTICHOLINERGIC_ANGLE_CLOSURE,
+            (
+                drug("scop", "Transderm Scop (scopolamine 1 MG/72HR Transdermal System)"),
+                problem("hypertension"),
+            ),
+            False,
+        ),
+        (
+            label_checks.ANTICHOLINERGIC_ANGLE_CLOSURE,
+            (drug("ond", "ondansetron 4 MG Oral Tablet"), problem("angle-closure-glaucoma")),
+            False,
+        ),
+        (
+            label_checks.DOAC_MODERATE_HEPATIC_IMPAIRMENT,
+            (drug("riva", "rivaroxaban 20 MG Oral Tablet", 20), problem("cirrhosis")),
+            True,
+        ),
+        (
+            label_checks.DOAC_MODERATE_HEPATIC_IMPAIRMENT,
+            (drug("api", "apixaban 5 MG Oral Tablet", 5), problem("cirrhosis")),
+            False,
+        ),
+        (
+            label_checks.BIPOLAR_ANTIDEPRESSANT_MONOTHERAPY,
+            (drug("ser", "sertraline 100 MG Oral Tablet", 100), problem("bipolar-i")),
+            True,
+        ),
+        (
+            label_checks.BIPOLAR_ANTIDEPRESSANT_MONOTHERAPY,
+            (
+                drug("ser", "sertraline 100 MG Oral Tablet", 100),
+                drug("li", "lithium carbonate 300 MG Oral Capsule", 300),
+                problem("bipolar-i"),
+            ),
+            False,
+        ),
+        (
+            label_checks.BIPOLAR_ANTIDEPRESSANT_MONOTHERAPY,
+            (
+                drug("bup", "bupropion hydrochloride 150 MG Extended Release Oral Tablet", 150),
+                drug("que", "quetiapine 100 MG Oral Tablet", 100),
+                problem("bipolar-i"),
+            ),
+            False,
+        ),
+        (
+            label_checks.BIPOLAR_ANTIDEPRESSANT_MONOTHERAPY,
+            (drug("ser", "sertraline 100 MG Oral Tablet", 100), problem("hypertension")),
+            False,
+        ),
     ],
 )
 def test_drug_condition_pairs(rule: Any, resources: tuple[JsonDict, ...], raised: bool) -> None:
