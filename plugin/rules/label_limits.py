@@ -7,6 +7,7 @@ that depend on the drug's form or dose (ticagrelor with aspirin above 100 mg, NS
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from typing import Final
 
@@ -266,6 +267,50 @@ def bisphosphonate_interval(facts: RuleFacts) -> Iterator[Finding]:
             break
 
 
+# --- once-weekly GLP-1 receptor agonist injections ordered more often -----------------------------------------
+
+WEEKLY_INCRETINS: Final = ("semaglutide", "dulaglutide", "tirzepatide", "exenatide")
+# Oral semaglutide (Rybelsus) is daily, and immediate-release exenatide (Byetta) is twice daily: only the
+# weekly forms are held to once a week.
+_WEEKLY_FORM: Final = re.compile(
+    r"\b(ozempic|wegovy|trulicity|mounjaro|zepbound|bydureon|pen|injector|injection|inject\w*|subcutaneous"
+    r"|prefilled|auto-?injector)\b",
+    re.IGNORECASE,
+)
+_WEEKLY_EXENATIDE: Final = re.compile(r"\b(bydureon|bcise|extended)\b", re.IGNORECASE)
+_DAILY_FORM: Final = re.compile(r"\b(oral|tablet|rybelsus|byetta)\b", re.IGNORECASE)
+
+
+def weekly_incretin_interval(facts: RuleFacts) -> Iterator[Finding]:
+    for exposure in facts.with_class("glp1-agonist"):
+        ingredient = next((i for i in WEEKLY_INCRETINS if i in exposure.ingredients), None)
+        if (
+            ingredient is None
+            or _DAILY_FORM.search(exposure.label)
+            or not _WEEKLY_FORM.search(exposure.label)
+        ):
+            continue
+        if ingredient == "exenatide" and not _WEEKLY_EXENATIDE.search(exposure.label):
+            continue  # Byetta pens are injected twice a day
+        dosage = dosage_of(facts, exposure)
+        times = per_day(dosage.frequency) if dosage is not None else None
+        if times is None or times * 7 <= 1.0 + 1e-9:
+            continue
+        yield Finding(
+            "rule.weekly-incretin-interval",
+            "critical",
+            _short(
+                f"{_names((exposure,)).capitalize()} is a once-weekly injection, ordered {times:g} time(s) a day: "
+                "consider once a week"
+            ),
+            "Taken daily, a weekly GLP-1 receptor agonist is a seven-fold overdose (severe vomiting, dehydration, "
+            "acute kidney injury, pancreatitis).",
+            ("kb.weekly-glp1-agonist-interval",),
+            (exposure.handle,),
+            _proposed((exposure,)),
+        )
+
+
 # --- levothyroxine ordered at long intervals ------------------------------------------------------------------
 
 # Levothyroxine is taken once a day; once a week is an accepted regimen for poor adherence. Anything rarer is a
@@ -409,6 +454,7 @@ LABEL_LIMIT_RULES: Final = (
     loperamide_under_2,
     metoclopramide_long_term,
     bisphosphonate_interval,
+    weekly_incretin_interval,
     levothyroxine_interval,
     chc_blood_pressure_unknown,
     beers_sulfonylurea_monotherapy,

@@ -370,6 +370,32 @@ def test_every_label_limit_runs_on_every_hook_and_has_its_own_override_reasons()
     assert sorted(i for i in ids if table.specific(i) is None) == []
 
 
+# --- once-weekly GLP-1 receptor agonists ordered daily ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("display", "per", "raised"),
+    [
+        ("Ozempic (semaglutide) 0.25 MG/0.5 ML pen injector", (1, 1, "d"), True),
+        ("Ozempic (semaglutide) 0.25 MG/0.5 ML pen injector", (1, 7, "d"), False),
+        ("Ozempic (semaglutide) 0.25 MG/0.5 ML pen injector", (1, 6, "d"), True),
+        ("dulaglutide 1.5 MG/0.5 ML Auto-Injector", (1, 1, "d"), True),
+        ("tirzepatide 5 MG/0.5 ML Injection (Mounjaro)", (2, 7, "d"), True),
+        ("Rybelsus (semaglutide 7 MG Oral Tablet)", (1, 1, "d"), False),
+        ("Byetta (exenatide 250 MCG/ML) pen injector", (2, 1, "d"), False),
+        ("Bydureon BCise (exenatide extended-release 2 MG) auto-injector", (1, 1, "d"), True),
+        ("liraglutide 18 MG/3 ML pen injector", (1, 1, "d"), False),
+    ],
+)
+def test_a_weekly_glp1_injection_ordered_more_often(
+    display: str, per: tuple[float, float, str], raised: bool
+) -> None:
+    findings = found(label_limits.weekly_incretin_interval, drug("glp", display, None, per))
+    assert bool(findings) is raised
+    if raised:
+        assert findings[0].severity == "critical" and "once-weekly" in findings[0].summary
+
+
 # --- levothyroxine at long intervals ----------------------------------------------------------------------
 
 
