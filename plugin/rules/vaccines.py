@@ -14,6 +14,7 @@ from typing import Final
 
 from plugin.context.model import Immunization
 from plugin.rules.model import Finding, RuleFacts
+from plugin.rules.phrasing import short as _short
 
 __all__ = [
     "PNEUMOCOCCAL_ALL_FROM_AGE_BEFORE_2024",
@@ -54,6 +55,16 @@ GROUPS: Final[dict[str, VaccineGroup]] = {
             r"\b(menacwy|menabcwy|menactra|menveo|menquadfi|penbraya|meningococcal conjugate)\b", re.I
         ),
     ),
+    # MenB (Bexsero, Trumenba, unspecified) and the pentavalent MenABCWY.
+    "menb": VaccineGroup(
+        frozenset({"162", "163", "164", "316"}),
+        re.compile(r"\b(menb|menabcwy|bexsero|trumenba|penbraya|meningococcal b|serogroup b)\b", re.I),
+    ),
+    # Hib alone and in the infant combinations (DTaP-Hib, Hib-HepB, DTaP-IPV/Hib, DTaP-IPV-Hib-HepB).
+    "hib": VaccineGroup(
+        frozenset({"17", "46", "47", "48", "49", "50", "51", "120", "146", "148"}),
+        re.compile(r"\b(hib|haemophilus|hemophilus|acthib|pedvaxhib|hiberix|pentacel|vaxelis)\b", re.I),
+    ),
     "pneumococcal": VaccineGroup(
         frozenset({"33", "100", "109", "133", "152", "215", "216"}),
         re.compile(r"\b(pneumococcal|pcv\d*|ppsv\d*|prevnar|vaxneuvance|capvaxive|pneumovax)\b", re.I),
@@ -89,9 +100,9 @@ IMMUNOSUPPRESSING_CLASSES: Final = ("immunosuppressant",)
 
 
 def _immunosuppressed(facts: RuleFacts) -> tuple[str, ...]:
-    """The handles that make the patient immunocompromised: a transplant, or a current immunosuppressant."""
+    """The handles that make the patient immunocompromised: a transplant, HIV, or a current immunosuppressant."""
     drugs = tuple(e.handle for e in facts.with_class(*IMMUNOSUPPRESSING_CLASSES) if not e.proposed)
-    return (*facts.value_sets.get("solid-organ-transplant", ()), *drugs)
+    return (*facts.value_sets.get("solid-organ-transplant", ()), *facts.value_sets.get("hiv", ()), *drugs)
 
 
 # --- zoster --------------------------------------------------------------------------------------------------
@@ -227,6 +238,8 @@ PNEUMOCOCCAL_RISK_SETS: Final = (
     "tobacco-smoking",
     "alcohol-use-disorder",
     "solid-organ-transplant",
+    "hiv",
+    "asplenia",
 )
 
 
@@ -292,4 +305,48 @@ def menacwy_due(facts: RuleFacts) -> Iterator[Finding]:
     )
 
 
-VACCINE_CARE_GAP_RULES: Final = (zoster_due, td_booster_due, rsv_due, pneumococcal_risk_due, menacwy_due)
+# --- asplenia ----------------------------------------------------------------------------------------------
+
+ASPLENIA_FROM_AGE: Final = 19  # the adult schedule; children follow the childhood schedule's asplenia notes
+MENACWY_ASPLENIA_BOOSTER_DAYS: Final = 5 * 365  # a MenACWY dose every 5 years while the risk lasts
+
+
+def asplenia_vaccines_due(facts: RuleFacts) -> Iterator[Finding]:
+    """Adults without a working spleen: MenACWY within 5 years (two doses 8 weeks apart to start), a MenB series
+    and one Hib dose if none was ever given (ACIP). Pneumococcal vaccine is rule.pneumococcal-risk-vaccine-due's."""
+    asplenia = _problems(facts, ("asplenia",))
+    if not asplenia or not _adult(facts, ASPLENIA_FROM_AGE):
+        return
+    menacwy = doses(facts, "menacwy")
+    recent = [i for i in menacwy if i.days_ago is not None and i.days_ago <= MENACWY_ASPLENIA_BOOSTER_DAYS]
+    due = [
+        name
+        for name, missing in (
+            ("MenACWY (2 doses 8 weeks apart, then every 5 years)", not recent),
+            ("a MenB series", not doses(facts, "menb")),
+            ("one Hib dose", not doses(facts, "hib")),
+        )
+        if missing
+    ]
+    if not due:
+        return
+    given = (*menacwy, *doses(facts, "menb"), *doses(facts, "hib"))
+    yield Finding(
+        "rule.asplenia-vaccine-due",
+        "warning",
+        _short(f"Asplenia on record without {', '.join(due)}: consider giving them"),
+        "Without a spleen, meningococcal, Haemophilus and pneumococcal infections can be overwhelming; ACIP "
+        "advises these vaccines.",
+        ("kb.acip-asplenia-vaccines",),
+        (*asplenia, *(i.handle for i in given)),
+    )
+
+
+VACCINE_CARE_GAP_RULES: Final = (
+    zoster_due,
+    td_booster_due,
+    rsv_due,
+    pneumococcal_risk_due,
+    menacwy_due,
+    asplenia_vaccines_due,
+)

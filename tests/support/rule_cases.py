@@ -185,6 +185,8 @@ PROBLEMS: dict[str, tuple[str, str]] = {
     "angle-closure-glaucoma": ("392291006", "Angle-closure glaucoma (disorder)"),
     "bipolar-i": ("371596008", "Bipolar I disorder (disorder)"),
     "pulmonary-embolism": ("59282003", "Pulmonary embolism (disorder)"),
+    "asplenia": ("707147002", "Asplenia (disorder)"),
+    "hiv": ("86406008", "Human immunodeficiency virus infection (disorder)"),
 }
 
 # LOINC lab codes (code, display, UCUM unit).
@@ -225,6 +227,12 @@ VACCINES: dict[str, tuple[str, str]] = {
     "td": ("113", "Td (adult) preservative free"),
     "tdap": ("115", "Tdap"),
     "rsv": ("305", "RSV vaccine, adjuvanted"),
+    "menacwy": (
+        "203",
+        "meningococcal polysaccharide (groups A, C, Y, W-135) tetanus toxoid conjugate vaccine",
+    ),
+    "menb": ("163", "meningococcal B vaccine, recombinant, OMV, adjuvanted"),
+    "hib": ("48", "Hib (PRP-T)"),
 }
 
 _PREFETCH_KEY = {

@@ -153,3 +153,39 @@ def test_zoster_from_19_when_immunosuppressed(age: int, fires: bool) -> None:
 
 def test_pneumococcal_under_50_on_an_immunosuppressant() -> None:
     assert list(vaccines.pneumococcal_risk_due(facts(_immunosuppressant(), age=40)))
+
+
+def test_hiv_is_a_pneumococcal_risk_and_makes_zoster_due_from_19() -> None:
+    assert list(vaccines.pneumococcal_risk_due(facts(problem("hiv"), age=30)))
+    assert list(vaccines.zoster_due(facts(problem("hiv"), age=30)))
+    assert list(vaccines.pneumococcal_risk_due(facts(problem("asplenia"), age=30)))
+
+
+# --- asplenia -----------------------------------------------------------------------------------------------
+
+ASPLENIA_COMPLETE = (vaccine("menacwy", 200), vaccine("menb", 200), vaccine("hib", 200))
+
+
+@pytest.mark.parametrize(("age", "fires"), [(18, False), (19, True), (70, True)])
+def test_asplenia_vaccines_for_adults(age: int, fires: bool) -> None:
+    found = list(vaccines.asplenia_vaccines_due(facts(problem("asplenia"), age=age)))
+    assert bool(found) is fires
+    if fires:
+        assert "MenACWY" in found[0].summary and "MenB" in found[0].summary and "Hib" in found[0].summary
+
+
+def test_asplenia_vaccines_given_close_the_gap_and_each_missing_one_is_named() -> None:
+    assert not list(vaccines.asplenia_vaccines_due(facts(problem("asplenia"), *ASPLENIA_COMPLETE, age=40)))
+    (card,) = vaccines.asplenia_vaccines_due(
+        facts(problem("asplenia"), vaccine("menb", 200), vaccine("hib", 9000), age=40)
+    )
+    assert "MenACWY" in card.summary and "MenB" not in card.summary and "Hib" not in card.summary
+    assert not list(vaccines.asplenia_vaccines_due(facts(*ASPLENIA_COMPLETE, age=40)))  # no asplenia
+
+
+@pytest.mark.parametrize(("days", "fires"), [(5 * 365 - 1, False), (5 * 365, False), (5 * 365 + 1, True)])
+def test_the_asplenia_menacwy_booster_is_due_after_five_years(days: int, fires: bool) -> None:
+    chart = facts(
+        problem("asplenia"), vaccine("menacwy", days), vaccine("menb", 200), vaccine("hib", 200), age=40
+    )
+    assert bool(list(vaccines.asplenia_vaccines_due(chart))) is fires
