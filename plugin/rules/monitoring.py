@@ -701,9 +701,12 @@ HF_MORTALITY_CLASSES: Final = ("ace-inhibitor", "arb", "arni", "mineralocorticoi
 
 
 def heart_failure_therapy(facts: RuleFacts) -> Iterator[Finding]:
-    """Heart failure with neither RAAS blockade nor an MRA: the ejection fraction decides, so it is asked."""
+    """Heart failure with neither RAAS blockade nor an MRA: the ejection fraction decides, so it is asked. A
+    known reduced EF is rule.hfref-therapy-gap's, which names every missing class."""
     failure = facts.value_sets.get("heart-failure", ())
     if not failure or facts.context.demographics.deceased or facts.with_class(*HF_MORTALITY_CLASSES):
+        return
+    if _reduced_ejection_fraction(facts):
         return
     yield Finding(
         "rule.heart-failure-therapy-gap",
@@ -712,6 +715,142 @@ def heart_failure_therapy(facts: RuleFacts) -> Iterator[Finding]:
         "In heart failure with reduced ejection fraction these drugs lower mortality; the chart does not say the EF.",
         ("kb.hfref-raas-inhibition", "kb.hfref-mra"),
         _sorted(failure),
+    )
+
+
+HFREF_EF_AT_MOST: Final = 40.0  # % (AHA/ACC/HFSA 2022: HFrEF is an LVEF of 40% or less)
+MRA_POTASSIUM_BELOW: Final = 5.0  # mmol/L: an MRA is started only below this
+SGLT2_HF_EGFR_FROM: Final = 20.0  # mL/min/1.73 m2: the trials' and labels' lower limit for heart failure
+# The beta-blockers shown to lower mortality in HFrEF; metoprolol only as the succinate (extended-release) salt.
+HFREF_BETA_BLOCKERS: Final = frozenset({"carvedilol", "bisoprolol"})
+_SUCCINATE: Final = re.compile(r"\b(succinate|toprol|xl|er|extended|24 hr)\b", re.IGNORECASE)
+
+
+def _reduced_ejection_fraction(facts: RuleFacts) -> tuple[str, ...]:
+    """The handles that show HFrEF: a coded HFrEF, or heart failure with a current LVEF of 40% or less."""
+    coded = facts.value_sets.get("hfref", ())
+    ef = facts.current("lvef")
+    measured = (
+        (*facts.value_sets.get("heart-failure", ()), ef.handle)
+        if ef is not None and ef.value <= HFREF_EF_AT_MOST and facts.value_sets.get("heart-failure")
+        else ()
+    )
+    return tuple(dict.fromkeys((*coded, *measured)))
+
+
+def hfref_therapy(facts: RuleFacts) -> Iterator[Finding]:
+    """HFrEF without one of the four drug classes that lower mortality (AHA/ACC/HFSA 2022): RAAS blockade
+    (ARNI, ACE inhibitor or ARB), an evidence-based beta-blocker, an MRA (unless potassium is 5.0 or more) and an
+    SGLT2 inhibitor (unless eGFR is below 20). Unknown potassium or eGFR does not hide a class: the card says
+    what it depends on."""
+    shown_by = _reduced_ejection_fraction(facts)
+    if not shown_by or facts.context.demographics.deceased:
+        return
+    potassium = facts.current("potassium")
+    egfr = facts.current("egfr")
+    beta_blockers = [
+        e
+        for e in facts.with_class("beta-blocker")
+        if not HFREF_BETA_BLOCKERS.isdisjoint(e.ingredients)
+        or ("metoprolol" in e.ingredients and _SUCCINATE.search(e.label))
+    ]
+    missing = [
+        name
+        for name, absent in (
+            ("RAAS blockade (ARNI, ACEi or ARB)", not facts.with_class("ace-inhibitor", "arb", "arni")),
+            ("an evidence-based beta-blocker", not beta_blockers),
+            (
+                "an MRA" if potassium is not None else "an MRA (if potassium is below 5.0)",
+                not facts.with_class("mineralocorticoid-antagonist")
+                and (potassium is None or potassium.value < MRA_POTASSIUM_BELOW),
+            ),
+            (
+                "an SGLT2 inhibitor",
+                not facts.with_class("sglt2-inhibitor")
+                and (egfr is None or egfr.value >= SGLT2_HF_EGFR_FROM),
+            ),
+        )
+        if absent
+    ]
+    if not missing:
+        return
+    ef = facts.current("lvef")
+    said = f" (EF {ef.value:g}%)" if ef is not None else ""
+    yield Finding(
+        "rule.hfref-therapy-gap",
+        "warning",
+        _short(f"HFrEF{said} without {', '.join(missing)}: consider adding unless contraindicated"),
+        "Each of the four drug classes lowers mortality in HFrEF; together they are the guideline's first-line "
+        "therapy.",
+        ("kb.hfref-four-drug-classes",),
+        tuple(
+            sorted(
+                {*shown_by, *((potassium.handle,) if potassium else ()), *((egfr.handle,) if egfr else ())}
+            )
+        ),
+    )
+
+
+PJP_CD4_BELOW: Final = 200.0  # cells/uL
+PJP_PROPHYLAXIS: Final = frozenset(
+    {"sulfamethoxazole", "trimethoprim", "dapsone", "atovaquone", "pentamidine"}
+)
+
+
+def pjp_prophylaxis(facts: RuleFacts) -> Iterator[Finding]:
+    """HIV with a current CD4 count below 200 and no Pneumocystis prophylaxis on record."""
+    hiv = facts.value_sets.get("hiv", ())
+    cd4 = facts.current("cd4")
+    if not hiv or cd4 is None or cd4.value >= PJP_CD4_BELOW or facts.context.demographics.deceased:
+        return
+    if any(not PJP_PROPHYLAXIS.isdisjoint(e.ingredients) for e in facts.exposures):
+        return
+    yield Finding(
+        "rule.pjp-prophylaxis-absent",
+        "warning",
+        _short(
+            f"HIV with CD4 {cd4.value:g} cells/uL and no Pneumocystis prophylaxis: consider co-trimoxazole "
+            "(one tablet daily)"
+        ),
+        "Below a CD4 count of 200, Pneumocystis pneumonia is a leading preventable cause of death in HIV.",
+        ("kb.hiv-pjp-prophylaxis",),
+        tuple(sorted({*hiv, cd4.handle})),
+    )
+
+
+ISONIAZID_NEUROPATHY_RISK_SETS: Final = (
+    "diabetes",
+    "type-1-diabetes",
+    "alcohol-use-disorder",
+    "hiv",
+    "ckd",
+    "pregnancy",
+    "lactation",
+    "peripheral-neuropathy",
+)
+
+
+def isoniazid_without_pyridoxine(facts: RuleFacts) -> Iterator[Finding]:
+    """Isoniazid without pyridoxine in someone at risk of its neuropathy (ATS/CDC/IDSA 2016)."""
+    isoniazid = tuple(e for e in facts.exposures if "isoniazid" in e.ingredients)
+    if not isoniazid or any("pyridoxine" in e.ingredients for e in facts.exposures):
+        return
+    risks = tuple(
+        dict.fromkeys(h for name in ISONIAZID_NEUROPATHY_RISK_SETS for h in facts.value_sets.get(name, ()))
+    )
+    if not risks:
+        return
+    yield Finding(
+        "rule.isoniazid-without-pyridoxine",
+        "warning",
+        _short(
+            "Isoniazid without pyridoxine in a patient at risk of neuropathy: consider pyridoxine 25-50 mg daily"
+        ),
+        "Isoniazid depletes vitamin B6; diabetes, alcohol use, HIV, kidney disease and pregnancy raise the risk of "
+        "its peripheral neuropathy.",
+        ("kb.isoniazid-pyridoxine",),
+        tuple(sorted({*risks, *_handles(isoniazid)})),
+        _proposed(isoniazid),
     )
 
 
@@ -796,12 +935,15 @@ DRUG_DISEASE_RULES: tuple[Rule, ...] = (
     nsaid_pregnancy,
     beers_cns_burden,
     chc_migraine,
+    isoniazid_without_pyridoxine,
 )
 CARE_GAP_EXTRA_RULES: tuple[Rule, ...] = (
     uncontrolled_blood_pressure,
     statin_indicated,
     statin_intensity,
     heart_failure_therapy,
+    hfref_therapy,
+    pjp_prophylaxis,
     antiplatelet_secondary_prevention,
     prenatal_folic_acid,
 )

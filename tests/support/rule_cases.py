@@ -54,6 +54,11 @@ DRUGS: dict[str, tuple[str, str]] = {
     "sitagliptin": ("593411", "sitagliptin 100 MG Oral Tablet"),
     "semaglutide": ("1991302", "semaglutide 1 MG/DOSE pen injector"),
     "clozapine": ("2626", "clozapine 100 MG Oral Tablet"),
+    "isoniazid": ("6038", "isoniazid 300 MG Oral Tablet"),
+    "pyridoxine": ("9173", "pyridoxine hydrochloride 50 MG Oral Tablet"),
+    "carvedilol": ("20352", "carvedilol 25 MG Oral Tablet"),
+    "metoprolol-tartrate": ("6918", "metoprolol tartrate 50 MG Oral Tablet"),
+    "dapagliflozin": ("1488564", "dapagliflozin 10 MG Oral Tablet"),
     "nicotine-patch": ("7407", "nicotine 21 MG/24HR Transdermal System"),
     "lamotrigine": ("28439", "lamotrigine 100 MG Oral Tablet"),
     "levonorgestrel-ee": ("748879", "Levonorgestrel 0.15 MG / Ethinyl Estradiol 0.03 MG Oral Tablet"),
@@ -187,6 +192,7 @@ PROBLEMS: dict[str, tuple[str, str]] = {
     "pulmonary-embolism": ("59282003", "Pulmonary embolism (disorder)"),
     "asplenia": ("707147002", "Asplenia (disorder)"),
     "hiv": ("86406008", "Human immunodeficiency virus infection (disorder)"),
+    "hfref": ("703272007", "Heart failure with reduced ejection fraction (disorder)"),
 }
 
 # LOINC lab codes (code, display, UCUM unit).
@@ -204,6 +210,8 @@ LABS: dict[str, tuple[str, str, str]] = {
     "hba1c": ("4548-4", "Hemoglobin A1c/Hemoglobin.total in Blood", "%"),
     "weight": ("29463-7", "Body Weight", "kg"),
     "glucose": ("2345-7", "Glucose [Mass/volume] in Serum or Plasma", "mg/dL"),
+    "lvef": ("10230-1", "Left ventricular Ejection fraction", "%"),
+    "cd4": ("24467-3", "CD3+CD4+ (T4 helper) cells [#/volume] in Blood", "/uL"),
     "digoxin": ("10535-3", "Digoxin [Mass/volume] in Serum or Plasma", "ng/mL"),
     "tsh": ("3016-3", "Thyrotropin [Units/volume] in Serum or Plasma", "m[IU]/L"),
     "hemoglobin": ("718-7", "Hemoglobin [Mass/volume] in Blood", "g/dL"),

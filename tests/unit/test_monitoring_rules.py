@@ -1033,6 +1033,61 @@ CASES: tuple[Case, ...] = (
         monitoring.heart_failure_therapy,
         chart(med("furosemide"), age=70),
     ),
+    # HFrEF and its four drug classes (more thresholds in test_gdmt_hiv_tb_gaps.py).
+    Case(
+        "hfref-therapy/ef-30-on-lisinopril-and-carvedilol",
+        monitoring.hfref_therapy,
+        chart(HEART_FAILURE, lab("lvef", 30, 100), LISINOPRIL, med("carvedilol"), age=70),
+        (
+            Expected(
+                "rule.hfref-therapy-gap",
+                "warning",
+                ("kb.hfref-four-drug-classes",),
+                (HEART_FAILURE, lab("lvef", 30, 100)),
+                mentions=("EF 30%", "an MRA", "an SGLT2 inhibitor"),
+            ),
+        ),
+    ),
+    Case("hfref-therapy/ef-55", monitoring.hfref_therapy, chart(HEART_FAILURE, lab("lvef", 55, 100), age=70)),
+    # Pneumocystis prophylaxis in HIV (more thresholds in test_gdmt_hiv_tb_gaps.py).
+    Case(
+        "pjp-prophylaxis/cd4-150",
+        monitoring.pjp_prophylaxis,
+        chart(problem("hiv"), lab("cd4", 150, 20), age=40),
+        (
+            Expected(
+                "rule.pjp-prophylaxis-absent",
+                "warning",
+                ("kb.hiv-pjp-prophylaxis",),
+                (problem("hiv"), lab("cd4", 150, 20)),
+                mentions=("CD4 150", "co-trimoxazole"),
+            ),
+        ),
+    ),
+    Case(
+        "pjp-prophylaxis/cd4-450",
+        monitoring.pjp_prophylaxis,
+        chart(problem("hiv"), lab("cd4", 450, 20), age=40),
+    ),
+    Case(
+        "isoniazid-pyridoxine/diabetes",
+        monitoring.isoniazid_without_pyridoxine,
+        chart(DIABETES, med("isoniazid"), age=40),
+        (
+            Expected(
+                "rule.isoniazid-without-pyridoxine",
+                "warning",
+                ("kb.isoniazid-pyridoxine",),
+                (DIABETES, med("isoniazid")),
+                mentions=("pyridoxine 25-50 mg",),
+            ),
+        ),
+    ),
+    Case(
+        "isoniazid-pyridoxine/taken",
+        monitoring.isoniazid_without_pyridoxine,
+        chart(DIABETES, med("isoniazid"), med("pyridoxine"), age=40),
+    ),
     Case("antiplatelet/no-event", monitoring.antiplatelet_secondary_prevention, chart(DIABETES, age=60)),
     # Folic acid in pregnancy.
     Case(

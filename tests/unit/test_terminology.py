@@ -200,7 +200,7 @@ def _phrase_ok(phrase: str) -> bool:
         ("Vascular dementia, uncomplicated", {"dementia"}),
         ("NSTEMI (non-ST elevation myocardial infarction)", {"myocardial-infarction"}),
         ("Coronary artery disease s/p stent", {"coronary-heart-disease"}),
-        ("Heart failure with reduced ejection fraction", {"heart-failure"}),
+        ("Heart failure with reduced ejection fraction", {"heart-failure", "hfref"}),
         ("Migraine without aura", {"migraine", "migraine-without-aura"}),
         # About something other than the patient having the condition now.
         ("Family history of dementia", set()),

@@ -1,0 +1,132 @@
+"""Care gaps in HFrEF (the four drug classes), Pneumocystis prophylaxis in HIV and pyridoxine with isoniazid:
+each threshold at, just below and just above its line, and what the chart must hold for a card."""
+
+from __future__ import annotations
+
+import pytest
+
+from plugin.rules import monitoring
+from plugin.rules.model import Finding, RuleFacts
+from tests.support.charts import JsonDict
+from tests.support.rule_cases import Chart, lab, med, problem
+
+pytestmark = pytest.mark.unit
+
+FOUR_CLASSES = (med("lisinopril"), med("carvedilol"), med("spironolactone"), med("dapagliflozin"))
+
+
+def run(rule: object, *resources: JsonDict, age: int = 60) -> list[Finding]:
+    built = Chart(age=age, resources=resources).build()
+    return list(rule(RuleFacts.of(built.context)))  # type: ignore[operator]
+
+
+# --- HFrEF ------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("ef", "fires"), [(39, True), (40, True), (41, False)])
+def test_heart_failure_with_an_ef_of_40_or_less_is_hfref(ef: float, fires: bool) -> None:
+    found = run(
+        monitoring.hfref_therapy,
+        problem("heart-failure"),
+        lab("lvef", ef, 200),
+        med("lisinopril"),
+        med("carvedilol"),
+    )
+    assert bool(found) is fires
+    if fires:
+        assert found[0].severity == "warning" and "an MRA (if potassium is below 5.0)" in found[0].summary
+        assert "SGLT2" in found[0].summary and "beta-blocker" not in found[0].summary
+
+
+def test_a_coded_hfref_needs_no_ef_and_all_four_classes_close_the_gap() -> None:
+    assert run(monitoring.hfref_therapy, problem("hfref"))
+    assert not run(monitoring.hfref_therapy, problem("hfref"), *FOUR_CLASSES)
+    assert not run(
+        monitoring.hfref_therapy, problem("heart-failure")
+    )  # EF unknown: rule.heart-failure-therapy-gap's
+
+
+def test_metoprolol_counts_only_as_the_succinate() -> None:
+    tartrate = med("metoprolol-tartrate")
+    found = run(
+        monitoring.hfref_therapy,
+        problem("hfref"),
+        med("lisinopril"),
+        tartrate,
+        med("spironolactone"),
+        med("dapagliflozin"),
+    )
+    assert [f.summary for f in found] and "beta-blocker" in found[0].summary
+    assert not run(
+        monitoring.hfref_therapy,
+        problem("hfref"),
+        med("lisinopril"),
+        med("metoprolol"),
+        med("spironolactone"),
+        med("dapagliflozin"),
+    )
+
+
+@pytest.mark.parametrize(("potassium", "mra_asked"), [(4.9, True), (5.0, False), (5.1, False)])
+def test_an_mra_is_asked_for_only_below_potassium_5(potassium: float, mra_asked: bool) -> None:
+    found = run(
+        monitoring.hfref_therapy,
+        problem("hfref"),
+        lab("potassium", potassium, 5),
+        med("lisinopril"),
+        med("carvedilol"),
+        med("dapagliflozin"),
+    )
+    assert bool(found) is mra_asked
+    if mra_asked:
+        assert "an MRA:" in found[0].summary or "an MRA " in found[0].summary
+
+
+@pytest.mark.parametrize(("egfr", "sglt2_asked"), [(19, False), (20, True), (21, True)])
+def test_an_sglt2_inhibitor_is_asked_for_from_egfr_20(egfr: float, sglt2_asked: bool) -> None:
+    found = run(
+        monitoring.hfref_therapy,
+        problem("hfref"),
+        lab("egfr", egfr, 5),
+        med("lisinopril"),
+        med("carvedilol"),
+        med("spironolactone"),
+    )
+    assert bool(found) is sglt2_asked
+
+
+def test_the_older_heart_failure_card_stands_aside_for_hfref() -> None:
+    assert run(monitoring.heart_failure_therapy, problem("heart-failure"))
+    assert not run(monitoring.heart_failure_therapy, problem("hfref"))
+    assert not run(monitoring.heart_failure_therapy, problem("heart-failure"), lab("lvef", 30, 100))
+
+
+# --- Pneumocystis prophylaxis ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("cd4", "fires"), [(199, True), (200, False), (201, False)])
+def test_pjp_prophylaxis_below_a_cd4_of_200(cd4: float, fires: bool) -> None:
+    found = run(monitoring.pjp_prophylaxis, problem("hiv"), lab("cd4", cd4, 30))
+    assert bool(found) is fires
+    if fires:
+        assert found[0].severity == "warning" and "co-trimoxazole" in found[0].summary
+
+
+def test_pjp_prophylaxis_taken_a_stale_count_or_no_hiv_say_nothing() -> None:
+    assert not run(monitoring.pjp_prophylaxis, problem("hiv"), lab("cd4", 120, 30), med("co-trimoxazole"))
+    assert not run(monitoring.pjp_prophylaxis, problem("hiv"), lab("cd4", 120, 181))
+    assert run(monitoring.pjp_prophylaxis, problem("hiv"), lab("cd4", 120, 180))
+    assert not run(monitoring.pjp_prophylaxis, lab("cd4", 120, 30))
+
+
+# --- isoniazid and pyridoxine ---------------------------------------------------------------------------------
+
+
+def test_isoniazid_without_pyridoxine_in_a_patient_at_risk() -> None:
+    (card,) = run(monitoring.isoniazid_without_pyridoxine, med("isoniazid"), problem("diabetes"))
+    assert card.severity == "warning" and "pyridoxine 25-50 mg" in card.summary
+    assert not run(
+        monitoring.isoniazid_without_pyridoxine, med("isoniazid"), problem("diabetes"), med("pyridoxine")
+    )
+    assert not run(monitoring.isoniazid_without_pyridoxine, med("isoniazid"))  # no risk on record
+    assert not run(monitoring.isoniazid_without_pyridoxine, problem("diabetes"))
