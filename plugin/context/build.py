@@ -43,6 +43,9 @@ from plugin.context.model import (
 from plugin.context.patient import belongs, bundle_entries, patients_by_url
 
 ACTIVE_CONDITION = frozenset({"active", "recurrence", "relapse"})
+# A condition that is over still counts for the rules where a history of it is the contraindication (a past clot
+# for estrogen or raloxifene); it is kept apart from the problem list and never rendered for the model.
+PAST_CONDITION = frozenset({"inactive", "remission", "resolved"})
 CURRENT_MEDICATION_REQUEST = frozenset({"active", "on-hold"})
 CURRENT_MEDICATION_STATEMENT = frozenset({"active", "intended"})
 REFUTED = frozenset({"refuted", "entered-in-error"})
@@ -66,6 +69,7 @@ class _Facts:
     """Facts with their source references, before handles exist."""
 
     problems: list[tuple[Problem, str]] = field(default_factory=list)
+    past_problems: list[tuple[Problem, str]] = field(default_factory=list)
     medications: list[tuple[Medication, str]] = field(default_factory=list)
     allergies: list[tuple[Allergy, str]] = field(default_factory=list)
     # (measurement, reference, instant): the instant orders readings taken on the same day.
@@ -370,7 +374,7 @@ class _Builder:
         if code is None:
             self.facts.skipped.append(SkippedResource("Condition", source, "not coded"))
             return
-        if status not in ACTIVE_CONDITION or _status(model.verificationStatus) in REFUTED:
+        if _status(model.verificationStatus) in REFUTED or status not in ACTIVE_CONDITION | PAST_CONDITION:
             return
         reference = self.references.of(raw)
         onset = _days_ago(
@@ -379,6 +383,9 @@ class _Builder:
             model.onsetPeriod.start if model.onsetPeriod else None,
             model.recordedDate,
         )
+        if status in PAST_CONDITION:
+            self.facts.past_problems.append((Problem("", code, status, onset), reference))
+            return
         self.facts.problems.append((Problem("", code, status, onset), reference))
         if codes.is_pregnancy_condition(code.system, code.code, code.display):
             self.facts.pregnancy_signals.append(("pregnant", reference, onset))
@@ -773,6 +780,12 @@ def _finish(facts: _Facts, demographics: Demographics, options: ContextOptions, 
             facts.problems, lambda p: (p.code.system, p.code.code, _age_key(p.onset_days_ago))
         )
     )
+    past_problems = tuple(
+        replace(p, handle=handles.assign("H", ref))
+        for p, ref in ordered(
+            facts.past_problems, lambda p: (p.code.system, p.code.code, _age_key(p.onset_days_ago))
+        )
+    )
     medications = tuple(
         replace(m, handle=handles.assign("M", ref))
         for m, ref in ordered(
@@ -867,6 +880,7 @@ def _finish(facts: _Facts, demographics: Demographics, options: ContextOptions, 
     context = ClinicalContext(
         demographics=demographics,
         problems=problems,
+        past_problems=past_problems,
         medications=medications,
         allergies=allergies,
         labs=tuple(labs),

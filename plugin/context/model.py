@@ -172,6 +172,9 @@ class UntrustedNote:
 class ClinicalContext:
     demographics: Demographics
     problems: tuple[Problem, ...] = ()
+    # Resolved, inactive or in remission (handles H1...): read only by rules for which a history counts, and
+    # not rendered for the model, which sees the current problem list.
+    past_problems: tuple[Problem, ...] = ()
     medications: tuple[Medication, ...] = ()
     allergies: tuple[Allergy, ...] = ()
     labs: tuple[LabSeries, ...] = ()

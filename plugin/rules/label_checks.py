@@ -302,6 +302,7 @@ class DrugCondition:
     systemic_only: bool = False  # eye drops and skin products of the drugs do not count
     # The drugs chosen by a reader of their own instead of classes and ingredients (analgesic NSAIDs).
     select: Callable[[RuleFacts], tuple[Exposure, ...]] | None = None
+    history_counts: bool = False  # a resolved or inactive record of the condition counts too (a past clot)
 
     def drugs(self, facts: RuleFacts) -> tuple[Exposure, ...]:
         if self.select is not None:
@@ -316,7 +317,11 @@ class DrugCondition:
         )
 
     def __call__(self, facts: RuleFacts) -> Iterator[Finding]:
-        problems = tuple(h for name in self.value_sets for h in facts.value_sets.get(name, ()))
+        problems = tuple(
+            h
+            for name in self.value_sets
+            for h in (facts.ever(name) if self.history_counts else facts.value_sets.get(name, ()))
+        )
         drugs = self.drugs(facts)
         if not problems or not drugs:
             return
@@ -376,6 +381,7 @@ CHC_VENOUS_THROMBOEMBOLISM = DrugCondition(
     "DVT or PE",
     "consider a progestin-only method or a copper IUD",
     "Estrogen raises the risk of a further clot: US MEC category 4 after recurrent or high-risk VTE, 3 otherwise.",
+    history_counts=True,
 )
 DULOXETINE_LIVER_DISEASE = DrugCondition(
     "rule.duloxetine-liver-disease",
@@ -411,6 +417,7 @@ G6PD_DEFICIENCY = DrugCondition(
     "consider a drug that does not cause haemolysis",
     "These drugs oxidise red cells that lack G6PD and can cause severe haemolysis; their labels contraindicate them.",
     systemic_only=True,  # dapsone gel barely reaches the blood
+    history_counts=True,
 )
 RALOXIFENE_VENOUS_THROMBOEMBOLISM = DrugCondition(
     "rule.raloxifene-venous-thromboembolism",
@@ -422,6 +429,7 @@ RALOXIFENE_VENOUS_THROMBOEMBOLISM = DrugCondition(
     "DVT or PE",
     "consider another osteoporosis treatment (a bisphosphonate or denosumab)",
     "Raloxifene raises the risk of venous thromboembolism; its label contraindicates it after a past or current clot.",
+    history_counts=True,
 )
 # Eye drops count here: a dilating drop is what most often closes a narrow angle.
 ANTICHOLINERGIC_ANGLE_CLOSURE = DrugCondition(

@@ -73,6 +73,8 @@ class RuleFacts:
     context: ClinicalContext
     exposures: tuple[Exposure, ...]
     value_sets: dict[str, tuple[str, ...]] = field(default_factory=dict)  # name → problem handles
+    # name → handles of past problems (resolved, inactive, in remission): see RuleFacts.ever
+    history: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     @classmethod
     def of(cls, context: ClinicalContext, proposed: tuple[tuple[str, Code], ...] = ()) -> RuleFacts:
@@ -94,7 +96,19 @@ class RuleFacts:
             ]
             for name in matched or sorted(terminology.value_sets_named_by(problem.code.display)):
                 value_sets.setdefault(name, []).append(problem.handle)
-        return cls(context, tuple(exposures), {k: tuple(v) for k, v in value_sets.items()})
+        history: dict[str, list[str]] = {}
+        for problem in context.past_problems:
+            matched = [
+                n for n in names if terminology.in_value_set(n, problem.code.system, problem.code.code)
+            ]
+            for name in matched or sorted(terminology.value_sets_named_by(problem.code.display)):
+                history.setdefault(name, []).append(problem.handle)
+        return cls(
+            context,
+            tuple(exposures),
+            {k: tuple(v) for k, v in value_sets.items()},
+            {k: tuple(v) for k, v in history.items()},
+        )
 
     def with_class(self, *classes: str) -> tuple[Exposure, ...]:
         return tuple(e for e in self.exposures if e.has(*classes))
@@ -104,6 +118,10 @@ class RuleFacts:
 
     def has_condition(self, value_set: str) -> bool:
         return value_set in self.value_sets
+
+    def ever(self, value_set: str) -> tuple[str, ...]:
+        """The handles of a condition now or in the past (resolved, inactive, in remission)."""
+        return (*self.value_sets.get(value_set, ()), *self.history.get(value_set, ()))
 
     def latest(self, analyte: str, within_days: int | None = None) -> Measurement | None:
         series: LabSeries | None = self.context.series(analyte)

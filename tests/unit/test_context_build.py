@@ -169,6 +169,25 @@ def test_chart_builds_completely(name: str) -> None:
 
 
 @pytest.mark.parametrize("name", chart_names())
+def test_past_conditions_are_kept_apart_and_never_rendered(name: str) -> None:
+    built, bundle, _ = build(name)
+    context = built.context
+    past = [
+        c
+        for c in raw_resources(bundle, "Condition")
+        if c.get("clinicalStatus", {}).get("coding", [{}])[0].get("code")
+        in ("resolved", "inactive", "remission")
+        and c.get("verificationStatus", {}).get("coding", [{}])[0].get("code")
+        not in ("refuted", "entered-in-error")
+    ]
+    assert len(context.past_problems) == len(past)
+    assert all(p.handle.startswith("H") and p.clinical_status != "active" for p in context.past_problems)
+    assert all(p.clinical_status in ("active", "recurrence", "relapse") for p in context.problems)
+    model_input = render(context, budget_tokens=100_000)
+    assert not {p.handle for p in context.past_problems} & set(model_input.handles)
+
+
+@pytest.mark.parametrize("name", chart_names())
 def test_chart_labs_match_the_raw_bundle(name: str) -> None:
     path = chart_path(name)
     prefetch, _, _ = chart_prefetch(path)

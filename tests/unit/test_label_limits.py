@@ -3,6 +3,7 @@ at, just below and just above its threshold, with the near miss a pharmacist wou
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import pytest
@@ -535,3 +536,65 @@ def test_menacwy_at_11_and_a_booster_at_16(age: int, given: tuple[JsonDict, ...]
 )
 def test_rsv_at_65_with_diabetes_needs_damage_or_insulin(extra: tuple[JsonDict, ...], raised: bool) -> None:
     assert bool(found(vaccines.rsv_due, problem("diabetes"), *extra, age=65)) is raised
+
+
+def _with_status(condition: JsonDict, clinical: str, verification: str = "confirmed") -> JsonDict:
+    changed = copy.deepcopy(condition)
+    changed["clinicalStatus"]["coding"][0]["code"] = clinical
+    changed["verificationStatus"]["coding"][0]["code"] = verification
+    return changed
+
+
+@pytest.mark.parametrize(
+    ("rule", "medicine", "clinical", "verification", "raised"),
+    [
+        (
+            label_checks.RALOXIFENE_VENOUS_THROMBOEMBOLISM,
+            "raloxifene 60 MG Oral Tablet",
+            "resolved",
+            "confirmed",
+            True,
+        ),
+        (
+            label_checks.RALOXIFENE_VENOUS_THROMBOEMBOLISM,
+            "raloxifene 60 MG Oral Tablet",
+            "inactive",
+            "confirmed",
+            True,
+        ),
+        (
+            label_checks.RALOXIFENE_VENOUS_THROMBOEMBOLISM,
+            "raloxifene 60 MG Oral Tablet",
+            "resolved",
+            "refuted",
+            False,
+        ),
+        (
+            label_checks.CHC_VENOUS_THROMBOEMBOLISM,
+            "Levonorgestrel 0.15 MG / Ethinyl Estradiol 0.03 MG Oral Tablet",
+            "resolved",
+            "confirmed",
+            True,
+        ),
+        # A resolved condition counts only where a history is the contraindication.
+        (
+            label_checks.DULOXETINE_LIVER_DISEASE,
+            "duloxetine 60 MG Delayed Release Oral Capsule",
+            "resolved",
+            "confirmed",
+            False,
+        ),
+    ],
+)
+def test_a_past_clot_counts_where_history_is_the_contraindication(
+    rule: Any, medicine: str, clinical: str, verification: str, raised: bool
+) -> None:
+    condition = (
+        problem("cirrhosis")
+        if rule is label_checks.DULOXETINE_LIVER_DISEASE
+        else problem("pulmonary-embolism")
+    )
+    findings = found(rule, drug("d", medicine), _with_status(condition, clinical, verification))
+    assert bool(findings) is raised
+    if raised:
+        assert any(ref.startswith("H") for ref in findings[0].inputs)
