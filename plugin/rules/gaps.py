@@ -253,6 +253,47 @@ def fentanyl_patch_opioid_naive(facts: RuleFacts) -> Iterator[Finding]:
     )
 
 
+# Oral morphine and oxycodone solutions of 100 mg per 5 mL (20 mg/mL) are labelled for opioid-tolerant patients
+# only: a millilitre mistaken for a milligram is a 20-fold overdose.
+_ORAL_CONCENTRATE = re.compile(
+    r"\b(100\s*mg\s*(?:/|per)\s*5\s*ml|20\s*mg\s*(?:/|per)\s*ml|concentrate|intensol)\b", re.IGNORECASE
+)
+CONCENTRATE_INGREDIENTS: Final = frozenset({"morphine", "oxycodone"})
+
+
+def opioid_concentrate_opioid_naive(facts: RuleFacts) -> Iterator[Finding]:
+    concentrates = [
+        e
+        for e in facts.exposures
+        if not CONCENTRATE_INGREDIENTS.isdisjoint(e.ingredients)
+        and _ORAL_CONCENTRATE.search(e.label)
+        and e.new(NEW_START_DAYS)
+    ]
+    if not concentrates:
+        return
+    others = [e for e in facts.with_class("opioid") if e not in concentrates and not e.proposed]
+    known = 0.0
+    for exposure in others:
+        mme, _ = mme_per_day(facts, exposure)
+        known += mme or 0.0
+    if known >= OPIOID_TOLERANT_MME:
+        return
+    shown = f"{round(known):g} MME/day of other opioids" if others else "no other opioid"
+    yield Finding(
+        "rule.opioid-concentrate-opioid-naive",
+        "critical",
+        _short(
+            f"{_names(concentrates).capitalize()} 20 mg/mL concentrate with {shown}: for opioid-tolerant patients "
+            "only; consider a 2 mg/mL solution or tablets"
+        ),
+        "The 100 mg per 5 mL solutions are only for patients already tolerant of opioids; a dosing error in "
+        "millilitres is a many-fold overdose.",
+        ("kb.opioid-oral-concentrate-tolerant",),
+        (*_handles(concentrates), *_handles(others)),
+        _proposed(concentrates),
+    )
+
+
 def bupropion_seizure_risk(facts: RuleFacts) -> Iterator[Finding]:
     bupropion = tuple(e for e in facts.exposures if "bupropion" in e.ingredients)
     problems = (*facts.value_sets.get("epilepsy", ()), *facts.value_sets.get("eating-disorder", ()))
@@ -1031,6 +1072,7 @@ GAP_MEDICATION_RULES: Final[tuple[Rule, ...]] = (
     beers_digoxin_dose,
     pregnancy_stage_antibiotic,
     fentanyl_patch_opioid_naive,
+    opioid_concentrate_opioid_naive,
     bupropion_seizure_risk,
     hyponatraemia_on_lowering_drug,
     ppi_low_magnesium,

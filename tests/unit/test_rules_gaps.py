@@ -195,6 +195,38 @@ def test_an_established_patch_is_not_a_new_start() -> None:
     assert not list(gaps.fentanyl_patch_opioid_naive(facts(established)))
 
 
+@pytest.mark.parametrize(
+    ("display", "concentrate"),
+    [
+        ("morphine sulfate 100 MG per 5 ML Oral Solution (20 mg/mL concentrate)", True),
+        ("Morphine Sulfate 20 MG/ML Oral Solution", True),
+        ("oxyCODONE HCl 100 MG/5ML Oral Concentrate", True),
+        ("Morphine Sulfate 10 MG/5ML Oral Solution", False),
+        ("morphine sulfate 15 MG Oral Tablet", False),
+    ],
+)
+@pytest.mark.parametrize(
+    ("oxycodone_tablets", "tolerant"), [(0, False), (3, False), (4, True)]
+)  # 45 / 60 MME
+def test_a_20_mg_per_ml_opioid_concentrate_needs_60_mme_of_other_opioids(
+    display: str, concentrate: bool, oxycodone_tablets: int, tolerant: bool
+) -> None:
+    resources: list[JsonDict] = []
+    if oxycodone_tablets:
+        oxycodone = _rx("oxy", "oxyCODONE Hydrochloride 10 MG Oral Tablet")
+        oxycodone["dosageInstruction"] = [
+            {
+                "timing": {"repeat": {"frequency": oxycodone_tablets, "period": 1, "periodUnit": "d"}},
+                "doseAndRate": [{"doseQuantity": {"value": 1, "unit": "tablet"}}],
+            }
+        ]
+        resources.append(oxycodone)
+    found = list(gaps.opioid_concentrate_opioid_naive(facts(*resources, drafts=(_draft("conc", display),))))
+    assert bool(found) is (concentrate and not tolerant)
+    for finding in found:
+        assert finding.severity == "critical" and finding.proposed and "opioid-tolerant" in finding.summary
+
+
 EATING = _problem_coded("bulimia", "78004001", "Bulimia nervosa (disorder)")
 EPILEPSY = _problem_coded("epilepsy", "84757009", "Epilepsy (disorder)")
 
