@@ -39,8 +39,12 @@ HELDOUT_V9_PATH = Path(__file__).resolve().parent / "heldout_v9_cases.json"
 HELDOUT_V10_PATH = Path(__file__).resolve().parent / "heldout_v10_cases.json"
 # The eleventh held-out set (2026-12-07), written blind while v10 was tuned on; scored once, then tuned on.
 HELDOUT_V11_PATH = Path(__file__).resolve().parent / "heldout_v11_cases.json"
-# The twelfth held-out set (2026-12-07), written blind while v11 was tuned on: the unseen number now.
+# The twelfth held-out set (2026-12-07), written blind while v11 was tuned on; scored once, then tuned on.
 HELDOUT_V12_PATH = Path(__file__).resolve().parent / "heldout_v12_cases.json"
+# Written blind in parallel after v12 was tuned on: v13 over general and geriatric practice, v14 over specialty
+# clinics.
+HELDOUT_V13_PATH = Path(__file__).resolve().parent / "heldout_v13_cases.json"
+HELDOUT_V14_PATH = Path(__file__).resolve().parent / "heldout_v14_cases.json"
 # A blind second review of the Synthea charts (2026-12-07), added to the first pharmacist review's findings.
 SECOND_REVIEW_PATH = Path(__file__).resolve().parent / "pharmacist_review_second.json"
 # A blind, complete review of the constructed charts (2026-12-07), added to their authors' focused findings.
