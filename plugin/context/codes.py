@@ -233,6 +233,17 @@ ANALYTES: dict[str, Analyte] = {
         ),
         # Serum lithium (drug_monitoring.json): the therapeutic range is about 0.6-1.2 mmol/L.
         _analyte("lithium", "Lithium level", ("14334-7",), "mmol/L", _LAB, high=1.2, plausible=(0.0, 15.0)),
+        # Absolute neutrophil count: below 1.0 x10^3/uL on an antithyroid drug is agranulocytosis until shown not.
+        _analyte(
+            "neutrophils",
+            "Neutrophils (absolute)",
+            ("751-8", "26499-4", "753-4"),
+            "10^3/uL",
+            _LAB,
+            low=1.5,
+            high=7.5,
+            plausible=(0.0, 200.0),
+        ),
         # HIV care: a CD4 count below 200 cells/uL calls for Pneumocystis prophylaxis (rule.pjp-prophylaxis-absent).
         _analyte("cd4", "CD4 count", ("24467-3",), "/uL", _LAB, low=500.0, plausible=(0.0, 5000.0)),
         # Left ventricular ejection fraction (echo or other imaging): 40% or less is HFrEF.
@@ -430,6 +441,10 @@ _CONVERSIONS: dict[str, dict[str, _Linear]] = {
     "vitamin_b12": _table((1.0, ("pg/mL", "ng/L")), (1.355, ("pmol/L",))),
     # One lithium ion carries one charge: mmol/L and mEq/L are the same number.
     "lithium": _table((1.0, ("mmol/L", "meq/L", "mEq/L", "m[eq]/L"))),
+    "neutrophils": _table(
+        (1.0, ("10*3/uL", "10^3/uL", "10*9/L", "10^9/L", "x10^9/L", "x10E3/uL", "10E3/uL", "K/uL", "/nL")),
+        (0.001, ("/uL", "{cells}/uL", "/mm3")),
+    ),
     "cd4": _table(
         (1.0, ("/uL", "{cells}/uL", "cells/uL", "/mm3", "10*6/L", "10^6/L")),
         (1000.0, ("10*3/uL", "10^3/uL", "10*9/L", "10^9/L")),

@@ -813,6 +813,13 @@ _DUPLICATE_GROUPS: tuple[tuple[str, frozenset[str], str, str], ...] = (
         "kb.duplicate-long-acting-bronchodilators",
         _SAME_CLASS,
     ),
+    (
+        "loop diuretics",
+        frozenset({"loop-diuretic"}),
+        "kb.duplicate-loop-diuretics",
+        "Two loop diuretics (often one left running after a switch at discharge) over-diurese: low blood pressure, "
+        "kidney injury and low potassium.",
+    ),
     # One group for both subclasses: two dihydropyridines duplicate each other, and verapamil or diltiazem
     # with a dihydropyridine adds its effects and raises the dihydropyridine's levels (amlodipine label).
     (
@@ -851,6 +858,8 @@ def duplicate_therapy(facts: RuleFacts) -> Iterator[Finding]:
         if "opioid" in classes and long_acting_with_breakthrough(facts, members):
             covered.add(frozenset(e.handle for e in members))
             continue
+        if "loop-diuretic" in classes and len({e.ingredients for e in members}) < 2:
+            continue  # oral and IV furosemide: the same-ingredient card below says it more exactly
         if len(members) >= 2 and (any(e.proposed for e in members) or len({e.handle for e in members}) >= 2):
             covered.add(frozenset(e.handle for e in members))
             yield Finding(
@@ -1314,19 +1323,26 @@ ADULT_VACCINE_MIN_AGE: Final = 50
 def pneumococcal_due(facts: RuleFacts) -> Iterator[Finding]:
     if facts.age is None or facts.age < ADULT_VACCINE_MIN_AGE or facts.context.demographics.deceased:
         return
-    if vaccines.doses(facts, "pneumococcal"):
+    ppsv23 = vaccines.polysaccharide_only(facts)
+    if vaccines.doses(facts, "pneumococcal") and not ppsv23:
         return
     if facts.age < vaccines.PNEUMOCOCCAL_ALL_FROM_AGE_BEFORE_2024 and not facts.context.in_force(
         "pneumococcal-50-plus"
     ):
         return
+    summary = (
+        f"Age {facts.context.demographics.age_label} with only PPSV23 on record: consider PCV20 or PCV21"
+        if ppsv23
+        else f"Age {facts.context.demographics.age_label} with no pneumococcal vaccine on record: consider offering one"
+    )
     yield Finding(
         "rule.pneumococcal-vaccine-due",
         "info",
-        f"Age {facts.context.demographics.age_label} with no pneumococcal vaccine on record: consider offering one",
-        "Adults 50 and older are advised a pneumococcal conjugate vaccine (ACIP, October 2024).",
+        summary,
+        "Adults 50 and older are advised a pneumococcal conjugate vaccine (ACIP, October 2024); PPSV23 alone is "
+        "followed by one a year later.",
         ("kb.acip-pneumococcal-50-plus",),
-        (),
+        tuple(i.handle for i in ppsv23),
     )
 
 

@@ -454,6 +454,28 @@ DOAC_MODERATE_HEPATIC_IMPAIRMENT = DrugCondition(
     "if Child-Pugh B or C, consider another anticoagulant",
     "Rivaroxaban and edoxaban levels and bleeding rise in moderate and severe hepatic impairment; their labels avoid them there.",
 )
+DRONEDARONE_HEART_FAILURE = DrugCondition(
+    "rule.dronedarone-heart-failure",
+    (),
+    ("dronedarone",),
+    ("heart-failure",),
+    "critical",
+    "kb.dronedarone-heart-failure",
+    "Heart failure",
+    "if NYHA IV or decompensated recently, contraindicated; consider amiodarone or rate control",
+    "Dronedarone doubled mortality in advanced or recently decompensated heart failure (ANDROMEDA).",
+)
+DOAC_PREGNANCY = DrugCondition(
+    "rule.doac-pregnancy",
+    ("doac",),
+    (),
+    ("pregnancy",),
+    "warning",
+    "kb.doac-pregnancy",
+    "Pregnancy",
+    "consider low-molecular-weight heparin instead",
+    "Direct oral anticoagulants cross the placenta and lack safety data in pregnancy; heparins do not cross it.",
+)
 MOOD_STABILISERS: Final = ("lithium", "valproate", "antipsychotic")
 MOOD_STABILISER_INGREDIENTS: Final = frozenset({"lamotrigine", "carbamazepine", "oxcarbazepine"})
 
@@ -829,6 +851,8 @@ LABEL_CHECK_RULES: tuple[Rule, ...] = (
     ANTICHOLINERGIC_ANGLE_CLOSURE,
     DOAC_MODERATE_HEPATIC_IMPAIRMENT,
     BIPOLAR_ANTIDEPRESSANT_MONOTHERAPY,
+    DRONEDARONE_HEART_FAILURE,
+    DOAC_PREGNANCY,
     nsaid_peptic_ulcer,
     codeine_after_tonsillectomy,
     chc_smoking_over_35,

@@ -199,6 +199,73 @@ def loperamide_under_2(facts: RuleFacts) -> Iterator[Finding]:
     )
 
 
+# --- products never given under an age -------------------------------------------------------------------------
+
+BENZONATATE_MIN_AGE: Final = 10  # FDA 2010: deaths from accidental ingestion under 10
+HONEY_MIN_AGE: Final = 1  # infant botulism
+
+
+def benzonatate_under_10(facts: RuleFacts) -> Iterator[Finding]:
+    if facts.age is None or facts.age >= BENZONATATE_MIN_AGE:
+        return
+    benzonatate = facts.with_ingredient("benzonatate")
+    if not benzonatate:
+        return
+    yield Finding(
+        "rule.benzonatate-under-10",
+        "critical",
+        _short(
+            f"Benzonatate at {facts.context.demographics.age_label}: not for children under 10; consider honey (from "
+            "1 year) or fluids"
+        ),
+        "In young children one or two capsules have caused seizures, cardiac arrest and death within an hour.",
+        ("kb.benzonatate-under-10",),
+        _handles(benzonatate),
+        _proposed(benzonatate),
+    )
+
+
+def honey_under_1(facts: RuleFacts) -> Iterator[Finding]:
+    if facts.age is None or facts.age >= HONEY_MIN_AGE:
+        return
+    honey = facts.with_ingredient("honey")
+    if not honey:
+        return
+    yield Finding(
+        "rule.honey-under-1",
+        "critical",
+        _short(
+            f"Honey at {facts.context.demographics.age_label}: not under 12 months (infant botulism); consider stopping it"
+        ),
+        "Honey can carry botulism spores that an infant's gut lets grow; no honey product is safe before 12 months.",
+        ("kb.honey-under-1-year",),
+        _handles(honey),
+        _proposed(honey),
+    )
+
+
+def beers_mineral_oil(facts: RuleFacts) -> Iterator[Finding]:
+    if facts.age is None or facts.age < OLDER_ADULT_AGE:
+        return
+    oil = tuple(e for e in facts.with_ingredient("mineral oil") if not _RECTAL.search(e.label))
+    if not oil:
+        return
+    yield Finding(
+        "rule.beers-mineral-oil",
+        "warning",
+        _short(
+            f"Oral mineral oil at {facts.age}: Beers says avoid (aspiration pneumonia); consider PEG or a senna"
+        ),
+        "Aspirated mineral oil causes lipoid pneumonia; older adults, above all with swallowing problems, are at risk.",
+        ("kb.beers-mineral-oil",),
+        _handles(oil),
+        _proposed(oil),
+    )
+
+
+_RECTAL: Final = re.compile(r"\b(rectal|enema|topical|ophthalmic|eye|skin)\b", re.IGNORECASE)
+
+
 # --- metoclopramide beyond 12 weeks ---------------------------------------------------------------------------
 
 METOCLOPRAMIDE_MAX_DAYS: Final = 84  # 12 weeks (boxed warning)
@@ -452,6 +519,9 @@ LABEL_LIMIT_RULES: Final = (
     prasugrel_age_weight,
     hydroxychloroquine_dose_weight,
     loperamide_under_2,
+    benzonatate_under_10,
+    honey_under_1,
+    beers_mineral_oil,
     metoclopramide_long_term,
     bisphosphonate_interval,
     weekly_incretin_interval,

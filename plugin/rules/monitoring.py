@@ -919,6 +919,67 @@ def prenatal_folic_acid(facts: RuleFacts) -> Iterator[Finding]:
     )
 
 
+AGRANULOCYTOSIS_ANC_BELOW: Final = 1.0  # x10^3/uL (ATA 2016: stop the antithyroid drug below 1000/mm3)
+
+
+def antithyroid_agranulocytosis(facts: RuleFacts) -> Iterator[Finding]:
+    drugs = tuple(e for e in facts.exposures if {"methimazole", "propylthiouracil"} & set(e.ingredients))
+    anc = facts.current("neutrophils")
+    if not drugs or anc is None or anc.value >= AGRANULOCYTOSIS_ANC_BELOW:
+        return
+    yield Finding(
+        "rule.antithyroid-agranulocytosis",
+        "critical",
+        _short(
+            f"Neutrophils {anc.value:g} x10^3/uL on {_names(drugs)}: consider stopping it today and urgent review "
+            "for infection"
+        ),
+        "Antithyroid-drug agranulocytosis can kill within days through sepsis; the drug is stopped and not restarted.",
+        ("kb.antithyroid-agranulocytosis",),
+        (*_handles(drugs), anc.handle),
+        _proposed(drugs),
+    )
+
+
+# USPSTF 2021: low-dose aspirin from 12 weeks (ideally before 16, up to 28) with a high-risk factor.
+PREECLAMPSIA_ASPIRIN_FROM_WEEKS: Final = 12
+PREECLAMPSIA_ASPIRIN_UNTIL_WEEKS: Final = 28
+PREECLAMPSIA_HIGH_RISK_SETS: Final = (
+    "hypertension",
+    "diabetes",
+    "type-1-diabetes",
+    "ckd",
+    "autoimmune-preeclampsia-risk",
+)
+
+
+def preeclampsia_aspirin(facts: RuleFacts) -> Iterator[Finding]:
+    """Pregnant at 12-28 weeks with a high-risk factor and no aspirin. An undated pregnancy is not asked about:
+    before 12 weeks aspirin is not yet advised."""
+    weeks = facts.context.pregnancy.weeks
+    if (
+        not facts.pregnant
+        or weeks is None
+        or not PREECLAMPSIA_ASPIRIN_FROM_WEEKS <= weeks <= PREECLAMPSIA_ASPIRIN_UNTIL_WEEKS
+    ):
+        return
+    risks = tuple(
+        dict.fromkeys(h for name in PREECLAMPSIA_HIGH_RISK_SETS for h in facts.value_sets.get(name, ()))
+    )
+    if not risks or facts.with_class("salicylate", "antiplatelet") or facts.with_ingredient("aspirin"):
+        return
+    yield Finding(
+        "rule.preeclampsia-aspirin-absent",
+        "warning",
+        _short(
+            f"Pregnant at {weeks} weeks with a preeclampsia risk factor and no aspirin: consider aspirin 81 mg daily"
+        ),
+        "Low-dose aspirin from 12 weeks lowers preeclampsia, preterm birth and growth restriction in high-risk pregnancy.",
+        ("kb.uspstf-aspirin-preeclampsia",),
+        tuple(sorted({*risks, *facts.context.pregnancy.evidence})),
+    )
+
+
 MONITORING_RULES: tuple[Rule, ...] = (
     methotrexate_weekly_dosing,
     methotrexate_monitoring,
@@ -928,6 +989,7 @@ MONITORING_RULES: tuple[Rule, ...] = (
     TSH_RECHECK,
     hypoglycaemia_glucose,
     hba1c_overtreatment,
+    antithyroid_agranulocytosis,
 )
 DRUG_DISEASE_RULES: tuple[Rule, ...] = (
     asthma_non_selective_beta_blocker,
@@ -944,6 +1006,7 @@ CARE_GAP_EXTRA_RULES: tuple[Rule, ...] = (
     heart_failure_therapy,
     hfref_therapy,
     pjp_prophylaxis,
+    preeclampsia_aspirin,
     antiplatelet_secondary_prevention,
     prenatal_folic_acid,
 )

@@ -87,6 +87,25 @@ def doses(facts: RuleFacts, group: str) -> tuple[Immunization, ...]:
     return tuple(sorted(found, key=lambda i: (i.days_ago is None, i.days_ago or 0)))
 
 
+# PPSV23 (CVX 33, Pneumovax) alone is not a complete adult series: ACIP advises a conjugate (PCV20 or PCV21) a
+# year or more after it.
+_POLYSACCHARIDE: Final = re.compile(r"\b(ppsv\s*-?\s*23|ppsv|pneumovax|polysaccharide)\b", re.I)
+PCV_AFTER_PPSV23_DAYS: Final = 365
+
+
+def polysaccharide_only(facts: RuleFacts) -> tuple[Immunization, ...]:
+    """The pneumococcal doses when every one is PPSV23 and the last was a year or more ago; else ()."""
+    given = doses(facts, "pneumococcal")
+    only_ppsv = bool(given) and all(
+        (i.vaccine.system == "cvx" and i.vaccine.code.lstrip("0") == "33")
+        or bool(_POLYSACCHARIDE.search(i.vaccine.display))
+        for i in given
+    )
+    if not only_ppsv or given[0].days_ago is None or given[0].days_ago < PCV_AFTER_PPSV23_DAYS:
+        return ()
+    return given
+
+
 def _adult(facts: RuleFacts, from_age: int) -> bool:
     return facts.age is not None and facts.age >= from_age and not facts.context.demographics.deceased
 
@@ -244,7 +263,8 @@ PNEUMOCOCCAL_RISK_SETS: Final = (
 
 
 def pneumococcal_risk_due(facts: RuleFacts) -> Iterator[Finding]:
-    if not _adult(facts, PNEUMOCOCCAL_RISK_FROM_AGE) or doses(facts, "pneumococcal"):
+    ppsv23 = polysaccharide_only(facts)
+    if not _adult(facts, PNEUMOCOCCAL_RISK_FROM_AGE) or (doses(facts, "pneumococcal") and not ppsv23):
         return
     assert facts.age is not None
     risks = (*_problems(facts, PNEUMOCOCCAL_RISK_SETS), *_immunosuppressed(facts))
@@ -255,15 +275,16 @@ def pneumococcal_risk_due(facts: RuleFacts) -> Iterator[Finding]:
     )
     if facts.age >= all_from or not risks:
         return
+    had = "only PPSV23 on record" if ppsv23 else "no pneumococcal vaccine on record"
     yield Finding(
         "rule.pneumococcal-risk-vaccine-due",
         "info",
-        f"Age {facts.context.demographics.age_label} with a pneumococcal risk condition and no pneumococcal "
-        "vaccine on record: consider PCV20 or PCV21",
+        f"Age {facts.context.demographics.age_label} with a pneumococcal risk condition and {had}: consider PCV20 "
+        "or PCV21",
         f"Adults under {all_from} with chronic heart, lung, liver or kidney disease, diabetes, smoking, alcoholism "
         "or immunosuppression are advised a pneumococcal conjugate vaccine (ACIP).",
         ("kb.acip-pneumococcal-19-49-risk",),
-        risks,
+        (*risks, *(i.handle for i in ppsv23)),
     )
 
 

@@ -48,13 +48,27 @@ DRUGS: dict[str, tuple[str, str]] = {
     "famotidine": ("4083", "famotidine 20 MG Oral Tablet"),
     "omeprazole": ("7646", "omeprazole 20 MG Delayed Release Oral Capsule"),
     "odefsey": (
-        "1721612",
+        "",
         "Odefsey (emtricitabine 200 mg / rilpivirine 25 mg / tenofovir alafenamide 25 mg) oral tablet",
     ),
     "sitagliptin": ("593411", "sitagliptin 100 MG Oral Tablet"),
     "semaglutide": ("1991302", "semaglutide 1 MG/DOSE pen injector"),
     "clozapine": ("2626", "clozapine 100 MG Oral Tablet"),
     "isoniazid": ("6038", "isoniazid 300 MG Oral Tablet"),
+    "methimazole": ("6835", "methimazole 10 MG Oral Tablet"),
+    "torsemide": ("38413", "torsemide 20 MG Oral Tablet"),
+    "lecanemab": ("", "Leqembi (lecanemab-irmb) 100 MG/ML Injection"),
+    "aliskiren": ("325646", "aliskiren 150 MG Oral Tablet"),
+    "tiotropium": ("69120", "tiotropium 18 MCG Inhalation Capsule"),
+    "duoneb": ("", "DuoNeb (ipratropium bromide 0.5 MG / albuterol 3 MG per 3 ML) Inhalation Solution"),
+    "estradiol-oral": ("4083", "estradiol 1 MG Oral Tablet"),
+    "estradiol-vaginal-cream": ("4083", "estradiol 0.1 MG/GM Vaginal Cream"),
+    "epclusa": ("", "Epclusa (sofosbuvir 400 mg / velpatasvir 100 mg) oral tablet"),
+    "naltrexone": ("7243", "naltrexone hydrochloride 50 MG Oral Tablet"),
+    "disulfiram": ("3554", "disulfiram 250 MG Oral Tablet"),
+    "metronidazole": ("6922", "metronidazole 500 MG Oral Tablet"),
+    "metronidazole-gel": ("6922", "metronidazole 0.75 % Topical Gel"),
+    "tranexamic-acid": ("", "Lysteda (tranexamic acid 650 MG Oral Tablet)"),
     "pyridoxine": ("9173", "pyridoxine hydrochloride 50 MG Oral Tablet"),
     "carvedilol": ("20352", "carvedilol 25 MG Oral Tablet"),
     "metoprolol-tartrate": ("6918", "metoprolol tartrate 50 MG Oral Tablet"),
@@ -212,6 +226,7 @@ LABS: dict[str, tuple[str, str, str]] = {
     "glucose": ("2345-7", "Glucose [Mass/volume] in Serum or Plasma", "mg/dL"),
     "lvef": ("10230-1", "Left ventricular Ejection fraction", "%"),
     "cd4": ("24467-3", "CD3+CD4+ (T4 helper) cells [#/volume] in Blood", "/uL"),
+    "neutrophils": ("751-8", "Neutrophils [#/volume] in Blood by Automated count", "10*3/uL"),
     "digoxin": ("10535-3", "Digoxin [Mass/volume] in Serum or Plasma", "ng/mL"),
     "tsh": ("3016-3", "Thyrotropin [Units/volume] in Serum or Plasma", "m[IU]/L"),
     "hemoglobin": ("718-7", "Hemoglobin [Mass/volume] in Blood", "g/dL"),
@@ -241,6 +256,7 @@ VACCINES: dict[str, tuple[str, str]] = {
     ),
     "menb": ("163", "meningococcal B vaccine, recombinant, OMV, adjuvanted"),
     "hib": ("48", "Hib (PRP-T)"),
+    "ppsv23": ("33", "pneumococcal polysaccharide PPV23"),
 }
 
 _PREFETCH_KEY = {
@@ -282,15 +298,26 @@ def patient(age: int = 50, gender: str = "female", deceased: bool = False) -> Js
 def med(drug: str, resource_id: str | None = None, status: str = "active", days_ago: int = 120) -> JsonDict:
     """A current prescription of one of DRUGS (id defaults to the drug key)."""
     rxnorm, display = DRUGS[drug]
-    return medication_request(
-        resource_id or drug, PATIENT_ID, rxnorm, display, status=status, authored=on(days_ago)
+    return _text_only_if_uncoded(
+        medication_request(
+            resource_id or drug, PATIENT_ID, rxnorm, display, status=status, authored=on(days_ago)
+        )
     )
+
+
+def _text_only_if_uncoded(request: JsonDict) -> JsonDict:
+    """A DRUGS entry without an RxNorm code is a product the EHR records by its text alone (a brand name)."""
+    if not request["medicationCodeableConcept"]["coding"][0]["code"]:
+        del request["medicationCodeableConcept"]["coding"]
+    return request
 
 
 def draft(drug: str, resource_id: str | None = None) -> JsonDict:
     """A draft order of one of DRUGS (id defaults to `draft-<drug>`), as order-select/order-sign send it."""
     rxnorm, display = DRUGS[drug]
-    return medication_request(resource_id or f"draft-{drug}", PATIENT_ID, rxnorm, display, status="draft")
+    return _text_only_if_uncoded(
+        medication_request(resource_id or f"draft-{drug}", PATIENT_ID, rxnorm, display, status="draft")
+    )
 
 
 def problem(name: str, resource_id: str | None = None, onset_days_ago: int = 400) -> JsonDict:

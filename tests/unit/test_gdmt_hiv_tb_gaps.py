@@ -1,5 +1,6 @@
-"""Care gaps in HFrEF (the four drug classes), Pneumocystis prophylaxis in HIV and pyridoxine with isoniazid:
-each threshold at, just below and just above its line, and what the chart must hold for a card."""
+"""Care gaps in HFrEF (the four drug classes), Pneumocystis prophylaxis in HIV, pyridoxine with isoniazid,
+aspirin against preeclampsia and neutropenia on antithyroid drugs: each threshold at, just below and just above
+its line, and what the chart must hold for a card."""
 
 from __future__ import annotations
 
@@ -130,3 +131,26 @@ def test_isoniazid_without_pyridoxine_in_a_patient_at_risk() -> None:
     )
     assert not run(monitoring.isoniazid_without_pyridoxine, med("isoniazid"))  # no risk on record
     assert not run(monitoring.isoniazid_without_pyridoxine, problem("diabetes"))
+
+
+# --- aspirin against preeclampsia -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("weeks", "fires"), [(11, False), (12, True), (13, True), (28, True), (29, False)])
+def test_aspirin_is_asked_for_from_12_to_28_weeks_with_a_risk_factor(weeks: int, fires: bool) -> None:
+    pregnancy = problem("pregnancy", "pregnancy", onset_days_ago=weeks * 7 + 3)
+    found = run(monitoring.preeclampsia_aspirin, pregnancy, problem("hypertension"), age=34)
+    assert bool(found) is fires
+    assert not run(monitoring.preeclampsia_aspirin, pregnancy, age=34)  # no risk factor on record
+
+
+# --- agranulocytosis on antithyroid drugs ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("anc", "fires"), [(0.9, True), (1.0, False), (1.1, False)])
+def test_neutrophils_below_1_on_methimazole(anc: float, fires: bool) -> None:
+    found = run(monitoring.antithyroid_agranulocytosis, med("methimazole"), lab("neutrophils", anc, 2))
+    assert bool(found) is fires
+    assert not run(
+        monitoring.antithyroid_agranulocytosis, med("methimazole"), lab("neutrophils", 0.4, 15)
+    )  # stale

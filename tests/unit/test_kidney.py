@@ -239,6 +239,7 @@ REQUIRED = {
     "paroxetine",
     "mirabegron",
     "tolterodine",
+    "zoledronic acid",
 }
 TABLE = renal_dosing()
 THRESHOLDS = [(drug, t) for drug in TABLE.drugs for t in drug.thresholds]

@@ -598,3 +598,60 @@ def test_a_past_clot_counts_where_history_is_the_contraindication(
     assert bool(findings) is raised
     if raised:
         assert any(ref.startswith("H") for ref in findings[0].inputs)
+
+
+# --- products never given under an age, and oral mineral oil in older adults -----------------------------------
+
+
+@pytest.mark.parametrize(
+    ("rule", "display", "age", "raised"),
+    [
+        (label_limits.benzonatate_under_10, "benzonatate 100 MG Oral Capsule", 9, True),
+        (label_limits.benzonatate_under_10, "benzonatate 100 MG Oral Capsule", 10, False),
+        (label_limits.benzonatate_under_10, "benzonatate 100 MG Oral Capsule", 11, False),
+        (label_limits.honey_under_1, "Zarbee's Baby Cough Syrup with honey cough syrup", 0, True),
+        (label_limits.honey_under_1, "Zarbee's Baby Cough Syrup with honey cough syrup", 1, False),
+        (label_limits.beers_mineral_oil, "mineral oil oral liquid 15 ML", 64, False),
+        (label_limits.beers_mineral_oil, "mineral oil oral liquid 15 ML", 65, True),
+        (label_limits.beers_mineral_oil, "mineral oil enema (Fleet)", 80, False),
+    ],
+)
+def test_age_limits_of_benzonatate_honey_and_mineral_oil(
+    rule: Any, display: str, age: int, raised: bool
+) -> None:
+    findings = found(rule, drug("x", display), age=age)
+    assert bool(findings) is raised
+    if raised:
+        assert findings[0].severity == ("warning" if rule is label_limits.beers_mineral_oil else "critical")
+        assert findings[0].rule_id == "rule." + rule.__name__.replace("_", "-")
+
+
+@pytest.mark.parametrize(
+    ("rule", "resources", "raised"),
+    [
+        (
+            label_checks.DRONEDARONE_HEART_FAILURE,
+            (drug("d", "dronedarone 400 MG Oral Tablet"), problem("heart-failure")),
+            True,
+        ),
+        (
+            label_checks.DRONEDARONE_HEART_FAILURE,
+            (drug("d", "dronedarone 400 MG Oral Tablet"), problem("atrial-fibrillation")),
+            False,
+        ),
+        (
+            label_checks.DOAC_PREGNANCY,
+            (drug("a", "apixaban 5 MG Oral Tablet", 5), problem("pregnancy")),
+            True,
+        ),
+        (
+            label_checks.DOAC_PREGNANCY,
+            (drug("e", "enoxaparin 100 MG/ML Injectable Solution"), problem("pregnancy")),
+            False,
+        ),
+    ],
+)
+def test_dronedarone_in_heart_failure_and_doacs_in_pregnancy(
+    rule: Any, resources: tuple[JsonDict, ...], raised: bool
+) -> None:
+    assert bool(found(rule, *resources)) is raised

@@ -151,6 +151,8 @@ WARFARIN = med("warfarin")
 
 ASTHMA = problem("asthma")
 PREGNANCY = problem("pregnancy")
+PREGNANT_16_WEEKS = problem("pregnancy", "pregnancy-16w", onset_days_ago=112)
+HYPERTENSION_PROBLEM = problem("hypertension")
 DIABETES = problem("diabetes")
 MIGRAINE = problem("migraine")
 MIGRAINE_AURA = problem("migraine-with-aura")
@@ -1087,6 +1089,44 @@ CASES: tuple[Case, ...] = (
         "isoniazid-pyridoxine/taken",
         monitoring.isoniazid_without_pyridoxine,
         chart(DIABETES, med("isoniazid"), med("pyridoxine"), age=40),
+    ),
+    Case(
+        "antithyroid-agranulocytosis/anc-0.3",
+        monitoring.antithyroid_agranulocytosis,
+        chart(med("methimazole"), lab("neutrophils", 0.3, 1), age=38),
+        (
+            Expected(
+                "rule.antithyroid-agranulocytosis",
+                "critical",
+                ("kb.antithyroid-agranulocytosis",),
+                (med("methimazole"), lab("neutrophils", 0.3, 1)),
+                mentions=("Neutrophils 0.3", "stopping it today"),
+            ),
+        ),
+    ),
+    Case(
+        "antithyroid-agranulocytosis/anc-1.0",
+        monitoring.antithyroid_agranulocytosis,
+        chart(med("methimazole"), lab("neutrophils", 1.0, 1), age=38),
+    ),
+    Case(
+        "preeclampsia-aspirin/16-weeks-hypertension",
+        monitoring.preeclampsia_aspirin,
+        chart(HYPERTENSION_PROBLEM, PREGNANT_16_WEEKS, age=36),
+        (
+            Expected(
+                "rule.preeclampsia-aspirin-absent",
+                "warning",
+                ("kb.uspstf-aspirin-preeclampsia",),
+                (HYPERTENSION_PROBLEM, PREGNANT_16_WEEKS),
+                mentions=("16 weeks", "aspirin 81 mg"),
+            ),
+        ),
+    ),
+    Case(
+        "preeclampsia-aspirin/taking-aspirin",
+        monitoring.preeclampsia_aspirin,
+        chart(HYPERTENSION_PROBLEM, PREGNANT_16_WEEKS, med("aspirin"), age=36),
     ),
     Case("antiplatelet/no-event", monitoring.antiplatelet_secondary_prevention, chart(DIABETES, age=60)),
     # Folic acid in pregnancy.

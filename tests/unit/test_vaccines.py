@@ -189,3 +189,25 @@ def test_the_asplenia_menacwy_booster_is_due_after_five_years(days: int, fires: 
         problem("asplenia"), vaccine("menacwy", days), vaccine("menb", 200), vaccine("hib", 200), age=40
     )
     assert bool(list(vaccines.asplenia_vaccines_due(chart))) is fires
+
+
+# --- PPSV23 alone -------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("days", "fires"), [(364, False), (365, True), (366, True)])
+def test_ppsv23_alone_asks_for_a_conjugate_a_year_later(days: int, fires: bool) -> None:
+    from plugin.rules import catalog
+
+    found = list(catalog.pneumococcal_due(facts(vaccine("ppsv23", days), age=70)))
+    assert bool(found) is fires
+    if fires:
+        assert "only PPSV23" in found[0].summary and found[0].inputs
+    risk = list(vaccines.pneumococcal_risk_due(facts(problem("diabetes"), vaccine("ppsv23", days), age=40)))
+    assert bool(risk) is fires
+
+
+def test_a_conjugate_after_ppsv23_completes_the_series() -> None:
+    from plugin.rules import catalog
+
+    chart = facts(vaccine("ppsv23", 900), vaccine("pneumococcal", 400), age=70)
+    assert not list(catalog.pneumococcal_due(chart))
