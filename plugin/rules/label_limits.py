@@ -228,7 +228,8 @@ def benzonatate_under_10(facts: RuleFacts) -> Iterator[Finding]:
 def honey_under_1(facts: RuleFacts) -> Iterator[Finding]:
     if facts.age is None or facts.age >= HONEY_MIN_AGE:
         return
-    honey = facts.with_ingredient("honey")
+    # Honey remedies are often recorded by their text alone ("children's honey cough syrup").
+    honey = tuple(e for e in facts.exposures if "honey" in e.ingredients or _HONEY.search(e.label))
     if not honey:
         return
     yield Finding(
@@ -263,7 +264,75 @@ def beers_mineral_oil(facts: RuleFacts) -> Iterator[Finding]:
     )
 
 
+_HONEY: Final = re.compile(r"\bhoney\b", re.IGNORECASE)
 _RECTAL: Final = re.compile(r"\b(rectal|enema|topical|ophthalmic|eye|skin)\b", re.IGNORECASE)
+
+
+# --- Beers: correction-scale insulin without basal insulin -----------------------------------------------------
+
+PRANDIAL_INSULINS: Final = frozenset(
+    {"insulin lispro", "insulin aspart", "insulin glulisine", "insulin regular"}
+)
+_PUMP: Final = re.compile(r"\b(pump|omnipod|t:slim|medtronic|minimed)\b", re.IGNORECASE)
+
+
+def beers_sliding_scale_insulin(facts: RuleFacts) -> Iterator[Finding]:
+    """At 65 and over, insulin that is only short- or rapid-acting (a correction scale) with no basal insulin.
+    Type 1 diabetes and pumps, which deliver basal needs as rapid-acting insulin, are left out."""
+    if facts.age is None or facts.age < OLDER_ADULT_AGE or facts.value_sets.get("type-1-diabetes"):
+        return
+    insulins = facts.with_class("insulin")
+    if not insulins or any(_PUMP.search(e.label) for e in insulins):
+        return
+    if not all(set(e.ingredients) and set(e.ingredients) <= PRANDIAL_INSULINS for e in insulins):
+        return  # a basal, premixed or unresolved insulin is on the list
+    yield Finding(
+        "rule.beers-sliding-scale-insulin",
+        "warning",
+        _short(
+            f"Only rapid- or short-acting insulin at {facts.age} ({_names(insulins)}): Beers says avoid a correction "
+            "scale alone; consider basal insulin"
+        ),
+        "Insulin given only by a correction scale brings hypoglycaemia without better control in older adults.",
+        ("kb.beers-sliding-scale-insulin",),
+        _handles(insulins),
+        _proposed(insulins),
+    )
+
+
+# --- bisphosphonates beyond five years ---------------------------------------------------------------------------
+
+# ASBMR reassesses at 5 years and has no trial data beyond 10: the card is kept for therapy past 10 years, where
+# continuing is no longer evidence-based for anyone, so that a routine 6-year prescription does not raise it.
+BISPHOSPHONATE_REVIEW_DAYS: Final = 10 * 365
+
+
+def bisphosphonate_long_term(facts: RuleFacts) -> Iterator[Finding]:
+    """An oral bisphosphonate taken for more than ten years: beyond the trials, where ASBMR advises reassessing
+    (a drug holiday for lower-risk patients; thigh or groin pain needs imaging for an atypical femur fracture)."""
+    long_term = tuple(
+        e
+        for e in facts.with_class("bisphosphonate")
+        if not e.proposed
+        and e.started_days_ago is not None
+        and e.started_days_ago > BISPHOSPHONATE_REVIEW_DAYS
+    )
+    if not long_term:
+        return
+    years = max(e.started_days_ago or 0 for e in long_term) // 365
+    yield Finding(
+        "rule.bisphosphonate-long-term",
+        "info",
+        _short(
+            f"{_names(long_term).capitalize()} for about {years} years: consider reassessing (a drug holiday) and "
+            "asking about thigh or groin pain"
+        ),
+        "After 5 years of an oral bisphosphonate the fracture benefit levels off while atypical femur fractures "
+        "become more common.",
+        ("kb.bisphosphonate-duration",),
+        _handles(long_term),
+        _proposed(long_term),
+    )
 
 
 # --- metoclopramide beyond 12 weeks ---------------------------------------------------------------------------
@@ -522,6 +591,8 @@ LABEL_LIMIT_RULES: Final = (
     benzonatate_under_10,
     honey_under_1,
     beers_mineral_oil,
+    beers_sliding_scale_insulin,
+    bisphosphonate_long_term,
     metoclopramide_long_term,
     bisphosphonate_interval,
     weekly_incretin_interval,

@@ -207,6 +207,7 @@ PROBLEMS: dict[str, tuple[str, str]] = {
     "asplenia": ("707147002", "Asplenia (disorder)"),
     "hiv": ("86406008", "Human immunodeficiency virus infection (disorder)"),
     "hfref": ("703272007", "Heart failure with reduced ejection fraction (disorder)"),
+    "type-1-diabetes": ("46635009", "Diabetes mellitus type 1 (disorder)"),
 }
 
 # LOINC lab codes (code, display, UCUM unit).

@@ -31,6 +31,7 @@ PACKAGE = resources.files("plugin.knowledge")
 # the statement says without claiming more. A new drug entry must carry an assertion or join this list.
 ALLOW_LIST: dict[str, str] = {
     # Conditions assertions cannot express: scores, durations, gestation, indications, computed clearances.
+    "kb.bisphosphonate-duration": "a drug holiday after 5 years depends on fracture risk, which the chart does not grade",
     "kb.apixaban-dose-criteria": "dose reduction hinges on age, weight and creatinine together",
     "kb.fentanyl-patch-opioid-tolerant": "the contraindication turns on opioid tolerance (60 MME a day for a "
     "week), which no condition or lab expresses",

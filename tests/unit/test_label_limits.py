@@ -655,3 +655,40 @@ def test_dronedarone_in_heart_failure_and_doacs_in_pregnancy(
     rule: Any, resources: tuple[JsonDict, ...], raised: bool
 ) -> None:
     assert bool(found(rule, *resources)) is raised
+
+
+@pytest.mark.parametrize(
+    ("resources", "age", "raised"),
+    [
+        ((drug("lis", "Humalog (insulin lispro) 100 UNT/ML KwikPen"),), 83, True),
+        ((drug("lis", "Humalog (insulin lispro) 100 UNT/ML KwikPen"),), 64, False),
+        (
+            (
+                drug("lis", "Humalog (insulin lispro) 100 UNT/ML KwikPen"),
+                drug("gla", "insulin glargine 100 UNT/ML pen"),
+            ),
+            83,
+            False,
+        ),
+        ((drug("lis", "insulin lispro 100 UNT/ML via Omnipod pump"),), 70, False),
+        ((drug("lis", "Humalog (insulin lispro) 100 UNT/ML KwikPen"), problem("type-1-diabetes")), 70, False),
+    ],
+)
+def test_beers_rapid_acting_insulin_without_basal(
+    resources: tuple[JsonDict, ...], age: int, raised: bool
+) -> None:
+    assert bool(found(label_limits.beers_sliding_scale_insulin, *resources, age=age)) is raised
+
+
+@pytest.mark.parametrize(("days", "raised"), [(10 * 365 - 1, False), (10 * 365, False), (10 * 365 + 1, True)])
+def test_a_bisphosphonate_beyond_ten_years_is_reviewed(days: int, raised: bool) -> None:
+    alendronate = drug("aln", "alendronate sodium 70 MG Oral Tablet", 70, (1, 7, "d"), days_ago=days)
+    findings = found(label_limits.bisphosphonate_long_term, alendronate)
+    assert bool(findings) is raised
+    if raised:
+        assert findings[0].severity == "info" and "thigh or groin pain" in findings[0].summary
+
+
+def test_honey_recorded_by_text_alone_counts() -> None:
+    syrup = drug("h", "Children's honey cough syrup (OTC; dark honey base)")
+    assert found(label_limits.honey_under_1, syrup, age=0)

@@ -37,13 +37,16 @@ CHART, ORDERS, DISCHARGE = "r1-chart-review", "r1-order-review", "r1-discharge-r
 # with clopidogrel or naproxen and no blood count for years asks for one (a warning where anaemia is recorded).
 # Two adolescents with no MenACWY on record; two on a combined pill whose last blood pressure is years old; one
 # levothyroxine order written as one tablet every 60 days.
-PINNED_TOTAL = 346
+PINNED_TOTAL = 349
 PINNED: dict[tuple[str, str, str], int] = {
     (CHART, "encounter-start", "rule.allergy-category-recorded-wrongly"): 7,
     (CHART, "patient-view", "rule.allergy-category-recorded-wrongly"): 7,
     (CHART, "encounter-start", "rule.bleeding-combination-blood-count"): 3,
     (CHART, "patient-view", "rule.bleeding-combination-blood-count"): 3,
     (DISCHARGE, "encounter-discharge", "rule.bleeding-combination-blood-count"): 3,
+    (CHART, "encounter-start", "rule.bisphosphonate-long-term"): 1,
+    (CHART, "patient-view", "rule.bisphosphonate-long-term"): 1,
+    (DISCHARGE, "encounter-discharge", "rule.bisphosphonate-long-term"): 1,
     (CHART, "encounter-start", "rule.chc-blood-pressure-unknown"): 2,
     (CHART, "encounter-start", "rule.levothyroxine-interval"): 1,
     (CHART, "encounter-start", "rule.menacwy-due"): 2,
@@ -251,6 +254,7 @@ PATIENT_VIEW: dict[str, list[str]] = {
     ],
     "Lonnie_Von": [
         "rule.beers-nsaid-without-gastroprotection:warning",
+        "rule.bisphosphonate-long-term:info",
         "rule.influenza-vaccine-due:info",
         "rule.nsaid-renal-unknown:info",
         "rule.renal-function-unknown:info",
