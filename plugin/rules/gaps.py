@@ -18,7 +18,7 @@ from plugin.rules.dosing import EXTENDED_RELEASE, LOCAL_ROUTE
 from plugin.rules.high_harm import mme_per_day
 from plugin.rules.kidney import renal_function
 from plugin.rules.label_checks import GASTROPROTECTION
-from plugin.rules.model import Finding, LabOrder, RuleFacts, Severity
+from plugin.rules.model import Exposure, Finding, LabOrder, RuleFacts, Severity
 from plugin.rules.monitoring import OLDER_ADULT_AGE, bp_high
 from plugin.rules.phrasing import handles as _handles
 from plugin.rules.phrasing import names as _names
@@ -223,6 +223,12 @@ OPIOID_TOLERANT_MME: Final = 60.0
 _PATCH = re.compile(r"\b(transdermal|patch)\b", re.IGNORECASE)
 
 
+def _other_opioids(facts: RuleFacts, new: list[Exposure]) -> tuple[list[Exposure], float]:
+    """The opioids already taken beside `new` ones, and their known MME a day (an unreadable dose adds none)."""
+    others = [e for e in facts.with_class("opioid") if e not in new and not e.proposed]
+    return others, sum(mme_per_day(facts, e)[0] or 0.0 for e in others)
+
+
 def fentanyl_patch_opioid_naive(facts: RuleFacts) -> Iterator[Finding]:
     patches = [
         e
@@ -231,13 +237,9 @@ def fentanyl_patch_opioid_naive(facts: RuleFacts) -> Iterator[Finding]:
     ]
     if not patches:
         return
-    others = [e for e in facts.with_class("opioid") if e not in patches and not e.proposed]
+    others, known = _other_opioids(facts, patches)
     if any("fentanyl" in e.ingredients and _PATCH.search(e.label) for e in others):
         return  # already on an established patch: tolerant (two patches are the duplicate rule's)
-    known = 0.0
-    for exposure in others:
-        mme, _ = mme_per_day(facts, exposure)
-        known += mme or 0.0
     if known >= OPIOID_TOLERANT_MME:
         return
     shown = f"{round(known):g} MME/day of other opioids" if others else "no other opioid"
@@ -271,11 +273,7 @@ def opioid_concentrate_opioid_naive(facts: RuleFacts) -> Iterator[Finding]:
     ]
     if not concentrates:
         return
-    others = [e for e in facts.with_class("opioid") if e not in concentrates and not e.proposed]
-    known = 0.0
-    for exposure in others:
-        mme, _ = mme_per_day(facts, exposure)
-        known += mme or 0.0
+    others, known = _other_opioids(facts, concentrates)
     if known >= OPIOID_TOLERANT_MME:
         return
     shown = f"{round(known):g} MME/day of other opioids" if others else "no other opioid"

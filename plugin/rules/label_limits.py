@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from typing import Final
 
 from plugin.rules.dose_range import analgesic_nsaids, daily_or_unit_mg, low_dose_aspirin, unit_mg
-from plugin.rules.dosing import daily_mg, dosage_of, per_day
+from plugin.rules.dosing import LOCAL_ROUTE, daily_mg, dosage_of, per_day
 from plugin.rules.kidney import renal_function, shown
 from plugin.rules.label_checks import LONG_ACTING_SULFONYLUREAS, DrugCondition
 from plugin.rules.model import Finding, RuleFacts
@@ -203,6 +203,7 @@ def loperamide_under_2(facts: RuleFacts) -> Iterator[Finding]:
 
 BENZONATATE_MIN_AGE: Final = 10  # FDA 2010: deaths from accidental ingestion under 10
 HONEY_MIN_AGE: Final = 1  # infant botulism
+_HONEY: Final = re.compile(r"\bhoney\b", re.IGNORECASE)
 
 
 def benzonatate_under_10(facts: RuleFacts) -> Iterator[Finding]:
@@ -248,7 +249,12 @@ def honey_under_1(facts: RuleFacts) -> Iterator[Finding]:
 def beers_mineral_oil(facts: RuleFacts) -> Iterator[Finding]:
     if facts.age is None or facts.age < OLDER_ADULT_AGE:
         return
-    oil = tuple(e for e in facts.with_ingredient("mineral oil") if not _RECTAL.search(e.label))
+    # An enema or a skin product is not swallowed, so it cannot be aspirated.
+    oil = tuple(
+        e
+        for e in facts.with_ingredient("mineral oil")
+        if not LOCAL_ROUTE.search(e.label) and "enema" not in e.label.lower()
+    )
     if not oil:
         return
     yield Finding(
@@ -262,10 +268,6 @@ def beers_mineral_oil(facts: RuleFacts) -> Iterator[Finding]:
         _handles(oil),
         _proposed(oil),
     )
-
-
-_HONEY: Final = re.compile(r"\bhoney\b", re.IGNORECASE)
-_RECTAL: Final = re.compile(r"\b(rectal|enema|topical|ophthalmic|eye|skin)\b", re.IGNORECASE)
 
 
 # --- Beers: correction-scale insulin without basal insulin -----------------------------------------------------

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Literal
 
 from plugin import terminology
-from plugin.context.model import ClinicalContext, Code, LabSeries, Measurement
+from plugin.context.model import ClinicalContext, Code, LabSeries, Measurement, Problem
 from plugin.rules.freshness import lab_windows
 
 Severity = Literal["info", "warning", "critical"]
@@ -66,6 +67,18 @@ def _exposure(
     return Exposure(handle, code.display, names, classes, proposed, unresolved, started_days_ago)
 
 
+def _value_sets_of(problems: Iterable[Problem]) -> dict[str, tuple[str, ...]]:
+    """Value-set name → the handles of the problems in it: by code, or by the problem's own words when no code
+    matches."""
+    found: dict[str, list[str]] = {}
+    names = terminology.value_set_names()
+    for problem in problems:
+        matched = [n for n in names if terminology.in_value_set(n, problem.code.system, problem.code.code)]
+        for name in matched or sorted(terminology.value_sets_named_by(problem.code.display)):
+            found.setdefault(name, []).append(problem.handle)
+    return {k: tuple(v) for k, v in found.items()}
+
+
 @dataclass(frozen=True, slots=True)
 class RuleFacts:
     """A context digested once for all rules: exposures with drug classes, value sets, latest labs."""
@@ -88,26 +101,8 @@ class RuleFacts:
             if d.resource_type == "MedicationRequest"
         ]
         exposures += [_exposure(handle, code, (), True) for handle, code in proposed]
-        value_sets: dict[str, list[str]] = {}
-        names = terminology.value_set_names()
-        for problem in context.problems:
-            matched = [
-                n for n in names if terminology.in_value_set(n, problem.code.system, problem.code.code)
-            ]
-            for name in matched or sorted(terminology.value_sets_named_by(problem.code.display)):
-                value_sets.setdefault(name, []).append(problem.handle)
-        history: dict[str, list[str]] = {}
-        for problem in context.past_problems:
-            matched = [
-                n for n in names if terminology.in_value_set(n, problem.code.system, problem.code.code)
-            ]
-            for name in matched or sorted(terminology.value_sets_named_by(problem.code.display)):
-                history.setdefault(name, []).append(problem.handle)
         return cls(
-            context,
-            tuple(exposures),
-            {k: tuple(v) for k, v in value_sets.items()},
-            {k: tuple(v) for k, v in history.items()},
+            context, tuple(exposures), _value_sets_of(context.problems), _value_sets_of(context.past_problems)
         )
 
     def with_class(self, *classes: str) -> tuple[Exposure, ...]:
