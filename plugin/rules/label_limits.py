@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Final
 
 from plugin.rules.dose_range import analgesic_nsaids, daily_or_unit_mg, low_dose_aspirin, unit_mg
 from plugin.rules.dosing import LOCAL_ROUTE, daily_mg, dosage_of, per_day
 from plugin.rules.kidney import renal_function, shown
 from plugin.rules.label_checks import LONG_ACTING_SULFONYLUREAS, DrugCondition
-from plugin.rules.model import Finding, RuleFacts
+from plugin.rules.model import Exposure, Finding, RuleFacts
 from plugin.rules.monitoring import OLDER_ADULT_AGE
 from plugin.rules.phrasing import handles as _handles
 from plugin.rules.phrasing import names as _names
@@ -173,77 +174,78 @@ def hydroxychloroquine_dose_weight(facts: RuleFacts) -> Iterator[Finding]:
         )
 
 
-# --- loperamide under 2 ---------------------------------------------------------------------------------------
-
-LOPERAMIDE_MIN_AGE: Final = 2
-
-
-def loperamide_under_2(facts: RuleFacts) -> Iterator[Finding]:
-    if facts.age is None or facts.age >= LOPERAMIDE_MIN_AGE:
-        return
-    loperamide = facts.with_ingredient("loperamide")
-    if not loperamide:
-        return
-    yield Finding(
-        "rule.loperamide-under-2",
-        "critical",
-        _short(
-            f"Loperamide at {facts.context.demographics.age_label}: contraindicated under 2; consider oral "
-            "rehydration and stopping it"
-        ),
-        "Under 2, loperamide has caused respiratory depression, paralytic ileus and cardiac events; its label "
-        "contraindicates it.",
-        ("kb.loperamide-age-and-dose",),
-        _handles(loperamide),
-        _proposed(loperamide),
-    )
-
-
 # --- products never given under an age -------------------------------------------------------------------------
 
-BENZONATATE_MIN_AGE: Final = 10  # FDA 2010: deaths from accidental ingestion under 10
-HONEY_MIN_AGE: Final = 1  # infant botulism
-_HONEY: Final = re.compile(r"\bhoney\b", re.IGNORECASE)
+
+@dataclass(frozen=True, slots=True)
+class UnderAge:
+    """A product its label (or public-health advice) rules out below an age in whole years."""
+
+    rule_id: str
+    ingredient: str
+    min_age: int
+    evidence: str
+    name: str  # how the summary names the product
+    limit: str  # what the summary says of the age limit
+    option: str
+    why: str
+    # Products often recorded by their text alone ("children's honey cough syrup").
+    text: re.Pattern[str] | None = None
+
+    def __call__(self, facts: RuleFacts) -> Iterator[Finding]:
+        if facts.age is None or facts.age >= self.min_age:
+            return
+        drugs = tuple(
+            e
+            for e in facts.exposures
+            if self.ingredient in e.ingredients or (self.text is not None and self.text.search(e.label))
+        )
+        if not drugs:
+            return
+        yield Finding(
+            self.rule_id,
+            "critical",
+            _short(f"{self.name} at {facts.context.demographics.age_label}: {self.limit}; {self.option}"),
+            self.why,
+            (self.evidence,),
+            _handles(drugs),
+            _proposed(drugs),
+        )
 
 
-def benzonatate_under_10(facts: RuleFacts) -> Iterator[Finding]:
-    if facts.age is None or facts.age >= BENZONATATE_MIN_AGE:
-        return
-    benzonatate = facts.with_ingredient("benzonatate")
-    if not benzonatate:
-        return
-    yield Finding(
-        "rule.benzonatate-under-10",
-        "critical",
-        _short(
-            f"Benzonatate at {facts.context.demographics.age_label}: not for children under 10; consider honey (from "
-            "1 year) or fluids"
-        ),
-        "In young children one or two capsules have caused seizures, cardiac arrest and death within an hour.",
-        ("kb.benzonatate-under-10",),
-        _handles(benzonatate),
-        _proposed(benzonatate),
-    )
-
-
-def honey_under_1(facts: RuleFacts) -> Iterator[Finding]:
-    if facts.age is None or facts.age >= HONEY_MIN_AGE:
-        return
-    # Honey remedies are often recorded by their text alone ("children's honey cough syrup").
-    honey = tuple(e for e in facts.exposures if "honey" in e.ingredients or _HONEY.search(e.label))
-    if not honey:
-        return
-    yield Finding(
-        "rule.honey-under-1",
-        "critical",
-        _short(
-            f"Honey at {facts.context.demographics.age_label}: not under 12 months (infant botulism); consider stopping it"
-        ),
-        "Honey can carry botulism spores that an infant's gut lets grow; no honey product is safe before 12 months.",
-        ("kb.honey-under-1-year",),
-        _handles(honey),
-        _proposed(honey),
-    )
+LOPERAMIDE_MIN_AGE: Final = 2
+LOPERAMIDE_UNDER_2 = UnderAge(
+    "rule.loperamide-under-2",
+    "loperamide",
+    LOPERAMIDE_MIN_AGE,
+    "kb.loperamide-age-and-dose",
+    "Loperamide",
+    "contraindicated under 2",
+    "consider oral rehydration and stopping it",
+    "Under 2, loperamide has caused respiratory depression, paralytic ileus and cardiac events; its label "
+    "contraindicates it.",
+)
+BENZONATATE_UNDER_10 = UnderAge(
+    "rule.benzonatate-under-10",
+    "benzonatate",
+    10,  # FDA 2010: deaths from accidental ingestion under 10
+    "kb.benzonatate-under-10",
+    "Benzonatate",
+    "not for children under 10",
+    "consider honey (from 1 year) or fluids",
+    "In young children one or two capsules have caused seizures, cardiac arrest and death within an hour.",
+)
+HONEY_UNDER_1 = UnderAge(
+    "rule.honey-under-1",
+    "honey",
+    1,  # infant botulism
+    "kb.honey-under-1-year",
+    "Honey",
+    "not under 12 months (infant botulism)",
+    "consider stopping it",
+    "Honey can carry botulism spores that an infant's gut lets grow; no honey product is safe before 12 months.",
+    text=re.compile(r"\bhoney\b", re.IGNORECASE),
+)
 
 
 def beers_mineral_oil(facts: RuleFacts) -> Iterator[Finding]:
@@ -378,15 +380,21 @@ BISPHOSPHONATE_INTERVALS: Final = (
 )
 
 
+def _more_often_than(facts: RuleFacts, exposure: Exposure, days: int) -> float | None:
+    """Doses a day when the order gives more than one dose per `days` (a daily order of a weekly product is 7
+    doses a week); None when it does not, or its frequency cannot be read."""
+    dosage = dosage_of(facts, exposure)
+    times = per_day(dosage.frequency) if dosage is not None else None
+    return times if times is not None and times * days > 1.0 + 1e-9 else None
+
+
 def bisphosphonate_interval(facts: RuleFacts) -> Iterator[Finding]:
     for exposure in facts.with_class("bisphosphonate"):
-        dosage = dosage_of(facts, exposure)
-        times = per_day(dosage.frequency) if dosage is not None else None
         for ingredient, strength, days in BISPHOSPHONATE_INTERVALS:
             if ingredient not in exposure.ingredients or unit_mg(exposure, ingredient) != strength:
                 continue
-            # More often than once per interval: a daily order of a weekly strength is 7 doses a week.
-            if times is None or times * days <= 1.0 + 1e-9:
+            times = _more_often_than(facts, exposure, days)
+            if times is None:
                 continue
             every = "week" if days == 7 else "month"
             yield Finding(
@@ -430,9 +438,8 @@ def weekly_incretin_interval(facts: RuleFacts) -> Iterator[Finding]:
             continue
         if ingredient == "exenatide" and not _WEEKLY_EXENATIDE.search(exposure.label):
             continue  # Byetta pens are injected twice a day
-        dosage = dosage_of(facts, exposure)
-        times = per_day(dosage.frequency) if dosage is not None else None
-        if times is None or times * 7 <= 1.0 + 1e-9:
+        times = _more_often_than(facts, exposure, 7)
+        if times is None:
             continue
         yield Finding(
             "rule.weekly-incretin-interval",
@@ -589,9 +596,9 @@ LABEL_LIMIT_RULES: Final = (
     ticagrelor_aspirin_dose,
     prasugrel_age_weight,
     hydroxychloroquine_dose_weight,
-    loperamide_under_2,
-    benzonatate_under_10,
-    honey_under_1,
+    LOPERAMIDE_UNDER_2,
+    BENZONATATE_UNDER_10,
+    HONEY_UNDER_1,
     beers_mineral_oil,
     beers_sliding_scale_insulin,
     bisphosphonate_long_term,

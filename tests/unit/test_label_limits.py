@@ -161,7 +161,7 @@ LOPERAMIDE = drug("loperamide", "loperamide hydrochloride 1 MG/5 ML Oral Solutio
 
 @pytest.mark.parametrize(("age", "raised"), [(1, True), (2, False), (3, False)])
 def test_loperamide_is_contraindicated_under_2(age: int, raised: bool) -> None:
-    findings = found(label_limits.loperamide_under_2, LOPERAMIDE, age=age)
+    findings = found(label_limits.LOPERAMIDE_UNDER_2, LOPERAMIDE, age=age)
     assert bool(findings) is raised
     if raised:
         assert findings[0].severity == "critical"
@@ -606,11 +606,11 @@ def test_a_past_clot_counts_where_history_is_the_contraindication(
 @pytest.mark.parametrize(
     ("rule", "display", "age", "raised"),
     [
-        (label_limits.benzonatate_under_10, "benzonatate 100 MG Oral Capsule", 9, True),
-        (label_limits.benzonatate_under_10, "benzonatate 100 MG Oral Capsule", 10, False),
-        (label_limits.benzonatate_under_10, "benzonatate 100 MG Oral Capsule", 11, False),
-        (label_limits.honey_under_1, "Zarbee's Baby Cough Syrup with honey cough syrup", 0, True),
-        (label_limits.honey_under_1, "Zarbee's Baby Cough Syrup with honey cough syrup", 1, False),
+        (label_limits.BENZONATATE_UNDER_10, "benzonatate 100 MG Oral Capsule", 9, True),
+        (label_limits.BENZONATATE_UNDER_10, "benzonatate 100 MG Oral Capsule", 10, False),
+        (label_limits.BENZONATATE_UNDER_10, "benzonatate 100 MG Oral Capsule", 11, False),
+        (label_limits.HONEY_UNDER_1, "Zarbee's Baby Cough Syrup with honey cough syrup", 0, True),
+        (label_limits.HONEY_UNDER_1, "Zarbee's Baby Cough Syrup with honey cough syrup", 1, False),
         (label_limits.beers_mineral_oil, "mineral oil oral liquid 15 ML", 64, False),
         (label_limits.beers_mineral_oil, "mineral oil oral liquid 15 ML", 65, True),
         (label_limits.beers_mineral_oil, "mineral oil enema (Fleet)", 80, False),
@@ -623,7 +623,12 @@ def test_age_limits_of_benzonatate_honey_and_mineral_oil(
     assert bool(findings) is raised
     if raised:
         assert findings[0].severity == ("warning" if rule is label_limits.beers_mineral_oil else "critical")
-        assert findings[0].rule_id == "rule." + rule.__name__.replace("_", "-")
+        expected = {
+            label_limits.BENZONATATE_UNDER_10: "rule.benzonatate-under-10",
+            label_limits.HONEY_UNDER_1: "rule.honey-under-1",
+            label_limits.beers_mineral_oil: "rule.beers-mineral-oil",
+        }
+        assert findings[0].rule_id == expected[rule]
 
 
 @pytest.mark.parametrize(
@@ -691,4 +696,4 @@ def test_a_bisphosphonate_beyond_ten_years_is_reviewed(days: int, raised: bool) 
 
 def test_honey_recorded_by_text_alone_counts() -> None:
     syrup = drug("h", "Children's honey cough syrup (OTC; dark honey base)")
-    assert found(label_limits.honey_under_1, syrup, age=0)
+    assert found(label_limits.HONEY_UNDER_1, syrup, age=0)

@@ -170,20 +170,25 @@ def _draft(resource_id: str, display: str) -> JsonDict:
 FENTANYL = "Fentanyl 25 MCG/HR Transdermal Patch"
 
 
+def _oxycodone_10_mg(tablets_a_day: int) -> list[JsonDict]:
+    """Oxycodone 10 mg tablets taken `tablets_a_day` times a day (15 MME each), or nothing when 0."""
+    if not tablets_a_day:
+        return []
+    oxycodone = _rx("oxy", "oxyCODONE Hydrochloride 10 MG Oral Tablet")
+    oxycodone["dosageInstruction"] = [
+        {
+            "timing": {"repeat": {"frequency": tablets_a_day, "period": 1, "periodUnit": "d"}},
+            "doseAndRate": [{"doseQuantity": {"value": 1, "unit": "tablet"}}],
+        }
+    ]
+    return [oxycodone]
+
+
 @pytest.mark.parametrize(
     ("oxycodone_tablets", "fires"), [(0, True), (3, True), (4, False)]
 )  # 10 mg: 45 / 60 MME
 def test_a_fentanyl_patch_needs_60_mme_of_other_opioids(oxycodone_tablets: int, fires: bool) -> None:
-    resources: list[JsonDict] = []
-    if oxycodone_tablets:
-        oxycodone = _rx("oxy", "oxyCODONE Hydrochloride 10 MG Oral Tablet")
-        oxycodone["dosageInstruction"] = [
-            {
-                "timing": {"repeat": {"frequency": oxycodone_tablets, "period": 1, "periodUnit": "d"}},
-                "doseAndRate": [{"doseQuantity": {"value": 1, "unit": "tablet"}}],
-            }
-        ]
-        resources.append(oxycodone)
+    resources = _oxycodone_10_mg(oxycodone_tablets)
     found = list(gaps.fentanyl_patch_opioid_naive(facts(*resources, drafts=(_draft("fentanyl", FENTANYL),))))
     assert bool(found) is fires
     for finding in found:
@@ -211,16 +216,7 @@ def test_an_established_patch_is_not_a_new_start() -> None:
 def test_a_20_mg_per_ml_opioid_concentrate_needs_60_mme_of_other_opioids(
     display: str, concentrate: bool, oxycodone_tablets: int, tolerant: bool
 ) -> None:
-    resources: list[JsonDict] = []
-    if oxycodone_tablets:
-        oxycodone = _rx("oxy", "oxyCODONE Hydrochloride 10 MG Oral Tablet")
-        oxycodone["dosageInstruction"] = [
-            {
-                "timing": {"repeat": {"frequency": oxycodone_tablets, "period": 1, "periodUnit": "d"}},
-                "doseAndRate": [{"doseQuantity": {"value": 1, "unit": "tablet"}}],
-            }
-        ]
-        resources.append(oxycodone)
+    resources = _oxycodone_10_mg(oxycodone_tablets)
     found = list(gaps.opioid_concentrate_opioid_naive(facts(*resources, drafts=(_draft("conc", display),))))
     assert bool(found) is (concentrate and not tolerant)
     for finding in found:
