@@ -44,18 +44,29 @@ class Stack:
     client: httpx.Client
 
 
-@pytest.fixture
-def stack() -> Iterator[Stack]:
+def running_stack(delay_s: float, **overrides: Any) -> Iterator[Stack]:
     model = stand_in()
-    model.default = sglang.ok(clean_answer(), delay_s=0.3)
+    model.default = sglang.ok(clean_answer(), delay_s=delay_s)
     with (
         running_redis() as redis,
         sglang.running_sglang(model),
         httpx.Client(timeout=30) as client,
     ):
-        settings = review_settings(redis.url, model.url, model.model_name)
+        settings = review_settings(redis.url, model.url, model.model_name, **overrides)
         with running_worker(settings) as worker, serve_review_api(settings) as api:
             yield Stack(redis, model, settings, worker, api.url, client)
+
+
+@pytest.fixture
+def stack() -> Iterator[Stack]:
+    yield from running_stack(0.3)
+
+
+@pytest.fixture
+def slow_model_stack() -> Iterator[Stack]:
+    """A model slower than the sync budget, with the visibility timeout derived from a 30 s model timeout:
+    the short stack's 4 s would hand the 3.5 s review out again while it runs (a second model request)."""
+    yield from running_stack(BUDGET_S + 1.0, model_timeout_s=30.0, visibility_timeout_s=None)
 
 
 def summaries(body: dict[str, Any]) -> list[str]:
@@ -70,8 +81,8 @@ def ai_cards(body: dict[str, Any]) -> list[dict[str, Any]]:
     return [c for c in body["cards"] if c["source"]["label"].startswith("R1 CDS AI review (")]
 
 
-def test_cold_hook_answers_in_budget_then_the_cached_ai_card(stack: Stack) -> None:
-    stack.model.default = sglang.ok(clean_answer(), delay_s=BUDGET_S + 1.0)  # slower than the budget
+def test_cold_hook_answers_in_budget_then_the_cached_ai_card(slow_model_stack: Stack) -> None:
+    stack = slow_model_stack
     service, request = hook_request("patient-view")
     body, elapsed = post(stack.client, stack.api_url, service, request)
     assert elapsed < BUDGET_S + 0.5

@@ -39,7 +39,11 @@ def review_api() -> Iterator[tuple[str, sglang.SGLangStandIn]]:
         json.dumps(corpus.answer(clean, directive)), clean_answer(), clean_answer(), delay_s=MODEL_DELAY_S
     )
     with running_redis() as redis, sglang.running_sglang(model):
-        settings = review_settings(redis.url, model.url, model.model_name)
+        # The visibility timeout derived from a 30 s model timeout: the stack's 4 s would hand the 4 s review
+        # out again while it runs, and a second worker thread would ask the model a second time.
+        settings = review_settings(
+            redis.url, model.url, model.model_name, model_timeout_s=30.0, visibility_timeout_s=None
+        )
         with running_worker(settings), serve_review_api(settings) as api:
             yield api.url, model
 
