@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
 
 from plugin.cards import ServiceResult, by_severity
 from plugin.context.build import ContextOptions, build_context
+from plugin.context.codes import ANALYTES
 from plugin.context.model import BuiltContext
 from plugin.knowledge import KnowledgeBase, load_knowledge_base
 from plugin.rules.cards import describe, facts_of, finding_card
@@ -35,6 +36,7 @@ class Offload(Protocol):
 
 
 _PATIENT = "{{context.patientId}}"
+_LVEF_CODES = ",".join(f"http://loinc.org|{code}" for code in sorted(ANALYTES["lvef"].loinc))
 
 # The spec's recommended query subset only: reads by id and searches by patient with token and
 # sort parameters, so any conformant EHR can fulfil them and fetch-back works against any FHIR server.
@@ -47,6 +49,9 @@ CHART_PREFETCH: dict[str, str] = {
     "allergies": f"AllergyIntolerance?patient={_PATIENT}",
     "labs": f"Observation?patient={_PATIENT}&category=laboratory&_sort=-date&_count=200",
     "vitals": f"Observation?patient={_PATIENT}&category=vital-signs&_sort=-date&_count=100",
+    # EHRs (Synthea among them) file an echo's ejection fraction under imaging, not laboratory: asked for by
+    # code so that heart failure with a reduced EF is seen as such.
+    "ejection_fraction": f"Observation?patient={_PATIENT}&code={_LVEF_CODES}&_sort=-date&_count=10",
     "encounters": f"Encounter?patient={_PATIENT}&_sort=-date&_count=10",
     "immunizations": f"Immunization?patient={_PATIENT}",
     "procedures": f"Procedure?patient={_PATIENT}&_sort=-date&_count=50",

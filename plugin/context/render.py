@@ -143,8 +143,11 @@ def _distinct(measurements: Sequence[Measurement]) -> list[Measurement]:
 def _series(s: LabSeries, shown: int | None = None) -> str:
     distinct = _distinct(s.measurements)
     measurements = distinct if shown is None else distinct[:shown]
+    # Every value of a series is in the analyte's one canonical unit, so the unit is said once, by the label.
+    units = {m.unit for m in measurements}
+    unit = units.pop() if len(units) == 1 else None
     values = "; ".join(
-        f"{m.handle} {m.value:g}{' ' + m.unit if m.unit else ''} {_ago(m.days_ago)}"
+        f"{m.handle} {m.value:g}{' ' + m.unit if m.unit and unit is None else ''} {_ago(m.days_ago)}"
         + (f" ({m.interpretation})" if m.interpretation else "")
         for m in measurements
     )
@@ -157,7 +160,8 @@ def _series(s: LabSeries, shown: int | None = None) -> str:
         flag = ", below reference"
     elif analyte.high is not None and latest > analyte.high:
         flag = ", above reference"
-    return f"{s.label}: {values}" + (f"; trend {s.trend}" if s.trend else "") + flag
+    label = f"{s.label} ({unit})" if unit else s.label
+    return f"{label}: {values}" + (f"; trend {s.trend}" if s.trend else "") + flag
 
 
 def _problem(p: Problem) -> str:

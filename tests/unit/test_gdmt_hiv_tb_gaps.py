@@ -4,11 +4,14 @@ its line, and what the chart must hold for a card."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 
+from plugin.context.build import build_context
 from plugin.rules import monitoring
 from plugin.rules.model import Finding, RuleFacts
-from tests.support.charts import JsonDict
+from tests.support.charts import JsonDict, chart_path, chart_prefetch
 from tests.support.rule_cases import Chart, lab, med, problem
 
 pytestmark = pytest.mark.unit
@@ -100,6 +103,22 @@ def test_the_older_heart_failure_card_stands_aside_for_hfref() -> None:
     assert run(monitoring.heart_failure_therapy, problem("heart-failure"))
     assert not run(monitoring.heart_failure_therapy, problem("hfref"))
     assert not run(monitoring.heart_failure_therapy, problem("heart-failure"), lab("lvef", 30, 100))
+
+
+def test_an_echo_ef_filed_under_imaging_reaches_the_rules_through_the_declared_prefetch() -> None:
+    """Synthea files LVEF with category imaging, which the labs query (category laboratory) never returns."""
+    prefetch, _, _ = chart_prefetch(chart_path("Parker_Casper"))
+    assert not any(
+        coding.get("code") == "10230-1"
+        for entry in prefetch["labs"].get("entry", [])
+        for coding in entry["resource"]["code"]["coding"]
+    )
+    built = build_context(prefetch, datetime(2021, 2, 19, tzinfo=UTC))
+    facts = RuleFacts.of(built.context)
+    ef = facts.current("lvef")
+    assert ef is not None and ef.value <= 40
+    [card] = monitoring.hfref_therapy(facts)
+    assert ef.handle in card.inputs
 
 
 # --- Pneumocystis prophylaxis ---------------------------------------------------------------------------------
