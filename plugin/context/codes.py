@@ -584,6 +584,10 @@ _VARIANTS: dict[str, str] = {
     "norethisterone": "norethindrone",
     "vitamin b12": "cyanocobalamin",
     "simvistatin": "simvastatin",  # misspelling present in the Synthea sample charts
+    # Fumarate esters whose fumarate is the drug, not a salt: what the salt rule leaves is put back.
+    "dimethyl": "dimethyl fumarate",
+    "diroximel": "diroximel fumarate",
+    "monomethyl": "monomethyl fumarate",
 }
 # Brand names that stand alone (no generic in the string), mapped to their ingredients.
 _BRANDS: dict[str, tuple[str, ...]] = {
