@@ -241,7 +241,7 @@ HELDOUT_SETS: Final[tuple[tuple[Path, bool], ...]] = (
     (HELDOUT_V11_PATH, True),
     (HELDOUT_V12_PATH, True),
     (HELDOUT_V13_PATH, True),
-    (HELDOUT_V14_PATH, False),
+    (HELDOUT_V14_PATH, True),
 )
 
 

@@ -651,10 +651,10 @@ def _allergy_severity(allergy: Allergy) -> Severity:
     return "info" if allergy.kind == "intolerance" else "warning"
 
 
-# Contraindicated by a label after an allergy to a class: sulfasalazine (it releases sulfapyridine) and
-# celecoxib (a sulfonamide) after a sulfonamide allergy; an ARNI after angioedema on an ACE inhibitor or ARB (Entresto label).
+# Contraindicated by a label after an allergy to a class: sulfasalazine (it releases sulfapyridine), celecoxib
+# and zonisamide (sulfonamides) after a sulfonamide allergy; an ARNI after angioedema on an ACE inhibitor or ARB (Entresto label).
 _LABEL_CROSS: Final[dict[str, frozenset[str]]] = {
-    "sulfonamide-antibiotic": frozenset({"sulfasalazine", "celecoxib"})
+    "sulfonamide-antibiotic": frozenset({"sulfasalazine", "celecoxib", "zonisamide"})
 }
 _ANGIOEDEMA: Final = re.compile(r"angio-?o?edema", re.IGNORECASE)
 

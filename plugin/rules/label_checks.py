@@ -476,6 +476,52 @@ DOAC_PREGNANCY = DrugCondition(
     "consider low-molecular-weight heparin instead",
     "Direct oral anticoagulants cross the placenta and lack safety data in pregnancy; heparins do not cross it.",
 )
+IL17_INFLAMMATORY_BOWEL_DISEASE = DrugCondition(
+    "rule.il17-inhibitor-ibd",
+    (),
+    ("secukinumab", "ixekizumab", "brodalumab", "bimekizumab"),
+    ("inflammatory-bowel-disease",),
+    "warning",
+    "kb.il17-inhibitor-inflammatory-bowel-disease",
+    "Inflammatory bowel disease",
+    "consider a biologic of another class (IL-23 or TNF inhibitor)",
+    "IL-17 inhibitors have caused new and worsening Crohn's disease and ulcerative colitis.",
+    history_counts=True,  # IBD in remission still flares
+)
+INCRETIN_MEDULLARY_THYROID_CANCER = DrugCondition(
+    "rule.incretin-medullary-thyroid-cancer",
+    ("glp1-agonist",),
+    (),
+    ("medullary-thyroid-cancer-men2",),
+    "critical",
+    "kb.incretin-medullary-thyroid-cancer",
+    "Medullary thyroid cancer or MEN2",
+    "contraindicated; consider another glucose- or weight-lowering drug",
+    "GLP-1 receptor agonists and tirzepatide are contraindicated with a history of medullary thyroid cancer or MEN2.",
+    history_counts=True,  # a treated cancer is still the history the label names
+)
+SGLT2_TYPE_1_DIABETES = DrugCondition(
+    "rule.sglt2-inhibitor-type-1-diabetes",
+    ("sglt2-inhibitor",),
+    (),
+    ("type-1-diabetes",),
+    "critical",
+    "kb.sglt2-inhibitor-type-1-diabetes",
+    "Type 1 diabetes",
+    "not recommended (ketoacidosis, even with normal glucose); consider stopping it",
+    "SGLT2 inhibitors raise the risk of diabetic ketoacidosis in type 1 diabetes, where they are not approved.",
+)
+NITROFURANTOIN_PYELONEPHRITIS = DrugCondition(
+    "rule.nitrofurantoin-pyelonephritis",
+    ("nitrofurantoin",),
+    (),
+    ("pyelonephritis",),
+    "critical",
+    "kb.nitrofurantoin-pyelonephritis",
+    "Pyelonephritis",
+    "nitrofurantoin does not reach the kidney; consider an agent that does",
+    "Nitrofurantoin is concentrated only in bladder urine and is not indicated for pyelonephritis.",
+)
 MOOD_STABILISERS: Final = ("lithium", "valproate", "antipsychotic")
 MOOD_STABILISER_INGREDIENTS: Final = frozenset({"lamotrigine", "carbamazepine", "oxcarbazepine"})
 
@@ -853,6 +899,10 @@ LABEL_CHECK_RULES: tuple[Rule, ...] = (
     BIPOLAR_ANTIDEPRESSANT_MONOTHERAPY,
     DRONEDARONE_HEART_FAILURE,
     DOAC_PREGNANCY,
+    IL17_INFLAMMATORY_BOWEL_DISEASE,
+    INCRETIN_MEDULLARY_THYROID_CANCER,
+    SGLT2_TYPE_1_DIABETES,
+    NITROFURANTOIN_PYELONEPHRITIS,
     nsaid_peptic_ulcer,
     codeine_after_tonsillectomy,
     chc_smoking_over_35,

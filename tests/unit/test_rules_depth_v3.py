@@ -545,6 +545,13 @@ def test_celecoxib_after_a_sulfa_allergy_is_contraindicated() -> None:
     assert same_drug(allergy("Sulfa - hives"), celecoxib) == [("rule.allergy-same-drug", "critical")]
 
 
+def test_zonisamide_after_a_sulfonamide_antibiotic_reaction_is_contraindicated() -> None:
+    zonisamide = rx("zonisamide", "zonisamide 100 MG Oral Capsule")
+    sjs = allergy("Bactrim (sulfamethoxazole-trimethoprim) - Stevens-Johnson syndrome")
+    assert same_drug(sjs, zonisamide) == [("rule.allergy-same-drug", "critical")]
+    assert same_drug(allergy("Penicillin - hives"), zonisamide) == []
+
+
 @pytest.mark.parametrize(
     ("product", "binds"), [("zinc oxide 40% paste", False), ("zinc sulfate 220 MG Oral Capsule", True)]
 )
