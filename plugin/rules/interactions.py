@@ -72,6 +72,7 @@ class Interaction:
     left_named: frozenset[str] = frozenset()
     right_named: frozenset[str] = frozenset()
     order: LabOrder | None = None  # the lab that watches the pair (INR, digoxin level), offered on the card
+    left_systemic_only: bool = False  # as right_systemic_only, for the left side (tacrolimus ointment)
 
     def _left(self, facts: RuleFacts) -> tuple[Exposure, ...]:
         left = facts.with_class(*self.left)
@@ -80,6 +81,8 @@ class Interaction:
         if self.left_named:
             chosen = set(left)  # `in` a tuple per exposure was quadratic with thousands of drafts
             left = (*left, *(e for e in facts.exposures if e not in chosen and named(e, self.left_named)))
+        if self.left_systemic_only:
+            left = tuple(e for e in left if not SKIN_EYE_EAR.search(e.label))
         return left
 
     def _right(self, facts: RuleFacts) -> tuple[Exposure, ...]:
@@ -227,7 +230,8 @@ _LISTS: Final = (
     "option_covers",
 )
 _TEXTS: Final = ("rule_id", "severity", "risk", "option", "why")
-_KEYS: Final = frozenset({*_LISTS, *_TEXTS, "evidence", "right_systemic_only", "new_within_days", "comment"})
+_FLAGS: Final = ("left_systemic_only", "right_systemic_only")
+_KEYS: Final = frozenset({*_LISTS, *_TEXTS, *_FLAGS, "evidence", "new_within_days", "comment"})
 _CLASS_LISTS: Final = ("left", "right", "right_unless", "option_covers")
 
 
@@ -283,10 +287,11 @@ def _parse_pair(raw: object, index: int) -> Interaction:
         if not isinstance(kb, str) or not KB_ID.match(kb) or not isinstance(when, str) or not when:
             raise _fail(f"{where}: evidence names a kb id, and when (a class, an ingredient or *) it applies")
         cited.append((when, kb))
-    systemic = raw.get("right_systemic_only", False)
+    flags = {flag: raw.get(flag, False) for flag in _FLAGS}
     days = raw.get("new_within_days")
-    if not isinstance(systemic, bool):
-        raise _fail(f"{where}: right_systemic_only is true or false")
+    for flag, value in flags.items():
+        if not isinstance(value, bool):
+            raise _fail(f"{where}: {flag} is true or false")
     if days is not None and (not isinstance(days, int) or isinstance(days, bool) or not 1 <= days <= 365):
         raise _fail(f"{where}: new_within_days is a whole number of days from 1 to 365")
     return Interaction(
@@ -301,12 +306,13 @@ def _parse_pair(raw: object, index: int) -> Interaction:
         lists["left_ingredients"],
         lists["right_unless"],
         lists["right_unless_ingredients"],
-        systemic,
+        bool(flags["right_systemic_only"]),
         days,
         lists["option_taken"],
         lists["option_covers"],
         lists["left_named"],
         lists["right_named"],
+        left_systemic_only=bool(flags["left_systemic_only"]),
     )
 
 

@@ -514,6 +514,15 @@ TABLE_PAIR_CASES: tuple[Case, ...] = (
         chart(med("tranexamic-acid"), med("norethindrone")),
     ),
     *_table_pair(
+        "rule.calcineurin-inhibitor-nsaid",
+        "warning",
+        "kb.calcineurin-inhibitor-nsaids",
+        "tacrolimus",
+        "naproxen",
+        # Low-dose aspirin is an antiplatelet, and acetaminophen is the analgesic a pharmacist reaches for.
+        chart(med("tacrolimus"), med("aspirin"), med("acetaminophen")),
+    ),
+    *_table_pair(
         "rule.kinase-inhibitor-ppi",
         "warning",
         "kb.kinase-inhibitor-acid-suppression",

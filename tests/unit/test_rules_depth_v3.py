@@ -719,3 +719,31 @@ def test_a_recorded_intolerance_names_the_class_without_barring_it() -> None:
     assert [
         (f.rule_id, f.severity) for f in catalog.allergy_conflict(RuleFacts.of(allergic.build().context))
     ] == [("rule.allergy-same-class", "critical")]
+
+
+@pytest.mark.parametrize(
+    ("statin", "raised"),
+    [
+        ("simvastatin 40 MG Oral Tablet", True),
+        ("lovastatin 20 MG Oral Tablet", True),
+        ("pravastatin 20 MG Oral Tablet", False),
+    ],
+)
+def test_cyclosporine_is_named_with_the_cyp3a4_dependent_statins(statin: str, raised: bool) -> None:
+    cyclosporine = rx("csa", "Neoral (cycloSPORINE, modified) 100 MG Oral Capsule")
+    assert ("rule.statin-strong-cyp3a4" in ids(cyclosporine, drafts=(rx("statin", statin),))) is raised
+
+
+@pytest.mark.parametrize(
+    ("tacrolimus", "nsaid", "raised"),
+    [
+        ("tacrolimus 1 MG Oral Capsule (Prograf)", "Aleve (naproxen sodium 220 mg) tablet - OTC", True),
+        ("Protopic (tacrolimus) 0.1 % ointment", "Aleve (naproxen sodium 220 mg) tablet - OTC", False),
+        ("tacrolimus 1 MG Oral Capsule (Prograf)", "diclofenac sodium 10 MG/G Topical Gel", False),
+    ],
+)
+def test_a_calcineurin_inhibitor_with_an_nsaid_counts_only_what_reaches_the_blood(
+    tacrolimus: str, nsaid: str, raised: bool
+) -> None:
+    found = ids(rx("tac", tacrolimus), rx("nsaid", nsaid))
+    assert ("rule.calcineurin-inhibitor-nsaid" in found) is raised
