@@ -216,3 +216,17 @@ def test_no_bleeding_partner_or_a_skin_nsaid_needs_no_count(partner: str) -> Non
 
 def test_an_antiplatelet_alone_needs_no_count_here() -> None:
     assert _count(_drug(CLOPIDOGREL)) == []
+
+
+@pytest.mark.parametrize(
+    ("started", "count_days", "fires"), [(13, 20, False), (14, 20, True), (19, 7, False), (19, 8, True)]
+)
+def test_linezolid_needs_a_weekly_blood_count_after_two_weeks(
+    started: int, count_days: int, fires: bool
+) -> None:
+    found = run(
+        _drug("linezolid 600 MG Oral Tablet", days_ago=started), lab("platelets", 250, days_ago=count_days)
+    )
+    assert bool(found) is fires
+    if fires:
+        assert found[0].severity == "warning" and found[0].order_lab is not None

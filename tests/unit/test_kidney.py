@@ -240,6 +240,9 @@ REQUIRED = {
     "mirabegron",
     "tolterodine",
     "zoledronic acid",
+    "lenalidomide",
+    "entecavir",
+    "valganciclovir",
 }
 TABLE = renal_dosing()
 THRESHOLDS = [(drug, t) for drug in TABLE.drugs for t in drug.thresholds]
