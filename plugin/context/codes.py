@@ -244,6 +244,17 @@ ANALYTES: dict[str, Analyte] = {
             high=7.5,
             plausible=(0.0, 200.0),
         ),
+        # Absolute lymphocytes: below 0.5 x10^3/uL for six months on a fumarate ester calls for interruption.
+        _analyte(
+            "lymphocytes",
+            "Lymphocytes (absolute)",
+            ("731-0", "26474-7", "732-8"),
+            "10^3/uL",
+            _LAB,
+            low=1.0,
+            high=4.8,
+            plausible=(0.0, 500.0),
+        ),
         # HIV care: a CD4 count below 200 cells/uL calls for Pneumocystis prophylaxis (rule.pjp-prophylaxis-absent).
         _analyte("cd4", "CD4 count", ("24467-3",), "/uL", _LAB, low=500.0, plausible=(0.0, 5000.0)),
         # Left ventricular ejection fraction (echo or other imaging): 40% or less is HFrEF.
@@ -442,6 +453,10 @@ _CONVERSIONS: dict[str, dict[str, _Linear]] = {
     # One lithium ion carries one charge: mmol/L and mEq/L are the same number.
     "lithium": _table((1.0, ("mmol/L", "meq/L", "mEq/L", "m[eq]/L"))),
     "neutrophils": _table(
+        (1.0, ("10*3/uL", "10^3/uL", "10*9/L", "10^9/L", "x10^9/L", "x10E3/uL", "10E3/uL", "K/uL", "/nL")),
+        (0.001, ("/uL", "{cells}/uL", "/mm3")),
+    ),
+    "lymphocytes": _table(
         (1.0, ("10*3/uL", "10^3/uL", "10*9/L", "10^9/L", "x10^9/L", "x10E3/uL", "10E3/uL", "K/uL", "/nL")),
         (0.001, ("/uL", "{cells}/uL", "/mm3")),
     ),

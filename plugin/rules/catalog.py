@@ -830,6 +830,9 @@ _DUPLICATE_GROUPS: tuple[tuple[str, frozenset[str], str, str], ...] = (
     ),
 )
 
+# An active metabolite sold as its own drug: paliperidone is 9-hydroxyrisperidone, so the two are one moiety.
+_SAME_MOIETY: Final[dict[str, str]] = {"paliperidone": "risperidone"}
+_MOIETY_NAME: Final[dict[str, str]] = {"risperidone": "risperidone or its metabolite paliperidone"}
 # Relievers prescribed in two devices (inhaler and nebuliser) on purpose.
 _SAME_INGREDIENT_EXEMPT: Final = ("saba",)
 
@@ -883,7 +886,7 @@ def duplicate_therapy(facts: RuleFacts) -> Iterator[Finding]:
             continue
         for ingredient in exposure.ingredients:
             if ingredient not in SUMMED_INGREDIENTS:
-                by_ingredient.setdefault(ingredient, []).append(exposure)
+                by_ingredient.setdefault(_SAME_MOIETY.get(ingredient, ingredient), []).append(exposure)
     for ingredient, products in sorted(by_ingredient.items()):
         handles = frozenset(e.handle for e in products)
         if len(handles) < 2 or any(handles <= group for group in covered):
@@ -893,7 +896,8 @@ def duplicate_therapy(facts: RuleFacts) -> Iterator[Finding]:
             "rule.duplicate-therapy",
             "warning",
             _short(
-                f"Two products containing {ingredient} ({_short(_names(products), 70)}): consider whether both are intended"
+                f"Two products containing {_MOIETY_NAME.get(ingredient, ingredient)} ({_short(_names(products), 70)}): "
+                "consider whether both are intended"
             ),
             "Two products of the same drug add up to a double dose unless one of them is meant to stop.",
             ("kb.duplicate-same-ingredient",),

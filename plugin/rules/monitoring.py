@@ -941,6 +941,106 @@ def antithyroid_agranulocytosis(facts: RuleFacts) -> Iterator[Finding]:
     )
 
 
+# Clozapine label, general population: interrupt below 1000/uL, three checks a week at 1000-1499/uL.
+CLOZAPINE_ANC_INTERRUPT_BELOW: Final = 1.0  # x10^3/uL
+CLOZAPINE_ANC_MILD_BELOW: Final = 1.5
+
+
+def clozapine_neutropenia(facts: RuleFacts) -> Iterator[Finding]:
+    drugs = facts.with_ingredient("clozapine")
+    anc = facts.current("neutrophils")
+    if not drugs or anc is None or anc.value >= CLOZAPINE_ANC_MILD_BELOW:
+        return
+    interrupt = anc.value < CLOZAPINE_ANC_INTERRUPT_BELOW
+    yield Finding(
+        "rule.clozapine-neutropenia",
+        "critical" if interrupt else "warning",
+        _short(
+            f"Neutrophils {anc.value:g} x10^3/uL on clozapine: "
+            + (
+                "consider interrupting it today and checking for infection"
+                if interrupt
+                else "consider neutrophil counts three times a week"
+            )
+        ),
+        "Clozapine can cause severe neutropenia; the label interrupts it below 1.0 x10^3/uL and watches closely "
+        "below 1.5 (lower thresholds apply in benign ethnic neutropenia).",
+        ("kb.clozapine-neutropenia",),
+        (*_handles(drugs), anc.handle),
+        _proposed(drugs),
+    )
+
+
+FUMARATES: Final = frozenset({"dimethyl fumarate", "diroximel fumarate", "monomethyl fumarate"})
+FUMARATE_LYMPHOCYTES_BELOW: Final = 0.5  # x10^3/uL
+FUMARATE_PERSISTING_DAYS: Final = 180  # "persisting for more than six months"
+
+
+def fumarate_lymphopenia(facts: RuleFacts) -> Iterator[Finding]:
+    """Lymphocytes below 0.5 on a fumarate ester: a warning once every count for six months has been that low
+    (the label's point for interruption), information while it is newer."""
+    drugs = tuple(e for e in facts.exposures if not FUMARATES.isdisjoint(e.ingredients))
+    latest = facts.current("lymphocytes")
+    series = facts.context.series("lymphocytes")
+    if not drugs or latest is None or series is None or latest.value >= FUMARATE_LYMPHOCYTES_BELOW:
+        return
+    low_run: list[Measurement] = []
+    for m in series.measurements:
+        if m.value >= FUMARATE_LYMPHOCYTES_BELOW or m.days_ago is None:
+            break
+        low_run.append(m)
+    oldest = low_run[-1]
+    assert oldest.days_ago is not None and latest.days_ago is not None  # the loop keeps dated values only
+    persisting = oldest.days_ago - latest.days_ago >= FUMARATE_PERSISTING_DAYS
+    yield Finding(
+        "rule.fumarate-lymphopenia",
+        "warning" if persisting else "info",
+        _short(
+            f"Lymphocytes {latest.value:g} x10^3/uL on {_names(drugs)}"
+            + (
+                " for over six months: consider interrupting it (PML risk)"
+                if persisting
+                else ": consider rechecking, and interrupting if it persists six months"
+            )
+        ),
+        "Prolonged lymphopenia on dimethyl or diroximel fumarate carries a risk of PML; the label considers "
+        "interruption when lymphocytes stay below 0.5 for over six months.",
+        ("kb.fumarate-lymphopenia",),
+        (*_handles(drugs), *dict.fromkeys(m.handle for m in low_run)),
+        _proposed(drugs),
+    )
+
+
+IMIDS: Final = frozenset({"lenalidomide", "thalidomide", "pomalidomide"})
+ANTITHROMBOTIC_CLASSES: Final = (
+    "anticoagulant",
+    "heparin",
+    "doac",
+    "vitamin-k-antagonist",
+    "antiplatelet",
+    "salicylate",
+)
+
+
+def imid_thromboprophylaxis(facts: RuleFacts) -> Iterator[Finding]:
+    drugs = tuple(e for e in facts.exposures if not IMIDS.isdisjoint(e.ingredients))
+    if not drugs or facts.with_class(*ANTITHROMBOTIC_CLASSES) or facts.with_ingredient("aspirin"):
+        return
+    yield Finding(
+        "rule.imid-thromboprophylaxis-absent",
+        "warning",
+        _short(
+            f"{_names(drugs).capitalize()} with no aspirin or anticoagulant: consider VTE prophylaxis "
+            "(aspirin, or LMWH or a DOAC if higher risk)"
+        ),
+        "Lenalidomide, thalidomide and pomalidomide raise the risk of blood clots, most with dexamethasone; "
+        "their labels recommend thromboprophylaxis.",
+        ("kb.imid-thromboprophylaxis",),
+        _handles(drugs),
+        _proposed(drugs),
+    )
+
+
 # USPSTF 2021: low-dose aspirin from 12 weeks (ideally before 16, up to 28) with a high-risk factor.
 PREECLAMPSIA_ASPIRIN_FROM_WEEKS: Final = 12
 PREECLAMPSIA_ASPIRIN_UNTIL_WEEKS: Final = 28
@@ -990,6 +1090,9 @@ MONITORING_RULES: tuple[Rule, ...] = (
     hypoglycaemia_glucose,
     hba1c_overtreatment,
     antithyroid_agranulocytosis,
+    clozapine_neutropenia,
+    fumarate_lymphopenia,
+    imid_thromboprophylaxis,
 )
 DRUG_DISEASE_RULES: tuple[Rule, ...] = (
     asthma_non_selective_beta_blocker,

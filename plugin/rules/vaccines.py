@@ -201,6 +201,9 @@ RSV_RISK_SETS: Final = (
     "liver-disease",
     "diabetic-kidney-disease",
     "solid-organ-transplant",
+    # Moderate or severe immunocompromise (ACIP's list): blood cancers and HIV; immunosuppressive drugs below.
+    "haematologic-malignancy",
+    "hiv",
 )
 
 
@@ -220,7 +223,8 @@ def rsv_due(facts: RuleFacts) -> Iterator[Finding]:
         return
     if not _adult(facts, RSV_RISK_FROM_AGE) or doses(facts, "rsv"):
         return
-    risks = (*_problems(facts, RSV_RISK_SETS), *_diabetes_with_damage_or_insulin(facts))
+    immunosuppressed = tuple(e.handle for e in facts.with_class("immunosuppressant") if not e.proposed)
+    risks = (*_problems(facts, RSV_RISK_SETS), *_diabetes_with_damage_or_insulin(facts), *immunosuppressed)
     assert facts.age is not None
     if facts.age < RSV_ALL_FROM_AGE and not risks:
         return
@@ -232,7 +236,7 @@ def rsv_due(facts: RuleFacts) -> Iterator[Finding]:
         "info",
         f"No RSV vaccine on record at {why}: consider one dose",
         "One RSV vaccine dose is advised at 75 and over, and from 60 with chronic heart, lung, kidney or liver "
-        "disease (ACIP); it is not repeated yearly.",
+        "disease or a weakened immune system (ACIP); it is not repeated yearly.",
         ("kb.acip-rsv-older-adults",),
         risks if facts.age < RSV_ALL_FROM_AGE else (),
     )

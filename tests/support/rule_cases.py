@@ -183,6 +183,10 @@ DRUGS: dict[str, tuple[str, str]] = {
     "trimethobenzamide": ("", "trimethobenzamide 300 MG Oral Capsule"),
     "ertapenem": ("", "ertapenem 1 GM Injection"),
     "ceftriaxone": ("", "ceftriaxone 1 GM Injection"),
+    "dimethyl-fumarate": ("", "Tecfidera (dimethyl fumarate) 240 mg delayed-release capsule"),
+    "lenalidomide": ("", "Revlimid (lenalidomide) 25 MG Oral Capsule"),
+    "dexamethasone": ("", "dexamethasone 4 MG Oral Tablet"),
+    "prednisone": ("", "predniSONE 5 MG Oral Tablet"),
 }
 
 # SNOMED CT problems (code, display) as Synthea and most EHR problem lists code them.
@@ -215,6 +219,7 @@ PROBLEMS: dict[str, tuple[str, str]] = {
     "hfref": ("703272007", "Heart failure with reduced ejection fraction (disorder)"),
     "type-1-diabetes": ("46635009", "Diabetes mellitus type 1 (disorder)"),
     "crohns-disease": ("34000006", "Crohn's disease (disorder)"),
+    "multiple-myeloma": ("109989006", "Multiple myeloma (disorder)"),
     "psoriasis": ("9014002", "Psoriasis (disorder)"),
     "medullary-thyroid-cancer": ("255032005", "Medullary carcinoma of thyroid (disorder)"),
     "pyelonephritis": ("36689008", "Acute pyelonephritis (disorder)"),
@@ -239,6 +244,7 @@ LABS: dict[str, tuple[str, str, str]] = {
     "lvef": ("10230-1", "Left ventricular Ejection fraction", "%"),
     "cd4": ("24467-3", "CD3+CD4+ (T4 helper) cells [#/volume] in Blood", "/uL"),
     "neutrophils": ("751-8", "Neutrophils [#/volume] in Blood by Automated count", "10*3/uL"),
+    "lymphocytes": ("731-0", "Lymphocytes [#/volume] in Blood by Automated count", "10*3/uL"),
     "digoxin": ("10535-3", "Digoxin [Mass/volume] in Serum or Plasma", "ng/mL"),
     "tsh": ("3016-3", "Thyrotropin [Units/volume] in Serum or Plasma", "m[IU]/L"),
     "hemoglobin": ("718-7", "Hemoglobin [Mass/volume] in Blood", "g/dL"),

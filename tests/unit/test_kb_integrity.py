@@ -32,6 +32,8 @@ GRADED: dict[str, str] = {
     "rule.allergy-same-drug": "critical for a high-criticality or severe reaction, info for an intolerance, else "
     "warning",
     "rule.allergy-same-class": "info for a low-criticality intolerance without a severe reaction, else critical",
+    "rule.clozapine-neutropenia": "warning at 1.0-1.49 (monitor closely), critical below 1.0 (interrupt), as the entry says",
+    "rule.fumarate-lymphopenia": "info while the low count is under six months old, warning once it has persisted",
 }
 
 

@@ -1110,6 +1110,143 @@ CASES: tuple[Case, ...] = (
         chart(med("methimazole"), lab("neutrophils", 1.0, 1), age=38),
     ),
     Case(
+        "clozapine-neutropenia/anc-0.8",
+        monitoring.clozapine_neutropenia,
+        chart(med("clozapine"), lab("neutrophils", 0.8, 1), age=38),
+        (
+            Expected(
+                "rule.clozapine-neutropenia",
+                "critical",
+                ("kb.clozapine-neutropenia",),
+                (med("clozapine"), lab("neutrophils", 0.8, 1)),
+                mentions=("Neutrophils 0.8", "interrupting"),
+            ),
+        ),
+    ),
+    Case(
+        "clozapine-neutropenia/anc-1.0",
+        monitoring.clozapine_neutropenia,
+        chart(med("clozapine"), lab("neutrophils", 1.0, 1), age=38),
+        (
+            Expected(
+                "rule.clozapine-neutropenia",
+                "warning",
+                ("kb.clozapine-neutropenia",),
+                (med("clozapine"), lab("neutrophils", 1.0, 1)),
+                mentions=("three times a week",),
+            ),
+        ),
+    ),
+    Case(
+        "clozapine-neutropenia/anc-1.49",
+        monitoring.clozapine_neutropenia,
+        chart(med("clozapine"), lab("neutrophils", 1.49, 1), age=38),
+        (
+            Expected(
+                "rule.clozapine-neutropenia",
+                "warning",
+                ("kb.clozapine-neutropenia",),
+                (med("clozapine"), lab("neutrophils", 1.49, 1)),
+            ),
+        ),
+    ),
+    Case(
+        "clozapine-neutropenia/anc-1.5",
+        monitoring.clozapine_neutropenia,
+        chart(med("clozapine"), lab("neutrophils", 1.5, 1), age=38),
+    ),
+    Case(
+        "fumarate-lymphopenia/six-months-low",
+        monitoring.fumarate_lymphopenia,
+        chart(
+            med("dimethyl-fumarate"),
+            lab("lymphocytes", 0.42, 10, "ly-new"),
+            lab("lymphocytes", 0.45, 190, "ly-old"),
+            age=44,
+        ),
+        (
+            Expected(
+                "rule.fumarate-lymphopenia",
+                "warning",
+                ("kb.fumarate-lymphopenia",),
+                (
+                    med("dimethyl-fumarate"),
+                    lab("lymphocytes", 0.42, 10, "ly-new"),
+                    lab("lymphocytes", 0.45, 190, "ly-old"),
+                ),
+                mentions=("over six months",),
+            ),
+        ),
+    ),
+    Case(
+        # 179 days of low counts: not yet the label's six months.
+        "fumarate-lymphopenia/under-six-months",
+        monitoring.fumarate_lymphopenia,
+        chart(
+            med("dimethyl-fumarate"),
+            lab("lymphocytes", 0.42, 10, "ly-new"),
+            lab("lymphocytes", 0.45, 189, "ly-old"),
+            age=44,
+        ),
+        (
+            Expected(
+                "rule.fumarate-lymphopenia",
+                "info",
+                ("kb.fumarate-lymphopenia",),
+                (
+                    med("dimethyl-fumarate"),
+                    lab("lymphocytes", 0.42, 10, "ly-new"),
+                    lab("lymphocytes", 0.45, 189, "ly-old"),
+                ),
+                mentions=("rechecking",),
+            ),
+        ),
+    ),
+    Case(
+        # A count back above 0.5 in between ends the run: only the newest low value counts.
+        "fumarate-lymphopenia/recovered-in-between",
+        monitoring.fumarate_lymphopenia,
+        chart(
+            med("dimethyl-fumarate"),
+            lab("lymphocytes", 0.49, 10, "ly-new"),
+            lab("lymphocytes", 0.5, 100, "ly-mid"),
+            lab("lymphocytes", 0.3, 250, "ly-old"),
+            age=44,
+        ),
+        (
+            Expected(
+                "rule.fumarate-lymphopenia",
+                "info",
+                ("kb.fumarate-lymphopenia",),
+                (med("dimethyl-fumarate"), lab("lymphocytes", 0.49, 10, "ly-new")),
+            ),
+        ),
+    ),
+    Case(
+        "fumarate-lymphopenia/at-0.5",
+        monitoring.fumarate_lymphopenia,
+        chart(med("dimethyl-fumarate"), lab("lymphocytes", 0.5, 10), age=44),
+    ),
+    Case(
+        "imid-thromboprophylaxis/none",
+        monitoring.imid_thromboprophylaxis,
+        chart(med("lenalidomide"), med("dexamethasone"), age=68),
+        (
+            Expected(
+                "rule.imid-thromboprophylaxis-absent",
+                "warning",
+                ("kb.imid-thromboprophylaxis",),
+                (med("lenalidomide"),),
+                mentions=("VTE prophylaxis",),
+            ),
+        ),
+    ),
+    Case(
+        "imid-thromboprophylaxis/aspirin",
+        monitoring.imid_thromboprophylaxis,
+        chart(med("lenalidomide"), med("dexamethasone"), med("aspirin"), age=68),
+    ),
+    Case(
         "preeclampsia-aspirin/16-weeks-hypertension",
         monitoring.preeclampsia_aspirin,
         chart(HYPERTENSION_PROBLEM, PREGNANT_16_WEEKS, age=36),

@@ -747,3 +747,14 @@ def test_a_calcineurin_inhibitor_with_an_nsaid_counts_only_what_reaches_the_bloo
 ) -> None:
     found = ids(rx("tac", tacrolimus), rx("nsaid", nsaid))
     assert ("rule.calcineurin-inhibitor-nsaid" in found) is raised
+
+
+@pytest.mark.parametrize(
+    ("second", "duplicate"),
+    [("risperiDONE 2 MG Oral Tablet", True), ("aripiprazole 10 MG Oral Tablet", False)],
+)
+def test_paliperidone_and_risperidone_are_one_moiety(second: str, duplicate: bool) -> None:
+    invega = rx(
+        "pali", "Invega Sustenna (paliperidone palmitate) 156 MG/ML extended-release injectable suspension"
+    )
+    assert ("rule.duplicate-therapy" in ids(invega, rx("second", second))) is duplicate

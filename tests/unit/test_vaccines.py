@@ -11,7 +11,7 @@ from plugin.knowledge import load_knowledge_base
 from plugin.rules import vaccines
 from plugin.rules.model import Finding, RuleFacts
 from tests.support.charts import JsonDict, copy_json, medication_request
-from tests.support.rule_cases import PATIENT_ID, Chart, problem, vaccine
+from tests.support.rule_cases import PATIENT_ID, Chart, med, problem, vaccine
 
 pytestmark = pytest.mark.unit
 
@@ -100,6 +100,19 @@ def test_rsv_from_60_with_a_risk_condition(age: int, fires: bool) -> None:
     assert bool(found) is fires
     if fires:
         assert found[0].inputs  # the risk condition is cited
+
+
+@pytest.mark.parametrize(
+    ("resources", "fires"),
+    [
+        ((problem("multiple-myeloma"),), True),
+        ((med("tacrolimus"),), True),
+        # A corticosteroid alone is not counted: ACIP's line is a high dose for weeks, which a list cannot show.
+        ((med("prednisone"),), False),
+    ],
+)
+def test_rsv_from_60_when_the_immune_system_is_weakened(resources: tuple[JsonDict, ...], fires: bool) -> None:
+    assert bool(list(vaccines.rsv_due(facts(*resources, age=68)))) is fires
 
 
 def test_one_rsv_dose_ever_closes_the_gap() -> None:
