@@ -35,6 +35,7 @@ from plugin.context.model import (
     Pregnancy,
     Problem,
     Procedure,
+    QualitativeResult,
     Sex,
     SkippedResource,
     Trend,
@@ -83,9 +84,33 @@ class _Facts:
     notes: list[tuple[str, str]] = field(default_factory=list)  # (text, source reference)
     skipped: list[SkippedResource] = field(default_factory=list)
     pregnancy_signals: list[tuple[str, str, int | None]] = field(default_factory=list)  # (status, ref, days)
+    # (result, reference, instant) for the qualitative tests of codes.QUALITATIVE_TESTS.
+    results: list[tuple[QualitativeResult, str, float]] = field(default_factory=list)
 
 
 # --- small readers over validated models ------------------------------------------------------
+
+
+def _loincs_of(raw: Mapping[str, Any]) -> list[str]:
+    code = raw.get("code")
+    codings = code.get("coding") if isinstance(code, Mapping) else None
+    return [
+        str(c.get("code"))
+        for c in (codings if isinstance(codings, list) else ())
+        if isinstance(c, Mapping) and c.get("system") == "http://loinc.org"
+    ]
+
+
+def _names_of(raw: Mapping[str, Any]) -> list[str]:
+    """The code's text and its codings' displays: where a locally coded test says what it is."""
+    code = raw.get("code")
+    if not isinstance(code, Mapping):
+        return []
+    codings = code.get("coding")
+    names = [
+        c.get("display") for c in (codings if isinstance(codings, list) else ()) if isinstance(c, Mapping)
+    ]
+    return [str(n) for n in (code.get("text"), *names) if isinstance(n, str) and n]
 
 
 def _to_date(value: Any) -> date | None:
@@ -497,7 +522,8 @@ class _Builder:
             analyte = codes.analyte_for_loinc(loinc)
             if analyte is not None:
                 return analyte.key
-        return None
+        test = codes.qualitative_test_for(_loincs_of(raw), _names_of(raw))
+        return f"result:{test.key}" if test is not None else None
 
     def observations(self, items: list[tuple[str, Mapping[str, Any]]]) -> None:
         """Validate only the newest few of each series: the rest would be read and thrown away."""
@@ -518,6 +544,9 @@ class _Builder:
             # so which of them is kept is decided on content later, never on ids or input order.
             last_read: float | None = None
             for negative_instant, _, source, raw in sorted(candidates, key=lambda c: (c[0], c[1])):
+                if key.startswith("result:"):
+                    self.guarded(self.qualitative, source, raw)
+                    continue
                 if key == "pregnancy":
                     if self.guarded(self.observation, source, raw):
                         break  # the newest readable pregnancy status decides
@@ -587,6 +616,28 @@ class _Builder:
             )
             self.facts.measurements[part_analyte.key].append((measurement, reference, _raw_instant(raw)))
         self.note(model, reference)
+        return True
+
+    def qualitative(self, source: str, raw: Mapping[str, Any]) -> bool:
+        """A qualitative answer (positive, negative, or indeterminate when it says neither) to a known test."""
+        test = codes.qualitative_test_for(_loincs_of(raw), _names_of(raw))
+        model = self.model(source, raw)
+        if test is None or model is None:
+            return False
+        answers = [model.valueCodeableConcept, *(model.interpretation or ())]
+        coded = [
+            str(c.code) for concept in answers if concept is not None for c in concept.coding or () if c.code
+        ]
+        texts = [str(concept.text) for concept in answers if concept is not None and concept.text]
+        if model.valueString:
+            texts.append(str(model.valueString))
+        answer = codes.qualitative_answer(coded, texts)
+        period_start = model.effectivePeriod.start if model.effectivePeriod else None
+        days = _days_ago(
+            self.today, model.effectiveDateTime, period_start, model.effectiveInstant, model.issued
+        )
+        result = QualitativeResult("", test.key, test.label, answer or "indeterminate", days)
+        self.facts.results.append((result, self.references.of(raw), _raw_instant(raw)))
         return True
 
     def encounter(self, source: str, raw: Mapping[str, Any]) -> None:
@@ -873,6 +924,12 @@ def _finish(facts: _Facts, demographics: Demographics, options: ContextOptions, 
             evidence,
             weeks if weeks is not None and weeks <= MAX_GESTATION_WEEKS else None,
         )
+    results = tuple(
+        replace(r, handle=observation_handle(ref))
+        for r, ref, _ in sorted(
+            facts.results, key=lambda item: (-item[2], item[0].test, item[0].result, item[1])
+        )
+    )
     notes = tuple(
         UntrustedNote(handles.assign("N", ref), text[: options.note_chars])
         for text, ref in sorted(facts.notes, key=lambda n: n[0])
@@ -884,6 +941,7 @@ def _finish(facts: _Facts, demographics: Demographics, options: ContextOptions, 
         medications=medications,
         allergies=allergies,
         labs=tuple(labs),
+        results=results,
         encounters=encounters,
         immunizations=immunizations,
         procedures=procedures,

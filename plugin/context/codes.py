@@ -6,7 +6,7 @@ import math
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Final, Literal
 
 # ---------------------------------------------------------------------------------------------------------
 # Code systems
@@ -766,6 +766,80 @@ PREGNANCY_CONDITIONS = frozenset(
         "314204000",  # Early stage of pregnancy
     }
 )
+
+
+# Qualitative results the rules read: a test is found by LOINC or, since pharmacogenomic and serology results
+# often carry local codes, by its name in the code's text or display.
+@dataclass(frozen=True, slots=True)
+class QualitativeTest:
+    key: str
+    label: str
+    loinc: frozenset[str]
+    name: re.Pattern[str]
+
+
+QUALITATIVE_TESTS: Final[dict[str, QualitativeTest]] = {
+    test.key: test
+    for test in (
+        QualitativeTest(
+            "hla-b5701", "HLA-B*57:01", frozenset(), re.compile(r"hla-?\s?b\s?\*?\s?57\s?:?\s?01", re.I)
+        ),
+        QualitativeTest(
+            "hla-b1502", "HLA-B*15:02", frozenset(), re.compile(r"hla-?\s?b\s?\*?\s?15\s?:?\s?02", re.I)
+        ),
+        QualitativeTest(
+            "hla-b5801", "HLA-B*58:01", frozenset(), re.compile(r"hla-?\s?b\s?\*?\s?58\s?:?\s?01", re.I)
+        ),
+        QualitativeTest(
+            "hbsag",
+            "Hepatitis B surface antigen",
+            frozenset({"5196-1", "5195-3"}),
+            re.compile(r"\bhbsag\b|hepatitis b (virus )?surface (ag|antigen)", re.I),
+        ),
+        QualitativeTest(
+            "anti-hbc",
+            "Hepatitis B core antibody",
+            frozenset({"16933-4", "13952-7"}),
+            re.compile(r"\banti-?hbc\b|\bhbcab\b|hepatitis b (virus )?core (ab|antibod)", re.I),
+        ),
+    )
+}
+_LOINC_TO_TEST: Final = {code: test for test in QUALITATIVE_TESTS.values() for code in test.loinc}
+# SNOMED CT and HL7 interpretation codes for a qualitative answer; anything else is indeterminate.
+POSITIVE_CODES: Final = frozenset({"10828004", "260373001", "11214006", "52101004", "POS", "DET"})
+NEGATIVE_CODES: Final = frozenset({"260385009", "260415000", "131194007", "2667000", "NEG", "ND"})
+_NEGATIVE_WORDS: Final = re.compile(r"\b(negative|non-?reactive|not detected|absent|undetected)\b", re.I)
+_POSITIVE_WORDS: Final = re.compile(r"\b(positive|reactive|detected|present|carrier)\b", re.I)
+
+
+def qualitative_test_for(loincs: Iterable[str], names: Iterable[str]) -> QualitativeTest | None:
+    """The qualitative test an Observation reports, by LOINC first, then by name."""
+    for code in loincs:
+        if (test := _LOINC_TO_TEST.get(code)) is not None:
+            return test
+    for name in names:
+        for test in QUALITATIVE_TESTS.values():
+            if test.name.search(name):
+                return test
+    return None
+
+
+def qualitative_answer(codes_: Iterable[str], texts: Iterable[str]) -> Literal["positive", "negative"] | None:
+    """Positive or negative from coded answers, else from words ("not detected" is read before "detected");
+    None when the answer says neither or both."""
+    coded = set(codes_)
+    if coded & POSITIVE_CODES and not coded & NEGATIVE_CODES:
+        return "positive"
+    if coded & NEGATIVE_CODES and not coded & POSITIVE_CODES:
+        return "negative"
+    words = " ".join(texts)
+    negative = bool(_NEGATIVE_WORDS.search(words))
+    positive = bool(_POSITIVE_WORDS.search(_NEGATIVE_WORDS.sub(" ", words)))
+    if negative != positive:
+        return "negative" if negative else "positive"
+    return None
+
+
 PREGNANCY_STATUS_LOINC = "82810-3"
 PREGNANT_VALUES = frozenset({"77386006"})
 NOT_PREGNANT_VALUES = frozenset({"60001007"})

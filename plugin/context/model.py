@@ -161,6 +161,17 @@ class SkippedResource:
 
 
 @dataclass(frozen=True, slots=True)
+class QualitativeResult:
+    """A positive or negative lab answer a rule reads (an HLA allele, hepatitis B serology), newest first."""
+
+    handle: str
+    test: str  # a key of plugin.context.codes.QUALITATIVE_TESTS
+    label: str
+    result: Literal["positive", "negative", "indeterminate"]
+    days_ago: int | None
+
+
+@dataclass(frozen=True, slots=True)
 class UntrustedNote:
     """Free text from the chart, kept only when configured; always shown to the model as data."""
 
@@ -178,6 +189,7 @@ class ClinicalContext:
     medications: tuple[Medication, ...] = ()
     allergies: tuple[Allergy, ...] = ()
     labs: tuple[LabSeries, ...] = ()
+    results: tuple[QualitativeResult, ...] = ()  # newest first
     encounters: tuple[Encounter, ...] = ()
     immunizations: tuple[Immunization, ...] = ()
     procedures: tuple[Procedure, ...] = ()

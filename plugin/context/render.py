@@ -26,6 +26,7 @@ from plugin.context.model import (
     Medication,
     Problem,
     Procedure,
+    QualitativeResult,
     UntrustedNote,
 )
 
@@ -164,6 +165,10 @@ def _series(s: LabSeries, shown: int | None = None) -> str:
     return f"{label}: {values}" + (f"; trend {s.trend}" if s.trend else "") + flag
 
 
+def _result(r: QualitativeResult) -> str:
+    return f"{r.handle} {r.label}: {r.result}; {_ago(r.days_ago)}"
+
+
 def _problem(p: Problem) -> str:
     status = f"; {p.clinical_status}" if p.clinical_status != "active" else ""
     return f"{p.handle} {_display(p.code)}{status}; onset {_ago(p.onset_days_ago)}"
@@ -227,6 +232,7 @@ def _sections(context: ClinicalContext) -> tuple[list[_Section], list[_Section]]
         _Section("ACTIVE PROBLEMS", [_problem(p) for p in context.problems]),
         # Trends carry the history of routine labs and vitals; the safety series above keep every value.
         _Section("OTHER LABS AND VITALS (newest first)", [_series(s, OTHER_LAB_VALUES) for s in other_labs]),
+        _Section("TEST RESULTS (newest first)", [_result(r) for r in context.results]),
         _Section("RECENT ENCOUNTERS", [_encounter(e) for e in context.encounters]),
         _Section("PROCEDURES", _procedures(context.procedures)),
         _Section("IMMUNIZATIONS", [_immunization(i) for i in context.immunizations]),
@@ -296,6 +302,7 @@ def _all_handles(context: ClinicalContext) -> set[str]:
     ]
     handles = {getattr(item, "handle") for group in groups for item in group}  # noqa: B009
     handles.update(m.handle for s in context.labs for m in s.measurements)
+    handles.update(r.handle for r in context.results)
     return handles
 
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 from typing import Final
 
 from plugin import terminology
+from plugin.context.codes import QUALITATIVE_TESTS
 from plugin.rules.catalog import (
     Rule,
     strength_mg,
@@ -881,6 +882,127 @@ def _beers_anticoagulant(facts: RuleFacts) -> Iterator[Finding]:
     )
 
 
+# --- drug and genotype, drug and hepatitis B serology ----------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class DrugAllele:
+    """A drug an HLA allele makes dangerous (a severe hypersensitivity reaction) when the chart holds a positive
+    result; a negative or indeterminate result says nothing here. `test_before` asks for the result when the drug
+    is being ordered and none is on record (abacavir: screening before the first dose is the label's rule). No
+    order is offered: HLA tests are coded locally, and a wrong LOINC on an order is worse than none."""
+
+    rule_id: str
+    ingredients: frozenset[str]
+    test: str  # codes.QUALITATIVE_TESTS key
+    evidence: str
+    reaction: str
+    test_before: bool = False
+
+    def __call__(self, facts: RuleFacts) -> Iterator[Finding]:
+        drugs = tuple(e for e in facts.exposures if not self.ingredients.isdisjoint(e.ingredients))
+        if not drugs:
+            return
+        result = facts.result(self.test)
+        allele = result.label if result is not None else QUALITATIVE_TESTS[self.test].label
+        if result is not None and result.result == "positive":
+            yield Finding(
+                self.rule_id,
+                "critical",
+                _short(
+                    f"{allele} positive and {_names(drugs)}: contraindicated ({self.reaction}); consider an alternative"
+                ),
+                f"Carriers of {allele} are at high risk of {self.reaction} with this drug, which is not given to them.",
+                (self.evidence,),
+                (*_handles(drugs), result.handle),
+                _proposed(drugs),
+            )
+        elif result is None and self.test_before and any(e.proposed for e in drugs):
+            proposed = tuple(e for e in drugs if e.proposed)
+            yield Finding(
+                self.rule_id,
+                "warning",
+                _short(f"No {allele} result on record for new {_names(proposed)}: consider testing first"),
+                f"Screening for the allele before the first dose prevents {self.reaction}; an unknown result is not a negative one.",
+                (self.evidence,),
+                _handles(proposed),
+                _proposed(proposed),
+            )
+
+
+ABACAVIR_HLA_B5701 = DrugAllele(
+    "rule.abacavir-hla-b5701",
+    frozenset({"abacavir"}),
+    "hla-b5701",
+    "kb.abacavir-hla-b5701",
+    "abacavir hypersensitivity",
+    test_before=True,
+)
+CARBAMAZEPINE_HLA_B1502 = DrugAllele(
+    "rule.carbamazepine-hla-b1502",
+    frozenset({"carbamazepine", "oxcarbazepine"}),
+    "hla-b1502",
+    "kb.carbamazepine-hla-b1502",
+    "Stevens-Johnson syndrome or TEN",
+)
+ALLOPURINOL_HLA_B5801 = DrugAllele(
+    "rule.allopurinol-hla-b5801",
+    frozenset({"allopurinol"}),
+    "hla-b5801",
+    "kb.allopurinol-hla-b5801",
+    "severe cutaneous reactions (SJS, TEN, DRESS)",
+)
+ANTI_CD20: Final = frozenset({"rituximab", "obinutuzumab", "ofatumumab", "ocrelizumab", "ublituximab"})
+HBV_PROPHYLAXIS: Final = frozenset(
+    {"entecavir", "tenofovir", "tenofovir alafenamide", "tenofovir disoproxil"}
+)
+HBV_SCREEN = LabOrder("5196-1", "Hepatitis B virus surface Ag [Presence] in Serum or Plasma by Immunoassay")
+
+
+def anti_cd20_hepatitis_b(facts: RuleFacts) -> Iterator[Finding]:
+    """An anti-CD20 antibody reactivates hepatitis B: a positive HBsAg or anti-HBc calls for entecavir or
+    tenofovir prophylaxis (AASLD, the labels' boxed warning); a new order with no serology asks for it."""
+    drugs = tuple(e for e in facts.exposures if not ANTI_CD20.isdisjoint(e.ingredients))
+    if not drugs:
+        return
+    serology = tuple(r for test in ("hbsag", "anti-hbc") if (r := facts.result(test)) is not None)
+    positive = tuple(r for r in serology if r.result == "positive")
+    if positive:
+        if any(not HBV_PROPHYLAXIS.isdisjoint(e.ingredients) for e in facts.exposures):
+            return
+        yield Finding(
+            "rule.anti-cd20-hbv-prophylaxis",
+            "warning",
+            _short(
+                f"{' and '.join(r.label for r in positive)} positive on {_names(drugs)} with no antiviral: "
+                "consider entecavir or tenofovir prophylaxis"
+            ),
+            "Anti-CD20 antibodies can reactivate hepatitis B, sometimes fatally; prophylaxis is given to HBsAg- or "
+            "anti-HBc-positive patients through treatment and for at least a year after.",
+            ("kb.anti-cd20-hbv-reactivation",),
+            (*_handles(drugs), *(r.handle for r in positive)),
+            _proposed(drugs),
+        )
+    elif len(serology) < 2 and any(e.proposed for e in drugs):
+        proposed = tuple(e for e in drugs if e.proposed)
+        missing = " and ".join(
+            label
+            for test, label in (("hbsag", "HBsAg"), ("anti-hbc", "anti-HBc"))
+            if facts.result(test) is None
+        )
+        yield Finding(
+            "rule.anti-cd20-hbv-prophylaxis",
+            "warning",
+            _short(f"No {missing} on record before {_names(proposed)}: consider hepatitis B screening first"),
+            "Every patient is screened for hepatitis B (HBsAg and anti-HBc) before an anti-CD20 antibody; an "
+            "unknown result is not a negative one.",
+            ("kb.anti-cd20-hbv-reactivation",),
+            _handles(proposed),
+            _proposed(proposed),
+            HBV_SCREEN,
+        )
+
+
 LABEL_CHECK_RULES: tuple[Rule, ...] = (
     *PAIRS,
     SystemicPair(FLUOROQUINOLONE_CORTICOSTEROID),
@@ -899,6 +1021,10 @@ LABEL_CHECK_RULES: tuple[Rule, ...] = (
     BIPOLAR_ANTIDEPRESSANT_MONOTHERAPY,
     DRONEDARONE_HEART_FAILURE,
     DOAC_PREGNANCY,
+    ABACAVIR_HLA_B5701,
+    CARBAMAZEPINE_HLA_B1502,
+    ALLOPURINOL_HLA_B5801,
+    anti_cd20_hepatitis_b,
     IL17_INFLAMMATORY_BOWEL_DISEASE,
     INCRETIN_MEDULLARY_THYROID_CANCER,
     SGLT2_TYPE_1_DIABETES,

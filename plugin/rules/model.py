@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from plugin import terminology
-from plugin.context.model import ClinicalContext, Code, LabSeries, Measurement, Problem
+from plugin.context.model import ClinicalContext, Code, LabSeries, Measurement, Problem, QualitativeResult
 from plugin.rules.freshness import lab_windows
 
 Severity = Literal["info", "warning", "critical"]
@@ -117,6 +117,10 @@ class RuleFacts:
     def ever(self, value_set: str) -> tuple[str, ...]:
         """The handles of a condition now or in the past (resolved, inactive, in remission)."""
         return (*self.value_sets.get(value_set, ()), *self.history.get(value_set, ()))
+
+    def result(self, test: str) -> QualitativeResult | None:
+        """The newest answer to a qualitative test (codes.QUALITATIVE_TESTS), whatever it says; None if never done."""
+        return next((r for r in self.context.results if r.test == test), None)
 
     def latest(self, analyte: str, within_days: int | None = None) -> Measurement | None:
         series: LabSeries | None = self.context.series(analyte)

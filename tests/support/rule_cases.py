@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -187,6 +188,11 @@ DRUGS: dict[str, tuple[str, str]] = {
     "lenalidomide": ("", "Revlimid (lenalidomide) 25 MG Oral Capsule"),
     "dexamethasone": ("", "dexamethasone 4 MG Oral Tablet"),
     "prednisone": ("", "predniSONE 5 MG Oral Tablet"),
+    "triumeq": ("", "Triumeq (abacavir 600 mg / dolutegravir 50 mg / lamivudine 300 mg) tablet"),
+    "biktarvy": ("", "Biktarvy (bictegravir / emtricitabine / tenofovir alafenamide) tablet"),
+    "rituximab": ("", "riTUXimab 10 MG/ML Injectable Solution"),
+    "entecavir": ("", "entecavir 0.5 MG Oral Tablet (Baraclude)"),
+    "allopurinol": ("", "allopurinol 100 MG Oral Tablet"),
 }
 
 # SNOMED CT problems (code, display) as Synthea and most EHR problem lists code them.
@@ -382,6 +388,35 @@ def lab(analyte: str, value: float, days_ago: int = 7, resource_id: str | None =
         "subject": {"reference": f"Patient/{PATIENT_ID}"},
         "effectiveDateTime": f"{on(days_ago)}T09:30:00Z",
         "valueQuantity": {"value": value, "unit": unit, "system": UCUM, "code": unit},
+    }
+
+
+def qualitative(
+    name: str, answer: str, days_ago: int = 30, resource_id: str | None = None, loinc: str | None = None
+) -> JsonDict:
+    """A qualitative lab answer (an HLA allele, hepatitis B serology) named as a lab reports it; `answer` is
+    "positive", "negative" or free text, coded with SNOMED CT when it is one of the first two."""
+    codes = {"positive": ("10828004", "Positive"), "negative": ("260385009", "Negative")}
+    value: JsonDict = (
+        {
+            "coding": [{"system": SNOMED, "code": codes[answer][0], "display": codes[answer][1]}],
+            "text": codes[answer][1],
+        }
+        if answer in codes
+        else {"text": answer}
+    )
+    code: JsonDict = {"text": name}
+    if loinc is not None:
+        code["coding"] = [{"system": LOINC, "code": loinc, "display": name}]
+    return {
+        "resourceType": "Observation",
+        "id": resource_id or re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")[:64],
+        "status": "final",
+        "category": [{"coding": [{"system": OBSERVATION_CATEGORY, "code": "laboratory"}]}],
+        "code": code,
+        "subject": {"reference": f"Patient/{PATIENT_ID}"},
+        "effectiveDateTime": f"{on(days_ago)}T09:30:00Z",
+        "valueCodeableConcept": value,
     }
 
 
