@@ -19,6 +19,7 @@ from plugin.context import codes, deid
 from plugin.context.dated import not_in_force
 from plugin.context.fhir_parse import USED_TYPES, ResourceRejected, validated
 from plugin.context.model import (
+    INFANT_DAYS_UNTIL_YEARS,
     Allergy,
     BuiltContext,
     ClinicalContext,
@@ -387,7 +388,15 @@ class _Builder:
             deceased = bool(patient.deceasedBoolean) or (
                 patient.deceasedDateTime is not None and (died is None or died <= self.today)
             )
-            return Demographics(age_years=age, sex=SEX.get(str(patient.gender), "unknown"), deceased=deceased)
+            days = (self.today - birth).days if birth is not None else None
+            return Demographics(
+                age_years=age,
+                sex=SEX.get(str(patient.gender), "unknown"),
+                deceased=deceased,
+                age_days=days
+                if age is not None and age < INFANT_DAYS_UNTIL_YEARS and days is not None and days >= 0
+                else None,
+            )
         return Demographics(age_years=None, sex="unknown")
 
     def condition(self, source: str, raw: Mapping[str, Any]) -> None:

@@ -23,11 +23,17 @@ class Code:
     display: str
 
 
+INFANT_DAYS_UNTIL_YEARS = 2
+
+
 @dataclass(frozen=True, slots=True)
 class Demographics:
     age_years: int | None  # None when the birth date is absent; capped at 90 (Safe Harbor)
     sex: Sex
     deceased: bool = False
+    # Days of life, kept only under INFANT_DAYS_UNTIL_YEARS (infant doses and immunisations count in weeks and
+    # months); None otherwise and when the birth date is absent. Never rendered for the model.
+    age_days: int | None = None
 
     @property
     def age_label(self) -> str:

@@ -24,7 +24,7 @@ from plugin.rules.catalog import (
     allergy_ingredients,
     strength_mg,
 )
-from plugin.rules.dosing import daily_mg, dosage_of
+from plugin.rules.dosing import LOCAL_ROUTE, SKIN_EYE_EAR, daily_mg, dosage_of
 from plugin.rules.freshness import lab_windows
 from plugin.rules.kidney import renal_function
 from plugin.rules.model import Exposure, Finding, LabOrder, RuleFacts, Severity
@@ -818,6 +818,67 @@ def pjp_prophylaxis(facts: RuleFacts) -> Iterator[Finding]:
     )
 
 
+# Milligrams of prednisone that one milligram of each systemic glucocorticoid matches (label equivalents:
+# 5 mg prednisone = 4 mg methylprednisolone = 0.75 mg dexamethasone = 20 mg hydrocortisone).
+PREDNISONE_EQUIVALENT: Final[dict[str, float]] = {
+    "prednisone": 1.0,
+    "prednisolone": 1.0,
+    "methylprednisolone": 1.25,
+    "dexamethasone": 5 / 0.75,
+    "hydrocortisone": 0.25,
+}
+PJP_GLUCOCORTICOID_MG: Final = 20.0  # prednisone-equivalent mg a day
+PJP_SECOND_RISK_SETS: Final = ("anca-vasculitis",)
+
+
+def _prednisone_equivalent_mg(facts: RuleFacts) -> tuple[float, tuple[Exposure, ...]]:
+    """The systemic glucocorticoids' daily dose in prednisone milligrams, and the drugs it comes from (drugs
+    whose dose cannot be read add nothing: the rule then stays quiet rather than guess)."""
+    total, drugs = 0.0, []
+    for exposure in facts.exposures:
+        if exposure.proposed or SKIN_EYE_EAR.search(exposure.label) or LOCAL_ROUTE.search(exposure.label):
+            continue
+        for ingredient, factor in PREDNISONE_EQUIVALENT.items():
+            if ingredient in exposure.ingredients:
+                mg = daily_mg(dosage_of(facts, exposure), strength_mg(exposure, ingredient))
+                if mg is not None:
+                    total += mg * factor
+                    drugs.append(exposure)
+    return total, tuple(drugs)
+
+
+def pjp_prophylaxis_immunosuppressed(facts: RuleFacts) -> Iterator[Finding]:
+    """A glucocorticoid at 20 mg of prednisone a day or more with a second cause of immunosuppression (another
+    immunosuppressant, or ANCA vasculitis, whose rituximab or cyclophosphamide courses may already be over) and
+    no Pneumocystis prophylaxis."""
+    if facts.context.demographics.deceased or facts.value_sets.get("hiv"):
+        return  # HIV has its own CD4-based rule
+    mg, steroids = _prednisone_equivalent_mg(facts)
+    if mg < PJP_GLUCOCORTICOID_MG:
+        return
+    partners = tuple(
+        e for e in facts.with_class("immunosuppressant") if not e.has("corticosteroid") and not e.proposed
+    )
+    conditions = tuple(h for name in PJP_SECOND_RISK_SETS for h in facts.value_sets.get(name, ()))
+    if not partners and not conditions:
+        return
+    if any(not PJP_PROPHYLAXIS.isdisjoint(e.ingredients) for e in facts.exposures):
+        return
+    second = _names(partners) if partners else "ANCA vasculitis"
+    yield Finding(
+        "rule.pjp-prophylaxis-immunosuppressed",
+        "warning",
+        _short(
+            f"Prednisone-equivalent {mg:g} mg a day with {second} and no Pneumocystis prophylaxis: consider "
+            "co-trimoxazole"
+        ),
+        "Pneumocystis pneumonia is a leading infection in people on high-dose glucocorticoids with another "
+        "immunosuppressant, and prophylaxis prevents most of it.",
+        ("kb.pjp-prophylaxis-glucocorticoids",),
+        tuple(sorted({*_handles(steroids), *_handles(partners), *conditions})),
+    )
+
+
 ISONIAZID_NEUROPATHY_RISK_SETS: Final = (
     "diabetes",
     "type-1-diabetes",
@@ -1109,6 +1170,7 @@ CARE_GAP_EXTRA_RULES: tuple[Rule, ...] = (
     heart_failure_therapy,
     hfref_therapy,
     pjp_prophylaxis,
+    pjp_prophylaxis_immunosuppressed,
     preeclampsia_aspirin,
     antiplatelet_secondary_prevention,
     prenatal_folic_acid,

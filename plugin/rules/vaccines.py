@@ -47,6 +47,10 @@ GROUPS: Final[dict[str, VaccineGroup]] = {
     "rsv": VaccineGroup(
         frozenset(), re.compile(r"\b(rsv|respiratory syncytial|arexvy|abrysvo|mresvia)\b", re.I)
     ),
+    # The infant RSV antibodies, recorded as immunisations (by name: their CVX codes are not relied on here).
+    "rsv-antibody": VaccineGroup(
+        frozenset(), re.compile(r"\b(nirsevimab|beyfortus|clesrovimab|enflonsia|palivizumab|synagis)\b", re.I)
+    ),
     # MenACWY conjugates (Menactra, Menveo, MenQuadfi, unspecified) and the pentavalent MenABCWY; MenB alone
     # (Bexsero, Trumenba) does not count.
     "menacwy": VaccineGroup(
@@ -119,9 +123,11 @@ IMMUNOSUPPRESSING_CLASSES: Final = ("immunosuppressant",)
 
 
 def _immunosuppressed(facts: RuleFacts) -> tuple[str, ...]:
-    """The handles that make the patient immunocompromised: a transplant, HIV, or a current immunosuppressant."""
+    """The handles that make the patient immunocompromised: a transplant, HIV, a blood cancer, or a current
+    immunosuppressant."""
     drugs = tuple(e.handle for e in facts.with_class(*IMMUNOSUPPRESSING_CLASSES) if not e.proposed)
-    return (*facts.value_sets.get("solid-organ-transplant", ()), *facts.value_sets.get("hiv", ()), *drugs)
+    conditions = _problems(facts, ("solid-organ-transplant", "hiv", "haematologic-malignancy"))
+    return (*conditions, *drugs)
 
 
 # --- zoster --------------------------------------------------------------------------------------------------
@@ -201,9 +207,6 @@ RSV_RISK_SETS: Final = (
     "liver-disease",
     "diabetic-kidney-disease",
     "solid-organ-transplant",
-    # Moderate or severe immunocompromise (ACIP's list): blood cancers and HIV; immunosuppressive drugs below.
-    "haematologic-malignancy",
-    "hiv",
 )
 
 
@@ -223,8 +226,16 @@ def rsv_due(facts: RuleFacts) -> Iterator[Finding]:
         return
     if not _adult(facts, RSV_RISK_FROM_AGE) or doses(facts, "rsv"):
         return
-    immunosuppressed = tuple(e.handle for e in facts.with_class("immunosuppressant") if not e.proposed)
-    risks = (*_problems(facts, RSV_RISK_SETS), *_diabetes_with_damage_or_insulin(facts), *immunosuppressed)
+    # Moderate or severe immunocompromise is one of ACIP's risk conditions.
+    risks = tuple(
+        dict.fromkeys(
+            (
+                *_problems(facts, RSV_RISK_SETS),
+                *_diabetes_with_damage_or_insulin(facts),
+                *_immunosuppressed(facts),
+            )
+        )
+    )
     assert facts.age is not None
     if facts.age < RSV_ALL_FROM_AGE and not risks:
         return
@@ -367,6 +378,42 @@ def asplenia_vaccines_due(facts: RuleFacts) -> Iterator[Finding]:
     )
 
 
+# --- RSV antibody for infants ----------------------------------------------------------------------------------
+
+RSV_ANTIBODY_UNDER_DAYS: Final = 243  # under 8 months (ACIP: infants younger than 8 months)
+RSV_SEASON_MONTHS: Final = frozenset({10, 11, 12, 1, 2, 3})  # October to March in most of the US
+RSV_ANTIBODIES: Final = frozenset({"nirsevimab", "clesrovimab", "palivizumab"})
+
+
+def infant_rsv_antibody_due(facts: RuleFacts) -> Iterator[Finding]:
+    """An infant under 8 months in the RSV season with no RSV antibody on record. The mother's vaccination is
+    not in the infant's chart, so the card names it as the one reason not to give it."""
+    days = facts.context.demographics.age_days
+    if (
+        days is None
+        or days >= RSV_ANTIBODY_UNDER_DAYS
+        or facts.context.month not in RSV_SEASON_MONTHS
+        or facts.context.demographics.deceased
+        or not facts.context.in_force("nirsevimab-infants")
+    ):
+        return
+    if doses(facts, "rsv-antibody") or any(
+        not RSV_ANTIBODIES.isdisjoint(e.ingredients) for e in facts.exposures
+    ):
+        return
+    yield Finding(
+        "rule.infant-rsv-antibody-due",
+        "info",
+        _short(
+            f"No RSV antibody on record at {days // 7} weeks in RSV season: consider nirsevimab unless the mother "
+            "had an RSV vaccine 14+ days before birth"
+        ),
+        "A long-acting RSV antibody in the first season prevents most RSV hospitalisations of infants.",
+        ("kb.acip-rsv-maternal-or-infant",),
+        (),  # age and season decide; no chart record is the reason
+    )
+
+
 VACCINE_CARE_GAP_RULES: Final = (
     zoster_due,
     td_booster_due,
@@ -374,4 +421,5 @@ VACCINE_CARE_GAP_RULES: Final = (
     pneumococcal_risk_due,
     menacwy_due,
     asplenia_vaccines_due,
+    infant_rsv_antibody_due,
 )

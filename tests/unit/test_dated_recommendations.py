@@ -30,6 +30,7 @@ RSV_FROM = date(2023, 6, 21)
 PNEUMOCOCCAL_50_FROM = date(2024, 10, 23)
 ZOSTER_FROM = date(2017, 10, 25)
 ZOSTER_IMMUNOCOMPROMISED_FROM = date(2021, 10, 20)
+NIRSEVIMAB_FROM = date(2023, 8, 2)
 
 
 def raw_table() -> dict[str, Any]:
@@ -48,6 +49,7 @@ def test_the_table_names_the_days_acip_voted_and_cites_entries_that_exist() -> N
         "rsv-older-adults": RSV_FROM,
         "pneumococcal-50-plus": PNEUMOCOCCAL_50_FROM,
         "sglt2i-diabetes-ckd": date(2020, 10, 1),
+        "nirsevimab-infants": NIRSEVIMAB_FROM,
     }
     knowledge = load_knowledge_base()
     assert all(r.basis in knowledge for r in table.values())
@@ -68,6 +70,7 @@ def test_nothing_is_held_back_today_and_the_builder_sets_the_hooks_day() -> None
     assert build_context(prefetch, NOW).context.recommendations_not_in_force == ()
     old = build_context(prefetch, then).context
     assert old.recommendations_not_in_force == (
+        "nirsevimab-infants",
         "pneumococcal-50-plus",
         "rsv-older-adults",
         "zoster-recombinant-immunocompromised",

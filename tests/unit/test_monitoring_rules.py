@@ -289,6 +289,30 @@ CREATININE = lab("creatinine", 0.9, days_ago=30)
 MTX_LABS_91 = mtx_labs(91)
 PANEL = bp_panel(150, 85)
 
+
+def _by_text(resource_id: str, display: str, days_ago: int) -> JsonDict:
+    """A prescription recorded by its text alone, as EHRs record many products."""
+    request = medication_request(resource_id, PATIENT_ID, "", display, authored=on(days_ago))
+    del request["medicationCodeableConcept"]["coding"]
+    return request
+
+
+def _glucocorticoid(display: str, resource_id: str = "steroid") -> JsonDict:
+    """One tablet a day of a glucocorticoid named with its strength (prednisone-equivalents are read from it)."""
+    return dosed(_by_text(resource_id, display, 60), 1, 1, "d")
+
+
+def _gpa() -> JsonDict:
+    condition = problem("asthma", "gpa")
+    coding = {"system": "http://snomed.info/sct", "code": "195353004", "display": "Wegener's granulomatosis"}
+    condition["code"] = {"coding": [coding], "text": "Granulomatosis with polyangiitis"}
+    return condition
+
+
+MYCOPHENOLATE = _by_text("mmf", "mycophenolate mofetil 500 MG Oral Tablet", 300)
+BACTRIM = _by_text("smx", "sulfamethoxazole 800 MG / trimethoprim 160 MG Oral Tablet", 30)
+
+
 CASES: tuple[Case, ...] = (
     # Methotrexate: daily dosing.
     Case(
@@ -1245,6 +1269,68 @@ CASES: tuple[Case, ...] = (
         "imid-thromboprophylaxis/aspirin",
         monitoring.imid_thromboprophylaxis,
         chart(med("lenalidomide"), med("dexamethasone"), med("aspirin"), age=68),
+    ),
+    Case(
+        "pjp-immunosuppressed/prednisone-20-mycophenolate",
+        monitoring.pjp_prophylaxis_immunosuppressed,
+        chart(_glucocorticoid("predniSONE 20 MG Oral Tablet"), MYCOPHENOLATE, age=55),
+        (
+            Expected(
+                "rule.pjp-prophylaxis-immunosuppressed",
+                "warning",
+                ("kb.pjp-prophylaxis-glucocorticoids",),
+                (_glucocorticoid("predniSONE 20 MG Oral Tablet"), MYCOPHENOLATE),
+                mentions=("20 mg a day", "co-trimoxazole"),
+            ),
+        ),
+    ),
+    Case(
+        "pjp-immunosuppressed/prednisone-19",
+        monitoring.pjp_prophylaxis_immunosuppressed,
+        chart(_glucocorticoid("predniSONE 19 MG Oral Tablet"), MYCOPHENOLATE, age=55),
+    ),
+    Case(
+        "pjp-immunosuppressed/prednisone-21",
+        monitoring.pjp_prophylaxis_immunosuppressed,
+        chart(_glucocorticoid("predniSONE 21 MG Oral Tablet"), MYCOPHENOLATE, age=55),
+        (
+            Expected(
+                "rule.pjp-prophylaxis-immunosuppressed",
+                "warning",
+                ("kb.pjp-prophylaxis-glucocorticoids",),
+                (_glucocorticoid("predniSONE 21 MG Oral Tablet"), MYCOPHENOLATE),
+            ),
+        ),
+    ),
+    Case(
+        # Dexamethasone 3 mg is 20 mg of prednisone; GPA is the second risk (rituximab courses end).
+        "pjp-immunosuppressed/dexamethasone-gpa",
+        monitoring.pjp_prophylaxis_immunosuppressed,
+        chart(_glucocorticoid("dexamethasone 3 MG Oral Tablet"), _gpa(), age=61),
+        (
+            Expected(
+                "rule.pjp-prophylaxis-immunosuppressed",
+                "warning",
+                ("kb.pjp-prophylaxis-glucocorticoids",),
+                (_glucocorticoid("dexamethasone 3 MG Oral Tablet"), _gpa()),
+                mentions=("ANCA vasculitis",),
+            ),
+        ),
+    ),
+    Case(
+        "pjp-immunosuppressed/prednisone-alone",
+        monitoring.pjp_prophylaxis_immunosuppressed,
+        chart(_glucocorticoid("predniSONE 40 MG Oral Tablet"), age=61),
+    ),
+    Case(
+        "pjp-immunosuppressed/on-co-trimoxazole",
+        monitoring.pjp_prophylaxis_immunosuppressed,
+        chart(_glucocorticoid("predniSONE 40 MG Oral Tablet"), MYCOPHENOLATE, BACTRIM, age=61),
+    ),
+    Case(
+        "pjp-immunosuppressed/hydrocortisone-cream",
+        monitoring.pjp_prophylaxis_immunosuppressed,
+        chart(_glucocorticoid("hydrocortisone 25 MG/G Topical Cream"), MYCOPHENOLATE, age=61),
     ),
     Case(
         "preeclampsia-aspirin/16-weeks-hypertension",

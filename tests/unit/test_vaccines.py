@@ -4,13 +4,15 @@ by brand or CVX, and what a missing record means for each vaccine."""
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import datetime, timedelta
 
 import pytest
 
+from plugin.context.build import build_context
 from plugin.knowledge import load_knowledge_base
 from plugin.rules import vaccines
 from plugin.rules.model import Finding, RuleFacts
-from tests.support.charts import JsonDict, copy_json, medication_request
+from tests.support.charts import NOW, JsonDict, copy_json, medication_request
 from tests.support.rule_cases import PATIENT_ID, Chart, med, problem, vaccine
 
 pytestmark = pytest.mark.unit
@@ -224,3 +226,35 @@ def test_a_conjugate_after_ppsv23_completes_the_series() -> None:
 
     chart = facts(vaccine("ppsv23", 900), vaccine("pneumococcal", 400), age=70)
     assert not list(catalog.pneumococcal_due(chart))
+
+
+# --- RSV antibody for infants -------------------------------------------------------------------------------
+
+
+def _infant(days_old: int, *resources: JsonDict, now: datetime = NOW) -> RuleFacts:
+    prefetch = Chart(age=0, resources=resources).prefetch()
+    prefetch["patient"]["birthDate"] = (now.date() - timedelta(days=days_old)).isoformat()
+    return RuleFacts.of(build_context(prefetch, now).context)
+
+
+@pytest.mark.parametrize(("days_old", "fires"), [(70, True), (242, True), (243, False), (244, False)])
+def test_an_infant_under_8_months_in_rsv_season_is_offered_the_antibody(days_old: int, fires: bool) -> None:
+    found = list(vaccines.infant_rsv_antibody_due(_infant(days_old)))
+    assert bool(found) is fires
+    if fires:
+        assert found[0].rule_id == "rule.infant-rsv-antibody-due" and "mother" in found[0].summary
+
+
+def test_the_antibody_given_out_of_season_or_before_the_advice_says_nothing() -> None:
+    given = copy_json(vaccine("rsv", 20))
+    given["vaccineCode"] = {"text": "Beyfortus (nirsevimab-alip) 50 mg"}
+    assert not list(vaccines.infant_rsv_antibody_due(_infant(70, given)))
+    assert not list(vaccines.infant_rsv_antibody_due(_infant(70, now=NOW.replace(month=6))))  # June
+    assert not list(
+        vaccines.infant_rsv_antibody_due(_infant(70, now=NOW.replace(year=2022)))
+    )  # before ACIP's vote
+
+
+def test_age_in_days_is_kept_only_under_two_years() -> None:
+    assert _infant(700).context.demographics.age_days == 700
+    assert Chart(age=5).build().context.demographics.age_days is None
