@@ -52,8 +52,11 @@ def _inputs(exposure: Exposure, *labs: str) -> tuple[str, ...]:
 
 
 def _dosed(facts: RuleFacts, table: RenalTable) -> Iterator[tuple[Exposure, RenalDrug]]:
-    """Each exposure with its table entry, leaving out the drugs an older rule decides."""
+    """Each exposure with its table entry, leaving out the drugs an older rule decides and products that stay on
+    the skin, eye or ear (acyclovir cream, ganciclovir eye gel): the labels' kidney limits are for systemic doses."""
     for exposure in facts.exposures:
+        if SKIN_EYE_EAR.search(exposure.label):
+            continue
         drug = table.match(exposure.ingredients)
         if drug is not None and drug.handled_by is None:
             yield exposure, drug

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+from dataclasses import replace
 from importlib import resources
 from typing import Any
 
@@ -243,6 +244,43 @@ REQUIRED = {
     "lenalidomide",
     "entecavir",
     "valganciclovir",
+    "cefuroxime",
+    "cefazolin",
+    "cefepime",
+    "ceftazidime",
+    "ceftazidime + avibactam",
+    "piperacillin + tazobactam",
+    "meropenem",
+    "meropenem + vaborbactam",
+    "ertapenem",
+    "ampicillin + sulbactam",
+    "cefpodoxime",
+    "daptomycin",
+    "fluconazole",
+    "clarithromycin",
+    "ganciclovir",
+    "fondaparinux",
+    "eplerenone",
+    "finerenone",
+    "sacubitril + valsartan",
+    "lisinopril",
+    "enalapril",
+    "ramipril",
+    "nadolol",
+    "bisoprolol",
+    "flecainide",
+    "alogliptin",
+    "canagliflozin",
+    "dapagliflozin",
+    "empagliflozin",
+    "repaglinide",
+    "venlafaxine",
+    "milnacipran",
+    "levomilnacipran",
+    "febuxostat",
+    "ibandronate",
+    "tadalafil",
+    "capecitabine",
 }
 TABLE = renal_dosing()
 THRESHOLDS = [(drug, t) for drug in TABLE.drugs for t in drug.thresholds]
@@ -687,3 +725,19 @@ def test_sotalol_interval_by_crcl(kg: float, per_day: int | None, severity: str 
         DOSE, Chart(age=50, gender="male", resources=(_sotalol(per_day), creatinine(1.5), weight(kg)))
     )
     assert [f.severity for f in found] == ([severity] if severity else [])
+
+
+@pytest.mark.parametrize(
+    ("display", "carded"),
+    [
+        ("Acyclovir 50 MG/G Topical Cream", False),
+        ("Zirgan (ganciclovir) 0.15 % ophthalmic gel", False),
+        ("Acyclovir 800 MG Oral Tablet", True),
+    ],
+)
+def test_kidney_limits_are_for_systemic_products_only(display: str, carded: bool) -> None:
+    ingredient = "ganciclovir" if "ganciclovir" in display else "acyclovir"
+    context = _context((ingredient,), "male", 9, None, False)
+    (medication,) = context.medications
+    named = replace(medication, code=replace(medication.code, display=display))
+    assert bool(list(DOSE(RuleFacts.of(replace(context, medications=(named,)))))) is carded
