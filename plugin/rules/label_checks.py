@@ -888,8 +888,9 @@ def _beers_anticoagulant(facts: RuleFacts) -> Iterator[Finding]:
 @dataclass(frozen=True, slots=True)
 class DrugAllele:
     """A drug an HLA allele makes dangerous (a severe hypersensitivity reaction) when the chart holds a positive
-    result; a negative or indeterminate result says nothing here. `test_before` asks for the result when the drug
-    is being ordered and none is on record (abacavir: screening before the first dose is the label's rule). No
+    result; a negative result says nothing here. `test_before` asks for the result when the drug is being ordered
+    and none, or only an indeterminate one, is on record (abacavir: screening before the first dose is the label's
+    rule). No
     order is offered: HLA tests are coded locally, and a wrong LOINC on an order is worse than none."""
 
     rule_id: str
@@ -917,15 +918,19 @@ class DrugAllele:
                 (*_handles(drugs), result.handle),
                 _proposed(drugs),
             )
-        elif result is None and self.test_before and any(e.proposed for e in drugs):
+        elif (
+            (result is None or result.result == "indeterminate")
+            and self.test_before
+            and any(e.proposed for e in drugs)
+        ):
             proposed = tuple(e for e in drugs if e.proposed)
             yield Finding(
                 self.rule_id,
                 "warning",
-                _short(f"No {allele} result on record for new {_names(proposed)}: consider testing first"),
+                _short(f"No conclusive {allele} result for new {_names(proposed)}: consider testing first"),
                 f"Screening for the allele before the first dose prevents {self.reaction}; an unknown result is not a negative one.",
                 (self.evidence,),
-                _handles(proposed),
+                (*_handles(proposed), *((result.handle,) if result is not None else ())),
                 _proposed(proposed),
             )
 
@@ -965,7 +970,12 @@ def anti_cd20_hepatitis_b(facts: RuleFacts) -> Iterator[Finding]:
     drugs = tuple(e for e in facts.exposures if not ANTI_CD20.isdisjoint(e.ingredients))
     if not drugs:
         return
-    serology = tuple(r for test in ("hbsag", "anti-hbc") if (r := facts.result(test)) is not None)
+    # An indeterminate answer is no answer: it neither calls for prophylaxis nor stands in for screening.
+    serology = tuple(
+        r
+        for test in ("hbsag", "anti-hbc")
+        if (r := facts.result(test)) is not None and r.result != "indeterminate"
+    )
     positive = tuple(r for r in serology if r.result == "positive")
     if positive:
         if any(not HBV_PROPHYLAXIS.isdisjoint(e.ingredients) for e in facts.exposures):
@@ -985,10 +995,9 @@ def anti_cd20_hepatitis_b(facts: RuleFacts) -> Iterator[Finding]:
         )
     elif len(serology) < 2 and any(e.proposed for e in drugs):
         proposed = tuple(e for e in drugs if e.proposed)
+        known = {r.test for r in serology}
         missing = " and ".join(
-            label
-            for test, label in (("hbsag", "HBsAg"), ("anti-hbc", "anti-HBc"))
-            if facts.result(test) is None
+            label for test, label in (("hbsag", "HBsAg"), ("anti-hbc", "anti-HBc")) if test not in known
         )
         yield Finding(
             "rule.anti-cd20-hbv-prophylaxis",

@@ -71,8 +71,8 @@ def test_results_are_read_by_loinc_or_by_name_newest_first_and_shown_to_the_mode
     [
         ((qualitative(HLA_B5701, "positive"),), "critical"),
         ((qualitative(HLA_B5701, "negative"),), None),
-        # An indeterminate result is not a negative one, nor a positive one: nothing is claimed.
-        ((qualitative(HLA_B5701, "Inconclusive"),), None),
+        # An indeterminate result is not a negative one: a new order still asks for a conclusive test.
+        ((qualitative(HLA_B5701, "Inconclusive"),), "warning"),
         ((), "warning"),  # a new abacavir order with no result on record: test first
     ],
 )
@@ -133,3 +133,9 @@ def test_a_new_anti_cd20_order_without_serology_asks_for_screening() -> None:
     )
     assert finding.order_lab is not None and finding.order_lab.loinc == "5196-1"
     assert not run(label_checks.anti_cd20_hepatitis_b, med("rituximab"))  # an established course is not asked
+
+
+def test_an_indeterminate_core_antibody_is_no_screening() -> None:
+    chart = (qualitative(HBSAG, "negative"), qualitative(ANTI_HBC, "Indeterminate, repeat advised"))
+    (finding,) = run(label_checks.anti_cd20_hepatitis_b, *chart, drafts=(draft("rituximab"),))
+    assert finding.summary.startswith("No anti-HBc on record before rituximab")
