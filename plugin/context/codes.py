@@ -411,6 +411,10 @@ _PER_MIN = ("/min", "1/min", "{beats}/min", "beats/min", "bpm", "{breaths}/min",
 _MMHG = ("mm[Hg]", "mmHg", "mm Hg")
 _PERCENT = ("%",)
 
+_WHITE_CELL_SUBSET: Final = _table(
+    (1.0, ("10*3/uL", "10^3/uL", "10*9/L", "10^9/L", "x10^9/L", "x10E3/uL", "10E3/uL", "K/uL", "/nL")),
+    (0.001, ("/uL", "{cells}/uL", "/mm3")),
+)
 _CONVERSIONS: dict[str, dict[str, _Linear]] = {
     "egfr": _table(
         # Synthea (and some lab feeds) label eGFR "mL/min" without the 1.73 m² normaliser. The LOINC codes
@@ -452,14 +456,9 @@ _CONVERSIONS: dict[str, dict[str, _Linear]] = {
     "vitamin_b12": _table((1.0, ("pg/mL", "ng/L")), (1.355, ("pmol/L",))),
     # One lithium ion carries one charge: mmol/L and mEq/L are the same number.
     "lithium": _table((1.0, ("mmol/L", "meq/L", "mEq/L", "m[eq]/L"))),
-    "neutrophils": _table(
-        (1.0, ("10*3/uL", "10^3/uL", "10*9/L", "10^9/L", "x10^9/L", "x10E3/uL", "10E3/uL", "K/uL", "/nL")),
-        (0.001, ("/uL", "{cells}/uL", "/mm3")),
-    ),
-    "lymphocytes": _table(
-        (1.0, ("10*3/uL", "10^3/uL", "10*9/L", "10^9/L", "x10^9/L", "x10E3/uL", "10E3/uL", "K/uL", "/nL")),
-        (0.001, ("/uL", "{cells}/uL", "/mm3")),
-    ),
+    # White-cell subsets are counted per microlitre by some labs and in thousands by most.
+    "neutrophils": _WHITE_CELL_SUBSET,
+    "lymphocytes": _WHITE_CELL_SUBSET,
     "cd4": _table(
         (1.0, ("/uL", "{cells}/uL", "cells/uL", "/mm3", "10*6/L", "10^6/L")),
         (1000.0, ("10*3/uL", "10^3/uL", "10*9/L", "10^9/L")),
