@@ -244,7 +244,7 @@ HELDOUT_SETS: Final[tuple[tuple[Path, bool], ...]] = (
     (HELDOUT_V12_PATH, True),
     (HELDOUT_V13_PATH, True),
     (HELDOUT_V14_PATH, True),
-    (HELDOUT_V15_PATH, False),
+    (HELDOUT_V15_PATH, True),
 )
 
 

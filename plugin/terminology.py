@@ -16,6 +16,7 @@ from plugin.packaged import read_knowledge_json
 CLASS_KEYS: frozenset[str] = frozenset(
     {
         "anticoagulant",
+        "proton-pump-inhibitor",
         "vitamin-k-antagonist",
         "doac",
         "heparin",

@@ -790,6 +790,12 @@ QUALITATIVE_TESTS: Final[dict[str, QualitativeTest]] = {
             "hla-b5801", "HLA-B*58:01", frozenset(), re.compile(r"hla-?\s?b\s?\*?\s?58\s?:?\s?01", re.I)
         ),
         QualitativeTest(
+            "lupus-anticoagulant",
+            "Lupus anticoagulant",
+            frozenset(),
+            re.compile(r"lupus anticoagulant|\bdrvvt\b", re.I),
+        ),
+        QualitativeTest(
             "hbsag",
             "Hepatitis B surface antigen",
             frozenset({"5196-1", "5195-3"}),

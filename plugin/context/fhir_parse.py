@@ -101,6 +101,7 @@ PROJECTIONS: dict[str, tuple[type[Any], tuple[str, ...]]] = {
             "issued",
             "valueQuantity",
             "valueCodeableConcept",
+            "valueString",  # a qualitative answer written out ("Positive (ratio 1.52)")
             "interpretation",
             "component",
             *_NOTES,

@@ -799,6 +799,13 @@ _DUPLICATE_GROUPS: tuple[tuple[str, frozenset[str], str, str], ...] = (
     ),
     ("anticoagulants", frozenset({"anticoagulant"}), "kb.duplicate-anticoagulants", _SAME_CLASS),
     ("SSRIs or SNRIs", frozenset({"ssri", "snri"}), "kb.duplicate-ssri-snri", _SAME_CLASS),
+    (
+        "proton pump inhibitors",
+        frozenset({"proton-pump-inhibitor"}),
+        "kb.duplicate-proton-pump-inhibitors",
+        "Two PPIs (often a home one left beside a discharge one) add cost, interactions and long-term risks "
+        "without more acid suppression than one at its full dose.",
+    ),
     ("opioids", frozenset({"opioid"}), "kb.duplicate-opioids", _SAME_CLASS),
     # A triple inhaler already holds a LAMA and a LABA: another inhaler of either class doubles it.
     (
@@ -838,11 +845,12 @@ _SAME_INGREDIENT_EXEMPT: Final = ("saba",)
 
 
 def long_acting_with_breakthrough(facts: RuleFacts, members: Iterable[Exposure]) -> bool:
-    """Exactly two current opioids, one scheduled extended-release and one immediate-release taken as needed:
-    the long-acting-plus-breakthrough regimen the opioid guidance describes, not a duplication. A draft is
-    still reviewed as a new second opioid."""
+    """Exactly two opioids, one scheduled extended-release and one immediate-release taken as needed: the
+    long-acting-plus-breakthrough regimen the opioid guidance describes, not a duplication, whether one of them is
+    being ordered now (a patch added for a patient on as-needed oxycodone). Whether a new long-acting opioid is safe
+    for someone not opioid-tolerant is the tolerance rules' question."""
     pair = tuple(members)
-    if len(pair) != 2 or any(e.proposed or not e.has("opioid") for e in pair):
+    if len(pair) != 2 or any(not e.has("opioid") for e in pair):
         return False
     long_acting = [e for e in pair if EXTENDED_RELEASE.search(e.label)]
     if len(long_acting) != 1:
@@ -914,6 +922,7 @@ SIMVASTATIN_CAPS: Final[dict[str, int]] = {
     "amiodarone": 20,
     "amlodipine": 20,
     "ranolazine": 20,
+    "ticagrelor": 40,  # Brilinta label: simvastatin or lovastatin above 40 mg raises their levels
 }
 # A strength in milligrams per unit; "MG/ML" or "MG/ACTUAT" is a concentration, not a dose, so it is not read.
 _MG = re.compile(r"(\d+(?:\.\d+)?)\s*MG\b(?!\s*/)", re.IGNORECASE)

@@ -141,7 +141,11 @@ PARKINSON_ANTIEMETICS: Final = frozenset({"metoclopramide", "prochlorperazine", 
 
 
 def parkinson_dopamine_blocker(facts: RuleFacts) -> Iterator[Finding]:
-    parkinson = facts.value_sets.get("parkinsons-disease", ())
+    # Dementia with Lewy bodies carries the same, often worse, sensitivity to dopamine blockade.
+    parkinson = (
+        *facts.value_sets.get("parkinsons-disease", ()),
+        *facts.value_sets.get("lewy-body-dementia", ()),
+    )
     if not parkinson:
         return
     blockers = tuple(
@@ -156,7 +160,7 @@ def parkinson_dopamine_blocker(facts: RuleFacts) -> Iterator[Finding]:
         "rule.parkinson-dopamine-blocker",
         "warning",
         _short(
-            f"Parkinson disease and {_names(blockers)}: consider quetiapine, clozapine or a non-dopamine-blocking "
+            f"Parkinson disease or Lewy body dementia and {_names(blockers)}: consider quetiapine, clozapine or a non-dopamine-blocking "
             "antiemetic instead"
         ),
         "Dopamine-blocking drugs worsen parkinsonism (AGS Beers criteria).",

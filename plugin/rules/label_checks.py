@@ -9,6 +9,7 @@ magnesium salts, sucralfate) are matched by ingredient name. Everything here is 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 from typing import Final
@@ -20,7 +21,7 @@ from plugin.rules.catalog import (
     strength_mg,
 )
 from plugin.rules.dose_range import analgesic_nsaids, low_dose_aspirin
-from plugin.rules.dosing import SKIN_EYE_EAR, daily_mg, dosage_of
+from plugin.rules.dosing import EXTENDED_RELEASE, SKIN_EYE_EAR, daily_mg, dosage_of
 from plugin.rules.interactions import Interaction, named
 from plugin.rules.interactions import pair as _pair
 from plugin.rules.model import Exposure, Finding, LabOrder, RuleFacts, Severity
@@ -523,6 +524,84 @@ NITROFURANTOIN_PYELONEPHRITIS = DrugCondition(
     "nitrofurantoin does not reach the kidney; consider an agent that does",
     "Nitrofurantoin is concentrated only in bladder urine and is not indicated for pyelonephritis.",
 )
+FEBUXOSTAT_CARDIOVASCULAR_DISEASE = DrugCondition(
+    "rule.febuxostat-cardiovascular-disease",
+    (),
+    ("febuxostat",),
+    (
+        "myocardial-infarction",
+        "coronary-heart-disease",
+        "stroke",
+        "ischaemic-stroke",
+        "peripheral-arterial-disease",
+    ),
+    "warning",
+    "kb.febuxostat-cardiovascular-death",
+    "Established cardiovascular disease",
+    "reserve it for gout that allopurinol failed or cannot treat",
+    "Febuxostat raised cardiovascular death compared with allopurinol in patients with cardiovascular disease (CARES).",
+    history_counts=True,
+)
+MONTELUKAST_SUICIDALITY = DrugCondition(
+    "rule.montelukast-suicidality",
+    (),
+    ("montelukast",),
+    ("suicidal-behaviour",),
+    "warning",
+    "kb.montelukast-neuropsychiatric-events",
+    "Suicidal thoughts or behaviour",
+    "consider another controller or allergy treatment",
+    "Montelukast carries a boxed warning for serious neuropsychiatric events, suicidal thoughts and actions among them.",
+    history_counts=True,
+)
+TERBINAFINE_LIVER_DISEASE = DrugCondition(
+    "rule.terbinafine-liver-disease",
+    (),
+    ("terbinafine",),
+    ("cirrhosis", "liver-disease"),
+    "critical",
+    "kb.terbinafine-liver-disease",
+    "Chronic liver disease",
+    "oral terbinafine is not recommended; consider a topical antifungal",
+    "Oral terbinafine can cause liver failure, and its label does not recommend it in chronic or active liver disease.",
+    systemic_only=True,
+)
+NALTREXONE_CIRRHOSIS = DrugCondition(
+    "rule.naltrexone-cirrhosis",
+    (),
+    ("naltrexone",),
+    ("cirrhosis",),
+    "warning",
+    "kb.naltrexone-hepatic-impairment",
+    "Cirrhosis",
+    "if decompensated, consider acamprosate instead for alcohol use disorder",
+    "Naltrexone exposure rises several-fold in cirrhosis, and its label warns of hepatocellular injury.",
+)
+NSAID_BARIATRIC_SURGERY = DrugCondition(
+    "rule.nsaid-bariatric-surgery",
+    (),
+    (),
+    ("bariatric-surgery",),
+    "warning",
+    "kb.nsaid-after-gastric-bypass",
+    "Gastric bypass",
+    "consider acetaminophen or a topical NSAID (marginal-ulcer risk)",
+    "After gastric bypass, oral NSAIDs cause marginal ulcers and perforation, so they are avoided long term.",
+    select=analgesic_nsaids,
+    history_counts=True,
+)
+LACTATION_AVOID = DrugCondition(
+    "rule.lactation-avoid",
+    (),
+    ("doxepin", "codeine", "tramadol", "amiodarone", "ergotamine"),
+    ("breastfeeding",),
+    "warning",
+    "kb.lactation-drugs-to-avoid",
+    "Breastfeeding",
+    "consider an alternative compatible with breastfeeding",
+    "These drugs reach the breastfed infant in amounts that have caused sedation, breathing problems or toxicity.",
+    systemic_only=True,
+)
 MOOD_STABILISERS: Final = ("lithium", "valproate", "antipsychotic")
 MOOD_STABILISER_INGREDIENTS: Final = frozenset({"lamotrigine", "carbamazepine", "oxcarbazepine"})
 
@@ -1012,6 +1091,123 @@ def anti_cd20_hepatitis_b(facts: RuleFacts) -> Iterator[Finding]:
         )
 
 
+def chc_antiphospholipid(facts: RuleFacts) -> Iterator[Finding]:
+    """Estrogen-containing contraception with antiphospholipid antibodies (a condition, or a positive lupus
+    anticoagulant): US MEC category 4, with or without lupus."""
+    drugs = tuple(e for e in facts.exposures if _combined_hormonal_contraceptive(e))
+    if not drugs:
+        return
+    result = facts.result("lupus-anticoagulant")
+    evidence = (
+        *facts.value_sets.get("antiphospholipid-syndrome", ()),
+        *((result.handle,) if result is not None and result.result == "positive" else ()),
+    )
+    if not evidence:
+        return
+    yield Finding(
+        "rule.chc-antiphospholipid",
+        "critical",
+        _short(
+            f"Antiphospholipid antibodies on record with {_names(drugs)}: consider a progestin-only or copper IUD"
+        ),
+        "Estrogen raises the already high clotting risk of antiphospholipid antibodies (US MEC category 4).",
+        ("kb.chc-antiphospholipid-antibodies",),
+        (*evidence, *_handles(drugs)),
+        _proposed(drugs),
+    )
+
+
+KETOROLAC_MAX_DAYS: Final = 5  # the label's limit for all routes together
+
+
+def ketorolac_beyond_five_days(facts: RuleFacts) -> Iterator[Finding]:
+    drugs = tuple(
+        e
+        for e in facts.with_ingredient("ketorolac")
+        if not SKIN_EYE_EAR.search(e.label)
+        and not e.proposed
+        and e.started_days_ago is not None
+        and e.started_days_ago > KETOROLAC_MAX_DAYS
+    )
+    if not drugs:
+        return
+    days = max(e.started_days_ago or 0 for e in drugs)
+    yield Finding(
+        "rule.ketorolac-beyond-five-days",
+        "critical",
+        _short(f"Ketorolac taken for {days} days: the label stops it at 5 days; consider stopping it today"),
+        "Ketorolac's risks of GI bleeding and kidney injury climb past five days, its labelled maximum.",
+        ("kb.ketorolac-five-day-limit",),
+        _handles(drugs),
+    )
+
+
+RANOLAZINE_MODERATE_INHIBITORS: Final = frozenset({"diltiazem", "verapamil", "erythromycin", "fluconazole"})
+RANOLAZINE_WITH_MODERATE_MAX_MG: Final = 1000  # 500 mg twice daily
+
+
+def ranolazine_moderate_inhibitor_dose(facts: RuleFacts) -> Iterator[Finding]:
+    partners = tuple(
+        e
+        for e in facts.exposures
+        if not RANOLAZINE_MODERATE_INHIBITORS.isdisjoint(e.ingredients) and not SKIN_EYE_EAR.search(e.label)
+    )
+    if not partners:
+        return
+    for drug in facts.with_ingredient("ranolazine"):
+        daily = daily_mg(dosage_of(facts, drug), strength_mg(drug, "ranolazine"))
+        if daily is None or daily <= RANOLAZINE_WITH_MODERATE_MAX_MG:
+            continue
+        yield Finding(
+            "rule.ranolazine-moderate-cyp3a-dose",
+            "warning",
+            _short(
+                f"Ranolazine {daily:g} mg a day with {_names(partners)}: the label's limit is 500 mg twice daily; "
+                "consider reducing it"
+            ),
+            "Moderate CYP3A inhibitors raise ranolazine levels, and with them QT prolongation.",
+            ("kb.ranolazine-moderate-cyp3a-inhibitors",),
+            (drug.handle, *_handles(partners)),
+            _proposed([drug]),
+        )
+
+
+# Given through a feeding tube: a tube route on the order, or a feeding tube on the problem list.
+_TUBE_ROUTE: Final = re.compile(
+    r"gastrostomy|jejunostomy|nasogastric|enteral|\btube\b|\bpeg\b", re.IGNORECASE
+)
+_NOT_CRUSHED: Final = re.compile(r"transdermal|patch|\bsuspension\b|\bsolution\b|sprinkle", re.IGNORECASE)
+
+
+def extended_release_via_tube(facts: RuleFacts) -> Iterator[Finding]:
+    """Extended-release tablets and capsules for a patient fed by tube: crushing one releases the whole dose at
+    once (ISMP Do Not Crush list). Patches, liquids and sprinkle capsules are meant for this."""
+    tube = facts.value_sets.get("enteral-feeding-tube", ())
+    drugs = []
+    for exposure in facts.exposures:
+        if not EXTENDED_RELEASE.search(exposure.label) or _NOT_CRUSHED.search(exposure.label):
+            continue
+        dosage = dosage_of(facts, exposure)
+        by_tube = dosage is not None and dosage.route is not None and bool(_TUBE_ROUTE.search(dosage.route))
+        if by_tube or tube:
+            drugs.append(exposure)
+    if not drugs:
+        return
+    yield Finding(
+        "rule.extended-release-via-tube",
+        "critical",
+        _short(
+            f"Extended-release {_names(drugs)} for a patient fed by tube: crushing releases the whole dose at "
+            "once; consider an immediate-release or liquid form"
+        ),
+        "Crushed extended-release products deliver their full dose at once: overdose (opioids, beta-blockers) "
+        "followed by hours without drug.",
+        ("kb.do-not-crush-extended-release",),
+        (*tube, *_handles(drugs)),
+        _proposed(drugs),
+    )
+
+
 LABEL_CHECK_RULES: tuple[Rule, ...] = (
     *PAIRS,
     SystemicPair(FLUOROQUINOLONE_CORTICOSTEROID),
@@ -1035,6 +1231,16 @@ LABEL_CHECK_RULES: tuple[Rule, ...] = (
     ALLOPURINOL_HLA_B5801,
     anti_cd20_hepatitis_b,
     IL17_INFLAMMATORY_BOWEL_DISEASE,
+    FEBUXOSTAT_CARDIOVASCULAR_DISEASE,
+    MONTELUKAST_SUICIDALITY,
+    TERBINAFINE_LIVER_DISEASE,
+    NALTREXONE_CIRRHOSIS,
+    NSAID_BARIATRIC_SURGERY,
+    LACTATION_AVOID,
+    chc_antiphospholipid,
+    ketorolac_beyond_five_days,
+    ranolazine_moderate_inhibitor_dose,
+    extended_release_via_tube,
     INCRETIN_MEDULLARY_THYROID_CANCER,
     SGLT2_TYPE_1_DIABETES,
     NITROFURANTOIN_PYELONEPHRITIS,

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from plugin.rules.dose_range import analgesic_nsaids, daily_or_unit_mg, low_dose_aspirin, unit_mg
-from plugin.rules.dosing import LOCAL_ROUTE, daily_mg, dosage_of, per_day
+from plugin.rules.dosing import LOCAL_ROUTE, SKIN_EYE_EAR, daily_mg, dosage_of, per_day
 from plugin.rules.kidney import renal_function, shown
 from plugin.rules.label_checks import LONG_ACTING_SULFONYLUREAS, DrugCondition
 from plugin.rules.model import Exposure, Finding, RuleFacts
@@ -246,6 +246,29 @@ HONEY_UNDER_1 = UnderAge(
     "Honey can carry botulism spores that an infant's gut lets grow; no honey product is safe before 12 months.",
     text=re.compile(r"\bhoney\b", re.IGNORECASE),
 )
+
+
+IBUPROFEN_FROM_DAYS: Final = 182  # six months: the infant products' labelled lower age
+
+
+def ibuprofen_under_6_months(facts: RuleFacts) -> Iterator[Finding]:
+    days = facts.context.demographics.age_days
+    if days is None or days >= IBUPROFEN_FROM_DAYS:
+        return
+    drugs = tuple(e for e in facts.with_ingredient("ibuprofen") if not SKIN_EYE_EAR.search(e.label))
+    if not drugs:
+        return
+    yield Finding(
+        "rule.ibuprofen-under-6-months",
+        "warning",
+        _short(
+            f"Ibuprofen at {days // 7} weeks old: not under 6 months; consider acetaminophen dosed by weight"
+        ),
+        "Ibuprofen is not labelled under six months, when infants' kidneys are least able to handle NSAIDs.",
+        ("kb.ibuprofen-under-6-months",),
+        _handles(drugs),
+        _proposed(drugs),
+    )
 
 
 def beers_mineral_oil(facts: RuleFacts) -> Iterator[Finding]:
@@ -599,6 +622,7 @@ LABEL_LIMIT_RULES: Final = (
     LOPERAMIDE_UNDER_2,
     BENZONATATE_UNDER_10,
     HONEY_UNDER_1,
+    ibuprofen_under_6_months,
     beers_mineral_oil,
     beers_sliding_scale_insulin,
     bisphosphonate_long_term,

@@ -230,3 +230,31 @@ def test_linezolid_needs_a_weekly_blood_count_after_two_weeks(
     assert bool(found) is fires
     if fires:
         assert found[0].severity == "warning" and found[0].order_lab is not None
+
+
+@pytest.mark.parametrize(
+    ("display", "analyte", "fires_at_days"),
+    [
+        ("Esbriet (pirfenidone) 801 MG Oral Tablet", "alt", 93),
+        ("Lialda (mesalamine) 1.2 G Delayed Release Oral Tablet", "creatinine", 366),
+    ],
+)
+def test_pirfenidone_liver_tests_and_mesalamine_kidney_function(
+    display: str, analyte: str, fires_at_days: int
+) -> None:
+    drug = _drug(display, days_ago=800)
+    assert not run(drug, lab(analyte, 1.0 if analyte == "creatinine" else 30, days_ago=fires_at_days - 1))
+    assert run(drug, lab(analyte, 1.0 if analyte == "creatinine" else 30, days_ago=fires_at_days))
+
+
+@pytest.mark.parametrize(("started", "fires"), [(83, False), (84, True)])
+def test_second_generation_antipsychotics_need_yearly_glucose_and_lipids_after_12_weeks(
+    started: int, fires: bool
+) -> None:
+    found = run(_drug("aripiprazole 10 MG Oral Tablet", days_ago=started))
+    assert bool(found) is fires
+    if fires:
+        assert "hba1c" in found[0].summary.lower() or "a1c" in found[0].summary.lower()
+    assert not run(
+        _drug("aripiprazole 10 MG Oral Tablet", days_ago=400), lab("hba1c", 5.4, 200), lab("ldl", 90, 200)
+    )

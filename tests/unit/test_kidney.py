@@ -244,6 +244,7 @@ REQUIRED = {
     "lenalidomide",
     "entecavir",
     "valganciclovir",
+    "sodium phosphate",
     "cefuroxime",
     "cefazolin",
     "cefepime",

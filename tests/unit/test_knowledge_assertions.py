@@ -65,6 +65,7 @@ ALLOW_LIST: dict[str, str] = {
     "kb.beers-cns-active-combination": "needs three or more CNS-active drugs",
     "kb.qt-prolonging-drug-combination": "needs a second QT-prolonging drug besides the one acted on",
     "kb.duplicate-nsaids": "needs a second NSAID besides the one acted on",
+    "kb.duplicate-proton-pump-inhibitors": "needs a second PPI besides the one acted on",
     "kb.duplicate-same-ingredient": "needs a second product of the same ingredient",
     # Allergy records are not value sets; the allergy rules check these.
     "kb.penicillin-allergy-cephalosporin": "condition is an allergy record and its reaction type",

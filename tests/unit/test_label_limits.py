@@ -4,14 +4,16 @@ at, just below and just above its threshold, with the near miss a pharmacist wou
 from __future__ import annotations
 
 import copy
+from datetime import timedelta
 from typing import Any
 
 import pytest
 
+from plugin.context.build import build_context
 from plugin.rules import label_checks, label_limits, registry, resolution, vaccines
 from plugin.rules.model import Finding, RuleFacts
 from plugin.rules.override_reasons import override_reasons
-from tests.support.charts import JsonDict, medication_request
+from tests.support.charts import NOW, JsonDict, medication_request
 from tests.support.rule_cases import PATIENT_ID, Chart, lab, on, problem
 
 pytestmark = pytest.mark.unit
@@ -751,3 +753,175 @@ def test_il17_in_ibd_incretins_in_mtc_sglt2_in_type_1_and_nitrofurantoin_in_pyel
     assert bool(findings) is raised
     if raised:
         assert findings[0].rule_id == rule.rule_id and findings[0].severity == rule.severity
+
+
+# --- held-out v15: label and guideline checks -------------------------------------------------------------------
+
+
+def condition(text: str, resource_id: str) -> JsonDict:
+    """A problem recorded by its words alone, as many problem lists hold it."""
+    found = problem("asthma", resource_id)
+    found["code"] = {"text": text}
+    return found
+
+
+def route(request: JsonDict, display: str) -> JsonDict:
+    changed = copy.deepcopy(request)
+    changed["dosageInstruction"][0]["route"] = {"text": display}
+    return changed
+
+
+@pytest.mark.parametrize(
+    ("rule", "resources", "raised"),
+    [
+        (
+            label_checks.FEBUXOSTAT_CARDIOVASCULAR_DISEASE,
+            (drug("f", "febuxostat 40 MG Oral Tablet"), problem("myocardial-infarction")),
+            True,
+        ),
+        (
+            label_checks.FEBUXOSTAT_CARDIOVASCULAR_DISEASE,
+            (drug("f", "febuxostat 40 MG Oral Tablet"), problem("hypertension")),
+            False,
+        ),
+        (
+            label_checks.MONTELUKAST_SUICIDALITY,
+            (drug("m", "montelukast 10 MG Oral Tablet"), problem("suicide-attempt")),
+            True,
+        ),
+        (
+            label_checks.MONTELUKAST_SUICIDALITY,
+            (drug("m", "montelukast 10 MG Oral Tablet"), problem("asthma")),
+            False,
+        ),
+        (
+            label_checks.TERBINAFINE_LIVER_DISEASE,
+            (drug("t", "terbinafine 250 MG Oral Tablet"), problem("cirrhosis")),
+            True,
+        ),
+        (
+            label_checks.TERBINAFINE_LIVER_DISEASE,
+            (drug("t", "terbinafine 1 % Topical Cream"), problem("cirrhosis")),
+            False,
+        ),
+        (
+            label_checks.NALTREXONE_CIRRHOSIS,
+            (drug("n", "naltrexone 50 MG Oral Tablet"), problem("cirrhosis")),
+            True,
+        ),
+        (
+            label_checks.NALTREXONE_CIRRHOSIS,
+            (drug("n", "naltrexone 50 MG Oral Tablet"), problem("hypertension")),
+            False,
+        ),
+        (
+            label_checks.NSAID_BARIATRIC_SURGERY,
+            (IBUPROFEN, condition("Status post Roux-en-Y gastric bypass", "rygb")),
+            True,
+        ),
+        (
+            label_checks.NSAID_BARIATRIC_SURGERY,
+            (ASPIRIN_81, condition("Status post Roux-en-Y gastric bypass", "rygb")),
+            False,
+        ),
+        (
+            label_checks.NSAID_BARIATRIC_SURGERY,
+            (DICLOFENAC_GEL, condition("Status post Roux-en-Y gastric bypass", "rygb")),
+            False,
+        ),
+        (
+            label_checks.LACTATION_AVOID,
+            (drug("d", "doxepin 25 MG Oral Capsule"), problem("breastfeeding")),
+            True,
+        ),
+        (
+            label_checks.LACTATION_AVOID,
+            (drug("d", "doxepin 5 % Topical Cream"), problem("breastfeeding")),
+            False,
+        ),
+        (
+            label_checks.LACTATION_AVOID,
+            (drug("s", "sertraline 50 MG Oral Tablet"), problem("breastfeeding")),
+            False,
+        ),
+    ],
+)
+def test_v15_drug_and_condition_pairs(rule: Any, resources: tuple[JsonDict, ...], raised: bool) -> None:
+    findings = found(rule, *resources)
+    assert bool(findings) is raised
+    if raised:
+        assert findings[0].rule_id == rule.rule_id and findings[0].severity == rule.severity
+
+
+SPRINTEC = drug("chc", "Sprintec (norgestimate 0.25 MG / ethinyl estradiol 0.035 MG) Oral Tablet")
+
+
+def test_estrogen_contraception_with_antiphospholipid_antibodies() -> None:
+    lupus_anticoagulant = {
+        "resourceType": "Observation",
+        "id": "la",
+        "status": "final",
+        "code": {
+            "coding": [
+                {
+                    "system": "urn:local:lab",
+                    "code": "LA",
+                    "display": "Lupus anticoagulant (dRVVT screen/confirm)",
+                }
+            ]
+        },
+        "subject": {"reference": f"Patient/{PATIENT_ID}"},
+        "effectiveDateTime": f"{on(300)}T09:00:00Z",
+        "valueString": "Positive (ratio 1.52)",
+    }
+    (card,) = found(label_checks.chc_antiphospholipid, SPRINTEC, lupus_anticoagulant)
+    assert card.severity == "critical"
+    assert found(label_checks.chc_antiphospholipid, SPRINTEC, condition("Antiphospholipid syndrome", "aps"))
+    negative = dict(lupus_anticoagulant, valueString="Negative")
+    assert not found(label_checks.chc_antiphospholipid, SPRINTEC, negative)
+    assert not found(
+        label_checks.chc_antiphospholipid,
+        drug("pop", "norethindrone 0.35 MG Oral Tablet"),
+        lupus_anticoagulant,
+    )
+
+
+@pytest.mark.parametrize(("days", "raised"), [(4, False), (5, False), (6, True)])
+def test_ketorolac_past_five_days(days: int, raised: bool) -> None:
+    ketorolac = drug("k", "ketorolac tromethamine 10 MG Oral Tablet", 10, (4, 1, "d"), days_ago=days)
+    assert bool(found(label_checks.ketorolac_beyond_five_days, ketorolac)) is raised
+    eye_drops = drug("k", "ketorolac tromethamine 0.5 % Ophthalmic Solution", days_ago=40)
+    assert not found(label_checks.ketorolac_beyond_five_days, eye_drops)
+
+
+@pytest.mark.parametrize(("mg", "raised"), [(500, False), (750, True), (1000, True)])
+def test_ranolazine_is_capped_at_500_mg_twice_daily_with_a_moderate_inhibitor(mg: int, raised: bool) -> None:
+    ranolazine = drug("r", f"ranolazine {mg} MG Extended Release Oral Tablet", mg, (2, 1, "d"))
+    diltiazem = drug("d", "diltiazem 240 MG Extended Release Oral Capsule", 240)
+    assert bool(found(label_checks.ranolazine_moderate_inhibitor_dose, ranolazine, diltiazem)) is raised
+    assert not found(label_checks.ranolazine_moderate_inhibitor_dose, ranolazine)
+
+
+def test_extended_release_products_given_by_tube() -> None:
+    oxycontin = drug(
+        "o", "OxyContin (oxycodone hydrochloride) 10 MG Extended Release Oral Tablet", 10, (2, 1, "d")
+    )
+    via_peg = route(oxycontin, "Gastrostomy route")
+    (card,) = found(label_checks.extended_release_via_tube, via_peg)
+    assert card.severity == "critical"
+    assert found(
+        label_checks.extended_release_via_tube, oxycontin, condition("PEG tube placed 2026-05-22", "peg")
+    )
+    assert not found(label_checks.extended_release_via_tube, oxycontin)  # swallowed whole
+    patch = drug("f", "fentanyl 25 MCG/HR Transdermal System")
+    assert not found(label_checks.extended_release_via_tube, patch, condition("PEG tube placed", "peg"))
+
+
+@pytest.mark.parametrize(("days_old", "raised"), [(120, True), (181, True), (182, False), (183, False)])
+def test_ibuprofen_under_six_months(days_old: int, raised: bool) -> None:
+    prefetch = Chart(
+        age=0, resources=(drug("ibu", "Infants' Motrin (ibuprofen) 50 MG/1.25ML oral suspension"),)
+    ).prefetch()
+    prefetch["patient"]["birthDate"] = (NOW.date() - timedelta(days=days_old)).isoformat()
+    facts = RuleFacts.of(build_context(prefetch, NOW).context)
+    assert bool(list(label_limits.ibuprofen_under_6_months(facts))) is raised

@@ -2462,7 +2462,7 @@ def test_simvastatin_limit_fires_only_above_each_cap(partner: str, mg: int) -> N
     facts = RuleFacts(chart().build().context, (statin, other))
     found = list(catalog.simvastatin_dose_limit(facts))
     cap = catalog.SIMVASTATIN_CAPS[partner]
-    assert cap == (10 if partner in {"verapamil", "diltiazem", "dronedarone"} else 20)
+    assert cap == {"verapamil": 10, "diltiazem": 10, "dronedarone": 10, "ticagrelor": 40}.get(partner, 20)
     assert [f.inputs for f in found] == ([("M1", "M2")] if mg > cap else [])
 
 

@@ -265,10 +265,14 @@ def test_other_opioid_pairs_are_still_duplicates(pair: tuple[tuple[str, str, boo
     assert "rule.duplicate-therapy" in ids(*resources)
 
 
-def test_a_drafted_breakthrough_opioid_is_still_reviewed() -> None:
+def test_a_drafted_breakthrough_opioid_beside_a_scheduled_long_acting_one_is_no_duplicate() -> None:
     draft_ir = as_needed(rx("ir", PERCOCET))
     draft_ir["status"] = "draft"
-    assert "rule.duplicate-therapy" in ids(rx("er", OXYCONTIN, per_day=2), drafts=(draft_ir,))
+    assert "rule.duplicate-therapy" not in ids(rx("er", OXYCONTIN, per_day=2), drafts=(draft_ir,))
+    # A second scheduled immediate-release opioid is still a duplicate, drafted or not.
+    draft_scheduled = rx("ir2", PERCOCET)
+    draft_scheduled["status"] = "draft"
+    assert "rule.duplicate-therapy" in ids(rx("er", OXYCONTIN, per_day=2), drafts=(draft_scheduled,))
 
 
 # --- supplements resolve to what the rules read --------------------------------------------------------------
@@ -758,3 +762,19 @@ def test_paliperidone_and_risperidone_are_one_moiety(second: str, duplicate: boo
         "pali", "Invega Sustenna (paliperidone palmitate) 156 MG/ML extended-release injectable suspension"
     )
     assert ("rule.duplicate-therapy" in ids(invega, rx("second", second))) is duplicate
+
+
+@pytest.mark.parametrize(
+    ("second", "duplicate"),
+    [("omeprazole 20 MG Delayed Release Oral Capsule", True), ("famotidine 20 MG Oral Tablet", False)],
+)
+def test_two_proton_pump_inhibitors_are_a_duplicate(second: str, duplicate: bool) -> None:
+    pantoprazole = rx("ppi", "pantoprazole 40 MG Delayed Release Oral Tablet", per_day=2)
+    assert ("rule.duplicate-therapy" in ids(pantoprazole, rx("second", second))) is duplicate
+
+
+def test_lewy_body_dementia_counts_as_parkinsonism_for_dopamine_blockers() -> None:
+    haloperidol = rx("hal", "haloperidol 1 MG Oral Tablet")
+    lewy = problem("lewy-body-dementia")
+    assert "rule.parkinson-dopamine-blocker" in ids(haloperidol, lewy)
+    assert "rule.parkinson-dopamine-blocker" not in ids(rx("q", "quetiapine 25 MG Oral Tablet"), lewy)

@@ -6,6 +6,7 @@ import copy
 import json
 import re
 from collections.abc import Iterator
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -133,6 +134,11 @@ def test_every_class_key_is_known_and_every_known_key_is_used() -> None:
         assert keys, f"{ingredient} has an empty class list"
         assert len(set(keys)) == len(keys), f"{ingredient} repeats a class"
         assert set(keys) <= CLASS_KEYS, f"{ingredient}: unknown {set(keys) - CLASS_KEYS}"
+        used.update(keys)
+    # Ingredients classed in the built medication vocabulary (sources/medications.csv) carry keys too.
+    medications = json.loads(resources.files("plugin").joinpath("knowledge/medications.json").read_text())
+    for keys in medications["classes"].values():
+        assert set(keys) <= CLASS_KEYS
         used.update(keys)
     assert used == CLASS_KEYS, f"class keys no ingredient carries: {sorted(CLASS_KEYS - used)}"
 
