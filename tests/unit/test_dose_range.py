@@ -404,3 +404,17 @@ def test_hydroxyzine_by_age_band(age: int, per_day: int, carded: bool) -> None:
 def test_cefdinir_14_mg_per_kg_a_day_for_a_child(kg: float, carded: bool) -> None:
     drafted = order("Cefdinir 300 MG Oral Capsule", 1, frequency=2)
     assert bool(findings(drafted, age=3, weight=kg)) is carded
+
+
+@pytest.mark.parametrize(("kg", "flagged"), [(27, False), (26, False), (25.9, True)])
+def test_child_nitrofurantoin_7_mg_per_kg_a_day(kg: float, flagged: bool) -> None:
+    # 50 mg four times a day: 1.75 mg/kg a dose and 7 mg/kg a day both reach it at 28.6 kg, and the 10% rounding
+    # tolerance moves the line to 25.97 kg.
+    found = findings(order("nitrofurantoin 50 MG Oral Capsule", 1, frequency=4), age=8, weight=kg)
+    assert bool(found) is flagged
+
+
+def test_child_ferrous_sulfate_three_tablets_a_day_at_18_kg_is_flagged() -> None:
+    # 975 mg a day of the salt is 54 mg/kg/day at 18 kg; the limit is 30 (6 mg/kg/day of elemental iron).
+    assert findings(order("ferrous sulfate 325 MG Oral Tablet", 1, frequency=3), age=5, weight=18)
+    assert not findings(order("ferrous sulfate 325 MG Oral Tablet", 1, frequency=1), age=5, weight=18)
