@@ -46,6 +46,7 @@ HELDOUT_V12_PATH = Path(__file__).resolve().parent / "heldout_v12_cases.json"
 HELDOUT_V13_PATH = Path(__file__).resolve().parent / "heldout_v13_cases.json"
 HELDOUT_V14_PATH = Path(__file__).resolve().parent / "heldout_v14_cases.json"
 HELDOUT_V15_PATH = Path(__file__).resolve().parent / "heldout_v15_cases.json"
+HELDOUT_V16_PATH = Path(__file__).resolve().parent / "heldout_v16_cases.json"
 # A blind second review of the Synthea charts (2026-12-07), added to the first pharmacist review's findings.
 SECOND_REVIEW_PATH = Path(__file__).resolve().parent / "pharmacist_review_second.json"
 # A blind, complete review of the constructed charts (2026-12-07), added to their authors' focused findings.
