@@ -1135,7 +1135,9 @@ def ketorolac_beyond_five_days(facts: RuleFacts) -> Iterator[Finding]:
     yield Finding(
         "rule.ketorolac-beyond-five-days",
         "critical",
-        _short(f"Ketorolac taken for {days} days: the label stops it at 5 days; consider stopping it today"),
+        _short(
+            f"Ketorolac ordered {days} days ago and still active: the label stops it at 5 days; consider stopping it"
+        ),
         "Ketorolac's risks of GI bleeding and kidney injury climb past five days, its labelled maximum.",
         ("kb.ketorolac-five-day-limit",),
         _handles(drugs),
