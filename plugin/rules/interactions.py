@@ -110,6 +110,12 @@ class Interaction:
         )
 
     def __call__(self, facts: RuleFacts) -> Iterator[Finding]:
+        # A side named by classes alone, none of which the chart carries, has no drug: nothing to pair.
+        present = facts.drug_classes
+        if (self.left and not self.left_named and present.isdisjoint(self.left)) or (
+            self.right and not self.right_named and present.isdisjoint(self.right)
+        ):
+            return
         lefts, rights = pair_sides(self._left(facts), self._right(facts))
         if not lefts:
             return

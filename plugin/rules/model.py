@@ -88,6 +88,9 @@ class RuleFacts:
     value_sets: dict[str, tuple[str, ...]] = field(default_factory=dict)  # name → problem handles
     # name → handles of past problems (resolved, inactive, in remission): see RuleFacts.ever
     history: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    # Answers the rules ask again and again (with_class for each interaction pair, for each vetoed proposal):
+    # computed once per facts. Facts never change once built, and `replace` starts a new memo (init=False).
+    _memo: dict[object, object] = field(default_factory=dict, init=False, compare=False, repr=False)
 
     @classmethod
     def of(cls, context: ClinicalContext, proposed: tuple[tuple[str, Code], ...] = ()) -> RuleFacts:
@@ -106,7 +109,19 @@ class RuleFacts:
         )
 
     def with_class(self, *classes: str) -> tuple[Exposure, ...]:
-        return tuple(e for e in self.exposures if e.has(*classes))
+        key = ("with_class", classes)
+        found = self._memo.get(key)
+        if found is None:
+            found = self._memo[key] = tuple(e for e in self.exposures if e.has(*classes))
+        return found  # type: ignore[return-value]
+
+    @property
+    def drug_classes(self) -> frozenset[str]:
+        """Every class any exposure carries: lets a rule about classes the chart lacks stop at once."""
+        found = self._memo.get("drug_classes")
+        if found is None:
+            found = self._memo["drug_classes"] = frozenset().union(*(e.classes for e in self.exposures))
+        return found  # type: ignore[return-value]
 
     def with_ingredient(self, ingredient: str) -> tuple[Exposure, ...]:
         return tuple(e for e in self.exposures if ingredient in e.ingredients)

@@ -3,15 +3,18 @@ cards, the long-acting-plus-breakthrough opioid regimen and supplements; every t
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from plugin import terminology
+from plugin.context.build import build_context
 from plugin.rules import catalog, label_checks
 from plugin.rules.engine import evaluate
 from plugin.rules.freshness import LabWindowError, lab_windows, monitoring_interval, parse_intervals
 from plugin.rules.model import RuleFacts
 from plugin.rules.renal_dosing import renal_dosing
-from tests.support.charts import JsonDict, copy_json, medication_request
+from tests.support.charts import NOW, JsonDict, copy_json, medication_request
 from tests.support.rule_cases import PATIENT_ID, Chart, draft, lab, med, on, problem
 
 pytestmark = pytest.mark.unit
@@ -778,3 +781,12 @@ def test_lewy_body_dementia_counts_as_parkinsonism_for_dopamine_blockers() -> No
     lewy = problem("lewy-body-dementia")
     assert "rule.parkinson-dopamine-blocker" in ids(haloperidol, lewy)
     assert "rule.parkinson-dopamine-blocker" not in ids(rx("q", "quetiapine 25 MG Oral Tablet"), lewy)
+
+
+def test_facts_rebuilt_with_replace_do_not_reuse_the_old_answers() -> None:
+    facts = RuleFacts.of(
+        build_context(Chart(resources=(rx("w", "warfarin 5 MG Oral Tablet"),)).prefetch(), NOW).context
+    )
+    assert facts.with_class("anticoagulant") and "anticoagulant" in facts.drug_classes
+    emptied = replace(facts, exposures=())
+    assert emptied.with_class("anticoagulant") == () and emptied.drug_classes == frozenset()
