@@ -125,7 +125,8 @@ def expected_safety(prefetch: Mapping[str, Any]) -> list[Expected]:
                 for c in (r.get("code") or {}).get("coding") or ()
                 if c.get("system") == "http://loinc.org" and c.get("code") in SAFETY_LABEL_BY_LOINC
             )
-    items += [("RENAL", f"analyte {label}", (f"{label}:",)) for label in sorted(analytes)]
+    # A series line opens with its label, then its unit in brackets when it has one ("eGFR (mL/min/1.73m2): ...").
+    items += [("RENAL", f"analyte {label}", (f"{label}:", f"{label} (")) for label in sorted(analytes)]
     return items
 
 

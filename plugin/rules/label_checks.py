@@ -593,8 +593,9 @@ NSAID_BARIATRIC_SURGERY = DrugCondition(
 LACTATION_AVOID = DrugCondition(
     "rule.lactation-avoid",
     (),
-    ("doxepin", "codeine", "tramadol", "amiodarone", "ergotamine"),
-    ("breastfeeding",),
+    # Codeine and tramadol have their own card (rule.codeine-tramadol-breastfeeding).
+    ("doxepin", "amiodarone", "ergotamine"),
+    ("lactation",),
     "warning",
     "kb.lactation-drugs-to-avoid",
     "Breastfeeding",
@@ -1037,6 +1038,7 @@ ALLOPURINOL_HLA_B5801 = DrugAllele(
     "severe cutaneous reactions (SJS, TEN, DRESS)",
 )
 ANTI_CD20: Final = frozenset({"rituximab", "obinutuzumab", "ofatumumab", "ocrelizumab", "ublituximab"})
+# Tenofovir is named three ways: by the brand (Viread, Vemlidy) and by each salt written out in the text.
 HBV_PROPHYLAXIS: Final = frozenset(
     {"entecavir", "tenofovir", "tenofovir alafenamide", "tenofovir disoproxil"}
 )
@@ -1124,10 +1126,7 @@ def ketorolac_beyond_five_days(facts: RuleFacts) -> Iterator[Finding]:
     drugs = tuple(
         e
         for e in facts.with_ingredient("ketorolac")
-        if not SKIN_EYE_EAR.search(e.label)
-        and not e.proposed
-        and e.started_days_ago is not None
-        and e.started_days_ago > KETOROLAC_MAX_DAYS
+        if not SKIN_EYE_EAR.search(e.label) and e.taken_longer_than(KETOROLAC_MAX_DAYS)
     )
     if not drugs:
         return

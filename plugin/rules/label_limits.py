@@ -338,11 +338,7 @@ def bisphosphonate_long_term(facts: RuleFacts) -> Iterator[Finding]:
     """An oral bisphosphonate taken for more than ten years: beyond the trials, where ASBMR advises reassessing
     (a drug holiday for lower-risk patients; thigh or groin pain needs imaging for an atypical femur fracture)."""
     long_term = tuple(
-        e
-        for e in facts.with_class("bisphosphonate")
-        if not e.proposed
-        and e.started_days_ago is not None
-        and e.started_days_ago > BISPHOSPHONATE_REVIEW_DAYS
+        e for e in facts.with_class("bisphosphonate") if e.taken_longer_than(BISPHOSPHONATE_REVIEW_DAYS)
     )
     if not long_term:
         return
@@ -370,9 +366,7 @@ METOCLOPRAMIDE_MAX_DAYS: Final = 84  # 12 weeks (boxed warning)
 def metoclopramide_long_term(facts: RuleFacts) -> Iterator[Finding]:
     """Metoclopramide ordered more than 12 weeks ago and still taken. An undated record is not known to be long."""
     long_term = tuple(
-        e
-        for e in facts.with_ingredient("metoclopramide")
-        if e.started_days_ago is not None and e.started_days_ago > METOCLOPRAMIDE_MAX_DAYS
+        e for e in facts.with_ingredient("metoclopramide") if e.taken_longer_than(METOCLOPRAMIDE_MAX_DAYS)
     )
     if not long_term:
         return

@@ -36,6 +36,10 @@ class Exposure:
         """Proposed now, or ordered within `within_days`; an undated record is not known to be new."""
         return self.proposed or (self.started_days_ago is not None and self.started_days_ago <= within_days)
 
+    def taken_longer_than(self, days: int) -> bool:
+        """A current medication ordered more than `days` ago; a proposal or an undated record is not known to be."""
+        return not self.proposed and self.started_days_ago is not None and self.started_days_ago > days
+
 
 @dataclass(frozen=True, slots=True)
 class LabOrder:

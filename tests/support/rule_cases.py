@@ -250,7 +250,7 @@ PROBLEMS: dict[str, tuple[str, str]] = {
     "crohns-disease": ("34000006", "Crohn's disease (disorder)"),
     "multiple-myeloma": ("109989006", "Multiple myeloma (disorder)"),
     "lewy-body-dementia": ("80098002", "Diffuse Lewy body disease (disorder)"),
-    "breastfeeding": ("413712001", "Breastfeeding (mother) (finding)"),
+    "lactation": ("413712001", "Breastfeeding (mother) (finding)"),
     "suicide-attempt": ("82313006", "Suicide attempt (event)"),
     "psoriasis": ("9014002", "Psoriasis (disorder)"),
     "medullary-thyroid-cancer": ("255032005", "Medullary carcinoma of thyroid (disorder)"),

@@ -831,17 +831,23 @@ def route(request: JsonDict, display: str) -> JsonDict:
         ),
         (
             label_checks.LACTATION_AVOID,
-            (drug("d", "doxepin 25 MG Oral Capsule"), problem("breastfeeding")),
+            (drug("d", "doxepin 25 MG Oral Capsule"), problem("lactation")),
             True,
         ),
         (
             label_checks.LACTATION_AVOID,
-            (drug("d", "doxepin 5 % Topical Cream"), problem("breastfeeding")),
+            (drug("d", "doxepin 5 % Topical Cream"), problem("lactation")),
             False,
         ),
         (
             label_checks.LACTATION_AVOID,
-            (drug("s", "sertraline 50 MG Oral Tablet"), problem("breastfeeding")),
+            (drug("s", "sertraline 50 MG Oral Tablet"), problem("lactation")),
+            False,
+        ),
+        # Codeine has its own breastfeeding card (rule.codeine-tramadol-breastfeeding); this one does not repeat it.
+        (
+            label_checks.LACTATION_AVOID,
+            (drug("c", "codeine sulfate 30 MG Oral Tablet"), problem("lactation")),
             False,
         ),
     ],
