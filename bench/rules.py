@@ -247,7 +247,7 @@ HELDOUT_SETS: Final[tuple[tuple[Path, bool], ...]] = (
     (HELDOUT_V13_PATH, True),
     (HELDOUT_V14_PATH, True),
     (HELDOUT_V15_PATH, True),
-    (HELDOUT_V16_PATH, False),
+    (HELDOUT_V16_PATH, True),
 )
 
 

@@ -20,7 +20,7 @@ from plugin.rules.dose_range import analgesic_nsaids, low_dose_aspirin
 from plugin.rules.dosing import EXTENDED_RELEASE, LOCAL_ROUTE, SUMMED_INGREDIENTS, daily_mg, dosage_of
 from plugin.rules.freshness import MonitoringInterval, monitoring_interval
 from plugin.rules.interactions import Interaction, interaction_table
-from plugin.rules.kidney import renal_function, shown
+from plugin.rules.kidney import aki_against_reference, renal_function, shown
 from plugin.rules.model import SEVERITY_RANK, Exposure, Finding, LabOrder, RuleFacts, Severity
 from plugin.rules.phrasing import handles as _handles
 from plugin.rules.phrasing import names as _names
@@ -286,6 +286,10 @@ class Recheck:
     only_if: Callable[[RuleFacts], bool] | None = None
     # A longer interval for established, stable therapy: an unalarming value within it needs no recheck.
     stable_interval: Callable[[RuleFacts], MonitoringInterval | None] | None = None
+    # On such therapy, when this says so, no value on record at all is left to the lab list rather than
+    # carded: a routine yearly lab absent from a record that otherwise shows the panel it comes in is more
+    # often filed elsewhere than never done, while a lapsed (dated, old) value is always asked about.
+    quiet_when_absent_on_stable_therapy: Callable[[RuleFacts], bool] | None = None
 
     def __call__(self, facts: RuleFacts) -> Iterator[Finding]:
         if any(facts.current(analyte) is not None for analyte in (self.analyte, *self.stands_in)):
@@ -310,6 +314,9 @@ class Recheck:
             return
         interval = self.stable_interval(facts) if self.stable_interval is not None else None
         if interval is not None and stale is not None and not alarming and interval.covers(stale.days_ago):
+            return
+        quiet = self.quiet_when_absent_on_stable_therapy
+        if interval is not None and stale is None and quiet is not None and quiet(facts):
             return
         if stale is None:
             when = f"no {self.label} on record"
@@ -352,6 +359,21 @@ _POTASSIUM_CLOSE_WATCH: Final = (
 )
 
 
+# A RAAS blocker's first potassium checks fall in its first months (1-2 weeks after the start and after each
+# titration): until then a missing potassium is asked for whatever else the chart shows.
+RAAS_FIRST_MONTHS_DAYS: Final = 90
+
+
+def _established_with_kidneys_current_and_steady(facts: RuleFacts) -> bool:
+    """A RAAS blocker past its first months, a current creatinine or eGFR (the panel potassium comes in) and
+    no acute kidney injury: otherwise a missing potassium is asked for however stable the therapy looks."""
+    return (
+        all(e.taken_longer_than(RAAS_FIRST_MONTHS_DAYS) for e in facts.with_class(*POTASSIUM_RAISING))
+        and not renal_function(facts).unknown
+        and aki_against_reference(facts.context.series("creatinine")) is None
+    )
+
+
 def _stable_raas_potassium_interval(facts: RuleFacts) -> MonitoringInterval | None:
     """The yearly (half-yearly with CKD) potassium for one established RAAS blocker taken alone; None, the
     90-day window, for a start, a second potassium-raising drug, an MRA or supplement, or digoxin."""
@@ -382,6 +404,7 @@ POTASSIUM_RECHECK = Recheck(
     ),
     only_if=_not_starting_a_potassium_raising_drug,
     stable_interval=_stable_raas_potassium_interval,
+    quiet_when_absent_on_stable_therapy=_established_with_kidneys_current_and_steady,
 )
 
 

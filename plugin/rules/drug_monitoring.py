@@ -56,6 +56,10 @@ class DrugMonitoring:
     severity: Severity  # the first entry's hint: a lithium level matters more than a yearly sodium
     # Days of therapy before the labs are due: a statin's first lipid panel comes 4-12 weeks after the start.
     established_after_days: int = 0
+    # Where set, a lab with no value on record at all is asked for only this long after the start (the
+    # follow-up panel); later, an absent routine lab is more often outside the record sent than never done,
+    # and reviewers ask about a lapsed value (a dated one past its interval), which is always asked for.
+    missing_asked_within_days: int | None = None
 
 
 def _fail(problem: str) -> DrugMonitoringError:
@@ -90,15 +94,31 @@ def parse_drug_monitoring(raw: object) -> tuple[DrugMonitoring, ...]:
         if not isinstance(drug, dict) or not (
             {"ingredients", "labs", "why", "evidence", "severity"}
             <= set(drug)
-            <= {"ingredients", "labs", "why", "evidence", "severity", "established_after_days"}
+            <= {
+                "ingredients",
+                "labs",
+                "why",
+                "evidence",
+                "severity",
+                "established_after_days",
+                "missing_asked_within_days",
+            }
         ):
             raise _fail(
                 f"{where}: a drug has exactly ingredients, labs, why, evidence and severity, and may have "
-                "established_after_days"
+                "established_after_days and missing_asked_within_days"
             )
         after = drug.get("established_after_days", 0)
         if not isinstance(after, int) or isinstance(after, bool) or not 0 <= after <= 365:
             raise _fail(f"{where}: established_after_days is a whole number of days from 0 to 365")
+        missing = drug.get("missing_asked_within_days")
+        if missing is not None and (
+            not isinstance(missing, int) or isinstance(missing, bool) or not after < missing <= 3650
+        ):
+            raise _fail(
+                f"{where}: missing_asked_within_days is a whole number of days after established_after_days, "
+                "up to 3650"
+            )
         severity = drug["severity"]
         if severity not in ("info", "warning"):
             raise _fail(f"{where}: severity is info or warning")
@@ -125,7 +145,9 @@ def parse_drug_monitoring(raw: object) -> tuple[DrugMonitoring, ...]:
         parsed = tuple(_lab(lab, f"{where}.labs[{n}]") for n, lab in enumerate(labs))
         if len({lab.analyte for lab in parsed}) != len(parsed):
             raise _fail(f"{where}: an analyte is listed once per drug")
-        table.append(DrugMonitoring(tuple(ingredients), parsed, why, tuple(evidence), severity, after))
+        table.append(
+            DrugMonitoring(tuple(ingredients), parsed, why, tuple(evidence), severity, after, missing)
+        )
     return tuple(table)
 
 
@@ -172,6 +194,8 @@ def drug_monitoring_labs(facts: RuleFacts) -> Iterator[Finding]:
         if exposure.started_days_ago is not None and exposure.started_days_ago < row.established_after_days:
             continue
         gaps = [(lab, gap) for lab in row.labs if (gap := _gap(facts, lab)) is not None]
+        if row.missing_asked_within_days is not None and not exposure.new(row.missing_asked_within_days):
+            gaps = [(lab, gap) for lab, gap in gaps if gap[1] is not None]
         if not gaps:
             continue
         done.add(row.ingredients)

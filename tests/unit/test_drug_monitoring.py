@@ -126,6 +126,9 @@ def _table() -> dict[str, Any]:
         lambda t: t.pop("version"),
         lambda t: t["drugs"][0].update(established_after_days=-1),
         lambda t: t["drugs"][0].update(established_after_days=True),
+        lambda t: t["drugs"][0].update(missing_asked_within_days=True),
+        lambda t: t["drugs"][0].update(established_after_days=30, missing_asked_within_days=30),
+        lambda t: t["drugs"][0].update(missing_asked_within_days=3651),
         lambda t: t["drugs"][0].update(colour="red"),
     ],
 )
@@ -153,11 +156,25 @@ def test_a_statin_needs_a_lipid_panel_within_a_year(days: int, fires: bool) -> N
         assert found[0].order_lab.loinc == "13457-7"
 
 
-def test_an_undated_statin_is_not_known_to_be_new_and_is_asked_about() -> None:
+@pytest.mark.parametrize(("started", "fires"), [(364, True), (365, True), (366, False)])
+def test_no_lipid_panel_at_all_is_asked_for_only_in_the_statins_first_year(started: int, fires: bool) -> None:
+    found = run(_drug(STATIN, days_ago=started))
+    assert bool(found) is fires
+    if fires:
+        assert "no ldl cholesterol on record" in found[0].summary.lower()
+
+
+def test_a_lapsed_lipid_panel_is_asked_for_however_long_the_statin_has_run() -> None:
+    (finding,) = run(_drug(STATIN, days_ago=3000), lab("ldl", 95, days_ago=400))
+    assert "400 days old" in finding.summary
+
+
+def test_an_undated_statin_is_not_known_to_be_new_so_only_a_lapsed_panel_is_asked_for() -> None:
     undated = _drug(STATIN)
     del undated["authoredOn"]
-    (finding,) = run(undated)
-    assert "no ldl" in finding.summary.lower()
+    assert run(undated) == []
+    (finding,) = run(undated, lab("ldl", 95, days_ago=400))
+    assert "400 days old" in finding.summary
 
 
 # --- a blood count on an anticoagulant with an antiplatelet or NSAID ----------------------------------------

@@ -161,6 +161,7 @@ CLARITHROMYCIN = med("clarithromycin")
 CIPROFLOXACIN = med("ciprofloxacin")
 LISINOPRIL = med("lisinopril")
 LOSARTAN = med("losartan")
+SPIRONOLACTONE_MED = med("spironolactone")
 DIGOXIN_MED = med("digoxin")
 VERAPAMIL = med("verapamil")
 AMLODIPINE = med("amlodipine")
@@ -1445,8 +1446,35 @@ CASES: tuple[Case, ...] = (
             ),
         ),
     ),
+    # No potassium on record at all: asked for in the first 90 days of a RAAS blocker (the checks after the
+    # start and titration), left to the lab list on established single-blocker therapy with current, steady
+    # kidney function (a lapsed, dated value is still asked for).
     Case(
-        "potassium-recheck/lisinopril+no-potassium",
+        "potassium-recheck/lisinopril-day-90+no-potassium",
+        catalog.POTASSIUM_RECHECK,
+        chart(med("lisinopril", days_ago=90), lab("creatinine", 1.0, days_ago=30)),
+        (
+            Expected(
+                "rule.potassium-recheck",
+                "info",
+                ("kb.potassium-monitoring-raas",),
+                (med("lisinopril", days_ago=90),),
+                order_lab="2823-3",
+            ),
+        ),
+    ),
+    Case(
+        "potassium-recheck/lisinopril-day-91+no-potassium",
+        catalog.POTASSIUM_RECHECK,
+        chart(med("lisinopril", days_ago=91), lab("creatinine", 1.0, days_ago=30)),
+    ),
+    Case(
+        "potassium-recheck/established-lisinopril+no-potassium+current-creatinine",
+        catalog.POTASSIUM_RECHECK,
+        chart(LISINOPRIL, lab("creatinine", 1.0, days_ago=30)),
+    ),
+    Case(
+        "potassium-recheck/established-lisinopril+no-potassium+no-kidney-function",
         catalog.POTASSIUM_RECHECK,
         chart(LISINOPRIL),
         (
@@ -1455,6 +1483,38 @@ CASES: tuple[Case, ...] = (
                 "info",
                 ("kb.potassium-monitoring-raas",),
                 (LISINOPRIL,),
+                order_lab="2823-3",
+            ),
+        ),
+    ),
+    Case(
+        "potassium-recheck/established-lisinopril+no-potassium+aki",
+        catalog.POTASSIUM_RECHECK,
+        chart(
+            LISINOPRIL,
+            lab("creatinine", 1.0, days_ago=5, resource_id="creatinine-baseline"),
+            lab("creatinine", 1.6, days_ago=1),
+        ),
+        (
+            Expected(
+                "rule.potassium-recheck",
+                "info",
+                ("kb.potassium-monitoring-raas",),
+                (LISINOPRIL,),
+                order_lab="2823-3",
+            ),
+        ),
+    ),
+    Case(
+        "potassium-recheck/lisinopril+spironolactone+no-potassium",
+        catalog.POTASSIUM_RECHECK,
+        chart(LISINOPRIL, SPIRONOLACTONE_MED),
+        (
+            Expected(
+                "rule.potassium-recheck",
+                "info",
+                ("kb.potassium-monitoring-raas",),
+                (LISINOPRIL, SPIRONOLACTONE_MED),
                 order_lab="2823-3",
             ),
         ),
