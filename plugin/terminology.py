@@ -16,6 +16,8 @@ from plugin.packaged import read_knowledge_json
 CLASS_KEYS: frozenset[str] = frozenset(
     {
         "anticoagulant",
+        "alpha-1-blocker",
+        "central-alpha-agonist",
         "proton-pump-inhibitor",
         "vitamin-k-antagonist",
         "doac",

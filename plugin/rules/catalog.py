@@ -17,7 +17,7 @@ from plugin.context.codes import system_name
 from plugin.context.model import Allergy, Code
 from plugin.rules import vaccines
 from plugin.rules.dose_range import analgesic_nsaids, low_dose_aspirin
-from plugin.rules.dosing import EXTENDED_RELEASE, LOCAL_ROUTE, SUMMED_INGREDIENTS, daily_mg, dosage_of
+from plugin.rules.dosing import EXTENDED_RELEASE, LOCAL_ROUTE, NASAL, SUMMED_INGREDIENTS, daily_mg, dosage_of
 from plugin.rules.freshness import MonitoringInterval, monitoring_interval
 from plugin.rules.interactions import Interaction, interaction_table
 from plugin.rules.kidney import aki_against_reference, renal_function, shown
@@ -850,6 +850,20 @@ _DUPLICATE_GROUPS: tuple[tuple[str, frozenset[str], str, str], ...] = (
         "Two loop diuretics (often one left running after a switch at discharge) over-diurese: low blood pressure, "
         "kidney injury and low potassium.",
     ),
+    (
+        "gabapentinoids",
+        frozenset({"gabapentinoid"}),
+        "kb.duplicate-gabapentinoids",
+        "Gabapentin and pregabalin act the same way: taken together (often a switch never finished) they add "
+        "dizziness, sedation, falls and, with an opioid, slowed breathing.",
+    ),
+    (
+        "alpha-1 blockers",
+        frozenset({"alpha-1-blocker"}),
+        "kb.duplicate-alpha-1-blockers",
+        "Two alpha-1 blockers (one for blood pressure, one for the prostate) add orthostatic hypotension, "
+        "dizziness and falls without more relief of urinary symptoms.",
+    ),
     # One group for both subclasses: two dihydropyridines duplicate each other, and verapamil or diltiazem
     # with a dihydropyridine adds its effects and raises the dihydropyridine's levels (amlodipine label).
     (
@@ -1179,7 +1193,8 @@ def epinephrine_autoinjector_weight(facts: RuleFacts) -> Iterator[Finding]:
 def asthma_saba_only(facts: RuleFacts) -> Iterator[Finding]:
     saba = facts.with_class("saba")
     # With a LABA and no ICS the problem is the LABA (rule.asthma-laba-without-ics, critical), not the reliever.
-    if saba and not facts.with_class("ics", "laba") and facts.has_condition("asthma"):
+    controllers = tuple(e for e in facts.with_class("ics", "laba") if not NASAL.search(e.label))
+    if saba and not controllers and facts.has_condition("asthma"):
         yield Finding(
             "rule.asthma-saba-only",
             "warning",

@@ -35,6 +35,8 @@ LOCAL_ROUTE: Final = re.compile(
 # Products that stay on the skin, eye or ear: RxNorm names the dose form ("Metronidazole 7.5 MG/ML Topical Gel"), and
 # OTC text names the base ("Voltaren 1% gel"). A vaginal or rectal gel or cream does not count: part of it is
 # absorbed, and vaginal miconazole raises the INR.
+# A nasal steroid treats the nose: it is no inhaled corticosteroid for the lungs.
+NASAL: Final = re.compile(r"\bnasal\b|\bnose\b", re.IGNORECASE)
 SKIN_EYE_EAR: Final = re.compile(
     # "Liqui-Gel" capsules are swallowed.
     r"^(?!.*\b(?:vaginal|intravaginal|rectal)\b).*"

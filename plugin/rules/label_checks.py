@@ -21,7 +21,7 @@ from plugin.rules.catalog import (
     strength_mg,
 )
 from plugin.rules.dose_range import analgesic_nsaids, low_dose_aspirin
-from plugin.rules.dosing import EXTENDED_RELEASE, SKIN_EYE_EAR, daily_mg, dosage_of
+from plugin.rules.dosing import EXTENDED_RELEASE, LOCAL_ROUTE, SKIN_EYE_EAR, daily_mg, dosage_of
 from plugin.rules.interactions import Interaction, named
 from plugin.rules.interactions import pair as _pair
 from plugin.rules.model import Exposure, Finding, LabOrder, RuleFacts, Severity
@@ -524,6 +524,30 @@ NITROFURANTOIN_PYELONEPHRITIS = DrugCondition(
     "nitrofurantoin does not reach the kidney; consider an agent that does",
     "Nitrofurantoin is concentrated only in bladder urine and is not indicated for pyelonephritis.",
 )
+THIAZIDE_GOUT = DrugCondition(
+    "rule.thiazide-gout",
+    ("thiazide",),
+    (),
+    ("gout",),
+    "warning",
+    "kb.thiazide-gout",
+    "Gout",
+    "consider another antihypertensive (losartan or a calcium-channel blocker) where blood pressure allows",
+    "Thiazides raise serum urate and the risk of gout flares; ACR 2020 advises switching hydrochlorothiazide "
+    "where feasible.",
+)
+SEDATIVE_CIRRHOSIS = DrugCondition(
+    "rule.sedative-cirrhosis",
+    ("z-drug", "benzodiazepine"),
+    (),
+    ("cirrhosis",),
+    "warning",
+    "kb.sedative-hypnotic-cirrhosis",
+    "Cirrhosis",
+    "consider tapering it; if a hypnotic is needed, the lowest dose (zolpidem 5 mg) and never in encephalopathy",
+    "Benzodiazepine and z-drug clearance falls in cirrhosis, and both can precipitate or mask hepatic "
+    "encephalopathy.",
+)
 FEBUXOSTAT_CARDIOVASCULAR_DISEASE = DrugCondition(
     "rule.febuxostat-cardiovascular-disease",
     (),
@@ -630,20 +654,35 @@ BIPOLAR_ANTIDEPRESSANT_MONOTHERAPY = DrugCondition(
 )
 
 
+# Drugs that multiply an NSAID's upper-GI bleeding risk (ACG 2009 high-risk group; SSRI with NSAID, Beers 2023).
+_BLEEDING_PARTNERS: Final = ("ssri", "snri", "anticoagulant", "antiplatelet", "corticosteroid")
+
+
 def nsaid_peptic_ulcer(facts: RuleFacts) -> Iterator[Finding]:
-    problems = (*facts.value_sets.get("peptic-ulcer", ()), *facts.value_sets.get("gi-bleed", ()))
+    """An analgesic NSAID with a peptic ulcer or GI bleed on record, past or present (Beers 2023 names a history
+    of ulcers). Critical with a past bleed and a drug that adds to it, and no PPI: the highest-risk group."""
+    ulcers, bleeds = facts.ever("peptic-ulcer"), facts.ever("gi-bleed")
     nsaids = list(analgesic_nsaids(facts))
-    if not problems or not nsaids:
+    if not (ulcers or bleeds) or not nsaids:
         return
     protected = any(named(e, GASTROPROTECTION) for e in facts.exposures)
+    # Low-dose aspirin is an antiplatelet here (analgesic_nsaids leaves it out); skin and inhaled products are not.
+    partners = tuple(
+        e
+        for e in facts.with_class(*_BLEEDING_PARTNERS)
+        if e not in nsaids and not LOCAL_ROUTE.search(e.label)
+    )
+    highest = bool(bleeds) and bool(partners) and not protected
     option = "consider another analgesic" if protected else "consider another analgesic or adding a PPI"
+    also = f" and {_names(partners)}" if highest else ""
     yield Finding(
         "rule.nsaid-peptic-ulcer",
-        "warning",
-        _short(f"Peptic ulcer or GI bleeding on record with {_names(nsaids)}: {option}"),
-        "After a peptic ulcer or GI bleed, NSAIDs raise the risk of another bleed more than tenfold.",
+        "critical" if highest else "warning",
+        _short(f"Peptic ulcer or GI bleeding on record with {_names(nsaids)}{also}: {option}"),
+        "After a peptic ulcer or GI bleed, NSAIDs raise the risk of another bleed more than tenfold, and an "
+        "SSRI, anticoagulant, antiplatelet or steroid beside them multiplies it again.",
         ("kb.nsaid-peptic-ulcer-history",),
-        tuple(sorted({*problems, *_handles(nsaids)})),
+        tuple(sorted({*ulcers, *bleeds, *_handles(nsaids), *(_handles(partners) if highest else ())})),
         _proposed(nsaids),
     )
 
@@ -1209,6 +1248,36 @@ def extended_release_via_tube(facts: RuleFacts) -> Iterator[Finding]:
     )
 
 
+# Products whose hormone does not pass the stomach: tirzepatide's delayed gastric emptying spares them.
+_NOT_SWALLOWED: Final = re.compile(
+    r"\b(patch|transdermal|ring|vaginal|intrauterine|iud|implant|inject\w*|intramuscular|subcutaneous)\b",
+    re.IGNORECASE,
+)
+
+
+def tirzepatide_oral_contraceptive(facts: RuleFacts) -> Iterator[Finding]:
+    """Tirzepatide with an oral hormonal contraceptive: its label asks for a non-oral or an added barrier method
+    for 4 weeks after the start and after each dose increase (the delayed gastric emptying lowers the pill's
+    exposure). Patches, rings, implants, injections and IUDs are not affected."""
+    tirzepatide = facts.with_ingredient("tirzepatide")
+    pills = tuple(e for e in facts.with_class("hormonal-contraceptive") if not _NOT_SWALLOWED.search(e.label))
+    if not tirzepatide or not pills:
+        return
+    yield Finding(
+        "rule.tirzepatide-oral-contraceptive",
+        "warning",
+        _short(
+            f"Tirzepatide with oral {_names(pills)}: consider a barrier or non-oral method for 4 weeks after "
+            "each dose step"
+        ),
+        "Tirzepatide delays gastric emptying and lowers oral contraceptive exposure, most after the first dose "
+        "and each increase.",
+        ("kb.tirzepatide-oral-contraceptives",),
+        _handles((*tirzepatide, *pills)),
+        _proposed((*tirzepatide, *pills)),
+    )
+
+
 LABEL_CHECK_RULES: tuple[Rule, ...] = (
     *PAIRS,
     SystemicPair(FLUOROQUINOLONE_CORTICOSTEROID),
@@ -1232,6 +1301,9 @@ LABEL_CHECK_RULES: tuple[Rule, ...] = (
     ALLOPURINOL_HLA_B5801,
     anti_cd20_hepatitis_b,
     IL17_INFLAMMATORY_BOWEL_DISEASE,
+    THIAZIDE_GOUT,
+    SEDATIVE_CIRRHOSIS,
+    tirzepatide_oral_contraceptive,
     FEBUXOSTAT_CARDIOVASCULAR_DISEASE,
     MONTELUKAST_SUICIDALITY,
     TERBINAFINE_LIVER_DISEASE,

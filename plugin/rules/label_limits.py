@@ -607,6 +607,174 @@ def beers_sulfonylurea_monotherapy(facts: RuleFacts) -> Iterator[Finding]:
     )
 
 
+# --- a DOAC's venous-thromboembolism lead-in dose continued past its days ------------------------------------
+
+# (ingredient, lead-in milligrams a day, lead-in days, the maintenance dose): Eliquis and Xarelto labels, VTE
+# treatment.
+DOAC_LEAD_IN: Final = (
+    ("apixaban", 20.0, 7, "5 mg twice daily"),
+    ("rivaroxaban", 30.0, 21, "20 mg once daily"),
+)
+
+
+def doac_lead_in_beyond_its_days(facts: RuleFacts) -> Iterator[Finding]:
+    """Apixaban 10 mg twice daily past day 7, or rivaroxaban 15 mg twice daily past day 21, of treatment for a
+    clot: the lead-in dose doubled and continued. The days count from the newest DVT or PE on record or the
+    order, whichever is older (a refill carries the lead-in directions on); with neither dated, nothing is said."""
+    clots = set(facts.value_sets.get("venous-thromboembolism", ()))
+    onsets = [
+        p.onset_days_ago for p in facts.context.problems if p.handle in clots and p.onset_days_ago is not None
+    ]
+    clot_days = min(onsets) if onsets else None
+    for ingredient, lead_in_mg, lead_in_days, maintenance in DOAC_LEAD_IN:
+        for exposure in facts.with_ingredient(ingredient):
+            mg = daily_mg(dosage_of(facts, exposure), unit_mg(exposure, ingredient))
+            if mg is None or abs(mg - lead_in_mg) > 0.01:  # exactly the lead-in dose
+                continue
+            known = [d for d in (clot_days, exposure.started_days_ago) if d is not None]
+            if not known or max(known) <= lead_in_days:
+                continue
+            yield Finding(
+                "rule.doac-lead-in-beyond-its-days",
+                "critical",
+                _short(
+                    f"{ingredient.capitalize()} {mg:g} mg a day on day {max(known)} of treatment: the lead-in dose "
+                    f"is for {lead_in_days} days; consider {maintenance}"
+                ),
+                "The doubled lead-in dose is for the first days of clot treatment only; continued, it doubles the "
+                "anticoagulant and the bleeding risk.",
+                ("kb.doac-vte-lead-in-dose",),
+                (*_handles((exposure,)), *sorted(clots)),
+                _proposed((exposure,)),
+            )
+
+
+# --- Beers: central alpha-agonists for blood pressure ---------------------------------------------------------
+
+
+def beers_central_alpha_agonist_hypertension(facts: RuleFacts) -> Iterator[Finding]:
+    """An older adult with hypertension on clonidine, guanfacine or methyldopa: Beers 2023 advises against
+    them as routine antihypertensives (sedation, bradycardia, orthostatic hypotension, rebound on stopping)."""
+    if facts.age is None or facts.age < OLDER_ADULT_AGE:
+        return
+    hypertension = facts.value_sets.get("hypertension", ())
+    drugs = facts.with_class("central-alpha-agonist")
+    if not drugs or not hypertension:
+        return
+    yield Finding(
+        "rule.beers-central-alpha-agonist",
+        "warning",
+        _short(
+            f"Age {facts.context.demographics.age_label} on {_names(drugs)} for blood pressure: consider "
+            "another antihypertensive, tapering it slowly (rebound hypertension)"
+        ),
+        "Central alpha-agonists cause sedation, bradycardia and orthostatic hypotension in older adults; Beers "
+        "2023 advises against them as routine antihypertensives.",
+        ("kb.beers-central-alpha-agonists",),
+        tuple(sorted({*hypertension, *_handles(drugs)})),
+        _proposed(drugs),
+    )
+
+
+# --- cough, cold and sedating antihistamine products under 2, opioid cough medicines under 18 ----------------
+
+COUGH_COLD_MIN_AGE_DAYS: Final = 730  # two years (FDA 2008)
+COUGH_COLD_INGREDIENTS: Final = frozenset(
+    {
+        "brompheniramine",
+        "carbinoxamine",
+        "chlorpheniramine",
+        "clemastine",
+        "dexbrompheniramine",
+        "dextromethorphan",
+        "diphenhydramine",
+        "doxylamine",
+        "guaifenesin",
+        "phenylephrine",
+        "pseudoephedrine",
+        "triprolidine",
+    }
+)
+
+
+def cough_cold_under_2(facts: RuleFacts) -> Iterator[Finding]:
+    """A swallowed cough, cold or sedating-antihistamine product for a child under 2 (promethazine has its own,
+    critical, card). Skin, nose and eye products are not swallowed and do not count."""
+    days = facts.context.demographics.age_days
+    if days is None or days >= COUGH_COLD_MIN_AGE_DAYS:
+        return
+    drugs = tuple(
+        e
+        for e in facts.exposures
+        if not COUGH_COLD_INGREDIENTS.isdisjoint(e.ingredients)
+        and "promethazine" not in e.ingredients
+        and not LOCAL_ROUTE.search(e.label)
+    )
+    if not drugs:
+        return
+    yield Finding(
+        "rule.cough-cold-under-2",
+        "warning",
+        _short(
+            f"{_names(drugs).capitalize()} at {facts.context.demographics.age_label}: not for children under 2; "
+            "consider stopping it (fluids, saline, suction; never to make a child sleep)"
+        ),
+        "Cough, cold and sedating antihistamine products have caused convulsions, fast heart rates, breathing "
+        "problems and deaths in children under 2, and they do not help.",
+        ("kb.cough-cold-products-under-2",),
+        _handles(drugs),
+        _proposed(drugs),
+    )
+
+
+OPIOID_COUGH_MIN_AGE: Final = 18  # FDA 2018: prescription opioid cough and cold medicines are for adults only
+CODEINE_MIN_AGE: Final = 12  # under 12 rule.paediatric-codeine-tramadol already says contraindicated
+_COUGH_PARTNERS: Final = frozenset(
+    {
+        "promethazine",
+        "guaifenesin",
+        "chlorpheniramine",
+        "brompheniramine",
+        "homatropine",
+        "pseudoephedrine",
+        "phenylephrine",
+        "triprolidine",
+        "pyrilamine",
+    }
+)
+_COUGH_TEXT: Final = re.compile(r"\b(cough|antitussive|tussi\w*|tuzistra|hycodan)\b", re.IGNORECASE)
+
+
+def opioid_cough_medicine_under_18(facts: RuleFacts) -> Iterator[Finding]:
+    """A codeine or hydrocodone cough product (with an antihistamine, expectorant, decongestant or
+    homatropine, or named for cough) under 18; codeine under 12 is left to its own contraindication card."""
+    age = facts.age
+    if age is None or age >= OPIOID_COUGH_MIN_AGE:
+        return
+    drugs = tuple(
+        e
+        for e in facts.exposures
+        if {"codeine", "hydrocodone"} & set(e.ingredients)
+        and (not _COUGH_PARTNERS.isdisjoint(e.ingredients) or _COUGH_TEXT.search(e.label))
+        and not (age < CODEINE_MIN_AGE and "codeine" in e.ingredients)
+    )
+    if not drugs:
+        return
+    yield Finding(
+        "rule.opioid-cough-medicine-under-18",
+        "critical",
+        _short(
+            f"Opioid cough medicine ({_names(drugs)}) at age {age}: for adults only; consider honey, fluids or "
+            "dextromethorphan"
+        ),
+        "Since 2018 codeine and hydrocodone cough medicines are labelled for adults only: in children the risks "
+        "(slowed breathing, misuse) outweigh any benefit.",
+        ("kb.opioid-cough-medicines-under-18",),
+        _handles(drugs),
+        _proposed(drugs),
+    )
+
+
 LABEL_LIMIT_RULES: Final = (
     NSAID_CIRRHOSIS,
     beers_alpha_blocker_hypertension,
@@ -626,6 +794,10 @@ LABEL_LIMIT_RULES: Final = (
     levothyroxine_interval,
     chc_blood_pressure_unknown,
     beers_sulfonylurea_monotherapy,
+    doac_lead_in_beyond_its_days,
+    beers_central_alpha_agonist_hypertension,
+    cough_cold_under_2,
+    opioid_cough_medicine_under_18,
 )
 # Patient-view only: what the chart lacks.
 LABEL_LIMIT_CARE_GAP_RULES: Final = (diabetes_ckd_sglt2_absent,)

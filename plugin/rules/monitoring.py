@@ -24,7 +24,7 @@ from plugin.rules.catalog import (
     allergy_ingredients,
     strength_mg,
 )
-from plugin.rules.dosing import LOCAL_ROUTE, SKIN_EYE_EAR, daily_mg, dosage_of
+from plugin.rules.dosing import LOCAL_ROUTE, NASAL, SKIN_EYE_EAR, daily_mg, dosage_of
 from plugin.rules.freshness import lab_windows
 from plugin.rules.kidney import renal_function
 from plugin.rules.model import Exposure, Finding, LabOrder, RuleFacts, Severity
@@ -368,7 +368,8 @@ def asthma_non_selective_beta_blocker(facts: RuleFacts) -> Iterator[Finding]:
 
 def asthma_laba_without_ics(facts: RuleFacts) -> Iterator[Finding]:
     laba = facts.with_class("laba")
-    if laba and not facts.with_class("ics") and facts.has_condition("asthma"):
+    inhaled_steroids = tuple(e for e in facts.with_class("ics") if not NASAL.search(e.label))
+    if laba and not inhaled_steroids and facts.has_condition("asthma"):
         yield Finding(
             "rule.asthma-laba-without-ics",
             "critical",

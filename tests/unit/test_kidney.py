@@ -184,6 +184,8 @@ def test_a_sex_other_than_female_or_male_leaves_kidney_function_unknown() -> Non
 
 REQUIRED = {
     "apixaban",
+    "fenofibrate",
+    "fenofibric acid",
     "varenicline",
     "famotidine",
     "nirmatrelvir",

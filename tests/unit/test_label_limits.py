@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from plugin.context.build import build_context
-from plugin.rules import label_checks, label_limits, registry, resolution, vaccines
+from plugin.rules import catalog, label_checks, label_limits, registry, resolution, vaccines
 from plugin.rules.model import Finding, RuleFacts
 from plugin.rules.override_reasons import override_reasons
 from tests.support.charts import NOW, JsonDict, medication_request
@@ -931,3 +931,229 @@ def test_ibuprofen_under_six_months(days_old: int, raised: bool) -> None:
     prefetch["patient"]["birthDate"] = (NOW.date() - timedelta(days=days_old)).isoformat()
     facts = RuleFacts.of(build_context(prefetch, NOW).context)
     assert bool(list(label_limits.ibuprofen_under_6_months(facts))) is raised
+
+
+# --- held-out v16: clots, alpha-agonists, gout, cirrhosis, children's cough medicines -------------------------
+
+
+def _apixaban(mg: float, per_day: int, days_ago: int) -> JsonDict:
+    return drug("apx", "apixaban 5 MG Oral Tablet (Eliquis)", mg, (per_day, 1, "d"), days_ago=days_ago)
+
+
+@pytest.mark.parametrize(("clot_days", "raised"), [(6, False), (7, False), (8, True), (24, True)])
+def test_apixaban_10_mg_twice_daily_past_day_7_of_clot_treatment(clot_days: int, raised: bool) -> None:
+    # A refill six days ago carried the lead-in directions on: the clot's date counts.
+    findings = found(
+        label_limits.doac_lead_in_beyond_its_days,
+        _apixaban(10, 2, days_ago=min(clot_days, 6)),
+        problem("deep-vein-thrombosis", onset_days_ago=clot_days),
+    )
+    assert bool(findings) is raised
+    if raised:
+        assert findings[0].severity == "critical" and f"day {clot_days}" in findings[0].summary
+        assert "5 mg twice daily" in findings[0].summary
+
+
+@pytest.mark.parametrize(("order_days", "raised"), [(21, False), (22, True)])
+def test_rivaroxaban_15_mg_twice_daily_past_day_21(order_days: int, raised: bool) -> None:
+    rivaroxaban = drug("riv", "rivaroxaban 15 MG Oral Tablet", 15, (2, 1, "d"), days_ago=order_days)
+    assert bool(found(label_limits.doac_lead_in_beyond_its_days, rivaroxaban)) is raised
+
+
+@pytest.mark.parametrize(
+    "resources",
+    [
+        (_apixaban(5, 2, days_ago=60), problem("deep-vein-thrombosis", onset_days_ago=60)),  # maintenance
+        (_apixaban(10, 2, days_ago=3), problem("deep-vein-thrombosis", onset_days_ago=3)),  # within day 7
+    ],
+)
+def test_the_maintenance_dose_and_a_lead_in_within_its_days_are_quiet(
+    resources: tuple[JsonDict, ...],
+) -> None:
+    assert found(label_limits.doac_lead_in_beyond_its_days, *resources) == []
+
+
+def test_an_undated_lead_in_with_no_dated_clot_is_not_known_to_be_late() -> None:
+    undated = _apixaban(10, 2, days_ago=3)
+    del undated["authoredOn"]
+    assert found(label_limits.doac_lead_in_beyond_its_days, undated) == []
+
+
+CLONIDINE = drug("clon", "clonidine hydrochloride 0.1 MG Oral Tablet", 0.1, (3, 1, "d"))
+
+
+@pytest.mark.parametrize(("age", "raised"), [(64, False), (65, True), (90, True)])
+def test_beers_clonidine_for_blood_pressure_from_65(age: int, raised: bool) -> None:
+    findings = found(
+        label_limits.beers_central_alpha_agonist_hypertension, CLONIDINE, problem("hypertension"), age=age
+    )
+    assert bool(findings) is raised
+    if raised:
+        assert findings[0].severity == "warning" and "tapering it slowly" in findings[0].summary
+
+
+def test_clonidine_without_hypertension_on_record_is_left_alone() -> None:
+    assert (
+        found(label_limits.beers_central_alpha_agonist_hypertension, CLONIDINE, problem("asthma"), age=80)
+        == []
+    )
+
+
+def _infant_facts(days_old: int, *resources: JsonDict) -> RuleFacts:
+    prefetch = Chart(age=0, resources=resources).prefetch()
+    prefetch["patient"]["birthDate"] = (NOW.date() - timedelta(days=days_old)).isoformat()
+    return RuleFacts.of(build_context(prefetch, NOW).context)
+
+
+BENADRYL = drug("dph", "Children's Benadryl Allergy (diphenhydramine HCl 12.5 mg/5 mL) oral liquid")
+
+
+@pytest.mark.parametrize(("days_old", "raised"), [(335, True), (729, True), (730, False), (731, False)])
+def test_cough_cold_and_sedating_antihistamines_under_2(days_old: int, raised: bool) -> None:
+    findings = list(label_limits.cough_cold_under_2(_infant_facts(days_old, BENADRYL)))
+    assert bool(findings) is raised
+    if raised:
+        assert findings[0].severity == "warning" and "never to make a child sleep" in findings[0].summary
+
+
+@pytest.mark.parametrize(
+    "product",
+    [
+        "diphenhydramine 2 % Topical Cream",  # on the skin
+        "Little Remedies Decongestant Nose Drops (phenylephrine 0.125 %) nasal",  # in the nose
+        "promethazine 6.25 MG/5ML Oral Solution",  # its own critical card
+        "cetirizine 1 MG/ML Oral Solution",  # not sedating, labelled from 6 months
+    ],
+)
+def test_skin_nose_promethazine_and_non_sedating_products_are_not_this_card(product: str) -> None:
+    assert list(label_limits.cough_cold_under_2(_infant_facts(300, drug("p", product)))) == []
+
+
+PROMETHAZINE_CODEINE = drug("pc", "promethazine HCl 6.25 MG / codeine phosphate 10 MG per 5 ML Oral Solution")
+HYDROCODONE_COUGH = drug("hc", "Hycodan (hydrocodone bitartrate 5 MG / homatropine 1.5 MG) Oral Tablet")
+
+
+@pytest.mark.parametrize(("age", "raised"), [(12, True), (15, True), (17, True), (18, False)])
+def test_opioid_cough_medicines_are_for_adults(age: int, raised: bool) -> None:
+    findings = found(label_limits.opioid_cough_medicine_under_18, PROMETHAZINE_CODEINE, age=age)
+    assert bool(findings) is raised
+    if raised:
+        assert findings[0].severity == "critical"
+
+
+def test_under_12_codeine_is_left_to_its_contraindication_and_hydrocodone_is_raised() -> None:
+    assert found(label_limits.opioid_cough_medicine_under_18, PROMETHAZINE_CODEINE, age=11) == []
+    assert found(label_limits.opioid_cough_medicine_under_18, HYDROCODONE_COUGH, age=11)
+
+
+def test_codeine_for_pain_at_15_is_not_a_cough_medicine() -> None:
+    tylenol_3 = drug("t3", "acetaminophen 300 MG / codeine phosphate 30 MG Oral Tablet")
+    assert found(label_limits.opioid_cough_medicine_under_18, tylenol_3, age=15) == []
+
+
+HCTZ = drug("hctz", "hydrochlorothiazide 25 MG Oral Tablet", 25)
+ZOLPIDEM = drug("zol", "zolpidem tartrate 10 MG Oral Tablet", 10)
+
+
+@pytest.mark.parametrize(
+    ("rule", "resources", "raised"),
+    [
+        (label_checks.THIAZIDE_GOUT, (HCTZ, condition("Gout", "gout")), True),
+        (label_checks.THIAZIDE_GOUT, (HCTZ, problem("hypertension")), False),
+        (label_checks.SEDATIVE_CIRRHOSIS, (ZOLPIDEM, problem("cirrhosis")), True),
+        (
+            label_checks.SEDATIVE_CIRRHOSIS,
+            (drug("alp", "alprazolam 0.5 MG Oral Tablet"), problem("cirrhosis")),
+            True,
+        ),
+        (label_checks.SEDATIVE_CIRRHOSIS, (ZOLPIDEM, problem("hypertension")), False),
+    ],
+)
+def test_v16_drug_and_condition_pairs(rule: Any, resources: tuple[JsonDict, ...], raised: bool) -> None:
+    findings = found(rule, *resources)
+    assert bool(findings) is raised
+    if raised:
+        assert findings[0].rule_id == rule.rule_id and findings[0].severity == rule.severity
+
+
+@pytest.mark.parametrize(
+    ("contraceptive", "raised"),
+    [
+        ("Sprintec (norgestimate 0.25 MG / ethinyl estradiol 0.035 MG) Oral Tablet", True),
+        ("norethindrone 0.35 MG Oral Tablet", True),
+        ("Xulane (norelgestromin / ethinyl estradiol) Transdermal Patch", False),
+        ("Mirena (levonorgestrel 52 MG) Intrauterine System", False),
+    ],
+)
+def test_tirzepatide_with_an_oral_contraceptive_only(contraceptive: str, raised: bool) -> None:
+    findings = found(label_checks.tirzepatide_oral_contraceptive, TIRZEPATIDE, drug("oc", contraceptive))
+    assert bool(findings) is raised
+    if raised:
+        assert "4 weeks after each dose step" in findings[0].summary
+
+
+def test_semaglutide_with_an_oral_contraceptive_is_not_this_card() -> None:
+    semaglutide = drug("sema", "Ozempic (semaglutide) 0.5 MG/DOSE pen")
+    assert found(label_checks.tirzepatide_oral_contraceptive, semaglutide, SPRINTEC) == []
+
+
+# --- NSAIDs after an ulcer or bleed ---------------------------------------------------------------------------
+
+NAPROXEN = drug("nap", "naproxen 500 MG Oral Tablet", 500, (2, 1, "d"))
+SERTRALINE = drug("ser", "sertraline 100 MG Oral Tablet", 100)
+PANTOPRAZOLE = drug("ppi", "pantoprazole 40 MG Delayed Release Oral Tablet", 40)
+
+
+def _past(resource: JsonDict) -> JsonDict:
+    return _with_status(resource, "resolved")
+
+
+@pytest.mark.parametrize(
+    ("resources", "severity"),
+    [
+        ((NAPROXEN, _past(condition("Duodenal ulcer", "du"))), "warning"),  # a past ulcer counts (Beers)
+        ((NAPROXEN, SERTRALINE, _past(condition("Upper GI bleed", "bleed"))), "critical"),
+        ((NAPROXEN, ASPIRIN_81, _past(condition("Upper GI bleed", "bleed"))), "critical"),  # antiplatelet
+        ((NAPROXEN, SERTRALINE, PANTOPRAZOLE, _past(condition("Upper GI bleed", "bleed"))), "warning"),
+        ((NAPROXEN, SERTRALINE, _past(condition("Duodenal ulcer", "du"))), "warning"),  # ulcer, no bleed
+    ],
+)
+def test_an_nsaid_after_an_ulcer_or_bleed(resources: tuple[JsonDict, ...], severity: str) -> None:
+    (finding,) = found(label_checks.nsaid_peptic_ulcer, *resources)
+    assert finding.severity == severity
+
+
+def test_an_nsaid_with_no_ulcer_or_bleed_ever_is_quiet() -> None:
+    assert found(label_checks.nsaid_peptic_ulcer, NAPROXEN, SERTRALINE, problem("hypertension")) == []
+
+
+# --- duplicates and asthma controllers from held-out v16 ------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("first", "second", "raised"),
+    [
+        ("gabapentin 600 MG Oral Tablet", "pregabalin 75 MG Oral Capsule", True),
+        ("doxazosin 4 MG Oral Tablet", "tamsulosin hydrochloride 0.4 MG Oral Capsule", True),
+        ("tamsulosin hydrochloride 0.4 MG Oral Capsule", "finasteride 5 MG Oral Tablet", False),
+        ("gabapentin 600 MG Oral Tablet", "duloxetine 60 MG Delayed Release Oral Capsule", False),
+    ],
+)
+def test_two_gabapentinoids_or_two_alpha_1_blockers_are_a_duplicate(
+    first: str, second: str, raised: bool
+) -> None:
+    findings = found(catalog.duplicate_therapy, drug("a", first), drug("b", second))
+    assert bool(findings) is raised
+    if raised:
+        assert findings[0].rule_id == "rule.duplicate-therapy" and len(findings[0].inputs) == 2
+
+
+ALBUTEROL = drug("saba", "albuterol 90 MCG/ACTUATION Metered Dose Inhaler (ProAir HFA)")
+
+
+def test_a_nasal_steroid_is_no_asthma_controller() -> None:
+    nasal = drug("ns", "fluticasone propionate 50 MCG/ACTUATION Nasal Spray")
+    (finding,) = found(catalog.asthma_saba_only, ALBUTEROL, nasal, problem("asthma"))
+    assert finding.rule_id == "rule.asthma-saba-only"
+    inhaled = drug("ics", "fluticasone propionate 110 MCG/ACTUATION Metered Dose Inhaler (Flovent HFA)")
+    assert found(catalog.asthma_saba_only, ALBUTEROL, inhaled, problem("asthma")) == []

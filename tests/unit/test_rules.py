@@ -794,6 +794,15 @@ TABLE_PAIR_CASES: tuple[Case, ...] = (
         chart(med("naloxegol"), AZITHROMYCIN_DRAFT),
         right_as_draft=True,
     ),
+    # The near miss: dolutegravir beside a sulfonylurea, which it does not raise.
+    *_table_pair(
+        "rule.dolutegravir-metformin",
+        "warning",
+        "kb.dolutegravir-metformin",
+        "dolutegravir",
+        "metformin",
+        chart(med("dolutegravir"), med("glipizide")),
+    ),
 )
 
 
