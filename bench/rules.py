@@ -59,6 +59,7 @@ from bench.gold.model import (
     HELDOUT_V14_PATH,
     HELDOUT_V15_PATH,
     HELDOUT_V16_PATH,
+    HELDOUT_V17_PATH,
     load_check_rules,
     load_constructed,
     load_full_review,
@@ -228,6 +229,7 @@ WRITTEN_WHILE: Final[dict[int, str]] = {
     14: "v12 was tuned on, beside v13",
     15: "v13 was tuned on, while v14 was being tuned on",
     16: "v14 was tuned on, while v15 was being tuned on",
+    17: "v16 was tuned on",
 }
 # The held-out sets in the order they were written, each blind to the rules as they stood; True where the
 # rules were later tuned on it (so its number is no longer an unseen one). Only the newest is unseen.
@@ -248,6 +250,7 @@ HELDOUT_SETS: Final[tuple[tuple[Path, bool], ...]] = (
     (HELDOUT_V14_PATH, True),
     (HELDOUT_V15_PATH, True),
     (HELDOUT_V16_PATH, True),
+    (HELDOUT_V17_PATH, False),
 )
 
 

@@ -47,6 +47,8 @@ HELDOUT_V13_PATH = Path(__file__).resolve().parent / "heldout_v13_cases.json"
 HELDOUT_V14_PATH = Path(__file__).resolve().parent / "heldout_v14_cases.json"
 HELDOUT_V15_PATH = Path(__file__).resolve().parent / "heldout_v15_cases.json"
 HELDOUT_V16_PATH = Path(__file__).resolve().parent / "heldout_v16_cases.json"
+# Written blind (2026-12-07, eighth session) while v16 was tuned on; scored once on the rules as they then stood.
+HELDOUT_V17_PATH = Path(__file__).resolve().parent / "heldout_v17_cases.json"
 # A blind second review of the Synthea charts (2026-12-07), added to the first pharmacist review's findings.
 SECOND_REVIEW_PATH = Path(__file__).resolve().parent / "pharmacist_review_second.json"
 # A blind, complete review of the constructed charts (2026-12-07), added to their authors' focused findings.
