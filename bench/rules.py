@@ -250,7 +250,7 @@ HELDOUT_SETS: Final[tuple[tuple[Path, bool], ...]] = (
     (HELDOUT_V14_PATH, True),
     (HELDOUT_V15_PATH, True),
     (HELDOUT_V16_PATH, True),
-    (HELDOUT_V17_PATH, False),
+    (HELDOUT_V17_PATH, True),
 )
 
 

@@ -851,6 +851,13 @@ _DUPLICATE_GROUPS: tuple[tuple[str, frozenset[str], str, str], ...] = (
         "kidney injury and low potassium.",
     ),
     (
+        "statins",
+        frozenset({"statin"}),
+        "kb.duplicate-statins",
+        "Two statins (often a home statin left beside a discharge one) add muscle and liver toxicity without more "
+        "LDL lowering than one at a higher intensity.",
+    ),
+    (
         "gabapentinoids",
         frozenset({"gabapentinoid"}),
         "kb.duplicate-gabapentinoids",

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from plugin.rules.dose_range import analgesic_nsaids, daily_or_unit_mg, low_dose_aspirin, unit_mg
-from plugin.rules.dosing import LOCAL_ROUTE, SKIN_EYE_EAR, daily_mg, dosage_of, per_day
+from plugin.rules.dosing import EXTENDED_RELEASE, LOCAL_ROUTE, SKIN_EYE_EAR, daily_mg, dosage_of, per_day
 from plugin.rules.kidney import renal_function, shown
 from plugin.rules.label_checks import LONG_ACTING_SULFONYLUREAS, DrugCondition
 from plugin.rules.model import Exposure, Finding, RuleFacts
@@ -775,6 +775,114 @@ def opioid_cough_medicine_under_18(facts: RuleFacts) -> Iterator[Finding]:
     )
 
 
+# --- sulfonamides in the first two months ---------------------------------------------------------------------
+
+SULFONAMIDE_FROM_DAYS: Final = 60  # two months: the TMP-SMX label's lower age (kernicterus)
+
+
+def sulfonamide_under_2_months(facts: RuleFacts) -> Iterator[Finding]:
+    days = facts.context.demographics.age_days
+    if days is None or days >= SULFONAMIDE_FROM_DAYS:
+        return
+    drugs = tuple(e for e in facts.with_ingredient("sulfamethoxazole") if not SKIN_EYE_EAR.search(e.label))
+    if not drugs:
+        return
+    yield Finding(
+        "rule.sulfonamide-under-2-months",
+        "critical",
+        _short(
+            f"{_names(drugs).capitalize()} at {facts.context.demographics.age_label}: contraindicated under 2 "
+            "months (kernicterus); consider another antibiotic the culture allows"
+        ),
+        "Sulfonamides displace bilirubin from albumin, and in the first two months that free bilirubin can "
+        "reach the brain (kernicterus).",
+        ("kb.sulfonamide-under-2-months",),
+        _handles(drugs),
+        _proposed(drugs),
+    )
+
+
+# --- extended-release opioids ordered more often than their label's interval ---------------------------------
+
+# Doses a day the label allows for each extended-release opioid tablet or capsule (OxyContin, oxymorphone ER and
+# tapentadol ER every 12 hours; MS Contin every 8 or 12 hours).
+EXTENDED_RELEASE_OPIOID_DOSES_A_DAY: Final = (
+    ("oxycodone", 2.0),
+    ("oxymorphone", 2.0),
+    ("tapentadol", 2.0),
+    ("morphine", 3.0),
+)
+
+
+def extended_release_opioid_interval(facts: RuleFacts) -> Iterator[Finding]:
+    for exposure in facts.with_class("opioid"):
+        if not EXTENDED_RELEASE.search(exposure.label) or re.search(
+            r"transdermal|patch", exposure.label, re.I
+        ):
+            continue
+        allowed = next((n for i, n in EXTENDED_RELEASE_OPIOID_DOSES_A_DAY if i in exposure.ingredients), None)
+        dosage = dosage_of(facts, exposure)
+        times = per_day(dosage.frequency) if dosage is not None else None
+        if allowed is None or times is None or times <= allowed + 1e-9:
+            continue
+        yield Finding(
+            "rule.extended-release-opioid-interval",
+            "critical",
+            _short(
+                f"Extended-release {_names((exposure,))} ordered {times:g} times a day: its label allows "
+                f"{allowed:g}; consider the labelled interval"
+            ),
+            "An extended-release opioid given more often than its interval stacks doses: more opioid a day and "
+            "peaks that cause sedation and slowed breathing.",
+            ("kb.extended-release-opioid-interval",),
+            (exposure.handle,),
+            _proposed((exposure,)),
+        )
+
+
+# --- clindamycin after a recent C. difficile infection --------------------------------------------------------
+
+C_DIFFICILE_RECENT_DAYS: Final = 90  # recurrence risk is highest in the first 8 weeks; a margin beyond them
+
+
+def clindamycin_after_c_difficile(facts: RuleFacts) -> Iterator[Finding]:
+    """Systemic clindamycin with C. difficile infection active, or one that began within 90 days (resolved or
+    not); an undated past infection counts too: it is shown, not assumed to be old."""
+    drugs = tuple(
+        e
+        for e in facts.with_ingredient("clindamycin")
+        if not LOCAL_ROUTE.search(e.label) and not SKIN_EYE_EAR.search(e.label)
+    )
+    if not drugs:
+        return
+    episodes = set(facts.ever("c-difficile-infection"))
+    recent = tuple(
+        p.handle
+        for p in (*facts.context.problems, *facts.context.past_problems)
+        if p.handle in episodes
+        and (
+            p.clinical_status == "active"
+            or p.onset_days_ago is None
+            or p.onset_days_ago <= C_DIFFICILE_RECENT_DAYS
+        )
+    )
+    if not recent:
+        return
+    yield Finding(
+        "rule.clindamycin-after-c-difficile",
+        "warning",
+        _short(
+            f"Recent C. difficile infection with {_names(drugs)}: consider an antibiotic less linked to "
+            "recurrence (cephalexin or doxycycline, as the infection allows)"
+        ),
+        "Clindamycin is among the antibiotics most strongly linked to C. difficile, and recurrence is most likely "
+        "in the weeks after an episode.",
+        ("kb.clindamycin-after-c-difficile",),
+        tuple(sorted({*recent, *_handles(drugs)})),
+        _proposed(drugs),
+    )
+
+
 LABEL_LIMIT_RULES: Final = (
     NSAID_CIRRHOSIS,
     beers_alpha_blocker_hypertension,
@@ -798,6 +906,9 @@ LABEL_LIMIT_RULES: Final = (
     beers_central_alpha_agonist_hypertension,
     cough_cold_under_2,
     opioid_cough_medicine_under_18,
+    sulfonamide_under_2_months,
+    extended_release_opioid_interval,
+    clindamycin_after_c_difficile,
 )
 # Patient-view only: what the chart lacks.
 LABEL_LIMIT_CARE_GAP_RULES: Final = (diabetes_ckd_sglt2_absent,)

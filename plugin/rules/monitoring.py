@@ -399,7 +399,12 @@ NSAID_PREGNANCY_WEEKS: Final = 20  # FDA 2020: avoid NSAIDs from 20 weeks
 def nsaid_pregnancy(facts: RuleFacts) -> Iterator[Finding]:
     if not facts.pregnant:
         return
-    nsaids = [e for e in facts.with_class("nsaid", "cox2-inhibitor") if not _low_dose_aspirin(e)]
+    # Salicylates beyond aspirin (bismuth subsalicylate, salsalate) act as NSAIDs here; skin products do not.
+    nsaids = [
+        e
+        for e in facts.with_class("nsaid", "cox2-inhibitor", "salicylate")
+        if not _low_dose_aspirin(e) and not SKIN_EYE_EAR.search(e.label)
+    ]
     if not nsaids:
         return
     weeks = facts.context.pregnancy.weeks

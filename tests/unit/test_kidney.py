@@ -186,6 +186,7 @@ REQUIRED = {
     "apixaban",
     "fenofibrate",
     "fenofibric acid",
+    "acamprosate",
     "varenicline",
     "famotidine",
     "nirmatrelvir",

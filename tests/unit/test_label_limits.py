@@ -1157,3 +1157,84 @@ def test_a_nasal_steroid_is_no_asthma_controller() -> None:
     assert finding.rule_id == "rule.asthma-saba-only"
     inhaled = drug("ics", "fluticasone propionate 110 MCG/ACTUATION Metered Dose Inhaler (Flovent HFA)")
     assert found(catalog.asthma_saba_only, ALBUTEROL, inhaled, problem("asthma")) == []
+
+
+# --- held-out v17: infants, long-acting opioids, C. difficile, statins, salicylates in pregnancy ------------
+
+SEPTRA_SUSPENSION = drug("tmp", "sulfamethoxazole 200 MG / trimethoprim 40 MG per 5 ML Oral Suspension")
+
+
+@pytest.mark.parametrize(("days_old", "raised"), [(35, True), (59, True), (60, False), (61, False)])
+def test_sulfamethoxazole_trimethoprim_under_two_months(days_old: int, raised: bool) -> None:
+    findings = list(label_limits.sulfonamide_under_2_months(_infant_facts(days_old, SEPTRA_SUSPENSION)))
+    assert bool(findings) is raised
+    if raised:
+        assert findings[0].severity == "critical" and "kernicterus" in findings[0].summary
+
+
+@pytest.mark.parametrize(
+    ("display", "per", "raised"),
+    [
+        ("12 HR oxycodone hydrochloride 20 MG Extended Release Oral Tablet (OxyContin)", (4, 1, "d"), True),
+        ("12 HR oxycodone hydrochloride 20 MG Extended Release Oral Tablet (OxyContin)", (3, 1, "d"), True),
+        ("12 HR oxycodone hydrochloride 20 MG Extended Release Oral Tablet (OxyContin)", (2, 1, "d"), False),
+        ("morphine sulfate 30 MG Extended Release Oral Tablet (MS Contin)", (3, 1, "d"), False),
+        ("morphine sulfate 30 MG Extended Release Oral Tablet (MS Contin)", (4, 1, "d"), True),
+        ("oxycodone hydrochloride 5 MG Oral Tablet", (6, 1, "d"), False),  # immediate release
+    ],
+)
+def test_extended_release_opioids_at_their_labelled_interval(
+    display: str, per: tuple[float, float, str], raised: bool
+) -> None:
+    findings = found(label_limits.extended_release_opioid_interval, drug("er", display, None, per))
+    assert bool(findings) is raised
+    if raised:
+        assert findings[0].severity == "critical"
+
+
+CLINDAMYCIN = drug("clinda", "clindamycin hydrochloride 300 MG Oral Capsule")
+
+
+def _c_difficile(onset_days_ago: int, clinical: str = "resolved") -> JsonDict:
+    episode = condition("Clostridioides difficile infection", "cdi")
+    episode["onsetDateTime"] = on(onset_days_ago)
+    return _with_status(episode, clinical)
+
+
+@pytest.mark.parametrize(("onset", "raised"), [(49, True), (90, True), (91, False), (400, False)])
+def test_clindamycin_within_90_days_of_c_difficile(onset: int, raised: bool) -> None:
+    findings = found(label_limits.clindamycin_after_c_difficile, CLINDAMYCIN, _c_difficile(onset))
+    assert bool(findings) is raised
+    if raised:
+        assert findings[0].severity == "warning" and len(findings[0].inputs) == 2
+
+
+def test_active_c_difficile_counts_however_old_and_clindamycin_gel_does_not() -> None:
+    assert found(label_limits.clindamycin_after_c_difficile, CLINDAMYCIN, _c_difficile(400, "active"))
+    gel = drug("gel", "clindamycin phosphate 1 % Topical Gel")
+    assert found(label_limits.clindamycin_after_c_difficile, gel, _c_difficile(30)) == []
+
+
+def test_two_statins_are_a_duplicate() -> None:
+    (finding,) = found(
+        catalog.duplicate_therapy,
+        drug("a", "atorvastatin 80 MG Oral Tablet"),
+        drug("s", "simvastatin 40 MG Oral Tablet"),
+    )
+    assert "Two statins" in finding.summary
+
+
+@pytest.mark.parametrize(
+    ("product", "raised"),
+    [
+        ("Pepto-Bismol (bismuth subsalicylate 262 MG) Chewable Tablet", True),
+        ("aspirin 81 MG Oral Tablet", False),  # obstetric low-dose aspirin
+        ("methyl salicylate 15 % Topical Cream", False),  # on the skin
+    ],
+)
+def test_salicylates_from_20_weeks_of_pregnancy(product: str, raised: bool) -> None:
+    from plugin.rules import monitoring
+
+    pregnant = problem("pregnancy")
+    pregnant["onsetDateTime"] = on(29 * 7 - 14)
+    assert bool(found(monitoring.nsaid_pregnancy, drug("p", product), pregnant)) is raised

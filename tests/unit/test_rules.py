@@ -794,6 +794,16 @@ TABLE_PAIR_CASES: tuple[Case, ...] = (
         chart(med("naloxegol"), AZITHROMYCIN_DRAFT),
         right_as_draft=True,
     ),
+    # The near miss: tramadol beside sertraline is the serotonergic card's, not this one.
+    *_table_pair(
+        "rule.tramadol-bupropion",
+        "warning",
+        "kb.tramadol-bupropion",
+        "tramadol",
+        "bupropion",
+        chart(med("tramadol"), med("sertraline")),
+        right_as_draft=True,
+    ),
     # The near miss: dolutegravir beside a sulfonylurea, which it does not raise.
     *_table_pair(
         "rule.dolutegravir-metformin",
