@@ -14,7 +14,7 @@ from plugin.context.model import Measurement
 from plugin.rules.catalog import POTASSIUM_RAISING, POTASSIUM_START_BLOCKED, Rule
 from plugin.rules.dose_range import daily_frequency, ingredient_strength_mg, single_dose_mg
 from plugin.rules.dosing import dosage_of
-from plugin.rules.model import Exposure, Finding, LabOrder, RuleFacts
+from plugin.rules.model import Exposure, Finding, LabOrder, RuleFacts, Severity
 from plugin.rules.phrasing import handles as _handles
 from plugin.rules.phrasing import names as _names
 from plugin.rules.phrasing import proposed as _proposed
@@ -231,6 +231,48 @@ def amiodarone_monitoring(facts: RuleFacts) -> Iterator[Finding]:
     )
 
 
+# TSH limits on amiodarone (mIU/L): above the reference range, asked about; at 10 or more, overt enough that
+# levothyroxine is usually started (amiodarone continued); suppressed below 0.1, amiodarone thyrotoxicosis.
+TSH_UPPER_REFERENCE: Final = 4.5
+TSH_TREAT: Final = 10.0
+TSH_SUPPRESSED: Final = 0.1
+
+
+def amiodarone_thyroid_dysfunction(facts: RuleFacts) -> Iterator[Finding]:
+    """A current TSH out of range on amiodarone, with no thyroid hormone or antithyroid drug taken (the
+    levothyroxine rules speak for a patient already treated)."""
+    drugs = tuple(e for e in facts.exposures if "amiodarone" in e.ingredients)
+    tsh = facts.current("tsh")
+    if (
+        not drugs
+        or tsh is None
+        or facts.with_class("thyroid-hormone")
+        or facts.with_ingredient("methimazole")
+    ):
+        return
+    if TSH_SUPPRESSED <= tsh.value <= TSH_UPPER_REFERENCE:
+        return
+    severity: Severity
+    if tsh.value < TSH_SUPPRESSED:
+        severity, said = "warning", "consider free T4 and T3 for amiodarone-induced thyrotoxicosis"
+    elif tsh.value >= TSH_TREAT:
+        severity, said = "warning", "consider levothyroxine for amiodarone-induced hypothyroidism"
+    else:
+        severity, said = "info", "consider a free T4 and treating if it is low"
+    yield Finding(
+        "rule.amiodarone-thyroid-dysfunction",
+        severity,
+        _short(f"TSH {tsh.value:g} mIU/L on amiodarone: {said}"),
+        "Amiodarone's iodine causes hypothyroidism or thyrotoxicosis in up to a fifth of patients; both are "
+        "treated, usually without stopping amiodarone in hypothyroidism.",
+        ("kb.amiodarone-thyroid-dysfunction",)
+        if severity == "warning"
+        else ("kb.amiodarone-thyroid-liver-monitoring",),
+        (*_handles(drugs), tsh.handle),
+        _proposed(drugs),
+    )
+
+
 # --- rule.anticholinergic-cholinesterase-inhibitor -------------------------------------------------------
 
 CHOLINESTERASE_INHIBITORS: Final = frozenset({"donepezil", "rivastigmine", "galantamine"})
@@ -311,6 +353,7 @@ DEPTH_MEDICATION_RULES: Final[tuple[Rule, ...]] = (
     low_potassium_magnesium,
     acetaminophen_daily_total,
     amiodarone_monitoring,
+    amiodarone_thyroid_dysfunction,
     anticholinergic_cholinesterase_inhibitor,
 )
 DEPTH_CARE_GAP_RULES: Final[tuple[Rule, ...]] = (tdap_pregnancy_due,)

@@ -963,7 +963,52 @@ def beers_label_checks(facts: RuleFacts) -> Iterator[Finding]:
             tuple(sorted({*dementia, *_handles(antipsychotics)})),
             _proposed(antipsychotics),
         )
+    elif antipsychotics:
+        yield from _beers_antipsychotic_without_indication(facts, antipsychotics)
     yield from _beers_anticoagulant(facts)
+
+
+# Short-term antiemetic use is Beers' own exception; pimavanserin treats Parkinson's disease psychosis.
+_ANTIEMETIC_OR_PARKINSON_ANTIPSYCHOTICS: Final = frozenset({"prochlorperazine", "droperidol", "pimavanserin"})
+# What Beers 2023 accepts an antipsychotic for in older adults (with Tourette's and Huntington's chorea), and
+# the psychosis of Parkinson's disease and Lewy body dementia (rule.parkinson-dopamine-blocker judges the drug).
+_ANTIPSYCHOTIC_INDICATIONS: Final = (
+    "psychotic-disorder",
+    "bipolar-disorder",
+    "depression",
+    "tic-or-chorea",
+    "parkinsons-disease",
+    "lewy-body-dementia",
+)
+# Beside these an antipsychotic (olanzapine, haloperidol) is most likely an antiemetic, Beers' own exception.
+_ANTIEMETIC_PARTNERS: Final = ("aprepitant", "fosaprepitant", "netupitant", "rolapitant")
+
+
+def _beers_antipsychotic_without_indication(
+    facts: RuleFacts, antipsychotics: tuple[Exposure, ...]
+) -> Iterator[Finding]:
+    """An older adult on an antipsychotic with no psychosis, bipolar disorder, depression (adjunct), Tourette's
+    or Huntington's on record, past or present: often one started for delirium or sleep and never stopped."""
+    drugs = tuple(
+        e for e in antipsychotics if _ANTIEMETIC_OR_PARKINSON_ANTIPSYCHOTICS.isdisjoint(e.ingredients)
+    )
+    if not drugs or any(facts.ever(name) for name in _ANTIPSYCHOTIC_INDICATIONS):
+        return
+    if facts.with_class("5-ht3-antagonist") or any(named(e, _ANTIEMETIC_PARTNERS) for e in facts.exposures):
+        return
+    yield Finding(
+        "rule.beers-antipsychotic-without-indication",
+        "warning",
+        _short(
+            f"{_age(facts)} on {_names(drugs)} with no psychiatric indication on record: if for sleep, delirium "
+            "or behaviour, consider tapering it"
+        ),
+        "In older adults antipsychotics raise the risk of falls, stroke and death; Beers 2023 advises against "
+        "them except for schizophrenia, bipolar disorder or as adjuncts in depression.",
+        ("kb.beers-antipsychotics-without-indication",),
+        _handles(drugs),
+        _proposed(drugs),
+    )
 
 
 def _beers_anticoagulant(facts: RuleFacts) -> Iterator[Finding]:

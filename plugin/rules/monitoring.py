@@ -1169,6 +1169,49 @@ DRUG_DISEASE_RULES: tuple[Rule, ...] = (
     chc_migraine,
     isoniazid_without_pyridoxine,
 )
+# ADA 2025: an HbA1c 1.5 points or more above a 7% goal usually needs a second agent; 9% leaves no doubt.
+HBA1C_INTENSIFY: Final = 9.0
+GLUCOSE_LOWERING_CLASSES: Final = (
+    "biguanide",
+    "sulfonylurea",
+    "insulin",
+    "dpp4-inhibitor",
+    "sglt2-inhibitor",
+    "glp1-agonist",
+    "thiazolidinedione",
+)
+
+
+def diabetes_intensification(facts: RuleFacts) -> Iterator[Finding]:
+    """Type 2 diabetes with a current HbA1c of 9% or more on one non-insulin glucose-lowering drug or none: an
+    option to add one (a GLP-1 agonist or SGLT2 inhibitor first). Type 1 diabetes, pregnancy and children are
+    another clinic's decision."""
+    age = facts.age
+    if age is None or age < 18 or facts.pregnant or facts.has_condition("type-1-diabetes"):
+        return
+    diabetes = facts.value_sets.get("diabetes", ())
+    hba1c = facts.current("hba1c")
+    if not diabetes or hba1c is None or hba1c.value < HBA1C_INTENSIFY:
+        return
+    lowering = tuple(e for e in facts.with_class(*GLUCOSE_LOWERING_CLASSES) if not e.proposed)
+    if len({e.ingredients for e in lowering}) > 1 or any(e.has("insulin") for e in lowering):
+        return
+    on = f"on {_names(lowering)} alone" if lowering else "on no glucose-lowering drug"
+    yield Finding(
+        "rule.diabetes-intensification-absent",
+        "warning",
+        _say(
+            f"HbA1c {hba1c.value:g}% {on}",
+            "consider adding a GLP-1 agonist or SGLT2 inhibitor (insulin if symptomatic)",
+        ),
+        "An HbA1c this far above goal rarely falls on one drug; ADA advises adding an agent with heart and "
+        "kidney benefit rather than waiting.",
+        ("kb.ada-2025-treatment-intensification",),
+        _sorted((*_handles(lowering), *diabetes), hba1c.handle),
+        (),
+    )
+
+
 CARE_GAP_EXTRA_RULES: tuple[Rule, ...] = (
     uncontrolled_blood_pressure,
     statin_indicated,
@@ -1180,4 +1223,5 @@ CARE_GAP_EXTRA_RULES: tuple[Rule, ...] = (
     preeclampsia_aspirin,
     antiplatelet_secondary_prevention,
     prenatal_folic_acid,
+    diabetes_intensification,
 )

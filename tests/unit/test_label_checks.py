@@ -111,6 +111,7 @@ DEMENTIA = condition("dementia", SNOMED, "52448006", "Dementia (disorder)")
 SMOKER = condition("smoker", SNOMED, "449868002", "Smokes tobacco daily (finding)")
 CIGARETTES = condition("cigarettes", ICD10, "F17.210", "Nicotine dependence, cigarettes, uncomplicated")
 MI = condition("mi", SNOMED, "22298006", "Myocardial infarction (disorder)")
+BIPOLAR = condition("bipolar", SNOMED, "13746004", "Bipolar disorder (disorder)")
 COC = rx("coc", "levonorgestrel 0.15 MG / ethinyl estradiol 0.03 MG Oral Tablet")
 TONSILLECTOMY = procedure("tonsils", "173422009", "Tonsillectomy", 5)
 CODEINE = rx("codeine", "Acetaminophen 300 MG / Codeine Phosphate 30 MG Oral Tablet", per="4 per 1 d")
@@ -502,7 +503,15 @@ def test_beers_exemptions() -> None:
     assert set(beers(IBUPROFEN, ULCER)) == set()  # rule.nsaid-peptic-ulcer speaks instead
     assert beers(ASPIRIN_81, MI) == {}  # secondary prevention
     assert beers(ASPIRIN_81, CLOPIDOGREL) == {}  # dual antiplatelet therapy
-    assert beers(rx("ris", "risperidone 1 MG Oral Tablet")) == {}  # no dementia on record
+    assert set(beers(rx("ris", "risperidone 1 MG Oral Tablet"))) == {
+        "rule.beers-antipsychotic-without-indication"
+    }
+    assert beers(rx("ris", "risperidone 1 MG Oral Tablet"), BIPOLAR) == {}  # its indication
+    assert beers(rx("pcz", "prochlorperazine 10 MG Oral Tablet")) == {}  # an antiemetic
+    parkinsons = condition("pd", SNOMED, "49049000", "Parkinson's disease (disorder)")
+    assert beers(rx("qtp", "quetiapine 25 MG Oral Tablet"), parkinsons) == {}  # Parkinson's psychosis
+    olanzapine = rx("olz", "olanzapine 5 MG Oral Tablet")
+    assert beers(olanzapine, rx("ond", "ondansetron 8 MG Oral Tablet")) == {}  # with chemotherapy antiemetics
 
 
 def test_beers_anticoagulant_choice() -> None:

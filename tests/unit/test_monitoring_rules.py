@@ -989,6 +989,58 @@ CASES: tuple[Case, ...] = (
             ),
         ),
     ),
+    # Type 2 diabetes with HbA1c 9% or more on one non-insulin drug or none (ADA 2025): add a second agent.
+    *(
+        Case(
+            f"diabetes-intensification/hba1c-{value:g}",
+            monitoring.diabetes_intensification,
+            chart(DIABETES, med("metformin"), lab("hba1c", value), age=52),
+            (
+                Expected(
+                    "rule.diabetes-intensification-absent",
+                    "warning",
+                    ("kb.ada-2025-treatment-intensification",),
+                    (DIABETES, med("metformin"), lab("hba1c", value)),
+                    mentions=(f"HbA1c {value:g}%", "alone", "GLP-1 agonist or SGLT2 inhibitor"),
+                ),
+            ),
+        )
+        for value in (9.0, 9.1)
+    ),
+    Case(
+        "diabetes-intensification/no-drug",
+        monitoring.diabetes_intensification,
+        chart(DIABETES, lab("hba1c", 10.2), age=52),
+        (
+            Expected(
+                "rule.diabetes-intensification-absent",
+                "warning",
+                ("kb.ada-2025-treatment-intensification",),
+                (DIABETES, lab("hba1c", 10.2)),
+                mentions=("on no glucose-lowering drug",),
+            ),
+        ),
+    ),
+    Case(
+        "diabetes-intensification/hba1c-8.9",
+        monitoring.diabetes_intensification,
+        chart(DIABETES, med("metformin"), lab("hba1c", 8.9), age=52),
+    ),
+    Case(
+        "diabetes-intensification/two-drugs",
+        monitoring.diabetes_intensification,
+        chart(DIABETES, med("metformin"), GLIPIZIDE, lab("hba1c", 9.6), age=52),
+    ),
+    Case(
+        "diabetes-intensification/insulin",
+        monitoring.diabetes_intensification,
+        chart(DIABETES, INSULIN, lab("hba1c", 9.6), age=52),
+    ),
+    Case(
+        "diabetes-intensification/type-1",
+        monitoring.diabetes_intensification,
+        chart(DIABETES, problem("type-1-diabetes"), lab("hba1c", 9.6), age=30),
+    ),
     # Statin intensity with atherosclerotic disease, 75 or under (ACC/AHA 2018): high is atorvastatin 40+.
     Case(
         "statin-intensity/simvastatin-10-after-mi",

@@ -374,6 +374,86 @@ CASES: tuple[Case, ...] = (
         depth.amiodarone_monitoring,
         chart(AMIODARONE, lab("tsh", 2.2, days_ago=365), lab("alt", 20, days_ago=90)),
     ),
+    # Amiodarone with a TSH out of range (4.5 and 0.1 mIU/L; 10 for treatment) and no thyroid drug.
+    Case(
+        "amiodarone-thyroid/tsh-4.6",
+        depth.amiodarone_thyroid_dysfunction,
+        chart(AMIODARONE, lab("tsh", 4.6, days_ago=30)),
+        (
+            Expected(
+                "rule.amiodarone-thyroid-dysfunction",
+                "info",
+                AMIO_KB,
+                (AMIODARONE, lab("tsh", 4.6, days_ago=30)),
+                (),
+                None,
+                ("TSH 4.6 mIU/L", "consider a free T4"),
+            ),
+        ),
+    ),
+    Case(
+        "amiodarone-thyroid/tsh-9.9",
+        depth.amiodarone_thyroid_dysfunction,
+        chart(AMIODARONE, lab("tsh", 9.9, days_ago=30)),
+        (
+            Expected(
+                "rule.amiodarone-thyroid-dysfunction",
+                "info",
+                AMIO_KB,
+                (AMIODARONE, lab("tsh", 9.9, days_ago=30)),
+                (),
+                None,
+                ("TSH 9.9 mIU/L", "consider a free T4"),
+            ),
+        ),
+    ),
+    Case(
+        "amiodarone-thyroid/tsh-10",
+        depth.amiodarone_thyroid_dysfunction,
+        chart(AMIODARONE, lab("tsh", 10, days_ago=30)),
+        (
+            Expected(
+                "rule.amiodarone-thyroid-dysfunction",
+                "warning",
+                ("kb.amiodarone-thyroid-dysfunction",),
+                (AMIODARONE, lab("tsh", 10, days_ago=30)),
+                (),
+                None,
+                ("TSH 10 mIU/L", "levothyroxine"),
+            ),
+        ),
+    ),
+    Case(
+        "amiodarone-thyroid/tsh-0.09",
+        depth.amiodarone_thyroid_dysfunction,
+        chart(AMIODARONE, lab("tsh", 0.09, days_ago=30)),
+        (
+            Expected(
+                "rule.amiodarone-thyroid-dysfunction",
+                "warning",
+                ("kb.amiodarone-thyroid-dysfunction",),
+                (AMIODARONE, lab("tsh", 0.09, days_ago=30)),
+                (),
+                None,
+                ("TSH 0.09 mIU/L", "thyrotoxicosis"),
+            ),
+        ),
+    ),
+    Case(
+        "amiodarone-thyroid/tsh-4.5-in-range",
+        depth.amiodarone_thyroid_dysfunction,
+        chart(AMIODARONE, lab("tsh", 4.5, days_ago=30)),
+    ),
+    Case(
+        "amiodarone-thyroid/tsh-0.1-in-range",
+        depth.amiodarone_thyroid_dysfunction,
+        chart(AMIODARONE, lab("tsh", 0.1, days_ago=30)),
+    ),
+    Case(
+        "amiodarone-thyroid/tsh-12-already-on-levothyroxine",
+        depth.amiodarone_thyroid_dysfunction,
+        chart(AMIODARONE, med("levothyroxine"), lab("tsh", 12, days_ago=30)),
+    ),
     # Anticholinergic with a cholinesterase inhibitor.
     Case(
         "anticholinergic/oxybutynin-donepezil",
