@@ -795,6 +795,16 @@ QUALITATIVE_TESTS: Final[dict[str, QualitativeTest]] = {
             frozenset(),
             re.compile(r"lupus anticoagulant|\bdrvvt\b", re.I),
         ),
+        # Interferon-gamma release assays and tuberculin skin tests, read as one screening answer; labs code
+        # them under many local names, so the name is what finds them.
+        QualitativeTest(
+            "tb-screen",
+            "Tuberculosis screen (IGRA or TST)",
+            frozenset(),
+            re.compile(
+                r"quanti-?feron|\bigra\b|interferon[- ]gamma release|t-?spot|tuberculin|\bppd\b|tb gold", re.I
+            ),
+        ),
         QualitativeTest(
             "hbsag",
             "Hepatitis B surface antigen",

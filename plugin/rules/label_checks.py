@@ -1323,6 +1323,66 @@ def tirzepatide_oral_contraceptive(facts: RuleFacts) -> Iterator[Finding]:
     )
 
 
+# Drugs whose labels ask for latent tuberculosis testing before the first dose (boxed warnings: TNF and JAK
+# inhibitors; warnings: IL-6 receptor antibodies).
+TB_SCREEN_BEFORE: Final = frozenset(
+    {
+        "adalimumab",
+        "etanercept",
+        "infliximab",
+        "certolizumab",
+        "golimumab",
+        "tofacitinib",
+        "baricitinib",
+        "upadacitinib",
+        "tocilizumab",
+        "sarilumab",
+    }
+)
+LATENT_TB_TREATMENT: Final = frozenset({"isoniazid", "rifampin", "rifapentine"})
+
+
+def tuberculosis_screen_before_immunosuppression(facts: RuleFacts) -> Iterator[Finding]:
+    """A TNF, JAK or IL-6 receptor inhibitor: a positive TB screen with no latent TB treatment on record calls
+    for it; a new order with no screening result asks for one (an indeterminate answer is no answer)."""
+    drugs = tuple(e for e in facts.exposures if not TB_SCREEN_BEFORE.isdisjoint(e.ingredients))
+    if not drugs:
+        return
+    screen = facts.result("tb-screen")
+    if screen is not None and screen.result == "positive":
+        if any(not LATENT_TB_TREATMENT.isdisjoint(e.ingredients) for e in facts.exposures):
+            return
+        yield Finding(
+            "rule.tuberculosis-screen-before-immunosuppression",
+            "warning",
+            _short(
+                f"Positive TB screen with {_names(drugs)} and no latent TB treatment on record: consider "
+                "treating it (isoniazid or a rifamycin) before or with the drug"
+            ),
+            "TNF, JAK and IL-6 inhibitors reactivate latent tuberculosis; a positive screen is treated, ideally "
+            "before the first dose.",
+            ("kb.tuberculosis-screen-before-biologics",),
+            (*_handles(drugs), screen.handle),
+            _proposed(drugs),
+        )
+        return
+    proposed = tuple(e for e in drugs if e.proposed)
+    if proposed and (screen is None or screen.result == "indeterminate"):
+        yield Finding(
+            "rule.tuberculosis-screen-before-immunosuppression",
+            "warning",
+            _short(
+                f"No {'conclusive ' if screen is not None else ''}TB screen on record before {_names(proposed)}: "
+                "consider an IGRA (or skin test) first"
+            ),
+            "These drugs' labels ask for latent tuberculosis testing before the first dose; an unknown result is "
+            "not a negative one.",
+            ("kb.tuberculosis-screen-before-biologics",),
+            (*_handles(proposed), *((screen.handle,) if screen is not None else ())),
+            _proposed(proposed),
+        )
+
+
 LABEL_CHECK_RULES: tuple[Rule, ...] = (
     *PAIRS,
     SystemicPair(FLUOROQUINOLONE_CORTICOSTEROID),
@@ -1345,6 +1405,7 @@ LABEL_CHECK_RULES: tuple[Rule, ...] = (
     CARBAMAZEPINE_HLA_B1502,
     ALLOPURINOL_HLA_B5801,
     anti_cd20_hepatitis_b,
+    tuberculosis_screen_before_immunosuppression,
     IL17_INFLAMMATORY_BOWEL_DISEASE,
     THIAZIDE_GOUT,
     SEDATIVE_CIRRHOSIS,

@@ -216,6 +216,7 @@ DRUGS: dict[str, tuple[str, str]] = {
     "eletriptan": ("", "eletriptan 40 MG Oral Tablet"),
     "sumatriptan": ("", "sumatriptan 50 MG Oral Tablet"),
     "naloxegol": ("", "naloxegol 25 MG Oral Tablet"),
+    "adalimumab": ("", "adalimumab 40 MG/0.4ML Prefilled Syringe (Humira)"),
 }
 
 # SNOMED CT problems (code, display) as Synthea and most EHR problem lists code them.

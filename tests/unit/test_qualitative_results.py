@@ -139,3 +139,31 @@ def test_an_indeterminate_core_antibody_is_no_screening() -> None:
     chart = (qualitative(HBSAG, "negative"), qualitative(ANTI_HBC, "Indeterminate, repeat advised"))
     (finding,) = run(label_checks.anti_cd20_hepatitis_b, *chart, drafts=(draft("rituximab"),))
     assert finding.summary.startswith("No anti-HBc on record before rituximab")
+
+
+QUANTIFERON = "QuantiFERON-TB Gold Plus"
+
+
+@pytest.mark.parametrize(
+    ("resources", "drafted", "said"),
+    [
+        ((), True, "No TB screen on record"),  # a first dose with no screen: test first
+        ((qualitative(QUANTIFERON, "Indeterminate"),), True, "No conclusive TB screen"),
+        ((qualitative(QUANTIFERON, "negative"),), True, None),
+        ((), False, None),  # already taken: the screen was the starting prescriber's
+        ((qualitative(QUANTIFERON, "positive"),), False, "Positive TB screen"),
+        ((qualitative("T-SPOT.TB", "Positive"), med("isoniazid")), False, None),  # latent TB being treated
+    ],
+)
+def test_a_tnf_inhibitor_needs_a_tuberculosis_screen_and_a_positive_one_treated(
+    resources: tuple[JsonDict, ...], drafted: bool, said: str | None
+) -> None:
+    rule = label_checks.tuberculosis_screen_before_immunosuppression
+    found = (
+        run(rule, *resources, drafts=(draft("adalimumab"),))
+        if drafted
+        else run(rule, *resources, med("adalimumab"))
+    )
+    assert bool(found) is (said is not None)
+    if said is not None:
+        assert found[0].summary.startswith(said) and found[0].severity == "warning"
