@@ -1341,6 +1341,11 @@ def withdrawn_drug(facts: RuleFacts) -> Iterator[Finding]:
 INFLUENZA_TWO_DOSE_MAX_AGE: Final = 8
 
 
+def _influenza_doses_before(facts: RuleFacts) -> int:
+    """Influenza doses on record; a child with two or more before this season needs one dose, not two."""
+    return sum(i.doses for i in facts.context.immunizations if "influenza" in i.vaccine.display.lower())
+
+
 def influenza_due(facts: RuleFacts) -> Iterator[Finding]:
     # Age is kept in whole years, so under 1 we cannot tell whether the child is past 6 months: stay silent.
     if facts.age is None or facts.age < 1 or facts.context.demographics.deceased:
@@ -1350,9 +1355,9 @@ def influenza_due(facts: RuleFacts) -> Iterator[Finding]:
         # In season (August to March): this season's dose is one given since the most recent 1 August.
         if _vaccine_within(facts, "influenza", since):
             return
-        if month == 8 and facts.age >= INFLUENZA_TWO_DOSE_MAX_AGE + 1:
-            # August is too early for adults (waning before the season's peak); only young children, who may
-            # need two doses a month apart, start then (kb.acip-influenza-timing).
+        if month == 8 and (facts.age > INFLUENZA_TWO_DOSE_MAX_AGE or _influenza_doses_before(facts) >= 2):
+            # August is too early for adults (waning before the season's peak); only young children who need
+            # two doses this season (fewer than two ever before it) start then (kb.acip-influenza-timing).
             return
         summary = "No influenza vaccine since 1 August: consider offering this season's vaccine"
     elif month is not None:

@@ -802,6 +802,39 @@ def sulfonamide_under_2_months(facts: RuleFacts) -> Iterator[Finding]:
     )
 
 
+# --- erythromycin in the first six weeks ----------------------------------------------------------------------
+
+ERYTHROMYCIN_FROM_DAYS: Final = 42  # six weeks: pyloric stenosis risk is highest in the first two
+
+
+def erythromycin_under_6_weeks(facts: RuleFacts) -> Iterator[Finding]:
+    """Systemic erythromycin for an infant under six weeks: infantile hypertrophic pyloric stenosis; the newborn
+    eye ointment is not swallowed and does not count."""
+    days = facts.context.demographics.age_days
+    if days is None or days >= ERYTHROMYCIN_FROM_DAYS:
+        return
+    drugs = tuple(
+        e
+        for e in facts.with_ingredient("erythromycin")
+        if not SKIN_EYE_EAR.search(e.label) and not LOCAL_ROUTE.search(e.label)
+    )
+    if not drugs:
+        return
+    yield Finding(
+        "rule.erythromycin-under-6-weeks",
+        "warning",
+        _short(
+            f"Oral erythromycin at {facts.context.demographics.age_label}: pyloric stenosis risk under 6 weeks; "
+            "consider azithromycin (pertussis)"
+        ),
+        "Erythromycin in the first weeks of life raises the risk of infantile hypertrophic pyloric stenosis "
+        "several-fold; azithromycin is preferred for pertussis under one month.",
+        ("kb.erythromycin-infant-pyloric-stenosis",),
+        _handles(drugs),
+        _proposed(drugs),
+    )
+
+
 # --- extended-release opioids ordered more often than their label's interval ---------------------------------
 
 # Doses a day the label allows for each extended-release opioid tablet or capsule (OxyContin, oxymorphone ER and
@@ -907,6 +940,7 @@ LABEL_LIMIT_RULES: Final = (
     cough_cold_under_2,
     opioid_cough_medicine_under_18,
     sulfonamide_under_2_months,
+    erythromycin_under_6_weeks,
     extended_release_opioid_interval,
     clindamycin_after_c_difficile,
 )

@@ -1238,3 +1238,17 @@ def test_salicylates_from_20_weeks_of_pregnancy(product: str, raised: bool) -> N
     pregnant = problem("pregnancy")
     pregnant["onsetDateTime"] = on(29 * 7 - 14)
     assert bool(found(monitoring.nsaid_pregnancy, drug("p", product), pregnant)) is raised
+
+
+@pytest.mark.parametrize(("days_old", "raised"), [(20, True), (41, True), (42, False), (43, False)])
+def test_oral_erythromycin_under_six_weeks(days_old: int, raised: bool) -> None:
+    syrup = drug("ery", "erythromycin ethylsuccinate 200 MG/5ML Oral Suspension")
+    findings = list(label_limits.erythromycin_under_6_weeks(_infant_facts(days_old, syrup)))
+    assert bool(findings) is raised
+    if raised:
+        assert findings[0].severity == "warning" and "azithromycin" in findings[0].summary
+
+
+def test_the_newborn_erythromycin_eye_ointment_is_not_swallowed() -> None:
+    ointment = drug("eye", "erythromycin 5 MG/G Ophthalmic Ointment")
+    assert list(label_limits.erythromycin_under_6_weeks(_infant_facts(2, ointment))) == []

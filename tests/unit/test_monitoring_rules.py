@@ -1559,6 +1559,16 @@ def test_in_august_only_children_who_may_need_two_doses_are_due(age: int, due: b
         assert finding.evidence == ("kb.acip-influenza-annual", "kb.acip-influenza-timing")
 
 
+@pytest.mark.parametrize(("doses", "due"), [(0, True), (1, True), (2, False)])
+def test_in_august_a_child_with_two_earlier_doses_needs_one_and_waits(doses: int, due: bool) -> None:
+    shots = tuple(vaccine("influenza", days_ago=365 * (n + 1), resource_id=f"flu-{n}") for n in range(doses))
+    context = chart(*shots, age=5).build().context
+    found = list(
+        catalog.influenza_due(RuleFacts.of(dataclasses.replace(context, month=8, days_since_august_1=10)))
+    )
+    assert bool(found) is due
+
+
 @pytest.mark.parametrize(
     ("age", "egfr", "extra", "asks"),
     [
