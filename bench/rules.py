@@ -60,6 +60,8 @@ from bench.gold.model import (
     HELDOUT_V15_PATH,
     HELDOUT_V16_PATH,
     HELDOUT_V17_PATH,
+    HELDOUT_V18_PATH,
+    HELDOUT_V19_PATH,
     load_check_rules,
     load_constructed,
     load_full_review,
@@ -230,6 +232,8 @@ WRITTEN_WHILE: Final[dict[int, str]] = {
     15: "v13 was tuned on, while v14 was being tuned on",
     16: "v14 was tuned on, while v15 was being tuned on",
     17: "v16 was tuned on",
+    18: "v17 was tuned on, beside v19",
+    19: "v17 was tuned on, beside v18",
 }
 # The held-out sets in the order they were written, each blind to the rules as they stood; True where the
 # rules were later tuned on it (so its number is no longer an unseen one). Only the newest is unseen.
@@ -251,6 +255,8 @@ HELDOUT_SETS: Final[tuple[tuple[Path, bool], ...]] = (
     (HELDOUT_V15_PATH, True),
     (HELDOUT_V16_PATH, True),
     (HELDOUT_V17_PATH, True),
+    (HELDOUT_V18_PATH, False),
+    (HELDOUT_V19_PATH, False),
 )
 
 

@@ -49,6 +49,10 @@ HELDOUT_V15_PATH = Path(__file__).resolve().parent / "heldout_v15_cases.json"
 HELDOUT_V16_PATH = Path(__file__).resolve().parent / "heldout_v16_cases.json"
 # Written blind (2026-12-07, eighth session) while v16 was tuned on; scored once on the rules as they then stood.
 HELDOUT_V17_PATH = Path(__file__).resolve().parent / "heldout_v17_cases.json"
+# Written blind in parallel while v17 was tuned on: v18 over ambulatory clinics, v19 over order review
+# (emergency, discharge, nursing facility, infusion, paediatric and women's health prescriptions).
+HELDOUT_V18_PATH = Path(__file__).resolve().parent / "heldout_v18_cases.json"
+HELDOUT_V19_PATH = Path(__file__).resolve().parent / "heldout_v19_cases.json"
 # A blind second review of the Synthea charts (2026-12-07), added to the first pharmacist review's findings.
 SECOND_REVIEW_PATH = Path(__file__).resolve().parent / "pharmacist_review_second.json"
 # A blind, complete review of the constructed charts (2026-12-07), added to their authors' focused findings.
