@@ -255,8 +255,8 @@ HELDOUT_SETS: Final[tuple[tuple[Path, bool], ...]] = (
     (HELDOUT_V15_PATH, True),
     (HELDOUT_V16_PATH, True),
     (HELDOUT_V17_PATH, True),
-    (HELDOUT_V18_PATH, False),
-    (HELDOUT_V19_PATH, False),
+    (HELDOUT_V18_PATH, True),
+    (HELDOUT_V19_PATH, True),
 )
 
 

@@ -17,6 +17,8 @@ CLASS_KEYS: frozenset[str] = frozenset(
     {
         "anticoagulant",
         "alpha-1-blocker",
+        "basal-insulin",
+        "h2-antagonist",
         "central-alpha-agonist",
         "proton-pump-inhibitor",
         "vitamin-k-antagonist",

@@ -632,9 +632,10 @@ def allergy_conflict(facts: RuleFacts) -> Iterator[Finding]:
 
 # Beyond the cross-reactivity groups above: a class whose members cross-react often enough that the 2022 drug
 # allergy practice parameter treats them as one (kb.drug-allergy-reexposure; tetracyclines share their ring
-# structure and labels contraindicate the class after a reaction to any member), and the aromatic anticonvulsants,
+# structure and labels contraindicate the class after a reaction to any member; the tinidazole label does the
+# same for any nitroimidazole), and the aromatic anticonvulsants,
 # whose severe cutaneous reactions recur across the group.
-_SAME_CLASS_ALLERGY: Final = frozenset({"fluoroquinolone", "ace-inhibitor", "tetracycline"})
+_SAME_CLASS_ALLERGY: Final = frozenset({"fluoroquinolone", "ace-inhibitor", "tetracycline", "nitroimidazole"})
 AROMATIC_ANTICONVULSANTS: Final = frozenset(
     {
         "carbamazepine",
@@ -769,6 +770,7 @@ _PREGNANCY_EVIDENCE: tuple[tuple[str, str, Severity], ...] = (
     ("valproate", "kb.valproate-pregnancy", "critical"),
     ("lithium", "kb.lithium-pregnancy", "warning"),
     ("misoprostol", "kb.misoprostol-pregnancy", "critical"),
+    ("ergot", "kb.ergot-pregnancy", "critical"),
     ("mycophenolate", "kb.mycophenolate-pregnancy", "critical"),
     ("ace-inhibitor", "kb.acei-arb-pregnancy", "critical"),
     ("arb", "kb.acei-arb-pregnancy", "critical"),
@@ -851,6 +853,27 @@ _DUPLICATE_GROUPS: tuple[tuple[str, frozenset[str], str, str], ...] = (
         "kidney injury and low potassium.",
     ),
     (
+        "basal insulins",
+        frozenset({"basal-insulin"}),
+        "kb.duplicate-basal-insulins",
+        "Two long-acting basal insulins (often an old one left running after a switch) double the basal dose: "
+        "severe, prolonged hypoglycaemia.",
+    ),
+    (
+        "central alpha-2 agonists",
+        frozenset({"central-alpha-agonist"}),
+        "kb.duplicate-central-alpha-agonists",
+        "Clonidine and guanfacine act the same way: together they add bradycardia, hypotension and sedation, and "
+        "stopping either abruptly causes rebound hypertension.",
+    ),
+    (
+        "acid suppressants (a PPI and an H2 blocker)",
+        frozenset({"proton-pump-inhibitor", "h2-antagonist"}),
+        "kb.duplicate-acid-suppression",
+        "A PPI already suppresses acid fully; an H2 blocker beside it (often one carried over from hospital) adds "
+        "cost, interactions and infection risk without benefit for most patients.",
+    ),
+    (
         "statins",
         frozenset({"statin"}),
         "kb.duplicate-statins",
@@ -913,6 +936,11 @@ def duplicate_therapy(facts: RuleFacts) -> Iterator[Finding]:
         if "opioid" in classes and long_acting_with_breakthrough(facts, members):
             covered.add(frozenset(e.handle for e in members))
             continue
+        if "h2-antagonist" in classes and not (
+            any(e.has("h2-antagonist") for e in members)
+            and any(e.has("proton-pump-inhibitor") for e in members)
+        ):
+            continue  # two PPIs are the PPI group's card; this one is a PPI with an H2 blocker
         if "loop-diuretic" in classes and len({e.ingredients for e in members}) < 2:
             # Oral and IV furosemide kept the same-ingredient card they had before the loop group existed; the
             # older groups (two naproxen products) keep their class card, as their cases pin.
@@ -967,6 +995,7 @@ SIMVASTATIN_CAPS: Final[dict[str, int]] = {
     "amlodipine": 20,
     "ranolazine": 20,
     "ticagrelor": 40,  # Brilinta label: simvastatin or lovastatin above 40 mg raises their levels
+    "bempedoic acid": 20,  # Nexletol label: avoid simvastatin above 20 mg (myopathy)
 }
 # A strength in milligrams per unit; "MG/ML" or "MG/ACTUAT" is a concentration, not a dose, so it is not read.
 _MG = re.compile(r"(\d+(?:\.\d+)?)\s*MG\b(?!\s*/)", re.IGNORECASE)

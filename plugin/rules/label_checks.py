@@ -548,6 +548,54 @@ SEDATIVE_CIRRHOSIS = DrugCondition(
     "Benzodiazepine and z-drug clearance falls in cirrhosis, and both can precipitate or mask hepatic "
     "encephalopathy.",
 )
+ATENOLOL_PREGNANCY = DrugCondition(
+    "rule.atenolol-pregnancy",
+    (),
+    ("atenolol",),
+    ("pregnancy",),
+    "warning",
+    "kb.atenolol-pregnancy",
+    "Pregnancy",
+    "consider labetalol or extended-release nifedipine",
+    "Atenolol through pregnancy is linked to fetal growth restriction; ACOG prefers labetalol or nifedipine.",
+)
+PSEUDOEPHEDRINE_LACTATION = DrugCondition(
+    "rule.pseudoephedrine-lactation",
+    (),
+    ("pseudoephedrine",),
+    ("lactation",),
+    "warning",
+    "kb.pseudoephedrine-milk-supply",
+    "Breastfeeding",
+    "consider saline or a nasal steroid instead (it can lower milk supply)",
+    "A single dose of pseudoephedrine cut milk production by about a quarter; repeated doses can dry up supply.",
+    systemic_only=True,
+)
+ITRACONAZOLE_HEART_FAILURE = DrugCondition(
+    "rule.itraconazole-heart-failure",
+    (),
+    ("itraconazole",),
+    ("heart-failure",),
+    "warning",
+    "kb.itraconazole-heart-failure",
+    "Heart failure or ventricular dysfunction",
+    "for nail infections, consider terbinafine or a topical agent instead",
+    "Itraconazole has negative inotropic effects and has caused heart failure; its boxed warning bars it for "
+    "onychomycosis in ventricular dysfunction.",
+    systemic_only=True,
+)
+TRAMADOL_EPILEPSY = DrugCondition(
+    "rule.tramadol-epilepsy",
+    (),
+    ("tramadol",),
+    ("epilepsy",),
+    "warning",
+    "kb.tramadol-seizure-risk",
+    "Epilepsy",
+    "consider another analgesic (it lowers the seizure threshold)",
+    "Tramadol causes seizures at recommended doses; its label warns against it with epilepsy or a seizure history.",
+    history_counts=True,
+)
 FEBUXOSTAT_CARDIOVASCULAR_DISEASE = DrugCondition(
     "rule.febuxostat-cardiovascular-disease",
     (),
@@ -618,7 +666,7 @@ LACTATION_AVOID = DrugCondition(
     "rule.lactation-avoid",
     (),
     # Codeine and tramadol have their own card (rule.codeine-tramadol-breastfeeding).
-    ("doxepin", "amiodarone", "ergotamine"),
+    ("doxepin", "amiodarone", "ergotamine", "tinidazole"),
     ("lactation",),
     "warning",
     "kb.lactation-drugs-to-avoid",
@@ -1383,6 +1431,38 @@ def tuberculosis_screen_before_immunosuppression(facts: RuleFacts) -> Iterator[F
         )
 
 
+ROMOSOZUMAB_EVENT_DAYS: Final = 365  # the boxed warning's preceding year
+
+
+def romosozumab_after_mi_or_stroke(facts: RuleFacts) -> Iterator[Finding]:
+    """Romosozumab with a myocardial infarction or stroke that began within the past year (or undated: shown, not
+    assumed old): its boxed warning says not to start it then."""
+    drugs = facts.with_ingredient("romosozumab")
+    if not drugs:
+        return
+    events = {h for name in ("myocardial-infarction", "stroke", "ischaemic-stroke") for h in facts.ever(name)}
+    recent = tuple(
+        p.handle
+        for p in (*facts.context.problems, *facts.context.past_problems)
+        if p.handle in events and (p.onset_days_ago is None or p.onset_days_ago <= ROMOSOZUMAB_EVENT_DAYS)
+    )
+    if not recent:
+        return
+    yield Finding(
+        "rule.romosozumab-recent-mi-stroke",
+        "critical",
+        _short(
+            "Myocardial infarction or stroke within the past year with romosozumab: consider another "
+            "osteoporosis treatment (teriparatide, abaloparatide, denosumab)"
+        ),
+        "Romosozumab raised the rate of heart attack, stroke and cardiovascular death; its boxed warning says not "
+        "to start it within a year of either.",
+        ("kb.romosozumab-cardiovascular",),
+        tuple(sorted({*recent, *_handles(drugs)})),
+        _proposed(drugs),
+    )
+
+
 LABEL_CHECK_RULES: tuple[Rule, ...] = (
     *PAIRS,
     SystemicPair(FLUOROQUINOLONE_CORTICOSTEROID),
@@ -1409,6 +1489,11 @@ LABEL_CHECK_RULES: tuple[Rule, ...] = (
     IL17_INFLAMMATORY_BOWEL_DISEASE,
     THIAZIDE_GOUT,
     SEDATIVE_CIRRHOSIS,
+    ATENOLOL_PREGNANCY,
+    PSEUDOEPHEDRINE_LACTATION,
+    ITRACONAZOLE_HEART_FAILURE,
+    TRAMADOL_EPILEPSY,
+    romosozumab_after_mi_or_stroke,
     tirzepatide_oral_contraceptive,
     FEBUXOSTAT_CARDIOVASCULAR_DISEASE,
     MONTELUKAST_SUICIDALITY,

@@ -678,7 +678,7 @@ def beers_central_alpha_agonist_hypertension(facts: RuleFacts) -> Iterator[Findi
 
 # --- cough, cold and sedating antihistamine products under 2, opioid cough medicines under 18 ----------------
 
-COUGH_COLD_MIN_AGE_DAYS: Final = 730  # two years (FDA 2008)
+COUGH_COLD_MIN_AGE: Final = 4  # FDA 2008 says under 2; the products' labels since say "do not use under 4"
 COUGH_COLD_INGREDIENTS: Final = frozenset(
     {
         "brompheniramine",
@@ -697,11 +697,10 @@ COUGH_COLD_INGREDIENTS: Final = frozenset(
 )
 
 
-def cough_cold_under_2(facts: RuleFacts) -> Iterator[Finding]:
-    """A swallowed cough, cold or sedating-antihistamine product for a child under 2 (promethazine has its own,
+def cough_cold_under_4(facts: RuleFacts) -> Iterator[Finding]:
+    """A swallowed cough, cold or sedating-antihistamine product for a child under 4 (promethazine has its own,
     critical, card). Skin, nose and eye products are not swallowed and do not count."""
-    days = facts.context.demographics.age_days
-    if days is None or days >= COUGH_COLD_MIN_AGE_DAYS:
+    if facts.age is None or facts.age >= COUGH_COLD_MIN_AGE:
         return
     drugs = tuple(
         e
@@ -713,15 +712,15 @@ def cough_cold_under_2(facts: RuleFacts) -> Iterator[Finding]:
     if not drugs:
         return
     yield Finding(
-        "rule.cough-cold-under-2",
+        "rule.cough-cold-under-4",
         "warning",
         _short(
-            f"{_names(drugs).capitalize()} at {facts.context.demographics.age_label}: not for children under 2; "
+            f"{_names(drugs).capitalize()} at {facts.context.demographics.age_label}: not for children under 4; "
             "consider stopping it (fluids, saline, suction; never to make a child sleep)"
         ),
         "Cough, cold and sedating antihistamine products have caused convulsions, fast heart rates, breathing "
-        "problems and deaths in children under 2, and they do not help.",
-        ("kb.cough-cold-products-under-2",),
+        "problems and deaths in young children, and they do not help.",
+        ("kb.cough-cold-products-young-children",),
         _handles(drugs),
         _proposed(drugs),
     )
@@ -937,7 +936,7 @@ LABEL_LIMIT_RULES: Final = (
     beers_sulfonylurea_monotherapy,
     doac_lead_in_beyond_its_days,
     beers_central_alpha_agonist_hypertension,
-    cough_cold_under_2,
+    cough_cold_under_4,
     opioid_cough_medicine_under_18,
     sulfonamide_under_2_months,
     erythromycin_under_6_weeks,

@@ -217,6 +217,8 @@ DRUGS: dict[str, tuple[str, str]] = {
     "sumatriptan": ("", "sumatriptan 50 MG Oral Tablet"),
     "naloxegol": ("", "naloxegol 25 MG Oral Tablet"),
     "adalimumab": ("", "adalimumab 40 MG/0.4ML Prefilled Syringe (Humira)"),
+    "atomoxetine": ("", "atomoxetine 40 MG Oral Capsule (Strattera)"),
+    "fluoxetine": ("", "fluoxetine 20 MG Oral Capsule"),
 }
 
 # SNOMED CT problems (code, display) as Synthea and most EHR problem lists code them.

@@ -187,6 +187,7 @@ REQUIRED = {
     "fenofibrate",
     "fenofibric acid",
     "acamprosate",
+    "probenecid",
     "varenicline",
     "famotidine",
     "nirmatrelvir",

@@ -1008,9 +1008,9 @@ def _infant_facts(days_old: int, *resources: JsonDict) -> RuleFacts:
 BENADRYL = drug("dph", "Children's Benadryl Allergy (diphenhydramine HCl 12.5 mg/5 mL) oral liquid")
 
 
-@pytest.mark.parametrize(("days_old", "raised"), [(335, True), (729, True), (730, False), (731, False)])
-def test_cough_cold_and_sedating_antihistamines_under_2(days_old: int, raised: bool) -> None:
-    findings = list(label_limits.cough_cold_under_2(_infant_facts(days_old, BENADRYL)))
+@pytest.mark.parametrize(("age", "raised"), [(0, True), (3, True), (4, False), (5, False)])
+def test_cough_cold_and_sedating_antihistamines_under_4(age: int, raised: bool) -> None:
+    findings = found(label_limits.cough_cold_under_4, BENADRYL, age=age)
     assert bool(findings) is raised
     if raised:
         assert findings[0].severity == "warning" and "never to make a child sleep" in findings[0].summary
@@ -1026,7 +1026,7 @@ def test_cough_cold_and_sedating_antihistamines_under_2(days_old: int, raised: b
     ],
 )
 def test_skin_nose_promethazine_and_non_sedating_products_are_not_this_card(product: str) -> None:
-    assert list(label_limits.cough_cold_under_2(_infant_facts(300, drug("p", product)))) == []
+    assert found(label_limits.cough_cold_under_4, drug("p", product), age=1) == []
 
 
 PROMETHAZINE_CODEINE = drug("pc", "promethazine HCl 6.25 MG / codeine phosphate 10 MG per 5 ML Oral Solution")
@@ -1252,3 +1252,131 @@ def test_oral_erythromycin_under_six_weeks(days_old: int, raised: bool) -> None:
 def test_the_newborn_erythromycin_eye_ointment_is_not_swallowed() -> None:
     ointment = drug("eye", "erythromycin 5 MG/G Ophthalmic Ointment")
     assert list(label_limits.erythromycin_under_6_weeks(_infant_facts(2, ointment))) == []
+
+
+# --- held-out v18 and v19: pregnancy, breastfeeding, heart failure, epilepsy, bone, duplicates ----------------
+
+
+def _onset(resource: JsonDict, days_ago: int) -> JsonDict:
+    dated = copy.deepcopy(resource)
+    dated["onsetDateTime"] = on(days_ago)
+    return dated
+
+
+@pytest.mark.parametrize(
+    ("rule", "resources", "raised"),
+    [
+        (
+            label_checks.ATENOLOL_PREGNANCY,
+            (drug("ate", "atenolol 50 MG Oral Tablet"), problem("pregnancy")),
+            True,
+        ),
+        (
+            label_checks.ATENOLOL_PREGNANCY,
+            (drug("lab", "labetalol 200 MG Oral Tablet"), problem("pregnancy")),
+            False,
+        ),
+        (
+            label_checks.PSEUDOEPHEDRINE_LACTATION,
+            (
+                drug("pse", "Sudafed 12 Hour (pseudoephedrine 120 MG) Extended Release Tablet"),
+                problem("lactation"),
+            ),
+            True,
+        ),
+        (label_checks.PSEUDOEPHEDRINE_LACTATION, (drug("pse", "pseudoephedrine 30 MG Oral Tablet"),), False),
+        (
+            label_checks.ITRACONAZOLE_HEART_FAILURE,
+            (drug("itr", "itraconazole 100 MG Oral Capsule"), problem("heart-failure")),
+            True,
+        ),
+        (
+            label_checks.ITRACONAZOLE_HEART_FAILURE,
+            (drug("ter", "terbinafine 250 MG Oral Tablet"), problem("heart-failure")),
+            False,
+        ),
+        (
+            label_checks.TRAMADOL_EPILEPSY,
+            (drug("tra", "tramadol 50 MG Oral Tablet"), condition("Epilepsy", "epi")),
+            True,
+        ),
+        (
+            label_checks.TRAMADOL_EPILEPSY,
+            (drug("tra", "tramadol 50 MG Oral Tablet"), problem("hypertension")),
+            False,
+        ),
+        (
+            label_checks.LACTATION_AVOID,
+            (drug("tin", "tinidazole 500 MG Oral Tablet (Tindamax)"), problem("lactation")),
+            True,
+        ),
+    ],
+)
+def test_v18_v19_drug_and_condition_pairs(rule: Any, resources: tuple[JsonDict, ...], raised: bool) -> None:
+    findings = found(rule, *resources)
+    assert bool(findings) is raised
+    if raised:
+        assert findings[0].rule_id == rule.rule_id and findings[0].severity == rule.severity
+
+
+EVENITY = drug("rom", "Evenity (romosozumab-aqqg) 105 MG/1.17ML prefilled syringe")
+
+
+@pytest.mark.parametrize(("days", "raised"), [(150, True), (365, True), (366, False)])
+def test_romosozumab_within_a_year_of_a_heart_attack(days: int, raised: bool) -> None:
+    findings = found(
+        label_checks.romosozumab_after_mi_or_stroke, EVENITY, _onset(problem("myocardial-infarction"), days)
+    )
+    assert bool(findings) is raised
+    if raised:
+        assert findings[0].severity == "critical"
+
+
+@pytest.mark.parametrize(
+    ("first", "second", "label"),
+    [
+        (
+            "insulin glargine 100 UNT/ML pen (Lantus)",
+            "insulin degludec 100 UNT/ML pen (Tresiba)",
+            "Two basal insulins",
+        ),
+        (
+            "insulin glargine 100 UNT/ML pen (Lantus)",
+            "insulin lispro 100 UNT/ML pen (Humalog)",
+            None,
+        ),  # basal-bolus
+        (
+            "guanfacine 2 MG Extended Release Oral Tablet",
+            "clonidine 0.1 MG Extended Release Oral Tablet",
+            "Two central",
+        ),
+    ],
+)
+def test_two_basal_insulins_or_two_central_alpha_2_agonists(
+    first: str, second: str, label: str | None
+) -> None:
+    cards = found(catalog.duplicate_therapy, drug("a", first), drug("b", second))
+    assert [c.summary.startswith(label) for c in cards] == ([True] if label else [])
+
+
+def test_a_metronidazole_allergy_bars_tinidazole() -> None:
+    allergy = {
+        "resourceType": "AllergyIntolerance",
+        "id": "flagyl",
+        "patient": {"reference": f"Patient/{PATIENT_ID}"},
+        "clinicalStatus": {"coding": [{"code": "active"}]},
+        "verificationStatus": {"coding": [{"code": "confirmed"}]},
+        "code": {"text": "Flagyl (metronidazole)"},
+        "reaction": [{"manifestation": [{"text": "Hives"}]}],
+    }
+    ids = {
+        f.rule_id
+        for f in found(catalog.allergy_same_drug, allergy, drug("tin", "tinidazole 500 MG Oral Tablet"))
+    }
+    assert ids == {"rule.allergy-same-drug"}
+
+
+def test_ergot_drugs_are_contraindicated_in_pregnancy() -> None:
+    dhe = drug("dhe", "dihydroergotamine mesylate 1 MG/ML Injectable Solution")
+    (finding,) = found(catalog.pregnancy_teratogen, dhe, problem("pregnancy"))
+    assert finding.severity == "critical"

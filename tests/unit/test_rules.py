@@ -804,6 +804,16 @@ TABLE_PAIR_CASES: tuple[Case, ...] = (
         chart(med("tramadol"), med("sertraline")),
         right_as_draft=True,
     ),
+    # The near miss: atomoxetine beside sertraline, a weak CYP2D6 inhibitor at usual doses.
+    *_table_pair(
+        "rule.atomoxetine-cyp2d6-inhibitor",
+        "warning",
+        "kb.atomoxetine-cyp2d6-inhibitors",
+        "atomoxetine",
+        "fluoxetine",
+        chart(med("atomoxetine"), med("sertraline")),
+        right_as_draft=True,
+    ),
     # The near miss: dolutegravir beside a sulfonylurea, which it does not raise.
     *_table_pair(
         "rule.dolutegravir-metformin",
