@@ -75,22 +75,23 @@ GASTROPROTECTION: Final = (
     "misoprostol",
 )
 
+SSRI_SNRI_BLEEDING: Final = _pair(
+    "rule.ssri-snri-bleeding",
+    ["ssri", "snri"],
+    ["nsaid", "cox2-inhibitor", "anticoagulant"],
+    "warning",
+    ["kb.ssri-bleeding-with-nsaid-anticoagulant"],
+    "raises bleeding risk",
+    "consider gastroprotection and asking about bleeding",
+    "SSRIs and SNRIs deplete platelet serotonin, which adds to the bleeding risk of NSAIDs and anticoagulants.",
+    right_unless=["antiplatelet"],  # aspirin (an NSAID here too): antiplatelet therapy, not in this rule
+    right_systemic_only=True,  # a skin NSAID adds little to the bleeding risk
+    # A PPI already protects the stomach from the NSAID's share; an anticoagulant still speaks.
+    option_taken=GASTROPROTECTION,
+    option_covers=["nsaid", "cox2-inhibitor"],
+)
+
 PAIRS: tuple[Interaction, ...] = (
-    _pair(
-        "rule.ssri-snri-bleeding",
-        ["ssri", "snri"],
-        ["nsaid", "cox2-inhibitor", "anticoagulant"],
-        "warning",
-        ["kb.ssri-bleeding-with-nsaid-anticoagulant"],
-        "raises bleeding risk",
-        "consider gastroprotection and asking about bleeding",
-        "SSRIs and SNRIs deplete platelet serotonin, which adds to the bleeding risk of NSAIDs and anticoagulants.",
-        right_unless=["antiplatelet"],  # aspirin (an NSAID here too): antiplatelet therapy, not in this rule
-        right_systemic_only=True,  # a skin NSAID adds little to the bleeding risk
-        # A PPI already protects the stomach from the NSAID's share; an anticoagulant still speaks.
-        option_taken=GASTROPROTECTION,
-        option_covers=["nsaid", "cox2-inhibitor"],
-    ),
     _named_pair(
         _pair(
             "rule.clopidogrel-omeprazole",
@@ -235,6 +236,39 @@ class SystemicPair:
 
     def __call__(self, facts: RuleFacts) -> Iterator[Finding]:
         yield from self.pair(replace(facts, exposures=tuple(e for e in facts.exposures if not _local(e))))
+
+
+# What makes an NSAID beside an SSRI or SNRI worth a card (ACG 2009 risk factors for NSAID ulcer bleeding).
+GI_BLEED_RISK_AGE: Final = 65
+
+
+@dataclass(frozen=True, slots=True)
+class GiRiskGatedPair:
+    """A bleeding pair whose NSAID partners count only with a GI bleeding risk factor: age 65 or more, a peptic
+    ulcer or GI bleed on record (past or present), or an anticoagulant, antiplatelet or systemic steroid beside
+    them. An occasional ibuprofen with sertraline in a healthy adult is not carded; an anticoagulant always is."""
+
+    pair: Interaction
+
+    @property
+    def rule_id(self) -> str:
+        return self.pair.rule_id
+
+    def __call__(self, facts: RuleFacts) -> Iterator[Finding]:
+        age = facts.age
+        at_risk = (
+            (age is not None and age >= GI_BLEED_RISK_AGE)
+            or bool(facts.ever("peptic-ulcer") or facts.ever("gi-bleed"))
+            or any(
+                e.has("anticoagulant", "antiplatelet", "corticosteroid") and not LOCAL_ROUTE.search(e.label)
+                for e in facts.exposures
+                if not (e.has("nsaid") and not low_dose_aspirin(facts, e))
+            )
+        )
+        if not at_risk:
+            nsaids = set(analgesic_nsaids(facts))
+            facts = replace(facts, exposures=tuple(e for e in facts.exposures if e not in nsaids))
+        yield from self.pair(facts)
 
 
 def ibuprofen_low_dose_aspirin(facts: RuleFacts) -> Iterator[Finding]:
@@ -1431,6 +1465,34 @@ def tuberculosis_screen_before_immunosuppression(facts: RuleFacts) -> Iterator[F
         )
 
 
+def antithrombotics_without_gastroprotection(facts: RuleFacts) -> Iterator[Finding]:
+    """Two antithrombotics (dual antiplatelet therapy, or an anticoagulant with an antiplatelet) after a peptic
+    ulcer or GI bleed, with no PPI: the ACC/AHA DAPT update and ACG advise one for exactly this patient."""
+    antithrombotics = tuple(
+        e
+        for e in facts.with_class("antiplatelet", "anticoagulant")
+        if not (e.has("nsaid") and not low_dose_aspirin(facts, e)) and not LOCAL_ROUTE.search(e.label)
+    )
+    history = (*facts.ever("peptic-ulcer"), *facts.ever("gi-bleed"))
+    if len({e.ingredients for e in antithrombotics}) < 2 or not history:
+        return
+    if any(named(e, GASTROPROTECTION) for e in facts.exposures):
+        return
+    yield Finding(
+        "rule.antithrombotics-without-gastroprotection",
+        "warning",
+        _short(
+            f"Peptic ulcer or GI bleed on record with {_names(antithrombotics)} and no PPI: consider adding one "
+            "for as long as both are taken"
+        ),
+        "Two antithrombotics after an ulcer or GI bleed carry a high risk of another bleed; a PPI cuts it by "
+        "more than half.",
+        ("kb.antithrombotic-gastroprotection",),
+        tuple(sorted({*history, *_handles(antithrombotics)})),
+        _proposed(antithrombotics),
+    )
+
+
 ROMOSOZUMAB_EVENT_DAYS: Final = 365  # the boxed warning's preceding year
 
 
@@ -1464,6 +1526,7 @@ def romosozumab_after_mi_or_stroke(facts: RuleFacts) -> Iterator[Finding]:
 
 
 LABEL_CHECK_RULES: tuple[Rule, ...] = (
+    GiRiskGatedPair(SSRI_SNRI_BLEEDING),
     *PAIRS,
     SystemicPair(FLUOROQUINOLONE_CORTICOSTEROID),
     ibuprofen_low_dose_aspirin,
@@ -1494,6 +1557,7 @@ LABEL_CHECK_RULES: tuple[Rule, ...] = (
     ITRACONAZOLE_HEART_FAILURE,
     TRAMADOL_EPILEPSY,
     romosozumab_after_mi_or_stroke,
+    antithrombotics_without_gastroprotection,
     tirzepatide_oral_contraceptive,
     FEBUXOSTAT_CARDIOVASCULAR_DISEASE,
     MONTELUKAST_SUICIDALITY,

@@ -275,3 +275,15 @@ def test_second_generation_antipsychotics_need_yearly_glucose_and_lipids_after_1
     assert not run(
         _drug("aripiprazole 10 MG Oral Tablet", days_ago=400), lab("hba1c", 5.4, 200), lab("ldl", 90, 200)
     )
+
+
+@pytest.mark.parametrize(("days", "fires"), [(119, False), (120, False), (121, True), (460, True)])
+def test_sulfasalazine_needs_a_blood_count_and_liver_tests_every_four_months(days: int, fires: bool) -> None:
+    found = run(
+        _drug("sulfasalazine 500 MG Delayed Release Oral Tablet", days_ago=900),
+        lab("alt", 22, days_ago=days),
+        lab("platelets", 250, days_ago=days),
+    )
+    assert bool(found) is fires
+    if fires:
+        assert found[0].severity == "info" and found[0].order_lab is not None

@@ -120,16 +120,40 @@ CODEINE = rx("codeine", "Acetaminophen 300 MG / Codeine Phosphate 30 MG Oral Tab
 # --- pairs ----------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("partner", [IBUPROFEN, WARFARIN], ids=["nsaid", "anticoagulant"])
-def test_ssri_with_an_nsaid_or_anticoagulant_is_a_bleeding_warning(partner: JsonDict) -> None:
-    finding, built = one(pair("rule.ssri-snri-bleeding"), SERTRALINE, partner)
+@pytest.mark.parametrize(
+    ("partner", "age"), [(IBUPROFEN, 65), (WARFARIN, 50)], ids=["nsaid-at-65", "anticoagulant"]
+)
+def test_ssri_with_an_nsaid_or_anticoagulant_is_a_bleeding_warning(partner: JsonDict, age: int) -> None:
+    finding, built = one(pair("rule.ssri-snri-bleeding"), SERTRALINE, partner, age=age)
     assert (finding.severity, finding.evidence) == ("warning", ("kb.ssri-bleeding-with-nsaid-anticoagulant",))
     assert refs(built, finding.inputs) == {ref(SERTRALINE), ref(partner)}
     assert finding.proposed == ()
 
 
+@pytest.mark.parametrize(
+    ("extra", "age", "fires"),
+    [
+        ((), 64, False),  # a healthy adult's occasional NSAID: no GI risk factor
+        ((), 65, True),
+        ((ULCER,), 40, True),  # an ulcer on record
+        ((rx("pred", "predniSONE 10 MG Oral Tablet"),), 40, True),  # a systemic steroid
+        (
+            (rx("flut", "fluticasone propionate 50 MCG/ACTUATION Nasal Spray"),),
+            40,
+            False,
+        ),  # a nasal one is not
+    ],
+)
+def test_an_nsaid_beside_an_ssri_needs_a_gi_bleeding_risk_factor(
+    extra: tuple[JsonDict, ...], age: int, fires: bool
+) -> None:
+    assert bool(run(pair("rule.ssri-snri-bleeding"), SERTRALINE, IBUPROFEN, *extra, age=age)) is fires
+
+
 def test_ssri_statement_with_a_draft_nsaid_names_the_draft() -> None:
-    finding, built = one(pair("rule.ssri-snri-bleeding"), SERTRALINE_STATEMENT, drafts=(IBUPROFEN_DRAFT,))
+    finding, built = one(
+        pair("rule.ssri-snri-bleeding"), SERTRALINE_STATEMENT, drafts=(IBUPROFEN_DRAFT,), age=70
+    )
     assert refs(built, finding.proposed) == {ref(IBUPROFEN_DRAFT)}
 
 
@@ -618,3 +642,20 @@ def test_every_label_rule_is_registered_and_has_its_own_override_reasons() -> No
     assert all(rule in registry.MEDICATION_RULES for rule in LABEL_CHECK_RULES)
     table = override_reasons()
     assert sorted(i for i in ids if table.specific(i) is None) == []
+
+
+@pytest.mark.parametrize(
+    ("items", "fires"),
+    [
+        ((ASPIRIN_81, CLOPIDOGREL, ULCER), True),  # dual antiplatelet therapy after an ulcer
+        ((WARFARIN, CLOPIDOGREL, ULCER), True),  # an anticoagulant with an antiplatelet
+        (
+            (ASPIRIN_81, CLOPIDOGREL, ULCER, rx("ppi", "pantoprazole 40 MG Delayed Release Oral Tablet")),
+            False,
+        ),
+        ((ASPIRIN_81, CLOPIDOGREL), False),  # no ulcer or bleed on record
+        ((CLOPIDOGREL, ULCER), False),  # one antithrombotic
+    ],
+)
+def test_two_antithrombotics_after_an_ulcer_need_a_ppi(items: tuple[JsonDict, ...], fires: bool) -> None:
+    assert bool(run(label_checks.antithrombotics_without_gastroprotection, *items)) is fires
