@@ -582,6 +582,19 @@ SEDATIVE_CIRRHOSIS = DrugCondition(
     "Benzodiazepine and z-drug clearance falls in cirrhosis, and both can precipitate or mask hepatic "
     "encephalopathy.",
 )
+ANTICHOLINERGIC_URINARY_RETENTION = DrugCondition(
+    "rule.anticholinergic-urinary-retention",
+    ("anticholinergic",),
+    (),
+    ("urinary-retention",),
+    "warning",
+    "kb.anticholinergic-urinary-retention",
+    "Urinary retention",
+    "consider stopping it (bladder antimuscarinics included) and checking the residual",
+    "Anticholinergic drugs, bladder antimuscarinics among them, weaken the bladder's contraction; their labels "
+    "contraindicate them in urinary retention.",
+    systemic_only=True,
+)
 ATENOLOL_PREGNANCY = DrugCondition(
     "rule.atenolol-pregnancy",
     (),
@@ -1552,6 +1565,7 @@ LABEL_CHECK_RULES: tuple[Rule, ...] = (
     IL17_INFLAMMATORY_BOWEL_DISEASE,
     THIAZIDE_GOUT,
     SEDATIVE_CIRRHOSIS,
+    ANTICHOLINERGIC_URINARY_RETENTION,
     ATENOLOL_PREGNANCY,
     PSEUDOEPHEDRINE_LACTATION,
     ITRACONAZOLE_HEART_FAILURE,

@@ -473,6 +473,51 @@ def weekly_incretin_interval(facts: RuleFacts) -> Iterator[Finding]:
         )
 
 
+# --- levothyroxine started at full dose in an older or coronary patient --------------------------------------
+
+LEVOTHYROXINE_START_MCG: Final = (
+    50.0  # the label's start for older patients and coronary disease: 12.5-25 mcg
+)
+LEVOTHYROXINE_CAUTIOUS_AGE: Final = 65
+
+
+def levothyroxine_full_dose_start(facts: RuleFacts) -> Iterator[Finding]:
+    """A new levothyroxine order above 50 mcg a day for someone not already taking thyroid hormone, aged 65 or
+    over or with coronary disease: the label starts low (12.5-25 mcg) and titrates, because a full dose can
+    provoke angina, infarction or atrial fibrillation."""
+    if facts.with_class("thyroid-hormone") and any(
+        not e.proposed for e in facts.with_class("thyroid-hormone")
+    ):
+        return
+    age = facts.age
+    coronary = (
+        *facts.value_sets.get("coronary-heart-disease", ()),
+        *facts.value_sets.get("myocardial-infarction", ()),
+    )
+    if not coronary and (age is None or age < LEVOTHYROXINE_CAUTIOUS_AGE):
+        return
+    for exposure in facts.with_ingredient("levothyroxine"):
+        if not exposure.proposed:
+            continue
+        mg = daily_or_unit_mg(facts, exposure, "levothyroxine")
+        if mg is None or mg * 1000 <= LEVOTHYROXINE_START_MCG + 1e-9:
+            continue
+        who = "coronary disease" if coronary else f"age {facts.context.demographics.age_label}"
+        yield Finding(
+            "rule.levothyroxine-full-dose-start",
+            "warning",
+            _short(
+                f"Levothyroxine started at {mg * 1000:g} mcg a day with {who}: consider 12.5-25 mcg, raised "
+                "every 4-6 weeks on TSH"
+            ),
+            "In older adults and coronary disease a full starting dose can provoke angina, infarction or atrial "
+            "fibrillation; the label starts low and titrates.",
+            ("kb.levothyroxine-start-low",),
+            (exposure.handle, *sorted(coronary)),
+            _proposed((exposure,)),
+        )
+
+
 # --- levothyroxine ordered at long intervals ------------------------------------------------------------------
 
 # Levothyroxine is taken once a day; once a week is an accepted regimen for poor adherence. Anything rarer is a
@@ -932,6 +977,7 @@ LABEL_LIMIT_RULES: Final = (
     bisphosphonate_interval,
     weekly_incretin_interval,
     levothyroxine_interval,
+    levothyroxine_full_dose_start,
     chc_blood_pressure_unknown,
     beers_sulfonylurea_monotherapy,
     doac_lead_in_beyond_its_days,

@@ -1380,3 +1380,54 @@ def test_ergot_drugs_are_contraindicated_in_pregnancy() -> None:
     dhe = drug("dhe", "dihydroergotamine mesylate 1 MG/ML Injectable Solution")
     (finding,) = found(catalog.pregnancy_teratogen, dhe, problem("pregnancy"))
     assert finding.severity == "critical"
+
+
+@pytest.mark.parametrize(
+    ("resources", "raised"),
+    [
+        (
+            (
+                drug("oxy", "oxybutynin chloride 10 MG Extended Release Oral Tablet"),
+                condition("Urinary retention", "ur"),
+            ),
+            True,
+        ),
+        (
+            (drug("oxy", "oxybutynin chloride 10 MG Extended Release Oral Tablet"), problem("bph")),
+            False,
+        ),  # Beers' exception
+        (
+            (
+                drug("tam", "tamsulosin hydrochloride 0.4 MG Oral Capsule"),
+                condition("Urinary retention", "ur"),
+            ),
+            False,
+        ),
+    ],
+)
+def test_anticholinergics_in_urinary_retention(resources: tuple[JsonDict, ...], raised: bool) -> None:
+    findings = found(label_checks.ANTICHOLINERGIC_URINARY_RETENTION, *resources, gender="male")
+    assert bool(findings) is raised
+
+
+def _levothyroxine_draft(mcg: int) -> JsonDict:
+    order = drug("levo", f"levothyroxine sodium {mcg} MCG Oral Tablet", mcg / 1000)
+    order["status"] = "draft"
+    return order
+
+
+@pytest.mark.parametrize(
+    ("mcg", "age", "raised"), [(50, 79, False), (75, 79, True), (100, 64, False), (100, 65, True)]
+)
+def test_levothyroxine_started_at_full_dose_from_65(mcg: int, age: int, raised: bool) -> None:
+    context = Chart(age=age, drafts=(_levothyroxine_draft(mcg),)).build().context
+    findings = list(label_limits.levothyroxine_full_dose_start(RuleFacts.of(context)))
+    assert bool(findings) is raised
+    if raised:
+        assert findings[0].severity == "warning" and findings[0].proposed
+
+
+def test_levothyroxine_already_taken_is_a_dose_change_not_a_start() -> None:
+    current = drug("levo-now", "levothyroxine sodium 75 MCG Oral Tablet", 0.075)
+    context = Chart(age=80, resources=(current,), drafts=(_levothyroxine_draft(100),)).build().context
+    assert list(label_limits.levothyroxine_full_dose_start(RuleFacts.of(context))) == []
