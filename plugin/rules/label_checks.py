@@ -174,22 +174,23 @@ PAIRS: tuple[Interaction, ...] = (
         ),
         right=CATIONS,
     ),
-    _named_pair(
-        _pair(
-            "rule.levothyroxine-binding",
-            ["thyroid-hormone"],
-            ["iron-supplement"],
-            "info",
-            ["kb.levothyroxine-absorption-interactions"],
-            "can reduce levothyroxine absorption",
-            "consider taking them at least 4 hours apart",
-            "Calcium, iron, antacids, sucralfate and bile-acid sequestrants bind levothyroxine in the gut.",
-            left_ingredients=["levothyroxine"],
-            right_unless_ingredients=PARENTERAL_IRON,
-            right_systemic_only=True,
-        ),
-        right=(*CATIONS, *BILE_ACID_SEQUESTRANTS),
+)
+
+LEVOTHYROXINE_BINDING: Final = _named_pair(
+    _pair(
+        "rule.levothyroxine-binding",
+        ["thyroid-hormone"],
+        ["iron-supplement"],
+        "info",
+        ["kb.levothyroxine-absorption-interactions"],
+        "can reduce levothyroxine absorption",
+        "consider taking them at least 4 hours apart",
+        "Calcium, iron, antacids, sucralfate and bile-acid sequestrants bind levothyroxine in the gut.",
+        left_ingredients=["levothyroxine"],
+        right_unless_ingredients=PARENTERAL_IRON,
+        right_systemic_only=True,
     ),
+    right=(*CATIONS, *BILE_ACID_SEQUESTRANTS),
 )
 
 FLUOROQUINOLONE_CORTICOSTEROID = _pair(
@@ -269,6 +270,36 @@ class GiRiskGatedPair:
             nsaids = set(analgesic_nsaids(facts))
             facts = replace(facts, exposures=tuple(e for e in facts.exposures if e not in nsaids))
         yield from self.pair(facts)
+
+
+# A TSH in this range on an established combination shows the doses are already spaced well enough.
+TSH_IN_RANGE: Final = (0.4, 4.5)
+BINDER_NEW_DAYS: Final = 90
+
+
+@dataclass(frozen=True, slots=True)
+class TshGatedPair:
+    """Levothyroxine with a binder, raised when it can matter: a binder new within 90 days or proposed, a
+    pregnancy (the dose must rise, absorption with it), or a TSH out of range or not current. An established
+    pair with a current TSH in range is evidently spaced well enough."""
+
+    pair: Interaction
+
+    @property
+    def rule_id(self) -> str:
+        return self.pair.rule_id
+
+    def __call__(self, facts: RuleFacts) -> Iterator[Finding]:
+        tsh = facts.current("tsh")
+        low, high = TSH_IN_RANGE
+        settled = (
+            tsh is not None
+            and low <= tsh.value <= high
+            and not facts.pregnant
+            and not any(e.new(BINDER_NEW_DAYS) for e in facts.exposures)
+        )
+        if not settled:
+            yield from self.pair(facts)
 
 
 def ibuprofen_low_dose_aspirin(facts: RuleFacts) -> Iterator[Finding]:
@@ -1540,6 +1571,7 @@ def romosozumab_after_mi_or_stroke(facts: RuleFacts) -> Iterator[Finding]:
 
 LABEL_CHECK_RULES: tuple[Rule, ...] = (
     GiRiskGatedPair(SSRI_SNRI_BLEEDING),
+    TshGatedPair(LEVOTHYROXINE_BINDING),
     *PAIRS,
     SystemicPair(FLUOROQUINOLONE_CORTICOSTEROID),
     ibuprofen_low_dose_aspirin,

@@ -659,3 +659,28 @@ def test_every_label_rule_is_registered_and_has_its_own_override_reasons() -> No
 )
 def test_two_antithrombotics_after_an_ulcer_need_a_ppi(items: tuple[JsonDict, ...], fires: bool) -> None:
     assert bool(run(label_checks.antithrombotics_without_gastroprotection, *items)) is fires
+
+
+LEVOTHYROXINE = {**rx("levo", "Levothyroxine Sodium 0.1 MG Oral Tablet"), "authoredOn": on(400)}
+CALCIUM = {**rx("ca", "calcium carbonate 600 MG Oral Tablet"), "authoredOn": on(400)}
+
+
+def _tsh(value: float) -> JsonDict:
+    return lab("tsh", value, days_ago=30)
+
+
+@pytest.mark.parametrize(
+    ("extra", "fires"),
+    [
+        ((), True),  # no current TSH: spacing advice stands
+        ((_tsh(2.1),), False),  # established pair, TSH in range: evidently spaced well enough
+        ((_tsh(4.5),), False),
+        ((_tsh(4.6),), True),
+        ((_tsh(0.3),), True),
+        ((_tsh(2.1), rx("fe", "ferrous sulfate 325 MG Oral Tablet")), True),  # a binder started 30 days ago
+    ],
+)
+def test_levothyroxine_with_a_binder_is_raised_when_the_tsh_says_it_may_matter(
+    extra: tuple[JsonDict, ...], fires: bool
+) -> None:
+    assert bool(run(pair("rule.levothyroxine-binding"), LEVOTHYROXINE, CALCIUM, *extra)) is fires
