@@ -16,7 +16,7 @@ from plugin.rules.dose_range import analgesic_nsaids, daily_or_unit_mg, low_dose
 from plugin.rules.dosing import EXTENDED_RELEASE, LOCAL_ROUTE, SKIN_EYE_EAR, daily_mg, dosage_of, per_day
 from plugin.rules.kidney import renal_function, shown
 from plugin.rules.label_checks import LONG_ACTING_SULFONYLUREAS, DrugCondition
-from plugin.rules.model import Exposure, Finding, RuleFacts
+from plugin.rules.model import Exposure, Finding, RuleFacts, Severity
 from plugin.rules.monitoring import OLDER_ADULT_AGE
 from plugin.rules.phrasing import handles as _handles
 from plugin.rules.phrasing import names as _names
@@ -819,64 +819,69 @@ def opioid_cough_medicine_under_18(facts: RuleFacts) -> Iterator[Finding]:
     )
 
 
-# --- sulfonamides in the first two months ---------------------------------------------------------------------
-
-SULFONAMIDE_FROM_DAYS: Final = 60  # two months: the TMP-SMX label's lower age (kernicterus)
+# --- swallowed drugs a label rules out in the first weeks of life ---------------------------------------------
 
 
-def sulfonamide_under_2_months(facts: RuleFacts) -> Iterator[Finding]:
-    days = facts.context.demographics.age_days
-    if days is None or days >= SULFONAMIDE_FROM_DAYS:
-        return
-    drugs = tuple(e for e in facts.with_ingredient("sulfamethoxazole") if not SKIN_EYE_EAR.search(e.label))
-    if not drugs:
-        return
-    yield Finding(
-        "rule.sulfonamide-under-2-months",
-        "critical",
-        _short(
-            f"{_names(drugs).capitalize()} at {facts.context.demographics.age_label}: contraindicated under 2 "
-            "months (kernicterus); consider another antibiotic the culture allows"
-        ),
-        "Sulfonamides displace bilirubin from albumin, and in the first two months that free bilirubin can "
-        "reach the brain (kernicterus).",
-        ("kb.sulfonamide-under-2-months",),
-        _handles(drugs),
-        _proposed(drugs),
-    )
+@dataclass(frozen=True, slots=True)
+class UnderAgeDays:
+    """A swallowed (or injected) drug its label rules out below an age in days; skin, eye and local products do
+    not count (the newborn erythromycin eye ointment)."""
+
+    rule_id: str
+    ingredient: str
+    min_days: int
+    severity: Severity
+    evidence: str
+    limit: str  # what the summary says of the age limit
+    option: str
+    why: str
+
+    def __call__(self, facts: RuleFacts) -> Iterator[Finding]:
+        days = facts.context.demographics.age_days
+        if days is None or days >= self.min_days:
+            return
+        drugs = tuple(
+            e
+            for e in facts.with_ingredient(self.ingredient)
+            if not SKIN_EYE_EAR.search(e.label) and not LOCAL_ROUTE.search(e.label)
+        )
+        if not drugs:
+            return
+        yield Finding(
+            self.rule_id,
+            self.severity,
+            _short(
+                f"{_names(drugs).capitalize()} at {facts.context.demographics.age_label}: {self.limit}; {self.option}"
+            ),
+            self.why,
+            (self.evidence,),
+            _handles(drugs),
+            _proposed(drugs),
+        )
 
 
-# --- erythromycin in the first six weeks ----------------------------------------------------------------------
-
-ERYTHROMYCIN_FROM_DAYS: Final = 42  # six weeks: pyloric stenosis risk is highest in the first two
-
-
-def erythromycin_under_6_weeks(facts: RuleFacts) -> Iterator[Finding]:
-    """Systemic erythromycin for an infant under six weeks: infantile hypertrophic pyloric stenosis; the newborn
-    eye ointment is not swallowed and does not count."""
-    days = facts.context.demographics.age_days
-    if days is None or days >= ERYTHROMYCIN_FROM_DAYS:
-        return
-    drugs = tuple(
-        e
-        for e in facts.with_ingredient("erythromycin")
-        if not SKIN_EYE_EAR.search(e.label) and not LOCAL_ROUTE.search(e.label)
-    )
-    if not drugs:
-        return
-    yield Finding(
-        "rule.erythromycin-under-6-weeks",
-        "warning",
-        _short(
-            f"Oral erythromycin at {facts.context.demographics.age_label}: pyloric stenosis risk under 6 weeks; "
-            "consider azithromycin (pertussis)"
-        ),
-        "Erythromycin in the first weeks of life raises the risk of infantile hypertrophic pyloric stenosis "
-        "several-fold; azithromycin is preferred for pertussis under one month.",
-        ("kb.erythromycin-infant-pyloric-stenosis",),
-        _handles(drugs),
-        _proposed(drugs),
-    )
+SULFONAMIDE_UNDER_2_MONTHS = UnderAgeDays(
+    "rule.sulfonamide-under-2-months",
+    "sulfamethoxazole",
+    60,  # two months: the TMP-SMX label's lower age
+    "critical",
+    "kb.sulfonamide-under-2-months",
+    "contraindicated under 2 months (kernicterus)",
+    "consider another antibiotic the culture allows",
+    "Sulfonamides displace bilirubin from albumin, and in the first two months that free bilirubin can reach "
+    "the brain (kernicterus).",
+)
+ERYTHROMYCIN_UNDER_6_WEEKS = UnderAgeDays(
+    "rule.erythromycin-under-6-weeks",
+    "erythromycin",
+    42,  # six weeks: pyloric stenosis risk is highest in the first two
+    "warning",
+    "kb.erythromycin-infant-pyloric-stenosis",
+    "pyloric stenosis risk under 6 weeks",
+    "consider azithromycin (pertussis)",
+    "Erythromycin in the first weeks of life raises the risk of infantile hypertrophic pyloric stenosis "
+    "several-fold; azithromycin is preferred for pertussis under one month.",
+)
 
 
 # --- extended-release opioids ordered more often than their label's interval ---------------------------------
@@ -984,8 +989,8 @@ LABEL_LIMIT_RULES: Final = (
     beers_central_alpha_agonist_hypertension,
     cough_cold_under_4,
     opioid_cough_medicine_under_18,
-    sulfonamide_under_2_months,
-    erythromycin_under_6_weeks,
+    SULFONAMIDE_UNDER_2_MONTHS,
+    ERYTHROMYCIN_UNDER_6_WEEKS,
     extended_release_opioid_interval,
     clindamycin_after_c_difficile,
 )

@@ -1166,7 +1166,7 @@ SEPTRA_SUSPENSION = drug("tmp", "sulfamethoxazole 200 MG / trimethoprim 40 MG pe
 
 @pytest.mark.parametrize(("days_old", "raised"), [(35, True), (59, True), (60, False), (61, False)])
 def test_sulfamethoxazole_trimethoprim_under_two_months(days_old: int, raised: bool) -> None:
-    findings = list(label_limits.sulfonamide_under_2_months(_infant_facts(days_old, SEPTRA_SUSPENSION)))
+    findings = list(label_limits.SULFONAMIDE_UNDER_2_MONTHS(_infant_facts(days_old, SEPTRA_SUSPENSION)))
     assert bool(findings) is raised
     if raised:
         assert findings[0].severity == "critical" and "kernicterus" in findings[0].summary
@@ -1243,15 +1243,16 @@ def test_salicylates_from_20_weeks_of_pregnancy(product: str, raised: bool) -> N
 @pytest.mark.parametrize(("days_old", "raised"), [(20, True), (41, True), (42, False), (43, False)])
 def test_oral_erythromycin_under_six_weeks(days_old: int, raised: bool) -> None:
     syrup = drug("ery", "erythromycin ethylsuccinate 200 MG/5ML Oral Suspension")
-    findings = list(label_limits.erythromycin_under_6_weeks(_infant_facts(days_old, syrup)))
+    findings = list(label_limits.ERYTHROMYCIN_UNDER_6_WEEKS(_infant_facts(days_old, syrup)))
     assert bool(findings) is raised
     if raised:
         assert findings[0].severity == "warning" and "azithromycin" in findings[0].summary
+        assert findings[0].summary.startswith("Erythromycin at ")
 
 
 def test_the_newborn_erythromycin_eye_ointment_is_not_swallowed() -> None:
     ointment = drug("eye", "erythromycin 5 MG/G Ophthalmic Ointment")
-    assert list(label_limits.erythromycin_under_6_weeks(_infant_facts(2, ointment))) == []
+    assert list(label_limits.ERYTHROMYCIN_UNDER_6_WEEKS(_infant_facts(2, ointment))) == []
 
 
 # --- held-out v18 and v19: pregnancy, breastfeeding, heart failure, epilepsy, bone, duplicates ----------------
