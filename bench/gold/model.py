@@ -53,6 +53,8 @@ HELDOUT_V17_PATH = Path(__file__).resolve().parent / "heldout_v17_cases.json"
 # (emergency, discharge, nursing facility, infusion, paediatric and women's health prescriptions).
 HELDOUT_V18_PATH = Path(__file__).resolve().parent / "heldout_v18_cases.json"
 HELDOUT_V19_PATH = Path(__file__).resolve().parent / "heldout_v19_cases.json"
+# Written blind (mixed chart review and order verification) while v18 and v19 were tuned on; not tuned on.
+HELDOUT_V20_PATH = Path(__file__).resolve().parent / "heldout_v20_cases.json"
 # A blind second review of the Synthea charts (2026-12-07), added to the first pharmacist review's findings.
 SECOND_REVIEW_PATH = Path(__file__).resolve().parent / "pharmacist_review_second.json"
 # A blind, complete review of the constructed charts (2026-12-07), added to their authors' focused findings.
