@@ -10,7 +10,7 @@ import functools
 import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, NamedTuple
 
 from plugin import allergens, terminology
 from plugin.context.codes import system_name
@@ -813,81 +813,96 @@ def pregnancy_teratogen(facts: RuleFacts) -> Iterator[Finding]:
 
 
 _SAME_CLASS = "Two drugs of one class add side effects without adding benefit."
-# (what the summary calls them, classes that count as one group, knowledge-base id, explanation)
-_DUPLICATE_GROUPS: tuple[tuple[str, frozenset[str], str, str], ...] = (
-    ("NSAIDs", frozenset({"nsaid", "cox2-inhibitor"}), "kb.duplicate-nsaids", _SAME_CLASS),
-    (
+
+
+class DuplicateGroup(NamedTuple):
+    """Drugs of these classes taken together are one duplication card."""
+
+    label: str  # what the summary calls them
+    classes: frozenset[str]  # classes that count as one group
+    evidence: str  # knowledge-base id
+    why: str
+    # A duplicate only across its classes (a PPI with an H2 blocker): two of one class are another group's card.
+    across_classes: bool = False
+
+
+_DUPLICATE_GROUPS: Final[tuple[DuplicateGroup, ...]] = (
+    DuplicateGroup("NSAIDs", frozenset({"nsaid", "cox2-inhibitor"}), "kb.duplicate-nsaids", _SAME_CLASS),
+    DuplicateGroup(
         "renin-angiotensin blockers",
         frozenset({"ace-inhibitor", "arb", "arni"}),
         "kb.duplicate-raas-blockade",
         _SAME_CLASS,
     ),
-    ("anticoagulants", frozenset({"anticoagulant"}), "kb.duplicate-anticoagulants", _SAME_CLASS),
-    ("SSRIs or SNRIs", frozenset({"ssri", "snri"}), "kb.duplicate-ssri-snri", _SAME_CLASS),
-    (
+    DuplicateGroup(
+        "anticoagulants", frozenset({"anticoagulant"}), "kb.duplicate-anticoagulants", _SAME_CLASS
+    ),
+    DuplicateGroup("SSRIs or SNRIs", frozenset({"ssri", "snri"}), "kb.duplicate-ssri-snri", _SAME_CLASS),
+    DuplicateGroup(
         "proton pump inhibitors",
         frozenset({"proton-pump-inhibitor"}),
         "kb.duplicate-proton-pump-inhibitors",
         "Two PPIs (often a home one left beside a discharge one) add cost, interactions and long-term risks "
         "without more acid suppression than one at its full dose.",
     ),
-    ("opioids", frozenset({"opioid"}), "kb.duplicate-opioids", _SAME_CLASS),
+    DuplicateGroup("opioids", frozenset({"opioid"}), "kb.duplicate-opioids", _SAME_CLASS),
     # A triple inhaler already holds a LAMA and a LABA: another inhaler of either class doubles it.
-    (
+    DuplicateGroup(
         "long-acting antimuscarinics",
         frozenset({"lama"}),
         "kb.duplicate-long-acting-bronchodilators",
         _SAME_CLASS,
     ),
-    (
+    DuplicateGroup(
         "long-acting beta-agonists",
         frozenset({"laba"}),
         "kb.duplicate-long-acting-bronchodilators",
         _SAME_CLASS,
     ),
-    (
+    DuplicateGroup(
         "loop diuretics",
         frozenset({"loop-diuretic"}),
         "kb.duplicate-loop-diuretics",
         "Two loop diuretics (often one left running after a switch at discharge) over-diurese: low blood pressure, "
         "kidney injury and low potassium.",
     ),
-    (
+    DuplicateGroup(
         "basal insulins",
         frozenset({"basal-insulin"}),
         "kb.duplicate-basal-insulins",
         "Two long-acting basal insulins (often an old one left running after a switch) double the basal dose: "
         "severe, prolonged hypoglycaemia.",
     ),
-    (
+    DuplicateGroup(
         "central alpha-2 agonists",
         frozenset({"central-alpha-agonist"}),
         "kb.duplicate-central-alpha-agonists",
         "Clonidine and guanfacine act the same way: together they add bradycardia, hypotension and sedation, and "
         "stopping either abruptly causes rebound hypertension.",
     ),
-    (
+    DuplicateGroup(
         "acid suppressants (a PPI and an H2 blocker)",
         frozenset({"proton-pump-inhibitor", "h2-antagonist"}),
         "kb.duplicate-acid-suppression",
         "A PPI already suppresses acid fully; an H2 blocker beside it (often one carried over from hospital) adds "
         "cost, interactions and infection risk without benefit for most patients.",
+        across_classes=True,
     ),
-    (
+    DuplicateGroup(
         "statins",
         frozenset({"statin"}),
         "kb.duplicate-statins",
         "Two statins (often a home statin left beside a discharge one) add muscle and liver toxicity without more "
         "LDL lowering than one at a higher intensity.",
     ),
-    (
+    DuplicateGroup(
         "gabapentinoids",
         frozenset({"gabapentinoid"}),
         "kb.duplicate-gabapentinoids",
         "Gabapentin and pregabalin act the same way: taken together (often a switch never finished) they add "
         "dizziness, sedation, falls and, with an opioid, slowed breathing.",
     ),
-    (
+    DuplicateGroup(
         "alpha-1 blockers",
         frozenset({"alpha-1-blocker"}),
         "kb.duplicate-alpha-1-blockers",
@@ -896,7 +911,7 @@ _DUPLICATE_GROUPS: tuple[tuple[str, frozenset[str], str, str], ...] = (
     ),
     # One group for both subclasses: two dihydropyridines duplicate each other, and verapamil or diltiazem
     # with a dihydropyridine adds its effects and raises the dihydropyridine's levels (amlodipine label).
-    (
+    DuplicateGroup(
         "calcium-channel blockers",
         frozenset({"dihydropyridine-ccb", "non-dihydropyridine-ccb"}),
         "kb.duplicate-calcium-channel-blockers",
@@ -929,18 +944,15 @@ def long_acting_with_breakthrough(facts: RuleFacts, members: Iterable[Exposure])
 
 def duplicate_therapy(facts: RuleFacts) -> Iterator[Finding]:
     covered: set[frozenset[str]] = set()
-    for label, classes, evidence, why in _DUPLICATE_GROUPS:
+    for label, classes, evidence, why, across_classes in _DUPLICATE_GROUPS:
         members = facts.with_class(*classes)
         if "nsaid" in classes:
             members = tuple(e for e in members if not low_dose_aspirin(facts, e))
         if "opioid" in classes and long_acting_with_breakthrough(facts, members):
             covered.add(frozenset(e.handle for e in members))
             continue
-        if "h2-antagonist" in classes and not (
-            any(e.has("h2-antagonist") for e in members)
-            and any(e.has("proton-pump-inhibitor") for e in members)
-        ):
-            continue  # two PPIs are the PPI group's card; this one is a PPI with an H2 blocker
+        if across_classes and not all(any(e.has(c) for e in members) for c in classes):
+            continue
         if "loop-diuretic" in classes and len({e.ingredients for e in members}) < 2:
             # Oral and IV furosemide kept the same-ingredient card they had before the loop group existed; the
             # older groups (two naproxen products) keep their class card, as their cases pin.

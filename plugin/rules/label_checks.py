@@ -239,6 +239,13 @@ class SystemicPair:
         yield from self.pair(replace(facts, exposures=tuple(e for e in facts.exposures if not _local(e))))
 
 
+def systemic_beside_nsaids(facts: RuleFacts, *classes: str) -> tuple[Exposure, ...]:
+    """Systemic drugs of these classes other than the analgesic NSAIDs themselves: low-dose aspirin counts as
+    the antiplatelet it is; skin, eye, nasal and inhaled products do not count."""
+    nsaids = set(analgesic_nsaids(facts))
+    return tuple(e for e in facts.with_class(*classes) if e not in nsaids and not LOCAL_ROUTE.search(e.label))
+
+
 # What makes an NSAID beside an SSRI or SNRI worth a card (ACG 2009 risk factors for NSAID ulcer bleeding).
 GI_BLEED_RISK_AGE: Final = 65
 
@@ -256,15 +263,13 @@ class GiRiskGatedPair:
         return self.pair.rule_id
 
     def __call__(self, facts: RuleFacts) -> Iterator[Finding]:
+        if facts.drug_classes.isdisjoint(self.pair.left):
+            return  # no SSRI or SNRI: nothing to gate, and the risk factors need not be read
         age = facts.age
         at_risk = (
             (age is not None and age >= GI_BLEED_RISK_AGE)
             or bool(facts.ever("peptic-ulcer") or facts.ever("gi-bleed"))
-            or any(
-                e.has("anticoagulant", "antiplatelet", "corticosteroid") and not LOCAL_ROUTE.search(e.label)
-                for e in facts.exposures
-                if not (e.has("nsaid") and not low_dose_aspirin(facts, e))
-            )
+            or bool(systemic_beside_nsaids(facts, "anticoagulant", "antiplatelet", "corticosteroid"))
         )
         if not at_risk:
             nsaids = set(analgesic_nsaids(facts))
@@ -792,12 +797,7 @@ def nsaid_peptic_ulcer(facts: RuleFacts) -> Iterator[Finding]:
     if not (ulcers or bleeds) or not nsaids:
         return
     protected = any(named(e, GASTROPROTECTION) for e in facts.exposures)
-    # Low-dose aspirin is an antiplatelet here (analgesic_nsaids leaves it out); skin and inhaled products are not.
-    partners = tuple(
-        e
-        for e in facts.with_class(*_BLEEDING_PARTNERS)
-        if e not in nsaids and not LOCAL_ROUTE.search(e.label)
-    )
+    partners = systemic_beside_nsaids(facts, *_BLEEDING_PARTNERS)
     highest = bool(bleeds) and bool(partners) and not protected
     option = "consider another analgesic" if protected else "consider another analgesic or adding a PPI"
     also = f" and {_names(partners)}" if highest else ""
@@ -1512,11 +1512,7 @@ def tuberculosis_screen_before_immunosuppression(facts: RuleFacts) -> Iterator[F
 def antithrombotics_without_gastroprotection(facts: RuleFacts) -> Iterator[Finding]:
     """Two antithrombotics (dual antiplatelet therapy, or an anticoagulant with an antiplatelet) after a peptic
     ulcer or GI bleed, with no PPI: the ACC/AHA DAPT update and ACG advise one for exactly this patient."""
-    antithrombotics = tuple(
-        e
-        for e in facts.with_class("antiplatelet", "anticoagulant")
-        if not (e.has("nsaid") and not low_dose_aspirin(facts, e)) and not LOCAL_ROUTE.search(e.label)
-    )
+    antithrombotics = systemic_beside_nsaids(facts, "antiplatelet", "anticoagulant")
     history = (*facts.ever("peptic-ulcer"), *facts.ever("gi-bleed"))
     if len({e.ingredients for e in antithrombotics}) < 2 or not history:
         return
@@ -1546,12 +1542,7 @@ def romosozumab_after_mi_or_stroke(facts: RuleFacts) -> Iterator[Finding]:
     drugs = facts.with_ingredient("romosozumab")
     if not drugs:
         return
-    events = {h for name in ("myocardial-infarction", "stroke", "ischaemic-stroke") for h in facts.ever(name)}
-    recent = tuple(
-        p.handle
-        for p in (*facts.context.problems, *facts.context.past_problems)
-        if p.handle in events and (p.onset_days_ago is None or p.onset_days_ago <= ROMOSOZUMAB_EVENT_DAYS)
-    )
+    recent = facts.began_within(ROMOSOZUMAB_EVENT_DAYS, "myocardial-infarction", "stroke", "ischaemic-stroke")
     if not recent:
         return
     yield Finding(

@@ -485,9 +485,7 @@ def levothyroxine_full_dose_start(facts: RuleFacts) -> Iterator[Finding]:
     """A new levothyroxine order above 50 mcg a day for someone not already taking thyroid hormone, aged 65 or
     over or with coronary disease: the label starts low (12.5-25 mcg) and titrates, because a full dose can
     provoke angina, infarction or atrial fibrillation."""
-    if facts.with_class("thyroid-hormone") and any(
-        not e.proposed for e in facts.with_class("thyroid-hormone")
-    ):
+    if any(not e.proposed for e in facts.with_class("thyroid-hormone")):
         return
     age = facts.age
     coronary = (
@@ -898,10 +896,9 @@ EXTENDED_RELEASE_OPIOID_DOSES_A_DAY: Final = (
 
 def extended_release_opioid_interval(facts: RuleFacts) -> Iterator[Finding]:
     for exposure in facts.with_class("opioid"):
-        if not EXTENDED_RELEASE.search(exposure.label) or re.search(
-            r"transdermal|patch", exposure.label, re.I
-        ):
+        if not EXTENDED_RELEASE.search(exposure.label):
             continue
+        # Tablets and capsules only: no patch is in the table, so a patch's `allowed` is None.
         allowed = next((n for i, n in EXTENDED_RELEASE_OPIOID_DOSES_A_DAY if i in exposure.ingredients), None)
         dosage = dosage_of(facts, exposure)
         times = per_day(dosage.frequency) if dosage is not None else None
@@ -937,17 +934,7 @@ def clindamycin_after_c_difficile(facts: RuleFacts) -> Iterator[Finding]:
     )
     if not drugs:
         return
-    episodes = set(facts.ever("c-difficile-infection"))
-    recent = tuple(
-        p.handle
-        for p in (*facts.context.problems, *facts.context.past_problems)
-        if p.handle in episodes
-        and (
-            p.clinical_status == "active"
-            or p.onset_days_ago is None
-            or p.onset_days_ago <= C_DIFFICILE_RECENT_DAYS
-        )
-    )
+    recent = facts.began_within(C_DIFFICILE_RECENT_DAYS, "c-difficile-infection", active_counts=True)
     if not recent:
         return
     yield Finding(

@@ -137,6 +137,21 @@ class RuleFacts:
         """The handles of a condition now or in the past (resolved, inactive, in remission)."""
         return (*self.value_sets.get(value_set, ()), *self.history.get(value_set, ()))
 
+    def began_within(self, days: int, *value_sets: str, active_counts: bool = False) -> tuple[str, ...]:
+        """Handles of these conditions, now or past, that began within `days` (an undated one counts: it is
+        shown, not assumed old); with `active_counts`, an active one counts however old."""
+        wanted = {h for name in value_sets for h in self.ever(name)}
+        return tuple(
+            p.handle
+            for p in (*self.context.problems, *self.context.past_problems)
+            if p.handle in wanted
+            and (
+                p.onset_days_ago is None
+                or p.onset_days_ago <= days
+                or (active_counts and p.clinical_status == "active")
+            )
+        )
+
     def result(self, test: str) -> QualitativeResult | None:
         """The newest answer to a qualitative test (codes.QUALITATIVE_TESTS), whatever it says; None if never done."""
         return next((r for r in self.context.results if r.test == test), None)

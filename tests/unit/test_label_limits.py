@@ -925,11 +925,7 @@ def test_extended_release_products_given_by_tube() -> None:
 
 @pytest.mark.parametrize(("days_old", "raised"), [(120, True), (181, True), (182, False), (183, False)])
 def test_ibuprofen_under_six_months(days_old: int, raised: bool) -> None:
-    prefetch = Chart(
-        age=0, resources=(drug("ibu", "Infants' Motrin (ibuprofen) 50 MG/1.25ML oral suspension"),)
-    ).prefetch()
-    prefetch["patient"]["birthDate"] = (NOW.date() - timedelta(days=days_old)).isoformat()
-    facts = RuleFacts.of(build_context(prefetch, NOW).context)
+    facts = _infant_facts(days_old, drug("ibu", "Infants' Motrin (ibuprofen) 50 MG/1.25ML oral suspension"))
     assert bool(list(label_limits.ibuprofen_under_6_months(facts))) is raised
 
 
