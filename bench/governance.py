@@ -7,7 +7,10 @@ suggestions, so the sets are assembled with `model_construct` from validated sug
 largest real load. Interleaved round by round, after a warm-up, each row runs `--runs` times:
 
 - floor: iterate every suggestion of every sample and touch its summary, rationale, action and citations;
-- govern: `govern(...)` over the 5 samples.
+- govern: `govern(...)` over the 5 samples;
+- one sample: `govern(...)` over the first sample alone. Agreeing samples repeat suggestions word for word and
+  governance judges a repeated suggestion once per call, so this row shows the cost of 10 distinct
+  suggestions (no target; for reading beside the govern row).
 
     python -m bench.governance [--runs N] [--warmup N]
 
@@ -95,7 +98,11 @@ def main(argv: list[str] | None = None) -> int:
         return govern(samples, context, corpus.RETRIEVED, knowledge, policy, corpus.PATIENT)
 
     decision = governed()
-    rows: dict[str, Callable[[], object]] = {"floor": floor, "govern": governed}
+
+    def one_sample() -> Decision:
+        return govern(samples[:1], context, corpus.RETRIEVED, knowledge, policy, corpus.PATIENT)
+
+    rows: dict[str, Callable[[], object]] = {"floor": floor, "govern": governed, "one sample": one_sample}
     for _ in range(args.warmup):
         for run in rows.values():
             run()
@@ -112,9 +119,9 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"governance: {SAMPLES} samples × {PER_SAMPLE} suggestions, {accepted} accepted, {rejected} rejected"
     )
-    print(f"{'row':<8}{'p50 ms':>10}{'p99 ms':>10}")
+    print(f"{'row':<12}{'p50 ms':>10}{'p99 ms':>10}")
     for name, values in timings.items():
-        print(f"{name:<8}{percentile(values, 0.5):>10.3f}{percentile(values, 0.99):>10.3f}")
+        print(f"{name:<12}{percentile(values, 0.5):>10.3f}{percentile(values, 0.99):>10.3f}")
     p99 = percentile(timings["govern"], 0.99)
     verdict = "PASS" if p99 <= TARGET_P99_MS else "FAIL"
     print(f"{verdict}: govern p99 {p99:.3f} ms (target ≤ {TARGET_P99_MS:g} ms)")

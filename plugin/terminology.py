@@ -687,6 +687,7 @@ def value_set_names() -> frozenset[str]:
     return frozenset(terminology().value_sets)
 
 
+@functools.lru_cache(maxsize=8192)
 def value_sets_named_by(text: str) -> frozenset[str]:
     """Value sets whose phrases a problem's text names (for a code no value set holds); none when the text
     speaks of a history in the family, a screening, a risk, a negation or a resolved problem."""
@@ -695,6 +696,13 @@ def value_sets_named_by(text: str) -> frozenset[str]:
     return frozenset(
         name for name, v in terminology().value_sets.items() if v.text is not None and v.text.search(text)
     )
+
+
+@functools.lru_cache(maxsize=8192)
+def value_sets_of_code(system: str, code: str) -> tuple[str, ...]:
+    """Every value set holding a coding, in name order; asked for each problem of every chart, so remembered
+    (the value sets are loaded once and never change)."""
+    return tuple(name for name in sorted(terminology().value_sets) if in_value_set(name, system, code))
 
 
 def in_value_set(name: str, system: str, code: str) -> bool:

@@ -26,7 +26,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,13 +46,14 @@ from plugin.governance.model import (
 )
 from plugin.governance.steps import Chart, Verdict
 from plugin.knowledge import KnowledgeBase
-from plugin.rules.engine import evaluate
 from plugin.rules.model import Finding
 from plugin.suggestions import AiSuggestion
 
 __all__ = ["cluster_key", "govern"]
 
 ClusterKey = tuple[str, ...]
+# The verdicts of the steps a suggestion ran, in order, and its draft resource when every step passed.
+_Judgement = tuple[tuple[tuple[Step, Verdict], ...], dict[str, Any] | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +91,9 @@ class _Run:
         self.patient_reference = patient_reference
         self.log: list[StepRecord] = []
         self.rejected: list[Rejection] = []
+        # Samples that agree repeat the same suggestion word for word; its verdicts depend only on the
+        # suggestion, the declared language and this run's chart and policy, so they are judged once.
+        self._judged: dict[str, _Judgement] = {}
 
     def record(self, step: Step, sample: int, index: int | None, verdict: Verdict) -> bool:
         self.log.append(StepRecord(step, sample, index, verdict.passed, verdict.reason, verdict.detail))
@@ -100,28 +104,39 @@ class _Run:
     def suggestion(
         self, sample: int, index: int, suggestion: AiSuggestion, declared: str
     ) -> _Candidate | None:
-        chart, policy = self.chart, self.policy
-        # One check after another, stopping at the first failure: the costlier ones come last.
-        if not self.record("grounding", sample, index, steps.check_grounding(suggestion, chart, policy)):
-            return None
-        if not self.record("untrusted-text", sample, index, steps.check_untrusted(suggestion, chart, policy)):
-            return None
-        if not self.record("language", sample, index, steps.check_language(suggestion, declared, policy)):
-            return None
-        if not self.record("phrasing", sample, index, steps.check_phrasing(suggestion, policy)):
-            return None
-        if not self.record("intent", sample, index, steps.check_intent(suggestion, chart)):
-            return None
-        if not self.record("support", sample, index, steps.check_support(suggestion, chart, policy)):
-            return None
-        if not self.record("safety", sample, index, steps.check_safety(suggestion, chart, policy)):
-            return None
-        if not self.record("basis", sample, index, steps.check_basis(suggestion, chart)):
-            return None
-        verdict, resource = steps.check_actions(suggestion, chart, policy, self.patient_reference)
-        if not self.record("actions", sample, index, verdict):
-            return None
+        key = f"{declared}\n{suggestion.model_dump_json()}"
+        judgement = self._judged.get(key)
+        if judgement is None:
+            judgement = self._judged[key] = self._judge(suggestion, declared)
+        verdicts, resource = judgement
+        for step, verdict in verdicts:
+            if not self.record(step, sample, index, verdict):
+                return None
         return _Candidate(sample, index, suggestion, resource)
+
+    def _judge(self, suggestion: AiSuggestion, declared: str) -> _Judgement:
+        """Every step's verdict up to the first failure (the costlier checks come last), and the draft
+        resource when all pass."""
+        chart, policy = self.chart, self.policy
+        checks: tuple[tuple[Step, Callable[[], Verdict]], ...] = (
+            ("grounding", lambda: steps.check_grounding(suggestion, chart, policy)),
+            ("untrusted-text", lambda: steps.check_untrusted(suggestion, chart, policy)),
+            ("language", lambda: steps.check_language(suggestion, declared, policy)),
+            ("phrasing", lambda: steps.check_phrasing(suggestion, policy)),
+            ("intent", lambda: steps.check_intent(suggestion, chart)),
+            ("support", lambda: steps.check_support(suggestion, chart, policy)),
+            ("safety", lambda: steps.check_safety(suggestion, chart, policy)),
+            ("basis", lambda: steps.check_basis(suggestion, chart)),
+        )
+        verdicts: list[tuple[Step, Verdict]] = []
+        for step, check in checks:
+            verdict = check()
+            verdicts.append((step, verdict))
+            if not verdict.passed:
+                return tuple(verdicts), None
+        verdict, resource = steps.check_actions(suggestion, chart, policy, self.patient_reference)
+        verdicts.append(("actions", verdict))
+        return tuple(verdicts), resource
 
 
 def _severity(suggestion: AiSuggestion, findings: tuple[Finding, ...]) -> tuple[Severity, tuple[str, ...]]:
@@ -202,7 +217,7 @@ def govern(
             continue
         first = members[0]
         if findings is None:
-            findings = evaluate(context)  # once per call, and only when something is accepted
+            findings = run.chart.findings()  # once per call, and only when something is accepted
         severity, backing = _severity(first.suggestion, findings)
         accepted.append(
             GovernedSuggestion(

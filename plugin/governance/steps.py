@@ -44,7 +44,8 @@
 #                 checked", never "no interaction", so it fails closed with its own detail.
 #                 Every create, update and delete of a MedicationRequest is then checked as the regimen it
 #                 would produce (issue 18): the "after" chart drops the target and adds the new product (create,
-#                 update), and MEDICATION_RULES run before and after. A protected therapy (protected.py) present
+#                 update), and the proposal rules (every medication rule) run before and after; the veto and
+#                 an undosed proposal's "after" share one run. A protected therapy (protected.py) present
 #                 before and absent after, while one of its conditions is charted, is protected-therapy-removed
 #                 (checked first: it names the harm of the removal); a warning or critical finding after that
 #                 was not there before is a safety-veto. A finding is old when one before had its rule, its
@@ -75,10 +76,10 @@ from plugin.governance.model import GovernancePolicy, Reason
 from plugin.governance.protected import ProtectedTherapy, protected_therapies
 from plugin.knowledge import Assertion, KnowledgeBase, KnowledgeEntry
 from plugin.rules.dose_range import daily_frequency, dose_table, ingredient_strength_mg, single_dose_mg
-from plugin.rules.engine import PROPOSAL_HANDLE, check_proposal, run_rules
+from plugin.rules.engine import PROPOSAL_HANDLE, PROPOSAL_RULES, merge_findings, run_rules
 from plugin.rules.kidney import renal_function
 from plugin.rules.model import Finding, RuleFacts
-from plugin.rules.registry import MEDICATION_RULES
+from plugin.rules.registry import CARE_GAP_RULES
 from plugin.rules.resolution import RULE_ID as UNRESOLVED_RULE
 from plugin.suggestions import AiSuggestion, Dose, ProposedAction
 
@@ -234,6 +235,16 @@ class RegimenChange:
     dosing: tuple[Finding, ...] = ()
 
 
+@dataclass(frozen=True, slots=True)
+class _ProposalRun:
+    """The chart with one code proposed: its rule facts, every proposal rule's findings, and those that
+    involve the proposal (the veto)."""
+
+    facts: RuleFacts
+    findings: tuple[Finding, ...]
+    veto: tuple[Finding, ...]
+
+
 @dataclass(slots=True)
 class Chart:
     """One context digested once per `govern` call: handles, evidence terms, and memoised rule checks."""
@@ -246,7 +257,9 @@ class Chart:
     measurements: dict[str, Measurement] = field(default_factory=dict)
     order_types: dict[str, str] = field(default_factory=dict)  # M/D handle → resource type
     note_tokens: tuple[list[str], ...] = ()
-    _vetoes: dict[tuple[str, str, str, str | None], tuple[Finding, ...]] = field(default_factory=dict)
+    # A proposed code (and the order it replaces) → the chart's rule facts and findings with it added. The
+    # veto and an undosed proposal's regimen read the same run.
+    _proposals: dict[tuple[str, str, str, str | None], _ProposalRun] = field(default_factory=dict)
     _regimens: dict[tuple[str, str, str, str, str | None, Dose | None], RegimenChange] = field(
         default_factory=dict
     )
@@ -311,8 +324,13 @@ class Chart:
     def before(self) -> tuple[RuleFacts, tuple[Finding, ...]]:
         """The chart's rule facts and the findings of every medication rule as it stands, computed once."""
         if self._before is None:
-            self._before = (self.rule_facts(), run_rules(self.rule_facts(), MEDICATION_RULES))
+            self._before = (self.rule_facts(), run_rules(self.rule_facts(), PROPOSAL_RULES))
         return self._before
+
+    def findings(self) -> tuple[Finding, ...]:
+        """Every rule's findings on the chart as it stands (what `evaluate` returns), reusing `before`."""
+        facts, medication = self.before()
+        return merge_findings(medication, run_rules(facts, CARE_GAP_RULES))
 
     def drugs_of(self, handle: str | None) -> tuple[tuple[str, ...], frozenset[str]]:
         """Ingredients, and ingredients with classes, of a medication or draft order of this chart (its rule
@@ -322,14 +340,22 @@ class Chart:
                 return exposure.ingredients, frozenset(exposure.ingredients) | exposure.classes
         return (), frozenset()
 
+    def _with_proposal(self, code: Code, target: str | None) -> _ProposalRun:
+        """The chart with `code` proposed in place of `target`, run through the proposal rules; memoised per
+        code and target."""
+        key = (code.system, code.code, code.display, target)
+        if key not in self._proposals:
+            facts = RuleFacts.of(self._without(target), proposed=((PROPOSAL_HANDLE, code),))
+            findings = run_rules(facts, PROPOSAL_RULES)
+            veto = tuple(f for f in findings if PROPOSAL_HANDLE in f.proposed)
+            self._proposals[key] = _ProposalRun(facts, findings, veto)
+        return self._proposals[key]
+
     def veto(self, action: ProposedAction) -> tuple[Finding, ...]:
-        """Rule findings the proposed medication would cause, memoised per code and target."""
+        """Rule findings the proposed medication would cause (what `check_proposal` returns)."""
         assert action.code is not None  # guaranteed by the caller: only create/update reach here
-        key = (action.code.system, action.code.code, action.code.display, action.target)
-        if key not in self._vetoes:
-            code = Code(action.code.system, action.code.code, action.code.display)
-            self._vetoes[key] = check_proposal(self._without(action.target), code)
-        return self._vetoes[key]
+        code = Code(action.code.system, action.code.code, action.code.display)
+        return self._with_proposal(code, action.target).veto
 
     def regimen(self, action: ProposedAction) -> RegimenChange:
         """The regimen before and after the action, compared; memoised per action type, code, target and
@@ -343,22 +369,22 @@ class Chart:
         )
         if key not in self._regimens:
             before_facts, before = self.before()
-            proposed: tuple[tuple[str, Code], ...] = ()
-            rename: dict[str, str] = {}
-            after_context = self._without(action.target)
-            if coded is not None:
-                code = Code(coded.system, coded.code, coded.display)
-                if action.dose is None:
-                    proposed = ((PROPOSAL_HANDLE, code),)
-                else:
+            code = None if coded is None else Code(coded.system, coded.code, coded.display)
+            rename = (
+                {action.target: PROPOSAL_HANDLE} if code is not None and action.target is not None else {}
+            )
+            if code is not None and action.dose is None:
+                proposal = self._with_proposal(code, action.target)
+                after_facts, after = proposal.facts, proposal.findings
+            else:
+                after_context = self._without(action.target)
+                if code is not None and action.dose is not None:  # a dosed proposal: a draft with that dose
                     after_context = dataclasses.replace(
                         after_context,
                         draft_orders=(*after_context.draft_orders, _dosed_draft(code, action.dose)),
                     )
-                if action.target is not None:
-                    rename = {action.target: PROPOSAL_HANDLE}
-            after_facts = RuleFacts.of(after_context, proposed=proposed)
-            after = run_rules(after_facts, MEDICATION_RULES)
+                after_facts = RuleFacts.of(after_context)
+                after = run_rules(after_facts, PROPOSAL_RULES)
             added = new_findings(before, after, rename)
             removed = tuple(
                 therapy

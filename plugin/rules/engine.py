@@ -19,11 +19,18 @@ PROPOSAL_RULES: tuple[Rule, ...] = (
 PROPOSAL_HANDLE = "X1"
 
 
-def run_rules(facts: RuleFacts, rules: Iterable[Rule] = ALL_RULES) -> tuple[Finding, ...]:
-    findings = [finding for rule in rules for finding in rule(facts)]
+def _listing_order(finding: Finding) -> tuple[int, str, tuple[str, ...]]:
     # Most severe first, then stable by rule and inputs, so the same chart always lists cards alike.
-    findings.sort(key=lambda f: (-SEVERITY_RANK[f.severity], f.rule_id, f.inputs))
-    return tuple(findings)
+    return (-SEVERITY_RANK[finding.severity], finding.rule_id, finding.inputs)
+
+
+def run_rules(facts: RuleFacts, rules: Iterable[Rule] = ALL_RULES) -> tuple[Finding, ...]:
+    return tuple(sorted((finding for rule in rules for finding in rule(facts)), key=_listing_order))
+
+
+def merge_findings(*runs: tuple[Finding, ...]) -> tuple[Finding, ...]:
+    """Findings of runs over disjoint rule sets, listed as one run over all of them would list them."""
+    return tuple(sorted((finding for run in runs for finding in run), key=_listing_order))
 
 
 def evaluate(context: ClinicalContext, rules: Iterable[Rule] = ALL_RULES) -> tuple[Finding, ...]:

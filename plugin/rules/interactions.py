@@ -110,10 +110,10 @@ class Interaction:
         )
 
     def __call__(self, facts: RuleFacts) -> Iterator[Finding]:
-        # A side named by classes alone, none of which the chart carries, has no drug: nothing to pair.
-        present = facts.drug_classes
-        if (self.left and not self.left_named and present.isdisjoint(self.left)) or (
-            self.right and not self.right_named and present.isdisjoint(self.right)
+        # A side none of whose classes and named ingredients the chart carries has no drug: nothing to pair.
+        classes, heads = facts.drug_classes, facts.ingredient_heads
+        if (classes.isdisjoint(self.left) and heads.isdisjoint(self.left_named)) or (
+            classes.isdisjoint(self.right) and heads.isdisjoint(self.right_named)
         ):
             return
         lefts, rights = pair_sides(self._left(facts), self._right(facts))

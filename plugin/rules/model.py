@@ -75,9 +75,8 @@ def _value_sets_of(problems: Iterable[Problem]) -> dict[str, tuple[str, ...]]:
     """Value-set name → the handles of the problems in it: by code, or by the problem's own words when no code
     matches."""
     found: dict[str, list[str]] = {}
-    names = terminology.value_set_names()
     for problem in problems:
-        matched = [n for n in names if terminology.in_value_set(n, problem.code.system, problem.code.code)]
+        matched = terminology.value_sets_of_code(problem.code.system, problem.code.code)
         for name in matched or sorted(terminology.value_sets_named_by(problem.code.display)):
             found.setdefault(name, []).append(problem.handle)
     return {k: tuple(v) for k, v in found.items()}
@@ -125,6 +124,20 @@ class RuleFacts:
         found = self._memo.get("drug_classes")
         if found is None:
             found = self._memo["drug_classes"] = frozenset().union(*(e.classes for e in self.exposures))
+        return found  # type: ignore[return-value]
+
+    @property
+    def ingredient_heads(self) -> frozenset[str]:
+        """Every ingredient and each of its leading words ("calcium carbonate" gives "calcium" too): the
+        names `interactions.named` can match, so that a side no drug can be on stops at once."""
+        found = self._memo.get("ingredient_heads")
+        if found is None:
+            found = self._memo["ingredient_heads"] = frozenset(
+                head
+                for e in self.exposures
+                for i in e.ingredients
+                for head in (i, *(i[:at] for at, char in enumerate(i) if char == " "))
+            )
         return found  # type: ignore[return-value]
 
     def with_ingredient(self, ingredient: str) -> tuple[Exposure, ...]:

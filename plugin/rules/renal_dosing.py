@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Final, Literal, cast
 
 from plugin import terminology
@@ -144,10 +144,21 @@ class RenalDrug:
 class RenalTable:
     version: str
     drugs: tuple[RenalDrug, ...]
+    # Ingredient → positions of the entries that name it: every rule asks `match` for every exposure.
+    _positions: dict[str, tuple[int, ...]] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        positions: dict[str, list[int]] = {}
+        for at, drug in enumerate(self.drugs):
+            for ingredient in drug.ingredients:
+                positions.setdefault(ingredient, []).append(at)
+        object.__setattr__(self, "_positions", {k: tuple(v) for k, v in positions.items()})
 
     def match(self, ingredients: tuple[str, ...]) -> RenalDrug | None:
         """The most specific entry a product's ingredients contain (co-trimoxazole before trimethoprim)."""
-        found = [d for d in self.drugs if set(d.ingredients) <= set(ingredients)]
+        taken = set(ingredients)
+        candidates = sorted({at for i in taken for at in self._positions.get(i, ())})
+        found = [d for d in (self.drugs[at] for at in candidates) if taken.issuperset(d.ingredients)]
         return max(found, key=lambda d: len(d.ingredients)) if found else None
 
 

@@ -138,6 +138,27 @@ def test_clean_outputs_are_accepted_with_full_agreement() -> None:
     ]
 
 
+def test_agreeing_samples_are_judged_once_and_logged_per_sample(monkeypatch: pytest.MonkeyPatch) -> None:
+    from plugin.governance import steps as governance_steps
+
+    calls: list[str] = []
+    real = governance_steps.check_safety
+
+    def counted(*args: object, **kwargs: object) -> object:
+        calls.append("safety")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(governance_steps, "check_safety", counted)
+    same = corpus.parsed(corpus.answer(corpus.clean_inr()))
+    french = corpus.parsed(corpus.answer(corpus.clean_inr(), language="fr"))
+    decision = _govern(same, same, same, french)
+    assert calls == ["safety"]  # three identical samples judged once; the French one stops at language
+    per_sample = [[(r.step, r.passed, r.detail) for r in decision.log if r.sample == n] for n in range(3)]
+    assert per_sample[0] == per_sample[1] == per_sample[2]
+    assert [r.reason for r in decision.rejected] == [Reason.WRONG_LANGUAGE]
+    assert decision.accepted[0].agreement == (3, 4)
+
+
 def test_two_of_three_is_enough_and_failures_count_against_agreement() -> None:
     good = corpus.parsed(corpus.answer(corpus.clean_inr()))
     broken = parse_sample(Sample("not json", None, "stop"))

@@ -28,6 +28,7 @@ from plugin.governance import (
     text,
 )
 from plugin.governance.steps import Chart
+from plugin.rules.engine import check_proposal, evaluate
 from plugin.suggestions import AiSuggestion, ProposedAction
 from tests.support import governance_corpus as corpus
 
@@ -115,6 +116,27 @@ def test_update_is_checked_without_its_target_and_memoised() -> None:
     assert [f.rule_id for f in replaced] == ["rule.inr-monitoring"]
     create = ProposedAction.model_validate(corpus.medication("855332", "Warfarin Sodium 5 MG Oral Tablet"))
     assert "rule.duplicate-therapy" in {f.rule_id for f in chart.veto(create)}
+
+
+def test_chart_runs_agree_with_the_engine() -> None:
+    chart = _chart()
+    assert chart.findings() == evaluate(chart.context)
+    for target in (None, "M1"):
+        create = ProposedAction.model_validate(
+            corpus.action(
+                "update" if target else "create",
+                "MedicationRequest",
+                "rxnorm",
+                "855332",
+                "Warfarin Sodium 5 MG Oral Tablet",
+                target,
+            )
+        )
+        without = dataclasses.replace(
+            chart.context, medications=tuple(m for m in chart.context.medications if m.handle != target)
+        )
+        code = Code("rxnorm", "855332", "Warfarin Sodium 5 MG Oral Tablet")
+        assert chart.veto(create) == check_proposal(without, code)
 
 
 def test_untrusted_text_screens() -> None:
