@@ -259,7 +259,7 @@ HELDOUT_SETS: Final[tuple[tuple[Path, bool], ...]] = (
     (HELDOUT_V17_PATH, True),
     (HELDOUT_V18_PATH, True),
     (HELDOUT_V19_PATH, True),
-    (HELDOUT_V20_PATH, False),
+    (HELDOUT_V20_PATH, True),
 )
 
 

@@ -824,6 +824,25 @@ class DuplicateGroup(NamedTuple):
     why: str
     # A duplicate only across its classes (a PPI with an H2 blocker): two of one class are another group's card.
     across_classes: bool = False
+    # Members that do not count: a seizure-rescue benzodiazepine beside a daily one is the plan, not a double.
+    exempt: Callable[[Exposure], bool] | None = None
+
+
+# Rectal, nasal and buccal benzodiazepines are seizure rescue; injections are given once, in clinic or hospital.
+_BENZODIAZEPINE_RESCUE_OR_ONCE: Final = re.compile(
+    r"\b(?:rectal|nasal|intranasal|buccal|injection|injectable|prefilled syringe|auto-injector)\b"
+    r"|diastat|valtoco|nayzilam|libervant",
+    re.IGNORECASE,
+)
+
+
+def _rescue_or_single_dose(exposure: Exposure) -> bool:
+    return bool(_BENZODIAZEPINE_RESCUE_OR_ONCE.search(exposure.label))
+
+
+def _metolazone(exposure: Exposure) -> bool:
+    # Metolazone is added on purpose to block the nephron in sequence (with a loop diuretic, sometimes a thiazide).
+    return "metolazone" in exposure.ingredients
 
 
 _DUPLICATE_GROUPS: Final[tuple[DuplicateGroup, ...]] = (
@@ -912,6 +931,22 @@ _DUPLICATE_GROUPS: Final[tuple[DuplicateGroup, ...]] = (
     # One group for both subclasses: two dihydropyridines duplicate each other, and verapamil or diltiazem
     # with a dihydropyridine adds its effects and raises the dihydropyridine's levels (amlodipine label).
     DuplicateGroup(
+        "benzodiazepines",
+        frozenset({"benzodiazepine"}),
+        "kb.duplicate-benzodiazepines",
+        "Two benzodiazepines (often from two prescribers) add sedation, falls and dependence, and with an opioid "
+        "slowed breathing, without treating anxiety or insomnia better than one.",
+        exempt=_rescue_or_single_dose,
+    ),
+    DuplicateGroup(
+        "thiazide diuretics",
+        frozenset({"thiazide"}),
+        "kb.duplicate-thiazides",
+        "Two thiazide or thiazide-like diuretics (often one inside a combination tablet) add low potassium, low "
+        "sodium and dehydration without lowering blood pressure more.",
+        exempt=_metolazone,
+    ),
+    DuplicateGroup(
         "calcium-channel blockers",
         frozenset({"dihydropyridine-ccb", "non-dihydropyridine-ccb"}),
         "kb.duplicate-calcium-channel-blockers",
@@ -944,8 +979,10 @@ def long_acting_with_breakthrough(facts: RuleFacts, members: Iterable[Exposure])
 
 def duplicate_therapy(facts: RuleFacts) -> Iterator[Finding]:
     covered: set[frozenset[str]] = set()
-    for label, classes, evidence, why, across_classes in _DUPLICATE_GROUPS:
+    for label, classes, evidence, why, across_classes, exempt in _DUPLICATE_GROUPS:
         members = facts.with_class(*classes)
+        if exempt is not None:
+            members = tuple(e for e in members if not exempt(e))
         if "nsaid" in classes:
             members = tuple(e for e in members if not low_dose_aspirin(facts, e))
         if "opioid" in classes and long_acting_with_breakthrough(facts, members):

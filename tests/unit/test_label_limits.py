@@ -1133,6 +1133,15 @@ def test_an_nsaid_with_no_ulcer_or_bleed_ever_is_quiet() -> None:
         ("doxazosin 4 MG Oral Tablet", "tamsulosin hydrochloride 0.4 MG Oral Capsule", True),
         ("tamsulosin hydrochloride 0.4 MG Oral Capsule", "finasteride 5 MG Oral Tablet", False),
         ("gabapentin 600 MG Oral Tablet", "duloxetine 60 MG Delayed Release Oral Capsule", False),
+        ("alprazolam 0.5 MG Oral Tablet (Xanax)", "clonazepam 0.5 MG Oral Tablet (Klonopin)", True),
+        ("clonazepam 0.5 MG Oral Tablet", "diazepam 10 MG Rectal Gel (Diastat AcuDial)", False),  # rescue
+        ("clonazepam 0.5 MG Oral Tablet", "midazolam 5 MG/SPRAY Nasal Spray (Nayzilam)", False),
+        ("clonazepam 0.5 MG Oral Tablet", "lorazepam 2 MG/ML Injection", False),  # given once
+        ("clonazepam 0.5 MG Oral Tablet", "sertraline 50 MG Oral Tablet", False),
+        ("lisinopril 20 MG / hydrochlorothiazide 25 MG Oral Tablet", "chlorthalidone 25 MG Oral Tablet", True),
+        ("hydrochlorothiazide 25 MG Oral Tablet", "indapamide 2.5 MG Oral Tablet", True),
+        ("hydrochlorothiazide 25 MG Oral Tablet", "metolazone 2.5 MG Oral Tablet", False),  # sequential block
+        ("hydrochlorothiazide 25 MG Oral Tablet", "furosemide 40 MG Oral Tablet", False),
     ],
 )
 def test_two_gabapentinoids_or_two_alpha_1_blockers_are_a_duplicate(
