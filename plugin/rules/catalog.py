@@ -681,6 +681,12 @@ _LABEL_CROSS: Final[dict[str, frozenset[str]]] = {
     "sulfonamide-antibiotic": frozenset({"sulfasalazine", "celecoxib", "zonisamide"})
 }
 _ANGIOEDEMA: Final = re.compile(r"angio-?o?edema", re.IGNORECASE)
+# Beta-lactams with an identical R1 side chain cross-react whatever their class: aztreonam, a monobactam that
+# spares penicillin and most cephalosporin allergies, shares ceftazidime's (kb.aztreonam-ceftazidime-side-chain).
+_SHARED_SIDE_CHAIN: Final[dict[str, frozenset[str]]] = {
+    "ceftazidime": frozenset({"aztreonam"}),
+    "aztreonam": frozenset({"ceftazidime"}),
+}
 
 
 def allergy_same_drug(facts: RuleFacts) -> Iterator[Finding]:
@@ -704,6 +710,9 @@ def allergy_same_drug(facts: RuleFacts) -> Iterator[Finding]:
         angioedema = bool(known & {"ace-inhibitor", "arb"}) and any(
             _ANGIOEDEMA.search(r) for r in allergy.reactions
         )
+        side_chain = frozenset().union(
+            *(_SHARED_SIDE_CHAIN.get(n, frozenset()) for n in allergy_ingredients(allergy.substance))
+        )
         contraindicated = [
             e
             for e in facts.exposures
@@ -716,6 +725,7 @@ def allergy_same_drug(facts: RuleFacts) -> Iterator[Finding]:
             or not named.isdisjoint(e.ingredients)
             or e.has(*classes)
             or not aromatic.isdisjoint(e.ingredients)
+            or not side_chain.isdisjoint(e.ingredients)
         ]
         if not exposed:
             continue
@@ -729,7 +739,14 @@ def allergy_same_drug(facts: RuleFacts) -> Iterator[Finding]:
                 "consider an alternative"
             ),
             "A drug that caused a reaction, or one that cross-reacts with it, can cause it again.",
-            ("kb.drug-allergy-reexposure",),
+            (
+                "kb.drug-allergy-reexposure",
+                *(
+                    ("kb.aztreonam-ceftazidime-side-chain",)
+                    if any(not side_chain.isdisjoint(e.ingredients) for e in exposed)
+                    else ()
+                ),
+            ),
             (allergy.handle, *_handles(exposed)),
             _proposed(exposed),
         )

@@ -679,6 +679,19 @@ TRAMADOL_EPILEPSY = DrugCondition(
     "Tramadol causes seizures at recommended doses; its label warns against it with epilepsy or a seizure history.",
     history_counts=True,
 )
+PRASUGREL_PRIOR_STROKE_TIA = DrugCondition(
+    "rule.prasugrel-prior-stroke-tia",
+    (),
+    ("prasugrel",),
+    ("stroke", "ischaemic-stroke", "stroke-type-unrecorded", "transient-ischaemic-attack"),
+    "critical",
+    "kb.prasugrel-prior-stroke-tia",
+    "A TIA or stroke",
+    "consider clopidogrel or ticagrelor instead",
+    "Prasugrel is contraindicated after any TIA or stroke: those patients had more intracranial bleeding and no "
+    "net benefit (boxed warning).",
+    history_counts=True,
+)
 FEBUXOSTAT_CARDIOVASCULAR_DISEASE = DrugCondition(
     "rule.febuxostat-cardiovascular-disease",
     (),
@@ -749,7 +762,7 @@ LACTATION_AVOID = DrugCondition(
     "rule.lactation-avoid",
     (),
     # Codeine and tramadol have their own card (rule.codeine-tramadol-breastfeeding).
-    ("doxepin", "amiodarone", "ergotamine", "tinidazole"),
+    ("doxepin", "amiodarone", "ergotamine", "tinidazole", "atenolol"),
     ("lactation",),
     "warning",
     "kb.lactation-drugs-to-avoid",
@@ -1593,6 +1606,7 @@ LABEL_CHECK_RULES: tuple[Rule, ...] = (
     PSEUDOEPHEDRINE_LACTATION,
     ITRACONAZOLE_HEART_FAILURE,
     TRAMADOL_EPILEPSY,
+    PRASUGREL_PRIOR_STROKE_TIA,
     romosozumab_after_mi_or_stroke,
     antithrombotics_without_gastroprotection,
     tirzepatide_oral_contraceptive,

@@ -1138,7 +1138,11 @@ def test_an_nsaid_with_no_ulcer_or_bleed_ever_is_quiet() -> None:
         ("clonazepam 0.5 MG Oral Tablet", "midazolam 5 MG/SPRAY Nasal Spray (Nayzilam)", False),
         ("clonazepam 0.5 MG Oral Tablet", "lorazepam 2 MG/ML Injection", False),  # given once
         ("clonazepam 0.5 MG Oral Tablet", "sertraline 50 MG Oral Tablet", False),
-        ("lisinopril 20 MG / hydrochlorothiazide 25 MG Oral Tablet", "chlorthalidone 25 MG Oral Tablet", True),
+        (
+            "lisinopril 20 MG / hydrochlorothiazide 25 MG Oral Tablet",
+            "chlorthalidone 25 MG Oral Tablet",
+            True,
+        ),
         ("hydrochlorothiazide 25 MG Oral Tablet", "indapamide 2.5 MG Oral Tablet", True),
         ("hydrochlorothiazide 25 MG Oral Tablet", "metolazone 2.5 MG Oral Tablet", False),  # sequential block
         ("hydrochlorothiazide 25 MG Oral Tablet", "furosemide 40 MG Oral Tablet", False),
@@ -1315,6 +1319,42 @@ def _onset(resource: JsonDict, days_ago: int) -> JsonDict:
             label_checks.LACTATION_AVOID,
             (drug("tin", "tinidazole 500 MG Oral Tablet (Tindamax)"), problem("lactation")),
             True,
+        ),
+        (
+            label_checks.LACTATION_AVOID,
+            (drug("ate", "atenolol 50 MG Oral Tablet (Tenormin)"), problem("lactation")),
+            True,
+        ),
+        (
+            label_checks.LACTATION_AVOID,
+            (drug("met", "metoprolol tartrate 25 MG Oral Tablet"), problem("lactation")),
+            False,
+        ),
+        (
+            label_checks.PRASUGREL_PRIOR_STROKE_TIA,
+            (
+                drug("pra", "prasugrel 10 MG Oral Tablet (Effient)"),
+                _past(condition("Transient ischemic attack", "t")),
+            ),
+            True,
+        ),
+        (
+            label_checks.PRASUGREL_PRIOR_STROKE_TIA,
+            (drug("pra", "prasugrel 10 MG Oral Tablet (Effient)"), condition("Cerebrovascular accident", "cva")),
+            True,
+        ),
+        (
+            label_checks.PRASUGREL_PRIOR_STROKE_TIA,
+            (
+                drug("clo", "clopidogrel 75 MG Oral Tablet"),
+                _past(condition("Transient ischemic attack", "t")),
+            ),
+            False,
+        ),
+        (
+            label_checks.PRASUGREL_PRIOR_STROKE_TIA,
+            (drug("pra", "prasugrel 10 MG Oral Tablet (Effient)"), problem("myocardial-infarction")),
+            False,
         ),
     ],
 )

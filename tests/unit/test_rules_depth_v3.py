@@ -799,3 +799,21 @@ def test_facts_rebuilt_with_replace_do_not_reuse_the_old_answers() -> None:
     assert facts.with_class("anticoagulant") and "anticoagulant" in facts.drug_classes
     emptied = replace(facts, exposures=())
     assert emptied.with_class("anticoagulant") == () and emptied.drug_classes == frozenset()
+
+
+AZTREONAM = rx("aztreonam", "aztreonam 2000 MG Injection (Azactam)")
+CEFTAZIDIME = rx("ceftazidime", "ceftazidime 2000 MG Injection (Fortaz)")
+
+
+def test_aztreonam_and_ceftazidime_share_a_side_chain_both_ways() -> None:
+    anaphylaxis = allergy("Ceftazidime", reaction="Anaphylaxis")
+    assert same_drug(anaphylaxis, drafts=(AZTREONAM,)) == [("rule.allergy-same-drug", "critical")]
+    assert same_drug(allergy("Aztreonam"), drafts=(CEFTAZIDIME,)) == [("rule.allergy-same-drug", "warning")]
+    context = Chart(resources=(anaphylaxis,), drafts=(AZTREONAM,)).build().context
+    (card,) = catalog.allergy_same_drug(RuleFacts.of(context))
+    assert card.evidence == ("kb.drug-allergy-reexposure", "kb.aztreonam-ceftazidime-side-chain")
+
+
+def test_aztreonam_after_a_penicillin_or_other_cephalosporin_allergy_is_quiet_here() -> None:
+    assert same_drug(allergy("Penicillin", reaction="Anaphylaxis"), drafts=(AZTREONAM,)) == []
+    assert same_drug(allergy("Cefazolin", reaction="Hives"), drafts=(AZTREONAM,)) == []
