@@ -12,7 +12,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Any, Final
 
 from plugin import allergens, terminology
 from plugin.context import codes, deid
@@ -43,6 +43,7 @@ from plugin.context.model import (
     UntrustedNote,
 )
 from plugin.context.patient import belongs, bundle_entries, patients_by_url
+from plugin.context.sig import read_sig
 
 ACTIVE_CONDITION = frozenset({"active", "recurrence", "relapse"})
 # A condition that is over still counts for the rules where a history of it is the contraindication (a past clot
@@ -199,14 +200,37 @@ def _one_dosage(instruction: Any) -> tuple[Dosage, float | None]:
             amount *= float(repeat.frequency) / float(repeat.period)
     else:
         amount = None
+    as_needed = bool(instruction.asNeededBoolean) or instruction.asNeededCodeableConcept is not None
+    # What the structured fields leave out, the sig text may say (a patient-reported medicine, a text cap).
+    sig = read_sig(_clean(instruction.text))
+    dose, frequency = dose or sig.dose, frequency or sig.frequency
     route = _code(instruction.route)
     dosage = Dosage(
         dose=dose,
         route=route.display if route else None,
         frequency=frequency,
-        as_needed=bool(instruction.asNeededBoolean) or instruction.asNeededCodeableConcept is not None,
+        as_needed=as_needed or sig.as_needed,
+        max_daily_mg=_daily_cap_mg(instruction.maxDosePerPeriod) or sig.max_daily_mg,
     )
     return dosage, amount
+
+
+_CAP_MASS_MG: Final = {"mg": 1.0, "g": 1000.0, "mcg": 0.001, "ug": 0.001}
+_CAP_PERIOD_DAYS: Final = {"d": 1.0, "day": 1.0, "days": 1.0, "h": 1 / 24, "hour": 1 / 24, "hours": 1 / 24}
+
+
+def _daily_cap_mg(ratio: Any) -> float | None:
+    """maxDosePerPeriod as milligrams a day when it is a mass over one day (or 24 hours); else None."""
+    numerator = ratio.numerator if ratio is not None else None
+    denominator = ratio.denominator if ratio is not None else None
+    if numerator is None or denominator is None or numerator.value is None or denominator.value is None:
+        return None
+    unit = (numerator.code or numerator.unit or "").lower()
+    period = (denominator.code or denominator.unit or "").lower()
+    days = float(denominator.value) * _CAP_PERIOD_DAYS.get(period, 0.0)
+    if unit not in _CAP_MASS_MG or abs(days - 1.0) > 1e-9:
+        return None
+    return float(numerator.value) * _CAP_MASS_MG[unit]
 
 
 def _dosage(instructions: Iterable[Any]) -> Dosage:

@@ -56,6 +56,9 @@ class Dosage:
     route: str | None = None
     frequency: str | None = None  # "2 per 1 d"
     as_needed: bool = False
+    max_daily_mg: float | None = (
+        None  # the prescriber's cap a day (maxDosePerPeriod, or "do not exceed 2 g a day")
+    )
 
 
 @dataclass(frozen=True, slots=True)

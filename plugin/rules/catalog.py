@@ -994,6 +994,22 @@ def long_acting_with_breakthrough(facts: RuleFacts, members: Iterable[Exposure])
     return scheduled is not None and not scheduled.as_needed and as_needed is not None and as_needed.as_needed
 
 
+# Warfarin takes days to work, so a heparin or fondaparinux overlaps it until the INR is in range (at least five
+# days): while both are new the pair is a bridge, not a duplicate.
+BRIDGE_NEW_WITHIN_DAYS: Final = 30
+_BRIDGING_PARENTERAL: Final = frozenset({"fondaparinux"})
+
+
+def warfarin_bridge(members: Iterable[Exposure]) -> bool:
+    """Exactly a vitamin K antagonist and a heparin (or fondaparinux), both started within 30 days or ordered now."""
+    pair = tuple(members)
+    if len(pair) != 2 or not all(e.new(BRIDGE_NEW_WITHIN_DAYS) for e in pair):
+        return False
+    vka = [e for e in pair if e.has("vitamin-k-antagonist")]
+    parenteral = [e for e in pair if e.has("heparin") or not _BRIDGING_PARENTERAL.isdisjoint(e.ingredients)]
+    return len(vka) == 1 and len(parenteral) == 1 and vka[0] is not parenteral[0]
+
+
 def duplicate_therapy(facts: RuleFacts) -> Iterator[Finding]:
     covered: set[frozenset[str]] = set()
     for label, classes, evidence, why, across_classes, exempt in _DUPLICATE_GROUPS:
@@ -1002,7 +1018,9 @@ def duplicate_therapy(facts: RuleFacts) -> Iterator[Finding]:
             members = tuple(e for e in members if not exempt(e))
         if "nsaid" in classes:
             members = tuple(e for e in members if not low_dose_aspirin(facts, e))
-        if "opioid" in classes and long_acting_with_breakthrough(facts, members):
+        if ("opioid" in classes and long_acting_with_breakthrough(facts, members)) or (
+            "anticoagulant" in classes and warfarin_bridge(members)
+        ):
             covered.add(frozenset(e.handle for e in members))
             continue
         if across_classes and not all(any(e.has(c) for e in members) for c in classes):

@@ -1,4 +1,4 @@
-"""Second-depth checks: AKI on the triple whammy, potassium before K-raising starts, low K/Mg, acetaminophen totals, amiodarone tests, anticholinergics with dementia drugs, Tdap in pregnancy."""
+"""Second-depth checks: AKI on the triple whammy, potassium before K-raising starts, low K/Mg, acetaminophen totals (and in cirrhosis), amiodarone tests, anticholinergics with dementia drugs, Tdap in pregnancy."""
 
 # Each rule reads only the labs in LABS_READ, judged current by their windows in knowledge/lab_validity.json
 # (plugin.rules.freshness); a stale or missing value is unknown and is said so on the card, never read as normal.
@@ -145,7 +145,11 @@ def _acetaminophen_daily(facts: RuleFacts, exposure: Exposure) -> _Daily:
         return _Daily(exposure, None)
     one = single_dose_mg(dosage, ingredient_strength_mg(exposure.label, "acetaminophen"))
     times = daily_frequency(dosage)
-    return _Daily(exposure, one * times if one is not None and times is not None else None)
+    most = one * times if one is not None and times is not None else None
+    cap = dosage.max_daily_mg  # the prescriber's "do not exceed": the most this product can add
+    if cap is not None:
+        most = cap if most is None else min(most, cap)
+    return _Daily(exposure, most)
 
 
 def _grams(mg: float) -> str:
@@ -186,6 +190,36 @@ def acetaminophen_daily_total(facts: RuleFacts) -> Iterator[Finding]:
         "usual hidden source of an excess.",
         ("kb.acetaminophen-daily-maximum",),
         _handles(products),
+        _proposed(products),
+    )
+
+
+# --- rule.acetaminophen-cirrhosis -----------------------------------------------------------------------
+
+ACETAMINOPHEN_CIRRHOSIS_MAX_DAILY_MG: Final = 2000.0  # kb.acetaminophen-cirrhosis: at most 2 g a day
+
+
+def acetaminophen_in_cirrhosis(facts: RuleFacts) -> Iterator[Finding]:
+    """Acetaminophen above 2 g a day (all products, as-needed at their most frequent use) with cirrhosis. Above
+    4 g the daily-total card speaks for every patient and this one stays quiet; an unread dose is that card's."""
+    cirrhosis = facts.value_sets.get("cirrhosis", ())
+    products = [e for e in facts.exposures if "acetaminophen" in e.ingredients]
+    if not cirrhosis or not products:
+        return
+    daily = [_acetaminophen_daily(facts, e) for e in products]
+    known = sum(d.mg for d in daily if d.mg is not None)
+    if not ACETAMINOPHEN_CIRRHOSIS_MAX_DAILY_MG < known <= ACETAMINOPHEN_MAX_DAILY_MG:
+        return
+    yield Finding(
+        "rule.acetaminophen-cirrhosis",
+        "warning",
+        _short(
+            f"Cirrhosis and acetaminophen {_grams(known)} g/day: consider at most 2 g a day (it stays the "
+            "preferred analgesic)"
+        ),
+        "In cirrhosis acetaminophen remains the analgesic of choice, at no more than 2 g a day.",
+        ("kb.acetaminophen-cirrhosis",),
+        (*cirrhosis, *_handles(products)),
         _proposed(products),
     )
 
@@ -352,6 +386,7 @@ DEPTH_MEDICATION_RULES: Final[tuple[Rule, ...]] = (
     potassium_unknown_before_starting,
     low_potassium_magnesium,
     acetaminophen_daily_total,
+    acetaminophen_in_cirrhosis,
     amiodarone_monitoring,
     amiodarone_thyroid_dysfunction,
     anticholinergic_cholinesterase_inhibitor,

@@ -287,3 +287,22 @@ def test_sulfasalazine_needs_a_blood_count_and_liver_tests_every_four_months(day
     assert bool(found) is fires
     if fires:
         assert found[0].severity == "info" and found[0].order_lab is not None
+
+
+@pytest.mark.parametrize(("days", "fires"), [(179, False), (180, False), (181, True), (365, True)])
+def test_methimazole_needs_a_tsh_at_least_every_six_months(days: int, fires: bool) -> None:
+    found = run(
+        _drug("methimazole 10 MG Oral Tablet (Tapazole)", days_ago=420), lab("tsh", 1.2, days_ago=days)
+    )
+    assert bool(found) is fires
+    if fires:
+        assert found[0].severity == "info" and found[0].order_lab is not None
+        assert found[0].order_lab.loinc == "3016-3"
+
+
+@pytest.mark.parametrize(("days", "fires"), [(89, False), (90, False), (91, True), (160, True)])
+def test_tolvaptan_needs_liver_tests_at_least_every_three_months(days: int, fires: bool) -> None:
+    found = run(_drug("tolvaptan 90 MG Oral Tablet (Jynarque)", days_ago=900), lab("alt", 25, days_ago=days))
+    assert bool(found) is fires
+    if fires:
+        assert found[0].severity == "warning" and found[0].evidence == ("kb.tolvaptan-liver-monitoring",)

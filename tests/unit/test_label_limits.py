@@ -1340,7 +1340,10 @@ def _onset(resource: JsonDict, days_ago: int) -> JsonDict:
         ),
         (
             label_checks.PRASUGREL_PRIOR_STROKE_TIA,
-            (drug("pra", "prasugrel 10 MG Oral Tablet (Effient)"), condition("Cerebrovascular accident", "cva")),
+            (
+                drug("pra", "prasugrel 10 MG Oral Tablet (Effient)"),
+                condition("Cerebrovascular accident", "cva"),
+            ),
             True,
         ),
         (
@@ -1477,3 +1480,28 @@ def test_levothyroxine_already_taken_is_a_dose_change_not_a_start() -> None:
     current = drug("levo-now", "levothyroxine sodium 75 MCG Oral Tablet", 0.075)
     context = Chart(age=80, resources=(current,), drafts=(_levothyroxine_draft(100),)).build().context
     assert list(label_limits.levothyroxine_full_dose_start(RuleFacts.of(context))) == []
+
+
+# --- a heparin bridging new warfarin is no duplicate -----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("warfarin_days", "heparin_days", "raised"),
+    [
+        (2, 2, False),  # both new: the bridge
+        (30, 30, False),
+        (31, 2, True),  # established warfarin with a new heparin: a duplicate to ask about
+        (2, 31, True),
+        (400, 400, True),
+    ],
+)
+def test_a_heparin_bridge_to_new_warfarin(warfarin_days: int, heparin_days: int, raised: bool) -> None:
+    warfarin = drug("w", "warfarin sodium 5 MG Oral Tablet (Coumadin)", 5, days_ago=warfarin_days)
+    enoxaparin = drug("e", "enoxaparin sodium 80 MG/0.8ML Prefilled Syringe", 80, (2, 1, "d"), heparin_days)
+    assert bool(found(catalog.duplicate_therapy, warfarin, enoxaparin)) is raised
+
+
+def test_a_heparin_beside_a_new_doac_is_still_a_duplicate() -> None:
+    apixaban = drug("a", "apixaban 5 MG Oral Tablet (Eliquis)", 5, (2, 1, "d"), 2)
+    enoxaparin = drug("e", "enoxaparin sodium 80 MG/0.8ML Prefilled Syringe", 80, (2, 1, "d"), 2)
+    assert found(catalog.duplicate_therapy, apixaban, enoxaparin)

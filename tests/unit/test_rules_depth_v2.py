@@ -137,6 +137,7 @@ AMIO_KB = ("kb.amiodarone-thyroid-liver-monitoring",)
 ACH_KB = ("kb.cholinesterase-inhibitor-anticholinergic",)
 TDAP_KB = ("kb.acip-tdap-each-pregnancy",)
 APAP_TID = dosed(APAP, 2, 3)  # 1,950 mg a day
+APAP_CIRRHOSIS_KB = ("kb.acetaminophen-cirrhosis",)
 HYDRO_Q6 = dosed(HYDROCODONE_APAP, 2, 4)  # 2,600 mg a day
 
 CASES: tuple[Case, ...] = (
@@ -314,6 +315,24 @@ CASES: tuple[Case, ...] = (
     Case(
         "apap/3.9-g", depth.acetaminophen_daily_total, chart(dosed(HYDROCODONE_APAP, 2, 4), dosed(APAP, 1, 4))
     ),
+    # Acetaminophen in cirrhosis against 2 g a day.
+    Case(
+        "apap-cirrhosis/2.6-g",
+        depth.acetaminophen_in_cirrhosis,
+        chart(HYDRO_Q6, problem("cirrhosis")),
+        (
+            Expected(
+                "rule.acetaminophen-cirrhosis",
+                "warning",
+                APAP_CIRRHOSIS_KB,
+                (problem("cirrhosis"), HYDRO_Q6),
+                (),
+                None,
+                ("2.6 g",),
+            ),
+        ),
+    ),
+    Case("apap-cirrhosis/1.95-g", depth.acetaminophen_in_cirrhosis, chart(APAP_TID, problem("cirrhosis"))),
     Case(
         "apap/unknown-dose-says-unknown",
         depth.acetaminophen_daily_total,
@@ -560,6 +579,8 @@ def test_the_constants_are_the_entries_numbers() -> None:
     says("kb.diuretic-hypokalaemia-replacement", "3.5 mmol/L", "1.8 mg/dL")
     assert depth.ACETAMINOPHEN_MAX_DAILY_MG == 4000
     says("kb.acetaminophen-daily-maximum", "4 g in 24 hours")
+    assert depth.ACETAMINOPHEN_CIRRHOSIS_MAX_DAILY_MG == 2000
+    says("kb.acetaminophen-cirrhosis", "no more than 2 g")
     assert depth.TDAP_WEEKS == (27, 36)
     says("kb.acip-tdap-each-pregnancy", "27–36 week")
     says("kb.aki-triple-whammy-stop", "1.5 times", "8 to 365 days")
@@ -641,3 +662,49 @@ def test_penicillin_allergy_and_cephalosporins(
     built = chart(_low_risk_penicillin_allergy(criticality, reaction), drug).build()
     ids = [f.rule_id for f in catalog.allergy_conflict(RuleFacts.of(built.context))]
     assert ("rule.allergy-cross-reactivity" in ids) is fires
+
+
+# --- acetaminophen in cirrhosis: at most 2 g a day ------------------------------------------------------------
+
+APAP_500 = rx("apap-500", "198440", "Acetaminophen 500 MG Oral Tablet")
+
+
+def _apap_mg_a_day(mg: float, cap_text: str = "") -> JsonDict:
+    changed: JsonDict = copy_json(APAP_500)
+    changed["dosageInstruction"] = [
+        {
+            "text": f"{mg:g} mg a day{cap_text}",
+            "timing": {"repeat": {"frequency": 1, "period": 1, "periodUnit": "d"}},
+            "doseAndRate": [{"doseQuantity": {"value": mg, "unit": "mg"}}],
+        }
+    ]
+    return changed
+
+
+def _cirrhosis_cards(*resources: JsonDict) -> list[str]:
+    facts = RuleFacts.of(chart(*resources).build().context)
+    return [
+        f.rule_id
+        for rule in (depth.acetaminophen_in_cirrhosis, depth.acetaminophen_daily_total)
+        for f in rule(facts)
+    ]
+
+
+@pytest.mark.parametrize(
+    ("mg", "expected"),
+    [
+        (1999, []),
+        (2000, []),
+        (2001, ["rule.acetaminophen-cirrhosis"]),
+        (4000, ["rule.acetaminophen-cirrhosis"]),
+        (4001, ["rule.acetaminophen-daily-total"]),  # above 4 g the card for every patient speaks alone
+    ],
+)
+def test_acetaminophen_in_cirrhosis_at_and_around_2_g(mg: float, expected: list[str]) -> None:
+    assert _cirrhosis_cards(_apap_mg_a_day(mg), problem("cirrhosis")) == expected
+
+
+def test_acetaminophen_3_g_without_cirrhosis_or_capped_at_2_g_is_quiet() -> None:
+    assert _cirrhosis_cards(_apap_mg_a_day(3000), problem("hypertension")) == []
+    capped = _apap_mg_a_day(3000, "; do not exceed 2,000 mg in 24 hours")
+    assert _cirrhosis_cards(capped, problem("cirrhosis")) == []
