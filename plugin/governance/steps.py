@@ -117,6 +117,7 @@ DOSE_RULES: Final = frozenset(
         "rule.simvastatin-daily-dose",
         "rule.atorvastatin-dose-limit",
         "rule.citalopram-qt-dose",
+        "rule.paediatric-dose-band",
     }
 )
 _PERIOD_NAMES: Final = {"h": "h", "d": "d", "wk": "wk"}

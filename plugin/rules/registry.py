@@ -4,7 +4,7 @@
 # adults; high_harm: the high-harm combinations and the opioid bundle; kidney/renal_rules: renal function and
 # dosing; monitoring: monitoring, drug-disease and care gaps; label_checks: label and Beers checks of pairs,
 # conditions, ages and doses; label_limits: limits by age, weight, duration and interval, and care gaps that
-# need them; dose_range: doses; drug_monitoring: the labs a drug or a combination needs; depth: electrolytes on
+# need them; dose_range: doses; dose_bands: children's doses by age or weight band; drug_monitoring: the labs a drug or a combination needs; depth: electrolytes on
 # diuretics, acetaminophen totals, amiodarone monitoring, anticholinergics with dementia drugs, Tdap in
 # pregnancy; gaps: AF without anticoagulation, amiodarone first-line at 65+ and more; resolution: what could not
 # be resolved or does not agree; vaccines: zoster, Td/Tdap, RSV, at-risk pneumococcal and MenACWY). Only this
@@ -16,6 +16,7 @@ from typing import Final
 
 from plugin.rules.catalog import BASE_CARE_GAP_RULES, BASE_MEDICATION_RULES, Rule
 from plugin.rules.depth import DEPTH_CARE_GAP_RULES, DEPTH_MEDICATION_RULES
+from plugin.rules.dose_bands import DOSE_BAND_RULES
 from plugin.rules.dose_range import DOSE_RULES
 from plugin.rules.drug_monitoring import DRUG_MONITORING_RULES
 from plugin.rules.gaps import GAP_CARE_RULES, GAP_MEDICATION_RULES
@@ -39,6 +40,7 @@ MEDICATION_RULES: Final[tuple[Rule, ...]] = (
     *MONITORING_RULES,
     *DRUG_DISEASE_RULES,
     *DOSE_RULES,
+    *DOSE_BAND_RULES,
     *DEPTH_MEDICATION_RULES,
     *GAP_MEDICATION_RULES,
     *DRUG_MONITORING_RULES,

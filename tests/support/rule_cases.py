@@ -238,6 +238,7 @@ PROBLEMS: dict[str, tuple[str, str]] = {
     "stroke-untyped": ("230690007", "Cerebrovascular accident (disorder)"),
     "peripheral-arterial-disease": ("840580004", "Peripheral arterial disease (disorder)"),
     "cirrhosis": ("19943007", "Cirrhosis of liver (disorder)"),
+    "sickle-cell-disease": ("127040003", "Sickle cell-hemoglobin SS disease (disorder)"),
     "aortic-aneurysm": ("233985008", "Abdominal aortic aneurysm (disorder)"),
     "deep-vein-thrombosis": ("128053003", "Deep venous thrombosis (disorder)"),
     "bph": ("266569009", "Benign prostatic hyperplasia (disorder)"),

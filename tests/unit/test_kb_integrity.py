@@ -158,6 +158,7 @@ RULE_TABLES = (
     "protected_therapies.json",
     "drug_monitoring.json",
     "interaction_pairs.json",
+    "paediatric_dose_bands.json",
 )
 
 
