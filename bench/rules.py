@@ -63,6 +63,7 @@ from bench.gold.model import (
     HELDOUT_V18_PATH,
     HELDOUT_V19_PATH,
     HELDOUT_V20_PATH,
+    HELDOUT_V21_PATH,
     load_check_rules,
     load_constructed,
     load_full_review,
@@ -236,6 +237,7 @@ WRITTEN_WHILE: Final[dict[int, str]] = {
     18: "v17 was tuned on, beside v19",
     19: "v17 was tuned on, beside v18",
     20: "v18 and v19 were tuned on",
+    21: "v20 was tuned on",
 }
 # The held-out sets in the order they were written, each blind to the rules as they stood; True where the
 # rules were later tuned on it (so its number is no longer an unseen one). Only the newest is unseen.
@@ -260,6 +262,7 @@ HELDOUT_SETS: Final[tuple[tuple[Path, bool], ...]] = (
     (HELDOUT_V18_PATH, True),
     (HELDOUT_V19_PATH, True),
     (HELDOUT_V20_PATH, True),
+    (HELDOUT_V21_PATH, False),
 )
 
 

@@ -53,8 +53,12 @@ HELDOUT_V17_PATH = Path(__file__).resolve().parent / "heldout_v17_cases.json"
 # (emergency, discharge, nursing facility, infusion, paediatric and women's health prescriptions).
 HELDOUT_V18_PATH = Path(__file__).resolve().parent / "heldout_v18_cases.json"
 HELDOUT_V19_PATH = Path(__file__).resolve().parent / "heldout_v19_cases.json"
-# Written blind (mixed chart review and order verification) while v18 and v19 were tuned on; not tuned on.
+# Written blind (mixed chart review and order verification) while v18 and v19 were tuned on; tuned on from the
+# ninth session.
 HELDOUT_V20_PATH = Path(__file__).resolve().parent / "heldout_v20_cases.json"
+# Written blind (ninth session: chart review and order verification, weighted to order-select dose checks) while
+# v20 was tuned on; scored once at the commit that registered it.
+HELDOUT_V21_PATH = Path(__file__).resolve().parent / "heldout_v21_cases.json"
 # A blind second review of the Synthea charts (2026-12-07), added to the first pharmacist review's findings.
 SECOND_REVIEW_PATH = Path(__file__).resolve().parent / "pharmacist_review_second.json"
 # A blind, complete review of the constructed charts (2026-12-07), added to their authors' focused findings.
