@@ -262,7 +262,7 @@ HELDOUT_SETS: Final[tuple[tuple[Path, bool], ...]] = (
     (HELDOUT_V18_PATH, True),
     (HELDOUT_V19_PATH, True),
     (HELDOUT_V20_PATH, True),
-    (HELDOUT_V21_PATH, False),
+    (HELDOUT_V21_PATH, True),
 )
 
 

@@ -691,10 +691,11 @@ def value_set_names() -> frozenset[str]:
 def value_sets_named_by(text: str) -> frozenset[str]:
     """Value sets whose phrases a problem's text names (for a code no value set holds); none when the text
     speaks of a history in the family, a screening, a risk, a negation or a resolved problem."""
-    if not text or _NOT_THE_CONDITION.search(text.replace("-", " ")):
+    spaced = text.replace("-", " ")  # "Wolff-Parkinson-White", "heparin-induced": phrases are spaced words
+    if not text or _NOT_THE_CONDITION.search(spaced):
         return frozenset()
     return frozenset(
-        name for name, v in terminology().value_sets.items() if v.text is not None and v.text.search(text)
+        name for name, v in terminology().value_sets.items() if v.text is not None and v.text.search(spaced)
     )
 
 

@@ -635,7 +635,11 @@ def allergy_conflict(facts: RuleFacts) -> Iterator[Finding]:
 # structure and labels contraindicate the class after a reaction to any member; the tinidazole label does the
 # same for any nitroimidazole), and the aromatic anticonvulsants,
 # whose severe cutaneous reactions recur across the group.
-_SAME_CLASS_ALLERGY: Final = frozenset({"fluoroquinolone", "ace-inhibitor", "tetracycline", "nitroimidazole"})
+# A heparin allergy (or heparin-induced thrombocytopenia recorded as one) bars the low-molecular-weight heparins,
+# which cross-react; fondaparinux, the usual alternative, is not of the class.
+_SAME_CLASS_ALLERGY: Final = frozenset(
+    {"fluoroquinolone", "ace-inhibitor", "tetracycline", "nitroimidazole", "heparin"}
+)
 AROMATIC_ANTICONVULSANTS: Final = frozenset(
     {
         "carbamazepine",

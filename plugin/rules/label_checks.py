@@ -692,6 +692,46 @@ PRASUGREL_PRIOR_STROKE_TIA = DrugCondition(
     "net benefit (boxed warning).",
     history_counts=True,
 )
+JAK_INHIBITORS: Final = ("tofacitinib", "baricitinib", "upadacitinib", "abrocitinib", "ritlecitinib")
+JAK_INHIBITOR_THROMBOSIS = DrugCondition(
+    "rule.jak-inhibitor-thrombosis",
+    (),
+    JAK_INHIBITORS,
+    ("venous-thromboembolism",),
+    "warning",
+    "kb.jak-inhibitor-thrombosis",
+    "A past DVT or PE",
+    "consider a biologic without the thrombosis warning",
+    "JAK inhibitors raised venous thromboembolism and death in ORAL Surveillance; the boxed warning says to avoid "
+    "them in patients at increased risk of thrombosis.",
+    systemic_only=True,
+    history_counts=True,
+)
+PIOGLITAZONE_BLADDER_CANCER = DrugCondition(
+    "rule.pioglitazone-bladder-cancer",
+    (),
+    ("pioglitazone",),
+    ("bladder-cancer",),
+    "warning",
+    "kb.pioglitazone-bladder-cancer",
+    "Bladder cancer",
+    "consider another glucose-lowering drug",
+    "Pioglitazone is linked to bladder cancer: its label bars it in active bladder cancer and weighs its benefit "
+    "against recurrence after one.",
+    history_counts=True,
+)
+INCRETIN_GASTROPARESIS = DrugCondition(
+    "rule.incretin-gastroparesis",
+    ("glp1-agonist",),
+    (),
+    ("gastroparesis",),
+    "warning",
+    "kb.glp1-agonist-gastroparesis",
+    "Gastroparesis",
+    "consider stopping it for a drug that does not slow gastric emptying",
+    "GLP-1 receptor agonists slow gastric emptying; their labels do not recommend them in severe gastrointestinal "
+    "disease such as gastroparesis.",
+)
 FEBUXOSTAT_CARDIOVASCULAR_DISEASE = DrugCondition(
     "rule.febuxostat-cardiovascular-disease",
     (),
@@ -830,6 +870,65 @@ def nsaid_peptic_ulcer(facts: RuleFacts) -> Iterator[Finding]:
 TONSILLECTOMY_DAYS: Final = 30
 
 
+# --- AV nodal blockers in pre-excited atrial fibrillation --------------------------------------------------
+
+AV_NODAL_BLOCKER_CLASSES: Final = ("non-dihydropyridine-ccb", "cardiac-glycoside")
+AV_NODAL_BLOCKER_INGREDIENTS: Final = frozenset({"adenosine"})
+
+
+def av_nodal_blocker_pre_excited_af(facts: RuleFacts) -> Iterator[Finding]:
+    """Diltiazem, verapamil, digoxin or adenosine with a pre-excitation (WPW) pattern and atrial fibrillation or
+    flutter: blocking the AV node sends the fibrillation down the accessory pathway."""
+    pathway = facts.ever("pre-excitation")
+    fibrillation = facts.value_sets.get("atrial-fibrillation", ())
+    if not pathway or not fibrillation:
+        return
+    drugs = tuple(
+        e
+        for e in facts.exposures
+        if e.has(*AV_NODAL_BLOCKER_CLASSES) or not AV_NODAL_BLOCKER_INGREDIENTS.isdisjoint(e.ingredients)
+    )
+    if not drugs:
+        return
+    yield Finding(
+        "rule.av-nodal-blocker-pre-excitation",
+        "critical",
+        _short(
+            f"Pre-excited atrial fibrillation (WPW) and {_names(drugs)}: contraindicated; consider procainamide "
+            "or cardioversion"
+        ),
+        "Slowing the AV node lets pre-excited atrial fibrillation conduct down the accessory pathway, which can "
+        "degenerate into ventricular fibrillation.",
+        ("kb.av-nodal-blockers-pre-excited-af",),
+        (*pathway, *fibrillation, *_handles(drugs)),
+        _proposed(drugs),
+    )
+
+
+# --- glucose-lowering drugs to switch in pregnancy ----------------------------------------------------------
+
+PREGNANCY_SWITCH_CLASSES: Final = ("sglt2-inhibitor", "glp1-agonist", "dpp4-inhibitor")
+
+
+def diabetes_drugs_in_pregnancy(facts: RuleFacts) -> Iterator[Finding]:
+    """An SGLT2 inhibitor, GLP-1 receptor agonist or DPP-4 inhibitor in pregnancy: insulin is the treatment."""
+    if not facts.pregnant:
+        return
+    drugs = facts.with_class(*PREGNANCY_SWITCH_CLASSES)
+    if not drugs:
+        return
+    yield Finding(
+        "rule.diabetes-drug-pregnancy",
+        "warning",
+        _short(f"Pregnancy with {_names(drugs)}: consider stopping it and starting insulin"),
+        "These drugs lack safety data in pregnancy and SGLT2 inhibitors are not recommended after the first "
+        "trimester; insulin is the preferred treatment when pregnancy starts.",
+        ("kb.ada-diabetes-drugs-in-pregnancy",),
+        (*facts.context.pregnancy.evidence, *_handles(drugs)),
+        _proposed(drugs),
+    )
+
+
 def codeine_after_tonsillectomy(facts: RuleFacts) -> Iterator[Finding]:
     """Codeine or tramadol from 12 to 17 after a recent tonsillectomy (under 12 rule.paediatric-codeine-tramadol
     already says contraindicated). An undated procedure counts: it is shown, not assumed to be old."""
@@ -845,9 +944,13 @@ def codeine_after_tonsillectomy(facts: RuleFacts) -> Iterator[Finding]:
         if terminology.in_value_set("tonsillectomy-recent", p.code.system, p.code.code)
         and (p.days_ago is None or p.days_ago <= TONSILLECTOMY_DAYS)
     ]
-    operations += facts.value_sets.get("tonsillectomy-recent", ())
+    # A problem-list entry ("status post tonsillectomy", by code or words) counts while it began within the same
+    # 30 days; an undated one counts.
+    operations += facts.began_within(TONSILLECTOMY_DAYS, "tonsillectomy-recent")
     if not operations:
         return
+    # Obstructive sleep apnoea, the usual reason for the operation, adds to the risk the label names.
+    operations += facts.value_sets.get("obstructive-sleep-apnoea", ())
     yield Finding(
         "rule.paediatric-codeine-tonsillectomy",
         "critical",
@@ -1607,6 +1710,11 @@ LABEL_CHECK_RULES: tuple[Rule, ...] = (
     ITRACONAZOLE_HEART_FAILURE,
     TRAMADOL_EPILEPSY,
     PRASUGREL_PRIOR_STROKE_TIA,
+    JAK_INHIBITOR_THROMBOSIS,
+    PIOGLITAZONE_BLADDER_CANCER,
+    INCRETIN_GASTROPARESIS,
+    av_nodal_blocker_pre_excited_af,
+    diabetes_drugs_in_pregnancy,
     romosozumab_after_mi_or_stroke,
     antithrombotics_without_gastroprotection,
     tirzepatide_oral_contraceptive,

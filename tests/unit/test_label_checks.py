@@ -407,6 +407,34 @@ def test_tramadol_draft_after_tonsillectomy_and_codeine_without_one() -> None:
     assert run(label_checks.codeine_after_tonsillectomy, CODEINE, age=14) == []
 
 
+def _problem_text(text: str, days_ago: int | None) -> JsonDict:
+    problem = condition("tonsils-problem", "", "", text)
+    problem["code"] = {"text": text}
+    if days_ago is None:
+        del problem["onsetDateTime"]
+    else:
+        problem["onsetDateTime"] = on(days_ago)
+    return problem
+
+
+@pytest.mark.parametrize(
+    ("days_ago", "fires"), [(3, True), (30, True), (31, False), (900, False), (None, True)]
+)
+def test_a_tonsillectomy_on_the_problem_list_counts_while_recent(days_ago: int | None, fires: bool) -> None:
+    operation = _problem_text("Status post tonsillectomy and adenoidectomy", days_ago)
+    found = run(label_checks.codeine_after_tonsillectomy, operation, CODEINE, age=15)
+    assert bool(found) is fires
+
+
+def test_sleep_apnoea_is_shown_beside_the_tonsillectomy() -> None:
+    apnoea = condition("osa", SNOMED, "78275009", "Obstructive sleep apnea syndrome")
+    finding, built = one(label_checks.codeine_after_tonsillectomy, TONSILLECTOMY, apnoea, CODEINE, age=15)
+    assert ref(apnoea) in refs(built, finding.inputs)
+    assert (
+        run(label_checks.codeine_after_tonsillectomy, apnoea, CODEINE, age=15) == []
+    )  # apnoea alone: no card
+
+
 @pytest.mark.parametrize(
     ("age", "smoking", "fires"),
     [(34, SMOKER, False), (35, SMOKER, True), (42, CIGARETTES, True), (42, None, False)],

@@ -1359,6 +1359,45 @@ def _onset(resource: JsonDict, days_ago: int) -> JsonDict:
             (drug("pra", "prasugrel 10 MG Oral Tablet (Effient)"), problem("myocardial-infarction")),
             False,
         ),
+        (
+            label_checks.JAK_INHIBITOR_THROMBOSIS,
+            (
+                drug("tof", "tofacitinib 11 MG Extended Release Oral Tablet"),
+                _past(condition("Pulmonary embolism", "pe")),
+            ),
+            True,
+        ),
+        (
+            label_checks.JAK_INHIBITOR_THROMBOSIS,
+            (
+                drug("ada", "adalimumab 40 MG/0.4ML Prefilled Syringe"),
+                _past(condition("Pulmonary embolism", "pe")),
+            ),
+            False,
+        ),
+        (
+            label_checks.PIOGLITAZONE_BLADDER_CANCER,
+            (drug("pio", "pioglitazone 30 MG Oral Tablet"), _past(condition("Bladder cancer", "bc"))),
+            True,
+        ),
+        (
+            label_checks.PIOGLITAZONE_BLADDER_CANCER,
+            (drug("pio", "pioglitazone 30 MG Oral Tablet"), problem("diabetes")),
+            False,
+        ),
+        (
+            label_checks.INCRETIN_GASTROPARESIS,
+            (
+                drug("sema", "semaglutide 1 MG/DOSE Pen Injector (Ozempic)"),
+                condition("Diabetic gastroparesis", "gp"),
+            ),
+            True,
+        ),
+        (
+            label_checks.INCRETIN_GASTROPARESIS,
+            (drug("sita", "sitagliptin 100 MG Oral Tablet"), condition("Diabetic gastroparesis", "gp")),
+            False,
+        ),
     ],
 )
 def test_v18_v19_drug_and_condition_pairs(rule: Any, resources: tuple[JsonDict, ...], raised: bool) -> None:
@@ -1505,3 +1544,62 @@ def test_a_heparin_beside_a_new_doac_is_still_a_duplicate() -> None:
     apixaban = drug("a", "apixaban 5 MG Oral Tablet (Eliquis)", 5, (2, 1, "d"), 2)
     enoxaparin = drug("e", "enoxaparin sodium 80 MG/0.8ML Prefilled Syringe", 80, (2, 1, "d"), 2)
     assert found(catalog.duplicate_therapy, apixaban, enoxaparin)
+
+
+# --- held-out v21: pre-excited AF, diabetes drugs in pregnancy -----------------------------------------------
+
+DILTIAZEM_IV = drug("dil", "diltiazem hydrochloride 5 MG/ML Injectable Solution", 20)
+
+
+@pytest.mark.parametrize(
+    ("resources", "raised"),
+    [
+        (
+            (DILTIAZEM_IV, condition("Wolff-Parkinson-White pattern", "wpw"), problem("atrial-fibrillation")),
+            True,
+        ),
+        (
+            (
+                drug("dig", "digoxin 0.125 MG Oral Tablet"),
+                condition("WPW", "wpw"),
+                problem("atrial-fibrillation"),
+            ),
+            True,
+        ),
+        ((DILTIAZEM_IV, problem("atrial-fibrillation")), False),  # no accessory pathway on record
+        ((DILTIAZEM_IV, condition("Wolff-Parkinson-White pattern", "wpw")), False),  # no fibrillation
+        (
+            (
+                drug("met", "metoprolol tartrate 25 MG Oral Tablet"),
+                condition("WPW", "wpw"),
+                problem("atrial-fibrillation"),
+            ),
+            False,
+        ),
+    ],
+)
+def test_av_nodal_blockers_in_pre_excited_atrial_fibrillation(
+    resources: tuple[JsonDict, ...], raised: bool
+) -> None:
+    findings = found(label_checks.av_nodal_blocker_pre_excited_af, *resources)
+    assert bool(findings) is raised
+    if raised:
+        assert findings[0].severity == "critical"
+
+
+@pytest.mark.parametrize(
+    ("display", "raised"),
+    [
+        ("empagliflozin 25 MG Oral Tablet (Jardiance)", True),
+        ("semaglutide 1 MG/DOSE Pen Injector (Ozempic)", True),
+        ("sitagliptin 100 MG Oral Tablet", True),
+        ("metformin hydrochloride 1000 MG Oral Tablet", False),
+        ("insulin glargine 100 UNT/ML Pen Injector", False),
+    ],
+)
+def test_glucose_lowering_drugs_to_switch_in_pregnancy(display: str, raised: bool) -> None:
+    findings = found(
+        label_checks.diabetes_drugs_in_pregnancy, drug("dm", display), problem("pregnancy"), age=34
+    )
+    assert bool(findings) is raised
+    assert not found(label_checks.diabetes_drugs_in_pregnancy, drug("dm", display), age=34)

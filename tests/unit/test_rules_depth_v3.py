@@ -817,3 +817,13 @@ def test_aztreonam_and_ceftazidime_share_a_side_chain_both_ways() -> None:
 def test_aztreonam_after_a_penicillin_or_other_cephalosporin_allergy_is_quiet_here() -> None:
     assert same_drug(allergy("Penicillin", reaction="Anaphylaxis"), drafts=(AZTREONAM,)) == []
     assert same_drug(allergy("Cefazolin", reaction="Hives"), drafts=(AZTREONAM,)) == []
+
+
+ENOXAPARIN = rx("enoxaparin", "enoxaparin sodium 40 MG/0.4ML Prefilled Syringe (Lovenox)")
+FONDAPARINUX = rx("fondaparinux", "fondaparinux sodium 2.5 MG/0.5ML Prefilled Syringe (Arixtra)")
+
+
+def test_a_heparin_allergy_bars_low_molecular_weight_heparins_not_fondaparinux() -> None:
+    hit = allergy("Heparin", rxnorm="5224", criticality="high", reaction="Heparin-induced thrombocytopenia")
+    assert same_drug(hit, drafts=(ENOXAPARIN,)) == [("rule.allergy-same-drug", "critical")]
+    assert same_drug(hit, drafts=(FONDAPARINUX,)) == []
