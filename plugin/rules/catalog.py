@@ -952,6 +952,13 @@ _DUPLICATE_GROUPS: Final[tuple[DuplicateGroup, ...]] = (
     # One group for both subclasses: two dihydropyridines duplicate each other, and verapamil or diltiazem
     # with a dihydropyridine adds its effects and raises the dihydropyridine's levels (amlodipine label).
     DuplicateGroup(
+        "mineralocorticoid receptor antagonists",
+        frozenset({"mineralocorticoid-antagonist"}),
+        "kb.duplicate-mineralocorticoid-antagonists",
+        "Finerenone, spironolactone and eplerenone block the same receptor (often one from each of two clinics): "
+        "together they add hyperkalaemia and kidney function decline.",
+    ),
+    DuplicateGroup(
         "benzodiazepines",
         frozenset({"benzodiazepine"}),
         "kb.duplicate-benzodiazepines",

@@ -12,8 +12,8 @@ from typing import Final
 
 from plugin.context.model import Measurement
 from plugin.rules.catalog import POTASSIUM_RAISING, POTASSIUM_START_BLOCKED, Rule
-from plugin.rules.dose_range import daily_frequency, ingredient_strength_mg, single_dose_mg
-from plugin.rules.dosing import dosage_of
+from plugin.rules.dose_range import analgesic_nsaids, daily_frequency, ingredient_strength_mg, single_dose_mg
+from plugin.rules.dosing import SKIN_EYE_EAR, dosage_of
 from plugin.rules.model import Exposure, Finding, LabOrder, RuleFacts, Severity
 from plugin.rules.phrasing import handles as _handles
 from plugin.rules.phrasing import names as _names
@@ -35,7 +35,7 @@ __all__ = [
 POTASSIUM = LabOrder("2823-3", "Potassium [Moles/volume] in Serum or Plasma")
 TSH = LabOrder("3016-3", "Thyrotropin [Units/volume] in Serum or Plasma")
 ALT = LabOrder("1742-6", "Alanine aminotransferase [Enzymatic activity/volume] in Serum or Plasma")
-LABS_READ: Final = ("potassium", "magnesium", "tsh", "alt")
+LABS_READ: Final = ("potassium", "magnesium", "tsh", "alt", "platelets")
 
 # --- rule.low-potassium-magnesium ------------------------------------------------------------------------
 
@@ -224,6 +224,135 @@ def acetaminophen_in_cirrhosis(facts: RuleFacts) -> Iterator[Finding]:
     )
 
 
+# --- rule.insulin-infusion-low-potassium -----------------------------------------------------------------
+
+INSULIN_INFUSION_MIN_POTASSIUM: Final = 3.5  # kb.dka-potassium-before-insulin
+_INTRAVENOUS: Final = re.compile(r"\b(intravenous|iv|infusion|drip)\b", re.IGNORECASE)
+
+
+def _intravenous(facts: RuleFacts, exposure: Exposure) -> bool:
+    dosage = dosage_of(facts, exposure)
+    return bool(_INTRAVENOUS.search(f"{exposure.label} {dosage.route if dosage and dosage.route else ''}"))
+
+
+def insulin_infusion_low_potassium(facts: RuleFacts) -> Iterator[Finding]:
+    """An intravenous insulin order while the current potassium is below 3.5 mmol/L (hyperglycaemic crisis):
+    insulin drives potassium into the cells, so potassium is replaced first."""
+    potassium = facts.current("potassium")
+    if potassium is None or potassium.value >= INSULIN_INFUSION_MIN_POTASSIUM:
+        return
+    drugs = tuple(e for e in facts.with_class("insulin") if e.proposed and _intravenous(facts, e))
+    if not drugs:
+        return
+    yield Finding(
+        "rule.insulin-infusion-low-potassium",
+        "critical",
+        _short(
+            f"IV insulin ({_names(drugs)}) with potassium {potassium.value:g}: consider holding insulin until "
+            "potassium is replaced to 3.5 or more"
+        ),
+        "Insulin moves potassium into cells; started while potassium is low it can cause arrhythmia and "
+        "respiratory muscle weakness.",
+        ("kb.dka-potassium-before-insulin",),
+        (potassium.handle, *_handles(drugs)),
+        _proposed(drugs),
+    )
+
+
+# --- rule.anticoagulant-low-platelets ----------------------------------------------------------------------
+
+FULL_DOSE_MIN_PLATELETS: Final = 50.0  # x10^3/uL; kb.anticoagulation-thrombocytopenia
+ANY_DOSE_MIN_PLATELETS: Final = 25.0
+# Daily doses at or under these are prophylactic; above them, treatment doses.
+PROPHYLACTIC_MAX_MG_A_DAY: Final[dict[str, float]] = {"enoxaparin": 40.0, "fondaparinux": 2.5}
+
+
+def _treatment_dose(facts: RuleFacts, exposure: Exposure) -> bool:
+    """An oral anticoagulant, an IV heparin, or a low-molecular-weight heparin or fondaparinux above its
+    prophylactic dose (an unread dose counts as a treatment dose: it cannot be shown to be prophylactic)."""
+    if exposure.has("doac", "vitamin-k-antagonist"):
+        return True
+    for ingredient, prophylactic in PROPHYLACTIC_MAX_MG_A_DAY.items():
+        if ingredient in exposure.ingredients:
+            dosage = dosage_of(facts, exposure)
+            one = (
+                None
+                if dosage is None
+                else single_dose_mg(dosage, ingredient_strength_mg(exposure.label, ingredient))
+            )
+            times = None if dosage is None else daily_frequency(dosage)
+            return one is None or times is None or one * times > prophylactic
+    return "heparin" in exposure.ingredients and _intravenous(facts, exposure)
+
+
+def anticoagulant_low_platelets(facts: RuleFacts) -> Iterator[Finding]:
+    """A treatment-dose anticoagulant with platelets below 50, or any anticoagulant below 25."""
+    platelets = facts.current("platelets")
+    if platelets is None or platelets.value >= FULL_DOSE_MIN_PLATELETS:
+        return
+    very_low = platelets.value < ANY_DOSE_MIN_PLATELETS
+    drugs = tuple(
+        e
+        for e in facts.with_class("anticoagulant")
+        if not SKIN_EYE_EAR.search(e.label) and (very_low or _treatment_dose(facts, e))
+    )
+    if not drugs:
+        return
+    option = (
+        "consider holding anticoagulation"
+        if very_low
+        else "consider a reduced or prophylactic dose, or platelet support"
+    )
+    yield Finding(
+        "rule.anticoagulant-low-platelets",
+        "critical",
+        _short(
+            f"{'Any dose of ' if very_low else 'Full-dose '}{_names(drugs)} with platelets {platelets.value:g}: {option}"
+        ),
+        "Bleeding risk climbs steeply under 50,000 platelets: treatment doses are reduced from 50 and anticoagulation "
+        "is held under 25.",
+        ("kb.anticoagulation-thrombocytopenia",),
+        (platelets.handle, *_handles(drugs)),
+        _proposed(drugs),
+    )
+
+
+# --- rule.urate-lowering-without-flare-prophylaxis --------------------------------------------------------
+
+FLARE_PROPHYLAXIS_START_DAYS: Final = 90  # the first three months of urate-lowering therapy
+_SYSTEMIC_STEROIDS: Final = frozenset({"prednisone", "prednisolone", "methylprednisolone"})
+
+
+def urate_lowering_without_flare_prophylaxis(facts: RuleFacts) -> Iterator[Finding]:
+    """Allopurinol or febuxostat started within 90 days (or ordered now) for gout, with no colchicine, NSAID or
+    low-dose steroid beside it: starting urate-lowering therapy brings on flares."""
+    gout = facts.value_sets.get("gout", ())
+    starts = tuple(
+        e for e in facts.with_class("xanthine-oxidase-inhibitor") if e.new(FLARE_PROPHYLAXIS_START_DAYS)
+    )
+    if not gout or not starts:
+        return
+    if (
+        facts.with_ingredient("colchicine")
+        or analgesic_nsaids(facts)
+        or any(not _SYSTEMIC_STEROIDS.isdisjoint(e.ingredients) for e in facts.exposures)
+    ):
+        return
+    yield Finding(
+        "rule.urate-lowering-without-flare-prophylaxis",
+        "warning",
+        _short(
+            f"Gout and {_names(starts)} started without flare prophylaxis: consider colchicine 0.6 mg daily (or "
+            "an NSAID or low-dose prednisone) for 3-6 months"
+        ),
+        "Urate-lowering therapy mobilises crystals and brings on flares in its first months; anti-inflammatory "
+        "prophylaxis prevents most of them and keeps patients on treatment.",
+        ("kb.acr-gout-flare-prophylaxis",),
+        (*gout, *_handles(starts)),
+        _proposed(starts),
+    )
+
+
 # --- rule.amiodarone-monitoring --------------------------------------------------------------------------
 
 
@@ -387,6 +516,9 @@ DEPTH_MEDICATION_RULES: Final[tuple[Rule, ...]] = (
     low_potassium_magnesium,
     acetaminophen_daily_total,
     acetaminophen_in_cirrhosis,
+    insulin_infusion_low_potassium,
+    anticoagulant_low_platelets,
+    urate_lowering_without_flare_prophylaxis,
     amiodarone_monitoring,
     amiodarone_thyroid_dysfunction,
     anticholinergic_cholinesterase_inhibitor,

@@ -330,28 +330,49 @@ CITALOPRAM_OLDER_MAX_MG: Final = 20.0
 CITALOPRAM_OLDER_AGE: Final = 60  # "over 60": whole years from 60 are past the 60th birthday
 
 
+# The citalopram label's CYP2C19 inhibitors (cimetidine named, omeprazole and esomeprazole the common ones):
+# with one of them the daily dose is capped at 20 mg, as from age 60.
+CYP2C19_INHIBITORS: Final = frozenset(
+    {"omeprazole", "esomeprazole", "cimetidine", "fluconazole", "fluvoxamine", "voriconazole", "ticlopidine"}
+)
+
+
 def citalopram_qt_dose(facts: RuleFacts) -> Iterator[Finding]:
-    """Citalopram above 40 mg a day, or above 20 mg from age 60. The daily dose where the structured dosage
-    gives it, else the unit strength (a once-daily drug); a dose that cannot be read is not flagged."""
+    """Citalopram above 40 mg a day, or above 20 mg from age 60 or with a CYP2C19 inhibitor. The daily dose where
+    the structured dosage gives it, else the unit strength (a once-daily drug); a dose that cannot be read is not
+    flagged."""
     older = facts.age is not None and facts.age >= CITALOPRAM_OLDER_AGE
-    limit = CITALOPRAM_OLDER_MAX_MG if older else CITALOPRAM_MAX_MG
+    inhibitors = tuple(
+        e
+        for e in facts.exposures
+        if not CYP2C19_INHIBITORS.isdisjoint(e.ingredients) and not SKIN_EYE_EAR.search(e.label)
+    )
+    limit = CITALOPRAM_OLDER_MAX_MG if older or inhibitors else CITALOPRAM_MAX_MG
     for drug in (e for e in facts.exposures if "citalopram" in e.ingredients):
         strength = strength_mg(drug, "citalopram")
         daily = daily_mg(dosage_of(facts, drug), strength)
         mg = daily if daily is not None else strength
         if mg is None or mg <= limit:
             continue
-        who = f"at age {facts.context.demographics.age_label}" if older else "in adults"
+        if older:
+            who = f"at age {facts.context.demographics.age_label}"
+        elif inhibitors:
+            who = f"with {_names(inhibitors)} (a CYP2C19 inhibitor)"
+        else:
+            who = "in adults"
+        partners = () if older else inhibitors
         yield Finding(
             "rule.citalopram-qt-dose",
             "warning",
             _short(
-                f"Citalopram {mg:g} mg a day exceeds {limit:g} mg {who} (QT): consider {limit:g} mg or another SSRI"
+                f"Citalopram {mg:g} mg a day exceeds the {limit:g} mg QT limit {who}: consider {limit:g} mg or "
+                "another SSRI"
             ),
-            "Citalopram lengthens the QT interval in proportion to dose, so its label caps the daily dose.",
+            "Citalopram lengthens the QT interval in proportion to dose, so its label caps the daily dose (20 mg "
+            "from age 60 or with a CYP2C19 inhibitor).",
             ("kb.citalopram-qt-dose",),
-            (drug.handle,),
-            _proposed([drug]),
+            (drug.handle, *_handles(partners)),
+            _proposed([drug, *partners]),
         )
 
 

@@ -339,6 +339,28 @@ def test_citalopram_statement_and_draft() -> None:
     assert finding.proposed == finding.inputs and "20 mg" in finding.summary
 
 
+@pytest.mark.parametrize(
+    ("mg", "partner", "fires"),
+    [
+        (40, "omeprazole 40 MG Delayed Release Oral Capsule", True),
+        (20, "omeprazole 40 MG Delayed Release Oral Capsule", False),  # at the cap
+        (30, "esomeprazole magnesium 40 MG Delayed Release Oral Capsule", True),
+        (40, "pantoprazole sodium 40 MG Delayed Release Oral Tablet", False),  # negligible CYP2C19 inhibition
+        (40, "cimetidine 400 MG Oral Tablet", True),
+    ],
+)
+def test_citalopram_capped_at_20_mg_with_a_cyp2c19_inhibitor(mg: int, partner: str, fires: bool) -> None:
+    found = run(
+        label_checks.citalopram_qt_dose,
+        rx("cit", f"citalopram {mg} MG Oral Tablet"),
+        rx("inh", partner),
+        age=54,
+    )
+    assert bool(found) is fires
+    if fires:
+        assert "CYP2C19" in found[0].summary and len(found[0].inputs) == 2
+
+
 def test_citalopram_dose_unreadable_is_not_flagged() -> None:
     assert run(label_checks.citalopram_qt_dose, rx("cit", "citalopram", dose=None, per=None), age=70) == []
 

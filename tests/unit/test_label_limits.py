@@ -1146,6 +1146,9 @@ def test_an_nsaid_with_no_ulcer_or_bleed_ever_is_quiet() -> None:
         ("hydrochlorothiazide 25 MG Oral Tablet", "indapamide 2.5 MG Oral Tablet", True),
         ("hydrochlorothiazide 25 MG Oral Tablet", "metolazone 2.5 MG Oral Tablet", False),  # sequential block
         ("hydrochlorothiazide 25 MG Oral Tablet", "furosemide 40 MG Oral Tablet", False),
+        ("finerenone 20 MG Oral Tablet (Kerendia)", "spironolactone 25 MG Oral Tablet", True),
+        ("eplerenone 50 MG Oral Tablet", "spironolactone 25 MG Oral Tablet", True),
+        ("finerenone 20 MG Oral Tablet (Kerendia)", "amiloride hydrochloride 5 MG Oral Tablet", False),
     ],
 )
 def test_two_gabapentinoids_or_two_alpha_1_blockers_are_a_duplicate(

@@ -299,6 +299,15 @@ TABLE_PAIR_CASES: tuple[Case, ...] = (
         chart(med("clarithromycin"), med("fluticasone-nasal")),  # a short macrolide course is not the harm
     ),
     *_table_pair(
+        "rule.ns5a-inhibitor-ppi",
+        "warning",
+        "kb.ns5a-inhibitor-acid-suppression",
+        "sofosbuvir-velpatasvir",
+        "pantoprazole",
+        chart(med("sofosbuvir-velpatasvir"), med("famotidine")),  # an H2 blocker with timing is allowed
+        right_as_draft=True,
+    ),
+    *_table_pair(
         "rule.integrase-inhibitor-cation",
         "info",
         "kb.integrase-inhibitor-polyvalent-cations",

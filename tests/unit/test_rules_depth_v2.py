@@ -137,6 +137,43 @@ AMIO_KB = ("kb.amiodarone-thyroid-liver-monitoring",)
 ACH_KB = ("kb.cholinesterase-inhibitor-anticholinergic",)
 TDAP_KB = ("kb.acip-tdap-each-pregnancy",)
 APAP_TID = dosed(APAP, 2, 3)  # 1,950 mg a day
+
+
+def _ordered(resource_id: str, display: str, mg: float | None, per_day: float, route: str) -> JsonDict:
+    """A draft order by name with a dose in mg (or none) and a route."""
+    order = medication_request(resource_id, PATIENT_ID, "", display, status="draft")
+    del order["medicationCodeableConcept"]["coding"]
+    instruction: JsonDict = {
+        "timing": {"repeat": {"frequency": per_day, "period": 1, "periodUnit": "d"}},
+        "route": {"text": route},
+    }
+    if mg is not None:
+        instruction["doseAndRate"] = [{"doseQuantity": {"value": mg, "unit": "mg"}}]
+    order["dosageInstruction"] = [instruction]
+    return order
+
+
+INSULIN_DRIP = _ordered(
+    "insulin-drip",
+    "insulin regular, human 100 UNT/ML Injection for IV infusion",
+    None,
+    1,
+    "Intravenous route",
+)
+INSULIN_SUBCUT = _ordered(
+    "insulin-sc", "insulin glargine 100 UNT/ML Pen Injector", None, 1, "Subcutaneous route"
+)
+ENOXAPARIN_TREATMENT = _ordered(
+    "enox-80", "enoxaparin sodium 80 MG/0.8ML Prefilled Syringe", 80, 2, "Subcutaneous route"
+)
+ENOXAPARIN_PROPHYLAXIS = _ordered(
+    "enox-40", "enoxaparin sodium 40 MG/0.4ML Prefilled Syringe", 40, 1, "Subcutaneous route"
+)
+ALLOPURINOL_NEW = med("allopurinol", days_ago=21)
+ALLOPURINOL_OLD = med("allopurinol", days_ago=400)
+K_KB = ("kb.dka-potassium-before-insulin",)
+PLT_KB = ("kb.anticoagulation-thrombocytopenia",)
+GOUT_KB = ("kb.acr-gout-flare-prophylaxis",)
 APAP_CIRRHOSIS_KB = ("kb.acetaminophen-cirrhosis",)
 HYDRO_Q6 = dosed(HYDROCODONE_APAP, 2, 4)  # 2,600 mg a day
 
@@ -314,6 +351,100 @@ CASES: tuple[Case, ...] = (
     ),
     Case(
         "apap/3.9-g", depth.acetaminophen_daily_total, chart(dosed(HYDROCODONE_APAP, 2, 4), dosed(APAP, 1, 4))
+    ),
+    # IV insulin with potassium below 3.5.
+    Case(
+        "insulin-iv/k-3.4",
+        depth.insulin_infusion_low_potassium,
+        chart(lab("potassium", 3.4, days_ago=0), drafts=(INSULIN_DRIP,)),
+        (
+            Expected(
+                "rule.insulin-infusion-low-potassium",
+                "critical",
+                K_KB,
+                (lab("potassium", 3.4, days_ago=0), INSULIN_DRIP),
+                (INSULIN_DRIP,),
+                None,
+                ("3.4",),
+            ),
+        ),
+    ),
+    Case(
+        "insulin-iv/k-3.5",
+        depth.insulin_infusion_low_potassium,
+        chart(lab("potassium", 3.5, days_ago=0), drafts=(INSULIN_DRIP,)),
+    ),
+    Case(
+        "insulin-sc/k-3.1",
+        depth.insulin_infusion_low_potassium,
+        chart(lab("potassium", 3.1, days_ago=0), drafts=(INSULIN_SUBCUT,)),
+    ),
+    # Anticoagulants with low platelets: treatment doses under 50, any dose under 25.
+    Case(
+        "anticoag/treatment-49",
+        depth.anticoagulant_low_platelets,
+        chart(lab("platelets", 49, days_ago=1), drafts=(ENOXAPARIN_TREATMENT,)),
+        (
+            Expected(
+                "rule.anticoagulant-low-platelets",
+                "critical",
+                PLT_KB,
+                (lab("platelets", 49, days_ago=1), ENOXAPARIN_TREATMENT),
+                (ENOXAPARIN_TREATMENT,),
+                None,
+                ("Full-dose",),
+            ),
+        ),
+    ),
+    Case(
+        "anticoag/treatment-50",
+        depth.anticoagulant_low_platelets,
+        chart(lab("platelets", 50, days_ago=1), drafts=(ENOXAPARIN_TREATMENT,)),
+    ),
+    Case(
+        "anticoag/prophylaxis-25",
+        depth.anticoagulant_low_platelets,
+        chart(lab("platelets", 25, days_ago=1), drafts=(ENOXAPARIN_PROPHYLAXIS,)),
+    ),
+    Case(
+        "anticoag/prophylaxis-24",
+        depth.anticoagulant_low_platelets,
+        chart(lab("platelets", 24, days_ago=1), drafts=(ENOXAPARIN_PROPHYLAXIS,)),
+        (
+            Expected(
+                "rule.anticoagulant-low-platelets",
+                "critical",
+                PLT_KB,
+                (lab("platelets", 24, days_ago=1), ENOXAPARIN_PROPHYLAXIS),
+                (ENOXAPARIN_PROPHYLAXIS,),
+                None,
+                ("Any dose",),
+            ),
+        ),
+    ),
+    # Urate-lowering therapy started without flare prophylaxis.
+    Case(
+        "gout/allopurinol-21-days",
+        depth.urate_lowering_without_flare_prophylaxis,
+        chart(ALLOPURINOL_NEW, problem("gout")),
+        (
+            Expected(
+                "rule.urate-lowering-without-flare-prophylaxis",
+                "warning",
+                GOUT_KB,
+                (problem("gout"), ALLOPURINOL_NEW),
+            ),
+        ),
+    ),
+    Case(
+        "gout/with-colchicine",
+        depth.urate_lowering_without_flare_prophylaxis,
+        chart(ALLOPURINOL_NEW, med("colchicine"), problem("gout")),
+    ),
+    Case(
+        "gout/allopurinol-400-days",
+        depth.urate_lowering_without_flare_prophylaxis,
+        chart(ALLOPURINOL_OLD, problem("gout")),
     ),
     # Acetaminophen in cirrhosis against 2 g a day.
     Case(
