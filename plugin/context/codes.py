@@ -542,6 +542,7 @@ _SALTS = frozenset(
         "acetonide",
         "succinate",
         "maleate",
+        "edisylate",
         "mesylate",
         "besylate",
         "tosylate",

@@ -12,7 +12,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Final
 
-from plugin.rules.dose_range import analgesic_nsaids, daily_or_unit_mg, low_dose_aspirin, unit_mg
+from plugin.rules.dose_range import (
+    analgesic_nsaids,
+    daily_or_unit_mg,
+    dose_or_unit_mg,
+    low_dose_aspirin,
+    unit_mg,
+)
 from plugin.rules.dosing import EXTENDED_RELEASE, LOCAL_ROUTE, SKIN_EYE_EAR, daily_mg, dosage_of, per_day
 from plugin.rules.kidney import renal_function, shown
 from plugin.rules.label_checks import LONG_ACTING_SULFONYLUREAS, DrugCondition
@@ -952,8 +958,222 @@ def clindamycin_after_c_difficile(facts: RuleFacts) -> Iterator[Finding]:
     )
 
 
+def metronidazole_for_c_difficile(facts: RuleFacts) -> Iterator[Finding]:
+    """Oral metronidazole with an active C. difficile infection and neither oral vancomycin nor fidaxomicin:
+    IDSA/SHEA 2021 treat with fidaxomicin or oral vancomycin, metronidazole only when neither is available."""
+    active = facts.value_sets.get("c-difficile-infection", ())
+    metronidazole = tuple(
+        e
+        for e in facts.with_ingredient("metronidazole")
+        if e.new(C_DIFFICILE_RECENT_DAYS)
+        and not LOCAL_ROUTE.search(e.label)
+        and not SKIN_EYE_EAR.search(e.label)
+    )
+    if not active or not metronidazole:
+        return
+    if facts.with_ingredient("fidaxomicin") or any(
+        not _INJECTED.search(e.label) for e in facts.with_ingredient("vancomycin")
+    ):
+        return  # given with (or as a bridge to) a first-line drug
+    yield Finding(
+        "rule.c-difficile-metronidazole",
+        "warning",
+        _short(
+            f"C. difficile infection treated with {_names(metronidazole)}: consider oral vancomycin 125 mg four "
+            "times daily or fidaxomicin 200 mg twice daily for 10 days"
+        ),
+        "Metronidazole cures fewer C. difficile infections than oral vancomycin or fidaxomicin and is kept for when "
+        "neither can be had.",
+        ("kb.c-difficile-first-line-treatment",),
+        tuple(sorted({*active, *_handles(metronidazole)})),
+        _proposed(metronidazole),
+    )
+
+
+_INJECTED: Final = re.compile(r"\b(injection|injectable|intravenous|infusion|for injection)\b", re.IGNORECASE)
+
+
+# --- super-potent topical steroids under 12 --------------------------------------------------------------------
+
+
+def _age_phrase(facts: RuleFacts) -> str:
+    """ "10 months" for an infant (days of life are kept under 2 years), else "age 9"."""
+    days = facts.context.demographics.age_days
+    return f"{days * 12 // 365} months" if days is not None else f"age {facts.context.demographics.age_label}"
+
+
+SUPER_POTENT_STEROIDS: Final = frozenset({"clobetasol", "halobetasol", "diflorasone"})
+SUPER_POTENT_MIN_AGE: Final = 12
+
+
+def super_potent_steroid_child(facts: RuleFacts) -> Iterator[Finding]:
+    """Clobetasol, halobetasol or diflorasone under 12: their labels do not recommend them (adrenal suppression
+    and skin atrophy through a child's larger surface area)."""
+    age = facts.age
+    if age is None or age >= SUPER_POTENT_MIN_AGE:
+        return
+    drugs = tuple(e for e in facts.exposures if not SUPER_POTENT_STEROIDS.isdisjoint(e.ingredients))
+    if not drugs:
+        return
+    yield Finding(
+        "rule.super-potent-steroid-child",
+        "warning",
+        _short(
+            f"{_names(drugs).capitalize()} at {_age_phrase(facts)}: not recommended under 12; "
+            "consider a low-potency steroid such as hydrocortisone 1-2.5%"
+        ),
+        "Super-potent topical steroids suppress the adrenal axis and thin the skin more in children, whose skin "
+        "absorbs more for their size.",
+        ("kb.super-potent-topical-steroid-children",),
+        _handles(drugs),
+        _proposed(drugs),
+    )
+
+
+# --- ketorolac single doses by age and weight -------------------------------------------------------------------
+
+KETOROLAC_REDUCED_PARENTERAL_MG: Final = 15.0  # 65 or over, under 50 kg, or raised creatinine
+KETOROLAC_CHILD_MG_PER_KG: Final = 0.5  # a single IV or IM dose at 2-16 years
+KETOROLAC_DOSE_TOLERANCE: Final = 0.1
+
+
+def ketorolac_dose_age_weight(facts: RuleFacts) -> Iterator[Finding]:
+    """A parenteral ketorolac dose above the label's for age and weight: 15 mg from 65 or under 50 kg; 0.5 mg/kg
+    (at most 30 mg) for children."""
+    age = facts.age
+    if age is None:
+        return
+    reading = facts.current("weight")
+    weight = reading.value if reading is not None else None
+    for drug in facts.with_ingredient("ketorolac"):
+        dosage = dosage_of(facts, drug)
+        if not _INJECTED.search(f"{drug.label} {dosage.route if dosage and dosage.route else ''}"):
+            continue  # oral and nasal ketorolac have other limits
+        dose = dose_or_unit_mg(facts, drug, "ketorolac") if dosage is not None and dosage.dose else None
+        if dose is None:
+            continue
+        if age < 17:
+            if weight is None:
+                continue
+            limit = min(KETOROLAC_CHILD_MG_PER_KG * weight, 30.0)
+            who = f"{shown(weight)} kg, age {facts.context.demographics.age_label}"
+        elif age >= OLDER_ADULT_AGE or (weight is not None and weight < 50):
+            limit = KETOROLAC_REDUCED_PARENTERAL_MG
+            who = f"age {facts.context.demographics.age_label}" + (
+                f", {shown(weight)} kg" if weight is not None else ""
+            )
+        else:
+            continue
+        if dose <= limit * (1 + KETOROLAC_DOSE_TOLERANCE):
+            continue
+        yield Finding(
+            "rule.ketorolac-dose-age-weight",
+            "warning",
+            _short(
+                f"Ketorolac {dose:g} mg IV/IM at {who}: label single dose {limit:g} mg; consider {limit:g} mg"
+            ),
+            "Ketorolac's kidney and bleeding harms rise with dose; the label halves the dose from 65 and under 50 kg "
+            "and gives children 0.5 mg/kg.",
+            ("kb.ketorolac-dose-age-weight",),
+            (drug.handle, *((reading.handle,) if reading is not None else ())),
+            _proposed([drug]),
+        )
+
+
+# --- dual antiplatelet therapy long after a minor stroke --------------------------------------------------------
+
+DAPT_AFTER_STROKE_DAYS: Final = (
+    90  # POINT and CHANCE: 21 days, at most 90 after a minor stroke or high-risk TIA
+)
+_STROKE_SETS: Final = ("ischaemic-stroke", "stroke", "stroke-type-unrecorded", "transient-ischaemic-attack")
+_P2Y12_INHIBITORS: Final = frozenset({"clopidogrel", "ticagrelor", "prasugrel"})
+
+
+def dual_antiplatelet_after_stroke(facts: RuleFacts) -> Iterator[Finding]:
+    """Aspirin with a P2Y12 inhibitor more than 90 days after the latest stroke or TIA, with no coronary or
+    peripheral arterial indication on record: beyond the first weeks, the pair adds bleeding without preventing
+    strokes. An undated stroke is not known to be old, so it says nothing here."""
+    if any(
+        facts.ever(name)
+        for name in ("coronary-heart-disease", "myocardial-infarction", "peripheral-arterial-disease")
+    ):
+        return
+    strokes = {h for name in _STROKE_SETS for h in facts.ever(name)}
+    if not strokes or facts.began_within(DAPT_AFTER_STROKE_DAYS, *_STROKE_SETS):
+        return
+    aspirin = tuple(e for e in facts.exposures if "aspirin" in e.ingredients and low_dose_aspirin(facts, e))
+    p2y12 = tuple(e for e in facts.exposures if not _P2Y12_INHIBITORS.isdisjoint(e.ingredients))
+    if not aspirin or not p2y12:
+        return
+    yield Finding(
+        "rule.dual-antiplatelet-after-stroke",
+        "warning",
+        _short(
+            f"{_names(aspirin).capitalize()} with {_names(p2y12)} more than 90 days after the last stroke or TIA: "
+            "consider one antiplatelet"
+        ),
+        "Dual antiplatelet therapy after a minor stroke or TIA is for 21-90 days; continued longer it raises major "
+        "bleeding without further stroke prevention.",
+        ("kb.dapt-after-minor-stroke-duration",),
+        tuple(sorted({*strokes, *_handles(aspirin, p2y12)})),
+        _proposed(aspirin, p2y12),
+    )
+
+
+# --- dabigatran with P-gp inhibitors by kidney function -------------------------------------------------------
+
+# Pradaxa label: at CrCl 30-50 with dronedarone or systemic ketoconazole, 75 mg twice daily (atrial fibrillation);
+# below 30, avoid any P-gp inhibitor.
+DABIGATRAN_REDUCE_WITH: Final = frozenset({"dronedarone", "ketoconazole"})
+DABIGATRAN_AVOID_BELOW_30_WITH: Final = frozenset(
+    {"dronedarone", "ketoconazole", "amiodarone", "verapamil", "quinidine", "clarithromycin", "ticagrelor"}
+)
+DABIGATRAN_REDUCED_DAILY_MG: Final = 150.0
+
+
+def dabigatran_pgp_inhibitor_kidney(facts: RuleFacts) -> Iterator[Finding]:
+    """Dabigatran with a P-gp inhibitor the label names, judged by Cockcroft-Gault clearance: at 30-50 with
+    dronedarone or ketoconazole above 75 mg twice daily; below 30 with any of them."""
+    dabigatran = facts.with_ingredient("dabigatran")
+    if not dabigatran:
+        return
+    crcl = renal_function(facts).crcl
+    if crcl is None or crcl > 50:
+        return
+    named = DABIGATRAN_AVOID_BELOW_30_WITH if crcl < 30 else DABIGATRAN_REDUCE_WITH
+    inhibitors = tuple(
+        e for e in facts.exposures if not named.isdisjoint(e.ingredients) and not SKIN_EYE_EAR.search(e.label)
+    )
+    if not inhibitors:
+        return
+    for drug in dabigatran:
+        if crcl >= 30:
+            daily = daily_mg(
+                dosage_of(facts, drug), unit_mg(drug, "dabigatran")
+            )  # twice daily: no unit guess
+            if daily is not None and daily <= DABIGATRAN_REDUCED_DAILY_MG:
+                continue  # already 75 mg twice daily
+            option = "consider 75 mg twice daily"
+        else:
+            option = "consider another anticoagulant"
+        yield Finding(
+            "rule.dabigatran-pgp-inhibitor-kidney",
+            "warning",
+            _short(f"Dabigatran with {_names(inhibitors)} at CrCl {shown(crcl)}: {option}"),
+            "P-gp inhibitors raise dabigatran levels, and reduced kidney clearance adds to them: bleeding risk rises.",
+            ("kb.dabigatran-pgp-inhibitor-kidney",),
+            (drug.handle, *_handles(inhibitors), *renal_function(facts).crcl_inputs),
+            _proposed([drug], inhibitors),
+        )
+
+
 LABEL_LIMIT_RULES: Final = (
     NSAID_CIRRHOSIS,
+    dabigatran_pgp_inhibitor_kidney,
+    metronidazole_for_c_difficile,
+    super_potent_steroid_child,
+    ketorolac_dose_age_weight,
+    dual_antiplatelet_after_stroke,
     beers_alpha_blocker_hypertension,
     ticagrelor_aspirin_dose,
     prasugrel_age_weight,

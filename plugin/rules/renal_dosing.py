@@ -46,7 +46,7 @@ _DRUG_KEYS: Final = frozenset(
 )
 _DRUG_REQUIRED: Final = frozenset({"ingredients", "basis", "label", "why", "evidence"})
 _THRESHOLD_KEYS: Final = frozenset(
-    {*BOUNDS, "action", "option", "source", "max_daily_mg", "max_doses_per_day"}
+    {*BOUNDS, "action", "option", "source", "max_daily_mg", "max_doses_per_day", "treatment_mg_per_kg_daily"}
 )
 _CRITERIA_KEYS: Final = frozenset(
     {
@@ -78,6 +78,9 @@ class Threshold:
     # The labelled number of doses a day where a label lengthens the interval (sotalol every 24 h): an order
     # given no more often needs no card, when its daily dose (if limited) is within too.
     max_doses_per_day: float | None = None
+    # A weight-based treatment dose the label also gives at this function (enoxaparin 1 mg/kg once daily below
+    # 30): a daily dose within 10% of this many mg/kg meets the daily limit as well.
+    treatment_mg_per_kg_daily: float | None = None
 
     def crossed(self, value: float) -> bool:
         if self.bound == "below":
@@ -189,7 +192,8 @@ def _number(value: object, where: str, what: str, ceiling: float = _MAX_LIMIT) -
     return float(value)
 
 
-_MAX_DOSE_MG: Final = 10_000.0  # no oral daily dose in the table comes near it: a typo guard
+_MAX_DOSE_MG: Final = 10_000.0
+_MAX_MG_PER_KG: Final = 50.0  # no oral daily dose in the table comes near it: a typo guard
 
 
 def _threshold(raw: object, where: str) -> Threshold:
@@ -201,6 +205,9 @@ def _threshold(raw: object, where: str) -> Threshold:
     bound = bounds[0]
     action, option, source = _action(raw, where)
     ceiling, doses = raw.get("max_daily_mg"), raw.get("max_doses_per_day")
+    per_kg = raw.get("treatment_mg_per_kg_daily")
+    if per_kg is not None and ceiling is None:
+        raise _fail(where, "treatment_mg_per_kg_daily is an alternative to max_daily_mg, which it needs")
     return Threshold(
         bound,
         _number(raw[bound], where, bound),
@@ -209,6 +216,7 @@ def _threshold(raw: object, where: str) -> Threshold:
         source,
         None if ceiling is None else _number(ceiling, where, "max_daily_mg", _MAX_DOSE_MG),
         None if doses is None else _number(doses, where, "max_doses_per_day", _MAX_DOSES_PER_DAY),
+        None if per_kg is None else _number(per_kg, where, "treatment_mg_per_kg_daily", _MAX_MG_PER_KG),
     )
 
 

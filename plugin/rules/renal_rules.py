@@ -128,6 +128,9 @@ def _unit_mg(exposure: Exposure, drug: RenalDrug) -> float | None:
 # --- rule.renal-dose-crcl ---------------------------------------------------------------------------------
 
 
+TREATMENT_DOSE_TOLERANCE: Final = 0.1  # a weight-based dose rounded to a syringe size
+
+
 def _within(threshold: Threshold, facts: RuleFacts, exposure: Exposure, drug: RenalDrug) -> bool:
     """Whether the order meets every dose limit the threshold sets (none set: no dose is within); a dose or a
     frequency that cannot be read is not within (fail closed)."""
@@ -135,7 +138,19 @@ def _within(threshold: Threshold, facts: RuleFacts, exposure: Exposure, drug: Re
     met: list[bool] = []
     if threshold.max_daily_mg is not None:
         daily = dosing.daily_mg(dosage, _unit_mg(exposure, drug))
-        met.append(daily is not None and daily <= threshold.max_daily_mg)
+        weight = facts.current("weight")
+        treatment = (
+            threshold.treatment_mg_per_kg_daily * weight.value
+            if threshold.treatment_mg_per_kg_daily is not None and weight is not None
+            else None
+        )
+        met.append(
+            daily is not None
+            and (
+                daily <= threshold.max_daily_mg
+                or (treatment is not None and abs(daily - treatment) <= TREATMENT_DOSE_TOLERANCE * treatment)
+            )
+        )
     if threshold.max_doses_per_day is not None:
         times = dosing.per_day(dosage.frequency) if dosage is not None else None
         met.append(times is not None and times <= threshold.max_doses_per_day)

@@ -199,6 +199,7 @@ DRUGS: dict[str, tuple[str, str]] = {
     "ivabradine": ("", "ivabradine 5 MG Oral Tablet"),
     "eplerenone": ("", "eplerenone 25 MG Oral Tablet"),
     "dronedarone": ("", "dronedarone 400 MG Oral Tablet"),
+    "dabigatran": ("", "dabigatran etexilate 150 MG Oral Capsule (Pradaxa)"),
     "ranolazine": ("", "ranolazine 500 MG Extended Release Oral Tablet"),
     "lurasidone": ("", "lurasidone hydrochloride 40 MG Oral Tablet"),
     "alfuzosin": ("", "alfuzosin hydrochloride 10 MG Extended Release Oral Tablet"),

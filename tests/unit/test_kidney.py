@@ -22,7 +22,7 @@ from plugin.context.model import (
     Sex,
 )
 from plugin.knowledge import load_knowledge_base
-from plugin.rules import catalog
+from plugin.rules import catalog, label_limits
 from plugin.rules.kidney import aki_stage, ckd_epi_2021, cockcroft_gault, renal_function, shown
 from plugin.rules.model import Finding, RuleFacts
 from plugin.rules.renal_dosing import NEW_ORDER_ONLY, RenalDosingError, parse_renal_dosing, renal_dosing
@@ -359,6 +359,7 @@ def _document() -> dict[str, Any]:
         (lambda d: d["drugs"][1].update(colour="red"), "unknown keys"),
         (lambda d: d["drugs"].append(copy.deepcopy(d["drugs"][1])), "listed twice"),
         (lambda d: d.pop("version"), "about, version and drugs"),
+        (lambda d: d["drugs"][1]["thresholds"][0].update(treatment_mg_per_kg_daily=1), "needs"),
     ],
 )
 def test_the_loader_fails_loudly(edit: Any, message: str) -> None:
@@ -746,3 +747,68 @@ def test_kidney_limits_are_for_systemic_products_only(display: str, carded: bool
     (medication,) = context.medications
     named = replace(medication, code=replace(medication.code, display=display))
     assert bool(list(DOSE(RuleFacts.of(replace(context, medications=(named,)))))) is carded
+
+
+def _enoxaparin_order(mg: float, per_day: int) -> dict[str, Any]:
+    order = med("enoxaparin", "enoxaparin-dosed")
+    order["dosageInstruction"] = [
+        {
+            "timing": {"repeat": {"frequency": per_day, "period": 1, "periodUnit": "d"}},
+            "doseAndRate": [{"doseQuantity": {"value": mg, "unit": "mg"}}],
+        }
+    ]
+    return order
+
+
+@pytest.mark.parametrize(
+    ("mg", "per_day", "fires"),
+    [
+        (30, 1, False),  # the renal prophylaxis dose
+        (40, 1, True),  # the usual prophylaxis dose, not reduced
+        (80, 1, False),  # 1 mg/kg once daily: the renal treatment dose at 80 kg
+        (72, 1, False),  # within 10% of 1 mg/kg
+        (71, 1, True),
+        (80, 2, True),  # 1 mg/kg twice daily: the dose for normal kidneys
+        (30, 2, True),
+    ],
+)
+def test_enoxaparin_below_crcl_30_at_its_renal_doses(mg: float, per_day: int, fires: bool) -> None:
+    # Male 80, 80 kg, creatinine 3.0: CrCl = (140 - 80) x 80 / (72 x 3.0) = 22 mL/min.
+    chart = Chart(
+        age=80, gender="male", resources=(_enoxaparin_order(mg, per_day), creatinine(3.0), weight(80))
+    )
+    found, _ = run(DOSE, chart)
+    assert bool(found) is fires
+
+
+def _dabigatran(mg_a_day: float) -> dict[str, Any]:
+    order = med("dabigatran", "dabigatran-dosed")
+    order["dosageInstruction"] = [
+        {
+            "timing": {"repeat": {"frequency": 2, "period": 1, "periodUnit": "d"}},
+            "doseAndRate": [{"doseQuantity": {"value": mg_a_day / 2, "unit": "mg"}}],
+        }
+    ]
+    return order
+
+
+@pytest.mark.parametrize(
+    ("kg", "partner", "mg_a_day", "fires"),
+    [
+        (60.0, "dronedarone", 300, True),  # CrCl 50: reduce to 75 mg twice daily
+        (60.2, "dronedarone", 300, False),  # CrCl 50.1
+        (60.0, "dronedarone", 150, False),  # already 75 mg twice daily
+        (36.0, "dronedarone", 300, True),  # CrCl 30
+        (35.8, "amiodarone", 150, True),  # CrCl 29.8: avoid any P-gp inhibitor
+        (36.0, "amiodarone", 300, False),  # amiodarone needs no change at 30-50
+    ],
+)
+def test_dabigatran_with_a_p_gp_inhibitor_by_clearance(
+    kg: float, partner: str, mg_a_day: float, fires: bool
+) -> None:
+    # Male 50, creatinine 1.5 mg/dL: CrCl = 90 x kg / 108.
+    chart = Chart(
+        age=50, gender="male", resources=(_dabigatran(mg_a_day), med(partner), creatinine(1.5), weight(kg))
+    )
+    found, _ = run(label_limits.dabigatran_pgp_inhibitor_kidney, chart)
+    assert bool(found) is fires

@@ -1606,3 +1606,112 @@ def test_glucose_lowering_drugs_to_switch_in_pregnancy(display: str, raised: boo
     )
     assert bool(findings) is raised
     assert not found(label_checks.diabetes_drugs_in_pregnancy, drug("dm", display), age=34)
+
+
+# --- held-out v21: C. difficile, super-potent steroids, ketorolac, DAPT after stroke ---------------------------
+
+
+def _onset(resource: JsonDict, days_ago: int) -> JsonDict:
+    dated = copy.deepcopy(resource)
+    dated["onsetDateTime"] = on(days_ago)
+    return dated
+
+
+METRONIDAZOLE = drug("mtz", "metronidazole 500 MG Oral Tablet (Flagyl)", 500, (3, 1, "d"), days_ago=1)
+CDI = condition("Clostridioides difficile infection", "cdi")
+
+
+@pytest.mark.parametrize(
+    ("resources", "raised"),
+    [
+        ((METRONIDAZOLE, CDI), True),
+        ((METRONIDAZOLE, CDI, drug("vanc", "vancomycin 125 MG Oral Capsule", 125, (4, 1, "d"), 1)), False),
+        (
+            (
+                METRONIDAZOLE,
+                CDI,
+                drug("fdx", "fidaxomicin 200 MG Oral Tablet (Dificid)", 200, (2, 1, "d"), 1),
+            ),
+            False,
+        ),
+        (
+            (METRONIDAZOLE, CDI, drug("vanc", "vancomycin 1 GM Injection", 1000, (2, 1, "d"), 1)),
+            True,
+        ),  # IV only
+        ((METRONIDAZOLE, _past(CDI)), False),  # resolved: another indication
+        ((METRONIDAZOLE, problem("hypertension")), False),
+    ],
+)
+def test_metronidazole_for_c_difficile(resources: tuple[JsonDict, ...], raised: bool) -> None:
+    assert bool(found(label_limits.metronidazole_for_c_difficile, *resources)) is raised
+
+
+CLOBETASOL = drug("clob", "clobetasol propionate 0.05 % Topical Ointment (Temovate)")
+
+
+@pytest.mark.parametrize(("age", "raised"), [(0, True), (11, True), (12, False), (30, False)])
+def test_super_potent_topical_steroids_under_12(age: int, raised: bool) -> None:
+    assert bool(found(label_limits.super_potent_steroid_child, CLOBETASOL, age=age)) is raised
+    hydrocortisone = drug("hc", "hydrocortisone 2.5 % Topical Cream")
+    assert not found(label_limits.super_potent_steroid_child, hydrocortisone, age=age)
+
+
+def _ketorolac_iv(mg: float) -> JsonDict:
+    order = drug("ket", "ketorolac tromethamine 30 MG/ML Injection", mg, (1, 1, "d"), 0)
+    order["dosageInstruction"][0]["route"] = {"text": "Intravenous route"}
+    return order
+
+
+@pytest.mark.parametrize(
+    ("age", "kg", "mg", "raised"),
+    [
+        (78, 70, 15, False),
+        (78, 70, 16.5, False),  # within 10%
+        (78, 70, 30, True),  # 65 or over: 15 mg
+        (64, 70, 30, False),
+        (64, 49, 30, True),  # under 50 kg
+        (64, 50, 30, False),
+        (9, 28, 14, False),  # 0.5 mg/kg
+        (9, 28, 30, True),
+        (15, 70, 30, False),  # 0.5 mg/kg is 35, capped at 30
+    ],
+)
+def test_ketorolac_iv_by_age_and_weight(age: int, kg: float, mg: float, raised: bool) -> None:
+    findings = found(
+        label_limits.ketorolac_dose_age_weight, _ketorolac_iv(mg), lab("weight", kg, days_ago=1), age=age
+    )
+    assert bool(findings) is raised
+
+
+def test_oral_ketorolac_is_not_judged_by_the_parenteral_dose() -> None:
+    oral = drug("ket", "ketorolac tromethamine 10 MG Oral Tablet", 10, (4, 1, "d"))
+    assert not found(label_limits.ketorolac_dose_age_weight, oral, age=80)
+
+
+ASPIRIN_LOW = drug("asa", "aspirin 81 MG Delayed Release Oral Tablet", 81)
+CLOPIDOGREL = drug("clop", "clopidogrel 75 MG Oral Tablet", 75)
+STROKE = condition("Cerebral infarction", "cva")
+
+
+@pytest.mark.parametrize(
+    ("onset_days", "extra", "raised"),
+    [
+        (89, (), False),  # within the 21-90 day course
+        (90, (), False),
+        (91, (), True),
+        (400, (), True),
+        (400, (problem("myocardial-infarction"),), False),  # a coronary indication for two antiplatelets
+    ],
+)
+def test_dual_antiplatelet_therapy_after_a_minor_stroke(
+    onset_days: int, extra: tuple[JsonDict, ...], raised: bool
+) -> None:
+    resources = (ASPIRIN_LOW, CLOPIDOGREL, _onset(STROKE, onset_days), *extra)
+    assert bool(found(label_limits.dual_antiplatelet_after_stroke, *resources)) is raised
+
+
+def test_an_undated_stroke_or_one_antiplatelet_says_nothing() -> None:
+    undated = copy.deepcopy(STROKE)
+    undated.pop("onsetDateTime", None)
+    assert not found(label_limits.dual_antiplatelet_after_stroke, ASPIRIN_LOW, CLOPIDOGREL, undated)
+    assert not found(label_limits.dual_antiplatelet_after_stroke, CLOPIDOGREL, _onset(STROKE, 400))
