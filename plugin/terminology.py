@@ -7,6 +7,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
+from typing import Final
 
 from plugin.context.codes import normalise_ingredient, parse_product, system_name
 from plugin.packaged import read_knowledge_json
@@ -566,6 +567,31 @@ def _lookup(text: str) -> tuple[str, ...] | None:
     return None
 
 
+# Words before a drug's name that say who it is for, not what it is ("Children's honey cough syrup").
+_AUDIENCE: Final = frozenset(
+    {"children's", "childrens", "child", "infant", "infants", "infants'", "adult", "adults"}
+)
+_LEADING_WORDS: Final = 5
+
+
+def _leading_name(text: str) -> tuple[str, ...] | None:
+    """Ingredients of the longest known name the text starts with ("black cohosh root extract" → black cohosh,
+    "Fleet Enema for adults" → sodium phosphate, "lidocaine viscous" → lidocaine): the last reading, for a name
+    no other reading knows; None when it starts with no known name."""
+    words = [w.strip(" .,;:()") for w in _PARENTHESES.sub(" ", text).split()]
+    while words and words[0].lower() in _AUDIENCE:
+        words = words[1:]
+    words = [w for w in words if w]
+    for size in range(min(_LEADING_WORDS, len(words)), 0, -1):
+        lead = words[:size]
+        if any(any(c.isdigit() for c in w) for w in lead):
+            continue
+        found = _lookup(" ".join(lead))
+        if found is not None:
+            return found
+    return None
+
+
 def lookup_name(text: str) -> tuple[str, ...] | None:
     """Ingredients a whole name stands for (an ingredient in any spelling, a brand, an abbreviation), or
     None: an exact reading, for finding drug names in prose word by word."""
@@ -664,6 +690,21 @@ def resolve_product(rxnorm_code: str | None, display: str) -> Resolution:
             free_names, free_unknown = _free_text(display)
             if not free_unknown and set(free_names) > set(names):
                 names, via = free_names, "text"
+    if not names and not unknown:
+        unknown = [name_key(_strip(display))] if _strip(display) else []
+    if unknown:
+        # Last: a name that starts with a known one ("black cohosh root extract"); what still reads as nothing
+        # known stays unknown (fail closed).
+        led = [(u, _leading_name(u)) for u in unknown]
+        if (
+            not names
+            and (whole := _leading_name(display)) is not None
+            and all(found is None for _, found in led)
+        ):
+            names, unknown, via = list(whole), [], "text"
+        else:
+            names.extend(n for _, found in led if found is not None for n in found)
+            unknown = [u for u, found in led if found is None]
     ordered = tuple(dict.fromkeys([*names, *unknown]))
     if not ordered:
         return Resolution((), (), "none")

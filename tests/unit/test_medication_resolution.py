@@ -363,3 +363,36 @@ def test_many_wrongly_filed_records_keep_the_summary_short_and_the_option_whole(
     assert len(card.summary) < 140
     assert card.summary.endswith("consider correcting the category")
     assert len(card.inputs) == 6
+
+
+@pytest.mark.parametrize(
+    ("display", "ingredients", "unknown"),
+    [
+        ("Black cohosh root extract 40 mg", ("black cohosh",), ()),
+        ("Children's honey cough syrup", ("honey",), ()),
+        ("nitrofurantoin monohydrate/macrocrystals 100 MG Oral Capsule", ("nitrofurantoin",), ()),
+        (
+            "Fleet Enema for adults (sodium phosphates: monobasic 19 g / dibasic 7 g per 118 mL)",
+            ("sodium phosphate",),
+            (),
+        ),
+        ("insulin aspart via Omnipod 5 pump", ("insulin aspart",), ()),
+        # Nothing known leads the name: it stays unknown (fail closed), never guessed.
+        (
+            "Water pill - patient unsure of name",
+            ("water pill - patient unsure of name",),
+            ("water pill - patient unsure of name",),
+        ),
+        ("Study drug XR-17", ("study drug xr-17",), ("study drug xr-17",)),
+    ],
+)
+def test_a_name_led_by_a_known_one_resolves_to_it(
+    display: str, ingredients: tuple[str, ...], unknown: tuple[str, ...]
+) -> None:
+    resolved = resolve_product(None, display)
+    assert (resolved.ingredients, resolved.unknown) == (ingredients, unknown)
+
+
+def test_each_part_of_a_mixture_is_led_by_its_own_name() -> None:
+    resolved = resolve_product(None, "lidocaine viscous 2% / diphenhydramine 12.5 mg/5 mL")
+    assert set(resolved.ingredients) == {"lidocaine", "diphenhydramine"} and resolved.unknown == ()
