@@ -78,7 +78,9 @@ def tokens_of_basis(basis: Basis) -> frozenset[str]:
     """A gold basis as tokens: rx:PRODUCT and ing:NAME per ingredient, lab:ANALYTE, sct:CODE."""
     out: set[str] = set()
     for ingredient in basis.ingredients:
+        # As written, and as the terminology spells it ("estrogens, conjugated (USP)" is conjugated estrogens).
         out.add(f"ing:{ingredient.name}")
+        out.add(f"ing:{terminology.canonical_ingredient(ingredient.name)}")
         if ingredient.product_rxnorm:
             out.add(f"rx:{ingredient.product_rxnorm}")
     for lab in basis.labs:

@@ -386,6 +386,29 @@ def beers_megestrol(facts: RuleFacts) -> Iterator[Finding]:
     )
 
 
+def beers_systemic_estrogen(facts: RuleFacts) -> Iterator[Finding]:
+    """Oral or transdermal estrogen from 65: Beers avoids it (breast and endometrial cancer, no cardioprotection
+    or cognitive protection); a low-dose vaginal product is acceptable and is not counted."""
+    if facts.age is None or facts.age < OLDER_ADULT_AGE:
+        return
+    estrogens = tuple(e for e in facts.with_class("estrogen") if not LOCAL_ROUTE.search(e.label))
+    if not estrogens:
+        return
+    yield Finding(
+        "rule.beers-systemic-estrogen",
+        "warning",
+        _short(
+            f"Age {facts.context.demographics.age_label} on {_names(estrogens)}: consider tapering off systemic "
+            "estrogen (vaginal estrogen is acceptable)"
+        ),
+        "In older adults systemic estrogen raises breast and endometrial cancer, clots and stroke and protects neither "
+        "heart nor memory (AGS Beers criteria).",
+        ("kb.beers-systemic-estrogen",),
+        _handles(estrogens),
+        _proposed(estrogens),
+    )
+
+
 # --- rule.triptan-vascular-disease -------------------------------------------------------------------------
 
 # Triptan labels (section 4, Contraindications): ischaemic coronary artery disease, a history of stroke or
@@ -1079,6 +1102,7 @@ GAP_MEDICATION_RULES: Final[tuple[Rule, ...]] = (
     hyponatraemia_on_lowering_drug,
     ppi_low_magnesium,
     beers_megestrol,
+    beers_systemic_estrogen,
     decongestant_high_blood_pressure,
     beers_amiodarone_first_line,
     parkinson_dopamine_blocker,

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from plugin.context.build import build_context
-from plugin.rules import catalog, label_checks, label_limits, registry, resolution, vaccines
+from plugin.rules import catalog, gaps, label_checks, label_limits, registry, resolution, vaccines
 from plugin.rules.model import Finding, RuleFacts
 from plugin.rules.override_reasons import override_reasons
 from tests.support.charts import NOW, JsonDict, medication_request
@@ -1715,3 +1715,16 @@ def test_an_undated_stroke_or_one_antiplatelet_says_nothing() -> None:
     undated.pop("onsetDateTime", None)
     assert not found(label_limits.dual_antiplatelet_after_stroke, ASPIRIN_LOW, CLOPIDOGREL, undated)
     assert not found(label_limits.dual_antiplatelet_after_stroke, CLOPIDOGREL, _onset(STROKE, 400))
+
+
+@pytest.mark.parametrize(
+    ("age", "display", "raised"),
+    [
+        (81, "estradiol 1 MG Oral Tablet (Estrace)", True),
+        (65, "estradiol 0.05 MG/DAY Transdermal Patch", True),
+        (64, "estradiol 1 MG Oral Tablet (Estrace)", False),
+        (81, "estradiol 0.1 MG/GM Vaginal Cream", False),  # low-dose vaginal estrogen is acceptable
+    ],
+)
+def test_beers_systemic_estrogen_from_65(age: int, display: str, raised: bool) -> None:
+    assert bool(found(gaps.beers_systemic_estrogen, drug("e2", display), age=age)) is raised
