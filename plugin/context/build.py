@@ -665,6 +665,14 @@ class _Builder:
         if model.valueString:
             texts.append(str(model.valueString))
         answer = codes.qualitative_answer(coded, texts)
+        quantity = model.valueQuantity
+        if (
+            answer is None
+            and test.positive_from is not None
+            and quantity is not None
+            and quantity.value is not None
+        ):
+            answer = "positive" if float(quantity.value) >= test.positive_from else "negative"
         period_start = model.effectivePeriod.start if model.effectivePeriod else None
         days = _days_ago(
             self.today, model.effectiveDateTime, period_start, model.effectiveInstant, model.issued

@@ -776,6 +776,8 @@ class QualitativeTest:
     label: str
     loinc: frozenset[str]
     name: re.Pattern[str]
+    # A titre reported as a number reads positive from this value (anti-HBs: 10 mIU/mL is immune), else negative.
+    positive_from: float | None = None
 
 
 QUALITATIVE_TESTS: Final[dict[str, QualitativeTest]] = {
@@ -811,6 +813,13 @@ QUALITATIVE_TESTS: Final[dict[str, QualitativeTest]] = {
             "Hepatitis B surface antigen",
             frozenset({"5196-1", "5195-3"}),
             re.compile(r"\bhbsag\b|hepatitis b (virus )?surface (ag|antigen)", re.I),
+        ),
+        QualitativeTest(
+            "anti-hbs",
+            "Hepatitis B surface antibody",
+            frozenset({"16935-9", "22322-2", "10900-9"}),
+            re.compile(r"\banti-?hbs\b|\bhbsab\b|hepatitis b (virus )?surface (ab|antibod)", re.I),
+            positive_from=10.0,
         ),
         QualitativeTest(
             "anti-hbc",

@@ -69,6 +69,15 @@ GROUPS: Final[dict[str, VaccineGroup]] = {
         frozenset({"17", "46", "47", "48", "49", "50", "51", "120", "146", "148"}),
         re.compile(r"\b(hib|haemophilus|hemophilus|acthib|pedvaxhib|hiberix|pentacel|vaxelis)\b", re.I),
     ),
+    # Hepatitis B alone (Engerix-B, Recombivax HB, Heplisav-B, PreHevbrio, unspecified) and in combinations
+    # (Twinrix, Pediarix, Vaxelis, Hib-HepB); hepatitis B immune globulin is not a vaccine.
+    "hepatitis-b": VaccineGroup(
+        frozenset({"8", "08", "42", "43", "44", "45", "51", "102", "104", "110", "146", "189", "220"}),
+        re.compile(
+            r"\b(hep\s*b|hepb|hepatitis\s*b(?!\s*immune)|heplisav|engerix|recombivax|prehevbrio|twinrix|pediarix|vaxelis)\b",
+            re.I,
+        ),
+    ),
     "pneumococcal": VaccineGroup(
         frozenset({"33", "100", "109", "133", "152", "215", "216"}),
         re.compile(r"\b(pneumococcal|pcv\d*|ppsv\d*|prevnar|vaxneuvance|capvaxive|pneumovax)\b", re.I),
@@ -191,6 +200,45 @@ def td_booster_due(facts: RuleFacts) -> Iterator[Finding]:
         "Adults are advised a Td or Tdap booster every 10 years, with one Tdap if never given (ACIP).",
         ("kb.acip-td-tdap-adults",),
         (given[0].handle,),
+    )
+
+
+# --- hepatitis B -----------------------------------------------------------------------------------------------
+
+HEPATITIS_B_FROM_AGE: Final = 19  # kb.acip-hepatitis-b-adults: all adults 19-59
+HEPATITIS_B_THROUGH_AGE: Final = 59
+
+
+def hepatitis_b_vaccine_due(facts: RuleFacts) -> Iterator[Finding]:
+    """An adult of 19-59 with no hepatitis B vaccine, infection or immunity on record. Only charts that record
+    immunisations at all are judged: with no immunisation history the record is silent, not negative."""
+    age = facts.age
+    context = facts.context
+    if (
+        age is None
+        or not HEPATITIS_B_FROM_AGE <= age <= HEPATITIS_B_THROUGH_AGE
+        or not context.in_force("hepatitis-b-adults-19-59")
+        or not context.immunizations
+        or doses(facts, "hepatitis-b")
+        or facts.ever("hepatitis-b-infection")
+    ):
+        return
+    if any(
+        (r := facts.result(test)) is not None and r.result == "positive"
+        for test in ("anti-hbs", "hbsag", "anti-hbc")
+    ):
+        return  # immune, or infected (then the care is not a vaccine)
+    antibody = facts.result("anti-hbs")
+    yield Finding(
+        "rule.hepatitis-b-vaccine-due",
+        "info",
+        _short(
+            f"Age {context.demographics.age_label} with no hepatitis B vaccine on record: consider a series "
+            "(Heplisav-B 2 doses or a 3-dose vaccine)"
+        ),
+        "All adults 19-59 are advised hepatitis B vaccination unless already vaccinated or immune (ACIP 2022).",
+        ("kb.acip-hepatitis-b-adults",),
+        (antibody.handle,) if antibody is not None else (),
     )
 
 
@@ -417,6 +465,7 @@ def infant_rsv_antibody_due(facts: RuleFacts) -> Iterator[Finding]:
 VACCINE_CARE_GAP_RULES: Final = (
     zoster_due,
     td_booster_due,
+    hepatitis_b_vaccine_due,
     rsv_due,
     pneumococcal_risk_due,
     menacwy_due,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from importlib import resources
 from typing import Any
 
@@ -22,7 +22,7 @@ from plugin.knowledge import load_knowledge_base
 from plugin.rules import catalog, vaccines
 from plugin.rules.model import Finding, RuleFacts
 from tests.support.charts import NOW
-from tests.support.rule_cases import Chart, med, problem
+from tests.support.rule_cases import Chart, med, problem, vaccine
 
 pytestmark = pytest.mark.unit
 
@@ -41,6 +41,9 @@ def raw_table() -> dict[str, Any]:
     return loaded
 
 
+HEPATITIS_B_FROM = date(2021, 11, 3)
+
+
 def test_the_table_names_the_days_acip_voted_and_cites_entries_that_exist() -> None:
     table = {r.name: r for r in recommendation_dates()}
     assert {name: r.in_force_from for name, r in table.items()} == {
@@ -50,6 +53,7 @@ def test_the_table_names_the_days_acip_voted_and_cites_entries_that_exist() -> N
         "pneumococcal-50-plus": PNEUMOCOCCAL_50_FROM,
         "sglt2i-diabetes-ckd": date(2020, 10, 1),
         "nirsevimab-infants": NIRSEVIMAB_FROM,
+        "hepatitis-b-adults-19-59": HEPATITIS_B_FROM,
     }
     knowledge = load_knowledge_base()
     assert all(r.basis in knowledge for r in table.values())
@@ -70,6 +74,7 @@ def test_nothing_is_held_back_today_and_the_builder_sets_the_hooks_day() -> None
     assert build_context(prefetch, NOW).context.recommendations_not_in_force == ()
     old = build_context(prefetch, then).context
     assert old.recommendations_not_in_force == (
+        "hepatitis-b-adults-19-59",
         "nirsevimab-infants",
         "pneumococcal-50-plus",
         "rsv-older-adults",
@@ -175,3 +180,11 @@ def test_zoster_follows_each_of_its_two_start_dates(
 ) -> None:
     chart = Chart(age=age, resources=resources)
     assert bool(list(vaccines.zoster_due(_as_of(chart, day)))) is fires
+
+
+@pytest.mark.parametrize(("days_before", "fires"), [(1, False), (0, True)])
+def test_universal_adult_hepatitis_b_from_the_acip_vote(days_before: int, fires: bool) -> None:
+    day = datetime.combine(HEPATITIS_B_FROM - timedelta(days=days_before), datetime.min.time(), tzinfo=UTC)
+    prefetch = Chart(age=40, resources=(vaccine("influenza", 60),)).prefetch()
+    context = build_context(prefetch, day).context
+    assert bool(list(vaccines.hepatitis_b_vaccine_due(RuleFacts.of(context)))) is fires

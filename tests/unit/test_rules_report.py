@@ -37,7 +37,7 @@ CHART, ORDERS, DISCHARGE = "r1-chart-review", "r1-order-review", "r1-discharge-r
 # with clopidogrel or naproxen and no blood count for years asks for one (a warning where anaemia is recorded).
 # Two adolescents with no MenACWY on record; two on a combined pill whose last blood pressure is years old; one
 # levothyroxine order written as one tablet every 60 days.
-PINNED_TOTAL = 349
+PINNED_TOTAL = 353
 PINNED: dict[tuple[str, str, str], int] = {
     (CHART, "encounter-start", "rule.allergy-category-recorded-wrongly"): 7,
     (CHART, "patient-view", "rule.allergy-category-recorded-wrongly"): 7,
@@ -70,6 +70,7 @@ PINNED: dict[tuple[str, str, str], int] = {
     (CHART, "encounter-start", "rule.egfr-recheck"): 7,
     (CHART, "encounter-start", "rule.epinephrine-autoinjector-weight"): 4,
     (CHART, "encounter-start", "rule.heart-failure-therapy-gap"): 1,
+    (CHART, "encounter-start", "rule.hepatitis-b-vaccine-due"): 2,
     (CHART, "encounter-start", "rule.influenza-vaccine-due"): 19,
     (CHART, "encounter-start", "rule.inr-monitoring"): 5,
     (CHART, "encounter-start", "rule.levothyroxine-tsh-recheck"): 1,
@@ -105,6 +106,7 @@ PINNED: dict[tuple[str, str, str], int] = {
     (CHART, "patient-view", "rule.egfr-recheck"): 7,
     (CHART, "patient-view", "rule.epinephrine-autoinjector-weight"): 4,
     (CHART, "patient-view", "rule.heart-failure-therapy-gap"): 1,
+    (CHART, "patient-view", "rule.hepatitis-b-vaccine-due"): 2,
     (CHART, "patient-view", "rule.influenza-vaccine-due"): 19,
     (CHART, "patient-view", "rule.inr-monitoring"): 5,
     (CHART, "patient-view", "rule.levothyroxine-tsh-recheck"): 1,
@@ -155,6 +157,7 @@ PATIENT_VIEW: dict[str, list[str]] = {
     "Asa_Hermiston": [
         "rule.allergy-category-recorded-wrongly:info",
         "rule.duplicate-therapy:warning",
+        "rule.hepatitis-b-vaccine-due:info",
         "rule.influenza-vaccine-due:info",
         "rule.methotrexate-monitoring:warning",
         "rule.methotrexate-nsaid:warning",
@@ -286,6 +289,7 @@ PATIENT_VIEW: dict[str, list[str]] = {
     "Mathilda_O'Keefe": [
         "rule.allergy-category-recorded-wrongly:info",
         "rule.chc-blood-pressure-unknown:info",
+        "rule.hepatitis-b-vaccine-due:info",
         "rule.influenza-vaccine-due:info",
         "rule.pneumococcal-risk-vaccine-due:info",
     ],

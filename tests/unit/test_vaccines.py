@@ -258,3 +258,60 @@ def test_the_antibody_given_out_of_season_or_before_the_advice_says_nothing() ->
 def test_age_in_days_is_kept_only_under_two_years() -> None:
     assert _infant(700).context.demographics.age_days == 700
     assert Chart(age=5).build().context.demographics.age_days is None
+
+
+# --- hepatitis B 19-59 --------------------------------------------------------------------------------------
+
+FLU = vaccine("influenza", 60)
+
+
+def _anti_hbs(value: float) -> JsonDict:
+    return {
+        "resourceType": "Observation",
+        "id": "anti-hbs",
+        "status": "final",
+        "code": {
+            "coding": [{"system": "http://loinc.org", "code": "16935-9"}],
+            "text": "Hepatitis B surface Ab",
+        },
+        "subject": {"reference": f"Patient/{PATIENT_ID}"},
+        "effectiveDateTime": (NOW - timedelta(days=200)).isoformat(),
+        "valueQuantity": {"value": value, "unit": "m[IU]/mL"},
+    }
+
+
+@pytest.mark.parametrize(("age", "fires"), [(18, False), (19, True), (59, True), (60, False)])
+def test_hepatitis_b_for_adults_19_to_59(age: int, fires: bool) -> None:
+    assert bool(list(vaccines.hepatitis_b_vaccine_due(facts(FLU, age=age)))) is fires
+
+
+def test_hepatitis_b_is_judged_only_where_immunisations_are_recorded_and_a_dose_closes_it() -> None:
+    assert not list(vaccines.hepatitis_b_vaccine_due(facts(age=40)))  # no immunisation history at all
+    assert not list(vaccines.hepatitis_b_vaccine_due(facts(FLU, vaccine("hepatitis-b", 400), age=40)))
+
+
+@pytest.mark.parametrize(("titre", "fires"), [(9.9, True), (10.0, False), (85.0, False)])
+def test_an_anti_hbs_of_10_or_more_is_immunity(titre: float, fires: bool) -> None:
+    found = list(vaccines.hepatitis_b_vaccine_due(facts(FLU, _anti_hbs(titre), age=40)))
+    assert bool(found) is fires
+    if fires:
+        assert len(found[0].inputs) == 1  # the low titre is shown
+
+
+def test_chronic_hepatitis_b_is_no_vaccine_gap() -> None:
+    hbv = {
+        "resourceType": "Condition",
+        "id": "hbv",
+        "clinicalStatus": {
+            "coding": [
+                {"system": "http://terminology.hl7.org/CodeSystem/condition-clinical", "code": "active"}
+            ]
+        },
+        "code": {
+            "coding": [
+                {"system": "http://snomed.info/sct", "code": "61977001", "display": "Chronic hepatitis B"}
+            ]
+        },
+        "subject": {"reference": f"Patient/{PATIENT_ID}"},
+    }
+    assert not list(vaccines.hepatitis_b_vaccine_due(facts(FLU, hbv, age=40)))
