@@ -198,6 +198,21 @@ def test_immediate_release_metformin_keeps_its_own_limit() -> None:
     assert current(order("Metformin Hydrochloride 500 MG Oral Tablet", 1, frequency=5, status="active")) == []
 
 
+VENLAFAXINE_XR = "24 HR Venlafaxine 75 MG Extended Release Oral Capsule"
+
+
+@pytest.mark.parametrize(("capsules", "carded"), [(2, False), (3, False), (4, True)])
+def test_venlafaxine_extended_release_stops_at_225_mg(capsules: int, carded: bool) -> None:
+    found = current(order(VENLAFAXINE_XR, capsules, status="active"))
+    assert bool(found) is carded
+    if carded:
+        assert "extended-release" in found[0].summary
+
+
+def test_immediate_release_venlafaxine_keeps_375_mg() -> None:
+    assert current(order("Venlafaxine 75 MG Oral Tablet", 2, frequency=2, status="active")) == []
+
+
 CETIRIZINE_SOLUTION = "Cetirizine Hydrochloride 1 MG/ML Oral Solution"
 
 
