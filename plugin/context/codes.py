@@ -822,6 +822,14 @@ QUALITATIVE_TESTS: Final[dict[str, QualitativeTest]] = {
             positive_from=10.0,
         ),
         QualitativeTest(
+            "hav-igg",
+            "Hepatitis A antibody",
+            frozenset(),
+            re.compile(
+                r"hepatitis a (virus )?(igg|total|ab\b|antibod)|\banti-?hav\b|\bhav (igg|ab|total)", re.I
+            ),
+        ),
+        QualitativeTest(
             "anti-hbc",
             "Hepatitis B core antibody",
             frozenset({"16933-4", "13952-7"}),

@@ -72,11 +72,16 @@ GROUPS: Final[dict[str, VaccineGroup]] = {
     # Hepatitis B alone (Engerix-B, Recombivax HB, Heplisav-B, PreHevbrio, unspecified) and in combinations
     # (Twinrix, Pediarix, Vaxelis, Hib-HepB); hepatitis B immune globulin is not a vaccine.
     "hepatitis-b": VaccineGroup(
-        frozenset({"8", "08", "42", "43", "44", "45", "51", "102", "104", "110", "146", "189", "220"}),
+        frozenset({"8", "42", "43", "44", "45", "51", "102", "104", "110", "146", "189", "220"}),
         re.compile(
             r"\b(hep\s*b|hepb|hepatitis\s*b(?!\s*immune)|heplisav|engerix|recombivax|prehevbrio|twinrix|pediarix|vaxelis)\b",
             re.I,
         ),
+    ),
+    # Hepatitis A alone (Havrix, Vaqta, unspecified) and with hepatitis B (Twinrix).
+    "hepatitis-a": VaccineGroup(
+        frozenset({"31", "52", "83", "84", "85", "104"}),
+        re.compile(r"\b(hep\s*a|hepa|hepatitis\s*a(?!\s*immune)|havrix|vaqta|twinrix)\b", re.I),
     ),
     "pneumococcal": VaccineGroup(
         frozenset({"33", "100", "109", "133", "152", "215", "216"}),
@@ -216,7 +221,8 @@ def hepatitis_b_vaccine_due(facts: RuleFacts) -> Iterator[Finding]:
     context = facts.context
     if (
         age is None
-        or not HEPATITIS_B_FROM_AGE <= age <= HEPATITIS_B_THROUGH_AGE
+        or not _adult(facts, HEPATITIS_B_FROM_AGE)
+        or age > HEPATITIS_B_THROUGH_AGE
         or not context.in_force("hepatitis-b-adults-19-59")
         or not context.immunizations
         or doses(facts, "hepatitis-b")
@@ -239,6 +245,34 @@ def hepatitis_b_vaccine_due(facts: RuleFacts) -> Iterator[Finding]:
         "All adults 19-59 are advised hepatitis B vaccination unless already vaccinated or immune (ACIP 2022).",
         ("kb.acip-hepatitis-b-adults",),
         (antibody.handle,) if antibody is not None else (),
+    )
+
+
+# --- hepatitis A in chronic liver disease --------------------------------------------------------------------
+
+HEPATITIS_A_LIVER_SETS: Final = ("liver-disease", "cirrhosis")
+
+
+def hepatitis_a_liver_disease_due(facts: RuleFacts) -> Iterator[Finding]:
+    """Chronic liver disease (cirrhosis, chronic viral hepatitis) with no hepatitis A vaccine or immunity on
+    record, on a chart that records immunisations: hepatitis A is far more dangerous on a diseased liver."""
+    liver = _problems(facts, HEPATITIS_A_LIVER_SETS)
+    if not _adult(facts, 1) or not liver or not facts.context.immunizations or doses(facts, "hepatitis-a"):
+        return
+    antibody = facts.result("hav-igg")
+    if antibody is not None and antibody.result == "positive":
+        return
+    yield Finding(
+        "rule.hepatitis-a-vaccine-due",
+        "info",
+        _short(
+            "Chronic liver disease with no hepatitis A vaccine on record: consider 2 doses 6 months apart "
+            "(Havrix or Vaqta)"
+        ),
+        "Hepatitis A vaccination is advised for everyone with chronic liver disease, in whom hepatitis A can be "
+        "fulminant (ACIP).",
+        ("kb.acip-hepatitis-a-liver-disease",),
+        (*liver, *((antibody.handle,) if antibody is not None else ())),
     )
 
 
@@ -466,6 +500,7 @@ VACCINE_CARE_GAP_RULES: Final = (
     zoster_due,
     td_booster_due,
     hepatitis_b_vaccine_due,
+    hepatitis_a_liver_disease_due,
     rsv_due,
     pneumococcal_risk_due,
     menacwy_due,

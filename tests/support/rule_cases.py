@@ -315,6 +315,7 @@ VACCINES: dict[str, tuple[str, str]] = {
     "menb": ("163", "meningococcal B vaccine, recombinant, OMV, adjuvanted"),
     "hib": ("48", "Hib (PRP-T)"),
     "hepatitis-b": ("189", "Hepatitis B vaccine (recombinant), adjuvanted (Heplisav-B)"),
+    "hepatitis-a": ("52", "Hepatitis A vaccine, adult dosage (Havrix)"),
     "ppsv23": ("33", "pneumococcal polysaccharide PPV23"),
 }
 

@@ -315,3 +315,34 @@ def test_chronic_hepatitis_b_is_no_vaccine_gap() -> None:
         "subject": {"reference": f"Patient/{PATIENT_ID}"},
     }
     assert not list(vaccines.hepatitis_b_vaccine_due(facts(FLU, hbv, age=40)))
+
+
+# --- hepatitis A in chronic liver disease -------------------------------------------------------------------
+
+
+def _hav_igg(answer: str) -> JsonDict:
+    return {
+        "resourceType": "Observation",
+        "id": "hav-igg",
+        "status": "final",
+        "code": {"text": "Hepatitis A virus IgG Ab"},
+        "subject": {"reference": f"Patient/{PATIENT_ID}"},
+        "effectiveDateTime": (NOW - timedelta(days=100)).isoformat(),
+        "valueString": answer,
+    }
+
+
+def test_hepatitis_a_for_chronic_liver_disease() -> None:
+    cirrhosis = problem("cirrhosis")
+    assert list(vaccines.hepatitis_a_liver_disease_due(facts(FLU, cirrhosis, age=55)))
+    assert list(vaccines.hepatitis_a_liver_disease_due(facts(FLU, cirrhosis, _hav_igg("Negative"), age=55)))
+    assert not list(
+        vaccines.hepatitis_a_liver_disease_due(facts(FLU, cirrhosis, _hav_igg("Positive"), age=55))
+    )
+    assert not list(
+        vaccines.hepatitis_a_liver_disease_due(facts(FLU, cirrhosis, vaccine("hepatitis-a", 300), age=55))
+    )
+    assert not list(
+        vaccines.hepatitis_a_liver_disease_due(facts(cirrhosis, age=55))
+    )  # no immunisation history
+    assert not list(vaccines.hepatitis_a_liver_disease_due(facts(FLU, problem("hypertension"), age=55)))
