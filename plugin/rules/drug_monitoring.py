@@ -19,6 +19,7 @@ from plugin.errors import PluginError
 from plugin.ids import KB_ID
 from plugin.packaged import read_knowledge_json
 from plugin.rules.dose_range import analgesic_nsaids
+from plugin.rules.dosing import dosage_of
 from plugin.rules.model import Exposure, Finding, LabOrder, RuleFacts, Severity
 from plugin.rules.phrasing import handles as _handles
 from plugin.rules.phrasing import names as _names
@@ -60,6 +61,8 @@ class DrugMonitoring:
     # follow-up panel); later, an absent routine lab is more often outside the record sent than never done,
     # and reviewers ask about a lapsed value (a dated one past its interval), which is always asked for.
     missing_asked_within_days: int | None = None
+    # Only injected or infused products need these labs (IV vancomycin's kidney tests, not oral vancomycin's).
+    parenteral_only: bool = False
 
 
 def _fail(problem: str) -> DrugMonitoringError:
@@ -102,11 +105,12 @@ def parse_drug_monitoring(raw: object) -> tuple[DrugMonitoring, ...]:
                 "severity",
                 "established_after_days",
                 "missing_asked_within_days",
+                "parenteral_only",
             }
         ):
             raise _fail(
                 f"{where}: a drug has exactly ingredients, labs, why, evidence and severity, and may have "
-                "established_after_days and missing_asked_within_days"
+                "established_after_days, missing_asked_within_days and parenteral_only"
             )
         after = drug.get("established_after_days", 0)
         if not isinstance(after, int) or isinstance(after, bool) or not 0 <= after <= 365:
@@ -119,6 +123,9 @@ def parse_drug_monitoring(raw: object) -> tuple[DrugMonitoring, ...]:
                 f"{where}: missing_asked_within_days is a whole number of days after established_after_days, "
                 "up to 3650"
             )
+        parenteral = drug.get("parenteral_only", False)
+        if not isinstance(parenteral, bool):
+            raise _fail(f"{where}: parenteral_only is true or false")
         severity = drug["severity"]
         if severity not in ("info", "warning"):
             raise _fail(f"{where}: severity is info or warning")
@@ -146,7 +153,9 @@ def parse_drug_monitoring(raw: object) -> tuple[DrugMonitoring, ...]:
         if len({lab.analyte for lab in parsed}) != len(parsed):
             raise _fail(f"{where}: an analyte is listed once per drug")
         table.append(
-            DrugMonitoring(tuple(ingredients), parsed, why, tuple(evidence), severity, after, missing)
+            DrugMonitoring(
+                tuple(ingredients), parsed, why, tuple(evidence), severity, after, missing, parenteral
+            )
         )
     return tuple(table)
 
@@ -175,12 +184,22 @@ def _gap(facts: RuleFacts, lab: MonitoredLab) -> tuple[str, Measurement | None] 
     return None
 
 
+_PARENTERAL: Final = re.compile(
+    r"\b(injection|injectable|intravenous|infusion|iv|for injection)\b", re.IGNORECASE
+)
+
+
 def _monitored(facts: RuleFacts) -> Iterator[tuple[Exposure, DrugMonitoring]]:
     table = drug_monitoring()
     for exposure in facts.exposures:
         row = next((d for d in table if not set(d.ingredients).isdisjoint(exposure.ingredients)), None)
-        if row is not None:
-            yield exposure, row
+        if row is None:
+            continue
+        if row.parenteral_only:
+            dosage = dosage_of(facts, exposure)
+            if not _PARENTERAL.search(f"{exposure.label} {dosage.route if dosage and dosage.route else ''}"):
+                continue
+        yield exposure, row
 
 
 def drug_monitoring_labs(facts: RuleFacts) -> Iterator[Finding]:

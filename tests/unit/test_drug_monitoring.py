@@ -126,6 +126,7 @@ def _table() -> dict[str, Any]:
         lambda t: t.pop("version"),
         lambda t: t["drugs"][0].update(established_after_days=-1),
         lambda t: t["drugs"][0].update(established_after_days=True),
+        lambda t: t["drugs"][0].update(parenteral_only="yes"),
         lambda t: t["drugs"][0].update(missing_asked_within_days=True),
         lambda t: t["drugs"][0].update(established_after_days=30, missing_asked_within_days=30),
         lambda t: t["drugs"][0].update(missing_asked_within_days=3651),
@@ -306,3 +307,24 @@ def test_tolvaptan_needs_liver_tests_at_least_every_three_months(days: int, fire
     assert bool(found) is fires
     if fires:
         assert found[0].severity == "warning" and found[0].evidence == ("kb.tolvaptan-liver-monitoring",)
+
+
+@pytest.mark.parametrize(
+    ("display", "days", "fires"),
+    [
+        ("vancomycin 1250 MG in 250 ML Injection for intravenous infusion", 7, False),
+        ("vancomycin 1250 MG in 250 ML Injection for intravenous infusion", 8, True),
+        ("vancomycin 125 MG Oral Capsule", 30, False),  # oral vancomycin stays in the gut
+    ],
+)
+def test_intravenous_vancomycin_needs_weekly_creatinine_and_blood_count(
+    display: str, days: int, fires: bool
+) -> None:
+    found = run(
+        _drug(display, days_ago=30),
+        lab("creatinine", 1.0, days_ago=days),
+        lab("platelets", 250, days_ago=days),
+    )
+    assert bool(found) is fires
+    if fires:
+        assert found[0].severity == "warning" and found[0].evidence == ("kb.opat-vancomycin-weekly-labs",)
