@@ -325,6 +325,7 @@ def ibuprofen_low_dose_aspirin(facts: RuleFacts) -> Iterator[Finding]:
 
 # --- dose limits ----------------------------------------------------------------------------------------------
 
+_INJECTED_NSAID: Final = re.compile(r"\b(injection|injectable|intravenous|for injection)\b", re.IGNORECASE)
 CITALOPRAM_MAX_MG: Final = 40.0
 CITALOPRAM_OLDER_MAX_MG: Final = 20.0
 CITALOPRAM_OLDER_AGE: Final = 60  # "over 60": whole years from 60 are past the 60th birthday
@@ -1180,8 +1181,13 @@ def beers_label_checks(facts: RuleFacts) -> Iterator[Finding]:
             _handles(sulfonylureas),
             _proposed(sulfonylureas),
         )
-    ulcer = facts.has_condition("peptic-ulcer") or facts.has_condition("gi-bleed")  # rule.nsaid-peptic-ulcer
-    nsaids = [e for e in analgesic_nsaids(facts) if not e.has("cox2-inhibitor")]
+    # An ulcer or bleed, now or past, is rule.nsaid-peptic-ulcer's; an injected NSAID is a dose, not chronic use.
+    ulcer = bool(facts.ever("peptic-ulcer") or facts.ever("gi-bleed"))
+    nsaids = [
+        e
+        for e in analgesic_nsaids(facts)
+        if not e.has("cox2-inhibitor") and not _INJECTED_NSAID.search(e.label)
+    ]
     if nsaids and not ulcer and not any(named(e, GASTROPROTECTION) for e in facts.exposures):
         yield Finding(
             "rule.beers-nsaid-without-gastroprotection",

@@ -575,6 +575,11 @@ def test_beers_exemptions() -> None:
     assert beers(rx("cel", "celecoxib 200 MG Oral Capsule")) == {}  # COX-2 selective
     assert beers(IBUPROFEN, statement("ppi", "pantoprazole 40 MG Delayed Release Oral Tablet")) == {}
     assert set(beers(IBUPROFEN, ULCER)) == set()  # rule.nsaid-peptic-ulcer speaks instead
+    past_ulcer = copy.deepcopy(ULCER)
+    past_ulcer["clinicalStatus"]["coding"][0]["code"] = "resolved"
+    assert set(beers(IBUPROFEN, past_ulcer)) == set()  # a past ulcer too
+    ketorolac_iv = draft("draft-ketorolac", "ketorolac tromethamine 15 MG/ML Injection")
+    assert beers(drafts=(ketorolac_iv,)) == {}  # an injected dose is not chronic use
     assert beers(ASPIRIN_81, MI) == {}  # secondary prevention
     assert beers(ASPIRIN_81, CLOPIDOGREL) == {}  # dual antiplatelet therapy
     assert set(beers(rx("ris", "risperidone 1 MG Oral Tablet"))) == {
