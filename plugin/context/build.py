@@ -665,6 +665,10 @@ class _Builder:
         if model.valueString:
             texts.append(str(model.valueString))
         answer = codes.qualitative_answer(coded, texts)
+        if test.positive_text is not None and any(test.positive_text.search(t) for t in texts):
+            answer = "positive"
+        elif test.negative_text is not None and any(test.negative_text.search(t) for t in texts):
+            answer = "negative"
         quantity = model.valueQuantity
         if (
             answer is None

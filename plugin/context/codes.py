@@ -778,6 +778,9 @@ class QualitativeTest:
     name: re.Pattern[str]
     # A titre reported as a number reads positive from this value (anti-HBs: 10 mIU/mL is immune), else negative.
     positive_from: float | None = None
+    # A result written as a phenotype or genotype: these words read positive or negative before the generic ones.
+    positive_text: re.Pattern[str] | None = None
+    negative_text: re.Pattern[str] | None = None
 
 
 QUALITATIVE_TESTS: Final[dict[str, QualitativeTest]] = {
@@ -828,6 +831,16 @@ QUALITATIVE_TESTS: Final[dict[str, QualitativeTest]] = {
             re.compile(
                 r"hepatitis a (virus )?(igg|total|ab\b|antibod)|\banti-?hav\b|\bhav (igg|ab|total)", re.I
             ),
+        ),
+        # CYP2C19 genotype or phenotype, read as "reduced function" (positive): a poor or intermediate
+        # metaboliser, or a genotype carrying a *2 or *3 no-function allele (CPIC).
+        QualitativeTest(
+            "cyp2c19-reduced-function",
+            "CYP2C19 genotype",
+            frozenset(),
+            re.compile(r"cyp\s?2c19", re.I),
+            positive_text=re.compile(r"\b(poor|intermediate) metaboli[sz]er|\*[23]\b", re.I),
+            negative_text=re.compile(r"\b(normal|extensive|rapid|ultra-?rapid) metaboli[sz]er", re.I),
         ),
         QualitativeTest(
             "anti-hbc",

@@ -892,6 +892,42 @@ def nsaid_peptic_ulcer(facts: RuleFacts) -> Iterator[Finding]:
 TONSILLECTOMY_DAYS: Final = 30
 
 
+# --- clopidogrel with reduced CYP2C19 function ---------------------------------------------------------------
+
+_CLOPIDOGREL_INDICATIONS: Final = (
+    "coronary-heart-disease",
+    "myocardial-infarction",
+    "stroke",
+    "ischaemic-stroke",
+    "transient-ischaemic-attack",
+)
+
+
+def clopidogrel_cyp2c19_reduced_function(facts: RuleFacts) -> Iterator[Finding]:
+    """Clopidogrel with a CYP2C19 poor or intermediate metaboliser result, for coronary disease or stroke: it is
+    a prodrug CYP2C19 activates, so these patients get less platelet inhibition and more stent thrombosis."""
+    clopidogrel = facts.with_ingredient("clopidogrel")
+    genotype = facts.result("cyp2c19-reduced-function")
+    if not clopidogrel or genotype is None or genotype.result != "positive":
+        return
+    indication = tuple(h for name in _CLOPIDOGREL_INDICATIONS for h in facts.ever(name))
+    if not indication:
+        return
+    yield Finding(
+        "rule.clopidogrel-cyp2c19-reduced-function",
+        "warning",
+        _short(
+            f"Clopidogrel with reduced CYP2C19 function ({genotype.label}): consider prasugrel or ticagrelor if "
+            "not contraindicated"
+        ),
+        "Clopidogrel needs CYP2C19 to become active; poor and intermediate metabolisers have more stent thrombosis "
+        "and cardiovascular events on it (boxed warning, CPIC).",
+        ("kb.clopidogrel-cyp2c19",),
+        tuple(sorted({genotype.handle, *indication, *_handles(clopidogrel)})),
+        _proposed(clopidogrel),
+    )
+
+
 # --- AV nodal blockers in pre-excited atrial fibrillation --------------------------------------------------
 
 AV_NODAL_BLOCKER_CLASSES: Final = ("non-dihydropyridine-ccb", "cardiac-glycoside")
@@ -1741,6 +1777,7 @@ LABEL_CHECK_RULES: tuple[Rule, ...] = (
     PIOGLITAZONE_BLADDER_CANCER,
     INCRETIN_GASTROPARESIS,
     av_nodal_blocker_pre_excited_af,
+    clopidogrel_cyp2c19_reduced_function,
     diabetes_drugs_in_pregnancy,
     romosozumab_after_mi_or_stroke,
     antithrombotics_without_gastroprotection,

@@ -34,6 +34,8 @@ ALLOW_LIST: dict[str, str] = {
     "kb.bisphosphonate-duration": "a drug holiday after 5 years depends on fracture risk, which the chart does not grade",
     "kb.aztreonam-ceftazidime-side-chain": "the condition is an allergy to one named drug (ceftazidime or "
     "aztreonam); an assertion's allergies name classes, and the cephalosporin class would bar aztreonam for all",
+    "kb.clopidogrel-cyp2c19": "the condition is a CYP2C19 genotype result, which no value set or lab holds; a "
+    "bare 'supports start of prasugrel when coronary disease' would claim far more",
     "kb.apixaban-dose-criteria": "dose reduction hinges on age, weight and creatinine together",
     "kb.fentanyl-patch-opioid-tolerant": "the contraindication turns on opioid tolerance (60 MME a day for a "
     "week), which no condition or lab expresses",

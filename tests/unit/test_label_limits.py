@@ -1728,3 +1728,36 @@ def test_an_undated_stroke_or_one_antiplatelet_says_nothing() -> None:
 )
 def test_beers_systemic_estrogen_from_65(age: int, display: str, raised: bool) -> None:
     assert bool(found(gaps.beers_systemic_estrogen, drug("e2", display), age=age)) is raised
+
+
+def _cyp2c19(text: str) -> JsonDict:
+    return {
+        "resourceType": "Observation",
+        "id": "cyp2c19",
+        "status": "final",
+        "code": {"text": "CYP2C19 genotype"},
+        "subject": {"reference": f"Patient/{PATIENT_ID}"},
+        "effectiveDateTime": on(10),
+        "valueString": text,
+    }
+
+
+@pytest.mark.parametrize(
+    ("genotype", "raised"),
+    [
+        ("*2/*2 - poor metabolizer", True),
+        ("*1/*2 (intermediate metabolizer)", True),
+        ("*1/*1 normal metabolizer", False),
+        ("*1/*17 rapid metabolizer", False),
+        ("pending", False),
+    ],
+)
+def test_clopidogrel_with_reduced_cyp2c19_function(genotype: str, raised: bool) -> None:
+    resources = (CLOPIDOGREL, problem("myocardial-infarction"), _cyp2c19(genotype))
+    findings = found(label_checks.clopidogrel_cyp2c19_reduced_function, *resources)
+    assert bool(findings) is raised
+
+
+def test_clopidogrel_genotype_without_a_vascular_indication_is_quiet() -> None:
+    resources = (CLOPIDOGREL, problem("hypertension"), _cyp2c19("*2/*2 - poor metabolizer"))
+    assert not found(label_checks.clopidogrel_cyp2c19_reduced_function, *resources)
