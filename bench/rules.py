@@ -64,6 +64,8 @@ from bench.gold.model import (
     HELDOUT_V19_PATH,
     HELDOUT_V20_PATH,
     HELDOUT_V21_PATH,
+    HELDOUT_V22_PATH,
+    HELDOUT_V23_PATH,
     load_check_rules,
     load_constructed,
     load_full_review,
@@ -238,6 +240,8 @@ WRITTEN_WHILE: Final[dict[int, str]] = {
     19: "v17 was tuned on, beside v18",
     20: "v18 and v19 were tuned on",
     21: "v20 was tuned on",
+    22: "v21 was tuned on, beside v23",
+    23: "v21 was tuned on, beside v22",
 }
 # The held-out sets in the order they were written, each blind to the rules as they stood; True where the
 # rules were later tuned on it (so its number is no longer an unseen one). Only the newest is unseen.
@@ -263,6 +267,8 @@ HELDOUT_SETS: Final[tuple[tuple[Path, bool], ...]] = (
     (HELDOUT_V19_PATH, True),
     (HELDOUT_V20_PATH, True),
     (HELDOUT_V21_PATH, True),
+    (HELDOUT_V22_PATH, False),
+    (HELDOUT_V23_PATH, False),
 )
 
 
