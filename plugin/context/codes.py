@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections.abc import Iterable
@@ -864,10 +865,15 @@ def qualitative_test_for(loincs: Iterable[str], names: Iterable[str]) -> Qualita
         if (test := _LOINC_TO_TEST.get(code)) is not None:
             return test
     for name in names:
-        for test in QUALITATIVE_TESTS.values():
-            if test.name.search(name):
-                return test
+        if (test := _test_named(name)) is not None:
+            return test
     return None
+
+
+@functools.lru_cache(maxsize=4096)
+def _test_named(name: str) -> QualitativeTest | None:
+    # Every Observation's names are tried against every test; a chart repeats the same few thousand names.
+    return next((test for test in QUALITATIVE_TESTS.values() if test.name.search(name)), None)
 
 
 def qualitative_answer(codes_: Iterable[str], texts: Iterable[str]) -> Literal["positive", "negative"] | None:
