@@ -404,6 +404,25 @@ def problem(name: str, resource_id: str | None = None, onset_days_ago: int = 400
     }
 
 
+def named_result(
+    resource_id: str, name: str, *, text: str | None = None, quantity: float | None = None, days_ago: int = 10
+) -> JsonDict:
+    """An Observation known only by its name (a local code), answered in words or as a number."""
+    result: JsonDict = {
+        "resourceType": "Observation",
+        "id": resource_id,
+        "status": "final",
+        "code": {"text": name},
+        "subject": {"reference": f"Patient/{PATIENT_ID}"},
+        "effectiveDateTime": on(days_ago),
+    }
+    if text is not None:
+        result["valueString"] = text
+    if quantity is not None:
+        result["valueQuantity"] = {"value": quantity, "unit": "m[IU]/mL"}
+    return result
+
+
 def lab(analyte: str, value: float, days_ago: int = 7, resource_id: str | None = None) -> JsonDict:
     loinc, display, unit = LABS[analyte]
     return {

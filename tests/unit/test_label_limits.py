@@ -14,7 +14,7 @@ from plugin.rules import catalog, gaps, label_checks, label_limits, registry, re
 from plugin.rules.model import Finding, RuleFacts
 from plugin.rules.override_reasons import override_reasons
 from tests.support.charts import NOW, JsonDict, medication_request
-from tests.support.rule_cases import PATIENT_ID, Chart, lab, on, problem
+from tests.support.rule_cases import PATIENT_ID, Chart, lab, named_result, on, problem
 
 pytestmark = pytest.mark.unit
 
@@ -1731,15 +1731,7 @@ def test_beers_systemic_estrogen_from_65(age: int, display: str, raised: bool) -
 
 
 def _cyp2c19(text: str) -> JsonDict:
-    return {
-        "resourceType": "Observation",
-        "id": "cyp2c19",
-        "status": "final",
-        "code": {"text": "CYP2C19 genotype"},
-        "subject": {"reference": f"Patient/{PATIENT_ID}"},
-        "effectiveDateTime": on(10),
-        "valueString": text,
-    }
+    return named_result("cyp2c19", "CYP2C19 genotype", text=text)
 
 
 @pytest.mark.parametrize(

@@ -13,7 +13,7 @@ from plugin.knowledge import load_knowledge_base
 from plugin.rules import vaccines
 from plugin.rules.model import Finding, RuleFacts
 from tests.support.charts import NOW, JsonDict, copy_json, medication_request
-from tests.support.rule_cases import PATIENT_ID, Chart, med, problem, vaccine
+from tests.support.rule_cases import PATIENT_ID, Chart, med, named_result, problem, vaccine
 
 pytestmark = pytest.mark.unit
 
@@ -266,18 +266,7 @@ FLU = vaccine("influenza", 60)
 
 
 def _anti_hbs(value: float) -> JsonDict:
-    return {
-        "resourceType": "Observation",
-        "id": "anti-hbs",
-        "status": "final",
-        "code": {
-            "coding": [{"system": "http://loinc.org", "code": "16935-9"}],
-            "text": "Hepatitis B surface Ab",
-        },
-        "subject": {"reference": f"Patient/{PATIENT_ID}"},
-        "effectiveDateTime": (NOW - timedelta(days=200)).isoformat(),
-        "valueQuantity": {"value": value, "unit": "m[IU]/mL"},
-    }
+    return named_result("anti-hbs", "Hepatitis B surface Ab", quantity=value, days_ago=200)
 
 
 @pytest.mark.parametrize(("age", "fires"), [(18, False), (19, True), (59, True), (60, False)])
@@ -321,15 +310,7 @@ def test_chronic_hepatitis_b_is_no_vaccine_gap() -> None:
 
 
 def _hav_igg(answer: str) -> JsonDict:
-    return {
-        "resourceType": "Observation",
-        "id": "hav-igg",
-        "status": "final",
-        "code": {"text": "Hepatitis A virus IgG Ab"},
-        "subject": {"reference": f"Patient/{PATIENT_ID}"},
-        "effectiveDateTime": (NOW - timedelta(days=100)).isoformat(),
-        "valueString": answer,
-    }
+    return named_result("hav-igg", "Hepatitis A virus IgG Ab", text=answer, days_ago=100)
 
 
 def test_hepatitis_a_for_chronic_liver_disease() -> None:
