@@ -13,7 +13,7 @@ from typing import Final
 from plugin.context.model import Measurement
 from plugin.rules.catalog import POTASSIUM_RAISING, POTASSIUM_START_BLOCKED, Rule
 from plugin.rules.dose_range import analgesic_nsaids, daily_frequency, ingredient_strength_mg, single_dose_mg
-from plugin.rules.dosing import SKIN_EYE_EAR, dosage_of
+from plugin.rules.dosing import INTRAVENOUS, SKIN_EYE_EAR, dosage_of, route_text
 from plugin.rules.model import Exposure, Finding, LabOrder, RuleFacts, Severity
 from plugin.rules.phrasing import handles as _handles
 from plugin.rules.phrasing import names as _names
@@ -227,12 +227,10 @@ def acetaminophen_in_cirrhosis(facts: RuleFacts) -> Iterator[Finding]:
 # --- rule.insulin-infusion-low-potassium -----------------------------------------------------------------
 
 INSULIN_INFUSION_MIN_POTASSIUM: Final = 3.5  # kb.dka-potassium-before-insulin
-_INTRAVENOUS: Final = re.compile(r"\b(intravenous|iv|infusion|drip)\b", re.IGNORECASE)
 
 
 def _intravenous(facts: RuleFacts, exposure: Exposure) -> bool:
-    dosage = dosage_of(facts, exposure)
-    return bool(_INTRAVENOUS.search(f"{exposure.label} {dosage.route if dosage and dosage.route else ''}"))
+    return bool(INTRAVENOUS.search(route_text(facts, exposure)))
 
 
 def insulin_infusion_low_potassium(facts: RuleFacts) -> Iterator[Finding]:

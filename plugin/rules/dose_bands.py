@@ -17,7 +17,7 @@ from plugin.errors import PluginError
 from plugin.ids import KB_ID
 from plugin.packaged import read_knowledge_json
 from plugin.rules.dose_range import ingredient_strength_mg, single_dose_mg
-from plugin.rules.dosing import dosage_of
+from plugin.rules.dosing import dosage_of, route_text
 from plugin.rules.model import Exposure, Finding, RuleFacts, Severity
 from plugin.rules.phrasing import proposed as _proposed
 from plugin.rules.phrasing import short as _short
@@ -204,9 +204,7 @@ def dose_bands() -> DoseBands:
 def _on_route(facts: RuleFacts, exposure: Exposure, route: str | None) -> bool:
     if route is None:
         return True
-    dosage = dosage_of(facts, exposure)
-    said = f"{exposure.label} {dosage.route if dosage is not None and dosage.route else ''}".lower()
-    return route in said
+    return route in route_text(facts, exposure).lower()
 
 
 def _display(ingredient: str) -> str:

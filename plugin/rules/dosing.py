@@ -52,6 +52,10 @@ EXTENDED_RELEASE: Final = re.compile(
 # and on its own is the expected regimen when the total stays within 4 g, so neither a duplicate card nor a
 # per-product dose card on the current list says anything more.
 SUMMED_INGREDIENTS: Final = frozenset({"acetaminophen"})
+# Given by injection or infusion (an IV dose, a single shot in clinic or the emergency department), and given into
+# a vein; read from the product name and the order's route together (route_text).
+PARENTERAL: Final = re.compile(r"\b(injection|injectable|intravenous|infusion|iv)\b", re.IGNORECASE)
+INTRAVENOUS: Final = re.compile(r"\b(intravenous|iv|infusion|drip)\b", re.IGNORECASE)
 _DOSE = re.compile(r"^(\d+(?:\.\d+)?)\s*(.*)$")
 # Units that count dose forms: the product strength gives the milligrams of each.
 _COUNT_UNITS: Final = frozenset(
@@ -82,6 +86,12 @@ _COUNT_UNITS: Final = frozenset(
 )
 _VOLUME_UNITS: Final = frozenset({"ml", "milliliter", "millilitre"})
 _MASS_UNITS: Final[dict[str, float]] = {"mg": 1.0, "g": 1000.0, "mcg": 0.001, "ug": 0.001, "µg": 0.001}
+
+
+def route_text(facts: RuleFacts, exposure: Exposure) -> str:
+    """The product name and the order's route, where a route word ("rectal", "intravenous") is found."""
+    dosage = dosage_of(facts, exposure)
+    return f"{exposure.label} {dosage.route if dosage is not None and dosage.route else ''}"
 
 
 def dosage_of(facts: RuleFacts, exposure: Exposure) -> Dosage | None:

@@ -19,7 +19,7 @@ from plugin.errors import PluginError
 from plugin.ids import KB_ID
 from plugin.packaged import read_knowledge_json
 from plugin.rules.dose_range import analgesic_nsaids
-from plugin.rules.dosing import dosage_of
+from plugin.rules.dosing import PARENTERAL, route_text
 from plugin.rules.model import Exposure, Finding, LabOrder, RuleFacts, Severity
 from plugin.rules.phrasing import handles as _handles
 from plugin.rules.phrasing import names as _names
@@ -184,21 +184,14 @@ def _gap(facts: RuleFacts, lab: MonitoredLab) -> tuple[str, Measurement | None] 
     return None
 
 
-_PARENTERAL: Final = re.compile(
-    r"\b(injection|injectable|intravenous|infusion|iv|for injection)\b", re.IGNORECASE
-)
-
-
 def _monitored(facts: RuleFacts) -> Iterator[tuple[Exposure, DrugMonitoring]]:
     table = drug_monitoring()
     for exposure in facts.exposures:
         row = next((d for d in table if not set(d.ingredients).isdisjoint(exposure.ingredients)), None)
         if row is None:
             continue
-        if row.parenteral_only:
-            dosage = dosage_of(facts, exposure)
-            if not _PARENTERAL.search(f"{exposure.label} {dosage.route if dosage and dosage.route else ''}"):
-                continue
+        if row.parenteral_only and not PARENTERAL.search(route_text(facts, exposure)):
+            continue
         yield exposure, row
 
 

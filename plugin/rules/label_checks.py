@@ -21,7 +21,15 @@ from plugin.rules.catalog import (
     strength_mg,
 )
 from plugin.rules.dose_range import analgesic_nsaids, low_dose_aspirin
-from plugin.rules.dosing import EXTENDED_RELEASE, LOCAL_ROUTE, SKIN_EYE_EAR, daily_mg, dosage_of
+from plugin.rules.dosing import (
+    EXTENDED_RELEASE,
+    LOCAL_ROUTE,
+    PARENTERAL,
+    SKIN_EYE_EAR,
+    daily_mg,
+    dosage_of,
+    route_text,
+)
 from plugin.rules.interactions import Interaction, named
 from plugin.rules.interactions import pair as _pair
 from plugin.rules.model import Exposure, Finding, LabOrder, RuleFacts, Severity
@@ -325,7 +333,6 @@ def ibuprofen_low_dose_aspirin(facts: RuleFacts) -> Iterator[Finding]:
 
 # --- dose limits ----------------------------------------------------------------------------------------------
 
-_INJECTED_NSAID: Final = re.compile(r"\b(injection|injectable|intravenous|for injection)\b", re.IGNORECASE)
 CITALOPRAM_MAX_MG: Final = 40.0
 CITALOPRAM_OLDER_MAX_MG: Final = 20.0
 CITALOPRAM_OLDER_AGE: Final = 60  # "over 60": whole years from 60 are past the 60th birthday
@@ -1222,7 +1229,7 @@ def beers_label_checks(facts: RuleFacts) -> Iterator[Finding]:
     nsaids = [
         e
         for e in analgesic_nsaids(facts)
-        if not e.has("cox2-inhibitor") and not _INJECTED_NSAID.search(e.label)
+        if not e.has("cox2-inhibitor") and not PARENTERAL.search(route_text(facts, e))
     ]
     if nsaids and not ulcer and not any(named(e, GASTROPROTECTION) for e in facts.exposures):
         yield Finding(

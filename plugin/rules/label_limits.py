@@ -19,7 +19,16 @@ from plugin.rules.dose_range import (
     low_dose_aspirin,
     unit_mg,
 )
-from plugin.rules.dosing import EXTENDED_RELEASE, LOCAL_ROUTE, SKIN_EYE_EAR, daily_mg, dosage_of, per_day
+from plugin.rules.dosing import (
+    EXTENDED_RELEASE,
+    LOCAL_ROUTE,
+    PARENTERAL,
+    SKIN_EYE_EAR,
+    daily_mg,
+    dosage_of,
+    per_day,
+    route_text,
+)
 from plugin.rules.kidney import renal_function, shown
 from plugin.rules.label_checks import LONG_ACTING_SULFONYLUREAS, DrugCondition
 from plugin.rules.model import Exposure, Finding, RuleFacts, Severity
@@ -972,7 +981,7 @@ def metronidazole_for_c_difficile(facts: RuleFacts) -> Iterator[Finding]:
     if not active or not metronidazole:
         return
     if facts.with_ingredient("fidaxomicin") or any(
-        not _INJECTED.search(e.label) for e in facts.with_ingredient("vancomycin")
+        not PARENTERAL.search(route_text(facts, e)) for e in facts.with_ingredient("vancomycin")
     ):
         return  # given with (or as a bridge to) a first-line drug
     yield Finding(
@@ -988,9 +997,6 @@ def metronidazole_for_c_difficile(facts: RuleFacts) -> Iterator[Finding]:
         tuple(sorted({*active, *_handles(metronidazole)})),
         _proposed(metronidazole),
     )
-
-
-_INJECTED: Final = re.compile(r"\b(injection|injectable|intravenous|infusion|for injection)\b", re.IGNORECASE)
 
 
 # --- super-potent topical steroids under 12 --------------------------------------------------------------------
@@ -1047,7 +1053,7 @@ def ketorolac_dose_age_weight(facts: RuleFacts) -> Iterator[Finding]:
     weight = reading.value if reading is not None else None
     for drug in facts.with_ingredient("ketorolac"):
         dosage = dosage_of(facts, drug)
-        if not _INJECTED.search(f"{drug.label} {dosage.route if dosage and dosage.route else ''}"):
+        if not PARENTERAL.search(route_text(facts, drug)):
             continue  # oral and nasal ketorolac have other limits
         dose = dose_or_unit_mg(facts, drug, "ketorolac") if dosage is not None and dosage.dose else None
         if dose is None:
