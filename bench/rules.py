@@ -267,8 +267,8 @@ HELDOUT_SETS: Final[tuple[tuple[Path, bool], ...]] = (
     (HELDOUT_V19_PATH, True),
     (HELDOUT_V20_PATH, True),
     (HELDOUT_V21_PATH, True),
-    (HELDOUT_V22_PATH, False),
-    (HELDOUT_V23_PATH, False),
+    (HELDOUT_V22_PATH, True),
+    (HELDOUT_V23_PATH, True),
 )
 
 

@@ -60,7 +60,8 @@ HELDOUT_V20_PATH = Path(__file__).resolve().parent / "heldout_v20_cases.json"
 # v20 was tuned on; scored once at the commit that registered it, then tuned on.
 HELDOUT_V21_PATH = Path(__file__).resolve().parent / "heldout_v21_cases.json"
 # Written blind in parallel while v21 was tuned on: v22 (ambulatory review and order verification) and v23
-# (transitions of care and older adults); scored once at the commit that registered them, not tuned on.
+# (transitions of care and older adults); scored once at the commit that registered them, tuned on from the tenth
+# session.
 HELDOUT_V22_PATH = Path(__file__).resolve().parent / "heldout_v22_cases.json"
 HELDOUT_V23_PATH = Path(__file__).resolve().parent / "heldout_v23_cases.json"
 # A blind second review of the Synthea charts (2026-12-07), added to the first pharmacist review's findings.

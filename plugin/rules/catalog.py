@@ -14,7 +14,7 @@ from typing import Final, NamedTuple
 
 from plugin import allergens, terminology
 from plugin.context.codes import system_name
-from plugin.context.model import Allergy, Code
+from plugin.context.model import Allergy, Code, Dosage
 from plugin.rules import vaccines
 from plugin.rules.dose_range import analgesic_nsaids, low_dose_aspirin
 from plugin.rules.dosing import EXTENDED_RELEASE, LOCAL_ROUTE, NASAL, SUMMED_INGREDIENTS, daily_mg, dosage_of
@@ -508,13 +508,13 @@ def inr_above_range(facts: RuleFacts) -> Iterator[Finding]:
 # holds it to).
 _ALLERGY_GROUPS: dict[str, tuple[frozenset[str], str, str, Severity]] = {
     "penicillin": (
-        frozenset({"cephalosporin", "carbapenem"}),
+        frozenset({"cephalosporin"}),
         "kb.penicillin-allergy-penicillins",
         "kb.penicillin-allergy-cephalosporin",
         "warning",
     ),
     "cephalosporin": (
-        frozenset({"penicillin", "carbapenem"}),
+        frozenset({"penicillin"}),
         "kb.penicillin-allergy-cephalosporin",
         "kb.penicillin-allergy-cephalosporin",
         "warning",
@@ -540,19 +540,15 @@ _ALLERGY_GROUPS: dict[str, tuple[frozenset[str], str, str, Severity]] = {
 }
 
 
-# Cephalosporins whose R1 side chain matches that of amoxicillin/ampicillin or of penicillin G, the source of most
-# penicillin-cephalosporin cross-reactions (kb.penicillin-allergy-cephalosporin).
-_PENICILLIN_LIKE_SIDE_CHAIN: Final = frozenset(
-    {
-        "cephalexin",
-        "cefadroxil",
-        "cefaclor",
-        "cefprozil",
-        "cephradine",
-        "cefatrizine",
-        "cephalothin",
-        "cefoxitin",
-    }
+# Penicillins and cephalosporins with a similar R1 side chain, the source of most penicillin-cephalosporin
+# cross-reactions (kb.penicillin-allergy-cephalosporin): the aminopenicillins with cephalexin and its kin, penicillin
+# G or V with cephalothin and cefoxitin. Cefazolin, the third-generation cephalosporins and cefdinir share none.
+_SIDE_CHAIN_GROUPS: Final = (
+    (
+        frozenset({"amoxicillin", "ampicillin"}),
+        frozenset({"cephalexin", "cefadroxil", "cefaclor", "cefprozil", "cephradine", "cefatrizine"}),
+    ),
+    (frozenset({"penicillin g", "penicillin v"}), frozenset({"cephalothin", "cefoxitin"})),
 )
 _SEVERE_REACTION: Final = re.compile(
     r"anaphyla|angioedema|hypotension|shock|bronchospasm|wheez|stridor|stevens|epidermal necrolysis|dress|"
@@ -561,14 +557,44 @@ _SEVERE_REACTION: Final = re.compile(
 )
 
 
-def _cephalosporin_allowed(allergy: Allergy, allergic_to: frozenset[str], exposure: Exposure) -> bool:
-    """A cephalosporin the cited practice parameter allows without testing: a penicillin allergy recorded as low
-    criticality with no severe reaction, and no penicillin-like side chain. Anything unrecorded keeps the card."""
-    if "penicillin" not in allergic_to or not exposure.has("cephalosporin") or exposure.has("carbapenem"):
-        return False
-    if allergy.criticality != "low" or any(_SEVERE_REACTION.search(r) for r in allergy.reactions):
-        return False
-    return _PENICILLIN_LIKE_SIDE_CHAIN.isdisjoint(exposure.ingredients)
+def _named_beta_lactams(allergy: Allergy) -> frozenset[str]:
+    """The penicillins or cephalosporins an allergy record names ("amoxicillin", "Keflex"); empty for a class
+    ("penicillin", "PCN"), which could be any member."""
+    return frozenset(
+        name
+        for name in terminology.ingredients_of(None, allergy.substance.display)
+        if terminology.classes_of(name) & {"penicillin", "cephalosporin"}
+    )
+
+
+def _shares_side_chain(allergy: Allergy, exposure: Exposure) -> bool:
+    """Whether the drug may share an R1 side chain with what the patient reacted to. A class-level record could
+    be any member, so every similar pair counts (fail closed)."""
+    named = _named_beta_lactams(allergy)
+    drug = frozenset(exposure.ingredients)
+    for penicillins, cephalosporins in _SIDE_CHAIN_GROUPS:
+        group = penicillins | cephalosporins
+        if not drug & group:
+            continue
+        if not named or named & group:
+            return True
+    return not named and exposure.has("penicillin")  # "cephalosporin allergy": which one is unknown
+
+
+def _low_risk(allergy: Allergy) -> bool:
+    return allergy.criticality == "low" and not any(_SEVERE_REACTION.search(r) for r in allergy.reactions)
+
+
+def _beta_lactam_cross_reaction(allergy: Allergy, allergic_to: frozenset[str], exposure: Exposure) -> bool:
+    """The 2022 practice parameter: a carbapenem can be given after a penicillin allergy without testing (so it is
+    not in the penicillin group), and so can any cephalosporin after a low-risk (non-anaphylactic) penicillin reaction, and one with a dissimilar side chain
+    after anaphylaxis. For a cephalosporin allergy it is less specific, so a penicillin is flagged when the side
+    chain is similar or the reaction was not recorded as low risk. Other classes (NSAIDs) always cross-react."""
+    if "penicillin" in allergic_to and exposure.has("cephalosporin"):
+        return _shares_side_chain(allergy, exposure) and not _low_risk(allergy)
+    if "cephalosporin" in allergic_to and exposure.has("penicillin"):
+        return _shares_side_chain(allergy, exposure) or not _low_risk(allergy)
+    return True
 
 
 def allergy_classes(substance: Code) -> frozenset[str]:
@@ -586,7 +612,7 @@ def allergy_conflict(facts: RuleFacts) -> Iterator[Finding]:
         related = [
             e
             for e in facts.with_class(*cross)
-            if e not in same and not _cephalosporin_allowed(allergy, allergic_to, e)
+            if e not in same and _beta_lactam_cross_reaction(allergy, allergic_to, e)
         ]
         substance = allergy.substance.display
         if same:
@@ -604,14 +630,12 @@ def allergy_conflict(facts: RuleFacts) -> Iterator[Finding]:
             )
         if related:
             # NSAIDs after an aspirin or NSAID reaction are contraindicated by their labels (COX-1 cross-reaction);
-            # a penicillin allergy carries a small risk with cephalosporins and under 1% with carbapenems.
+            # a penicillin and a cephalosporin with a similar side chain carry a small risk.
             cited: list[tuple[str, Severity]] = []
             for c in sorted(allergic_to):
                 cross_classes, _, cross_kb, cross_severity = _ALLERGY_GROUPS[c]
-                if any(e.has(*(cross_classes - {"carbapenem"})) for e in related):
+                if any(e.has(*cross_classes) for e in related):
                     cited.append((cross_kb, cross_severity))
-            if any(e.has("carbapenem") for e in related):
-                cited.append(("kb.penicillin-allergy-carbapenem", "info"))
             cited.sort(key=lambda item: -SEVERITY_RANK[item[1]])
             evidence = [kb for kb, _ in cited]
             severity = cited[0][1]
@@ -1021,10 +1045,60 @@ def warfarin_bridge(members: Iterable[Exposure]) -> bool:
     return len(vka) == 1 and len(parenteral) == 1 and vka[0] is not parenteral[0]
 
 
+# A dose written as an amount ("40 mg") is the same dose whatever the product's strength; "1 tablet" is not.
+_AMOUNT_DOSE: Final = re.compile(r"^\s*[\d.]+\s*(mg|g|ug|mcg|meq|units?|iu)\s*$", re.IGNORECASE)
+
+
+def _dose_of(facts: RuleFacts, exposure: Exposure) -> tuple[str | None, Dosage | None]:
+    """The product strength and structured dosage behind a current medication or draft order."""
+    for medication in facts.context.medications:
+        if medication.handle == exposure.handle:
+            return medication.strength, medication.dosage
+    for order in facts.context.draft_orders:
+        if order.handle == exposure.handle:
+            return order.strength, order.dosage
+    return None, None
+
+
+def _same_regimen(held: tuple[str | None, Dosage | None], ordered: tuple[str | None, Dosage | None]) -> bool:
+    (held_strength, held_dose), (ordered_strength, ordered_dose) = held, ordered
+    if held_dose is None or ordered_dose is None or held_dose.dose is None:
+        return False
+    if ordered_dose.dose != held_dose.dose or ordered_dose.route != held_dose.route:
+        return False
+    if not _AMOUNT_DOSE.match(held_dose.dose) and (
+        held_strength is None or held_strength != ordered_strength
+    ):
+        return False
+    return ordered_dose.frequency in (None, held_dose.frequency) or (
+        ordered_dose.as_needed and held_dose.as_needed
+    )
+
+
+def continued_by_draft(facts: RuleFacts) -> frozenset[str]:
+    """Current medications that a draft re-orders unchanged (same ingredients, route and dose each time; the same
+    frequency, or both as needed, or a single administration): an admission or renewal order continuing a home
+    drug is one therapy, not two. A changed dose is a new order beside the old one, so it stays a duplicate."""
+    drafts = [(e, _dose_of(facts, e)) for e in facts.exposures if e.proposed]
+    if not drafts:
+        return frozenset()
+    return frozenset(
+        current.handle
+        for current in facts.exposures
+        if not current.proposed
+        and any(
+            set(draft.ingredients) == set(current.ingredients)
+            and _same_regimen(_dose_of(facts, current), ordered)
+            for draft, ordered in drafts
+        )
+    )
+
+
 def duplicate_therapy(facts: RuleFacts) -> Iterator[Finding]:
     covered: set[frozenset[str]] = set()
+    continued = continued_by_draft(facts)
     for label, classes, evidence, why, across_classes, exempt in _DUPLICATE_GROUPS:
-        members = facts.with_class(*classes)
+        members = tuple(e for e in facts.with_class(*classes) if e.handle not in continued)
         if exempt is not None:
             members = tuple(e for e in members if not exempt(e))
         if "nsaid" in classes:
@@ -1057,7 +1131,11 @@ def duplicate_therapy(facts: RuleFacts) -> Iterator[Finding]:
     for exposure in facts.exposures:
         # A local product beside a systemic one of the same ingredient is no double dose, and two of them (a
         # cream and an ointment) are a choice of base.
-        if LOCAL_ROUTE.search(exposure.label) or exposure.has(*_SAME_INGREDIENT_EXEMPT):
+        if (
+            LOCAL_ROUTE.search(exposure.label)
+            or exposure.has(*_SAME_INGREDIENT_EXEMPT)
+            or exposure.handle in continued
+        ):
             continue
         for ingredient in exposure.ingredients:
             if ingredient not in SUMMED_INGREDIENTS:

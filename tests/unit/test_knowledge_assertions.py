@@ -73,7 +73,6 @@ ALLOW_LIST: dict[str, str] = {
     "kb.duplicate-same-ingredient": "needs a second product of the same ingredient",
     # Allergy records are not value sets; the allergy rules check these.
     "kb.penicillin-allergy-cephalosporin": "condition is an allergy record and its reaction type",
-    "kb.penicillin-allergy-carbapenem": "condition is an allergy record",
     "kb.penicillin-allergy-delabelling": "condition is a low-risk allergy history",
     "kb.sulfonamide-antibiotic-allergy": "condition is an allergy record",
     "kb.sulfonamide-non-antibiotic-cross-reactivity": "condition is an allergy record",

@@ -47,6 +47,7 @@ HYDROCODONE_APAP = rx(
 )
 CEFUROXIME = rx("cefuroxime", "309097", "Cefuroxime axetil 250 MG Oral Tablet")
 CEPHALEXIN = rx("cephalexin", "309114", "Cephalexin 500 MG Oral Capsule")
+AMOXICILLIN_CAPSULE = rx("amoxicillin", "308191", "Amoxicillin 500 MG Oral Capsule")
 
 
 def dosed(resource: JsonDict, count: float, per_day: float) -> JsonDict:
@@ -769,6 +770,7 @@ def test_acetaminophen_products_are_summed_not_called_duplicates() -> None:
 
 def _low_risk_penicillin_allergy(criticality: str | None, reaction: str) -> JsonDict:
     allergy = penicillin_allergy()
+    allergy["code"] = {"text": "Penicillin"}  # any penicillin: the aminopenicillins' side chain counts
     allergy["reaction"] = [{"manifestation": [{"text": reaction}]}]
     if criticality is None:
         allergy.pop("criticality", None)
@@ -780,17 +782,52 @@ def _low_risk_penicillin_allergy(criticality: str | None, reaction: str) -> Json
 @pytest.mark.parametrize(
     ("criticality", "reaction", "drug", "fires"),
     [
-        ("low", "Eruption of skin", CEFUROXIME, False),  # the practice parameter allows it
-        ("low", "Eruption of skin", CEPHALEXIN, True),  # shares the aminopenicillin side chain
-        ("low", "Anaphylaxis", CEFUROXIME, True),
-        ("high", "Eruption of skin", CEFUROXIME, True),
-        (None, "Eruption of skin", CEFUROXIME, True),  # unrecorded criticality: fail closed
+        # a non-anaphylactic reaction: the practice parameter allows any cephalosporin
+        ("low", "Eruption of skin", CEFUROXIME, False),
+        ("low", "Eruption of skin", CEPHALEXIN, False),
+        # anaphylaxis: only a cephalosporin with a dissimilar side chain
+        ("low", "Anaphylaxis", CEFUROXIME, False),
+        ("low", "Anaphylaxis", CEPHALEXIN, True),  # shares the aminopenicillin side chain
+        ("high", "Eruption of skin", CEFUROXIME, False),
+        ("high", "Eruption of skin", CEPHALEXIN, True),
+        (None, "Eruption of skin", CEFUROXIME, False),
+        (None, "Eruption of skin", CEPHALEXIN, True),  # unrecorded criticality: fail closed
     ],
 )
 def test_penicillin_allergy_and_cephalosporins(
     criticality: str | None, reaction: str, drug: JsonDict, fires: bool
 ) -> None:
     built = chart(_low_risk_penicillin_allergy(criticality, reaction), drug).build()
+    ids = [f.rule_id for f in catalog.allergy_conflict(RuleFacts.of(built.context))]
+    assert ("rule.allergy-cross-reactivity" in ids) is fires
+
+
+def _beta_lactam_allergy(substance: str, criticality: str, reaction: str) -> JsonDict:
+    allergy = _low_risk_penicillin_allergy(criticality, reaction)
+    allergy["code"] = {"text": substance}
+    return allergy
+
+
+@pytest.mark.parametrize(
+    ("substance", "criticality", "reaction", "drug", "fires"),
+    [
+        # the penicillin named decides which cephalosporins share its side chain
+        ("amoxicillin", "high", "Anaphylaxis", CEPHALEXIN, True),
+        ("penicillin G", "high", "Anaphylaxis", CEPHALEXIN, False),
+        ("PCN", "high", "Anaphylaxis", CEPHALEXIN, True),  # any penicillin: fail closed
+        ("amoxicillin", "high", "Anaphylaxis", rx("ceftriaxone", "", "ceftriaxone 1 GM Injection"), False),
+        ("penicillin", "high", "Anaphylaxis", rx("meropenem", "29561", "meropenem 1000 MG Injection"), False),
+        # a cephalosporin allergy: a penicillin with a similar side chain, or after a reaction not recorded as low
+        ("cephalexin (Keflex)", "low", "Urticaria", AMOXICILLIN_CAPSULE, True),
+        ("cefdinir", "low", "Diarrhoea", AMOXICILLIN_CAPSULE, False),
+        ("cefdinir", "high", "Anaphylaxis", AMOXICILLIN_CAPSULE, True),
+        ("cephalosporins", "low", "Rash", AMOXICILLIN_CAPSULE, True),  # which one is unknown
+    ],
+)
+def test_beta_lactam_side_chains(
+    substance: str, criticality: str, reaction: str, drug: JsonDict, fires: bool
+) -> None:
+    built = chart(_beta_lactam_allergy(substance, criticality, reaction), drug).build()
     ids = [f.rule_id for f in catalog.allergy_conflict(RuleFacts.of(built.context))]
     assert ("rule.allergy-cross-reactivity" in ids) is fires
 
@@ -839,3 +876,27 @@ def test_acetaminophen_3_g_without_cirrhosis_or_capped_at_2_g_is_quiet() -> None
     assert _cirrhosis_cards(_apap_mg_a_day(3000), problem("hypertension")) == []
     capped = _apap_mg_a_day(3000, "; do not exceed 2,000 mg in 24 hours")
     assert _cirrhosis_cards(capped, problem("cirrhosis")) == []
+
+
+# --- a draft that re-orders a current medication unchanged is one therapy, not a duplicate --------------------
+
+
+@pytest.mark.parametrize(
+    ("current", "order", "duplicate"),
+    [
+        (med("amlodipine"), draft("amlodipine"), False),  # the same product, dose and frequency: a renewal
+        (
+            med("amlodipine"),
+            dosed(draft("amlodipine"), 2, 3),
+            True,
+        ),  # the dose changed: old and new side by side
+        (med("amlodipine"), dosed(draft("amlodipine"), 1, 2), True),  # the frequency changed
+        (med("amlodipine"), draft("amlodipine-10"), True),  # "1 tablet" of another strength
+        (undosed(med("amlodipine")), draft("amlodipine"), True),  # the current dose is unknown: fail closed
+    ],
+    ids=["renewal", "dose-changed", "frequency-changed", "other-strength", "current-undosed"],
+)
+def test_a_draft_continuing_a_current_medication(current: JsonDict, order: JsonDict, duplicate: bool) -> None:
+    built = chart(current, drafts=(order,)).build()
+    ids = [f.rule_id for f in catalog.duplicate_therapy(RuleFacts.of(built.context))]
+    assert ("rule.duplicate-therapy" in ids) is duplicate
