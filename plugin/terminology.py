@@ -499,9 +499,12 @@ _NOISE = frozenset(
         "gm",
         "unit",
         "units",
+        "iu",
         "form",
         "product",
-        # Who an OTC product is sold for says nothing about what is in it ("Children's Motrin").
+        # Who an OTC product is sold for, or that it is sold over the counter at all, says nothing about what is
+        # in it ("Children's Motrin", "prenatal multivitamin, OTC").
+        "otc",
         "children's",
         "childrens",
         "infants'",
@@ -598,11 +601,18 @@ def lookup_name(text: str) -> tuple[str, ...] | None:
     return _lookup(text)
 
 
+# Vitamin letters with a number are names, not strengths ("vitamin D3 400 IU", "B12").
+_VITAMIN_TOKEN: Final = re.compile(r"^(?:d[23]|b(?:1|2|3|5|6|7|9|12)|k[12])$", re.IGNORECASE)
+
+
 def _strip(text: str) -> str:
     """`text` without bracketed or parenthesised notes, strengths, numbers and form words."""
     text = _PARENTHESES.sub(" ", _BRACKET.sub(" ", text))
     words = [
-        w for w in text.split() if not any(c.isdigit() for c in w) and w.lower().strip(".,") not in _NOISE
+        w
+        for w in text.split()
+        if (_VITAMIN_TOKEN.match(w.strip(".,()")) or not any(c.isdigit() for c in w))
+        and w.lower().strip(".,()") not in _NOISE
     ]
     return " ".join(words)
 
@@ -620,7 +630,10 @@ def _from_part(part: str) -> tuple[str, ...] | None:
 
 def _free_text(display: str) -> tuple[list[str], list[str]]:
     """Ingredients of text no product grammar covers ("Hydrocodone/APAP", "Percocet 5/325", "KCl ER")."""
-    whole = _from_part(display)
+    # A brand's first word stands for the whole text only when nothing else is named beside it: "Tylenol +
+    # codeine" is two ingredients, not Tylenol.
+    outside_notes = _PARENTHESES.sub(" ", _BRACKET.sub(" ", display))
+    whole = _from_part(display) if not _PARTS.search(outside_notes) else _lookup(display)
     if whole is not None:
         return list(whole), []
     names: list[str] = []
@@ -683,10 +696,10 @@ def resolve_product(rxnorm_code: str | None, display: str) -> Resolution:
     else:
         via = "display"
         # "Paxlovid (nirmatrelvir 150 mg tablets; ritonavir 100 mg tablets)": the product grammar can read one
-        # ingredient out of free text and take the rest for the dose form. A free reading that finds more known
-        # ingredients, and no unknown one, is the fuller account of the product. RxNorm names carry no
-        # parentheses or semicolons, so only text with them is read twice.
-        if names and not unknown and ("(" in display or ";" in display):
+        # ingredient out of free text and take the rest for the dose form ("Calcium 600 mg + vitamin D3 400 IU").
+        # A free reading that finds more known ingredients, and no unknown one, is the fuller account of the
+        # product. RxNorm names carry no parentheses, semicolons or plus signs, so only text with them is read twice.
+        if names and not unknown and ("(" in display or ";" in display or "+" in display):
             free_names, free_unknown = _free_text(display)
             if not free_unknown and set(free_names) > set(names):
                 names, via = free_names, "text"

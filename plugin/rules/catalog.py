@@ -999,6 +999,13 @@ _DUPLICATE_GROUPS: Final[tuple[DuplicateGroup, ...]] = (
         exempt=_metolazone,
     ),
     DuplicateGroup(
+        "incretin drugs (DPP-4 inhibitors or GLP-1 agonists)",
+        frozenset({"dpp4-inhibitor", "glp1-agonist"}),
+        "kb.duplicate-incretin-therapy",
+        "Two DPP-4 inhibitors, or a DPP-4 inhibitor with a GLP-1 agonist, act on one pathway: the second adds cost "
+        "and side effects but no glucose lowering.",
+    ),
+    DuplicateGroup(
         "calcium-channel blockers",
         frozenset({"dihydropyridine-ccb", "non-dihydropyridine-ccb"}),
         "kb.duplicate-calcium-channel-blockers",
@@ -1411,7 +1418,9 @@ def asthma_saba_only(facts: RuleFacts) -> Iterator[Finding]:
             "SABA-only treatment raises the risk of severe asthma attacks; current guidance pairs relief with an ICS.",
             ("kb.asthma-saba-only-not-recommended", "kb.asthma-ics-containing-treatment"),
             (*_handles(saba), *facts.value_sets.get("asthma", ())),
-            _proposed(saba),
+            # A reliever ordered beside one already taken (a nebule in the emergency department) does not make the
+            # regimen reliever-only; the regimen is what the card is about, so the order is not blamed.
+            () if any(not e.proposed for e in saba) else _proposed(saba),
         )
 
 

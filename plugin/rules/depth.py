@@ -507,6 +507,79 @@ def tdap_pregnancy_due(facts: RuleFacts) -> Iterator[Finding]:
     )
 
 
+# --- rule.companion-therapy-absent ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Companion:
+    """A drug whose label makes another part of the regimen: without it the drug's harm is the expected one."""
+
+    drug: str  # ingredient
+    needs: tuple[tuple[str, frozenset[str]], ...]  # (what the card calls it, ingredients that satisfy it)
+    severity: Severity
+    option: str
+    why: str
+    evidence: str
+
+
+_SYSTEMIC_GLUCOCORTICOIDS: Final = frozenset(
+    {"prednisone", "prednisolone", "methylprednisolone", "dexamethasone", "hydrocortisone"}
+)
+COMPANIONS: Final = (
+    # ALIMTA label (2.1): folic acid from 7 days before the first dose and vitamin B12 1 mg IM a week before it,
+    # then every three cycles; without them neutropenia, infection and death are more frequent.
+    Companion(
+        "pemetrexed",
+        (
+            ("folic acid", frozenset({"folic acid"})),
+            ("vitamin B12", frozenset({"cyanocobalamin", "hydroxocobalamin"})),
+        ),
+        "critical",
+        "consider folic acid 400-1000 mcg daily and vitamin B12 1 mg IM before the first dose",
+        "Pemetrexed without folic acid and vitamin B12 causes severe, sometimes fatal marrow and gut toxicity.",
+        "kb.pemetrexed-vitamin-supplementation",
+    ),
+    # ZYTIGA label (2.1, 5.1): given with prednisone (or methylprednisolone) to offset its mineralocorticoid excess.
+    Companion(
+        "abiraterone",
+        (("a corticosteroid", _SYSTEMIC_GLUCOCORTICOIDS),),
+        "warning",
+        "consider prednisone 5 mg once or twice daily as labelled",
+        "Abiraterone raises mineralocorticoids: without a corticosteroid it causes hypertension, low potassium "
+        "and fluid retention.",
+        "kb.abiraterone-with-corticosteroid",
+    ),
+)
+
+
+def companion_therapy_absent(facts: RuleFacts) -> Iterator[Finding]:
+    """A drug taken or ordered without the companion its label makes part of the regimen (not on the list as a
+    current medication or a draft): pemetrexed without folic acid and vitamin B12, abiraterone without a
+    corticosteroid."""
+    for companion in COMPANIONS:
+        drugs = facts.with_ingredient(companion.drug)
+        if not drugs:
+            continue
+        missing = [
+            name
+            for name, ingredients in companion.needs
+            if not any(not ingredients.isdisjoint(e.ingredients) for e in facts.exposures)
+        ]
+        if not missing:
+            continue
+        yield Finding(
+            "rule.companion-therapy-absent",
+            companion.severity,
+            _short(
+                f"{_names(drugs).capitalize()} without {' or '.join(missing)} on the list: {companion.option}"
+            ),
+            companion.why,
+            (companion.evidence,),
+            _handles(drugs),
+            _proposed(drugs),
+        )
+
+
 # rule.aki-triple-whammy lives with the other kidney rules (plugin/rules/renal_rules.py) and is listed here.
 DEPTH_MEDICATION_RULES: Final[tuple[Rule, ...]] = (
     aki_on_triple_whammy,
@@ -517,6 +590,7 @@ DEPTH_MEDICATION_RULES: Final[tuple[Rule, ...]] = (
     insulin_infusion_low_potassium,
     anticoagulant_low_platelets,
     urate_lowering_without_flare_prophylaxis,
+    companion_therapy_absent,
     amiodarone_monitoring,
     amiodarone_thyroid_dysfunction,
     anticholinergic_cholinesterase_inhibitor,

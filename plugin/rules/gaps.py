@@ -556,8 +556,8 @@ def doac_dose_indication(facts: RuleFacts) -> Iterator[Finding]:
         ):
             continue
         if af:
-            reason = _af_dose_problem(facts, ingredient, daily)
-            condition = af
+            reason, kidney = _af_dose_problem(facts, ingredient, daily)
+            condition = (*af, *kidney)
         else:
             low = VTE_UNDER_DOSE_DAILY_MG.get(ingredient)
             reason = (
@@ -582,18 +582,44 @@ def doac_dose_indication(facts: RuleFacts) -> Iterator[Finding]:
         )
 
 
-def _af_dose_problem(facts: RuleFacts, ingredient: str, daily: float) -> str | None:
+# The reduced AF dose of the DOACs whose US labels reduce by creatinine clearance alone, and the CrCl (mL/min,
+# Cockcroft-Gault) above which the full dose is labelled: rivaroxaban 15 mg daily at 50 or less, dabigatran 75 mg
+# twice daily at 15-30, edoxaban 30 mg daily at 15-50 (its weight and P-gp reductions are for VTE only).
+AF_REDUCED_DAILY_MG_UP_TO_CRCL: Final[dict[str, tuple[float, float]]] = {
+    "rivaroxaban": (15.0, 50.0),
+    "dabigatran": (150.0, 30.0),
+    "edoxaban": (30.0, 50.0),
+}
+
+
+def _af_dose_problem(facts: RuleFacts, ingredient: str, daily: float) -> tuple[str | None, tuple[str, ...]]:
+    """Why an AF dose is not the label's for this patient, with the kidney facts it rests on."""
     if not any(abs(daily - dose) < 0.01 for dose in AF_DOAC_DAILY_MG[ingredient]):
-        return f"{daily:g} mg a day is not an atrial fibrillation dose"
+        return f"{daily:g} mg a day is not an atrial fibrillation dose", ()
+    if (reduced := AF_REDUCED_DAILY_MG_UP_TO_CRCL.get(ingredient)) is not None:
+        dose, up_to = reduced
+        kidney = renal_function(facts)
+        # A CrCl computed at the age cap is an upper bound, so it cannot show the full dose was due.
+        if (
+            abs(daily - dose) < 0.01
+            and kidney.crcl is not None
+            and not kidney.age_capped
+            and kidney.crcl > up_to
+        ):
+            return (
+                f"{daily:g} mg a day is the reduced dose, but CrCl is {kidney.crcl:.0f} (labelled above {up_to:g})",
+                kidney.crcl_inputs,
+            )
+        return None, ()
     if ingredient != "apixaban" or daily > 5.0:
-        return None
+        return None, ()
     drug = renal_dosing().match(("apixaban",))
     if drug is None or drug.criteria is None:
-        return None
+        return None, ()
     met, unread, _ = criteria_met(drug.criteria, facts, renal_function(facts))
     if unread or len(met) >= drug.criteria.need:
-        return None
-    return "2.5 mg twice daily with fewer than two reduction criteria (age 80, 60 kg, creatinine 1.5)"
+        return None, ()
+    return "2.5 mg twice daily with fewer than two reduction criteria (age 80, 60 kg, creatinine 1.5)", ()
 
 
 # --- rule.repaglinide-cyp2c8-inhibitor ----------------------------------------------------------------------

@@ -187,6 +187,7 @@ DRUGS: dict[str, tuple[str, str]] = {
     "ertapenem": ("", "ertapenem 1 GM Injection"),
     "ceftriaxone": ("", "ceftriaxone 1 GM Injection"),
     "cefoxitin": ("", "cefoxitin 2 GM Injection"),
+    "daptomycin": ("", "daptomycin 500 MG Injection"),
     "dimethyl-fumarate": ("", "Tecfidera (dimethyl fumarate) 240 mg delayed-release capsule"),
     "lenalidomide": ("", "Revlimid (lenalidomide) 25 MG Oral Capsule"),
     "dexamethasone": ("", "dexamethasone 4 MG Oral Tablet"),

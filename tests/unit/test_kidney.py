@@ -733,6 +733,41 @@ def test_sotalol_interval_by_crcl(kg: float, per_day: int | None, severity: str 
     assert [f.severity for f in found] == ([severity] if severity else [])
 
 
+def _ciprofloxacin(tablets: int, per_day: int) -> dict[str, Any]:
+    request = medication_request("cipro", PATIENT_ID, "", "ciprofloxacin 250 MG Oral Tablet")
+    del request["medicationCodeableConcept"]["coding"]
+    request["dosageInstruction"] = [
+        {
+            "timing": {"repeat": {"frequency": per_day, "period": 1, "periodUnit": "d"}},
+            "doseAndRate": [{"doseQuantity": {"value": tablets, "unit": "tablet"}}],
+        }
+    ]
+    return request
+
+
+@pytest.mark.parametrize(
+    ("kg", "tablets", "per_day", "fires"),
+    [
+        (61, 3, 2, False),  # CrCl 50.8: above the line, 750 mg every 12 hours is the usual dose
+        (60, 3, 2, True),  # CrCl 50.0, at the line: 1,500 mg a day is over 1,000
+        (60, 2, 2, False),  # 500 mg every 12 hours is the labelled 250-500 mg every 12 hours
+        (59, 2, 3, True),  # three times a day is more often than every 12 hours
+        (59, 1, 4, True),  # 1,000 mg a day, but in four doses
+        (35, 2, 2, True),  # CrCl 29.2: every 18 hours below 30
+        (35, 1, 1, False),  # 250 mg once a day
+    ],
+)
+def test_ciprofloxacin_dose_by_crcl(kg: float, tablets: int, per_day: int, fires: bool) -> None:
+    # Male 50, creatinine 1.5 mg/dL: CrCl = 90 x kg / 108.
+    found, _ = run(
+        DOSE,
+        Chart(
+            age=50, gender="male", resources=(_ciprofloxacin(tablets, per_day), creatinine(1.5), weight(kg))
+        ),
+    )
+    assert bool(found) is fires
+
+
 @pytest.mark.parametrize(
     ("display", "carded"),
     [

@@ -37,6 +37,8 @@ ALLOW_LIST: dict[str, str] = {
     "kb.clopidogrel-cyp2c19": "the condition is a CYP2C19 genotype result, which no value set or lab holds; a "
     "bare 'supports start of prasugrel when coronary disease' would claim far more",
     "kb.apixaban-dose-criteria": "dose reduction hinges on age, weight and creatinine together",
+    "kb.fluoroquinolone-dysglycaemia": "the labels ask for close glucose monitoring, not avoidance; an 'opposes "
+    "start' of a fluoroquinolone with a sulfonylurea would claim more",
     "kb.fentanyl-patch-opioid-tolerant": "the contraindication turns on opioid tolerance (60 MME a day for a "
     "week), which no condition or lab expresses",
     "kb.beers-amiodarone-first-line-af": "the advice turns on amiodarone being first-line and on heart "

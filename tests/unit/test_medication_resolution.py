@@ -396,3 +396,26 @@ def test_a_name_led_by_a_known_one_resolves_to_it(
 def test_each_part_of_a_mixture_is_led_by_its_own_name() -> None:
     resolved = resolve_product(None, "lidocaine viscous 2% / diphenhydramine 12.5 mg/5 mL")
     assert set(resolved.ingredients) == {"lidocaine", "diphenhydramine"} and resolved.unknown == ()
+
+
+@pytest.mark.parametrize(
+    ("display", "ingredients"),
+    [
+        # A brand leads, but another ingredient is named beside it: both count (the opioid must not vanish).
+        ("Tylenol + codeine #3", ("acetaminophen", "codeine")),
+        # The brand's own contents in a note beside it: the brand stands for them.
+        (
+            "Paxlovid (nirmatrelvir 150 mg tablets; ritonavir 100 mg tablets) dose pack",
+            ("nirmatrelvir", "ritonavir"),
+        ),
+        # "vitamin D3" is a name, not a strength; "+" joins two ingredients in free text.
+        ("Calcium 600 mg + vitamin D3 400 IU tablet (OTC)", ("calcium", "cholecalciferol")),
+        ("vitamin B12 1000 mcg", ("cyanocobalamin",)),
+        # Sold over the counter says nothing about what is in it.
+        ("Prenatal multivitamin with 0.8 mg folic acid, OTC", ("folic acid", "iron")),
+        ("Aquaphor Healing Ointment (petrolatum emollient, OTC)", ("emollient",)),
+    ],
+)
+def test_free_text_products_name_every_ingredient(display: str, ingredients: tuple[str, ...]) -> None:
+    resolved = resolve_product(None, display)
+    assert (resolved.ingredients, resolved.unknown) == (ingredients, ())

@@ -299,6 +299,23 @@ TABLE_PAIR_CASES: tuple[Case, ...] = (
         chart(med("clarithromycin"), med("fluticasone-nasal")),  # a short macrolide course is not the harm
     ),
     *_table_pair(
+        "rule.fluoroquinolone-sulfonylurea",
+        "warning",
+        "kb.fluoroquinolone-dysglycaemia",
+        "glipizide",
+        "ciprofloxacin",
+        chart(med("metformin"), draft("ciprofloxacin")),  # metformin alone does not cause hypoglycaemia
+        right_as_draft=True,
+    ),
+    *_table_pair(
+        "rule.daptomycin-statin",
+        "info",
+        "kb.daptomycin-statin-myopathy",
+        "daptomycin",
+        "atorvastatin",
+        chart(med("daptomycin"), med("metformin")),
+    ),
+    *_table_pair(
         "rule.ns5a-inhibitor-ppi",
         "warning",
         "kb.ns5a-inhibitor-acid-suppression",

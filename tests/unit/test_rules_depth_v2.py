@@ -40,6 +40,12 @@ def rx(resource_id: str, rxnorm: str, display: str, status: str = "active") -> J
     return medication_request(resource_id, PATIENT_ID, rxnorm, display, status=status, authored=on(60))
 
 
+def text_only(request: JsonDict) -> JsonDict:
+    """A prescription the EHR records by its text alone."""
+    del request["medicationCodeableConcept"]["coding"]
+    return request
+
+
 DONEPEZIL = rx("donepezil", "997224", "donepezil hydrochloride 10 MG Oral Tablet")
 OXYBUTYNIN = rx("oxybutynin", "863669", "oxybutynin chloride 5 MG Oral Tablet")
 HYDROCODONE_APAP = rx(
@@ -48,6 +54,12 @@ HYDROCODONE_APAP = rx(
 CEFUROXIME = rx("cefuroxime", "309097", "Cefuroxime axetil 250 MG Oral Tablet")
 CEPHALEXIN = rx("cephalexin", "309114", "Cephalexin 500 MG Oral Capsule")
 AMOXICILLIN_CAPSULE = rx("amoxicillin", "308191", "Amoxicillin 500 MG Oral Capsule")
+PEMETREXED = text_only(rx("pemetrexed", "", "pemetrexed 500 MG Injection"))
+FOLIC_ACID = text_only(rx("folic-acid", "", "folic acid 1 MG Oral Tablet"))
+B12_INJECTION = text_only(rx("b12", "", "cyanocobalamin 1 MG/ML Injection"))
+ABIRATERONE = text_only(rx("abiraterone", "", "abiraterone acetate 250 MG Oral Tablet"))
+PREDNISONE_5 = text_only(rx("prednisone", "", "predniSONE 5 MG Oral Tablet"))
+BUDESONIDE_INHALER = text_only(rx("budesonide", "", "budesonide 180 MCG/ACTUAT Dry Powder Inhaler"))
 
 
 def dosed(resource: JsonDict, count: float, per_day: float) -> JsonDict:
@@ -447,6 +459,72 @@ CASES: tuple[Case, ...] = (
         depth.urate_lowering_without_flare_prophylaxis,
         chart(ALLOPURINOL_OLD, problem("gout")),
     ),
+    # A drug whose label makes a companion part of the regimen.
+    Case(
+        "companion/pemetrexed-alone",
+        depth.companion_therapy_absent,
+        chart(PEMETREXED),
+        (
+            Expected(
+                "rule.companion-therapy-absent",
+                "critical",
+                ("kb.pemetrexed-vitamin-supplementation",),
+                (PEMETREXED,),
+                mentions=("folic acid or vitamin B12",),
+            ),
+        ),
+    ),
+    Case(
+        "companion/pemetrexed-folic-acid-only",
+        depth.companion_therapy_absent,
+        chart(PEMETREXED, FOLIC_ACID),
+        (
+            Expected(
+                "rule.companion-therapy-absent",
+                "critical",
+                ("kb.pemetrexed-vitamin-supplementation",),
+                (PEMETREXED,),
+                mentions=("without vitamin B12",),
+            ),
+        ),
+    ),
+    Case(
+        "companion/pemetrexed-both",
+        depth.companion_therapy_absent,
+        chart(PEMETREXED, FOLIC_ACID, B12_INJECTION),
+    ),
+    Case(
+        "companion/abiraterone-alone",
+        depth.companion_therapy_absent,
+        chart(ABIRATERONE),
+        (
+            Expected(
+                "rule.companion-therapy-absent",
+                "warning",
+                ("kb.abiraterone-with-corticosteroid",),
+                (ABIRATERONE,),
+                mentions=("corticosteroid",),
+            ),
+        ),
+    ),
+    Case(
+        "companion/abiraterone-prednisone", depth.companion_therapy_absent, chart(ABIRATERONE, PREDNISONE_5)
+    ),
+    # an inhaled steroid does not offset abiraterone's mineralocorticoid excess
+    Case(
+        "companion/abiraterone-inhaled-budesonide",
+        depth.companion_therapy_absent,
+        chart(ABIRATERONE, BUDESONIDE_INHALER),
+        (
+            Expected(
+                "rule.companion-therapy-absent",
+                "warning",
+                ("kb.abiraterone-with-corticosteroid",),
+                (ABIRATERONE,),
+                mentions=("corticosteroid",),
+            ),
+        ),
+    ),
     # Acetaminophen in cirrhosis against 2 g a day.
     Case(
         "apap-cirrhosis/2.6-g",
@@ -815,7 +893,13 @@ def _beta_lactam_allergy(substance: str, criticality: str, reaction: str) -> Jso
         ("amoxicillin", "high", "Anaphylaxis", CEPHALEXIN, True),
         ("penicillin G", "high", "Anaphylaxis", CEPHALEXIN, False),
         ("PCN", "high", "Anaphylaxis", CEPHALEXIN, True),  # any penicillin: fail closed
-        ("amoxicillin", "high", "Anaphylaxis", rx("ceftriaxone", "", "ceftriaxone 1 GM Injection"), False),
+        (
+            "amoxicillin",
+            "high",
+            "Anaphylaxis",
+            text_only(rx("ceftriaxone", "", "ceftriaxone 1 GM Injection")),
+            False,
+        ),
         ("penicillin", "high", "Anaphylaxis", rx("meropenem", "29561", "meropenem 1000 MG Injection"), False),
         # a cephalosporin allergy: a penicillin with a similar side chain, or after a reaction not recorded as low
         ("cephalexin (Keflex)", "low", "Urticaria", AMOXICILLIN_CAPSULE, True),
@@ -900,3 +984,32 @@ def test_a_draft_continuing_a_current_medication(current: JsonDict, order: JsonD
     built = chart(current, drafts=(order,)).build()
     ids = [f.rule_id for f in catalog.duplicate_therapy(RuleFacts.of(built.context))]
     assert ("rule.duplicate-therapy" in ids) is duplicate
+
+
+@pytest.mark.parametrize(
+    ("first", "second", "duplicate"),
+    [
+        (
+            "sitagliptin 50 MG / metformin hydrochloride 1000 MG Oral Tablet",
+            "linagliptin 5 MG Oral Tablet",
+            True,
+        ),
+        ("sitagliptin 100 MG Oral Tablet", "semaglutide 1 MG/DOSE Pen Injector", True),
+        ("liraglutide 18 MG/3ML Pen Injector", "semaglutide 1 MG/DOSE Pen Injector", True),
+        ("semaglutide 1 MG/DOSE Pen Injector", "empagliflozin 10 MG Oral Tablet", False),  # another pathway
+        ("linagliptin 5 MG Oral Tablet", "metformin hydrochloride 1000 MG Oral Tablet", False),
+    ],
+)
+def test_two_incretin_drugs_are_a_duplicate(first: str, second: str, duplicate: bool) -> None:
+    built = chart(text_only(rx("first", "", first)), text_only(rx("second", "", second))).build()
+    found = list(catalog.duplicate_therapy(RuleFacts.of(built.context)))
+    assert bool(found) is duplicate
+    if duplicate:
+        assert found[0].evidence == ("kb.duplicate-incretin-therapy",)
+
+
+def test_a_reliever_ordered_beside_one_already_taken_is_not_blamed_for_the_regimen() -> None:
+    for current, blamed in (((med("albuterol"),), False), ((), True)):
+        built = chart(*current, problem("asthma"), drafts=(draft("albuterol"),)).build()
+        (finding,) = catalog.asthma_saba_only(RuleFacts.of(built.context))
+        assert bool(finding.proposed) is blamed

@@ -416,11 +416,12 @@ def _labs(kg: float, creatinine: float) -> tuple[JsonDict, JsonDict]:
     [
         ("Rivaroxaban 10 MG Oral Tablet", 1, 1, True),  # the VTE-prophylaxis strength
         ("Rivaroxaban 20 MG Oral Tablet", 1, 1, False),
-        ("Rivaroxaban 15 MG Oral Tablet", 1, 1, False),
+        ("Rivaroxaban 15 MG Oral Tablet", 1, 1, True),  # CrCl 64: the reduced dose is for 50 or less
         ("Rivaroxaban 2.5 MG Oral Tablet", 1, 2, True),  # the vascular-disease dose
         ("Dabigatran Etexilate 150 MG Oral Capsule", 1, 2, False),
         ("Dabigatran Etexilate 110 MG Oral Capsule", 1, 2, True),  # not a US AF dose
-        ("Edoxaban 30 MG Oral Tablet", 1, 1, False),
+        ("Edoxaban 30 MG Oral Tablet", 1, 1, True),  # likewise
+        ("Edoxaban 60 MG Oral Tablet", 1, 1, False),
         ("Apixaban 5 MG Oral Tablet", 1, 2, False),
     ],
 )
@@ -430,6 +431,38 @@ def test_doac_doses_for_atrial_fibrillation(display: str, tablets: float, per_da
     assert bool(found) is fires
     if fires:
         assert found[0].severity == "warning" and found[0].evidence[0] == "kb.doac-dose-by-indication"
+
+
+@pytest.mark.parametrize(
+    ("display", "per_day", "kg", "fires"),
+    [
+        # Male 68, creatinine 1.0 mg/dL: CrCl = (140 - 68) x kg / 72 = kg.
+        ("Rivaroxaban 15 MG Oral Tablet", 1, 50, False),  # at the line: the reduced dose is labelled
+        ("Rivaroxaban 15 MG Oral Tablet", 1, 49, False),
+        ("Rivaroxaban 15 MG Oral Tablet", 1, 51, True),
+        ("Edoxaban 30 MG Oral Tablet", 1, 50, False),
+        ("Edoxaban 30 MG Oral Tablet", 1, 51, True),
+        ("Dabigatran Etexilate 75 MG Oral Capsule", 2, 30, False),
+        ("Dabigatran Etexilate 75 MG Oral Capsule", 2, 29, False),
+        ("Dabigatran Etexilate 75 MG Oral Capsule", 2, 31, True),
+    ],
+)
+def test_reduced_af_doses_by_creatinine_clearance(display: str, per_day: int, kg: float, fires: bool) -> None:
+    chart = facts(AF, _doac(display, per_day=per_day), *_labs(kg, 1.0), age=68)
+    found = list(gaps.doac_dose_indication(chart))
+    assert bool(found) is fires
+    if fires:
+        assert f"CrCl is {kg:g}" in found[0].summary
+        assert len(found[0].inputs) == 4  # the order, the AF problem, the creatinine and the weight
+
+
+def test_a_reduced_af_dose_with_unknown_or_age_capped_clearance_says_nothing() -> None:
+    rivaroxaban = _doac("Rivaroxaban 15 MG Oral Tablet")
+    assert not list(
+        gaps.doac_dose_indication(facts(AF, rivaroxaban, lab("creatinine", 1.0, days_ago=10), age=68))
+    )
+    # At 92 the CrCl is computed at 90, an upper bound: 100 kg gives 69, which cannot show the full dose was due.
+    assert not list(gaps.doac_dose_indication(facts(AF, rivaroxaban, *_labs(100, 1.0), age=92)))
 
 
 @pytest.mark.parametrize(
