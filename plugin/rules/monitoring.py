@@ -703,6 +703,53 @@ def statin_intensity(facts: RuleFacts) -> Iterator[Finding]:
     )
 
 
+# An LDL reflects a statin dose once it has been taken this long (ACC/AHA 2018: recheck 4-12 weeks after a change).
+STATIN_EFFECT_DAYS: Final = 28
+PCSK9_LOWERING: Final = frozenset({"evolocumab", "alirocumab", "inclisiran"})
+
+
+def ldl_above_goal_on_high_intensity_statin(facts: RuleFacts) -> Iterator[Finding]:
+    """Atherosclerotic disease with LDL 70 mg/dL or more measured at least 4 weeks into a high-intensity statin:
+    the next step is ezetimibe, then a PCSK9 inhibitor (ACC/AHA 2018). A dose that cannot be read, a statin
+    started or changed too recently (or undated) for the LDL to show its effect, says nothing."""
+    if facts.context.demographics.deceased:
+        return
+    ascvd = [h for name in ASCVD_VALUE_SETS for h in facts.value_sets.get(name, ())]
+    ldl = facts.current("ldl")
+    if not ascvd or ldl is None or ldl.value < LDL_ASCVD_GOAL or ldl.days_ago is None:
+        return
+    high: list[Exposure] = []
+    for exposure in facts.with_class("statin"):
+        if exposure.proposed or exposure.started_days_ago is None:
+            return
+        for ingredient in exposure.ingredients:
+            daily = daily_mg(dosage_of(facts, exposure), strength_mg(exposure, ingredient))
+            if (
+                ingredient in HIGH_INTENSITY_MG
+                and daily is not None
+                and daily >= HIGH_INTENSITY_MG[ingredient]
+            ):
+                high.append(exposure)
+    if len(high) != 1 or (started := high[0].started_days_ago) is None:
+        return
+    if started - ldl.days_ago < STATIN_EFFECT_DAYS:
+        return  # the LDL was drawn before this dose could show its effect
+    on_ezetimibe = facts.with_ingredient("ezetimibe")
+    if any(facts.with_ingredient(name) for name in PCSK9_LOWERING):
+        return
+    option = "consider a PCSK9 inhibitor" if on_ezetimibe else "consider adding ezetimibe 10 mg"
+    yield Finding(
+        "rule.ldl-above-goal-on-statin",
+        "info",
+        _say(f"Atherosclerotic disease with LDL {ldl.value:g} mg/dL on {_names(high)}", option),
+        "With atherosclerotic disease, an LDL still 70 mg/dL or more on a high-intensity statin calls for adding "
+        "ezetimibe, then a PCSK9 inhibitor.",
+        ("kb.ascvd-ldl-nonstatin-add-on",),
+        _sorted(ascvd, _handles(high), _handles(on_ezetimibe), (ldl.handle,)),
+        _proposed(high),
+    )
+
+
 HF_MORTALITY_CLASSES: Final = ("ace-inhibitor", "arb", "arni", "mineralocorticoid-antagonist")
 
 
@@ -1216,6 +1263,7 @@ CARE_GAP_EXTRA_RULES: tuple[Rule, ...] = (
     uncontrolled_blood_pressure,
     statin_indicated,
     statin_intensity,
+    ldl_above_goal_on_high_intensity_statin,
     heart_failure_therapy,
     hfref_therapy,
     pjp_prophylaxis,

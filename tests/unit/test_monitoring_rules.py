@@ -1601,3 +1601,51 @@ def test_prenatal_folic_acid_is_a_first_trimester_card(onset_days: int | None, a
         del pregnancy["onsetDateTime"]
     facts = RuleFacts.of(chart(pregnancy, age=30).build().context)
     assert bool(list(monitoring.prenatal_folic_acid(facts))) is asks
+
+
+# --- LDL 70 mg/dL or more on a high-intensity statin with atherosclerotic disease --------------------------
+
+
+def _atorvastatin_40(days_ago: int) -> JsonDict:
+    return once_daily(med("atorvastatin-40", days_ago=days_ago))
+
+
+def text_only_med(resource_id: str, display: str) -> JsonDict:
+    request = medication_request(resource_id, PATIENT_ID, "", display, authored=on(120))
+    del request["medicationCodeableConcept"]["coding"]
+    return request
+
+
+EZETIMIBE = text_only_med("ezetimibe", "ezetimibe 10 MG Oral Tablet")
+EVOLOCUMAB = text_only_med("evolocumab", "evolocumab 140 MG/ML Prefilled Syringe")
+
+
+@pytest.mark.parametrize(
+    ("ldl", "statin_days", "ldl_days", "others", "option"),
+    [
+        (70.0, 90, 7, (), "ezetimibe"),  # at the line
+        (69.9, 90, 7, (), None),
+        (70.1, 90, 7, (), "ezetimibe"),
+        (88.0, 90, 7, (EZETIMIBE,), "PCSK9"),  # ezetimibe taken: the next step
+        (88.0, 90, 7, (EZETIMIBE, EVOLOCUMAB), None),  # on every step already
+        (88.0, 35, 7, (), "ezetimibe"),  # drawn 28 days into the dose
+        (88.0, 34, 7, (), None),  # drawn 27 days in: too early to judge the dose
+    ],
+)
+def test_ldl_above_goal_on_a_high_intensity_statin(
+    ldl: float, statin_days: int, ldl_days: int, others: tuple[JsonDict, ...], option: str | None
+) -> None:
+    built = chart(
+        MI, _atorvastatin_40(statin_days), lab("ldl", ldl, days_ago=ldl_days), *others, age=64
+    ).build()
+    found = list(monitoring.ldl_above_goal_on_high_intensity_statin(RuleFacts.of(built.context)))
+    assert [option in f.summary for f in found] == ([True] if option else [])
+    if found:
+        assert found[0].evidence == ("kb.ascvd-ldl-nonstatin-add-on",) and found[0].severity == "info"
+
+
+def test_ldl_above_goal_needs_disease_and_a_high_intensity_dose() -> None:
+    no_disease = chart(_atorvastatin_40(90), lab("ldl", 120.0), age=64).build()
+    moderate = chart(MI, SIMVASTATIN_10_DAILY, lab("ldl", 120.0), age=64).build()
+    for built in (no_disease, moderate):
+        assert not list(monitoring.ldl_above_goal_on_high_intensity_statin(RuleFacts.of(built.context)))

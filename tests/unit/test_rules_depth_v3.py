@@ -284,7 +284,7 @@ def test_a_drafted_breakthrough_opioid_beside_a_scheduled_long_acting_one_is_no_
 @pytest.mark.parametrize(
     ("text", "ingredients"),
     [
-        ("Caltrate 600+D3 tablet", ("calcium carbonate",)),
+        ("Caltrate 600+D3 tablet", ("calcium carbonate", "cholecalciferol")),
         ("Prenatal multivitamin tablet", ("folic acid", "iron")),
         ("Senna-S 8.6-50 mg tablet", ("senna", "docusate")),
         ("Melatonin 3 mg tablet", ("melatonin",)),
