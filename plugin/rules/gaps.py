@@ -7,9 +7,10 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Final
 
+from plugin.context.model import Problem
 from plugin.rules import dosing
 from plugin.rules.catalog import NEW_START_DAYS, Rule
 from plugin.rules.depth import MAGNESIUM_LOW_MG_DL
@@ -531,6 +532,13 @@ AF_DOAC_DAILY_MG: Final[dict[str, frozenset[float]]] = {
 # months of treatment; within this many days of a VTE they treat too little (labels, section 2).
 VTE_ACUTE_DAYS: Final = 180
 VTE_UNDER_DOSE_DAILY_MG: Final[dict[str, float]] = {"apixaban": 5.0, "rivaroxaban": 10.0}
+# Treatment of an acute VTE starts higher (labels, section 2): apixaban 10 mg twice daily for 7 days, rivaroxaban
+# 15 mg twice daily for 21 days. A first order at the maintenance dose (10 and 20 mg a day) inside that window
+# skips it: (maintenance daily mg, lead-in days, the lead-in as the card offers it).
+VTE_LEAD_IN: Final[dict[str, tuple[float, int, str]]] = {
+    "apixaban": (10.0, 7, "10 mg twice daily for the first 7 days"),
+    "rivaroxaban": (20.0, 21, "15 mg twice daily for the first 21 days"),
+}
 
 
 def doac_dose_indication(facts: RuleFacts) -> Iterator[Finding]:
@@ -563,7 +571,7 @@ def doac_dose_indication(facts: RuleFacts) -> Iterator[Finding]:
             reason = (
                 f"{daily:g} mg a day is an extended-prevention dose, not treatment within 6 months of a VTE"
                 if low is not None and daily <= low
-                else None
+                else _skipped_lead_in(facts, exposure, ingredient, daily, recent_vte, problems)
             )
             condition = recent_vte
         if reason is None:
@@ -580,6 +588,26 @@ def doac_dose_indication(facts: RuleFacts) -> Iterator[Finding]:
             (exposure.handle, *condition),
             _proposed((exposure,)),
         )
+
+
+def _skipped_lead_in(
+    facts: RuleFacts,
+    exposure: Exposure,
+    ingredient: str,
+    daily: float,
+    recent_vte: tuple[str, ...],
+    problems: Mapping[str, Problem],
+) -> str | None:
+    """A new order at the maintenance dose within the lead-in window of a VTE, with no other order of the drug
+    on the chart (a lead-in given already, or one ordered beside it)."""
+    lead_in = VTE_LEAD_IN.get(ingredient)
+    if lead_in is None or not exposure.proposed or len(facts.with_ingredient(ingredient)) > 1:
+        return None
+    maintenance, days, option = lead_in
+    newest = min((d for h in recent_vte if (d := problems[h].onset_days_ago) is not None), default=None)
+    if abs(daily - maintenance) >= 0.01 or newest is None or newest >= days:
+        return None
+    return f"{daily:g} mg a day from the start skips the lead-in of {option}"
 
 
 # The reduced AF dose of the DOACs whose US labels reduce by creatinine clearance alone, and the CrCl (mL/min,

@@ -749,6 +749,31 @@ PIOGLITAZONE_BLADDER_CANCER = DrugCondition(
     "against recurrence after one.",
     history_counts=True,
 )
+THIAZOLIDINEDIONE_OSTEOPOROSIS = DrugCondition(
+    "rule.thiazolidinedione-osteoporosis",
+    ("thiazolidinedione",),
+    (),
+    ("osteoporosis",),
+    "warning",
+    "kb.thiazolidinedione-fracture",
+    "Osteoporosis",
+    "consider another glucose-lowering drug",
+    "Pioglitazone and rosiglitazone raise fracture risk, above all in women; their labels ask that bone health be "
+    "weighed in patients at risk of fracture.",
+)
+ROFLUMILAST_DEPRESSION = DrugCondition(
+    "rule.roflumilast-depression",
+    (),
+    ("roflumilast",),
+    ("depression",),
+    "warning",
+    "kb.roflumilast-psychiatric-events",
+    "Depression",
+    "consider whether its benefit outweighs worsening mood and weight loss",
+    "Roflumilast causes insomnia, anxiety, depression and suicidal thoughts, and weight loss; its label asks that "
+    "these be weighed in patients with depression.",
+    history_counts=True,
+)
 INCRETIN_GASTROPARESIS = DrugCondition(
     "rule.incretin-gastroparesis",
     ("glp1-agonist",),
@@ -1783,6 +1808,8 @@ LABEL_CHECK_RULES: tuple[Rule, ...] = (
     JAK_INHIBITOR_THROMBOSIS,
     PIOGLITAZONE_BLADDER_CANCER,
     INCRETIN_GASTROPARESIS,
+    THIAZOLIDINEDIONE_OSTEOPOROSIS,
+    ROFLUMILAST_DEPRESSION,
     av_nodal_blocker_pre_excited_af,
     clopidogrel_cyp2c19_reduced_function,
     diabetes_drugs_in_pregnancy,

@@ -1401,6 +1401,42 @@ def _onset(resource: JsonDict, days_ago: int) -> JsonDict:
             (drug("sita", "sitagliptin 100 MG Oral Tablet"), condition("Diabetic gastroparesis", "gp")),
             False,
         ),
+        (
+            label_checks.THIAZOLIDINEDIONE_OSTEOPOROSIS,
+            (drug("pio", "pioglitazone 45 MG Oral Tablet (Actos)"), condition("Osteoporosis", "op")),
+            True,
+        ),
+        (
+            label_checks.THIAZOLIDINEDIONE_OSTEOPOROSIS,
+            (drug("pio", "pioglitazone 45 MG Oral Tablet (Actos)"), condition("Osteopenia", "op")),
+            False,
+        ),
+        (
+            label_checks.THIAZOLIDINEDIONE_OSTEOPOROSIS,
+            (drug("met", "metformin hydrochloride 1000 MG Oral Tablet"), condition("Osteoporosis", "op")),
+            False,
+        ),
+        (
+            label_checks.ROFLUMILAST_DEPRESSION,
+            (
+                drug("rof", "roflumilast 500 MCG Oral Tablet (Daliresp)"),
+                condition("Depressive disorder", "dep"),
+            ),
+            True,
+        ),
+        (
+            label_checks.ROFLUMILAST_DEPRESSION,
+            (
+                drug("rof", "roflumilast 500 MCG Oral Tablet (Daliresp)"),
+                _past(condition("Depressive disorder", "dep")),
+            ),
+            True,  # a history of depression counts, as the label says
+        ),
+        (
+            label_checks.ROFLUMILAST_DEPRESSION,
+            (drug("rof", "roflumilast 500 MCG Oral Tablet (Daliresp)"), problem("hypertension")),
+            False,
+        ),
     ],
 )
 def test_v18_v19_drug_and_condition_pairs(rule: Any, resources: tuple[JsonDict, ...], raised: bool) -> None:

@@ -496,6 +496,35 @@ def test_extended_prevention_doses_within_six_months_of_a_vte(days: int, fires: 
     assert not list(gaps.doac_dose_indication(facts(_vte(30), _doac("Apixaban 5 MG Oral Tablet", per_day=2))))
 
 
+@pytest.mark.parametrize(
+    ("display", "per_day", "days", "fires"),
+    [
+        ("Apixaban 5 MG Oral Tablet", 2, 6, True),  # day 7 of treatment: still the 10 mg lead-in
+        ("Apixaban 5 MG Oral Tablet", 2, 7, False),
+        ("Apixaban 5 MG Oral Tablet", 2, 8, False),
+        ("Rivaroxaban 20 MG Oral Tablet", 1, 20, True),
+        ("Rivaroxaban 20 MG Oral Tablet", 1, 21, False),
+        ("Rivaroxaban 15 MG Oral Tablet", 2, 3, False),  # the lead-in itself
+    ],
+)
+def test_a_new_vte_order_at_the_maintenance_dose_skips_the_lead_in(
+    display: str, per_day: int, days: int, fires: bool
+) -> None:
+    order = _doac(display, per_day=per_day, resource_id="doac-draft")
+    found = list(gaps.doac_dose_indication(facts(_vte(days), drafts=(order,), age=45)))
+    assert bool(found) is fires
+    if fires:
+        assert "lead-in" in found[0].summary and found[0].proposed
+
+
+def test_a_maintenance_order_beside_the_lead_in_or_already_taken_is_not_flagged() -> None:
+    current = _doac("Apixaban 5 MG Oral Tablet", per_day=2)  # taken already: the lead-in is history
+    assert not list(gaps.doac_dose_indication(facts(_vte(3), current, age=45)))
+    lead_in = _doac("Apixaban 5 MG Oral Tablet", tablets=2, per_day=2, resource_id="lead-in")
+    maintenance = _doac("Apixaban 5 MG Oral Tablet", per_day=2, resource_id="maintenance")
+    assert not list(gaps.doac_dose_indication(facts(_vte(3), drafts=(lead_in, maintenance), age=45)))
+
+
 def test_a_chart_with_both_indications_or_an_unreadable_dose_says_nothing() -> None:
     both = facts(AF, _vte(30), _doac("Rivaroxaban 10 MG Oral Tablet"), age=70)
     assert not list(gaps.doac_dose_indication(both))
