@@ -1076,6 +1076,26 @@ CASES: tuple[Case, ...] = (
         chart(MI, ATORVASTATIN_40_DAILY, age=60),
     ),
     Case("statin-intensity/age-76", monitoring.statin_intensity, chart(MI, SIMVASTATIN_10_DAILY, age=76)),
+    # LDL 70 mg/dL or more at least 4 weeks into a high-intensity statin (ACC/AHA 2018): ezetimibe, then PCSK9.
+    Case(
+        "ldl-above-goal/atorvastatin-40-ldl-88",
+        monitoring.ldl_above_goal_on_high_intensity_statin,
+        chart(MI, ATORVASTATIN_40_DAILY, lab("ldl", 88.0), age=64),
+        (
+            Expected(
+                "rule.ldl-above-goal-on-statin",
+                "info",
+                ("kb.ascvd-ldl-nonstatin-add-on",),
+                (MI, ATORVASTATIN_40_DAILY, lab("ldl", 88.0)),
+                mentions=("LDL 88 mg/dL", "ezetimibe"),
+            ),
+        ),
+    ),
+    Case(
+        "ldl-above-goal/ldl-69",
+        monitoring.ldl_above_goal_on_high_intensity_statin,
+        chart(MI, ATORVASTATIN_40_DAILY, lab("ldl", 69.0), age=64),
+    ),
     Case(
         "statin-intensity/ldl-at-goal",
         monitoring.statin_intensity,
