@@ -1493,10 +1493,53 @@ def diabetic_kidney_raas(facts: RuleFacts) -> Iterator[Finding]:
         )
 
 
+# Beers 2023: antiepileptics (gabapentinoids included), antidepressants (TCAs, SSRIs, SNRIs), antipsychotics,
+# benzodiazepines, Z-drugs, opioids and skeletal muscle relaxants.
+CNS_ACTIVE_CLASSES: Final = (
+    "anticonvulsant",
+    "ssri",
+    "snri",
+    "tca",
+    "antipsychotic",
+    "benzodiazepine",
+    "z-drug",
+    "opioid",
+    "skeletal-muscle-relaxant",
+)
+CNS_ACTIVE_LIMIT: Final = 3
+CHOLINESTERASE_INHIBITORS: Final = frozenset({"donepezil", "rivastigmine", "galantamine"})
+
+
+def cns_active_count(facts: RuleFacts) -> int:
+    """CNS-active drugs taken, counted as drugs, not records: a renewal drafted beside its listing is one drug."""
+    drugs = facts.with_class(*CNS_ACTIVE_CLASSES)
+    return len({i for e in drugs for i in e.ingredients} or {e.handle for e in drugs})
+
+
+def _sedatives_said_elsewhere(facts: RuleFacts) -> frozenset[str]:
+    """Sedatives another card already names for the same harm: a benzodiazepine with an opioid
+    (rule.opioid-sedative), an anticholinergic with a cholinesterase inhibitor
+    (rule.anticholinergic-cholinesterase-inhibitor), any CNS-active drug among three or more
+    (rule.beers-cns-active-burden). A second card on the same drug says nothing new."""
+    said: set[str] = set()
+    if facts.with_class("opioid"):
+        said |= {e.handle for e in facts.with_class("benzodiazepine")}
+    if any(not CHOLINESTERASE_INHIBITORS.isdisjoint(e.ingredients) for e in facts.exposures):
+        said |= {e.handle for e in facts.with_class("anticholinergic")}
+    if cns_active_count(facts) >= CNS_ACTIVE_LIMIT:
+        said |= {e.handle for e in facts.with_class(*CNS_ACTIVE_CLASSES)}
+    return frozenset(said)
+
+
 def beers_older_adult(facts: RuleFacts) -> Iterator[Finding]:
     if facts.age is None or facts.age < 65 or facts.context.demographics.deceased:
         return
-    risky = facts.with_class("sedating-antihistamine", "benzodiazepine", "z-drug")
+    said = _sedatives_said_elsewhere(facts)
+    risky = tuple(
+        e
+        for e in facts.with_class("sedating-antihistamine", "benzodiazepine", "z-drug")
+        if e.handle not in said
+    )
     if risky:
         yield Finding(
             "rule.beers-sedatives",

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from plugin.context.model import Measurement
-from plugin.rules.catalog import POTASSIUM_RAISING, POTASSIUM_START_BLOCKED, Rule
+from plugin.rules.catalog import CHOLINESTERASE_INHIBITORS, POTASSIUM_RAISING, POTASSIUM_START_BLOCKED, Rule
 from plugin.rules.dose_range import analgesic_nsaids, daily_frequency, ingredient_strength_mg, single_dose_mg
 from plugin.rules.dosing import INTRAVENOUS, SKIN_EYE_EAR, dosage_of, route_text
 from plugin.rules.model import Exposure, Finding, LabOrder, RuleFacts, Severity
@@ -435,8 +435,6 @@ def amiodarone_thyroid_dysfunction(facts: RuleFacts) -> Iterator[Finding]:
 
 
 # --- rule.anticholinergic-cholinesterase-inhibitor -------------------------------------------------------
-
-CHOLINESTERASE_INHIBITORS: Final = frozenset({"donepezil", "rivastigmine", "galantamine"})
 
 
 def anticholinergic_cholinesterase_inhibitor(facts: RuleFacts) -> Iterator[Finding]:

@@ -17,11 +17,14 @@ from typing import Final
 from plugin import terminology
 from plugin.context.model import Dosage, Measurement
 from plugin.rules.catalog import (
+    CNS_ACTIVE_CLASSES,
+    CNS_ACTIVE_LIMIT,
     EGFR,
     HBA1C,
     Recheck,
     Rule,
     allergy_ingredients,
+    cns_active_count,
     strength_mg,
 )
 from plugin.rules.dosing import LOCAL_ROUTE, NASAL, SKIN_EYE_EAR, daily_mg, dosage_of
@@ -425,28 +428,11 @@ def nsaid_pregnancy(facts: RuleFacts) -> Iterator[Finding]:
     )
 
 
-# Beers 2023: antiepileptics (gabapentinoids included), antidepressants (TCAs, SSRIs, SNRIs), antipsychotics,
-# benzodiazepines, Z-drugs, opioids and skeletal muscle relaxants.
-CNS_ACTIVE_CLASSES: Final = (
-    "anticonvulsant",
-    "ssri",
-    "snri",
-    "tca",
-    "antipsychotic",
-    "benzodiazepine",
-    "z-drug",
-    "opioid",
-    "skeletal-muscle-relaxant",
-)
-CNS_ACTIVE_LIMIT: Final = 3
-
-
 def beers_cns_burden(facts: RuleFacts) -> Iterator[Finding]:
     if facts.age is None or facts.age < OLDER_ADULT_AGE or facts.context.demographics.deceased:
         return
     drugs = facts.with_class(*CNS_ACTIVE_CLASSES)
-    # Drugs, not records: a renewal drafted for a drug already listed is still one drug.
-    count = len({i for e in drugs for i in e.ingredients} or {e.handle for e in drugs})
+    count = cns_active_count(facts)
     if count < CNS_ACTIVE_LIMIT:
         return
     yield Finding(

@@ -1013,3 +1013,33 @@ def test_a_reliever_ordered_beside_one_already_taken_is_not_blamed_for_the_regim
         built = chart(*current, problem("asthma"), drafts=(draft("albuterol"),)).build()
         (finding,) = catalog.asthma_saba_only(RuleFacts.of(built.context))
         assert bool(finding.proposed) is blamed
+
+
+@pytest.mark.parametrize(
+    ("others", "carded"),
+    [
+        ((), True),  # the sedative alone: the Beers card is the only one that says it
+        ((med("oxycodone"),), False),  # rule.opioid-sedative names the benzodiazepine
+        ((med("sertraline"),), True),  # two CNS-active drugs: under the burden line
+        ((med("sertraline"), med("gabapentin")), False),  # three: rule.beers-cns-active-burden names it
+    ],
+)
+def test_the_beers_sedative_card_is_not_repeated_where_another_card_names_the_drug(
+    others: tuple[JsonDict, ...], carded: bool
+) -> None:
+    built = Chart(age=80, gender="female", resources=(med("lorazepam"), *others)).build()
+    ids = [f.rule_id for f in catalog.beers_older_adult(RuleFacts.of(built.context))]
+    assert ("rule.beers-sedatives" in ids) is carded
+
+
+def test_a_sedating_antihistamine_with_a_cholinesterase_inhibitor_is_said_once() -> None:
+    alone = Chart(age=80, gender="female", resources=(med("diphenhydramine"),)).build()
+    with_donepezil = Chart(age=80, gender="female", resources=(med("diphenhydramine"), DONEPEZIL)).build()
+    assert [f.rule_id for f in catalog.beers_older_adult(RuleFacts.of(alone.context))] == [
+        "rule.beers-sedatives"
+    ]
+    assert not list(catalog.beers_older_adult(RuleFacts.of(with_donepezil.context)))
+    assert [
+        f.rule_id
+        for f in depth.anticholinergic_cholinesterase_inhibitor(RuleFacts.of(with_donepezil.context))
+    ]
