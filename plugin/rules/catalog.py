@@ -1190,6 +1190,13 @@ def strength_mg(exposure: Exposure, ingredient: str) -> float | None:
         named = parts  # a single-drug product coded right but misspelt in its display ("Simvistatin 10 MG")
     if len(named) != 1:
         return None
+    others = [i for i in exposure.ingredients if i != ingredient and i in named[0].lower()]
+    if others:
+        # Free text joins a combination without spaces ("hydrocodone 5 mg/acetaminophen 325 mg"): the part that
+        # names this ingredient alone holds its strength; "5 mg/" is not a concentration there.
+        named = [part for part in named[0].split("/") if ingredient in part.lower()]
+        if len(named) != 1 or any(i in named[0].lower() for i in others):
+            return None
     found = {float(m) for m in _MG.findall(named[0])}
     return found.pop() if len(found) == 1 else None
 

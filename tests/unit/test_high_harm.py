@@ -391,6 +391,19 @@ def test_combination_product_mme_counts_only_the_opioid() -> None:
     assert "50 MME/day" in finding.summary
 
 
+@pytest.mark.parametrize(
+    "display",
+    [
+        "Norco 5-325 (hydrocodone bitartrate 5 mg/acetaminophen 325 mg) tablet",
+        "hydrocodone 5 mg/acetaminophen 325 mg tablet",
+    ],
+)
+def test_free_text_combination_strength_is_read_per_ingredient(display: str) -> None:
+    # Hydrocodone 5 mg ten times a day: 50 MME; the acetaminophen's 325 mg is not the opioid's strength.
+    finding, _ = one(NALOXONE, rx("norco", display, per="10 per 1 d"))
+    assert "50 MME/day" in finding.summary
+
+
 def test_mme_sums_across_products_and_as_needed_counts_at_its_most_frequent() -> None:
     # Oxycodone 5 mg x 3/day = 22.5 MME, plus 2 tablets every 4 h as needed = 90 MME.
     prn = rx(
