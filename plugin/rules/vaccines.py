@@ -83,6 +83,11 @@ GROUPS: Final[dict[str, VaccineGroup]] = {
         frozenset({"31", "52", "83", "84", "85", "104"}),
         re.compile(r"\b(hep\s*a|hepa|hepatitis\s*a(?!\s*immune)|havrix|vaqta|twinrix)\b", re.I),
     ),
+    # HPV4 (Gardasil), HPV2 (Cervarix), HPV9 (Gardasil 9) and unspecified.
+    "hpv": VaccineGroup(
+        frozenset({"62", "118", "137", "165"}),
+        re.compile(r"\b(hpv\d*|gardasil|cervarix|papillomavirus)\b", re.I),
+    ),
     "pneumococcal": VaccineGroup(
         frozenset({"33", "100", "109", "133", "152", "215", "216"}),
         re.compile(r"\b(pneumococcal|pcv\d*|ppsv\d*|prevnar|vaxneuvance|capvaxive|pneumovax)\b", re.I),
@@ -423,6 +428,55 @@ def menacwy_due(facts: RuleFacts) -> Iterator[Finding]:
     )
 
 
+# --- HPV ----------------------------------------------------------------------------------------------------
+
+HPV_FROM_AGE: Final = 11  # routine at 11-12 (it may start at 9)
+HPV_THROUGH_AGE: Final = 26  # catch-up for everyone through 26; 27-45 is a shared decision, not a gap
+HPV_TWO_DOSE_BEFORE_AGE: Final = 15  # a series started before the 15th birthday needs two doses
+HPV_SECOND_DOSE_DAYS_TWO_DOSE: Final = 183  # 6-12 months after the first
+HPV_SECOND_DOSE_DAYS_THREE_DOSE: Final = 61  # 1-2 months after the first
+
+
+def hpv_vaccine_due(facts: RuleFacts) -> Iterator[Finding]:
+    """11 to 26, not pregnant, on a chart that records immunisations: no HPV dose (start the series), or one dated dose whose
+    second dose is due (6 months on when the series began before 15, else 2 months). Two or more doses, or an
+    undated one, are not judged: the chart keeps only the latest date of a vaccine code, so the interval between
+    them, which decides whether a third is needed, cannot be read."""
+    age = facts.age
+    if (
+        age is None
+        or not _adult(facts, HPV_FROM_AGE)
+        or age > HPV_THROUGH_AGE
+        or not facts.context.immunizations
+    ):
+        return
+    if facts.pregnant:
+        return  # ACIP: HPV vaccination is delayed until after pregnancy
+    given = doses(facts, "hpv")
+    count = sum(i.doses for i in given)
+    label = facts.context.demographics.age_label
+    if count == 0:
+        summary = f"Age {label} with no HPV vaccine on record: consider starting the series"
+    elif count == 1 and (days := given[0].days_ago) is not None:
+        two_dose = age - days / 365.25 < HPV_TWO_DOSE_BEFORE_AGE
+        due_after = HPV_SECOND_DOSE_DAYS_TWO_DOSE if two_dose else HPV_SECOND_DOSE_DAYS_THREE_DOSE
+        if days < due_after:
+            return
+        series = "2-dose series, begun before 15" if two_dose else "3-dose series"
+        summary = _short(f"Age {label}, one HPV dose {days // 30} months ago: consider dose 2 ({series})")
+    else:
+        return
+    yield Finding(
+        "rule.hpv-vaccine-due",
+        "info",
+        summary,
+        "HPV vaccine prevents cervical, anal and oropharyngeal cancers; ACIP advises it at 11-12 with catch-up "
+        "through 26 (two doses if begun before 15, else three).",
+        ("kb.acip-hpv-through-26",),
+        tuple(i.handle for i in given),
+    )
+
+
 # --- asplenia ----------------------------------------------------------------------------------------------
 
 ASPLENIA_FROM_AGE: Final = 19  # the adult schedule; children follow the childhood schedule's asplenia notes
@@ -504,6 +558,7 @@ VACCINE_CARE_GAP_RULES: Final = (
     rsv_due,
     pneumococcal_risk_due,
     menacwy_due,
+    hpv_vaccine_due,
     asplenia_vaccines_due,
     infant_rsv_antibody_due,
 )

@@ -1789,3 +1789,45 @@ def test_clopidogrel_with_reduced_cyp2c19_function(genotype: str, raised: bool) 
 def test_clopidogrel_genotype_without_a_vascular_indication_is_quiet() -> None:
     resources = (CLOPIDOGREL, problem("hypertension"), _cyp2c19("*2/*2 - poor metabolizer"))
     assert not found(label_checks.clopidogrel_cyp2c19_reduced_function, *resources)
+
+
+def _hpv(days_ago: int, resource_id: str | None = None) -> JsonDict:
+    record = _menacwy(days_ago)
+    record["id"] = resource_id or f"hpv-{days_ago}"
+    record["vaccineCode"] = {
+        "coding": [{"system": "http://hl7.org/fhir/sid/cvx", "code": "165"}],
+        "text": "HPV9 (Gardasil 9)",
+    }
+    return record
+
+
+HISTORY = _menacwy(100)  # the chart records immunisations: an absent HPV dose is a gap, not silence
+
+
+@pytest.mark.parametrize(
+    ("age", "given", "raised"),
+    [
+        (10, (HISTORY,), False),
+        (11, (HISTORY,), True),
+        (26, (HISTORY,), True),
+        (27, (HISTORY,), False),  # 27-45 is a shared decision
+        (13, (), False),  # no immunisation history at all: the record is silent
+        # begun before 15: the second dose is due 6 months after the first
+        (13, (HISTORY, _hpv(182)), False),
+        (13, (HISTORY, _hpv(183)), True),
+        # begun at 15 or later: three doses, the second 1-2 months after the first
+        (17, (HISTORY, _hpv(60)), False),
+        (17, (HISTORY, _hpv(61)), True),
+        (13, (HISTORY, _hpv(400, "hpv-1"), _hpv(100, "hpv-2")), False),  # two doses: the interval is unread
+    ],
+)
+def test_hpv_series_from_11_through_26(age: int, given: tuple[JsonDict, ...], raised: bool) -> None:
+    findings = found(vaccines.hpv_vaccine_due, *given, age=age)
+    assert bool(findings) is raised
+    if raised:
+        assert findings[0].evidence == ("kb.acip-hpv-through-26",) and findings[0].severity == "info"
+
+
+def test_hpv_vaccine_waits_until_after_pregnancy() -> None:
+    assert found(vaccines.hpv_vaccine_due, HISTORY, age=22)
+    assert not found(vaccines.hpv_vaccine_due, HISTORY, problem("pregnancy"), age=22)

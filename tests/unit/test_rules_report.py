@@ -35,9 +35,9 @@ CHART, ORDERS, DISCHARGE = "r1-chart-review", "r1-order-review", "r1-discharge-r
 # dust mite or mould allergies under "food": one card each asks for the category to be corrected. Three patients
 # on simvastatin last had an LDL in 2019-2020: a lipid panel is asked for (ACC/AHA, every 3-12 months). Warfarin
 # with clopidogrel or naproxen and no blood count for years asks for one (a warning where anaemia is recorded).
-# Two adolescents with no MenACWY on record; two on a combined pill whose last blood pressure is years old; one
-# levothyroxine order written as one tablet every 60 days.
-PINNED_TOTAL = 353
+# Two adolescents with no MenACWY or HPV vaccine on record; two on a combined pill whose last blood pressure is
+# years old; one levothyroxine order written as one tablet every 60 days.
+PINNED_TOTAL = 357
 PINNED: dict[tuple[str, str, str], int] = {
     (CHART, "encounter-start", "rule.allergy-category-recorded-wrongly"): 7,
     (CHART, "patient-view", "rule.allergy-category-recorded-wrongly"): 7,
@@ -50,9 +50,11 @@ PINNED: dict[tuple[str, str, str], int] = {
     (CHART, "encounter-start", "rule.chc-blood-pressure-unknown"): 2,
     (CHART, "encounter-start", "rule.levothyroxine-interval"): 1,
     (CHART, "encounter-start", "rule.menacwy-due"): 2,
+    (CHART, "encounter-start", "rule.hpv-vaccine-due"): 2,
     (CHART, "patient-view", "rule.chc-blood-pressure-unknown"): 2,
     (CHART, "patient-view", "rule.levothyroxine-interval"): 1,
     (CHART, "patient-view", "rule.menacwy-due"): 2,
+    (CHART, "patient-view", "rule.hpv-vaccine-due"): 2,
     (DISCHARGE, "encounter-discharge", "rule.chc-blood-pressure-unknown"): 2,
     (DISCHARGE, "encounter-discharge", "rule.levothyroxine-interval"): 1,
     (CHART, "encounter-start", "rule.antiplatelet-absent"): 2,
@@ -215,6 +217,7 @@ PATIENT_VIEW: dict[str, list[str]] = {
     "Daisey_Johns": [
         "rule.allergy-category-recorded-wrongly:info",
         "rule.epinephrine-autoinjector-weight:info",
+        "rule.hpv-vaccine-due:info",
         "rule.influenza-vaccine-due:info",
         "rule.menacwy-due:info",
     ],
@@ -232,6 +235,7 @@ PATIENT_VIEW: dict[str, list[str]] = {
     ],
     "Gerardo_Botello": [
         "rule.epinephrine-autoinjector-weight:info",
+        "rule.hpv-vaccine-due:info",
         "rule.influenza-vaccine-due:info",
         "rule.menacwy-due:info",
     ],
