@@ -1220,6 +1220,13 @@ def _low_dose_doxepin(facts: RuleFacts, exposure: Exposure) -> bool:
     return mg is not None and mg <= DOXEPIN_LOW_DOSE_MG
 
 
+def _nsaid_advised_against(facts: RuleFacts) -> bool:
+    """Another card already advises another analgesic instead of the NSAID (with an anticoagulant, in heart
+    failure): adding a PPI to it is not the option to offer beside that. In kidney disease the NSAID card only asks
+    to limit the course, so the gut is still worth protecting."""
+    return bool(facts.with_class("anticoagulant") or facts.has_condition("heart-failure"))
+
+
 def beers_label_checks(facts: RuleFacts) -> Iterator[Finding]:
     if not _older(facts):
         return
@@ -1256,7 +1263,12 @@ def beers_label_checks(facts: RuleFacts) -> Iterator[Finding]:
         for e in analgesic_nsaids(facts)
         if not e.has("cox2-inhibitor") and not PARENTERAL.search(route_text(facts, e))
     ]
-    if nsaids and not ulcer and not any(named(e, GASTROPROTECTION) for e in facts.exposures):
+    if (
+        nsaids
+        and not ulcer
+        and not _nsaid_advised_against(facts)
+        and not any(named(e, GASTROPROTECTION) for e in facts.exposures)
+    ):
         yield Finding(
             "rule.beers-nsaid-without-gastroprotection",
             "warning",

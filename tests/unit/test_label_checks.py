@@ -739,3 +739,20 @@ def test_levothyroxine_with_a_binder_is_raised_when_the_tsh_says_it_may_matter(
     extra: tuple[JsonDict, ...], fires: bool
 ) -> None:
     assert bool(run(pair("rule.levothyroxine-binding"), LEVOTHYROXINE, CALCIUM, *extra)) is fires
+
+
+@pytest.mark.parametrize(
+    ("beside", "carded"),
+    [
+        ((), True),
+        ((rx("api", "apixaban 5 MG Oral Tablet", per="2 per 1 d"),), False),  # the interaction card: no NSAID
+        ((condition("hf", SNOMED, "88805009", "Chronic congestive heart failure (disorder)"),), False),
+        # the kidney card only limits the course, so protecting the gut is still the option
+        ((condition("ckd", SNOMED, "433144002", "Chronic kidney disease stage 3 (disorder)"),), True),
+    ],
+)
+def test_the_beers_nsaid_card_gives_way_where_another_card_advises_another_analgesic(
+    beside: tuple[JsonDict, ...], carded: bool
+) -> None:
+    found = beers(rx("nap", "Naproxen 500 MG Oral Tablet", per="2 per 1 d"), *beside)
+    assert ("rule.beers-nsaid-without-gastroprotection" in found) is carded
