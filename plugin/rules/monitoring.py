@@ -741,11 +741,12 @@ HF_MORTALITY_CLASSES: Final = ("ace-inhibitor", "arb", "arni", "mineralocorticoi
 
 def heart_failure_therapy(facts: RuleFacts) -> Iterator[Finding]:
     """Heart failure with neither RAAS blockade nor an MRA: the ejection fraction decides, so it is asked. A
-    known reduced EF is rule.hfref-therapy-gap's, which names every missing class."""
+    known reduced EF is rule.hfref-therapy-gap's, which names every missing class; a known preserved one (recorded
+    as HFpEF, or a current LVEF above 40%) answers the question, so nothing is asked."""
     failure = facts.value_sets.get("heart-failure", ())
     if not failure or facts.context.demographics.deceased or facts.with_class(*HF_MORTALITY_CLASSES):
         return
-    if _reduced_ejection_fraction(facts):
+    if _reduced_ejection_fraction(facts) or _known_not_reduced(facts):
         return
     yield Finding(
         "rule.heart-failure-therapy-gap",
@@ -763,6 +764,12 @@ SGLT2_HF_EGFR_FROM: Final = 20.0  # mL/min/1.73 m2: the trials' and labels' lowe
 # The beta-blockers shown to lower mortality in HFrEF; metoprolol only as the succinate (extended-release) salt.
 HFREF_BETA_BLOCKERS: Final = frozenset({"carvedilol", "bisoprolol"})
 _SUCCINATE: Final = re.compile(r"\b(succinate|toprol|xl|er|extended|24 hr)\b", re.IGNORECASE)
+
+
+def _known_not_reduced(facts: RuleFacts) -> bool:
+    """The chart answers the EF question: heart failure recorded as preserved, or a current LVEF above 40%."""
+    ef = facts.current("lvef")
+    return bool(facts.value_sets.get("hfpef")) or (ef is not None and ef.value > HFREF_EF_AT_MOST)
 
 
 def _reduced_ejection_fraction(facts: RuleFacts) -> tuple[str, ...]:

@@ -1669,3 +1669,26 @@ def test_ldl_above_goal_needs_disease_and_a_high_intensity_dose() -> None:
     moderate = chart(MI, SIMVASTATIN_10_DAILY, lab("ldl", 120.0), age=64).build()
     for built in (no_disease, moderate):
         assert not list(monitoring.ldl_above_goal_on_high_intensity_statin(RuleFacts.of(built.context)))
+
+
+def _problem_text(text: str) -> JsonDict:
+    found = copy_json(problem("hypertension", resource_id="hf-text"))
+    found["code"] = {"text": text}
+    return found
+
+
+@pytest.mark.parametrize(
+    ("resources", "asked"),
+    [
+        ((HEART_FAILURE,), True),  # the EF is not on the chart: ask
+        ((HEART_FAILURE, lab("lvef", 41.0)), False),  # above 40%: not reduced
+        ((HEART_FAILURE, lab("lvef", 40.0)), False),  # 40% or less is HFrEF: rule.hfref-therapy-gap speaks
+        ((_problem_text("Heart failure with preserved ejection fraction (LVEF 60%)"),), False),
+        ((_problem_text("HFpEF"),), False),
+    ],
+)
+def test_the_ejection_fraction_question_is_asked_only_when_the_chart_cannot_answer_it(
+    resources: tuple[JsonDict, ...], asked: bool
+) -> None:
+    built = chart(*resources, age=70).build()
+    assert bool(list(monitoring.heart_failure_therapy(RuleFacts.of(built.context)))) is asked
