@@ -768,6 +768,46 @@ def test_ciprofloxacin_dose_by_crcl(kg: float, tablets: int, per_day: int, fires
     assert bool(found) is fires
 
 
+def _renally_dosed(display: str, tablets: int, frequency: int, period: int) -> dict[str, Any]:
+    request = medication_request("renal-drug", PATIENT_ID, "", display)
+    del request["medicationCodeableConcept"]["coding"]
+    request["dosageInstruction"] = [
+        {
+            "timing": {"repeat": {"frequency": frequency, "period": period, "periodUnit": "d"}},
+            "doseAndRate": [{"doseQuantity": {"value": tablets, "unit": "tablet"}}],
+        }
+    ]
+    return request
+
+
+@pytest.mark.parametrize(
+    ("display", "tablets", "frequency", "period", "kg", "fires"),
+    [
+        # Male 50, creatinine 1.5 mg/dL: CrCl = 90 x kg / 108. Levofloxacin below 50: 750 mg every 48 h or
+        # 250 mg daily (at most 375 mg a day, once a day); below 20: every 48 h.
+        ("levofloxacin 750 MG Oral Tablet", 1, 1, 2, 59, False),  # CrCl 49.2, every 48 h
+        ("levofloxacin 750 MG Oral Tablet", 1, 1, 1, 59, True),  # daily is the normal-kidney dose
+        ("levofloxacin 250 MG Oral Tablet", 1, 1, 1, 59, False),
+        ("levofloxacin 750 MG Oral Tablet", 1, 1, 1, 60, False),  # CrCl 50.0: not below 50
+        ("levofloxacin 250 MG Oral Tablet", 1, 1, 1, 23, True),  # CrCl 19.2: every 48 h below 20
+        ("levofloxacin 250 MG Oral Tablet", 1, 1, 2, 23, False),
+        # Meropenem at 25 or less: half the dose every 12 h (2 g a day at most); below 10 every 24 h.
+        ("meropenem 500 MG Injection", 1, 2, 1, 30, False),  # CrCl 25.0: 500 mg every 12 h
+        ("meropenem 1000 MG Injection", 1, 3, 1, 30, True),  # the normal-kidney 1 g every 8 h
+        ("meropenem 1000 MG Injection", 1, 2, 1, 31, False),  # CrCl 25.8: the full dose every 12 h (26-50)
+        ("meropenem 1000 MG Injection", 1, 2, 1, 30, True),  # CrCl 25.0: that is twice the halved dose
+        ("meropenem 500 MG Injection", 1, 1, 1, 11, False),  # CrCl 9.2: 500 mg every 24 h
+        ("meropenem 500 MG Injection", 1, 2, 1, 11, True),
+    ],
+)
+def test_renal_limits_honour_the_labelled_reduced_regimen(
+    display: str, tablets: int, frequency: int, period: int, kg: float, fires: bool
+) -> None:
+    order = _renally_dosed(display, tablets, frequency, period)
+    found, _ = run(DOSE, Chart(age=50, gender="male", resources=(order, creatinine(1.5), weight(kg))))
+    assert bool(found) is fires
+
+
 @pytest.mark.parametrize(
     ("display", "carded"),
     [
