@@ -791,7 +791,7 @@ def _renally_dosed(display: str, tablets: int, frequency: int, period: int) -> d
         ("levofloxacin 750 MG Oral Tablet", 1, 1, 1, 60, False),  # CrCl 50.0: not below 50
         ("levofloxacin 250 MG Oral Tablet", 1, 1, 1, 23, True),  # CrCl 19.2: every 48 h below 20
         ("levofloxacin 250 MG Oral Tablet", 1, 1, 2, 23, False),
-        # Meropenem at 25 or less: half the dose every 12 h (2 g a day at most); below 10 every 24 h.
+        # Meropenem at 25 or less: half the usual 1 g every 12 h (1 g a day at most); below 10 every 24 h.
         ("meropenem 500 MG Injection", 1, 2, 1, 30, False),  # CrCl 25.0: 500 mg every 12 h
         ("meropenem 1000 MG Injection", 1, 3, 1, 30, True),  # the normal-kidney 1 g every 8 h
         ("meropenem 1000 MG Injection", 1, 2, 1, 31, False),  # CrCl 25.8: the full dose every 12 h (26-50)
