@@ -83,25 +83,47 @@ def cha2ds2_vasc(facts: RuleFacts) -> tuple[int, tuple[str, ...], tuple[str, ...
     return sum(letters.values()), tuple(letters), tuple(dict.fromkeys(inputs))
 
 
+# Drugs that can convert AF to sinus rhythm: ordered without anticoagulation they carry the stroke risk of a
+# cardioversion, so the card is about that order.
+RHYTHM_CONTROL_DRUGS: Final = frozenset(
+    {"amiodarone", "dronedarone", "flecainide", "propafenone", "sotalol", "dofetilide", "ibutilide"}
+)
+
+
 def af_anticoagulation_absent(facts: RuleFacts) -> Iterator[Finding]:
+    """AF with no anticoagulant: a warning from an annual stroke risk of about 2% (CHA2DS2-VASc 2 in men, 3 in
+    women), information where anticoagulation is reasonable (1 in men, 2 in women), as the entry says. A rhythm
+    drug ordered now is what the card is about: converting AF without anticoagulation risks a stroke."""
     af = facts.value_sets.get("atrial-fibrillation", ())
     if not af or facts.with_class("anticoagulant") or facts.context.demographics.deceased:
         return
     score, letters, inputs = cha2ds2_vasc(facts)
     line = AF_ANTICOAGULATE_AT["female" if facts.context.demographics.sex == "female" else "male"]
-    if score < line:
+    if score < line - 1:
         return
+    rhythm = tuple(
+        e for e in facts.exposures if e.proposed and not RHYTHM_CONTROL_DRUGS.isdisjoint(e.ingredients)
+    )
+    scored = f"Atrial fibrillation, CHA2DS2-VASc {score} ({', '.join(letters)}), no anticoagulant on the list"
+    if score >= line:
+        severity: Severity = "warning"
+        summary = f"{scored}: consider anticoagulation or record why not"
+        why = (
+            "At this score the annual stroke risk is about 2% or more, and anticoagulation lowers it by about two "
+            "thirds; aspirin is no substitute."
+        )
+    else:
+        severity = "info"
+        summary = f"{scored}: anticoagulation is reasonable; consider discussing it"
+        why = "At this score the annual stroke risk is about 1-2%, where anticoagulation is reasonable (ACC/AHA 2023)."
     yield Finding(
         "rule.af-anticoagulation-absent",
-        "warning",
-        _short(
-            f"Atrial fibrillation, CHA2DS2-VASc {score} ({', '.join(letters)}), no anticoagulant on the list: "
-            "consider anticoagulation or record why not"
-        ),
-        "At this score the annual stroke risk is about 2% or more, and anticoagulation lowers it by about two "
-        "thirds; aspirin is no substitute.",
+        severity,
+        _short(summary),
+        why,
         ("kb.af-anticoagulation-cha2ds2-vasc", "kb.af-aspirin-not-alternative"),
-        (*af, *inputs),
+        (*af, *inputs, *_handles(rhythm)),
+        _proposed(rhythm),
     )
 
 

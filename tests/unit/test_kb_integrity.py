@@ -9,10 +9,12 @@ from pathlib import Path
 import pytest
 
 from plugin.knowledge import KnowledgeBase, load_knowledge_base
-from plugin.rules import catalog
+from plugin.rules import catalog, gaps
 from plugin.rules.cards import finding_card
+from plugin.rules.catalog import Rule
 from plugin.rules.freshness import lab_windows
 from plugin.rules.model import SEVERITY_RANK, Finding, RuleFacts, Severity
+from tests.support.rule_cases import Chart, problem
 from tests.unit import test_monitoring_rules, test_rules
 
 PLUGIN = Path(__file__).resolve().parents[2] / "plugin"
@@ -34,12 +36,29 @@ GRADED: dict[str, str] = {
     "rule.allergy-same-class": "info for a low-criticality intolerance without a severe reaction, else critical",
     "rule.clozapine-neutropenia": "warning at 1.0-1.49 (monitor closely), critical below 1.0 (interrupt), as the entry says",
     "rule.fumarate-lymphopenia": "info while the low count is under six months old, warning once it has persisted",
+    "rule.af-anticoagulation-absent": "warning from a CHA2DS2-VASc of 2 in men or 3 in women, info one point below "
+    "(anticoagulation reasonable), as the entry says",
 }
 
 
 @pytest.fixture(scope="module")
 def knowledge() -> KnowledgeBase:
     return load_knowledge_base()
+
+
+# Graded rules outside the two case tables, each with a chart that reaches its entry's severity.
+OTHER_GRADED_CASES: tuple[tuple[str, Rule, Chart], ...] = (
+    (
+        "af-anticoagulation/score-3",
+        gaps.af_anticoagulation_absent,
+        Chart(age=80, gender="male", resources=(problem("atrial-fibrillation"), problem("hypertension"))),
+    ),
+    (
+        "af-anticoagulation/score-1",
+        gaps.af_anticoagulation_absent,
+        Chart(age=64, gender="male", resources=(problem("atrial-fibrillation"), problem("hypertension"))),
+    ),
+)
 
 
 def _positive_findings() -> Iterator[tuple[object, Finding]]:
@@ -49,6 +68,10 @@ def _positive_findings() -> Iterator[tuple[object, Finding]]:
             built = case.chart.build()
             for finding in case.rule(RuleFacts.of(built.context)):
                 yield case, finding
+    for case_id, rule, chart in OTHER_GRADED_CASES:
+        built = chart.build()
+        for finding in rule(RuleFacts.of(built.context)):
+            yield case_id, finding
 
 
 def _primary_severity(knowledge: KnowledgeBase, finding: Finding) -> Severity:

@@ -62,25 +62,34 @@ def test_the_score_adds_each_letter_once(
 
 
 @pytest.mark.parametrize(
-    ("gender", "age", "problems", "fires"),
+    ("gender", "age", "problems", "severity"),
     [
-        ("male", 64, ("hypertension",), False),  # 1
-        ("male", 65, ("hypertension",), True),  # 2: the men's line
-        ("female", 65, (), False),  # 2
-        ("female", 65, ("hypertension",), True),  # 3: the women's line
-        ("female", 75, (), True),  # 3
+        ("male", 64, (), None),  # 0
+        ("male", 64, ("hypertension",), "info"),  # 1: anticoagulation is reasonable (1-2% a year)
+        ("male", 65, ("hypertension",), "warning"),  # 2: the men's line
+        ("female", 64, (), None),  # 1: female sex alone
+        ("female", 65, (), "info"),  # 2
+        ("female", 65, ("hypertension",), "warning"),  # 3: the women's line
+        ("female", 75, (), "warning"),  # 3
     ],
 )
 def test_anticoagulation_is_asked_for_at_each_sex_line(
-    gender: str, age: int, problems: tuple[str, ...], fires: bool
+    gender: str, age: int, problems: tuple[str, ...], severity: str | None
 ) -> None:
     resources = (AF, *(problem(p, resource_id=p) for p in problems))
     found = list(gaps.af_anticoagulation_absent(facts(*resources, age=age, gender=gender)))
-    assert bool(found) is fires
+    assert [f.severity for f in found] == ([severity] if severity else [])
     for finding in found:
-        assert finding.severity == "warning" and "CHA2DS2-VASc" in finding.summary
+        assert "CHA2DS2-VASc" in finding.summary
         assert finding.evidence[0] == "kb.af-anticoagulation-cha2ds2-vasc"
         assert len(finding.summary) < 140
+
+
+def test_a_rhythm_drug_ordered_without_anticoagulation_is_what_the_card_is_about() -> None:
+    (finding,) = gaps.af_anticoagulation_absent(facts(AF, age=80, drafts=(draft("amiodarone"),)))
+    assert finding.proposed and finding.severity == "warning"
+    (current,) = gaps.af_anticoagulation_absent(facts(AF, med("amiodarone"), age=80))
+    assert not current.proposed
 
 
 @pytest.mark.parametrize("drug", ["warfarin", "apixaban", "enoxaparin"])
