@@ -1607,6 +1607,22 @@ def _influenza_doses_before(facts: RuleFacts) -> int:
     return sum(i.doses for i in facts.context.immunizations if "influenza" in i.vaccine.display.lower())
 
 
+INFLUENZA_SECOND_DOSE_AFTER_DAYS: Final = 28
+
+
+def _first_season_single_dose(facts: RuleFacts, since: int) -> int | None:
+    """Days since the only influenza dose a child up to 8 has ever had, when it was given this season and 4 weeks
+    or more ago: the second dose of a first season is due. A chart holding more doses is not judged (it keeps
+    only each vaccine code's latest date, so which season the others fell in cannot be read)."""
+    if facts.age is None or facts.age > INFLUENZA_TWO_DOSE_MAX_AGE or _influenza_doses_before(facts) != 1:
+        return None
+    (dose,) = (i for i in facts.context.immunizations if "influenza" in i.vaccine.display.lower())
+    days = dose.days_ago
+    if days is None or days > since or days < INFLUENZA_SECOND_DOSE_AFTER_DAYS:
+        return None
+    return days
+
+
 def influenza_due(facts: RuleFacts) -> Iterator[Finding]:
     # Age is kept in whole years, so under 1 we cannot tell whether the child is past 6 months: stay silent.
     if facts.age is None or facts.age < 1 or facts.context.demographics.deceased:
@@ -1615,6 +1631,22 @@ def influenza_due(facts: RuleFacts) -> Iterator[Finding]:
     if month is not None and since is not None and (month >= 8 or month <= 3):
         # In season (August to March): this season's dose is one given since the most recent 1 August.
         if _vaccine_within(facts, "influenza", since):
+            if (first := _first_season_single_dose(facts, since)) is None:
+                return
+            yield Finding(
+                "rule.influenza-vaccine-due",
+                "info",
+                _short(
+                    f"Age {facts.context.demographics.age_label}, first influenza season, one dose {first} days "
+                    "ago: consider the second dose (4 weeks or more after the first)"
+                ),
+                "Children 6 months to 8 years with fewer than two influenza doses before this season need two "
+                "doses at least 4 weeks apart.",
+                ("kb.acip-influenza-annual",),
+                tuple(
+                    i.handle for i in facts.context.immunizations if "influenza" in i.vaccine.display.lower()
+                ),
+            )
             return
         if month == 8 and (facts.age > INFLUENZA_TWO_DOSE_MAX_AGE or _influenza_doses_before(facts) >= 2):
             # August is too early for adults (waning before the season's peak); only young children who need

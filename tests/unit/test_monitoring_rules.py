@@ -1692,3 +1692,28 @@ def test_the_ejection_fraction_question_is_asked_only_when_the_chart_cannot_answ
 ) -> None:
     built = chart(*resources, age=70).build()
     assert bool(list(monitoring.heart_failure_therapy(RuleFacts.of(built.context)))) is asked
+
+
+@pytest.mark.parametrize(
+    ("age", "days_ago", "earlier", "due"),
+    [
+        (4, 28, 0, True),  # first season, one dose 4 weeks ago: the second is due
+        (4, 27, 0, False),  # not yet 4 weeks
+        (8, 40, 0, True),
+        (9, 40, 0, False),  # from 9 one dose is enough
+        (4, 40, 1, False),  # another dose on record: which season it fell in is not read
+    ],
+)
+def test_a_first_season_child_with_one_dose_is_due_the_second(
+    age: int, days_ago: int, earlier: int, due: bool
+) -> None:
+    shots = tuple(
+        vaccine("influenza", days_ago=days_ago + 365 * n, resource_id=f"flu-{n}") for n in range(1 + earlier)
+    )
+    context = chart(*shots, age=age).build().context
+    found = list(
+        catalog.influenza_due(RuleFacts.of(dataclasses.replace(context, month=11, days_since_august_1=116)))
+    )
+    assert bool(found) is due
+    for finding in found:
+        assert "second dose" in finding.summary and finding.evidence == ("kb.acip-influenza-annual",)
