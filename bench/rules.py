@@ -66,6 +66,8 @@ from bench.gold.model import (
     HELDOUT_V21_PATH,
     HELDOUT_V22_PATH,
     HELDOUT_V23_PATH,
+    HELDOUT_V24_PATH,
+    HELDOUT_V25_PATH,
     load_check_rules,
     load_constructed,
     load_full_review,
@@ -242,6 +244,8 @@ WRITTEN_WHILE: Final[dict[int, str]] = {
     21: "v20 was tuned on",
     22: "v21 was tuned on, beside v23",
     23: "v21 was tuned on, beside v22",
+    24: "v22 and v23 were tuned on, beside v25",
+    25: "v22 and v23 were tuned on, beside v24",
 }
 # The held-out sets in the order they were written, each blind to the rules as they stood; True where the
 # rules were later tuned on it (so its number is no longer an unseen one). Only the newest is unseen.
@@ -269,6 +273,8 @@ HELDOUT_SETS: Final[tuple[tuple[Path, bool], ...]] = (
     (HELDOUT_V21_PATH, True),
     (HELDOUT_V22_PATH, True),
     (HELDOUT_V23_PATH, True),
+    (HELDOUT_V24_PATH, False),
+    (HELDOUT_V25_PATH, False),
 )
 
 

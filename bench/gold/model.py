@@ -64,6 +64,10 @@ HELDOUT_V21_PATH = Path(__file__).resolve().parent / "heldout_v21_cases.json"
 # session.
 HELDOUT_V22_PATH = Path(__file__).resolve().parent / "heldout_v22_cases.json"
 HELDOUT_V23_PATH = Path(__file__).resolve().parent / "heldout_v23_cases.json"
+# Written blind in parallel (tenth session) while v22 and v23 were tuned on: v24 (community hospital order
+# verification and clinics) and v25 (integrated primary care); scored once at the commit that registered them.
+HELDOUT_V24_PATH = Path(__file__).resolve().parent / "heldout_v24_cases.json"
+HELDOUT_V25_PATH = Path(__file__).resolve().parent / "heldout_v25_cases.json"
 # A blind second review of the Synthea charts (2026-12-07), added to the first pharmacist review's findings.
 SECOND_REVIEW_PATH = Path(__file__).resolve().parent / "pharmacist_review_second.json"
 # A blind, complete review of the constructed charts (2026-12-07), added to their authors' focused findings.
