@@ -17,7 +17,15 @@ from plugin.context.codes import system_name
 from plugin.context.model import Allergy, Code, Dosage
 from plugin.rules import vaccines
 from plugin.rules.dose_range import analgesic_nsaids, low_dose_aspirin
-from plugin.rules.dosing import EXTENDED_RELEASE, LOCAL_ROUTE, NASAL, SUMMED_INGREDIENTS, daily_mg, dosage_of
+from plugin.rules.dosing import (
+    EXTENDED_RELEASE,
+    LOCAL_ROUTE,
+    NASAL,
+    SUMMED_INGREDIENTS,
+    daily_mg,
+    dosage_of,
+    record_of,
+)
 from plugin.rules.freshness import MonitoringInterval, monitoring_interval
 from plugin.rules.interactions import Interaction, interaction_table
 from plugin.rules.kidney import aki_against_reference, renal_function, shown
@@ -587,9 +595,10 @@ def _low_risk(allergy: Allergy) -> bool:
 
 def _beta_lactam_cross_reaction(allergy: Allergy, allergic_to: frozenset[str], exposure: Exposure) -> bool:
     """The 2022 practice parameter: a carbapenem can be given after a penicillin allergy without testing (so it is
-    not in the penicillin group), and so can any cephalosporin after a low-risk (non-anaphylactic) penicillin reaction, and one with a dissimilar side chain
-    after anaphylaxis. For a cephalosporin allergy it is less specific, so a penicillin is flagged when the side
-    chain is similar or the reaction was not recorded as low risk. Other classes (NSAIDs) always cross-react."""
+    not in the penicillin group), and so can any cephalosporin after a low-risk (non-anaphylactic) penicillin
+    reaction, and one with a dissimilar side chain after anaphylaxis. For a cephalosporin allergy it is less
+    specific, so a penicillin is flagged when the side chain is similar or the reaction was not recorded as low
+    risk. Other classes (NSAIDs) always cross-react."""
     if "penicillin" in allergic_to and exposure.has("cephalosporin"):
         return _shares_side_chain(allergy, exposure) and not _low_risk(allergy)
     if "cephalosporin" in allergic_to and exposure.has("penicillin"):
@@ -1058,13 +1067,8 @@ _AMOUNT_DOSE: Final = re.compile(r"^\s*[\d.]+\s*(mg|g|ug|mcg|meq|units?|iu)\s*$"
 
 def _dose_of(facts: RuleFacts, exposure: Exposure) -> tuple[str | None, Dosage | None]:
     """The product strength and structured dosage behind a current medication or draft order."""
-    for medication in facts.context.medications:
-        if medication.handle == exposure.handle:
-            return medication.strength, medication.dosage
-    for order in facts.context.draft_orders:
-        if order.handle == exposure.handle:
-            return order.strength, order.dosage
-    return None, None
+    record = record_of(facts, exposure)
+    return (record.strength, record.dosage) if record is not None else (None, None)
 
 
 def _same_regimen(held: tuple[str | None, Dosage | None], ordered: tuple[str | None, Dosage | None]) -> bool:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from typing import Final
 
-from plugin.context.model import Dosage
+from plugin.context.model import Dosage, DraftOrder, Medication
 from plugin.rules.model import Exposure, RuleFacts
 
 # "3 per 1 d", "1 per 8 h", "2 per 1 wk": frequency, period, UCUM period unit (FHIR Timing.repeat).
@@ -94,15 +94,21 @@ def route_text(facts: RuleFacts, exposure: Exposure) -> str:
     return f"{exposure.label} {dosage.route if dosage is not None and dosage.route else ''}"
 
 
-def dosage_of(facts: RuleFacts, exposure: Exposure) -> Dosage | None:
-    """The structured dosage behind an exposure; None for a proposal (governance), which carries none."""
+def record_of(facts: RuleFacts, exposure: Exposure) -> Medication | DraftOrder | None:
+    """The current medication or draft order behind an exposure; None for a proposal (governance)."""
     for medication in facts.context.medications:
         if medication.handle == exposure.handle:
-            return medication.dosage
+            return medication
     for order in facts.context.draft_orders:
         if order.handle == exposure.handle:
-            return order.dosage
+            return order
     return None
+
+
+def dosage_of(facts: RuleFacts, exposure: Exposure) -> Dosage | None:
+    """The structured dosage behind an exposure; None for a proposal (governance), which carries none."""
+    record = record_of(facts, exposure)
+    return record.dosage if record is not None else None
 
 
 def per_day(frequency: str | None) -> float | None:
