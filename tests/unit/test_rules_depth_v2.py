@@ -493,37 +493,26 @@ CASES: tuple[Case, ...] = (
         depth.companion_therapy_absent,
         chart(PEMETREXED, FOLIC_ACID, B12_INJECTION),
     ),
-    Case(
-        "companion/abiraterone-alone",
-        depth.companion_therapy_absent,
-        chart(ABIRATERONE),
-        (
-            Expected(
-                "rule.companion-therapy-absent",
-                "warning",
-                ("kb.abiraterone-with-corticosteroid",),
-                (ABIRATERONE,),
-                mentions=("corticosteroid",),
+    # alone, or with an inhaled steroid, which does not offset abiraterone's mineralocorticoid excess
+    *(
+        Case(
+            f"companion/abiraterone-{name}",
+            depth.companion_therapy_absent,
+            chart(ABIRATERONE, *beside),
+            (
+                Expected(
+                    "rule.companion-therapy-absent",
+                    "warning",
+                    ("kb.abiraterone-with-corticosteroid",),
+                    (ABIRATERONE,),
+                    mentions=("corticosteroid",),
+                ),
             ),
-        ),
+        )
+        for name, beside in (("alone", ()), ("inhaled-budesonide", (BUDESONIDE_INHALER,)))
     ),
     Case(
         "companion/abiraterone-prednisone", depth.companion_therapy_absent, chart(ABIRATERONE, PREDNISONE_5)
-    ),
-    # an inhaled steroid does not offset abiraterone's mineralocorticoid excess
-    Case(
-        "companion/abiraterone-inhaled-budesonide",
-        depth.companion_therapy_absent,
-        chart(ABIRATERONE, BUDESONIDE_INHALER),
-        (
-            Expected(
-                "rule.companion-therapy-absent",
-                "warning",
-                ("kb.abiraterone-with-corticosteroid",),
-                (ABIRATERONE,),
-                mentions=("corticosteroid",),
-            ),
-        ),
     ),
     # Acetaminophen in cirrhosis against 2 g a day.
     Case(
