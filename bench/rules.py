@@ -68,6 +68,8 @@ from bench.gold.model import (
     HELDOUT_V23_PATH,
     HELDOUT_V24_PATH,
     HELDOUT_V25_PATH,
+    HELDOUT_V26_PATH,
+    HELDOUT_V27_PATH,
     load_check_rules,
     load_constructed,
     load_full_review,
@@ -246,6 +248,8 @@ WRITTEN_WHILE: Final[dict[int, str]] = {
     23: "v21 was tuned on, beside v22",
     24: "v22 and v23 were tuned on, beside v25",
     25: "v22 and v23 were tuned on, beside v24",
+    26: "v24 and v25 were registered, beside v27",
+    27: "v24 and v25 were registered, beside v26",
 }
 # The held-out sets in the order they were written, each blind to the rules as they stood; True where the
 # rules were later tuned on it (so its number is no longer an unseen one). Only the newest is unseen.
@@ -275,6 +279,8 @@ HELDOUT_SETS: Final[tuple[tuple[Path, bool], ...]] = (
     (HELDOUT_V23_PATH, True),
     (HELDOUT_V24_PATH, False),
     (HELDOUT_V25_PATH, False),
+    (HELDOUT_V26_PATH, False),
+    (HELDOUT_V27_PATH, False),
 )
 
 

@@ -68,6 +68,10 @@ HELDOUT_V23_PATH = Path(__file__).resolve().parent / "heldout_v23_cases.json"
 # verification and clinics) and v25 (integrated primary care); scored once at the commit that registered them.
 HELDOUT_V24_PATH = Path(__file__).resolve().parent / "heldout_v24_cases.json"
 HELDOUT_V25_PATH = Path(__file__).resolve().parent / "heldout_v25_cases.json"
+# Written blind in parallel (tenth session) after v24 and v25 were registered, with no rule changed since but a
+# refactor: v26 (regional medical centre order verification) and v27 (ambulatory specialty and long-term care).
+HELDOUT_V26_PATH = Path(__file__).resolve().parent / "heldout_v26_cases.json"
+HELDOUT_V27_PATH = Path(__file__).resolve().parent / "heldout_v27_cases.json"
 # A blind second review of the Synthea charts (2026-12-07), added to the first pharmacist review's findings.
 SECOND_REVIEW_PATH = Path(__file__).resolve().parent / "pharmacist_review_second.json"
 # A blind, complete review of the constructed charts (2026-12-07), added to their authors' focused findings.
