@@ -1535,7 +1535,7 @@ def _sedatives_said_elsewhere(facts: RuleFacts) -> frozenset[str]:
     said: set[str] = set()
     if facts.with_class("opioid"):
         said |= {e.handle for e in facts.with_class("benzodiazepine")}
-    if any(not CHOLINESTERASE_INHIBITORS.isdisjoint(e.ingredients) for e in facts.exposures):
+    if facts.with_ingredient(*CHOLINESTERASE_INHIBITORS):
         said |= {e.handle for e in facts.with_class("anticholinergic")}
     if cns_active_count(facts) >= CNS_ACTIVE_LIMIT:
         said |= {e.handle for e in facts.with_class(*CNS_ACTIVE_CLASSES)}
@@ -1587,7 +1587,7 @@ WITHDRAWN_FOR_SAFETY: Final = frozenset({"terfenadine", "astemizole", "cisapride
 
 
 def withdrawn_drug(facts: RuleFacts) -> Iterator[Finding]:
-    withdrawn = tuple(e for e in facts.exposures if not WITHDRAWN_FOR_SAFETY.isdisjoint(e.ingredients))
+    withdrawn = facts.with_ingredient(*WITHDRAWN_FOR_SAFETY)
     if withdrawn:
         yield Finding(
             "rule.withdrawn-drug",

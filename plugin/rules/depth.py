@@ -440,7 +440,7 @@ def amiodarone_thyroid_dysfunction(facts: RuleFacts) -> Iterator[Finding]:
 def anticholinergic_cholinesterase_inhibitor(facts: RuleFacts) -> Iterator[Finding]:
     """A strongly anticholinergic drug with a cholinesterase inhibitor, at any age (the inhibitor implies the
     dementia Beers speaks of; a charted dementia is cited when there is one)."""
-    inhibitors = tuple(e for e in facts.exposures if not CHOLINESTERASE_INHIBITORS.isdisjoint(e.ingredients))
+    inhibitors = facts.with_ingredient(*CHOLINESTERASE_INHIBITORS)
     if not inhibitors:
         return
     anticholinergics = tuple(e for e in facts.with_class("anticholinergic") if e not in inhibitors)
@@ -558,11 +558,7 @@ def companion_therapy_absent(facts: RuleFacts) -> Iterator[Finding]:
         drugs = facts.with_ingredient(companion.drug)
         if not drugs:
             continue
-        missing = [
-            name
-            for name, ingredients in companion.needs
-            if not any(not ingredients.isdisjoint(e.ingredients) for e in facts.exposures)
-        ]
+        missing = [name for name, ingredients in companion.needs if not facts.with_ingredient(*ingredients)]
         if not missing:
             continue
         yield Finding(

@@ -101,9 +101,7 @@ def af_anticoagulation_absent(facts: RuleFacts) -> Iterator[Finding]:
     line = AF_ANTICOAGULATE_AT["female" if facts.context.demographics.sex == "female" else "male"]
     if score < line - 1:
         return
-    rhythm = tuple(
-        e for e in facts.exposures if e.proposed and not RHYTHM_CONTROL_DRUGS.isdisjoint(e.ingredients)
-    )
+    rhythm = tuple(e for e in facts.with_ingredient(*RHYTHM_CONTROL_DRUGS) if e.proposed)
     scored = f"Atrial fibrillation, CHA2DS2-VASc {score} ({', '.join(letters)}), no anticoagulant on the list"
     if score >= line:
         severity: Severity = "warning"
@@ -374,7 +372,7 @@ PPIS: Final = frozenset(GASTROPROTECTION) - {"misoprostol"}
 
 def ppi_low_magnesium(facts: RuleFacts) -> Iterator[Finding]:
     magnesium = facts.current("magnesium")
-    ppis = tuple(e for e in facts.exposures if not PPIS.isdisjoint(e.ingredients))
+    ppis = facts.with_ingredient(*PPIS)
     if magnesium is None or magnesium.value >= MAGNESIUM_LOW_MG_DL or not ppis:
         return
     yield Finding(
@@ -741,7 +739,7 @@ BARBITURATES: Final = frozenset(
 def beers_barbiturate(facts: RuleFacts) -> Iterator[Finding]:
     if facts.age is None or facts.age < OLDER_ADULT_AGE:
         return
-    drugs = tuple(e for e in facts.exposures if not BARBITURATES.isdisjoint(e.ingredients))
+    drugs = facts.with_ingredient(*BARBITURATES)
     if not drugs:
         return
     yield Finding(
@@ -940,7 +938,7 @@ _INDUCER_SPARED: Final = re.compile(
 
 
 def enzyme_inducer_interaction(facts: RuleFacts) -> Iterator[Finding]:
-    inducers = tuple(e for e in facts.exposures if not ENZYME_INDUCERS.isdisjoint(e.ingredients))
+    inducers = facts.with_ingredient(*ENZYME_INDUCERS)
     if not inducers:
         return
     doacs = tuple(
@@ -1109,7 +1107,7 @@ _ULTRA_RAPID_PRODRUG_OPIOIDS: Final = frozenset({"codeine", "tramadol"})
 
 def codeine_tramadol_breastfeeding(facts: RuleFacts) -> Iterator[Finding]:
     lactation = facts.value_sets.get("lactation", ())
-    drugs = tuple(e for e in facts.exposures if not _ULTRA_RAPID_PRODRUG_OPIOIDS.isdisjoint(e.ingredients))
+    drugs = facts.with_ingredient(*_ULTRA_RAPID_PRODRUG_OPIOIDS)
     if not lactation or not drugs:
         return
     yield Finding(

@@ -1414,7 +1414,7 @@ class DrugAllele:
     test_before: bool = False
 
     def __call__(self, facts: RuleFacts) -> Iterator[Finding]:
-        drugs = tuple(e for e in facts.exposures if not self.ingredients.isdisjoint(e.ingredients))
+        drugs = facts.with_ingredient(*self.ingredients)
         if not drugs:
             return
         result = facts.result(self.test)
@@ -1481,7 +1481,7 @@ HBV_SCREEN = LabOrder("5196-1", "Hepatitis B virus surface Ag [Presence] in Seru
 def anti_cd20_hepatitis_b(facts: RuleFacts) -> Iterator[Finding]:
     """An anti-CD20 antibody reactivates hepatitis B: a positive HBsAg or anti-HBc calls for entecavir or
     tenofovir prophylaxis (AASLD, the labels' boxed warning); a new order with no serology asks for it."""
-    drugs = tuple(e for e in facts.exposures if not ANTI_CD20.isdisjoint(e.ingredients))
+    drugs = facts.with_ingredient(*ANTI_CD20)
     if not drugs:
         return
     # An indeterminate answer is no answer: it neither calls for prophylaxis nor stands in for screening.
@@ -1694,7 +1694,7 @@ LATENT_TB_TREATMENT: Final = frozenset({"isoniazid", "rifampin", "rifapentine"})
 def tuberculosis_screen_before_immunosuppression(facts: RuleFacts) -> Iterator[Finding]:
     """A TNF, JAK or IL-6 receptor inhibitor: a positive TB screen with no latent TB treatment on record calls
     for it; a new order with no screening result asks for one (an indeterminate answer is no answer)."""
-    drugs = tuple(e for e in facts.exposures if not TB_SCREEN_BEFORE.isdisjoint(e.ingredients))
+    drugs = facts.with_ingredient(*TB_SCREEN_BEFORE)
     if not drugs:
         return
     screen = facts.result("tb-screen")

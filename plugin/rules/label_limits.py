@@ -82,7 +82,7 @@ def beers_alpha_blocker_hypertension(facts: RuleFacts) -> Iterator[Finding]:
     if facts.age is None or facts.age < OLDER_ADULT_AGE or facts.has_condition("bph"):
         return
     hypertension = facts.value_sets.get("hypertension", ())
-    drugs = tuple(e for e in facts.exposures if not ALPHA_1_BLOCKERS.isdisjoint(e.ingredients))
+    drugs = facts.with_ingredient(*ALPHA_1_BLOCKERS)
     if not drugs or not hypertension:
         return
     yield Finding(
@@ -1018,7 +1018,7 @@ def super_potent_steroid_child(facts: RuleFacts) -> Iterator[Finding]:
     age = facts.age
     if age is None or age >= SUPER_POTENT_MIN_AGE:
         return
-    drugs = tuple(e for e in facts.exposures if not SUPER_POTENT_STEROIDS.isdisjoint(e.ingredients))
+    drugs = facts.with_ingredient(*SUPER_POTENT_STEROIDS)
     if not drugs:
         return
     yield Finding(
@@ -1108,7 +1108,7 @@ def dual_antiplatelet_after_stroke(facts: RuleFacts) -> Iterator[Finding]:
     if not strokes or facts.began_within(DAPT_AFTER_STROKE_DAYS, *_STROKE_SETS):
         return
     aspirin = tuple(e for e in facts.exposures if "aspirin" in e.ingredients and low_dose_aspirin(facts, e))
-    p2y12 = tuple(e for e in facts.exposures if not _P2Y12_INHIBITORS.isdisjoint(e.ingredients))
+    p2y12 = facts.with_ingredient(*_P2Y12_INHIBITORS)
     if not aspirin or not p2y12:
         return
     yield Finding(

@@ -140,8 +140,13 @@ class RuleFacts:
             )
         return found  # type: ignore[return-value]
 
-    def with_ingredient(self, ingredient: str) -> tuple[Exposure, ...]:
-        return tuple(e for e in self.exposures if ingredient in e.ingredients)
+    def with_ingredient(self, *ingredients: str) -> tuple[Exposure, ...]:
+        """Exposures containing any of these ingredients, in chart order."""
+        if len(ingredients) == 1:
+            (ingredient,) = ingredients
+            return tuple(e for e in self.exposures if ingredient in e.ingredients)
+        names = frozenset(ingredients)
+        return tuple(e for e in self.exposures if not names.isdisjoint(e.ingredients))
 
     def has_condition(self, value_set: str) -> bool:
         return value_set in self.value_sets

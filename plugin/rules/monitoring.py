@@ -1086,7 +1086,7 @@ FUMARATE_PERSISTING_DAYS: Final = 180  # "persisting for more than six months"
 def fumarate_lymphopenia(facts: RuleFacts) -> Iterator[Finding]:
     """Lymphocytes below 0.5 on a fumarate ester: a warning once every count for six months has been that low
     (the label's point for interruption), information while it is newer."""
-    drugs = tuple(e for e in facts.exposures if not FUMARATES.isdisjoint(e.ingredients))
+    drugs = facts.with_ingredient(*FUMARATES)
     latest = facts.current("lymphocytes")
     series = facts.context.series("lymphocytes")
     if not drugs or latest is None or series is None or latest.value >= FUMARATE_LYMPHOCYTES_BELOW:
@@ -1130,7 +1130,7 @@ ANTITHROMBOTIC_CLASSES: Final = (
 
 
 def imid_thromboprophylaxis(facts: RuleFacts) -> Iterator[Finding]:
-    drugs = tuple(e for e in facts.exposures if not IMIDS.isdisjoint(e.ingredients))
+    drugs = facts.with_ingredient(*IMIDS)
     if not drugs or facts.with_class(*ANTITHROMBOTIC_CLASSES) or facts.with_ingredient("aspirin"):
         return
     yield Finding(
