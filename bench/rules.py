@@ -277,8 +277,8 @@ HELDOUT_SETS: Final[tuple[tuple[Path, bool], ...]] = (
     (HELDOUT_V21_PATH, True),
     (HELDOUT_V22_PATH, True),
     (HELDOUT_V23_PATH, True),
-    (HELDOUT_V24_PATH, False),
-    (HELDOUT_V25_PATH, False),
+    (HELDOUT_V24_PATH, True),
+    (HELDOUT_V25_PATH, True),
     (HELDOUT_V26_PATH, False),
     (HELDOUT_V27_PATH, False),
 )

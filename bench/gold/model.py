@@ -65,7 +65,8 @@ HELDOUT_V21_PATH = Path(__file__).resolve().parent / "heldout_v21_cases.json"
 HELDOUT_V22_PATH = Path(__file__).resolve().parent / "heldout_v22_cases.json"
 HELDOUT_V23_PATH = Path(__file__).resolve().parent / "heldout_v23_cases.json"
 # Written blind in parallel (tenth session) while v22 and v23 were tuned on: v24 (community hospital order
-# verification and clinics) and v25 (integrated primary care); scored once at the commit that registered them.
+# verification and clinics) and v25 (integrated primary care); scored once at the commit that registered them, tuned
+# on from the eleventh session.
 HELDOUT_V24_PATH = Path(__file__).resolve().parent / "heldout_v24_cases.json"
 HELDOUT_V25_PATH = Path(__file__).resolve().parent / "heldout_v25_cases.json"
 # Written blind in parallel (tenth session) after v24 and v25 were registered, with no rule changed since but a
