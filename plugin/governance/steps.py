@@ -75,7 +75,13 @@ from plugin.governance import intents, text
 from plugin.governance.model import GovernancePolicy, Reason
 from plugin.governance.protected import ProtectedTherapy, protected_therapies
 from plugin.knowledge import Assertion, KnowledgeBase, KnowledgeEntry
-from plugin.rules.dose_range import daily_frequency, dose_table, ingredient_strength_mg, single_dose_mg
+from plugin.rules.dose_range import (
+    daily_frequency,
+    dose_table,
+    ingredient_strength_mg,
+    is_parenteral,
+    single_dose_mg,
+)
 from plugin.rules.engine import PROPOSAL_HANDLE, PROPOSAL_RULES, merge_findings, run_rules
 from plugin.rules.kidney import renal_function
 from plugin.rules.model import Finding, RuleFacts
@@ -432,9 +438,11 @@ def dose_checkable(action: ProposedAction) -> bool:
     rxnorm = action.code.code if action.code.system == "rxnorm" else None
     amount, frequency = dose_text(action.dose)
     dosage = Dosage(dose=amount, route=action.dose.route, frequency=frequency)
-    limits = dose_table().limits
+    # An injected proposal is held to the ingredient's parenteral row where there is one, as a draft order is.
+    injected = is_parenteral(f"{action.code.display} {action.dose.route or ''}")
+    table = dose_table()
     return any(
-        (row := limits.get(name)) is not None
+        (row := table.row(name, injected)) is not None
         and (row.max_single_mg is not None or row.max_daily_mg is not None)
         and single_dose_mg(dosage, ingredient_strength_mg(action.code.display, name)) is not None
         for name in terminology.ingredients_of(rxnorm, action.code.display)

@@ -1,5 +1,5 @@
 """Doses against the versioned dose-range table (knowledge/dose_ranges.json): adult, modified-release, age-band
-and mg/kg limits, for draft orders and the current medication list."""
+and mg/kg limits, by route (oral or parenteral), for draft orders and the current medication list."""
 
 # A dose is read only when the order or the medication record states it exactly: a count of units (tablets, capsules) of a product
 # whose per-unit strength is in its name, milligrams, or millilitres of a product whose concentration is
@@ -8,6 +8,13 @@ and mg/kg limits, for draft orders and the current medication list."""
 # stands (a card per unreadable order would fire on most free-text sigs). A child's mg/kg limits need a current
 # weight; without one the card says the dose could not be checked. A child's age-band limit (labels that dose
 # by age, such as cetirizine or montelukast) needs only the age. Products for local use are not dosed here.
+#
+# The table has at most one row per ingredient and route. An injected order (IV, IM or SC: the product name or
+# the order's route says so) is held to the ingredient's parenteral row where there is one, else to its oral row,
+# as before parenteral rows existed; an oral order never to a parenteral row, whose limits (IV acyclovir by weight,
+# a vancomycin loading dose) would hide oral overdoses. An adult's weight-based limits (IV acetaminophen under
+# 50 kg) need a current weight too, but without one the adult's fixed limits stand and no card asks for a weight:
+# most adults are dosed without one.
 
 from __future__ import annotations
 
@@ -31,12 +38,14 @@ __all__ = [
     "DoseLimits",
     "DoseRangeError",
     "DoseTable",
+    "LowWeight",
     "daily_frequency",
     "daily_or_unit_mg",
     "dose_or_unit_mg",
     "dose_range",
     "dose_table",
     "ingredient_strength_mg",
+    "is_parenteral",
     "parse_dose_table",
     "single_dose_mg",
     "unit_mg",
@@ -49,6 +58,21 @@ PAEDIATRIC_EVIDENCE: Final = ("kb.dose-range-limits", "kb.paediatric-weight-base
 
 class DoseRangeError(PluginError):
     """knowledge/dose_ranges.json is malformed."""
+
+
+ORAL: Final = "oral"
+PARENTERAL_ROUTE: Final = "parenteral"
+ROUTES: Final = (ORAL, PARENTERAL_ROUTE)
+# dosing.PARENTERAL reads "injection" and "intravenous"; an IM or SC order is often known only by its route or
+# a syringe or pen in the product name ("ketorolac 30 MG/ML Prefilled Syringe", route "Intramuscular route").
+_INJECTED: Final = re.compile(
+    r"\b(intramuscular|subcutaneous|subcut|im|sc|syringe|injector)\b", re.IGNORECASE
+)
+
+
+def is_parenteral(route_words: str) -> bool:
+    """Whether a product name and order route (dosing.route_text) say the drug is given by injection."""
+    return bool(dosing.PARENTERAL.search(route_words) or _INJECTED.search(route_words))
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +89,17 @@ class AgeBand:
 
 
 @dataclass(frozen=True, slots=True)
+class LowWeight:
+    """An adult's limits below a body weight, on top of the fixed ones (IV acetaminophen under 50 kg)."""
+
+    below_kg: float
+    max_single_mg: float | None = None
+    max_daily_mg: float | None = None
+    max_mg_per_kg_dose: float | None = None
+    max_mg_per_kg_day: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class DoseLimits:
     ingredient: str
     max_single_mg: float | None
@@ -78,6 +113,15 @@ class DoseLimits:
     # A modified-release product's own limits where its label sets lower ones (metformin extended release).
     extended_release_single_mg: float | None = None
     extended_release_daily_mg: float | None = None
+    route: str = ORAL
+    # An adult's limits by weight where the label doses by weight at any size (IV acyclovir), with a current weight.
+    adult_mg_per_kg_dose: float | None = None
+    adult_mg_per_kg_day: float | None = None
+    adult_low_weight: LowWeight | None = None
+    paediatric_max_single_mg: float | None = None
+    # The weight from which the label doses a child as an adult (doxycycline: 45 kg), so that a heavy child's
+    # adult dose is not called a mg/kg overdose.
+    paediatric_adult_from_kg: float | None = None
 
     def band(self, age: int | None) -> AgeBand | None:
         return next((b for b in self.age_bands if age is not None and b.covers(age)), None)
@@ -86,13 +130,30 @@ class DoseLimits:
     def has_paediatric(self) -> bool:
         return self.paediatric_mg_per_kg_dose is not None or self.paediatric_mg_per_kg_day is not None
 
+    @property
+    def has_adult_weight(self) -> bool:
+        return (
+            self.adult_mg_per_kg_dose is not None
+            or self.adult_mg_per_kg_day is not None
+            or self.adult_low_weight is not None
+        )
+
+    def dosed_as_adult(self, weight: float) -> bool:
+        return self.paediatric_adult_from_kg is not None and weight >= self.paediatric_adult_from_kg
+
 
 @dataclass(frozen=True, slots=True)
 class DoseTable:
     version: str
     rounding_tolerance: float  # a dose up to this fraction over a limit is rounding, not an error
     critical_multiple: float  # at this multiple of a limit the card is critical (tenfold errors)
-    limits: Mapping[str, DoseLimits]
+    limits: Mapping[str, DoseLimits]  # the oral rows, by ingredient
+    parenteral: Mapping[str, DoseLimits]  # the parenteral rows, by ingredient
+
+    def row(self, ingredient: str, parenteral: bool) -> DoseLimits | None:
+        """The limits an order is held to: an injected order's parenteral row, else the oral row."""
+        injected = self.parenteral.get(ingredient) if parenteral else None
+        return injected if injected is not None else self.limits.get(ingredient)
 
 
 def _limit(row: Mapping[str, object], group: str, key: str) -> float | None:
@@ -129,6 +190,76 @@ def _age_bands(row: Mapping[str, object]) -> tuple[AgeBand, ...]:
     return tuple(bands)
 
 
+_LOW_WEIGHT_LIMITS: Final = ("max_single_mg", "max_daily_mg", "max_mg_per_kg_dose", "max_mg_per_kg_day")
+
+
+def _low_weight(row: Mapping[str, object]) -> LowWeight | None:
+    name, raw = row.get("ingredient"), row.get("adult_low_weight")
+    if raw is None:
+        return None
+    if not isinstance(raw, dict) or set(raw) - {"below_kg", *_LOW_WEIGHT_LIMITS}:
+        raise DoseRangeError(f"{_DATA}: {name}: adult_low_weight is an object of below_kg and its limits")
+    below = _limit(row, "adult_low_weight", "below_kg")
+    limits = [_limit(row, "adult_low_weight", key) for key in _LOW_WEIGHT_LIMITS]
+    if below is None or all(v is None for v in limits):
+        raise DoseRangeError(f"{_DATA}: {name}: adult_low_weight needs below_kg and at least one limit")
+    return LowWeight(below, *limits)
+
+
+def _checked_pair(name: str, what: str, single: float | None, daily: float | None) -> None:
+    if single is not None and daily is not None and single > daily:
+        raise DoseRangeError(f"{_DATA}: {name}: the {what}single-dose limit exceeds the daily one")
+
+
+def _parse_row(row: object, seen: Mapping[tuple[str, str], DoseLimits]) -> DoseLimits:
+    if not isinstance(row, dict) or not isinstance(row.get("ingredient"), str) or not row["ingredient"]:
+        raise DoseRangeError(f"{_DATA}: every row names its ingredient")
+    name, route = row["ingredient"], row.get("route")
+    if route not in ROUTES:
+        raise DoseRangeError(f"{_DATA}: {name}: route must be one of {', '.join(ROUTES)}, not {route!r}")
+    if (name, route) in seen:
+        raise DoseRangeError(f"{_DATA}: {name}: more than one {route} row")
+    if not isinstance(row.get("source"), str) or not row["source"].strip():
+        raise DoseRangeError(f"{_DATA}: {name} ({route}): every row cites its source")
+    kb = row.get("kb")
+    if kb is not None and (not isinstance(kb, str) or not KB_ID.match(kb)):
+        raise DoseRangeError(f"{_DATA}: {name}: kb must be a knowledge-base id such as kb.drug-topic")
+    if route != ORAL and row.get("extended_release") is not None:
+        raise DoseRangeError(f"{_DATA}: {name}: extended_release limits are for oral rows")
+    limits = DoseLimits(
+        name,
+        _limit(row, "adult", "max_single_mg"),
+        _limit(row, "adult", "max_daily_mg"),
+        row["source"],
+        _limit(row, "paediatric", "max_mg_per_kg_dose"),
+        _limit(row, "paediatric", "max_mg_per_kg_day"),
+        _limit(row, "paediatric", "max_daily_mg"),
+        kb,
+        _age_bands(row),
+        _limit(row, "extended_release", "max_single_mg"),
+        _limit(row, "extended_release", "max_daily_mg"),
+        route,
+        _limit(row, "adult", "max_mg_per_kg_dose"),
+        _limit(row, "adult", "max_mg_per_kg_day"),
+        _low_weight(row),
+        _limit(row, "paediatric", "max_single_mg"),
+        _limit(row, "paediatric", "adult_from_kg"),
+    )
+    if row.get("paediatric") is not None and not limits.has_paediatric:
+        raise DoseRangeError(
+            f"{_DATA}: {name}: paediatric limits include a mg/kg limit (per dose or per day)"
+        )
+    _checked_pair(name, "", limits.max_single_mg, limits.max_daily_mg)
+    _checked_pair(name, "children's ", limits.paediatric_max_single_mg, limits.paediatric_max_daily_mg)
+    _checked_pair(
+        name, "extended-release ", limits.extended_release_single_mg, limits.extended_release_daily_mg
+    )
+    low = limits.adult_low_weight
+    if low is not None:
+        _checked_pair(name, "low-weight ", low.max_single_mg, low.max_daily_mg)
+    return limits
+
+
 def parse_dose_table(raw: object) -> DoseTable:
     """The table in dose_ranges.json's content; DoseRangeError names the first problem."""
     if (
@@ -142,33 +273,17 @@ def parse_dose_table(raw: object) -> DoseTable:
         raise DoseRangeError(f"{_DATA}: rounding_tolerance must be a fraction below 0.5")
     if not isinstance(multiple, int | float) or multiple <= 1 + tolerance:
         raise DoseRangeError(f"{_DATA}: critical_multiple must exceed 1 + rounding_tolerance")
-    limits: dict[str, DoseLimits] = {}
+    rows: dict[tuple[str, str], DoseLimits] = {}
     for row in raw["limits"]:
-        if not isinstance(row, dict) or not isinstance(row.get("ingredient"), str) or not row["ingredient"]:
-            raise DoseRangeError(f"{_DATA}: every row names its ingredient")
-        name = row["ingredient"]
-        if name in limits or row.get("route") != "oral" or not isinstance(row.get("source"), str):
-            raise DoseRangeError(f"{_DATA}: {name}: once per ingredient, route oral, with a source")
-        single, daily = _limit(row, "adult", "max_single_mg"), _limit(row, "adult", "max_daily_mg")
-        kb = row.get("kb")
-        if kb is not None and (not isinstance(kb, str) or not KB_ID.match(kb)):
-            raise DoseRangeError(f"{_DATA}: {name}: kb must be a knowledge-base id such as kb.drug-topic")
-        if single is not None and daily is not None and single > daily:
-            raise DoseRangeError(f"{_DATA}: {name}: the single-dose limit exceeds the daily one")
-        limits[name] = DoseLimits(
-            name,
-            single,
-            daily,
-            row["source"],
-            _limit(row, "paediatric", "max_mg_per_kg_dose"),
-            _limit(row, "paediatric", "max_mg_per_kg_day"),
-            _limit(row, "paediatric", "max_daily_mg"),
-            kb,
-            _age_bands(row),
-            _limit(row, "extended_release", "max_single_mg"),
-            _limit(row, "extended_release", "max_daily_mg"),
-        )
-    return DoseTable(raw["version"], float(tolerance), float(multiple), MappingProxyType(limits))
+        limits = _parse_row(row, rows)
+        rows[limits.ingredient, limits.route] = limits
+    by_route = {
+        route: MappingProxyType({name: limits for (name, r), limits in rows.items() if r == route})
+        for route in ROUTES
+    }
+    return DoseTable(
+        raw["version"], float(tolerance), float(multiple), by_route[ORAL], by_route[PARENTERAL_ROUTE]
+    )
 
 
 @functools.cache
@@ -222,6 +337,10 @@ class _Excess:
     ratio: float
 
 
+# A dose, its limit, what the dose is ("a dose", "a daily dose") and what the limit is called on the card.
+_Check = tuple[float | None, float | None, str, str]
+
+
 def _over(value: float | None, limit: float | None, tolerance: float) -> float | None:
     if value is None or limit is None or value <= limit * (1 + tolerance):
         return None
@@ -229,7 +348,84 @@ def _over(value: float | None, limit: float | None, tolerance: float) -> float |
 
 
 def _g(value: float) -> str:
-    return f"{value:,.4g}"
+    # Four significant figures, written out: "13,200 mg", not "1.32e+04 mg".
+    return f"{value:,.0f}" if abs(value) >= 10_000 else f"{value:,.4g}"
+
+
+def _per_kg(per_kg: float | None, weight: float) -> float | None:
+    return per_kg * weight if per_kg is not None else None
+
+
+def _route_word(limits: DoseLimits) -> str:
+    # Oral cards keep their wording; a parenteral row's say so, as its limits differ from the tablet's.
+    return "parenteral " if limits.route == PARENTERAL_ROUTE else ""
+
+
+def _child_checks(
+    limits: DoseLimits, single: float | None, daily: float | None, weight: float
+) -> list[_Check]:
+    route = _route_word(limits)
+    per_dose, per_day = limits.paediatric_mg_per_kg_dose, limits.paediatric_mg_per_kg_day
+    dose_name, day_name = f"{_g(per_dose or 0)} mg/kg a dose", f"{_g(per_day or 0)} mg/kg a day"
+    if route:
+        dose_name, day_name = (
+            f"the children's {route}limit of {dose_name}",
+            f"the children's {route}limit of {day_name}",
+        )
+    return [
+        (single, _per_kg(per_dose, weight), "a dose", dose_name),
+        (daily, _per_kg(per_day, weight), "a daily dose", day_name),
+        (single, limits.paediatric_max_single_mg, "a dose", f"the children's {route}single-dose cap"),
+        (daily, limits.paediatric_max_daily_mg, "a daily dose", f"the children's {route}daily cap"),
+    ]
+
+
+def _adult_checks(
+    limits: DoseLimits, single: float | None, daily: float | None, weight: float | None
+) -> list[_Check]:
+    route = _route_word(limits)
+    checks: list[_Check] = [
+        (single, limits.max_single_mg, "a dose", f"the adult {route}single-dose maximum"),
+        (daily, limits.max_daily_mg, "a daily dose", f"the adult {route}daily maximum"),
+    ]
+    if weight is None:
+        return checks  # the fixed limits alone: most adults are dosed without a weight
+    per_dose, per_day = limits.adult_mg_per_kg_dose, limits.adult_mg_per_kg_day
+    checks += [
+        (
+            single,
+            _per_kg(per_dose, weight),
+            "a dose",
+            f"the adult {route}limit of {_g(per_dose or 0)} mg/kg a dose",
+        ),
+        (
+            daily,
+            _per_kg(per_day, weight),
+            "a daily dose",
+            f"the adult {route}limit of {_g(per_day or 0)} mg/kg a day",
+        ),
+    ]
+    low = limits.adult_low_weight
+    if low is not None and weight < low.below_kg:
+        under = f"under {_g(low.below_kg)} kg"
+        per_dose, per_day = low.max_mg_per_kg_dose, low.max_mg_per_kg_day
+        checks += [
+            (single, low.max_single_mg, "a dose", f"the adult {route}single-dose maximum {under}"),
+            (daily, low.max_daily_mg, "a daily dose", f"the adult {route}daily maximum {under}"),
+            (
+                single,
+                _per_kg(per_dose, weight),
+                "a dose",
+                f"the adult {route}limit of {_g(per_dose or 0)} mg/kg a dose {under}",
+            ),
+            (
+                daily,
+                _per_kg(per_day, weight),
+                "a daily dose",
+                f"the adult {route}limit of {_g(per_day or 0)} mg/kg a day {under}",
+            ),
+        ]
+    return checks
 
 
 def _excesses(
@@ -242,7 +438,7 @@ def _excesses(
 ) -> list[_Excess]:
     tolerance = dose_table().rounding_tolerance
     found: list[_Excess] = []
-    checks: list[tuple[float | None, float | None, str, str]] = []
+    checks: list[_Check] = []
     paediatric = age is not None and age < ADULT_AGE
     band = limits.band(age) if paediatric else None
     if band is not None:
@@ -251,14 +447,8 @@ def _excesses(
             (single, band.max_single_mg, "a dose", f"the label's single dose for {ages}"),
             (daily, band.max_daily_mg, "a daily dose", f"the label's daily dose for {ages}"),
         ]
-    if paediatric and weight is not None and limits.has_paediatric:
-        per_dose = limits.paediatric_mg_per_kg_dose
-        per_day = limits.paediatric_mg_per_kg_day
-        checks += [
-            (single, per_dose * weight if per_dose else None, "a dose", f"{_g(per_dose or 0)} mg/kg a dose"),
-            (daily, per_day * weight if per_day else None, "a daily dose", f"{_g(per_day or 0)} mg/kg a day"),
-            (daily, limits.paediatric_max_daily_mg, "a daily dose", "the children's daily cap"),
-        ]
+    if paediatric and weight is not None and limits.has_paediatric and not limits.dosed_as_adult(weight):
+        checks += _child_checks(limits, single, daily, weight)
     elif band is None and extended_release and limits.extended_release_daily_mg is not None:
         checks += [
             (single, limits.extended_release_single_mg, "a dose", "the extended-release single-dose maximum"),
@@ -266,10 +456,7 @@ def _excesses(
         ]
     elif band is None:
         # No child's dose exceeds the adult maximum, whatever the weight.
-        checks += [
-            (single, limits.max_single_mg, "a dose", "the adult single-dose maximum"),
-            (daily, limits.max_daily_mg, "a daily dose", "the adult daily maximum"),
-        ]
+        checks += _adult_checks(limits, single, daily, weight)
     for value, limit, what, named in checks:
         if (ratio := _over(value, limit, tolerance)) is not None and value is not None and limit is not None:
             found.append(_Excess(f"{what} of {_g(value)} mg", f"{named} ({_g(limit)} mg)", ratio))
@@ -292,20 +479,57 @@ def _dosed(facts: RuleFacts) -> Iterator[tuple[Exposure, Dosage, str]]:
             yield exposure, *found
 
 
+def _share_of_mass_dose(exposure: Exposure, display: str, ingredient: str, dosage: Dosage) -> float:
+    """The ingredient's part of a dose written in milligrams for a combination product. "Unasyn 3 g" is the whole
+    product (ampicillin 2 g with sulbactam 1 g), "Augmentin 875 mg" names its amoxicillin: which is meant cannot
+    be told, so the smaller reading (the ingredient's share of the product's strengths) is the one judged, and a
+    dose is not called too high on a reading the prescriber may not have meant. A count of tablets, a single
+    ingredient, or a name that does not give every strength is read as written."""
+    if len(exposure.ingredients) < 2 or dosing.dose_mg(dosage, None) is None:
+        return 1.0
+    strengths = [_product_strength_mg(display, name) for name in exposure.ingredients]
+    own = _product_strength_mg(display, ingredient)
+    if own is None or any(s is None for s in strengths):
+        return 1.0
+    total = sum(s for s in strengths if s is not None)
+    return own / total if total > 0 else 1.0
+
+
+# "ampicillin 2 G / sulbactam 1 G Injection": vials of injectables state grams.
+_GRAMS_PART: Final = re.compile(
+    r"(?P<name>[A-Za-z][A-Za-z ,\-]*?)\s+(?P<value>\d+(?:\.\d+)?)\s*GM?\b", re.IGNORECASE
+)
+
+
+def _product_strength_mg(display: str, ingredient: str) -> float | None:
+    """An ingredient's milligrams per unit in a product name, in milligrams, micrograms or grams."""
+    strength = ingredient_strength_mg(display, ingredient)
+    if strength is not None:
+        return strength.mg
+    for match in _GRAMS_PART.finditer(display):
+        if ingredient.split()[0] in match.group("name").lower():
+            return float(match.group("value")) * 1000
+    return None
+
+
 def dose_range(facts: RuleFacts) -> Iterator[Finding]:
-    """Doses over the table's limits; for a child, by age band and weight, or a note that weight is unknown."""
+    """Doses over the table's limits for the order's route; for a child, by age band and weight, or a note that
+    weight is unknown; for an adult, by weight too where the row has weight-based limits and a weight is current."""
     table = dose_table()
     age = facts.age
     paediatric = age is not None and age < ADULT_AGE
-    weight_reading = facts.current("weight") if paediatric else None
+    weight_reading = facts.current("weight")
     weight = weight_reading.value if weight_reading is not None else None
     for exposure, dosage, display in _dosed(facts):
+        parenteral = is_parenteral(dosing.route_text(facts, exposure))
         for ingredient in exposure.ingredients:
-            limits = table.limits.get(ingredient)
+            limits = table.row(ingredient, parenteral)
             if limits is None or (ingredient in SUMMED_INGREDIENTS and not exposure.proposed):
                 continue
             strength = ingredient_strength_mg(display, ingredient)
             single = single_dose_mg(dosage, strength)
+            if single is not None:
+                single *= _share_of_mass_dose(exposure, display, ingredient, dosage)
             if single is None:
                 if (
                     strength is not None
@@ -317,13 +541,15 @@ def dose_range(facts: RuleFacts) -> Iterator[Finding]:
             daily = single * per_day if per_day is not None else None
             excesses = _excesses(limits, single, daily, weight, age, bool(EXTENDED_RELEASE.search(display)))
             if excesses:
-                by_weight = weight_reading is not None and limits.has_paediatric
+                # The weight goes in the inputs where it chose the limit (mg/kg, a low-weight or adult-dose line).
+                weighed = (paediatric and limits.has_paediatric) or limits.has_adult_weight
                 yield _too_high(
                     exposure,
                     ingredient,
                     limits,
                     excesses,
-                    weight_reading.handle if by_weight and weight_reading is not None else None,
+                    weight_reading.handle if weighed and weight_reading is not None else None,
+                    paediatric,
                 )
             elif paediatric and limits.has_paediatric and weight is None and exposure.proposed:
                 yield _weight_unknown(exposure, ingredient, facts)
@@ -335,10 +561,12 @@ def _too_high(
     limits: DoseLimits,
     excesses: list[_Excess],
     weight_handle: str | None,
+    paediatric: bool,
 ) -> Finding:
     worst = max(excesses, key=lambda e: e.ratio)
     severity: Severity = "critical" if worst.ratio >= dose_table().critical_multiple else "warning"
     summary = f"{ingredient.capitalize()} {worst.what} exceeds {worst.limit}: consider a lower dose"
+    evidence = PAEDIATRIC_EVIDENCE if weight_handle and paediatric else EVIDENCE
     return Finding(
         "rule.dose-above-maximum",
         severity,
@@ -346,7 +574,7 @@ def _too_high(
         if len(summary) < 140
         else f"{ingredient.capitalize()} dose exceeds {worst.limit}: consider a lower dose",
         f"The order's dose is {worst.ratio:.1f} times the labelled limit ({limits.source}).",
-        (*(PAEDIATRIC_EVIDENCE if weight_handle else EVIDENCE), *((limits.kb,) if limits.kb else ())),
+        (*evidence, *((limits.kb,) if limits.kb else ())),
         (exposure.handle, *((weight_handle,) if weight_handle else ())),
         (exposure.handle,) if exposure.proposed else (),
     )

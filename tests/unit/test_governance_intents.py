@@ -538,6 +538,10 @@ def test_dose_checkable_reads_a_count_only_with_a_strength() -> None:
     assert not checkable(("161", "Acetaminophen"), corpus.dose(2, "tablet"))  # no strength to multiply
     assert checkable(("161", "Acetaminophen"), corpus.dose(500))
     assert not checkable(INSULIN, corpus.dose(10, "unit"))
+    # Ceftriaxone has only an injected row: a dose by that route can be judged, one by mouth cannot.
+    ceftriaxone = ("2193", "ceftriaxone 1 GM Injection")
+    assert checkable(ceftriaxone, corpus.dose(2000, route="intravenous"))
+    assert not checkable(("2193", "ceftriaxone"), corpus.dose(2000))
     no_dose = AiSuggestion.model_validate(
         corpus.suggestion("s", "r", drug("start", "create", None, ACETAMINOPHEN))
     ).action
