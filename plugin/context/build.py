@@ -211,6 +211,7 @@ def _one_dosage(instruction: Any) -> tuple[Dosage, float | None]:
         frequency=frequency,
         as_needed=as_needed or sig.as_needed,
         max_daily_mg=_daily_cap_mg(instruction.maxDosePerPeriod) or sig.max_daily_mg,
+        max_daily_units=_daily_cap_units(instruction.maxDosePerPeriod),
     )
     return dosage, amount
 
@@ -219,18 +220,48 @@ _CAP_MASS_MG: Final = {"mg": 1.0, "g": 1000.0, "mcg": 0.001, "ug": 0.001}
 _CAP_PERIOD_DAYS: Final = {"d": 1.0, "day": 1.0, "days": 1.0, "h": 1 / 24, "hour": 1 / 24, "hours": 1 / 24}
 
 
-def _daily_cap_mg(ratio: Any) -> float | None:
-    """maxDosePerPeriod as milligrams a day when it is a mass over one day (or 24 hours); else None."""
+# Dose units a maxDosePerPeriod counts in: UCUM annotations ({tbl}) and the words EHRs send.
+_CAP_COUNT_UNITS: Final = frozenset(
+    {
+        "{tbl}",
+        "{tab}",
+        "{capsule}",
+        "{cap}",
+        "tablet",
+        "tablets",
+        "tab",
+        "tabs",
+        "capsule",
+        "capsules",
+        "cap",
+        "caps",
+    }
+)
+
+
+def _daily_cap(ratio: Any) -> tuple[str, float] | None:
+    """maxDosePerPeriod as (its unit, amount a day) when it is over one day (or 24 hours); else None."""
     numerator = ratio.numerator if ratio is not None else None
     denominator = ratio.denominator if ratio is not None else None
     if numerator is None or denominator is None or numerator.value is None or denominator.value is None:
         return None
-    unit = (numerator.code or numerator.unit or "").lower()
     period = (denominator.code or denominator.unit or "").lower()
     days = float(denominator.value) * _CAP_PERIOD_DAYS.get(period, 0.0)
-    if unit not in _CAP_MASS_MG or abs(days - 1.0) > 1e-9:
+    if abs(days - 1.0) > 1e-9:
         return None
-    return float(numerator.value) * _CAP_MASS_MG[unit]
+    return (numerator.code or numerator.unit or "").lower(), float(numerator.value)
+
+
+def _daily_cap_mg(ratio: Any) -> float | None:
+    """maxDosePerPeriod as milligrams a day when it is a mass over one day (or 24 hours); else None."""
+    cap = _daily_cap(ratio)
+    return cap[1] * _CAP_MASS_MG[cap[0]] if cap is not None and cap[0] in _CAP_MASS_MG else None
+
+
+def _daily_cap_units(ratio: Any) -> float | None:
+    """maxDosePerPeriod as tablets or capsules a day; else None."""
+    cap = _daily_cap(ratio)
+    return cap[1] if cap is not None and cap[0] in _CAP_COUNT_UNITS else None
 
 
 def _dosage(instructions: Iterable[Any]) -> Dosage:

@@ -59,6 +59,9 @@ class Dosage:
     max_daily_mg: float | None = (
         None  # the prescriber's cap a day (maxDosePerPeriod, or "do not exceed 2 g a day")
     )
+    # The prescriber's cap a day in dose units ("maximum 8 tablets per day" as maxDosePerPeriod): the most an
+    # as-needed order allows, which a dose range ("1-2 tablets") written as its low end does not show.
+    max_daily_units: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,10 +21,13 @@ from plugin.rules.dosing import (
     EXTENDED_RELEASE,
     LOCAL_ROUTE,
     NASAL,
+    PARENTERAL,
     SUMMED_INGREDIENTS,
     daily_mg,
     dosage_of,
+    per_day,
     record_of,
+    route_text,
 )
 from plugin.rules.freshness import MonitoringInterval, monitoring_interval
 from plugin.rules.interactions import Interaction, interaction_table
@@ -880,6 +883,8 @@ class DuplicateGroup(NamedTuple):
     across_classes: bool = False
     # Members that do not count: a seizure-rescue benzodiazepine beside a daily one is the plan, not a double.
     exempt: Callable[[Exposure], bool] | None = None
+    # Only two different drugs are this group's card; two products of one drug are the same-ingredient card.
+    distinct_ingredients: bool = False
 
 
 # Rectal, nasal and buccal benzodiazepines are seizure rescue; injections are given once, in clinic or hospital.
@@ -892,6 +897,21 @@ _BENZODIAZEPINE_RESCUE_OR_ONCE: Final = re.compile(
 
 def _rescue_or_single_dose(exposure: Exposure) -> bool:
     return bool(_BENZODIAZEPINE_RESCUE_OR_ONCE.search(exposure.label))
+
+
+_DEPOT_STEROID: Final = re.compile(
+    r"injectable suspension|kenalog|depo-medrol|intra-?articular", re.IGNORECASE
+)
+
+
+def _not_a_systemic_glucocorticoid(exposure: Exposure) -> bool:
+    # Skin, eye, airway and rectal steroids act where they are put; fludrocortisone is the mineralocorticoid given
+    # beside hydrocortisone in adrenal insufficiency; a depot injection into a joint is a single local dose.
+    return bool(
+        LOCAL_ROUTE.search(exposure.label)
+        or "fludrocortisone" in exposure.ingredients
+        or _DEPOT_STEROID.search(exposure.label)
+    )
 
 
 def _metolazone(exposure: Exposure) -> bool:
@@ -938,6 +958,8 @@ _DUPLICATE_GROUPS: Final[tuple[DuplicateGroup, ...]] = (
         "kb.duplicate-loop-diuretics",
         "Two loop diuretics (often one left running after a switch at discharge) over-diurese: low blood pressure, "
         "kidney injury and low potassium.",
+        # Oral and IV furosemide keep the same-ingredient card they had before the loop group existed.
+        distinct_ingredients=True,
     ),
     DuplicateGroup(
         "basal insulins",
@@ -1015,6 +1037,30 @@ _DUPLICATE_GROUPS: Final[tuple[DuplicateGroup, ...]] = (
         "and side effects but no glucose lowering.",
     ),
     DuplicateGroup(
+        "SGLT2 inhibitors",
+        frozenset({"sglt2-inhibitor"}),
+        "kb.duplicate-sglt2-inhibitors",
+        "Two SGLT2 inhibitors (often one inside a combination tablet) act on one transporter: the second adds "
+        "volume depletion, genital infection and ketoacidosis risk but no benefit.",
+    ),
+    DuplicateGroup(
+        "stimulants",
+        frozenset({"stimulant"}),
+        "kb.duplicate-stimulants",
+        "Two different stimulants (often from two prescribers) add blood pressure, heart rate, insomnia and "
+        "misuse risk without a better effect than one at its full dose.",
+        distinct_ingredients=True,
+    ),
+    DuplicateGroup(
+        "systemic corticosteroids",
+        frozenset({"corticosteroid"}),
+        "kb.duplicate-systemic-corticosteroids",
+        "Two systemic corticosteroids (an IV course left running after the oral step-down) add up to one larger "
+        "steroid dose, with its high glucose, infection and delirium risks.",
+        exempt=_not_a_systemic_glucocorticoid,
+        distinct_ingredients=True,
+    ),
+    DuplicateGroup(
         "calcium-channel blockers",
         frozenset({"dihydropyridine-ccb", "non-dihydropyridine-ccb"}),
         "kb.duplicate-calcium-channel-blockers",
@@ -1043,6 +1089,34 @@ def long_acting_with_breakthrough(facts: RuleFacts, members: Iterable[Exposure])
     (short_acting,) = (e for e in pair if e is not long_acting[0])
     scheduled, as_needed = dosage_of(facts, long_acting[0]), dosage_of(facts, short_acting)
     return scheduled is not None and not scheduled.as_needed and as_needed is not None and as_needed.as_needed
+
+
+def occasional_dose_by_another_route(facts: RuleFacts, products: Iterable[Exposure]) -> bool:
+    """Exactly two products of one drug, one an injection given only as needed or less than daily (IV labetalol
+    for a blood-pressure spike beside the oral tablets, IV ondansetron before weekly chemotherapy beside tablets
+    for nausea at home): a rescue or premedication plan, not a double dose."""
+    pair = tuple(products)
+    if len(pair) != 2:
+        return False
+    injected = [e for e in pair if PARENTERAL.search(route_text(facts, e))]
+    if len(injected) != 1:
+        return False
+    dosage = dosage_of(facts, injected[0])
+    if dosage is None:
+        return False
+    times_a_day = per_day(dosage.frequency)
+    return dosage.as_needed or (times_a_day is not None and times_a_day < 1)
+
+
+def stimulant_with_booster(products: Iterable[Exposure]) -> bool:
+    """Exactly two products of one stimulant, one extended-release and one immediate-release: the afternoon
+    booster that ADHD treatment adds on purpose when the long-acting dose wears off."""
+    pair = tuple(products)
+    return (
+        len(pair) == 2
+        and all(e.has("stimulant") for e in pair)
+        and sum(bool(EXTENDED_RELEASE.search(e.label)) for e in pair) == 1
+    )
 
 
 # Warfarin takes days to work, so a heparin or fondaparinux overlaps it until the INR is in range (at least five
@@ -1108,10 +1182,11 @@ def continued_by_draft(facts: RuleFacts) -> frozenset[str]:
 def duplicate_therapy(facts: RuleFacts) -> Iterator[Finding]:
     covered: set[frozenset[str]] = set()
     continued = continued_by_draft(facts)
-    for label, classes, evidence, why, across_classes, exempt in _DUPLICATE_GROUPS:
+    for group in _DUPLICATE_GROUPS:
+        classes = group.classes
         members = tuple(e for e in facts.with_class(*classes) if e.handle not in continued)
-        if exempt is not None:
-            members = tuple(e for e in members if not exempt(e))
+        if group.exempt is not None:
+            members = tuple(e for e in members if not group.exempt(e))
         if "nsaid" in classes:
             members = tuple(e for e in members if not low_dose_aspirin(facts, e))
         if ("opioid" in classes and long_acting_with_breakthrough(facts, members)) or (
@@ -1119,20 +1194,19 @@ def duplicate_therapy(facts: RuleFacts) -> Iterator[Finding]:
         ):
             covered.add(frozenset(e.handle for e in members))
             continue
-        if across_classes and not all(any(e.has(c) for e in members) for c in classes):
+        if group.across_classes and not all(any(e.has(c) for e in members) for c in classes):
             continue
-        if "loop-diuretic" in classes and len({e.ingredients for e in members}) < 2:
-            # Oral and IV furosemide kept the same-ingredient card they had before the loop group existed; the
-            # older groups (two naproxen products) keep their class card, as their cases pin.
+        # The older groups (two naproxen products) keep their class card, as their cases pin.
+        if group.distinct_ingredients and len({e.ingredients for e in members}) < 2:
             continue
         if len(members) >= 2 and (any(e.proposed for e in members) or len({e.handle for e in members}) >= 2):
             covered.add(frozenset(e.handle for e in members))
             yield Finding(
                 "rule.duplicate-therapy",
                 "warning",
-                _short(f"Two {label} ({_names(members)}): consider whether both are intended"),
-                why,
-                (evidence,),
+                _short(f"Two {group.label} ({_names(members)}): consider whether both are intended"),
+                group.why,
+                (group.evidence,),
                 _handles(members),
                 _proposed(members),
             )
@@ -1154,6 +1228,8 @@ def duplicate_therapy(facts: RuleFacts) -> Iterator[Finding]:
     for ingredient, products in sorted(by_ingredient.items()):
         handles = frozenset(e.handle for e in products)
         if len(handles) < 2 or any(handles <= group for group in covered):
+            continue
+        if occasional_dose_by_another_route(facts, products) or stimulant_with_booster(products):
             continue
         covered.add(handles)
         yield Finding(

@@ -618,16 +618,22 @@ def _skipped_lead_in(
     recent_vte: tuple[str, ...],
     problems: Mapping[str, Problem],
 ) -> str | None:
-    """A new order at the maintenance dose within the lead-in window of a VTE, with no other order of the drug
-    on the chart (a lead-in given already, or one ordered beside it)."""
+    """A new order at the maintenance dose within the lead-in window of a VTE: with no other order of the drug
+    on the chart it skips the lead-in; beside a current order of the drug (the lead-in being taken) it cuts the
+    lead-in short. Another draft of the drug ordered beside it is the lead-in written out, so nothing is said."""
     lead_in = VTE_LEAD_IN.get(ingredient)
-    if lead_in is None or not exposure.proposed or len(facts.with_ingredient(ingredient)) > 1:
+    if lead_in is None or not exposure.proposed:
         return None
     maintenance, days, option = lead_in
     newest = min((d for h in recent_vte if (d := problems[h].onset_days_ago) is not None), default=None)
     if abs(daily - maintenance) >= 0.01 or newest is None or newest >= days:
         return None
-    return f"{daily:g} mg a day from the start skips the lead-in of {option}"
+    others = [e for e in facts.with_ingredient(ingredient) if e.handle != exposure.handle]
+    if not others:
+        return f"{daily:g} mg a day from the start skips the lead-in of {option}"
+    if all(not e.proposed for e in others):
+        return f"{daily:g} mg a day on day {newest + 1} cuts short the lead-in of {option}"
+    return None
 
 
 # The reduced AF dose of the DOACs whose US labels reduce by creatinine clearance alone, and the CrCl (mL/min,
@@ -750,6 +756,35 @@ def beers_barbiturate(facts: RuleFacts) -> Iterator[Finding]:
         ),
         "Barbiturates bring dependence, tolerance and overdose risk at low doses in older adults (AGS Beers criteria).",
         ("kb.beers-barbiturates",),
+        _handles(drugs),
+        _proposed(drugs),
+    )
+
+
+# Beers 2023 skeletal muscle relaxants: poorly tolerated (anticholinergic effects, sedation, fracture risk) at
+# doses of doubtful effect. Baclofen and tizanidine are spasticity drugs with their own kidney and interaction
+# checks, not in this list.
+BEERS_MUSCLE_RELAXANTS: Final = frozenset(
+    {"carisoprodol", "chlorzoxazone", "cyclobenzaprine", "metaxalone", "methocarbamol", "orphenadrine"}
+)
+
+
+def beers_skeletal_muscle_relaxant(facts: RuleFacts) -> Iterator[Finding]:
+    if facts.age is None or facts.age < OLDER_ADULT_AGE:
+        return
+    drugs = facts.with_ingredient(*BEERS_MUSCLE_RELAXANTS)
+    if not drugs:
+        return
+    yield Finding(
+        "rule.beers-skeletal-muscle-relaxant",
+        "warning",
+        _short(
+            f"Age {facts.context.demographics.age_label} on {_names(drugs)}: consider stopping it (heat, "
+            "acetaminophen, physical therapy)"
+        ),
+        "Muscle relaxants sedate, add anticholinergic effects and raise fracture risk in older adults, with little "
+        "benefit at tolerated doses (AGS Beers criteria).",
+        ("kb.beers-skeletal-muscle-relaxants",),
         _handles(drugs),
         _proposed(drugs),
     )
@@ -988,6 +1023,7 @@ def lamotrigine_valproate_start(facts: RuleFacts) -> Iterator[Finding]:
     an order within 28 days; a dose that cannot be read is asked about."""
     valproate = tuple(e for e in facts.with_class("valproate") if not e.proposed)
     starts = tuple(e for e in facts.exposures if "lamotrigine" in e.ingredients and e.new(NEW_START_DAYS))
+    yield from _valproate_added_to_lamotrigine(facts)
     if not valproate or not starts:
         return
     for exposure in starts:
@@ -1006,6 +1042,31 @@ def lamotrigine_valproate_start(facts: RuleFacts) -> Iterator[Finding]:
             (exposure.handle, *_handles(valproate)),
             _proposed((exposure,)),
         )
+
+
+def _valproate_added_to_lamotrigine(facts: RuleFacts) -> Iterator[Finding]:
+    """The other order of events: valproate started (a draft or an order within 28 days) for a patient on
+    established lamotrigine, whose dose the label then lowers (roughly halved) as valproate doubles its level."""
+    added = tuple(e for e in facts.with_class("valproate") if e.new(NEW_START_DAYS))
+    established = tuple(
+        e for e in facts.with_ingredient("lamotrigine") if e.taken_longer_than(NEW_START_DAYS)
+    )
+    if not added or not established:
+        return
+    daily = dosing.daily_mg(dosing.dosage_of(facts, established[0]), unit_mg(established[0], "lamotrigine"))
+    said = "dose unread" if daily is None else f"{daily:g} mg a day"
+    yield Finding(
+        "rule.lamotrigine-valproate-start",
+        "critical",
+        _short(
+            f"Valproate added to lamotrigine ({said}): consider lowering the lamotrigine dose (about half)"
+        ),
+        "Valproate doubles lamotrigine levels; without a lower lamotrigine dose, toxicity and serious rash follow "
+        "(label).",
+        ("kb.lamotrigine-valproate",),
+        (*_handles(added), *_handles(established)),
+        _proposed(added),
+    )
 
 
 LEVOTHYROXINE_SUPPRESSED_TSH: Final = 0.1  # mIU/L: ATA 2014 / AACE: over-replacement below this
@@ -1160,6 +1221,7 @@ GAP_MEDICATION_RULES: Final[tuple[Rule, ...]] = (
     benzocaine_under_2,
     beers_nifedipine_immediate_release,
     beers_barbiturate,
+    beers_skeletal_muscle_relaxant,
     beers_desmopressin,
     zolpidem_dose_women,
     bph_urinary_retention_drug,

@@ -432,7 +432,11 @@ def mme_per_day(facts: RuleFacts, exposure: Exposure) -> tuple[float | None, str
             rate = float(match.group(1)) * (1000.0 if match.group(2).upper() == "MG" else 1.0)
             total += rate * patches * factor.factor
             continue
-        daily = daily_mg(dosage, strength_mg(exposure, ingredient))
+        strength = strength_mg(exposure, ingredient)
+        daily = daily_mg(dosage, strength)
+        if dosage is not None and dosage.as_needed and dosage.max_daily_units and strength is not None:
+            # CDC 2022: an as-needed order counts at the most it allows ("1-2 tablets, maximum 8 a day").
+            daily = max(daily or 0.0, dosage.max_daily_units * strength)
         if daily is None:
             return None, "dose unreadable"
         total += daily * factor.factor

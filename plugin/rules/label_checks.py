@@ -774,6 +774,30 @@ ROFLUMILAST_DEPRESSION = DrugCondition(
     "these be weighed in patients with depression.",
     history_counts=True,
 )
+ANTIPERISTALTIC_C_DIFFICILE = DrugCondition(
+    "rule.antiperistaltic-c-difficile",
+    (),
+    ("loperamide", "diphenoxylate"),
+    ("c-difficile-infection",),
+    "warning",
+    "kb.antiperistaltic-c-difficile",
+    "C. difficile infection",
+    "consider stopping it while the infection is treated",
+    "Antiperistaltic drugs keep the toxin in the colon; their labels contraindicate them in antibiotic-associated "
+    "pseudomembranous colitis, where they risk toxic megacolon.",
+)
+ERGONOVINE_HYPERTENSION = DrugCondition(
+    "rule.methylergonovine-hypertension",
+    (),
+    ("methylergonovine",),
+    ("hypertension", "preeclampsia"),
+    "critical",
+    "kb.methylergonovine-hypertension",
+    "Hypertension or preeclampsia",
+    "contraindicated; consider oxytocin, carboprost (not in asthma) or misoprostol",
+    "Methylergonovine constricts vessels and can cause a hypertensive crisis, stroke or seizures; its label "
+    "contraindicates it in hypertension and toxaemia of pregnancy.",
+)
 INCRETIN_GASTROPARESIS = DrugCondition(
     "rule.incretin-gastroparesis",
     ("glp1-agonist",),
@@ -1820,6 +1844,8 @@ LABEL_CHECK_RULES: tuple[Rule, ...] = (
     JAK_INHIBITOR_THROMBOSIS,
     PIOGLITAZONE_BLADDER_CANCER,
     INCRETIN_GASTROPARESIS,
+    ANTIPERISTALTIC_C_DIFFICILE,
+    ERGONOVINE_HYPERTENSION,
     THIAZOLIDINEDIONE_OSTEOPOROSIS,
     ROFLUMILAST_DEPRESSION,
     av_nodal_blocker_pre_excited_af,

@@ -627,6 +627,35 @@ def diabetes_ckd_sglt2_absent(facts: RuleFacts) -> Iterator[Finding]:
     )
 
 
+# --- glyburide with reduced kidney function --------------------------------------------------------------------
+
+GLYBURIDE_AVOID_BELOW_EGFR: Final = 60.0  # KDIGO 2022: avoid glyburide in CKD G3a-G5
+
+
+def glyburide_kidney_disease(facts: RuleFacts) -> Iterator[Finding]:
+    """Glyburide with a current eGFR under 60, under 65 years (from 65 the Beers long-acting sulfonylurea card
+    gives the same advice): its active metabolites accumulate and cause prolonged hypoglycaemia."""
+    if facts.age is None or facts.age >= OLDER_ADULT_AGE:
+        return
+    drugs = facts.with_ingredient("glyburide")
+    kidney = renal_function(facts)
+    if not drugs or kidney.egfr is None or kidney.egfr >= GLYBURIDE_AVOID_BELOW_EGFR:
+        return
+    yield Finding(
+        "rule.glyburide-kidney-disease",
+        "warning",
+        _short(
+            f"{_names(drugs).capitalize()} with eGFR {shown(kidney.egfr)}: consider glipizide or a drug with less "
+            "hypoglycaemia"
+        ),
+        "Glyburide's active metabolites are cleared by the kidneys; with reduced function they accumulate and cause "
+        "prolonged hypoglycaemia (KDIGO 2022).",
+        ("kb.glyburide-kidney-disease",),
+        (*_handles(drugs), *kidney.egfr_inputs),
+        _proposed(drugs),
+    )
+
+
 # --- Beers: a sulfonylurea as the only glucose-lowering drug --------------------------------------------------
 
 _GLUCOSE_LOWERING: Final = (
@@ -1198,6 +1227,7 @@ LABEL_LIMIT_RULES: Final = (
     levothyroxine_full_dose_start,
     chc_blood_pressure_unknown,
     beers_sulfonylurea_monotherapy,
+    glyburide_kidney_disease,
     doac_lead_in_beyond_its_days,
     beers_central_alpha_agonist_hypertension,
     cough_cold_under_4,

@@ -163,6 +163,8 @@ def zoster_due(facts: RuleFacts) -> Iterator[Finding]:
     immunosuppressed = (
         _immunosuppressed(facts) if context.in_force("zoster-recombinant-immunocompromised") else ()
     )
+    if facts.pregnant:  # ACIP: no safety data in pregnancy, so the series waits until after delivery
+        return
     if not (_adult(facts, ZOSTER_FROM_AGE) and context.in_force("zoster-recombinant-50-plus")) and not (
         immunosuppressed and _adult(facts, ZOSTER_IMMUNOCOMPROMISED_FROM_AGE)
     ):
@@ -213,6 +215,39 @@ def td_booster_due(facts: RuleFacts) -> Iterator[Finding]:
     )
 
 
+# --- adolescent Tdap -----------------------------------------------------------------------------------------
+
+TDAP_ADOLESCENT_FROM_AGE: Final = 11  # kb.acip-tdap-adolescent: one Tdap at 11-12, catch-up through 18
+TDAP_ADOLESCENT_THROUGH_AGE: Final = 18
+TDAP_COUNTS_FROM_AGE: Final = (
+    10  # a catch-up Tdap at 7-9 does not replace the adolescent dose; one at 10 does
+)
+
+
+def tdap_adolescent_due(facts: RuleFacts) -> Iterator[Finding]:
+    """An adolescent of 11-18 on a chart that records immunisations, with no Td or Tdap given from age 10 (the
+    childhood DTaP series does not count). An undated Tdap is taken as given: its age cannot be read."""
+    age = facts.age
+    if (
+        age is None
+        or not TDAP_ADOLESCENT_FROM_AGE <= age <= TDAP_ADOLESCENT_THROUGH_AGE
+        or not facts.context.immunizations
+        or facts.pregnant  # rule.tdap-pregnancy-due times it in pregnancy
+    ):
+        return
+    given = doses(facts, "tetanus")
+    if any(i.days_ago is None or age - i.days_ago / 365.25 >= TDAP_COUNTS_FROM_AGE for i in given):
+        return
+    yield Finding(
+        "rule.tdap-adolescent-due",
+        "info",
+        f"Age {facts.context.demographics.age_label} with no adolescent Tdap on record: consider a dose",
+        "ACIP advises one Tdap dose at 11-12 years, with catch-up through 18, after the childhood DTaP series.",
+        ("kb.acip-tdap-adolescent",),
+        tuple(i.handle for i in given),
+    )
+
+
 # --- hepatitis B -----------------------------------------------------------------------------------------------
 
 HEPATITIS_B_FROM_AGE: Final = 19  # kb.acip-hepatitis-b-adults: all adults 19-59
@@ -221,7 +256,9 @@ HEPATITIS_B_THROUGH_AGE: Final = 59
 
 def hepatitis_b_vaccine_due(facts: RuleFacts) -> Iterator[Finding]:
     """An adult of 19-59 with no hepatitis B vaccine, infection or immunity on record. Only charts that record
-    immunisations at all are judged: with no immunisation history the record is silent, not negative."""
+    immunisations at all are judged: with no immunisation history the record is silent, not negative. Not in
+    pregnancy: there ACIP advises vaccination by risk (after prenatal HBsAg screening), and Heplisav-B and
+    PreHevbrio are not recommended for lack of safety data, so the universal-adult card does not apply."""
     age = facts.age
     context = facts.context
     if (
@@ -230,6 +267,7 @@ def hepatitis_b_vaccine_due(facts: RuleFacts) -> Iterator[Finding]:
         or age > HEPATITIS_B_THROUGH_AGE
         or not context.in_force("hepatitis-b-adults-19-59")
         or not context.immunizations
+        or facts.pregnant
         or doses(facts, "hepatitis-b")
         or facts.ever("hepatitis-b-infection")
     ):
@@ -553,6 +591,7 @@ def infant_rsv_antibody_due(facts: RuleFacts) -> Iterator[Finding]:
 VACCINE_CARE_GAP_RULES: Final = (
     zoster_due,
     td_booster_due,
+    tdap_adolescent_due,
     hepatitis_b_vaccine_due,
     hepatitis_a_liver_disease_due,
     rsv_due,

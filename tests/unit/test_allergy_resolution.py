@@ -246,6 +246,22 @@ def test_pcn_anaphylaxis_with_amoxicillin_clavulanate_at_order_sign_is_critical(
     assert "PCN" in found[0][2] and "amoxicillin" in found[0][2]
 
 
+@pytest.mark.parametrize(
+    ("display", "expected"),
+    [("HIT", {"heparin"}), ("HIT 2024, PF4 positive", {"heparin"}), ("Whitening strips", set())],
+)
+def test_hit_is_a_heparin_allergy(display: str, expected: set[str]) -> None:
+    # Heparin-induced thrombocytopenia bars every heparin, the low-molecular-weight ones included.
+    assert resolve(text(display)).classes == frozenset(expected)
+
+
+def test_hit_bars_enoxaparin_at_order_sign() -> None:
+    chart = Chart(resources=(text_allergy("hit", "HIT"),), drafts=(draft("enoxaparin"),))
+    assert [(rule_id, severity) for rule_id, severity, _ in findings(chart, catalog.allergy_same_drug)] == [
+        ("rule.allergy-same-drug", "critical")
+    ]
+
+
 def test_pcna_with_amoxicillin_clavulanate_is_silent() -> None:
     chart = Chart(
         resources=(text_allergy("pcna", "PCNA", category=None),), drafts=(amoxicillin_clavulanate_draft(),)
@@ -297,7 +313,8 @@ def test_data_file_loads_names_sources_and_only_checked_classes() -> None:
     assert parse_allergens(_raw()) == data
     assert _raw()["sources"]
     targets = {*data.words.values(), *(c for codes in data.codes.values() for c in codes.values())}
-    assert targets == CHECKED
+    # Heparin (HIT) is checked by the same-class allergy rule, not by the cross-reactivity groups.
+    assert targets == CHECKED | {"heparin"}
 
 
 def test_snomed_codes_carry_valid_check_digits() -> None:

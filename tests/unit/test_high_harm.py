@@ -417,6 +417,27 @@ def test_mme_sums_across_products_and_as_needed_counts_at_its_most_frequent() ->
     assert "112.5 MME/day" in finding.summary
 
 
+@pytest.mark.parametrize(("most_tablets", "mme"), [(4, None), (5, "50"), (8, "80")])
+def test_an_as_needed_order_counts_at_the_most_its_daily_cap_allows(
+    most_tablets: int, mme: str | None
+) -> None:
+    # "1-2 tablets every 6 hours as needed, maximum N a day", the dose written as its low end: CDC counts the
+    # most the order allows (hydrocodone 10 mg a tablet), not 4 tablets a day.
+    norco = rx(
+        "norco", "Hydrocodone Bitartrate 10 MG / Acetaminophen 325 MG Oral Tablet", per="4 per 1 d", prn=True
+    )
+    norco["dosageInstruction"][0]["maxDosePerPeriod"] = {
+        "numerator": {"value": most_tablets, "unit": "tablet", "code": "{tbl}"},
+        "denominator": {"value": 1, "unit": "d", "code": "d"},
+    }
+    found = run(NALOXONE, norco)
+    if mme is None:
+        assert found == []  # 40 MME at four tablets a day
+        return
+    finding, _ = one(NALOXONE, norco)
+    assert f"{mme} MME/day" in finding.summary
+
+
 def test_fentanyl_patch_is_converted_per_mcg_per_hour() -> None:
     patch = rx("fentanyl", "72 HR Fentanyl 0.025 MG/HR Transdermal System", dose="1 patch", per="1 per 3 d")
     finding, _ = one(NALOXONE, patch)

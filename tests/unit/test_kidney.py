@@ -286,6 +286,7 @@ REQUIRED = {
     "ibandronate",
     "tadalafil",
     "capecitabine",
+    "bictegravir",
 }
 TABLE = renal_dosing()
 THRESHOLDS = [(drug, t) for drug in TABLE.drugs for t in drug.thresholds]

@@ -37,6 +37,12 @@ ALLOW_LIST: dict[str, str] = {
     "kb.clopidogrel-cyp2c19": "the condition is a CYP2C19 genotype result, which no value set or lab holds; a "
     "bare 'supports start of prasugrel when coronary disease' would claim far more",
     "kb.apixaban-dose-criteria": "dose reduction hinges on age, weight and creatinine together",
+    "kb.bictegravir-renal-dose": "applies below creatinine clearance 30 only, and not on haemodialysis; the ckd "
+    "value set holds milder impairment, where the tablet is given",
+    "kb.vka-fibrate": "the combination is usable with a lower warfarin dose and closer INRs; an 'opposes start' "
+    "would claim more than the label's caution",
+    "kb.duplicate-systemic-corticosteroids": "the corticosteroid class holds inhaled, nasal and skin steroids, "
+    "which are no duplicate of an oral one; assertions cannot say 'systemic only'",
     "kb.fluoroquinolone-dysglycaemia": "the labels ask for close glucose monitoring, not avoidance; an 'opposes "
     "start' of a fluoroquinolone with a sulfonylurea would claim more",
     "kb.fentanyl-patch-opioid-tolerant": "the contraindication turns on opioid tolerance (60 MME a day for a "

@@ -466,6 +466,27 @@ def test_ckd_on_record_with_a_normal_egfr_counts_and_an_sglt2_inhibitor_closes_i
     )  # no eGFR
 
 
+# --- glyburide with a low eGFR ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("egfr", "age", "raised"),
+    [(59.9, 60, True), (60, 60, False), (60.1, 60, False), (45, 64, True), (45, 65, False)],
+)
+def test_glyburide_below_egfr_60_under_65(egfr: float, age: int, raised: bool) -> None:
+    glyburide = drug("gly", "glyburide 5 MG Oral Tablet", 5, (2, 1, "d"))
+    found_cards = found(label_limits.glyburide_kidney_disease, glyburide, lab("egfr", egfr), age=age)
+    assert bool(found_cards) is raised  # from 65 the Beers long-acting sulfonylurea card says it
+    assert (
+        found(
+            label_limits.glyburide_kidney_disease,
+            drug("gli", "glipizide 5 MG Oral Tablet", 5),
+            lab("egfr", 30),
+        )
+        == []
+    )
+
+
 # --- Beers: a sulfonylurea alone ----------------------------------------------------------------------------
 
 GLIPIZIDE = drug("glipizide", "glipizide 5 MG Oral Tablet", 5)
@@ -1435,6 +1456,46 @@ def _onset(resource: JsonDict, days_ago: int) -> JsonDict:
         (
             label_checks.ROFLUMILAST_DEPRESSION,
             (drug("rof", "roflumilast 500 MCG Oral Tablet (Daliresp)"), problem("hypertension")),
+            False,
+        ),
+        (
+            label_checks.ANTIPERISTALTIC_C_DIFFICILE,
+            (
+                drug("lop", "loperamide hydrochloride 2 MG Oral Capsule"),
+                condition("Clostridioides difficile colitis", "cd"),
+            ),
+            True,
+        ),
+        (
+            label_checks.ANTIPERISTALTIC_C_DIFFICILE,
+            (
+                drug("lop", "loperamide hydrochloride 2 MG Oral Capsule"),
+                condition("Irritable bowel syndrome", "ibs"),
+            ),
+            False,
+        ),
+        (
+            label_checks.ERGONOVINE_HYPERTENSION,
+            (
+                drug("mer", "methylergonovine maleate 0.2 MG/ML Injection (Methergine)"),
+                condition("Preeclampsia with severe features", "pe"),
+            ),
+            True,
+        ),
+        (
+            label_checks.ERGONOVINE_HYPERTENSION,
+            (
+                drug("mer", "methylergonovine maleate 0.2 MG/ML Injection (Methergine)"),
+                problem("hypertension"),
+            ),
+            True,
+        ),
+        (
+            label_checks.ERGONOVINE_HYPERTENSION,
+            (
+                drug("oxy", "oxytocin 10 UNT/ML Injection"),
+                condition("Preeclampsia with severe features", "pe"),
+            ),
             False,
         ),
     ],

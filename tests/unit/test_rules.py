@@ -316,6 +316,30 @@ TABLE_PAIR_CASES: tuple[Case, ...] = (
         chart(med("daptomycin"), med("metformin")),
     ),
     *_table_pair(
+        "rule.doac-combined-pgp-cyp3a4-inhibitor",
+        "warning",
+        "kb.doac-combined-pgp-strong-cyp3a4-inhibitor",
+        "rivaroxaban",
+        "darunavir-cobicistat",
+        chart(med("rivaroxaban"), med("ketoconazole-cream")),  # a skin cream is not absorbed
+    ),
+    *_table_pair(
+        "rule.vka-fibrate",
+        "warning",
+        "kb.vka-fibrate",
+        "warfarin",
+        "fenofibrate",
+        chart(med("warfarin"), med("atorvastatin")),
+    ),
+    *_table_pair(
+        "rule.glecaprevir-statin",
+        "warning",
+        "kb.glecaprevir-pibrentasvir-statins",
+        "glecaprevir-pibrentasvir",
+        "atorvastatin",
+        chart(med("glecaprevir-pibrentasvir"), med("rosuvastatin")),  # the label's capped alternative
+    ),
+    *_table_pair(
         "rule.ns5a-inhibitor-ppi",
         "warning",
         "kb.ns5a-inhibitor-acid-suppression",

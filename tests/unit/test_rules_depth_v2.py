@@ -997,6 +997,95 @@ def test_two_incretin_drugs_are_a_duplicate(first: str, second: str, duplicate: 
         assert found[0].evidence == ("kb.duplicate-incretin-therapy",)
 
 
+@pytest.mark.parametrize(
+    ("first", "second", "evidence"),
+    [
+        (
+            "dapagliflozin 10 MG / metformin hydrochloride 1000 MG Extended Release Oral Tablet",
+            "empagliflozin 25 MG Oral Tablet",
+            "kb.duplicate-sglt2-inhibitors",
+        ),
+        ("empagliflozin 25 MG Oral Tablet", "sitagliptin 100 MG Oral Tablet", None),  # two pathways
+        (
+            "lisdexamfetamine dimesylate 50 MG Oral Capsule",
+            "phentermine hydrochloride 37.5 MG Oral Tablet",
+            "kb.duplicate-stimulants",
+        ),
+        # The afternoon booster: one stimulant, extended and immediate release.
+        (
+            "methylphenidate hydrochloride 54 MG Extended Release Oral Tablet",
+            "methylphenidate hydrochloride 10 MG Oral Tablet",
+            None,
+        ),
+        # Two long-acting products of one stimulant are the same drug twice.
+        (
+            "methylphenidate hydrochloride 54 MG Extended Release Oral Tablet",
+            "methylphenidate hydrochloride 36 MG Extended Release Oral Tablet",
+            "kb.duplicate-same-ingredient",
+        ),
+        (
+            "methylprednisolone sodium succinate 40 MG Injection",
+            "prednisone 40 MG Oral Tablet",
+            "kb.duplicate-systemic-corticosteroids",
+        ),
+        ("fluticasone propionate 0.11 MG/ACTUAT Metered Dose Inhaler", "prednisone 40 MG Oral Tablet", None),
+        ("fludrocortisone acetate 0.1 MG Oral Tablet", "hydrocortisone 10 MG Oral Tablet", None),
+        ("triamcinolone acetonide 40 MG/ML Injectable Suspension", "prednisone 10 MG Oral Tablet", None),
+    ],
+    ids=[
+        "sglt2-in-combination",
+        "sglt2-with-dpp4",
+        "two-stimulants",
+        "stimulant-booster",
+        "one-stimulant-twice-long-acting",
+        "iv-and-oral-steroids",
+        "inhaled-steroid",
+        "fludrocortisone-replacement",
+        "joint-injection",
+    ],
+)
+def test_duplicate_groups_of_one_mechanism(first: str, second: str, evidence: str | None) -> None:
+    built = chart(text_only(rx("first", "", first)), text_only(rx("second", "", second))).build()
+    found = list(catalog.duplicate_therapy(RuleFacts.of(built.context)))
+    assert [f.evidence for f in found] == ([(evidence,)] if evidence else [])
+
+
+LABETALOL_IV = text_only(rx("iv", "", "labetalol hydrochloride 5 MG/ML Injection"))
+
+
+def _sig(
+    request: JsonDict, text: str, route: str, *, as_needed: bool = False, per_week: float = 0
+) -> JsonDict:
+    instruction: JsonDict = {"text": text, "route": {"text": route}, "asNeededBoolean": as_needed}
+    if per_week:
+        instruction["timing"] = {"repeat": {"frequency": per_week, "period": 1, "periodUnit": "wk"}}
+    changed: JsonDict = copy_json(request)
+    changed["dosageInstruction"] = [instruction]
+    return changed
+
+
+@pytest.mark.parametrize(
+    ("injection", "duplicate"),
+    [
+        (_sig(LABETALOL_IV, "20 mg IV if SBP 160 or more", "intravenous", as_needed=True), False),
+        (_sig(LABETALOL_IV, "20 mg IV weekly", "intravenous", per_week=1), False),
+        (
+            _sig(LABETALOL_IV, "20 mg IV every 6 hours", "intravenous", per_week=28),
+            True,
+        ),  # scheduled IV beside scheduled tablets: a double dose
+        (undosed(text_only(rx("iv", "", "labetalol hydrochloride 5 MG/ML Injection"))), True),  # fail closed
+    ],
+    ids=["as-needed-iv", "weekly-iv", "scheduled-iv", "undosed-iv"],
+)
+def test_an_occasional_injection_of_a_drug_taken_by_mouth_is_no_double_dose(
+    injection: JsonDict, duplicate: bool
+) -> None:
+    tablets = dosed(text_only(rx("oral", "", "labetalol hydrochloride 200 MG Oral Tablet")), 1, 2)
+    built = chart(tablets, injection).build()
+    found = list(catalog.duplicate_therapy(RuleFacts.of(built.context)))
+    assert bool(found) is duplicate
+
+
 def test_a_reliever_ordered_beside_one_already_taken_is_not_blamed_for_the_regimen() -> None:
     for current, blamed in (((med("albuterol"),), False), ((), True)):
         built = chart(*current, problem("asthma"), drafts=(draft("albuterol"),)).build()

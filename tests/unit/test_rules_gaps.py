@@ -10,7 +10,7 @@ from plugin.rules import gaps
 from plugin.rules.catalog import pregnancy_teratogen
 from plugin.rules.model import RuleFacts
 from tests.support.charts import SNOMED, JsonDict, copy_json
-from tests.support.rule_cases import Chart, draft, lab, med, problem
+from tests.support.rule_cases import Chart, draft, lab, med, on, problem
 
 pytestmark = pytest.mark.unit
 
@@ -534,6 +534,16 @@ def test_a_maintenance_order_beside_the_lead_in_or_already_taken_is_not_flagged(
     assert not list(gaps.doac_dose_indication(facts(_vte(3), drafts=(lead_in, maintenance), age=45)))
 
 
+@pytest.mark.parametrize(("days", "fires"), [(19, True), (20, True), (21, False)])
+def test_a_maintenance_order_drafted_while_the_lead_in_is_taken_cuts_it_short(days: int, fires: bool) -> None:
+    lead_in = _doac("Rivaroxaban 15 MG Oral Tablet", per_day=2, resource_id="lead-in")
+    maintenance = _doac("Rivaroxaban 20 MG Oral Tablet", per_day=1, resource_id="maintenance")
+    found = list(gaps.doac_dose_indication(facts(_vte(days), lead_in, drafts=(maintenance,), age=60)))
+    assert bool(found) is fires
+    if fires:
+        assert f"day {days + 1}" in found[0].summary and "cuts short" in found[0].summary
+
+
 def test_a_chart_with_both_indications_or_an_unreadable_dose_says_nothing() -> None:
     both = facts(AF, _vte(30), _doac("Rivaroxaban 10 MG Oral Tablet"), age=70)
     assert not list(gaps.doac_dose_indication(both))
@@ -606,6 +616,22 @@ def test_butalbital_at_65_or_over(age: int, fires: bool) -> None:
     assert bool(found) is fires
     if fires:
         assert found[0].evidence == ("kb.beers-barbiturates",)
+
+
+@pytest.mark.parametrize(
+    ("display", "age", "fires"),
+    [
+        ("metaxalone 800 MG Oral Tablet (Skelaxin)", 64, False),
+        ("metaxalone 800 MG Oral Tablet (Skelaxin)", 65, True),
+        ("cyclobenzaprine hydrochloride 10 MG Oral Tablet", 66, True),
+        ("baclofen 10 MG Oral Tablet", 80, False),  # a spasticity drug, not on the Beers list
+    ],
+)
+def test_beers_skeletal_muscle_relaxants_from_65(display: str, age: int, fires: bool) -> None:
+    found = list(gaps.beers_skeletal_muscle_relaxant(facts(_rx("smr", display), age=age)))
+    assert bool(found) is fires
+    if fires:
+        assert found[0].evidence == ("kb.beers-skeletal-muscle-relaxants",)
 
 
 def _diabetes_insipidus() -> JsonDict:
@@ -775,6 +801,34 @@ def test_lamotrigine_started_on_valproate(mg: str, per_day: float, period: float
     )
     assert bool(found) is fires
     assert not list(gaps.lamotrigine_valproate_start(facts(drafts=(_lamotrigine(mg, per_day, period),))))
+
+
+@pytest.mark.parametrize(
+    ("lamotrigine_days", "valproate_days", "fires"),
+    [
+        (200, None, True),  # valproate drafted now on established lamotrigine
+        (200, 28, True),  # valproate ordered 28 days ago: still a start
+        (200, 29, False),  # both established: the dose was settled then
+        (29, None, True),
+        (28, None, False),  # lamotrigine itself new: the start check reads its titration instead
+    ],
+)
+def test_valproate_added_to_established_lamotrigine(
+    lamotrigine_days: int, valproate_days: int | None, fires: bool
+) -> None:
+    lamotrigine = _lamotrigine("100", 2, status="active")
+    lamotrigine["authoredOn"] = on(lamotrigine_days)
+    valproate = _rx("vpa", "divalproex sodium 500 MG Delayed Release Oral Tablet")
+    if valproate_days is None:
+        valproate["status"] = "draft"
+        chart = facts(lamotrigine, drafts=(valproate,))
+    else:
+        valproate["authoredOn"] = on(valproate_days)
+        chart = facts(lamotrigine, valproate)
+    found = [f for f in gaps.lamotrigine_valproate_start(chart) if "Valproate added" in f.summary]
+    assert bool(found) is fires
+    if fires:
+        assert "200 mg a day" in found[0].summary and found[0].severity == "critical"
 
 
 @pytest.mark.parametrize(("tsh", "fires"), [(0.09, True), (0.1, False), (0.5, False)])

@@ -35,9 +35,9 @@ CHART, ORDERS, DISCHARGE = "r1-chart-review", "r1-order-review", "r1-discharge-r
 # dust mite or mould allergies under "food": one card each asks for the category to be corrected. Three patients
 # on simvastatin last had an LDL in 2019-2020: a lipid panel is asked for (ACC/AHA, every 3-12 months). Warfarin
 # with clopidogrel or naproxen and no blood count for years asks for one (a warning where anaemia is recorded).
-# Two adolescents with no MenACWY or HPV vaccine on record; two on a combined pill whose last blood pressure is
+# Two adolescents with no MenACWY, HPV or adolescent Tdap on record; two on a combined pill whose last blood pressure is
 # years old; one levothyroxine order written as one tablet every 60 days.
-PINNED_TOTAL = 357
+PINNED_TOTAL = 361
 PINNED: dict[tuple[str, str, str], int] = {
     (CHART, "encounter-start", "rule.allergy-category-recorded-wrongly"): 7,
     (CHART, "patient-view", "rule.allergy-category-recorded-wrongly"): 7,
@@ -55,6 +55,8 @@ PINNED: dict[tuple[str, str, str], int] = {
     (CHART, "patient-view", "rule.levothyroxine-interval"): 1,
     (CHART, "patient-view", "rule.menacwy-due"): 2,
     (CHART, "patient-view", "rule.hpv-vaccine-due"): 2,
+    (CHART, "encounter-start", "rule.tdap-adolescent-due"): 2,
+    (CHART, "patient-view", "rule.tdap-adolescent-due"): 2,
     (DISCHARGE, "encounter-discharge", "rule.chc-blood-pressure-unknown"): 2,
     (DISCHARGE, "encounter-discharge", "rule.levothyroxine-interval"): 1,
     (CHART, "encounter-start", "rule.antiplatelet-absent"): 2,
@@ -220,6 +222,7 @@ PATIENT_VIEW: dict[str, list[str]] = {
         "rule.hpv-vaccine-due:info",
         "rule.influenza-vaccine-due:info",
         "rule.menacwy-due:info",
+        "rule.tdap-adolescent-due:info",
     ],
     "Derek_Becker": [
         "rule.bleeding-combination-blood-count:warning",
@@ -238,6 +241,7 @@ PATIENT_VIEW: dict[str, list[str]] = {
         "rule.hpv-vaccine-due:info",
         "rule.influenza-vaccine-due:info",
         "rule.menacwy-due:info",
+        "rule.tdap-adolescent-due:info",
     ],
     "Ima_Reinger": [
         "rule.allergy-category-recorded-wrongly:info",

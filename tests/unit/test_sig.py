@@ -97,6 +97,29 @@ def test_a_daily_cap_is_read_from_max_dose_per_period_or_the_sig() -> None:
     )
 
 
+def test_a_daily_cap_in_tablets_is_kept_apart_from_a_mass_cap() -> None:
+    tablets = _dosage_of(
+        {
+            "text": "1-2 tablets every 6 hours as needed; maximum 8 tablets per day",
+            "maxDosePerPeriod": {
+                "numerator": {"value": 8, "unit": "tablet", "code": "{tbl}"},
+                "denominator": {"value": 1, "unit": "d", "code": "d"},
+            },
+        }
+    )
+    assert (tablets.max_daily_units, tablets.max_daily_mg) == (8.0, None)
+    grams = _dosage_of(
+        {
+            "text": "1 tablet every 6 hours as needed",
+            "maxDosePerPeriod": {
+                "numerator": {"value": 3, "unit": "g", "code": "g"},
+                "denominator": {"value": 1, "unit": "d", "code": "d"},
+            },
+        }
+    )
+    assert (grams.max_daily_units, grams.max_daily_mg) == (None, 3000.0)
+
+
 def test_structured_fields_win_over_the_sig() -> None:
     dosage = _dosage_of(
         {

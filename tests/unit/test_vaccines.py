@@ -63,6 +63,39 @@ def test_the_live_vaccine_does_not_count_and_a_brand_name_does() -> None:
     assert not list(vaccines.zoster_due(facts(shingrix, shingrix_2)))
 
 
+def test_zoster_and_hepatitis_b_wait_in_pregnancy() -> None:
+    # Immunocompromised at 29: the zoster series is due, but not while pregnant; nor the universal hepatitis B.
+    hiv = problem("hiv")
+    assert list(vaccines.zoster_due(facts(FLU, hiv, age=29)))
+    assert list(vaccines.hepatitis_b_vaccine_due(facts(FLU, hiv, age=29)))
+    assert not list(vaccines.zoster_due(facts(FLU, hiv, problem("pregnancy"), age=29)))
+    assert not list(vaccines.hepatitis_b_vaccine_due(facts(FLU, hiv, problem("pregnancy"), age=29)))
+
+
+@pytest.mark.parametrize(
+    ("age", "tdap_days_ago", "fires"),
+    [
+        (10, None, False),
+        (11, None, True),
+        (18, None, True),
+        (19, None, False),  # adults: the 10-year booster rule
+        (12, 365, False),  # given at 11
+        (12, 2 * 365 + 30, True),  # given at about 9.9: a catch-up dose, the adolescent one is still due
+        (12, 2 * 365 - 30, False),  # given at about 10.1: it counts
+    ],
+)
+def test_adolescent_tdap_from_11_through_18(age: int, tdap_days_ago: int | None, fires: bool) -> None:
+    given = () if tdap_days_ago is None else (vaccine("tdap", tdap_days_ago),)
+    found = list(vaccines.tdap_adolescent_due(facts(FLU, *given, age=age)))
+    assert bool(found) is fires
+    if fires:
+        assert found[0].evidence == ("kb.acip-tdap-adolescent",)
+
+
+def test_adolescent_tdap_is_judged_only_where_immunisations_are_recorded() -> None:
+    assert not list(vaccines.tdap_adolescent_due(facts(age=12)))
+
+
 def test_no_vaccine_card_for_a_deceased_patient() -> None:
     assert not list(vaccines.zoster_due(facts(age=70, deceased=True)))
     assert not list(vaccines.rsv_due(facts(age=80, deceased=True)))
