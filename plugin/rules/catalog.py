@@ -1108,6 +1108,24 @@ def occasional_dose_by_another_route(facts: RuleFacts, products: Iterable[Exposu
     return dosage.as_needed or (times_a_day is not None and times_a_day < 1)
 
 
+def loading_dose_then_maintenance(facts: RuleFacts, products: Iterable[Exposure]) -> bool:
+    """Exactly two drafts of one drug, one a single dose (a dose and no frequency) and one scheduled: a loading
+    dose written out beside the maintenance order (indomethacin 50 mg once, then 25 mg every 6 hours)."""
+    pair = tuple(products)
+    if (
+        len(pair) != 2
+        or not all(e.proposed for e in pair)
+        or set(pair[0].ingredients) != set(pair[1].ingredients)
+    ):
+        return False
+    dosages = [dosage_of(facts, e) for e in pair]
+    once = [
+        d for d in dosages if d is not None and d.dose is not None and d.frequency is None and not d.as_needed
+    ]
+    scheduled = [d for d in dosages if d is not None and d.frequency is not None]
+    return len(once) == 1 and len(scheduled) == 1
+
+
 def stimulant_with_booster(products: Iterable[Exposure]) -> bool:
     """Exactly two products of one stimulant, one extended-release and one immediate-release: the afternoon
     booster that ADHD treatment adds on purpose when the long-acting dose wears off."""
@@ -1189,8 +1207,10 @@ def duplicate_therapy(facts: RuleFacts) -> Iterator[Finding]:
             members = tuple(e for e in members if not group.exempt(e))
         if "nsaid" in classes:
             members = tuple(e for e in members if not low_dose_aspirin(facts, e))
-        if ("opioid" in classes and long_acting_with_breakthrough(facts, members)) or (
-            "anticoagulant" in classes and warfarin_bridge(members)
+        if (
+            ("opioid" in classes and long_acting_with_breakthrough(facts, members))
+            or ("anticoagulant" in classes and warfarin_bridge(members))
+            or loading_dose_then_maintenance(facts, members)
         ):
             covered.add(frozenset(e.handle for e in members))
             continue
@@ -1229,7 +1249,11 @@ def duplicate_therapy(facts: RuleFacts) -> Iterator[Finding]:
         handles = frozenset(e.handle for e in products)
         if len(handles) < 2 or any(handles <= group for group in covered):
             continue
-        if occasional_dose_by_another_route(facts, products) or stimulant_with_booster(products):
+        if (
+            occasional_dose_by_another_route(facts, products)
+            or stimulant_with_booster(products)
+            or loading_dose_then_maintenance(facts, products)
+        ):
             continue
         covered.add(handles)
         yield Finding(

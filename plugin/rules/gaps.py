@@ -972,9 +972,24 @@ _INDUCER_SPARED: Final = re.compile(
 )
 
 
+# Topiramate induces ethinyl estradiol's metabolism above 200 mg a day (Topamax label; US MEC category 3); it does
+# not lower DOAC levels. A dose that cannot be read is counted (the MEC lists topiramate without a dose).
+TOPIRAMATE_INDUCING_DAILY_MG: Final = 200.0
+
+
+def _inducing_topiramate(facts: RuleFacts) -> tuple[Exposure, ...]:
+    return tuple(
+        e
+        for e in facts.with_ingredient("topiramate")
+        if (daily := dosing.daily_mg(dosing.dosage_of(facts, e), unit_mg(e, "topiramate"))) is None
+        or daily > TOPIRAMATE_INDUCING_DAILY_MG
+    )
+
+
 def enzyme_inducer_interaction(facts: RuleFacts) -> Iterator[Finding]:
-    inducers = facts.with_ingredient(*ENZYME_INDUCERS)
-    if not inducers:
+    strong = facts.with_ingredient(*ENZYME_INDUCERS)
+    topiramate = _inducing_topiramate(facts)
+    if not strong and not topiramate:
         return
     doacs = tuple(
         e
@@ -986,14 +1001,16 @@ def enzyme_inducer_interaction(facts: RuleFacts) -> Iterator[Finding]:
         for e in facts.with_class("hormonal-contraceptive")
         if not _INDUCER_SPARED.search(e.label) and not LOCAL_ROUTE.search(e.label)
     )
-    for affected, summary, why, kb in (
+    for inducers, affected, summary, why, kb in (
         (
+            strong,
             doacs,
             "lowers its level (clots); consider another anticoagulant",
             "Strong CYP3A4 and P-glycoprotein inducers cut DOAC levels by half or more; the labels advise avoiding them.",
             "kb.doac-strong-inducers",
         ),
         (
+            (*strong, *topiramate),
             contraceptives,
             "can make it fail; consider an IUD or the injection",
             "Enzyme inducers speed the breakdown of contraceptive hormones (US MEC category 3 for pills, patch, ring "
@@ -1001,7 +1018,7 @@ def enzyme_inducer_interaction(facts: RuleFacts) -> Iterator[Finding]:
             "kb.enzyme-inducer-contraception",
         ),
     ):
-        if not affected:
+        if not affected or not inducers:
             continue
         yield Finding(
             "rule.enzyme-inducer-interaction",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Final, Literal
 
 from plugin import terminology
 from plugin.context.model import ClinicalContext, Code, LabSeries, Measurement, Problem, QualitativeResult
@@ -71,6 +71,10 @@ def _exposure(
     return Exposure(handle, code.display, names, classes, proposed, unresolved, started_days_ago)
 
 
+# Value sets that narrow a broader one (a type of heart failure): read from a coded problem's words as well.
+_NARROWING_VALUE_SETS: Final = frozenset({"hfpef", "hfref"})
+
+
 def _value_sets_of(problems: Iterable[Problem]) -> dict[str, tuple[str, ...]]:
     """Value-set name → the handles of the problems in it: by code, or by the problem's own words when no code
     matches."""
@@ -79,6 +83,12 @@ def _value_sets_of(problems: Iterable[Problem]) -> dict[str, tuple[str, ...]]:
         matched = terminology.value_sets_of_code(problem.code.system, problem.code.code)
         for name in matched or sorted(terminology.value_sets_named_by(problem.code.display)):
             found.setdefault(name, []).append(problem.handle)
+        if matched:
+            # A general code beside words that say more ("Heart failure" coded, "with preserved ejection
+            # fraction" written): the words add the narrower value sets the code does not reach.
+            for name in sorted(terminology.value_sets_named_by(problem.code.display) - set(matched)):
+                if name in _NARROWING_VALUE_SETS:
+                    found.setdefault(name, []).append(problem.handle)
     return {k: tuple(v) for k, v in found.items()}
 
 

@@ -254,6 +254,16 @@ HEPATITIS_B_FROM_AGE: Final = 19  # kb.acip-hepatitis-b-adults: all adults 19-59
 HEPATITIS_B_THROUGH_AGE: Final = 59
 
 
+_DIALYSIS: Final = re.compile(r"dialysis|end[- ]stage renal|end[- ]stage kidney|\besrd\b|\beskd\b", re.I)
+
+
+def _kidney_failure_ahead(facts: RuleFacts) -> bool:
+    """Dialysis or kidney failure on the problem list: from 60 ACIP advises hepatitis B vaccination by risk, and
+    dialysis patients are at risk. Earlier CKD stages alone are not carded: blind reviews of CKD G4 charts over 70
+    did not raise it (1 of 7)."""
+    return any(_DIALYSIS.search(p.code.display) for p in facts.context.problems)
+
+
 def hepatitis_b_vaccine_due(facts: RuleFacts) -> Iterator[Finding]:
     """An adult of 19-59 with no hepatitis B vaccine, infection or immunity on record. Only charts that record
     immunisations at all are judged: with no immunisation history the record is silent, not negative. Not in
@@ -264,7 +274,7 @@ def hepatitis_b_vaccine_due(facts: RuleFacts) -> Iterator[Finding]:
     if (
         age is None
         or not _adult(facts, HEPATITIS_B_FROM_AGE)
-        or age > HEPATITIS_B_THROUGH_AGE
+        or (age > HEPATITIS_B_THROUGH_AGE and not _kidney_failure_ahead(facts))
         or not context.in_force("hepatitis-b-adults-19-59")
         or not context.immunizations
         or facts.pregnant

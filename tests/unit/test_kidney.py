@@ -587,6 +587,20 @@ def test_gabapentin_within_the_labelled_range_for_its_crcl_needs_no_card(times: 
     assert bool(list(DOSE(facts))) is dosed
 
 
+@pytest.mark.parametrize(
+    ("mg", "egfr", "dosed"), [(25, 22, False), (50, 22, True), (50, 38, False), (100, 38, True)]
+)
+def test_sitagliptin_at_its_labelled_dose_for_the_egfr_needs_no_card(
+    mg: int, egfr: float, dosed: bool
+) -> None:
+    # eGFR 30 to under 45: 50 mg daily; under 30: 25 mg daily.
+    order = copy_json(med("gabapentin"))
+    order["medicationCodeableConcept"] = {"text": f"sitagliptin {mg} MG Oral Tablet"}
+    order["dosageInstruction"][0]["timing"]["repeat"]["frequency"] = 1
+    facts, _ = facts_of(Chart(age=70, resources=(order, lab("egfr", egfr))))
+    assert bool(list(DOSE(facts))) is dosed
+
+
 # --- AKI on nephrotoxins ----------------------------------------------------------------------------
 
 

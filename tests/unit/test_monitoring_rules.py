@@ -21,7 +21,7 @@ from plugin.rules.monitoring import (
     MONITORING_RULES,
     repeats_within_a_week,
 )
-from tests.support.charts import LOINC, UCUM, JsonDict, copy_json, medication_request
+from tests.support.charts import LOINC, SNOMED, UCUM, JsonDict, copy_json, medication_request
 from tests.support.rule_cases import (
     OBSERVATION_CATEGORY,
     PATIENT_ID,
@@ -1677,6 +1677,13 @@ def _problem_text(text: str) -> JsonDict:
     return found
 
 
+def _coded_heart_failure(text: str) -> JsonDict:
+    """Heart failure under its general SNOMED code, displayed in words that may say more."""
+    found = copy_json(problem("hypertension", resource_id="hf-coded"))
+    found["code"] = {"coding": [{"system": SNOMED, "code": "84114007", "display": text}], "text": text}
+    return found
+
+
 @pytest.mark.parametrize(
     ("resources", "asked"),
     [
@@ -1685,6 +1692,8 @@ def _problem_text(text: str) -> JsonDict:
         ((HEART_FAILURE, lab("lvef", 40.0)), False),  # 40% or less is HFrEF: rule.hfref-therapy-gap speaks
         ((_problem_text("Heart failure with preserved ejection fraction (LVEF 60%)"),), False),
         ((_problem_text("HFpEF"),), False),
+        ((_coded_heart_failure("Heart failure with preserved ejection fraction"),), False),
+        ((_coded_heart_failure("Chronic heart failure"),), True),  # the general code says nothing of the EF
     ],
 )
 def test_the_ejection_fraction_question_is_asked_only_when_the_chart_cannot_answer_it(

@@ -1086,6 +1086,33 @@ def test_an_occasional_injection_of_a_drug_taken_by_mouth_is_no_double_dose(
     assert bool(found) is duplicate
 
 
+def _indomethacin_draft(resource_id: str, mg: int, every_hours: int | None) -> JsonDict:
+    request = text_only(rx(resource_id, "", f"indomethacin {mg} MG Oral Capsule"))
+    request["status"] = "draft"
+    instruction: JsonDict = {"doseAndRate": [{"doseQuantity": {"value": mg, "unit": "mg"}}]}
+    if every_hours is not None:
+        instruction["timing"] = {"repeat": {"frequency": 1, "period": every_hours, "periodUnit": "h"}}
+    request["dosageInstruction"] = [instruction]
+    return request
+
+
+@pytest.mark.parametrize(
+    ("first_every", "second_every", "duplicate"),
+    [
+        (None, 6, False),  # 50 mg once, then 25 mg every 6 hours: a loading dose written out
+        (6, 6, True),  # two scheduled orders of one drug
+        (None, None, True),  # two single doses: which one is meant is unclear
+    ],
+    ids=["loading-then-maintenance", "two-scheduled", "two-single-doses"],
+)
+def test_a_loading_dose_drafted_beside_its_maintenance_order_is_no_duplicate(
+    first_every: int | None, second_every: int | None, duplicate: bool
+) -> None:
+    drafts = (_indomethacin_draft("load", 50, first_every), _indomethacin_draft("keep", 25, second_every))
+    built = chart(drafts=drafts, age=30).build()
+    assert bool(list(catalog.duplicate_therapy(RuleFacts.of(built.context)))) is duplicate
+
+
 def test_a_reliever_ordered_beside_one_already_taken_is_not_blamed_for_the_regimen() -> None:
     for current, blamed in (((med("albuterol"),), False), ((), True)):
         built = chart(*current, problem("asthma"), drafts=(draft("albuterol"),)).build()

@@ -778,6 +778,31 @@ def test_an_enzyme_inducer_with_a_doac_or_hormonal_contraception(affected: str, 
     assert not list(gaps.enzyme_inducer_interaction(facts(_rx("affected", affected), gender="female")))
 
 
+def _topiramate(mg: int, per_day: int) -> JsonDict:
+    request = _rx("tpm", f"topiramate {mg} MG Oral Tablet")
+    request["dosageInstruction"] = [
+        {
+            "timing": {"repeat": {"frequency": per_day, "period": 1, "periodUnit": "d"}},
+            "doseAndRate": [{"doseQuantity": {"value": 1, "unit": "tablet"}}],
+        }
+    ]
+    return request
+
+
+@pytest.mark.parametrize(
+    ("mg", "per_day", "fires"),
+    [(100, 2, False), (200, 1, False), (100, 3, True), (200, 2, True)],  # 200 mg a day is the line
+)
+def test_topiramate_above_200_mg_a_day_weakens_the_pill_but_not_a_doac(
+    mg: int, per_day: int, fires: bool
+) -> None:
+    pill = _rx("coc", "norgestimate 0.25 MG / ethinyl estradiol 0.035 MG Oral Tablet")
+    found = list(gaps.enzyme_inducer_interaction(facts(_topiramate(mg, per_day), pill, gender="female")))
+    assert bool(found) is fires
+    apixaban = _rx("apx", "apixaban 5 MG Oral Tablet")
+    assert not list(gaps.enzyme_inducer_interaction(facts(_topiramate(200, 2), apixaban, gender="female")))
+
+
 def _lamotrigine(mg: str, per_day: float, period_days: float = 1, status: str = "draft") -> JsonDict:
     request = _rx("ltg", f"lamotrigine {mg} MG Oral Tablet")
     request["status"] = status

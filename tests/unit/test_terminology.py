@@ -208,6 +208,11 @@ def _phrase_ok(phrase: str) -> bool:
         ("Coronary artery disease s/p stent", {"coronary-heart-disease"}),
         ("Heart failure with reduced ejection fraction", {"heart-failure", "hfref"}),
         ("Migraine without aura", {"migraine", "migraine-without-aura"}),
+        # "Pre-eclampsia" and "pre-existing" are words of their own, not a "pre-" condition (pre-diabetes).
+        ("Severe pre-eclampsia", {"preeclampsia"}),
+        ("Preeclampsia with severe features", {"preeclampsia"}),
+        ("Pre-existing chronic kidney disease", {"ckd"}),
+        ("Pre-hypertension", set()),
         # About something other than the patient having the condition now.
         ("Family history of dementia", set()),
         ("Screening for COPD", set()),

@@ -13,7 +13,7 @@ from plugin.knowledge import load_knowledge_base
 from plugin.rules import vaccines
 from plugin.rules.model import Finding, RuleFacts
 from tests.support.charts import NOW, JsonDict, copy_json, medication_request
-from tests.support.rule_cases import PATIENT_ID, Chart, med, named_result, problem, vaccine
+from tests.support.rule_cases import PATIENT_ID, Chart, lab, med, named_result, problem, vaccine
 
 pytestmark = pytest.mark.unit
 
@@ -318,6 +318,15 @@ def test_an_anti_hbs_of_10_or_more_is_immunity(titre: float, fires: bool) -> Non
     assert bool(found) is fires
     if fires:
         assert len(found[0].inputs) == 1  # the low titre is shown
+
+
+def test_hepatitis_b_from_60_on_dialysis_and_not_for_age_alone() -> None:
+    dialysis = copy_json(problem("ckd-3"))
+    dialysis["code"] = {"text": "End-stage renal disease on haemodialysis"}
+    assert list(vaccines.hepatitis_b_vaccine_due(facts(FLU, dialysis, age=66)))
+    assert not list(vaccines.hepatitis_b_vaccine_due(facts(FLU, age=66)))
+    # CKD G4 without dialysis: not carded from 60 (reviewers did not raise it).
+    assert not list(vaccines.hepatitis_b_vaccine_due(facts(FLU, problem("ckd-3"), lab("egfr", 22), age=71)))
 
 
 def test_chronic_hepatitis_b_is_no_vaccine_gap() -> None:
