@@ -774,6 +774,30 @@ ROFLUMILAST_DEPRESSION = DrugCondition(
     "these be weighed in patients with depression.",
     history_counts=True,
 )
+
+
+def _oral_bisphosphonates(facts: RuleFacts) -> tuple[Exposure, ...]:
+    return tuple(
+        e
+        for e in facts.with_ingredient("alendronate", "risedronate", "ibandronate")
+        if not PARENTERAL.search(route_text(facts, e))
+    )
+
+
+ORAL_BISPHOSPHONATE_OESOPHAGUS = DrugCondition(
+    "rule.oral-bisphosphonate-oesophagus",
+    (),
+    (),
+    ("oesophageal-emptying-disorder",),
+    "warning",
+    "kb.oral-bisphosphonate-oesophageal-disorder",
+    "An oesophageal stricture or achalasia",
+    "contraindicated; consider IV zoledronic acid or denosumab",
+    "Tablets held up in a narrowed or slow oesophagus cause oesophagitis and ulcers; the oral bisphosphonate "
+    "labels contraindicate them with oesophageal abnormalities that delay emptying.",
+    select=_oral_bisphosphonates,
+    history_counts=True,  # a dilated stricture still narrows
+)
 ANTIPERISTALTIC_C_DIFFICILE = DrugCondition(
     "rule.antiperistaltic-c-difficile",
     (),
@@ -1846,6 +1870,7 @@ LABEL_CHECK_RULES: tuple[Rule, ...] = (
     INCRETIN_GASTROPARESIS,
     ANTIPERISTALTIC_C_DIFFICILE,
     ERGONOVINE_HYPERTENSION,
+    ORAL_BISPHOSPHONATE_OESOPHAGUS,
     THIAZOLIDINEDIONE_OSTEOPOROSIS,
     ROFLUMILAST_DEPRESSION,
     av_nodal_blocker_pre_excited_af,

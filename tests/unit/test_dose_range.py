@@ -1071,3 +1071,17 @@ def test_a_mass_dose_of_a_combination_is_read_as_the_ingredients_share(
 ) -> None:
     found = findings(order(display, grams * 1000, "mg", 4, route="intravenous"))
     assert any(f.rule_id == "rule.dose-above-maximum" for f in found) is carded
+
+
+@pytest.mark.parametrize(
+    ("mg", "carded"),
+    [(0.16, False), (0.176, False), (0.18, True), (0.5, True)],  # 10 mcg/kg at 16 kg, with the 10% rounding
+)
+def test_a_childs_clonidine_dose_is_held_to_10_mcg_per_kg(mg: float, carded: bool) -> None:
+    found = findings(order("clonidine hydrochloride 0.1 MG Oral Tablet", mg, "mg", 1), age=4, weight=16)
+    assert any(f.rule_id == "rule.dose-above-maximum" for f in found) is carded
+
+
+def test_an_adults_clonidine_is_held_to_the_daily_maximum_only() -> None:
+    assert not findings(order("clonidine hydrochloride 0.3 MG Oral Tablet", 0.6, "mg", 3))  # 1.8 mg a day
+    assert findings(order("clonidine hydrochloride 0.3 MG Oral Tablet", 0.9, "mg", 3))  # 2.7 mg a day

@@ -1459,6 +1459,27 @@ def _onset(resource: JsonDict, days_ago: int) -> JsonDict:
             False,
         ),
         (
+            label_checks.ORAL_BISPHOSPHONATE_OESOPHAGUS,
+            (
+                drug("aln", "alendronate sodium 70 MG Oral Tablet"),
+                _past(condition("Peptic oesophageal stricture, dilated", "st")),
+            ),
+            True,  # a dilated stricture still narrows
+        ),
+        (
+            label_checks.ORAL_BISPHOSPHONATE_OESOPHAGUS,
+            (drug("zol", "zoledronic acid 5 MG/100ML Injection"), condition("Achalasia", "ach")),
+            False,  # given into a vein
+        ),
+        (
+            label_checks.ORAL_BISPHOSPHONATE_OESOPHAGUS,
+            (
+                drug("aln", "alendronate sodium 70 MG Oral Tablet"),
+                condition("Gastro-oesophageal reflux disease", "gerd"),
+            ),
+            False,
+        ),
+        (
             label_checks.ANTIPERISTALTIC_C_DIFFICILE,
             (
                 drug("lop", "loperamide hydrochloride 2 MG Oral Capsule"),
