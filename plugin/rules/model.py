@@ -71,8 +71,9 @@ def _exposure(
     return Exposure(handle, code.display, names, classes, proposed, unresolved, started_days_ago)
 
 
-# Value sets that narrow a broader one (a type of heart failure): read from a coded problem's words as well.
-_NARROWING_VALUE_SETS: Final = frozenset({"hfpef", "hfref"})
+# Value sets read from a coded problem's words as well: a narrower kind (the type of heart failure) or the care
+# the patient is in ("end-stage heart failure, home hospice"), which a general code does not carry.
+_FROM_WORDS_TOO: Final = frozenset({"hfpef", "hfref", "end-of-life-care"})
 
 
 def _value_sets_of(problems: Iterable[Problem]) -> dict[str, tuple[str, ...]]:
@@ -87,7 +88,7 @@ def _value_sets_of(problems: Iterable[Problem]) -> dict[str, tuple[str, ...]]:
             # A general code beside words that say more ("Heart failure" coded, "with preserved ejection
             # fraction" written): the words add the narrower value sets the code does not reach.
             for name in sorted(terminology.value_sets_named_by(problem.code.display) - set(matched)):
-                if name in _NARROWING_VALUE_SETS:
+                if name in _FROM_WORDS_TOO:
                     found.setdefault(name, []).append(problem.handle)
     return {k: tuple(v) for k, v in found.items()}
 

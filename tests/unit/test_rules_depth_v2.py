@@ -1148,3 +1148,36 @@ def test_a_sedating_antihistamine_with_a_cholinesterase_inhibitor_is_said_once()
         f.rule_id
         for f in depth.anticholinergic_cholinesterase_inhibitor(RuleFacts.of(with_donepezil.context))
     ]
+
+
+def _care(text: str) -> JsonDict:
+    found = copy_json(problem("diabetes", resource_id="care"))
+    found["code"] = {"text": text}
+    return found
+
+
+@pytest.mark.parametrize("care", ["Home hospice", "Comfort care only", "Palliative care"])
+def test_end_of_life_care_quiets_care_gaps_and_guidance_that_excludes_it(care: str) -> None:
+    # 80 with diabetes and heart disease on a first-generation antihistamine, oxycodone 60 MME with lorazepam:
+    # Beers (diphenhydramine), CDC naloxone and the statin gap are out of scope; the FDA boxed warning is not.
+    resources = (
+        problem("myocardial-infarction"),
+        problem("diabetes"),
+        DIPHENHYDRAMINE,
+        dosed(text_only(rx("oxy", "", "oxycodone hydrochloride 10 MG Oral Tablet")), 1, 4),
+        med("lorazepam"),
+    )
+    everywhere = {f.rule_id for f in evaluate(chart(*resources, age=80).build().context)}
+    at_end_of_life = {f.rule_id for f in evaluate(chart(*resources, _care(care), age=80).build().context)}
+    assert {"rule.statin-indicated-absent", "rule.opioid-naloxone", "rule.opioid-sedative"} <= everywhere
+    assert any(r.startswith("rule.beers-") for r in everywhere)
+    assert "rule.opioid-sedative" in at_end_of_life
+    assert not {"rule.statin-indicated-absent", "rule.opioid-naloxone"} & at_end_of_life
+    assert not any(r.startswith("rule.beers-") for r in at_end_of_life)
+
+
+def test_a_hospice_word_in_a_coded_problem_is_read() -> None:
+    coded = copy_json(problem("heart-failure", resource_id="hf"))
+    coded["code"]["text"] = coded["code"]["coding"][0]["display"] = "End-stage heart failure, home hospice"
+    facts = RuleFacts.of(chart(coded).build().context)
+    assert "end-of-life-care" in facts.value_sets and "heart-failure" in facts.value_sets
