@@ -737,20 +737,8 @@ EDGES: dict[str, Edge] = {
         KETOROLAC_IV, "adult parenteral single-dose maximum (60 mg)", 65.9, 66, 66.1
     ),
     "ketorolac adult day": Edge(KETOROLAC_IV, "adult parenteral daily maximum (120 mg)", 32.9, 33, 33.1, 4),
-    "ketorolac child dose": Edge(
-        KETOROLAC_IV,
-        "children's parenteral limit of 1 mg/kg a dose (20 mg)",
-        21.9,
-        22,
-        22.1,
-        age=CHILD,
-        kg=20,
-    ),
     "ketorolac child day": Edge(
         KETOROLAC_IV, "children's parenteral limit of 2 mg/kg a day (40 mg)", 10.9, 11, 11.1, 4, CHILD, 20
-    ),
-    "ketorolac child cap": Edge(
-        KETOROLAC_IV, "children's parenteral single-dose cap (30 mg)", 32.9, 33, 33.1, 0, 12, 40
     ),
     "ketorolac child day cap": Edge(
         KETOROLAC_IV, "children's parenteral daily cap (120 mg)", 26.3, 26.4, 26.5, 5, 16, 65
