@@ -70,6 +70,8 @@ from bench.gold.model import (
     HELDOUT_V25_PATH,
     HELDOUT_V26_PATH,
     HELDOUT_V27_PATH,
+    HELDOUT_V28_PATH,
+    HELDOUT_V29_PATH,
     load_check_rules,
     load_constructed,
     load_full_review,
@@ -250,6 +252,8 @@ WRITTEN_WHILE: Final[dict[int, str]] = {
     25: "v22 and v23 were tuned on, beside v24",
     26: "v24 and v25 were registered, beside v27",
     27: "v24 and v25 were registered, beside v26",
+    28: "v24 and v25 were being tuned on, beside v29",
+    29: "v24 and v25 were being tuned on, beside v28",
 }
 # The held-out sets in the order they were written, each blind to the rules as they stood; True where the
 # rules were later tuned on it (so its number is no longer an unseen one). Only the newest is unseen.
@@ -281,6 +285,8 @@ HELDOUT_SETS: Final[tuple[tuple[Path, bool], ...]] = (
     (HELDOUT_V25_PATH, True),
     (HELDOUT_V26_PATH, False),
     (HELDOUT_V27_PATH, False),
+    (HELDOUT_V28_PATH, False),
+    (HELDOUT_V29_PATH, False),
 )
 
 

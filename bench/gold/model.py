@@ -73,6 +73,11 @@ HELDOUT_V25_PATH = Path(__file__).resolve().parent / "heldout_v25_cases.json"
 # refactor: v26 (regional medical centre order verification) and v27 (ambulatory specialty and long-term care).
 HELDOUT_V26_PATH = Path(__file__).resolve().parent / "heldout_v26_cases.json"
 HELDOUT_V27_PATH = Path(__file__).resolve().parent / "heldout_v27_cases.json"
+# Written blind in parallel (eleventh session) while v24 and v25 were tuned on: v28 (ordinary health-system week:
+# clinics, geriatric reviews, adult hospital order verification) and v29 (community pharmacy, transitions of care
+# and a paediatric clinic); scored once at the commit that registered them, at the end of the session's tuning.
+HELDOUT_V28_PATH = Path(__file__).resolve().parent / "heldout_v28_cases.json"
+HELDOUT_V29_PATH = Path(__file__).resolve().parent / "heldout_v29_cases.json"
 # A blind second review of the Synthea charts (2026-12-07), added to the first pharmacist review's findings.
 SECOND_REVIEW_PATH = Path(__file__).resolve().parent / "pharmacist_review_second.json"
 # A blind, complete review of the constructed charts (2026-12-07), added to their authors' focused findings.
