@@ -189,7 +189,6 @@ DRUGS: dict[str, tuple[str, str]] = {
     "cefoxitin": ("", "cefoxitin 2 GM Injection"),
     "daptomycin": ("", "daptomycin 500 MG Injection"),
     "rivaroxaban": ("", "rivaroxaban 20 MG Oral Tablet (Xarelto)"),
-    "darunavir-cobicistat": ("", "Prezcobix (darunavir 800 mg / cobicistat 150 mg) tablet"),
     "glecaprevir-pibrentasvir": ("", "Mavyret (glecaprevir 100 mg / pibrentasvir 40 mg) tablet"),
     "rosuvastatin": ("", "rosuvastatin 10 MG Oral Tablet"),
     "divalproex": ("", "divalproex sodium 500 MG Delayed Release Oral Tablet"),

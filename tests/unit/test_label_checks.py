@@ -201,6 +201,16 @@ def test_calcineurin_inhibitor_with_cyp3a4_inhibitors(partner: str, fires: bool)
         (RIVAROXABAN, "Ketoconazole 200 MG Oral Tablet", "kb.rivaroxaban-strong-cyp3a4-pgp-inhibitors"),
         (APIXABAN, "itraconazole 100 MG Oral Capsule", "kb.apixaban-strong-cyp3a4-pgp-inhibitors"),
         (APIXABAN, "ritonavir 100 MG Oral Tablet", "kb.apixaban-strong-cyp3a4-pgp-inhibitors"),
+        (
+            RIVAROXABAN,
+            "Prezcobix (darunavir 800 mg / cobicistat 150 mg) tablet",
+            "kb.rivaroxaban-strong-cyp3a4-pgp-inhibitors",
+        ),
+        (
+            APIXABAN,
+            "posaconazole 100 MG Delayed Release Oral Tablet",
+            "kb.apixaban-strong-cyp3a4-pgp-inhibitors",
+        ),
     ],
 )
 def test_doac_with_combined_pgp_cyp3a4_inhibitors(doac: JsonDict, inhibitor: str, evidence: str) -> None:

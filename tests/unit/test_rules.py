@@ -316,14 +316,6 @@ TABLE_PAIR_CASES: tuple[Case, ...] = (
         chart(med("daptomycin"), med("metformin")),
     ),
     *_table_pair(
-        "rule.doac-combined-pgp-cyp3a4-inhibitor",
-        "warning",
-        "kb.doac-combined-pgp-strong-cyp3a4-inhibitor",
-        "rivaroxaban",
-        "darunavir-cobicistat",
-        chart(med("rivaroxaban"), med("ketoconazole-cream")),  # a skin cream is not absorbed
-    ),
-    *_table_pair(
         "rule.vka-fibrate",
         "warning",
         "kb.vka-fibrate",
