@@ -71,7 +71,14 @@ CATIONS: Final = (
 PARENTERAL_IRON: Final = ("iron sucrose", "ferric carboxymaltose")
 BILE_ACID_SEQUESTRANTS: Final = ("cholestyramine", "colesevelam", "colestipol")
 # Combined P-gp and strong CYP3A4 inhibitors named by the rivaroxaban and apixaban labels.
-COMBINED_PGP_CYP3A4: Final = ("ketoconazole", "itraconazole", "posaconazole", "ritonavir", "lopinavir", "cobicistat")
+COMBINED_PGP_CYP3A4: Final = (
+    "ketoconazole",
+    "itraconazole",
+    "posaconazole",
+    "ritonavir",
+    "lopinavir",
+    "cobicistat",
+)
 # Proton-pump inhibitors and misoprostol: the gastroprotection AGS Beers and the NSAID labels name.
 GASTROPROTECTION: Final = (
     "omeprazole",

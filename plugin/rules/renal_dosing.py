@@ -31,6 +31,8 @@ _DATA: Final = "knowledge/renal_dosing.json"
 Basis = Literal["crcl", "egfr", "criteria"]
 Bound = Literal["below", "at_or_below", "above"]
 BASES: Final[tuple[Basis, ...]] = ("crcl", "egfr", "criteria")
+Route = Literal["oral", "parenteral"]
+ROUTES: Final[tuple[Route, ...]] = ("oral", "parenteral")
 BOUNDS: Final[tuple[Bound, ...]] = ("below", "at_or_below", "above")
 # "avoid" and "contraindicated" warn; "do not start" warns on a new order only; dose changes inform, and
 # "start low" (a label's advice on the first dose and titration) informs on a new order only.
@@ -42,7 +44,18 @@ _MAX_LIMIT = 250.0  # mL/min: no kidney reaches it, so a larger number is a typo
 _MAX_DOSES_PER_DAY = 24.0
 
 _DRUG_KEYS: Final = frozenset(
-    {"ingredients", "basis", "thresholds", "criteria", "label", "why", "evidence", "handled_by", "recheck_by"}
+    {
+        "ingredients",
+        "basis",
+        "thresholds",
+        "criteria",
+        "label",
+        "why",
+        "evidence",
+        "handled_by",
+        "recheck_by",
+        "route",
+    }
 )
 _DRUG_REQUIRED: Final = frozenset({"ingredients", "basis", "label", "why", "evidence"})
 _THRESHOLD_KEYS: Final = frozenset(
@@ -127,10 +140,16 @@ class RenalDrug:
     evidence: tuple[str, ...]  # knowledge-base ids
     handled_by: str | None = None  # another rule decides this drug's dose: this table only documents it
     recheck_by: str | None = None  # another rule asks for a missing eGFR for this drug
+    # Where a label doses the injection and the tablets differently (acyclovir), each route has its entry;
+    # None: one entry for every route.
+    route: Route | None = None
 
     @property
     def name(self) -> str:
-        return " + ".join(self.ingredients)
+        return " + ".join(self.ingredients) + (" (injected)" if self.route == "parenteral" else "")
+
+    def given_by(self, parenteral: bool) -> bool:
+        return self.route is None or (self.route == "parenteral") == parenteral
 
     def crossed(self, value: float, proposed: bool) -> Threshold | None:
         """The limit `value` crosses that matters most: a warning before a dose change, then the narrowest."""
@@ -157,11 +176,16 @@ class RenalTable:
                 positions.setdefault(ingredient, []).append(at)
         object.__setattr__(self, "_positions", {k: tuple(v) for k, v in positions.items()})
 
-    def match(self, ingredients: tuple[str, ...]) -> RenalDrug | None:
-        """The most specific entry a product's ingredients contain (co-trimoxazole before trimethoprim)."""
+    def match(self, ingredients: tuple[str, ...], parenteral: bool = False) -> RenalDrug | None:
+        """The most specific entry a product's ingredients contain (co-trimoxazole before trimethoprim), for the
+        route it is given by."""
         taken = set(ingredients)
         candidates = sorted({at for i in taken for at in self._positions.get(i, ())})
-        found = [d for d in (self.drugs[at] for at in candidates) if taken.issuperset(d.ingredients)]
+        found = [
+            d
+            for d in (self.drugs[at] for at in candidates)
+            if taken.issuperset(d.ingredients) and d.given_by(parenteral)
+        ]
         return max(found, key=lambda d: len(d.ingredients)) if found else None
 
 
@@ -298,6 +322,9 @@ def _drug(raw: object, position: int) -> RenalDrug:
     why = _text(raw, "why", where)
     if not why.endswith("."):
         raise _fail(where, "why is one plain sentence ending in a full stop")
+    route = raw.get("route")
+    if route is not None and route not in ROUTES:
+        raise _fail(where, f"route must be one of {ROUTES}, got {route!r}")
     return RenalDrug(
         tuple(ingredients),
         cast(Basis, basis),
@@ -308,6 +335,7 @@ def _drug(raw: object, position: int) -> RenalDrug:
         tuple(evidence),
         others["handled_by"],
         others["recheck_by"],
+        cast(Route | None, route),
     )
 
 
@@ -320,11 +348,13 @@ def parse_renal_dosing(raw: object) -> RenalTable:
     if not isinstance(raw["drugs"], list) or not raw["drugs"]:
         raise RenalDosingError(f"{_DATA}: drugs must be a non-empty list")
     drugs = tuple(_drug(item, position) for position, item in enumerate(raw["drugs"]))
-    seen: set[frozenset[str]] = set()
+    routes: dict[frozenset[str], list[Route | None]] = {}
     for drug in drugs:
-        if frozenset(drug.ingredients) in seen:
-            raise RenalDosingError(f"{_DATA}: {drug.name} is listed twice")
-        seen.add(frozenset(drug.ingredients))
+        listed = routes.setdefault(frozenset(drug.ingredients), [])
+        # Once for every route, or once per route: never both, or a product would match two entries.
+        if drug.route in listed or (listed and (drug.route is None or None in listed)):
+            raise RenalDosingError(f"{_DATA}: {' + '.join(drug.ingredients)} is listed twice for one route")
+        listed.append(drug.route)
     return RenalTable(raw["version"], drugs)
 
 

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from typing import Final
 
 from plugin.rules import dosing
-from plugin.rules.dose_range import analgesic_nsaids, low_dose_aspirin, unit_mg
-from plugin.rules.dosing import SKIN_EYE_EAR
+from plugin.rules.dose_range import analgesic_nsaids, is_parenteral, low_dose_aspirin, unit_mg
+from plugin.rules.dosing import SKIN_EYE_EAR, route_text
 from plugin.rules.kidney import (
     AkiStage,
     RenalFunction,
@@ -57,7 +57,7 @@ def _dosed(facts: RuleFacts, table: RenalTable) -> Iterator[tuple[Exposure, Rena
     for exposure in facts.exposures:
         if SKIN_EYE_EAR.search(exposure.label):
             continue
-        drug = table.match(exposure.ingredients)
+        drug = table.match(exposure.ingredients, is_parenteral(route_text(facts, exposure)))
         if drug is not None and drug.handled_by is None:
             yield exposure, drug
 

@@ -287,6 +287,7 @@ REQUIRED = {
     "tadalafil",
     "capecitabine",
     "bictegravir",
+    "acyclovir (injected)",
 }
 TABLE = renal_dosing()
 THRESHOLDS = [(drug, t) for drug in TABLE.drugs for t in drug.thresholds]
@@ -359,6 +360,12 @@ def _document() -> dict[str, Any]:
         (lambda d: d["drugs"][1].update(evidence=["not-an-id"]), "evidence"),
         (lambda d: d["drugs"][1].update(colour="red"), "unknown keys"),
         (lambda d: d["drugs"].append(copy.deepcopy(d["drugs"][1])), "listed twice"),
+        (lambda d: d["drugs"][1].update(route="rectal"), "route must be one of"),
+        # A route-specific entry beside one for every route would let a product match both.
+        (
+            lambda d: d["drugs"].append({**copy.deepcopy(d["drugs"][1]), "route": "parenteral"}),
+            "listed twice",
+        ),
         (lambda d: d.pop("version"), "about, version and drugs"),
         (lambda d: d["drugs"][1]["thresholds"][0].update(treatment_mg_per_kg_daily=1), "needs"),
     ],
@@ -601,6 +608,31 @@ def test_sitagliptin_at_its_labelled_dose_for_the_egfr_needs_no_card(
     assert bool(list(DOSE(facts))) is dosed
 
 
+@pytest.mark.parametrize(
+    ("crcl", "per_day", "dosed"),
+    [(50.5, 3, False), (50, 3, True), (50, 2, False), (24.5, 2, True), (24.5, 1, False), (9.5, 1, True)],
+)
+def test_intravenous_acyclovir_lengthens_its_interval_as_clearance_falls(
+    crcl: float, per_day: int, dosed: bool
+) -> None:
+    # 10 mg/kg every 8 hours above CrCl 50; every 12 hours at 25-50; every 24 hours at 10-25; half below 10.
+    iv = copy_json(med("gabapentin"))
+    iv["medicationCodeableConcept"] = {"text": "acyclovir 50 MG/ML Injectable Solution"}
+    iv["dosageInstruction"][0]["timing"]["repeat"]["frequency"] = per_day
+    # Male 68 with creatinine 1.0: CrCl = (140 - 68) x kg / 72, the weight itself.
+    chart = Chart(age=68, gender="male", resources=(iv, creatinine(1.0), weight(crcl)))
+    facts, _ = facts_of(chart)
+    assert bool(list(DOSE(facts))) is dosed
+
+
+def test_oral_acyclovir_keeps_its_own_limits() -> None:
+    tablets = copy_json(med("gabapentin"))
+    tablets["medicationCodeableConcept"] = {"text": "acyclovir 800 MG Oral Tablet"}
+    tablets["dosageInstruction"][0]["timing"]["repeat"]["frequency"] = 3
+    facts, _ = facts_of(Chart(age=70, gender="male", resources=(tablets, creatinine(1.0), weight(40))))
+    assert list(DOSE(facts)) == []  # CrCl about 39: no oral limit above 25
+
+
 # --- AKI on nephrotoxins ----------------------------------------------------------------------------
 
 
@@ -657,9 +689,15 @@ def test_no_aki_rule_without_a_nephrotoxin() -> None:
 
 
 def _context(
-    ingredients: tuple[str, ...], sex: Sex, crcl: float | None, egfr_value: float | None, proposed: bool
+    ingredients: tuple[str, ...],
+    sex: Sex,
+    crcl: float | None,
+    egfr_value: float | None,
+    proposed: bool,
+    injected: bool = False,
 ) -> Any:
-    display = " / ".join(f"{name.capitalize()} 100 MG" for name in ingredients) + " Oral Tablet"
+    form = "Injection" if injected else "Oral Tablet"
+    display = " / ".join(f"{name.capitalize()} 100 MG" for name in ingredients) + f" {form}"
     medication = Medication(
         "M1",
         Code("urn:test", "x", display),
@@ -694,10 +732,11 @@ def test_every_threshold_makes_a_whole_card(drug: Any, threshold: Any) -> None:
     if drug.handled_by is not None:
         pytest.skip("decided by an older eGFR rule")
     value = threshold.limit + 1 if threshold.bound == "above" else threshold.limit - 0.5
+    new_only, injected = threshold.action in NEW_ORDER_ONLY, drug.route == "parenteral"
     context = (
-        _context(drug.ingredients, "male", value, None, threshold.action in NEW_ORDER_ONLY)
+        _context(drug.ingredients, "male", value, None, new_only, injected)
         if drug.basis == "crcl"
-        else _context(drug.ingredients, "male", None, value, threshold.action in NEW_ORDER_ONLY)
+        else _context(drug.ingredients, "male", None, value, new_only, injected)
     )
     (finding,) = DOSE(RuleFacts.of(context))
     check_text(finding)
