@@ -66,16 +66,16 @@ HELDOUT_V22_PATH = Path(__file__).resolve().parent / "heldout_v22_cases.json"
 HELDOUT_V23_PATH = Path(__file__).resolve().parent / "heldout_v23_cases.json"
 # Written blind in parallel (tenth session) while v22 and v23 were tuned on: v24 (community hospital order
 # verification and clinics) and v25 (integrated primary care); scored once at the commit that registered them, tuned
-# on from the eleventh session.
+# on from the stop that registered v28 and v29.
 HELDOUT_V24_PATH = Path(__file__).resolve().parent / "heldout_v24_cases.json"
 HELDOUT_V25_PATH = Path(__file__).resolve().parent / "heldout_v25_cases.json"
 # Written blind in parallel (tenth session) after v24 and v25 were registered, with no rule changed since but a
 # refactor: v26 (regional medical centre order verification) and v27 (ambulatory specialty and long-term care).
 HELDOUT_V26_PATH = Path(__file__).resolve().parent / "heldout_v26_cases.json"
 HELDOUT_V27_PATH = Path(__file__).resolve().parent / "heldout_v27_cases.json"
-# Written blind in parallel (eleventh session) while v24 and v25 were tuned on: v28 (ordinary health-system week:
+# Written blind in parallel while v24 and v25 were tuned on: v28 (ordinary health-system week:
 # clinics, geriatric reviews, adult hospital order verification) and v29 (community pharmacy, transitions of care
-# and a paediatric clinic); scored once at the commit that registered them, at the end of the session's tuning.
+# and a paediatric clinic); scored once at the commit that registered them, after most of that stop's tuning.
 HELDOUT_V28_PATH = Path(__file__).resolve().parent / "heldout_v28_cases.json"
 HELDOUT_V29_PATH = Path(__file__).resolve().parent / "heldout_v29_cases.json"
 # A blind second review of the Synthea charts (2026-12-07), added to the first pharmacist review's findings.
