@@ -283,8 +283,8 @@ HELDOUT_SETS: Final[tuple[tuple[Path, bool], ...]] = (
     (HELDOUT_V23_PATH, True),
     (HELDOUT_V24_PATH, True),
     (HELDOUT_V25_PATH, True),
-    (HELDOUT_V26_PATH, False),
-    (HELDOUT_V27_PATH, False),
+    (HELDOUT_V26_PATH, True),
+    (HELDOUT_V27_PATH, True),
     (HELDOUT_V28_PATH, False),
     (HELDOUT_V29_PATH, False),
 )

@@ -70,7 +70,8 @@ HELDOUT_V23_PATH = Path(__file__).resolve().parent / "heldout_v23_cases.json"
 HELDOUT_V24_PATH = Path(__file__).resolve().parent / "heldout_v24_cases.json"
 HELDOUT_V25_PATH = Path(__file__).resolve().parent / "heldout_v25_cases.json"
 # Written blind in parallel (tenth session) after v24 and v25 were registered, with no rule changed since but a
-# refactor: v26 (regional medical centre order verification) and v27 (ambulatory specialty and long-term care).
+# refactor: v26 (regional medical centre order verification) and v27 (ambulatory specialty and long-term care);
+# scored once at the commit that registered them, tuned on from the stop that registered v28 and v29, after those.
 HELDOUT_V26_PATH = Path(__file__).resolve().parent / "heldout_v26_cases.json"
 HELDOUT_V27_PATH = Path(__file__).resolve().parent / "heldout_v27_cases.json"
 # Written blind in parallel while v24 and v25 were tuned on: v28 (ordinary health-system week:
