@@ -899,6 +899,14 @@ def _rescue_or_single_dose(exposure: Exposure) -> bool:
     return bool(_BENZODIAZEPINE_RESCUE_OR_ONCE.search(exposure.label))
 
 
+P2Y12_INHIBITORS: Final = frozenset({"clopidogrel", "prasugrel", "ticagrelor", "ticlopidine", "cangrelor"})
+
+
+def _not_a_p2y12_inhibitor(exposure: Exposure) -> bool:
+    # Aspirin beside a P2Y12 inhibitor is dual antiplatelet therapy, and dipyridamole or cilostazol another aim.
+    return P2Y12_INHIBITORS.isdisjoint(exposure.ingredients)
+
+
 _DEPOT_STEROID: Final = re.compile(
     r"injectable suspension|kenalog|depo-medrol|intra-?articular", re.IGNORECASE
 )
@@ -1035,6 +1043,14 @@ _DUPLICATE_GROUPS: Final[tuple[DuplicateGroup, ...]] = (
         "kb.duplicate-incretin-therapy",
         "Two DPP-4 inhibitors, or a DPP-4 inhibitor with a GLP-1 agonist, act on one pathway: the second adds cost "
         "and side effects but no glucose lowering.",
+    ),
+    DuplicateGroup(
+        "P2Y12 inhibitors",
+        frozenset({"antiplatelet"}),
+        "kb.duplicate-p2y12-inhibitors",
+        "Two P2Y12 inhibitors (an old order left active after a switch) double the bleeding risk without more "
+        "protection; a switch needs the old drug stopped, and sometimes a loading dose at a set time.",
+        exempt=_not_a_p2y12_inhibitor,
     ),
     DuplicateGroup(
         "SGLT2 inhibitors",

@@ -716,17 +716,29 @@ def repaglinide_cyp2c8_inhibitor(facts: RuleFacts) -> Iterator[Finding]:
 TESTOSTERONE_HOLD_HEMATOCRIT: Final = 54.0  # Endocrine Society 2018: stop above 54 % until it falls
 
 
+TESTOSTERONE_START_HEMATOCRIT: Final = 50.0  # Endocrine Society 2018: do not start above 50 %
+
+
 def testosterone_high_hematocrit(facts: RuleFacts) -> Iterator[Finding]:
+    """A hematocrit above 54% on testosterone, or above 50% when every testosterone order is a start (a draft,
+    or ordered within 28 days): the guideline's line for starting is lower than its line for holding."""
     hematocrit = facts.current("hematocrit")
     testosterone = tuple(e for e in facts.exposures if "testosterone" in e.ingredients)
-    if hematocrit is None or hematocrit.value <= TESTOSTERONE_HOLD_HEMATOCRIT or not testosterone:
+    if hematocrit is None or not testosterone:
+        return
+    starting = all(e.new(NEW_START_DAYS) for e in testosterone)
+    limit = TESTOSTERONE_START_HEMATOCRIT if starting else TESTOSTERONE_HOLD_HEMATOCRIT
+    if hematocrit.value <= limit:
         return
     yield Finding(
         "rule.testosterone-high-hematocrit",
         "warning",
         _short(
-            f"Hematocrit {hematocrit.value:g}% on testosterone: consider holding it until the hematocrit falls, "
-            "then a lower dose"
+            f"Hematocrit {hematocrit.value:g}% before starting testosterone: consider treating the cause (sleep "
+            "apnoea, smoking) before starting it"
+            if starting
+            else f"Hematocrit {hematocrit.value:g}% on testosterone: consider holding it until the hematocrit "
+            "falls, then a lower dose"
         ),
         "Testosterone raises the red cell mass, and a hematocrit above 54% raises the risk of clots and stroke.",
         ("kb.testosterone-hematocrit",),
@@ -785,6 +797,27 @@ def beers_skeletal_muscle_relaxant(facts: RuleFacts) -> Iterator[Finding]:
         "Muscle relaxants sedate, add anticholinergic effects and raise fracture risk in older adults, with little "
         "benefit at tolerated doses (AGS Beers criteria).",
         ("kb.beers-skeletal-muscle-relaxants",),
+        _handles(drugs),
+        _proposed(drugs),
+    )
+
+
+def beers_meperidine(facts: RuleFacts) -> Iterator[Finding]:
+    if facts.age is None or facts.age < OLDER_ADULT_AGE:
+        return
+    drugs = facts.with_ingredient("meperidine")
+    if not drugs:
+        return
+    yield Finding(
+        "rule.beers-meperidine",
+        "warning",
+        _short(
+            f"Age {facts.context.demographics.age_label} on {_names(drugs)}: consider another opioid (morphine, "
+            "hydromorphone) at a low dose"
+        ),
+        "Meperidine's metabolite normeperidine accumulates, above all with reduced kidney function, and causes "
+        "delirium and seizures; it is a poor oral analgesic (AGS Beers criteria).",
+        ("kb.beers-meperidine",),
         _handles(drugs),
         _proposed(drugs),
     )
@@ -1239,6 +1272,7 @@ GAP_MEDICATION_RULES: Final[tuple[Rule, ...]] = (
     beers_nifedipine_immediate_release,
     beers_barbiturate,
     beers_skeletal_muscle_relaxant,
+    beers_meperidine,
     beers_desmopressin,
     zolpidem_dose_women,
     bph_urinary_retention_drug,

@@ -743,6 +743,44 @@ JAK_INHIBITOR_THROMBOSIS = DrugCondition(
     systemic_only=True,
     history_counts=True,
 )
+JAK_INHIBITOR_CARDIOVASCULAR = DrugCondition(
+    "rule.jak-inhibitor-cardiovascular",
+    (),
+    JAK_INHIBITORS,
+    ("coronary-heart-disease", "myocardial-infarction", "ischaemic-stroke"),
+    "warning",
+    "kb.jak-inhibitor-cardiovascular",
+    "Coronary disease or a past MI or stroke",
+    "consider a biologic without the cardiovascular warning",
+    "JAK inhibitors raised major cardiovascular events in ORAL Surveillance; the boxed warning asks to weigh them "
+    "against other treatment in patients with cardiovascular disease or its risk factors.",
+    systemic_only=True,
+    history_counts=True,
+)
+TNF_INHIBITOR_HEART_FAILURE = DrugCondition(
+    "rule.tnf-inhibitor-heart-failure",
+    (),
+    ("adalimumab", "infliximab", "etanercept", "certolizumab", "golimumab"),
+    ("heart-failure",),
+    "warning",
+    "kb.tnf-inhibitor-heart-failure",
+    "Heart failure",
+    "consider a non-TNF biologic or close heart-failure monitoring",
+    "TNF inhibitors have worsened heart failure and raised mortality in moderate to severe heart failure; their "
+    "labels warn (infliximab above 5 mg/kg is contraindicated in NYHA III-IV).",
+)
+THIAZIDE_HYPERCALCAEMIA = DrugCondition(
+    "rule.thiazide-hypercalcaemia",
+    ("thiazide",),
+    (),
+    ("hypercalcaemia",),
+    "warning",
+    "kb.thiazide-hypercalcaemia",
+    "Hypercalcaemia or primary hyperparathyroidism",
+    "consider another antihypertensive",
+    "Thiazides cut urinary calcium excretion and raise serum calcium, worsening hypercalcaemia of "
+    "hyperparathyroidism.",
+)
 PIOGLITAZONE_BLADDER_CANCER = DrugCondition(
     "rule.pioglitazone-bladder-cancer",
     (),
@@ -1878,6 +1916,9 @@ LABEL_CHECK_RULES: tuple[Rule, ...] = (
     ANTIPERISTALTIC_C_DIFFICILE,
     ERGONOVINE_HYPERTENSION,
     ORAL_BISPHOSPHONATE_OESOPHAGUS,
+    JAK_INHIBITOR_CARDIOVASCULAR,
+    TNF_INHIBITOR_HEART_FAILURE,
+    THIAZIDE_HYPERCALCAEMIA,
     THIAZOLIDINEDIONE_OSTEOPOROSIS,
     ROFLUMILAST_DEPRESSION,
     av_nodal_blocker_pre_excited_af,

@@ -715,8 +715,34 @@ DIPHENHYDRAMINE_IV = "Diphenhydramine Hydrochloride 50 MG/ML Injectable Solution
 PANTOPRAZOLE_IV = "Pantoprazole 40 MG Injection"
 OXYCODONE = "Oxycodone Hydrochloride 5 MG Oral Tablet"
 DOXYCYCLINE = "Doxycycline Hyclate 100 MG Oral Tablet"
+LORAZEPAM_IV = "Lorazepam 2 MG/ML Injectable Solution"
+VINCRISTINE = "Vincristine Sulfate 1 MG/ML Injectable Solution"
 
 EDGES: dict[str, Edge] = {
+    # lorazepam IV
+    "lorazepam iv adult dose": Edge(
+        LORAZEPAM_IV, "adult parenteral single-dose maximum (4 mg)", 4.39, 4.4, 4.41
+    ),
+    "lorazepam iv child dose": Edge(
+        LORAZEPAM_IV,
+        "children's parenteral limit of 0.1 mg/kg a dose (1.8 mg)",
+        1.97,
+        1.98,
+        1.99,
+        0,
+        CHILD,
+        18,
+    ),
+    "lorazepam iv child cap": Edge(
+        LORAZEPAM_IV, "children's parenteral single-dose cap (4 mg)", 4.39, 4.4, 4.41, 0, 16, 50
+    ),
+    # vincristine: the 2 mg cap, for children too
+    "vincristine adult dose": Edge(
+        VINCRISTINE, "adult parenteral single-dose maximum (2 mg)", 2.19, 2.2, 2.21
+    ),
+    "vincristine child dose": Edge(
+        VINCRISTINE, "adult parenteral single-dose maximum (2 mg)", 2.19, 2.2, 2.21, 0, CHILD, 30
+    ),
     # acetaminophen IV
     "apap iv adult dose": Edge(APAP_IV, "adult parenteral single-dose maximum (1,000 mg)", 1099, 1100, 1101),
     "apap iv adult day": Edge(APAP_IV, "adult parenteral daily maximum (4,000 mg)", 879.9, 880, 880.2, 5),

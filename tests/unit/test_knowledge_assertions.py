@@ -39,6 +39,9 @@ ALLOW_LIST: dict[str, str] = {
     "kb.apixaban-dose-criteria": "dose reduction hinges on age, weight and creatinine together",
     "kb.bictegravir-renal-dose": "applies below creatinine clearance 30 only, and not on haemodialysis; the ckd "
     "value set holds milder impairment, where the tablet is given",
+    "kb.phenytoin-azole-antifungals": "the label asks for phenytoin levels, not avoidance; an 'opposes start' "
+    "would claim more",
+    "kb.methadone-enzyme-inducers": "the label adjusts the methadone dose under an inducer rather than avoiding it",
     "kb.vka-fibrate": "the combination is usable with a lower warfarin dose and closer INRs; an 'opposes start' "
     "would claim more than the label's caution",
     "kb.duplicate-systemic-corticosteroids": "the corticosteroid class holds inhaled, nasal and skin steroids, "

@@ -1459,6 +1459,54 @@ def _onset(resource: JsonDict, days_ago: int) -> JsonDict:
             False,
         ),
         (
+            label_checks.JAK_INHIBITOR_CARDIOVASCULAR,
+            (
+                drug("upa", "upadacitinib 15 MG Extended Release Oral Tablet"),
+                _past(condition("NSTEMI", "mi")),
+            ),
+            True,
+        ),
+        (
+            label_checks.JAK_INHIBITOR_CARDIOVASCULAR,
+            (
+                drug("ada", "adalimumab 40 MG/0.4ML Prefilled Syringe"),
+                condition("Coronary artery disease", "cad"),
+            ),
+            False,
+        ),
+        (
+            label_checks.TNF_INHIBITOR_HEART_FAILURE,
+            (
+                drug("ada", "adalimumab 40 MG/0.4ML Prefilled Syringe"),
+                condition("Heart failure with reduced ejection fraction", "hf"),
+            ),
+            True,
+        ),
+        (
+            label_checks.TNF_INHIBITOR_HEART_FAILURE,
+            (
+                drug("aba", "abatacept 125 MG/ML Prefilled Syringe"),
+                condition("Heart failure with reduced ejection fraction", "hf"),
+            ),
+            False,
+        ),
+        (
+            label_checks.THIAZIDE_HYPERCALCAEMIA,
+            (
+                drug("hctz", "hydrochlorothiazide 25 MG Oral Tablet"),
+                condition("Primary hyperparathyroidism", "php"),
+            ),
+            True,
+        ),
+        (
+            label_checks.THIAZIDE_HYPERCALCAEMIA,
+            (
+                drug("hctz", "hydrochlorothiazide 25 MG Oral Tablet"),
+                condition("Secondary hyperparathyroidism of renal origin", "shp"),
+            ),
+            False,  # the kidney's parathyroid disease runs with low calcium
+        ),
+        (
             label_checks.ORAL_BISPHOSPHONATE_OESOPHAGUS,
             (
                 drug("aln", "alendronate sodium 70 MG Oral Tablet"),

@@ -332,6 +332,33 @@ TABLE_PAIR_CASES: tuple[Case, ...] = (
         chart(med("glecaprevir-pibrentasvir"), med("rosuvastatin")),  # the label's capped alternative
     ),
     *_table_pair(
+        "rule.phenytoin-azole",
+        "warning",
+        "kb.phenytoin-azole-antifungals",
+        "phenytoin",
+        "fluconazole",
+        chart(med("levetiracetam"), med("fluconazole")),  # levetiracetam is not cleared by CYP2C9
+        right_as_draft=True,
+    ),
+    *_table_pair(
+        "rule.methadone-enzyme-inducer",
+        "warning",
+        "kb.methadone-enzyme-inducers",
+        "methadone",
+        "rifampin",
+        chart(med("buprenorphine-naloxone"), med("rifampin")),
+        right_as_draft=True,
+    ),
+    *_table_pair(
+        "rule.sodium-oxybate-sedative",
+        "critical",
+        "kb.sodium-oxybate-cns-depressants",
+        "sodium-oxybate",
+        "zolpidem",
+        chart(med("sodium-oxybate"), med("ramelteon")),  # not a GABAergic sedative
+        right_as_draft=True,
+    ),
+    *_table_pair(
         "rule.ns5a-inhibitor-ppi",
         "warning",
         "kb.ns5a-inhibitor-acid-suppression",

@@ -1031,6 +1031,8 @@ def test_two_incretin_drugs_are_a_duplicate(first: str, second: str, duplicate: 
         ("fluticasone propionate 0.11 MG/ACTUAT Metered Dose Inhaler", "prednisone 40 MG Oral Tablet", None),
         ("fludrocortisone acetate 0.1 MG Oral Tablet", "hydrocortisone 10 MG Oral Tablet", None),
         ("triamcinolone acetonide 40 MG/ML Injectable Suspension", "prednisone 10 MG Oral Tablet", None),
+        ("ticagrelor 90 MG Oral Tablet", "clopidogrel 75 MG Oral Tablet", "kb.duplicate-p2y12-inhibitors"),
+        ("aspirin 81 MG Delayed Release Oral Tablet", "clopidogrel 75 MG Oral Tablet", None),  # DAPT
     ],
     ids=[
         "sglt2-in-combination",
@@ -1042,6 +1044,8 @@ def test_two_incretin_drugs_are_a_duplicate(first: str, second: str, duplicate: 
         "inhaled-steroid",
         "fludrocortisone-replacement",
         "joint-injection",
+        "two-p2y12-inhibitors",
+        "aspirin-with-clopidogrel",
     ],
 )
 def test_duplicate_groups_of_one_mechanism(first: str, second: str, evidence: str | None) -> None:
@@ -1181,3 +1185,15 @@ def test_a_hospice_word_in_a_coded_problem_is_read() -> None:
     coded["code"]["text"] = coded["code"]["coding"][0]["display"] = "End-stage heart failure, home hospice"
     facts = RuleFacts.of(chart(coded).build().context)
     assert "end-of-life-care" in facts.value_sets and "heart-failure" in facts.value_sets
+
+
+@pytest.mark.parametrize(
+    ("left", "right", "rule_id"),
+    [
+        ("warfarin", "nafcillin", "rule.vka-enzyme-inducer"),  # an inducing penicillin: the INR falls
+        ("dofetilide", "bictegravir", "rule.dofetilide-contraindicated"),  # blocks its renal cation transport
+    ],
+)
+def test_partners_added_to_existing_interaction_pairs(left: str, right: str, rule_id: str) -> None:
+    found = {f.rule_id for f in evaluate(chart(med(left), med(right)).build().context)}
+    assert rule_id in found

@@ -591,6 +591,16 @@ def test_testosterone_with_a_hematocrit_above_54(value: float, fires: bool) -> N
     assert not list(gaps.testosterone_high_hematocrit(facts(lab("hematocrit", value))))
 
 
+@pytest.mark.parametrize(("value", "fires"), [(49.9, False), (50.0, False), (50.1, True), (53.0, True)])
+def test_testosterone_is_not_started_above_a_hematocrit_of_50(value: float, fires: bool) -> None:
+    started = _rx("testosterone", "testosterone cypionate 200 MG/ML Injectable Solution")
+    started["status"] = "draft"
+    found = list(gaps.testosterone_high_hematocrit(facts(lab("hematocrit", value), drafts=(started,))))
+    assert bool(found) is fires
+    if fires:
+        assert "before starting" in found[0].summary
+
+
 def test_a_hematocrit_older_than_six_months_is_not_read() -> None:
     testosterone = _rx("testosterone", "testosterone cypionate 200 MG/ML Injectable Solution")
     assert not list(
@@ -632,6 +642,15 @@ def test_beers_skeletal_muscle_relaxants_from_65(display: str, age: int, fires: 
     assert bool(found) is fires
     if fires:
         assert found[0].evidence == ("kb.beers-skeletal-muscle-relaxants",)
+
+
+@pytest.mark.parametrize(("age", "fires"), [(64, False), (65, True), (66, True)])
+def test_beers_meperidine_from_65(age: int, fires: bool) -> None:
+    meperidine = _rx("mep", "meperidine hydrochloride 50 MG/ML Injectable Solution")
+    found = list(gaps.beers_meperidine(facts(meperidine, age=age)))
+    assert bool(found) is fires
+    if fires:
+        assert found[0].evidence == ("kb.beers-meperidine",)
 
 
 def _diabetes_insipidus() -> JsonDict:
