@@ -852,10 +852,28 @@ def _pregnancy_evidence(risky: tuple[Exposure, ...]) -> tuple[tuple[str, ...], S
     return tuple(dict.fromkeys(kb for kb, _ in cited)), cited[0][1]
 
 
+# Teratogens whose risk ends with the first trimester, and the week from which they are the preferred drug:
+# methimazole's embryopathy follows exposure in weeks 6-10, and the ATA moves pregnant patients from
+# propylthiouracil to methimazole after the first trimester (PTU's liver toxicity).
+SAFE_FROM_WEEK: Final[dict[str, int]] = {"methimazole": 16}
+
+
+def _teratogenic_now(facts: RuleFacts, exposure: Exposure) -> bool:
+    weeks = facts.context.pregnancy.weeks
+    return not (
+        weeks is not None
+        and exposure.ingredients
+        and all(
+            weeks >= SAFE_FROM_WEEK.get(name, 99) or not terminology.classes_of(name) & {"teratogen"}
+            for name in exposure.ingredients
+        )
+    )
+
+
 def pregnancy_teratogen(facts: RuleFacts) -> Iterator[Finding]:
     if not facts.pregnant:
         return
-    risky = facts.with_class("teratogen")
+    risky = tuple(e for e in facts.with_class("teratogen") if _teratogenic_now(facts, e))
     if risky:
         evidence, severity = _pregnancy_evidence(risky)
         yield Finding(
@@ -1142,6 +1160,19 @@ def loading_dose_then_maintenance(facts: RuleFacts, products: Iterable[Exposure]
     return len(once) == 1 and len(scheduled) == 1
 
 
+def second_strength_on_some_days(facts: RuleFacts, products: Iterable[Exposure]) -> bool:
+    """Exactly two products of one drug, one of them taken on some days of the week only (warfarin 5 mg daily
+    with a 2.5 mg tablet added on Mondays and Fridays): one dose made up from two strengths, not a double."""
+    pair = tuple(products)
+    if len(pair) != 2 or set(pair[0].ingredients) != set(pair[1].ingredients):
+        return False
+    times = [per_day(d.frequency) if (d := dosage_of(facts, e)) is not None else None for e in pair]
+    if any(t is None for t in times):
+        return False
+    # One daily, one on some days: two weekly products of one drug (methotrexate) stay a double dose.
+    return sorted(t < 1 for t in times if t is not None) == [False, True]
+
+
 def stimulant_with_booster(products: Iterable[Exposure]) -> bool:
     """Exactly two products of one stimulant, one extended-release and one immediate-release: the afternoon
     booster that ADHD treatment adds on purpose when the long-acting dose wears off."""
@@ -1227,6 +1258,7 @@ def duplicate_therapy(facts: RuleFacts) -> Iterator[Finding]:
             ("opioid" in classes and long_acting_with_breakthrough(facts, members))
             or ("anticoagulant" in classes and warfarin_bridge(members))
             or loading_dose_then_maintenance(facts, members)
+            or second_strength_on_some_days(facts, members)
         ):
             covered.add(frozenset(e.handle for e in members))
             continue
@@ -1269,6 +1301,7 @@ def duplicate_therapy(facts: RuleFacts) -> Iterator[Finding]:
             occasional_dose_by_another_route(facts, products)
             or stimulant_with_booster(products)
             or loading_dose_then_maintenance(facts, products)
+            or second_strength_on_some_days(facts, products)
         ):
             continue
         covered.add(handles)

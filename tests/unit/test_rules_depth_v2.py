@@ -1197,3 +1197,50 @@ def test_a_hospice_word_in_a_coded_problem_is_read() -> None:
 def test_partners_added_to_existing_interaction_pairs(left: str, right: str, rule_id: str) -> None:
     found = {f.rule_id for f in evaluate(chart(med(left), med(right)).build().context)}
     assert rule_id in found
+
+
+@pytest.mark.parametrize(
+    ("pregnancy", "carded"),
+    [
+        (pregnant(10), True),
+        (pregnant(15), True),
+        (pregnant(16), False),
+        (pregnant(18), False),
+        (PREGNANCY_UNDATED, True),
+    ],
+)
+def test_methimazole_after_the_first_trimester_is_the_preferred_drug(
+    pregnancy: JsonDict, carded: bool
+) -> None:
+    methimazole = text_only(rx("mmi", "", "methimazole 10 MG Oral Tablet"))
+    found = list(
+        catalog.pregnancy_teratogen(RuleFacts.of(chart(methimazole, pregnancy, age=30).build().context))
+    )
+    assert bool(found) is carded
+
+
+def _warfarin(resource_id: str, mg: str, per_week: int) -> JsonDict:
+    request = text_only(rx(resource_id, "", f"warfarin sodium {mg} MG Oral Tablet"))
+    request["dosageInstruction"] = [
+        {
+            "timing": {"repeat": {"frequency": per_week, "period": 1, "periodUnit": "wk"}},
+            "doseAndRate": [{"doseQuantity": {"value": 1, "unit": "tablet"}}],
+        }
+    ]
+    return request
+
+
+@pytest.mark.parametrize(
+    ("daily_per_week", "extra_per_week", "duplicate"),
+    [
+        (7, 2, False),
+        (7, 7, True),
+        (2, 1, True),
+    ],  # a daily dose plus two extra days; two daily; two part-weekly
+    ids=["second-strength-on-two-days", "both-daily", "both-some-days"],
+)
+def test_a_second_strength_taken_on_some_days_makes_up_one_dose(
+    daily_per_week: int, extra_per_week: int, duplicate: bool
+) -> None:
+    built = chart(_warfarin("w5", "5", daily_per_week), _warfarin("w2", "2.5", extra_per_week)).build()
+    assert bool(list(catalog.duplicate_therapy(RuleFacts.of(built.context)))) is duplicate
