@@ -547,13 +547,23 @@ COMPANIONS: Final = (
         "and fluid retention.",
         "kb.abiraterone-with-corticosteroid",
     ),
+    # VELCADE label (5.x, herpes zoster reactivation): antiviral prophylaxis is to be considered with bortezomib;
+    # myeloma guidelines give acyclovir or valacyclovir for the whole course.
+    Companion(
+        "bortezomib",
+        (("antiviral prophylaxis", frozenset({"acyclovir", "valacyclovir", "famciclovir"})),),
+        "warning",
+        "consider acyclovir 400 mg twice daily (or valacyclovir 500 mg daily) through treatment",
+        "Bortezomib reactivates varicella-zoster in many patients without antiviral prophylaxis.",
+        "kb.bortezomib-antiviral-prophylaxis",
+    ),
 )
 
 
 def companion_therapy_absent(facts: RuleFacts) -> Iterator[Finding]:
     """A drug taken or ordered without the companion its label makes part of the regimen (not on the list as a
     current medication or a draft): pemetrexed without folic acid and vitamin B12, abiraterone without a
-    corticosteroid."""
+    corticosteroid, bortezomib without antiviral prophylaxis."""
     for companion in COMPANIONS:
         drugs = facts.with_ingredient(companion.drug)
         if not drugs:

@@ -55,6 +55,7 @@ CEFUROXIME = rx("cefuroxime", "309097", "Cefuroxime axetil 250 MG Oral Tablet")
 CEPHALEXIN = rx("cephalexin", "309114", "Cephalexin 500 MG Oral Capsule")
 AMOXICILLIN_CAPSULE = rx("amoxicillin", "308191", "Amoxicillin 500 MG Oral Capsule")
 PEMETREXED = text_only(rx("pemetrexed", "", "pemetrexed 500 MG Injection"))
+BORTEZOMIB = text_only(rx("bortezomib", "", "bortezomib 3.5 MG Injection"))
 FOLIC_ACID = text_only(rx("folic-acid", "", "folic acid 1 MG Oral Tablet"))
 B12_INJECTION = text_only(rx("b12", "", "cyanocobalamin 1 MG/ML Injection"))
 ABIRATERONE = text_only(rx("abiraterone", "", "abiraterone acetate 250 MG Oral Tablet"))
@@ -513,6 +514,25 @@ CASES: tuple[Case, ...] = (
     ),
     Case(
         "companion/abiraterone-prednisone", depth.companion_therapy_absent, chart(ABIRATERONE, PREDNISONE_5)
+    ),
+    Case(
+        "companion/bortezomib-alone",
+        depth.companion_therapy_absent,
+        chart(BORTEZOMIB),
+        (
+            Expected(
+                "rule.companion-therapy-absent",
+                "warning",
+                ("kb.bortezomib-antiviral-prophylaxis",),
+                (BORTEZOMIB,),
+                mentions=("antiviral prophylaxis",),
+            ),
+        ),
+    ),
+    Case(
+        "companion/bortezomib-valacyclovir",
+        depth.companion_therapy_absent,
+        chart(BORTEZOMIB, text_only(rx("vala", "", "valacyclovir 500 MG Oral Tablet"))),
     ),
     # Acetaminophen in cirrhosis against 2 g a day.
     Case(
