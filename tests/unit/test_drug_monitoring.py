@@ -328,3 +328,17 @@ def test_intravenous_vancomycin_needs_weekly_creatinine_and_blood_count(
     assert bool(found) is fires
     if fires:
         assert found[0].severity == "warning" and found[0].evidence == ("kb.opat-vancomycin-weekly-labs",)
+
+
+@pytest.mark.parametrize(("days", "fires"), [(34, False), (35, False), (36, True)])
+def test_bosentan_needs_liver_tests_every_month(days: int, fires: bool) -> None:
+    found = run(_drug("bosentan 62.5 MG Oral Tablet (Tracleer)", days_ago=400), lab("alt", 22, days_ago=days))
+    assert bool(found) is fires
+
+
+@pytest.mark.parametrize(("days", "fires"), [(55, False), (56, False), (57, True)])
+def test_a_checkpoint_inhibitor_needs_a_tsh_every_eight_weeks(days: int, fires: bool) -> None:
+    found = run(
+        _drug("pembrolizumab 25 MG/ML Injectable Solution", days_ago=200), lab("tsh", 2.0, days_ago=days)
+    )
+    assert bool(found) is fires
