@@ -72,6 +72,8 @@ from bench.gold.model import (
     HELDOUT_V27_PATH,
     HELDOUT_V28_PATH,
     HELDOUT_V29_PATH,
+    HELDOUT_V30_PATH,
+    HELDOUT_V31_PATH,
     load_check_rules,
     load_constructed,
     load_full_review,
@@ -254,6 +256,8 @@ WRITTEN_WHILE: Final[dict[int, str]] = {
     27: "v24 and v25 were registered, beside v26",
     28: "v24 and v25 were being tuned on, beside v29",
     29: "v24 and v25 were being tuned on, beside v28",
+    30: "v26 and v27 were being tuned on, beside v31",
+    31: "v26 and v27 were being tuned on, beside v30",
 }
 # The held-out sets in the order they were written, each blind to the rules as they stood; True where the
 # rules were later tuned on it (so its number is no longer an unseen one). Only the newest is unseen.
@@ -287,6 +291,8 @@ HELDOUT_SETS: Final[tuple[tuple[Path, bool], ...]] = (
     (HELDOUT_V27_PATH, True),
     (HELDOUT_V28_PATH, False),
     (HELDOUT_V29_PATH, False),
+    (HELDOUT_V30_PATH, False),
+    (HELDOUT_V31_PATH, False),
 )
 
 

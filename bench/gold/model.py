@@ -79,6 +79,11 @@ HELDOUT_V27_PATH = Path(__file__).resolve().parent / "heldout_v27_cases.json"
 # and a paediatric clinic); scored once at the commit that registered them, after most of that stop's tuning.
 HELDOUT_V28_PATH = Path(__file__).resolve().parent / "heldout_v28_cases.json"
 HELDOUT_V29_PATH = Path(__file__).resolve().parent / "heldout_v29_cases.json"
+# Written blind in parallel while v26 and v27 were tuned on: v30 (hospital medicine, ED and surgery for adults and
+# children, step-down and oncology infusion) and v31 (ambulatory care across primary care, specialty clinics,
+# women's health, paediatrics and long-term care); scored once at the commit that registered them.
+HELDOUT_V30_PATH = Path(__file__).resolve().parent / "heldout_v30_cases.json"
+HELDOUT_V31_PATH = Path(__file__).resolve().parent / "heldout_v31_cases.json"
 # A blind second review of the Synthea charts (2026-12-07), added to the first pharmacist review's findings.
 SECOND_REVIEW_PATH = Path(__file__).resolve().parent / "pharmacist_review_second.json"
 # A blind, complete review of the constructed charts (2026-12-07), added to their authors' focused findings.
