@@ -75,13 +75,8 @@ from plugin.governance import intents, text
 from plugin.governance.model import GovernancePolicy, Reason
 from plugin.governance.protected import ProtectedTherapy, protected_therapies
 from plugin.knowledge import Assertion, KnowledgeBase, KnowledgeEntry
-from plugin.rules.dose_range import (
-    daily_frequency,
-    dose_table,
-    ingredient_strength_mg,
-    is_parenteral,
-    single_dose_mg,
-)
+from plugin.rules.dose_range import daily_frequency, dose_table, ingredient_strength_mg, single_dose_mg
+from plugin.rules.dosing import is_parenteral
 from plugin.rules.engine import PROPOSAL_HANDLE, PROPOSAL_RULES, merge_findings, run_rules
 from plugin.rules.kidney import renal_function
 from plugin.rules.model import Finding, RuleFacts

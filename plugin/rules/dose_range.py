@@ -45,7 +45,6 @@ __all__ = [
     "dose_range",
     "dose_table",
     "ingredient_strength_mg",
-    "is_parenteral",
     "parse_dose_table",
     "single_dose_mg",
     "unit_mg",
@@ -63,16 +62,6 @@ class DoseRangeError(PluginError):
 ORAL: Final = "oral"
 PARENTERAL_ROUTE: Final = "parenteral"
 ROUTES: Final = (ORAL, PARENTERAL_ROUTE)
-# dosing.PARENTERAL reads "injection" and "intravenous"; an IM or SC order is often known only by its route or
-# a syringe or pen in the product name ("ketorolac 30 MG/ML Prefilled Syringe", route "Intramuscular route").
-_INJECTED: Final = re.compile(
-    r"\b(intramuscular|subcutaneous|subcut|im|sc|syringe|injector)\b", re.IGNORECASE
-)
-
-
-def is_parenteral(route_words: str) -> bool:
-    """Whether a product name and order route (dosing.route_text) say the drug is given by injection."""
-    return bool(dosing.PARENTERAL.search(route_words) or _INJECTED.search(route_words))
 
 
 @dataclass(frozen=True, slots=True)
@@ -521,7 +510,7 @@ def dose_range(facts: RuleFacts) -> Iterator[Finding]:
     weight_reading = facts.current("weight")
     weight = weight_reading.value if weight_reading is not None else None
     for exposure, dosage, display in _dosed(facts):
-        parenteral = is_parenteral(dosing.route_text(facts, exposure))
+        parenteral = dosing.is_parenteral(dosing.route_text(facts, exposure))
         for ingredient in exposure.ingredients:
             limits = table.row(ingredient, parenteral)
             if limits is None or (ingredient in SUMMED_INGREDIENTS and not exposure.proposed):

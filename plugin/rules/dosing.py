@@ -56,6 +56,19 @@ SUMMED_INGREDIENTS: Final = frozenset({"acetaminophen"})
 # a vein; read from the product name and the order's route together (route_text).
 PARENTERAL: Final = re.compile(r"\b(injection|injectable|intravenous|infusion|iv)\b", re.IGNORECASE)
 INTRAVENOUS: Final = re.compile(r"\b(intravenous|iv|infusion|drip)\b", re.IGNORECASE)
+# PARENTERAL reads "injection" and "intravenous"; an IM or SC order is often known only by its route or a syringe
+# or pen in the product name ("ketorolac 30 MG/ML Prefilled Syringe", route "Intramuscular route"). The dose and
+# renal tables read both; the older rules keep PARENTERAL alone.
+_INJECTED: Final = re.compile(
+    r"\b(intramuscular|subcutaneous|subcut|im|sc|syringe|injector)\b", re.IGNORECASE
+)
+
+
+def is_parenteral(route_words: str) -> bool:
+    """Whether a product name and order route (route_text) say the drug is given by injection."""
+    return bool(PARENTERAL.search(route_words) or _INJECTED.search(route_words))
+
+
 _DOSE = re.compile(r"^(\d+(?:\.\d+)?)\s*(.*)$")
 # Units that count dose forms: the product strength gives the milligrams of each.
 _COUNT_UNITS: Final = frozenset(

@@ -34,8 +34,8 @@ OUT_OF_SCOPE_AT_END_OF_LIFE: Final = ("beers-", "cdc-opioid-")  # knowledge-base
 # Care gaps are therapy or prevention to add (a statin, a vaccine, anticoagulation, a lab recheck): with comfort
 # as the goal of care they are deprescribed, not added. What the chart itself gets wrong (an allergy filed under
 # the wrong category) is still said.
-_QUIET_AT_END_OF_LIFE: Final = frozenset(
-    id(rule) for rule in CARE_GAP_RULES if all(rule is not kept for kept in RESOLUTION_CARE_GAP_RULES)
+_QUIET_AT_END_OF_LIFE: Final = frozenset(map(id, CARE_GAP_RULES)) - frozenset(
+    map(id, RESOLUTION_CARE_GAP_RULES)
 )
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from typing import Final
 
 from plugin.context.model import Problem
@@ -749,78 +750,66 @@ def testosterone_high_hematocrit(facts: RuleFacts) -> Iterator[Finding]:
 
 # --- Beers 2023: barbiturates and desmopressin ---------------------------------------------------------------
 
+
+@dataclass(frozen=True, slots=True)
+class BeersAvoid:
+    """A drug the AGS Beers criteria say to avoid from 65, whatever the indication: one card naming it."""
+
+    rule_id: str
+    ingredients: frozenset[str]
+    option: str  # "consider ...", after the drugs are named
+    why: str
+    evidence: str
+
+    def __call__(self, facts: RuleFacts) -> Iterator[Finding]:
+        if facts.age is None or facts.age < OLDER_ADULT_AGE:
+            return
+        drugs = facts.with_ingredient(*self.ingredients)
+        if not drugs:
+            return
+        yield Finding(
+            self.rule_id,
+            "warning",
+            _short(f"Age {facts.context.demographics.age_label} on {_names(drugs)}: {self.option}"),
+            self.why,
+            (self.evidence,),
+            _handles(drugs),
+            _proposed(drugs),
+        )
+
+
 BARBITURATES: Final = frozenset(
     {"butalbital", "phenobarbital", "butabarbital", "secobarbital", "pentobarbital"}
 )
-
-
-def beers_barbiturate(facts: RuleFacts) -> Iterator[Finding]:
-    if facts.age is None or facts.age < OLDER_ADULT_AGE:
-        return
-    drugs = facts.with_ingredient(*BARBITURATES)
-    if not drugs:
-        return
-    yield Finding(
-        "rule.beers-barbiturate",
-        "warning",
-        _short(
-            f"Age {facts.context.demographics.age_label} on {_names(drugs)}: consider a taper and another treatment"
-        ),
-        "Barbiturates bring dependence, tolerance and overdose risk at low doses in older adults (AGS Beers criteria).",
-        ("kb.beers-barbiturates",),
-        _handles(drugs),
-        _proposed(drugs),
-    )
-
-
+beers_barbiturate: Final = BeersAvoid(
+    "rule.beers-barbiturate",
+    BARBITURATES,
+    "consider a taper and another treatment",
+    "Barbiturates bring dependence, tolerance and overdose risk at low doses in older adults (AGS Beers criteria).",
+    "kb.beers-barbiturates",
+)
 # Beers 2023 skeletal muscle relaxants: poorly tolerated (anticholinergic effects, sedation, fracture risk) at
 # doses of doubtful effect. Baclofen and tizanidine are spasticity drugs with their own kidney and interaction
 # checks, not in this list.
 BEERS_MUSCLE_RELAXANTS: Final = frozenset(
     {"carisoprodol", "chlorzoxazone", "cyclobenzaprine", "metaxalone", "methocarbamol", "orphenadrine"}
 )
-
-
-def beers_skeletal_muscle_relaxant(facts: RuleFacts) -> Iterator[Finding]:
-    if facts.age is None or facts.age < OLDER_ADULT_AGE:
-        return
-    drugs = facts.with_ingredient(*BEERS_MUSCLE_RELAXANTS)
-    if not drugs:
-        return
-    yield Finding(
-        "rule.beers-skeletal-muscle-relaxant",
-        "warning",
-        _short(
-            f"Age {facts.context.demographics.age_label} on {_names(drugs)}: consider stopping it (heat, "
-            "acetaminophen, physical therapy)"
-        ),
-        "Muscle relaxants sedate, add anticholinergic effects and raise fracture risk in older adults, with little "
-        "benefit at tolerated doses (AGS Beers criteria).",
-        ("kb.beers-skeletal-muscle-relaxants",),
-        _handles(drugs),
-        _proposed(drugs),
-    )
-
-
-def beers_meperidine(facts: RuleFacts) -> Iterator[Finding]:
-    if facts.age is None or facts.age < OLDER_ADULT_AGE:
-        return
-    drugs = facts.with_ingredient("meperidine")
-    if not drugs:
-        return
-    yield Finding(
-        "rule.beers-meperidine",
-        "warning",
-        _short(
-            f"Age {facts.context.demographics.age_label} on {_names(drugs)}: consider another opioid (morphine, "
-            "hydromorphone) at a low dose"
-        ),
-        "Meperidine's metabolite normeperidine accumulates, above all with reduced kidney function, and causes "
-        "delirium and seizures; it is a poor oral analgesic (AGS Beers criteria).",
-        ("kb.beers-meperidine",),
-        _handles(drugs),
-        _proposed(drugs),
-    )
+beers_skeletal_muscle_relaxant: Final = BeersAvoid(
+    "rule.beers-skeletal-muscle-relaxant",
+    BEERS_MUSCLE_RELAXANTS,
+    "consider stopping it (heat, acetaminophen, physical therapy)",
+    "Muscle relaxants sedate, add anticholinergic effects and raise fracture risk in older adults, with little "
+    "benefit at tolerated doses (AGS Beers criteria).",
+    "kb.beers-skeletal-muscle-relaxants",
+)
+beers_meperidine: Final = BeersAvoid(
+    "rule.beers-meperidine",
+    frozenset({"meperidine"}),
+    "consider another opioid (morphine, hydromorphone) at a low dose",
+    "Meperidine's metabolite normeperidine accumulates, above all with reduced kidney function, and causes "
+    "delirium and seizures; it is a poor oral analgesic (AGS Beers criteria).",
+    "kb.beers-meperidine",
+)
 
 
 def beers_desmopressin(facts: RuleFacts) -> Iterator[Finding]:

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from typing import Final
 
 from plugin.rules import dosing
-from plugin.rules.dose_range import analgesic_nsaids, is_parenteral, low_dose_aspirin, unit_mg
-from plugin.rules.dosing import SKIN_EYE_EAR, route_text
+from plugin.rules.dose_range import analgesic_nsaids, low_dose_aspirin, unit_mg
+from plugin.rules.dosing import SKIN_EYE_EAR, is_parenteral, route_text
 from plugin.rules.kidney import (
     AkiStage,
     RenalFunction,

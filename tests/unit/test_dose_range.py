@@ -17,10 +17,10 @@ from plugin.rules.dose_range import (
     dose_range,
     dose_table,
     ingredient_strength_mg,
-    is_parenteral,
     parse_dose_table,
     single_dose_mg,
 )
+from plugin.rules.dosing import is_parenteral
 from plugin.rules.model import Finding, RuleFacts
 from plugin.terminology import is_known_ingredient
 from tests.support.charts import JsonDict, medication_request
