@@ -289,8 +289,8 @@ HELDOUT_SETS: Final[tuple[tuple[Path, bool], ...]] = (
     (HELDOUT_V25_PATH, True),
     (HELDOUT_V26_PATH, True),
     (HELDOUT_V27_PATH, True),
-    (HELDOUT_V28_PATH, False),
-    (HELDOUT_V29_PATH, False),
+    (HELDOUT_V28_PATH, True),
+    (HELDOUT_V29_PATH, True),
     (HELDOUT_V30_PATH, False),
     (HELDOUT_V31_PATH, False),
 )

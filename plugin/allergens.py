@@ -178,6 +178,13 @@ def resolve(substance: Code) -> AllergenMatch:
         for name in (display, *words):
             classes.update(terminology.classes_of(name))
             known_drug = known_drug or terminology.is_known_ingredient(name)
+    if not classes and not known_drug:
+        # A brand or abbreviation ("Ceftin", "EES"): the product resolver knows it where the class words do not.
+        product = terminology.resolve_product(None, display)
+        if product.ingredients and not product.unknown:
+            known_drug = True
+            for name in product.ingredients:
+                classes.update(terminology.classes_of(name))
     drug = (
         bool(classes)
         or known_drug

@@ -50,6 +50,7 @@ CLASS_KEYS: frozenset[str] = frozenset(
         "loop-diuretic",
         "thiazide",
         "beta-blocker",
+        "cholinesterase-inhibitor",
         "non-dihydropyridine-ccb",
         "dihydropyridine-ccb",
         "cardiac-glycoside",

@@ -76,7 +76,8 @@ HELDOUT_V26_PATH = Path(__file__).resolve().parent / "heldout_v26_cases.json"
 HELDOUT_V27_PATH = Path(__file__).resolve().parent / "heldout_v27_cases.json"
 # Written blind in parallel while v24 and v25 were tuned on: v28 (ordinary health-system week:
 # clinics, geriatric reviews, adult hospital order verification) and v29 (community pharmacy, transitions of care
-# and a paediatric clinic); scored once at the commit that registered them, after most of that stop's tuning.
+# and a paediatric clinic); scored once at the commit that registered them, after most of that stop's tuning; tuned on
+# from the twelfth session.
 HELDOUT_V28_PATH = Path(__file__).resolve().parent / "heldout_v28_cases.json"
 HELDOUT_V29_PATH = Path(__file__).resolve().parent / "heldout_v29_cases.json"
 # Written blind in parallel while v26 and v27 were tuned on: v30 (hospital medicine, ED and surgery for adults and

@@ -247,10 +247,32 @@ POTASSIUM_START_LIMIT: Final = (
 )
 
 
+RAS_INHIBITORS: Final = ("ace-inhibitor", "arb", "arni")
+
+
 def potassium_before_starting(facts: RuleFacts) -> Iterator[Finding]:
     potassium = facts.current("potassium")
+    if potassium is None or not POTASSIUM_START_LIMIT <= potassium.value < 5.5:
+        return
     starting = tuple(e for e in facts.with_class(*POTASSIUM_START_BLOCKED) if e.proposed)
-    if potassium is None or not starting or not POTASSIUM_START_LIMIT <= potassium.value < 5.5:
+    # A RAS inhibitor is started anyway, but low and with potassium lowered and rechecked: one card, for the new
+    # one, when nothing already on the list raises potassium as much (its card would be the continuing therapy's).
+    ras = tuple(e for e in facts.with_class(*RAS_INHIBITORS) if e.proposed and e not in starting)
+    already = any(not e.proposed for e in facts.with_class(*RAS_INHIBITORS))
+    if ras and not starting and not already:
+        yield Finding(
+            "rule.potassium-high-before-starting",
+            "warning",
+            _short(
+                f"Potassium {potassium.value:g} mmol/L before {_names(ras)}: consider a low dose, lowering potassium "
+                "and a recheck within 1-2 weeks"
+            ),
+            "RAS inhibitors raise potassium; at 5.0 or more they are started low, with potassium lowered and rechecked.",
+            ("kb.ras-inhibitor-start-raised-potassium", "kb.hyperkalaemia-ras-inhibitor-continue"),
+            (*_handles(ras), potassium.handle),
+            _proposed(ras),
+        )
+    if not starting:
         return
     yield Finding(
         "rule.potassium-high-before-starting",
@@ -561,8 +583,24 @@ _SIDE_CHAIN_GROUPS: Final = (
     ),
     (frozenset({"penicillin g", "penicillin v"}), frozenset({"cephalothin", "cefoxitin"})),
 )
+# Cephalosporins grouped by a similar R1 side chain (the 2022 practice parameter's table): after a non-severe
+# reaction to one, a cephalosporin outside its group can be given; cefazolin and cefotetan share theirs with none.
+# A cephalosporin in no group here counts as similar to everything (fail closed).
+_CEPHALOSPORIN_SIDE_CHAINS: Final = (
+    frozenset({"cephalexin", "cefadroxil", "cefaclor", "cefprozil", "cephradine", "cefatrizine"}),
+    frozenset(
+        {"cefuroxime", "cefotaxime", "ceftriaxone", "cefpodoxime", "cefepime", "cefditoren", "ceftaroline"}
+        | {"ceftazidime"}
+    ),
+    frozenset({"cefdinir", "cefixime"}),
+    frozenset({"cefoxitin", "cephalothin"}),
+    frozenset({"cefamandole", "cefonicid"}),
+    frozenset({"cefazolin"}),
+    frozenset({"cefotetan"}),
+)
 _SEVERE_REACTION: Final = re.compile(
     r"anaphyla|angioedema|hypotension|shock|bronchospasm|wheez|stridor|stevens|epidermal necrolysis|dress|"
+    r"(lip|lips|tongue|throat|face|facial) swell|swelling of (the )?(lip|tongue|throat|face)|"
     r"eosinophilia|hepatitis|nephritis|haemoly|hemoly|serum sickness",
     re.IGNORECASE,
 )
@@ -590,6 +628,30 @@ def _shares_side_chain(allergy: Allergy, exposure: Exposure) -> bool:
         if not named or named & group:
             return True
     return not named and exposure.has("penicillin")  # "cephalosporin allergy": which one is unknown
+
+
+def _cephalosporin_side_chain(name: str) -> frozenset[str] | None:
+    return next((group for group in _CEPHALOSPORIN_SIDE_CHAINS if name in group), None)
+
+
+def _dissimilar_cephalosporin(allergy: Allergy, allergic_to: frozenset[str], exposure: Exposure) -> bool:
+    """A cephalosporin whose R1 side chain differs from the one the patient reacted to, after a reaction that was
+    not severe: the 2022 practice parameter gives it without testing. Unknown on either side is not dissimilar."""
+    if (
+        allergic_to != {"cephalosporin"}
+        or exposure.has("penicillin")
+        or _allergy_severity(allergy) == "critical"
+    ):
+        return False
+    named = [_cephalosporin_side_chain(n) for n in _named_beta_lactams(allergy)]
+    given = [
+        _cephalosporin_side_chain(n)
+        for n in exposure.ingredients
+        if terminology.classes_of(n) & {"cephalosporin"}
+    ]
+    if not named or not given or None in named or None in given:
+        return False
+    return not set(named) & set(given)
 
 
 def _low_risk(allergy: Allergy) -> bool:
@@ -620,7 +682,11 @@ def allergy_conflict(facts: RuleFacts) -> Iterator[Finding]:
         if not allergic_to:
             continue
         cross = frozenset().union(*(_ALLERGY_GROUPS[c][0] for c in allergic_to)) - allergic_to
-        same = facts.with_class(*allergic_to)
+        same = [
+            e
+            for e in facts.with_class(*allergic_to)
+            if not _dissimilar_cephalosporin(allergy, allergic_to, e)
+        ]
         related = [
             e
             for e in facts.with_class(*cross)
@@ -669,12 +735,13 @@ def allergy_conflict(facts: RuleFacts) -> Iterator[Finding]:
 # Beyond the cross-reactivity groups above: a class whose members cross-react often enough that the 2022 drug
 # allergy practice parameter treats them as one (kb.drug-allergy-reexposure; tetracyclines share their ring
 # structure and labels contraindicate the class after a reaction to any member; the tinidazole label does the
-# same for any nitroimidazole), and the aromatic anticonvulsants,
+# same for any nitroimidazole, and the azithromycin and clarithromycin labels for any macrolide), and the aromatic
+# anticonvulsants,
 # whose severe cutaneous reactions recur across the group.
 # A heparin allergy (or heparin-induced thrombocytopenia recorded as one) bars the low-molecular-weight heparins,
 # which cross-react; fondaparinux, the usual alternative, is not of the class.
 _SAME_CLASS_ALLERGY: Final = frozenset(
-    {"fluoroquinolone", "ace-inhibitor", "tetracycline", "nitroimidazole", "heparin"}
+    {"fluoroquinolone", "ace-inhibitor", "tetracycline", "nitroimidazole", "heparin", "macrolide"}
 )
 AROMATIC_ANTICONVULSANTS: Final = frozenset(
     {
@@ -729,6 +796,22 @@ _SHARED_SIDE_CHAIN: Final[dict[str, frozenset[str]]] = {
 }
 
 
+_MILD_SIDE_EFFECT: Final = re.compile(
+    r"^\s*(nausea|vomiting|diarrh(o)?ea|(gi|stomach|gastrointestinal) (upset|intolerance)|upset stomach|"
+    r"dyspepsia|abdominal (pain|cramps)|heartburn|headache|dizziness|drowsiness|bad taste|metallic taste)\s*$",
+    re.IGNORECASE,
+)
+
+
+_REACTION_LIST: Final = re.compile(r",|;|/|\band\b|\bwith\b", re.IGNORECASE)
+
+
+def _mild_intolerance(allergy: Allergy) -> bool:
+    """An intolerance whose every recorded reaction ("Nausea and vomiting") is a mild side effect."""
+    parts = [p for r in allergy.reactions for p in _REACTION_LIST.split(r) if p.strip()]
+    return allergy.kind == "intolerance" and bool(parts) and all(_MILD_SIDE_EFFECT.match(p) for p in parts)
+
+
 def allergy_same_drug(facts: RuleFacts) -> Iterator[Finding]:
     """A drug the patient is recorded as allergic to (or intolerant of), its class where members cross-react,
     another aromatic anticonvulsant or phenanthrene opioid, or a drug a label contraindicates after the recorded
@@ -739,7 +822,9 @@ def allergy_same_drug(facts: RuleFacts) -> Iterator[Finding]:
         grouped = bool(match.classes & _ALLERGY_GROUPS.keys())
         named = frozenset() if grouped else allergy_ingredients(allergy.substance)
         known = frozenset().union(match.classes, *(terminology.classes_of(n) for n in named))
-        classes = frozenset() if grouped else known & _SAME_CLASS_ALLERGY
+        # A mild side effect of one drug (nausea on erythromycin) is not shared by its class the way an allergy is;
+        # a serious one (a tendon rupture on ciprofloxacin) is a class warning in the labels.
+        classes = frozenset() if grouped or _mild_intolerance(allergy) else known & _SAME_CLASS_ALLERGY
         # An opioid intolerance (nausea, itch from histamine release) is not a structural allergy.
         groups = (
             AROMATIC_ANTICONVULSANTS,
@@ -888,6 +973,12 @@ def pregnancy_teratogen(facts: RuleFacts) -> Iterator[Finding]:
 
 
 _SAME_CLASS = "Two drugs of one class add side effects without adding benefit."
+
+
+def _not_a_rate_or_heart_failure_beta_blocker(exposure: Exposure) -> bool:
+    """Eye drops or a cream (timolol drops beside oral metoprolol are not two systemic beta-blockers), and sotalol,
+    a rhythm drug with its own QT and kidney cards, sometimes kept beside a low-dose beta-blocker on purpose."""
+    return bool(LOCAL_ROUTE.search(exposure.label)) or "sotalol" in exposure.ingredients
 
 
 class DuplicateGroup(NamedTuple):
@@ -1092,6 +1183,23 @@ _DUPLICATE_GROUPS: Final[tuple[DuplicateGroup, ...]] = (
         "Two systemic corticosteroids (an IV course left running after the oral step-down) add up to one larger "
         "steroid dose, with its high glucose, infection and delirium risks.",
         exempt=_not_a_systemic_glucocorticoid,
+        distinct_ingredients=True,
+    ),
+    DuplicateGroup(
+        "cholinesterase inhibitors",
+        frozenset({"cholinesterase-inhibitor"}),
+        "kb.duplicate-cholinesterase-inhibitors",
+        "Donepezil, rivastigmine and galantamine are used one at a time: two together (a switch never finished) add "
+        "nausea, weight loss, bradycardia and syncope.",
+        distinct_ingredients=True,
+    ),
+    DuplicateGroup(
+        "beta-blockers",
+        frozenset({"beta-blocker"}),
+        "kb.duplicate-beta-blockers",
+        "Two systemic beta-blockers (an old one left active after a switch) add bradycardia, hypotension and heart "
+        "block without more benefit than one at its target dose.",
+        exempt=_not_a_rate_or_heart_failure_beta_blocker,
         distinct_ingredients=True,
     ),
     DuplicateGroup(

@@ -15,7 +15,7 @@ from plugin.context.model import Problem
 from plugin.rules import dosing
 from plugin.rules.catalog import NEW_START_DAYS, Rule
 from plugin.rules.depth import MAGNESIUM_LOW_MG_DL
-from plugin.rules.dose_range import daily_or_unit_mg, dose_or_unit_mg, unit_mg
+from plugin.rules.dose_range import analgesic_nsaids, daily_or_unit_mg, dose_or_unit_mg, unit_mg
 from plugin.rules.dosing import EXTENDED_RELEASE, LOCAL_ROUTE
 from plugin.rules.high_harm import mme_per_day
 from plugin.rules.kidney import renal_function
@@ -124,6 +124,115 @@ def af_anticoagulation_absent(facts: RuleFacts) -> Iterator[Finding]:
         (*af, *inputs, *_handles(rhythm)),
         _proposed(rhythm),
     )
+
+
+# --- rule.nsaid-uncontrolled-hypertension --------------------------------------------------------------------
+
+
+def nsaid_uncontrolled_hypertension(facts: RuleFacts) -> Iterator[Finding]:
+    """An analgesic NSAID taken with hypertension on the problem list and a current blood pressure at or above
+    140/90: the NSAID is a removable cause, named before treatment is stepped up. Low-dose aspirin and skin
+    products are not analgesic NSAIDs here."""
+    hypertension = facts.value_sets.get("hypertension", ())
+    nsaids = tuple(e for e in analgesic_nsaids(facts) if _taken_regularly(facts, e))
+    if not hypertension or not nsaids:
+        return
+    systolic, diastolic = facts.current("systolic_bp"), facts.current("diastolic_bp")
+    if not bp_high(systolic, diastolic):
+        return
+    readings = tuple(m for m in (systolic, diastolic) if m is not None)
+    bp = "/".join(f"{m.value:g}" for m in readings)
+    yield Finding(
+        "rule.nsaid-uncontrolled-hypertension",
+        "warning",
+        _short(
+            f"BP {bp} with hypertension on {_names(nsaids)}: consider acetaminophen or a topical NSAID and "
+            "rechecking BP off it"
+        ),
+        "NSAIDs raise blood pressure and blunt antihypertensives; in uncontrolled hypertension they are a cause "
+        "to remove before adding treatment.",
+        ("kb.nsaid-uncontrolled-hypertension",),
+        (*_handles(nsaids), *hypertension, *(m.handle for m in readings)),
+        _proposed(nsaids),
+    )
+
+
+def _taken_regularly(facts: RuleFacts, exposure: Exposure) -> bool:
+    """Scheduled by mouth at least once a day, as the dosage (or its text) says: an occasional or one-off dose
+    (ketorolac in the emergency department) moves blood pressure little, and an unread dosage says nothing."""
+    if dosing.is_parenteral(dosing.route_text(facts, exposure)):
+        return False
+    dosage = dosing.dosage_of(facts, exposure)
+    if dosage is None or dosage.as_needed:
+        return False
+    times = dosing.per_day(dosage.frequency)
+    return times is not None and times >= 1
+
+
+# --- rule.osteoporosis-treatment-absent ---------------------------------------------------------------------
+
+OSTEOPOROSIS_DRUGS: Final = frozenset(
+    {"denosumab", "teriparatide", "abaloparatide", "romosozumab", "raloxifene"}
+)
+FRAGILITY_FRACTURE_FROM_AGE: Final = 50
+FRAGILITY_FRACTURE_WITHIN_DAYS: Final = 5 * 365
+
+
+def osteoporosis_treatment_absent(facts: RuleFacts) -> Iterator[Finding]:
+    """A hip or vertebral fracture from 50 years (a fragility fracture establishes osteoporosis whatever the bone
+    density), active or within five years, with no osteoporosis drug: the gap the secondary fracture prevention
+    guidance names. A bisphosphonate stopped for a drug holiday is on the history, not current, so it is shown."""
+    if facts.age is None or facts.age < FRAGILITY_FRACTURE_FROM_AGE or facts.context.demographics.deceased:
+        return
+    fractures = facts.began_within(FRAGILITY_FRACTURE_WITHIN_DAYS, "fragility-fracture", active_counts=True)
+    if not fractures:
+        return
+    if facts.with_class("bisphosphonate") or facts.with_ingredient(*OSTEOPOROSIS_DRUGS):
+        return
+    yield Finding(
+        "rule.osteoporosis-treatment-absent",
+        "warning",
+        _short(
+            "Hip or vertebral fracture after 50 and no osteoporosis drug on the list: consider treatment "
+            "(a bisphosphonate, or denosumab with reduced kidney function) with vitamin D and calcium"
+        ),
+        "A fragility fracture doubles the risk of the next one, most in the first two years, and osteoporosis "
+        "drugs cut it by a third to two thirds.",
+        ("kb.fragility-fracture-osteoporosis-treatment",),
+        fractures,
+    )
+
+
+# --- rule.copd-ics-monotherapy -------------------------------------------------------------------------------
+
+
+def copd_ics_monotherapy(facts: RuleFacts) -> Iterator[Finding]:
+    """COPD (without asthma, where an ICS is the foundation) on an inhaled corticosteroid with no long-acting
+    bronchodilator: GOLD does not recommend ICS alone, which adds pneumonia risk without the bronchodilator's
+    benefit."""
+    copd = facts.value_sets.get("copd", ())
+    if not copd or facts.has_condition("asthma"):
+        return
+    ics = tuple(e for e in facts.with_class("ics") if not _nasal(e))
+    if not ics or facts.with_class("laba", "lama"):
+        return
+    yield Finding(
+        "rule.copd-ics-monotherapy",
+        "warning",
+        _short(
+            f"COPD on {_names(ics)} without a long-acting bronchodilator: consider a LAMA/LABA "
+            "(ICS alone is not recommended)"
+        ),
+        "In COPD an inhaled corticosteroid alone adds pneumonia risk without the benefit of long-acting "
+        "bronchodilators, which are the foundation of maintenance treatment (GOLD).",
+        ("kb.copd-ics-monotherapy", "kb.copd-initial-maintenance"),
+        (*_handles(ics), *copd),
+        _proposed(ics),
+    )
+
+
+def _nasal(exposure: Exposure) -> bool:
+    return bool(dosing.NASAL.search(exposure.label))
 
 
 # --- rule.beers-amiodarone-first-line ----------------------------------------------------------------------
@@ -811,6 +920,15 @@ beers_meperidine: Final = BeersAvoid(
     "kb.beers-meperidine",
 )
 
+beers_antiparkinsonian_anticholinergic: Final = BeersAvoid(
+    "rule.beers-antiparkinsonian-anticholinergic",
+    frozenset({"benztropine", "trihexyphenidyl"}),
+    "consider a slow taper (no extrapyramidal symptoms) or another treatment",
+    "Benztropine and trihexyphenidyl are strongly anticholinergic (confusion, urinary retention, constipation, "
+    "falls); Beers advises against them to prevent antipsychotic side effects and has better Parkinson drugs.",
+    "kb.beers-antiparkinsonian-anticholinergics",
+)
+
 
 def beers_desmopressin(facts: RuleFacts) -> Iterator[Finding]:
     """Desmopressin for nocturia or nocturnal polyuria at 65 or over; diabetes insipidus is its indication."""
@@ -1262,6 +1380,7 @@ GAP_MEDICATION_RULES: Final[tuple[Rule, ...]] = (
     beers_barbiturate,
     beers_skeletal_muscle_relaxant,
     beers_meperidine,
+    beers_antiparkinsonian_anticholinergic,
     beers_desmopressin,
     zolpidem_dose_women,
     bph_urinary_retention_drug,
@@ -1284,4 +1403,9 @@ GAP_MEDICATION_RULES: Final[tuple[Rule, ...]] = (
     parkinson_dopamine_blocker,
     cilostazol_heart_failure,
 )
-GAP_CARE_RULES: Final[tuple[Rule, ...]] = (af_anticoagulation_absent,)
+GAP_CARE_RULES: Final[tuple[Rule, ...]] = (
+    af_anticoagulation_absent,
+    osteoporosis_treatment_absent,
+    copd_ics_monotherapy,
+    nsaid_uncontrolled_hypertension,
+)

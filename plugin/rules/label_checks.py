@@ -539,6 +539,34 @@ RALOXIFENE_VENOUS_THROMBOEMBOLISM = DrugCondition(
     "Raloxifene raises the risk of venous thromboembolism; its label contraindicates it after a past or current clot.",
     history_counts=True,
 )
+_VAGINAL: Final = re.compile(
+    r"\b(vaginal|intravaginal|vagina)\b|\bvaginal (cream|ring|tablet|insert)\b", re.I
+)
+
+
+def menopausal_estrogens(facts: RuleFacts) -> tuple[Exposure, ...]:
+    """Systemic estrogen other than contraception (rule.chc-venous-thromboembolism has that): tablets, patches,
+    gels and sprays; a low-dose vaginal product acts locally and is not counted."""
+    return tuple(
+        e
+        for e in facts.with_class("estrogen")
+        if not e.has("hormonal-contraceptive") and not _VAGINAL.search(e.label)
+    )
+
+
+MENOPAUSAL_ESTROGEN_VENOUS_THROMBOEMBOLISM = DrugCondition(
+    "rule.estrogen-venous-thromboembolism",
+    ("estrogen",),
+    (),
+    ("venous-thromboembolism",),
+    "critical",
+    "kb.menopausal-estrogen-venous-thromboembolism",
+    "DVT or PE",
+    "consider a non-hormonal treatment for menopausal symptoms",
+    "Systemic estrogen about doubles the risk of a clot, most by mouth; its labels contraindicate it after a past or current DVT or PE.",
+    history_counts=True,
+    select=menopausal_estrogens,
+)
 # Eye drops count here: a dilating drop is what most often closes a narrow angle.
 ANTICHOLINERGIC_ANGLE_CLOSURE = DrugCondition(
     "rule.anticholinergic-angle-closure",
@@ -1887,6 +1915,7 @@ LABEL_CHECK_RULES: tuple[Rule, ...] = (
     FLUOROQUINOLONE_MYASTHENIA,
     FLUOROQUINOLONE_AORTIC_ANEURYSM,
     CHC_VENOUS_THROMBOEMBOLISM,
+    MENOPAUSAL_ESTROGEN_VENOUS_THROMBOEMBOLISM,
     DULOXETINE_LIVER_DISEASE,
     CLASS_IC_STRUCTURAL_HEART_DISEASE,
     G6PD_DEFICIENCY,

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Final
 
+from plugin.context.model import Measurement
 from plugin.rules.dose_range import (
     analgesic_nsaids,
     daily_or_unit_mg,
@@ -596,12 +597,14 @@ def chc_blood_pressure_unknown(facts: RuleFacts) -> Iterator[Finding]:
 
 SGLT2_FROM_EGFR: Final = 20.0  # KDIGO 2022: start at eGFR 20 or more
 CKD_BELOW_EGFR: Final = 60.0
+ALBUMINURIA_FROM_UACR: Final = 30.0  # mg/g: KDIGO category A2 or A3, CKD whatever the eGFR
 
 
 def diabetes_ckd_sglt2_absent(facts: RuleFacts) -> Iterator[Finding]:
-    """Type 2 diabetes with CKD (on the problem list, or a current eGFR under 60) and a current eGFR of 20 or
-    more, without an SGLT2 inhibitor. Without a current eGFR the start cannot be judged: nothing here (the
-    eGFR recheck asks for one where a drug depends on it)."""
+    """Type 2 diabetes with CKD (on the problem list, a current eGFR under 60, or two current urine albumin-to-
+    creatinine ratios of 30 mg/g or more, persistent as KDIGO defines CKD) and a current eGFR of 20 or more,
+    without an SGLT2 inhibitor. Without a current eGFR the start cannot be judged: nothing here (the eGFR recheck
+    asks for one where a drug depends on it)."""
     diabetes = facts.value_sets.get("diabetes", ())
     if not diabetes or facts.has_condition("type-1-diabetes") or facts.with_class("sglt2-inhibitor"):
         return
@@ -611,20 +614,45 @@ def diabetes_ckd_sglt2_absent(facts: RuleFacts) -> Iterator[Finding]:
     if kidney.egfr is None or kidney.egfr < SGLT2_FROM_EGFR:
         return
     ckd = (*facts.value_sets.get("ckd", ()), *facts.value_sets.get("diabetic-kidney-disease", ()))
-    if not ckd and kidney.egfr >= CKD_BELOW_EGFR:
+    albuminuria = _persistent_albuminuria(facts)
+    if not ckd and kidney.egfr >= CKD_BELOW_EGFR and not albuminuria:
         return
+    what = (
+        "CKD"
+        if ckd
+        else f"eGFR {shown(kidney.egfr)}"
+        if kidney.egfr < CKD_BELOW_EGFR
+        else f"albuminuria (UACR {albuminuria[0].value:g} mg/g)"
+    )
     yield Finding(
         "rule.diabetes-ckd-sglt2-absent",
         "info",
         _short(
-            f"Type 2 diabetes with {'CKD' if ckd else 'eGFR ' + shown(kidney.egfr)} and no SGLT2 inhibitor: "
-            "consider one (kidney and heart protection)"
+            f"Type 2 diabetes with {what} and no SGLT2 inhibitor: consider one (kidney and heart protection)"
         ),
         "In type 2 diabetes with CKD and an eGFR of 20 or more, an SGLT2 inhibitor slows kidney decline and cuts "
         "heart failure (KDIGO 2022, 1A).",
         ("kb.kdigo-2022-diabetes-ckd-sglt2i",),
-        tuple(sorted({*diabetes, *ckd, *kidney.egfr_inputs})),
+        tuple(sorted({*diabetes, *ckd, *kidney.egfr_inputs, *(m.handle for m in albuminuria)})),
     )
+
+
+ALBUMINURIA_WITHIN_DAYS: Final = 730
+
+
+def _persistent_albuminuria(facts: RuleFacts) -> tuple[Measurement, ...]:
+    """The latest two urine albumin-to-creatinine ratios when both are from the last two years and 30 mg/g or
+    more (newest first); one raised value may be transient (exercise, infection), so it is not CKD yet."""
+    series = facts.context.series("uacr")
+    if series is None:
+        return ()
+    latest_two = series.measurements[:2]
+    if len(latest_two) == 2 and all(
+        m.value >= ALBUMINURIA_FROM_UACR and m.days_ago is not None and m.days_ago <= ALBUMINURIA_WITHIN_DAYS
+        for m in latest_two
+    ):
+        return latest_two
+    return ()
 
 
 # --- glyburide with reduced kidney function --------------------------------------------------------------------

@@ -179,6 +179,7 @@ def methotrexate_folate(facts: RuleFacts) -> Iterator[Finding]:
 # --- digoxin and levothyroxine -----------------------------------------------------------------------
 
 DIGOXIN_TOXIC_ABOVE: Final = 2.0  # ng/mL
+DIGOXIN_ABOVE_RANGE_FROM: Final = 1.2  # ng/mL: higher mortality than placebo in the DIG trial
 # Recheck compares "at or above"; the smallest float past 2.0 makes a stale level alarming only above 2.0,
 # the same line the current-level rule draws.
 _ABOVE_DIGOXIN_LINE: Final = math.nextafter(DIGOXIN_TOXIC_ABOVE, math.inf)
@@ -231,16 +232,27 @@ TSH_RECHECK = Recheck(
 
 def digoxin_level_high(facts: RuleFacts) -> Iterator[Finding]:
     level = facts.current("digoxin")
-    if level is None or level.value <= DIGOXIN_TOXIC_ABOVE:
+    if level is None or level.value < DIGOXIN_ABOVE_RANGE_FROM:
         return
     # A level this high means digoxin is in the body whether or not the medication list shows it.
     drugs = facts.with_class("cardiac-glycoside")
+    if level.value > DIGOXIN_TOXIC_ABOVE:
+        yield Finding(
+            "rule.digoxin-level-high",
+            "critical",
+            f"Digoxin level {level.value:g} ng/mL is above 2.0: consider holding digoxin and checking potassium and renal function",
+            "Digoxin toxicity becomes more likely above 2 ng/mL, and low potassium or poor renal clearance make it worse.",
+            ("kb.digoxin-toxicity", "kb.digoxin-monitoring"),
+            _sorted(_handles(drugs), level.handle),
+            _proposed(drugs),
+        )
+        return
     yield Finding(
         "rule.digoxin-level-high",
         "warning",
-        f"Digoxin level {level.value:g} ng/mL is above 2.0: consider holding digoxin and checking potassium and renal function",
-        "Digoxin toxicity becomes more likely above 2 ng/mL, and low potassium or poor renal clearance make it worse.",
-        ("kb.digoxin-monitoring",),
+        f"Digoxin level {level.value:g} ng/mL is 1.2 or more: consider a lower dose, potassium and magnesium, and a repeat level",
+        "Levels of 1.2 ng/mL or more went with higher mortality in heart failure, where the benefit comes at 0.5-0.9.",
+        ("kb.digoxin-level-above-heart-failure-range", "kb.digoxin-monitoring"),
         _sorted(_handles(drugs), level.handle),
         _proposed(drugs),
     )
@@ -576,22 +588,51 @@ ASCVD_VALUE_SETS: Final = (
     "peripheral-arterial-disease",
 )
 LDL_STATIN_LINE: Final = 190.0  # mg/dL
+# NHLBI 2011 paediatric guidelines: a statin from 10 years for LDL of 190 or more after six months of diet.
+LDL_STATIN_FROM_AGE: Final = 10
+
+
+# Muscle aches on one statin: ACC/AHA 2018 re-challenges with another statin or a lower dose, so the gap stays open.
+_STATIN_MUSCLE_ACHES: Final = re.compile(
+    r"^\s*(myalgias?|muscle (aches?|pain|cramps?|soreness)|aches?|cramps?)\s*$", re.I
+)
+
+
+def _statin_not_tolerated(facts: RuleFacts) -> tuple[str, ...]:
+    """Handles of statin allergy or intolerance records."""
+    return tuple(
+        allergy.handle
+        for allergy in facts.context.allergies
+        if any("statin" in terminology.classes_of(name) for name in allergy_ingredients(allergy.substance))
+    )
 
 
 def _statin_allergy(facts: RuleFacts) -> bool:
     """A recorded allergy or intolerance to a statin: the gap is known and handled (a non-statin, a trial of
-    another statin), not a statin forgotten."""
-    return any(
-        "statin" in terminology.classes_of(name)
-        for allergy in facts.context.allergies
+    another statin), not a statin forgotten - unless it is muscle aches on a single statin, which the guideline
+    meets with another statin rather than none."""
+    records = [a for a in facts.context.allergies if a.handle in _statin_not_tolerated(facts)]
+    if not records:
+        return False
+    statins = {
+        name
+        for allergy in records
         for name in allergy_ingredients(allergy.substance)
+        if "statin" in terminology.classes_of(name)
+    }
+    aches_only = all(
+        allergy.reactions
+        and allergy.criticality != "high"
+        and all(_STATIN_MUSCLE_ACHES.match(r) for r in allergy.reactions)
+        for allergy in records
     )
+    return len(statins) > 1 or not aches_only
 
 
 def statin_indicated(facts: RuleFacts) -> Iterator[Finding]:
     age = facts.age
     # Statins are avoided in pregnancy; the absence of one there is no gap.
-    if age is None or age < 18 or facts.context.demographics.deceased or facts.pregnant:
+    if age is None or age < LDL_STATIN_FROM_AGE or facts.context.demographics.deceased or facts.pregnant:
         return
     if facts.with_class("statin") or _statin_allergy(facts):
         return
@@ -608,20 +649,24 @@ def statin_indicated(facts: RuleFacts) -> Iterator[Finding]:
         reasons.append(f"diabetes at {age}")
         evidence.append("kb.ada-2025-statin-diabetes-40-75")
         inputs += diabetes
-    ldl_age = 20 <= age <= 75
+    ldl_age = LDL_STATIN_FROM_AGE <= age <= 75
     ldl = facts.current("ldl")
     if ldl is not None and ldl.value >= LDL_STATIN_LINE and ldl_age:
         reasons.append(f"LDL {ldl.value:g} mg/dL")
-        evidence.append("kb.ldl-190-high-intensity-statin")
+        evidence.append("kb.ldl-190-high-intensity-statin" if age >= 20 else "kb.paediatric-ldl-190-statin")
         inputs.append(ldl.handle)
     if reasons:
+        aches = _statin_not_tolerated(facts)
         yield Finding(
             "rule.statin-indicated-absent",
             "info",
-            _say(f"No statin with {', '.join(reasons)}", "consider offering one"),
+            _say(
+                f"No statin with {', '.join(reasons)}" + (" (muscle aches on one statin)" if aches else ""),
+                "consider another statin at a low dose" if aches else "consider offering one",
+            ),
             "Statins lower cardiovascular events in atherosclerotic disease, in diabetes from 40 to 75, and with LDL of 190 or more.",
             tuple(evidence),
-            _sorted(inputs),
+            _sorted([*inputs, *aches]),
         )
         return
     stale = facts.stale("ldl")

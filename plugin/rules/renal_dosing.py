@@ -71,6 +71,8 @@ _CRITERIA_KEYS: Final = frozenset(
         "option",
         "source",
         "max_single_mg",
+        "for_value_set",
+        "not_for_value_sets",
     }
 )
 
@@ -127,6 +129,11 @@ class Criteria:
     option: str
     source: str
     max_single_mg: float | None = None  # the reduced dose: a product at or under it needs no card
+    # The indication the criteria are written for (apixaban: atrial fibrillation), and conditions that are other
+    # indications with their own doses (VTE treatment): with one of those on record and not this one, the
+    # criteria do not apply. Neither on record: they apply (the indication is unknown, so the card is shown).
+    for_value_set: str | None = None
+    not_for_value_sets: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -270,7 +277,19 @@ def _criteria(raw: object, where: str) -> Criteria:
             if raw.get("max_single_mg") is None
             else _number(raw["max_single_mg"], where, "max_single_mg", _MAX_DOSE_MG)
         ),
+        *_indication(raw, where),
     )
+
+
+def _indication(raw: dict[str, object], where: str) -> tuple[str | None, tuple[str, ...]]:
+    indication, others = raw.get("for_value_set"), raw.get("not_for_value_sets", [])
+    if (indication is None) != (not others):
+        raise _fail(where, "criteria.for_value_set and criteria.not_for_value_sets come together")
+    if indication is not None and not isinstance(indication, str):
+        raise _fail(where, "criteria.for_value_set is a value set name")
+    if not isinstance(others, list) or not all(isinstance(o, str) for o in others):
+        raise _fail(where, "criteria.not_for_value_sets is a list of value set names")
+    return indication, tuple(others)
 
 
 def _drug(raw: object, position: int) -> RenalDrug:

@@ -65,6 +65,13 @@ def _dosed(facts: RuleFacts, table: RenalTable) -> Iterator[tuple[Exposure, Rena
 # --- what each basis needs, and whether it can be decided --------------------------------------------------
 
 
+def _other_indication(criteria: Criteria, facts: RuleFacts) -> bool:
+    """Another indication with its own dose on record (VTE) and not the one the criteria are for (AF)."""
+    if criteria.for_value_set is None or facts.has_condition(criteria.for_value_set):
+        return False
+    return any(facts.has_condition(name) for name in criteria.not_for_value_sets)
+
+
 def criteria_met(
     criteria: Criteria, facts: RuleFacts, renal: RenalFunction
 ) -> tuple[list[str], int, list[str]]:
@@ -186,7 +193,7 @@ class RenalDose:
         if drug.basis == "criteria":
             assert drug.criteria is not None
             met, _, handles = criteria_met(drug.criteria, facts, renal)
-            if len(met) < drug.criteria.need:
+            if len(met) < drug.criteria.need or _other_indication(drug.criteria, facts):
                 return None
             single = _unit_mg(exposure, drug)
             if (

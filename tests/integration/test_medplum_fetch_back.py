@@ -118,7 +118,9 @@ class Stand:
     @contextmanager
     def serving(self, registry: ServiceRegistry, **settings: Any) -> Iterator[ServedApp]:
         """The app with `registry`, EHR authentication on, fetching back from Medplum."""
-        with self.serve_app(registry, **{"fhir_max_pages": 30, **settings}) as api:
+        # Medplum's patient-scoped Observation search takes about 2 s per page here and more on a loaded CI
+        # machine, past the 3 s production default; the timeout tests below set their own.
+        with self.serve_app(registry, **{"fhir_max_pages": 30, "fhir_timeout_s": 20.0, **settings}) as api:
             self.api = api
             yield api
 

@@ -197,6 +197,7 @@ REQUIRED = {
     "enoxaparin",
     "gabapentin",
     "pregabalin",
+    "paliperidone",
     "nitrofurantoin",
     "metformin",
     "ciprofloxacin",
@@ -501,6 +502,42 @@ def test_apixaban_two_of_three_criteria(age: int, kg: float, creatinine_value: f
     if found:
         check_text(found[0])
         assert "2.5 mg twice daily" in found[0].summary
+
+
+@pytest.mark.parametrize(
+    ("problems", "fires"),
+    [
+        ((), True),  # no indication on record: the AF criteria are shown
+        (("atrial-fibrillation",), True),
+        (("deep-vein-thrombosis",), False),  # VTE treatment has its own doses, with no age or weight cut
+        (("pulmonary-embolism",), False),
+        (("deep-vein-thrombosis", "atrial-fibrillation"), True),
+    ],
+)
+def test_apixaban_criteria_are_for_atrial_fibrillation(problems: tuple[str, ...], fires: bool) -> None:
+    resources = (med("apixaban"), creatinine(1.0), weight(57), *(problem(p) for p in problems))
+    found, _ = run(DOSE, Chart(age=82, gender="female", resources=resources))
+    assert bool(found) is fires
+
+
+@pytest.mark.parametrize(
+    ("kg", "mg", "dosed"),
+    [
+        # Male 70, creatinine 1.0: CrCl = (140 - 70) x kg / 72.
+        (83, 12, False),  # CrCl 80.7: no limit
+        (82, 12, True),  # CrCl 79.7: at most 6 mg
+        (82, 6, False),
+        (52, 6, False),  # CrCl 50.6: 6 mg is the most
+        (51, 6, True),  # CrCl 49.6: at most 3 mg
+        (51, 3, False),
+    ],
+)
+def test_paliperidone_dose_falls_with_clearance(kg: float, mg: int, dosed: bool) -> None:
+    order = copy_json(med("gabapentin"))
+    order["medicationCodeableConcept"] = {"text": f"paliperidone {mg} MG Extended Release Oral Tablet"}
+    order["dosageInstruction"][0]["timing"]["repeat"]["frequency"] = 1
+    facts, _ = facts_of(Chart(age=70, gender="male", resources=(order, creatinine(1.0), weight(kg))))
+    assert bool(list(DOSE(facts))) is dosed
 
 
 def test_apixaban_undecided_asks_for_the_weight_decided_does_not() -> None:

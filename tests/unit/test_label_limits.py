@@ -246,6 +246,34 @@ def test_a_weekly_or_monthly_strength_taken_more_often(
             False,
         ),
         (
+            label_checks.MENOPAUSAL_ESTROGEN_VENOUS_THROMBOEMBOLISM,
+            (drug("estrace", "estradiol 1 MG Oral Tablet"), problem("pulmonary-embolism")),
+            True,
+        ),
+        (
+            label_checks.MENOPAUSAL_ESTROGEN_VENOUS_THROMBOEMBOLISM,
+            (drug("patch", "estradiol 0.05 MG/24HR Transdermal System"), problem("deep-vein-thrombosis")),
+            True,
+        ),
+        (
+            label_checks.MENOPAUSAL_ESTROGEN_VENOUS_THROMBOEMBOLISM,
+            (drug("vagifem", "estradiol 0.01 MG Vaginal Insert"), problem("deep-vein-thrombosis")),
+            False,
+        ),
+        (  # contraception is rule.chc-venous-thromboembolism's card
+            label_checks.MENOPAUSAL_ESTROGEN_VENOUS_THROMBOEMBOLISM,
+            (
+                drug("levora", "Levonorgestrel 0.15 MG / Ethinyl Estradiol 0.03 MG Oral Tablet"),
+                problem("deep-vein-thrombosis"),
+            ),
+            False,
+        ),
+        (
+            label_checks.MENOPAUSAL_ESTROGEN_VENOUS_THROMBOEMBOLISM,
+            (drug("estrace", "estradiol 1 MG Oral Tablet"), problem("hypertension")),
+            False,
+        ),
+        (
             label_checks.DULOXETINE_LIVER_DISEASE,
             (drug("dulox", "duloxetine 60 MG Delayed Release Oral Capsule"), problem("cirrhosis")),
             True,
@@ -595,6 +623,13 @@ def _with_status(condition: JsonDict, clinical: str, verification: str = "confir
         (
             label_checks.CHC_VENOUS_THROMBOEMBOLISM,
             "Levonorgestrel 0.15 MG / Ethinyl Estradiol 0.03 MG Oral Tablet",
+            "resolved",
+            "confirmed",
+            True,
+        ),
+        (
+            label_checks.MENOPAUSAL_ESTROGEN_VENOUS_THROMBOEMBOLISM,
+            "estradiol 1 MG Oral Tablet",
             "resolved",
             "confirmed",
             True,

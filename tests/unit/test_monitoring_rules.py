@@ -193,6 +193,8 @@ def chart(
 MTX_DOSING = ("kb.methotrexate-weekly-dosing",)
 MTX_MONITORING = ("kb.methotrexate-blood-monitoring",)
 DIGOXIN_KB = ("kb.digoxin-monitoring",)
+DIGOXIN_TOXIC_KB = ("kb.digoxin-toxicity", "kb.digoxin-monitoring")
+DIGOXIN_RANGE_KB = ("kb.digoxin-level-above-heart-failure-range", "kb.digoxin-monitoring")
 TSH_KB = ("kb.hypothyroidism-tsh-monitoring",)
 HYPO = ("kb.ada-2025-hypoglycaemia-levels",)
 OLDER = ("kb.ada-2025-older-adults-deintensify", "kb.ada-2025-glycaemic-goals")
@@ -551,7 +553,11 @@ CASES: tuple[Case, ...] = (
         chart(DIGOXIN, HIGH_DIGOXIN),
         (
             Expected(
-                "rule.digoxin-level-high", "warning", DIGOXIN_KB, (DIGOXIN, HIGH_DIGOXIN), mentions=("2.1",)
+                "rule.digoxin-level-high",
+                "critical",
+                DIGOXIN_TOXIC_KB,
+                (DIGOXIN, HIGH_DIGOXIN),
+                mentions=("2.1", "holding"),
             ),
         ),
     ),
@@ -559,10 +565,26 @@ CASES: tuple[Case, ...] = (
         "digoxin-high/not-on-the-list",
         monitoring.digoxin_level_high,
         chart(VERY_HIGH_DIGOXIN),
-        (Expected("rule.digoxin-level-high", "warning", DIGOXIN_KB, (VERY_HIGH_DIGOXIN,)),),
+        (Expected("rule.digoxin-level-high", "critical", DIGOXIN_TOXIC_KB, (VERY_HIGH_DIGOXIN,)),),
     ),
-    Case("digoxin-high/2.0", monitoring.digoxin_level_high, chart(DIGOXIN, _digoxin(2.0))),
-    Case("digoxin-high/1.9", monitoring.digoxin_level_high, chart(DIGOXIN, _digoxin(1.9))),
+    *(
+        Case(
+            f"digoxin-high/{value}",
+            monitoring.digoxin_level_high,
+            chart(DIGOXIN, level := _digoxin(value)),
+            (
+                Expected(
+                    "rule.digoxin-level-high",
+                    "warning",
+                    DIGOXIN_RANGE_KB,
+                    (DIGOXIN, level),
+                    mentions=(f"{value:g}", "lower dose"),
+                ),
+            ),
+        )
+        for value in (2.0, 1.9, 1.2)
+    ),
+    Case("digoxin-high/1.1", monitoring.digoxin_level_high, chart(DIGOXIN, _digoxin(1.1))),
     Case(
         "digoxin-high/stale-2.4-is-not-current",
         monitoring.digoxin_level_high,

@@ -198,6 +198,7 @@ LINEZOLID_DRAFT = draft("linezolid")
 KETOCONAZOLE_DRAFT = draft("ketoconazole")
 CO_TRIMOXAZOLE_DRAFT = draft("co-trimoxazole")
 POTASSIUM_DRAFT = draft("potassium-chloride")
+LOSARTAN_DRAFT = draft("losartan")
 
 PENICILLIN = penicillin_allergy()
 ASPIRIN_ALLERGY = drug_allergy("aspirin-allergy", "1191", "Aspirin")
@@ -1518,6 +1519,36 @@ CASES: tuple[Case, ...] = (
         "potassium-before-starting/5.5+kcl-draft",
         catalog.potassium_before_starting,
         chart(potassium(5.5), drafts=(POTASSIUM_DRAFT,)),
+    ),
+    *(
+        Case(
+            f"potassium-before-starting/{value}+losartan-draft",
+            catalog.potassium_before_starting,
+            chart(potassium(value), drafts=(LOSARTAN_DRAFT,)),
+            (
+                (
+                    Expected(
+                        "rule.potassium-high-before-starting",
+                        "warning",
+                        (
+                            "kb.ras-inhibitor-start-raised-potassium",
+                            "kb.hyperkalaemia-ras-inhibitor-continue",
+                        ),
+                        (LOSARTAN_DRAFT, potassium(value)),
+                        proposed=(LOSARTAN_DRAFT,),
+                        mentions=(f"{value:g}", "low dose", "recheck"),
+                    ),
+                )
+                if fires
+                else ()
+            ),
+        )
+        for value, fires in ((4.9, False), (5.0, True), (5.4, True), (5.5, False))
+    ),
+    Case(  # the card belongs to the continuing RAS inhibitor's monitoring, not to a second one's start
+        "potassium-before-starting/5.2+losartan-draft-on-lisinopril",
+        catalog.potassium_before_starting,
+        chart(potassium(5.2), LISINOPRIL, drafts=(LOSARTAN_DRAFT,)),
     ),
     Case(
         "potassium-before-starting/5.2-already-on-kcl",
