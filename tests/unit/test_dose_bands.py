@@ -67,6 +67,28 @@ def test_oseltamivir_weight_band_edges(kg: float, mg: float, raised: bool) -> No
         assert found[0].evidence == ("kb.oseltamivir-paediatric-weight-bands",)
 
 
+@pytest.mark.parametrize(
+    ("age", "kg", "mg", "raised"),
+    [
+        (12, 39.9, 5, False),  # under 40 kg: 5 mg
+        (12, 39.9, 10, True),
+        (12, 38.5, 10, True),
+        (12, 40, 10, False),  # from 40 kg: 10 mg
+        (12, 40, 5, False),  # under the band is not raised (a smaller first dose is a choice)
+        (6, 20, 10, True),
+        (5, 20, 10, False),  # not labelled under 6: no band to hold it to
+        (18, 39, 10, False),  # an adult
+    ],
+)
+def test_rizatriptan_weight_bands_from_6_to_17(age: int, kg: float, mg: float, raised: bool) -> None:
+    found = _found(
+        _order("rizatriptan 10 MG Disintegrating Oral Tablet", mg), lab("weight", kg, days_ago=1), age=age
+    )
+    assert bool(found) is raised
+    if raised:
+        assert found[0].evidence == ("kb.rizatriptan-paediatric-dose",)
+
+
 def test_oseltamivir_under_one_year_is_3_mg_per_kg_and_adults_are_not_banded() -> None:
     assert not _found(_oseltamivir(21), lab("weight", 7, days_ago=1), age=0, days_old=200)
     assert _found(_oseltamivir(30), lab("weight", 7, days_ago=1), age=0, days_old=200)

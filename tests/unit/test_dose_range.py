@@ -716,6 +716,15 @@ PANTOPRAZOLE_IV = "Pantoprazole 40 MG Injection"
 OXYCODONE = "Oxycodone Hydrochloride 5 MG Oral Tablet"
 DOXYCYCLINE = "Doxycycline Hyclate 100 MG Oral Tablet"
 LORAZEPAM_IV = "Lorazepam 2 MG/ML Injectable Solution"
+VALACYCLOVIR = "Valacyclovir 1000 MG Oral Tablet"
+CEFUROXIME = "Cefuroxime axetil 50 MG/ML Oral Suspension"
+CEFPODOXIME = "Cefpodoxime proxetil 20 MG/ML Oral Suspension"
+DEXAMETHASONE = "Dexamethasone 1 MG/ML Oral Solution"
+GENTAMICIN = "Gentamicin 10 MG/ML Injectable Solution"
+ONDANSETRON = "Ondansetron 0.8 MG/ML Oral Solution"
+PREDNISONE = "Prednisone 1 MG/ML Oral Solution"
+METRONIDAZOLE = "Metronidazole 50 MG/ML Oral Suspension"
+FLUCONAZOLE = "Fluconazole 40 MG/ML Oral Suspension"
 VINCRISTINE = "Vincristine Sulfate 1 MG/ML Injectable Solution"
 
 EDGES: dict[str, Edge] = {
@@ -1033,6 +1042,32 @@ EDGES: dict[str, Edge] = {
     "doxycycline child day": Edge(
         DOXYCYCLINE, "exceeds 4.4 mg/kg a day (88 mg)", 24.1, 24.2, 24.25, 4, 9, 20
     ),
+    # rows added from the v28 and v29 reviews
+    "valacyclovir adult dose": Edge(VALACYCLOVIR, "adult single-dose maximum (2,000 mg)", 2199, 2200, 2201),
+    "valacyclovir child dose": Edge(
+        VALACYCLOVIR, "exceeds 20 mg/kg a dose (360 mg)", 395, 396, 397, 1, 5, 18
+    ),
+    "cefuroxime child dose": Edge(CEFUROXIME, "exceeds 15 mg/kg a dose (300 mg)", 329, 330, 331, 1, 4, 20),
+    "cefpodoxime child dose": Edge(
+        CEFPODOXIME, "exceeds 5 mg/kg a dose (100 mg)", 109.9, 110, 110.5, 1, 4, 20
+    ),
+    "cefpodoxime child cap": Edge(
+        CEFPODOXIME, "children's single-dose cap (200 mg)", 219, 220, 221, 1, 11, 45
+    ),
+    "dexamethasone child dose": Edge(
+        DEXAMETHASONE, "exceeds 0.6 mg/kg a dose (12 mg)", 13.19, 13.2, 13.21, 1, 3, 20
+    ),
+    "dexamethasone child cap": Edge(
+        DEXAMETHASONE, "children's single-dose cap (16 mg)", 17.59, 17.6, 17.61, 1, 8, 30
+    ),
+    "gentamicin neonate dose": Edge(GENTAMICIN, "7.5 mg/kg a dose (25.5 mg)", 28.0, 28.05, 28.1, 1, 0, 3.4),
+    "gentamicin adult dose": Edge(GENTAMICIN, "7 mg/kg a dose (490 mg)", 538, 539, 540, 1, ADULT, 70),
+    "ondansetron child dose": Edge(ONDANSETRON, "exceeds 0.3 mg/kg a dose (3 mg)", 3.29, 3.3, 3.31, 1, 2, 10),
+    "prednisone child day": Edge(PREDNISONE, "exceeds 2 mg/kg a day (40 mg)", 43.9, 44, 44.1, 1, 6, 20),
+    "metronidazole child day": Edge(
+        METRONIDAZOLE, "exceeds 50 mg/kg a day (1,000 mg)", 549, 550, 551, 2, 6, 20
+    ),
+    "fluconazole child dose": Edge(FLUCONAZOLE, "exceeds 12 mg/kg a dose (240 mg)", 263, 264, 265, 1, 6, 20),
 }
 
 
