@@ -188,6 +188,10 @@ def _one_dosage(instruction: Any) -> tuple[Dosage, float | None]:
     amount: float | None = None
     for dose_and_rate in instruction.doseAndRate or ():
         quantity = dose_and_rate.doseQuantity
+        # A dose range ("1-2 tablets") is read at its high end: the most the order allows is what dose limits,
+        # opioid MME and acetaminophen totals are held to (CDC 2022 counts as-needed orders at their most).
+        if quantity is None and dose_and_rate.doseRange is not None:
+            quantity = dose_and_rate.doseRange.high or dose_and_rate.doseRange.low
         if quantity is not None and quantity.value is not None:
             dose = " ".join(p for p in (_number(quantity.value), _clean(quantity.unit)) if p)
             amount = float(quantity.value)

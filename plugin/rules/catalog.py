@@ -682,15 +682,21 @@ def allergy_conflict(facts: RuleFacts) -> Iterator[Finding]:
         if not allergic_to:
             continue
         cross = frozenset().union(*(_ALLERGY_GROUPS[c][0] for c in allergic_to)) - allergic_to
+        # A mild side effect recorded against a drug the patient goes on taking is known and accepted.
+        accepted = {
+            e.handle for e in facts.with_class(*allergic_to) if _mild_intolerance(allergy) and not e.proposed
+        }
         same = [
             e
             for e in facts.with_class(*allergic_to)
-            if not _dissimilar_cephalosporin(allergy, allergic_to, e)
+            if not _dissimilar_cephalosporin(allergy, allergic_to, e) and e.handle not in accepted
         ]
         related = [
             e
             for e in facts.with_class(*cross)
-            if e not in same and _beta_lactam_cross_reaction(allergy, allergic_to, e)
+            if e not in same
+            and e.handle not in accepted
+            and _beta_lactam_cross_reaction(allergy, allergic_to, e)
         ]
         substance = allergy.substance.display
         if same:
@@ -797,19 +803,33 @@ _SHARED_SIDE_CHAIN: Final[dict[str, frozenset[str]]] = {
 
 
 _MILD_SIDE_EFFECT: Final = re.compile(
-    r"^\s*(nausea|vomiting|diarrh(o)?ea|(gi|stomach|gastrointestinal) (upset|intolerance)|upset stomach|"
-    r"dyspepsia|abdominal (pain|cramps)|heartburn|headache|dizziness|drowsiness|bad taste|metallic taste)\s*$",
+    r"\b(nausea|vomiting|diarrh(o)?ea|upset|dyspepsia|abdominal (pain|cramps)|heartburn|headache|dizziness|"
+    r"drowsiness|bad taste|metallic taste)\b",
     re.IGNORECASE,
 )
 
 
-_REACTION_LIST: Final = re.compile(r",|;|/|\band\b|\bwith\b", re.IGNORECASE)
-
-
 def _mild_intolerance(allergy: Allergy) -> bool:
-    """An intolerance whose every recorded reaction ("Nausea and vomiting") is a mild side effect."""
-    parts = [p for r in allergy.reactions for p in _REACTION_LIST.split(r) if p.strip()]
-    return allergy.kind == "intolerance" and bool(parts) and all(_MILD_SIDE_EFFECT.match(p) for p in parts)
+    """An intolerance whose every recorded reaction names a mild side effect ("Nausea and vomiting", "upset
+    stomach with full-strength aspirin") and none a severe one."""
+    return (
+        allergy.kind == "intolerance"
+        and bool(allergy.reactions)
+        and all(_MILD_SIDE_EFFECT.search(r) and not _SEVERE_REACTION.search(r) for r in allergy.reactions)
+    )
+
+
+# Reactions recorded as allergies that are not: vancomycin's infusion-rate flushing ("red man syndrome") is
+# prevented by infusing over 2 hours or more, and the drug can be given again (2022 practice parameter).
+_INFUSION_REACTION: Final = re.compile(
+    r"red[- ](man|neck|person)|flushing syndrome|infusion[- ](rate )?reaction|rate[- ]related", re.IGNORECASE
+)
+
+
+def _vancomycin_infusion_reaction(allergy: Allergy, named: frozenset[str]) -> bool:
+    return named == {"vancomycin"} and any(
+        _INFUSION_REACTION.search(text) for text in (allergy.substance.display, *allergy.reactions)
+    )
 
 
 def allergy_same_drug(facts: RuleFacts) -> Iterator[Finding]:
@@ -821,6 +841,8 @@ def allergy_same_drug(facts: RuleFacts) -> Iterator[Finding]:
         match = allergens.resolve(allergy.substance)
         grouped = bool(match.classes & _ALLERGY_GROUPS.keys())
         named = frozenset() if grouped else allergy_ingredients(allergy.substance)
+        if _vancomycin_infusion_reaction(allergy, named):
+            continue
         known = frozenset().union(match.classes, *(terminology.classes_of(n) for n in named))
         # A mild side effect of one drug (nausea on erythromycin) is not shared by its class the way an allergy is;
         # a serious one (a tendon rupture on ciprofloxacin) is a class warning in the labels.
@@ -1442,9 +1464,36 @@ SIMVASTATIN_CAPS: Final[dict[str, int]] = {
 _MG = re.compile(r"(\d+(?:\.\d+)?)\s*MG\b(?!\s*/)", re.IGNORECASE)
 
 
+# Free text that names the ingredients first and the strengths after, in the same order
+# ("hydrocodone bitartrate / acetaminophen 5 mg/325 mg oral tablet").
+_PAIRED_STRENGTHS = re.compile(
+    r"(?<![\d.])(\d+(?:\.\d+)?)\s*mg\s*/\s*(\d+(?:\.\d+)?)\s*mg\b(?!\s*/)", re.IGNORECASE
+)
+
+
+def _paired_strength_mg(exposure: Exposure, ingredient: str) -> float | None:
+    """Two ingredients named in the label, then "N mg/M mg": the first strength is the first-named ingredient's."""
+    if len(exposure.ingredients) != 2:
+        return None
+    label = exposure.label.lower()
+    where = {name: label.find(name) for name in exposure.ingredients}
+    if any(position < 0 for position in where.values()):
+        return None
+    pairs = _PAIRED_STRENGTHS.findall(label)
+    if len(pairs) != 1 or any(label.find(name) > label.find(pairs[0][0]) for name in exposure.ingredients):
+        return None
+    first = min(exposure.ingredients, key=lambda name: where[name])
+    return float(pairs[0][0] if ingredient == first else pairs[0][1])
+
+
 def strength_mg(exposure: Exposure, ingredient: str) -> float | None:
     """The ingredient's strength per unit from the product name ("Simvastatin 20 MG Oral Tablet" → 20), or
     None when it cannot be read unambiguously."""
+    read = _strength_mg(exposure, ingredient)
+    return read if read is not None else _paired_strength_mg(exposure, ingredient)
+
+
+def _strength_mg(exposure: Exposure, ingredient: str) -> float | None:
     parts = exposure.label.split(" / ")
     named = [part for part in parts if ingredient in part.lower()]
     if not named and len(parts) == 1 and exposure.ingredients == (ingredient,):

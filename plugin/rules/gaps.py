@@ -989,7 +989,8 @@ BLADDER_ANTIMUSCARINICS: Final = frozenset(
 
 def bph_urinary_retention_drug(facts: RuleFacts) -> Iterator[Finding]:
     bph = facts.value_sets.get("bph", ())
-    if not bph:
+    # An indwelling catheter already drains the bladder: retention is no longer what these drugs risk.
+    if not bph or facts.has_condition("indwelling-urinary-catheter"):
         return
     older = facts.age is not None and facts.age >= OLDER_ADULT_AGE
     drugs = tuple(

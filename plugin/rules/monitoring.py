@@ -1061,6 +1061,10 @@ def prenatal_folic_acid(facts: RuleFacts) -> Iterator[Finding]:
     words = ("folic", "folate", "prenatal")
     if any(e.has("folate") or any(w in e.label.lower() for w in words) for e in facts.exposures):
         return
+    # A teratogen in the pregnancy is the card that matters (rule.pregnancy-teratogen, critical): the urgent
+    # obstetric review it asks for starts folic acid too, and a second card beside it was never the one raised.
+    if facts.with_class("teratogen"):
+        return
     yield Finding(
         "rule.prenatal-folic-acid-absent",
         "info",

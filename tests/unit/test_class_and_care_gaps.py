@@ -330,3 +330,48 @@ def test_persistent_albuminuria_counts_as_ckd(values: tuple[tuple[float, int], .
     assert bool(found) is fires
     if fires:
         assert "albuminuria" in found[0].summary
+
+
+# --- folic acid beside a teratogen in pregnancy ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("drug", "asks"), [(None, True), ("isotretinoin 40 MG Oral Capsule", False)])
+def test_the_teratogen_card_speaks_for_folic_acid(drug: str | None, asks: bool) -> None:
+    resources = (problem("pregnancy"), *((rx("iso", drug),) if drug else ()))
+    found = list(monitoring.prenatal_folic_acid(facts(*resources, age=24, gender="female")))
+    assert bool(found) is asks
+
+
+# --- vancomycin infusion reaction ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("display", "reaction", "fires"),
+    [
+        ("Vancomycin", "Red man syndrome", False),  # a rate reaction: infuse over 2 hours, not an allergy
+        ("Vancomycin - red man 2019", "Flushing", False),
+        ("Vancomycin", "Hives", True),
+        ("Vancomycin", "Anaphylaxis", True),
+    ],
+)
+def test_a_vancomycin_infusion_reaction_is_not_an_allergy(display: str, reaction: str, fires: bool) -> None:
+    record = allergy(display, reaction=reaction)
+    found = list(catalog.allergy_same_drug(facts(record, rx("vanc", "vancomycin 1000 MG Injection"))))
+    assert bool(found) is fires
+
+
+@pytest.mark.parametrize(("proposed", "fires"), [(False, False), (True, True)])
+def test_a_mild_intolerance_of_a_drug_still_taken_is_accepted(proposed: bool, fires: bool) -> None:
+    record = allergy("ASA", kind="intolerance", reaction="GI upset")
+    aspirin = rx("asa", "aspirin 81 MG Delayed Release Oral Tablet")
+    resources, drafts = ((record,), (aspirin,)) if proposed else ((record, aspirin), ())
+    found = list(catalog.allergy_conflict(facts(*resources, drafts=drafts)))
+    assert [f.severity for f in found] == (["info"] if fires else [])
+
+
+@pytest.mark.parametrize(("catheter", "fires"), [(False, True), (True, False)])
+def test_an_indwelling_catheter_quiets_the_retention_card(catheter: bool, fires: bool) -> None:
+    resources = [problem("bph"), rx("levsin", "hyoscyamine sulfate 0.125 MG Oral Tablet")]
+    if catheter:
+        resources.append(condition("cath", "Chronic indwelling urethral catheter"))
+    assert bool(list(gaps.bph_urinary_retention_drug(facts(*resources, age=84)))) is fires

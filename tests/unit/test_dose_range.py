@@ -721,7 +721,7 @@ CEFUROXIME = "Cefuroxime axetil 50 MG/ML Oral Suspension"
 CEFPODOXIME = "Cefpodoxime proxetil 20 MG/ML Oral Suspension"
 DEXAMETHASONE = "Dexamethasone 1 MG/ML Oral Solution"
 GENTAMICIN = "Gentamicin 10 MG/ML Injectable Solution"
-ONDANSETRON = "Ondansetron 0.8 MG/ML Oral Solution"
+ONDANSETRON_ORAL = "Ondansetron 0.8 MG/ML Oral Solution"
 PREDNISONE = "Prednisone 1 MG/ML Oral Solution"
 METRONIDAZOLE = "Metronidazole 50 MG/ML Oral Suspension"
 FLUCONAZOLE = "Fluconazole 40 MG/ML Oral Suspension"
@@ -1062,7 +1062,9 @@ EDGES: dict[str, Edge] = {
     ),
     "gentamicin neonate dose": Edge(GENTAMICIN, "7.5 mg/kg a dose (25.5 mg)", 28.0, 28.05, 28.1, 1, 0, 3.4),
     "gentamicin adult dose": Edge(GENTAMICIN, "7 mg/kg a dose (490 mg)", 538, 539, 540, 1, ADULT, 70),
-    "ondansetron child dose": Edge(ONDANSETRON, "exceeds 0.3 mg/kg a dose (3 mg)", 3.29, 3.3, 3.31, 1, 2, 10),
+    "ondansetron oral child dose": Edge(
+        ONDANSETRON_ORAL, "exceeds 0.3 mg/kg a dose (3 mg)", 3.29, 3.3, 3.31, 1, 2, 10
+    ),
     "prednisone child day": Edge(PREDNISONE, "exceeds 2 mg/kg a day (40 mg)", 43.9, 44, 44.1, 1, 6, 20),
     "metronidazole child day": Edge(
         METRONIDAZOLE, "exceeds 50 mg/kg a day (1,000 mg)", 549, 550, 551, 2, 6, 20

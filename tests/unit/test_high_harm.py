@@ -404,6 +404,40 @@ def test_free_text_combination_strength_is_read_per_ingredient(display: str) -> 
     assert "50 MME/day" in finding.summary
 
 
+@pytest.mark.parametrize(
+    ("display", "mme"),
+    [
+        # Ingredients named first, strengths after in the same order: hydrocodone 5 mg x 10 = 50 MME.
+        ("HYDROcodone bitartrate / acetaminophen 5 mg/325 mg oral tablet (Norco)", "50"),
+        ("acetaminophen / hydrocodone bitartrate 325 mg/10 mg oral tablet", "100"),
+    ],
+)
+def test_strengths_listed_after_the_ingredient_names_follow_their_order(display: str, mme: str) -> None:
+    finding, _ = one(NALOXONE, rx("norco", display, per="10 per 1 d"))
+    assert f"{mme} MME/day" in finding.summary
+
+
+@pytest.mark.parametrize(("high", "mme"), [(1, None), (2, "80")])
+def test_a_dose_range_counts_at_its_high_end(high: int, mme: str | None) -> None:
+    # "1-2 tablets every 6 hours": hydrocodone 10 mg, at most 8 tablets a day = 80 MME; 1 tablet is 40.
+    norco = rx(
+        "norco",
+        "Hydrocodone Bitartrate 10 MG / Acetaminophen 325 MG Oral Tablet",
+        dose=None,
+        per="4 per 1 d",
+        prn=True,
+    )
+    norco["dosageInstruction"][0]["doseAndRate"] = [
+        {"doseRange": {"low": {"value": 1, "unit": "tablet"}, "high": {"value": high, "unit": "tablet"}}}
+    ]
+    found = run(NALOXONE, norco)
+    if mme is None:
+        assert found == []
+        return
+    finding, _ = one(NALOXONE, norco)
+    assert f"{mme} MME/day" in finding.summary
+
+
 def test_mme_sums_across_products_and_as_needed_counts_at_its_most_frequent() -> None:
     # Oxycodone 5 mg x 3/day = 22.5 MME, plus 2 tablets every 4 h as needed = 90 MME.
     prn = rx(
