@@ -19,7 +19,7 @@ from plugin.context import codes, deid
 from plugin.context.dated import not_in_force
 from plugin.context.fhir_parse import USED_TYPES, ResourceRejected, validated
 from plugin.context.model import (
-    INFANT_DAYS_UNTIL_YEARS,
+    CHILD_DAYS_UNTIL_YEARS,
     Allergy,
     BuiltContext,
     ClinicalContext,
@@ -180,6 +180,12 @@ def _status(concept: Any) -> str | None:
 def _number(value: Any) -> str:
     number = float(value)
     return str(int(number)) if number.is_integer() else f"{number:g}"
+
+
+def _vaccine_key(immunization: Immunization) -> tuple[str, str]:
+    """One vaccine: its code, or for a record named only in text, its name (two text-only vaccines are two)."""
+    code = immunization.vaccine
+    return (code.system, code.code) if code.code else (code.system, " ".join(code.display.lower().split()))
 
 
 def _one_dosage(instruction: Any) -> tuple[Dosage, float | None]:
@@ -453,7 +459,7 @@ class _Builder:
                 sex=SEX.get(str(patient.gender), "unknown"),
                 deceased=deceased,
                 age_days=days
-                if age is not None and age < INFANT_DAYS_UNTIL_YEARS and days is not None and days >= 0
+                if age is not None and age < CHILD_DAYS_UNTIL_YEARS and days is not None and days >= 0
                 else None,
             )
         return Demographics(age_years=None, sex="unknown")
@@ -954,17 +960,21 @@ def _finish(facts: _Facts, demographics: Demographics, options: ContextOptions, 
     )
     latest_vaccines: dict[tuple[str, str], tuple[Immunization, str]] = {}
     dose_counts: dict[tuple[str, str], int] = {}
+    earliest: dict[tuple[str, str], int] = {}
     for immunization, ref in ordered(facts.immunizations, lambda i: (_age_key(i.days_ago), i.vaccine.code)):
-        key = (immunization.vaccine.system, immunization.vaccine.code)
+        key = _vaccine_key(immunization)
         latest_vaccines.setdefault(key, (immunization, ref))
         dose_counts[key] = dose_counts.get(key, 0) + 1
+        if immunization.days_ago is not None:
+            earliest[key] = max(earliest.get(key, immunization.days_ago), immunization.days_ago)
     immunizations = tuple(
         replace(
             i,
             handle=handles.assign("I", ref),
-            doses=dose_counts[(i.vaccine.system, i.vaccine.code)],
+            doses=dose_counts[_vaccine_key(i)],
+            first_days_ago=earliest.get(_vaccine_key(i)),
         )
-        for i, ref in ordered(list(latest_vaccines.values()), lambda i: (i.vaccine.system, i.vaccine.code))
+        for i, ref in ordered(list(latest_vaccines.values()), lambda i: _vaccine_key(i))
     )
     procedures = tuple(
         replace(p, handle=handles.assign("P", ref))

@@ -23,7 +23,7 @@ class Code:
     display: str
 
 
-INFANT_DAYS_UNTIL_YEARS = 2
+CHILD_DAYS_UNTIL_YEARS = 18
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,8 +31,8 @@ class Demographics:
     age_years: int | None  # None when the birth date is absent; capped at 90 (Safe Harbor)
     sex: Sex
     deceased: bool = False
-    # Days of life, kept only under INFANT_DAYS_UNTIL_YEARS (infant doses and immunisations count in weeks and
-    # months); None otherwise and when the birth date is absent. Never rendered for the model.
+    # Days of life, kept only under CHILD_DAYS_UNTIL_YEARS (infant doses and childhood immunisations count in
+    # weeks and months); None otherwise and when the birth date is absent. Never rendered for the model.
     age_days: int | None = None
 
     @property
@@ -130,6 +130,7 @@ class Immunization:
     vaccine: Code
     days_ago: int | None  # the latest dose of this vaccine code
     doses: int = 1  # how many records of this vaccine code the chart holds (a two-dose series counts)
+    first_days_ago: int | None = None  # the earliest dated dose of this vaccine code
 
 
 @dataclass(frozen=True, slots=True)

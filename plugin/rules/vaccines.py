@@ -88,6 +88,17 @@ GROUPS: Final[dict[str, VaccineGroup]] = {
         frozenset({"62", "118", "137", "165"}),
         re.compile(r"\b(hpv\d*|gardasil|cervarix|papillomavirus)\b", re.I),
     ),
+    # MMR and MMRV (M-M-R II, Priorix, ProQuad); measles-rubella or single-antigen vaccines given abroad are
+    # not MMR and do not count.
+    "mmr": VaccineGroup(
+        frozenset({"3", "94"}),
+        re.compile(r"\b(mmrv?|m-m-r|priorix|proquad|measles,? mumps,? (and )?rubella)\b", re.I),
+    ),
+    # Varicella alone (Varivax) and in MMRV; zoster vaccines are not varicella vaccine.
+    "varicella": VaccineGroup(
+        frozenset({"21", "94"}),
+        re.compile(r"\b(varivax|mmrv|proquad|chickenpox vaccine|varicella(?![- ]zoster)(?! immune))\b", re.I),
+    ),
     "pneumococcal": VaccineGroup(
         frozenset({"33", "100", "109", "133", "152", "215", "216"}),
         re.compile(r"\b(pneumococcal|pcv\d*|ppsv\d*|prevnar|vaxneuvance|capvaxive|pneumovax)\b", re.I),
@@ -598,6 +609,76 @@ def infant_rsv_antibody_due(facts: RuleFacts) -> Iterator[Finding]:
     )
 
 
+# --- MMR and varicella in childhood ---------------------------------------------------------------------------
+
+# ACIP child schedule: dose 1 at 12-15 months (overdue from 16), dose 2 at 4-6 years (overdue from the 7th
+# birthday), catch-up through 18. A dose before the first birthday does not count (4 days' grace).
+LIVE_VACCINE_DOSE_1_OVERDUE_DAYS: Final = 487  # 16 months
+LIVE_VACCINE_DOSE_2_OVERDUE_AGE: Final = 7
+LIVE_VACCINE_VALID_FROM_DAYS: Final = 365 - 4
+_LIVE_CHILDHOOD: Final = (
+    ("mmr", "MMR", "kb.acip-childhood-mmr-varicella"),
+    ("varicella", "varicella vaccine", "kb.acip-childhood-mmr-varicella"),
+)
+
+
+def _valid_doses(facts: RuleFacts, group: str, age_days: int) -> tuple[int, tuple[str, ...]]:
+    """How many doses of the group count (one given before the first birthday does not), and their handles."""
+    given = doses(facts, group)
+    valid = 0
+    for record in given:
+        early = (
+            record.first_days_ago is not None
+            and age_days - record.first_days_ago < LIVE_VACCINE_VALID_FROM_DAYS
+        )
+        valid += record.doses - (1 if early else 0)
+    return valid, tuple(i.handle for i in given)
+
+
+def childhood_mmr_varicella_due(facts: RuleFacts) -> Iterator[Finding]:
+    """A child from 16 months with no valid MMR or varicella dose, or from 7 years with fewer than two. Live
+    vaccines wait in pregnancy and in immunosuppression; varicella is not needed after the disease."""
+    demographics = facts.context.demographics
+    days = demographics.age_days
+    if days is None or days < LIVE_VACCINE_DOSE_1_OVERDUE_DAYS or demographics.deceased or facts.pregnant:
+        return
+    if _immunosuppressed(facts):
+        return
+    if not facts.context.immunizations:
+        # No immunisation at all on a child's chart is a missing record, not a child who was never vaccinated:
+        # one card asks for the record instead of one per vaccine.
+        yield Finding(
+            "rule.childhood-mmr-varicella-due",
+            "info",
+            f"Age {demographics.age_label} with no immunisations on record: consider the registry record before "
+            "giving MMR or varicella",
+            "ACIP gives MMR and varicella vaccine at 12-15 months and 4-6 years; the record decides which doses are due.",
+            ("kb.acip-childhood-mmr-varicella",),
+            (),
+        )
+        return
+    need = 2 if (facts.age or 0) >= LIVE_VACCINE_DOSE_2_OVERDUE_AGE else 1
+    for group, name, evidence in _LIVE_CHILDHOOD:
+        if group == "varicella" and facts.ever("varicella-history"):
+            continue
+        valid, handles = _valid_doses(facts, group, days)
+        if valid >= need:
+            continue
+        have = "no valid" if valid == 0 else f"{valid} valid"
+        yield Finding(
+            "rule.childhood-mmr-varicella-due",
+            "info",
+            _short(
+                f"Age {demographics.age_label} with {have} {name} dose{'s' if valid != 1 else ''} on record: "
+                f"consider dose {valid + 1} (and a record from elsewhere)"
+            ),
+            "ACIP gives MMR and varicella vaccine at 12-15 months and 4-6 years, with catch-up to two doses; a dose "
+            "before the first birthday does not count.",
+            (evidence,),
+            handles,
+        )
+
+
 VACCINE_CARE_GAP_RULES: Final = (
     zoster_due,
     td_booster_due,
@@ -610,4 +691,5 @@ VACCINE_CARE_GAP_RULES: Final = (
     hpv_vaccine_due,
     asplenia_vaccines_due,
     infant_rsv_antibody_due,
+    childhood_mmr_varicella_due,
 )

@@ -335,6 +335,9 @@ VACCINES: dict[str, tuple[str, str]] = {
     "hepatitis-b": ("189", "Hepatitis B vaccine (recombinant), adjuvanted (Heplisav-B)"),
     "hepatitis-a": ("52", "Hepatitis A vaccine, adult dosage (Havrix)"),
     "ppsv23": ("33", "pneumococcal polysaccharide PPV23"),
+    "mmr": ("03", "measles, mumps and rubella virus vaccine"),
+    "varicella": ("21", "varicella virus vaccine"),
+    "mmrv": ("94", "measles, mumps, rubella, and varicella virus vaccine"),
 }
 
 _PREFETCH_KEY = {

@@ -37,7 +37,7 @@ CHART, ORDERS, DISCHARGE = "r1-chart-review", "r1-order-review", "r1-discharge-r
 # with clopidogrel or naproxen and no blood count for years asks for one (a warning where anaemia is recorded).
 # Two adolescents with no MenACWY, HPV or adolescent Tdap on record; two on a combined pill whose last blood pressure is
 # years old; one levothyroxine order written as one tablet every 60 days.
-PINNED_TOTAL = 361
+PINNED_TOTAL = 369
 PINNED: dict[tuple[str, str, str], int] = {
     (CHART, "encounter-start", "rule.allergy-category-recorded-wrongly"): 7,
     (CHART, "patient-view", "rule.allergy-category-recorded-wrongly"): 7,
@@ -48,6 +48,9 @@ PINNED: dict[tuple[str, str, str], int] = {
     (CHART, "patient-view", "rule.bisphosphonate-long-term"): 1,
     (DISCHARGE, "encounter-discharge", "rule.bisphosphonate-long-term"): 1,
     (CHART, "encounter-start", "rule.chc-blood-pressure-unknown"): 2,
+    # Two children whose charts stop at their first MMR and varicella doses, read years later: dose 2 is asked for.
+    (CHART, "encounter-start", "rule.childhood-mmr-varicella-due"): 4,
+    (CHART, "patient-view", "rule.childhood-mmr-varicella-due"): 4,
     (CHART, "encounter-start", "rule.levothyroxine-interval"): 1,
     (CHART, "encounter-start", "rule.menacwy-due"): 2,
     (CHART, "encounter-start", "rule.hpv-vaccine-due"): 2,
@@ -197,6 +200,8 @@ PATIENT_VIEW: dict[str, list[str]] = {
     ],
     "Claudie_Walsh": [
         "rule.allergy-category-recorded-wrongly:info",
+        "rule.childhood-mmr-varicella-due:info",
+        "rule.childhood-mmr-varicella-due:info",
         "rule.epinephrine-autoinjector-weight:info",
         "rule.influenza-vaccine-due:info",
     ],
@@ -343,6 +348,8 @@ PATIENT_VIEW: dict[str, list[str]] = {
     ],
     "Versie_Botsford": [
         "rule.allergy-category-recorded-wrongly:info",
+        "rule.childhood-mmr-varicella-due:info",
+        "rule.childhood-mmr-varicella-due:info",
         "rule.epinephrine-autoinjector-weight:info",
         "rule.influenza-vaccine-due:info",
     ],

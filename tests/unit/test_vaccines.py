@@ -288,9 +288,11 @@ def test_the_antibody_given_out_of_season_or_before_the_advice_says_nothing() ->
     )  # before ACIP's vote
 
 
-def test_age_in_days_is_kept_only_under_two_years() -> None:
+def test_age_in_days_is_kept_only_for_children() -> None:
     assert _infant(700).context.demographics.age_days == 700
-    assert Chart(age=5).build().context.demographics.age_days is None
+    assert Chart(age=5).build().context.demographics.age_days is not None
+    assert Chart(age=17).build().context.demographics.age_days is not None
+    assert Chart(age=18).build().context.demographics.age_days is None
 
 
 # --- hepatitis B 19-59 --------------------------------------------------------------------------------------
@@ -369,3 +371,56 @@ def test_hepatitis_a_for_chronic_liver_disease() -> None:
         vaccines.hepatitis_a_liver_disease_due(facts(cirrhosis, age=55))
     )  # no immunisation history
     assert not list(vaccines.hepatitis_a_liver_disease_due(facts(FLU, problem("hypertension"), age=55)))
+
+
+# --- MMR and varicella in childhood ------------------------------------------------------------------------------
+
+
+def _child(days_old: int, *resources: JsonDict) -> list[Finding]:
+    return list(vaccines.childhood_mmr_varicella_due(_infant(days_old, *resources)))
+
+
+def _dose(name: str, days_ago: int) -> JsonDict:
+    return vaccine(name, days_ago, resource_id=f"{name}-{days_ago}")
+
+
+@pytest.mark.parametrize(("days_old", "cards"), [(486, 0), (487, 2), (2000, 2)])
+def test_a_first_mmr_and_varicella_dose_is_overdue_from_16_months(days_old: int, cards: int) -> None:
+    assert len(_child(days_old, _dose("hib", 300))) == cards
+
+
+def test_a_child_with_no_immunisation_at_all_is_asked_for_the_record() -> None:
+    (found,) = _child(2000)
+    assert "no immunisations on record" in found.summary and "registry" in found.summary
+
+
+def test_the_second_doses_are_overdue_from_the_seventh_birthday() -> None:
+    one_each = (_dose("mmr", 1500), _dose("varicella", 1500))
+    assert _child(6 * 365 + 300, *one_each) == []  # 6 years: dose 2 is due at 4-6, not yet overdue
+    found = _child(7 * 365 + 30, *one_each)
+    assert [("dose 2" in f.summary, f.rule_id) for f in found] == [
+        (True, "rule.childhood-mmr-varicella-due")
+    ] * 2
+    both = (*one_each, _dose("mmrv", 400))
+    assert _child(7 * 365 + 30, *both) == []  # MMRV counts for both
+
+
+@pytest.mark.parametrize(("first_at_days_old", "counts"), [(270, False), (361, True), (365, True)])
+def test_a_dose_before_the_first_birthday_does_not_count(first_at_days_old: int, counts: bool) -> None:
+    days_old = 7 * 365 + 30
+    mmr = (_dose("mmr", days_old - first_at_days_old), _dose("mmr", 1000))
+    found = [
+        f
+        for f in _child(days_old, *mmr, _dose("varicella", 2000), _dose("varicella", 900))
+        if "MMR" in f.summary
+    ]
+    assert (found == []) is counts
+
+
+def test_chickenpox_history_pregnancy_and_immunosuppression_defer() -> None:
+    chickenpox = problem("hypertension", resource_id="vzv")
+    chickenpox["code"] = {"text": "Chickenpox"}
+    found = _child(2000, _dose("mmr", 1500), chickenpox)
+    assert found == []
+    tacrolimus = med("tacrolimus")
+    assert _child(2000, tacrolimus, _dose("hib", 1500)) == []
