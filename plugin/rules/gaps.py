@@ -169,6 +169,71 @@ def _taken_regularly(facts: RuleFacts, exposure: Exposure) -> bool:
     return times is not None and times >= 1
 
 
+# --- rule.benzodiazepine-ptsd --------------------------------------------------------------------------------
+
+
+def benzodiazepine_ptsd(facts: RuleFacts) -> Iterator[Finding]:
+    """A benzodiazepine with PTSD on the problem list: the VA/DoD guideline recommends against them there
+    (no benefit for PTSD, worse recovery, dependence, and danger with alcohol or opioids). A rescue dose for
+    seizures (rectal or nasal diazepam, nasal midazolam) is not treatment of PTSD."""
+    ptsd = facts.value_sets.get("ptsd", ())
+    if not ptsd:
+        return
+    drugs = tuple(
+        e for e in facts.with_class("benzodiazepine") if not _nasal(e) and "rectal" not in e.label.lower()
+    )
+    if not drugs:
+        return
+    yield Finding(
+        "rule.benzodiazepine-ptsd",
+        "warning",
+        _short(
+            f"PTSD and {_names(drugs)}: consider a taper and an SSRI, SNRI or trauma-focused psychotherapy instead"
+        ),
+        "Benzodiazepines do not treat PTSD, may hinder recovery, and add dependence, falls and overdose risk "
+        "(VA/DoD guideline).",
+        ("kb.benzodiazepine-ptsd",),
+        (*_handles(drugs), *ptsd),
+        _proposed(drugs),
+    )
+
+
+# --- rule.chc-postpartum -------------------------------------------------------------------------------------
+
+CHC_POSTPARTUM_AVOID_DAYS: Final = 21  # US MEC category 4
+CHC_POSTPARTUM_CAUTION_DAYS: Final = 42  # category 3 with other VTE risk factors; 2 without
+
+
+def chc_postpartum(facts: RuleFacts) -> Iterator[Finding]:
+    """Estrogen-containing contraception within 21 days of a delivery (US MEC 4: the postpartum clot risk) or
+    within 42 days (MEC 3 with other risk factors, such as a caesarean, and while breastfeeding under 30 days).
+    An undated delivery record counts as recent: it is shown, not assumed old."""
+    chc = tuple(e for e in facts.with_class("hormonal-contraceptive") if e.has("estrogen"))
+    if not chc:
+        return
+    delivered = facts.began_within(CHC_POSTPARTUM_CAUTION_DAYS, "postpartum")
+    if not delivered:
+        return
+    problems = {p.handle: p for p in (*facts.context.problems, *facts.context.past_problems)}
+    ages = [problems[h].onset_days_ago for h in delivered if h in problems]
+    days = min((a for a in ages if a is not None), default=None)
+    early = days is None or days < CHC_POSTPARTUM_AVOID_DAYS
+    when = "an undated delivery" if days is None else f"a delivery {days} days ago"
+    yield Finding(
+        "rule.chc-postpartum",
+        "critical" if early else "warning",
+        _short(
+            f"{_names(chc).capitalize()} after {when}: consider a progestin-only method or an IUD "
+            + ("(no estrogen before 21 days)" if early else "(estrogen from 42 days if other clot risks)")
+        ),
+        "The postpartum weeks carry a high clot risk that estrogen adds to: US MEC 4 before 21 days, 3 to 42 days "
+        "with other risk factors.",
+        ("kb.chc-postpartum",),
+        (*_handles(chc), *delivered),
+        _proposed(chc),
+    )
+
+
 # --- rule.osteoporosis-treatment-absent ---------------------------------------------------------------------
 
 OSTEOPOROSIS_DRUGS: Final = frozenset(
@@ -1409,4 +1474,6 @@ GAP_CARE_RULES: Final[tuple[Rule, ...]] = (
     osteoporosis_treatment_absent,
     copd_ics_monotherapy,
     nsaid_uncontrolled_hypertension,
+    benzodiazepine_ptsd,
+    chc_postpartum,
 )

@@ -375,3 +375,44 @@ def test_an_indwelling_catheter_quiets_the_retention_card(catheter: bool, fires:
     if catheter:
         resources.append(condition("cath", "Chronic indwelling urethral catheter"))
     assert bool(list(gaps.bph_urinary_retention_drug(facts(*resources, age=84)))) is fires
+
+
+# --- benzodiazepines in PTSD ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("display", "ptsd", "fires"),
+    [
+        ("alprazolam 0.5 MG Oral Tablet", True, True),
+        ("clonazepam 1 MG Oral Tablet", False, False),
+        ("diazepam 10 MG Rectal Gel", True, False),  # a seizure rescue
+        ("sertraline 100 MG Oral Tablet", True, False),
+    ],
+)
+def test_a_benzodiazepine_in_ptsd(display: str, ptsd: bool, fires: bool) -> None:
+    resources = [rx("bzd", display)]
+    if ptsd:
+        resources.append(condition("ptsd", "Posttraumatic stress disorder"))
+    assert bool(list(gaps.benzodiazepine_ptsd(facts(*resources, age=45)))) is fires
+
+
+# --- estrogen-containing contraception after delivery ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("days_since_delivery", "display", "severity"),
+    [
+        (10, "levonorgestrel 0.15 MG / ethinyl estradiol 0.03 MG Oral Tablet", "critical"),
+        (20, "levonorgestrel 0.15 MG / ethinyl estradiol 0.03 MG Oral Tablet", "critical"),
+        (21, "levonorgestrel 0.15 MG / ethinyl estradiol 0.03 MG Oral Tablet", "warning"),
+        (42, "levonorgestrel 0.15 MG / ethinyl estradiol 0.03 MG Oral Tablet", "warning"),
+        (43, "levonorgestrel 0.15 MG / ethinyl estradiol 0.03 MG Oral Tablet", None),
+        (10, "norethindrone 0.35 MG Oral Tablet", None),  # progestin-only: any time
+    ],
+)
+def test_estrogen_contraception_after_delivery(
+    days_since_delivery: int, display: str, severity: str | None
+) -> None:
+    delivery = condition("delivery", "Vaginal delivery", onset_days_ago=days_since_delivery)
+    found = list(gaps.chc_postpartum(facts(delivery, rx("pill", display, 1), age=29, gender="female")))
+    assert [f.severity for f in found] == ([severity] if severity else [])
