@@ -53,6 +53,7 @@ CURRENT_MEDICATION_REQUEST = frozenset({"active", "on-hold"})
 CURRENT_MEDICATION_STATEMENT = frozenset({"active", "intended"})
 REFUTED = frozenset({"refuted", "entered-in-error"})
 DONE = frozenset({"completed"})
+NOT_DONE = "not-done"
 OBSERVATION_USABLE = frozenset({"final", "amended", "corrected", "preliminary"})
 ORDER_TYPES = frozenset({"MedicationRequest", "ServiceRequest"})
 SEX: dict[str, Sex] = {"female": "female", "male": "male", "other": "other"}
@@ -81,6 +82,7 @@ class _Facts:
     )
     encounters: list[tuple[Encounter, str]] = field(default_factory=list)
     immunizations: list[tuple[Immunization, str]] = field(default_factory=list)
+    declined_immunizations: list[Immunization] = field(default_factory=list)
     procedures: list[tuple[Procedure, str]] = field(default_factory=list)
     drafts: list[tuple[DraftOrder, str]] = field(default_factory=list)
     notes: list[tuple[str, str]] = field(default_factory=list)  # (text, source reference)
@@ -740,13 +742,17 @@ class _Builder:
         )
 
     def immunization(self, source: str, raw: Mapping[str, Any]) -> None:
-        if self.status(source, raw) not in DONE:
+        status = self.status(source, raw)
+        if status not in DONE and status != NOT_DONE:
             return
         model = self.model(source, raw)
         vaccine = _code(model.vaccineCode) if model is not None else None
         if model is None or vaccine is None:
             return
         days = _days_ago(self.today, model.occurrenceDateTime, model.occurrenceString)
+        if status == NOT_DONE:
+            self.facts.declined_immunizations.append(Immunization("", vaccine, days))
+            return
         self.facts.immunizations.append((Immunization("", vaccine, days), self.references.of(raw)))
 
     def procedure(self, source: str, raw: Mapping[str, Any]) -> None:
@@ -1034,6 +1040,7 @@ def _finish(facts: _Facts, demographics: Demographics, options: ContextOptions, 
         results=results,
         encounters=encounters,
         immunizations=immunizations,
+        declined_immunizations=tuple(facts.declined_immunizations),
         procedures=procedures,
         draft_orders=drafts,
         pregnancy=pregnancy,

@@ -205,6 +205,9 @@ class ClinicalContext:
     results: tuple[QualitativeResult, ...] = ()  # newest first
     encounters: tuple[Encounter, ...] = ()
     immunizations: tuple[Immunization, ...] = ()
+    # Immunisations recorded as not done (declined, deferred, contraindicated): a decision on record, never a dose.
+    # Their handles are not assigned and they are not rendered for the model.
+    declined_immunizations: tuple[Immunization, ...] = ()
     procedures: tuple[Procedure, ...] = ()
     draft_orders: tuple[DraftOrder, ...] = ()
     pregnancy: Pregnancy = Pregnancy("unknown")

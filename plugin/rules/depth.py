@@ -599,4 +599,37 @@ DEPTH_MEDICATION_RULES: Final[tuple[Rule, ...]] = (
     amiodarone_thyroid_dysfunction,
     anticholinergic_cholinesterase_inhibitor,
 )
-DEPTH_CARE_GAP_RULES: Final[tuple[Rule, ...]] = (tdap_pregnancy_due,)
+# --- rule.rsv-pregnancy-due -----------------------------------------------------------------------------------
+
+RSV_PREGNANCY_WEEKS: Final = (32, 36)  # completed weeks: 32 0/7 to 36 6/7
+RSV_PREGNANCY_MONTHS: Final = frozenset({9, 10, 11, 12, 1})  # September to January in most of the US
+_RSV_VACCINE: Final = re.compile(r"\b(rsv|respiratory syncytial|abrysvo)\b", re.I)
+
+
+def rsv_pregnancy_due(facts: RuleFacts) -> Iterator[Finding]:
+    """At 32-36 weeks from September to January with no RSV vaccine in this pregnancy: RSVpreF (Abrysvo) now, or
+    nirsevimab for the infant after birth (one of the two; the card names both)."""
+    if not facts.pregnant or facts.context.demographics.deceased:
+        return
+    weeks, month = facts.context.pregnancy.weeks, facts.context.month
+    first, last = RSV_PREGNANCY_WEEKS
+    if weeks is None or not first <= weeks <= last or month not in RSV_PREGNANCY_MONTHS:
+        return
+    # Given in this pregnancy, or recorded as not done in it (declined, with the infant antibody planned).
+    if any(
+        _RSV_VACCINE.search(i.vaccine.display) and i.days_ago is not None and i.days_ago <= weeks * 7 + 6
+        for i in (*facts.context.immunizations, *facts.context.declined_immunizations)
+    ):
+        return
+    yield Finding(
+        "rule.rsv-pregnancy-due",
+        "info",
+        f"{weeks} weeks pregnant in RSV season with no RSV vaccine: consider Abrysvo now or nirsevimab for the baby",
+        "RSV vaccine at 32-36 weeks (September-January) or an RSV antibody for the newborn protects the infant "
+        "through the first season; one of the two is needed.",
+        ("kb.acip-rsv-maternal-or-infant",),
+        facts.context.pregnancy.evidence,
+    )
+
+
+DEPTH_CARE_GAP_RULES: Final[tuple[Rule, ...]] = (tdap_pregnancy_due, rsv_pregnancy_due)

@@ -5,13 +5,16 @@ and albuminuria as CKD for the SGLT2 inhibitor gap."""
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+
 import pytest
 
 from plugin import terminology
-from plugin.rules import catalog, gaps, label_limits, monitoring
+from plugin.context.build import build_context
+from plugin.rules import catalog, depth, gaps, label_limits, monitoring
 from plugin.rules.model import Finding, RuleFacts
-from tests.support.charts import JsonDict
-from tests.support.rule_cases import Chart, lab, on, problem
+from tests.support.charts import NOW, JsonDict
+from tests.support.rule_cases import Chart, lab, on, problem, vaccine
 from tests.unit.test_rules_depth_v3 import allergy, rx
 from tests.unit.test_rules_depth_v3 import as_needed as as_needed_rx
 
@@ -416,3 +419,35 @@ def test_estrogen_contraception_after_delivery(
     delivery = condition("delivery", "Vaginal delivery", onset_days_ago=days_since_delivery)
     found = list(gaps.chc_postpartum(facts(delivery, rx("pill", display, 1), age=29, gender="female")))
     assert [f.severity for f in found] == ([severity] if severity else [])
+
+
+# --- RSV vaccine in pregnancy ----------------------------------------------------------------------------------
+
+
+def _pregnant_on(weeks: int, *resources: JsonDict, now: datetime = NOW) -> RuleFacts:
+    pregnancy = problem("pregnancy")
+    pregnancy["onsetDateTime"] = (now - timedelta(days=weeks * 7)).date().isoformat()
+    prefetch = Chart(age=30, gender="female", resources=(pregnancy, *resources)).prefetch()
+    return RuleFacts.of(build_context(prefetch, now).context)
+
+
+@pytest.mark.parametrize(("weeks", "fires"), [(31, False), (32, True), (36, True), (37, False)])
+def test_rsv_vaccine_at_32_to_36_weeks_in_season(weeks: int, fires: bool) -> None:
+    assert bool(list(depth.rsv_pregnancy_due(_pregnant_on(weeks)))) is fires
+
+
+def test_rsv_vaccine_in_pregnancy_out_of_season_or_given_says_nothing() -> None:
+    assert list(depth.rsv_pregnancy_due(_pregnant_on(34, now=NOW.replace(month=3)))) == []
+    given = vaccine("rsv", 7)
+    given["vaccineCode"] = {"text": "Abrysvo (RSVpreF) 0.5 mL IM"}
+    assert list(depth.rsv_pregnancy_due(_pregnant_on(34, given))) == []
+
+
+def test_a_declined_rsv_vaccine_with_the_infant_antibody_planned_is_a_decision_on_record() -> None:
+    declined = vaccine("rsv", 14)
+    declined["status"] = "not-done"
+    declined["statusReason"] = {"text": "Declined; nirsevimab for the infant at birth"}
+    declined["vaccineCode"] = {"text": "RSV vaccine, maternal (Abrysvo)"}
+    assert list(depth.rsv_pregnancy_due(_pregnant_on(35, declined))) == []
+    # A declined record is never a dose: it closes no other gap.
+    assert _pregnant_on(35, declined).context.immunizations == ()

@@ -739,6 +739,24 @@ CASES: tuple[Case, ...] = (
         for weeks in (27, 28, 36)
     ),
     Case("tdap/37-weeks", depth.tdap_pregnancy_due, Chart(age=28, resources=(pregnant(37),))),
+    # RSV vaccine at 32 to 36 completed weeks, September to January (the clock is 25 November).
+    Case("rsv-pregnancy/31-weeks", depth.rsv_pregnancy_due, Chart(age=28, resources=(pregnant(31),))),
+    Case(
+        "rsv-pregnancy/33-weeks",
+        depth.rsv_pregnancy_due,
+        Chart(age=28, resources=(pregnant(33),)),
+        (
+            Expected(
+                "rule.rsv-pregnancy-due",
+                "info",
+                ("kb.acip-rsv-maternal-or-infant",),
+                (pregnant(33),),
+                (),
+                None,
+                ("33 weeks", "nirsevimab"),
+            ),
+        ),
+    ),
     Case(
         "tdap/given-this-pregnancy",
         depth.tdap_pregnancy_due,
