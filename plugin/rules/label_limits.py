@@ -27,6 +27,7 @@ from plugin.rules.dosing import (
     SKIN_EYE_EAR,
     daily_mg,
     dosage_of,
+    is_parenteral,
     per_day,
     route_text,
 )
@@ -265,6 +266,42 @@ HONEY_UNDER_1 = UnderAge(
 
 
 IBUPROFEN_FROM_DAYS: Final = 182  # six months: the infant products' labelled lower age
+
+# --- ceftriaxone with intravenous calcium in a neonate --------------------------------------------------------
+
+NEONATE_THROUGH_DAYS: Final = 28
+_CALCIUM_IV: Final = frozenset({"calcium gluconate", "calcium chloride"})
+_PARENTERAL_NUTRITION: Final = re.compile(r"\b(tpn|ppn|parenteral nutrition|hyperalimentation)\b", re.I)
+
+
+def ceftriaxone_neonate_calcium(facts: RuleFacts) -> Iterator[Finding]:
+    """Ceftriaxone in a neonate of 28 days or less with intravenous calcium or parenteral nutrition (which
+    carries calcium): the label contraindicates it, after fatal ceftriaxone-calcium precipitates in the lungs and
+    kidneys, whatever the line or the timing."""
+    days = facts.context.demographics.age_days
+    if days is None or days > NEONATE_THROUGH_DAYS:
+        return
+    ceftriaxone = facts.with_ingredient("ceftriaxone")
+    calcium = tuple(
+        e
+        for e in facts.exposures
+        if (not _CALCIUM_IV.isdisjoint(e.ingredients) and is_parenteral(route_text(facts, e)))
+        or _PARENTERAL_NUTRITION.search(e.label)
+    )
+    if not ceftriaxone or not calcium:
+        return
+    yield Finding(
+        "rule.ceftriaxone-neonate-calcium",
+        "critical",
+        _short(
+            f"Ceftriaxone in a {days}-day-old with {_names(calcium)}: consider cefotaxime or another cephalosporin"
+        ),
+        "Ceftriaxone and intravenous calcium form fatal precipitates in neonates, even through separate lines; the "
+        "label contraindicates ceftriaxone with calcium-containing infusions up to 28 days of age.",
+        ("kb.ceftriaxone-neonate-calcium",),
+        (*_handles(ceftriaxone), *_handles(calcium)),
+        _proposed((*ceftriaxone, *calcium)),
+    )
 
 
 def ibuprofen_under_6_months(facts: RuleFacts) -> Iterator[Finding]:
@@ -1245,6 +1282,7 @@ LABEL_LIMIT_RULES: Final = (
     BENZONATATE_UNDER_10,
     HONEY_UNDER_1,
     ibuprofen_under_6_months,
+    ceftriaxone_neonate_calcium,
     beers_mineral_oil,
     beers_sliding_scale_insulin,
     bisphosphonate_long_term,

@@ -451,3 +451,33 @@ def test_a_declined_rsv_vaccine_with_the_infant_antibody_planned_is_a_decision_o
     assert list(depth.rsv_pregnancy_due(_pregnant_on(35, declined))) == []
     # A declined record is never a dose: it closes no other gap.
     assert _pregnant_on(35, declined).context.immunizations == ()
+
+
+# --- ceftriaxone with intravenous calcium in a neonate ---------------------------------------------------------
+
+
+def _neonate(days_old: int, *resources: JsonDict) -> RuleFacts:
+    prefetch = Chart(age=0, resources=resources).prefetch()
+    prefetch["patient"]["birthDate"] = (NOW - timedelta(days=days_old)).date().isoformat()
+    return RuleFacts.of(build_context(prefetch, NOW).context)
+
+
+CEFTRIAXONE_IV = "ceftriaxone 250 MG Injection"
+
+
+@pytest.mark.parametrize(
+    ("days_old", "calcium", "fires"),
+    [
+        (12, "calcium gluconate 100 MG/ML Injectable Solution", True),
+        (28, "Parenteral nutrition (TPN) neonatal standard", True),
+        (29, "calcium gluconate 100 MG/ML Injectable Solution", False),
+        (12, "calcium carbonate 1250 MG Oral Tablet", False),  # by mouth
+        (12, None, False),
+    ],
+)
+def test_ceftriaxone_with_iv_calcium_in_a_neonate(days_old: int, calcium: str | None, fires: bool) -> None:
+    resources = [rx("cro", CEFTRIAXONE_IV, 1)]
+    if calcium:
+        resources.append(rx("ca", calcium, 1))
+    found = list(label_limits.ceftriaxone_neonate_calcium(_neonate(days_old, *resources)))
+    assert [f.severity for f in found] == (["critical"] if fires else [])
