@@ -497,6 +497,11 @@ _NOISE = frozenset(
         "ml",
         "meq",
         "mmol",
+        "l",  # litres: "20 mEq/L"
+        "infusion",
+        "bag",
+        "premix",
+        "premixed",
         "gm",
         "unit",
         "units",
@@ -553,7 +558,7 @@ _NOISE = frozenset(
 _BRACKET = re.compile(r"\[([^\]]*)\]")
 _PARENTHESES = re.compile(r"\([^()]*\)")
 _PARENTHESES_INNER = re.compile(r"\(([^()]*)\)")
-_PARTS = re.compile(r"\s*(?:/|\+|&|,|;|\band\b|\bwith\b)\s*", re.IGNORECASE)
+_PARTS = re.compile(r"\s*(?:/|\+|&|,|;|\band\b|\bwith\b|\bin\b)\s*", re.IGNORECASE)
 
 
 def _lookup(text: str) -> tuple[str, ...] | None:
@@ -650,6 +655,9 @@ def _free_text(display: str) -> tuple[list[str], list[str]]:
     return names, unknown
 
 
+_JOINED: Final = re.compile(r"[(;+]|\s(and|with|in)\s", re.IGNORECASE)
+
+
 def resolve_product(rxnorm_code: str | None, display: str) -> Resolution:
     """Ingredients of a medication: RxNorm product, ingredient or brand code first, then the display or text.
 
@@ -699,8 +707,9 @@ def resolve_product(rxnorm_code: str | None, display: str) -> Resolution:
         # "Paxlovid (nirmatrelvir 150 mg tablets; ritonavir 100 mg tablets)": the product grammar can read one
         # ingredient out of free text and take the rest for the dose form ("Calcium 600 mg + vitamin D3 400 IU").
         # A free reading that finds more known ingredients, and no unknown one, is the fuller account of the
-        # product. RxNorm names carry no parentheses, semicolons or plus signs, so only text with them is read twice.
-        if names and not unknown and ("(" in display or ";" in display or "+" in display):
+        # product. RxNorm names carry no parentheses, semicolons, plus signs or joining words, so only text with them
+        # is read twice ("dextrose 5% and sodium chloride 0.45% with KCl 20 mEq/L" is three ingredients, not one).
+        if names and not unknown and _JOINED.search(display):
             free_names, free_unknown = _free_text(display)
             if not free_unknown and set(free_names) > set(names):
                 names, via = free_names, "text"

@@ -142,6 +142,22 @@ def test_build_rejects_a_brand_with_two_meanings() -> None:
         (None, "Suboxone 2 MG / 0.5 MG Sublingual Film", ("buprenorphine", "naloxone")),
         (None, "Ventolin Inhaler", ("albuterol",)),
         (None, "ENTRESTO 24-26 mg", ("sacubitril", "valsartan")),
+        # Intravenous fluids and additives: every component, or the potassium in the bag goes unseen.
+        (
+            None,
+            "dextrose 5% and sodium chloride 0.45% with KCl 20 mEq/L",
+            ("dextrose", "sodium chloride", "potassium chloride"),
+        ),
+        (
+            None,
+            "Potassium chloride 20 mEq in 0.9% sodium chloride 1000 mL",
+            ("potassium chloride", "sodium chloride"),
+        ),
+        (None, "Neonatal parenteral nutrition (TPN)", ("parenteral nutrition",)),
+        (None, "Ferrous sulfate drops 75 mg/mL (15 mg elemental iron/mL)", ("ferrous sulfate",)),
+        (None, "Pylera capsules", ("bismuth subcitrate", "metronidazole", "tetracycline")),
+        (None, "Bromfed DM syrup", ("brompheniramine", "dextromethorphan", "pseudoephedrine")),
+        (None, "EES 400 filmtab", ("erythromycin",)),
     ],
 )
 def test_resolves(code: str | None, display: str, expected: tuple[str, ...]) -> None:
