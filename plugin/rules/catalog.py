@@ -257,7 +257,7 @@ def potassium_before_starting(facts: RuleFacts) -> Iterator[Finding]:
     starting = tuple(e for e in facts.with_class(*POTASSIUM_START_BLOCKED) if e.proposed)
     # A RAS inhibitor is started anyway, but low and with potassium lowered and rechecked: one card, for the new
     # one, when nothing already on the list raises potassium as much (its card would be the continuing therapy's).
-    ras = tuple(e for e in facts.with_class(*RAS_INHIBITORS) if e.proposed and e not in starting)
+    ras = tuple(e for e in facts.with_class(*RAS_INHIBITORS) if e.proposed)
     already = any(not e.proposed for e in facts.with_class(*RAS_INHIBITORS))
     if ras and not starting and not already:
         yield Finding(
@@ -576,21 +576,29 @@ _ALLERGY_GROUPS: dict[str, tuple[frozenset[str], str, str, Severity]] = {
 # Penicillins and cephalosporins with a similar R1 side chain, the source of most penicillin-cephalosporin
 # cross-reactions (kb.penicillin-allergy-cephalosporin): the aminopenicillins with cephalexin and its kin, penicillin
 # G or V with cephalothin and cefoxitin. Cefazolin, the third-generation cephalosporins and cefdinir share none.
+_AMINOBENZYL_CEPHALOSPORINS: Final = frozenset(
+    {"cephalexin", "cefadroxil", "cefaclor", "cefprozil", "cephradine", "cefatrizine"}
+)
 _SIDE_CHAIN_GROUPS: Final = (
-    (
-        frozenset({"amoxicillin", "ampicillin"}),
-        frozenset({"cephalexin", "cefadroxil", "cefaclor", "cefprozil", "cephradine", "cefatrizine"}),
-    ),
+    (frozenset({"amoxicillin", "ampicillin"}), _AMINOBENZYL_CEPHALOSPORINS),
     (frozenset({"penicillin g", "penicillin v"}), frozenset({"cephalothin", "cefoxitin"})),
 )
 # Cephalosporins grouped by a similar R1 side chain (the 2022 practice parameter's table): after a non-severe
 # reaction to one, a cephalosporin outside its group can be given; cefazolin and cefotetan share theirs with none.
 # A cephalosporin in no group here counts as similar to everything (fail closed).
 _CEPHALOSPORIN_SIDE_CHAINS: Final = (
-    frozenset({"cephalexin", "cefadroxil", "cefaclor", "cefprozil", "cephradine", "cefatrizine"}),
+    _AMINOBENZYL_CEPHALOSPORINS,
     frozenset(
-        {"cefuroxime", "cefotaxime", "ceftriaxone", "cefpodoxime", "cefepime", "cefditoren", "ceftaroline"}
-        | {"ceftazidime"}
+        {
+            "cefuroxime",
+            "cefotaxime",
+            "ceftriaxone",
+            "cefpodoxime",
+            "cefepime",
+            "cefditoren",
+            "ceftaroline",
+            "ceftazidime",
+        }
     ),
     frozenset({"cefdinir", "cefixime"}),
     frozenset({"cefoxitin", "cephalothin"}),
@@ -682,13 +690,13 @@ def allergy_conflict(facts: RuleFacts) -> Iterator[Finding]:
         if not allergic_to:
             continue
         cross = frozenset().union(*(_ALLERGY_GROUPS[c][0] for c in allergic_to)) - allergic_to
+        members = facts.with_class(*allergic_to)
         # A mild side effect recorded against a drug the patient goes on taking is known and accepted.
-        accepted = {
-            e.handle for e in facts.with_class(*allergic_to) if _mild_intolerance(allergy) and not e.proposed
-        }
+        side_effect = _mild_intolerance(allergy)
+        accepted = {e.handle for e in members if side_effect and not e.proposed}
         same = [
             e
-            for e in facts.with_class(*allergic_to)
+            for e in members
             if not _dissimilar_cephalosporin(allergy, allergic_to, e) and e.handle not in accepted
         ]
         related = [

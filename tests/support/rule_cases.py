@@ -240,6 +240,10 @@ DRUGS: dict[str, tuple[str, str]] = {
     "adalimumab": ("", "adalimumab 40 MG/0.4ML Prefilled Syringe (Humira)"),
     "atomoxetine": ("", "atomoxetine 40 MG Oral Capsule (Strattera)"),
     "fluoxetine": ("", "fluoxetine 20 MG Oral Capsule"),
+    "levonorgestrel-ethinyl-estradiol": (
+        "",
+        "levonorgestrel 0.15 MG / ethinyl estradiol 0.03 MG Oral Tablet",
+    ),
 }
 
 # SNOMED CT problems (code, display) as Synthea and most EHR problem lists code them.
@@ -282,6 +286,7 @@ PROBLEMS: dict[str, tuple[str, str]] = {
     "medullary-thyroid-cancer": ("255032005", "Medullary carcinoma of thyroid (disorder)"),
     "pyelonephritis": ("36689008", "Acute pyelonephritis (disorder)"),
     "cystitis": ("38822007", "Cystitis (disorder)"),
+    "postpartum-state": ("86569001", "Postpartum state (finding)"),
 }
 
 # LOINC lab codes (code, display, UCUM unit).

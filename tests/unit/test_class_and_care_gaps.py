@@ -11,7 +11,8 @@ import pytest
 
 from plugin import terminology
 from plugin.context.build import build_context
-from plugin.rules import catalog, depth, gaps, label_limits, monitoring
+from plugin.knowledge import load_knowledge_base
+from plugin.rules import catalog, depth, gaps, label_limits, monitoring, vaccines
 from plugin.rules.model import Finding, RuleFacts
 from tests.support.charts import NOW, JsonDict
 from tests.support.rule_cases import Chart, lab, on, problem, vaccine
@@ -481,3 +482,48 @@ def test_ceftriaxone_with_iv_calcium_in_a_neonate(days_old: int, calcium: str | 
         resources.append(rx("ca", calcium, 1))
     found = list(label_limits.ceftriaxone_neonate_calcium(_neonate(days_old, *resources)))
     assert [f.severity for f in found] == (["critical"] if fires else [])
+
+
+# --- every new card at its entry's severity -----------------------------------------------------------------------
+
+
+def test_the_new_cards_carry_their_first_entrys_severity() -> None:
+    knowledge = load_knowledge_base()
+    charts = [
+        (
+            gaps.osteoporosis_treatment_absent,
+            facts(condition("hipfx", "Hip fracture"), age=80, gender="female"),
+        ),
+        (
+            gaps.copd_ics_monotherapy,
+            facts(condition("copd", "COPD"), rx("ics", "Flovent HFA 220 MCG/ACTUAT")),
+        ),
+        (
+            gaps.nsaid_uncontrolled_hypertension,
+            facts(
+                problem("hypertension"),
+                rx("ibu", "ibuprofen 400 MG Oral Tablet"),
+                lab("systolic_bp", 152, resource_id="sbp"),
+            ),
+        ),
+        (
+            gaps.beers_antiparkinsonian_anticholinergic,
+            facts(rx("bz", "benztropine 1 MG Oral Tablet"), age=80),
+        ),
+        (gaps.benzodiazepine_ptsd, facts(condition("ptsd", "PTSD"), rx("bzd", "lorazepam 1 MG Oral Tablet"))),
+        (
+            label_limits.ceftriaxone_neonate_calcium,
+            _neonate(
+                5,
+                rx("cro", CEFTRIAXONE_IV, 1),
+                rx("ca", "calcium gluconate 100 MG/ML Injectable Solution", 1),
+            ),
+        ),
+        (vaccines.childhood_mmr_varicella_due, _neonate(700, vaccine("hib", 300))),
+    ]
+    for rule, chart in charts:
+        found = list(rule(chart))
+        assert found, rule
+        for finding in found:
+            entry = knowledge.get(finding.evidence[0])
+            assert entry is not None and entry.severity_hint == finding.severity, finding.rule_id

@@ -14,7 +14,7 @@ from plugin.rules.cards import finding_card
 from plugin.rules.catalog import Rule
 from plugin.rules.freshness import lab_windows
 from plugin.rules.model import SEVERITY_RANK, Finding, RuleFacts, Severity
-from tests.support.rule_cases import Chart, problem
+from tests.support.rule_cases import Chart, med, problem
 from tests.unit import test_monitoring_rules, test_rules
 
 PLUGIN = Path(__file__).resolve().parents[2] / "plugin"
@@ -38,6 +38,7 @@ GRADED: dict[str, str] = {
     "rule.fumarate-lymphopenia": "info while the low count is under six months old, warning once it has persisted",
     "rule.af-anticoagulation-absent": "warning from a CHA2DS2-VASc of 2 in men or 3 in women, info one point below "
     "(anticoagulation reasonable), as the entry says",
+    "rule.chc-postpartum": "critical before 21 days (MEC 4), warning from 21 to 42 days (MEC 3 with risk factors)",
 }
 
 
@@ -52,6 +53,18 @@ OTHER_GRADED_CASES: tuple[tuple[str, Rule, Chart], ...] = (
         "af-anticoagulation/score-3",
         gaps.af_anticoagulation_absent,
         Chart(age=80, gender="male", resources=(problem("atrial-fibrillation"), problem("hypertension"))),
+    ),
+    (
+        "chc-postpartum/10-days",
+        gaps.chc_postpartum,
+        Chart(
+            age=29,
+            gender="female",
+            resources=(
+                problem("postpartum-state", onset_days_ago=10),
+                med("levonorgestrel-ethinyl-estradiol"),
+            ),
+        ),
     ),
     (
         "af-anticoagulation/score-1",
