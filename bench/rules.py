@@ -74,6 +74,8 @@ from bench.gold.model import (
     HELDOUT_V29_PATH,
     HELDOUT_V30_PATH,
     HELDOUT_V31_PATH,
+    HELDOUT_V32_PATH,
+    HELDOUT_V33_PATH,
     load_check_rules,
     load_constructed,
     load_full_review,
@@ -258,6 +260,8 @@ WRITTEN_WHILE: Final[dict[int, str]] = {
     29: "v24 and v25 were being tuned on, beside v28",
     30: "v26 and v27 were being tuned on, beside v31",
     31: "v26 and v27 were being tuned on, beside v30",
+    32: "v28 and v29 were being tuned on, beside v33",
+    33: "v28 and v29 were being tuned on, beside v32",
 }
 # The held-out sets in the order they were written, each blind to the rules as they stood; True where the
 # rules were later tuned on it (so its number is no longer an unseen one). Only the newest is unseen.
@@ -293,6 +297,8 @@ HELDOUT_SETS: Final[tuple[tuple[Path, bool], ...]] = (
     (HELDOUT_V29_PATH, True),
     (HELDOUT_V30_PATH, False),
     (HELDOUT_V31_PATH, False),
+    (HELDOUT_V32_PATH, False),
+    (HELDOUT_V33_PATH, False),
 )
 
 

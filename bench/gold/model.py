@@ -85,6 +85,11 @@ HELDOUT_V29_PATH = Path(__file__).resolve().parent / "heldout_v29_cases.json"
 # women's health, paediatrics and long-term care); scored once at the commit that registered them.
 HELDOUT_V30_PATH = Path(__file__).resolve().parent / "heldout_v30_cases.json"
 HELDOUT_V31_PATH = Path(__file__).resolve().parent / "heldout_v31_cases.json"
+# Written blind in parallel (twelfth session) while v28 and v29 were tuned on: v32 (a Veterans Affairs-style integrated
+# health system: primary care panels, opioid safety, home-based geriatrics, inpatient order verification) and v33 (a
+# children's and women's hospital with its clinics); scored once at the commit that registered them, not tuned on.
+HELDOUT_V32_PATH = Path(__file__).resolve().parent / "heldout_v32_cases.json"
+HELDOUT_V33_PATH = Path(__file__).resolve().parent / "heldout_v33_cases.json"
 # A blind second review of the Synthea charts (2026-12-07), added to the first pharmacist review's findings.
 SECOND_REVIEW_PATH = Path(__file__).resolve().parent / "pharmacist_review_second.json"
 # A blind, complete review of the constructed charts (2026-12-07), added to their authors' focused findings.
