@@ -316,6 +316,7 @@ LABS: dict[str, tuple[str, str, str]] = {
     "platelets": ("777-3", "Platelets [#/volume] in Blood by Automated count", "10*3/uL"),
     "alt": ("1742-6", "Alanine aminotransferase [Enzymatic activity/volume] in Serum or Plasma", "U/L"),
     "ldl": ("13457-7", "Cholesterol in LDL [Mass/volume] in Serum or Plasma by calculation", "mg/dL"),
+    "uacr": ("9318-7", "Albumin/Creatinine [Mass Ratio] in Urine", "mg/g"),
     "systolic_bp": ("8480-6", "Systolic blood pressure", "mm[Hg]"),
     "diastolic_bp": ("8462-4", "Diastolic blood pressure", "mm[Hg]"),
 }

@@ -300,18 +300,7 @@ def test_a_child_from_ten_with_ldl_190_or_more(age: int, ldl: float, fires: bool
 
 
 def _uacr(value: float, days_ago: int, resource_id: str) -> JsonDict:
-    observation = lab("creatinine", value, days_ago=days_ago, resource_id=resource_id)
-    observation["code"] = {
-        "coding": [{"system": "http://loinc.org", "code": "9318-7"}],
-        "text": "Albumin/Creatinine [Mass Ratio] in Urine",
-    }
-    observation["valueQuantity"] = {
-        "value": value,
-        "unit": "mg/g",
-        "system": "http://unitsofmeasure.org",
-        "code": "mg/g",
-    }
-    return observation
+    return lab("uacr", value, days_ago=days_ago, resource_id=resource_id)
 
 
 @pytest.mark.parametrize(
