@@ -89,6 +89,26 @@ def test_rizatriptan_weight_bands_from_6_to_17(age: int, kg: float, mg: float, r
         assert found[0].evidence == ("kb.rizatriptan-paediatric-dose",)
 
 
+@pytest.mark.parametrize(
+    ("kg", "mg", "raised"),
+    [
+        (9.9, 5, False),  # 5 to under 10 kg: 5 mg
+        (9.9, 10, True),
+        (10, 10, False),  # 10 to under 20 kg: 10 mg
+        (19.9, 20, True),
+        (20, 20, False),  # from 20 kg: 20 mg
+        (20, 40, True),
+    ],
+)
+def test_omeprazole_weight_bands_from_1_to_16(kg: float, mg: float, raised: bool) -> None:
+    order = _order("omeprazole 2 MG/ML Oral Suspension", mg)
+    order["dosageInstruction"][0]["timing"]["repeat"]["frequency"] = 1
+    found = _found(order, lab("weight", kg, days_ago=1), age=6)
+    assert bool(found) is raised
+    if raised:
+        assert found[0].evidence == ("kb.omeprazole-paediatric-dose",)
+
+
 def test_oseltamivir_under_one_year_is_3_mg_per_kg_and_adults_are_not_banded() -> None:
     assert not _found(_oseltamivir(21), lab("weight", 7, days_ago=1), age=0, days_old=200)
     assert _found(_oseltamivir(30), lab("weight", 7, days_ago=1), age=0, days_old=200)

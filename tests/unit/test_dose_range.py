@@ -725,6 +725,8 @@ ONDANSETRON_ORAL = "Ondansetron 0.8 MG/ML Oral Solution"
 PREDNISONE = "Prednisone 1 MG/ML Oral Solution"
 METRONIDAZOLE = "Metronidazole 50 MG/ML Oral Suspension"
 FLUCONAZOLE = "Fluconazole 40 MG/ML Oral Suspension"
+FAMOTIDINE = "Famotidine 8 MG/ML Oral Suspension"
+CIPROFLOXACIN = "Ciprofloxacin 50 MG/ML Oral Suspension"
 VINCRISTINE = "Vincristine Sulfate 1 MG/ML Injectable Solution"
 
 EDGES: dict[str, Edge] = {
@@ -1068,6 +1070,13 @@ EDGES: dict[str, Edge] = {
     "prednisone child day": Edge(PREDNISONE, "exceeds 2 mg/kg a day (40 mg)", 43.9, 44, 44.1, 1, 6, 20),
     "metronidazole child day": Edge(
         METRONIDAZOLE, "exceeds 50 mg/kg a day (1,000 mg)", 549, 550, 551, 2, 6, 20
+    ),
+    "famotidine child dose": Edge(FAMOTIDINE, "exceeds 0.5 mg/kg a dose (10 mg)", 10.99, 11, 11.01, 1, 8, 20),
+    "ciprofloxacin child dose": Edge(
+        CIPROFLOXACIN, "exceeds 20 mg/kg a dose (600 mg)", 659, 660, 661, 1, 10, 30
+    ),
+    "ciprofloxacin child cap": Edge(
+        CIPROFLOXACIN, "children's single-dose cap (750 mg)", 824, 825, 826, 1, 14, 45
     ),
     "fluconazole child dose": Edge(FLUCONAZOLE, "exceeds 12 mg/kg a dose (240 mg)", 263, 264, 265, 1, 6, 20),
 }
