@@ -980,7 +980,7 @@ def _finish(facts: _Facts, demographics: Demographics, options: ContextOptions, 
             doses=dose_counts[_vaccine_key(i)],
             first_days_ago=earliest.get(_vaccine_key(i)),
         )
-        for i, ref in ordered(list(latest_vaccines.values()), lambda i: _vaccine_key(i))
+        for i, ref in ordered(list(latest_vaccines.values()), _vaccine_key)
     )
     procedures = tuple(
         replace(p, handle=handles.assign("P", ref))

@@ -579,9 +579,10 @@ _ALLERGY_GROUPS: dict[str, tuple[frozenset[str], str, str, Severity]] = {
 _AMINOBENZYL_CEPHALOSPORINS: Final = frozenset(
     {"cephalexin", "cefadroxil", "cefaclor", "cefprozil", "cephradine", "cefatrizine"}
 )
+_THIENYL_CEPHALOSPORINS: Final = frozenset({"cephalothin", "cefoxitin"})
 _SIDE_CHAIN_GROUPS: Final = (
     (frozenset({"amoxicillin", "ampicillin"}), _AMINOBENZYL_CEPHALOSPORINS),
-    (frozenset({"penicillin g", "penicillin v"}), frozenset({"cephalothin", "cefoxitin"})),
+    (frozenset({"penicillin g", "penicillin v"}), _THIENYL_CEPHALOSPORINS),
 )
 # Cephalosporins grouped by a similar R1 side chain (the 2022 practice parameter's table): after a non-severe
 # reaction to one, a cephalosporin outside its group can be given; cefazolin and cefotetan share theirs with none.
@@ -601,7 +602,7 @@ _CEPHALOSPORIN_SIDE_CHAINS: Final = (
         }
     ),
     frozenset({"cefdinir", "cefixime"}),
-    frozenset({"cefoxitin", "cephalothin"}),
+    _THIENYL_CEPHALOSPORINS,
     frozenset({"cefamandole", "cefonicid"}),
     frozenset({"cefazolin"}),
     frozenset({"cefotetan"}),
@@ -1034,7 +1035,7 @@ _BENZODIAZEPINE_RESCUE_OR_ONCE: Final = re.compile(
 )
 
 
-def _rescue_or_single_dose(exposure: Exposure) -> bool:
+def rescue_or_single_dose(exposure: Exposure) -> bool:
     return bool(_BENZODIAZEPINE_RESCUE_OR_ONCE.search(exposure.label))
 
 
@@ -1166,7 +1167,7 @@ _DUPLICATE_GROUPS: Final[tuple[DuplicateGroup, ...]] = (
         "kb.duplicate-benzodiazepines",
         "Two benzodiazepines (often from two prescribers) add sedation, falls and dependence, and with an opioid "
         "slowed breathing, without treating anxiety or insomnia better than one.",
-        exempt=_rescue_or_single_dose,
+        exempt=rescue_or_single_dose,
     ),
     DuplicateGroup(
         "thiazide diuretics",
@@ -1487,11 +1488,11 @@ def _paired_strength_mg(exposure: Exposure, ingredient: str) -> float | None:
     where = {name: label.find(name) for name in exposure.ingredients}
     if any(position < 0 for position in where.values()):
         return None
-    pairs = _PAIRED_STRENGTHS.findall(label)
-    if len(pairs) != 1 or any(label.find(name) > label.find(pairs[0][0]) for name in exposure.ingredients):
+    pairs = list(_PAIRED_STRENGTHS.finditer(label))
+    if len(pairs) != 1 or any(position > pairs[0].start() for position in where.values()):
         return None
     first = min(exposure.ingredients, key=lambda name: where[name])
-    return float(pairs[0][0] if ingredient == first else pairs[0][1])
+    return float(pairs[0].group(1) if ingredient == first else pairs[0].group(2))
 
 
 def strength_mg(exposure: Exposure, ingredient: str) -> float | None:

@@ -20,6 +20,7 @@ from plugin.rules.phrasing import names as _names
 from plugin.rules.phrasing import proposed as _proposed
 from plugin.rules.phrasing import short as _short
 from plugin.rules.renal_rules import aki_on_triple_whammy
+from plugin.rules.vaccines import in_group
 
 __all__ = [
     "ACETAMINOPHEN_MAX_DAILY_MG",
@@ -603,7 +604,6 @@ DEPTH_MEDICATION_RULES: Final[tuple[Rule, ...]] = (
 
 RSV_PREGNANCY_WEEKS: Final = (32, 36)  # completed weeks: 32 0/7 to 36 6/7
 RSV_PREGNANCY_MONTHS: Final = frozenset({9, 10, 11, 12, 1})  # September to January in most of the US
-_RSV_VACCINE: Final = re.compile(r"\b(rsv|respiratory syncytial|abrysvo)\b", re.I)
 
 
 def rsv_pregnancy_due(facts: RuleFacts) -> Iterator[Finding]:
@@ -617,7 +617,7 @@ def rsv_pregnancy_due(facts: RuleFacts) -> Iterator[Finding]:
         return
     # Given in this pregnancy, or recorded as not done in it (declined, with the infant antibody planned).
     if any(
-        _RSV_VACCINE.search(i.vaccine.display) and i.days_ago is not None and i.days_ago <= weeks * 7 + 6
+        in_group(i, "rsv") and i.days_ago is not None and i.days_ago <= weeks * 7 + 6
         for i in (*facts.context.immunizations, *facts.context.declined_immunizations)
     ):
         return

@@ -13,7 +13,7 @@ from typing import Final
 
 from plugin.context.model import Problem
 from plugin.rules import dosing
-from plugin.rules.catalog import NEW_START_DAYS, Rule
+from plugin.rules.catalog import NEW_START_DAYS, Rule, rescue_or_single_dose
 from plugin.rules.depth import MAGNESIUM_LOW_MG_DL
 from plugin.rules.dose_range import analgesic_nsaids, daily_or_unit_mg, dose_or_unit_mg, unit_mg
 from plugin.rules.dosing import EXTENDED_RELEASE, LOCAL_ROUTE
@@ -174,14 +174,12 @@ def _taken_regularly(facts: RuleFacts, exposure: Exposure) -> bool:
 
 def benzodiazepine_ptsd(facts: RuleFacts) -> Iterator[Finding]:
     """A benzodiazepine with PTSD on the problem list: the VA/DoD guideline recommends against them there
-    (no benefit for PTSD, worse recovery, dependence, and danger with alcohol or opioids). A rescue dose for
-    seizures (rectal or nasal diazepam, nasal midazolam) is not treatment of PTSD."""
+    (no benefit for PTSD, worse recovery, dependence, and danger with alcohol or opioids). A seizure rescue
+    (rectal or nasal diazepam, nasal midazolam) or a single injected dose is not treatment of PTSD."""
     ptsd = facts.value_sets.get("ptsd", ())
     if not ptsd:
         return
-    drugs = tuple(
-        e for e in facts.with_class("benzodiazepine") if not _nasal(e) and "rectal" not in e.label.lower()
-    )
+    drugs = tuple(e for e in facts.with_class("benzodiazepine") if not rescue_or_single_dose(e))
     if not drugs:
         return
     yield Finding(
@@ -278,7 +276,7 @@ def copd_ics_monotherapy(facts: RuleFacts) -> Iterator[Finding]:
     copd = facts.value_sets.get("copd", ())
     if not copd or facts.has_condition("asthma"):
         return
-    ics = tuple(e for e in facts.with_class("ics") if not _nasal(e))
+    ics = tuple(e for e in facts.with_class("ics") if not dosing.NASAL.search(e.label))
     if not ics or facts.with_class("laba", "lama"):
         return
     yield Finding(
@@ -294,10 +292,6 @@ def copd_ics_monotherapy(facts: RuleFacts) -> Iterator[Finding]:
         (*_handles(ics), *copd),
         _proposed(ics),
     )
-
-
-def _nasal(exposure: Exposure) -> bool:
-    return bool(dosing.NASAL.search(exposure.label))
 
 
 # --- rule.beers-amiodarone-first-line ----------------------------------------------------------------------

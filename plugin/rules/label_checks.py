@@ -539,9 +539,7 @@ RALOXIFENE_VENOUS_THROMBOEMBOLISM = DrugCondition(
     "Raloxifene raises the risk of venous thromboembolism; its label contraindicates it after a past or current clot.",
     history_counts=True,
 )
-_VAGINAL: Final = re.compile(
-    r"\b(vaginal|intravaginal|vagina)\b|\bvaginal (cream|ring|tablet|insert)\b", re.I
-)
+_VAGINAL: Final = re.compile(r"\b(intra)?vaginal?\b", re.I)
 
 
 def menopausal_estrogens(facts: RuleFacts) -> tuple[Exposure, ...]:

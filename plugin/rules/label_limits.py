@@ -271,7 +271,6 @@ IBUPROFEN_FROM_DAYS: Final = 182  # six months: the infant products' labelled lo
 
 NEONATE_THROUGH_DAYS: Final = 28
 _CALCIUM_IV: Final = frozenset({"calcium gluconate", "calcium chloride"})
-_PARENTERAL_NUTRITION: Final = re.compile(r"\b(tpn|ppn|parenteral nutrition|hyperalimentation)\b", re.I)
 
 
 def ceftriaxone_neonate_calcium(facts: RuleFacts) -> Iterator[Finding]:
@@ -286,7 +285,7 @@ def ceftriaxone_neonate_calcium(facts: RuleFacts) -> Iterator[Finding]:
         e
         for e in facts.exposures
         if (not _CALCIUM_IV.isdisjoint(e.ingredients) and is_parenteral(route_text(facts, e)))
-        or _PARENTERAL_NUTRITION.search(e.label)
+        or "parenteral nutrition" in e.ingredients
     )
     if not ceftriaxone or not calcium:
         return
@@ -635,6 +634,7 @@ def chc_blood_pressure_unknown(facts: RuleFacts) -> Iterator[Finding]:
 SGLT2_FROM_EGFR: Final = 20.0  # KDIGO 2022: start at eGFR 20 or more
 CKD_BELOW_EGFR: Final = 60.0
 ALBUMINURIA_FROM_UACR: Final = 30.0  # mg/g: KDIGO category A2 or A3, CKD whatever the eGFR
+ALBUMINURIA_WITHIN_DAYS: Final = 730  # both of the two raised values
 
 
 def diabetes_ckd_sglt2_absent(facts: RuleFacts) -> Iterator[Finding]:
@@ -672,9 +672,6 @@ def diabetes_ckd_sglt2_absent(facts: RuleFacts) -> Iterator[Finding]:
         ("kb.kdigo-2022-diabetes-ckd-sglt2i",),
         tuple(sorted({*diabetes, *ckd, *kidney.egfr_inputs, *(m.handle for m in albuminuria)})),
     )
-
-
-ALBUMINURIA_WITHIN_DAYS: Final = 730
 
 
 def _persistent_albuminuria(facts: RuleFacts) -> tuple[Measurement, ...]:

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Iterator
 from typing import Final
 
 from plugin import terminology
-from plugin.context.model import Dosage, Measurement
+from plugin.context.model import Allergy, Dosage, Measurement
 from plugin.rules.catalog import (
     CNS_ACTIVE_CLASSES,
     CNS_ACTIVE_LIMIT,
@@ -598,33 +598,32 @@ _STATIN_MUSCLE_ACHES: Final = re.compile(
 )
 
 
-def _statin_not_tolerated(facts: RuleFacts) -> tuple[str, ...]:
-    """Handles of statin allergy or intolerance records."""
-    return tuple(
-        allergy.handle
-        for allergy in facts.context.allergies
-        if any("statin" in terminology.classes_of(name) for name in allergy_ingredients(allergy.substance))
-    )
+def _statin_records(facts: RuleFacts) -> tuple[tuple[Allergy, frozenset[str]], ...]:
+    """Statin allergy or intolerance records, each with the statins it names."""
+    records = []
+    for allergy in facts.context.allergies:
+        statins = frozenset(
+            name
+            for name in allergy_ingredients(allergy.substance)
+            if "statin" in terminology.classes_of(name)
+        )
+        if statins:
+            records.append((allergy, statins))
+    return tuple(records)
 
 
-def _statin_allergy(facts: RuleFacts) -> bool:
+def _statin_gap_handled(records: tuple[tuple[Allergy, frozenset[str]], ...]) -> bool:
     """A recorded allergy or intolerance to a statin: the gap is known and handled (a non-statin, a trial of
     another statin), not a statin forgotten - unless it is muscle aches on a single statin, which the guideline
     meets with another statin rather than none."""
-    records = [a for a in facts.context.allergies if a.handle in _statin_not_tolerated(facts)]
     if not records:
         return False
-    statins = {
-        name
-        for allergy in records
-        for name in allergy_ingredients(allergy.substance)
-        if "statin" in terminology.classes_of(name)
-    }
+    statins = frozenset().union(*(named for _, named in records))
     aches_only = all(
         allergy.reactions
         and allergy.criticality != "high"
         and all(_STATIN_MUSCLE_ACHES.match(r) for r in allergy.reactions)
-        for allergy in records
+        for allergy, _ in records
     )
     return len(statins) > 1 or not aches_only
 
@@ -634,7 +633,8 @@ def statin_indicated(facts: RuleFacts) -> Iterator[Finding]:
     # Statins are avoided in pregnancy; the absence of one there is no gap.
     if age is None or age < LDL_STATIN_FROM_AGE or facts.context.demographics.deceased or facts.pregnant:
         return
-    if facts.with_class("statin") or _statin_allergy(facts):
+    not_tolerated = _statin_records(facts)
+    if facts.with_class("statin") or _statin_gap_handled(not_tolerated):
         return
     reasons: list[str] = []
     evidence: list[str] = []
@@ -656,7 +656,7 @@ def statin_indicated(facts: RuleFacts) -> Iterator[Finding]:
         evidence.append("kb.ldl-190-high-intensity-statin" if age >= 20 else "kb.paediatric-ldl-190-statin")
         inputs.append(ldl.handle)
     if reasons:
-        aches = _statin_not_tolerated(facts)
+        aches = tuple(allergy.handle for allergy, _ in not_tolerated)
         yield Finding(
             "rule.statin-indicated-absent",
             "info",

@@ -26,6 +26,7 @@ __all__ = [
     "VACCINE_CARE_GAP_RULES",
     "ZOSTER_FROM_AGE",
     "doses",
+    "in_group",
 ]
 
 
@@ -106,7 +107,8 @@ GROUPS: Final[dict[str, VaccineGroup]] = {
 }
 
 
-def _in_group(immunization: Immunization, group: str) -> bool:
+def in_group(immunization: Immunization, group: str) -> bool:
+    """Whether an immunisation record (given or declined) is a vaccine of the group, by CVX code or name."""
     spec = GROUPS[group]
     code = immunization.vaccine
     return (code.system == "cvx" and code.code.lstrip("0") in spec.cvx) or bool(
@@ -117,7 +119,7 @@ def _in_group(immunization: Immunization, group: str) -> bool:
 def doses(facts: RuleFacts, group: str) -> tuple[Immunization, ...]:
     """The chart's immunisations of a group, newest first (undated last); each is one vaccine code, with its
     latest date and how many doses of it the chart holds."""
-    found = [i for i in facts.context.immunizations if _in_group(i, group)]
+    found = [i for i in facts.context.immunizations if in_group(i, group)]
     return tuple(sorted(found, key=lambda i: (i.days_ago is None, i.days_ago or 0)))
 
 
@@ -616,10 +618,7 @@ def infant_rsv_antibody_due(facts: RuleFacts) -> Iterator[Finding]:
 LIVE_VACCINE_DOSE_1_OVERDUE_DAYS: Final = 487  # 16 months
 LIVE_VACCINE_DOSE_2_OVERDUE_AGE: Final = 7
 LIVE_VACCINE_VALID_FROM_DAYS: Final = 365 - 4
-_LIVE_CHILDHOOD: Final = (
-    ("mmr", "MMR", "kb.acip-childhood-mmr-varicella"),
-    ("varicella", "varicella vaccine", "kb.acip-childhood-mmr-varicella"),
-)
+_LIVE_CHILDHOOD: Final = (("mmr", "MMR"), ("varicella", "varicella vaccine"))
 
 
 def _valid_doses(facts: RuleFacts, group: str, age_days: int) -> tuple[int, tuple[str, ...]]:
@@ -658,7 +657,7 @@ def childhood_mmr_varicella_due(facts: RuleFacts) -> Iterator[Finding]:
         )
         return
     need = 2 if (facts.age or 0) >= LIVE_VACCINE_DOSE_2_OVERDUE_AGE else 1
-    for group, name, evidence in _LIVE_CHILDHOOD:
+    for group, name in _LIVE_CHILDHOOD:
         if group == "varicella" and facts.ever("varicella-history"):
             continue
         valid, handles = _valid_doses(facts, group, days)
@@ -674,7 +673,7 @@ def childhood_mmr_varicella_due(facts: RuleFacts) -> Iterator[Finding]:
             ),
             "ACIP gives MMR and varicella vaccine at 12-15 months and 4-6 years, with catch-up to two doses; a dose "
             "before the first birthday does not count.",
-            (evidence,),
+            ("kb.acip-childhood-mmr-varicella",),
             handles,
         )
 
