@@ -295,8 +295,8 @@ HELDOUT_SETS: Final[tuple[tuple[Path, bool], ...]] = (
     (HELDOUT_V27_PATH, True),
     (HELDOUT_V28_PATH, True),
     (HELDOUT_V29_PATH, True),
-    (HELDOUT_V30_PATH, False),
-    (HELDOUT_V31_PATH, False),
+    (HELDOUT_V30_PATH, True),  # tuned on from the thirteenth session (first contact 0.76/0.62 then)
+    (HELDOUT_V31_PATH, True),  # tuned on from the thirteenth session (first contact 0.84/0.59 then)
     (HELDOUT_V32_PATH, False),
     (HELDOUT_V33_PATH, False),
 )

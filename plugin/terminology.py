@@ -670,6 +670,13 @@ def resolve_product(rxnorm_code: str | None, display: str) -> Resolution:
     if (mapped := data.rxnorm.get(code)) is not None:
         return Resolution(mapped, (), "rxnorm-product")
     if (ingredient := extra.ingredient_rxcui.get(code)) is not None:
+        # An ingredient code on a combination ("oxycodone" coded, "oxyCODONE 5 MG / acetaminophen 325 MG Oral
+        # Tablet" written; EHRs often code each ingredient of a combination as its own coding): the text, when it
+        # reads wholly as known ingredients including the coded one, is the fuller account.
+        if display:
+            fuller = resolve_product(None, display)
+            if not fuller.unknown and len(fuller.ingredients) > 1 and ingredient in fuller.ingredients:
+                return Resolution(fuller.ingredients, (), "rxnorm-ingredient")
         return Resolution((ingredient,), (), "rxnorm-ingredient")
     if (mapped := extra.product_rxcui.get(code)) is not None:
         return Resolution(mapped, (), "rxnorm-product")

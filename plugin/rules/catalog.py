@@ -750,13 +750,21 @@ def allergy_conflict(facts: RuleFacts) -> Iterator[Finding]:
 # Beyond the cross-reactivity groups above: a class whose members cross-react often enough that the 2022 drug
 # allergy practice parameter treats them as one (kb.drug-allergy-reexposure; tetracyclines share their ring
 # structure and labels contraindicate the class after a reaction to any member; the tinidazole label does the
-# same for any nitroimidazole, and the azithromycin and clarithromycin labels for any macrolide), and the aromatic
-# anticonvulsants,
-# whose severe cutaneous reactions recur across the group.
+# same for any nitroimidazole, and the azithromycin and clarithromycin labels for any macrolide; the carbapenem
+# labels bar the class after a hypersensitivity reaction to one), and the aromatic anticonvulsants, whose severe
+# cutaneous reactions recur across the group.
 # A heparin allergy (or heparin-induced thrombocytopenia recorded as one) bars the low-molecular-weight heparins,
 # which cross-react; fondaparinux, the usual alternative, is not of the class.
 _SAME_CLASS_ALLERGY: Final = frozenset(
-    {"fluoroquinolone", "ace-inhibitor", "tetracycline", "nitroimidazole", "heparin", "macrolide"}
+    {
+        "fluoroquinolone",
+        "ace-inhibitor",
+        "tetracycline",
+        "nitroimidazole",
+        "heparin",
+        "macrolide",
+        "carbapenem",
+    }
 )
 AROMATIC_ANTICONVULSANTS: Final = frozenset(
     {

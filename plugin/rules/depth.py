@@ -44,14 +44,18 @@ POTASSIUM_LOW: Final = 3.5  # mmol/L; below it is hypokalaemia (kb.diuretic-hypo
 MAGNESIUM_LOW_MG_DL: Final = 1.8  # the QT rule's threshold (plugin/rules/high_harm.py), as the entry says
 _WASTING: Final = ("loop-diuretic", "thiazide")
 _K_SENSITIVE: Final = ("cardiac-glycoside",)
+# Low potassium or magnesium makes a QT-prolonging drug more likely to cause torsades: a current low value is
+# replaced on one too (kb.qt-drug-hypokalaemia). A stale value is asked for again only on the drugs above.
+_QT: Final = ("qt-prolonging",)
 
 
 def low_potassium_magnesium(facts: RuleFacts) -> Iterator[Finding]:
-    """Potassium below 3.5 mmol/L or magnesium below 1.8 mg/dL on a thiazide or loop diuretic or digoxin.
+    """Potassium below 3.5 mmol/L or magnesium below 1.8 mg/dL on a thiazide or loop diuretic, digoxin or a
+    QT-prolonging drug.
 
     Only current values decide. A stale potassium that was already low is asked for again here, unless
     rule.potassium-recheck asks for it (a potassium-raising drug or digoxin is taken)."""
-    drugs = facts.with_class(*_WASTING, *_K_SENSITIVE)
+    drugs = facts.with_class(*_WASTING, *_K_SENSITIVE, *_QT)
     if not drugs:
         return
     potassium, magnesium = facts.current("potassium"), facts.current("magnesium")
@@ -78,6 +82,9 @@ def low_potassium_magnesium(facts: RuleFacts) -> Iterator[Finding]:
             _proposed(drugs),
             POTASSIUM if any(m is potassium for _, m in low) else None,
         )
+        return
+    drugs = facts.with_class(*_WASTING, *_K_SENSITIVE)
+    if not drugs:
         return
     stale = facts.stale("potassium") if potassium is None else None
     if stale is None or stale.value >= POTASSIUM_LOW or facts.with_class(*POTASSIUM_RAISING, *_K_SENSITIVE):

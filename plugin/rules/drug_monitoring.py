@@ -171,9 +171,21 @@ def _in_sentence(label: str) -> str:
     return label if label[:2].isupper() else label[:1].lower() + label[1:]
 
 
+CBC_PANEL: Final = "58410-2"
+# Any count of a CBC shows the panel was drawn: an EHR feed may carry the white count and not the platelets.
+_BLOOD_COUNT: Final = ("platelets", "hemoglobin", "leukocytes")
+
+
+def _latest(facts: RuleFacts, lab: MonitoredLab) -> Measurement | None:
+    if lab.order.loinc != CBC_PANEL:
+        return facts.latest(lab.analyte)
+    counts = [m for m in (facts.latest(a) for a in _BLOOD_COUNT) if m is not None]
+    return min(counts, key=lambda m: (m.days_ago is None, m.days_ago or 0), default=None)
+
+
 def _gap(facts: RuleFacts, lab: MonitoredLab) -> tuple[str, Measurement | None] | None:
     """None when the latest value is within the drug's interval; else how the card says it, and the old value."""
-    latest = facts.latest(lab.analyte)
+    latest = _latest(facts, lab)
     label = _in_sentence(ANALYTES[lab.analyte].label)
     if latest is None:
         return f"no {label} on record", None

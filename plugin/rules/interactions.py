@@ -73,6 +73,10 @@ class Interaction:
     right_named: frozenset[str] = frozenset()
     order: LabOrder | None = None  # the lab that watches the pair (INR, digoxin level), offered on the card
     left_systemic_only: bool = False  # as right_systemic_only, for the left side (tacrolimus ointment)
+    # Right-side classes whose one drug beside the left side is routine combined therapy whose start carries its
+    # own monitoring (an MRA added to an ACE inhibitor in heart failure or resistant hypertension): the pair
+    # speaks for such a drug only beside a second right-side drug (a potassium supplement, trimethoprim).
+    right_routine_alone: frozenset[str] = frozenset()
 
     def _left(self, facts: RuleFacts) -> tuple[Exposure, ...]:
         left = facts.with_class(*self.left)
@@ -118,6 +122,8 @@ class Interaction:
             return
         lefts, rights = pair_sides(self._left(facts), self._right(facts))
         if not lefts:
+            return
+        if self.right_routine_alone and len(rights) == 1 and rights[0].has(*self.right_routine_alone):
             return
         if self.new_within_days is not None and not any(
             e.new(self.new_within_days) for e in (*lefts, *rights)
@@ -234,11 +240,12 @@ _LISTS: Final = (
     "right_unless_ingredients",
     "option_taken",
     "option_covers",
+    "right_routine_alone",
 )
 _TEXTS: Final = ("rule_id", "severity", "risk", "option", "why")
 _FLAGS: Final = ("left_systemic_only", "right_systemic_only")
 _KEYS: Final = frozenset({*_LISTS, *_TEXTS, *_FLAGS, "evidence", "new_within_days", "comment"})
-_CLASS_LISTS: Final = ("left", "right", "right_unless", "option_covers")
+_CLASS_LISTS: Final = ("left", "right", "right_unless", "option_covers", "right_routine_alone")
 
 
 def _fail(problem: str) -> InteractionTableError:
@@ -319,6 +326,7 @@ def _parse_pair(raw: object, index: int) -> Interaction:
         lists["left_named"],
         lists["right_named"],
         left_systemic_only=bool(flags["left_systemic_only"]),
+        right_routine_alone=lists["right_routine_alone"],
     )
 
 

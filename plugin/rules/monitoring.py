@@ -919,7 +919,15 @@ PREDNISONE_EQUIVALENT: Final[dict[str, float]] = {
     "hydrocortisone": 0.25,
 }
 PJP_GLUCOCORTICOID_MG: Final = 20.0  # prednisone-equivalent mg a day
-PJP_SECOND_RISK_SETS: Final = ("anca-vasculitis",)
+# A second cause of immunosuppression beside the glucocorticoid: ANCA vasculitis (whose rituximab or
+# cyclophosphamide courses may already be over), a blood cancer, a transplant, or a solid cancer under treatment
+# (NCCN and the ASCO immune-related adverse event guideline advise prophylaxis at 20 mg of prednisone a day).
+PJP_SECOND_RISK_SETS: Final = {
+    "anca-vasculitis": "ANCA vasculitis",
+    "haematologic-malignancy": "a blood cancer",
+    "solid-organ-transplant": "a transplant",
+    "solid-cancer": "cancer",
+}
 
 
 def _prednisone_equivalent_mg(facts: RuleFacts) -> tuple[float, tuple[Exposure, ...]]:
@@ -940,8 +948,7 @@ def _prednisone_equivalent_mg(facts: RuleFacts) -> tuple[float, tuple[Exposure, 
 
 def pjp_prophylaxis_immunosuppressed(facts: RuleFacts) -> Iterator[Finding]:
     """A glucocorticoid at 20 mg of prednisone a day or more with a second cause of immunosuppression (another
-    immunosuppressant, or ANCA vasculitis, whose rituximab or cyclophosphamide courses may already be over) and
-    no Pneumocystis prophylaxis."""
+    immunosuppressant, or a condition of PJP_SECOND_RISK_SETS) and no Pneumocystis prophylaxis."""
     if facts.context.demographics.deceased or facts.value_sets.get("hiv"):
         return  # HIV has its own CD4-based rule
     mg, steroids = _prednisone_equivalent_mg(facts)
@@ -950,12 +957,13 @@ def pjp_prophylaxis_immunosuppressed(facts: RuleFacts) -> Iterator[Finding]:
     partners = tuple(
         e for e in facts.with_class("immunosuppressant") if not e.has("corticosteroid") and not e.proposed
     )
-    conditions = tuple(h for name in PJP_SECOND_RISK_SETS for h in facts.value_sets.get(name, ()))
+    risks = [name for name in PJP_SECOND_RISK_SETS if name in facts.value_sets]
+    conditions = tuple(h for name in risks for h in facts.value_sets[name])
     if not partners and not conditions:
         return
     if any(not PJP_PROPHYLAXIS.isdisjoint(e.ingredients) for e in facts.exposures):
         return
-    second = _names(partners) if partners else "ANCA vasculitis"
+    second = _names(partners) if partners else PJP_SECOND_RISK_SETS[risks[0]]
     yield Finding(
         "rule.pjp-prophylaxis-immunosuppressed",
         "warning",
@@ -1058,8 +1066,7 @@ def prenatal_folic_acid(facts: RuleFacts) -> Iterator[Finding]:
     weeks = facts.context.pregnancy.weeks
     if weeks is not None and weeks >= FOLIC_ACID_UNTIL_WEEKS:
         return  # an undated pregnancy still asks (fail closed)
-    words = ("folic", "folate", "prenatal")
-    if any(e.has("folate") or any(w in e.label.lower() for w in words) for e in facts.exposures):
+    if _takes_folate(facts):
         return
     # A teratogen in the pregnancy is the card that matters (rule.pregnancy-teratogen, critical): the urgent
     # obstetric review it asks for starts folic acid too, and a second card beside it was never the one raised.
@@ -1072,6 +1079,47 @@ def prenatal_folic_acid(facts: RuleFacts) -> Iterator[Finding]:
         "Daily folic acid lowers the risk of neural tube defects.",
         ("kb.uspstf-folic-acid-neural-tube",),
         facts.context.pregnancy.evidence,
+    )
+
+
+# AAN/AES/SMFM 2024: people of childbearing potential taking an antiseizure medication take at least 0.4 mg of
+# folic acid daily, before any pregnancy. Gabapentinoids, mostly given for pain, are left out.
+ANTISEIZURE_FOLIC_ACID_AGES: Final = (12, 50)
+_FOLATE_WORDS: Final = ("folic", "folate", "prenatal")
+
+
+def _takes_folate(facts: RuleFacts) -> bool:
+    return any(e.has("folate") or any(w in e.label.lower() for w in _FOLATE_WORDS) for e in facts.exposures)
+
+
+def antiseizure_folic_acid(facts: RuleFacts) -> Iterator[Finding]:
+    """A woman of 12-50, not pregnant (rule.prenatal-folic-acid-absent and the teratogen card speak then), on a
+    current antiseizure medication with no folic acid on the list."""
+    demographics = facts.context.demographics
+    age = facts.age
+    low, high = ANTISEIZURE_FOLIC_ACID_AGES
+    if age is None or not low <= age <= high or demographics.sex != "female" or demographics.deceased:
+        return
+    if facts.pregnant:
+        return
+    drugs = tuple(
+        e
+        for e in facts.with_class("anticonvulsant")
+        if not e.has("gabapentinoid", "benzodiazepine") and not e.proposed
+    )
+    if not drugs or _takes_folate(facts):
+        return
+    yield Finding(
+        "rule.antiseizure-folic-acid-absent",
+        "info",
+        _short(
+            f"Age {demographics.age_label} on {_names(drugs)} with no folic acid on the list: consider at least "
+            "0.4 mg daily"
+        ),
+        "Antiseizure medications raise the risk of major malformations, and folic acid taken before conception "
+        "lowers the neural-tube risk.",
+        ("kb.antiseizure-folic-acid",),
+        _handles(drugs),
     )
 
 
@@ -1313,5 +1361,6 @@ CARE_GAP_EXTRA_RULES: tuple[Rule, ...] = (
     preeclampsia_aspirin,
     antiplatelet_secondary_prevention,
     prenatal_folic_acid,
+    antiseizure_folic_acid,
     diabetes_intensification,
 )

@@ -277,10 +277,41 @@ def _kidney_failure_ahead(facts: RuleFacts) -> bool:
     return any(_DIALYSIS.search(p.code.display) for p in facts.context.problems)
 
 
+# Adults this age or older (born before 1981 as of the 2026 knowledge base) were past the 1999 catch-up of everyone
+# under 19, so no childhood series is to be expected; younger adults mostly had one (infants from 1991, the
+# adolescent catch-up from 1995). Review with each knowledge-base year.
+HEPATITIS_B_BEFORE_CHILDHOOD_PROGRAMMES_AGE: Final = 46
+CHILDHOOD_RECORD_BEFORE_AGE: Final = 18
+# Risk conditions that make hepatitis B vaccination pressing whatever the childhood record (ACIP 2022).
+_HEPATITIS_B_RISK: Final = ("diabetes", "hiv", "liver-disease", "cirrhosis", "opioid-use-disorder")
+_PREP_INGREDIENTS: Final = ("emtricitabine", "tenofovir", "cabotegravir")
+
+
+def _childhood_record(facts: RuleFacts, age: int) -> bool:
+    """Whether the chart holds any dose given before 18: the childhood record was carried over."""
+    return any(
+        (days := i.first_days_ago if i.first_days_ago is not None else i.days_ago) is not None
+        and age - days / 365.25 < CHILDHOOD_RECORD_BEFORE_AGE
+        for i in facts.context.immunizations
+    )
+
+
+def _hepatitis_b_risk(facts: RuleFacts) -> bool:
+    """A risk condition, dialysis, or HIV pre-exposure prophylaxis (a PrEP antiretroviral) on record."""
+    return bool(
+        _problems(facts, _HEPATITIS_B_RISK)
+        or _kidney_failure_ahead(facts)
+        or any(not e.proposed for e in facts.with_ingredient(*_PREP_INGREDIENTS))
+    )
+
+
 def hepatitis_b_vaccine_due(facts: RuleFacts) -> Iterator[Finding]:
     """An adult of 19-59 with no hepatitis B vaccine, infection or immunity on record. Only charts that record
-    immunisations at all are judged: with no immunisation history the record is silent, not negative. Not in
-    pregnancy: there ACIP advises vaccination by risk (after prenatal HBsAg screening), and Heplisav-B and
+    immunisations at all are judged: with no immunisation history the record is silent, not negative. An adult
+    young enough to have had the childhood series is judged only where the chart carries childhood doses or
+    a risk condition or an anti-HBs titre is on record: an adult chart without its childhood record is silent
+    about that series too.
+    Not in pregnancy: there ACIP advises vaccination by risk (after prenatal HBsAg screening), and Heplisav-B and
     PreHevbrio are not recommended for lack of safety data, so the universal-adult card does not apply."""
     age = facts.age
     context = facts.context
@@ -291,6 +322,12 @@ def hepatitis_b_vaccine_due(facts: RuleFacts) -> Iterator[Finding]:
         or not context.in_force("hepatitis-b-adults-19-59")
         or not context.immunizations
         or facts.pregnant
+        or (
+            age < HEPATITIS_B_BEFORE_CHILDHOOD_PROGRAMMES_AGE
+            and not _childhood_record(facts, age)
+            and not _hepatitis_b_risk(facts)
+            and facts.result("anti-hbs") is None  # a measured titre speaks whatever the record
+        )
         or doses(facts, "hepatitis-b")
         or facts.ever("hepatitis-b-infection")
     ):
@@ -678,6 +715,58 @@ def childhood_mmr_varicella_due(facts: RuleFacts) -> Iterator[Finding]:
         )
 
 
+# --- hepatitis A in childhood ---------------------------------------------------------------------------------
+
+# ACIP child schedule: two doses at least 6 months apart from 12-23 months (dose 1 overdue from the second
+# birthday), catch-up through 18. A dose before the first birthday does not count.
+HEPATITIS_A_DOSE_1_OVERDUE_DAYS: Final = 730
+HEPATITIS_A_DOSE_2_AFTER_DAYS: Final = 183  # 6 months
+_HEPATITIS_A_CHILD_VALID_FROM_DAYS: Final = 365 - 4
+
+
+def childhood_hepatitis_a_due(facts: RuleFacts) -> Iterator[Finding]:
+    """A child with a valid hepatitis A dose 6 months or more ago and no second, or from 2 years with none.
+    Charts without any immunisation are left to rule.childhood-mmr-varicella-due, which asks for the record;
+    a child with liver disease and no dose to rule.hepatitis-a-liver-disease-due."""
+    demographics = facts.context.demographics
+    days = demographics.age_days
+    if days is None or days < _HEPATITIS_A_CHILD_VALID_FROM_DAYS + HEPATITIS_A_DOSE_2_AFTER_DAYS:
+        return
+    if demographics.deceased or not facts.context.immunizations:
+        return
+    given = doses(facts, "hepatitis-a")
+    valid = 0
+    latest: int | None = None
+    for record in given:
+        early = (
+            record.first_days_ago is not None
+            and days - record.first_days_ago < _HEPATITIS_A_CHILD_VALID_FROM_DAYS
+        )
+        valid += record.doses - (1 if early else 0)
+        if record.days_ago is not None and (latest is None or record.days_ago < latest):
+            latest = record.days_ago
+    if valid >= 2:
+        return
+    if valid == 1:
+        if latest is None or latest < HEPATITIS_A_DOSE_2_AFTER_DAYS:
+            return  # dose 2 not yet due, or an undated dose whose interval cannot be read
+        summary = f"Age {demographics.age_label} with one hepatitis A dose {latest // 30} months ago: consider dose 2"
+    else:
+        if days < HEPATITIS_A_DOSE_1_OVERDUE_DAYS or _problems(facts, HEPATITIS_A_LIVER_SETS):
+            return
+        have = "no valid" if given else "no"
+        summary = f"Age {demographics.age_label} with {have} hepatitis A dose on record: consider dose 1 of 2"
+    yield Finding(
+        "rule.childhood-hepatitis-a-due",
+        "info",
+        _short(summary),
+        "ACIP gives every child two hepatitis A doses at least 6 months apart from 12-23 months, with catch-up "
+        "through 18 years.",
+        ("kb.acip-childhood-hepatitis-a",),
+        tuple(i.handle for i in given),
+    )
+
+
 VACCINE_CARE_GAP_RULES: Final = (
     zoster_due,
     td_booster_due,
@@ -691,4 +780,5 @@ VACCINE_CARE_GAP_RULES: Final = (
     asplenia_vaccines_due,
     infant_rsv_antibody_due,
     childhood_mmr_varicella_due,
+    childhood_hepatitis_a_due,
 )

@@ -313,8 +313,9 @@ def test_data_file_loads_names_sources_and_only_checked_classes() -> None:
     assert parse_allergens(_raw()) == data
     assert _raw()["sources"]
     targets = {*data.words.values(), *(c for codes in data.codes.values() for c in codes.values())}
-    # Heparin (HIT) is checked by the same-class allergy rule, not by the cross-reactivity groups.
-    assert targets == CHECKED | {"heparin"}
+    # Heparin (HIT) and ACE inhibitors (ACEI) are checked by the same-class allergy rule, not by the
+    # cross-reactivity groups.
+    assert targets == CHECKED | {"heparin", "ace-inhibitor"}
 
 
 def test_snomed_codes_carry_valid_check_digits() -> None:

@@ -185,6 +185,6 @@ def test_zoster_follows_each_of_its_two_start_dates(
 @pytest.mark.parametrize(("days_before", "fires"), [(1, False), (0, True)])
 def test_universal_adult_hepatitis_b_from_the_acip_vote(days_before: int, fires: bool) -> None:
     day = datetime.combine(HEPATITIS_B_FROM - timedelta(days=days_before), datetime.min.time(), tzinfo=UTC)
-    prefetch = Chart(age=40, resources=(vaccine("influenza", 60),)).prefetch()
+    prefetch = Chart(age=40, resources=(vaccine("influenza", 60), problem("diabetes"))).prefetch()
     context = build_context(prefetch, day).context
     assert bool(list(vaccines.hepatitis_b_vaccine_due(RuleFacts.of(context)))) is fires

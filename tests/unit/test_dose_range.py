@@ -728,6 +728,8 @@ FLUCONAZOLE = "Fluconazole 40 MG/ML Oral Suspension"
 FAMOTIDINE = "Famotidine 8 MG/ML Oral Suspension"
 CIPROFLOXACIN = "Ciprofloxacin 50 MG/ML Oral Suspension"
 VINCRISTINE = "Vincristine Sulfate 1 MG/ML Injectable Solution"
+TRIMETHOPRIM = "Trimethoprim 10 MG/ML Oral Solution"
+PIPERACILLIN = "Piperacillin 4000 MG Injection"
 
 EDGES: dict[str, Edge] = {
     # lorazepam IV
@@ -1079,6 +1081,13 @@ EDGES: dict[str, Edge] = {
         CIPROFLOXACIN, "children's single-dose cap (750 mg)", 824, 825, 826, 1, 14, 45
     ),
     "fluconazole child dose": Edge(FLUCONAZOLE, "exceeds 12 mg/kg a dose (240 mg)", 263, 264, 265, 1, 6, 20),
+    "trimethoprim child dose": Edge(TRIMETHOPRIM, "exceeds 6 mg/kg a dose (120 mg)", 131, 132, 133, 2, 5, 20),
+    "piperacillin child dose": Edge(
+        PIPERACILLIN, "limit of 112.5 mg/kg a dose (2,250 mg)", 2474, 2475, 2476, 3, 6, 20
+    ),
+    "piperacillin adult dose": Edge(
+        PIPERACILLIN, "adult parenteral single-dose maximum", 4949, 4950, 4951, 1
+    ),
 }
 
 

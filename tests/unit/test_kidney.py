@@ -289,6 +289,8 @@ REQUIRED = {
     "capecitabine",
     "bictegravir",
     "acyclovir (injected)",
+    "morphine",
+    "cisplatin",
 }
 TABLE = renal_dosing()
 THRESHOLDS = [(drug, t) for drug in TABLE.drugs for t in drug.thresholds]

@@ -494,6 +494,20 @@ def test_ckd_on_record_with_a_normal_egfr_counts_and_an_sglt2_inhibitor_closes_i
     )  # no eGFR
 
 
+@pytest.mark.parametrize(("age", "raised"), [(79, True), (80, False), (81, False)])
+def test_the_sglt2_gap_is_left_to_the_prescriber_from_80(age: int, raised: bool) -> None:
+    resources = (problem("diabetes"), problem("ckd-3"), lab("egfr", 45))
+    assert bool(found(label_limits.diabetes_ckd_sglt2_absent, *resources, age=age)) is raised
+
+
+def test_the_sglt2_gap_waits_while_creatinine_shows_acute_kidney_injury() -> None:
+    base = (problem("diabetes"), problem("ckd-3"), lab("egfr", 45))
+    steady = (lab("creatinine", 1.3, 1, "cr-now"), lab("creatinine", 1.2, 4, "cr-before"))
+    assert found(label_limits.diabetes_ckd_sglt2_absent, *base, *steady)
+    risen = (lab("creatinine", 1.9, 1, "cr-now"), lab("creatinine", 1.2, 4, "cr-before"))  # 1.58 times: AKI
+    assert found(label_limits.diabetes_ckd_sglt2_absent, *base, *risen) == []
+
+
 # --- glyburide with a low eGFR ---------------------------------------------------------------------------------
 
 

@@ -218,9 +218,13 @@ def test_products_no_rule_reads_are_reviewed_and_unclassified(ingredient: str) -
     assert classes_of(ingredient) == frozenset()
 
 
-def test_finerenone_raises_potassium_with_an_ace_inhibitor() -> None:
-    findings = check_proposal(_context("lisinopril 20 mg tablet"), Code("text", "kerendia", "Kerendia 10 mg"))
+def test_finerenone_raises_potassium_with_an_ace_inhibitor_and_a_potassium_supplement() -> None:
+    context = _context("lisinopril 20 mg tablet", "potassium chloride 20 mEq tablet")
+    findings = check_proposal(context, Code("text", "kerendia", "Kerendia 10 mg"))
     assert "rule.raas-potassium" in {finding.rule_id for finding in findings}
+    # Added alone beside the ACE inhibitor it is routine combined therapy: its start carries the potassium checks.
+    alone = check_proposal(_context("lisinopril 20 mg tablet"), Code("text", "kerendia", "Kerendia 10 mg"))
+    assert "rule.raas-potassium" not in {finding.rule_id for finding in alone}
 
 
 def test_a_phosphate_binder_named_by_brand_binds_a_fluoroquinolone() -> None:

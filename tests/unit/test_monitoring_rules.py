@@ -311,6 +311,12 @@ def _gpa() -> JsonDict:
     return condition
 
 
+def _melanoma() -> JsonDict:
+    condition = problem("asthma", "melanoma")
+    condition["code"] = {"text": "Malignant melanoma of skin, metastatic"}
+    return condition
+
+
 MYCOPHENOLATE = _by_text("mmf", "mycophenolate mofetil 500 MG Oral Tablet", 300)
 BACTRIM = _by_text("smx", "sulfamethoxazole 800 MG / trimethoprim 160 MG Oral Tablet", 30)
 
@@ -1412,6 +1418,26 @@ CASES: tuple[Case, ...] = (
         ),
     ),
     Case(
+        # A solid cancer is the second risk (NCCN; the ASCO immune-related adverse event guideline).
+        "pjp-immunosuppressed/prednisone-40-melanoma",
+        monitoring.pjp_prophylaxis_immunosuppressed,
+        chart(_glucocorticoid("predniSONE 40 MG Oral Tablet"), _melanoma(), age=64),
+        (
+            Expected(
+                "rule.pjp-prophylaxis-immunosuppressed",
+                "warning",
+                ("kb.pjp-prophylaxis-glucocorticoids",),
+                (_glucocorticoid("predniSONE 40 MG Oral Tablet"), _melanoma()),
+                mentions=("cancer",),
+            ),
+        ),
+    ),
+    Case(
+        "pjp-immunosuppressed/prednisone-19-melanoma",
+        monitoring.pjp_prophylaxis_immunosuppressed,
+        chart(_glucocorticoid("predniSONE 19 MG Oral Tablet"), _melanoma(), age=64),
+    ),
+    Case(
         "pjp-immunosuppressed/prednisone-alone",
         monitoring.pjp_prophylaxis_immunosuppressed,
         chart(_glucocorticoid("predniSONE 40 MG Oral Tablet"), age=61),
@@ -1459,6 +1485,26 @@ CASES: tuple[Case, ...] = (
     ),
     Case("prenatal-folic-acid/taken", monitoring.prenatal_folic_acid, chart(PREGNANCY, FOLIC_ACID, age=30)),
     Case("prenatal-folic-acid/not-pregnant", monitoring.prenatal_folic_acid, chart(age=30)),
+    # Folic acid beside an antiseizure drug (AAN/AES/SMFM 2024).
+    Case(
+        "antiseizure-folic-acid/carbamazepine",
+        monitoring.antiseizure_folic_acid,
+        chart(med("carbamazepine"), age=24),
+        (
+            Expected(
+                "rule.antiseizure-folic-acid-absent",
+                "info",
+                ("kb.antiseizure-folic-acid",),
+                (med("carbamazepine"),),
+                mentions=("0.4 mg",),
+            ),
+        ),
+    ),
+    Case(
+        "antiseizure-folic-acid/taken",
+        monitoring.antiseizure_folic_acid,
+        chart(med("carbamazepine"), FOLIC_ACID, age=24),
+    ),
 )
 
 

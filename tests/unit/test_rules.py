@@ -369,6 +369,15 @@ TABLE_PAIR_CASES: tuple[Case, ...] = (
         right_as_draft=True,
     ),
     *_table_pair(
+        "rule.btk-inhibitor-cyp3a4-inhibitor",
+        "warning",
+        "kb.btk-inhibitor-cyp3a4-inhibitors",
+        "ibrutinib",
+        "diltiazem",
+        chart(med("ibrutinib"), med("metoprolol")),  # rate control with a beta-blocker
+        right_as_draft=True,
+    ),
+    *_table_pair(
         "rule.integrase-inhibitor-cation",
         "info",
         "kb.integrase-inhibitor-polyvalent-cations",
@@ -2729,7 +2738,7 @@ def test_a_0_1_mg_autoinjector_matches_a_toddler_and_under_doses_at_15_kg() -> N
 
 
 def test_a_finding_never_cites_one_entry_twice() -> None:
-    built = chart(LISINOPRIL, drafts=(draft("spironolactone"),)).build()
+    built = chart(LISINOPRIL, med("potassium-chloride"), drafts=(draft("spironolactone"),)).build()
     (finding,) = RAAS_POTASSIUM(RuleFacts.of(built.context))
     assert len(set(finding.evidence)) == len(finding.evidence), finding.evidence
 

@@ -132,14 +132,30 @@ def test_an_alarming_old_potassium_is_asked_about_whatever_its_age(value: float,
 @pytest.mark.parametrize(("days_ago", "fires"), [(27, True), (28, True), (29, False), (400, False)])
 def test_the_raas_pair_warns_while_one_of_it_is_new(days_ago: int, fires: bool) -> None:
     found = ids(
-        med("lisinopril", days_ago=400), med("spironolactone", days_ago=days_ago), lab("potassium", 4.2)
+        med("lisinopril", days_ago=400),
+        med("potassium-chloride", days_ago=400),
+        med("spironolactone", days_ago=days_ago),
+        lab("potassium", 4.2),
     )
     assert ("rule.raas-potassium" in found) is fires
 
 
-def test_a_drafted_partner_always_warns() -> None:
-    found = ids(med("lisinopril", days_ago=400), lab("potassium", 4.2), drafts=(draft("spironolactone"),))
+def test_a_drafted_partner_warns_beside_a_second_potassium_raising_drug() -> None:
+    found = ids(
+        med("lisinopril", days_ago=400),
+        med("potassium-chloride", days_ago=400),
+        lab("potassium", 4.2),
+        drafts=(draft("spironolactone"),),
+    )
     assert "rule.raas-potassium" in found
+
+
+def test_an_mra_added_alone_is_routine_combined_therapy() -> None:
+    # Heart failure and resistant hypertension add an MRA to the ACE inhibitor with its own potassium checks.
+    found = ids(med("lisinopril", days_ago=400), lab("potassium", 4.2), drafts=(draft("spironolactone"),))
+    assert "rule.raas-potassium" not in found
+    trimethoprim = ids(med("lisinopril", days_ago=400), lab("potassium", 4.2), drafts=(draft("tmp-smx"),))
+    assert "rule.raas-potassium" in trimethoprim
 
 
 def test_an_established_pair_with_high_potassium_still_gets_the_threshold_card() -> None:

@@ -37,7 +37,7 @@ CHART, ORDERS, DISCHARGE = "r1-chart-review", "r1-order-review", "r1-discharge-r
 # with clopidogrel or naproxen and no blood count for years asks for one (a warning where anaemia is recorded).
 # Two adolescents with no MenACWY, HPV or adolescent Tdap on record; two on a combined pill whose last blood pressure is
 # years old; one levothyroxine order written as one tablet every 60 days.
-PINNED_TOTAL = 369
+PINNED_TOTAL = 371
 PINNED: dict[tuple[str, str, str], int] = {
     (CHART, "encounter-start", "rule.allergy-category-recorded-wrongly"): 7,
     (CHART, "patient-view", "rule.allergy-category-recorded-wrongly"): 7,
@@ -51,6 +51,9 @@ PINNED: dict[tuple[str, str, str], int] = {
     # Two children whose charts stop at their first MMR and varicella doses, read years later: dose 2 is asked for.
     (CHART, "encounter-start", "rule.childhood-mmr-varicella-due"): 4,
     (CHART, "patient-view", "rule.childhood-mmr-varicella-due"): 4,
+    # One of them also stops after the first hepatitis A dose, given at about one year: dose 2 is asked for.
+    (CHART, "encounter-start", "rule.childhood-hepatitis-a-due"): 1,
+    (CHART, "patient-view", "rule.childhood-hepatitis-a-due"): 1,
     (CHART, "encounter-start", "rule.levothyroxine-interval"): 1,
     (CHART, "encounter-start", "rule.menacwy-due"): 2,
     (CHART, "encounter-start", "rule.hpv-vaccine-due"): 2,
@@ -200,6 +203,7 @@ PATIENT_VIEW: dict[str, list[str]] = {
     ],
     "Claudie_Walsh": [
         "rule.allergy-category-recorded-wrongly:info",
+        "rule.childhood-hepatitis-a-due:info",
         "rule.childhood-mmr-varicella-due:info",
         "rule.childhood-mmr-varicella-due:info",
         "rule.epinephrine-autoinjector-weight:info",

@@ -304,9 +304,38 @@ def _anti_hbs(value: float) -> JsonDict:
     return named_result("anti-hbs", "Hepatitis B surface Ab", quantity=value, days_ago=200)
 
 
+def _childhood_mmr(age: int, at_age: float = 5) -> JsonDict:
+    return vaccine("mmr", round((age - at_age) * 365.25))
+
+
 @pytest.mark.parametrize(("age", "fires"), [(18, False), (19, True), (59, True), (60, False)])
 def test_hepatitis_b_for_adults_19_to_59(age: int, fires: bool) -> None:
+    found = vaccines.hepatitis_b_vaccine_due(facts(FLU, _childhood_mmr(age), age=age))
+    assert bool(list(found)) is fires
+
+
+@pytest.mark.parametrize(("age", "fires"), [(45, False), (46, True), (47, True)])
+def test_without_a_childhood_record_only_adults_born_before_the_childhood_programmes(
+    age: int, fires: bool
+) -> None:
+    # A younger adult's chart without childhood doses is silent about the childhood series, not negative.
     assert bool(list(vaccines.hepatitis_b_vaccine_due(facts(FLU, age=age)))) is fires
+
+
+@pytest.mark.parametrize(("at_age", "fires"), [(17.9, True), (18.1, False)])
+def test_a_dose_before_18_shows_the_childhood_record_was_carried_over(at_age: float, fires: bool) -> None:
+    found = vaccines.hepatitis_b_vaccine_due(facts(FLU, _childhood_mmr(30, at_age), age=30))
+    assert bool(list(found)) is fires
+
+
+def test_a_risk_condition_or_prep_asks_for_hepatitis_b_without_a_childhood_record() -> None:
+    assert list(vaccines.hepatitis_b_vaccine_due(facts(FLU, problem("diabetes"), age=30)))
+    prep = medication_request(
+        "prep", PATIENT_ID, "", "emtricitabine 200 MG / tenofovir disoproxil fumarate 300 MG Oral Tablet"
+    )
+    del prep["medicationCodeableConcept"]["coding"]
+    assert list(vaccines.hepatitis_b_vaccine_due(facts(FLU, prep, age=30)))
+    assert not list(vaccines.hepatitis_b_vaccine_due(facts(FLU, problem("hypertension"), age=30)))
 
 
 def test_hepatitis_b_is_judged_only_where_immunisations_are_recorded_and_a_dose_closes_it() -> None:
@@ -424,3 +453,39 @@ def test_chickenpox_history_pregnancy_and_immunosuppression_defer() -> None:
     assert found == []
     tacrolimus = med("tacrolimus")
     assert _child(2000, tacrolimus, _dose("hib", 1500)) == []
+
+
+# --- hepatitis A in childhood ----------------------------------------------------------------------------------
+
+
+def _hep_a(days_old: int, *resources: JsonDict) -> list[Finding]:
+    return list(vaccines.childhood_hepatitis_a_due(_infant(days_old, *resources)))
+
+
+@pytest.mark.parametrize(("days_old", "fires"), [(729, False), (730, True), (731, True)])
+def test_a_first_hepatitis_a_dose_is_overdue_from_the_second_birthday(days_old: int, fires: bool) -> None:
+    found = _hep_a(days_old, _dose("hib", 300))
+    assert bool(found) is fires
+    if fires:
+        assert "dose 1 of 2" in found[0].summary
+
+
+@pytest.mark.parametrize(("days_ago", "fires"), [(182, False), (183, True), (184, True)])
+def test_the_second_hepatitis_a_dose_is_due_6_months_after_the_first(days_ago: int, fires: bool) -> None:
+    found = _hep_a(900, _dose("hepatitis-a", days_ago))
+    assert bool(found) is fires
+    if fires:
+        assert "dose 2" in found[0].summary and found[0].inputs
+
+
+def test_two_hepatitis_a_doses_close_it_and_one_before_the_first_birthday_does_not_count() -> None:
+    assert _hep_a(1500, _dose("hepatitis-a", 1000), _dose("hepatitis-a", 700)) == []
+    # given at 300 days old: not valid, so one valid dose 700 days ago leaves dose 2 due
+    (found,) = _hep_a(1500, _dose("hepatitis-a", 1200), _dose("hepatitis-a", 700))
+    assert "dose 2" in found.summary
+
+
+def test_childhood_hepatitis_a_leaves_missing_records_and_liver_disease_to_their_rules() -> None:
+    assert _hep_a(1500) == []  # no immunisation at all: the MMR rule asks for the record
+    assert _hep_a(1500, _dose("hib", 300), problem("cirrhosis")) == []
+    assert _hep_a(1500, _dose("hib", 300))

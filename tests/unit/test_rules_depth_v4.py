@@ -1,0 +1,148 @@
+"""Fourth-depth rule changes from the v30 and v31 reviews: folic acid beside antiseizure drugs, low potassium or
+magnesium on QT-prolonging drugs, carbapenem and ACE-inhibitor allergy words, any CBC count as a blood count,
+combinations coded by one ingredient, and polyethylene glycol by name; each threshold at, below and above."""
+
+from __future__ import annotations
+
+import pytest
+
+from plugin import terminology
+from plugin.rules import catalog, depth, drug_monitoring, monitoring
+from plugin.rules.model import Finding, RuleFacts
+from tests.support.charts import JsonDict, copy_json
+from tests.support.rule_cases import Chart, draft, lab, med, problem
+from tests.unit.test_rules_depth_v3 import allergy, rx
+
+pytestmark = pytest.mark.unit
+
+
+def facts(
+    *resources: JsonDict, age: int = 30, gender: str = "female", drafts: tuple[JsonDict, ...] = ()
+) -> RuleFacts:
+    return RuleFacts.of(Chart(age=age, gender=gender, resources=resources, drafts=drafts).build().context)
+
+
+def rule_ids(findings: list[Finding]) -> list[str]:
+    return [f.rule_id for f in findings]
+
+
+# --- folic acid beside antiseizure medication (AAN/AES/SMFM 2024) ----------------------------------------------
+
+
+@pytest.mark.parametrize(("age", "fires"), [(11, False), (12, True), (50, True), (51, False)])
+def test_folic_acid_is_asked_for_at_12_to_50_on_an_antiseizure_drug(age: int, fires: bool) -> None:
+    found = list(monitoring.antiseizure_folic_acid(facts(med("carbamazepine"), age=age)))
+    assert bool(found) is fires
+    if fires:
+        assert "0.4 mg" in found[0].summary and found[0].inputs
+
+
+def test_antiseizure_folic_acid_is_quiet_for_men_in_pregnancy_with_folate_and_for_gabapentin() -> None:
+    assert not list(monitoring.antiseizure_folic_acid(facts(med("carbamazepine"), gender="male")))
+    pregnant = facts(med("carbamazepine"), problem("pregnancy"))
+    assert not list(monitoring.antiseizure_folic_acid(pregnant))
+    assert not list(monitoring.antiseizure_folic_acid(facts(med("carbamazepine"), med("folic-acid"))))
+    assert not list(monitoring.antiseizure_folic_acid(facts(med("gabapentin"))))
+    # A drafted antiseizure drug is the prescriber's start: the card is for therapy already taken.
+    assert not list(monitoring.antiseizure_folic_acid(facts(drafts=(draft("lamotrigine"),))))
+    assert list(monitoring.antiseizure_folic_acid(facts(med("lamotrigine"))))
+
+
+# --- low potassium or magnesium on a QT-prolonging drug ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(("potassium", "fires"), [(3.4, True), (3.5, False), (3.6, False)])
+def test_low_potassium_on_a_qt_drug_alone_is_replaced(potassium: float, fires: bool) -> None:
+    found = list(depth.low_potassium_magnesium(facts(med("ondansetron"), lab("potassium", potassium, 1))))
+    assert bool(found) is fires
+    if fires:
+        assert "ondansetron" in found[0].summary.lower()
+
+
+@pytest.mark.parametrize(("magnesium", "fires"), [(1.7, True), (1.8, False), (1.9, False)])
+def test_low_magnesium_on_a_qt_drug_is_replaced(magnesium: float, fires: bool) -> None:
+    chart = facts(med("ondansetron"), lab("potassium", 4.0, 1), lab("magnesium", magnesium, 1))
+    assert bool(list(depth.low_potassium_magnesium(chart))) is fires
+
+
+def test_a_stale_low_potassium_is_asked_again_only_on_a_diuretic_or_digoxin() -> None:
+    stale = lab("potassium", 3.1, 400)
+    assert not list(depth.low_potassium_magnesium(facts(med("ondansetron"), stale)))
+    assert list(depth.low_potassium_magnesium(facts(med("hydrochlorothiazide"), stale)))
+
+
+# --- class allergy words ------------------------------------------------------------------------------------------
+
+
+def _class_allergy(*resources: JsonDict, drafts: tuple[JsonDict, ...] = ()) -> list[Finding]:
+    return list(catalog.allergy_same_drug(facts(*resources, drafts=drafts, age=60)))
+
+
+def test_a_carbapenem_allergy_bars_another_carbapenem_and_not_a_penicillin() -> None:
+    ertapenem = allergy("Invanz", reaction="Hives")
+    meropenem = rx("meropenem", "meropenem 1000 MG Injection")
+    assert rule_ids(_class_allergy(ertapenem, drafts=(meropenem,))) == ["rule.allergy-same-drug"]
+    amoxicillin = rx("amox", "amoxicillin 500 MG Oral Capsule")
+    assert _class_allergy(ertapenem, drafts=(amoxicillin,)) == []
+
+
+@pytest.mark.parametrize("words", ["ACEI - angioedema", "ACE-I (angioedema 2022)", "ACEIs"])
+def test_ace_inhibitor_abbreviations_name_the_class(words: str) -> None:
+    enalaprilat = rx("enalaprilat", "enalaprilat 1.25 MG/ML Injectable Solution")
+    found = _class_allergy(allergy(words, reaction="Angioedema"), drafts=(enalaprilat,))
+    assert [(f.rule_id, f.severity) for f in found] == [("rule.allergy-same-drug", "critical")]
+    losartan = rx("losartan", "losartan potassium 50 MG Oral Tablet")
+    assert _class_allergy(allergy(words, reaction="Angioedema"), drafts=(losartan,)) == []
+
+
+# --- any count of a CBC is a blood count -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("count", ["platelets", "hemoglobin", "leukocytes"])
+def test_any_count_of_a_recent_cbc_shows_the_blood_count_was_drawn(count: str) -> None:
+    chart = facts(med("carbamazepine", days_ago=400), lab("sodium", 139, 30), lab(count, 10, 30))
+    summaries = [f.summary for f in drug_monitoring.drug_monitoring_labs(chart)]
+    assert not any("platelet" in s.lower() for s in summaries), summaries
+
+
+@pytest.mark.parametrize(("days_ago", "asked"), [(364, False), (365, False), (366, True)])
+def test_a_blood_count_older_than_the_interval_is_asked_for(days_ago: int, asked: bool) -> None:
+    chart = facts(med("carbamazepine", days_ago=800), lab("sodium", 139, 30), lab("hemoglobin", 13, days_ago))
+    summaries = [f.summary for f in drug_monitoring.drug_monitoring_labs(chart)]
+    assert any("platelet" in s.lower() for s in summaries) is asked, summaries
+
+
+# --- reading the chart ----------------------------------------------------------------------------------------------
+
+
+def test_a_combination_coded_by_one_ingredient_keeps_every_ingredient_its_text_names() -> None:
+    percocet = "oxyCODONE 5 MG / acetaminophen 325 MG Oral Tablet (Percocet)"
+    assert terminology.ingredients_of("7804", percocet) == ("oxycodone", "acetaminophen")
+    assert terminology.ingredients_of("7804", "oxyCODONE 5 MG Oral Tablet") == ("oxycodone",)
+    # Text naming an unknown product beside the coded ingredient: the code alone stands (fail closed elsewhere).
+    assert terminology.ingredients_of("7804", "oxyCODONE 5 MG / zorblatide 1 MG Oral Tablet") == (
+        "oxycodone",
+    )
+
+
+def test_acetaminophen_in_an_ingredient_coded_combination_counts_toward_the_daily_total() -> None:
+    scheduled = rx("apap", "acetaminophen 500 MG Oral Tablet", dose=2, per_day=4)
+    percocet = copy_json(
+        rx("percocet", "oxyCODONE 5 MG / acetaminophen 325 MG Oral Tablet", dose=2, per_day=6)
+    )
+    percocet["medicationCodeableConcept"]["coding"] = [
+        {"system": "http://www.nlm.nih.gov/research/umls/rxnorm", "code": "7804", "display": "oxycodone"},
+        {"system": "http://www.nlm.nih.gov/research/umls/rxnorm", "code": "161", "display": "acetaminophen"},
+    ]
+    percocet["status"] = "draft"
+    found = list(depth.acetaminophen_daily_total(facts(scheduled, drafts=(percocet,), age=54)))
+    assert rule_ids(found) == ["rule.acetaminophen-daily-total"] and "7.9 g/day" in found[0].summary
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["Polyethylene glycol 3350 powder", "polyethylene glycol 3350 17 GM Oral Powder", "PEG 3350 powder"],
+)
+def test_polyethylene_glycol_3350_resolves_with_its_number_and_form(text: str) -> None:
+    resolved = terminology.resolve_product(None, text)
+    assert resolved.ingredients == ("polyethylene glycol 3350",) and not resolved.unknown
