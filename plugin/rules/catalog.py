@@ -124,6 +124,11 @@ def renal_nsaid(facts: RuleFacts) -> Iterator[Finding]:
     ckd = facts.value_sets.get("ckd", ())
     if not nsaids or not (low or ckd):
         return
+    # A creatinine rise on the NSAID is acute kidney injury, which rule.aki-nephrotoxin and rule.aki-triple-whammy
+    # card with the NSAID named; beside a calcineurin inhibitor rule.calcineurin-inhibitor-nsaid speaks for the
+    # kidney. One card per action.
+    if aki_against_reference(facts.context.series("creatinine")) or facts.with_class("calcineurin-inhibitor"):
+        return
     basis = f"eGFR {egfr.value:g}" if low and egfr is not None else "chronic kidney disease"
     inputs = (*_handles(nsaids), *((egfr.handle,) if low and egfr else ()), *ckd)
     yield Finding(
@@ -1844,10 +1849,23 @@ CNS_ACTIVE_LIMIT: Final = 3
 CHOLINESTERASE_INHIBITORS: Final = frozenset({"donepezil", "rivastigmine", "galantamine"})
 
 
+BEERS_FROM_AGE: Final = 65
+
+
 def cns_active_count(facts: RuleFacts) -> int:
     """CNS-active drugs taken, counted as drugs, not records: a renewal drafted beside its listing is one drug."""
     drugs = facts.with_class(*CNS_ACTIVE_CLASSES)
     return len({i for e in drugs for i in e.ingredients} or {e.handle for e in drugs})
+
+
+def beers_cns_burden_applies(facts: RuleFacts) -> bool:
+    """Whether rule.beers-cns-active-burden speaks: three or more CNS-active drugs from 65 (a living patient)."""
+    return (
+        facts.age is not None
+        and facts.age >= BEERS_FROM_AGE
+        and not facts.context.demographics.deceased
+        and cns_active_count(facts) >= CNS_ACTIVE_LIMIT
+    )
 
 
 def _sedatives_said_elsewhere(facts: RuleFacts) -> frozenset[str]:

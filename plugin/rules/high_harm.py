@@ -30,6 +30,7 @@ from plugin.rules.catalog import (
     POTASSIUM,
     SIMVASTATIN_CAPS,
     Rule,
+    beers_cns_burden_applies,
     strength_mg,
 )
 from plugin.rules.dosing import daily_mg, dosage_of, dose_count
@@ -57,7 +58,8 @@ def _monitored(pair: Interaction, order: LabOrder) -> Interaction:
 
 
 OPIOID_PAIRS: tuple[Interaction, ...] = (
-    # Opioid + benzodiazepine is the catalog's rule.opioid-sedative (critical); Z-drugs stay a warning here.
+    # Opioid + benzodiazepine is the catalog's rule.opioid-sedative (critical); Z-drugs stay a warning here. From
+    # 65 with three or more CNS-active drugs, rule.beers-cns-active-burden names the opioid and its partner.
     _pair(
         "rule.opioid-z-drug",
         ["opioid"],
@@ -67,6 +69,7 @@ OPIOID_PAIRS: tuple[Interaction, ...] = (
         "adds to sedation and respiratory depression",
         "consider a non-sedating alternative or naloxone",
         "Z-drug hypnotics add their central nervous system depression to the opioid's, raising overdose risk.",
+        quiet_when=beers_cns_burden_applies,
     ),
     _pair(
         "rule.opioid-gabapentinoid",
@@ -77,6 +80,7 @@ OPIOID_PAIRS: tuple[Interaction, ...] = (
         "can cause serious breathing problems",
         "consider a low gabapentinoid dose and sedation checks",
         "Gabapentin and pregabalin add to the respiratory depression of opioids (FDA warning, 2019).",
+        quiet_when=beers_cns_burden_applies,
     ),
     _pair(
         "rule.serotonergic-opioid-ssri-snri",

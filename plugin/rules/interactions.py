@@ -9,7 +9,7 @@ entries); pairs that other rules wrap with a lab order or a named exception are 
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Final
 
@@ -77,6 +77,10 @@ class Interaction:
     # own monitoring (an MRA added to an ACE inhibitor in heart failure or resistant hypertension): the pair
     # speaks for such a drug only beside a second right-side drug (a potassium supplement, trimethoprim).
     right_routine_alone: frozenset[str] = frozenset()
+    # A state of the chart in which the pair has nothing to add: another card already names both drugs for the
+    # same harm (the Beers CNS-active burden card for an opioid with a gabapentinoid at 75), or the harm the pair
+    # warns of is measured and absent (levothyroxine with calcium while the TSH is in range).
+    quiet_when: Callable[[RuleFacts], bool] | None = None
 
     def _left(self, facts: RuleFacts) -> tuple[Exposure, ...]:
         left = facts.with_class(*self.left)
@@ -113,6 +117,10 @@ class Interaction:
             ),
         )
 
+    def sides(self, facts: RuleFacts) -> tuple[list[Exposure], list[Exposure]]:
+        """The exposures on each side that pair with one on the other (both empty when none do)."""
+        return pair_sides(self._left(facts), self._right(facts))
+
     def __call__(self, facts: RuleFacts) -> Iterator[Finding]:
         # A side none of whose classes and named ingredients the chart carries has no drug: nothing to pair.
         classes, heads = facts.drug_classes, facts.ingredient_heads
@@ -122,6 +130,8 @@ class Interaction:
             return
         lefts, rights = pair_sides(self._left(facts), self._right(facts))
         if not lefts:
+            return
+        if self.quiet_when is not None and self.quiet_when(facts):
             return
         if self.right_routine_alone and len(rights) == 1 and rights[0].has(*self.right_routine_alone):
             return
@@ -208,6 +218,7 @@ def pair(
     new_within_days: int | None = None,
     option_taken: Iterable[str] = (),
     option_covers: Iterable[str] = (),
+    quiet_when: Callable[[RuleFacts], bool] | None = None,
 ) -> Interaction:
     cited = tuple(("*", e) if isinstance(e, str) else e for e in evidence)
     return Interaction(
@@ -226,6 +237,7 @@ def pair(
         new_within_days,
         frozenset(option_taken),
         frozenset(option_covers),
+        quiet_when=quiet_when,
     )
 
 

@@ -18,6 +18,7 @@ from plugin import terminology
 from plugin.context.codes import QUALITATIVE_TESTS
 from plugin.rules.catalog import (
     Rule,
+    allergy_ingredients,
     strength_mg,
 )
 from plugin.rules.dose_range import analgesic_nsaids, low_dose_aspirin
@@ -208,6 +209,17 @@ LEVOTHYROXINE_BINDING: Final = _named_pair(
     right=(*CATIONS, *BILE_ACID_SEQUESTRANTS),
 )
 
+
+def _fluoroquinolone_barred_already(facts: RuleFacts) -> bool:
+    """Another card already asks for an antibiotic of another class: myasthenia gravis on record
+    (rule.fluoroquinolone-myasthenia-gravis), or a fluoroquinolone on the allergy list (rule.allergy-same-drug,
+    where a past tendon rupture is usually recorded)."""
+    return facts.has_condition("myasthenia-gravis") or any(
+        any("fluoroquinolone" in terminology.classes_of(i) for i in allergy_ingredients(a.substance))
+        for a in facts.context.allergies
+    )
+
+
 FLUOROQUINOLONE_CORTICOSTEROID = _pair(
     "rule.fluoroquinolone-corticosteroid",
     ["fluoroquinolone"],
@@ -218,6 +230,7 @@ FLUOROQUINOLONE_CORTICOSTEROID = _pair(
     "consider another antibiotic",
     "Fluoroquinolones injure tendons, and systemic corticosteroids multiply the risk of rupture (boxed warning).",
     right_unless=["ics"],  # inhaled and nasal steroids; skin and eye products: SystemicPair
+    quiet_when=_fluoroquinolone_barred_already,
 )
 
 # Forms that barely reach the blood: the tendon warning is about systemic steroids.
@@ -292,16 +305,20 @@ class GiRiskGatedPair:
         yield from self.pair(facts)
 
 
-# A TSH in this range on an established combination shows the doses are already spaced well enough.
-TSH_IN_RANGE: Final = (0.4, 4.5)
+# A TSH at or under this on an established combination shows the doses are already spaced well enough; a low TSH
+# is over-replacement, which a binder does not cause.
+TSH_UPPER: Final = 4.5
 BINDER_NEW_DAYS: Final = 90
+# Levothyroxine needs rise from early pregnancy (ATA 2017): until 20 weeks, or in an undated pregnancy, a binder
+# beside it is carded whatever the last TSH.
+BINDER_PREGNANCY_WEEKS: Final = 20
 
 
 @dataclass(frozen=True, slots=True)
 class TshGatedPair:
-    """Levothyroxine with a binder, raised when it can matter: a binder new within 90 days or proposed, a
-    pregnancy (the dose must rise, absorption with it), or a TSH out of range or not current. An established
-    pair with a current TSH in range is evidently spaced well enough."""
+    """Levothyroxine with a binder, raised when it can matter: either drug new within 90 days or proposed, a
+    pregnancy before 20 weeks (the dose must rise, absorption with it), or a TSH above range or not current. An
+    established pair with a current TSH at or under the upper limit is evidently spaced well enough."""
 
     pair: Interaction
 
@@ -310,13 +327,17 @@ class TshGatedPair:
         return self.pair.rule_id
 
     def __call__(self, facts: RuleFacts) -> Iterator[Finding]:
+        lefts, rights = self.pair.sides(facts)
+        if not lefts:
+            return
         tsh = facts.current("tsh")
-        low, high = TSH_IN_RANGE
+        weeks = facts.context.pregnancy.weeks
+        early_pregnancy = facts.pregnant and (weeks is None or weeks < BINDER_PREGNANCY_WEEKS)
         settled = (
             tsh is not None
-            and low <= tsh.value <= high
-            and not facts.pregnant
-            and not any(e.new(BINDER_NEW_DAYS) for e in facts.exposures)
+            and tsh.value <= TSH_UPPER
+            and not early_pregnancy
+            and not any(e.new(BINDER_NEW_DAYS) for e in (*lefts, *rights))
         )
         if not settled:
             yield from self.pair(facts)
@@ -1479,14 +1500,23 @@ def _beers_antipsychotic_without_indication(
     )
 
 
+# Rivaroxaban's excess of major and gastrointestinal bleeding over apixaban is largest from 75 and after a GI
+# bleed: there the switch is worth a card; from 65 to 74 without one it is the prescriber's choice (blind reviews
+# raised it in none of eight such charts).
+RIVAROXABAN_CARD_FROM_AGE: Final = 75
+
+
 def _beers_anticoagulant(facts: RuleFacts) -> Iterator[Finding]:
-    """Atrial fibrillation at 65 or over: rivaroxaban (apixaban is safer), or warfarin started new without a
-    prosthetic valve on record (a DOAC is first-line unless contraindicated). Only the EHR's draft orders count
-    as a start: a governance proposal may update an existing order whose target is left out of the facts."""
+    """Atrial fibrillation at 65 or over: rivaroxaban from 75 or after a GI bleed or ulcer (apixaban is safer),
+    or warfarin started new without a prosthetic valve on record (a DOAC is first-line unless contraindicated).
+    Only the EHR's draft orders count as a start: a governance proposal may update an existing order whose
+    target is left out of the facts."""
     af = facts.value_sets.get("atrial-fibrillation", ())
     if not af:
         return
-    rivaroxaban = [e for e in facts.exposures if "rivaroxaban" in e.ingredients]
+    bled = bool(facts.ever("gi-bleed") or facts.ever("peptic-ulcer"))
+    older = facts.age is not None and facts.age >= RIVAROXABAN_CARD_FROM_AGE
+    rivaroxaban = [e for e in facts.exposures if "rivaroxaban" in e.ingredients] if older or bled else []
     current_warfarin = any(e.has("vitamin-k-antagonist") and not e.proposed for e in facts.exposures)
     drafts = {d.handle for d in facts.context.draft_orders}
     new_warfarin = [

@@ -18,12 +18,12 @@ from plugin import terminology
 from plugin.context.model import Allergy, Dosage, Measurement
 from plugin.rules.catalog import (
     CNS_ACTIVE_CLASSES,
-    CNS_ACTIVE_LIMIT,
     EGFR,
     HBA1C,
     Recheck,
     Rule,
     allergy_ingredients,
+    beers_cns_burden_applies,
     cns_active_count,
     strength_mg,
 )
@@ -441,12 +441,10 @@ def nsaid_pregnancy(facts: RuleFacts) -> Iterator[Finding]:
 
 
 def beers_cns_burden(facts: RuleFacts) -> Iterator[Finding]:
-    if facts.age is None or facts.age < OLDER_ADULT_AGE or facts.context.demographics.deceased:
+    if not beers_cns_burden_applies(facts):
         return
     drugs = facts.with_class(*CNS_ACTIVE_CLASSES)
     count = cns_active_count(facts)
-    if count < CNS_ACTIVE_LIMIT:
-        return
     yield Finding(
         "rule.beers-cns-active-burden",
         "warning",

@@ -21,7 +21,7 @@ from plugin.rules.model import Finding, RuleFacts
 from plugin.rules.override_reasons import override_reasons
 from plugin.rules.renal_rules import KIDNEY_RULES
 from tests.support.charts import NOW, JsonDict, add_entry, draft_orders
-from tests.support.rule_cases import PATIENT_ID, Chart, lab, on
+from tests.support.rule_cases import PATIENT_ID, Chart, lab, on, problem
 from tests.unit.test_high_harm import ICD10, SNOMED, condition, draft, ref, refs, rx, statement
 
 pytestmark = pytest.mark.unit
@@ -603,8 +603,18 @@ def test_beers_exemptions() -> None:
     assert beers(olanzapine, rx("ond", "ondansetron 8 MG Oral Tablet")) == {}  # with chemotherapy antiemetics
 
 
+@pytest.mark.parametrize(("age", "carded"), [(74, False), (75, True), (76, True)])
+def test_rivaroxaban_in_af_is_carded_from_75(age: int, carded: bool) -> None:
+    assert ("rule.beers-anticoagulant-choice" in beers(ATRIAL_FIBRILLATION, RIVAROXABAN, age=age)) is carded
+
+
+@pytest.mark.parametrize("history", [ULCER, GI_BLEED])
+def test_rivaroxaban_in_af_is_carded_from_65_after_a_gi_bleed_or_ulcer(history: JsonDict) -> None:
+    assert "rule.beers-anticoagulant-choice" in beers(ATRIAL_FIBRILLATION, RIVAROXABAN, history, age=66)
+
+
 def test_beers_anticoagulant_choice() -> None:
-    on_rivaroxaban = beers(ATRIAL_FIBRILLATION, RIVAROXABAN)
+    on_rivaroxaban = beers(ATRIAL_FIBRILLATION, RIVAROXABAN, age=80)
     assert "apixaban" in on_rivaroxaban["rule.beers-anticoagulant-choice"].summary
     new_warfarin = draft("draft-warfarin", "Warfarin Sodium 5 MG Oral Tablet")
     starting = beers(ATRIAL_FIBRILLATION, drafts=(new_warfarin,))["rule.beers-anticoagulant-choice"]
@@ -613,7 +623,7 @@ def test_beers_anticoagulant_choice() -> None:
     assert beers(ATRIAL_FIBRILLATION, VALVE, drafts=(new_warfarin,)) == {}  # valve: warfarin is right
     assert beers(ATRIAL_FIBRILLATION, APIXABAN) == {}
     assert beers(RIVAROXABAN) == {}  # no atrial fibrillation on record
-    assert beers(ATRIAL_FIBRILLATION, RIVAROXABAN, age=64) == {}
+    assert beers(ATRIAL_FIBRILLATION, RIVAROXABAN, GI_BLEED, age=64) == {}
 
 
 # --- entries cited by the other rule modules -------------------------------------------------------------------
@@ -741,7 +751,7 @@ def _tsh(value: float) -> JsonDict:
         ((_tsh(2.1),), False),  # established pair, TSH in range: evidently spaced well enough
         ((_tsh(4.5),), False),
         ((_tsh(4.6),), True),
-        ((_tsh(0.3),), True),
+        ((_tsh(0.3),), False),  # over-replacement: a binder does not cause it
         ((_tsh(2.1), rx("fe", "ferrous sulfate 325 MG Oral Tablet")), True),  # a binder started 30 days ago
     ],
 )
@@ -749,6 +759,20 @@ def test_levothyroxine_with_a_binder_is_raised_when_the_tsh_says_it_may_matter(
     extra: tuple[JsonDict, ...], fires: bool
 ) -> None:
     assert bool(run(pair("rule.levothyroxine-binding"), LEVOTHYROXINE, CALCIUM, *extra)) is fires
+
+
+def test_an_unrelated_new_drug_leaves_a_settled_binder_pair_quiet() -> None:
+    apixaban = rx(
+        "apixaban", "apixaban 5 MG Oral Tablet"
+    )  # started 30 days ago, nothing to do with absorption
+    assert run(pair("rule.levothyroxine-binding"), LEVOTHYROXINE, CALCIUM, _tsh(2.1), apixaban) == []
+
+
+@pytest.mark.parametrize(("weeks", "fires"), [(19, True), (20, False), (21, False)])
+def test_a_binder_is_carded_in_pregnancy_until_20_weeks(weeks: int, fires: bool) -> None:
+    pregnant = problem("pregnancy", onset_days_ago=weeks * 7)
+    found = run(pair("rule.levothyroxine-binding"), LEVOTHYROXINE, CALCIUM, _tsh(2.1), pregnant)
+    assert bool(found) is fires
 
 
 @pytest.mark.parametrize(

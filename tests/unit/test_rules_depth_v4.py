@@ -8,6 +8,8 @@ import pytest
 
 from plugin import terminology
 from plugin.rules import catalog, depth, drug_monitoring, monitoring
+from plugin.rules.high_harm import OPIOID_PAIRS
+from plugin.rules.label_checks import FLUOROQUINOLONE_CORTICOSTEROID
 from plugin.rules.model import Finding, RuleFacts
 from tests.support.charts import JsonDict, copy_json
 from tests.support.rule_cases import Chart, draft, lab, med, problem
@@ -146,3 +148,48 @@ def test_acetaminophen_in_an_ingredient_coded_combination_counts_toward_the_dail
 def test_polyethylene_glycol_3350_resolves_with_its_number_and_form(text: str) -> None:
     resolved = terminology.resolve_product(None, text)
     assert resolved.ingredients == ("polyethylene glycol 3350",) and not resolved.unknown
+
+
+# --- NSAIDs in CKD: one card per action ---------------------------------------------------------------------------
+
+
+def test_the_nsaid_ckd_card_leaves_acute_kidney_injury_and_calcineurin_inhibitors_to_their_cards() -> None:
+    base = (med("naproxen"), lab("egfr", 45, 1))
+    assert rule_ids(list(catalog.renal_nsaid(facts(*base, age=60)))) == ["rule.nsaid-ckd"]
+    steady = (lab("creatinine", 1.3, 1, "cr-now"), lab("creatinine", 1.2, 4, "cr-before"))
+    assert rule_ids(list(catalog.renal_nsaid(facts(*base, *steady, age=60)))) == ["rule.nsaid-ckd"]
+    risen = (lab("creatinine", 1.9, 1, "cr-now"), lab("creatinine", 1.2, 4, "cr-before"))
+    assert list(catalog.renal_nsaid(facts(*base, *risen, age=60))) == []
+    tacrolimus = rx("tacrolimus", "tacrolimus 1 MG Oral Capsule", per_day=2)
+    assert list(catalog.renal_nsaid(facts(*base, tacrolimus, age=60))) == []
+
+
+# --- an opioid with a gabapentinoid or Z-drug among three CNS-active drugs from 65 -------------------------------
+
+
+@pytest.mark.parametrize(
+    ("age", "with_ssri", "fires"), [(64, True, True), (65, True, False), (66, True, False), (70, False, True)]
+)
+def test_the_beers_burden_card_names_an_opioid_and_gabapentinoid_from_65(
+    age: int, with_ssri: bool, fires: bool
+) -> None:
+    (pair,) = [p for p in OPIOID_PAIRS if p.rule_id == "rule.opioid-gabapentinoid"]
+    drugs = (med("oxycodone"), med("gabapentin"), *((med("sertraline"),) if with_ssri else ()))
+    assert bool(list(pair(facts(*drugs, age=age)))) is fires
+
+
+# --- a fluoroquinolone another card already bars --------------------------------------------------------------------
+
+
+def test_the_tendon_card_is_left_to_the_card_that_already_asks_for_another_antibiotic() -> None:
+    pair = FLUOROQUINOLONE_CORTICOSTEROID
+    levofloxacin = rx("levo", "levofloxacin 750 MG Oral Tablet")
+    prednisone = rx("pred", "predniSONE 20 MG Oral Tablet")
+    assert rule_ids(list(pair(facts(prednisone, levofloxacin, age=60)))) == [
+        "rule.fluoroquinolone-corticosteroid"
+    ]
+    myasthenia = problem("hypertension", "mg")
+    myasthenia["code"] = {"text": "Myasthenia gravis"}
+    assert list(pair(facts(prednisone, levofloxacin, myasthenia, age=60))) == []
+    cipro = allergy("Cipro - Achilles tendon rupture 2021", reaction="Tendon rupture")
+    assert list(pair(facts(prednisone, levofloxacin, cipro, age=60))) == []
