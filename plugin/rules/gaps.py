@@ -300,16 +300,12 @@ def copd_ics_monotherapy(facts: RuleFacts) -> Iterator[Finding]:
 def beers_amiodarone_first_line(facts: RuleFacts) -> Iterator[Finding]:
     """AGS Beers 2023: avoid amiodarone as first-line therapy for AF at 65+ unless heart failure or
     substantial left ventricular hypertrophy. Whether it was first-line, and hypertrophy, are not in the chart:
-    the card is information that asks, not a warning that decides. It asks when amiodarone is being started (a
-    draft order with none on the list), where the choice is still open: on established therapy the question
-    was settled by whoever chose it (blind reviews raised it on none of eight such charts)."""
+    the card is information that asks, not a warning that decides."""
     if facts.age is None or facts.age < OLDER_ADULT_AGE:
         return
     amiodarone = tuple(e for e in facts.exposures if "amiodarone" in e.ingredients)
-    if not amiodarone or not all(e.proposed for e in amiodarone):
-        return
     af = facts.value_sets.get("atrial-fibrillation", ())
-    if not af or facts.has_condition("heart-failure"):
+    if not amiodarone or not af or facts.has_condition("heart-failure"):
         return
     yield Finding(
         "rule.beers-amiodarone-first-line",

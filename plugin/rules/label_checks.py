@@ -1500,23 +1500,14 @@ def _beers_antipsychotic_without_indication(
     )
 
 
-# Rivaroxaban's excess of major and gastrointestinal bleeding over apixaban is largest from 75 and after a GI
-# bleed: there the switch is worth a card; from 65 to 74 without one it is the prescriber's choice (blind reviews
-# raised it in none of eight such charts).
-RIVAROXABAN_CARD_FROM_AGE: Final = 75
-
-
 def _beers_anticoagulant(facts: RuleFacts) -> Iterator[Finding]:
-    """Atrial fibrillation at 65 or over: rivaroxaban from 75 or after a GI bleed or ulcer (apixaban is safer),
-    or warfarin started new without a prosthetic valve on record (a DOAC is first-line unless contraindicated).
-    Only the EHR's draft orders count as a start: a governance proposal may update an existing order whose
-    target is left out of the facts."""
+    """Atrial fibrillation at 65 or over: rivaroxaban (apixaban is safer), or warfarin started new without a
+    prosthetic valve on record (a DOAC is first-line unless contraindicated). Only the EHR's draft orders count
+    as a start: a governance proposal may update an existing order whose target is left out of the facts."""
     af = facts.value_sets.get("atrial-fibrillation", ())
     if not af:
         return
-    bled = bool(facts.ever("gi-bleed") or facts.ever("peptic-ulcer"))
-    older = facts.age is not None and facts.age >= RIVAROXABAN_CARD_FROM_AGE
-    rivaroxaban = [e for e in facts.exposures if "rivaroxaban" in e.ingredients] if older or bled else []
+    rivaroxaban = [e for e in facts.exposures if "rivaroxaban" in e.ingredients]
     current_warfarin = any(e.has("vitamin-k-antagonist") and not e.proposed for e in facts.exposures)
     drafts = {d.handle for d in facts.context.draft_orders}
     new_warfarin = [

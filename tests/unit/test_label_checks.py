@@ -603,18 +603,8 @@ def test_beers_exemptions() -> None:
     assert beers(olanzapine, rx("ond", "ondansetron 8 MG Oral Tablet")) == {}  # with chemotherapy antiemetics
 
 
-@pytest.mark.parametrize(("age", "carded"), [(74, False), (75, True), (76, True)])
-def test_rivaroxaban_in_af_is_carded_from_75(age: int, carded: bool) -> None:
-    assert ("rule.beers-anticoagulant-choice" in beers(ATRIAL_FIBRILLATION, RIVAROXABAN, age=age)) is carded
-
-
-@pytest.mark.parametrize("history", [ULCER, GI_BLEED])
-def test_rivaroxaban_in_af_is_carded_from_65_after_a_gi_bleed_or_ulcer(history: JsonDict) -> None:
-    assert "rule.beers-anticoagulant-choice" in beers(ATRIAL_FIBRILLATION, RIVAROXABAN, history, age=66)
-
-
 def test_beers_anticoagulant_choice() -> None:
-    on_rivaroxaban = beers(ATRIAL_FIBRILLATION, RIVAROXABAN, age=80)
+    on_rivaroxaban = beers(ATRIAL_FIBRILLATION, RIVAROXABAN)
     assert "apixaban" in on_rivaroxaban["rule.beers-anticoagulant-choice"].summary
     new_warfarin = draft("draft-warfarin", "Warfarin Sodium 5 MG Oral Tablet")
     starting = beers(ATRIAL_FIBRILLATION, drafts=(new_warfarin,))["rule.beers-anticoagulant-choice"]
@@ -623,7 +613,7 @@ def test_beers_anticoagulant_choice() -> None:
     assert beers(ATRIAL_FIBRILLATION, VALVE, drafts=(new_warfarin,)) == {}  # valve: warfarin is right
     assert beers(ATRIAL_FIBRILLATION, APIXABAN) == {}
     assert beers(RIVAROXABAN) == {}  # no atrial fibrillation on record
-    assert beers(ATRIAL_FIBRILLATION, RIVAROXABAN, GI_BLEED, age=64) == {}
+    assert beers(ATRIAL_FIBRILLATION, RIVAROXABAN, age=64) == {}
 
 
 # --- entries cited by the other rule modules -------------------------------------------------------------------

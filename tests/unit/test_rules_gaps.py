@@ -108,7 +108,7 @@ def test_unknown_sex_is_held_to_the_lower_line() -> None:
 
 @pytest.mark.parametrize(("age", "fires"), [(64, False), (65, True), (80, True)])
 def test_amiodarone_for_af_from_65_without_heart_failure(age: int, fires: bool) -> None:
-    found = list(gaps.beers_amiodarone_first_line(facts(AF, age=age, drafts=(draft("amiodarone"),))))
+    found = list(gaps.beers_amiodarone_first_line(facts(AF, med("amiodarone"), age=age)))
     assert bool(found) is fires
     for finding in found:
         entry = load_knowledge_base().get(finding.evidence[0])
@@ -116,17 +116,10 @@ def test_amiodarone_for_af_from_65_without_heart_failure(age: int, fires: bool) 
 
 
 def test_heart_failure_or_no_af_silences_the_amiodarone_card() -> None:
-    start = (draft("amiodarone"),)
     assert not list(
-        gaps.beers_amiodarone_first_line(facts(AF, problem("heart-failure"), age=80, drafts=start))
+        gaps.beers_amiodarone_first_line(facts(AF, problem("heart-failure"), med("amiodarone"), age=80))
     )
-    assert not list(gaps.beers_amiodarone_first_line(facts(age=80, drafts=start)))
-
-
-def test_established_amiodarone_or_a_renewal_beside_it_is_not_asked_about() -> None:
-    assert not list(gaps.beers_amiodarone_first_line(facts(AF, med("amiodarone"), age=80)))
-    renewal = (draft("amiodarone"),)
-    assert not list(gaps.beers_amiodarone_first_line(facts(AF, med("amiodarone"), age=80, drafts=renewal)))
+    assert not list(gaps.beers_amiodarone_first_line(facts(med("amiodarone"), age=80)))
 
 
 def test_a_drafted_amiodarone_is_named_as_proposed() -> None:
