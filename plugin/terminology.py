@@ -601,6 +601,17 @@ def _leading_name(text: str) -> tuple[str, ...] | None:
     return None
 
 
+def _leading_alone(text: str) -> tuple[str, ...] | None:
+    """`_leading_name`, with the known ingredients the text's other parts name ("NS + KCl 20 mEq/L": the
+    leading saline must not hide the potassium; "parenteral nutrition: dextrose, calcium gluconate" keeps the
+    calcium its rules look for)."""
+    found = _leading_name(text)
+    if found is None or not _PARTS.search(text):
+        return found
+    others, _ = _free_text(text)
+    return tuple(dict.fromkeys((*found, *others)))
+
+
 def lookup_name(text: str) -> tuple[str, ...] | None:
     """Ingredients a whole name stands for (an ingredient in any spelling, a brand, an abbreviation), or
     None: an exact reading, for finding drug names in prose word by word."""
@@ -720,15 +731,19 @@ def resolve_product(rxnorm_code: str | None, display: str) -> Resolution:
             free_names, free_unknown = _free_text(display)
             if not free_unknown and set(free_names) > set(names):
                 names, via = free_names, "text"
+            elif not free_unknown and not set(free_names) <= set(names):
+                # Each reading finds what the other misses ("D5 1/2 NS with 20 KCl": the grammar reads D5, the
+                # free reading saline and KCl): every known ingredient either finds belongs to the product.
+                names, via = list(dict.fromkeys((*names, *free_names))), "text"
     if not names and not unknown:
         unknown = [name_key(_strip(display))] if _strip(display) else []
     if unknown:
         # Last: a name that starts with a known one ("black cohosh root extract"); what still reads as nothing
         # known stays unknown (fail closed).
-        led = [(u, _leading_name(u)) for u in unknown]
+        led = [(u, _leading_alone(u)) for u in unknown]
         if (
             not names
-            and (whole := _leading_name(display)) is not None
+            and (whole := _leading_alone(display)) is not None
             and all(found is None for _, found in led)
         ):
             names, unknown, via = list(whole), [], "text"

@@ -1189,7 +1189,10 @@ def _inducing_topiramate(facts: RuleFacts) -> tuple[Exposure, ...]:
 def enzyme_inducer_interaction(facts: RuleFacts) -> Iterator[Finding]:
     strong = facts.with_ingredient(*ENZYME_INDUCERS)
     topiramate = _inducing_topiramate(facts)
-    if not strong and not topiramate:
+    # Bosentan induces CYP3A4 enough to make hormonal contraception unreliable (its label and REMS ask for a
+    # second method); its effect on DOACs is not labelled, so it joins only the contraceptive pairing.
+    bosentan = facts.with_ingredient("bosentan")
+    if not strong and not topiramate and not bosentan:
         return
     doacs = tuple(
         e
@@ -1210,7 +1213,7 @@ def enzyme_inducer_interaction(facts: RuleFacts) -> Iterator[Finding]:
             "kb.doac-strong-inducers",
         ),
         (
-            (*strong, *topiramate),
+            (*strong, *topiramate, *bosentan),
             contraceptives,
             "can make it fail; consider an IUD or the injection",
             "Enzyme inducers speed the breakdown of contraceptive hormones (US MEC category 3 for pills, patch, ring "
@@ -1220,12 +1223,13 @@ def enzyme_inducer_interaction(facts: RuleFacts) -> Iterator[Finding]:
     ):
         if not affected or not inducers:
             continue
+        cited = (kb, "kb.bosentan-hormonal-contraception") if any(e in bosentan for e in inducers) else (kb,)
         yield Finding(
             "rule.enzyme-inducer-interaction",
             "warning",
             _short(f"{_names(inducers).capitalize()} with {_names(affected)} {summary}"),
             why,
-            (kb,),
+            cited,
             (*_handles(inducers), *_handles(affected)),
             _proposed((*inducers, *affected)),
         )

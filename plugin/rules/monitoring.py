@@ -27,7 +27,7 @@ from plugin.rules.catalog import (
     cns_active_count,
     strength_mg,
 )
-from plugin.rules.dosing import LOCAL_ROUTE, NASAL, SKIN_EYE_EAR, daily_mg, dosage_of
+from plugin.rules.dosing import LOCAL_ROUTE, NASAL, SKIN_EYE_EAR, daily_mg, dosage_of, route_text
 from plugin.rules.freshness import lab_windows
 from plugin.rules.kidney import renal_function
 from plugin.rules.model import Exposure, Finding, LabOrder, RuleFacts, Severity
@@ -1121,6 +1121,36 @@ def antiseizure_folic_acid(facts: RuleFacts) -> Iterator[Finding]:
     )
 
 
+# Glucose given to a thiamine-depleted drinker can precipitate Wernicke's encephalopathy: thiamine goes before
+# or with intravenous dextrose (kb.thiamine-before-dextrose-alcohol). Oral glucose for a low reading is not held up.
+_ORAL_GLUCOSE: Final = re.compile(r"\b(oral|tablets?|chewable|gel|by mouth|po)\b", re.IGNORECASE)
+
+
+def thiamine_before_dextrose(facts: RuleFacts) -> Iterator[Finding]:
+    """Alcohol use disorder or withdrawal on record, intravenous dextrose taken or drafted, no thiamine."""
+    drinking = facts.value_sets.get("alcohol-use-disorder", ())
+    if not drinking or facts.context.demographics.deceased:
+        return
+    dextrose = tuple(
+        e for e in facts.with_ingredient("dextrose") if not _ORAL_GLUCOSE.search(route_text(facts, e))
+    )
+    if not dextrose or facts.with_ingredient("thiamine"):
+        return
+    yield Finding(
+        "rule.thiamine-before-dextrose",
+        "warning",
+        _short(
+            f"Alcohol use disorder with {_names(dextrose)} and no thiamine: consider thiamine (100 mg or more "
+            "IV) before more dextrose"
+        ),
+        "Glucose raises thiamine use, and in a thiamine-depleted drinker it can tip into Wernicke's "
+        "encephalopathy; thiamine given first prevents it.",
+        ("kb.thiamine-before-dextrose-alcohol",),
+        tuple(sorted({*drinking, *_handles(dextrose)})),
+        _proposed(dextrose),
+    )
+
+
 AGRANULOCYTOSIS_ANC_BELOW: Final = 1.0  # x10^3/uL (ATA 2016: stop the antithyroid drug below 1000/mm3)
 
 
@@ -1360,5 +1390,6 @@ CARE_GAP_EXTRA_RULES: tuple[Rule, ...] = (
     antiplatelet_secondary_prevention,
     prenatal_folic_acid,
     antiseizure_folic_acid,
+    thiamine_before_dextrose,
     diabetes_intensification,
 )

@@ -318,6 +318,18 @@ def _melanoma() -> JsonDict:
 
 
 MYCOPHENOLATE = _by_text("mmf", "mycophenolate mofetil 500 MG Oral Tablet", 300)
+D5W = _by_text("d5w", "dextrose 5 % Injectable Solution", 1)
+THIAMINE = _by_text("thiamine", "thiamine 100 MG/ML Injectable Solution", 1)
+GLUCOSE_TABLETS = _by_text("glucose", "dextrose 4 G Chewable Tablet", 30)
+
+
+def _alcohol_use_disorder() -> JsonDict:
+    condition = problem("asthma", "aud")
+    condition["code"] = {"text": "Alcohol withdrawal"}
+    return condition
+
+
+ALCOHOL_USE_DISORDER = _alcohol_use_disorder()
 BACTRIM = _by_text("smx", "sulfamethoxazole 800 MG / trimethoprim 160 MG Oral Tablet", 30)
 
 
@@ -1504,6 +1516,32 @@ CASES: tuple[Case, ...] = (
         "antiseizure-folic-acid/taken",
         monitoring.antiseizure_folic_acid,
         chart(med("carbamazepine"), FOLIC_ACID, age=24),
+    ),
+    # Thiamine before intravenous dextrose in alcohol use disorder.
+    Case(
+        "thiamine-before-dextrose/d5w",
+        monitoring.thiamine_before_dextrose,
+        chart(ALCOHOL_USE_DISORDER, D5W, age=52),
+        (
+            Expected(
+                "rule.thiamine-before-dextrose",
+                "warning",
+                ("kb.thiamine-before-dextrose-alcohol",),
+                (ALCOHOL_USE_DISORDER, D5W),
+                mentions=("thiamine",),
+            ),
+        ),
+    ),
+    Case(
+        "thiamine-before-dextrose/thiamine-given",
+        monitoring.thiamine_before_dextrose,
+        chart(ALCOHOL_USE_DISORDER, D5W, THIAMINE, age=52),
+    ),
+    Case("thiamine-before-dextrose/no-alcohol", monitoring.thiamine_before_dextrose, chart(D5W, age=52)),
+    Case(
+        "thiamine-before-dextrose/oral-glucose",
+        monitoring.thiamine_before_dextrose,
+        chart(ALCOHOL_USE_DISORDER, GLUCOSE_TABLETS, age=52),
     ),
 )
 

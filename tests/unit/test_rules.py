@@ -378,6 +378,24 @@ TABLE_PAIR_CASES: tuple[Case, ...] = (
         right_as_draft=True,
     ),
     *_table_pair(
+        "rule.samidorphan-opioid",
+        "critical",
+        "kb.samidorphan-opioids",
+        "buprenorphine-naloxone",
+        "lybalvi",
+        chart(med("buprenorphine-naloxone"), med("olanzapine")),  # olanzapine alone
+        right_as_draft=True,
+    ),
+    *_table_pair(
+        "rule.antiretroviral-anticonvulsant-inducer",
+        "critical",
+        "kb.antiretroviral-anticonvulsant-inducers",
+        "cabenuva",
+        "oxcarbazepine",
+        chart(med("cabenuva"), med("levetiracetam")),  # a non-inducing anticonvulsant
+        right_as_draft=True,
+    ),
+    *_table_pair(
         "rule.integrase-inhibitor-cation",
         "info",
         "kb.integrase-inhibitor-polyvalent-cations",

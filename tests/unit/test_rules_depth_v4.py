@@ -7,10 +7,13 @@ from __future__ import annotations
 import pytest
 
 from plugin import terminology
-from plugin.rules import catalog, depth, drug_monitoring, monitoring
+from plugin.rules import catalog, depth, drug_monitoring, gaps, monitoring
 from plugin.rules.high_harm import OPIOID_PAIRS
+from plugin.rules.interactions import interaction_table
 from plugin.rules.label_checks import FLUOROQUINOLONE_CORTICOSTEROID
 from plugin.rules.model import Finding, RuleFacts
+from plugin.rules.renal_dosing import renal_dosing
+from plugin.rules.renal_rules import RenalDose
 from tests.support.charts import JsonDict, copy_json
 from tests.support.rule_cases import Chart, draft, lab, med, problem
 from tests.unit.test_rules_depth_v3 import allergy, rx
@@ -193,3 +196,65 @@ def test_the_tendon_card_is_left_to_the_card_that_already_asks_for_another_antib
     assert list(pair(facts(prednisone, levofloxacin, myasthenia, age=60))) == []
     cipro = allergy("Cipro - Achilles tendon rupture 2021", reaction="Tendon rupture")
     assert list(pair(facts(prednisone, levofloxacin, cipro, age=60))) == []
+
+
+# --- bosentan, kratom, intravenous fluids ---------------------------------------------------------------------------
+
+
+def test_bosentan_makes_hormonal_contraception_unreliable_and_cites_its_label() -> None:
+    bosentan = rx("bosentan", "bosentan 125 MG Oral Tablet", per_day=2)
+    pill = rx("pill", "norethindrone acetate 1 MG / ethinyl estradiol 0.02 MG Oral Tablet")
+    (finding,) = gaps.enzyme_inducer_interaction(facts(bosentan, pill))
+    assert "kb.bosentan-hormonal-contraception" in finding.evidence
+    apixaban = rx("apixaban", "apixaban 5 MG Oral Tablet", per_day=2)
+    assert list(gaps.enzyme_inducer_interaction(facts(bosentan, apixaban))) == []  # DOACs: not labelled
+
+
+def test_kratom_is_an_opioid_so_a_benzodiazepine_beside_it_is_carded() -> None:
+    kratom = rx("kratom", "Kratom powder (online) about 8 g daily")
+    assert "opioid" in terminology.classes_of_product(None, "Kratom powder (online) about 8 g daily")
+    alprazolam = rx("alprazolam", "alprazolam 1 MG Oral Tablet", per_day=3)
+    (pair,) = [p for p in interaction_table() if p.rule_id == "rule.opioid-sedative"]
+    assert [f.rule_id for f in pair(facts(kratom, alprazolam, age=40))] == ["rule.opioid-sedative"]
+
+
+@pytest.mark.parametrize(
+    ("text", "ingredients"),
+    [
+        ("D5 1/2 NS with 20 KCl", ("dextrose", "sodium chloride", "potassium chloride")),
+        ("D5 0.45% NaCl with 20 mEq KCl", ("dextrose", "sodium chloride", "potassium chloride")),
+        ("NS 1000 mL bolus", ("sodium chloride",)),
+    ],
+)
+def test_abbreviated_intravenous_fluids_resolve_to_every_component(
+    text: str, ingredients: tuple[str, ...]
+) -> None:
+    resolved = terminology.resolve_product(None, text)
+    assert resolved.ingredients == ingredients and not resolved.unknown
+
+
+@pytest.mark.parametrize(
+    ("text", "ingredients"),
+    [
+        # "NS" leads, but "+ KCl 20 mEq/L" says more is in the bag: the potassium is not hidden behind saline.
+        ("D5 1/2 NS + KCl 20 mEq/L at 100 mL/h", ("sodium chloride", "potassium chloride")),
+        ("Nephro-Vite (B-complex with C and folic acid 0.8 mg) tablet", ("vitamin b complex", "folic acid")),
+        ("Fleet Enema for adults (sodium phosphate/sodium biphosphate)", ("sodium phosphate",)),
+    ],
+)
+def test_joined_text_read_by_its_leading_name_keeps_the_other_named_ingredients(
+    text: str, ingredients: tuple[str, ...]
+) -> None:
+    assert terminology.resolve_product(None, text).ingredients == ingredients
+
+
+# --- methotrexate dose falls with clearance ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("kg", "carded"), [(62, False), (61, True), (30, True)])
+def test_weekly_methotrexate_is_reduced_below_crcl_60(kg: float, carded: bool) -> None:
+    # Male 70, creatinine 1.0: CrCl = (140 - 70) x kg / 72, so 61 kg gives 59.3 and 62 kg 60.3.
+    mtx = rx("mtx", "methotrexate 2.5 MG Oral Tablet", dose=6, per_day=1)
+    chart = facts(mtx, lab("creatinine", 1.0, 3), lab("weight", kg, 3), age=70, gender="male")
+    found = list(RenalDose("rule.renal-dose-crcl", renal_dosing())(chart))
+    assert bool(found) is carded
