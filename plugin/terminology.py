@@ -780,9 +780,9 @@ _PRE_WORDS: Final = re.compile(r"\bpre[- ]?(eclamp|existing)", re.IGNORECASE)
 def value_sets_named_by(text: str) -> frozenset[str]:
     """Value sets whose phrases a problem's text names (for a code no value set holds); none when the text
     speaks of a history in the family, a screening, a risk, a negation or a resolved problem."""
-    # "Wolff-Parkinson-White", "heparin-induced": phrases are spaced words; "pre-eclampsia" and "pre-existing"
-    # are one word each, not a "pre-" that says the condition is not there yet (pre-diabetes).
-    spaced = _PRE_WORDS.sub(r"pre\1", text).replace("-", " ")
+    # "Wolff-Parkinson-White", "heparin-induced": phrases are spaced words ("H. pylori" too); "pre-eclampsia" and
+    # "pre-existing" are one word each, not a "pre-" that says the condition is not there yet (pre-diabetes).
+    spaced = _PRE_WORDS.sub(r"pre\1", text).replace("-", " ").replace(". ", " ")
     if not text or _NOT_THE_CONDITION.search(spaced):
         return frozenset()
     return frozenset(

@@ -838,6 +838,7 @@ def beers_central_alpha_agonist_hypertension(facts: RuleFacts) -> Iterator[Findi
 # --- cough, cold and sedating antihistamine products under 2, opioid cough medicines under 18 ----------------
 
 COUGH_COLD_MIN_AGE: Final = 4  # FDA 2008 says under 2; the products' labels since say "do not use under 4"
+COUGH_COLD_CRITICAL_UNDER_AGE: Final = 2  # the FDA's own line: the serious harms were reported under 2
 COUGH_COLD_INGREDIENTS: Final = frozenset(
     {
         "brompheniramine",
@@ -858,7 +859,8 @@ COUGH_COLD_INGREDIENTS: Final = frozenset(
 
 def cough_cold_under_4(facts: RuleFacts) -> Iterator[Finding]:
     """A swallowed cough, cold or sedating-antihistamine product for a child under 4 (promethazine has its own,
-    critical, card). Skin, nose and eye products are not swallowed and do not count."""
+    critical, card): critical under 2, where the FDA advises against them, a warning from 2 to 3, where the
+    labels do. Skin, nose and eye products are not swallowed and do not count."""
     if facts.age is None or facts.age >= COUGH_COLD_MIN_AGE:
         return
     drugs = tuple(
@@ -872,7 +874,7 @@ def cough_cold_under_4(facts: RuleFacts) -> Iterator[Finding]:
         return
     yield Finding(
         "rule.cough-cold-under-4",
-        "warning",
+        "critical" if facts.age < COUGH_COLD_CRITICAL_UNDER_AGE else "warning",
         _short(
             f"{_names(drugs).capitalize()} at {facts.context.demographics.age_label}: not for children under 4; "
             "consider stopping it (fluids, saline, suction; never to make a child sleep)"

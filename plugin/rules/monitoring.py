@@ -1151,6 +1151,44 @@ def thiamine_before_dextrose(facts: RuleFacts) -> Iterator[Finding]:
     )
 
 
+# Antibiotics of the ACG 2024 eradication regimens: with any of them on the list (or drafted) the treatment is
+# under way; a PPI alone heals the ulcer but leaves the infection, and the ulcer returns.
+H_PYLORI_ERADICATION: Final = frozenset(
+    {
+        "clarithromycin",
+        "amoxicillin",
+        "metronidazole",
+        "tetracycline",
+        "bismuth subcitrate",
+        "bismuth subsalicylate",
+        "levofloxacin",
+        "rifabutin",
+    }
+)
+
+
+def h_pylori_eradication(facts: RuleFacts) -> Iterator[Finding]:
+    """Active Helicobacter pylori infection on the problem list with no eradication regimen on the list."""
+    infection = facts.value_sets.get("h-pylori-infection", ())
+    if not infection or facts.context.demographics.deceased:
+        return
+    if any(not H_PYLORI_ERADICATION.isdisjoint(e.ingredients) for e in facts.exposures):
+        return
+    # The card shows what it rests on: the infection, an ulcer it caused, and acid suppression given alone.
+    ulcers = facts.value_sets.get("peptic-ulcer", ())
+    acid_suppression = facts.with_class("proton-pump-inhibitor", "h2-antagonist")
+    yield Finding(
+        "rule.h-pylori-eradication-absent",
+        "warning",
+        "H. pylori infection with no eradication regimen on the list: consider bismuth quadruple therapy for 14 "
+        "days, then a test of cure",
+        "Eradicating Helicobacter pylori heals ulcers for good and prevents rebleeding; acid suppression alone "
+        "does not clear it.",
+        ("kb.h-pylori-eradication",),
+        tuple(dict.fromkeys((*infection, *ulcers, *_handles(acid_suppression)))),
+    )
+
+
 AGRANULOCYTOSIS_ANC_BELOW: Final = 1.0  # x10^3/uL (ATA 2016: stop the antithyroid drug below 1000/mm3)
 
 
@@ -1391,5 +1429,6 @@ CARE_GAP_EXTRA_RULES: tuple[Rule, ...] = (
     prenatal_folic_acid,
     antiseizure_folic_acid,
     thiamine_before_dextrose,
+    h_pylori_eradication,
     diabetes_intensification,
 )

@@ -237,6 +237,10 @@ DRUGS: dict[str, tuple[str, str]] = {
     "ibrutinib": ("", "ibrutinib 420 MG Oral Tablet"),
     "tmp-smx": ("", "sulfamethoxazole 800 MG / trimethoprim 160 MG Oral Tablet"),
     "lybalvi": ("", "olanzapine 10 MG / samidorphan 10 MG Oral Tablet"),
+    "dextromethorphan-guaifenesin": (
+        "",
+        "dextromethorphan HBr 5 MG / guaifenesin 100 MG per 5 ML Oral Solution",
+    ),
     "olanzapine": ("", "olanzapine 10 MG Oral Tablet"),
     "cabenuva": ("", "cabotegravir 600 MG / rilpivirine 900 MG Extended Release Injectable Suspension"),
     "oxcarbazepine": ("", "oxcarbazepine 300 MG Oral Tablet"),

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from plugin.knowledge import KnowledgeBase, load_knowledge_base
-from plugin.rules import catalog, gaps
+from plugin.rules import catalog, gaps, label_limits
 from plugin.rules.cards import finding_card
 from plugin.rules.catalog import Rule
 from plugin.rules.freshness import lab_windows
@@ -39,6 +39,7 @@ GRADED: dict[str, str] = {
     "rule.af-anticoagulation-absent": "warning from a CHA2DS2-VASc of 2 in men or 3 in women, info one point below "
     "(anticoagulation reasonable), as the entry says",
     "rule.chc-postpartum": "critical before 21 days (MEC 4), warning from 21 to 42 days (MEC 3 with risk factors)",
+    "rule.cough-cold-under-4": "critical under 2 (the FDA's advice), warning from 2 to 3 (the products' labels)",
 }
 
 
@@ -65,6 +66,11 @@ OTHER_GRADED_CASES: tuple[tuple[str, Rule, Chart], ...] = (
                 med("levonorgestrel-ethinyl-estradiol"),
             ),
         ),
+    ),
+    (
+        "cough-cold/20-months",
+        label_limits.cough_cold_under_4,
+        Chart(age=1, resources=(med("dextromethorphan-guaifenesin"),)),
     ),
     (
         "af-anticoagulation/score-1",

@@ -330,6 +330,15 @@ def _alcohol_use_disorder() -> JsonDict:
 
 
 ALCOHOL_USE_DISORDER = _alcohol_use_disorder()
+
+
+def _h_pylori() -> JsonDict:
+    condition = problem("asthma", "hp")
+    condition["code"] = {"text": "H. pylori infection (antral biopsy positive)"}
+    return condition
+
+
+H_PYLORI = _h_pylori()
 BACTRIM = _by_text("smx", "sulfamethoxazole 800 MG / trimethoprim 160 MG Oral Tablet", 30)
 
 
@@ -1538,6 +1547,26 @@ CASES: tuple[Case, ...] = (
         chart(ALCOHOL_USE_DISORDER, D5W, THIAMINE, age=52),
     ),
     Case("thiamine-before-dextrose/no-alcohol", monitoring.thiamine_before_dextrose, chart(D5W, age=52)),
+    # Helicobacter pylori found and not treated.
+    Case(
+        "h-pylori-eradication/ppi-only",
+        monitoring.h_pylori_eradication,
+        chart(H_PYLORI, med("omeprazole"), age=69),
+        (
+            Expected(
+                "rule.h-pylori-eradication-absent",
+                "warning",
+                ("kb.h-pylori-eradication",),
+                (H_PYLORI, med("omeprazole")),
+                mentions=("bismuth quadruple",),
+            ),
+        ),
+    ),
+    Case(
+        "h-pylori-eradication/pylera",
+        monitoring.h_pylori_eradication,
+        chart(H_PYLORI, med("omeprazole"), _by_text("pylera", "Pylera capsules", 3), age=69),
+    ),
     Case(
         "thiamine-before-dextrose/oral-glucose",
         monitoring.thiamine_before_dextrose,
