@@ -33,7 +33,7 @@ from plugin.rules.catalog import (
     beers_cns_burden_applies,
     strength_mg,
 )
-from plugin.rules.dosing import daily_mg, dosage_of, dose_count
+from plugin.rules.dosing import daily_mg, dosage_of, dose_count, is_parenteral, route_text
 from plugin.rules.interactions import Interaction
 from plugin.rules.interactions import pair as _pair
 from plugin.rules.model import Exposure, Finding, LabOrder, RuleFacts, Severity
@@ -450,18 +450,26 @@ def mme_per_day(facts: RuleFacts, exposure: Exposure) -> tuple[float | None, str
 _RESCUE: Final = frozenset({"naloxone", "nalmefene"})
 
 
+def _taken_at_home(facts: RuleFacts, opioid: Exposure) -> bool:
+    """An opioid the patient holds: by mouth, patch or spray. An injected opioid (IV morphine, IM meperidine) is
+    given by staff where naloxone is stocked; a long-acting buprenorphine injection for opioid use disorder is
+    still carried home, so it counts."""
+    return "buprenorphine" in opioid.ingredients or not is_parenteral(route_text(facts, opioid))
+
+
 @dataclass(frozen=True, slots=True)
 class NaloxoneMissing:
-    """Opioids with no naloxone on record when the total is ≥ 50 MME/day or an opioid overdose is on record
-    (warning), or when the MME cannot be computed (info, saying so: unknown is never read as under 50).
-    Naloxone inside buprenorphine/naloxone is not a rescue supply and does not count."""
+    """Opioids taken at home with no naloxone on record when the total is ≥ 50 MME/day or an opioid overdose is
+    on record (warning), or when the MME cannot be computed (info, saying so: unknown is never read as under 50).
+    Naloxone inside buprenorphine/naloxone is not a rescue supply and does not count. Injected opioids are given
+    where naloxone is stocked and are left out (see _taken_at_home)."""
 
     rule_id: str = "rule.opioid-naloxone"
     naloxone: str = "kb.cdc-opioid-naloxone-2022"
     mme: str = "kb.cdc-opioid-mme-2022"
 
     def __call__(self, facts: RuleFacts) -> Iterator[Finding]:
-        opioids = facts.with_class("opioid")
+        opioids = tuple(e for e in facts.with_class("opioid") if _taken_at_home(facts, e))
         if not opioids:
             return
         if any(not _RESCUE.isdisjoint(e.ingredients) and not e.has("opioid") for e in facts.exposures):

@@ -8,7 +8,7 @@ import pytest
 
 from plugin import terminology
 from plugin.rules import catalog, depth, drug_monitoring, gaps, monitoring
-from plugin.rules.high_harm import OPIOID_PAIRS
+from plugin.rules.high_harm import NALOXONE_MISSING, OPIOID_PAIRS
 from plugin.rules.interactions import interaction_table
 from plugin.rules.label_checks import FLUOROQUINOLONE_CORTICOSTEROID
 from plugin.rules.model import Finding, RuleFacts
@@ -258,3 +258,17 @@ def test_weekly_methotrexate_is_reduced_below_crcl_60(kg: float, carded: bool) -
     chart = facts(mtx, lab("creatinine", 1.0, 3), lab("weight", kg, 3), age=70, gender="male")
     found = list(RenalDose("rule.renal-dose-crcl", renal_dosing())(chart))
     assert bool(found) is carded
+
+
+# --- naloxone is for opioids taken at home -----------------------------------------------------------------------
+
+
+def test_an_injected_opioid_given_by_staff_asks_for_no_naloxone_but_buprenorphine_injection_does() -> None:
+    morphine_iv = rx("morphine-iv", "morphine sulfate 4 MG/ML Injectable Solution", per_day=6)
+    morphine_iv["dosageInstruction"][0]["route"] = {"text": "Intravenous route"}
+    assert list(NALOXONE_MISSING(facts(morphine_iv, age=60))) == []
+    oral = rx("oxy", "oxycodone hydrochloride 10 MG Oral Tablet", per_day=6)  # 90 MME/day
+    assert [f.rule_id for f in NALOXONE_MISSING(facts(oral, age=60))] == ["rule.opioid-naloxone"]
+    sublocade = rx("sublocade", "buprenorphine 300 MG/1.5ML Extended Release Injection (Sublocade)")
+    sublocade["dosageInstruction"][0]["route"] = {"text": "Subcutaneous route"}
+    assert [f.rule_id for f in NALOXONE_MISSING(facts(sublocade, age=60))] == ["rule.opioid-naloxone"]
