@@ -843,6 +843,14 @@ QUALITATIVE_TESTS: Final[dict[str, QualitativeTest]] = {
             positive_text=re.compile(r"\b(poor|intermediate) metaboli[sz]er|\*[23]\b", re.I),
             negative_text=re.compile(r"\b(normal|extensive|rapid|ultra-?rapid) metaboli[sz]er", re.I),
         ),
+        # HIV screening and diagnostic tests (antigen/antibody, antibody, RNA): on PrEP any of them is the
+        # three-monthly test; the name finds locally coded ones.
+        QualitativeTest(
+            "hiv-test",
+            "HIV test",
+            frozenset({"56888-1", "75622-1", "7917-8"}),
+            re.compile(r"\bhiv(-?[12])?\b", re.I),
+        ),
         QualitativeTest(
             "anti-hbc",
             "Hepatitis B core antibody",

@@ -1189,6 +1189,44 @@ def h_pylori_eradication(facts: RuleFacts) -> Iterator[Finding]:
     )
 
 
+# CDC PrEP 2021: an HIV test before each three-month supply (every two months on injectable cabotegravir); PrEP
+# continued over an unrecognised infection breeds resistance. Tenofovir with emtricitabine (Truvada, Descovy) or
+# cabotegravir alone (Apretude), with no HIV on record, is PrEP.
+PREP_HIV_TEST_DAYS: Final = 90
+HIV_TEST = LabOrder("56888-1", "HIV 1+2 Ab and HIV1 p24 Ag [Presence] in Serum or Plasma by Immunoassay")
+_PREP: Final = (frozenset({"emtricitabine", "tenofovir"}), frozenset({"cabotegravir"}))
+
+
+def prep_hiv_test(facts: RuleFacts) -> Iterator[Finding]:
+    """PrEP with no HIV test in the last 90 days (or none on record)."""
+    if facts.value_sets.get("hiv") or facts.ever("hiv") or facts.context.demographics.deceased:
+        return
+    prep = tuple(e for e in facts.exposures if frozenset(e.ingredients) in _PREP)
+    if not prep:
+        return
+    test = facts.result("hiv-test")
+    if test is not None and test.days_ago is not None and test.days_ago <= PREP_HIV_TEST_DAYS:
+        return
+    when = (
+        "no HIV test on record"
+        if test is None
+        else "an undated HIV test"
+        if test.days_ago is None
+        else f"the last HIV test {test.days_ago} days ago"
+    )
+    yield Finding(
+        "rule.prep-hiv-test-due",
+        "warning",
+        _short(f"PrEP ({_names(prep)}) with {when}: consider an HIV test before the next supply"),
+        "PrEP is continued only with a negative HIV test every 3 months, because PrEP alone cannot treat an "
+        "infection and breeds resistance.",
+        ("kb.cdc-prep-hiv-testing",),
+        (*_handles(prep), *((test.handle,) if test is not None else ())),
+        _proposed(prep),
+        HIV_TEST,
+    )
+
+
 AGRANULOCYTOSIS_ANC_BELOW: Final = 1.0  # x10^3/uL (ATA 2016: stop the antithyroid drug below 1000/mm3)
 
 
@@ -1430,5 +1468,6 @@ CARE_GAP_EXTRA_RULES: tuple[Rule, ...] = (
     antiseizure_folic_acid,
     thiamine_before_dextrose,
     h_pylori_eradication,
+    prep_hiv_test,
     diabetes_intensification,
 )

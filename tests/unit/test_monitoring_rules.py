@@ -32,6 +32,7 @@ from tests.support.rule_cases import (
     draft,
     lab,
     med,
+    named_result,
     on,
     problem,
     vaccine,
@@ -339,6 +340,7 @@ def _h_pylori() -> JsonDict:
 
 
 H_PYLORI = _h_pylori()
+TRUVADA = _by_text("truvada", "emtricitabine 200 MG / tenofovir disoproxil fumarate 300 MG Oral Tablet", 80)
 BACTRIM = _by_text("smx", "sulfamethoxazole 800 MG / trimethoprim 160 MG Oral Tablet", 30)
 
 
@@ -1547,6 +1549,32 @@ CASES: tuple[Case, ...] = (
         chart(ALCOHOL_USE_DISORDER, D5W, THIAMINE, age=52),
     ),
     Case("thiamine-before-dextrose/no-alcohol", monitoring.thiamine_before_dextrose, chart(D5W, age=52)),
+    # An HIV test every 3 months on PrEP.
+    Case(
+        "prep-hiv-test/none",
+        monitoring.prep_hiv_test,
+        chart(TRUVADA, age=26, gender="male"),
+        (
+            Expected(
+                "rule.prep-hiv-test-due",
+                "warning",
+                ("kb.cdc-prep-hiv-testing",),
+                (TRUVADA,),
+                order_lab="56888-1",
+                mentions=("no HIV test",),
+            ),
+        ),
+    ),
+    Case(
+        "prep-hiv-test/recent",
+        monitoring.prep_hiv_test,
+        chart(
+            TRUVADA,
+            named_result("hiv", "HIV 1/2 Ag/Ab 4th generation", text="Nonreactive", days_ago=60),
+            age=26,
+        ),
+    ),
+    Case("prep-hiv-test/hiv-treatment", monitoring.prep_hiv_test, chart(TRUVADA, problem("hiv"), age=26)),
     # Helicobacter pylori found and not treated.
     Case(
         "h-pylori-eradication/ppi-only",

@@ -15,7 +15,7 @@ from plugin.rules.model import Finding, RuleFacts
 from plugin.rules.renal_dosing import renal_dosing
 from plugin.rules.renal_rules import RenalDose
 from tests.support.charts import JsonDict, copy_json
-from tests.support.rule_cases import Chart, draft, lab, med, problem
+from tests.support.rule_cases import Chart, draft, lab, med, named_result, problem
 from tests.unit.test_rules_depth_v3 import allergy, rx
 
 pytestmark = pytest.mark.unit
@@ -272,3 +272,27 @@ def test_an_injected_opioid_given_by_staff_asks_for_no_naloxone_but_buprenorphin
     sublocade = rx("sublocade", "buprenorphine 300 MG/1.5ML Extended Release Injection (Sublocade)")
     sublocade["dosageInstruction"][0]["route"] = {"text": "Subcutaneous route"}
     assert [f.rule_id for f in NALOXONE_MISSING(facts(sublocade, age=60))] == ["rule.opioid-naloxone"]
+
+
+# --- PrEP: an HIV test every 3 months ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("days_ago", "asked"), [(89, False), (90, False), (91, True)])
+def test_prep_asks_for_an_hiv_test_older_than_90_days(days_ago: int, asked: bool) -> None:
+    descovy = rx("descovy", "emtricitabine 200 MG / tenofovir alafenamide 25 MG Oral Tablet")
+    test = named_result("hiv", "HIV-1/2 antigen/antibody screen", text="Nonreactive", days_ago=days_ago)
+    found = list(monitoring.prep_hiv_test(facts(descovy, test, gender="male")))
+    assert bool(found) is asked
+    if asked:
+        assert f"{days_ago} days ago" in found[0].summary and found[0].order_lab is not None
+
+
+def test_treatment_regimens_and_hepatitis_b_tenofovir_are_not_prep() -> None:
+    biktarvy = rx(
+        "biktarvy", "bictegravir 50 MG / emtricitabine 200 MG / tenofovir alafenamide 25 MG Oral Tablet"
+    )
+    assert list(monitoring.prep_hiv_test(facts(biktarvy))) == []
+    viread = rx("viread", "tenofovir disoproxil fumarate 300 MG Oral Tablet")
+    assert list(monitoring.prep_hiv_test(facts(viread))) == []
+    apretude = rx("apretude", "cabotegravir 600 MG/3ML Extended Release Injectable Suspension (Apretude)")
+    assert [f.rule_id for f in monitoring.prep_hiv_test(facts(apretude))] == ["rule.prep-hiv-test-due"]
