@@ -1194,7 +1194,12 @@ def h_pylori_eradication(facts: RuleFacts) -> Iterator[Finding]:
 # cabotegravir alone (Apretude), with no HIV on record, is PrEP.
 PREP_HIV_TEST_DAYS: Final = 90
 HIV_TEST = LabOrder("56888-1", "HIV 1+2 Ab and HIV1 p24 Ag [Presence] in Serum or Plasma by Immunoassay")
-_PREP: Final = (frozenset({"emtricitabine", "tenofovir"}), frozenset({"cabotegravir"}))
+_PREP: Final = (
+    frozenset({"emtricitabine", "tenofovir disoproxil"}),
+    frozenset({"emtricitabine", "tenofovir alafenamide"}),
+    frozenset({"emtricitabine", "tenofovir"}),
+    frozenset({"cabotegravir"}),
+)
 
 
 def prep_hiv_test(facts: RuleFacts) -> Iterator[Finding]:
@@ -1225,6 +1230,44 @@ def prep_hiv_test(facts: RuleFacts) -> Iterator[Finding]:
         _proposed(prep),
         HIV_TEST,
     )
+
+
+# Oral PrEP and kidney function (Truvada and Descovy labels, CDC 2021): emtricitabine with tenofovir disoproxil is
+# not used for PrEP below a CrCl of 60 mL/min, with tenofovir alafenamide not below 30 (an unnamed tenofovir is held
+# to the stricter line: fail closed).
+PREP_TDF_FROM_CRCL: Final = 60.0
+PREP_TAF_FROM_CRCL: Final = 30.0
+
+
+def prep_kidney(facts: RuleFacts) -> Iterator[Finding]:
+    if facts.value_sets.get("hiv") or facts.ever("hiv") or facts.context.demographics.deceased:
+        return
+    oral = [e for e in facts.exposures if frozenset(e.ingredients) in _PREP[:3]]
+    if not oral:
+        return
+    kidney = renal_function(facts)
+    if kidney.crcl is None:
+        return  # rule.renal-function-unknown and the eGFR recheck ask for it
+    for exposure in oral:
+        alafenamide = "tenofovir alafenamide" in exposure.ingredients
+        line = PREP_TAF_FROM_CRCL if alafenamide else PREP_TDF_FROM_CRCL
+        if kidney.crcl >= line:
+            continue
+        option = (
+            "consider injectable cabotegravir"
+            if alafenamide
+            else "consider emtricitabine/tenofovir alafenamide (to CrCl 30) or injectable cabotegravir"
+        )
+        yield Finding(
+            "rule.prep-kidney",
+            "warning",
+            _short(f"PrEP ({_names([exposure])}) with CrCl {kidney.crcl:.0f} (below {line:g}): {option}"),
+            "Tenofovir is cleared by the kidneys and can injure the proximal tubule; its PrEP labels set a lower "
+            "limit of kidney function.",
+            ("kb.prep-kidney-function",),
+            (exposure.handle, *kidney.crcl_inputs),
+            _proposed([exposure]),
+        )
 
 
 AGRANULOCYTOSIS_ANC_BELOW: Final = 1.0  # x10^3/uL (ATA 2016: stop the antithyroid drug below 1000/mm3)
@@ -1469,5 +1512,6 @@ CARE_GAP_EXTRA_RULES: tuple[Rule, ...] = (
     thiamine_before_dextrose,
     h_pylori_eradication,
     prep_hiv_test,
+    prep_kidney,
     diabetes_intensification,
 )

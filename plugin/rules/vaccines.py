@@ -284,7 +284,13 @@ HEPATITIS_B_BEFORE_CHILDHOOD_PROGRAMMES_AGE: Final = 46
 CHILDHOOD_RECORD_BEFORE_AGE: Final = 18
 # Risk conditions that make hepatitis B vaccination pressing whatever the childhood record (ACIP 2022).
 _HEPATITIS_B_RISK: Final = ("diabetes", "hiv", "liver-disease", "cirrhosis", "opioid-use-disorder")
-_PREP_INGREDIENTS: Final = ("emtricitabine", "tenofovir", "cabotegravir")
+_PREP_INGREDIENTS: Final = (
+    "emtricitabine",
+    "tenofovir",
+    "tenofovir disoproxil",
+    "tenofovir alafenamide",
+    "cabotegravir",
+)
 
 
 def _childhood_record(facts: RuleFacts, age: int) -> bool:

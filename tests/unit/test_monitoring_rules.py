@@ -341,6 +341,10 @@ def _h_pylori() -> JsonDict:
 
 H_PYLORI = _h_pylori()
 TRUVADA = _by_text("truvada", "emtricitabine 200 MG / tenofovir disoproxil fumarate 300 MG Oral Tablet", 80)
+DESCOVY = _by_text("descovy", "emtricitabine 200 MG / tenofovir alafenamide 25 MG Oral Tablet", 80)
+# Male 58, 80 kg, creatinine 1.6: Cockcroft-Gault CrCl (140 - 58) x 80 / (72 x 1.6) = 56.9 mL/min.
+PREP_CREATININE = lab("creatinine", 1.6, 10)
+PREP_WEIGHT = lab("weight", 80, 10)
 BACTRIM = _by_text("smx", "sulfamethoxazole 800 MG / trimethoprim 160 MG Oral Tablet", 30)
 
 
@@ -1575,6 +1579,26 @@ CASES: tuple[Case, ...] = (
         ),
     ),
     Case("prep-hiv-test/hiv-treatment", monitoring.prep_hiv_test, chart(TRUVADA, problem("hiv"), age=26)),
+    # Oral PrEP and kidney function.
+    Case(
+        "prep-kidney/tdf-crcl-56",
+        monitoring.prep_kidney,
+        chart(TRUVADA, PREP_CREATININE, PREP_WEIGHT, age=58, gender="male"),
+        (
+            Expected(
+                "rule.prep-kidney",
+                "warning",
+                ("kb.prep-kidney-function",),
+                (TRUVADA, PREP_CREATININE, PREP_WEIGHT),
+                mentions=("alafenamide",),
+            ),
+        ),
+    ),
+    Case(
+        "prep-kidney/taf-crcl-56",
+        monitoring.prep_kidney,
+        chart(DESCOVY, PREP_CREATININE, PREP_WEIGHT, age=58, gender="male"),
+    ),
     # Helicobacter pylori found and not treated.
     Case(
         "h-pylori-eradication/ppi-only",

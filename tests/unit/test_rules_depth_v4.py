@@ -296,3 +296,19 @@ def test_treatment_regimens_and_hepatitis_b_tenofovir_are_not_prep() -> None:
     assert list(monitoring.prep_hiv_test(facts(viread))) == []
     apretude = rx("apretude", "cabotegravir 600 MG/3ML Extended Release Injectable Suspension (Apretude)")
     assert [f.rule_id for f in monitoring.prep_hiv_test(facts(apretude))] == ["rule.prep-hiv-test-due"]
+
+
+@pytest.mark.parametrize(
+    ("product", "kg", "carded"),
+    [
+        # Male 58, creatinine 1.6: CrCl = (140 - 58) x kg / 115.2; 84 kg gives 59.8, 85 kg 60.5.
+        ("emtricitabine 200 MG / tenofovir disoproxil fumarate 300 MG Oral Tablet", 85, False),
+        ("emtricitabine 200 MG / tenofovir disoproxil fumarate 300 MG Oral Tablet", 84, True),
+        # 42 kg gives 29.9, 43 kg 30.6: the alafenamide line.
+        ("emtricitabine 200 MG / tenofovir alafenamide 25 MG Oral Tablet", 43, False),
+        ("emtricitabine 200 MG / tenofovir alafenamide 25 MG Oral Tablet", 42, True),
+    ],
+)
+def test_oral_prep_meets_its_kidney_line(product: str, kg: float, carded: bool) -> None:
+    chart = facts(rx("prep", product), lab("creatinine", 1.6, 5), lab("weight", kg, 5), age=58, gender="male")
+    assert bool(list(monitoring.prep_kidney(chart))) is carded
