@@ -51,6 +51,7 @@ CLASS_KEYS: frozenset[str] = frozenset(
         "thiazide",
         "beta-blocker",
         "cholinesterase-inhibitor",
+        "5-alpha-reductase-inhibitor",
         "non-dihydropyridine-ccb",
         "dihydropyridine-ccb",
         "cardiac-glycoside",

@@ -227,6 +227,8 @@ ANALYTES: dict[str, Analyte] = {
         ),
         # Thyroid replacement is dosed by TSH (rule.levothyroxine-tsh-recheck).
         _analyte("tsh", "TSH", ("3016-3",), "mIU/L", _LAB, low=0.4, high=4.0, plausible=(0.0, 1000.0)),
+        # Serum urate: urate-lowering therapy aims below 6 mg/dL (ACR 2020 treat-to-target).
+        _analyte("urate", "Uric acid", ("3084-1",), "mg/dL", _LAB, low=2.5, high=7.0, plausible=(0.0, 30.0)),
         # Serum digoxin, read for toxicity above 2 ng/mL (plugin.rules.monitoring).
         _analyte("digoxin", "Digoxin level", ("10535-3",), "ng/mL", _LAB, high=2.0, plausible=(0.0, 50.0)),
         _analyte(
@@ -472,6 +474,9 @@ _CONVERSIONS: dict[str, dict[str, _Linear]] = {
     "uacr": _table((1.0, ("mg/g", "ug/mg")), (8.84, ("mg/mmol",))),  # 1 mmol creatinine = 113.12 mg
     # mIU/L and µIU/mL are the same number; "mU/L" is how some labs print it.
     "tsh": _table((1.0, ("mIU/L", "m[IU]/L", "uIU/mL", "u[IU]/mL", "mU/L"))),
+    "urate": _table(
+        (1.0, ("mg/dL",)), (1 / 59.48, ("umol/L", "µmol/L")), (16.81, ("mmol/L",))
+    ),  # 168.1 g/mol
     "digoxin": _table((1.0, ("ng/mL", "ug/L")), (0.781, ("nmol/L",))),  # molar mass 780.9 g/mol
     "systolic_bp": _table((1.0, _MMHG)),
     "diastolic_bp": _table((1.0, _MMHG)),

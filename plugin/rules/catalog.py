@@ -1238,6 +1238,14 @@ _DUPLICATE_GROUPS: Final[tuple[DuplicateGroup, ...]] = (
         distinct_ingredients=True,
     ),
     DuplicateGroup(
+        "5-alpha-reductase inhibitors",
+        frozenset({"5-alpha-reductase-inhibitor"}),
+        "kb.duplicate-5-alpha-reductase-inhibitors",
+        "Finasteride and dutasteride block the same enzyme: together (a urology switch the primary care list kept) "
+        "they add sexual side effects and cost without shrinking the prostate more.",
+        distinct_ingredients=True,
+    ),
+    DuplicateGroup(
         "beta-blockers",
         frozenset({"beta-blocker"}),
         "kb.duplicate-beta-blockers",

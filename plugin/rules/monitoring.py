@@ -1270,6 +1270,41 @@ def prep_kidney(facts: RuleFacts) -> Iterator[Finding]:
         )
 
 
+# ACR 2020 gout: titrate urate-lowering therapy to a serum urate below 6 mg/dL. A drug taken six months or more
+# has had time to be titrated; a start is the prescriber's titration in progress.
+URATE_TARGET_BELOW: Final = 6.0
+URATE_TITRATED_BY_DAYS: Final = 180
+_URATE_LOWERING: Final = frozenset({"allopurinol", "febuxostat"})
+
+
+def urate_above_target(facts: RuleFacts) -> Iterator[Finding]:
+    urate = facts.current("urate")
+    if urate is None or urate.value < URATE_TARGET_BELOW or facts.context.demographics.deceased:
+        return
+    drugs = tuple(
+        e
+        for e in facts.exposures
+        if not _URATE_LOWERING.isdisjoint(e.ingredients)
+        and not e.proposed
+        and e.started_days_ago is not None
+        and e.started_days_ago >= URATE_TITRATED_BY_DAYS
+    )
+    if not drugs:
+        return
+    yield Finding(
+        "rule.urate-above-target",
+        "warning",
+        _short(
+            f"Urate {urate.value:g} mg/dL on {_names(drugs)} for 6 months or more: consider raising the dose "
+            "step by step to a urate below 6"
+        ),
+        "Gout flares and tophi keep coming until serum urate is held below 6 mg/dL, so urate-lowering therapy "
+        "is titrated to that target (ACR 2020).",
+        ("kb.gout-treat-to-target",),
+        (*_handles(drugs), urate.handle),
+    )
+
+
 AGRANULOCYTOSIS_ANC_BELOW: Final = 1.0  # x10^3/uL (ATA 2016: stop the antithyroid drug below 1000/mm3)
 
 
@@ -1513,5 +1548,6 @@ CARE_GAP_EXTRA_RULES: tuple[Rule, ...] = (
     h_pylori_eradication,
     prep_hiv_test,
     prep_kidney,
+    urate_above_target,
     diabetes_intensification,
 )

@@ -325,6 +325,7 @@ LABS: dict[str, tuple[str, str, str]] = {
     "vitamin_b12": ("2132-9", "Cobalamin (Vitamin B12) [Mass/volume] in Serum or Plasma", "pg/mL"),
     "platelets": ("777-3", "Platelets [#/volume] in Blood by Automated count", "10*3/uL"),
     "leukocytes": ("6690-2", "Leukocytes [#/volume] in Blood by Automated count", "10*3/uL"),
+    "urate": ("3084-1", "Urate [Mass/volume] in Serum or Plasma", "mg/dL"),
     "alt": ("1742-6", "Alanine aminotransferase [Enzymatic activity/volume] in Serum or Plasma", "U/L"),
     "ldl": ("13457-7", "Cholesterol in LDL [Mass/volume] in Serum or Plasma by calculation", "mg/dL"),
     "uacr": ("9318-7", "Albumin/Creatinine [Mass Ratio] in Urine", "mg/g"),

@@ -1599,6 +1599,26 @@ CASES: tuple[Case, ...] = (
         monitoring.prep_kidney,
         chart(DESCOVY, PREP_CREATININE, PREP_WEIGHT, age=58, gender="male"),
     ),
+    # Gout: urate-lowering therapy titrated to a urate below 6 (ACR 2020).
+    Case(
+        "urate-above-target/allopurinol-100-urate-8-9",
+        monitoring.urate_above_target,
+        chart(med("allopurinol", days_ago=900), lab("urate", 8.9, 20), age=66, gender="male"),
+        (
+            Expected(
+                "rule.urate-above-target",
+                "warning",
+                ("kb.gout-treat-to-target",),
+                (med("allopurinol", days_ago=900), lab("urate", 8.9, 20)),
+                mentions=("below 6",),
+            ),
+        ),
+    ),
+    Case(
+        "urate-above-target/at-target",
+        monitoring.urate_above_target,
+        chart(med("allopurinol", days_ago=900), lab("urate", 5.4, 20), age=66, gender="male"),
+    ),
     # Helicobacter pylori found and not treated.
     Case(
         "h-pylori-eradication/ppi-only",

@@ -312,3 +312,44 @@ def test_treatment_regimens_and_hepatitis_b_tenofovir_are_not_prep() -> None:
 def test_oral_prep_meets_its_kidney_line(product: str, kg: float, carded: bool) -> None:
     chart = facts(rx("prep", product), lab("creatinine", 1.6, 5), lab("weight", kg, 5), age=58, gender="male")
     assert bool(list(monitoring.prep_kidney(chart))) is carded
+
+
+# --- gout: treat to a urate below 6 --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("urate", "carded"), [(5.9, False), (6.0, True), (6.1, True)])
+def test_urate_of_6_or_more_on_titrated_therapy_asks_for_a_higher_dose(urate: float, carded: bool) -> None:
+    chart = facts(med("allopurinol", days_ago=400), lab("urate", urate, 30), age=66, gender="male")
+    assert bool(list(monitoring.urate_above_target(chart))) is carded
+
+
+@pytest.mark.parametrize(("started", "carded"), [(179, False), (180, True), (181, True)])
+def test_urate_lowering_therapy_under_6_months_is_still_being_titrated(started: int, carded: bool) -> None:
+    chart = facts(med("allopurinol", days_ago=started), lab("urate", 8.0, 10), age=66, gender="male")
+    assert bool(list(monitoring.urate_above_target(chart))) is carded
+
+
+def test_a_stale_urate_or_micromoles_are_read_as_they_should_be() -> None:
+    assert (
+        list(monitoring.urate_above_target(facts(med("allopurinol", days_ago=400), lab("urate", 8.0, 200))))
+        == []
+    )
+    micromolar = lab("urate", 476, 10)  # 476 umol/L is 8.0 mg/dL
+    micromolar["valueQuantity"] = {
+        "value": 476,
+        "unit": "umol/L",
+        "system": "http://unitsofmeasure.org",
+        "code": "umol/L",
+    }
+    found = list(monitoring.urate_above_target(facts(med("allopurinol", days_ago=400), micromolar)))
+    assert found and "Urate 8 mg/dL" in found[0].summary
+
+
+def test_two_5_alpha_reductase_inhibitors_are_a_duplicate_and_an_alpha_blocker_beside_one_is_not() -> None:
+    finasteride = rx("fin", "finasteride 5 MG Oral Tablet")
+    dutasteride = rx("dut", "dutasteride 0.5 MG Oral Capsule")
+    (finding,) = catalog.duplicate_therapy(facts(finasteride, dutasteride, age=76, gender="male"))
+    assert "5-alpha-reductase" in finding.summary and finding.evidence == (
+        "kb.duplicate-5-alpha-reductase-inhibitors",
+    )
+    assert list(catalog.duplicate_therapy(facts(finasteride, med("tamsulosin"), age=76, gender="male"))) == []
