@@ -76,6 +76,8 @@ from bench.gold.model import (
     HELDOUT_V31_PATH,
     HELDOUT_V32_PATH,
     HELDOUT_V33_PATH,
+    HELDOUT_V34_PATH,
+    HELDOUT_V35_PATH,
     load_check_rules,
     load_constructed,
     load_full_review,
@@ -262,6 +264,8 @@ WRITTEN_WHILE: Final[dict[int, str]] = {
     31: "v26 and v27 were being tuned on, beside v30",
     32: "v28 and v29 were being tuned on, beside v33",
     33: "v28 and v29 were being tuned on, beside v32",
+    34: "v30 and v31 were being tuned on, beside v35",
+    35: "v30 and v31 were being tuned on, beside v34",
 }
 # The held-out sets in the order they were written, each blind to the rules as they stood; True where the
 # rules were later tuned on it (so its number is no longer an unseen one). Only the newest is unseen.
@@ -299,6 +303,8 @@ HELDOUT_SETS: Final[tuple[tuple[Path, bool], ...]] = (
     (HELDOUT_V31_PATH, True),  # tuned on from the thirteenth session (first contact 0.84/0.59 then)
     (HELDOUT_V32_PATH, False),
     (HELDOUT_V33_PATH, False),
+    (HELDOUT_V34_PATH, False),
+    (HELDOUT_V35_PATH, False),
 )
 
 

@@ -90,6 +90,13 @@ HELDOUT_V31_PATH = Path(__file__).resolve().parent / "heldout_v31_cases.json"
 # children's and women's hospital with its clinics); scored once at the commit that registered them, not tuned on.
 HELDOUT_V32_PATH = Path(__file__).resolve().parent / "heldout_v32_cases.json"
 HELDOUT_V33_PATH = Path(__file__).resolve().parent / "heldout_v33_cases.json"
+# Written blind in parallel (thirteenth session) while v30 and v31 were tuned on: v34 (a rural critical-access hospital
+# with swing beds and its federally qualified health centre: opioid use disorder, alcohol, hepatitis C, HIV PrEP,
+# behavioural health, emergency orders) and v35 (a community pharmacy chain with an urgent-care clinic: new and refill
+# prescriptions, OTC purchases, medication therapy management, pharmacist immunisations); scored once at the commit
+# that registered them, not tuned on.
+HELDOUT_V34_PATH = Path(__file__).resolve().parent / "heldout_v34_cases.json"
+HELDOUT_V35_PATH = Path(__file__).resolve().parent / "heldout_v35_cases.json"
 # A blind second review of the Synthea charts (2026-12-07), added to the first pharmacist review's findings.
 SECOND_REVIEW_PATH = Path(__file__).resolve().parent / "pharmacist_review_second.json"
 # A blind, complete review of the constructed charts (2026-12-07), added to their authors' focused findings.
