@@ -1015,8 +1015,19 @@ def beers_desmopressin(facts: RuleFacts) -> Iterator[Finding]:
 ZOLPIDEM_WOMEN_MAX_MG: Final = {"immediate": 5.0, "extended": 6.25}  # FDA 2013 (kb.zolpidem-dose-women)
 
 
+ZOLPIDEM_BEERS_FROM_AGE: Final = 65
+# Drugs whose own card bars a sedative hypnotic outright: a lower zolpidem dose is then the wrong advice.
+_HYPNOTIC_BARRED_BY: Final = frozenset({"sodium oxybate"})
+
+
 def zolpidem_dose_women(facts: RuleFacts) -> Iterator[Finding]:
+    """Zolpidem above the FDA's dose for women. From 65 the Beers card (avoid Z-drugs) speaks instead, and beside
+    sodium oxybate its contraindication card does: neither is answered by a lower dose."""
     if facts.context.demographics.sex != "female":
+        return
+    if (facts.age is not None and facts.age >= ZOLPIDEM_BEERS_FROM_AGE) or any(
+        not _HYPNOTIC_BARRED_BY.isdisjoint(e.ingredients) for e in facts.exposures
+    ):
         return
     for exposure in facts.exposures:
         if "zolpidem" not in exposure.ingredients or LOCAL_ROUTE.search(exposure.label):

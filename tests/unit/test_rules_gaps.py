@@ -9,8 +9,8 @@ from plugin.knowledge import load_knowledge_base
 from plugin.rules import gaps
 from plugin.rules.catalog import pregnancy_teratogen
 from plugin.rules.model import RuleFacts
-from tests.support.charts import SNOMED, JsonDict, copy_json
-from tests.support.rule_cases import Chart, draft, lab, med, on, problem
+from tests.support.charts import SNOMED, JsonDict, copy_json, medication_request
+from tests.support.rule_cases import PATIENT_ID, Chart, draft, lab, med, on, problem
 
 pytestmark = pytest.mark.unit
 
@@ -689,6 +689,19 @@ def _zolpidem(display: str, tablets: float = 1) -> JsonDict:
 def test_zolpidem_dose_for_women(display: str, tablets: float, gender: str, fires: bool) -> None:
     found = list(gaps.zolpidem_dose_women(facts(_zolpidem(display, tablets), gender=gender)))
     assert bool(found) is fires
+
+
+@pytest.mark.parametrize(("age", "fires"), [(64, True), (65, False), (66, False)])
+def test_from_65_the_beers_card_speaks_for_zolpidem_instead_of_a_lower_dose(age: int, fires: bool) -> None:
+    zolpidem = _zolpidem("zolpidem tartrate 10 MG Oral Tablet", 1)
+    assert bool(list(gaps.zolpidem_dose_women(facts(zolpidem, gender="female", age=age)))) is fires
+
+
+def test_beside_sodium_oxybate_zolpidem_is_barred_not_lowered() -> None:
+    zolpidem = _zolpidem("zolpidem tartrate 10 MG Oral Tablet", 1)
+    oxybate = medication_request("xyrem", PATIENT_ID, "", "sodium oxybate 500 MG/ML Oral Solution")
+    del oxybate["medicationCodeableConcept"]["coding"]
+    assert list(gaps.zolpidem_dose_women(facts(zolpidem, oxybate, gender="female", age=38))) == []
 
 
 def _bph() -> JsonDict:
