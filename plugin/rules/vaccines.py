@@ -389,12 +389,13 @@ def hepatitis_a_liver_disease_due(facts: RuleFacts) -> Iterator[Finding]:
 
 RSV_ALL_FROM_AGE: Final = 75  # kb.acip-rsv-older-adults: one dose at 75 and over
 RSV_RISK_FROM_AGE: Final = 60  # and at 60-74 with a risk condition
+# ACIP 2024: chronic heart or lung disease, chronic liver disease, a transplant (with the immunocompromised), and
+# of kidney disease only end-stage disease or dialysis (_kidney_failure_ahead); CKD counts with diabetes.
 RSV_RISK_SETS: Final = (
     "heart-failure",
     "coronary-heart-disease",
     "copd",
     "asthma",
-    "ckd",
     "liver-disease",
     "diabetic-kidney-disease",
     "solid-organ-transplant",
@@ -407,7 +408,7 @@ def _diabetes_with_damage_or_insulin(facts: RuleFacts) -> tuple[str, ...]:
     diabetes = _problems(facts, ("diabetes", "type-1-diabetes"))
     if not diabetes:
         return ()
-    damage = _problems(facts, ("diabetic-kidney-disease", "peripheral-neuropathy"))
+    damage = _problems(facts, ("diabetic-kidney-disease", "ckd", "peripheral-neuropathy"))
     drugs = tuple(e.handle for e in facts.with_class("insulin", "sglt2-inhibitor") if not e.proposed)
     return (*diabetes, *damage, *drugs) if damage or drugs else ()
 
@@ -418,10 +419,12 @@ def rsv_due(facts: RuleFacts) -> Iterator[Finding]:
     if not _adult(facts, RSV_RISK_FROM_AGE) or doses(facts, "rsv"):
         return
     # Moderate or severe immunocompromise is one of ACIP's risk conditions.
+    dialysis = tuple(p.handle for p in facts.context.problems if _DIALYSIS.search(p.code.display))
     risks = tuple(
         dict.fromkeys(
             (
                 *_problems(facts, RSV_RISK_SETS),
+                *dialysis,
                 *_diabetes_with_damage_or_insulin(facts),
                 *_immunosuppressed(facts),
             )
@@ -437,8 +440,8 @@ def rsv_due(facts: RuleFacts) -> Iterator[Finding]:
         "rule.rsv-vaccine-due",
         "info",
         f"No RSV vaccine on record at {why}: consider one dose",
-        "One RSV vaccine dose is advised at 75 and over, and from 60 with chronic heart, lung, kidney or liver "
-        "disease or a weakened immune system (ACIP); it is not repeated yearly.",
+        "One RSV vaccine dose is advised at 75 and over, and from 60 with chronic heart, lung or liver disease, "
+        "kidney failure, complicated diabetes or a weakened immune system (ACIP); it is not repeated yearly.",
         ("kb.acip-rsv-older-adults",),
         risks if facts.age < RSV_ALL_FROM_AGE else (),
     )

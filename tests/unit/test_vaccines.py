@@ -489,3 +489,11 @@ def test_childhood_hepatitis_a_leaves_missing_records_and_liver_disease_to_their
     assert _hep_a(1500) == []  # no immunisation at all: the MMR rule asks for the record
     assert _hep_a(1500, _dose("hib", 300), problem("cirrhosis")) == []
     assert _hep_a(1500, _dose("hib", 300))
+
+
+def test_rsv_from_60_counts_kidney_failure_and_ckd_with_diabetes_but_not_ckd_alone() -> None:
+    assert not list(vaccines.rsv_due(facts(FLU, problem("ckd-3"), age=63)))
+    assert list(vaccines.rsv_due(facts(FLU, problem("ckd-3"), problem("diabetes"), age=63)))
+    dialysis = copy_json(problem("ckd-3"))
+    dialysis["code"] = {"text": "End-stage renal disease on haemodialysis"}
+    assert list(vaccines.rsv_due(facts(FLU, dialysis, age=63)))
