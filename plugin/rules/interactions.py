@@ -77,9 +77,9 @@ class Interaction:
     # own monitoring (an MRA added to an ACE inhibitor in heart failure or resistant hypertension): the pair
     # speaks for such a drug only beside a second right-side drug (a potassium supplement, trimethoprim).
     right_routine_alone: frozenset[str] = frozenset()
-    # A state of the chart in which the pair has nothing to add: another card already names both drugs for the
-    # same harm (the Beers CNS-active burden card for an opioid with a gabapentinoid at 75), or the harm the pair
-    # warns of is measured and absent (levothyroxine with calcium while the TSH is in range).
+    # A state of the chart in which the pair has nothing to add because another card already asks for the same
+    # action: the Beers CNS-active burden card for an opioid with a gabapentinoid at 75, or a myasthenia or
+    # fluoroquinolone-allergy card that already asks for another antibiotic than the one a steroid sits beside.
     quiet_when: Callable[[RuleFacts], bool] | None = None
 
     def _left(self, facts: RuleFacts) -> tuple[Exposure, ...]:
@@ -128,7 +128,7 @@ class Interaction:
             classes.isdisjoint(self.right) and heads.isdisjoint(self.right_named)
         ):
             return
-        lefts, rights = pair_sides(self._left(facts), self._right(facts))
+        lefts, rights = self.sides(facts)
         if not lefts:
             return
         if self.quiet_when is not None and self.quiet_when(facts):

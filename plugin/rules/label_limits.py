@@ -643,8 +643,8 @@ ALBUMINURIA_WITHIN_DAYS: Final = 730  # both of the two raised values
 def diabetes_ckd_sglt2_absent(facts: RuleFacts) -> Iterator[Finding]:
     """Type 2 diabetes with CKD (on the problem list, a current eGFR under 60, or two current urine albumin-to-
     creatinine ratios of 30 mg/g or more, persistent as KDIGO defines CKD) and a current eGFR of 20 or more,
-    without an SGLT2 inhibitor, under 80 and outside acute kidney injury. Without a current eGFR the start cannot be judged: nothing here (the eGFR recheck
-    asks for one where a drug depends on it)."""
+    without an SGLT2 inhibitor, under 80 and outside acute kidney injury. Without a current eGFR the start
+    cannot be judged: nothing here (the eGFR recheck asks for one where a drug depends on it)."""
     diabetes = facts.value_sets.get("diabetes", ())
     if not diabetes or facts.has_condition("type-1-diabetes") or facts.with_class("sglt2-inhibitor"):
         return

@@ -1194,19 +1194,25 @@ def h_pylori_eradication(facts: RuleFacts) -> Iterator[Finding]:
 # cabotegravir alone (Apretude), with no HIV on record, is PrEP.
 PREP_HIV_TEST_DAYS: Final = 90
 HIV_TEST = LabOrder("56888-1", "HIV 1+2 Ab and HIV1 p24 Ag [Presence] in Serum or Plasma by Immunoassay")
-_PREP: Final = (
+_ORAL_PREP: Final = (
     frozenset({"emtricitabine", "tenofovir disoproxil"}),
     frozenset({"emtricitabine", "tenofovir alafenamide"}),
     frozenset({"emtricitabine", "tenofovir"}),
-    frozenset({"cabotegravir"}),
 )
+_PREP: Final = (*_ORAL_PREP, frozenset({"cabotegravir"}))
+
+
+def _prep(facts: RuleFacts, regimens: tuple[frozenset[str], ...]) -> tuple[Exposure, ...]:
+    """The PrEP products among `regimens` on the list or drafted; none where HIV is on record (then the same drugs
+    are treatment) or the patient has died."""
+    if facts.ever("hiv") or facts.context.demographics.deceased:
+        return ()
+    return tuple(e for e in facts.exposures if frozenset(e.ingredients) in regimens)
 
 
 def prep_hiv_test(facts: RuleFacts) -> Iterator[Finding]:
     """PrEP with no HIV test in the last 90 days (or none on record)."""
-    if facts.value_sets.get("hiv") or facts.ever("hiv") or facts.context.demographics.deceased:
-        return
-    prep = tuple(e for e in facts.exposures if frozenset(e.ingredients) in _PREP)
+    prep = _prep(facts, _PREP)
     if not prep:
         return
     test = facts.result("hiv-test")
@@ -1240,9 +1246,7 @@ PREP_TAF_FROM_CRCL: Final = 30.0
 
 
 def prep_kidney(facts: RuleFacts) -> Iterator[Finding]:
-    if facts.value_sets.get("hiv") or facts.ever("hiv") or facts.context.demographics.deceased:
-        return
-    oral = [e for e in facts.exposures if frozenset(e.ingredients) in _PREP[:3]]
+    oral = _prep(facts, _ORAL_PREP)
     if not oral:
         return
     kidney = renal_function(facts)

@@ -270,11 +270,11 @@ HEPATITIS_B_THROUGH_AGE: Final = 59
 _DIALYSIS: Final = re.compile(r"dialysis|end[- ]stage renal|end[- ]stage kidney|\besrd\b|\beskd\b", re.I)
 
 
-def _kidney_failure_ahead(facts: RuleFacts) -> bool:
-    """Dialysis or kidney failure on the problem list: from 60 ACIP advises hepatitis B vaccination by risk, and
-    dialysis patients are at risk. Earlier CKD stages alone are not carded: blind reviews of CKD G4 charts over 70
-    did not raise it (1 of 7)."""
-    return any(_DIALYSIS.search(p.code.display) for p in facts.context.problems)
+def _kidney_failure(facts: RuleFacts) -> tuple[str, ...]:
+    """Handles of dialysis or kidney failure on the problem list: from 60 ACIP advises hepatitis B vaccination by
+    risk, and dialysis patients are at risk; it is RSV's kidney risk too. Earlier CKD stages alone are not carded
+    for hepatitis B: blind reviews of CKD G4 charts over 70 did not raise it (1 of 7)."""
+    return tuple(p.handle for p in facts.context.problems if _DIALYSIS.search(p.code.display))
 
 
 # Adults this age or older (born before 1981 as of the 2026 knowledge base) were past the 1999 catch-up of everyone
@@ -306,7 +306,7 @@ def _hepatitis_b_risk(facts: RuleFacts) -> bool:
     """A risk condition, dialysis, or HIV pre-exposure prophylaxis (a PrEP antiretroviral) on record."""
     return bool(
         _problems(facts, _HEPATITIS_B_RISK)
-        or _kidney_failure_ahead(facts)
+        or _kidney_failure(facts)
         or any(not e.proposed for e in facts.with_ingredient(*_PREP_INGREDIENTS))
     )
 
@@ -324,7 +324,7 @@ def hepatitis_b_vaccine_due(facts: RuleFacts) -> Iterator[Finding]:
     if (
         age is None
         or not _adult(facts, HEPATITIS_B_FROM_AGE)
-        or (age > HEPATITIS_B_THROUGH_AGE and not _kidney_failure_ahead(facts))
+        or (age > HEPATITIS_B_THROUGH_AGE and not _kidney_failure(facts))
         or not context.in_force("hepatitis-b-adults-19-59")
         or not context.immunizations
         or facts.pregnant
@@ -390,7 +390,7 @@ def hepatitis_a_liver_disease_due(facts: RuleFacts) -> Iterator[Finding]:
 RSV_ALL_FROM_AGE: Final = 75  # kb.acip-rsv-older-adults: one dose at 75 and over
 RSV_RISK_FROM_AGE: Final = 60  # and at 60-74 with a risk condition
 # ACIP 2024: chronic heart or lung disease, chronic liver disease, a transplant (with the immunocompromised), and
-# of kidney disease only end-stage disease or dialysis (_kidney_failure_ahead); CKD counts with diabetes.
+# of kidney disease only end-stage disease or dialysis (_kidney_failure); CKD counts with diabetes.
 RSV_RISK_SETS: Final = (
     "heart-failure",
     "coronary-heart-disease",
@@ -419,12 +419,11 @@ def rsv_due(facts: RuleFacts) -> Iterator[Finding]:
     if not _adult(facts, RSV_RISK_FROM_AGE) or doses(facts, "rsv"):
         return
     # Moderate or severe immunocompromise is one of ACIP's risk conditions.
-    dialysis = tuple(p.handle for p in facts.context.problems if _DIALYSIS.search(p.code.display))
     risks = tuple(
         dict.fromkeys(
             (
                 *_problems(facts, RSV_RISK_SETS),
-                *dialysis,
+                *_kidney_failure(facts),
                 *_diabetes_with_damage_or_insulin(facts),
                 *_immunosuppressed(facts),
             )
@@ -727,10 +726,9 @@ def childhood_mmr_varicella_due(facts: RuleFacts) -> Iterator[Finding]:
 # --- hepatitis A in childhood ---------------------------------------------------------------------------------
 
 # ACIP child schedule: two doses at least 6 months apart from 12-23 months (dose 1 overdue from the second
-# birthday), catch-up through 18. A dose before the first birthday does not count.
+# birthday), catch-up through 18. A dose before the first birthday does not count (as for MMR: _valid_doses).
 HEPATITIS_A_DOSE_1_OVERDUE_DAYS: Final = 730
 HEPATITIS_A_DOSE_2_AFTER_DAYS: Final = 183  # 6 months
-_HEPATITIS_A_CHILD_VALID_FROM_DAYS: Final = 365 - 4
 
 
 def childhood_hepatitis_a_due(facts: RuleFacts) -> Iterator[Finding]:
@@ -739,21 +737,13 @@ def childhood_hepatitis_a_due(facts: RuleFacts) -> Iterator[Finding]:
     a child with liver disease and no dose to rule.hepatitis-a-liver-disease-due."""
     demographics = facts.context.demographics
     days = demographics.age_days
-    if days is None or days < _HEPATITIS_A_CHILD_VALID_FROM_DAYS + HEPATITIS_A_DOSE_2_AFTER_DAYS:
+    if days is None or days < LIVE_VACCINE_VALID_FROM_DAYS + HEPATITIS_A_DOSE_2_AFTER_DAYS:
         return
     if demographics.deceased or not facts.context.immunizations:
         return
     given = doses(facts, "hepatitis-a")
-    valid = 0
-    latest: int | None = None
-    for record in given:
-        early = (
-            record.first_days_ago is not None
-            and days - record.first_days_ago < _HEPATITIS_A_CHILD_VALID_FROM_DAYS
-        )
-        valid += record.doses - (1 if early else 0)
-        if record.days_ago is not None and (latest is None or record.days_ago < latest):
-            latest = record.days_ago
+    valid, _ = _valid_doses(facts, "hepatitis-a", days)
+    latest = given[0].days_ago if given else None  # newest first
     if valid >= 2:
         return
     if valid == 1:
