@@ -78,6 +78,8 @@ from bench.gold.model import (
     HELDOUT_V33_PATH,
     HELDOUT_V34_PATH,
     HELDOUT_V35_PATH,
+    HELDOUT_V36_PATH,
+    HELDOUT_V37_PATH,
     load_check_rules,
     load_constructed,
     load_full_review,
@@ -266,6 +268,8 @@ WRITTEN_WHILE: Final[dict[int, str]] = {
     33: "v28 and v29 were being tuned on, beside v32",
     34: "v30 and v31 were being tuned on, beside v35",
     35: "v30 and v31 were being tuned on, beside v34",
+    36: "v30 and v31 were being tuned on and v34 and v35 registered, beside v37",
+    37: "v30 and v31 were being tuned on and v34 and v35 registered, beside v36",
 }
 # The held-out sets in the order they were written, each blind to the rules as they stood; True where the
 # rules were later tuned on it (so its number is no longer an unseen one). Only the newest is unseen.
@@ -305,6 +309,8 @@ HELDOUT_SETS: Final[tuple[tuple[Path, bool], ...]] = (
     (HELDOUT_V33_PATH, False),
     (HELDOUT_V34_PATH, False),
     (HELDOUT_V35_PATH, False),
+    (HELDOUT_V36_PATH, False),
+    (HELDOUT_V37_PATH, False),
 )
 
 

@@ -97,6 +97,12 @@ HELDOUT_V33_PATH = Path(__file__).resolve().parent / "heldout_v33_cases.json"
 # that registered them, not tuned on.
 HELDOUT_V34_PATH = Path(__file__).resolve().parent / "heldout_v34_cases.json"
 HELDOUT_V35_PATH = Path(__file__).resolve().parent / "heldout_v35_cases.json"
+# Written blind in parallel later in the thirteenth session, after v34 and v35 were registered: v36 (an academic
+# medical centre: inpatient medicine and cardiology, anticoagulation, nephrology, heart failure and kidney-transplant
+# clinics) and v37 (a consultant pharmacist for nursing homes, assisted living, home health, hospice and a geriatric
+# clinic); scored once at the commit that registered them, not tuned on.
+HELDOUT_V36_PATH = Path(__file__).resolve().parent / "heldout_v36_cases.json"
+HELDOUT_V37_PATH = Path(__file__).resolve().parent / "heldout_v37_cases.json"
 # A blind second review of the Synthea charts (2026-12-07), added to the first pharmacist review's findings.
 SECOND_REVIEW_PATH = Path(__file__).resolve().parent / "pharmacist_review_second.json"
 # A blind, complete review of the constructed charts (2026-12-07), added to their authors' focused findings.
