@@ -602,7 +602,7 @@ def _leading_name(text: str) -> tuple[str, ...] | None:
     return None
 
 
-def _leading_alone(text: str) -> tuple[str, ...] | None:
+def _leading_name_and_parts(text: str) -> tuple[str, ...] | None:
     """`_leading_name`, with the known ingredients the text's other parts name ("NS + KCl 20 mEq/L": the
     leading saline must not hide the potassium; "parenteral nutrition: dextrose, calcium gluconate" keeps the
     calcium its rules look for)."""
@@ -670,6 +670,9 @@ def _free_text(display: str) -> tuple[list[str], list[str]]:
 _JOINED: Final = re.compile(r"[(;+]|\s(and|with|in)\s", re.IGNORECASE)
 
 
+# Context building and RuleFacts both resolve every medication on every hook, and a code alone may now read its
+# text as well: the same (code, text) pairs recur across hooks, so each is resolved once.
+@functools.lru_cache(maxsize=8192)
 def resolve_product(rxnorm_code: str | None, display: str) -> Resolution:
     """Ingredients of a medication: RxNorm product, ingredient or brand code first, then the display or text.
 
@@ -741,10 +744,10 @@ def resolve_product(rxnorm_code: str | None, display: str) -> Resolution:
     if unknown:
         # Last: a name that starts with a known one ("black cohosh root extract"); what still reads as nothing
         # known stays unknown (fail closed).
-        led = [(u, _leading_alone(u)) for u in unknown]
+        led = [(u, _leading_name_and_parts(u)) for u in unknown]
         if (
             not names
-            and (whole := _leading_alone(display)) is not None
+            and (whole := _leading_name_and_parts(display)) is not None
             and all(found is None for _, found in led)
         ):
             names, unknown, via = list(whole), [], "text"
